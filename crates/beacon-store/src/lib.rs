@@ -1,1 +1,54 @@
-//! beacon-store
+//! Beacon's storage layer: one query path over `sqlx::AnyPool` for SQLite (embedded default,
+//! WAL) and PostgreSQL (scale-out).
+//!
+//! Guild-owned data is only reachable through [`Store::guild`], which returns a [`GuildStore`]
+//! that binds the guild id into every query, so a query cannot mix guilds by accident.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), beacon_store::StoreError> {
+//! use beacon_store::Store;
+//!
+//! let store = Store::connect("sqlite://data/beacon.db").await?;
+//! store.migrate().await?;
+//!
+//! let guild = store.guild(81384788765712384);
+//! let joined = guild.upsert("Beacon HQ", Some(80351110224678912)).await?;
+//! if joined.created {
+//!     guild.grant(80351110224678912, None).await?;
+//! }
+//! let change = guild
+//!     .set_setting("tickets.channel", Some(&serde_json::json!("123")), 80351110224678912)
+//!     .await?;
+//! guild.revert_setting(change.audit_id, 80351110224678912).await?;
+//!
+//! // Idempotency across processes sharing the database.
+//! if store.claim_once("interaction", 1234567890).await? {
+//!     // handle it exactly once
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Module tables: ship a [`ModuleMigration`] per version (SQL for both backends, `BIGINT` ids,
+//! a `guild_id BIGINT NOT NULL` column on guild-owned tables), apply them with
+//! [`Store::apply_module_migrations`], register guild-owned tables with
+//! [`Store::register_guild_table`] so retention purges them, and query through
+//! [`Store::pool`] binding [`GuildStore::sql_id`].
+
+mod error;
+mod guild;
+mod store;
+
+pub use error::{StoreError, redact_url};
+pub use guild::{
+    AuthorizedUser, GuildRecord, GuildStore, GuildUpsert, SettingAudit, SettingChange,
+};
+pub use store::{Backend, ModuleMigration, Store, StoreOptions};
+
+/// Current time as unix milliseconds (the store's timestamp unit).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

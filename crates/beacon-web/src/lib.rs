@@ -1,1 +1,161 @@
-//! beacon-web
+//! Beacon's HTTP surface: the signed interactions endpoint and the health probes.
+//!
+//! - `POST /interactions`: Discord's HTTP interactions. The Ed25519 signature over
+//!   `timestamp ‖ body` is checked (401 when wrong or older than 5 minutes), PING gets PONG,
+//!   everything else goes through the same router as gateway interactions and is answered in the
+//!   HTTP response (a defer when the handler is slower than the budget). A replayed interaction
+//!   id gets 409 and is not handled twice.
+//! - `GET /health/live`: the process is up. `GET /health/ready`: the database (and Redis, when
+//!   configured) answer and the process is not shutting down.
+//!
+//! ```ignore
+//! let router = beacon_web::router(app.clone())?;
+//! beacon_web::serve(listener, router, app.shutdown.clone()).await?;
+//! ```
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use beacon_discord::verify::InteractionVerifier;
+use beacon_framework::App;
+use beacon_framework::router::{INITIAL_RESPONSE_BUDGET, dispatch_interaction};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use twilight_model::application::interaction::{Interaction, InteractionType};
+
+/// Largest interaction body accepted. Discord's payloads are far smaller; this bounds memory.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// Why the web server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("BEACON_DISCORD_PUBLIC_KEY is not a valid Ed25519 public key: {0}")]
+    PublicKey(String),
+    #[error("HTTP server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Clone)]
+struct WebState {
+    app: Arc<App>,
+    verifier: Option<Arc<InteractionVerifier>>,
+}
+
+/// The full router, with request ids, tracing and a body limit.
+pub fn router(app: Arc<App>) -> Result<Router, WebError> {
+    let verifier = match &app.config.discord.public_key {
+        Some(key) => Some(Arc::new(
+            InteractionVerifier::from_hex(key).map_err(|e| WebError::PublicKey(e.to_string()))?,
+        )),
+        None => None,
+    };
+    let state = WebState { app, verifier };
+    let header = axum::http::HeaderName::from_static("x-request-id");
+    Ok(Router::new()
+        .route("/interactions", post(interactions))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(PropagateRequestIdLayer::new(header.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(header, MakeRequestUuid)))
+}
+
+/// Serves until `shutdown` is cancelled, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> Result<(), WebError> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}
+
+async fn live() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+async fn ready(State(state): State<WebState>) -> Response {
+    let checks = state.app.checks().await;
+    let shutting_down = state.app.shutdown.is_cancelled();
+    let ok = !shutting_down && checks.iter().all(|c| c.ok);
+    let body = json!({
+        "status": if ok { "ready" } else { "unavailable" },
+        "shutting_down": shutting_down,
+        "checks": checks.iter().map(|c| json!({
+            "name": c.name,
+            "ok": c.ok,
+            "latency_ms": c.latency.as_secs_f64() * 1000.0,
+            "detail": c.detail,
+        })).collect::<Vec<_>>(),
+    });
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+async fn interactions(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(verifier) = &state.verifier else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "interactions endpoint disabled: set BEACON_DISCORD_PUBLIC_KEY",
+        )
+            .into_response();
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(signature), Some(timestamp)) = (
+        header("x-signature-ed25519"),
+        header("x-signature-timestamp"),
+    ) else {
+        return (StatusCode::UNAUTHORIZED, "missing signature headers").into_response();
+    };
+    if let Err(e) = verifier.verify(signature, timestamp, &body, now_secs()) {
+        tracing::info!(reason = %e, "interaction signature rejected");
+        return (StatusCode::UNAUTHORIZED, "invalid request signature").into_response();
+    }
+    let interaction: Interaction = match serde_json::from_slice(&body) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::warn!(error = %e, "undecodable interaction");
+            return (StatusCode::BAD_REQUEST, "malformed interaction").into_response();
+        }
+    };
+    if interaction.kind == InteractionType::Ping {
+        return axum::Json(json!({ "type": 1 })).into_response();
+    }
+    if state.app.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    let Some(mut dispatched) = dispatch_interaction(&state.app, interaction).await else {
+        return (StatusCode::CONFLICT, "interaction already handled").into_response();
+    };
+    let response = dispatched.initial_response(INITIAL_RESPONSE_BUDGET).await;
+    dispatched.responder.mark_delivered();
+    axum::Json(response).into_response()
+}

@@ -1,1 +1,117 @@
-fn main() {}
+//! `beacon`: one binary, roles by subcommand.
+
+use beacon::{run, telemetry};
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use beacon_config::Config;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "beacon",
+    version,
+    about = "Beacon: a self-hostable Discord support platform"
+)]
+struct Cli {
+    /// Configuration file (default: ./beacon.toml when present).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything in one process: HTTP server, gateway (with a token), handlers, jobs.
+    Run,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage the slash commands registered with Discord.
+    Commands {
+        #[command(subcommand)]
+        action: CommandsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum CommandsAction {
+    /// Bulk-overwrite the commands from the modules' declarations: globally, or in one guild.
+    Sync {
+        /// Register in this guild only (instant; for development).
+        #[arg(long, value_name = "ID")]
+        guild: Option<u64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("beacon: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = telemetry::init(&config) {
+        eprintln!("beacon: configuration error: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("beacon: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = Arc::new(config);
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Run => run::run(config).await,
+            Command::Migrate => migrate(config).await,
+            Command::Commands {
+                action: CommandsAction::Sync { guild },
+            } => sync_commands(config, guild).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "beacon stopped with an error");
+            eprintln!("beacon: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate(config: Arc<Config>) -> anyhow::Result<()> {
+    let store = run::open_store(&config).await?;
+    let app = run::build_app(config, store).await?;
+    drop(app);
+    tracing::info!("migrations applied");
+    println!("migrations applied");
+    Ok(())
+}
+
+async fn sync_commands(config: Arc<Config>, guild: Option<u64>) -> anyhow::Result<()> {
+    if config.discord.token.is_none() {
+        anyhow::bail!("commands sync needs BEACON_DISCORD_TOKEN");
+    }
+    let store = run::open_store(&config).await?;
+    let app = run::build_app(config, store).await?;
+    let count = app
+        .sync_commands(guild)
+        .await
+        .context("syncing commands with Discord")?;
+    match guild {
+        Some(g) => println!("synced {count} commands to guild {g}"),
+        None => println!("synced {count} global commands"),
+    }
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! Every configuration key, with its TOML path and environment variable. `.env.example` mirrors
+//! this list; a test keeps the two in step.
+
+/// How a key may be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// TOML or environment.
+    Plain,
+    /// TOML, environment or `<VAR>_FILE`; redacted in logs (URLs with credentials).
+    Sensitive,
+    /// Environment or `<VAR>_FILE` only.
+    Secret,
+}
+
+/// One configuration key.
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    /// Environment variable name.
+    pub name: &'static str,
+    /// Dotted path in `beacon.toml`.
+    pub toml: &'static str,
+    pub kind: KeyKind,
+    pub help: &'static str,
+}
+
+const fn key(name: &'static str, toml: &'static str, kind: KeyKind, help: &'static str) -> Key {
+    Key {
+        name,
+        toml,
+        kind,
+        help,
+    }
+}
+
+pub const DATA_DIR: Key = key(
+    "BEACON_DATA_DIR",
+    "data_dir",
+    KeyKind::Plain,
+    "Folder for the SQLite database, indexes and transcripts (default `data`).",
+);
+pub const HTTP_ADDR: Key = key(
+    "BEACON_HTTP_ADDR",
+    "http_addr",
+    KeyKind::Plain,
+    "Address of the HTTP server: interactions endpoint, health, API (default `127.0.0.1:8080`).",
+);
+pub const DATABASE_URL: Key = key(
+    "BEACON_DATABASE_URL",
+    "database_url",
+    KeyKind::Sensitive,
+    "`sqlite://<data dir>/beacon.db` by default; `postgres://…` selects PostgreSQL.",
+);
+pub const REDIS_URL: Key = key(
+    "BEACON_REDIS_URL",
+    "redis_url",
+    KeyKind::Sensitive,
+    "Optional; absent means in-process cache and rate limits.",
+);
+pub const DISCORD_TOKEN: Key = key(
+    "BEACON_DISCORD_TOKEN",
+    "discord.token",
+    KeyKind::Secret,
+    "Bot token. Without it Beacon runs without the gateway (HTTP interactions still work).",
+);
+pub const DISCORD_APPLICATION_ID: Key = key(
+    "BEACON_DISCORD_APPLICATION_ID",
+    "discord.application_id",
+    KeyKind::Plain,
+    "Application id (fetched from Discord with the token when absent).",
+);
+pub const DISCORD_PUBLIC_KEY: Key = key(
+    "BEACON_DISCORD_PUBLIC_KEY",
+    "discord.public_key",
+    KeyKind::Plain,
+    "Application public key, 64 hex chars; enables POST /interactions.",
+);
+pub const DISCORD_API_URL: Key = key(
+    "BEACON_DISCORD_API_URL",
+    "discord.api_url",
+    KeyKind::Plain,
+    "REST root (default `https://discord.com`); REST goes to `{url}/api/v10/…`.",
+);
+pub const DISCORD_GATEWAY_URL: Key = key(
+    "BEACON_DISCORD_GATEWAY_URL",
+    "discord.gateway_url",
+    KeyKind::Plain,
+    "Optional override of the gateway URL (`ws://` or `wss://`).",
+);
+pub const DISCORD_GATEWAY_ENABLED: Key = key(
+    "BEACON_DISCORD_GATEWAY_ENABLED",
+    "discord.gateway_enabled",
+    KeyKind::Plain,
+    "`true` (default) connects the gateway when a token is set; `false` runs HTTP interactions only, using the token for REST.",
+);
+pub const DISCORD_SHARD_COUNT: Key = key(
+    "BEACON_DISCORD_SHARD_COUNT",
+    "discord.shard_count",
+    KeyKind::Plain,
+    "Optional fixed shard count (default: Discord's recommendation).",
+);
+pub const DEVELOPERS_GUILD_ID: Key = key(
+    "BEACON_DEVELOPERS_GUILD_ID",
+    "developers.guild_id",
+    KeyKind::Plain,
+    "Main guild of the developer team (operator access everywhere).",
+);
+pub const DEVELOPERS_ROLE_ID: Key = key(
+    "BEACON_DEVELOPERS_ROLE_ID",
+    "developers.role_id",
+    KeyKind::Plain,
+    "Role in the main guild that marks the developer team.",
+);
+pub const LOG_FORMAT: Key = key(
+    "BEACON_LOG_FORMAT",
+    "log.format",
+    KeyKind::Plain,
+    "`json` (default) or `pretty`.",
+);
+pub const LOG_LEVEL: Key = key(
+    "BEACON_LOG_LEVEL",
+    "log.level",
+    KeyKind::Plain,
+    "tracing filter, e.g. `info` or `beacon=debug,info` (default `info`).",
+);
+pub const GUILD_RETENTION: Key = key(
+    "BEACON_GUILD_RETENTION",
+    "retention.guild",
+    KeyKind::Plain,
+    "How long a guild's data is kept after the bot leaves it (default `30d`).",
+);
+pub const SHUTDOWN_GRACE: Key = key(
+    "BEACON_SHUTDOWN_GRACE",
+    "shutdown_grace",
+    KeyKind::Plain,
+    "How long shutdown waits for in-flight handlers (default `8s`).",
+);
+
+/// All keys, in documentation order.
+pub const KEYS: &[Key] = &[
+    DISCORD_TOKEN,
+    DISCORD_APPLICATION_ID,
+    DISCORD_PUBLIC_KEY,
+    DISCORD_API_URL,
+    DISCORD_GATEWAY_URL,
+    DISCORD_GATEWAY_ENABLED,
+    DISCORD_SHARD_COUNT,
+    DATABASE_URL,
+    REDIS_URL,
+    HTTP_ADDR,
+    DATA_DIR,
+    DEVELOPERS_GUILD_ID,
+    DEVELOPERS_ROLE_ID,
+    LOG_FORMAT,
+    LOG_LEVEL,
+    GUILD_RETENTION,
+    SHUTDOWN_GRACE,
+];

@@ -1,0 +1,178 @@
+//! Construction of the twilight-http REST client.
+
+use twilight_http::Client;
+
+/// The REST client could not be configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestConfigError {
+    /// `api_url` is not an `http://` or `https://` origin (optionally with a
+    /// path prefix).
+    #[error("invalid Discord API URL {url:?}: {reason}")]
+    InvalidApiUrl {
+        /// The rejected URL.
+        url: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// The token is empty or contains whitespace/control characters (the
+    /// token itself is never included in the message).
+    #[error("bot token is empty or malformed")]
+    InvalidToken,
+    /// Called outside a Tokio runtime; the client's rate limiter spawns a task.
+    #[error("the REST client must be created inside a Tokio runtime")]
+    NoRuntime,
+}
+
+/// Builds a twilight-http client pointed at `api_url` (`"https://discord.com"`
+/// or e.g. `"http://127.0.0.1:9000"`); requests then go to
+/// `{api_url}/api/v10/…`. Every message sent through it defaults to
+/// [`mentions::none`](crate::mentions::none).
+///
+/// `token` may be given with or without the `Bot ` prefix; `None` builds a
+/// client for unauthenticated routes (e.g. interaction callbacks).
+///
+/// Must be called inside a Tokio runtime.
+pub fn client(token: Option<&str>, api_url: &str) -> Result<Client, RestConfigError> {
+    let (use_http, host) = parse_api_url(api_url)?;
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(RestConfigError::NoRuntime);
+    }
+    crate::install_crypto_provider();
+
+    let mut builder = Client::builder()
+        .default_allowed_mentions(crate::mentions::none())
+        .proxy(host.to_owned(), use_http);
+    if let Some(token) = token {
+        let token = token.trim();
+        // Validate what follows a `Bot`/`Bearer` prefix (never log it).
+        let bare = ["Bot ", "Bearer ", "Bot", "Bearer"]
+            .iter()
+            .find_map(|p| token.strip_prefix(p))
+            .unwrap_or(token)
+            .trim_start();
+        if bare.is_empty() || bare.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(RestConfigError::InvalidToken);
+        }
+        builder = builder.token(token.to_owned());
+    }
+    Ok(builder.build())
+}
+
+/// Splits `api_url` into (uses plain http, `host[:port][/prefix]`), the shape
+/// twilight's `proxy` option expects.
+fn parse_api_url(api_url: &str) -> Result<(bool, &str), RestConfigError> {
+    let invalid = |reason| RestConfigError::InvalidApiUrl {
+        url: api_url.to_owned(),
+        reason,
+    };
+    let (use_http, rest) = if let Some(rest) = strip_prefix_ignore_case(api_url, "https://") {
+        (false, rest)
+    } else if let Some(rest) = strip_prefix_ignore_case(api_url, "http://") {
+        (true, rest)
+    } else {
+        return Err(invalid("must start with http:// or https://"));
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(invalid("missing host"));
+    }
+    if rest.contains(['?', '#', '@']) || rest.contains(char::is_whitespace) {
+        return Err(invalid(
+            "must not contain a query, fragment, credentials or spaces",
+        ));
+    }
+    // twilight appends `/api/v10/…` itself.
+    if rest.ends_with("/api") || rest.contains("/api/") {
+        return Err(invalid(
+            "give the origin only; /api/v10 is appended automatically",
+        ));
+    }
+    Ok((use_http, rest))
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_origins() {
+        assert_eq!(
+            parse_api_url("https://discord.com"),
+            Ok((false, "discord.com"))
+        );
+        assert_eq!(
+            parse_api_url("https://discord.com/"),
+            Ok((false, "discord.com"))
+        );
+        assert_eq!(
+            parse_api_url("http://127.0.0.1:9000"),
+            Ok((true, "127.0.0.1:9000"))
+        );
+        assert_eq!(
+            parse_api_url("HTTP://localhost:1/prefix/"),
+            Ok((true, "localhost:1/prefix"))
+        );
+    }
+
+    #[test]
+    fn rejects_bad_urls() {
+        for url in [
+            "",
+            "discord.com",
+            "ws://127.0.0.1:9000",
+            "https://",
+            "https:///x",
+            "https://discord.com/api/v10",
+            "https://discord.com?x=1",
+            "https://user@discord.com",
+            "https://disc ord.com",
+        ] {
+            assert!(
+                matches!(
+                    parse_api_url(url),
+                    Err(RestConfigError::InvalidApiUrl { .. })
+                ),
+                "{url:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn builds_with_and_without_token() {
+        let with = client(Some("abc.def.ghi"), "https://discord.com").expect("with token");
+        assert_eq!(with.token(), Some("Bot abc.def.ghi"));
+        let prefixed = client(Some("Bot abc"), "http://127.0.0.1:9000").expect("prefixed");
+        assert_eq!(prefixed.token(), Some("Bot abc"));
+        let without = client(None, "http://127.0.0.1:9000").expect("without token");
+        assert_eq!(without.token(), None);
+        assert_eq!(
+            without.default_allowed_mentions(),
+            Some(&crate::mentions::none())
+        );
+    }
+
+    #[tokio::test]
+    async fn rejects_bad_tokens() {
+        for token in ["", "   ", "Bot ", "Bot", "abc def", "abc\ndef"] {
+            assert_eq!(
+                client(Some(token), "https://discord.com").map(|_| ()),
+                Err(RestConfigError::InvalidToken),
+                "{token:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn needs_a_runtime() {
+        assert_eq!(
+            client(None, "https://discord.com").map(|_| ()),
+            Err(RestConfigError::NoRuntime)
+        );
+    }
+}

@@ -1,0 +1,328 @@
+//! The shared state of a running Beacon process and how it is assembled.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use beacon_cache::Cache;
+use beacon_config::Config;
+use beacon_discord::gateway::ShardBoard;
+use beacon_store::{GuildStore, Store, StoreError};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use twilight_model::gateway::Intents;
+use twilight_model::id::Id;
+use twilight_model::id::marker::ApplicationMarker;
+
+use crate::access::PermissionService;
+use crate::command::{CommandSpec, valid_name};
+use crate::module::Module;
+use crate::settings::{SettingKind, SettingSpec, SettingsService};
+
+/// Setting keys the framework itself owns.
+pub mod core_settings {
+    /// Roles whose members count as staff.
+    pub const STAFF_ROLES: &str = "core.staff_roles";
+    /// Channel where Beacon posts its own logs (setting changes, transcripts…).
+    pub const LOG_CHANNEL: &str = "core.log_channel";
+}
+
+/// Everything a handler can reach. One per process, shared behind an `Arc`.
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub cache: Cache,
+    pub http: Arc<twilight_http::Client>,
+    pub settings: SettingsService,
+    pub permissions: PermissionService,
+    pub modules: Vec<Arc<dyn Module>>,
+    pub shards: ShardBoard,
+    pub started_at: Instant,
+    /// In-flight handlers; shutdown waits for them.
+    pub tasks: TaskTracker,
+    pub shutdown: CancellationToken,
+    /// Whether this process runs gateway shards (a token was configured).
+    pub gateway_enabled: bool,
+    application_id: OnceLock<Id<ApplicationMarker>>,
+}
+
+/// Why the app could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("module {module}: {reason}")]
+    Module {
+        module: &'static str,
+        reason: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Assembles an [`App`] from configuration, backends and modules.
+pub struct AppBuilder {
+    config: Arc<Config>,
+    store: Store,
+    cache: Cache,
+    http: Arc<twilight_http::Client>,
+    shards: ShardBoard,
+    modules: Vec<Arc<dyn Module>>,
+    gateway_enabled: bool,
+}
+
+impl AppBuilder {
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        cache: Cache,
+        http: Arc<twilight_http::Client>,
+    ) -> AppBuilder {
+        let gateway_enabled = config.discord.token.is_some() && config.discord.gateway_enabled;
+        AppBuilder {
+            config,
+            store,
+            cache,
+            http,
+            shards: ShardBoard::default(),
+            modules: Vec::new(),
+            gateway_enabled,
+        }
+    }
+
+    pub fn module(mut self, module: impl Module) -> AppBuilder {
+        self.modules.push(Arc::new(module));
+        self
+    }
+
+    pub fn modules(mut self, modules: impl IntoIterator<Item = Arc<dyn Module>>) -> AppBuilder {
+        self.modules.extend(modules);
+        self
+    }
+
+    pub fn shards(mut self, shards: ShardBoard) -> AppBuilder {
+        self.shards = shards;
+        self
+    }
+
+    /// Checks the declarations, applies module migrations and builds the app.
+    pub async fn build(self) -> Result<Arc<App>, BuildError> {
+        let mut specs = core_setting_specs();
+        let mut names = BTreeSet::new();
+        let mut commands = BTreeSet::new();
+        for module in &self.modules {
+            let name = module.name();
+            let fail = |reason: String| BuildError::Module {
+                module: name,
+                reason,
+            };
+            if !names.insert(name) {
+                return Err(fail("two modules have this name".into()));
+            }
+            for spec in module.settings() {
+                if !spec.key.starts_with(&format!("{name}.")) {
+                    return Err(fail(format!(
+                        "setting {} must start with `{name}.`",
+                        spec.key
+                    )));
+                }
+                spec.kind
+                    .validate(&spec.default)
+                    .map_err(|r| fail(format!("default of {} {r}", spec.key)))?;
+                specs.push(spec);
+            }
+            if module.can_disable() {
+                specs.push(SettingSpec::new(
+                    leak(format!("{name}.enabled")),
+                    SettingKind::Bool,
+                    json!(module.enabled_by_default()),
+                    leak(format!("Whether the {name} module is on in this server.")),
+                ));
+            }
+            for command in module.commands() {
+                if !valid_name(command.name) {
+                    return Err(fail(format!(
+                        "command name `{}` is not valid for Discord",
+                        command.name
+                    )));
+                }
+                if !commands.insert(command.name) {
+                    return Err(fail(format!("command /{} is declared twice", command.name)));
+                }
+            }
+            self.store
+                .apply_module_migrations(&module.migrations())
+                .await?;
+        }
+        let permissions = PermissionService::new(
+            self.cache.clone(),
+            self.http.clone(),
+            self.config.developers,
+        );
+        let application_id = OnceLock::new();
+        if let Some(id) = self.config.discord.application_id {
+            let _ = application_id.set(Id::new(id));
+        }
+        Ok(Arc::new(App {
+            settings: SettingsService::new(specs),
+            permissions,
+            config: self.config,
+            store: self.store,
+            cache: self.cache,
+            http: self.http,
+            modules: self.modules,
+            shards: self.shards,
+            started_at: Instant::now(),
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            gateway_enabled: self.gateway_enabled,
+            application_id,
+        }))
+    }
+}
+
+// Setting specs hold `&'static str`; generated keys live for the whole process, created once at
+// start-up, so leaking them is bounded by the number of modules.
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+fn core_setting_specs() -> Vec<SettingSpec> {
+    vec![
+        SettingSpec::new(
+            core_settings::STAFF_ROLES,
+            SettingKind::list(SettingKind::Role, 10),
+            json!([]),
+            "Roles whose members count as staff (tickets, moderation, FAQ edits).",
+        ),
+        SettingSpec::new(
+            core_settings::LOG_CHANNEL,
+            SettingKind::list(SettingKind::Channel, 1),
+            json!([]),
+            "Channel where Beacon posts its log (setting changes, transcripts).",
+        ),
+    ]
+}
+
+/// Result of one dependency check.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub latency: Duration,
+    pub detail: String,
+}
+
+impl App {
+    pub fn version() -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+
+    pub fn guild(&self, guild_id: u64) -> GuildStore {
+        self.store.guild(guild_id)
+    }
+
+    pub fn application_id(&self) -> Option<Id<ApplicationMarker>> {
+        self.application_id.get().copied()
+    }
+
+    /// Learns the application id (from an interaction or from Discord) when it was not configured.
+    pub fn set_application_id(&self, id: Id<ApplicationMarker>) {
+        let _ = self.application_id.set(id);
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started_at.elapsed()
+    }
+
+    /// Gateway intents: what the enabled modules need, plus guild events for registration.
+    pub fn intents(&self) -> Intents {
+        self.modules
+            .iter()
+            .fold(Intents::GUILDS, |acc, m| acc | m.intents())
+    }
+
+    /// All command declarations, for `beacon commands sync`.
+    pub fn command_specs(&self) -> Vec<CommandSpec> {
+        self.modules.iter().flat_map(|m| m.commands()).collect()
+    }
+
+    pub fn module_for_command(&self, name: &str) -> Option<(Arc<dyn Module>, CommandSpec)> {
+        self.modules.iter().find_map(|m| {
+            m.commands()
+                .into_iter()
+                .find(|c| c.name == name)
+                .map(|c| (m.clone(), c))
+        })
+    }
+
+    pub fn module_named(&self, name: &str) -> Option<Arc<dyn Module>> {
+        self.modules.iter().find(|m| m.name() == name).cloned()
+    }
+
+    /// Whether `module` is on in this guild.
+    pub async fn module_enabled(
+        &self,
+        guild: &GuildStore,
+        module: &dyn Module,
+    ) -> Result<bool, crate::settings::SettingError> {
+        if !module.can_disable() {
+            return Ok(true);
+        }
+        self.settings
+            .get_bool(guild, &format!("{}.enabled", module.name()))
+            .await
+    }
+
+    /// Database and cache health, for `/status` and readiness.
+    pub async fn checks(&self) -> Vec<Check> {
+        let started = Instant::now();
+        let db = self.store.ping().await;
+        let db_check = Check {
+            name: "database",
+            ok: db.is_ok(),
+            latency: started.elapsed(),
+            detail: match db {
+                Ok(()) => format!("{:?}", self.store.backend()).to_lowercase(),
+                Err(e) => e.to_string(),
+            },
+        };
+        let started = Instant::now();
+        let cache = self.cache.ping().await;
+        let cache_check = Check {
+            name: "cache",
+            ok: cache.is_ok(),
+            latency: started.elapsed(),
+            detail: match cache {
+                Ok(()) => self.cache.kind().to_owned(),
+                Err(e) => e.to_string(),
+            },
+        };
+        vec![db_check, cache_check]
+    }
+
+    /// Bulk-overwrites the commands: globally, or in one guild (instant, for development).
+    pub async fn sync_commands(
+        &self,
+        guild_id: Option<u64>,
+    ) -> Result<usize, crate::error::HandlerError> {
+        let app_id = match self.application_id() {
+            Some(id) => id,
+            None => {
+                let app = self.http.current_user_application().await?.model().await?;
+                self.set_application_id(app.id);
+                app.id
+            }
+        };
+        let commands: Vec<_> = self
+            .command_specs()
+            .iter()
+            .map(CommandSpec::to_command)
+            .collect();
+        let client = self.http.interaction(app_id);
+        match guild_id {
+            Some(g) => client.set_guild_commands(Id::new(g), &commands).await?,
+            None => client.set_global_commands(&commands).await?,
+        };
+        Ok(commands.len())
+    }
+}

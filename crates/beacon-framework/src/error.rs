@@ -1,0 +1,59 @@
+//! Errors a handler can return, and how each is shown to the member.
+
+/// What went wrong in a handler. `User` and `Forbidden` are shown as they are (ephemeral);
+/// everything else is logged with an error id and shown as a short apology with that id.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The member asked for something that cannot be done; the message says why and what to do.
+    #[error("{0}")]
+    User(String),
+    /// The member may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("storage: {0}")]
+    Store(#[from] beacon_store::StoreError),
+    #[error("cache: {0}")]
+    Cache(#[from] beacon_cache::CacheError),
+    #[error("discord: {0}")]
+    Discord(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl HandlerError {
+    pub fn user(msg: impl Into<String>) -> HandlerError {
+        HandlerError::User(msg.into())
+    }
+
+    pub fn internal(msg: impl std::fmt::Display) -> HandlerError {
+        HandlerError::Internal(msg.to_string())
+    }
+
+    /// Whether the text is meant for the member (as opposed to operators only).
+    pub fn is_for_member(&self) -> bool {
+        matches!(self, HandlerError::User(_) | HandlerError::Forbidden(_))
+    }
+}
+
+impl From<twilight_http::Error> for HandlerError {
+    fn from(e: twilight_http::Error) -> Self {
+        HandlerError::Discord(e.to_string())
+    }
+}
+
+impl From<twilight_http::response::DeserializeBodyError> for HandlerError {
+    fn from(e: twilight_http::response::DeserializeBodyError) -> Self {
+        HandlerError::Discord(e.to_string())
+    }
+}
+
+impl From<crate::settings::SettingError> for HandlerError {
+    fn from(e: crate::settings::SettingError) -> Self {
+        match e {
+            crate::settings::SettingError::Store(s) => HandlerError::Store(s),
+            other => HandlerError::User(other.to_string()),
+        }
+    }
+}
+
+pub type HandlerResult<T = ()> = Result<T, HandlerError>;

@@ -1,0 +1,130 @@
+//! What a handler sends back: text, embeds, components, with safe defaults (no mentions).
+
+use twilight_model::channel::message::{AllowedMentions, Component, Embed, MessageFlags};
+use twilight_model::http::attachment::Attachment;
+
+/// A message to send in answer to an interaction.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub content: Option<String>,
+    pub embeds: Vec<Embed>,
+    pub components: Vec<Component>,
+    pub attachments: Vec<Attachment>,
+    pub ephemeral: bool,
+    /// `None` means nobody is pinged. Modules opt in explicitly, e.g. to ping a staff role.
+    pub allowed_mentions: Option<AllowedMentions>,
+}
+
+impl Reply {
+    pub fn text(content: impl Into<String>) -> Reply {
+        Reply {
+            content: Some(content.into()),
+            ..Reply::default()
+        }
+    }
+
+    pub fn embed(embed: Embed) -> Reply {
+        Reply {
+            embeds: vec![embed],
+            ..Reply::default()
+        }
+    }
+
+    /// Only the invoking member sees it.
+    pub fn ephemeral(mut self) -> Reply {
+        self.ephemeral = true;
+        self
+    }
+
+    pub fn with_embed(mut self, embed: Embed) -> Reply {
+        self.embeds.push(embed);
+        self
+    }
+
+    pub fn with_components(mut self, components: Vec<Component>) -> Reply {
+        self.components = components;
+        self
+    }
+
+    pub fn with_attachment(mut self, attachment: Attachment) -> Reply {
+        self.attachments.push(attachment);
+        self
+    }
+
+    pub fn allow_mentions(mut self, mentions: AllowedMentions) -> Reply {
+        self.allowed_mentions = Some(mentions);
+        self
+    }
+
+    pub(crate) fn flags(&self) -> Option<MessageFlags> {
+        self.ephemeral.then_some(MessageFlags::EPHEMERAL)
+    }
+
+    pub(crate) fn mentions(&self) -> AllowedMentions {
+        self.allowed_mentions.clone().unwrap_or_default()
+    }
+}
+
+/// A choice offered while the member types (autocomplete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub name: String,
+    pub value: String,
+}
+
+impl Choice {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Choice {
+        let mut name: String = name.into();
+        // Discord caps choice names at 100 characters.
+        if name.chars().count() > 100 {
+            name = name.chars().take(99).collect::<String>() + "…";
+        }
+        Choice {
+            name,
+            value: value.into(),
+        }
+    }
+}
+
+/// Small constructors for message components.
+pub mod components {
+    use twilight_model::channel::message::Component;
+    use twilight_model::channel::message::component::{ActionRow, Button, ButtonStyle};
+
+    /// A button that sends `custom_id` back (which must start with the module name and `:`).
+    pub fn button(
+        custom_id: impl Into<String>,
+        label: impl Into<String>,
+        style: ButtonStyle,
+    ) -> Component {
+        Component::Button(Button {
+            custom_id: Some(custom_id.into()),
+            disabled: false,
+            emoji: None,
+            id: None,
+            label: Some(label.into()),
+            sku_id: None,
+            style,
+            url: None,
+        })
+    }
+
+    /// The same button, greyed out.
+    pub fn disabled(component: Component) -> Component {
+        match component {
+            Component::Button(mut b) => {
+                b.disabled = true;
+                Component::Button(b)
+            }
+            other => other,
+        }
+    }
+
+    /// One row of up to five buttons.
+    pub fn row(components: Vec<Component>) -> Component {
+        Component::ActionRow(ActionRow {
+            components,
+            id: None,
+        })
+    }
+}

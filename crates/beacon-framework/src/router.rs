@@ -1,0 +1,434 @@
+//! The one router: every interaction and gateway event goes through here, whichever transport
+//! delivered it, and each is handled once (claimed by id in the database).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use beacon_discord::gateway::GatewayEvent;
+use tokio::sync::oneshot;
+use tracing::Instrument;
+use twilight_model::application::interaction::modal::ModalInteractionComponent;
+use twilight_model::application::interaction::{Interaction, InteractionData, InteractionType};
+use twilight_model::channel::message::MessageFlags;
+use twilight_model::gateway::event::Event;
+use twilight_model::gateway::payload::incoming::GuildCreate;
+use twilight_model::http::interaction::{
+    InteractionResponse, InteractionResponseData, InteractionResponseType,
+};
+
+use crate::access::Caller;
+use crate::app::{App, core_settings};
+use crate::command::Options;
+use crate::error::HandlerError;
+use crate::module::{
+    AutocompleteCtx, CommandCtx, ComponentCtx, EventCtx, InteractionCtx, ModalCtx, Module,
+};
+use crate::reply::Reply;
+use crate::responder::{DeferStyle, Responder};
+
+/// How long the transport waits for a handler's first answer before deferring. Discord allows
+/// 3 s from its side; this leaves room for the network and the defer itself.
+pub const INITIAL_RESPONSE_BUDGET: Duration = Duration::from_millis(2300);
+
+/// An interaction accepted for handling: its handler is running.
+pub struct Dispatched {
+    pub responder: Responder,
+    initial: oneshot::Receiver<InteractionResponse>,
+}
+
+impl Dispatched {
+    /// Waits for the handler's initial response, deferring when `budget` runs out.
+    pub async fn initial_response(&mut self, budget: Duration) -> InteractionResponse {
+        match tokio::time::timeout(budget, &mut self.initial).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(_)) => failure_response(),
+            Err(_) => match self.responder.try_defer() {
+                Some(defer) => defer,
+                // The handler answered at the same moment; its answer is in the channel.
+                None => (&mut self.initial)
+                    .await
+                    .unwrap_or_else(|_| failure_response()),
+            },
+        }
+    }
+}
+
+fn failure_response() -> InteractionResponse {
+    InteractionResponse {
+        kind: InteractionResponseType::ChannelMessageWithSource,
+        data: Some(InteractionResponseData {
+            content: Some("Something went wrong on our side. Please try again.".into()),
+            flags: Some(MessageFlags::EPHEMERAL),
+            allowed_mentions: Some(Default::default()),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Starts handling an interaction. Returns `None` when this interaction id was already handled
+/// (a redelivery), in which case nothing must be answered.
+pub async fn dispatch_interaction(app: &Arc<App>, interaction: Interaction) -> Option<Dispatched> {
+    match app
+        .store
+        .claim_once("interaction", interaction.id.get())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(
+                interaction_id = interaction.id.get(),
+                "duplicate interaction ignored"
+            );
+            return None;
+        }
+        // Availability over strictness: a failed claim must not drop a member's command.
+        Err(e) => tracing::warn!(error = %e, "interaction claim failed; handling anyway"),
+    }
+    app.set_application_id(interaction.application_id);
+    let defer_style = match interaction.kind {
+        InteractionType::MessageComponent => DeferStyle::Update,
+        InteractionType::ApplicationCommandAutocomplete => DeferStyle::EmptyChoices,
+        _ => DeferStyle::Message { ephemeral: true },
+    };
+    let (responder, initial) = Responder::new(
+        app.http.clone(),
+        interaction.application_id,
+        interaction.id,
+        interaction.token.clone(),
+        defer_style,
+    );
+    let span = tracing::info_span!(
+        "interaction",
+        interaction_id = interaction.id.get(),
+        guild_id = interaction.guild_id.map(|g| g.get()),
+        kind = ?interaction.kind,
+    );
+    let task_app = app.clone();
+    let task_responder = responder.clone();
+    app.tasks.spawn(
+        async move {
+            let result =
+                run_interaction(&task_app, Arc::new(interaction), task_responder.clone()).await;
+            finish(&task_responder, result).await;
+        }
+        .instrument(span),
+    );
+    Some(Dispatched { responder, initial })
+}
+
+/// Reports a handler's error to the member, and makes sure every interaction gets an answer.
+async fn finish(responder: &Responder, result: Result<(), HandlerError>) {
+    match result {
+        Ok(()) if responder.is_acknowledged() => {}
+        Ok(()) => {
+            // A handler that said nothing: acknowledge so Discord does not show a failure.
+            if let Err(e) = responder.defer() {
+                tracing::warn!(error = %e, "could not acknowledge a silent handler");
+            }
+        }
+        Err(err) => {
+            let text = if err.is_for_member() {
+                err.to_string()
+            } else {
+                let reference = responder.interaction_id().get();
+                tracing::error!(error = %err, reference, "handler failed");
+                format!(
+                    "Something went wrong on our side (ref `{reference}`). Please try again; if it keeps happening, tell a server admin."
+                )
+            };
+            if let Err(e) = responder.reply(Reply::text(text).ephemeral()).await {
+                tracing::warn!(error = %e, "could not report a handler error to the member");
+            }
+        }
+    }
+}
+
+async fn run_interaction(
+    app: &Arc<App>,
+    interaction: Arc<Interaction>,
+    responder: Responder,
+) -> Result<(), HandlerError> {
+    if interaction.kind == InteractionType::Ping {
+        return Ok(());
+    }
+    let Some(guild_id) = interaction.guild_id.map(|g| g.get()) else {
+        return Err(HandlerError::user(
+            "Beacon's commands work inside a server, not in direct messages.",
+        ));
+    };
+    let guild = ensure_guild(app, guild_id).await?;
+    let member = interaction.member.as_ref();
+    let caller = Caller {
+        user_id: interaction.author_id().map(|u| u.get()).unwrap_or(0),
+        roles: member
+            .map(|m| m.roles.iter().map(|r| r.get()).collect())
+            .unwrap_or_default(),
+        permissions: member.and_then(|m| m.permissions),
+    };
+    let staff_roles = app
+        .settings
+        .get_ids(&guild, core_settings::STAFF_ROLES)
+        .await?;
+    let access = app.permissions.level(&guild, &caller, &staff_roles).await?;
+    let base = InteractionCtx {
+        app: app.clone(),
+        interaction: interaction.clone(),
+        guild,
+        caller,
+        access,
+        responder: responder.clone(),
+    };
+    match &interaction.data {
+        Some(InteractionData::ApplicationCommand(data)) => {
+            let Some((module, spec)) = app.module_for_command(&data.name) else {
+                return Err(HandlerError::user(format!(
+                    "/{} is not a Beacon command any more.",
+                    data.name
+                )));
+            };
+            let options = Options::from_data(&data.options);
+            if interaction.kind == InteractionType::ApplicationCommandAutocomplete {
+                // Suggestions are harmless to show but not to compute for everyone: same checks.
+                if access < spec.access || !enabled(app, &base, module.as_ref()).await? {
+                    return responder.choices(Vec::new());
+                }
+                let ctx = AutocompleteCtx {
+                    base,
+                    name: data.name.clone(),
+                    options,
+                };
+                let choices = module.autocomplete(ctx).await?;
+                return responder.choices(choices);
+            }
+            if !enabled(app, &base, module.as_ref()).await? {
+                return Err(HandlerError::user(disabled_text(module.as_ref())));
+            }
+            if access < spec.access {
+                tracing::info!(command = %data.name, user_id = base.caller.user_id, "refused: missing access");
+                return Err(HandlerError::Forbidden(spec.access.refusal().to_owned()));
+            }
+            tracing::info!(command = %data.name, path = ?options.path, "command");
+            let ctx = CommandCtx {
+                base,
+                name: data.name.clone(),
+                options,
+            };
+            module.command(ctx).await
+        }
+        Some(InteractionData::MessageComponent(data)) => {
+            let module = module_for_custom_id(app, &data.custom_id)?;
+            if !enabled(app, &base, module.as_ref()).await? {
+                return Err(HandlerError::user(disabled_text(module.as_ref())));
+            }
+            let ctx = ComponentCtx {
+                base,
+                custom_id: data.custom_id.clone(),
+                values: data.values.clone(),
+                message_id: interaction.message.as_ref().map(|m| m.id.get()),
+            };
+            module.component(ctx).await
+        }
+        Some(InteractionData::ModalSubmit(data)) => {
+            let module = module_for_custom_id(app, &data.custom_id)?;
+            if !enabled(app, &base, module.as_ref()).await? {
+                return Err(HandlerError::user(disabled_text(module.as_ref())));
+            }
+            let mut fields = BTreeMap::new();
+            collect_fields(&data.components, &mut fields);
+            let ctx = ModalCtx {
+                base,
+                custom_id: data.custom_id.clone(),
+                fields,
+            };
+            module.modal(ctx).await
+        }
+        _ => Err(HandlerError::internal("interaction without data")),
+    }
+}
+
+async fn enabled(
+    app: &App,
+    base: &InteractionCtx,
+    module: &dyn Module,
+) -> Result<bool, HandlerError> {
+    Ok(app.module_enabled(&base.guild, module).await?)
+}
+
+fn disabled_text(module: &dyn Module) -> String {
+    format!(
+        "The {0} module is turned off in this server. An admin can turn it on with `/config set key:{0}.enabled value:true`.",
+        module.name()
+    )
+}
+
+fn module_for_custom_id(app: &App, custom_id: &str) -> Result<Arc<dyn Module>, HandlerError> {
+    let prefix = custom_id.split(':').next().unwrap_or_default();
+    app.module_named(prefix).ok_or_else(|| {
+        HandlerError::user("This button belongs to a feature that no longer exists.")
+    })
+}
+
+fn collect_fields(components: &[ModalInteractionComponent], out: &mut BTreeMap<String, String>) {
+    for c in components {
+        match c {
+            ModalInteractionComponent::ActionRow(row) => collect_fields(&row.components, out),
+            ModalInteractionComponent::Label(label) => {
+                collect_fields(std::slice::from_ref(&label.component), out)
+            }
+            ModalInteractionComponent::TextInput(input) => {
+                out.insert(input.custom_id.clone(), input.value.clone());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Records a guild the first time it is seen (gateway or interaction), making its owner the
+/// first authorized user.
+pub async fn ensure_guild(
+    app: &App,
+    guild_id: u64,
+) -> Result<beacon_store::GuildStore, HandlerError> {
+    let guild = app.guild(guild_id);
+    if guild.get().await?.is_some_and(|g| g.left_at.is_none()) {
+        return Ok(guild);
+    }
+    // Seen only through an HTTP interaction so far: ask Discord who owns it, when we can.
+    let (name, owner) = if app.config.discord.token.is_some() {
+        match app.http.guild(twilight_model::id::Id::new(guild_id)).await {
+            Ok(resp) => match resp.model().await {
+                Ok(g) => (g.name, Some(g.owner_id.get())),
+                Err(e) => {
+                    tracing::warn!(error = %e, guild_id, "guild lookup: bad body");
+                    (String::new(), None)
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, guild_id, "guild lookup failed");
+                (String::new(), None)
+            }
+        }
+    } else {
+        (String::new(), None)
+    };
+    register_guild(app, guild_id, &name, owner).await?;
+    Ok(guild)
+}
+
+async fn register_guild(
+    app: &App,
+    guild_id: u64,
+    name: &str,
+    owner: Option<u64>,
+) -> Result<(), HandlerError> {
+    let guild = app.guild(guild_id);
+    let upsert = guild.upsert(name, owner).await?;
+    if upsert.created || upsert.rejoined {
+        tracing::info!(guild_id, created = upsert.created, "guild joined");
+    }
+    if let Some(owner) = owner
+        && upsert.created
+        && guild.grant(owner, None).await?
+    {
+        tracing::info!(guild_id, "owner recorded as first authorized user");
+    }
+    Ok(())
+}
+
+/// Handles one gateway event: interactions, guild membership, then the modules.
+pub async fn handle_gateway_event(app: &Arc<App>, event: GatewayEvent) {
+    let shard_id = event.shard_id;
+    let event = event.event;
+    match &event {
+        Event::InteractionCreate(create) => {
+            let interaction = create.0.clone();
+            if let Some(mut dispatched) = dispatch_interaction(app, interaction.clone()).await {
+                let response = dispatched.initial_response(INITIAL_RESPONSE_BUDGET).await;
+                let client = app.http.interaction(interaction.application_id);
+                if let Err(e) = client
+                    .create_response(interaction.id, &interaction.token, &response)
+                    .await
+                {
+                    tracing::warn!(error = %e, interaction_id = interaction.id.get(), "initial response failed");
+                }
+                dispatched.responder.mark_delivered();
+            }
+            return;
+        }
+        Event::GuildCreate(create) => {
+            if let GuildCreate::Available(g) = create.as_ref()
+                && let Err(e) =
+                    register_guild(app, g.id.get(), &g.name, Some(g.owner_id.get())).await
+            {
+                tracing::error!(error = %e, guild_id = g.id.get(), "guild registration failed");
+            }
+        }
+        Event::GuildDelete(delete) if delete.unavailable != Some(true) => {
+            if let Err(e) = app.guild(delete.id.get()).mark_left().await {
+                tracing::error!(error = %e, guild_id = delete.id.get(), "marking guild left failed");
+            } else {
+                tracing::info!(
+                    guild_id = delete.id.get(),
+                    "guild left; data kept for the retention period"
+                );
+            }
+        }
+        Event::MessageCreate(message) => {
+            match app.store.claim_once("message", message.id.get()).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => tracing::warn!(error = %e, "message claim failed; handling anyway"),
+            }
+        }
+        _ => {}
+    }
+    let guild_id = event.guild_id().map(|g| g.get());
+    let event = Arc::new(event);
+    for module in &app.modules {
+        if let Some(g) = guild_id {
+            match app.module_enabled(&app.guild(g), module.as_ref()).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, module = module.name(), "module state unknown; skipping event");
+                    continue;
+                }
+            }
+        }
+        let ctx = EventCtx {
+            app: app.clone(),
+            shard_id: Some(shard_id),
+            guild_id,
+            event: event.clone(),
+        };
+        if let Err(e) = module.event(ctx).await {
+            tracing::error!(error = %e, module = module.name(), kind = ?event.kind(), "event handler failed");
+        }
+    }
+}
+
+/// Runs every module's `setting_changed` for each change, until shutdown.
+pub fn spawn_setting_listener(app: &Arc<App>) {
+    let mut changes = app.settings.subscribe();
+    let app = app.clone();
+    let tracker = app.tasks.clone();
+    tracker.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = app.shutdown.cancelled() => break,
+                change = changes.recv() => match change {
+                    Ok(change) => {
+                        for module in &app.modules {
+                            module.setting_changed(&app, &change).await;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "setting listeners fell behind");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+            }
+        }
+    });
+}

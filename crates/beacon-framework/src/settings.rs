@@ -1,0 +1,498 @@
+//! Typed per-guild settings: declared by modules, stored as JSON overrides in the database,
+//! validated with messages a server admin can act on, audited and revertible, and announced to
+//! listeners when they change so modules react without a restart.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use beacon_store::{GuildStore, SettingAudit, SettingChange, StoreError};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::command::parse_mention;
+
+/// The type of a setting, with its bounds. Values are JSON: ids as strings (like Discord),
+/// durations as whole seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SettingKind {
+    Bool,
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Duration {
+        min: Duration,
+        max: Duration,
+    },
+    String {
+        max_len: usize,
+    },
+    Enum(&'static [&'static str]),
+    Channel,
+    Role,
+    List {
+        of: Box<SettingKind>,
+        max_items: usize,
+    },
+}
+
+impl SettingKind {
+    pub fn list(of: SettingKind, max_items: usize) -> SettingKind {
+        SettingKind::List {
+            of: Box::new(of),
+            max_items,
+        }
+    }
+
+    /// A short name for help texts and the dashboard schema.
+    pub fn type_name(&self) -> String {
+        match self {
+            SettingKind::Bool => "bool".into(),
+            SettingKind::Int { .. } => "int".into(),
+            SettingKind::Duration { .. } => "duration".into(),
+            SettingKind::String { .. } => "string".into(),
+            SettingKind::Enum(_) => "enum".into(),
+            SettingKind::Channel => "channel".into(),
+            SettingKind::Role => "role".into(),
+            SettingKind::List { of, .. } => format!("list of {}", of.type_name()),
+        }
+    }
+
+    /// Parses what an admin typed in `/config set` into the stored JSON value.
+    pub fn parse_input(&self, input: &str) -> Result<Value, String> {
+        let t = input.trim();
+        let value = match self {
+            SettingKind::Bool => match t.to_ascii_lowercase().as_str() {
+                "true" | "on" | "yes" | "enabled" | "1" => json!(true),
+                "false" | "off" | "no" | "disabled" | "0" => json!(false),
+                _ => return Err("expected true or false (also on/off, yes/no)".into()),
+            },
+            SettingKind::Int { .. } => {
+                json!(
+                    t.parse::<i64>()
+                        .map_err(|_| format!("`{t}` is not a whole number"))?
+                )
+            }
+            SettingKind::Duration { .. } => {
+                let d = humantime::parse_duration(t)
+                    .map_err(|_| format!("`{t}` is not a duration; write e.g. 30s, 15m, 2h, 1d"))?;
+                json!(d.as_secs())
+            }
+            SettingKind::String { .. } => json!(t),
+            SettingKind::Enum(_) => json!(t.to_ascii_lowercase()),
+            SettingKind::Channel => json!(
+                parse_mention(t, "#")
+                    .ok_or_else(|| format!("`{t}` is not a channel; pick one or write #channel"))?
+                    .to_string()
+            ),
+            SettingKind::Role => json!(
+                parse_mention(t, "@&")
+                    .ok_or_else(|| format!("`{t}` is not a role; pick one or write @role"))?
+                    .to_string()
+            ),
+            SettingKind::List { of, .. } => {
+                let items: Result<Vec<Value>, String> = t
+                    .split([',', ' '])
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| of.parse_input(s))
+                    .collect();
+                Value::Array(items?)
+            }
+        };
+        self.validate(&value)?;
+        Ok(value)
+    }
+
+    /// Checks a JSON value (from `/config set` or the dashboard) against the type and bounds.
+    pub fn validate(&self, value: &Value) -> Result<(), String> {
+        match (self, value) {
+            (SettingKind::Bool, Value::Bool(_)) => Ok(()),
+            (SettingKind::Int { min, max }, Value::Number(n)) => match n.as_i64() {
+                Some(v) if (*min..=*max).contains(&v) => Ok(()),
+                _ => Err(format!("must be a whole number from {min} to {max}")),
+            },
+            (SettingKind::Duration { min, max }, Value::Number(n)) => match n.as_u64() {
+                Some(v) if (min.as_secs()..=max.as_secs()).contains(&v) => Ok(()),
+                _ => Err(format!(
+                    "must be between {} and {}",
+                    humantime::format_duration(*min),
+                    humantime::format_duration(*max)
+                )),
+            },
+            (SettingKind::String { max_len }, Value::String(s)) => {
+                if s.chars().count() <= *max_len {
+                    Ok(())
+                } else {
+                    Err(format!("must be at most {max_len} characters"))
+                }
+            }
+            (SettingKind::Enum(options), Value::String(s)) => {
+                if options.contains(&s.as_str()) {
+                    Ok(())
+                } else {
+                    Err(format!("must be one of: {}", options.join(", ")))
+                }
+            }
+            (SettingKind::Channel | SettingKind::Role, Value::String(s)) => {
+                match s.parse::<u64>() {
+                    Ok(id) if id > 0 => Ok(()),
+                    _ => Err("must be a Discord id".into()),
+                }
+            }
+            (SettingKind::List { of, max_items }, Value::Array(items)) => {
+                if items.len() > *max_items {
+                    return Err(format!("can hold at most {max_items} items"));
+                }
+                items.iter().try_for_each(|v| of.validate(v))
+            }
+            _ => Err(format!("must be a {}", self.type_name())),
+        }
+    }
+
+    /// Shows a value the way Discord renders it (channels and roles as mentions).
+    pub fn display(&self, value: &Value) -> String {
+        match (self, value) {
+            (SettingKind::Channel, Value::String(id)) => format!("<#{id}>"),
+            (SettingKind::Role, Value::String(id)) => format!("<@&{id}>"),
+            (SettingKind::Duration { .. }, Value::Number(n)) => {
+                humantime::format_duration(Duration::from_secs(n.as_u64().unwrap_or(0))).to_string()
+            }
+            (SettingKind::List { of, .. }, Value::Array(items)) => {
+                if items.is_empty() {
+                    "(none)".into()
+                } else {
+                    items
+                        .iter()
+                        .map(|v| of.display(v))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            }
+            (_, Value::String(s)) if s.is_empty() => "(empty)".into(),
+            (_, Value::String(s)) => s.clone(),
+            (_, Value::Null) => "(not set)".into(),
+            (_, v) => v.to_string(),
+        }
+    }
+}
+
+/// One setting a module declares. Keys are `module.name`.
+#[derive(Debug, Clone)]
+pub struct SettingSpec {
+    pub key: &'static str,
+    pub kind: SettingKind,
+    pub default: Value,
+    pub description: &'static str,
+}
+
+impl SettingSpec {
+    pub fn new(
+        key: &'static str,
+        kind: SettingKind,
+        default: Value,
+        description: &'static str,
+    ) -> SettingSpec {
+        SettingSpec {
+            key,
+            kind,
+            default,
+            description,
+        }
+    }
+}
+
+/// A change, announced to listeners after it is stored.
+#[derive(Debug, Clone)]
+pub struct SettingChanged {
+    pub guild_id: u64,
+    pub key: String,
+    pub old: Value,
+    pub new: Value,
+    pub actor_id: u64,
+}
+
+/// A setting's effective value in one guild.
+#[derive(Debug, Clone)]
+pub struct SettingView {
+    pub spec: SettingSpec,
+    pub value: Value,
+    pub overridden: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingError {
+    #[error("There is no setting called `{0}`. Use /config show to see them all.")]
+    UnknownKey(String),
+    #[error("`{key}` {reason}.")]
+    Invalid { key: String, reason: String },
+    #[error("There is no change #{0} in this server's settings history.")]
+    UnknownAudit(i64),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for SettingError {
+    fn from(e: StoreError) -> Self {
+        SettingError::Store(e)
+    }
+}
+
+/// The registry of every declared setting and the entry point for reading and changing them.
+pub struct SettingsService {
+    specs: BTreeMap<&'static str, SettingSpec>,
+    changes: broadcast::Sender<SettingChanged>,
+}
+
+impl SettingsService {
+    pub fn new(specs: impl IntoIterator<Item = SettingSpec>) -> SettingsService {
+        let (changes, _) = broadcast::channel(256);
+        SettingsService {
+            specs: specs.into_iter().map(|s| (s.key, s)).collect(),
+            changes,
+        }
+    }
+
+    pub fn spec(&self, key: &str) -> Option<&SettingSpec> {
+        self.specs.get(key)
+    }
+
+    pub fn specs(&self) -> impl Iterator<Item = &SettingSpec> {
+        self.specs.values()
+    }
+
+    /// Listens for changes in every guild.
+    pub fn subscribe(&self) -> broadcast::Receiver<SettingChanged> {
+        self.changes.subscribe()
+    }
+
+    fn known(&self, key: &str) -> Result<&SettingSpec, SettingError> {
+        self.specs
+            .get(key)
+            .ok_or_else(|| SettingError::UnknownKey(key.to_owned()))
+    }
+
+    /// The effective value: the guild's override when it is still valid, else the default.
+    pub async fn get(&self, guild: &GuildStore, key: &str) -> Result<Value, SettingError> {
+        let spec = self.known(key)?;
+        Ok(match guild.setting(key).await? {
+            // An override that no longer validates (bounds changed in an upgrade) falls back.
+            Some(v) if spec.kind.validate(&v).is_ok() => v,
+            _ => spec.default.clone(),
+        })
+    }
+
+    pub async fn get_bool(&self, guild: &GuildStore, key: &str) -> Result<bool, SettingError> {
+        Ok(self.get(guild, key).await?.as_bool().unwrap_or(false))
+    }
+
+    pub async fn get_i64(&self, guild: &GuildStore, key: &str) -> Result<i64, SettingError> {
+        Ok(self.get(guild, key).await?.as_i64().unwrap_or(0))
+    }
+
+    pub async fn get_duration(
+        &self,
+        guild: &GuildStore,
+        key: &str,
+    ) -> Result<Duration, SettingError> {
+        Ok(Duration::from_secs(
+            self.get(guild, key).await?.as_u64().unwrap_or(0),
+        ))
+    }
+
+    pub async fn get_string(&self, guild: &GuildStore, key: &str) -> Result<String, SettingError> {
+        Ok(self
+            .get(guild, key)
+            .await?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    /// Ids of a channel, role, or list of them.
+    pub async fn get_ids(&self, guild: &GuildStore, key: &str) -> Result<Vec<u64>, SettingError> {
+        let v = self.get(guild, key).await?;
+        let ids = match &v {
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|i| i.as_str()?.parse().ok())
+                .collect(),
+            Value::String(s) => s.parse().ok().into_iter().collect(),
+            _ => Vec::new(),
+        };
+        Ok(ids)
+    }
+
+    /// Every setting with its effective value, in key order.
+    pub async fn all(&self, guild: &GuildStore) -> Result<Vec<SettingView>, SettingError> {
+        let overrides: BTreeMap<String, Value> = guild.settings().await?.into_iter().collect();
+        Ok(self
+            .specs
+            .values()
+            .map(|spec| {
+                let over = overrides
+                    .get(spec.key)
+                    .filter(|v| spec.kind.validate(v).is_ok());
+                SettingView {
+                    spec: spec.clone(),
+                    value: over.cloned().unwrap_or_else(|| spec.default.clone()),
+                    overridden: over.is_some(),
+                }
+            })
+            .collect())
+    }
+
+    /// Sets a value from what an admin typed.
+    pub async fn set_from_input(
+        &self,
+        guild: &GuildStore,
+        key: &str,
+        input: &str,
+        actor_id: u64,
+    ) -> Result<SettingChange, SettingError> {
+        let spec = self.known(key)?;
+        let value = spec
+            .kind
+            .parse_input(input)
+            .map_err(|reason| SettingError::Invalid {
+                key: key.to_owned(),
+                reason,
+            })?;
+        self.store_change(guild, spec, Some(&value), actor_id).await
+    }
+
+    /// Sets a JSON value (the dashboard's path).
+    pub async fn set_value(
+        &self,
+        guild: &GuildStore,
+        key: &str,
+        value: &Value,
+        actor_id: u64,
+    ) -> Result<SettingChange, SettingError> {
+        let spec = self.known(key)?;
+        spec.kind
+            .validate(value)
+            .map_err(|reason| SettingError::Invalid {
+                key: key.to_owned(),
+                reason,
+            })?;
+        self.store_change(guild, spec, Some(value), actor_id).await
+    }
+
+    /// Removes the guild's override so the default applies again.
+    pub async fn reset(
+        &self,
+        guild: &GuildStore,
+        key: &str,
+        actor_id: u64,
+    ) -> Result<SettingChange, SettingError> {
+        let spec = self.known(key)?;
+        self.store_change(guild, spec, None, actor_id).await
+    }
+
+    /// Puts a setting back to what it was before the audited change `audit_id`.
+    pub async fn revert(
+        &self,
+        guild: &GuildStore,
+        audit_id: i64,
+        actor_id: u64,
+    ) -> Result<SettingChange, SettingError> {
+        let change = match guild.revert_setting(audit_id, actor_id).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound(_)) => return Err(SettingError::UnknownAudit(audit_id)),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(spec) = self.specs.get(change.key.as_str()) {
+            self.announce(guild.id(), spec, &change, actor_id);
+        }
+        Ok(change)
+    }
+
+    pub async fn history(
+        &self,
+        guild: &GuildStore,
+        key: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<SettingAudit>, SettingError> {
+        Ok(guild.setting_audit(key, limit).await?)
+    }
+
+    async fn store_change(
+        &self,
+        guild: &GuildStore,
+        spec: &SettingSpec,
+        value: Option<&Value>,
+        actor_id: u64,
+    ) -> Result<SettingChange, SettingError> {
+        let change = guild.set_setting(spec.key, value, actor_id).await?;
+        self.announce(guild.id(), spec, &change, actor_id);
+        Ok(change)
+    }
+
+    fn announce(&self, guild_id: u64, spec: &SettingSpec, change: &SettingChange, actor_id: u64) {
+        let event = SettingChanged {
+            guild_id,
+            key: change.key.clone(),
+            old: change.old.clone().unwrap_or_else(|| spec.default.clone()),
+            new: change.new.clone().unwrap_or_else(|| spec.default.clone()),
+            actor_id,
+        };
+        // No subscribers is fine: nobody needs to react.
+        let _ = self.changes.send(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_validates_each_kind() {
+        assert_eq!(SettingKind::Bool.parse_input("On"), Ok(json!(true)));
+        assert!(SettingKind::Bool.parse_input("maybe").is_err());
+        let int = SettingKind::Int { min: 1, max: 10 };
+        assert_eq!(int.parse_input("5"), Ok(json!(5)));
+        assert!(int.parse_input("11").unwrap_err().contains("1 to 10"));
+        let dur = SettingKind::Duration {
+            min: Duration::from_secs(60),
+            max: Duration::from_secs(86_400),
+        };
+        assert_eq!(dur.parse_input("15m"), Ok(json!(900)));
+        assert!(dur.parse_input("5s").is_err());
+        assert_eq!(SettingKind::Channel.parse_input("<#123>"), Ok(json!("123")));
+        assert_eq!(SettingKind::Role.parse_input("<@&9>"), Ok(json!("9")));
+        let e = SettingKind::Enum(&["thread", "channel"]);
+        assert_eq!(e.parse_input("Thread"), Ok(json!("thread")));
+        assert!(e.parse_input("dm").unwrap_err().contains("thread, channel"));
+        let list = SettingKind::list(SettingKind::Channel, 2);
+        assert_eq!(list.parse_input("<#1>, <#2>"), Ok(json!(["1", "2"])));
+        assert!(list.parse_input("<#1> <#2> <#3>").is_err());
+        assert_eq!(list.parse_input(""), Ok(json!([])));
+        let s = SettingKind::String { max_len: 3 };
+        assert!(s.parse_input("abcd").is_err());
+    }
+
+    #[test]
+    fn displays_mentions_and_durations() {
+        assert_eq!(SettingKind::Channel.display(&json!("5")), "<#5>");
+        assert_eq!(
+            SettingKind::list(SettingKind::Role, 5).display(&json!(["1", "2"])),
+            "<@&1>, <@&2>"
+        );
+        let dur = SettingKind::Duration {
+            min: Duration::ZERO,
+            max: Duration::from_secs(10_000),
+        };
+        assert_eq!(dur.display(&json!(3600)), "1h");
+    }
+
+    #[test]
+    fn wrong_json_types_are_rejected() {
+        assert!(SettingKind::Bool.validate(&json!("true")).is_err());
+        assert!(SettingKind::Channel.validate(&json!(5)).is_err());
+        assert!(
+            SettingKind::Int { min: 0, max: 1 }
+                .validate(&json!(1.5))
+                .is_err()
+        );
+    }
+}

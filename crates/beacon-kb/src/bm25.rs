@@ -1,0 +1,206 @@
+//! BM25 over one guild's chunks, with tantivy, in RAM.
+//!
+//! The index is derived data: it is built from the chunks (the database is the source of truth)
+//! and rebuilt whenever they change, so nothing on disk can be stale or corrupt.
+
+use std::collections::HashSet;
+
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::schema::{FAST, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
+use tantivy::tokenizer::{
+    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer, TokenStream,
+};
+use tantivy::{Index, IndexWriter, Searcher, TantivyDocument, Term};
+
+use crate::error::Result;
+
+const TOKENIZER: &str = "kb_en";
+
+/// Words dropped from queries: function words and the question words that open most support
+/// questions ("how do I …"), which would otherwise match rare, unrelated uses in documents.
+const QUERY_STOPWORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
+    "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
+    "they", "this", "to", "was", "will", "with", "what", "which", "who", "whom", "whose", "when",
+    "where", "why", "how", "do", "doe", "does", "did", "i", "me", "my", "we", "our", "you", "your",
+    "can", "could", "should", "would", "may", "might", "must", "shall", "am", "been", "being",
+    "have", "has", "had", "get", "there", "any", "about", "from", "so", "than", "too", "very",
+];
+
+fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(Stemmer::new(Language::English))
+        .build()
+}
+
+/// A BM25 index of texts numbered `0..n` in the order they were given.
+pub struct Bm25Index {
+    searcher: Searcher,
+    body: Field,
+    analyzer: TextAnalyzer,
+    stopwords: HashSet<String>,
+    /// Per segment, per tantivy doc id: the position of the text as given to [`Bm25Index::build`].
+    ords: Vec<Vec<u32>>,
+    len: usize,
+}
+
+impl Bm25Index {
+    /// Indexes `texts`; hits refer to them by position.
+    pub fn build<'a>(texts: impl IntoIterator<Item = &'a str>) -> Result<Self> {
+        let mut sb = Schema::builder();
+        let indexing = TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqs);
+        let body = sb.add_text_field("body", TextOptions::default().set_indexing_options(indexing));
+        let ord = sb.add_u64_field("ord", FAST);
+        let index = Index::create_in_ram(sb.build());
+        index.tokenizers().register(TOKENIZER, analyzer());
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+        let mut writer: IndexWriter<TantivyDocument> =
+            index.writer_with_num_threads(threads, threads * 32_000_000)?;
+        let mut len = 0usize;
+        for (i, text) in texts.into_iter().enumerate() {
+            let mut doc = TantivyDocument::default();
+            doc.add_text(body, text);
+            doc.add_u64(ord, i as u64);
+            writer.add_document(doc)?;
+            len = i + 1;
+        }
+        writer.commit()?;
+        writer.wait_merging_threads()?;
+        let reader = index.reader()?;
+        reader.reload()?;
+        let searcher = reader.searcher();
+        let mut ords = Vec::with_capacity(searcher.segment_readers().len());
+        for seg in searcher.segment_readers() {
+            let col = seg.fast_fields().u64("ord")?;
+            ords.push(
+                (0..seg.max_doc())
+                    .map(|d| col.first(d).unwrap_or(u64::MAX) as u32)
+                    .collect(),
+            );
+        }
+        Ok(Bm25Index {
+            searcher,
+            body,
+            analyzer: analyzer(),
+            stopwords: stemmed_stopwords(),
+            ords,
+            len,
+        })
+    }
+
+    /// Number of indexed texts.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The analysed terms of a query, stop words removed, each once.
+    pub fn query_terms(&self, query: &str) -> Vec<String> {
+        let mut analyzer = self.analyzer.clone();
+        let mut stream = analyzer.token_stream(query);
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        while stream.advance() {
+            let t = &stream.token().text;
+            if !self.stopwords.contains(t) && seen.insert(t.clone()) {
+                out.push(t.clone());
+            }
+        }
+        out
+    }
+
+    /// The `k` best texts for `query` as `(position, bm25 score)`, best first.
+    pub fn search(&self, query: &str, k: usize) -> Result<Vec<(u32, f32)>> {
+        let terms = self.query_terms(query);
+        if terms.is_empty() || k == 0 || self.len == 0 {
+            return Ok(Vec::new());
+        }
+        let clauses: Vec<(Occur, Box<dyn Query>)> = terms
+            .iter()
+            .map(|t| {
+                let q: Box<dyn Query> = Box::new(TermQuery::new(
+                    Term::from_field_text(self.body, t),
+                    IndexRecordOption::WithFreqs,
+                ));
+                (Occur::Should, q)
+            })
+            .collect();
+        let query = BooleanQuery::new(clauses);
+        let top = self
+            .searcher
+            .search(&query, &TopDocs::with_limit(k).order_by_score())?;
+        Ok(top
+            .into_iter()
+            .filter_map(|(score, addr)| {
+                let ord = *self
+                    .ords
+                    .get(addr.segment_ord as usize)?
+                    .get(addr.doc_id as usize)?;
+                (ord != u32::MAX).then_some((ord, score))
+            })
+            .collect())
+    }
+}
+
+fn stemmed_stopwords() -> HashSet<String> {
+    let mut a = analyzer();
+    let mut out = HashSet::new();
+    for w in QUERY_STOPWORDS {
+        let mut s = a.token_stream(w);
+        while s.advance() {
+            out.insert(s.token().text.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_by_term_rarity_and_frequency() {
+        let idx = Bm25Index::build([
+            "the cat sat on the mat",
+            "dogs chase cats in the park",
+            "the stock market fell today",
+            "a cat and another cat",
+        ])
+        .unwrap();
+        assert_eq!(idx.len(), 4);
+        let hits = idx.search("cat", 10).unwrap();
+        let ords: Vec<u32> = hits.iter().map(|h| h.0).collect();
+        // Stemming maps "cats" to "cat"; the text with two mentions wins.
+        assert_eq!(ords[0], 3);
+        assert_eq!(ords.len(), 3);
+        assert!(!ords.contains(&2));
+        assert!(hits.windows(2).all(|w| w[0].1 >= w[1].1));
+    }
+
+    #[test]
+    fn question_words_do_not_match() {
+        let idx = Bm25Index::build(["what a day", "reset your password in settings"]).unwrap();
+        let hits = idx.search("How do I reset what?", 10).unwrap();
+        assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), vec![1]);
+        assert!(idx.search("what how", 10).unwrap().is_empty());
+        assert_eq!(idx.query_terms("Resetting PASSWORDS"), vec!["reset", "password"]);
+    }
+
+    #[test]
+    fn empty_index_and_query_syntax_are_harmless() {
+        let idx = Bm25Index::build(std::iter::empty()).unwrap();
+        assert!(idx.is_empty());
+        assert!(idx.search("anything", 5).unwrap().is_empty());
+        let idx = Bm25Index::build(["a (b) c: d -e +f AND OR"]).unwrap();
+        assert_eq!(idx.search("(b) AND -e:", 5).unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,735 @@
+//! The store contract: every check is written once as an async function over a migrated `Store`
+//! and instantiated for SQLite (a temp file) and PostgreSQL (a fresh database per test).
+//!
+//! PostgreSQL runs when `BEACON_TEST_POSTGRES_URL` is set; with `BEACON_TEST_REQUIRE_SERVICES=1`
+//! a missing URL fails those tests instead of skipping them.
+
+mod common;
+
+use std::collections::HashSet;
+
+use beacon_store::{Backend, ModuleMigration, Store, StoreError, now_ms};
+use serde_json::json;
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let fx = crate::common::sqlite().await;
+                    assert_eq!(fx.store.backend(), beacon_store::Backend::Sqlite);
+                    super::$name(fx.store.clone()).await;
+                    fx.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(fx) = crate::common::postgres().await {
+                        assert_eq!(fx.store.backend(), beacon_store::Backend::Postgres);
+                        super::$name(fx.store.clone()).await;
+                        fx.finish().await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    migrate_twice_is_noop,
+    ping_answers,
+    guild_upsert_created_and_rejoined,
+    snowflakes_roundtrip_losslessly,
+    grant_revoke_list,
+    settings_set_reset_and_audit,
+    settings_hold_arbitrary_json,
+    revert_restores_old_value,
+    revert_across_guilds_is_refused,
+    module_enable_per_guild,
+    claim_once_true_then_false,
+    claim_once_concurrent_single_winner,
+    module_migrations_apply_once_in_order,
+    module_migration_checksum_change_is_refused,
+    failed_module_migration_is_not_recorded,
+    register_guild_table_validates,
+    purge_removes_only_left_guilds_rows,
+);
+
+const OWNER: u64 = 80_351_110_224_678_912;
+const ADMIN: u64 = 80_351_110_224_678_913;
+
+async fn migrate_twice_is_noop(store: Store) {
+    // The fixture already migrated once.
+    store.guild(1).upsert("one", None).await.expect("upsert");
+    store.migrate().await.expect("second migrate");
+    store.migrate().await.expect("third migrate");
+    assert_eq!(store.guild_count().await.expect("count"), 1);
+    let tables: HashSet<String> = store
+        .guild_tables()
+        .await
+        .expect("guild tables")
+        .into_iter()
+        .collect();
+    for core in [
+        "authorized_users",
+        "guild_settings",
+        "setting_audit",
+        "guild_modules",
+    ] {
+        assert!(
+            tables.contains(core),
+            "{core} must be purged with its guild"
+        );
+    }
+    assert_eq!(tables.len(), 4);
+}
+
+async fn ping_answers(store: Store) {
+    store.ping().await.expect("ping");
+}
+
+async fn guild_upsert_created_and_rejoined(store: Store) {
+    let g = store.guild(81_384_788_765_712_384);
+    assert_eq!(g.id(), 81_384_788_765_712_384);
+    assert_eq!(g.get().await.expect("get"), None);
+
+    let first = g.upsert("Beacon HQ", Some(OWNER)).await.expect("upsert");
+    assert!(first.created);
+    assert!(!first.rejoined);
+    assert_eq!(first.record.id, g.id());
+    assert_eq!(first.record.name, "Beacon HQ");
+    assert_eq!(first.record.owner_id, Some(OWNER));
+    assert_eq!(first.record.left_at, None);
+
+    let again = g.upsert("Beacon HQ renamed", None).await.expect("upsert");
+    assert!(!again.created);
+    assert!(!again.rejoined);
+    assert_eq!(again.record.name, "Beacon HQ renamed");
+    assert_eq!(again.record.owner_id, None);
+    assert_eq!(again.record.joined_at, first.record.joined_at);
+    assert_eq!(store.guild_count().await.expect("count"), 1);
+    assert_eq!(store.active_guild_ids().await.expect("ids"), vec![g.id()]);
+
+    g.mark_left().await.expect("mark left");
+    let left = g
+        .get()
+        .await
+        .expect("get")
+        .expect("record kept after leaving");
+    assert!(left.left_at.is_some());
+    assert_eq!(store.guild_count().await.expect("count"), 0);
+    assert!(store.active_guild_ids().await.expect("ids").is_empty());
+
+    let back = g.upsert("Beacon HQ", Some(OWNER)).await.expect("upsert");
+    assert!(!back.created);
+    assert!(back.rejoined);
+    assert_eq!(back.record.left_at, None);
+    assert_eq!(store.guild_count().await.expect("count"), 1);
+
+    let unknown = store.guild(42).mark_left().await;
+    assert!(
+        matches!(unknown, Err(StoreError::NotFound(_))),
+        "{unknown:?}"
+    );
+}
+
+async fn snowflakes_roundtrip_losslessly(store: Store) {
+    // Values above i64::MAX are stored as negative BIGINTs and must come back unchanged.
+    let big_guild = u64::MAX - 7;
+    let big_user = (1u64 << 63) + 12_345;
+    let g = store.guild(big_guild);
+    let up = g.upsert("big", Some(big_user)).await.expect("upsert");
+    assert_eq!(up.record.id, big_guild);
+    assert_eq!(up.record.owner_id, Some(big_user));
+    assert!(g.grant(big_user, Some(big_user)).await.expect("grant"));
+    assert!(g.is_authorized(big_user).await.expect("authorized"));
+    let users = g.authorized_users().await.expect("list");
+    assert_eq!(users[0].user_id, big_user);
+    assert_eq!(users[0].granted_by, Some(big_user));
+    assert_eq!(
+        store.active_guild_ids().await.expect("ids"),
+        vec![big_guild]
+    );
+    assert!(
+        store
+            .claim_once("interaction", u64::MAX)
+            .await
+            .expect("claim")
+    );
+    assert!(
+        !store
+            .claim_once("interaction", u64::MAX)
+            .await
+            .expect("claim")
+    );
+}
+
+async fn grant_revoke_list(store: Store) {
+    let g = store.guild(10);
+    let other = store.guild(11);
+    g.upsert("ten", Some(OWNER)).await.expect("upsert");
+
+    assert!(g.grant(OWNER, None).await.expect("grant"));
+    assert!(g.grant(ADMIN, Some(OWNER)).await.expect("grant"));
+    assert!(!g.grant(ADMIN, Some(OWNER)).await.expect("grant again"));
+    assert!(g.is_authorized(ADMIN).await.expect("check"));
+    assert!(!other.is_authorized(ADMIN).await.expect("other guild"));
+    assert!(other.authorized_users().await.expect("list").is_empty());
+
+    let users = g.authorized_users().await.expect("list");
+    let by_user: Vec<(u64, Option<u64>)> =
+        users.iter().map(|u| (u.user_id, u.granted_by)).collect();
+    assert_eq!(by_user.len(), 2);
+    assert!(by_user.contains(&(OWNER, None)));
+    assert!(by_user.contains(&(ADMIN, Some(OWNER))));
+    assert!(users.iter().all(|u| u.granted_at > 0));
+
+    assert!(g.revoke(ADMIN).await.expect("revoke"));
+    assert!(!g.revoke(ADMIN).await.expect("revoke again"));
+    assert!(!g.is_authorized(ADMIN).await.expect("check"));
+    assert!(g.is_authorized(OWNER).await.expect("check"));
+    assert!(!other.revoke(OWNER).await.expect("revoke in other guild"));
+    assert!(
+        g.is_authorized(OWNER)
+            .await
+            .expect("unaffected by other guild")
+    );
+}
+
+async fn settings_set_reset_and_audit(store: Store) {
+    let g = store.guild(20);
+    assert_eq!(g.setting("tickets.channel").await.expect("get"), None);
+
+    let c1 = g
+        .set_setting("tickets.channel", Some(&json!("123")), OWNER)
+        .await
+        .expect("set");
+    assert_eq!(c1.key, "tickets.channel");
+    assert_eq!(c1.old, None);
+    assert_eq!(c1.new, Some(json!("123")));
+    let c2 = g
+        .set_setting("tickets.channel", Some(&json!("456")), ADMIN)
+        .await
+        .expect("set");
+    assert_eq!(c2.old, Some(json!("123")));
+    assert!(c2.audit_id > c1.audit_id);
+    g.set_setting("ask.enabled", Some(&json!(true)), OWNER)
+        .await
+        .expect("set");
+    assert_eq!(
+        g.settings().await.expect("all"),
+        vec![
+            ("ask.enabled".to_owned(), json!(true)),
+            ("tickets.channel".to_owned(), json!("456")),
+        ]
+    );
+
+    let reset = g
+        .set_setting("tickets.channel", None, OWNER)
+        .await
+        .expect("reset");
+    assert_eq!(reset.old, Some(json!("456")));
+    assert_eq!(reset.new, None);
+    assert_eq!(g.setting("tickets.channel").await.expect("get"), None);
+
+    let audit = g.setting_audit(None, 100).await.expect("audit");
+    assert_eq!(audit.len(), 4);
+    assert!(audit.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    assert_eq!(audit[0].id, reset.audit_id);
+    assert_eq!(audit[0].old, Some(json!("456")));
+    assert_eq!(audit[0].new, None);
+    assert_eq!(audit[0].actor_id, OWNER);
+    assert_eq!(audit[0].reverted_audit_id, None);
+
+    let channel_audit = g
+        .setting_audit(Some("tickets.channel"), 100)
+        .await
+        .expect("audit");
+    let ids: Vec<i64> = channel_audit.iter().map(|a| a.id).collect();
+    assert_eq!(ids, vec![reset.audit_id, c2.audit_id, c1.audit_id]);
+    assert_eq!(channel_audit[1].actor_id, ADMIN);
+    assert_eq!(g.setting_audit(None, 2).await.expect("limited").len(), 2);
+    assert!(
+        store
+            .guild(21)
+            .setting_audit(None, 100)
+            .await
+            .expect("other")
+            .is_empty()
+    );
+
+    let bad = g.set_setting("", Some(&json!(1)), OWNER).await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+}
+
+async fn settings_hold_arbitrary_json(store: Store) {
+    let g = store.guild(22);
+    let values = [
+        json!({"roles": ["1", "2"], "nested": {"quote": "it's \"fine\"", "n": null}}),
+        json!(i64::MAX),
+        json!(-1.5),
+        json!("emoji 🚀 and ünïcode"),
+        json!([]),
+        json!(null),
+    ];
+    for (i, v) in values.iter().enumerate() {
+        let key = format!("k{i}");
+        g.set_setting(&key, Some(v), OWNER).await.expect("set");
+        assert_eq!(g.setting(&key).await.expect("get").as_ref(), Some(v));
+    }
+}
+
+async fn revert_restores_old_value(store: Store) {
+    let g = store.guild(30);
+    let first = g
+        .set_setting("faq.limit", Some(&json!(5)), OWNER)
+        .await
+        .expect("set");
+    let second = g
+        .set_setting("faq.limit", Some(&json!(9)), ADMIN)
+        .await
+        .expect("set");
+
+    let revert = g
+        .revert_setting(second.audit_id, OWNER)
+        .await
+        .expect("revert");
+    assert_eq!(revert.key, "faq.limit");
+    assert_eq!(revert.old, Some(json!(9)));
+    assert_eq!(revert.new, Some(json!(5)));
+    assert_eq!(g.setting("faq.limit").await.expect("get"), Some(json!(5)));
+    let newest = &g.setting_audit(Some("faq.limit"), 1).await.expect("audit")[0];
+    assert_eq!(newest.id, revert.audit_id);
+    assert_eq!(newest.reverted_audit_id, Some(second.audit_id));
+    assert_eq!(newest.actor_id, OWNER);
+
+    // Reverting the first change goes back to "no override".
+    let to_default = g
+        .revert_setting(first.audit_id, OWNER)
+        .await
+        .expect("revert");
+    assert_eq!(to_default.new, None);
+    assert_eq!(g.setting("faq.limit").await.expect("get"), None);
+
+    let missing = g.revert_setting(i64::MAX, OWNER).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+}
+
+async fn revert_across_guilds_is_refused(store: Store) {
+    let a = store.guild(40);
+    let b = store.guild(41);
+    a.set_setting("mod.log", Some(&json!("a1")), OWNER)
+        .await
+        .expect("set");
+    let change = a
+        .set_setting("mod.log", Some(&json!("a2")), OWNER)
+        .await
+        .expect("set");
+    b.set_setting("mod.log", Some(&json!("b1")), ADMIN)
+        .await
+        .expect("set");
+
+    let refused = b.revert_setting(change.audit_id, ADMIN).await;
+    assert!(
+        matches!(refused, Err(StoreError::NotFound(_))),
+        "{refused:?}"
+    );
+    assert!(refused.is_err_and(|e| e.is_not_found()));
+    assert_eq!(a.setting("mod.log").await.expect("a"), Some(json!("a2")));
+    assert_eq!(b.setting("mod.log").await.expect("b"), Some(json!("b1")));
+    assert_eq!(b.setting_audit(None, 10).await.expect("audit").len(), 1);
+}
+
+async fn module_enable_per_guild(store: Store) {
+    let g = store.guild(50);
+    let other = store.guild(51);
+    assert_eq!(g.module_enabled("tickets").await.expect("get"), None);
+    g.set_module_enabled("tickets", false, OWNER)
+        .await
+        .expect("set");
+    assert_eq!(g.module_enabled("tickets").await.expect("get"), Some(false));
+    g.set_module_enabled("tickets", true, OWNER)
+        .await
+        .expect("set");
+    g.set_module_enabled("faq", false, ADMIN)
+        .await
+        .expect("set");
+    assert_eq!(g.module_enabled("tickets").await.expect("get"), Some(true));
+    assert_eq!(
+        g.module_states().await.expect("states"),
+        vec![("faq".to_owned(), false), ("tickets".to_owned(), true)]
+    );
+    assert_eq!(other.module_enabled("tickets").await.expect("other"), None);
+    assert!(other.module_states().await.expect("other").is_empty());
+}
+
+async fn claim_once_true_then_false(store: Store) {
+    assert!(store.claim_once("interaction", 1).await.expect("claim"));
+    assert!(!store.claim_once("interaction", 1).await.expect("claim"));
+    assert!(store.claim_once("event", 1).await.expect("other kind"));
+    assert!(store.claim_once("interaction", 2).await.expect("other id"));
+
+    // Nothing is older than a cutoff in the past; everything is older than one in the future.
+    assert_eq!(store.prune_claims(0).await.expect("prune"), 0);
+    assert!(
+        !store
+            .claim_once("interaction", 1)
+            .await
+            .expect("still claimed")
+    );
+    assert_eq!(
+        store.prune_claims(now_ms() + 60_000).await.expect("prune"),
+        3
+    );
+    assert!(
+        store
+            .claim_once("interaction", 1)
+            .await
+            .expect("claim after prune")
+    );
+}
+
+async fn claim_once_concurrent_single_winner(store: Store) {
+    for id in 0..5u64 {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.claim_once("message", 1_000 + id).await })
+            })
+            .collect();
+        let mut winners = 0;
+        for t in tasks {
+            if t.await.expect("join").expect("claim") {
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1, "exactly one task may claim id {id}");
+    }
+}
+
+const NOTES_V1: ModuleMigration = ModuleMigration {
+    module: "notes",
+    version: 1,
+    description: "notes table",
+    sqlite: "CREATE TABLE notes (guild_id BIGINT NOT NULL, id BIGINT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (guild_id, id));
+             INSERT INTO notes (guild_id, id, body) VALUES (0, 0, 'seed');",
+    postgres: "CREATE TABLE notes (guild_id BIGINT NOT NULL, id BIGINT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (guild_id, id));
+               INSERT INTO notes (guild_id, id, body) VALUES (0, 0, 'seed');",
+};
+
+const NOTES_V2: ModuleMigration = ModuleMigration {
+    module: "notes",
+    version: 2,
+    description: "note authors",
+    sqlite: "ALTER TABLE notes ADD COLUMN author_id BIGINT;",
+    postgres: "ALTER TABLE notes ADD COLUMN author_id BIGINT;",
+};
+
+async fn count(store: &Store, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(store.pool())
+        .await
+        .expect("count query")
+}
+
+async fn module_migrations_apply_once_in_order(store: Store) {
+    // Given out of order: v2 only works after v1.
+    store
+        .apply_module_migrations(&[NOTES_V2, NOTES_V1])
+        .await
+        .expect("apply");
+    store
+        .apply_module_migrations(&[NOTES_V1, NOTES_V2])
+        .await
+        .expect("apply again is a no-op");
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM notes").await,
+        1,
+        "v1 ran once"
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM beacon_module_migrations WHERE module = 'notes'"
+        )
+        .await,
+        2
+    );
+    let v3 = ModuleMigration {
+        module: "notes",
+        version: 3,
+        description: "index",
+        sqlite: "CREATE INDEX notes_author ON notes (guild_id, author_id);",
+        postgres: "CREATE INDEX notes_author ON notes (guild_id, author_id);",
+    };
+    store
+        .apply_module_migrations(&[NOTES_V1, NOTES_V2, v3])
+        .await
+        .expect("apply new version");
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM beacon_module_migrations WHERE module = 'notes'"
+        )
+        .await,
+        3
+    );
+    let duplicate = store.apply_module_migrations(&[NOTES_V1, NOTES_V1]).await;
+    assert!(
+        matches!(duplicate, Err(StoreError::Migration(_))),
+        "{duplicate:?}"
+    );
+}
+
+async fn module_migration_checksum_change_is_refused(store: Store) {
+    store
+        .apply_module_migrations(&[NOTES_V1])
+        .await
+        .expect("apply");
+    let edited = ModuleMigration {
+        sqlite: "CREATE TABLE notes (guild_id BIGINT NOT NULL);",
+        postgres: "CREATE TABLE notes (guild_id BIGINT NOT NULL);",
+        ..NOTES_V1
+    };
+    let err = store
+        .apply_module_migrations(&[edited])
+        .await
+        .expect_err("an edited applied migration must be refused");
+    assert!(matches!(err, StoreError::Migration(_)), "{err:?}");
+    assert!(err.to_string().contains("notes"), "{err}");
+}
+
+async fn failed_module_migration_is_not_recorded(store: Store) {
+    let broken = ModuleMigration {
+        module: "broken",
+        version: 1,
+        description: "half applied",
+        sqlite: "CREATE TABLE broken_t (guild_id BIGINT NOT NULL); THIS IS NOT SQL;",
+        postgres: "CREATE TABLE broken_t (guild_id BIGINT NOT NULL); THIS IS NOT SQL;",
+    };
+    let err = store
+        .apply_module_migrations(&[broken])
+        .await
+        .expect_err("bad SQL fails");
+    assert!(matches!(err, StoreError::Migration(_)), "{err:?}");
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM beacon_module_migrations WHERE module = 'broken'"
+        )
+        .await,
+        0
+    );
+    // The transaction rolled back the CREATE TABLE too, so a fixed migration applies cleanly.
+    let fixed = ModuleMigration {
+        sqlite: "CREATE TABLE broken_t (guild_id BIGINT NOT NULL);",
+        postgres: "CREATE TABLE broken_t (guild_id BIGINT NOT NULL);",
+        ..broken
+    };
+    store
+        .apply_module_migrations(&[fixed])
+        .await
+        .expect("fixed applies");
+}
+
+async fn register_guild_table_validates(store: Store) {
+    let bad = store.register_guild_table("notes; DROP TABLE guilds").await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+    let missing = store.register_guild_table("no_such_table").await;
+    assert!(
+        matches!(missing, Err(StoreError::Database(_))),
+        "{missing:?}"
+    );
+    store
+        .apply_module_migrations(&[NOTES_V1])
+        .await
+        .expect("apply");
+    store.register_guild_table("notes").await.expect("register");
+    store
+        .register_guild_table("notes")
+        .await
+        .expect("idempotent");
+    let tables = store.guild_tables().await.expect("tables");
+    assert_eq!(
+        tables.first().map(String::as_str),
+        Some("notes"),
+        "module tables purge first"
+    );
+    assert_eq!(tables.len(), 5);
+}
+
+async fn guild_row_counts(store: &Store, guild_id: u64) -> Vec<(String, i64)> {
+    let mut counts = Vec::new();
+    for table in store.guild_tables().await.expect("tables") {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {table} WHERE guild_id = $1"
+        )))
+        .bind(guild_id as i64)
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+        counts.push((table, n));
+    }
+    counts
+}
+
+async fn seed_guild(store: &Store, guild_id: u64) {
+    let g = store.guild(guild_id);
+    g.upsert("seeded", Some(OWNER)).await.expect("upsert");
+    g.grant(OWNER, None).await.expect("grant");
+    g.set_setting("a", Some(&json!(1)), OWNER)
+        .await
+        .expect("set");
+    g.set_module_enabled("notes", true, OWNER)
+        .await
+        .expect("module");
+    sqlx::query("INSERT INTO notes (guild_id, id, body) VALUES ($1, 1, 'hello')")
+        .bind(g.sql_id())
+        .execute(store.pool())
+        .await
+        .expect("module row");
+}
+
+async fn purge_removes_only_left_guilds_rows(store: Store) {
+    store
+        .apply_module_migrations(&[NOTES_V1])
+        .await
+        .expect("apply");
+    store.register_guild_table("notes").await.expect("register");
+    let (gone, stays, left_late) = (60u64, 61u64, 62u64);
+    for id in [gone, stays, left_late] {
+        seed_guild(&store, id).await;
+    }
+    store.guild(gone).mark_left().await.expect("leave");
+    let cutoff = store
+        .guild(gone)
+        .get()
+        .await
+        .expect("get")
+        .and_then(|r| r.left_at)
+        .expect("left_at")
+        + 1;
+    // `left_late` leaves after the cutoff: kept.
+    while now_ms() < cutoff {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    store.guild(left_late).mark_left().await.expect("leave");
+
+    let purged = store.purge_left_guilds(cutoff).await.expect("purge");
+    assert_eq!(purged, vec![gone]);
+    assert_eq!(store.guild(gone).get().await.expect("get"), None);
+    for (table, n) in guild_row_counts(&store, gone).await {
+        assert_eq!(n, 0, "{table} still holds rows of the purged guild");
+    }
+    for id in [stays, left_late] {
+        for (table, n) in guild_row_counts(&store, id).await {
+            assert!(n >= 1, "{table} lost rows of guild {id}");
+        }
+        assert!(store.guild(id).get().await.expect("get").is_some());
+    }
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM notes WHERE guild_id = 0").await,
+        1
+    );
+    assert!(
+        store
+            .purge_left_guilds(cutoff)
+            .await
+            .expect("again")
+            .is_empty()
+    );
+
+    // A guild that came back is never purged.
+    store
+        .guild(left_late)
+        .upsert("back", None)
+        .await
+        .expect("rejoin");
+    assert!(
+        store
+            .purge_left_guilds(now_ms() + 60_000)
+            .await
+            .expect("purge")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn memory_store_works_with_one_connection() {
+    let store = Store::connect("sqlite::memory:").await.expect("connect");
+    assert_eq!(store.backend(), Backend::Sqlite);
+    store.migrate().await.expect("migrate");
+    let g = store.guild(1);
+    g.upsert("mem", None).await.expect("upsert");
+    g.set_setting("x", Some(&json!(1)), 2).await.expect("set");
+    assert_eq!(g.setting("x").await.expect("get"), Some(json!(1)));
+    assert!(store.claim_once("k", 1).await.expect("claim"));
+    assert_eq!(store.guild_count().await.expect("count"), 1);
+}
+
+#[tokio::test]
+async fn unsupported_url_is_rejected_without_password() {
+    let err = Store::connect("mysql://root:hunter2@db/beacon")
+        .await
+        .expect_err("mysql is not supported");
+    assert!(matches!(err, StoreError::InvalidUrl(_)), "{err:?}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[tokio::test]
+async fn postgres_auth_failure_hides_password() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let scheme_end = url.find("://").expect("scheme") + 3;
+    let at = url
+        .rfind('@')
+        .expect("credentials in BEACON_TEST_POSTGRES_URL");
+    let bad = format!("{}beacon:wrong-s3cret-pw{}", &url[..scheme_end], &url[at..]);
+    let err = Store::connect(&bad).await.expect_err("wrong password");
+    assert!(!err.to_string().contains("wrong-s3cret-pw"), "{err}");
+    assert!(!format!("{err:?}").contains("wrong-s3cret-pw"), "{err:?}");
+}
+
+#[tokio::test]
+async fn sqlite_file_uses_wal_foreign_keys_and_busy_timeout() {
+    let fx = common::sqlite().await;
+    let pool = fx.store.pool();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(pool)
+        .await
+        .expect("journal_mode");
+    assert_eq!(mode.to_ascii_lowercase(), "wal");
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(pool)
+        .await
+        .expect("foreign_keys");
+    assert_eq!(fk, 1);
+    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+        .fetch_one(pool)
+        .await
+        .expect("busy_timeout");
+    assert!(busy > 0, "busy_timeout {busy}");
+    fx.finish().await;
+}
+
+#[tokio::test]
+async fn sqlite_data_survives_reconnect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/nested/beacon.db", dir.path().display());
+    let store = Store::connect(&url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    store.guild(5).upsert("five", None).await.expect("upsert");
+    store.close().await;
+    assert!(dir.path().join("nested/beacon.db").is_file());
+    let again = Store::connect(&url).await.expect("reconnect");
+    again.migrate().await.expect("migrate again");
+    assert_eq!(again.active_guild_ids().await.expect("ids"), vec![5]);
+}

@@ -1,0 +1,106 @@
+//! Snowflake ids and Discord-style timestamps.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds between the unix epoch and Discord's epoch (2015-01-01).
+pub const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
+
+/// Current unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(DISCORD_EPOCH_MS)
+}
+
+/// Generates strictly increasing snowflakes whose timestamp part is the creation time.
+#[derive(Debug, Default)]
+pub struct Snowflakes {
+    last: AtomicU64,
+}
+
+impl Snowflakes {
+    /// A new generator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next id: `(ms since Discord epoch) << 22 | worker/process/increment bits`.
+    pub fn next(&self) -> u64 {
+        let base = now_ms().saturating_sub(DISCORD_EPOCH_MS) << 22 | (1 << 17);
+        let mut prev = self.last.load(Ordering::Relaxed);
+        loop {
+            let candidate = base.max(prev + 1);
+            match self
+                .last
+                .compare_exchange(prev, candidate, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return candidate,
+                Err(actual) => prev = actual,
+            }
+        }
+    }
+}
+
+/// Unix milliseconds encoded in a snowflake.
+pub fn timestamp_ms(id: u64) -> u64 {
+    (id >> 22) + DISCORD_EPOCH_MS
+}
+
+/// ISO-8601 timestamp as Discord writes it (`2024-01-02T03:04:05.678000+00:00`).
+pub fn iso8601(ms: u64) -> String {
+    let secs = ms / 1000;
+    let millis = ms % 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}000+00:00",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_increase_and_carry_time() {
+        let g = Snowflakes::new();
+        let a = g.next();
+        let b = g.next();
+        assert!(b > a);
+        let ms = timestamp_ms(a);
+        assert!(
+            ms > DISCORD_EPOCH_MS + 300_000_000_000,
+            "timestamp too small: {ms}"
+        );
+    }
+
+    #[test]
+    fn iso_formats_known_dates() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000000+00:00");
+        assert_eq!(
+            iso8601(1_420_070_400_123),
+            "2015-01-01T00:00:00.123000+00:00"
+        );
+        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000000+00:00");
+    }
+}

@@ -1,0 +1,324 @@
+//! In-memory Discord state shared by the REST server, the gateway and the scenario API.
+
+use crate::types::{Fault, RecordedRequest, Violation};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Instant;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// `ADMINISTRATOR`.
+pub const ADMINISTRATOR: u64 = 1 << 3;
+/// Every permission bit Discord defines today (and a few spare).
+pub const ALL_PERMISSIONS: u64 = (1 << 53) - 1;
+/// What `@everyone` may do in a seeded guild.
+pub const EVERYONE_PERMISSIONS: u64 = (1 << 6) // ADD_REACTIONS
+    | (1 << 10) // VIEW_CHANNEL
+    | (1 << 11) // SEND_MESSAGES
+    | (1 << 14) // EMBED_LINKS
+    | (1 << 15) // ATTACH_FILES
+    | (1 << 16) // READ_MESSAGE_HISTORY
+    | (1 << 31) // USE_APPLICATION_COMMANDS
+    | (1 << 35) // CREATE_PUBLIC_THREADS
+    | (1 << 38); // SEND_MESSAGES_IN_THREADS
+
+/// A user known to the fake.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: u64,
+    pub username: String,
+    pub bot: bool,
+}
+
+/// A role.
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub id: u64,
+    pub name: String,
+    pub permissions: u64,
+    pub position: i64,
+    pub color: u32,
+    pub hoist: bool,
+    pub mentionable: bool,
+    /// The bot's own integration role.
+    pub bot_id: Option<u64>,
+}
+
+/// A guild member.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub user_id: u64,
+    pub roles: Vec<u64>,
+    pub nick: Option<String>,
+    pub joined_at_ms: u64,
+    pub communication_disabled_until: Option<String>,
+}
+
+/// A guild.
+#[derive(Debug, Clone)]
+pub struct Guild {
+    pub id: u64,
+    pub name: String,
+    pub owner_id: u64,
+    pub channels: Vec<u64>,
+    pub roles: Vec<Role>,
+    pub members: BTreeMap<u64, Member>,
+    pub bans: BTreeMap<u64, Option<String>>,
+    pub created_ms: u64,
+}
+
+/// A channel, thread or DM.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub id: u64,
+    pub kind: u8,
+    pub guild_id: Option<u64>,
+    pub name: String,
+    pub position: i64,
+    pub parent_id: Option<u64>,
+    pub topic: Option<String>,
+    pub owner_id: Option<u64>,
+    pub last_message_id: Option<u64>,
+    pub archived: bool,
+    pub locked: bool,
+    pub auto_archive_duration: u32,
+    pub thread_members: Vec<u64>,
+    pub recipients: Vec<u64>,
+    pub permission_overwrites: Value,
+    pub rate_limit_per_user: u64,
+    pub nsfw: bool,
+}
+
+/// An interaction's lifecycle.
+#[derive(Debug, Clone)]
+pub struct InteractionRec {
+    pub id: u64,
+    pub token: String,
+    /// Interaction type.
+    pub kind: u8,
+    pub created: Instant,
+    pub channel_id: u64,
+    /// Message a component was attached to.
+    pub message_id: Option<u64>,
+    /// Initial response type and data.
+    pub initial: Option<(u8, Value)>,
+    /// Message id of the `@original` response message.
+    pub original_id: Option<u64>,
+    /// Body of the latest `PATCH @original`.
+    pub edit: Option<Value>,
+    pub followups: Vec<Value>,
+    pub delivery_error: Option<String>,
+}
+
+/// What a gateway connection task is told to do.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Send this JSON payload.
+    Frame(String),
+    /// Close with this code and reason; `None` drops the TCP connection without a close frame.
+    Close(Option<(u16, String)>),
+}
+
+/// A gateway session (survives disconnects so it can be resumed).
+#[derive(Debug)]
+pub struct Session {
+    pub shard: (u32, u32),
+    pub intents: u64,
+    pub seq: u64,
+    pub buffer: VecDeque<(u64, String)>,
+    pub conn: Option<(u64, UnboundedSender<Outbound>)>,
+    pub resumable: bool,
+}
+
+/// A rate-limit window.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub start: Instant,
+    pub count: u32,
+}
+
+/// All mutable state.
+#[derive(Debug, Default)]
+pub struct State {
+    pub users: HashMap<u64, User>,
+    pub guilds: BTreeMap<u64, Guild>,
+    pub channels: HashMap<u64, Channel>,
+    pub messages: HashMap<u64, Vec<Value>>,
+    pub reactions: HashMap<u64, BTreeMap<String, Vec<u64>>>,
+    pub global_commands: Vec<Value>,
+    pub guild_commands: HashMap<u64, Vec<Value>>,
+    pub interactions: HashMap<u64, InteractionRec>,
+    pub tokens: HashMap<String, u64>,
+    pub requests: Vec<RecordedRequest>,
+    pub violations: Vec<Violation>,
+    pub faults: Vec<Fault>,
+    pub sessions: HashMap<String, Session>,
+    pub identify_count: u32,
+    pub resume_count: u32,
+    pub identify_buckets: HashMap<u32, Instant>,
+    pub endpoint: Option<String>,
+    pub endpoint_verified: Option<String>,
+    pub buckets: HashMap<String, Window>,
+    pub global_window: Option<Window>,
+}
+
+/// Events kept per session for Resume.
+const MAX_BUFFERED: usize = 10_000;
+/// `MESSAGE_CONTENT` intent bit.
+pub const INTENT_MESSAGE_CONTENT: u64 = 1 << 15;
+
+impl State {
+    /// Record a violation.
+    pub fn violation(&mut self, op: Option<&str>, method: &str, path: &str, reason: String) {
+        tracing::warn!(operation = op, method, path, %reason, "fake discord: violation");
+        self.violations.push(Violation {
+            operation_id: op.map(str::to_owned),
+            method: method.to_owned(),
+            path: path.to_owned(),
+            reason,
+        });
+    }
+
+    /// Guild id a channel belongs to.
+    pub fn channel_guild(&self, channel_id: u64) -> Option<u64> {
+        self.channels.get(&channel_id).and_then(|c| c.guild_id)
+    }
+
+    /// Find a stored message.
+    pub fn message(&self, channel_id: u64, message_id: u64) -> Option<&Value> {
+        self.messages
+            .get(&channel_id)?
+            .iter()
+            .find(|m| m["id"].as_str() == Some(message_id.to_string().as_str()))
+    }
+
+    /// Find a stored message for editing.
+    pub fn message_mut(&mut self, channel_id: u64, message_id: u64) -> Option<&mut Value> {
+        let id = message_id.to_string();
+        self.messages
+            .get_mut(&channel_id)?
+            .iter_mut()
+            .find(|m| m["id"].as_str() == Some(id.as_str()))
+    }
+
+    /// Effective permissions of a member from its roles (owner and administrators get all).
+    pub fn member_permissions(&self, guild_id: u64, user_id: u64) -> u64 {
+        let Some(guild) = self.guilds.get(&guild_id) else {
+            return 0;
+        };
+        if guild.owner_id == user_id {
+            return ALL_PERMISSIONS;
+        }
+        let mut perms = guild
+            .roles
+            .iter()
+            .find(|r| r.id == guild_id)
+            .map_or(0, |r| r.permissions);
+        if let Some(member) = guild.members.get(&user_id) {
+            for role in &guild.roles {
+                if member.roles.contains(&role.id) {
+                    perms |= role.permissions;
+                }
+            }
+        }
+        if perms & ADMINISTRATOR != 0 {
+            ALL_PERMISSIONS
+        } else {
+            perms
+        }
+    }
+
+    /// Send a dispatch event to every session that should see it (by shard and intent).
+    ///
+    /// `guild_id` `None` means a DM / application event: it goes to shard 0 sessions.
+    pub fn dispatch(
+        &mut self,
+        bot_id: u64,
+        guild_id: Option<u64>,
+        event: &str,
+        data: &Value,
+        intent: u64,
+    ) {
+        for session in self.sessions.values_mut() {
+            if !session.resumable {
+                continue;
+            }
+            let (shard_id, total) = session.shard;
+            let target = guild_id.map_or(0, |g| ((g >> 22) % u64::from(total.max(1))) as u32);
+            if target != shard_id {
+                continue;
+            }
+            if intent != 0 && session.intents & intent == 0 {
+                continue;
+            }
+            let mut data = data.clone();
+            if matches!(event, "MESSAGE_CREATE" | "MESSAGE_UPDATE")
+                && session.intents & INTENT_MESSAGE_CONTENT == 0
+                && guild_id.is_some()
+            {
+                strip_message_content(&mut data, bot_id);
+            }
+            session.push(event, data);
+        }
+    }
+}
+
+impl Session {
+    /// Assign the next sequence number, buffer the event and send it if connected.
+    pub fn push(&mut self, event: &str, data: Value) {
+        self.seq += 1;
+        let frame = serde_json::json!({"op": 0, "s": self.seq, "t": event, "d": data}).to_string();
+        if self.buffer.len() >= MAX_BUFFERED {
+            self.buffer.pop_front();
+        }
+        self.buffer.push_back((self.seq, frame.clone()));
+        if let Some((_, tx)) = &self.conn {
+            // A closed receiver means the connection is going away; the event stays buffered.
+            let _ = tx.send(Outbound::Frame(frame));
+        }
+    }
+}
+
+/// Without `MESSAGE_CONTENT`, Discord empties content, embeds, attachments, components and
+/// polls, except for messages that mention the bot and the bot's own messages.
+fn strip_message_content(data: &mut Value, bot_id: u64) {
+    let bot = bot_id.to_string();
+    if data["author"]["id"].as_str() == Some(bot.as_str()) {
+        return;
+    }
+    let mentioned = data["mentions"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|u| u["id"].as_str() == Some(bot.as_str())));
+    if mentioned {
+        return;
+    }
+    if let Some(obj) = data.as_object_mut() {
+        if obj.contains_key("content") {
+            obj.insert("content".into(), Value::String(String::new()));
+        }
+        for key in ["embeds", "attachments", "components"] {
+            if obj.contains_key(key) {
+                obj.insert(key.into(), Value::Array(Vec::new()));
+            }
+        }
+        obj.remove("poll");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn content_is_stripped_unless_mentioned() {
+        let mut msg =
+            json!({"author": {"id": "5"}, "content": "hi", "embeds": [{}], "mentions": []});
+        strip_message_content(&mut msg, 9);
+        assert_eq!(msg["content"], "");
+        assert_eq!(msg["embeds"], json!([]));
+        let mut msg =
+            json!({"author": {"id": "5"}, "content": "hi <@9>", "mentions": [{"id": "9"}]});
+        strip_message_content(&mut msg, 9);
+        assert_eq!(msg["content"], "hi <@9>");
+    }
+}

@@ -1,0 +1,5 @@
+//! The `beacon` binary's library half: process assembly shared by the subcommands and by the
+//! end-to-end tests (which start the same app in-process, against the testkit's fake Discord).
+
+pub mod run;
+pub mod telemetry;

@@ -1,0 +1,259 @@
+//! `beacon run`: the all-in-one process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use beacon_cache::Cache;
+use beacon_config::Config;
+use beacon_discord::gateway::{self, GatewayConfig, GatewayEvent};
+use beacon_framework::router::{handle_gateway_event, spawn_setting_listener};
+use beacon_framework::{App, AppBuilder, Module};
+use beacon_store::Store;
+use tokio::sync::mpsc;
+
+/// Opens the database and applies the core migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    if let Some(path) = config.sqlite_path()
+        && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let store = Store::connect(config.database_url.expose())
+        .await
+        .with_context(|| format!("connecting to {}", config.database_url.redacted_url()))?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+/// Builds the app with every module; applies module migrations.
+pub async fn build_app(config: Arc<Config>, store: Store) -> anyhow::Result<Arc<App>> {
+    build_app_with(config, store, Vec::new()).await
+}
+
+/// Builds the app with the built-in modules plus `extra` ones (a module author's own build).
+pub async fn build_app_with(
+    config: Arc<Config>,
+    store: Store,
+    extra: Vec<Arc<dyn Module>>,
+) -> anyhow::Result<Arc<App>> {
+    let cache = match &config.redis_url {
+        Some(url) => Cache::redis(url.expose())
+            .await
+            .with_context(|| format!("connecting to Redis at {}", url.redacted_url()))?,
+        None => Cache::memory(),
+    };
+    let http = Arc::new(
+        beacon_discord::rest::client(
+            config.discord.token.as_ref().map(|t| t.expose()),
+            &config.discord.api_url,
+        )
+        .context("configuring the Discord REST client")?,
+    );
+    let app = AppBuilder::new(config, store, cache, http)
+        .modules(beacon_admin::modules())
+        .modules(extra)
+        .build()
+        .await?;
+    Ok(app)
+}
+
+/// A started Beacon: HTTP server bound, gateway connecting (with a token), handlers running.
+pub struct Running {
+    pub app: Arc<App>,
+    /// The address the HTTP server is bound to (useful with port 0).
+    pub addr: std::net::SocketAddr,
+    web: tokio::task::JoinHandle<Result<(), beacon_web::WebError>>,
+    gateway: Option<tokio::task::JoinHandle<Result<(), gateway::GatewayError>>>,
+}
+
+/// Runs until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
+    let running = start(config).await?;
+    wait_for_signal().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Starts every part of the all-in-one process and returns once the HTTP server is bound.
+pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
+    start_with(config, Vec::new()).await
+}
+
+/// [`start`] with extra modules.
+pub async fn start_with(
+    config: Arc<Config>,
+    extra: Vec<Arc<dyn Module>>,
+) -> anyhow::Result<Running> {
+    let store = open_store(&config).await?;
+    let app = build_app_with(config.clone(), store, extra).await?;
+    spawn_setting_listener(&app);
+    spawn_housekeeping(&app);
+
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding BEACON_HTTP_ADDR {}", config.http_addr))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let router = beacon_web::router(app.clone())?;
+    let web = tokio::spawn(beacon_web::serve(listener, router, app.shutdown.clone()));
+    tracing::info!(
+        addr = %addr,
+        version = App::version(),
+        database = %config.database_url.redacted_url(),
+        interactions_endpoint = config.discord.public_key.is_some(),
+        "beacon listening"
+    );
+    if config.discord.public_key.is_none() {
+        tracing::info!(
+            "POST /interactions is disabled: set BEACON_DISCORD_PUBLIC_KEY to receive HTTP interactions"
+        );
+    }
+    let gateway = match &config.discord.token {
+        Some(token) if app.gateway_enabled => Some(start_gateway(&app, token.expose().to_owned())),
+        Some(_) => {
+            tracing::warn!(
+                "gateway not connected: BEACON_DISCORD_GATEWAY_ENABLED=false (HTTP interactions only)"
+            );
+            None
+        }
+        None => {
+            tracing::warn!(
+                "gateway not connected: BEACON_DISCORD_TOKEN is not set (HTTP interactions, storage and modules still run)"
+            );
+            None
+        }
+    };
+    Ok(Running {
+        app,
+        addr,
+        web,
+        gateway,
+    })
+}
+
+impl Running {
+    /// Stops taking work, closes the shards, and waits (up to the grace period) for in-flight handlers.
+    pub async fn shutdown(self) {
+        let app = self.app;
+        tracing::info!("shutting down: no new work; finishing in-flight handlers");
+        app.shutdown.cancel();
+        if let Some(gateway) = self.gateway {
+            match tokio::time::timeout(Duration::from_secs(5), gateway).await {
+                Ok(Ok(Ok(()))) => tracing::info!("gateway closed"),
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "gateway ended with an error"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "gateway task failed"),
+                Err(_) => tracing::warn!("gateway did not close in time"),
+            }
+        }
+        match self.web.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
+        }
+        app.tasks.close();
+        if tokio::time::timeout(app.config.shutdown_grace, app.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = app.tasks.len(),
+                "shutdown grace elapsed with handlers still running"
+            );
+        }
+        tracing::info!("stopped");
+    }
+}
+
+fn start_gateway(
+    app: &Arc<App>,
+    token: String,
+) -> tokio::task::JoinHandle<Result<(), gateway::GatewayError>> {
+    let (tx, mut rx) = mpsc::channel::<GatewayEvent>(1024);
+    let config = GatewayConfig {
+        token,
+        intents: app.intents(),
+        shard_count: app.config.discord.shard_count,
+        shard_ids: None,
+        gateway_url: app.config.discord.gateway_url.clone(),
+    };
+    let dispatcher_app = app.clone();
+    app.tasks.spawn(async move {
+        while let Some(event) = rx.recv().await {
+            let app = dispatcher_app.clone();
+            dispatcher_app
+                .tasks
+                .spawn(async move { handle_gateway_event(&app, event).await });
+        }
+    });
+    tokio::spawn(gateway::run(
+        config,
+        app.http.clone(),
+        tx,
+        app.shards.clone(),
+        app.shutdown.clone(),
+    ))
+}
+
+/// Hourly: forget old idempotency claims, purge guilds whose retention has passed.
+fn spawn_housekeeping(app: &Arc<App>) {
+    let app = app.clone();
+    let tracker = app.tasks.clone();
+    tracker.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = app.shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let now = now_ms();
+            match app.store.prune_claims(now - 86_400_000).await {
+                Ok(n) if n > 0 => tracing::info!(pruned = n, "old idempotency claims pruned"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "pruning claims failed"),
+            }
+            let cutoff = now - app.config.guild_retention.as_millis() as i64;
+            match app.store.purge_left_guilds(cutoff).await {
+                Ok(ids) if !ids.is_empty() => {
+                    tracing::info!(guilds = ?ids, "purged guilds past retention")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purging left guilds failed"),
+            }
+        }
+    });
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

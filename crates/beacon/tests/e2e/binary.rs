@@ -1,0 +1,263 @@
+//! The real `beacon` binary: flags, exit codes, start-up without a token, and graceful shutdown.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use beacon_testkit::{Delivery, FakeDiscord, FakeOptions, Fault, FaultKind};
+use serde_json::json;
+
+use crate::support::*;
+
+fn beacon() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
+    // Only what a test sets reaches the binary: no stray BEACON_* from the developer's shell.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("BEACON_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for exit, returning how long it took; kills the process if it overstays `limit`.
+fn wait_exit(child: &mut Child, limit: Duration) -> (std::process::ExitStatus, Duration) {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, started.elapsed());
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("beacon did not exit within {limit:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+async fn wait_http(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(url).await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} never answered");
+}
+
+#[test]
+fn version_flag_prints_the_version() {
+    let out = beacon().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("beacon {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn bad_configuration_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = beacon()
+        .arg("run")
+        .env("BEACON_DATA_DIR", dir.path())
+        .env("BEACON_HTTP_ADDR", "not-an-address")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("BEACON_HTTP_ADDR"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one clear line: {stderr}");
+}
+
+#[test]
+fn migrate_creates_the_sqlite_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = beacon()
+        .arg("migrate")
+        .env("BEACON_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("beacon.db").exists());
+}
+
+#[tokio::test]
+async fn runs_without_a_token_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = beacon()
+        .arg("run")
+        .env("BEACON_DATA_DIR", dir.path())
+        .env("BEACON_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_http(&format!("http://127.0.0.1:{port}/health/ready")).await;
+    terminate(&child);
+    let (status, took) = wait_exit(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "exit status {status:?}");
+    assert!(took < Duration::from_secs(10));
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    let gateway_lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("gateway not connected"))
+        .collect();
+    assert_eq!(gateway_lines.len(), 1, "{logs}");
+    assert!(
+        gateway_lines[0].starts_with('{'),
+        "JSON logs by default: {logs}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_mid_handler_lets_the_handler_finish() {
+    let fake = FakeDiscord::start(FakeOptions {
+        openapi_path: openapi(),
+        ..FakeOptions::default()
+    })
+    .await
+    .unwrap();
+    let guild = fake.create_guild(guild_spec());
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = beacon()
+        .arg("run")
+        .env("BEACON_DATA_DIR", dir.path())
+        .env("BEACON_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("BEACON_DISCORD_TOKEN", fake.bot_token())
+        .env("BEACON_DISCORD_API_URL", fake.base_url())
+        .env("BEACON_DISCORD_GATEWAY_URL", fake.gateway_url())
+        .env("BEACON_DISCORD_PUBLIC_KEY", fake.public_key_hex())
+        .env(
+            "BEACON_DISCORD_APPLICATION_ID",
+            fake.application_id().to_string(),
+        )
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_http(&format!("http://127.0.0.1:{port}/health/ready")).await;
+    fake.set_interactions_endpoint(&format!("http://127.0.0.1:{port}/interactions"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fake.connected_shards().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "bot never connected to the fake gateway"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let owner = guild.owner_id;
+    let log = guild
+        .channels
+        .iter()
+        .find(|c| c.name == "mod-log")
+        .unwrap()
+        .id;
+    let invoke = |name: &str, options: serde_json::Value| beacon_testkit::CommandInvocation {
+        guild_id: guild.id,
+        channel_id: guild.channels[0].id,
+        user_id: owner,
+        name: name.into(),
+        options,
+        member_permissions: None,
+    };
+    // Wait until the guild (and its owner) is registered, then point the log channel somewhere slow.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let h = fake
+            .invoke_command(
+                invoke(
+                    "config",
+                    sub(
+                        "set",
+                        json!([
+                            opt_str("key", "core.log_channel"),
+                            opt_str("value", &log.to_string())
+                        ]),
+                    ),
+                ),
+                Delivery::Http,
+            )
+            .await
+            .unwrap();
+        let out = fake.wait_response(&h, WAIT).await.unwrap();
+        if text_of(&out).contains("changed") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never authorized: {out:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    fake.inject(Fault {
+        method: Some("POST".into()),
+        path_contains: format!("/channels/{log}/messages"),
+        kind: FaultKind::Delay(Duration::from_secs(3)),
+        times: 1,
+    });
+    // This handler now takes > 3 s: it is deferred, then finishes while the process shuts down.
+    let staff = guild.roles.iter().find(|r| r.name == "staff").unwrap().id;
+    let invocation = invoke(
+        "config",
+        sub(
+            "set",
+            json!([
+                opt_str("key", "core.staff_roles"),
+                opt_str("value", &staff.to_string())
+            ]),
+        ),
+    );
+    let fake2 = fake.clone();
+    let pending = tokio::spawn(async move {
+        let h = fake2
+            .invoke_command(invocation, Delivery::Http)
+            .await
+            .unwrap();
+        fake2
+            .wait_response(&h, Duration::from_secs(15))
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    terminate(&child);
+    let out = pending.await.unwrap();
+    assert_eq!(out.kind, 5, "a slow handler is deferred: {out:?}");
+    assert!(
+        text_of(&out).contains("core.staff_roles"),
+        "the deferred answer arrives: {out:?}"
+    );
+    let (status, took) =
+        tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(10)))
+            .await
+            .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(10));
+    fake.assert_no_violations();
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: the real Beacon app (in-process, or the real binary) against the testkit's
+//! fake Discord, which validates every REST request against Discord's OpenAPI description when
+//! `BEACON_DISCORD_OPENAPI` is set.
+
+mod support;
+
+mod binary;
+mod commands;
+mod http_interactions;
+mod modules;
+mod settings;

@@ -1,0 +1,305 @@
+//! The module contract, exercised by a module written the way a module author would: commands,
+//! a button, a modal, a slow handler, long output, per-guild disabling and change listeners.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use beacon_framework::reply::components::{button, row};
+use beacon_framework::{
+    Access, CommandCtx, CommandSpec, ComponentCtx, HandlerResult, ModalCtx, Module, OptionSpec,
+    Reply, SettingKind, SettingSpec, async_trait,
+};
+use beacon_testkit::Delivery;
+use serde_json::json;
+use twilight_model::channel::message::Component;
+use twilight_model::channel::message::component::{ButtonStyle, Label, TextInput, TextInputStyle};
+
+use crate::support::*;
+
+struct Echo {
+    changes: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl Module for Echo {
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+    fn description(&self) -> &'static str {
+        "Test module"
+    }
+    fn settings(&self) -> Vec<SettingSpec> {
+        vec![SettingSpec::new(
+            "echo.prefix",
+            SettingKind::String { max_len: 10 },
+            json!(">"),
+            "Prefix",
+        )]
+    }
+    fn commands(&self) -> Vec<CommandSpec> {
+        vec![
+            CommandSpec::new("echo", "Echo text", Access::Everyone)
+                .option(OptionSpec::string("text", "Text").required()),
+            CommandSpec::new("slow", "Takes its time", Access::Everyone),
+            CommandSpec::new("panel", "A button", Access::Everyone),
+            CommandSpec::new("form", "A modal", Access::Everyone),
+            CommandSpec::new("staffonly", "Staff only", Access::Staff),
+        ]
+    }
+    async fn command(&self, ctx: CommandCtx) -> HandlerResult {
+        match ctx.name.as_str() {
+            "echo" => {
+                let prefix = ctx
+                    .app
+                    .settings
+                    .get_string(&ctx.guild, "echo.prefix")
+                    .await?;
+                let text = ctx.options.str("text").unwrap_or_default();
+                ctx.reply(Reply::text(format!("{prefix} {text}"))).await
+            }
+            "slow" => {
+                tokio::time::sleep(Duration::from_millis(3200)).await;
+                ctx.reply(Reply::text("finally")).await
+            }
+            "panel" => {
+                let b = button("echo:click", "Click", ButtonStyle::Primary);
+                ctx.reply(Reply::text("panel").with_components(vec![row(vec![b])]))
+                    .await
+            }
+            "form" => {
+                let input = Component::TextInput(TextInput {
+                    custom_id: "topic".into(),
+                    id: None,
+                    #[allow(deprecated)]
+                    label: None,
+                    max_length: Some(100),
+                    min_length: None,
+                    placeholder: None,
+                    required: Some(true),
+                    style: TextInputStyle::Short,
+                    value: None,
+                });
+                let label = Component::Label(Label {
+                    component: Box::new(input),
+                    description: None,
+                    id: None,
+                    label: "Topic".into(),
+                });
+                ctx.responder.modal("echo:form", "Tell us", vec![label])
+            }
+            _ => ctx.reply(Reply::text("staff ok")).await,
+        }
+    }
+    async fn component(&self, ctx: ComponentCtx) -> HandlerResult {
+        ctx.responder
+            .update(Reply::text(format!(
+                "clicked {} by <@{}>",
+                ctx.action(),
+                ctx.user_id()
+            )))
+            .await
+    }
+    async fn modal(&self, ctx: ModalCtx) -> HandlerResult {
+        ctx.reply(Reply::text(format!("topic: {}", ctx.field("topic").unwrap_or("?"))).ephemeral())
+            .await
+    }
+    async fn setting_changed(
+        &self,
+        _app: &Arc<beacon_framework::App>,
+        change: &beacon_framework::settings::SettingChanged,
+    ) {
+        if change.key.starts_with("echo.") {
+            self.changes.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+async fn spawn_echo() -> (TestApp, Arc<AtomicUsize>) {
+    let changes = Arc::new(AtomicUsize::new(0));
+    let t = TestApp::spawn_with(Options {
+        modules: vec![Arc::new(Echo {
+            changes: changes.clone(),
+        })],
+        ..Options::default()
+    })
+    .await;
+    (t, changes)
+}
+
+#[tokio::test]
+async fn settings_reach_handlers_and_listeners_without_restart() {
+    let (t, changes) = spawn_echo().await;
+    let bob = t.member("bob");
+    let out = t
+        .command(
+            bob,
+            "echo",
+            json!([opt_str("text", "hi")]),
+            Delivery::Gateway,
+        )
+        .await;
+    assert_eq!(out.data["content"], "> hi");
+    t.command(
+        t.owner(),
+        "config",
+        sub(
+            "set",
+            json!([opt_str("key", "echo.prefix"), opt_str("value", "!!")]),
+        ),
+        Delivery::Http,
+    )
+    .await;
+    let out = t
+        .command(
+            bob,
+            "echo",
+            json!([opt_str("text", "hi")]),
+            Delivery::Gateway,
+        )
+        .await;
+    assert_eq!(out.data["content"], "!! hi");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while changes.load(Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "listener never called"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_disabled_module_refuses_clearly_in_that_guild_only() {
+    let (t, _) = spawn_echo().await;
+    t.command(
+        t.owner(),
+        "config",
+        sub(
+            "set",
+            json!([opt_str("key", "echo.enabled"), opt_str("value", "false")]),
+        ),
+        Delivery::Http,
+    )
+    .await;
+    let out = t
+        .command(
+            t.member("bob"),
+            "echo",
+            json!([opt_str("text", "hi")]),
+            Delivery::Http,
+        )
+        .await;
+    assert!(is_ephemeral(&out));
+    assert!(
+        text_of(&out).contains("echo module is turned off"),
+        "{}",
+        text_of(&out)
+    );
+    // Another guild is unaffected.
+    let other = t.fake.create_guild(guild_spec());
+    let mut inv = t.invocation(
+        other.members[2].user_id,
+        "echo",
+        json!([opt_str("text", "yo")]),
+    );
+    inv.guild_id = other.id;
+    inv.channel_id = other.channels[0].id;
+    let h = t.fake.invoke_command(inv, Delivery::Http).await.unwrap();
+    let out = t.fake.wait_response(&h, WAIT).await.unwrap();
+    assert_eq!(out.data["content"], "> yo");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn slow_handlers_are_deferred_then_edited() {
+    let (t, _) = spawn_echo().await;
+    for via in [Delivery::Http, Delivery::Gateway] {
+        let out = t.command(t.member("bob"), "slow", json!([]), via).await;
+        assert_eq!(out.kind, 5, "{via:?}: {out:?}");
+        assert_eq!(out.data["content"], "finally", "{via:?}: {out:?}");
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn long_replies_are_split_without_breaking_code_blocks() {
+    let (t, _) = spawn_echo().await;
+    let long = format!("```rust\n{}\n```", "let x = 1;\n".repeat(400));
+    let out = t
+        .command(
+            t.member("bob"),
+            "echo",
+            json!([opt_str("text", &long)]),
+            Delivery::Http,
+        )
+        .await;
+    let mut parts = vec![out.data["content"].as_str().unwrap().to_owned()];
+    parts.extend(
+        out.followups
+            .iter()
+            .map(|f| f["content"].as_str().unwrap_or("").to_owned()),
+    );
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+    for p in &parts {
+        assert!(p.chars().count() <= 2000);
+        assert_eq!(p.matches("```").count() % 2, 0, "unbalanced fence in {p}");
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn buttons_and_modals_route_to_their_module() {
+    let (t, _) = spawn_echo().await;
+    let bob = t.member("bob");
+    let general = t.channel("general");
+    let out = t.command(bob, "panel", json!([]), Delivery::Gateway).await;
+    assert_eq!(
+        out.data["components"][0]["components"][0]["custom_id"],
+        "echo:click"
+    );
+    let message_id = t
+        .fake
+        .messages(general)
+        .last()
+        .and_then(|m| m["id"].as_str().and_then(|s| s.parse::<u64>().ok()))
+        .unwrap_or(1);
+    for via in [Delivery::Gateway, Delivery::Http] {
+        let h = t
+            .fake
+            .click_button(t.guild.id, general, bob, message_id, "echo:click", via)
+            .await
+            .unwrap();
+        let out = t.fake.wait_response(&h, WAIT).await.unwrap();
+        assert_eq!(out.kind, 7, "{via:?}: {out:?}");
+        assert_eq!(out.data["content"], format!("clicked click by <@{bob}>"));
+    }
+    let out = t.command(bob, "form", json!([]), Delivery::Http).await;
+    assert_eq!(out.kind, 9, "{out:?}");
+    assert_eq!(out.data["custom_id"], "echo:form");
+    let h = t
+        .fake
+        .submit_modal(
+            t.guild.id,
+            general,
+            bob,
+            "echo:form",
+            &[("topic", "billing")],
+            Delivery::Gateway,
+        )
+        .await
+        .unwrap();
+    let out = t.fake.wait_response(&h, WAIT).await.unwrap();
+    assert_eq!(out.data["content"], "topic: billing");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn staff_commands_need_a_staff_role() {
+    let (t, _) = spawn_echo().await;
+    let bob = t.member("bob");
+    let out = t.command(bob, "staffonly", json!([]), Delivery::Http).await;
+    assert!(text_of(&out).contains("Only staff"), "{}", text_of(&out));
+    t.stop().await;
+}

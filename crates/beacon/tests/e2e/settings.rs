@@ -1,0 +1,238 @@
+use beacon_testkit::Delivery;
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn config_set_is_validated_audited_announced_and_revertible() {
+    let t = TestApp::spawn().await;
+    let owner = t.owner();
+    let mut changes = t.app().settings.subscribe();
+    let staff = t.role("staff");
+
+    // A bad value is refused with a message naming the key.
+    let out = t
+        .command(
+            owner,
+            "config",
+            sub(
+                "set",
+                json!([
+                    opt_str("key", "core.staff_roles"),
+                    opt_str("value", "#nope")
+                ]),
+            ),
+            Delivery::Gateway,
+        )
+        .await;
+    assert!(
+        text_of(&out).contains("`core.staff_roles`"),
+        "{}",
+        text_of(&out)
+    );
+    assert!(text_of(&out).contains("not a role"), "{}", text_of(&out));
+
+    // A good one is stored, announced to listeners and reported with its change number.
+    let out = t
+        .command(
+            owner,
+            "config",
+            sub(
+                "set",
+                json!([
+                    opt_str("key", "core.staff_roles"),
+                    opt_str("value", &format!("<@&{staff}>"))
+                ]),
+            ),
+            Delivery::Gateway,
+        )
+        .await;
+    let text = text_of(&out);
+    assert!(text.contains(&format!("<@&{staff}>")), "{text}");
+    let guild = t.app().store.guild(t.guild.id);
+    assert_eq!(
+        guild.setting("core.staff_roles").await.unwrap(),
+        Some(json!([staff.to_string()]))
+    );
+    let event = tokio::time::timeout(WAIT, changes.recv())
+        .await
+        .expect("change announced")
+        .unwrap();
+    assert_eq!(event.key, "core.staff_roles");
+    assert_eq!(event.guild_id, t.guild.id);
+    assert_eq!(event.new, json!([staff.to_string()]));
+    assert_eq!(event.actor_id, owner);
+
+    // The audit trail has who, old and new.
+    let audit = guild
+        .setting_audit(Some("core.staff_roles"), 10)
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].actor_id, owner);
+    assert_eq!(audit[0].old, None);
+    assert_eq!(audit[0].new, Some(json!([staff.to_string()])));
+    let out = t
+        .command(owner, "config", sub("history", json!([])), Delivery::Http)
+        .await;
+    assert!(
+        text_of(&out).contains(&format!("#{}", audit[0].id)),
+        "{}",
+        text_of(&out)
+    );
+
+    // Revert puts the old value back and is itself audited.
+    let out = t
+        .command(
+            owner,
+            "config",
+            sub(
+                "revert",
+                json!([{ "name": "change", "type": 4, "value": audit[0].id }]),
+            ),
+            Delivery::Http,
+        )
+        .await;
+    assert!(text_of(&out).contains("reverted"), "{}", text_of(&out));
+    assert_eq!(guild.setting("core.staff_roles").await.unwrap(), None);
+    let audit = guild
+        .setting_audit(Some("core.staff_roles"), 10)
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 2);
+    assert_eq!(audit[0].reverted_audit_id, Some(audit[1].id));
+
+    // Reverting a change number that does not exist in this guild is a clear error.
+    let out = t
+        .command(
+            owner,
+            "config",
+            sub(
+                "revert",
+                json!([{ "name": "change", "type": 4, "value": 999_999 }]),
+            ),
+            Delivery::Http,
+        )
+        .await;
+    assert!(
+        text_of(&out).contains("no change #999999"),
+        "{}",
+        text_of(&out)
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn staff_role_grants_staff_access_once_set() {
+    let t = TestApp::spawn().await;
+    let staff = t.role("staff");
+    t.command(
+        t.owner(),
+        "config",
+        sub(
+            "set",
+            json!([
+                opt_str("key", "core.staff_roles"),
+                opt_str("value", &staff.to_string())
+            ]),
+        ),
+        Delivery::Http,
+    )
+    .await;
+    let guild = t.app().store.guild(t.guild.id);
+    let roles = t
+        .app()
+        .settings
+        .get_ids(&guild, "core.staff_roles")
+        .await
+        .unwrap();
+    assert_eq!(roles, vec![staff]);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn config_show_paginates_with_buttons() {
+    let t = TestApp::spawn().await;
+    let out = t
+        .command(
+            t.owner(),
+            "config",
+            sub("show", json!([])),
+            Delivery::Gateway,
+        )
+        .await;
+    let text = text_of(&out);
+    assert!(text.contains("core.staff_roles"), "{text}");
+    assert!(text.contains("Page 1/"), "{out:?}");
+    let buttons = out.data["components"][0]["components"]
+        .as_array()
+        .expect("button row");
+    assert_eq!(buttons[0]["custom_id"], "config:page:0");
+    assert_eq!(buttons[0]["disabled"], true, "no previous page on page 1");
+
+    // Reset of a setting that was never set is harmless and audited.
+    let out = t
+        .command(
+            t.owner(),
+            "config",
+            sub("reset", json!([opt_str("key", "core.log_channel")])),
+            Delivery::Gateway,
+        )
+        .await;
+    assert!(
+        text_of(&out).contains("reset to its default"),
+        "{}",
+        text_of(&out)
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn log_channel_receives_setting_changes() {
+    let t = TestApp::spawn().await;
+    let log = t.channel("mod-log");
+    t.command(
+        t.owner(),
+        "config",
+        sub(
+            "set",
+            json!([
+                opt_str("key", "core.log_channel"),
+                opt_str("value", &format!("<#{log}>"))
+            ]),
+        ),
+        Delivery::Http,
+    )
+    .await;
+    t.command(
+        t.owner(),
+        "config",
+        sub(
+            "set",
+            json!([
+                opt_str("key", "core.staff_roles"),
+                opt_str("value", &t.role("staff").to_string())
+            ]),
+        ),
+        Delivery::Http,
+    )
+    .await;
+    let req = t
+        .fake
+        .wait_for_request("POST", &format!("/channels/{log}/messages"), WAIT)
+        .await
+        .expect("log post");
+    assert!(
+        req.body["content"]
+            .as_str()
+            .unwrap_or("")
+            .contains("core.staff_roles"),
+        "{req:?}"
+    );
+    assert_eq!(
+        req.body["allowed_mentions"],
+        json!({ "parse": [] }),
+        "log posts must not ping: {req:?}"
+    );
+    t.stop().await;
+}

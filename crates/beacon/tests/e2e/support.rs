@@ -1,0 +1,306 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use beacon::run::Running;
+use beacon_config::{Config, Source};
+use beacon_testkit::{
+    CommandInvocation, Delivery, FakeDiscord, FakeOptions, GuildInfo, GuildSpec,
+    InteractionOutcome, MemberSpec, RoleSpec,
+};
+use serde_json::Value;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Permission bits used by the tests.
+pub const ADMINISTRATOR: u64 = 1 << 3;
+
+/// A fake Discord with one guild (owner, an admin, a plain member), and Beacon connected to it.
+pub struct TestApp {
+    pub fake: FakeDiscord,
+    pub running: Option<Running>,
+    pub guild: GuildInfo,
+    pub data: tempfile::TempDir,
+}
+
+pub struct Options {
+    pub token: bool,
+    pub gateway: bool,
+    pub modules: Vec<Arc<dyn beacon_framework::Module>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            token: true,
+            gateway: true,
+            modules: Vec::new(),
+        }
+    }
+}
+
+pub fn guild_spec() -> GuildSpec {
+    GuildSpec {
+        name: "Test Guild".into(),
+        owner_id: None,
+        text_channels: vec!["general".into(), "support".into(), "mod-log".into()],
+        roles: vec![
+            RoleSpec {
+                name: "admin".into(),
+                permissions: ADMINISTRATOR,
+            },
+            RoleSpec {
+                name: "staff".into(),
+                permissions: 0,
+            },
+        ],
+        members: vec![
+            MemberSpec {
+                user_id: None,
+                username: "owner".into(),
+                roles: vec![],
+            },
+            MemberSpec {
+                user_id: None,
+                username: "alice-admin".into(),
+                roles: vec!["admin".into()],
+            },
+            MemberSpec {
+                user_id: None,
+                username: "bob".into(),
+                roles: vec![],
+            },
+        ],
+    }
+}
+
+pub fn openapi() -> Option<std::path::PathBuf> {
+    std::env::var_os("BEACON_DISCORD_OPENAPI").map(Into::into)
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(opts: Options) -> TestApp {
+        let fake = FakeDiscord::start(FakeOptions {
+            openapi_path: openapi(),
+            ..FakeOptions::default()
+        })
+        .await
+        .expect("fake discord starts");
+        let guild = fake.create_guild(guild_spec());
+        let data = tempfile::tempdir().expect("tempdir");
+        let config = test_config(&fake, &data, opts.token, opts.gateway);
+        let running = beacon::run::start_with(Arc::new(config), opts.modules)
+            .await
+            .expect("beacon starts");
+        fake.set_interactions_endpoint(&format!("http://{}/interactions", running.addr));
+        let app = TestApp {
+            fake,
+            running: Some(running),
+            guild,
+            data,
+        };
+        if opts.token && opts.gateway {
+            app.wait_guild_registered().await;
+        }
+        app
+    }
+
+    pub fn app(&self) -> &Arc<beacon_framework::App> {
+        &self.running.as_ref().expect("running").app
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.running.as_ref().expect("running").addr
+    }
+
+    pub fn member(&self, name: &str) -> u64 {
+        self.guild
+            .members
+            .iter()
+            .find(|m| m.username == name)
+            .map(|m| m.user_id)
+            .unwrap_or_else(|| panic!("no member {name}"))
+    }
+
+    pub fn owner(&self) -> u64 {
+        self.guild.owner_id
+    }
+
+    pub fn channel(&self, name: &str) -> u64 {
+        self.guild
+            .channels
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.id)
+            .unwrap_or_else(|| panic!("no channel {name}"))
+    }
+
+    pub fn role(&self, name: &str) -> u64 {
+        self.guild
+            .roles
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.id)
+            .unwrap_or_else(|| panic!("no role {name}"))
+    }
+
+    async fn wait_guild_registered(&self) {
+        let store = self.app().store.guild(self.guild.id);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(_)) = store.get().await {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "guild was never registered from GUILD_CREATE"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs a slash command as `user` and waits for its final answer.
+    pub async fn command(
+        &self,
+        user: u64,
+        name: &str,
+        options: Value,
+        via: Delivery,
+    ) -> InteractionOutcome {
+        let handle = self
+            .fake
+            .invoke_command(self.invocation(user, name, options), via)
+            .await
+            .expect("invoke");
+        self.fake
+            .wait_response(&handle, WAIT)
+            .await
+            .expect("response")
+    }
+
+    pub async fn autocomplete(
+        &self,
+        user: u64,
+        name: &str,
+        options: Value,
+        via: Delivery,
+    ) -> InteractionOutcome {
+        let handle = self
+            .fake
+            .autocomplete(self.invocation(user, name, options), via)
+            .await
+            .expect("autocomplete");
+        self.fake
+            .wait_response(&handle, WAIT)
+            .await
+            .expect("response")
+    }
+
+    pub fn invocation(&self, user: u64, name: &str, options: Value) -> CommandInvocation {
+        CommandInvocation {
+            guild_id: self.guild.id,
+            channel_id: self.channel("general"),
+            user_id: user,
+            name: name.into(),
+            options,
+            member_permissions: None,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+        self.fake.assert_no_violations();
+    }
+}
+
+pub fn test_config(
+    fake: &FakeDiscord,
+    data: &tempfile::TempDir,
+    token: bool,
+    gateway: bool,
+) -> Config {
+    let data_dir = data.path().display().to_string();
+    let api = fake.base_url();
+    let gw = fake.gateway_url();
+    let tok = fake.bot_token();
+    let key = fake.public_key_hex();
+    let app_id = fake.application_id().to_string();
+    let mut pairs = vec![
+        ("BEACON_DATA_DIR", data_dir.as_str()),
+        ("BEACON_HTTP_ADDR", "127.0.0.1:0"),
+        ("BEACON_DISCORD_API_URL", api.as_str()),
+        ("BEACON_DISCORD_GATEWAY_URL", gw.as_str()),
+        ("BEACON_DISCORD_PUBLIC_KEY", key.as_str()),
+        ("BEACON_DISCORD_APPLICATION_ID", app_id.as_str()),
+        ("BEACON_LOG_LEVEL", "warn"),
+        ("BEACON_SHUTDOWN_GRACE", "5s"),
+    ];
+    if token {
+        pairs.push(("BEACON_DISCORD_TOKEN", tok.as_str()));
+    }
+    if !gateway {
+        pairs.push(("BEACON_DISCORD_GATEWAY_ENABLED", "false"));
+    }
+    Config::from_sources(None, &Source::from_pairs(pairs)).expect("test config is valid")
+}
+
+/// The text of an answer: its content plus embed titles and descriptions.
+pub fn text_of(outcome: &InteractionOutcome) -> String {
+    let mut out = String::new();
+    let mut push = |v: &Value| {
+        if let Some(s) = v.get("content").and_then(Value::as_str) {
+            out.push_str(s);
+            out.push('\n');
+        }
+        for e in v
+            .get("embeds")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            for k in ["title", "description"] {
+                if let Some(s) = e.get(k).and_then(Value::as_str) {
+                    out.push_str(s);
+                    out.push('\n');
+                }
+            }
+            for f in e
+                .get("fields")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                out.push_str(f.get("name").and_then(Value::as_str).unwrap_or(""));
+                out.push_str(": ");
+                out.push_str(f.get("value").and_then(Value::as_str).unwrap_or(""));
+                out.push('\n');
+            }
+        }
+    };
+    push(&outcome.data);
+    for f in &outcome.followups {
+        push(f);
+    }
+    out
+}
+
+pub fn is_ephemeral(outcome: &InteractionOutcome) -> bool {
+    outcome
+        .data
+        .get("flags")
+        .and_then(Value::as_u64)
+        .is_some_and(|f| f & 64 != 0)
+}
+
+pub fn sub(name: &str, options: Value) -> Value {
+    serde_json::json!([{ "name": name, "type": 1, "options": options }])
+}
+
+pub fn opt_str(name: &str, value: &str) -> Value {
+    serde_json::json!({ "name": name, "type": 3, "value": value })
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite: starts PostgreSQL and Redis (installing them from Debian's packages when
+# missing), then runs every test of the workspace with cargo-nextest. Tests that need a service
+# fail (not skip) when it is absent, because BEACON_TEST_REQUIRE_SERVICES=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
+fi
+
+# Service URLs come from services.sh (it prints `export BEACON_TEST_…=…` lines; it fails when a
+# service cannot be started, and so does this script).
+services_env="$(scripts/services.sh)"
+eval "$(grep '^export BEACON_TEST_' <<<"$services_env")"
+export BEACON_TEST_REQUIRE_SERVICES=1
+
+# Validate every REST request the bot makes against Discord's OpenAPI description when present.
+if [[ -z "${BEACON_DISCORD_OPENAPI:-}" && -f ../shared/discord-api-spec/openapi.json ]]; then
+  export BEACON_DISCORD_OPENAPI="$(cd ../shared/discord-api-spec && pwd)/openapi.json"
+fi
+
+exec cargo nextest run --workspace --no-fail-fast "$@"

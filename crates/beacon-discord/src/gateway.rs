@@ -22,8 +22,8 @@ use std::{
 use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use twilight_gateway::{
-    CloseFrame, ConfigBuilder, Event, EventTypeFlags, Shard, ShardId, StreamExt as _,
-    error::ReceiveMessageErrorType, queue::InMemoryQueue,
+    CloseFrame, ConfigBuilder, Event, EventTypeFlags, Shard, ShardId, StreamExt as _, error::ReceiveMessageErrorType,
+    queue::InMemoryQueue,
 };
 use twilight_model::gateway::{CloseCode, Intents};
 
@@ -112,6 +112,8 @@ pub struct ShardBoard {
 struct Entry {
     status: ShardStatus,
     guild_ids: HashSet<u64>,
+    /// Connections opened (Hello received).
+    hellos: u32,
 }
 
 impl fmt::Debug for ShardBoard {
@@ -128,18 +130,12 @@ impl ShardBoard {
 
     /// Number of shards with an established session.
     pub fn connected(&self) -> usize {
-        self.lock()
-            .values()
-            .filter(|e| e.status.state == ShardState::Ready)
-            .count()
+        self.lock().values().filter(|e| e.status.state == ShardState::Ready).count()
     }
 
     /// Total guilds across this process's shards.
     pub fn guilds(&self) -> u64 {
-        self.lock()
-            .values()
-            .map(|e| u64::from(e.status.guilds))
-            .sum()
+        self.lock().values().map(|e| u64::from(e.status.guilds)).sum()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, Entry>> {
@@ -161,6 +157,7 @@ impl ShardBoard {
                     reconnects: 0,
                 },
                 guild_ids: HashSet::new(),
+                hellos: 0,
             },
         );
     }
@@ -235,12 +232,8 @@ impl GatewayError {
         }
         Some(match close {
             CloseCode::AuthenticationFailed => Self::Authentication { shard_id },
-            CloseCode::InvalidIntents | CloseCode::DisallowedIntents => {
-                Self::Intents { shard_id, code }
-            }
-            CloseCode::InvalidShard | CloseCode::ShardingRequired => {
-                Self::Sharding { shard_id, code }
-            }
+            CloseCode::InvalidIntents | CloseCode::DisallowedIntents => Self::Intents { shard_id, code },
+            CloseCode::InvalidShard | CloseCode::ShardingRequired => Self::Sharding { shard_id, code },
             _ => Self::FatalClose { shard_id, code },
         })
     }
@@ -300,10 +293,8 @@ pub async fn run(
         Duration::from_millis(limit.reset_after),
         limit.total,
     );
-    let shard_config = ConfigBuilder::new(config.token.clone(), config.intents)
-        .queue(queue)
-        .proxy_url(url.clone())
-        .build();
+    let shard_config =
+        ConfigBuilder::new(config.token.clone(), config.intents).queue(queue).proxy_url(url.clone()).build();
     tracing::info!(
         %url,
         total,
@@ -319,13 +310,7 @@ pub async fn run(
     for id in ids {
         board.register(id, total);
         let shard = Shard::with_config(ShardId::new(id, total), shard_config.clone());
-        let runner = ShardRunner {
-            id,
-            shard,
-            events: events.clone(),
-            board: board.clone(),
-            stop: stop.clone(),
-        };
+        let runner = ShardRunner { id, shard, events: events.clone(), board: board.clone(), stop: stop.clone() };
         tasks.spawn(runner.run());
     }
     drop(events);
@@ -346,10 +331,7 @@ pub async fn run(
 fn gateway_base_url(url: &str) -> Result<String, GatewayError> {
     let invalid = || GatewayError::InvalidGatewayUrl(url.to_owned());
     let lower = url.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("wss://")
-        .or_else(|| lower.strip_prefix("ws://"))
-        .ok_or_else(invalid)?;
+    let rest = lower.strip_prefix("wss://").or_else(|| lower.strip_prefix("ws://")).ok_or_else(invalid)?;
     if rest.trim_end_matches('/').is_empty()
         || rest.starts_with('/')
         || url.contains(['?', '#', '@'])
@@ -386,17 +368,12 @@ impl ShardRunner {
                     continue;
                 }
                 None => {
-                    return Err(GatewayError::ShardTask(format!(
-                        "shard {id}: event stream ended"
-                    )));
+                    return Err(GatewayError::ShardTask(format!("shard {id}: event stream ended")));
                 }
             };
             if let Event::GatewayClose(frame) = &event {
                 let code = frame.as_ref().map(|f| f.code);
-                self.board.update(id, |e| {
-                    e.status.state = ShardState::Disconnected;
-                    e.status.reconnects += 1;
-                });
+                self.board.update(id, |e| e.status.state = ShardState::Disconnected);
                 if let Some(error) = code.and_then(|c| GatewayError::from_close(id, c)) {
                     return Err(error);
                 }
@@ -407,10 +384,7 @@ impl ShardRunner {
             if event.kind().name().is_none() {
                 continue;
             }
-            let send = self.events.send(GatewayEvent {
-                shard_id: id,
-                event,
-            });
+            let send = self.events.send(GatewayEvent { shard_id: id, event });
             tokio::select! {
                 biased;
                 () = self.stop.cancelled() => break,
@@ -438,6 +412,12 @@ impl ShardRunner {
                 e.status.last_event_at = Some(SystemTime::now());
             }
             match event {
+                // Every connection starts with Hello; all but the first are
+                // reconnects (twilight reconnects silently after a TCP drop).
+                Event::GatewayHello(_) => {
+                    e.hellos += 1;
+                    e.status.reconnects = e.hellos.saturating_sub(1);
+                }
                 Event::Ready(ready) => {
                     e.guild_ids = ready.guilds.iter().map(|g| g.id.get()).collect();
                 }
@@ -462,21 +442,22 @@ impl ShardRunner {
     async fn close(&mut self) {
         let id = self.id;
         let state = self.shard.state();
-        self.board
-            .update(id, |e| e.status.state = ShardState::Disconnected);
+        self.board.update(id, |e| e.status.state = ShardState::Disconnected);
         // Without a live connection there is nothing to close; polling would
         // only reconnect first.
         if matches!(
             state,
-            twilight_gateway::ShardState::Disconnected { .. }
-                | twilight_gateway::ShardState::FatallyClosed
+            twilight_gateway::ShardState::Disconnected { .. } | twilight_gateway::ShardState::FatallyClosed
         ) {
             return;
         }
         self.shard.close(CloseFrame::NORMAL);
+        // Wait for the gateway's close reply. A server that drops the TCP
+        // connection instead makes twilight reconnect at once; the Hello of
+        // that new connection proves the old one is gone, so stop there too.
         let drain = async {
-            while let Some(item) = self.shard.next_event(EventTypeFlags::empty()).await {
-                if matches!(item, Ok(Event::GatewayClose(_))) {
+            while let Some(item) = self.shard.next_event(EventTypeFlags::GATEWAY_HELLO).await {
+                if matches!(item, Ok(Event::GatewayClose(_) | Event::GatewayHello(_))) {
                     break;
                 }
             }
@@ -505,19 +486,10 @@ fn log_receive_error(shard: u32, error: &twilight_gateway::error::ReceiveMessage
     let source = std::error::Error::source(error).map(ToString::to_string);
     match error.kind() {
         ReceiveMessageErrorType::Deserializing { event } => {
-            tracing::warn!(
-                shard,
-                bytes = event.len(),
-                ?source,
-                "undecodable gateway event skipped"
-            );
+            tracing::warn!(shard, bytes = event.len(), ?source, "undecodable gateway event skipped");
         }
         ReceiveMessageErrorType::Reconnect => {
-            tracing::warn!(
-                shard,
-                ?source,
-                "gateway reconnect failed; retrying with backoff"
-            );
+            tracing::warn!(shard, ?source, "gateway reconnect failed; retrying with backoff");
         }
         _ => tracing::warn!(shard, ?source, "gateway receive error"),
     }
@@ -529,32 +501,16 @@ mod tests {
 
     #[test]
     fn normalises_gateway_urls() {
-        assert_eq!(
-            gateway_base_url("wss://gateway.discord.gg").ok().as_deref(),
-            Some("wss://gateway.discord.gg")
-        );
-        assert_eq!(
-            gateway_base_url("ws://127.0.0.1:9000/").ok().as_deref(),
-            Some("ws://127.0.0.1:9000")
-        );
-        for bad in [
-            "",
-            "http://x",
-            "ws://",
-            "ws:///x",
-            "wss://g?v=10",
-            "ws://a b",
-        ] {
+        assert_eq!(gateway_base_url("wss://gateway.discord.gg").ok().as_deref(), Some("wss://gateway.discord.gg"));
+        assert_eq!(gateway_base_url("ws://127.0.0.1:9000/").ok().as_deref(), Some("ws://127.0.0.1:9000"));
+        for bad in ["", "http://x", "ws://", "ws:///x", "wss://g?v=10", "ws://a b"] {
             assert!(gateway_base_url(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn classifies_close_codes() {
-        assert!(matches!(
-            GatewayError::from_close(3, 4004),
-            Some(GatewayError::Authentication { shard_id: 3 })
-        ));
+        assert!(matches!(GatewayError::from_close(3, 4004), Some(GatewayError::Authentication { shard_id: 3 })));
         for code in [4013, 4014] {
             assert!(matches!(
                 GatewayError::from_close(0, code),
@@ -567,10 +523,7 @@ mod tests {
                 Some(GatewayError::Sharding { code: c, .. }) if c == code
             ));
         }
-        assert!(matches!(
-            GatewayError::from_close(0, 4012),
-            Some(GatewayError::FatalClose { code: 4012, .. })
-        ));
+        assert!(matches!(GatewayError::from_close(0, 4012), Some(GatewayError::FatalClose { code: 4012, .. })));
         for code in [1000, 1001, 4000, 4007, 4009, 4999] {
             assert!(GatewayError::from_close(0, code).is_none(), "{code}");
         }

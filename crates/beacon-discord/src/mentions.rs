@@ -12,12 +12,7 @@ const ZWJ: char = '\u{200D}';
 
 /// AllowedMentions that pings no one — the default for all generated text.
 pub fn none() -> AllowedMentions {
-    AllowedMentions {
-        parse: Vec::new(),
-        replied_user: false,
-        roles: Vec::new(),
-        users: Vec::new(),
-    }
+    AllowedMentions { parse: Vec::new(), replied_user: false, roles: Vec::new(), users: Vec::new() }
 }
 
 /// Neutralises `@everyone`, `@here`, and user/role mentions (`<@id>`,
@@ -32,8 +27,7 @@ pub fn defuse(text: &str) -> String {
         out.push(c);
         if c == '@' {
             let rest = &text[i + 1..];
-            let mass = starts_with_ignore_ascii_case(rest, "everyone")
-                || starts_with_ignore_ascii_case(rest, "here");
+            let mass = starts_with_ignore_ascii_case(rest, "everyone") || starts_with_ignore_ascii_case(rest, "here");
             let already = rest.starts_with(ZWJ);
             if !already && (mass || prev == Some('<')) {
                 out.push(ZWJ);
@@ -45,9 +39,7 @@ pub fn defuse(text: &str) -> String {
 }
 
 fn starts_with_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
-    haystack
-        .get(..needle.len())
-        .is_some_and(|head| head.eq_ignore_ascii_case(needle))
+    haystack.get(..needle.len()).is_some_and(|head| head.eq_ignore_ascii_case(needle))
 }
 
 #[cfg(test)]
@@ -81,14 +73,7 @@ mod tests {
 
     #[test]
     fn leaves_other_text_alone() {
-        for s in [
-            "mail me at a@b.com",
-            "@someone",
-            "<#123> channel",
-            "</help:1>",
-            "héllo @",
-            "",
-        ] {
+        for s in ["mail me at a@b.com", "@someone", "<#123> channel", "</help:1>", "héllo @", ""] {
             assert_eq!(defuse(s), s);
         }
     }

@@ -39,9 +39,8 @@ pub fn client(token: Option<&str>, api_url: &str) -> Result<Client, RestConfigEr
     }
     crate::install_crypto_provider();
 
-    let mut builder = Client::builder()
-        .default_allowed_mentions(crate::mentions::none())
-        .proxy(host.to_owned(), use_http);
+    let mut builder =
+        Client::builder().default_allowed_mentions(crate::mentions::none()).proxy(host.to_owned(), use_http);
     if let Some(token) = token {
         let token = token.trim();
         // Validate what follows a `Bot`/`Bearer` prefix (never log it).
@@ -61,10 +60,7 @@ pub fn client(token: Option<&str>, api_url: &str) -> Result<Client, RestConfigEr
 /// Splits `api_url` into (uses plain http, `host[:port][/prefix]`), the shape
 /// twilight's `proxy` option expects.
 fn parse_api_url(api_url: &str) -> Result<(bool, &str), RestConfigError> {
-    let invalid = |reason| RestConfigError::InvalidApiUrl {
-        url: api_url.to_owned(),
-        reason,
-    };
+    let invalid = |reason| RestConfigError::InvalidApiUrl { url: api_url.to_owned(), reason };
     let (use_http, rest) = if let Some(rest) = strip_prefix_ignore_case(api_url, "https://") {
         (false, rest)
     } else if let Some(rest) = strip_prefix_ignore_case(api_url, "http://") {
@@ -77,23 +73,18 @@ fn parse_api_url(api_url: &str) -> Result<(bool, &str), RestConfigError> {
         return Err(invalid("missing host"));
     }
     if rest.contains(['?', '#', '@']) || rest.contains(char::is_whitespace) {
-        return Err(invalid(
-            "must not contain a query, fragment, credentials or spaces",
-        ));
+        return Err(invalid("must not contain a query, fragment, credentials or spaces"));
     }
     // twilight appends `/api/v10/…` itself.
     if rest.ends_with("/api") || rest.contains("/api/") {
-        return Err(invalid(
-            "give the origin only; /api/v10 is appended automatically",
-        ));
+        return Err(invalid("give the origin only; /api/v10 is appended automatically"));
     }
     Ok((use_http, rest))
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
 }
 
 #[cfg(test)]
@@ -102,22 +93,10 @@ mod tests {
 
     #[test]
     fn parses_origins() {
-        assert_eq!(
-            parse_api_url("https://discord.com"),
-            Ok((false, "discord.com"))
-        );
-        assert_eq!(
-            parse_api_url("https://discord.com/"),
-            Ok((false, "discord.com"))
-        );
-        assert_eq!(
-            parse_api_url("http://127.0.0.1:9000"),
-            Ok((true, "127.0.0.1:9000"))
-        );
-        assert_eq!(
-            parse_api_url("HTTP://localhost:1/prefix/"),
-            Ok((true, "localhost:1/prefix"))
-        );
+        assert_eq!(parse_api_url("https://discord.com"), Ok((false, "discord.com")));
+        assert_eq!(parse_api_url("https://discord.com/"), Ok((false, "discord.com")));
+        assert_eq!(parse_api_url("http://127.0.0.1:9000"), Ok((true, "127.0.0.1:9000")));
+        assert_eq!(parse_api_url("HTTP://localhost:1/prefix/"), Ok((true, "localhost:1/prefix")));
     }
 
     #[test]
@@ -133,13 +112,7 @@ mod tests {
             "https://user@discord.com",
             "https://disc ord.com",
         ] {
-            assert!(
-                matches!(
-                    parse_api_url(url),
-                    Err(RestConfigError::InvalidApiUrl { .. })
-                ),
-                "{url:?}"
-            );
+            assert!(matches!(parse_api_url(url), Err(RestConfigError::InvalidApiUrl { .. })), "{url:?}");
         }
     }
 
@@ -151,10 +124,7 @@ mod tests {
         assert_eq!(prefixed.token(), Some("Bot abc"));
         let without = client(None, "http://127.0.0.1:9000").expect("without token");
         assert_eq!(without.token(), None);
-        assert_eq!(
-            without.default_allowed_mentions(),
-            Some(&crate::mentions::none())
-        );
+        assert_eq!(without.default_allowed_mentions(), Some(&crate::mentions::none()));
     }
 
     #[tokio::test]
@@ -170,9 +140,6 @@ mod tests {
 
     #[test]
     fn needs_a_runtime() {
-        assert_eq!(
-            client(None, "https://discord.com").map(|_| ()),
-            Err(RestConfigError::NoRuntime)
-        );
+        assert_eq!(client(None, "https://discord.com").map(|_| ()), Err(RestConfigError::NoRuntime));
     }
 }

@@ -11,17 +11,20 @@
 //!   slices of `text` separated only by whitespace: `text == g0 + body0 + g1 +
 //!   body1 + … + bodyN + gN+1` with every `g` whitespace-only (the whitespace
 //!   at a split point is dropped, except the indentation of the line that
-//!   starts the next chunk, which is kept);
+//!   starts the next chunk, which is kept unless it alone would force a
+//!   glyph to be cut; trailing whitespace of the last chunk may be dropped);
 //! * `close` is `"\n```"` when the body ends inside a code block, and the next
 //!   chunk's `reopen` is `` "```lang\n" `` with the block's language tag, so
 //!   every chunk except the last has an even number of ```` ``` ```` fences;
 //!   the last has an even number exactly when `text` does (an unclosed block
 //!   in the input stays unclosed);
-//! * splits never fall inside a char; and, unless a single glyph is too long
-//!   for the chunk, never between a char and a following
-//!   combining mark / variation selector / emoji modifier, around a
-//!   zero-width joiner, inside a regional-indicator pair or a `\r\n`, nor
-//!   inside a run of backticks in a way that changes how it reads as fences.
+//! * splits never fall inside a char, nor inside a run of backticks in a way
+//!   that changes how it reads as fences; and, unless a single glyph is too
+//!   long for a chunk, never between a char and a following combining mark /
+//!   variation selector / emoji modifier, around a zero-width joiner, inside
+//!   a regional-indicator pair or a `\r\n`;
+//! * a code block is never left empty on either side of a split (the opening
+//!   fence moves to the next chunk instead), when any other split fits.
 //!
 //! Split points are chosen, in order of preference, at paragraph breaks, line
 //! breaks, and spaces (outside code blocks first), then anywhere allowed.
@@ -48,10 +51,7 @@ const CLOSE_LEN: usize = 4;
 /// Splits text into Discord messages of at most `limit` chars; see the
 /// [module docs](self) for the exact guarantees.
 pub fn split_message(text: &str, limit: usize) -> Vec<String> {
-    split_spans(text, limit)
-        .iter()
-        .map(|span| span.render(text))
-        .collect()
+    split_spans(text, limit).iter().map(|span| span.render(text)).collect()
 }
 
 /// One output chunk described relative to the input.
@@ -108,12 +108,7 @@ pub(crate) fn split_spans(text: &str, limit: usize) -> Vec<Span<'_>> {
             spans.push(doc.span(reopen, s, doc.text_end, false));
             break;
         }
-        let cut = Cutter {
-            doc: &doc,
-            start: s,
-            first_text,
-            max_end: s + room,
-        };
+        let cut = Cutter { doc: &doc, start: s, first_text, max_end: s + room };
         let (end, next) = match cut.choose() {
             Some(cut) => cut,
             // Nothing fits without breaking a glyph: first try without the
@@ -169,10 +164,7 @@ impl<'a> Doc<'a> {
             run_start: vec![0; n],
             text_end: 0,
         };
-        doc.text_end = (0..n)
-            .rev()
-            .find(|&x| !doc.chars[x].is_whitespace())
-            .map_or(0, |x| x + 1);
+        doc.text_end = (0..n).rev().find(|&x| !doc.chars[x].is_whitespace()).map_or(0, |x| x + 1);
         // (content start, close start) per region, in char indices.
         let mut bounds: Vec<(usize, usize)> = Vec::new();
         let mut current: Option<usize> = None;
@@ -200,11 +192,7 @@ impl<'a> Doc<'a> {
                 current = match current {
                     None => {
                         let (lang, content_start) = doc.lang_after(token_end);
-                        doc.regions.push(Region {
-                            lang,
-                            first_text: None,
-                            text_end: None,
-                        });
+                        doc.regions.push(Region { lang, first_text: None, text_end: None });
                         bounds.push((content_start, n));
                         Some(doc.regions.len() - 1)
                     }
@@ -227,9 +215,7 @@ impl<'a> Doc<'a> {
     /// Language tag right after an opening fence ending at `at`, and where the
     /// block's content starts.
     fn lang_after(&self, at: usize) -> (&'a str, usize) {
-        let end = (at..self.chars.len())
-            .find(|&x| !is_lang_char(self.chars[x]))
-            .unwrap_or(self.chars.len());
+        let end = (at..self.chars.len()).find(|&x| !is_lang_char(self.chars[x])).unwrap_or(self.chars.len());
         if end > at && self.chars.get(end) == Some(&'\n') {
             (&self.text[self.offsets[at]..self.offsets[end]], end + 1)
         } else {
@@ -241,11 +227,7 @@ impl<'a> Doc<'a> {
     /// less than half the chunk for text.
     fn reopen_lang(&self, r: usize, limit: usize) -> &'a str {
         let lang = self.regions[r].lang;
-        if lang.chars().count() + 4 + CLOSE_LEN > limit / 2 {
-            ""
-        } else {
-            lang
-        }
+        if lang.chars().count() + 4 + CLOSE_LEN > limit / 2 { "" } else { lang }
     }
 
     fn next_non_ws(&self, from: usize) -> Option<usize> {
@@ -253,11 +235,7 @@ impl<'a> Doc<'a> {
     }
 
     fn span(&self, reopen: Option<&'a str>, start: usize, end: usize, close: bool) -> Span<'a> {
-        Span {
-            reopen,
-            body: self.offsets[start]..self.offsets[end],
-            close,
-        }
+        Span { reopen, body: self.offsets[start]..self.offsets[end], close }
     }
 
     /// Whether cutting at boundary `b` keeps every run of backticks reading as
@@ -271,10 +249,7 @@ impl<'a> Doc<'a> {
 
     /// Whether boundary `b` separates chars that render as one glyph.
     fn glued(&self, b: usize) -> bool {
-        let (Some(&prev), Some(&next)) = (
-            b.checked_sub(1).and_then(|p| self.chars.get(p)),
-            self.chars.get(b),
-        ) else {
+        let (Some(&prev), Some(&next)) = (b.checked_sub(1).and_then(|p| self.chars.get(p)), self.chars.get(b)) else {
             return false;
         };
         if prev == '\r' && next == '\n' || prev == ZWJ || extends_previous(next) {
@@ -282,11 +257,7 @@ impl<'a> Doc<'a> {
         }
         if is_regional_indicator(prev) && is_regional_indicator(next) {
             // Flags are pairs: glued when `prev` starts a pair.
-            let run = self.chars[..b]
-                .iter()
-                .rev()
-                .take_while(|&&c| is_regional_indicator(c))
-                .count();
+            let run = self.chars[..b].iter().rev().take_while(|&&c| is_regional_indicator(c)).count();
             return run % 2 == 1;
         }
         false
@@ -345,20 +316,14 @@ enum Break {
 impl Cutter<'_, '_> {
     /// Returns `(end of this body, start of the next)`, char indices.
     fn choose(&self) -> Option<(usize, usize)> {
-        self.at_whitespace()
-            .or_else(|| self.anywhere(Strictness::Full))
-            .or_else(|| self.anywhere(Strictness::Glyphs))
+        self.at_whitespace().or_else(|| self.anywhere(Strictness::Full)).or_else(|| self.anywhere(Strictness::Glyphs))
     }
 
     /// A cut that at least fits and keeps fences intact, when [`Self::choose`]
     /// finds nothing.
     fn last_resort(&self) -> (usize, usize) {
         self.anywhere(Strictness::Fences).unwrap_or_else(|| {
-            let reserve = if self.doc.regions.is_empty() {
-                0
-            } else {
-                CLOSE_LEN
-            };
+            let reserve = if self.doc.regions.is_empty() { 0 } else { CLOSE_LEN };
             let end = (self.max_end - reserve).max(self.start + 1);
             (end, end)
         })
@@ -415,8 +380,7 @@ impl Cutter<'_, '_> {
             let outside = usize::from(self.doc.inside[a].is_none());
             best[kind as usize][outside] = Some((a, next));
         }
-        let long_enough =
-            |c: &(usize, usize), num: usize, den: usize| (c.0 - self.start) * den >= window * num;
+        let long_enough = |c: &(usize, usize), num: usize, den: usize| (c.0 - self.start) * den >= window * num;
         let [space, line, paragraph] = best;
         let preferences = [
             (paragraph[1], 1, 2),
@@ -439,17 +403,11 @@ impl Cutter<'_, '_> {
         (self.first_text + 1..=self.max_end)
             .rev()
             .find(|&e| {
-                let reserve = if doc.inside[e].is_some() {
-                    CLOSE_LEN
-                } else {
-                    0
-                };
+                let reserve = if doc.inside[e].is_some() { CLOSE_LEN } else { 0 };
                 doc.run_ok(e)
                     && e + reserve <= self.max_end
                     && match level {
-                        Strictness::Full => {
-                            !doc.chars[e - 1].is_whitespace() && !doc.glued(e) && self.fits(e, e)
-                        }
+                        Strictness::Full => !doc.chars[e - 1].is_whitespace() && !doc.glued(e) && self.fits(e, e),
                         Strictness::Glyphs => !doc.glued(e),
                         Strictness::Fences => true,
                     }
@@ -525,13 +483,7 @@ mod tests {
         }
         for span in spans.iter().skip(1) {
             let next = text[span.body.start..].chars().next();
-            assert!(
-                !matches!(
-                    next,
-                    Some('\u{301}' | '\u{200D}' | '\u{1F3FD}' | '\u{FE0F}')
-                ),
-                "split before {next:?}"
-            );
+            assert!(!matches!(next, Some('\u{301}' | '\u{200D}' | '\u{1F3FD}' | '\u{FE0F}')), "split before {next:?}");
         }
         for span in &spans {
             let prev = text[..span.body.end].chars().next_back();
@@ -550,10 +502,7 @@ mod tests {
     #[test]
     fn prefers_paragraphs_then_lines_then_words() {
         let para = format!("{}\n\n{}", "a ".repeat(20).trim_end(), "b c d e f");
-        assert_eq!(
-            check(&para, 45),
-            vec!["a ".repeat(20).trim_end(), "b c d e f"]
-        );
+        assert_eq!(check(&para, 45), vec!["a ".repeat(20).trim_end(), "b c d e f"]);
         let lines = "aaaa bbbb\ncccc dddd eeee";
         assert_eq!(check(lines, 14), vec!["aaaa bbbb", "cccc dddd eeee"]);
         assert_eq!(check("aaaa bbbb cccc", 10), vec!["aaaa bbbb", "cccc"]);

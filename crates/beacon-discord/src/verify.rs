@@ -60,10 +60,7 @@ impl InteractionVerifier {
     pub fn from_hex(public_key_hex: &str) -> Result<Self, KeyError> {
         let hex_key = public_key_hex.trim();
         if hex_key.len() != PUBLIC_KEY_LENGTH * 2 {
-            return Err(KeyError::BadLength {
-                expected: PUBLIC_KEY_LENGTH * 2,
-                actual: hex_key.chars().count(),
-            });
+            return Err(KeyError::BadLength { expected: PUBLIC_KEY_LENGTH * 2, actual: hex_key.chars().count() });
         }
         let mut bytes = [0u8; PUBLIC_KEY_LENGTH];
         hex::decode_to_slice(hex_key, &mut bytes).map_err(|_| KeyError::BadHex)?;
@@ -89,8 +86,7 @@ impl InteractionVerifier {
         if signature_hex.len() != SIGNATURE_LENGTH * 2 {
             return Err(VerifyError::BadSignatureEncoding);
         }
-        hex::decode_to_slice(signature_hex, &mut sig_bytes)
-            .map_err(|_| VerifyError::BadSignatureEncoding)?;
+        hex::decode_to_slice(signature_hex, &mut sig_bytes).map_err(|_| VerifyError::BadSignatureEncoding)?;
         let signature = Signature::from_bytes(&sig_bytes);
 
         let ts = parse_timestamp(timestamp)?;
@@ -101,9 +97,7 @@ impl InteractionVerifier {
         let mut message = Vec::with_capacity(timestamp.len() + body.len());
         message.extend_from_slice(timestamp.as_bytes());
         message.extend_from_slice(body);
-        self.key
-            .verify_strict(&message, &signature)
-            .map_err(|_| VerifyError::Invalid)
+        self.key.verify_strict(&message, &signature).map_err(|_| VerifyError::Invalid)
     }
 }
 
@@ -129,8 +123,7 @@ mod tests {
     }
 
     fn verifier(key: &SigningKey) -> InteractionVerifier {
-        InteractionVerifier::from_hex(&hex::encode(key.verifying_key().to_bytes()))
-            .expect("valid test key")
+        InteractionVerifier::from_hex(&hex::encode(key.verifying_key().to_bytes())).expect("valid test key")
     }
 
     fn sign(key: &SigningKey, timestamp: &str, body: &[u8]) -> String {
@@ -154,10 +147,7 @@ mod tests {
     fn rejects_wrong_key() {
         let ts = NOW.to_string();
         let sig = sign(&signing_key(7), &ts, BODY);
-        assert_eq!(
-            verifier(&signing_key(8)).verify(&sig, &ts, BODY, NOW),
-            Err(VerifyError::Invalid)
-        );
+        assert_eq!(verifier(&signing_key(8)).verify(&sig, &ts, BODY, NOW), Err(VerifyError::Invalid));
     }
 
     #[test]
@@ -165,10 +155,7 @@ mod tests {
         let key = signing_key(7);
         let ts = NOW.to_string();
         let sig = sign(&key, &ts, BODY);
-        assert_eq!(
-            verifier(&key).verify(&sig, &ts, br#"{"type":2}"#, NOW),
-            Err(VerifyError::Invalid)
-        );
+        assert_eq!(verifier(&key).verify(&sig, &ts, br#"{"type":2}"#, NOW), Err(VerifyError::Invalid));
     }
 
     #[test]
@@ -176,10 +163,7 @@ mod tests {
         let key = signing_key(7);
         let sig = sign(&key, &NOW.to_string(), BODY);
         let altered = (NOW + 1).to_string();
-        assert_eq!(
-            verifier(&key).verify(&sig, &altered, BODY, NOW),
-            Err(VerifyError::Invalid)
-        );
+        assert_eq!(verifier(&key).verify(&sig, &altered, BODY, NOW), Err(VerifyError::Invalid));
     }
 
     #[test]
@@ -204,47 +188,21 @@ mod tests {
         let v = verifier(&key);
         let ts = NOW.to_string();
         let sig = sign(&key, &ts, BODY);
-        for bad in [
-            "",
-            "zz",
-            &sig[..126],
-            &format!("{sig}00"),
-            &sig.replace('a', "g"),
-        ] {
+        for bad in ["", "zz", &sig[..126], &format!("{sig}00"), &sig.replace('a', "g")] {
             if bad == sig {
                 continue;
             }
-            assert_eq!(
-                v.verify(bad, &ts, BODY, NOW),
-                Err(VerifyError::BadSignatureEncoding),
-                "sig={bad:?}"
-            );
+            assert_eq!(v.verify(bad, &ts, BODY, NOW), Err(VerifyError::BadSignatureEncoding), "sig={bad:?}");
         }
-        for bad in [
-            "",
-            "+1700000000",
-            "17e8",
-            " 1700000000",
-            "99999999999999999999999",
-        ] {
-            assert_eq!(
-                v.verify(&sig, bad, BODY, NOW),
-                Err(VerifyError::BadTimestamp),
-                "ts={bad:?}"
-            );
+        for bad in ["", "+1700000000", "17e8", " 1700000000", "99999999999999999999999"] {
+            assert_eq!(v.verify(&sig, bad, BODY, NOW), Err(VerifyError::BadTimestamp), "ts={bad:?}");
         }
     }
 
     #[test]
     fn rejects_malformed_keys() {
-        assert!(matches!(
-            InteractionVerifier::from_hex("abcd"),
-            Err(KeyError::BadLength { expected: 64, .. })
-        ));
-        assert_eq!(
-            InteractionVerifier::from_hex(&"zz".repeat(32)).map(|_| ()),
-            Err(KeyError::BadHex)
-        );
+        assert!(matches!(InteractionVerifier::from_hex("abcd"), Err(KeyError::BadLength { expected: 64, .. })));
+        assert_eq!(InteractionVerifier::from_hex(&"zz".repeat(32)).map(|_| ()), Err(KeyError::BadHex));
         let key = signing_key(1);
         let padded = format!("  {}\n", hex::encode(key.verifying_key().to_bytes()));
         assert!(InteractionVerifier::from_hex(&padded).is_ok());

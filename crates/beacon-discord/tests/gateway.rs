@@ -28,45 +28,19 @@ fn guild_spec() -> GuildSpec {
     GuildSpec {
         name: "Support".into(),
         text_channels: vec!["help".into()],
-        members: vec![MemberSpec {
-            username: "alice".into(),
-            ..Default::default()
-        }],
+        members: vec![MemberSpec { username: "alice".into(), ..Default::default() }],
         ..Default::default()
     }
 }
 
-fn start_bot(
-    fake: &FakeDiscord,
-    token: String,
-    intents: Intents,
-    gateway_url: Option<String>,
-    capacity: usize,
-) -> Bot {
+fn start_bot(fake: &FakeDiscord, token: String, intents: Intents, gateway_url: Option<String>, capacity: usize) -> Bot {
     let http = Arc::new(rest::client(Some(&fake.bot_token()), &fake.base_url()).expect("client"));
     let (tx, events) = mpsc::channel(capacity);
     let board = ShardBoard::default();
     let shutdown = CancellationToken::new();
-    let config = GatewayConfig {
-        token,
-        intents,
-        shard_count: None,
-        shard_ids: None,
-        gateway_url,
-    };
-    let task = tokio::spawn(gateway::run(
-        config,
-        http,
-        tx,
-        board.clone(),
-        shutdown.clone(),
-    ));
-    Bot {
-        events,
-        board,
-        shutdown,
-        task,
-    }
+    let config = GatewayConfig { token, intents, shard_count: None, shard_ids: None, gateway_url };
+    let task = tokio::spawn(gateway::run(config, http, tx, board.clone(), shutdown.clone()));
+    Bot { events, board, shutdown, task }
 }
 
 /// Receives events until one matches, returning it.
@@ -101,31 +75,20 @@ async fn stop(bot: Bot) -> Result<(), GatewayError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_guild_create_resume_and_shutdown() {
     // Short heartbeats so a latency sample exists soon.
-    let fake = FakeDiscord::start(FakeOptions {
-        heartbeat_interval: Duration::from_millis(200),
-        ..FakeOptions::default()
-    })
-    .await
-    .expect("fake");
+    let fake =
+        FakeDiscord::start(FakeOptions { heartbeat_interval: Duration::from_millis(200), ..FakeOptions::default() })
+            .await
+            .expect("fake");
     let guild: GuildInfo = fake.create_guild(guild_spec());
     let channel = guild.channels[0].id;
     let alice = guild.members.iter().find(|m| m.username == "alice").expect("alice").user_id;
 
     // No override: the URL comes from GET /gateway/bot.
-    let mut bot = start_bot(
-        &fake,
-        fake.bot_token(),
-        Intents::GUILDS | Intents::GUILD_MESSAGES,
-        None,
-        16,
-    );
+    let mut bot = start_bot(&fake, fake.bot_token(), Intents::GUILDS | Intents::GUILD_MESSAGES, None, 16);
 
     let ready = next_matching(&mut bot.events, |e| matches!(e, Event::Ready(_))).await;
     assert_eq!(ready.shard_id, 0);
-    next_matching(&mut bot.events, |e| {
-        matches!(e, Event::GuildCreate(g) if g.id().get() == guild.id)
-    })
-    .await;
+    next_matching(&mut bot.events, |e| matches!(e, Event::GuildCreate(g) if g.id().get() == guild.id)).await;
 
     let board = bot.board.snapshot();
     assert_eq!(board.len(), 1);
@@ -145,10 +108,7 @@ async fn ready_guild_create_resume_and_shutdown() {
     // Drop the TCP connection; twilight must resume, not re-identify, and the
     // message sent meanwhile must still arrive.
     fake.gateway_disconnect_all(None).await;
-    let message = fake
-        .send_message(guild.id, channel, alice, "sent while disconnected")
-        .await
-        .expect("send");
+    let message = fake.send_message(guild.id, channel, alice, "sent while disconnected").await.expect("send");
     next_matching(&mut bot.events, |e| is_message(e, message)).await;
     assert!(fake.resume_count() >= 1, "no resume happened");
     assert_eq!(fake.identify_count(), 1, "shard re-identified instead of resuming");
@@ -164,9 +124,7 @@ async fn ready_guild_create_resume_and_shutdown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_consumer_gets_every_event_in_order() {
-    let fake = FakeDiscord::start(FakeOptions::default())
-        .await
-        .expect("fake");
+    let fake = FakeDiscord::start(FakeOptions::default()).await.expect("fake");
     let guild = fake.create_guild(guild_spec());
     let channel = guild.channels[0].id;
     let alice = guild.members.iter().find(|m| m.username == "alice").expect("alice").user_id;
@@ -183,10 +141,7 @@ async fn slow_consumer_gets_every_event_in_order() {
 
     let mut sent = Vec::new();
     for i in 0..8 {
-        let id = fake
-            .send_message(guild.id, channel, alice, &format!("message {i}"))
-            .await
-            .expect("send");
+        let id = fake.send_message(guild.id, channel, alice, &format!("message {i}")).await.expect("send");
         sent.push(id);
     }
     let mut received = Vec::new();
@@ -202,47 +157,22 @@ async fn slow_consumer_gets_every_event_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disallowed_intents_end_with_a_typed_error() {
-    let fake = FakeDiscord::start(FakeOptions {
-        denied_intents: Intents::MESSAGE_CONTENT.bits(),
-        ..FakeOptions::default()
-    })
-    .await
-    .expect("fake");
-    let bot = start_bot(
-        &fake,
-        fake.bot_token(),
-        Intents::GUILDS | Intents::MESSAGE_CONTENT,
-        Some(fake.gateway_url()),
-        16,
-    );
-    let result = tokio::time::timeout(PATIENCE, bot.task)
-        .await
-        .expect("run() kept going after 4014")
-        .expect("run() panicked");
-    assert!(
-        matches!(result, Err(GatewayError::Intents { shard_id: 0, code: 4014 })),
-        "{result:?}"
-    );
+    let fake =
+        FakeDiscord::start(FakeOptions { denied_intents: Intents::MESSAGE_CONTENT.bits(), ..FakeOptions::default() })
+            .await
+            .expect("fake");
+    let bot =
+        start_bot(&fake, fake.bot_token(), Intents::GUILDS | Intents::MESSAGE_CONTENT, Some(fake.gateway_url()), 16);
+    let result =
+        tokio::time::timeout(PATIENCE, bot.task).await.expect("run() kept going after 4014").expect("run() panicked");
+    assert!(matches!(result, Err(GatewayError::Intents { shard_id: 0, code: 4014 })), "{result:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_token_ends_with_a_typed_error() {
-    let fake = FakeDiscord::start(FakeOptions::default())
-        .await
-        .expect("fake");
-    let bot = start_bot(
-        &fake,
-        "not-the-token".into(),
-        Intents::GUILDS,
-        Some(fake.gateway_url()),
-        16,
-    );
-    let result = tokio::time::timeout(PATIENCE, bot.task)
-        .await
-        .expect("run() kept going after 4004")
-        .expect("run() panicked");
-    assert!(
-        matches!(result, Err(GatewayError::Authentication { shard_id: 0 })),
-        "{result:?}"
-    );
+    let fake = FakeDiscord::start(FakeOptions::default()).await.expect("fake");
+    let bot = start_bot(&fake, "not-the-token".into(), Intents::GUILDS, Some(fake.gateway_url()), 16);
+    let result =
+        tokio::time::timeout(PATIENCE, bot.task).await.expect("run() kept going after 4004").expect("run() panicked");
+    assert!(matches!(result, Err(GatewayError::Authentication { shard_id: 0 })), "{result:?}");
 }

@@ -221,17 +221,20 @@ impl Responder {
             State::Deferred => {
                 self.wait_delivered().await;
                 let mentions = reply.mentions();
-                let client = self.inner.http.interaction(self.inner.application_id);
-                let mut update = client
-                    .update_response(&self.inner.token)
-                    .content((!first.is_empty()).then_some(first.as_str()))
-                    .embeds(Some(&reply.embeds))
-                    .components(Some(&reply.components))
-                    .allowed_mentions(Some(&mentions));
-                if !reply.attachments.is_empty() {
-                    update = update.attachments(&reply.attachments);
-                }
-                update.await?;
+                retry_not_yet_known(|| async {
+                    let client = self.inner.http.interaction(self.inner.application_id);
+                    let mut update = client
+                        .update_response(&self.inner.token)
+                        .content((!first.is_empty()).then_some(first.as_str()))
+                        .embeds(Some(&reply.embeds))
+                        .components(Some(&reply.components))
+                        .allowed_mentions(Some(&mentions));
+                    if !reply.attachments.is_empty() {
+                        update = update.attachments(&reply.attachments);
+                    }
+                    update.await.map(|_| ())
+                })
+                .await?;
             }
             State::Responded => {
                 self.followup(&first, &reply, true).await?;
@@ -245,23 +248,24 @@ impl Responder {
 
     async fn followup(&self, text: &str, reply: &Reply, with_extras: bool) -> HandlerResult {
         let mentions = reply.mentions();
-        let client = self.inner.http.interaction(self.inner.application_id);
-        let mut req = client
-            .create_followup(&self.inner.token)
-            .allowed_mentions(Some(&mentions));
-        if !text.is_empty() {
-            req = req.content(text);
-        }
-        if with_extras {
-            req = req.embeds(&reply.embeds).components(&reply.components);
-            if !reply.attachments.is_empty() {
-                req = req.attachments(&reply.attachments);
+        retry_not_yet_known(|| async {
+            let client = self.inner.http.interaction(self.inner.application_id);
+            let mut req = client.create_followup(&self.inner.token).allowed_mentions(Some(&mentions));
+            if !text.is_empty() {
+                req = req.content(text);
             }
-        }
-        if reply.ephemeral {
-            req = req.flags(MessageFlags::EPHEMERAL);
-        }
-        req.await?;
+            if with_extras {
+                req = req.embeds(&reply.embeds).components(&reply.components);
+                if !reply.attachments.is_empty() {
+                    req = req.attachments(&reply.attachments);
+                }
+            }
+            if reply.ephemeral {
+                req = req.flags(MessageFlags::EPHEMERAL);
+            }
+            req.await.map(|_| ())
+        })
+        .await?;
         Ok(())
     }
 
@@ -328,4 +332,27 @@ impl Responder {
             }
         }
     }
+}
+
+/// Delays before retrying a request Discord answered 404: an initial response sent as an HTTP body
+/// may not be registered yet when the first edit or follow-up arrives on another connection.
+const NOT_YET_KNOWN_BACKOFF: [Duration; 4] =
+    [Duration::from_millis(50), Duration::from_millis(150), Duration::from_millis(400), Duration::from_millis(1000)];
+
+async fn retry_not_yet_known<F, Fut>(mut attempt: F) -> Result<(), twilight_http::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), twilight_http::Error>>,
+{
+    for delay in NOT_YET_KNOWN_BACKOFF {
+        match attempt().await {
+            Err(e) if is_not_found(&e) => tokio::time::sleep(delay).await,
+            other => return other,
+        }
+    }
+    attempt().await
+}
+
+fn is_not_found(e: &twilight_http::Error) -> bool {
+    matches!(e.kind(), twilight_http::error::ErrorType::Response { status, .. } if status.get() == 404)
 }

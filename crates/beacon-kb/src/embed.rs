@@ -215,15 +215,23 @@ impl BertEmbedder {
         }
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let model = Bert::load(&cfg, vb)?;
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        // Identify the model by its files, not its folder name, so swapping models re-embeds.
+        let weights_len = std::fs::metadata(&weights_path)
+            .map_err(|e| KbError::io(&weights_path, e))?
+            .len();
+        let fingerprint = {
+            use sha2::{Digest, Sha256};
+            let mut h = Sha256::new();
+            h.update(read("config.json")?);
+            h.update(read("tokenizer.json")?);
+            h.update(weights_len.to_le_bytes());
+            hex::encode(&h.finalize()[..6])
+        };
         Ok(BertEmbedder {
             model,
             tokenizer,
             dim: cfg.hidden_size,
-            model_id: format!("bert-mean:{name}:{}", cfg.hidden_size),
+            model_id: format!("bert-mean-{}:{fingerprint}", cfg.hidden_size),
             batch_size: 32,
         })
     }

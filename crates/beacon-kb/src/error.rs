@@ -23,6 +23,9 @@ pub enum KbError {
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// The store (migrations, connection) failed.
+    #[error("store: {0}")]
+    Store(String),
     /// A document source failed.
     #[error("source {source_name}: {message}")]
     Source {

@@ -36,9 +36,9 @@ pub struct FusionConfig {
 impl Default for FusionConfig {
     fn default() -> Self {
         FusionConfig {
-            method: FusionMethod::MinMax,
-            dense_weight: 0.7,
-            candidates: 50,
+            method: FusionMethod::ZScore,
+            dense_weight: 0.95,
+            candidates: 100,
         }
     }
 }

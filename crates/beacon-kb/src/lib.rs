@@ -6,4 +6,7 @@ pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod fusion;
+pub mod ingest;
 pub mod retriever;
+pub mod source;
+pub mod store;

@@ -101,7 +101,13 @@ async fn connection(sh: Arc<Shared>, mut socket: WebSocket, mut encoder: Encoder
                     close(&mut socket, 4002, "Error while decoding payload.").await;
                     break;
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                // A client's close frame is answered with one, as RFC 6455 (and Discord) do;
+                // clients wait for it before ending the session.
+                Some(Ok(Message::Close(frame))) => {
+                    let _ = socket.send(Message::Close(frame)).await;
+                    break;
+                }
+                None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
             },
         }

@@ -490,12 +490,11 @@ pub fn handle_rest(sh: &Shared, st: &mut State, m: &Matched, q: &Query, body: &V
         Err(reply) => return reply,
     };
     let Some((initial, _)) = rec.initial.clone() else {
-        return Reply::violation(
-            404,
-            10015,
-            "Unknown Webhook",
-            format!("{} before the interaction was acknowledged", m.op.id),
-        );
+        // Discord answers 10015 until it has registered the initial response. When that response
+        // travels as the body of the HTTP interaction, a bot's first follow-up can legitimately
+        // race it on another connection, so this is an error the bot must retry, not a violation
+        // (a bot that never acknowledges fails on its missing initial response instead).
+        return Reply::error(404, 10015, "Unknown Webhook");
     };
     let message_id = if m.op.template.ends_with("@original") {
         match rec.original_id {

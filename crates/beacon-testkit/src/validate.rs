@@ -449,6 +449,30 @@ fn rewrite_refs(mut v: Value) -> Value {
     v
 }
 
+/// Where the preview spec disagrees with Discord's documentation, the docs win. Each override is
+/// narrow and names the documented rule.
+fn apply_docs_overrides(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Object(props)) = map.get_mut("properties") {
+                // Docs (Application Commands, "default_member_permissions"): "?string — set of
+                // permissions represented as a bit set". The spec types it integer-only.
+                if props.contains_key("default_member_permissions") {
+                    props.insert(
+                        "default_member_permissions".into(),
+                        serde_json::json!({ "type": ["string", "integer", "null"], "pattern": "^[0-9]+$" }),
+                    );
+                }
+            }
+            for child in map.values_mut() {
+                apply_docs_overrides(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(apply_docs_overrides),
+        _ => {}
+    }
+}
+
 /// A loaded OpenAPI description with compiled body validators.
 pub struct Spec {
     /// The route table.
@@ -480,8 +504,9 @@ impl Spec {
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Spec(format!("reading {}: {e}", path.display())))?;
-        let doc: Value = serde_json::from_str(&text)
+        let mut doc: Value = serde_json::from_str(&text)
             .map_err(|e| Error::Spec(format!("parsing {}: {e}", path.display())))?;
+        apply_docs_overrides(&mut doc);
         let routes = Routes::from_spec(&doc);
         if routes.ops.is_empty() {
             return Err(Error::Spec(format!("{} has no paths", path.display())));

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use twilight_model::application::interaction::{Interaction, InteractionType};
+use twilight_model::application::interaction::Interaction;
 
 /// Largest interaction body accepted. Discord's payloads are far smaller; this bounds memory.
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -139,16 +139,24 @@ async fn interactions(State(state): State<WebState>, headers: HeaderMap, body: B
         tracing::info!(reason = %e, "interaction signature rejected");
         return (StatusCode::UNAUTHORIZED, "invalid request signature").into_response();
     }
-    let interaction: Interaction = match serde_json::from_slice(&body) {
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "undecodable interaction body");
+            return (StatusCode::BAD_REQUEST, "malformed interaction").into_response();
+        }
+    };
+    // PING (type 1) carries few fields; answer it before the full model is required.
+    if value.get("type").and_then(serde_json::Value::as_u64) == Some(1) {
+        return axum::Json(json!({ "type": 1 })).into_response();
+    }
+    let interaction: Interaction = match serde_json::from_value(value) {
         Ok(i) => i,
         Err(e) => {
             tracing::warn!(error = %e, "undecodable interaction");
             return (StatusCode::BAD_REQUEST, "malformed interaction").into_response();
         }
     };
-    if interaction.kind == InteractionType::Ping {
-        return axum::Json(json!({ "type": 1 })).into_response();
-    }
     if state.app.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }

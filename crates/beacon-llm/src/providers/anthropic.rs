@@ -14,7 +14,7 @@ use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::LlmError;
 use crate::http::{Api, SseEvent, SseHandler, sse_stream};
 use crate::provider::Provider;
-use crate::providers::{parse_arguments, u64_at};
+use crate::providers::parse_arguments;
 use crate::types::{
     CacheHint, ChatRequest, ChatResponse, ChatStream, ContentPart, Embeddings, FinishReason, Role,
     StreamEvent, ToolCall, Usage,

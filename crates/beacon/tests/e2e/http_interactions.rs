@@ -86,7 +86,7 @@ async fn endpoint_app() -> (TestApp, Endpoint) {
         fake,
         running: Some(running),
         guild,
-        data,
+        _data: data,
     };
     (
         t,

@@ -227,20 +227,18 @@ async fn slow_handlers_are_deferred_then_edited() {
 async fn long_replies_are_split_without_breaking_code_blocks() {
     let (t, _) = spawn_echo().await;
     let long = format!("```rust\n{}\n```", "let x = 1;\n".repeat(400));
-    let out = t
-        .command(
-            t.member("bob"),
-            "echo",
-            json!([opt_str("text", &long)]),
-            Delivery::Http,
-        )
-        .await;
+    let handle = t
+        .fake
+        .invoke_command(t.invocation(t.member("bob"), "echo", json!([opt_str("text", &long)])), Delivery::Http)
+        .await
+        .unwrap();
+    let out = t.fake.wait_response(&handle, WAIT).await.unwrap();
+    let followups = match t.fake.wait_followups(&handle, 2, WAIT).await {
+        Ok(f) => f,
+        Err(e) => panic!("{e}: {:#?} {:#?}", t.fake.requests(), t.fake.violations()),
+    };
     let mut parts = vec![out.data["content"].as_str().unwrap().to_owned()];
-    parts.extend(
-        out.followups
-            .iter()
-            .map(|f| f["content"].as_str().unwrap_or("").to_owned()),
-    );
+    parts.extend(followups.iter().map(|f| f["content"].as_str().unwrap_or("").to_owned()));
     assert!(parts.len() >= 3, "{} parts", parts.len());
     for p in &parts {
         assert!(p.chars().count() <= 2000);

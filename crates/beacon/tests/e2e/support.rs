@@ -19,7 +19,7 @@ pub struct TestApp {
     pub fake: FakeDiscord,
     pub running: Option<Running>,
     pub guild: GuildInfo,
-    pub data: tempfile::TempDir,
+    pub _data: tempfile::TempDir,
 }
 
 pub struct Options {
@@ -100,7 +100,7 @@ impl TestApp {
             fake,
             running: Some(running),
             guild,
-            data,
+            _data: data,
         };
         if opts.token && opts.gateway {
             app.wait_guild_registered().await;

@@ -1,0 +1,210 @@
+//! Document sources behind one trait, and the folder source.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use crate::error::{KbError, Result};
+
+/// A boxed, sendable future (sources are used as trait objects).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One document as a source delivers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceDocument {
+    /// Stable key within the source (relative path, page id, row id, …).
+    pub key: String,
+    /// Title shown with answers and used for scoring.
+    pub title: String,
+    /// Markdown or plain text.
+    pub text: String,
+    /// Link to the original, if any.
+    pub url: Option<String>,
+}
+
+/// Where documents come from. A sync lists every document the source currently has; documents
+/// stored for the source but no longer listed are deleted.
+pub trait Source: Send + Sync {
+    /// Stable identity of the source within a guild, e.g. `folder:docs`; stored on each document.
+    fn id(&self) -> &str;
+    /// Every document the source currently holds.
+    fn documents(&self) -> BoxFuture<'_, Result<Vec<SourceDocument>>>;
+}
+
+/// Markdown and text files under a folder (recursively; hidden entries skipped).
+#[derive(Debug, Clone)]
+pub struct FolderSource {
+    id: String,
+    root: PathBuf,
+}
+
+/// File extensions the folder source reads.
+pub const FOLDER_EXTENSIONS: &[&str] = &["md", "markdown", "mdx", "txt", "text"];
+
+impl FolderSource {
+    /// A source reading `root`, identified as `folder:<root as given>`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        FolderSource {
+            id: format!("folder:{}", root.display()),
+            root,
+        }
+    }
+
+    /// The same with an explicit source id (e.g. a configured source's name).
+    pub fn with_id(root: impl Into<PathBuf>, id: impl Into<String>) -> Self {
+        FolderSource {
+            id: id.into(),
+            root: root.into(),
+        }
+    }
+
+    fn collect(&self) -> Result<Vec<SourceDocument>> {
+        let mut files = Vec::new();
+        if self.root.is_file() {
+            files.push(self.root.clone());
+        } else {
+            walk(&self.root, &mut files)?;
+        }
+        files.sort();
+        let base = if self.root.is_file() {
+            self.root.parent().map(Path::to_path_buf).unwrap_or_default()
+        } else {
+            self.root.clone()
+        };
+        let mut out = Vec::with_capacity(files.len());
+        for f in files {
+            let bytes = std::fs::read(&f).map_err(|e| KbError::io(&f, e))?;
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let rel = f.strip_prefix(&base).unwrap_or(&f);
+            let key = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            let stem = f
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| key.clone());
+            out.push(SourceDocument {
+                title: first_h1(&text).unwrap_or(stem),
+                key,
+                text,
+                url: None,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| KbError::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| KbError::io(dir, e))?;
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let ft = entry.file_type().map_err(|e| KbError::io(&path, e))?;
+        if ft.is_dir() {
+            walk(&path, out)?;
+        } else if ft.is_file()
+            && path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| FOLDER_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The text of the first level-1 ATX heading, outside code fences.
+fn first_h1(text: &str) -> Option<String> {
+    let mut fenced = false;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with("```") || t.starts_with("~~~") {
+            fenced = !fenced;
+            continue;
+        }
+        if !fenced && let Some(rest) = t.strip_prefix("# ") {
+            let title = rest.trim().trim_end_matches('#').trim();
+            if !title.is_empty() {
+                return Some(title.to_string());
+            }
+        }
+    }
+    None
+}
+
+impl Source for FolderSource {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn documents(&self) -> BoxFuture<'_, Result<Vec<SourceDocument>>> {
+        let this = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || this.collect())
+                .await
+                .map_err(|e| KbError::Source {
+                    source_name: "folder".into(),
+                    message: e.to_string(),
+                })?
+        })
+    }
+}
+
+/// An in-memory source (tests, imports, the FAQ module handing its entries over).
+#[derive(Debug, Clone)]
+pub struct StaticSource {
+    id: String,
+    docs: Vec<SourceDocument>,
+}
+
+impl StaticSource {
+    /// A source that always lists `docs`.
+    pub fn new(id: impl Into<String>, docs: Vec<SourceDocument>) -> Self {
+        StaticSource {
+            id: id.into(),
+            docs,
+        }
+    }
+}
+
+impl Source for StaticSource {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn documents(&self) -> BoxFuture<'_, Result<Vec<SourceDocument>>> {
+        let docs = self.docs.clone();
+        Box::pin(async move { Ok(docs) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_reads_markdown_and_text_recursively() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("guides/.hidden")).unwrap();
+        std::fs::write(dir.path().join("a.md"), "# Alpha\n\nbody").unwrap();
+        std::fs::write(dir.path().join("guides/b.txt"), "plain").unwrap();
+        std::fs::write(dir.path().join("guides/.hidden/c.md"), "secret").unwrap();
+        std::fs::write(dir.path().join("image.png"), [0u8, 1, 2]).unwrap();
+        let docs = FolderSource::new(dir.path()).collect().unwrap();
+        let got: Vec<(&str, &str)> = docs.iter().map(|d| (d.key.as_str(), d.title.as_str())).collect();
+        assert_eq!(got, vec![("a.md", "Alpha"), ("guides/b.txt", "b")]);
+    }
+
+    #[test]
+    fn first_h1_skips_code_and_deeper_headings() {
+        assert_eq!(first_h1("## Sub\n```\n# code\n```\n# Real #"), Some("Real".into()));
+        assert_eq!(first_h1("no heading"), None);
+    }
+}

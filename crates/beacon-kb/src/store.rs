@@ -1,0 +1,354 @@
+//! Persistence of documents, chunks and embeddings (the source of truth; search indexes are
+//! derived from it). Every row carries `guild_id`, and every query binds the guild id of a
+//! [`beacon_store::GuildStore`].
+
+use beacon_store::{Backend, GuildStore, ModuleMigration, Store};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::error::{KbError, Result};
+use crate::retriever::IndexedChunk;
+
+/// Module name under which the knowledge base's migrations are recorded.
+pub const MODULE: &str = "kb";
+
+/// Schema of the knowledge base, for both backends.
+pub const MIGRATIONS: &[ModuleMigration] = &[ModuleMigration {
+    module: MODULE,
+    version: 1,
+    description: "knowledge base sources, documents and chunks",
+    sqlite: "
+CREATE TABLE kb_sources (
+    id INTEGER PRIMARY KEY,
+    guild_id BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    config TEXT NOT NULL,
+    enabled BIGINT NOT NULL DEFAULT 1,
+    sync_interval_ms BIGINT NOT NULL DEFAULT 3600000,
+    last_sync_at BIGINT,
+    last_error TEXT,
+    created_at BIGINT NOT NULL,
+    UNIQUE (guild_id, name)
+);
+CREATE TABLE kb_documents (
+    id INTEGER PRIMARY KEY,
+    guild_id BIGINT NOT NULL,
+    source TEXT NOT NULL,
+    doc_key TEXT NOT NULL,
+    title TEXT NOT NULL,
+    url TEXT,
+    content_hash TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (guild_id, source, doc_key)
+);
+CREATE TABLE kb_chunks (
+    id INTEGER PRIMARY KEY,
+    guild_id BIGINT NOT NULL,
+    document_id BIGINT NOT NULL REFERENCES kb_documents(id) ON DELETE CASCADE,
+    ordinal BIGINT NOT NULL,
+    heading_path TEXT NOT NULL,
+    text TEXT NOT NULL,
+    embed_model TEXT,
+    embedding BLOB
+);
+CREATE INDEX kb_chunks_guild ON kb_chunks (guild_id, document_id, ordinal);
+",
+    postgres: "
+CREATE TABLE kb_sources (
+    id BIGSERIAL PRIMARY KEY,
+    guild_id BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    config TEXT NOT NULL,
+    enabled BIGINT NOT NULL DEFAULT 1,
+    sync_interval_ms BIGINT NOT NULL DEFAULT 3600000,
+    last_sync_at BIGINT,
+    last_error TEXT,
+    created_at BIGINT NOT NULL,
+    UNIQUE (guild_id, name)
+);
+CREATE TABLE kb_documents (
+    id BIGSERIAL PRIMARY KEY,
+    guild_id BIGINT NOT NULL,
+    source TEXT NOT NULL,
+    doc_key TEXT NOT NULL,
+    title TEXT NOT NULL,
+    url TEXT,
+    content_hash TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (guild_id, source, doc_key)
+);
+CREATE TABLE kb_chunks (
+    id BIGSERIAL PRIMARY KEY,
+    guild_id BIGINT NOT NULL,
+    document_id BIGINT NOT NULL REFERENCES kb_documents(id) ON DELETE CASCADE,
+    ordinal BIGINT NOT NULL,
+    heading_path TEXT NOT NULL,
+    text TEXT NOT NULL,
+    embed_model TEXT,
+    embedding BYTEA
+);
+CREATE INDEX kb_chunks_guild ON kb_chunks (guild_id, document_id, ordinal);
+",
+}];
+
+/// Guild-owned tables, in purge order (children first).
+pub const GUILD_TABLES: &[&str] = &["kb_chunks", "kb_documents", "kb_sources"];
+
+/// Applies the knowledge base's migrations and registers its guild-owned tables (idempotent).
+pub async fn migrate(store: &Store) -> Result<()> {
+    store
+        .apply_module_migrations(MIGRATIONS)
+        .await
+        .map_err(store_err)?;
+    // Registered parents first: purge runs latest-registered first, so chunks go before documents.
+    for t in GUILD_TABLES.iter().rev() {
+        store.register_guild_table(t).await.map_err(store_err)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn store_err(e: beacon_store::StoreError) -> KbError {
+    KbError::Store(e.to_string())
+}
+
+/// A stored document's identity and content hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDocument {
+    /// Row id.
+    pub id: i64,
+    /// Key within its source.
+    pub key: String,
+    /// Hash of what was chunked and embedded.
+    pub content_hash: String,
+}
+
+/// A chunk ready to be written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewChunk {
+    /// Position in the document.
+    pub ordinal: usize,
+    /// Headings above it.
+    pub heading_path: Vec<String>,
+    /// Its text.
+    pub text: String,
+    /// Its embedding and the model that made it.
+    pub embedding: Option<(String, Vec<f32>)>,
+}
+
+/// A document with its chunks, ready to replace the stored version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentWrite {
+    /// Key within its source.
+    pub key: String,
+    /// Title.
+    pub title: String,
+    /// Link to the original, if any.
+    pub url: Option<String>,
+    /// Content hash.
+    pub content_hash: String,
+    /// Its chunks.
+    pub chunks: Vec<NewChunk>,
+}
+
+fn f32s_to_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn bytes_to_f32s(b: &[u8]) -> Option<Vec<f32>> {
+    if b.len() % 4 != 0 {
+        return None;
+    }
+    Some(
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
+}
+
+/// Repository of one guild's knowledge-base rows.
+pub struct KbRepo {
+    guild: GuildStore,
+}
+
+impl KbRepo {
+    /// The repository of `guild`'s rows.
+    pub fn new(guild: GuildStore) -> Self {
+        KbRepo { guild }
+    }
+
+    fn pool(&self) -> &sqlx::AnyPool {
+        self.guild.store().pool()
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Any>> {
+        // On SQLite take the write lock up front so concurrent writers wait instead of failing.
+        Ok(match self.guild.store().backend() {
+            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool().begin().await?,
+        })
+    }
+
+    /// Documents stored for one source.
+    pub async fn documents(&self, source: &str) -> Result<Vec<StoredDocument>> {
+        let rows = sqlx::query(
+            "SELECT id, doc_key, content_hash FROM kb_documents \
+             WHERE guild_id = $1 AND source = $2 ORDER BY id",
+        )
+        .bind(self.guild.sql_id())
+        .bind(source)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredDocument {
+                    id: r.try_get("id")?,
+                    key: r.try_get("doc_key")?,
+                    content_hash: r.try_get("content_hash")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces documents (inserting new ones) with their chunks, all in one transaction: a crash
+    /// leaves every document at its previous version.
+    pub async fn write_documents(&self, source: &str, docs: &[DocumentWrite], now_ms: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let gid = self.guild.sql_id();
+        for d in docs {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO kb_documents (guild_id, source, doc_key, title, url, content_hash, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (guild_id, source, doc_key) DO UPDATE SET \
+                 title = excluded.title, url = excluded.url, content_hash = excluded.content_hash, \
+                 updated_at = excluded.updated_at \
+                 RETURNING id",
+            )
+            .bind(gid)
+            .bind(source)
+            .bind(&d.key)
+            .bind(&d.title)
+            .bind(d.url.as_deref())
+            .bind(&d.content_hash)
+            .bind(now_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM kb_chunks WHERE guild_id = $1 AND document_id = $2")
+                .bind(gid)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for c in &d.chunks {
+                let path = serde_json::to_string(&c.heading_path)
+                    .map_err(|e| KbError::Data(e.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO kb_chunks (guild_id, document_id, ordinal, heading_path, text, embed_model, embedding) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(gid)
+                .bind(id)
+                .bind(c.ordinal as i64)
+                .bind(path)
+                .bind(&c.text)
+                .bind(c.embedding.as_ref().map(|e| e.0.clone()))
+                .bind(c.embedding.as_ref().map(|e| f32s_to_bytes(&e.1)))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes documents (and their chunks) of one source by key, in one transaction.
+    pub async fn delete_documents(&self, source: &str, keys: &[String]) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let gid = self.guild.sql_id();
+        let mut n = 0;
+        for key in keys {
+            // Chunks first: SQLite only cascades with foreign keys on, and PostgreSQL always does.
+            sqlx::query(
+                "DELETE FROM kb_chunks WHERE guild_id = $1 AND document_id IN \
+                 (SELECT id FROM kb_documents WHERE guild_id = $1 AND source = $2 AND doc_key = $3)",
+            )
+            .bind(gid)
+            .bind(source)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+            n += sqlx::query(
+                "DELETE FROM kb_documents WHERE guild_id = $1 AND source = $2 AND doc_key = $3",
+            )
+            .bind(gid)
+            .bind(source)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// All chunks of the guild, in document order, for building its search indexes. Embeddings
+    /// made by another model than `embed_model` are left out (the chunk is then BM25-only until
+    /// it is re-embedded).
+    pub async fn chunks(&self, embed_model: Option<&str>) -> Result<Vec<IndexedChunk>> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.document_id, d.doc_key, d.title, c.heading_path, c.text, c.embed_model, c.embedding \
+             FROM kb_chunks c JOIN kb_documents d ON d.id = c.document_id AND d.guild_id = c.guild_id \
+             WHERE c.guild_id = $1 ORDER BY c.document_id, c.ordinal",
+        )
+        .bind(self.guild.sql_id())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| chunk_row(r, embed_model)).collect()
+    }
+
+    /// Number of documents and chunks stored for the guild.
+    pub async fn counts(&self) -> Result<(i64, i64)> {
+        let docs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM kb_documents WHERE guild_id = $1")
+            .bind(self.guild.sql_id())
+            .fetch_one(self.pool())
+            .await?;
+        let chunks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM kb_chunks WHERE guild_id = $1")
+            .bind(self.guild.sql_id())
+            .fetch_one(self.pool())
+            .await?;
+        Ok((docs, chunks))
+    }
+}
+
+fn chunk_row(r: &AnyRow, embed_model: Option<&str>) -> Result<IndexedChunk> {
+    let path: String = r.try_get("heading_path")?;
+    let heading_path: Vec<String> = serde_json::from_str(&path)
+        .map_err(|e| KbError::Data(format!("chunk heading_path: {e}")))?;
+    let model: Option<String> = r.try_get("embed_model")?;
+    let bytes: Option<Vec<u8>> = r.try_get("embedding")?;
+    let embedding = match (embed_model, model, bytes) {
+        (Some(want), Some(have), Some(b)) if want == have => bytes_to_f32s(&b),
+        _ => None,
+    };
+    Ok(IndexedChunk {
+        chunk_id: r.try_get("id")?,
+        document_id: r.try_get("document_id")?,
+        document_key: r.try_get("doc_key")?,
+        title: r.try_get("title")?,
+        heading_path,
+        text: r.try_get("text")?,
+        embedding,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedding_bytes_round_trip() {
+        let v = vec![0.5f32, -1.25, 3.0e-8, f32::MAX];
+        assert_eq!(bytes_to_f32s(&f32s_to_bytes(&v)), Some(v));
+        assert_eq!(bytes_to_f32s(&[1, 2, 3]), None);
+    }
+}

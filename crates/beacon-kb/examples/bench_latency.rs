@@ -47,10 +47,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let base_vectors: Option<Vec<Vec<f32>>> = match rest.first() {
         Some(p) => {
             let bytes = std::fs::read(p)?;
-            let floats: Vec<f32> = bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
+            let floats: Vec<f32> =
+                bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             Some(floats.chunks_exact(dim).map(<[f32]>::to_vec).collect())
         }
         None => None,
@@ -89,10 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let unfiltered = GuildIndex::build(all)?;
     let build_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let indexes: Vec<GuildIndex> = per_guild
-        .into_iter()
-        .map(GuildIndex::build)
-        .collect::<Result<_, _>>()?;
+    let indexes: Vec<GuildIndex> = per_guild.into_iter().map(GuildIndex::build).collect::<Result<_, _>>()?;
     let build_guilds_s = t.elapsed().as_secs_f64();
     let rss_after = rss_mb();
 

@@ -19,17 +19,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = args.next().ok_or("usage: tune_fusion DIR [HELD_OUT_SHARE]")?;
     let share: f64 = args.next().map_or(Ok(0.5), |s| s.parse())?;
-    let embedder: Arc<dyn Embedder> = Arc::new(
-        BertEmbedder::from_env().ok_or("set BEACON_EMBED_MODEL_DIR")??,
-    );
+    let embedder: Arc<dyn Embedder> = Arc::new(BertEmbedder::from_env().ok_or("set BEACON_EMBED_MODEL_DIR")??);
     let set = BeirSet::load(&dir)?;
     let ids: Vec<String> = set.judged_queries().iter().map(|q| q.id.clone()).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let (tune, held) = split_queries(&refs, share);
-    let options = EvalOptions {
-        embedder: Some(embedder),
-        ..EvalOptions::default()
-    };
+    let options = EvalOptions { embedder: Some(embedder), ..EvalOptions::default() };
     let t = std::time::Instant::now();
     let prepared = PreparedEval::new(set, &options)?;
     eprintln!("prepared in {:.1}s; tune {} / held-out {} queries", t.elapsed().as_secs_f64(), tune.len(), held.len());
@@ -66,22 +61,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("tuned", best_cfg),
     ];
     let mut rows = serde_json::Map::new();
-    println!("{:<10} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8} | all p50/p99 ms", "config", "hit@5", "R@5", "MRR@10", "nDCG@10", "hit@5", "R@5", "MRR@10", "nDCG@10");
+    println!(
+        "{:<10} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8} | all p50/p99 ms",
+        "config", "hit@5", "R@5", "MRR@10", "nDCG@10", "hit@5", "R@5", "MRR@10", "nDCG@10"
+    );
     for (name, cfg) in named {
         let t = prepared.evaluate(&cfg, Some(&tune))?;
         let h = prepared.evaluate(&cfg, Some(&held))?;
         let a = prepared.evaluate(&cfg, None)?;
         println!(
             "{name:<10} {:>8.3} {:>8.3} {:>8.3} {:>8.3} | {:>8.3} {:>8.3} {:>8.3} {:>8.3} | all {:.3} {:.3} {:.3} {:.3} {:.3}/{:.3}",
-            t.hit_at_5, t.recall_at_5, t.mrr_at_10, t.ndcg_at_10,
-            h.hit_at_5, h.recall_at_5, h.mrr_at_10, h.ndcg_at_10,
-            a.hit_at_5, a.recall_at_5, a.mrr_at_10, a.ndcg_at_10,
-            a.query_p50_ms, a.query_p99_ms
+            t.hit_at_5,
+            t.recall_at_5,
+            t.mrr_at_10,
+            t.ndcg_at_10,
+            h.hit_at_5,
+            h.recall_at_5,
+            h.mrr_at_10,
+            h.ndcg_at_10,
+            a.hit_at_5,
+            a.recall_at_5,
+            a.mrr_at_10,
+            a.ndcg_at_10,
+            a.query_p50_ms,
+            a.query_p99_ms
         );
-        rows.insert(
-            name.to_string(),
-            serde_json::json!({"config": cfg, "tune": t, "held_out": h, "all": a}),
-        );
+        rows.insert(name.to_string(), serde_json::json!({"config": cfg, "tune": t, "held_out": h, "all": a}));
     }
     eprintln!("tuned on tuning split: {best_cfg:?} -> {best_tune:?}");
     println!("{}", serde_json::Value::Object(rows));

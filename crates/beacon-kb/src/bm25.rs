@@ -8,9 +8,7 @@ use std::collections::HashSet;
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{FAST, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
-use tantivy::tokenizer::{
-    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer, TokenStream,
-};
+use tantivy::tokenizer::{Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer, TokenStream};
 use tantivy::{Index, IndexWriter, Searcher, TantivyDocument, Term};
 
 use crate::error::Result;
@@ -20,12 +18,11 @@ const TOKENIZER: &str = "kb_en";
 /// Words dropped from queries: function words and the question words that open most support
 /// questions ("how do I …"), which would otherwise match rare, unrelated uses in documents.
 const QUERY_STOPWORDS: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
-    "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
-    "they", "this", "to", "was", "will", "with", "what", "which", "who", "whom", "whose", "when",
-    "where", "why", "how", "do", "doe", "does", "did", "i", "me", "my", "we", "our", "you", "your",
-    "can", "could", "should", "would", "may", "might", "must", "shall", "am", "been", "being",
-    "have", "has", "had", "get", "there", "any", "about", "from", "so", "than", "too", "very",
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not", "of",
+    "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was", "will", "with",
+    "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "do", "doe", "does", "did", "i", "me",
+    "my", "we", "our", "you", "your", "can", "could", "should", "would", "may", "might", "must", "shall", "am", "been",
+    "being", "have", "has", "had", "get", "there", "any", "about", "from", "so", "than", "too", "very",
 ];
 
 fn analyzer() -> TextAnalyzer {
@@ -49,25 +46,26 @@ pub struct Bm25Index {
 
 impl Bm25Index {
     /// Indexes `texts`; hits refer to them by position.
-    pub fn build<'a>(texts: impl IntoIterator<Item = &'a str>) -> Result<Self> {
+    pub fn build<S: AsRef<str>>(texts: &[S]) -> Result<Self> {
         let mut sb = Schema::builder();
-        let indexing = TextFieldIndexing::default()
-            .set_tokenizer(TOKENIZER)
-            .set_index_option(IndexRecordOption::WithFreqs);
+        let indexing =
+            TextFieldIndexing::default().set_tokenizer(TOKENIZER).set_index_option(IndexRecordOption::WithFreqs);
         let body = sb.add_text_field("body", TextOptions::default().set_indexing_options(indexing));
         let ord = sb.add_u64_field("ord", FAST);
         let index = Index::create_in_ram(sb.build());
         index.tokenizers().register(TOKENIZER, analyzer());
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
-        let mut writer: IndexWriter<TantivyDocument> =
-            index.writer_with_num_threads(threads, threads * 32_000_000)?;
-        let mut len = 0usize;
-        for (i, text) in texts.into_iter().enumerate() {
+        // Small guilds get one thread and tantivy's minimum arena: RAM matters more than speed
+        // for thousands of small indexes; big ones get a second thread.
+        let threads =
+            if texts.len() >= 20_000 { std::thread::available_parallelism().map_or(1, |n| n.get().min(2)) } else { 1 };
+        let budget = if texts.len() >= 20_000 { 40_000_000 } else { 15_000_000 };
+        let mut writer: IndexWriter<TantivyDocument> = index.writer_with_num_threads(threads, threads * budget)?;
+        let len = texts.len();
+        for (i, text) in texts.iter().enumerate() {
             let mut doc = TantivyDocument::default();
-            doc.add_text(body, text);
+            doc.add_text(body, text.as_ref());
             doc.add_u64(ord, i as u64);
             writer.add_document(doc)?;
-            len = i + 1;
         }
         writer.commit()?;
         writer.wait_merging_threads()?;
@@ -77,20 +75,9 @@ impl Bm25Index {
         let mut ords = Vec::with_capacity(searcher.segment_readers().len());
         for seg in searcher.segment_readers() {
             let col = seg.fast_fields().u64("ord")?;
-            ords.push(
-                (0..seg.max_doc())
-                    .map(|d| col.first(d).unwrap_or(u64::MAX) as u32)
-                    .collect(),
-            );
+            ords.push((0..seg.max_doc()).map(|d| col.first(d).unwrap_or(u64::MAX) as u32).collect());
         }
-        Ok(Bm25Index {
-            searcher,
-            body,
-            analyzer: analyzer(),
-            stopwords: stemmed_stopwords(),
-            ords,
-            len,
-        })
+        Ok(Bm25Index { searcher, body, analyzer: analyzer(), stopwords: stemmed_stopwords(), ords, len })
     }
 
     /// Number of indexed texts.
@@ -127,24 +114,17 @@ impl Bm25Index {
         let clauses: Vec<(Occur, Box<dyn Query>)> = terms
             .iter()
             .map(|t| {
-                let q: Box<dyn Query> = Box::new(TermQuery::new(
-                    Term::from_field_text(self.body, t),
-                    IndexRecordOption::WithFreqs,
-                ));
+                let q: Box<dyn Query> =
+                    Box::new(TermQuery::new(Term::from_field_text(self.body, t), IndexRecordOption::WithFreqs));
                 (Occur::Should, q)
             })
             .collect();
         let query = BooleanQuery::new(clauses);
-        let top = self
-            .searcher
-            .search(&query, &TopDocs::with_limit(k).order_by_score())?;
+        let top = self.searcher.search(&query, &TopDocs::with_limit(k).order_by_score())?;
         Ok(top
             .into_iter()
             .filter_map(|(score, addr)| {
-                let ord = *self
-                    .ords
-                    .get(addr.segment_ord as usize)?
-                    .get(addr.doc_id as usize)?;
+                let ord = *self.ords.get(addr.segment_ord as usize)?.get(addr.doc_id as usize)?;
                 (ord != u32::MAX).then_some((ord, score))
             })
             .collect())
@@ -169,7 +149,7 @@ mod tests {
 
     #[test]
     fn ranks_by_term_rarity_and_frequency() {
-        let idx = Bm25Index::build([
+        let idx = Bm25Index::build(&[
             "the cat sat on the mat",
             "dogs chase cats in the park",
             "the stock market fell today",
@@ -188,7 +168,7 @@ mod tests {
 
     #[test]
     fn question_words_do_not_match() {
-        let idx = Bm25Index::build(["what a day", "reset your password in settings"]).unwrap();
+        let idx = Bm25Index::build(&["what a day", "reset your password in settings"]).unwrap();
         let hits = idx.search("How do I reset what?", 10).unwrap();
         assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), vec![1]);
         assert!(idx.search("what how", 10).unwrap().is_empty());
@@ -197,10 +177,10 @@ mod tests {
 
     #[test]
     fn empty_index_and_query_syntax_are_harmless() {
-        let idx = Bm25Index::build(std::iter::empty()).unwrap();
+        let idx = Bm25Index::build::<&str>(&[]).unwrap();
         assert!(idx.is_empty());
         assert!(idx.search("anything", 5).unwrap().is_empty());
-        let idx = Bm25Index::build(["a (b) c: d -e +f AND OR"]).unwrap();
+        let idx = Bm25Index::build(&["a (b) c: d -e +f AND OR"]).unwrap();
         assert_eq!(idx.search("(b) AND -e:", 5).unwrap().len(), 1);
     }
 }

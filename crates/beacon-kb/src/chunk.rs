@@ -18,10 +18,7 @@ pub struct ChunkerConfig {
 
 impl Default for ChunkerConfig {
     fn default() -> Self {
-        ChunkerConfig {
-            max_chars: 400,
-            overlap_chars: 80,
-        }
+        ChunkerConfig { max_chars: 400, overlap_chars: 80 }
     }
 }
 
@@ -104,10 +101,7 @@ struct Section<'a> {
 fn sections(text: &str) -> Vec<Section<'_>> {
     let mut out = Vec::new();
     let mut stack: Vec<(usize, String)> = Vec::new();
-    let mut cur = Section {
-        path: Vec::new(),
-        blocks: Vec::new(),
-    };
+    let mut cur = Section { path: Vec::new(), blocks: Vec::new() };
     // Byte range of the block being collected.
     let mut block: Option<(usize, usize)> = None;
     let mut block_lines = 0usize;
@@ -165,10 +159,7 @@ fn sections(text: &str) -> Vec<Section<'_>> {
             if !title.is_empty() {
                 stack.push((level, title));
             }
-            cur = Section {
-                path: stack.iter().map(|(_, t)| t.clone()).collect(),
-                blocks: Vec::new(),
-            };
+            cur = Section { path: stack.iter().map(|(_, t)| t.clone()).collect(), blocks: Vec::new() };
             continue;
         }
         if line.trim().is_empty() {
@@ -197,9 +188,7 @@ fn sentences(text: &str) -> Vec<Unit<'_>> {
         let b = bytes[i];
         let end_here = match b {
             b'\n' => Some((i, i + 1, "\n")),
-            b'.' | b'!' | b'?' if bytes.get(i + 1).is_some_and(|n| *n == b' ') => {
-                Some((i + 1, i + 2, " "))
-            }
+            b'.' | b'!' | b'?' if bytes.get(i + 1).is_some_and(|n| *n == b' ') => Some((i + 1, i + 2, " ")),
             _ => None,
         };
         if let Some((end, next, next_sep)) = end_here {
@@ -243,10 +232,7 @@ fn hard_split(text: &str, max: usize) -> Vec<&str> {
 /// Breaks a block into units no longer than `max` characters.
 fn units_of_block<'a>(block: &'a str, first_sep: &'static str, max: usize, out: &mut Vec<Unit<'a>>) {
     if char_len(block) <= max {
-        out.push(Unit {
-            sep: first_sep,
-            text: block,
-        });
+        out.push(Unit { sep: first_sep, text: block });
         return;
     }
     let mut first = true;
@@ -265,10 +251,7 @@ fn units_of_block<'a>(block: &'a str, first_sep: &'static str, max: usize, out: 
                 out.push(Unit { sep: wsep, text: w });
             } else {
                 for (j, piece) in hard_split(w, max).into_iter().enumerate() {
-                    out.push(Unit {
-                        sep: if j == 0 { wsep } else { "" },
-                        text: piece,
-                    });
+                    out.push(Unit { sep: if j == 0 { wsep } else { "" }, text: piece });
                 }
             }
         }
@@ -276,11 +259,7 @@ fn units_of_block<'a>(block: &'a str, first_sep: &'static str, max: usize, out: 
 }
 
 fn joined_len(units: &[Unit<'_>]) -> usize {
-    units
-        .iter()
-        .enumerate()
-        .map(|(i, u)| char_len(u.text) + if i == 0 { 0 } else { char_len(u.sep) })
-        .sum()
+    units.iter().enumerate().map(|(i, u)| char_len(u.text) + if i == 0 { 0 } else { char_len(u.sep) }).sum()
 }
 
 fn join(units: &[Unit<'_>]) -> String {
@@ -335,11 +314,7 @@ pub fn chunk_markdown(text: &str, config: &ChunkerConfig) -> Vec<ChunkDraft> {
             units_of_block(block, if i == 0 { "" } else { "\n\n" }, max, &mut units);
         }
         for text in pack(&units, max, overlap) {
-            out.push(ChunkDraft {
-                ordinal: out.len(),
-                heading_path: section.path.clone(),
-                text,
-            });
+            out.push(ChunkDraft { ordinal: out.len(), heading_path: section.path.clone(), text });
         }
     }
     out
@@ -350,20 +325,14 @@ mod tests {
     use super::*;
 
     fn cfg(max: usize, overlap: usize) -> ChunkerConfig {
-        ChunkerConfig {
-            max_chars: max,
-            overlap_chars: overlap,
-        }
+        ChunkerConfig { max_chars: max, overlap_chars: overlap }
     }
 
     #[test]
     fn heading_paths_follow_levels() {
         let md = "intro text\n\n# A\n\na1\n\n## B\n\nb1\n\n### C\n\nc1\n\n## D\n\nd1\n\n# E\ne1";
         let chunks = chunk_markdown(md, &cfg(400, 0));
-        let got: Vec<(Vec<String>, String)> = chunks
-            .into_iter()
-            .map(|c| (c.heading_path, c.text))
-            .collect();
+        let got: Vec<(Vec<String>, String)> = chunks.into_iter().map(|c| (c.heading_path, c.text)).collect();
         let want: Vec<(Vec<&str>, &str)> = vec![
             (vec![], "intro text"),
             (vec!["A"], "a1"),

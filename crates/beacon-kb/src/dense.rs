@@ -19,12 +19,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; LANES];
     let ca = a.chunks_exact(LANES);
     let cb = b.chunks_exact(LANES);
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
     for (x, y) in ca.zip(cb) {
         for l in 0..LANES {
             acc[l] += x[l] * y[l];
@@ -51,27 +46,18 @@ impl Ord for Scored {
 impl DenseIndex {
     /// An empty index of `dim`-dimensional vectors.
     pub fn new(dim: usize) -> Self {
-        DenseIndex {
-            dim,
-            data: Vec::new(),
-        }
+        DenseIndex { dim, data: Vec::new() }
     }
 
     /// An empty index with room for `rows` vectors.
     pub fn with_capacity(dim: usize, rows: usize) -> Self {
-        DenseIndex {
-            dim,
-            data: Vec::with_capacity(dim * rows),
-        }
+        DenseIndex { dim, data: Vec::with_capacity(dim * rows) }
     }
 
     /// Appends a vector; its row number is the previous [`DenseIndex::len`].
     pub fn push(&mut self, v: &[f32]) -> Result<()> {
         if v.len() != self.dim {
-            return Err(KbError::Dimension {
-                expected: self.dim,
-                got: v.len(),
-            });
+            return Err(KbError::Dimension { expected: self.dim, got: v.len() });
         }
         self.data.extend_from_slice(v);
         Ok(())
@@ -105,10 +91,7 @@ impl DenseIndex {
     /// The `k` rows most similar to `query` as `(row, score)`, best first. Exact.
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<(u32, f32)>> {
         if query.len() != self.dim {
-            return Err(KbError::Dimension {
-                expected: self.dim,
-                got: query.len(),
-            });
+            return Err(KbError::Dimension { expected: self.dim, got: query.len() });
         }
         if k == 0 || self.dim == 0 {
             return Ok(Vec::new());
@@ -137,9 +120,7 @@ mod tests {
     use super::*;
 
     fn brute(idx: &DenseIndex, q: &[f32], k: usize) -> Vec<u32> {
-        let mut all: Vec<(u32, f32)> = (0..idx.len())
-            .map(|i| (i as u32, idx.score(i, q).unwrap()))
-            .collect();
+        let mut all: Vec<(u32, f32)> = (0..idx.len()).map(|i| (i as u32, idx.score(i, q).unwrap())).collect();
         all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         all.into_iter().take(k).map(|x| x.0).collect()
     }

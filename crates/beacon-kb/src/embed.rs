@@ -23,9 +23,7 @@ pub trait Embedder: Send + Sync {
     fn embed_documents(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
     /// Embeds a search query.
     fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
-        self.embed_documents(&[text])?
-            .pop()
-            .ok_or_else(|| KbError::Model("no embedding returned".into()))
+        self.embed_documents(&[text])?.pop().ok_or_else(|| KbError::Model("no embedding returned".into()))
     }
 }
 
@@ -85,10 +83,8 @@ impl Bert {
         let h = cfg.hidden_size;
         let emb = vb.pp("embeddings");
         let word = candle_nn::embedding(cfg.vocab_size, h, emb.pp("word_embeddings"))?;
-        let position =
-            candle_nn::embedding(cfg.max_position_embeddings, h, emb.pp("position_embeddings"))?;
-        let token_type =
-            candle_nn::embedding(cfg.type_vocab_size, h, emb.pp("token_type_embeddings"))?;
+        let position = candle_nn::embedding(cfg.max_position_embeddings, h, emb.pp("position_embeddings"))?;
+        let token_type = candle_nn::embedding(cfg.type_vocab_size, h, emb.pp("token_type_embeddings"))?;
         let norm = layer_norm(h, cfg.layer_norm_eps, emb.pp("LayerNorm"))?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
@@ -100,11 +96,7 @@ impl Bert {
                 value: candle_nn::linear(h, h, att.pp("self.value"))?,
                 attn_out: candle_nn::linear(h, h, att.pp("output.dense"))?,
                 attn_norm: layer_norm(h, cfg.layer_norm_eps, att.pp("output.LayerNorm"))?,
-                intermediate: candle_nn::linear(
-                    h,
-                    cfg.intermediate_size,
-                    l.pp("intermediate.dense"),
-                )?,
+                intermediate: candle_nn::linear(h, cfg.intermediate_size, l.pp("intermediate.dense"))?,
                 output: candle_nn::linear(cfg.intermediate_size, h, l.pp("output.dense"))?,
                 out_norm: layer_norm(h, cfg.layer_norm_eps, l.pp("output.LayerNorm"))?,
             });
@@ -136,26 +128,17 @@ impl Bert {
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         for layer in &self.layers {
             let split = |y: Tensor| -> candle_core::Result<Tensor> {
-                y.reshape((b, t, self.heads, self.head_dim))?
-                    .transpose(1, 2)?
-                    .contiguous()
+                y.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
             };
             let q = split(layer.query.forward(&x)?)?;
             let k = split(layer.key.forward(&x)?)?;
             let v = split(layer.value.forward(&x)?)?;
             let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
             let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-            let ctx = probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((b, t, self.heads * self.head_dim))?;
-            x = layer
-                .attn_norm
-                .forward(&(layer.attn_out.forward(&ctx)? + &x)?)?;
+            let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, self.heads * self.head_dim))?;
+            x = layer.attn_norm.forward(&(layer.attn_out.forward(&ctx)? + &x)?)?;
             let inter = layer.intermediate.forward(&x)?.gelu_erf()?;
-            x = layer
-                .out_norm
-                .forward(&(layer.output.forward(&inter)? + &x)?)?;
+            x = layer.out_norm.forward(&(layer.output.forward(&inter)? + &x)?)?;
         }
         Ok(x)
     }
@@ -181,8 +164,8 @@ impl BertEmbedder {
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| KbError::io(dir.join(name), e));
-        let cfg: BertConfig = serde_json::from_slice(&read("config.json")?)
-            .map_err(|e| KbError::Model(format!("config.json: {e}")))?;
+        let cfg: BertConfig =
+            serde_json::from_slice(&read("config.json")?).map_err(|e| KbError::Model(format!("config.json: {e}")))?;
         if let Some(act) = cfg.hidden_act.as_deref()
             && act != "gelu"
         {
@@ -197,28 +180,19 @@ impl BertEmbedder {
         tokenizer.with_padding(Some(padding));
         let max_tokens = Self::MAX_TOKENS.min(cfg.max_position_embeddings);
         tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: max_tokens,
-                ..TruncationParams::default()
-            }))
+            .with_truncation(Some(TruncationParams { max_length: max_tokens, ..TruncationParams::default() }))
             .map_err(|e| KbError::Model(format!("truncation: {e}")))?;
         let device = Device::Cpu;
         let weights_path = dir.join("model.safetensors");
-        let mut tensors: HashMap<String, Tensor> =
-            candle_core::safetensors::load(&weights_path, &device)?;
+        let mut tensors: HashMap<String, Tensor> = candle_core::safetensors::load(&weights_path, &device)?;
         // Some exports prefix every name with "bert.".
         if tensors.keys().all(|k| k.starts_with("bert.")) {
-            tensors = tensors
-                .into_iter()
-                .map(|(k, v)| (k["bert.".len()..].to_string(), v))
-                .collect();
+            tensors = tensors.into_iter().map(|(k, v)| (k["bert.".len()..].to_string(), v)).collect();
         }
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let model = Bert::load(&cfg, vb)?;
         // Identify the model by its files, not its folder name, so swapping models re-embeds.
-        let weights_len = std::fs::metadata(&weights_path)
-            .map_err(|e| KbError::io(&weights_path, e))?
-            .len();
+        let weights_len = std::fs::metadata(&weights_path).map_err(|e| KbError::io(&weights_path, e))?.len();
         let fingerprint = {
             use sha2::{Digest, Sha256};
             let mut h = Sha256::new();
@@ -243,10 +217,8 @@ impl BertEmbedder {
     }
 
     fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| KbError::Model(format!("tokenize: {e}")))?;
+        let encodings =
+            self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| KbError::Model(format!("tokenize: {e}")))?;
         let t = encodings.first().map_or(0, |e| e.len());
         let b = encodings.len();
         let mut ids = Vec::with_capacity(b * t);
@@ -302,9 +274,7 @@ pub fn default_embedder() -> Option<Arc<dyn Embedder>> {
             None
         }
         None => {
-            tracing::warn!(
-                "no embedding model ({MODEL_DIR_ENV} unset); retrieval uses BM25 only"
-            );
+            tracing::warn!("no embedding model ({MODEL_DIR_ENV} unset); retrieval uses BM25 only");
             None
         }
     }

@@ -46,10 +46,7 @@ pub enum KbError {
 
 impl KbError {
     pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        KbError::Io {
-            path: path.as_ref().display().to_string(),
-            source,
-        }
+        KbError::Io { path: path.as_ref().display().to_string(), source }
     }
 }
 

@@ -54,10 +54,7 @@ fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| KbError::Data(format!("{}:{}: {e}", path.display(), i + 1)))
-        })
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| KbError::Data(format!("{}:{}: {e}", path.display(), i + 1))))
         .collect()
 }
 
@@ -80,13 +77,10 @@ fn parse_qrels(text: &str, path: &Path) -> Result<HashMap<String, HashMap<String
                 )));
             }
         };
-        let grade: f64 = g
-            .parse()
-            .map_err(|_| KbError::Data(format!("{}:{}: bad score {g:?}", path.display(), i + 1)))?;
+        let grade: f64 =
+            g.parse().map_err(|_| KbError::Data(format!("{}:{}: bad score {g:?}", path.display(), i + 1)))?;
         if grade > 0.0 {
-            out.entry(q.to_string())
-                .or_default()
-                .insert(d.to_string(), grade.round() as u32);
+            out.entry(q.to_string()).or_default().insert(d.to_string(), grade.round() as u32);
         }
     }
     Ok(out)
@@ -104,19 +98,12 @@ impl BeirSet {
             .ok_or_else(|| KbError::Data(format!("{}: no qrels.tsv", dir.display())))?;
         let text = std::fs::read_to_string(&qrels_path).map_err(|e| KbError::io(&qrels_path, e))?;
         let qrels = parse_qrels(&text, &qrels_path)?;
-        Ok(BeirSet {
-            corpus,
-            queries,
-            qrels,
-        })
+        Ok(BeirSet { corpus, queries, qrels })
     }
 
     /// Queries that have at least one relevant document.
     pub fn judged_queries(&self) -> Vec<&BeirQuery> {
-        self.queries
-            .iter()
-            .filter(|q| self.qrels.get(&q.id).is_some_and(|r| !r.is_empty()))
-            .collect()
+        self.queries.iter().filter(|q| self.qrels.get(&q.id).is_some_and(|r| !r.is_empty())).collect()
     }
 }
 
@@ -179,25 +166,11 @@ pub fn score_ranking(ranked: &[&str], relevant: &HashMap<String, u32>) -> QueryS
     }
     let top5 = &ranked[..ranked.len().min(5)];
     let found5 = top5.iter().filter(|d| rel(d) > 0).count();
-    let rr = ranked
-        .iter()
-        .take(10)
-        .position(|d| rel(d) > 0)
-        .map_or(0.0, |p| 1.0 / (p as f64 + 1.0));
-    let dcg: f64 = ranked
-        .iter()
-        .take(10)
-        .enumerate()
-        .map(|(i, d)| rel(d) as f64 / (i as f64 + 2.0).log2())
-        .sum();
+    let rr = ranked.iter().take(10).position(|d| rel(d) > 0).map_or(0.0, |p| 1.0 / (p as f64 + 1.0));
+    let dcg: f64 = ranked.iter().take(10).enumerate().map(|(i, d)| rel(d) as f64 / (i as f64 + 2.0).log2()).sum();
     let mut ideal: Vec<u32> = relevant.values().copied().filter(|g| *g > 0).collect();
     ideal.sort_unstable_by(|a, b| b.cmp(a));
-    let idcg: f64 = ideal
-        .iter()
-        .take(10)
-        .enumerate()
-        .map(|(i, g)| *g as f64 / (i as f64 + 2.0).log2())
-        .sum();
+    let idcg: f64 = ideal.iter().take(10).enumerate().map(|(i, g)| *g as f64 / (i as f64 + 2.0).log2()).sum();
     QueryScores {
         hit_at_5: if found5 > 0 { 1.0 } else { 0.0 },
         recall_at_5: found5 as f64 / total as f64,
@@ -258,10 +231,7 @@ impl PreparedEval {
         let mut query_vectors = HashMap::new();
         let mut embed_ms = Vec::new();
         if let Some(e) = &options.embedder {
-            let texts: Vec<String> = chunks
-                .iter()
-                .map(|c| search_text(&c.title, &c.heading_path, &c.text))
-                .collect();
+            let texts: Vec<String> = chunks.iter().map(|c| search_text(&c.title, &c.heading_path, &c.text)).collect();
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             for (c, v) in chunks.iter_mut().zip(e.embed_documents(&refs)?) {
                 c.embedding = Some(v);
@@ -274,12 +244,7 @@ impl PreparedEval {
             }
         }
         let index = GuildIndex::build(chunks)?;
-        Ok(PreparedEval {
-            set,
-            index,
-            query_vectors,
-            embed_ms,
-        })
+        Ok(PreparedEval { set, index, query_vectors, embed_ms })
     }
 
     /// The loaded set.
@@ -288,11 +253,7 @@ impl PreparedEval {
     }
 
     /// Scores retrieval under `fusion` on the judged queries (restricted to `query_ids` if given).
-    pub fn evaluate(
-        &self,
-        fusion: &FusionConfig,
-        query_ids: Option<&HashSet<String>>,
-    ) -> Result<EvalReport> {
+    pub fn evaluate(&self, fusion: &FusionConfig, query_ids: Option<&HashSet<String>>) -> Result<EvalReport> {
         let mut sums = QueryScores::default();
         let mut times = Vec::new();
         let mut n = 0usize;

@@ -35,11 +35,7 @@ pub struct FusionConfig {
 
 impl Default for FusionConfig {
     fn default() -> Self {
-        FusionConfig {
-            method: FusionMethod::ZScore,
-            dense_weight: 0.95,
-            candidates: 100,
-        }
+        FusionConfig { method: FusionMethod::ZScore, dense_weight: 0.95, candidates: 100 }
     }
 }
 
@@ -63,20 +59,14 @@ fn normalise(method: FusionMethod, scores: &[f32]) -> Vec<f32> {
             let max = scores.iter().copied().fold(f32::MIN, f32::max);
             let min = scores.iter().copied().fold(f32::MAX, f32::min);
             let span = max - min;
-            scores
-                .iter()
-                .map(|s| if span > 0.0 { (s - min) / span } else { 1.0 })
-                .collect()
+            scores.iter().map(|s| if span > 0.0 { (s - min) / span } else { 1.0 }).collect()
         }
         FusionMethod::ZScore => {
             let n = scores.len().max(1) as f32;
             let mean = scores.iter().sum::<f32>() / n;
             let var = scores.iter().map(|s| (s - mean).powi(2)).sum::<f32>() / n;
             let sd = var.sqrt();
-            scores
-                .iter()
-                .map(|s| if sd > 0.0 { (s - mean) / sd } else { 0.0 })
-                .collect()
+            scores.iter().map(|s| if sd > 0.0 { (s - mean) / sd } else { 0.0 }).collect()
         }
     }
 }
@@ -95,7 +85,9 @@ pub fn fuse(config: &FusionConfig, bm25: &[(u32, f32)], dense: &[(u32, f32)]) ->
         _ => 0.0,
     };
     let (fb, fd) = (floor(&nb), floor(&nd));
-    let mut by_ord: HashMap<u32, (Option<(f32, f32)>, Option<(f32, f32)>)> = HashMap::new();
+    // Per candidate: (raw, normalised) from BM25 and from dense.
+    type Pair = Option<(f32, f32)>;
+    let mut by_ord: HashMap<u32, (Pair, Pair)> = HashMap::new();
     for ((ord, raw), n) in bm25.iter().zip(&nb) {
         by_ord.entry(*ord).or_default().0 = Some((*raw, *n));
     }
@@ -120,22 +112,14 @@ mod tests {
     use super::*;
 
     fn cfg(method: FusionMethod, dense_weight: f32) -> FusionConfig {
-        FusionConfig {
-            method,
-            dense_weight,
-            candidates: 10,
-        }
+        FusionConfig { method, dense_weight, candidates: 10 }
     }
 
     #[test]
     fn rrf_by_hand() {
         // bm25: 1, 2 ; dense: 2, 3. With k = 60 and equal weights:
         // 1: 0.5/61; 2: 0.5/62 + 0.5/61; 3: 0.5/62.
-        let out = fuse(
-            &cfg(FusionMethod::Rrf { k: 60.0 }, 0.5),
-            &[(1, 9.0), (2, 3.0)],
-            &[(2, 0.8), (3, 0.7)],
-        );
+        let out = fuse(&cfg(FusionMethod::Rrf { k: 60.0 }, 0.5), &[(1, 9.0), (2, 3.0)], &[(2, 0.8), (3, 0.7)]);
         let ords: Vec<u32> = out.iter().map(|f| f.ord).collect();
         assert_eq!(ords, vec![2, 1, 3]);
         assert!((out[0].score - (0.5 / 62.0 + 0.5 / 61.0)).abs() < 1e-7);
@@ -148,11 +132,7 @@ mod tests {
     #[test]
     fn min_max_by_hand() {
         // bm25 normalised: 1 -> 1, 2 -> 0.5, 3 -> 0; dense: 3 -> 1, 1 -> 0.
-        let out = fuse(
-            &cfg(FusionMethod::MinMax, 0.75),
-            &[(1, 10.0), (2, 6.0), (3, 2.0)],
-            &[(3, 0.9), (1, 0.5)],
-        );
+        let out = fuse(&cfg(FusionMethod::MinMax, 0.75), &[(1, 10.0), (2, 6.0), (3, 2.0)], &[(3, 0.9), (1, 0.5)]);
         let got: Vec<(u32, f32)> = out.iter().map(|f| (f.ord, f.score)).collect();
         assert_eq!(got[0].0, 3);
         assert!((got[0].1 - 0.75).abs() < 1e-6);

@@ -96,12 +96,7 @@ impl KnowledgeBase {
         chunker: ChunkerConfig,
     ) -> Result<Self> {
         migrate(&store).await?;
-        Ok(KnowledgeBase {
-            store,
-            retriever: Retriever::new(embedder, fusion),
-            chunker,
-            batch_documents: 64,
-        })
+        Ok(KnowledgeBase { store, retriever: Retriever::new(embedder, fusion), chunker, batch_documents: 64 })
     }
 
     /// The retriever holding the loaded guild indexes.
@@ -129,18 +124,10 @@ impl KnowledgeBase {
         progress(Progress { phase: Phase::Listing, done: 0, total: 0 });
         let docs = source.documents().await?;
         let repo = self.repo(guild_id);
-        let stored: HashMap<String, String> = repo
-            .documents(source.id())
-            .await?
-            .into_iter()
-            .map(|d| (d.key, d.content_hash))
-            .collect();
+        let stored: HashMap<String, String> =
+            repo.documents(source.id()).await?.into_iter().map(|d| (d.key, d.content_hash)).collect();
         let model_id = self.model_id();
-        let mut report = SyncReport {
-            documents: docs.len(),
-            embedded: model_id.is_some(),
-            ..SyncReport::default()
-        };
+        let mut report = SyncReport { documents: docs.len(), embedded: model_id.is_some(), ..SyncReport::default() };
         let mut seen = HashSet::new();
         let mut changed = Vec::new();
         for d in docs {
@@ -209,11 +196,7 @@ impl KnowledgeBase {
             if let Some(e) = embedder {
                 let texts: Vec<String> = writes
                     .iter()
-                    .flat_map(|w| {
-                        w.chunks
-                            .iter()
-                            .map(|c| search_text(&w.title, &c.heading_path, &c.text))
-                    })
+                    .flat_map(|w| w.chunks.iter().map(|c| search_text(&w.title, &c.heading_path, &c.text)))
                     .collect();
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
                 let mut vectors = e.embed_documents(&refs)?.into_iter();
@@ -224,9 +207,7 @@ impl KnowledgeBase {
             }
             Ok(writes)
         };
-        tokio::task::spawn_blocking(task)
-            .await
-            .map_err(|e| KbError::Model(format!("embedding task: {e}")))?
+        tokio::task::spawn_blocking(task).await.map_err(|e| KbError::Model(format!("embedding task: {e}")))?
     }
 
     /// Rebuilds `guild_id`'s search index from the database and installs it; returns its size.
@@ -280,13 +261,8 @@ pub async fn ingest_path(
     path: &Path,
     mut progress: impl FnMut(Progress) + Send,
 ) -> Result<SyncReport> {
-    let kb = KnowledgeBase::open(
-        store.clone(),
-        default_embedder(),
-        FusionConfig::default(),
-        ChunkerConfig::default(),
-    )
-    .await?;
+    let kb = KnowledgeBase::open(store.clone(), default_embedder(), FusionConfig::default(), ChunkerConfig::default())
+        .await?;
     let source = FolderSource::new(path);
     kb.sync(guild_id, &source, &mut progress).await
 }
@@ -294,12 +270,7 @@ pub async fn ingest_path(
 /// Answers `question` from `guild_id`'s knowledge base: the `k` best chunks with their sources
 /// and scores. For `beacon ask`.
 pub async fn ask(store: &Store, guild_id: u64, question: &str, k: usize) -> Result<Vec<Hit>> {
-    let kb = KnowledgeBase::open(
-        store.clone(),
-        default_embedder(),
-        FusionConfig::default(),
-        ChunkerConfig::default(),
-    )
-    .await?;
+    let kb = KnowledgeBase::open(store.clone(), default_embedder(), FusionConfig::default(), ChunkerConfig::default())
+        .await?;
     kb.search(guild_id, question, k).await
 }

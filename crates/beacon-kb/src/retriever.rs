@@ -41,11 +41,7 @@ pub fn search_text(title: &str, heading_path: &[String], text: &str) -> String {
             parts.push(h.trim());
         }
     }
-    if parts.is_empty() {
-        text.to_string()
-    } else {
-        format!("{}\n\n{}", parts.join(" > "), text)
-    }
+    if parts.is_empty() { text.to_string() } else { format!("{}\n\n{}", parts.join(" > "), text) }
 }
 
 /// A search result.
@@ -93,11 +89,8 @@ impl GuildIndex {
     /// Dense search is enabled only if every chunk carries an embedding of one dimension; a
     /// partial set (e.g. a model change half-way) falls back to BM25 rather than miss chunks.
     pub fn build(chunks: Vec<IndexedChunk>) -> Result<Self> {
-        let texts: Vec<String> = chunks
-            .iter()
-            .map(|c| search_text(&c.title, &c.heading_path, &c.text))
-            .collect();
-        let bm25 = Bm25Index::build(texts.iter().map(String::as_str))?;
+        let texts: Vec<String> = chunks.iter().map(|c| search_text(&c.title, &c.heading_path, &c.text)).collect();
+        let bm25 = Bm25Index::build(&texts)?;
         let dim = chunks.first().and_then(|c| c.embedding.as_ref()).map(Vec::len);
         let mut dense = match dim {
             Some(d) if chunks.iter().all(|c| c.embedding.as_ref().is_some_and(|e| e.len() == d)) => {
@@ -122,11 +115,7 @@ impl GuildIndex {
         if dense.as_ref().is_some_and(DenseIndex::is_empty) {
             dense = None;
         }
-        Ok(GuildIndex {
-            chunks: metas,
-            bm25,
-            dense,
-        })
+        Ok(GuildIndex { chunks: metas, bm25, dense })
     }
 
     /// Number of chunks.
@@ -171,10 +160,7 @@ impl GuildIndex {
                 fuse(fusion, &bm25, &dl)
             }
             _ => {
-                let bm25_only = FusionConfig {
-                    dense_weight: 0.0,
-                    ..*fusion
-                };
+                let bm25_only = FusionConfig { dense_weight: 0.0, ..*fusion };
                 fuse(&bm25_only, &bm25, &[])
             }
         };
@@ -209,11 +195,7 @@ pub struct Retriever {
 impl Retriever {
     /// A retriever with no guild loaded. `embedder: None` means BM25-only retrieval.
     pub fn new(embedder: Option<Arc<dyn Embedder>>, fusion: FusionConfig) -> Self {
-        Retriever {
-            embedder,
-            fusion,
-            guilds: RwLock::new(HashMap::new()),
-        }
+        Retriever { embedder, fusion, guilds: RwLock::new(HashMap::new()) }
     }
 
     /// The embedder, if any.
@@ -246,10 +228,7 @@ impl Retriever {
 
     /// Embeds the query (when a model is present) for [`Retriever::search_with_vector`].
     pub fn embed_query(&self, query: &str) -> Result<Option<Vec<f32>>> {
-        self.embedder
-            .as_ref()
-            .map(|e| e.embed_query(query))
-            .transpose()
+        self.embedder.as_ref().map(|e| e.embed_query(query)).transpose()
     }
 
     /// The `k` best chunks of `guild_id`'s knowledge base for `query`. An unloaded guild has no hits.
@@ -257,11 +236,7 @@ impl Retriever {
         let Some(index) = self.guild(guild_id) else {
             return Ok(Vec::new());
         };
-        let v = if index.dense_dim().is_some() {
-            self.embed_query(query)?
-        } else {
-            None
-        };
+        let v = if index.dense_dim().is_some() { self.embed_query(query)? } else { None };
         index.search(&self.fusion, query, v.as_deref(), k)
     }
 
@@ -279,10 +254,7 @@ impl Retriever {
         if let (Some(d), Some(q)) = (index.dense_dim(), query_vector)
             && d != q.len()
         {
-            return Err(KbError::Dimension {
-                expected: d,
-                got: q.len(),
-            });
+            return Err(KbError::Dimension { expected: d, got: q.len() });
         }
         index.search(&self.fusion, query, query_vector, k)
     }

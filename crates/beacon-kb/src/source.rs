@@ -45,18 +45,12 @@ impl FolderSource {
     /// A source reading `root`, identified as `folder:<root as given>`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
-        FolderSource {
-            id: format!("folder:{}", root.display()),
-            root,
-        }
+        FolderSource { id: format!("folder:{}", root.display()), root }
     }
 
     /// The same with an explicit source id (e.g. a configured source's name).
     pub fn with_id(root: impl Into<PathBuf>, id: impl Into<String>) -> Self {
-        FolderSource {
-            id: id.into(),
-            root: root.into(),
-        }
+        FolderSource { id: id.into(), root: root.into() }
     }
 
     fn collect(&self) -> Result<Vec<SourceDocument>> {
@@ -77,21 +71,9 @@ impl FolderSource {
             let bytes = std::fs::read(&f).map_err(|e| KbError::io(&f, e))?;
             let text = String::from_utf8_lossy(&bytes).into_owned();
             let rel = f.strip_prefix(&base).unwrap_or(&f);
-            let key = rel
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
-            let stem = f
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| key.clone());
-            out.push(SourceDocument {
-                title: first_h1(&text).unwrap_or(stem),
-                key,
-                text,
-                url: None,
-            });
+            let key = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+            let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| key.clone());
+            out.push(SourceDocument { title: first_h1(&text).unwrap_or(stem), key, text, url: None });
         }
         Ok(out)
     }
@@ -149,10 +131,7 @@ impl Source for FolderSource {
         Box::pin(async move {
             tokio::task::spawn_blocking(move || this.collect())
                 .await
-                .map_err(|e| KbError::Source {
-                    source_name: "folder".into(),
-                    message: e.to_string(),
-                })?
+                .map_err(|e| KbError::Source { source_name: "folder".into(), message: e.to_string() })?
         })
     }
 }
@@ -167,10 +146,7 @@ pub struct StaticSource {
 impl StaticSource {
     /// A source that always lists `docs`.
     pub fn new(id: impl Into<String>, docs: Vec<SourceDocument>) -> Self {
-        StaticSource {
-            id: id.into(),
-            docs,
-        }
+        StaticSource { id: id.into(), docs }
     }
 }
 

@@ -98,10 +98,7 @@ pub const GUILD_TABLES: &[&str] = &["kb_chunks", "kb_documents", "kb_sources"];
 
 /// Applies the knowledge base's migrations and registers its guild-owned tables (idempotent).
 pub async fn migrate(store: &Store) -> Result<()> {
-    store
-        .apply_module_migrations(MIGRATIONS)
-        .await
-        .map_err(store_err)?;
+    store.apply_module_migrations(MIGRATIONS).await.map_err(store_err)?;
     // Registered parents first: purge runs latest-registered first, so chunks go before documents.
     for t in GUILD_TABLES.iter().rev() {
         store.register_guild_table(t).await.map_err(store_err)?;
@@ -157,14 +154,10 @@ fn f32s_to_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 fn bytes_to_f32s(b: &[u8]) -> Option<Vec<f32>> {
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return None;
     }
-    Some(
-        b.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-    )
+    Some(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
 /// Repository of one guild's knowledge-base rows.
@@ -240,8 +233,7 @@ impl KbRepo {
                 .execute(&mut *tx)
                 .await?;
             for c in &d.chunks {
-                let path = serde_json::to_string(&c.heading_path)
-                    .map_err(|e| KbError::Data(e.to_string()))?;
+                let path = serde_json::to_string(&c.heading_path).map_err(|e| KbError::Data(e.to_string()))?;
                 sqlx::query(
                     "INSERT INTO kb_chunks (guild_id, document_id, ordinal, heading_path, text, embed_model, embedding) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -277,15 +269,13 @@ impl KbRepo {
             .bind(key)
             .execute(&mut *tx)
             .await?;
-            n += sqlx::query(
-                "DELETE FROM kb_documents WHERE guild_id = $1 AND source = $2 AND doc_key = $3",
-            )
-            .bind(gid)
-            .bind(source)
-            .bind(key)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            n += sqlx::query("DELETE FROM kb_documents WHERE guild_id = $1 AND source = $2 AND doc_key = $3")
+                .bind(gid)
+                .bind(source)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         }
         tx.commit().await?;
         Ok(n)
@@ -322,8 +312,8 @@ impl KbRepo {
 
 fn chunk_row(r: &AnyRow, embed_model: Option<&str>) -> Result<IndexedChunk> {
     let path: String = r.try_get("heading_path")?;
-    let heading_path: Vec<String> = serde_json::from_str(&path)
-        .map_err(|e| KbError::Data(format!("chunk heading_path: {e}")))?;
+    let heading_path: Vec<String> =
+        serde_json::from_str(&path).map_err(|e| KbError::Data(format!("chunk heading_path: {e}")))?;
     let model: Option<String> = r.try_get("embed_model")?;
     let bytes: Option<Vec<u8>> = r.try_get("embedding")?;
     let embedding = match (embed_model, model, bytes) {

@@ -19,8 +19,7 @@ fn matches_sentence_transformers_reference() {
     let Some(dir) = common::model_dir("matches_sentence_transformers_reference") else {
         return;
     };
-    let reference: Reference =
-        serde_json::from_str(include_str!("fixtures/minilm_reference.json")).unwrap();
+    let reference: Reference = serde_json::from_str(include_str!("fixtures/minilm_reference.json")).unwrap();
     let model = BertEmbedder::load(&dir).unwrap();
     assert_eq!(model.dim(), 384);
     let texts: Vec<&str> = reference.sentences.iter().map(String::as_str).collect();

@@ -78,9 +78,7 @@ fn write_docs(dir: &std::path::Path) {
 }
 
 async fn kb(store: &Store, embedder: Option<Arc<dyn Embedder>>) -> KnowledgeBase {
-    KnowledgeBase::open(store.clone(), embedder, FusionConfig::default(), ChunkerConfig::default())
-        .await
-        .unwrap()
+    KnowledgeBase::open(store.clone(), embedder, FusionConfig::default(), ChunkerConfig::default()).await.unwrap()
 }
 
 #[tokio::test]
@@ -92,10 +90,7 @@ async fn ingest_search_resync_and_delete() {
     let kb = kb(&store, Some(embedder.clone())).await;
     let source = FolderSource::with_id(dir.path(), "docs");
     let mut phases = Vec::new();
-    let report = kb
-        .sync(GUILD, &source, &mut |p: Progress| phases.push(p.phase))
-        .await
-        .unwrap();
+    let report = kb.sync(GUILD, &source, &mut |p: Progress| phases.push(p.phase)).await.unwrap();
     assert_eq!((report.documents, report.written, report.unchanged), (3, 3, 0));
     assert_eq!(report.chunks, 5);
     assert!(report.embedded);
@@ -157,12 +152,8 @@ async fn index_is_rebuilt_from_the_database() {
 #[tokio::test]
 async fn failed_ingestion_keeps_the_previous_version() {
     let store = store().await;
-    let doc = |key: &str, text: &str| SourceDocument {
-        key: key.into(),
-        title: key.into(),
-        text: text.into(),
-        url: None,
-    };
+    let doc =
+        |key: &str, text: &str| SourceDocument { key: key.into(), title: key.into(), text: text.into(), url: None };
     let v1 = StaticSource::new("s", vec![doc("a", "apples are red"), doc("b", "bananas are yellow")]);
     let ok: Arc<dyn Embedder> = Arc::new(HashEmbedder::new());
     kb(&store, Some(ok.clone())).await.sync(GUILD, &v1, &mut |_| {}).await.unwrap();

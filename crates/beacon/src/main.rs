@@ -11,11 +11,7 @@ use beacon_config::Config;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "beacon",
-    version,
-    about = "Beacon: a self-hostable Discord support platform"
-)]
+#[command(name = "beacon", version, about = "Beacon: a self-hostable Discord support platform")]
 struct Cli {
     /// Configuration file (default: ./beacon.toml when present).
     #[arg(long, global = true, value_name = "PATH")]
@@ -49,6 +45,8 @@ enum CommandsAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // rustls needs one process-wide crypto provider before twilight opens any connection.
+    beacon_discord::install_crypto_provider();
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -60,10 +58,7 @@ fn main() -> ExitCode {
         eprintln!("beacon: configuration error: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("beacon: cannot start the async runtime: {e}");
@@ -75,9 +70,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run => run::run(config).await,
             Command::Migrate => migrate(config).await,
-            Command::Commands {
-                action: CommandsAction::Sync { guild },
-            } => sync_commands(config, guild).await,
+            Command::Commands { action: CommandsAction::Sync { guild } } => sync_commands(config, guild).await,
         }
     });
     match result {
@@ -105,10 +98,7 @@ async fn sync_commands(config: Arc<Config>, guild: Option<u64>) -> anyhow::Resul
     }
     let store = run::open_store(&config).await?;
     let app = run::build_app(config, store).await?;
-    let count = app
-        .sync_commands(guild)
-        .await
-        .context("syncing commands with Discord")?;
+    let count = app.sync_commands(guild).await.context("syncing commands with Discord")?;
     match guild {
         Some(g) => println!("synced {count} commands to guild {g}"),
         None => println!("synced {count} global commands"),

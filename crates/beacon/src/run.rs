@@ -17,8 +17,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     if let Some(path) = config.sqlite_path()
         && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
     let store = Store::connect(config.database_url.expose())
         .await
@@ -45,17 +44,11 @@ pub async fn build_app_with(
         None => Cache::memory(),
     };
     let http = Arc::new(
-        beacon_discord::rest::client(
-            config.discord.token.as_ref().map(|t| t.expose()),
-            &config.discord.api_url,
-        )
-        .context("configuring the Discord REST client")?,
+        beacon_discord::rest::client(config.discord.token.as_ref().map(|t| t.expose()), &config.discord.api_url)
+            .context("configuring the Discord REST client")?,
     );
-    let app = AppBuilder::new(config, store, cache, http)
-        .modules(beacon_admin::modules())
-        .modules(extra)
-        .build()
-        .await?;
+    let app =
+        AppBuilder::new(config, store, cache, http).modules(beacon_admin::modules()).modules(extra).build().await?;
     Ok(app)
 }
 
@@ -82,10 +75,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
 }
 
 /// [`start`] with extra modules.
-pub async fn start_with(
-    config: Arc<Config>,
-    extra: Vec<Arc<dyn Module>>,
-) -> anyhow::Result<Running> {
+pub async fn start_with(config: Arc<Config>, extra: Vec<Arc<dyn Module>>) -> anyhow::Result<Running> {
     let store = open_store(&config).await?;
     let app = build_app_with(config.clone(), store, extra).await?;
     spawn_setting_listener(&app);
@@ -105,16 +95,12 @@ pub async fn start_with(
         "beacon listening"
     );
     if config.discord.public_key.is_none() {
-        tracing::info!(
-            "POST /interactions is disabled: set BEACON_DISCORD_PUBLIC_KEY to receive HTTP interactions"
-        );
+        tracing::info!("POST /interactions is disabled: set BEACON_DISCORD_PUBLIC_KEY to receive HTTP interactions");
     }
     let gateway = match &config.discord.token {
         Some(token) if app.gateway_enabled => Some(start_gateway(&app, token.expose().to_owned())),
         Some(_) => {
-            tracing::warn!(
-                "gateway not connected: BEACON_DISCORD_GATEWAY_ENABLED=false (HTTP interactions only)"
-            );
+            tracing::warn!("gateway not connected: BEACON_DISCORD_GATEWAY_ENABLED=false (HTTP interactions only)");
             None
         }
         None => {
@@ -124,12 +110,7 @@ pub async fn start_with(
             None
         }
     };
-    Ok(Running {
-        app,
-        addr,
-        web,
-        gateway,
-    })
+    Ok(Running { app, addr, web, gateway })
 }
 
 impl Running {
@@ -152,23 +133,14 @@ impl Running {
             Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
         }
         app.tasks.close();
-        if tokio::time::timeout(app.config.shutdown_grace, app.tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                left = app.tasks.len(),
-                "shutdown grace elapsed with handlers still running"
-            );
+        if tokio::time::timeout(app.config.shutdown_grace, app.tasks.wait()).await.is_err() {
+            tracing::warn!(left = app.tasks.len(), "shutdown grace elapsed with handlers still running");
         }
         tracing::info!("stopped");
     }
 }
 
-fn start_gateway(
-    app: &Arc<App>,
-    token: String,
-) -> tokio::task::JoinHandle<Result<(), gateway::GatewayError>> {
+fn start_gateway(app: &Arc<App>, token: String) -> tokio::task::JoinHandle<Result<(), gateway::GatewayError>> {
     let (tx, mut rx) = mpsc::channel::<GatewayEvent>(1024);
     let config = GatewayConfig {
         token,
@@ -181,18 +153,10 @@ fn start_gateway(
     app.tasks.spawn(async move {
         while let Some(event) = rx.recv().await {
             let app = dispatcher_app.clone();
-            dispatcher_app
-                .tasks
-                .spawn(async move { handle_gateway_event(&app, event).await });
+            dispatcher_app.tasks.spawn(async move { handle_gateway_event(&app, event).await });
         }
     });
-    tokio::spawn(gateway::run(
-        config,
-        app.http.clone(),
-        tx,
-        app.shards.clone(),
-        app.shutdown.clone(),
-    ))
+    tokio::spawn(gateway::run(config, app.http.clone(), tx, app.shards.clone(), app.shutdown.clone()))
 }
 
 /// Hourly: forget old idempotency claims, purge guilds whose retention has passed.
@@ -225,10 +189,7 @@ fn spawn_housekeeping(app: &Arc<App>) {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 async fn wait_for_signal() {

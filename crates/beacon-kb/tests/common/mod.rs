@@ -7,11 +7,7 @@ use std::path::PathBuf;
 /// Panics when `BEACON_TEST_REQUIRE_MODEL=1` and the model is absent, so CI cannot skip silently.
 pub fn model_dir(test: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("BEACON_EMBED_MODEL_DIR").map(PathBuf::from);
-    let present = dir.as_ref().is_some_and(|d| {
-        beacon_kb::embed::MODEL_FILES
-            .iter()
-            .all(|f| d.join(f).is_file())
-    });
+    let present = dir.as_ref().is_some_and(|d| beacon_kb::embed::MODEL_FILES.iter().all(|f| d.join(f).is_file()));
     if present {
         return dir;
     }

@@ -21,18 +21,11 @@ fn beacon() -> Command {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn terminate(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
 }
 
@@ -68,10 +61,7 @@ async fn wait_http(url: &str) {
 fn version_flag_prints_the_version() {
     let out = beacon().arg("--version").output().unwrap();
     assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("beacon {}", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("beacon {}", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]
@@ -92,16 +82,8 @@ fn bad_configuration_exits_2_naming_the_key() {
 #[test]
 fn migrate_creates_the_sqlite_database() {
     let dir = tempfile::tempdir().unwrap();
-    let out = beacon()
-        .arg("migrate")
-        .env("BEACON_DATA_DIR", dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = beacon().arg("migrate").env("BEACON_DATA_DIR", dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(dir.path().join("beacon.db").exists());
 }
 
@@ -122,31 +104,15 @@ async fn runs_without_a_token_and_stops_on_sigterm() {
     assert!(status.success(), "exit status {status:?}");
     assert!(took < Duration::from_secs(10));
     let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
-    let gateway_lines: Vec<&str> = logs
-        .lines()
-        .filter(|l| l.contains("gateway not connected"))
-        .collect();
+    child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    let gateway_lines: Vec<&str> = logs.lines().filter(|l| l.contains("gateway not connected")).collect();
     assert_eq!(gateway_lines.len(), 1, "{logs}");
-    assert!(
-        gateway_lines[0].starts_with('{'),
-        "JSON logs by default: {logs}"
-    );
+    assert!(gateway_lines[0].starts_with('{'), "JSON logs by default: {logs}");
 }
 
 #[tokio::test]
 async fn sigterm_mid_handler_lets_the_handler_finish() {
-    let fake = FakeDiscord::start(FakeOptions {
-        openapi_path: openapi(),
-        ..FakeOptions::default()
-    })
-    .await
-    .unwrap();
+    let fake = FakeDiscord::start(FakeOptions { openapi_path: openapi(), ..FakeOptions::default() }).await.unwrap();
     let guild = fake.create_guild(guild_spec());
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -158,30 +124,19 @@ async fn sigterm_mid_handler_lets_the_handler_finish() {
         .env("BEACON_DISCORD_API_URL", fake.base_url())
         .env("BEACON_DISCORD_GATEWAY_URL", fake.gateway_url())
         .env("BEACON_DISCORD_PUBLIC_KEY", fake.public_key_hex())
-        .env(
-            "BEACON_DISCORD_APPLICATION_ID",
-            fake.application_id().to_string(),
-        )
-        .stderr(Stdio::null())
+        .env("BEACON_DISCORD_APPLICATION_ID", fake.application_id().to_string())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     wait_http(&format!("http://127.0.0.1:{port}/health/ready")).await;
     fake.set_interactions_endpoint(&format!("http://127.0.0.1:{port}/interactions"));
     let deadline = Instant::now() + Duration::from_secs(20);
     while fake.connected_shards().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "bot never connected to the fake gateway"
-        );
+        assert!(Instant::now() < deadline, "bot never connected to the fake gateway");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let owner = guild.owner_id;
-    let log = guild
-        .channels
-        .iter()
-        .find(|c| c.name == "mod-log")
-        .unwrap()
-        .id;
+    let log = guild.channels.iter().find(|c| c.name == "mod-log").unwrap().id;
     let invoke = |name: &str, options: serde_json::Value| beacon_testkit::CommandInvocation {
         guild_id: guild.id,
         channel_id: guild.channels[0].id,
@@ -197,13 +152,7 @@ async fn sigterm_mid_handler_lets_the_handler_finish() {
             .invoke_command(
                 invoke(
                     "config",
-                    sub(
-                        "set",
-                        json!([
-                            opt_str("key", "core.log_channel"),
-                            opt_str("value", &log.to_string())
-                        ]),
-                    ),
+                    sub("set", json!([opt_str("key", "core.log_channel"), opt_str("value", &log.to_string())])),
                 ),
                 Delivery::Http,
             )
@@ -224,40 +173,29 @@ async fn sigterm_mid_handler_lets_the_handler_finish() {
     });
     // This handler now takes > 3 s: it is deferred, then finishes while the process shuts down.
     let staff = guild.roles.iter().find(|r| r.name == "staff").unwrap().id;
-    let invocation = invoke(
-        "config",
-        sub(
-            "set",
-            json!([
-                opt_str("key", "core.staff_roles"),
-                opt_str("value", &staff.to_string())
-            ]),
-        ),
-    );
+    let invocation =
+        invoke("config", sub("set", json!([opt_str("key", "core.staff_roles"), opt_str("value", &staff.to_string())])));
     let fake2 = fake.clone();
     let pending = tokio::spawn(async move {
-        let h = fake2
-            .invoke_command(invocation, Delivery::Http)
-            .await
-            .unwrap();
-        fake2
-            .wait_response(&h, Duration::from_secs(15))
-            .await
-            .unwrap()
+        let h = fake2.invoke_command(invocation, Delivery::Http).await.unwrap();
+        fake2.wait_response(&h, Duration::from_secs(15)).await.unwrap()
     });
     tokio::time::sleep(Duration::from_millis(1000)).await;
     terminate(&child);
     let out = pending.await.unwrap();
     assert_eq!(out.kind, 5, "a slow handler is deferred: {out:?}");
-    assert!(
-        text_of(&out).contains("core.staff_roles"),
-        "the deferred answer arrives: {out:?}"
-    );
-    let (status, took) =
-        tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(10)))
-            .await
-            .unwrap();
+    assert!(text_of(&out).contains("core.staff_roles"), "the deferred answer arrives: {out:?}");
+    let (status, took, mut child) = tokio::task::spawn_blocking(move || {
+        let (status, took) = wait_exit(&mut child, Duration::from_secs(10));
+        (status, took, child)
+    })
+    .await
+    .unwrap();
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_secs(10));
+    let mut logs = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    assert!(!logs.contains(&fake.bot_token()), "the token leaked into the logs");
+    assert!(logs.contains("\"interaction_id\""), "logs carry interaction ids: {logs}");
     fake.assert_no_violations();
 }

@@ -38,10 +38,7 @@ impl Endpoint {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 fn interaction(id: u64, kind: u8, guild: u64, user: u64) -> Value {
@@ -73,40 +70,22 @@ fn interaction(id: u64, kind: u8, guild: u64, user: u64) -> Value {
 async fn endpoint_app() -> (TestApp, Endpoint) {
     // A Beacon whose public key is ours, HTTP-only (no token): the endpoint must work on its own.
     let key = SigningKey::from_bytes(&[7u8; 32]);
-    let fake = beacon_testkit::FakeDiscord::start(beacon_testkit::FakeOptions::default())
-        .await
-        .unwrap();
+    let fake = beacon_testkit::FakeDiscord::start(beacon_testkit::FakeOptions::default()).await.unwrap();
     let guild = fake.create_guild(guild_spec());
     let data = tempfile::tempdir().unwrap();
     let mut config = test_config(&fake, &data, false, false);
     config.discord.public_key = Some(hex::encode(key.verifying_key().to_bytes()));
     let running = beacon::run::start(Arc::new(config)).await.unwrap();
     let url = format!("http://{}/interactions", running.addr);
-    let t = TestApp {
-        fake,
-        running: Some(running),
-        guild,
-        _data: data,
-    };
-    (
-        t,
-        Endpoint {
-            url,
-            key,
-            client: reqwest::Client::new(),
-        },
-    )
+    let t = TestApp { fake, running: Some(running), guild, _data: data };
+    (t, Endpoint { url, key, client: reqwest::Client::new() })
 }
 
 #[tokio::test]
 async fn ping_gets_pong() {
     let (t, ep) = endpoint_app().await;
     let resp = ep
-        .post(
-            &json!({ "id": "1", "application_id": "1000", "type": 1, "token": "t", "version": 1 }),
-            now(),
-            false,
-        )
+        .post(&json!({ "id": "1", "application_id": "1000", "type": 1, "token": "t", "version": 1 }), now(), false)
         .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.json::<Value>().await.unwrap(), json!({ "type": 1 }));
@@ -116,18 +95,9 @@ async fn ping_gets_pong() {
 #[tokio::test]
 async fn bad_signature_and_stale_timestamp_are_401() {
     let (t, ep) = endpoint_app().await;
-    let ping =
-        json!({ "id": "1", "application_id": "1000", "type": 1, "token": "t", "version": 1 });
-    assert_eq!(
-        ep.post(&ping, now(), true).await.status(),
-        401,
-        "tampered signature"
-    );
-    assert_eq!(
-        ep.post(&ping, now() - 301, false).await.status(),
-        401,
-        "older than 5 minutes"
-    );
+    let ping = json!({ "id": "1", "application_id": "1000", "type": 1, "token": "t", "version": 1 });
+    assert_eq!(ep.post(&ping, now(), true).await.status(), 401, "tampered signature");
+    assert_eq!(ep.post(&ping, now() - 301, false).await.status(), 401, "older than 5 minutes");
     let no_headers = ep.client.post(&ep.url).body("{}").send().await.unwrap();
     assert_eq!(no_headers.status(), 401, "missing headers");
     t.stop().await;
@@ -146,10 +116,7 @@ async fn signed_command_is_answered_once_and_registers_the_guild() {
     assert_eq!(answer["data"]["embeds"][0]["title"], "Beacon status");
     // A guild first seen through an interaction is registered.
     let record = t.app().store.guild(guild_id).get().await.unwrap();
-    assert!(
-        record.is_some(),
-        "guild registered from an HTTP interaction"
-    );
+    assert!(record.is_some(), "guild registered from an HTTP interaction");
     // The same interaction replayed is not handled again.
     let replay = ep.post(&body, now(), false).await;
     assert_eq!(replay.status(), 409);
@@ -170,22 +137,12 @@ async fn oversized_and_malformed_bodies_are_rejected() {
 async fn health_endpoints_report_dependencies() {
     let (t, _ep) = endpoint_app().await;
     let base = format!("http://{}", t.addr());
-    let live: Value = reqwest::get(format!("{base}/health/live"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let live: Value = reqwest::get(format!("{base}/health/live")).await.unwrap().json().await.unwrap();
     assert_eq!(live["status"], "ok");
     let ready = reqwest::get(format!("{base}/health/ready")).await.unwrap();
     assert_eq!(ready.status(), 200);
     let ready: Value = ready.json().await.unwrap();
-    let names: Vec<&str> = ready["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
+    let names: Vec<&str> = ready["checks"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
     assert_eq!(names, vec!["database", "cache"]);
     t.stop().await;
 }

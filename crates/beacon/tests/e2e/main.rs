@@ -4,6 +4,7 @@
 
 mod support;
 
+mod backends;
 mod binary;
 mod commands;
 mod http_interactions;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use beacon_framework::reply::components::{button, row};
 use beacon_framework::{
-    Access, CommandCtx, CommandSpec, ComponentCtx, HandlerResult, ModalCtx, Module, OptionSpec,
-    Reply, SettingKind, SettingSpec, async_trait,
+    Access, CommandCtx, CommandSpec, ComponentCtx, HandlerResult, ModalCtx, Module, OptionSpec, Reply, SettingKind,
+    SettingSpec, async_trait,
 };
 use beacon_testkit::Delivery;
 use serde_json::json;
@@ -30,12 +30,7 @@ impl Module for Echo {
         "Test module"
     }
     fn settings(&self) -> Vec<SettingSpec> {
-        vec![SettingSpec::new(
-            "echo.prefix",
-            SettingKind::String { max_len: 10 },
-            json!(">"),
-            "Prefix",
-        )]
+        vec![SettingSpec::new("echo.prefix", SettingKind::String { max_len: 10 }, json!(">"), "Prefix")]
     }
     fn commands(&self) -> Vec<CommandSpec> {
         vec![
@@ -50,11 +45,7 @@ impl Module for Echo {
     async fn command(&self, ctx: CommandCtx) -> HandlerResult {
         match ctx.name.as_str() {
             "echo" => {
-                let prefix = ctx
-                    .app
-                    .settings
-                    .get_string(&ctx.guild, "echo.prefix")
-                    .await?;
+                let prefix = ctx.app.settings.get_string(&ctx.guild, "echo.prefix").await?;
                 let text = ctx.options.str("text").unwrap_or_default();
                 ctx.reply(Reply::text(format!("{prefix} {text}"))).await
             }
@@ -64,8 +55,7 @@ impl Module for Echo {
             }
             "panel" => {
                 let b = button("echo:click", "Click", ButtonStyle::Primary);
-                ctx.reply(Reply::text("panel").with_components(vec![row(vec![b])]))
-                    .await
+                ctx.reply(Reply::text("panel").with_components(vec![row(vec![b])])).await
             }
             "form" => {
                 let input = Component::TextInput(TextInput {
@@ -92,17 +82,10 @@ impl Module for Echo {
         }
     }
     async fn component(&self, ctx: ComponentCtx) -> HandlerResult {
-        ctx.responder
-            .update(Reply::text(format!(
-                "clicked {} by <@{}>",
-                ctx.action(),
-                ctx.user_id()
-            )))
-            .await
+        ctx.responder.update(Reply::text(format!("clicked {} by <@{}>", ctx.action(), ctx.user_id()))).await
     }
     async fn modal(&self, ctx: ModalCtx) -> HandlerResult {
-        ctx.reply(Reply::text(format!("topic: {}", ctx.field("topic").unwrap_or("?"))).ephemeral())
-            .await
+        ctx.reply(Reply::text(format!("topic: {}", ctx.field("topic").unwrap_or("?"))).ephemeral()).await
     }
     async fn setting_changed(
         &self,
@@ -118,9 +101,7 @@ impl Module for Echo {
 async fn spawn_echo() -> (TestApp, Arc<AtomicUsize>) {
     let changes = Arc::new(AtomicUsize::new(0));
     let t = TestApp::spawn_with(Options {
-        modules: vec![Arc::new(Echo {
-            changes: changes.clone(),
-        })],
+        modules: vec![Arc::new(Echo { changes: changes.clone() })],
         ..Options::default()
     })
     .await;
@@ -131,40 +112,20 @@ async fn spawn_echo() -> (TestApp, Arc<AtomicUsize>) {
 async fn settings_reach_handlers_and_listeners_without_restart() {
     let (t, changes) = spawn_echo().await;
     let bob = t.member("bob");
-    let out = t
-        .command(
-            bob,
-            "echo",
-            json!([opt_str("text", "hi")]),
-            Delivery::Gateway,
-        )
-        .await;
+    let out = t.command(bob, "echo", json!([opt_str("text", "hi")]), Delivery::Gateway).await;
     assert_eq!(out.data["content"], "> hi");
     t.command(
         t.owner(),
         "config",
-        sub(
-            "set",
-            json!([opt_str("key", "echo.prefix"), opt_str("value", "!!")]),
-        ),
+        sub("set", json!([opt_str("key", "echo.prefix"), opt_str("value", "!!")])),
         Delivery::Http,
     )
     .await;
-    let out = t
-        .command(
-            bob,
-            "echo",
-            json!([opt_str("text", "hi")]),
-            Delivery::Gateway,
-        )
-        .await;
+    let out = t.command(bob, "echo", json!([opt_str("text", "hi")]), Delivery::Gateway).await;
     assert_eq!(out.data["content"], "!! hi");
     let deadline = tokio::time::Instant::now() + WAIT;
     while changes.load(Ordering::SeqCst) == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "listener never called"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "listener never called");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     t.stop().await;
@@ -176,34 +137,16 @@ async fn a_disabled_module_refuses_clearly_in_that_guild_only() {
     t.command(
         t.owner(),
         "config",
-        sub(
-            "set",
-            json!([opt_str("key", "echo.enabled"), opt_str("value", "false")]),
-        ),
+        sub("set", json!([opt_str("key", "echo.enabled"), opt_str("value", "false")])),
         Delivery::Http,
     )
     .await;
-    let out = t
-        .command(
-            t.member("bob"),
-            "echo",
-            json!([opt_str("text", "hi")]),
-            Delivery::Http,
-        )
-        .await;
+    let out = t.command(t.member("bob"), "echo", json!([opt_str("text", "hi")]), Delivery::Http).await;
     assert!(is_ephemeral(&out));
-    assert!(
-        text_of(&out).contains("echo module is turned off"),
-        "{}",
-        text_of(&out)
-    );
+    assert!(text_of(&out).contains("echo module is turned off"), "{}", text_of(&out));
     // Another guild is unaffected.
     let other = t.fake.create_guild(guild_spec());
-    let mut inv = t.invocation(
-        other.members[2].user_id,
-        "echo",
-        json!([opt_str("text", "yo")]),
-    );
+    let mut inv = t.invocation(other.members[2].user_id, "echo", json!([opt_str("text", "yo")]));
     inv.guild_id = other.id;
     inv.channel_id = other.channels[0].id;
     let h = t.fake.invoke_command(inv, Delivery::Http).await.unwrap();
@@ -253,22 +196,11 @@ async fn buttons_and_modals_route_to_their_module() {
     let bob = t.member("bob");
     let general = t.channel("general");
     let out = t.command(bob, "panel", json!([]), Delivery::Gateway).await;
-    assert_eq!(
-        out.data["components"][0]["components"][0]["custom_id"],
-        "echo:click"
-    );
-    let message_id = t
-        .fake
-        .messages(general)
-        .last()
-        .and_then(|m| m["id"].as_str().and_then(|s| s.parse::<u64>().ok()))
-        .unwrap_or(1);
+    assert_eq!(out.data["components"][0]["components"][0]["custom_id"], "echo:click");
+    let message_id =
+        t.fake.messages(general).last().and_then(|m| m["id"].as_str().and_then(|s| s.parse::<u64>().ok())).unwrap_or(1);
     for via in [Delivery::Gateway, Delivery::Http] {
-        let h = t
-            .fake
-            .click_button(t.guild.id, general, bob, message_id, "echo:click", via)
-            .await
-            .unwrap();
+        let h = t.fake.click_button(t.guild.id, general, bob, message_id, "echo:click", via).await.unwrap();
         let out = t.fake.wait_response(&h, WAIT).await.unwrap();
         assert_eq!(out.kind, 7, "{via:?}: {out:?}");
         assert_eq!(out.data["content"], format!("clicked click by <@{bob}>"));
@@ -278,14 +210,7 @@ async fn buttons_and_modals_route_to_their_module() {
     assert_eq!(out.data["custom_id"], "echo:form");
     let h = t
         .fake
-        .submit_modal(
-            t.guild.id,
-            general,
-            bob,
-            "echo:form",
-            &[("topic", "billing")],
-            Delivery::Gateway,
-        )
+        .submit_modal(t.guild.id, general, bob, "echo:form", &[("topic", "billing")], Delivery::Gateway)
         .await
         .unwrap();
     let out = t.fake.wait_response(&h, WAIT).await.unwrap();

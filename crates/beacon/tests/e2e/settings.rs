@@ -15,21 +15,11 @@ async fn config_set_is_validated_audited_announced_and_revertible() {
         .command(
             owner,
             "config",
-            sub(
-                "set",
-                json!([
-                    opt_str("key", "core.staff_roles"),
-                    opt_str("value", "#nope")
-                ]),
-            ),
+            sub("set", json!([opt_str("key", "core.staff_roles"), opt_str("value", "#nope")])),
             Delivery::Gateway,
         )
         .await;
-    assert!(
-        text_of(&out).contains("`core.staff_roles`"),
-        "{}",
-        text_of(&out)
-    );
+    assert!(text_of(&out).contains("`core.staff_roles`"), "{}", text_of(&out));
     assert!(text_of(&out).contains("not a role"), "{}", text_of(&out));
 
     // A good one is stored, announced to listeners and reported with its change number.
@@ -37,68 +27,41 @@ async fn config_set_is_validated_audited_announced_and_revertible() {
         .command(
             owner,
             "config",
-            sub(
-                "set",
-                json!([
-                    opt_str("key", "core.staff_roles"),
-                    opt_str("value", &format!("<@&{staff}>"))
-                ]),
-            ),
+            sub("set", json!([opt_str("key", "core.staff_roles"), opt_str("value", &format!("<@&{staff}>"))])),
             Delivery::Gateway,
         )
         .await;
     let text = text_of(&out);
     assert!(text.contains(&format!("<@&{staff}>")), "{text}");
     let guild = t.app().store.guild(t.guild.id);
-    assert_eq!(
-        guild.setting("core.staff_roles").await.unwrap(),
-        Some(json!([staff.to_string()]))
-    );
-    let event = tokio::time::timeout(WAIT, changes.recv())
-        .await
-        .expect("change announced")
-        .unwrap();
+    assert_eq!(guild.setting("core.staff_roles").await.unwrap(), Some(json!([staff.to_string()])));
+    let event = tokio::time::timeout(WAIT, changes.recv()).await.expect("change announced").unwrap();
     assert_eq!(event.key, "core.staff_roles");
     assert_eq!(event.guild_id, t.guild.id);
     assert_eq!(event.new, json!([staff.to_string()]));
     assert_eq!(event.actor_id, owner);
 
     // The audit trail has who, old and new.
-    let audit = guild
-        .setting_audit(Some("core.staff_roles"), 10)
-        .await
-        .unwrap();
+    let audit = guild.setting_audit(Some("core.staff_roles"), 10).await.unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].actor_id, owner);
     assert_eq!(audit[0].old, None);
     assert_eq!(audit[0].new, Some(json!([staff.to_string()])));
-    let out = t
-        .command(owner, "config", sub("history", json!([])), Delivery::Http)
-        .await;
-    assert!(
-        text_of(&out).contains(&format!("#{}", audit[0].id)),
-        "{}",
-        text_of(&out)
-    );
+    let out = t.command(owner, "config", sub("history", json!([])), Delivery::Http).await;
+    assert!(text_of(&out).contains(&format!("#{}", audit[0].id)), "{}", text_of(&out));
 
     // Revert puts the old value back and is itself audited.
     let out = t
         .command(
             owner,
             "config",
-            sub(
-                "revert",
-                json!([{ "name": "change", "type": 4, "value": audit[0].id }]),
-            ),
+            sub("revert", json!([{ "name": "change", "type": 4, "value": audit[0].id }])),
             Delivery::Http,
         )
         .await;
     assert!(text_of(&out).contains("reverted"), "{}", text_of(&out));
     assert_eq!(guild.setting("core.staff_roles").await.unwrap(), None);
-    let audit = guild
-        .setting_audit(Some("core.staff_roles"), 10)
-        .await
-        .unwrap();
+    let audit = guild.setting_audit(Some("core.staff_roles"), 10).await.unwrap();
     assert_eq!(audit.len(), 2);
     assert_eq!(audit[0].reverted_audit_id, Some(audit[1].id));
 
@@ -107,18 +70,11 @@ async fn config_set_is_validated_audited_announced_and_revertible() {
         .command(
             owner,
             "config",
-            sub(
-                "revert",
-                json!([{ "name": "change", "type": 4, "value": 999_999 }]),
-            ),
+            sub("revert", json!([{ "name": "change", "type": 4, "value": 999_999 }])),
             Delivery::Http,
         )
         .await;
-    assert!(
-        text_of(&out).contains("no change #999999"),
-        "{}",
-        text_of(&out)
-    );
+    assert!(text_of(&out).contains("no change #999999"), "{}", text_of(&out));
     t.stop().await;
 }
 
@@ -129,23 +85,12 @@ async fn staff_role_grants_staff_access_once_set() {
     t.command(
         t.owner(),
         "config",
-        sub(
-            "set",
-            json!([
-                opt_str("key", "core.staff_roles"),
-                opt_str("value", &staff.to_string())
-            ]),
-        ),
+        sub("set", json!([opt_str("key", "core.staff_roles"), opt_str("value", &staff.to_string())])),
         Delivery::Http,
     )
     .await;
     let guild = t.app().store.guild(t.guild.id);
-    let roles = t
-        .app()
-        .settings
-        .get_ids(&guild, "core.staff_roles")
-        .await
-        .unwrap();
+    let roles = t.app().settings.get_ids(&guild, "core.staff_roles").await.unwrap();
     assert_eq!(roles, vec![staff]);
     t.stop().await;
 }
@@ -153,38 +98,20 @@ async fn staff_role_grants_staff_access_once_set() {
 #[tokio::test]
 async fn config_show_paginates_with_buttons() {
     let t = TestApp::spawn().await;
-    let out = t
-        .command(
-            t.owner(),
-            "config",
-            sub("show", json!([])),
-            Delivery::Gateway,
-        )
-        .await;
+    let out = t.command(t.owner(), "config", sub("show", json!([])), Delivery::Gateway).await;
     let text = text_of(&out);
     assert!(text.contains("core.staff_roles"), "{text}");
     let footer = out.data["embeds"][0]["footer"]["text"].as_str().unwrap_or_default();
     assert!(footer.starts_with("Page 1/"), "{out:?}");
-    let buttons = out.data["components"][0]["components"]
-        .as_array()
-        .expect("button row");
+    let buttons = out.data["components"][0]["components"].as_array().expect("button row");
     assert_eq!(buttons[0]["custom_id"], "config:page:0");
     assert_eq!(buttons[0]["disabled"], true, "no previous page on page 1");
 
     // Reset of a setting that was never set is harmless and audited.
     let out = t
-        .command(
-            t.owner(),
-            "config",
-            sub("reset", json!([opt_str("key", "core.log_channel")])),
-            Delivery::Gateway,
-        )
+        .command(t.owner(), "config", sub("reset", json!([opt_str("key", "core.log_channel")])), Delivery::Gateway)
         .await;
-    assert!(
-        text_of(&out).contains("reset to its default"),
-        "{}",
-        text_of(&out)
-    );
+    assert!(text_of(&out).contains("reset to its default"), "{}", text_of(&out));
     t.stop().await;
 }
 
@@ -195,26 +122,14 @@ async fn log_channel_receives_setting_changes() {
     t.command(
         t.owner(),
         "config",
-        sub(
-            "set",
-            json!([
-                opt_str("key", "core.log_channel"),
-                opt_str("value", &format!("<#{log}>"))
-            ]),
-        ),
+        sub("set", json!([opt_str("key", "core.log_channel"), opt_str("value", &format!("<#{log}>"))])),
         Delivery::Http,
     )
     .await;
     t.command(
         t.owner(),
         "config",
-        sub(
-            "set",
-            json!([
-                opt_str("key", "core.staff_roles"),
-                opt_str("value", &t.role("staff").to_string())
-            ]),
-        ),
+        sub("set", json!([opt_str("key", "core.staff_roles"), opt_str("value", &t.role("staff").to_string())])),
         Delivery::Http,
     )
     .await;
@@ -222,7 +137,9 @@ async fn log_channel_receives_setting_changes() {
     let deadline = tokio::time::Instant::now() + WAIT;
     let req = loop {
         let found = t.fake.requests().into_iter().find(|r| {
-            r.method == "POST" && r.path.contains(&path) && r.body["content"].as_str().unwrap_or("").contains("core.staff_roles")
+            r.method == "POST"
+                && r.path.contains(&path)
+                && r.body["content"].as_str().unwrap_or("").contains("core.staff_roles")
         });
         if let Some(r) = found {
             break r;
@@ -230,10 +147,6 @@ async fn log_channel_receives_setting_changes() {
         assert!(tokio::time::Instant::now() < deadline, "no log post for core.staff_roles");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
-    assert_eq!(
-        req.body["allowed_mentions"],
-        json!({ "parse": [] }),
-        "log posts must not ping: {req:?}"
-    );
+    assert_eq!(req.body["allowed_mentions"], json!({ "parse": [] }), "log posts must not ping: {req:?}");
     t.stop().await;
 }

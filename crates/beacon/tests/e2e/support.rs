@@ -4,8 +4,8 @@ use std::time::Duration;
 use beacon::run::Running;
 use beacon_config::{Config, Source};
 use beacon_testkit::{
-    CommandInvocation, Delivery, FakeDiscord, FakeOptions, GuildInfo, GuildSpec,
-    InteractionOutcome, MemberSpec, RoleSpec,
+    CommandInvocation, Delivery, FakeDiscord, FakeOptions, GuildInfo, GuildSpec, InteractionOutcome, MemberSpec,
+    RoleSpec,
 };
 use serde_json::Value;
 
@@ -26,15 +26,15 @@ pub struct Options {
     pub token: bool,
     pub gateway: bool,
     pub modules: Vec<Arc<dyn beacon_framework::Module>>,
+    /// Also create an "HQ" guild whose "developers" role holds bob: the developer team.
+    pub dev_team: bool,
+    /// More configuration (e.g. a PostgreSQL or Redis URL).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            token: true,
-            gateway: true,
-            modules: Vec::new(),
-        }
+        Options { token: true, gateway: true, modules: Vec::new(), dev_team: false, env: Vec::new() }
     }
 }
 
@@ -44,31 +44,13 @@ pub fn guild_spec() -> GuildSpec {
         owner_id: None,
         text_channels: vec!["general".into(), "support".into(), "mod-log".into()],
         roles: vec![
-            RoleSpec {
-                name: "admin".into(),
-                permissions: ADMINISTRATOR,
-            },
-            RoleSpec {
-                name: "staff".into(),
-                permissions: 0,
-            },
+            RoleSpec { name: "admin".into(), permissions: ADMINISTRATOR },
+            RoleSpec { name: "staff".into(), permissions: 0 },
         ],
         members: vec![
-            MemberSpec {
-                user_id: None,
-                username: "owner".into(),
-                roles: vec![],
-            },
-            MemberSpec {
-                user_id: None,
-                username: "alice-admin".into(),
-                roles: vec!["admin".into()],
-            },
-            MemberSpec {
-                user_id: None,
-                username: "bob".into(),
-                roles: vec![],
-            },
+            MemberSpec { user_id: None, username: "owner".into(), roles: vec![] },
+            MemberSpec { user_id: None, username: "alice-admin".into(), roles: vec!["admin".into()] },
+            MemberSpec { user_id: None, username: "bob".into(), roles: vec![] },
         ],
     }
 }
@@ -83,25 +65,32 @@ impl TestApp {
     }
 
     pub async fn spawn_with(opts: Options) -> TestApp {
-        let fake = FakeDiscord::start(FakeOptions {
-            openapi_path: openapi(),
-            ..FakeOptions::default()
-        })
-        .await
-        .expect("fake discord starts");
+        let fake = FakeDiscord::start(FakeOptions { openapi_path: openapi(), ..FakeOptions::default() })
+            .await
+            .expect("fake discord starts");
         let guild = fake.create_guild(guild_spec());
         let data = tempfile::tempdir().expect("tempdir");
-        let config = test_config(&fake, &data, opts.token, opts.gateway);
-        let running = beacon::run::start_with(Arc::new(config), opts.modules)
-            .await
-            .expect("beacon starts");
+        let mut env = opts.env;
+        if opts.dev_team {
+            let bob = guild.members.iter().find(|m| m.username == "bob").map(|m| m.user_id);
+            let hq = fake.create_guild(GuildSpec {
+                name: "HQ".into(),
+                owner_id: None,
+                text_channels: vec!["dev".into()],
+                roles: vec![RoleSpec { name: "developers".into(), permissions: 0 }],
+                members: vec![
+                    MemberSpec { user_id: None, username: "hq-owner".into(), roles: vec![] },
+                    MemberSpec { user_id: bob, username: "bob".into(), roles: vec!["developers".into()] },
+                ],
+            });
+            let role = hq.roles.iter().find(|r| r.name == "developers").map(|r| r.id).unwrap_or_default();
+            env.push(("BEACON_DEVELOPERS_GUILD_ID".into(), hq.id.to_string()));
+            env.push(("BEACON_DEVELOPERS_ROLE_ID".into(), role.to_string()));
+        }
+        let config = test_config_with(&fake, &data, opts.token, opts.gateway, &env);
+        let running = beacon::run::start_with(Arc::new(config), opts.modules).await.expect("beacon starts");
         fake.set_interactions_endpoint(&format!("http://{}/interactions", running.addr));
-        let app = TestApp {
-            fake,
-            running: Some(running),
-            guild,
-            _data: data,
-        };
+        let app = TestApp { fake, running: Some(running), guild, _data: data };
         if opts.token && opts.gateway {
             app.wait_guild_registered().await;
         }
@@ -130,21 +119,11 @@ impl TestApp {
     }
 
     pub fn channel(&self, name: &str) -> u64 {
-        self.guild
-            .channels
-            .iter()
-            .find(|c| c.name == name)
-            .map(|c| c.id)
-            .unwrap_or_else(|| panic!("no channel {name}"))
+        self.guild.channels.iter().find(|c| c.name == name).map(|c| c.id).unwrap_or_else(|| panic!("no channel {name}"))
     }
 
     pub fn role(&self, name: &str) -> u64 {
-        self.guild
-            .roles
-            .iter()
-            .find(|r| r.name == name)
-            .map(|r| r.id)
-            .unwrap_or_else(|| panic!("no role {name}"))
+        self.guild.roles.iter().find(|r| r.name == name).map(|r| r.id).unwrap_or_else(|| panic!("no role {name}"))
     }
 
     async fn wait_guild_registered(&self) {
@@ -154,49 +133,20 @@ impl TestApp {
             if let Ok(Some(_)) = store.get().await {
                 return;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "guild was never registered from GUILD_CREATE"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "guild was never registered from GUILD_CREATE");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// Runs a slash command as `user` and waits for its final answer.
-    pub async fn command(
-        &self,
-        user: u64,
-        name: &str,
-        options: Value,
-        via: Delivery,
-    ) -> InteractionOutcome {
-        let handle = self
-            .fake
-            .invoke_command(self.invocation(user, name, options), via)
-            .await
-            .expect("invoke");
-        self.fake
-            .wait_response(&handle, WAIT)
-            .await
-            .expect("response")
+    pub async fn command(&self, user: u64, name: &str, options: Value, via: Delivery) -> InteractionOutcome {
+        let handle = self.fake.invoke_command(self.invocation(user, name, options), via).await.expect("invoke");
+        self.fake.wait_response(&handle, WAIT).await.expect("response")
     }
 
-    pub async fn autocomplete(
-        &self,
-        user: u64,
-        name: &str,
-        options: Value,
-        via: Delivery,
-    ) -> InteractionOutcome {
-        let handle = self
-            .fake
-            .autocomplete(self.invocation(user, name, options), via)
-            .await
-            .expect("autocomplete");
-        self.fake
-            .wait_response(&handle, WAIT)
-            .await
-            .expect("response")
+    pub async fn autocomplete(&self, user: u64, name: &str, options: Value, via: Delivery) -> InteractionOutcome {
+        let handle = self.fake.autocomplete(self.invocation(user, name, options), via).await.expect("autocomplete");
+        self.fake.wait_response(&handle, WAIT).await.expect("response")
     }
 
     pub fn invocation(&self, user: u64, name: &str, options: Value) -> CommandInvocation {
@@ -218,11 +168,16 @@ impl TestApp {
     }
 }
 
-pub fn test_config(
+pub fn test_config(fake: &FakeDiscord, data: &tempfile::TempDir, token: bool, gateway: bool) -> Config {
+    test_config_with(fake, data, token, gateway, &[])
+}
+
+pub fn test_config_with(
     fake: &FakeDiscord,
     data: &tempfile::TempDir,
     token: bool,
     gateway: bool,
+    extra: &[(String, String)],
 ) -> Config {
     let data_dir = data.path().display().to_string();
     let api = fake.base_url();
@@ -246,6 +201,7 @@ pub fn test_config(
     if !gateway {
         pairs.push(("BEACON_DISCORD_GATEWAY_ENABLED", "false"));
     }
+    pairs.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     Config::from_sources(None, &Source::from_pairs(pairs)).expect("test config is valid")
 }
 
@@ -257,24 +213,14 @@ pub fn text_of(outcome: &InteractionOutcome) -> String {
             out.push_str(s);
             out.push('\n');
         }
-        for e in v
-            .get("embeds")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for e in v.get("embeds").and_then(Value::as_array).into_iter().flatten() {
             for k in ["title", "description"] {
                 if let Some(s) = e.get(k).and_then(Value::as_str) {
                     out.push_str(s);
                     out.push('\n');
                 }
             }
-            for f in e
-                .get("fields")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for f in e.get("fields").and_then(Value::as_array).into_iter().flatten() {
                 out.push_str(f.get("name").and_then(Value::as_str).unwrap_or(""));
                 out.push_str(": ");
                 out.push_str(f.get("value").and_then(Value::as_str).unwrap_or(""));
@@ -290,11 +236,7 @@ pub fn text_of(outcome: &InteractionOutcome) -> String {
 }
 
 pub fn is_ephemeral(outcome: &InteractionOutcome) -> bool {
-    outcome
-        .data
-        .get("flags")
-        .and_then(Value::as_u64)
-        .is_some_and(|f| f & 64 != 0)
+    outcome.data.get("flags").and_then(Value::as_u64).is_some_and(|f| f & 64 != 0)
 }
 
 pub fn sub(name: &str, options: Value) -> Value {

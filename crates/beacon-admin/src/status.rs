@@ -1,9 +1,7 @@
 use std::time::Duration;
 
 use beacon_framework::app::App;
-use beacon_framework::{
-    Access, CommandCtx, CommandSpec, HandlerResult, Module, Reply, async_trait,
-};
+use beacon_framework::{Access, CommandCtx, CommandSpec, HandlerResult, Module, Reply, async_trait};
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder};
 
 use crate::COLOR;
@@ -26,11 +24,7 @@ impl Module for StatusModule {
     }
 
     fn commands(&self) -> Vec<CommandSpec> {
-        vec![CommandSpec::new(
-            "status",
-            "Beacon's version, uptime, shards and health",
-            Access::Everyone,
-        )]
+        vec![CommandSpec::new("status", "Beacon's version, uptime, shards and health", Access::Everyone)]
     }
 
     async fn command(&self, ctx: CommandCtx) -> HandlerResult {
@@ -47,10 +41,7 @@ impl Module for StatusModule {
                 .iter()
                 .take(20)
                 .map(|s| {
-                    let latency = s
-                        .latency_ms
-                        .map(|l| format!("{l} ms"))
-                        .unwrap_or_else(|| "–".into());
+                    let latency = s.latency_ms.map(|l| format!("{l} ms")).unwrap_or_else(|| "–".into());
                     format!("#{} {:?} · {latency} · {} guilds", s.id, s.state, s.guilds)
                 })
                 .collect::<Vec<_>>()
@@ -60,12 +51,7 @@ impl Module for StatusModule {
             .iter()
             .map(|c| {
                 let icon = if c.ok { "🟢" } else { "🔴" };
-                format!(
-                    "{icon} {} ({}, {} ms)",
-                    c.name,
-                    c.detail,
-                    c.latency.as_millis()
-                )
+                format!("{icon} {} ({}, {} ms)", c.name, c.detail, c.latency.as_millis())
             })
             .collect::<Vec<_>>()
             .join("\n");

@@ -33,10 +33,7 @@ impl CacheKey {
 
     /// The guild id for guild keys, `None` for global keys.
     pub fn guild_id(&self) -> Option<u64> {
-        self.0
-            .strip_prefix("beacon:g:")
-            .and_then(|rest| rest.split(':').next())
-            .and_then(|id| id.parse().ok())
+        self.0.strip_prefix("beacon:g:").and_then(|rest| rest.split(':').next()).and_then(|id| id.parse().ok())
     }
 }
 

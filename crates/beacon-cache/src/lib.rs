@@ -100,11 +100,7 @@ fn redact_url(url: &str) -> String {
     match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{tail}")
-            } else {
-                url.to_owned()
-            }
+            if userinfo.contains(':') { format!("{scheme}://{user}:***@{host}{tail}") } else { url.to_owned() }
         }
         None => url.to_owned(),
     }
@@ -139,8 +135,8 @@ impl Cache {
     /// Connects to Redis (`redis://[:password@]host:port[/db]`), failing if it does not answer.
     /// The connection reconnects on its own after Redis restarts.
     pub async fn redis(url: &str) -> Result<Cache, CacheError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| CacheError::InvalidUrl(format!("{}: {e}", redact_url(url))))?;
+        let client =
+            redis::Client::open(url).map_err(|e| CacheError::InvalidUrl(format!("{}: {e}", redact_url(url))))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(5)))
@@ -180,10 +176,7 @@ impl Cache {
             Cache::Memory(m) => Ok(m.get(key)),
             Cache::Redis(conn) => {
                 let mut conn = conn.clone();
-                Ok(redis::cmd("GET")
-                    .arg(key.as_str())
-                    .query_async(&mut conn)
-                    .await?)
+                Ok(redis::cmd("GET").arg(key.as_str()).query_async(&mut conn).await?)
             }
         }
     }
@@ -218,10 +211,7 @@ impl Cache {
             }
             Cache::Redis(conn) => {
                 let mut conn = conn.clone();
-                redis::cmd("DEL")
-                    .arg(key.as_str())
-                    .query_async::<()>(&mut conn)
-                    .await?;
+                redis::cmd("DEL").arg(key.as_str()).query_async::<()>(&mut conn).await?;
                 Ok(())
             }
         }
@@ -248,21 +238,13 @@ impl Cache {
 
     /// Counts one hit against a fixed-window rate limit of `limit` hits per `window`, starting
     /// at the first hit. Denied hits also count, so hammering does not shorten the wait.
-    pub async fn hit(
-        &self,
-        key: &CacheKey,
-        window: Duration,
-        limit: u64,
-    ) -> Result<RateDecision, CacheError> {
+    pub async fn hit(&self, key: &CacheKey, window: Duration, limit: u64) -> Result<RateDecision, CacheError> {
         match self {
             Cache::Memory(m) => m.hit(key, window, limit),
             Cache::Redis(conn) => {
                 let mut conn = conn.clone();
-                let (count, ttl_ms): (i64, i64) = RATE_SCRIPT
-                    .key(key.as_str())
-                    .arg(millis(window))
-                    .invoke_async(&mut conn)
-                    .await?;
+                let (count, ttl_ms): (i64, i64) =
+                    RATE_SCRIPT.key(key.as_str()).arg(millis(window)).invoke_async(&mut conn).await?;
                 Ok(RateDecision::from_count(
                     u64::try_from(count).unwrap_or(0),
                     limit,
@@ -280,14 +262,7 @@ mod tests {
     #[test]
     fn decision_math() {
         let d = RateDecision::from_count(3, 5, Duration::from_secs(9));
-        assert_eq!(
-            d,
-            RateDecision {
-                allowed: true,
-                remaining: 2,
-                retry_after: Duration::ZERO
-            }
-        );
+        assert_eq!(d, RateDecision { allowed: true, remaining: 2, retry_after: Duration::ZERO });
         let d = RateDecision::from_count(6, 5, Duration::from_secs(9));
         assert!(!d.allowed);
         assert_eq!(d.remaining, 0);
@@ -297,14 +272,8 @@ mod tests {
 
     #[test]
     fn redacts_redis_password() {
-        assert_eq!(
-            redact_url("redis://:hunter2@cache:6379/0"),
-            "redis://:***@cache:6379/0"
-        );
-        assert_eq!(
-            redact_url("redis://user:hunter2@cache"),
-            "redis://user:***@cache"
-        );
+        assert_eq!(redact_url("redis://:hunter2@cache:6379/0"), "redis://:***@cache:6379/0");
+        assert_eq!(redact_url("redis://user:hunter2@cache"), "redis://user:***@cache");
         assert_eq!(redact_url("redis://cache:6379"), "redis://cache:6379");
     }
 

@@ -42,10 +42,7 @@ fn deadline(ttl: Duration) -> Instant {
 impl MemoryCache {
     /// A cache holding at most `capacity` entries (at least 1).
     pub fn new(capacity: usize) -> MemoryCache {
-        MemoryCache {
-            entries: Mutex::new(HashMap::new()),
-            capacity: capacity.max(1),
-        }
+        MemoryCache { entries: Mutex::new(HashMap::new()), capacity: capacity.max(1) }
     }
 
     /// Number of stored entries, including expired ones not swept yet.
@@ -60,9 +57,7 @@ impl MemoryCache {
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
         // No operation leaves the map inconsistent mid-way, so a poisoned lock is still usable.
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Makes room for one new key.
@@ -75,8 +70,7 @@ impl MemoryCache {
             return;
         }
         let evict = (capacity / 16).max(1).min(map.len());
-        let mut by_expiry: Vec<(Instant, String)> =
-            map.iter().map(|(k, e)| (e.expires_at, k.clone())).collect();
+        let mut by_expiry: Vec<(Instant, String)> = map.iter().map(|(k, e)| (e.expires_at, k.clone())).collect();
         by_expiry.select_nth_unstable_by_key(evict - 1, |(at, _)| *at);
         for (_, key) in by_expiry.into_iter().take(evict) {
             map.remove(&key);
@@ -89,13 +83,7 @@ impl MemoryCache {
         if !map.contains_key(key.as_str()) {
             Self::reserve(&mut map, self.capacity, now);
         }
-        map.insert(
-            key.as_str().to_owned(),
-            Entry {
-                value,
-                expires_at: deadline(ttl),
-            },
-        );
+        map.insert(key.as_str().to_owned(), Entry { value, expires_at: deadline(ttl) });
     }
 
     pub(crate) fn get(&self, key: &CacheKey) -> Option<Vec<u8>> {
@@ -132,22 +120,11 @@ impl MemoryCache {
         if !map.contains_key(key.as_str()) {
             Self::reserve(&mut map, self.capacity, now);
         }
-        map.insert(
-            key.as_str().to_owned(),
-            Entry {
-                value: Stored::Bytes(b"1".to_vec()),
-                expires_at: deadline(ttl),
-            },
-        );
+        map.insert(key.as_str().to_owned(), Entry { value: Stored::Bytes(b"1".to_vec()), expires_at: deadline(ttl) });
         true
     }
 
-    pub(crate) fn hit(
-        &self,
-        key: &CacheKey,
-        window: Duration,
-        limit: u64,
-    ) -> Result<RateDecision, CacheError> {
+    pub(crate) fn hit(&self, key: &CacheKey, window: Duration, limit: u64) -> Result<RateDecision, CacheError> {
         let now = Instant::now();
         let mut map = self.lock();
         let live = map.get_mut(key.as_str()).filter(|e| e.expires_at > now);
@@ -169,21 +146,11 @@ impl MemoryCache {
                     Self::reserve(&mut map, self.capacity, now);
                 }
                 let expires_at = deadline(window);
-                map.insert(
-                    key.as_str().to_owned(),
-                    Entry {
-                        value: Stored::Counter(1),
-                        expires_at,
-                    },
-                );
+                map.insert(key.as_str().to_owned(), Entry { value: Stored::Counter(1), expires_at });
                 (1, expires_at)
             }
         };
-        Ok(RateDecision::from_count(
-            count,
-            limit,
-            expires_at.saturating_duration_since(now),
-        ))
+        Ok(RateDecision::from_count(count, limit, expires_at.saturating_duration_since(now)))
     }
 }
 
@@ -226,11 +193,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(9)).await;
         assert_eq!(cache.get(&key(1)), Some(b"v".to_vec()));
         tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(
-            cache.len(),
-            1,
-            "expired entry is still stored until accessed"
-        );
+        assert_eq!(cache.len(), 1, "expired entry is still stored until accessed");
         assert_eq!(cache.get(&key(1)), None);
         assert!(cache.is_empty(), "access removed the expired entry");
     }
@@ -255,9 +218,6 @@ mod tests {
     fn hit_on_non_counter_is_an_error() {
         let cache = MemoryCache::new(8);
         cache.set(&key(1), b"not a number", Duration::from_secs(60));
-        assert!(matches!(
-            cache.hit(&key(1), Duration::from_secs(1), 5),
-            Err(CacheError::WrongType(_))
-        ));
+        assert!(matches!(cache.hit(&key(1), Duration::from_secs(1), 5), Err(CacheError::WrongType(_))));
     }
 }

@@ -16,11 +16,9 @@ fn unique_module(test: &str) -> String {
 
 async fn redis_cache() -> Option<Cache> {
     match std::env::var("BEACON_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(
-            Cache::redis(&url)
-                .await
-                .expect("BEACON_TEST_REDIS_URL is set but Redis is unreachable"),
-        ),
+        Ok(url) if !url.is_empty() => {
+            Some(Cache::redis(&url).await.expect("BEACON_TEST_REDIS_URL is set but Redis is unreachable"))
+        }
         _ => {
             assert!(
                 std::env::var("BEACON_TEST_REQUIRE_SERVICES").as_deref() != Ok("1"),
@@ -82,38 +80,23 @@ async fn set_get_delete(cache: Cache) {
     let m = unique_module("sgd");
     let key = CacheKey::guild(1, &m, "a");
     assert_eq!(cache.get(&key).await.expect("get"), None);
-    cache
-        .set(&key, b"one", Duration::from_secs(60))
-        .await
-        .expect("set");
+    cache.set(&key, b"one", Duration::from_secs(60)).await.expect("set");
     assert_eq!(cache.get(&key).await.expect("get"), Some(b"one".to_vec()));
-    cache
-        .set(&key, b"two", Duration::from_secs(60))
-        .await
-        .expect("overwrite");
+    cache.set(&key, b"two", Duration::from_secs(60)).await.expect("overwrite");
     assert_eq!(cache.get(&key).await.expect("get"), Some(b"two".to_vec()));
     cache.delete(&key).await.expect("delete");
     assert_eq!(cache.get(&key).await.expect("get"), None);
-    cache
-        .delete(&key)
-        .await
-        .expect("delete of absent key is fine");
+    cache.delete(&key).await.expect("delete of absent key is fine");
 }
 
 async fn values_are_binary_safe(cache: Cache) {
     let m = unique_module("bin");
     let key = CacheKey::global(&m, "blob");
     let value: Vec<u8> = (0..=255u8).chain([0, 0, 255]).collect();
-    cache
-        .set(&key, &value, Duration::from_secs(60))
-        .await
-        .expect("set");
+    cache.set(&key, &value, Duration::from_secs(60)).await.expect("set");
     assert_eq!(cache.get(&key).await.expect("get"), Some(value));
     let empty = CacheKey::global(&m, "empty");
-    cache
-        .set(&empty, b"", Duration::from_secs(60))
-        .await
-        .expect("set empty");
+    cache.set(&empty, b"", Duration::from_secs(60)).await.expect("set empty");
     assert_eq!(cache.get(&empty).await.expect("get"), Some(Vec::new()));
 }
 
@@ -122,86 +105,41 @@ async fn guild_keys_are_isolated(cache: Cache) {
     let a = CacheKey::guild(100, &m, "settings");
     let b = CacheKey::guild(200, &m, "settings");
     let g = CacheKey::global(&m, "settings");
-    cache
-        .set(&a, b"guild-a", Duration::from_secs(60))
-        .await
-        .expect("set a");
+    cache.set(&a, b"guild-a", Duration::from_secs(60)).await.expect("set a");
     assert_eq!(cache.get(&b).await.expect("get b"), None);
     assert_eq!(cache.get(&g).await.expect("get global"), None);
-    cache
-        .set(&b, b"guild-b", Duration::from_secs(60))
-        .await
-        .expect("set b");
+    cache.set(&b, b"guild-b", Duration::from_secs(60)).await.expect("set b");
     cache.delete(&a).await.expect("delete a");
-    assert_eq!(
-        cache.get(&b).await.expect("get b"),
-        Some(b"guild-b".to_vec())
-    );
+    assert_eq!(cache.get(&b).await.expect("get b"), Some(b"guild-b".to_vec()));
 }
 
 async fn entries_expire(cache: Cache) {
     let m = unique_module("ttl");
     let short = CacheKey::guild(1, &m, "short");
     let long = CacheKey::guild(1, &m, "long");
-    cache
-        .set(&short, b"x", Duration::from_millis(50))
-        .await
-        .expect("set");
-    cache
-        .set(&long, b"y", Duration::from_secs(600))
-        .await
-        .expect("set");
+    cache.set(&short, b"x", Duration::from_millis(50)).await.expect("set");
+    cache.set(&long, b"y", Duration::from_secs(600)).await.expect("set");
     // Only asserts that an entry is gone well after its TTL, never how fast anything ran.
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(cache.get(&short).await.expect("get"), None);
     assert_eq!(cache.get(&long).await.expect("get"), Some(b"y".to_vec()));
     // An expired set_nx marker can be taken again.
     let lock = CacheKey::guild(1, &m, "lock");
-    assert!(
-        cache
-            .set_nx(&lock, Duration::from_millis(50))
-            .await
-            .expect("nx")
-    );
+    assert!(cache.set_nx(&lock, Duration::from_millis(50)).await.expect("nx"));
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(
-        cache
-            .set_nx(&lock, Duration::from_secs(60))
-            .await
-            .expect("nx")
-    );
+    assert!(cache.set_nx(&lock, Duration::from_secs(60)).await.expect("nx"));
 }
 
 async fn set_nx_once(cache: Cache) {
     let m = unique_module("nx");
     let key = CacheKey::guild(7, &m, "event:1");
-    assert!(
-        cache
-            .set_nx(&key, Duration::from_secs(60))
-            .await
-            .expect("nx")
-    );
-    assert!(
-        !cache
-            .set_nx(&key, Duration::from_secs(60))
-            .await
-            .expect("nx")
-    );
+    assert!(cache.set_nx(&key, Duration::from_secs(60)).await.expect("nx"));
+    assert!(!cache.set_nx(&key, Duration::from_secs(60)).await.expect("nx"));
     // Another guild's identical marker is independent.
     let other = CacheKey::guild(8, &m, "event:1");
-    assert!(
-        cache
-            .set_nx(&other, Duration::from_secs(60))
-            .await
-            .expect("nx")
-    );
+    assert!(cache.set_nx(&other, Duration::from_secs(60)).await.expect("nx"));
     cache.delete(&key).await.expect("delete");
-    assert!(
-        cache
-            .set_nx(&key, Duration::from_secs(60))
-            .await
-            .expect("nx")
-    );
+    assert!(cache.set_nx(&key, Duration::from_secs(60)).await.expect("nx"));
 }
 
 async fn set_nx_concurrent_single_winner(cache: Cache) {
@@ -267,12 +205,8 @@ async fn rate_limits_are_per_key(cache: Cache) {
 #[tokio::test]
 async fn redis_errors_hide_the_password() {
     // Port 1 on localhost refuses connections; the error must not echo the URL's password.
-    let err = Cache::redis("redis://:hunter2-secret@127.0.0.1:1/0")
-        .await
-        .expect_err("nothing listens on port 1");
+    let err = Cache::redis("redis://:hunter2-secret@127.0.0.1:1/0").await.expect_err("nothing listens on port 1");
     assert!(!err.to_string().contains("hunter2-secret"), "{err}");
-    let err = Cache::redis("notredis://:hunter2-secret@host")
-        .await
-        .expect_err("bad scheme");
+    let err = Cache::redis("notredis://:hunter2-secret@host").await.expect_err("bad scheme");
     assert!(!err.to_string().contains("hunter2-secret"), "{err}");
 }

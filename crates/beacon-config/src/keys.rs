@@ -24,12 +24,7 @@ pub struct Key {
 }
 
 const fn key(name: &'static str, toml: &'static str, kind: KeyKind, help: &'static str) -> Key {
-    Key {
-        name,
-        toml,
-        kind,
-        help,
-    }
+    Key { name, toml, kind, help }
 }
 
 pub const DATA_DIR: Key = key(
@@ -110,12 +105,13 @@ pub const DEVELOPERS_ROLE_ID: Key = key(
     KeyKind::Plain,
     "Role in the main guild that marks the developer team.",
 );
-pub const LOG_FORMAT: Key = key(
-    "BEACON_LOG_FORMAT",
-    "log.format",
+pub const EMBED_MODEL_DIR: Key = key(
+    "BEACON_EMBED_MODEL_DIR",
+    "kb.embed_model_dir",
     KeyKind::Plain,
-    "`json` (default) or `pretty`.",
+    "Folder with the sentence-embedding model (config.json, tokenizer.json, model.safetensors); absent means BM25 retrieval only.",
 );
+pub const LOG_FORMAT: Key = key("BEACON_LOG_FORMAT", "log.format", KeyKind::Plain, "`json` (default) or `pretty`.");
 pub const LOG_LEVEL: Key = key(
     "BEACON_LOG_LEVEL",
     "log.level",
@@ -150,6 +146,7 @@ pub const KEYS: &[Key] = &[
     DATA_DIR,
     DEVELOPERS_GUILD_ID,
     DEVELOPERS_ROLE_ID,
+    EMBED_MODEL_DIR,
     LOG_FORMAT,
     LOG_LEVEL,
     GUILD_RETENTION,

@@ -29,19 +29,9 @@ pub use secret::Secret;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("invalid value for {key} (from {origin}): {reason}")]
-    Invalid {
-        key: String,
-        origin: String,
-        reason: String,
-    },
-    #[error(
-        "{key} is a secret and cannot be set in {file}; set the environment variable {env} or {env}_FILE instead"
-    )]
-    SecretInFile {
-        key: String,
-        env: String,
-        file: String,
-    },
+    Invalid { key: String, origin: String, reason: String },
+    #[error("{key} is a secret and cannot be set in {file}; set the environment variable {env} or {env}_FILE instead")]
+    SecretInFile { key: String, env: String, file: String },
     #[error("unknown key `{key}` in {file}")]
     UnknownKey { key: String, file: String },
     #[error("cannot read {path}: {reason}")]
@@ -59,28 +49,16 @@ impl Source {
     pub fn process() -> Source {
         // A missing .env is the normal case; a malformed one is reported by the caller's logs later.
         let _ = dotenvy::dotenv();
-        Source {
-            env: std::env::vars()
-                .filter(|(k, _)| k.starts_with("BEACON_"))
-                .collect(),
-        }
+        Source { env: std::env::vars().filter(|(k, _)| k.starts_with("BEACON_")).collect() }
     }
 
     /// A fixed set of variables, for tests and embedding.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Source {
-        Source {
-            env: pairs
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-        }
+        Source { env: pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect() }
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.env
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.env.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 }
 
@@ -128,6 +106,8 @@ pub struct Config {
     pub guild_retention: Duration,
     /// How long shutdown waits for in-flight handlers.
     pub shutdown_grace: Duration,
+    /// Sentence-embedding model folder; `None` means BM25 retrieval only.
+    pub embed_model_dir: Option<PathBuf>,
 }
 
 /// Raw string values per key, with where each came from.
@@ -137,9 +117,7 @@ struct Values {
 
 impl Values {
     fn get(&self, key: &Key) -> Option<(&str, &str)> {
-        self.map
-            .get(key.name)
-            .map(|(v, origin)| (v.as_str(), origin.as_str()))
+        self.map.get(key.name).map(|(v, origin)| (v.as_str(), origin.as_str()))
     }
 }
 
@@ -153,33 +131,21 @@ impl Config {
             None if default_path.exists() => Some(read_file(default_path)?),
             None => None,
         };
-        Config::from_sources(
-            file.as_ref().map(|(p, s)| (p.as_str(), s.as_str())),
-            &source,
-        )
+        Config::from_sources(file.as_ref().map(|(p, s)| (p.as_str(), s.as_str())), &source)
     }
 
     /// Builds the configuration from TOML text (`(path for messages, text)`) and an environment.
-    pub fn from_sources(
-        toml_file: Option<(&str, &str)>,
-        source: &Source,
-    ) -> Result<Config, ConfigError> {
+    pub fn from_sources(toml_file: Option<(&str, &str)>, source: &Source) -> Result<Config, ConfigError> {
         let values = collect(toml_file, source)?;
         let data_dir = PathBuf::from(text(&values, &keys::DATA_DIR).unwrap_or("data"));
         let default_db = format!("sqlite://{}", data_dir.join("beacon.db").display());
-        let database_url = text(&values, &keys::DATABASE_URL)
-            .map(str::to_owned)
-            .unwrap_or(default_db);
+        let database_url = text(&values, &keys::DATABASE_URL).map(str::to_owned).unwrap_or(default_db);
         check_database_url(&values, &database_url)?;
         let redis_url = text(&values, &keys::REDIS_URL).map(str::to_owned);
         if let Some(url) = &redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
-            return Err(invalid(
-                &values,
-                &keys::REDIS_URL,
-                "must start with redis:// or rediss://",
-            ));
+            return Err(invalid(&values, &keys::REDIS_URL, "must start with redis:// or rediss://"));
         }
         let public_key = text(&values, &keys::DISCORD_PUBLIC_KEY).map(str::to_owned);
         if let Some(key) = &public_key
@@ -191,40 +157,22 @@ impl Config {
                 "must be the application's public key: 64 hexadecimal characters",
             ));
         }
-        let api_url = text(&values, &keys::DISCORD_API_URL)
-            .unwrap_or("https://discord.com")
-            .trim_end_matches('/')
-            .to_owned();
-        check_url(
-            &values,
-            &keys::DISCORD_API_URL,
-            &api_url,
-            &["http://", "https://"],
-        )?;
-        let gateway_url =
-            text(&values, &keys::DISCORD_GATEWAY_URL).map(|u| u.trim_end_matches('/').to_owned());
+        let api_url =
+            text(&values, &keys::DISCORD_API_URL).unwrap_or("https://discord.com").trim_end_matches('/').to_owned();
+        check_url(&values, &keys::DISCORD_API_URL, &api_url, &["http://", "https://"])?;
+        let gateway_url = text(&values, &keys::DISCORD_GATEWAY_URL).map(|u| u.trim_end_matches('/').to_owned());
         if let Some(url) = &gateway_url {
-            check_url(
-                &values,
-                &keys::DISCORD_GATEWAY_URL,
-                url,
-                &["ws://", "wss://"],
-            )?;
+            check_url(&values, &keys::DISCORD_GATEWAY_URL, url, &["ws://", "wss://"])?;
         }
         let log_format = match text(&values, &keys::LOG_FORMAT).unwrap_or("json") {
             "json" => LogFormat::Json,
             "pretty" => LogFormat::Pretty,
             _ => {
-                return Err(invalid(
-                    &values,
-                    &keys::LOG_FORMAT,
-                    "must be `json` or `pretty`",
-                ));
+                return Err(invalid(&values, &keys::LOG_FORMAT, "must be `json` or `pretty`"));
             }
         };
         let config = Config {
-            http_addr: parse(&values, &keys::HTTP_ADDR)?
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            http_addr: parse(&values, &keys::HTTP_ADDR)?.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir,
             database_url: Secret::new(database_url),
             redis_url: redis_url.map(Secret::new),
@@ -234,10 +182,8 @@ impl Config {
                 public_key,
                 api_url,
                 gateway_url,
-                gateway_enabled: parse_bool(&values, &keys::DISCORD_GATEWAY_ENABLED)?
-                    .unwrap_or(true),
-                shard_count: parse_bounded(&values, &keys::DISCORD_SHARD_COUNT, 1, 65_535)?
-                    .map(|n| n as u32),
+                gateway_enabled: parse_bool(&values, &keys::DISCORD_GATEWAY_ENABLED)?.unwrap_or(true),
+                shard_count: parse_bounded(&values, &keys::DISCORD_SHARD_COUNT, 1, 65_535)?.map(|n| n as u32),
             },
             developers: DevelopersConfig {
                 guild_id: parse_id(&values, &keys::DEVELOPERS_GUILD_ID)?,
@@ -247,53 +193,38 @@ impl Config {
             log_level: text(&values, &keys::LOG_LEVEL).unwrap_or("info").to_owned(),
             guild_retention: parse_duration(&values, &keys::GUILD_RETENTION)?
                 .unwrap_or(Duration::from_secs(30 * 86_400)),
-            shutdown_grace: parse_duration(&values, &keys::SHUTDOWN_GRACE)?
-                .unwrap_or(Duration::from_secs(8)),
+            shutdown_grace: parse_duration(&values, &keys::SHUTDOWN_GRACE)?.unwrap_or(Duration::from_secs(8)),
+            embed_model_dir: text(&values, &keys::EMBED_MODEL_DIR).map(PathBuf::from),
         };
         Ok(config)
     }
 
     /// The path of the SQLite database when the embedded default is used.
     pub fn sqlite_path(&self) -> Option<PathBuf> {
-        self.database_url
-            .expose()
-            .strip_prefix("sqlite://")
-            .map(|p| PathBuf::from(p.split('?').next().unwrap_or(p)))
+        self.database_url.expose().strip_prefix("sqlite://").map(|p| PathBuf::from(p.split('?').next().unwrap_or(p)))
     }
 }
 
 fn read_file(path: &Path) -> Result<(String, String), ConfigError> {
     std::fs::read_to_string(path)
         .map(|s| (path.display().to_string(), s))
-        .map_err(|e| ConfigError::Read {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })
 }
 
 fn collect(toml_file: Option<(&str, &str)>, source: &Source) -> Result<Values, ConfigError> {
     let mut map = BTreeMap::new();
     if let Some((path, body)) = toml_file {
-        let table: toml::Table = body
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError::Read {
-                path: path.to_owned(),
-                reason: e.message().to_owned(),
-            })?;
+        let table: toml::Table = body.parse().map_err(|e: toml::de::Error| ConfigError::Read {
+            path: path.to_owned(),
+            reason: e.message().to_owned(),
+        })?;
         for (dotted, value) in flatten(&table) {
-            let key =
-                KEYS.iter()
-                    .find(|k| k.toml == dotted)
-                    .ok_or_else(|| ConfigError::UnknownKey {
-                        key: dotted.clone(),
-                        file: path.to_owned(),
-                    })?;
+            let key = KEYS
+                .iter()
+                .find(|k| k.toml == dotted)
+                .ok_or_else(|| ConfigError::UnknownKey { key: dotted.clone(), file: path.to_owned() })?;
             if key.kind == KeyKind::Secret {
-                return Err(ConfigError::SecretInFile {
-                    key: dotted,
-                    env: key.name.to_owned(),
-                    file: path.to_owned(),
-                });
+                return Err(ConfigError::SecretInFile { key: dotted, env: key.name.to_owned(), file: path.to_owned() });
             }
             map.insert(key.name, (value, format!("{path} key `{}`", key.toml)));
         }
@@ -311,10 +242,7 @@ fn collect(toml_file: Option<(&str, &str)>, source: &Source) -> Result<Values, C
                     origin: "environment".to_owned(),
                     reason: format!("cannot read {path}: {e}"),
                 })?;
-                map.insert(
-                    key.name,
-                    (body.trim().to_owned(), format!("file named by {file_var}")),
-                );
+                map.insert(key.name, (body.trim().to_owned(), format!("file named by {file_var}")));
             }
         }
     }
@@ -338,22 +266,12 @@ fn flatten(table: &toml::Table) -> Vec<(String, String)> {
 }
 
 fn text<'a>(values: &'a Values, key: &Key) -> Option<&'a str> {
-    values
-        .get(key)
-        .map(|(v, _)| v.trim())
-        .filter(|v| !v.is_empty())
+    values.get(key).map(|(v, _)| v.trim()).filter(|v| !v.is_empty())
 }
 
 fn invalid(values: &Values, key: &Key, reason: &str) -> ConfigError {
-    let origin = values
-        .get(key)
-        .map(|(_, o)| o.to_owned())
-        .unwrap_or_else(|| "default".to_owned());
-    ConfigError::Invalid {
-        key: key.name.to_owned(),
-        origin,
-        reason: reason.to_owned(),
-    }
+    let origin = values.get(key).map(|(_, o)| o.to_owned()).unwrap_or_else(|| "default".to_owned());
+    ConfigError::Invalid { key: key.name.to_owned(), origin, reason: reason.to_owned() }
 }
 
 fn parse<T: std::str::FromStr>(values: &Values, key: &Key) -> Result<Option<T>, ConfigError>
@@ -362,10 +280,7 @@ where
 {
     match text(values, key) {
         None => Ok(None),
-        Some(v) => v
-            .parse::<T>()
-            .map(Some)
-            .map_err(|e| invalid(values, key, &e.to_string())),
+        Some(v) => v.parse::<T>().map(Some).map_err(|e| invalid(values, key, &e.to_string())),
     }
 }
 
@@ -383,30 +298,17 @@ fn parse_id(values: &Values, key: &Key) -> Result<Option<u64>, ConfigError> {
         None => Ok(None),
         Some(v) => match v.parse::<u64>() {
             Ok(id) if id > 0 => Ok(Some(id)),
-            _ => Err(invalid(
-                values,
-                key,
-                "must be a Discord id (a positive integer)",
-            )),
+            _ => Err(invalid(values, key, "must be a Discord id (a positive integer)")),
         },
     }
 }
 
-fn parse_bounded(
-    values: &Values,
-    key: &Key,
-    min: i64,
-    max: i64,
-) -> Result<Option<i64>, ConfigError> {
+fn parse_bounded(values: &Values, key: &Key, min: i64, max: i64) -> Result<Option<i64>, ConfigError> {
     match text(values, key) {
         None => Ok(None),
         Some(v) => match v.parse::<i64>() {
             Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(invalid(
-                values,
-                key,
-                &format!("must be an integer from {min} to {max}"),
-            )),
+            _ => Err(invalid(values, key, &format!("must be an integer from {min} to {max}"))),
         },
     }
 }
@@ -414,23 +316,15 @@ fn parse_bounded(
 fn parse_duration(values: &Values, key: &Key) -> Result<Option<Duration>, ConfigError> {
     match text(values, key) {
         None => Ok(None),
-        Some(v) => humantime::parse_duration(v).map(Some).map_err(|e| {
-            invalid(
-                values,
-                key,
-                &format!("{e} (write e.g. `30s`, `15m`, `30d`)"),
-            )
-        }),
+        Some(v) => humantime::parse_duration(v)
+            .map(Some)
+            .map_err(|e| invalid(values, key, &format!("{e} (write e.g. `30s`, `15m`, `30d`)"))),
     }
 }
 
 fn check_url(values: &Values, key: &Key, url: &str, schemes: &[&str]) -> Result<(), ConfigError> {
     let Some(rest) = schemes.iter().find_map(|s| url.strip_prefix(s)) else {
-        return Err(invalid(
-            values,
-            key,
-            &format!("must start with {}", schemes.join(" or ")),
-        ));
+        return Err(invalid(values, key, &format!("must start with {}", schemes.join(" or "))));
     };
     if rest.is_empty() || rest.starts_with('/') {
         return Err(invalid(values, key, "has no host"));
@@ -439,17 +333,10 @@ fn check_url(values: &Values, key: &Key, url: &str, schemes: &[&str]) -> Result<
 }
 
 fn check_database_url(values: &Values, url: &str) -> Result<(), ConfigError> {
-    if url.starts_with("sqlite:")
-        || url.starts_with("postgres://")
-        || url.starts_with("postgresql://")
-    {
+    if url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(())
     } else {
-        Err(invalid(
-            values,
-            &keys::DATABASE_URL,
-            "must start with sqlite: or postgres://",
-        ))
+        Err(invalid(values, &keys::DATABASE_URL, "must start with sqlite: or postgres://"))
     }
 }
 

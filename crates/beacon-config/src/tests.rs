@@ -19,11 +19,7 @@ fn defaults_are_the_embedded_setup() {
 #[test]
 fn environment_wins_over_file() {
     let file = "http_addr = \"0.0.0.0:1\"\n[discord]\napi_url = \"http://file:1\"\n";
-    let c = Config::from_sources(
-        Some(("beacon.toml", file)),
-        &env(&[("BEACON_HTTP_ADDR", "127.0.0.1:9999")]),
-    )
-    .unwrap();
+    let c = Config::from_sources(Some(("beacon.toml", file)), &env(&[("BEACON_HTTP_ADDR", "127.0.0.1:9999")])).unwrap();
     assert_eq!(c.http_addr.port(), 9999);
     assert_eq!(c.discord.api_url, "http://file:1");
 }
@@ -35,22 +31,14 @@ fn bad_value_names_the_key_and_origin() {
     assert!(msg.contains("BEACON_HTTP_ADDR"), "{msg}");
     assert!(msg.contains("environment"), "{msg}");
 
-    let err = Config::from_sources(
-        Some(("x.toml", "[discord]\npublic_key = \"zz\"\n")),
-        &env(&[]),
-    )
-    .unwrap_err();
+    let err = Config::from_sources(Some(("x.toml", "[discord]\npublic_key = \"zz\"\n")), &env(&[])).unwrap_err();
     let msg = err.to_string();
-    assert!(
-        msg.contains("BEACON_DISCORD_PUBLIC_KEY") && msg.contains("x.toml"),
-        "{msg}"
-    );
+    assert!(msg.contains("BEACON_DISCORD_PUBLIC_KEY") && msg.contains("x.toml"), "{msg}");
 }
 
 #[test]
 fn secrets_are_refused_in_the_file_and_read_from_file_vars() {
-    let err = Config::from_sources(Some(("b.toml", "[discord]\ntoken = \"abc\"\n")), &env(&[]))
-        .unwrap_err();
+    let err = Config::from_sources(Some(("b.toml", "[discord]\ntoken = \"abc\"\n")), &env(&[])).unwrap_err();
     assert!(matches!(err, ConfigError::SecretInFile { .. }), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -74,18 +62,12 @@ fn database_and_redis_urls_are_checked_and_redacted() {
     let c = Config::from_sources(
         None,
         &env(&[
-            (
-                "BEACON_DATABASE_URL",
-                "postgres://beacon:hunter2@db:5432/beacon",
-            ),
+            ("BEACON_DATABASE_URL", "postgres://beacon:hunter2@db:5432/beacon"),
             ("BEACON_REDIS_URL", "redis://127.0.0.1:6379"),
         ]),
     )
     .unwrap();
-    assert_eq!(
-        c.database_url.redacted_url(),
-        "postgres://beacon:***@db:5432/beacon"
-    );
+    assert_eq!(c.database_url.redacted_url(), "postgres://beacon:***@db:5432/beacon");
     assert!(Config::from_sources(None, &env(&[("BEACON_DATABASE_URL", "mysql://x")])).is_err());
     assert!(Config::from_sources(None, &env(&[("BEACON_REDIS_URL", "http://x")])).is_err());
 }
@@ -102,11 +84,7 @@ fn env_example_documents_every_key() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.env.example");
     let body = std::fs::read_to_string(path).unwrap();
     for key in KEYS {
-        assert!(
-            body.contains(&format!("{}=", key.name)),
-            "{} missing from .env.example",
-            key.name
-        );
+        assert!(body.contains(&format!("{}=", key.name)), "{} missing from .env.example", key.name);
     }
 }
 

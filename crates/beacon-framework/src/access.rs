@@ -59,16 +59,8 @@ pub struct PermissionService {
 const DEV_CACHE_TTL: Duration = Duration::from_secs(300);
 
 impl PermissionService {
-    pub fn new(
-        cache: Cache,
-        http: Arc<twilight_http::Client>,
-        developers: DevelopersConfig,
-    ) -> PermissionService {
-        PermissionService {
-            cache,
-            http,
-            developers,
-        }
+    pub fn new(cache: Cache, http: Arc<twilight_http::Client>, developers: DevelopersConfig) -> PermissionService {
+        PermissionService { cache, http, developers }
     }
 
     /// The highest level `caller` holds in `guild`.
@@ -81,9 +73,9 @@ impl PermissionService {
         if self.is_developer(guild.id(), caller).await {
             return Ok(Access::Developer);
         }
-        let admin = caller.permissions.is_some_and(|p| {
-            p.contains(Permissions::ADMINISTRATOR) || p.contains(Permissions::MANAGE_GUILD)
-        });
+        let admin = caller
+            .permissions
+            .is_some_and(|p| p.contains(Permissions::ADMINISTRATOR) || p.contains(Permissions::MANAGE_GUILD));
         let owner = guild.get().await?.and_then(|g| g.owner_id) == Some(caller.user_id);
         if admin || owner || guild.is_authorized(caller.user_id).await? {
             return Ok(Access::Authorized);
@@ -97,8 +89,7 @@ impl PermissionService {
     /// Whether the caller is on the developer team. A failed lookup counts as "no" (and is logged):
     /// elevated access is never granted on an error.
     pub async fn is_developer(&self, guild_id: u64, caller: &Caller) -> bool {
-        let (Some(dev_guild), Some(dev_role)) = (self.developers.guild_id, self.developers.role_id)
-        else {
+        let (Some(dev_guild), Some(dev_role)) = (self.developers.guild_id, self.developers.role_id) else {
             return false;
         };
         if guild_id == dev_guild {
@@ -108,10 +99,7 @@ impl PermissionService {
         if let Ok(Some(v)) = self.cache.get(&key).await {
             return v == b"1";
         }
-        let lookup = self
-            .http
-            .guild_member(Id::new(dev_guild), Id::new(caller.user_id.max(1)))
-            .await;
+        let lookup = self.http.guild_member(Id::new(dev_guild), Id::new(caller.user_id.max(1))).await;
         let is_dev = match lookup {
             Ok(resp) => match resp.model().await {
                 Ok(member) => member.roles.iter().any(|r| r.get() == dev_role),

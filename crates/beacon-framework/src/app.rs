@@ -51,10 +51,7 @@ pub struct App {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("module {module}: {reason}")]
-    Module {
-        module: &'static str,
-        reason: String,
-    },
+    Module { module: &'static str, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -71,22 +68,9 @@ pub struct AppBuilder {
 }
 
 impl AppBuilder {
-    pub fn new(
-        config: Arc<Config>,
-        store: Store,
-        cache: Cache,
-        http: Arc<twilight_http::Client>,
-    ) -> AppBuilder {
+    pub fn new(config: Arc<Config>, store: Store, cache: Cache, http: Arc<twilight_http::Client>) -> AppBuilder {
         let gateway_enabled = config.discord.token.is_some() && config.discord.gateway_enabled;
-        AppBuilder {
-            config,
-            store,
-            cache,
-            http,
-            shards: ShardBoard::default(),
-            modules: Vec::new(),
-            gateway_enabled,
-        }
+        AppBuilder { config, store, cache, http, shards: ShardBoard::default(), modules: Vec::new(), gateway_enabled }
     }
 
     pub fn module(mut self, module: impl Module) -> AppBuilder {
@@ -111,23 +95,15 @@ impl AppBuilder {
         let mut commands = BTreeSet::new();
         for module in &self.modules {
             let name = module.name();
-            let fail = |reason: String| BuildError::Module {
-                module: name,
-                reason,
-            };
+            let fail = |reason: String| BuildError::Module { module: name, reason };
             if !names.insert(name) {
                 return Err(fail("two modules have this name".into()));
             }
             for spec in module.settings() {
                 if !spec.key.starts_with(&format!("{name}.")) {
-                    return Err(fail(format!(
-                        "setting {} must start with `{name}.`",
-                        spec.key
-                    )));
+                    return Err(fail(format!("setting {} must start with `{name}.`", spec.key)));
                 }
-                spec.kind
-                    .validate(&spec.default)
-                    .map_err(|r| fail(format!("default of {} {r}", spec.key)))?;
+                spec.kind.validate(&spec.default).map_err(|r| fail(format!("default of {} {r}", spec.key)))?;
                 specs.push(spec);
             }
             if module.can_disable() {
@@ -140,24 +116,15 @@ impl AppBuilder {
             }
             for command in module.commands() {
                 if !valid_name(command.name) {
-                    return Err(fail(format!(
-                        "command name `{}` is not valid for Discord",
-                        command.name
-                    )));
+                    return Err(fail(format!("command name `{}` is not valid for Discord", command.name)));
                 }
                 if !commands.insert(command.name) {
                     return Err(fail(format!("command /{} is declared twice", command.name)));
                 }
             }
-            self.store
-                .apply_module_migrations(&module.migrations())
-                .await?;
+            self.store.apply_module_migrations(&module.migrations()).await?;
         }
-        let permissions = PermissionService::new(
-            self.cache.clone(),
-            self.http.clone(),
-            self.config.developers,
-        );
+        let permissions = PermissionService::new(self.cache.clone(), self.http.clone(), self.config.developers);
         let application_id = OnceLock::new();
         if let Some(id) = self.config.discord.application_id {
             let _ = application_id.set(Id::new(id));
@@ -236,9 +203,7 @@ impl App {
 
     /// Gateway intents: what the enabled modules need, plus guild events for registration.
     pub fn intents(&self) -> Intents {
-        self.modules
-            .iter()
-            .fold(Intents::GUILDS, |acc, m| acc | m.intents())
+        self.modules.iter().fold(Intents::GUILDS, |acc, m| acc | m.intents())
     }
 
     /// All command declarations, for `beacon commands sync`.
@@ -247,12 +212,7 @@ impl App {
     }
 
     pub fn module_for_command(&self, name: &str) -> Option<(Arc<dyn Module>, CommandSpec)> {
-        self.modules.iter().find_map(|m| {
-            m.commands()
-                .into_iter()
-                .find(|c| c.name == name)
-                .map(|c| (m.clone(), c))
-        })
+        self.modules.iter().find_map(|m| m.commands().into_iter().find(|c| c.name == name).map(|c| (m.clone(), c)))
     }
 
     pub fn module_named(&self, name: &str) -> Option<Arc<dyn Module>> {
@@ -268,9 +228,7 @@ impl App {
         if !module.can_disable() {
             return Ok(true);
         }
-        self.settings
-            .get_bool(guild, &format!("{}.enabled", module.name()))
-            .await
+        self.settings.get_bool(guild, &format!("{}.enabled", module.name())).await
     }
 
     /// Database and cache health, for `/status` and readiness.
@@ -301,10 +259,7 @@ impl App {
     }
 
     /// Bulk-overwrites the commands: globally, or in one guild (instant, for development).
-    pub async fn sync_commands(
-        &self,
-        guild_id: Option<u64>,
-    ) -> Result<usize, crate::error::HandlerError> {
+    pub async fn sync_commands(&self, guild_id: Option<u64>) -> Result<usize, crate::error::HandlerError> {
         let app_id = match self.application_id() {
             Some(id) => id,
             None => {
@@ -313,11 +268,7 @@ impl App {
                 app.id
             }
         };
-        let commands: Vec<_> = self
-            .command_specs()
-            .iter()
-            .map(CommandSpec::to_command)
-            .collect();
+        let commands: Vec<_> = self.command_specs().iter().map(CommandSpec::to_command).collect();
         let client = self.http.interaction(app_id);
         match guild_id {
             Some(g) => client.set_guild_commands(Id::new(g), &commands).await?,

@@ -6,9 +6,7 @@ use twilight_model::application::command::{
     CommandOptionValue as MinMax, CommandType,
 };
 use twilight_model::application::interaction::InteractionContextType;
-use twilight_model::application::interaction::application_command::{
-    CommandDataOption, CommandOptionValue,
-};
+use twilight_model::application::interaction::application_command::{CommandDataOption, CommandOptionValue};
 use twilight_model::channel::ChannelType;
 use twilight_model::guild::Permissions;
 use twilight_model::id::Id;
@@ -30,13 +28,7 @@ pub struct CommandSpec {
 
 impl CommandSpec {
     pub fn new(name: &'static str, description: &'static str, access: Access) -> CommandSpec {
-        CommandSpec {
-            name,
-            description,
-            options: Vec::new(),
-            access,
-            default_member_permissions: None,
-        }
+        CommandSpec { name, description, options: Vec::new(), access, default_member_permissions: None }
     }
 
     pub fn option(mut self, option: OptionSpec) -> CommandSpec {
@@ -77,15 +69,8 @@ impl CommandSpec {
 pub enum OptionKind {
     SubCommand(Vec<OptionSpec>),
     SubCommandGroup(Vec<OptionSpec>),
-    String {
-        min_length: Option<u16>,
-        max_length: Option<u16>,
-        choices: Vec<(&'static str, &'static str)>,
-    },
-    Integer {
-        min: Option<i64>,
-        max: Option<i64>,
-    },
+    String { min_length: Option<u16>, max_length: Option<u16>, choices: Vec<(&'static str, &'static str)> },
+    Integer { min: Option<i64>, max: Option<i64> },
     Boolean,
     User,
     Channel(Vec<ChannelType>),
@@ -104,11 +89,7 @@ pub struct OptionSpec {
 }
 
 impl OptionSpec {
-    pub fn subcommand(
-        name: &'static str,
-        description: &'static str,
-        options: Vec<OptionSpec>,
-    ) -> OptionSpec {
+    pub fn subcommand(name: &'static str, description: &'static str, options: Vec<OptionSpec>) -> OptionSpec {
         OptionSpec::of(name, description, OptionKind::SubCommand(options))
     }
 
@@ -116,20 +97,11 @@ impl OptionSpec {
         OptionSpec::of(
             name,
             description,
-            OptionKind::String {
-                min_length: None,
-                max_length: None,
-                choices: Vec::new(),
-            },
+            OptionKind::String { min_length: None, max_length: None, choices: Vec::new() },
         )
     }
 
-    pub fn integer(
-        name: &'static str,
-        description: &'static str,
-        min: Option<i64>,
-        max: Option<i64>,
-    ) -> OptionSpec {
+    pub fn integer(name: &'static str, description: &'static str, min: Option<i64>, max: Option<i64>) -> OptionSpec {
         OptionSpec::of(name, description, OptionKind::Integer { min, max })
     }
 
@@ -145,22 +117,12 @@ impl OptionSpec {
         OptionSpec::of(name, description, OptionKind::Role)
     }
 
-    pub fn channel(
-        name: &'static str,
-        description: &'static str,
-        types: Vec<ChannelType>,
-    ) -> OptionSpec {
+    pub fn channel(name: &'static str, description: &'static str, types: Vec<ChannelType>) -> OptionSpec {
         OptionSpec::of(name, description, OptionKind::Channel(types))
     }
 
     fn of(name: &'static str, description: &'static str, kind: OptionKind) -> OptionSpec {
-        OptionSpec {
-            name,
-            description,
-            kind,
-            required: false,
-            autocomplete: false,
-        }
+        OptionSpec { name, description, kind, required: false, autocomplete: false }
     }
 
     pub fn required(mut self) -> OptionSpec {
@@ -198,10 +160,7 @@ impl OptionSpec {
             file_types: None,
             required: None,
         };
-        let is_sub = matches!(
-            self.kind,
-            OptionKind::SubCommand(_) | OptionKind::SubCommandGroup(_)
-        );
+        let is_sub = matches!(self.kind, OptionKind::SubCommand(_) | OptionKind::SubCommandGroup(_));
         if !is_sub {
             option.required = Some(self.required);
         }
@@ -217,11 +176,7 @@ impl OptionSpec {
                 option.kind = CommandOptionType::SubCommandGroup;
                 option.options = Some(options.iter().map(OptionSpec::to_option).collect());
             }
-            OptionKind::String {
-                min_length,
-                max_length,
-                choices,
-            } => {
+            OptionKind::String { min_length, max_length, choices } => {
                 option.kind = CommandOptionType::String;
                 option.min_length = *min_length;
                 option.max_length = *max_length;
@@ -273,8 +228,7 @@ impl Options {
         loop {
             let next = match current.as_slice() {
                 [only] => match &only.value {
-                    CommandOptionValue::SubCommand(inner)
-                    | CommandOptionValue::SubCommandGroup(inner) => {
+                    CommandOptionValue::SubCommand(inner) | CommandOptionValue::SubCommandGroup(inner) => {
                         path.push(only.name.clone());
                         Some(inner.clone())
                     }
@@ -287,10 +241,7 @@ impl Options {
                 None => break,
             }
         }
-        Options {
-            path,
-            values: current,
-        }
+        Options { path, values: current }
     }
 
     /// The first element of the subcommand path.
@@ -299,10 +250,7 @@ impl Options {
     }
 
     fn value(&self, name: &str) -> Option<&CommandOptionValue> {
-        self.values
-            .iter()
-            .find(|o| o.name == name)
-            .map(|o| &o.value)
+        self.values.iter().find(|o| o.name == name).map(|o| &o.value)
     }
 
     pub fn str(&self, name: &str) -> Option<&str> {
@@ -373,10 +321,7 @@ pub fn parse_mention(text: &str, sigil: &str) -> Option<u64> {
 /// Discord's rule for command and option names.
 pub fn valid_name(name: &str) -> bool {
     let len = name.chars().count();
-    (1..=32).contains(&len)
-        && name
-            .chars()
-            .all(|c| c.is_lowercase() || c.is_numeric() || c == '-' || c == '_')
+    (1..=32).contains(&len) && name.chars().all(|c| c.is_lowercase() || c.is_numeric() || c == '-' || c == '_')
 }
 
 #[cfg(test)]
@@ -404,13 +349,11 @@ mod tests {
 
     #[test]
     fn subcommand_options_are_serialised_without_required() {
-        let spec = CommandSpec::new("config", "Settings", Access::Authorized).option(
-            OptionSpec::subcommand(
-                "set",
-                "Change",
-                vec![OptionSpec::string("key", "Key").required().autocomplete()],
-            ),
-        );
+        let spec = CommandSpec::new("config", "Settings", Access::Authorized).option(OptionSpec::subcommand(
+            "set",
+            "Change",
+            vec![OptionSpec::string("key", "Key").required().autocomplete()],
+        ));
         let json = serde_json::to_value(spec.to_command()).unwrap();
         let sub = &json["options"][0];
         assert_eq!(sub["type"], 1);

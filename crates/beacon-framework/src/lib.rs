@@ -33,8 +33,6 @@ pub use app::{App, AppBuilder};
 pub use async_trait::async_trait;
 pub use command::{CommandSpec, OptionSpec, Options};
 pub use error::{HandlerError, HandlerResult};
-pub use module::{
-    AutocompleteCtx, CommandCtx, ComponentCtx, EventCtx, InteractionCtx, ModalCtx, Module,
-};
+pub use module::{AutocompleteCtx, CommandCtx, ComponentCtx, EventCtx, InteractionCtx, ModalCtx, Module};
 pub use reply::{Choice, Reply};
 pub use settings::{SettingKind, SettingSpec, SettingsService};

@@ -57,6 +57,12 @@ pub trait Module: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Tables (created by [`Module::migrations`]) that hold guild-owned rows in a `guild_id`
+    /// column; they are purged with the guild when its retention period ends.
+    fn guild_tables(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
     /// Gateway intents the module's event handlers need.
     fn intents(&self) -> Intents {
         Intents::empty()
@@ -73,11 +79,7 @@ pub trait Module: Send + Sync + 'static {
     }
 
     async fn command(&self, ctx: CommandCtx) -> HandlerResult {
-        Err(HandlerError::internal(format!(
-            "module {} declares /{} but does not handle it",
-            self.name(),
-            ctx.name
-        )))
+        Err(HandlerError::internal(format!("module {} declares /{} but does not handle it", self.name(), ctx.name)))
     }
 
     async fn autocomplete(&self, _ctx: AutocompleteCtx) -> HandlerResult<Vec<Choice>> {
@@ -85,17 +87,11 @@ pub trait Module: Send + Sync + 'static {
     }
 
     async fn component(&self, ctx: ComponentCtx) -> HandlerResult {
-        Err(HandlerError::internal(format!(
-            "unhandled component {}",
-            ctx.custom_id
-        )))
+        Err(HandlerError::internal(format!("unhandled component {}", ctx.custom_id)))
     }
 
     async fn modal(&self, ctx: ModalCtx) -> HandlerResult {
-        Err(HandlerError::internal(format!(
-            "unhandled modal {}",
-            ctx.custom_id
-        )))
+        Err(HandlerError::internal(format!("unhandled modal {}", ctx.custom_id)))
     }
 
     /// Any gateway event in a guild where the module is enabled (and guild-less events).
@@ -133,11 +129,7 @@ impl InteractionCtx {
 
     /// Refuses unless the caller holds `level`.
     pub fn require(&self, level: Access) -> HandlerResult {
-        if self.access >= level {
-            Ok(())
-        } else {
-            Err(HandlerError::Forbidden(level.refusal().to_owned()))
-        }
+        if self.access >= level { Ok(()) } else { Err(HandlerError::Forbidden(level.refusal().to_owned())) }
     }
 
     pub async fn reply(&self, reply: Reply) -> HandlerResult {
@@ -175,10 +167,7 @@ pub struct ComponentCtx {
 impl ComponentCtx {
     /// The part of the custom id after `"{module}:"`.
     pub fn action(&self) -> &str {
-        self.custom_id
-            .split_once(':')
-            .map(|(_, rest)| rest)
-            .unwrap_or("")
+        self.custom_id.split_once(':').map(|(_, rest)| rest).unwrap_or("")
     }
 }
 
@@ -192,10 +181,7 @@ pub struct ModalCtx {
 
 impl ModalCtx {
     pub fn action(&self) -> &str {
-        self.custom_id
-            .split_once(':')
-            .map(|(_, rest)| rest)
-            .unwrap_or("")
+        self.custom_id.split_once(':').map(|(_, rest)| rest).unwrap_or("")
     }
 
     pub fn field(&self, id: &str) -> Option<&str> {

@@ -17,17 +17,11 @@ pub struct Reply {
 
 impl Reply {
     pub fn text(content: impl Into<String>) -> Reply {
-        Reply {
-            content: Some(content.into()),
-            ..Reply::default()
-        }
+        Reply { content: Some(content.into()), ..Reply::default() }
     }
 
     pub fn embed(embed: Embed) -> Reply {
-        Reply {
-            embeds: vec![embed],
-            ..Reply::default()
-        }
+        Reply { embeds: vec![embed], ..Reply::default() }
     }
 
     /// Only the invoking member sees it.
@@ -79,10 +73,7 @@ impl Choice {
         if name.chars().count() > 100 {
             name = name.chars().take(99).collect::<String>() + "…";
         }
-        Choice {
-            name,
-            value: value.into(),
-        }
+        Choice { name, value: value.into() }
     }
 }
 
@@ -92,11 +83,7 @@ pub mod components {
     use twilight_model::channel::message::component::{ActionRow, Button, ButtonStyle};
 
     /// A button that sends `custom_id` back (which must start with the module name and `:`).
-    pub fn button(
-        custom_id: impl Into<String>,
-        label: impl Into<String>,
-        style: ButtonStyle,
-    ) -> Component {
+    pub fn button(custom_id: impl Into<String>, label: impl Into<String>, style: ButtonStyle) -> Component {
         Component::Button(Button {
             custom_id: Some(custom_id.into()),
             disabled: false,
@@ -122,9 +109,6 @@ pub mod components {
 
     /// One row of up to five buttons.
     pub fn row(components: Vec<Component>) -> Component {
-        Component::ActionRow(ActionRow {
-            components,
-            id: None,
-        })
+        Component::ActionRow(ActionRow { components, id: None })
     }
 }

@@ -14,9 +14,7 @@ use beacon_discord::split::{MESSAGE_LIMIT, split_message};
 use tokio::sync::{Notify, oneshot};
 use twilight_model::application::command::{CommandOptionChoice, CommandOptionChoiceValue};
 use twilight_model::channel::message::{Component, MessageFlags};
-use twilight_model::http::interaction::{
-    InteractionResponse, InteractionResponseData, InteractionResponseType,
-};
+use twilight_model::http::interaction::{InteractionResponse, InteractionResponseData, InteractionResponseType};
 use twilight_model::id::Id;
 use twilight_model::id::marker::{ApplicationMarker, InteractionMarker};
 
@@ -81,12 +79,7 @@ impl Responder {
             delivered: Notify::new(),
             delivered_flag: std::sync::atomic::AtomicBool::new(false),
         };
-        (
-            Responder {
-                inner: Arc::new(inner),
-            },
-            rx,
-        )
+        (Responder { inner: Arc::new(inner) }, rx)
     }
 
     pub fn interaction_id(&self) -> Id<InteractionMarker> {
@@ -117,19 +110,13 @@ impl Responder {
 
     /// Called by the transport once the initial response is on its way to Discord.
     pub fn mark_delivered(&self) {
-        self.inner
-            .delivered_flag
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.inner.delivered_flag.store(true, std::sync::atomic::Ordering::SeqCst);
         self.inner.delivered.notify_waiters();
     }
 
     async fn wait_delivered(&self) {
         let notified = self.inner.delivered.notified();
-        if self
-            .inner
-            .delivered_flag
-            .load(std::sync::atomic::Ordering::SeqCst)
-        {
+        if self.inner.delivered_flag.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
         let _ = tokio::time::timeout(DELIVERY_WAIT, notified).await;
@@ -139,21 +126,15 @@ impl Responder {
         match self.inner.defer_style {
             DeferStyle::Message { ephemeral } => InteractionResponse {
                 kind: InteractionResponseType::DeferredChannelMessageWithSource,
-                data: ephemeral.then(|| InteractionResponseData {
-                    flags: Some(MessageFlags::EPHEMERAL),
-                    ..Default::default()
-                }),
+                data: ephemeral
+                    .then(|| InteractionResponseData { flags: Some(MessageFlags::EPHEMERAL), ..Default::default() }),
             },
-            DeferStyle::Update => InteractionResponse {
-                kind: InteractionResponseType::DeferredUpdateMessage,
-                data: None,
-            },
+            DeferStyle::Update => {
+                InteractionResponse { kind: InteractionResponseType::DeferredUpdateMessage, data: None }
+            }
             DeferStyle::EmptyChoices => InteractionResponse {
                 kind: InteractionResponseType::ApplicationCommandAutocompleteResult,
-                data: Some(InteractionResponseData {
-                    choices: Some(Vec::new()),
-                    ..Default::default()
-                }),
+                data: Some(InteractionResponseData { choices: Some(Vec::new()), ..Default::default() }),
             },
         }
     }
@@ -164,9 +145,8 @@ impl Responder {
         if let State::Pending(_) = *state {
             let previous = std::mem::replace(&mut *state, State::Deferred);
             if let State::Pending(tx) = previous {
-                tx.send(self.defer_response()).map_err(|_| {
-                    HandlerError::internal("interaction transport closed before the defer")
-                })?;
+                tx.send(self.defer_response())
+                    .map_err(|_| HandlerError::internal("interaction transport closed before the defer"))?;
             }
         }
         Ok(())
@@ -175,14 +155,12 @@ impl Responder {
     /// Answers with a message: the initial response if still possible, else an edit of the
     /// deferred original, else a follow-up. Long text continues in follow-ups.
     pub async fn reply(&self, reply: Reply) -> HandlerResult {
-        self.send(reply, InteractionResponseType::ChannelMessageWithSource)
-            .await
+        self.send(reply, InteractionResponseType::ChannelMessageWithSource).await
     }
 
     /// For components: replaces the message the component is on (or edits it after a defer).
     pub async fn update(&self, reply: Reply) -> HandlerResult {
-        self.send(reply, InteractionResponseType::UpdateMessage)
-            .await
+        self.send(reply, InteractionResponseType::UpdateMessage).await
     }
 
     async fn send(&self, reply: Reply, kind: InteractionResponseType) -> HandlerResult {
@@ -209,14 +187,18 @@ impl Responder {
                     flags: reply.flags(),
                     ..Default::default()
                 };
-                tx.send(InteractionResponse {
-                    kind,
-                    data: Some(data),
-                })
-                .map_err(|_| {
-                    HandlerError::internal("interaction transport closed before the answer")
-                })?;
+                tx.send(InteractionResponse { kind, data: Some(data) })
+                    .map_err(|_| HandlerError::internal("interaction transport closed before the answer"))?;
                 self.wait_delivered().await;
+            }
+            // A component acknowledged with "deferred update" keeps its message: a new reply is
+            // a follow-up, and only `update` edits the message the component is on.
+            State::Deferred
+                if self.inner.defer_style == DeferStyle::Update
+                    && kind == InteractionResponseType::ChannelMessageWithSource =>
+            {
+                self.wait_delivered().await;
+                self.followup(&first, &reply, true).await?;
             }
             State::Deferred => {
                 self.wait_delivered().await;
@@ -289,14 +271,10 @@ impl Responder {
                         ..Default::default()
                     }),
                 })
-                .map_err(|_| {
-                    HandlerError::internal("interaction transport closed before the modal")
-                }),
+                .map_err(|_| HandlerError::internal("interaction transport closed before the modal")),
             other => {
                 *state = other;
-                Err(HandlerError::internal(
-                    "a modal must be the first answer to an interaction",
-                ))
+                Err(HandlerError::internal("a modal must be the first answer to an interaction"))
             }
         }
     }
@@ -318,14 +296,9 @@ impl Responder {
             State::Pending(tx) => tx
                 .send(InteractionResponse {
                     kind: InteractionResponseType::ApplicationCommandAutocompleteResult,
-                    data: Some(InteractionResponseData {
-                        choices: Some(choices),
-                        ..Default::default()
-                    }),
+                    data: Some(InteractionResponseData { choices: Some(choices), ..Default::default() }),
                 })
-                .map_err(|_| {
-                    HandlerError::internal("interaction transport closed before the choices")
-                }),
+                .map_err(|_| HandlerError::internal("interaction transport closed before the choices")),
             other => {
                 *state = other;
                 Ok(())

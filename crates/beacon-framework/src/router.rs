@@ -13,17 +13,13 @@ use twilight_model::application::interaction::{Interaction, InteractionData, Int
 use twilight_model::channel::message::MessageFlags;
 use twilight_model::gateway::event::Event;
 use twilight_model::gateway::payload::incoming::GuildCreate;
-use twilight_model::http::interaction::{
-    InteractionResponse, InteractionResponseData, InteractionResponseType,
-};
+use twilight_model::http::interaction::{InteractionResponse, InteractionResponseData, InteractionResponseType};
 
 use crate::access::Caller;
 use crate::app::{App, core_settings};
 use crate::command::Options;
 use crate::error::HandlerError;
-use crate::module::{
-    AutocompleteCtx, CommandCtx, ComponentCtx, EventCtx, InteractionCtx, ModalCtx, Module,
-};
+use crate::module::{AutocompleteCtx, CommandCtx, ComponentCtx, EventCtx, InteractionCtx, ModalCtx, Module};
 use crate::reply::Reply;
 use crate::responder::{DeferStyle, Responder};
 
@@ -46,9 +42,7 @@ impl Dispatched {
             Err(_) => match self.responder.try_defer() {
                 Some(defer) => defer,
                 // The handler answered at the same moment; its answer is in the channel.
-                None => (&mut self.initial)
-                    .await
-                    .unwrap_or_else(|_| failure_response()),
+                None => (&mut self.initial).await.unwrap_or_else(|_| failure_response()),
             },
         }
     }
@@ -69,17 +63,10 @@ fn failure_response() -> InteractionResponse {
 /// Starts handling an interaction. Returns `None` when this interaction id was already handled
 /// (a redelivery), in which case nothing must be answered.
 pub async fn dispatch_interaction(app: &Arc<App>, interaction: Interaction) -> Option<Dispatched> {
-    match app
-        .store
-        .claim_once("interaction", interaction.id.get())
-        .await
-    {
+    match app.store.claim_once("interaction", interaction.id.get()).await {
         Ok(true) => {}
         Ok(false) => {
-            tracing::info!(
-                interaction_id = interaction.id.get(),
-                "duplicate interaction ignored"
-            );
+            tracing::info!(interaction_id = interaction.id.get(), "duplicate interaction ignored");
             return None;
         }
         // Availability over strictness: a failed claim must not drop a member's command.
@@ -108,8 +95,7 @@ pub async fn dispatch_interaction(app: &Arc<App>, interaction: Interaction) -> O
     let task_responder = responder.clone();
     app.tasks.spawn(
         async move {
-            let result =
-                run_interaction(&task_app, Arc::new(interaction), task_responder.clone()).await;
+            let result = run_interaction(&task_app, Arc::new(interaction), task_responder.clone()).await;
             finish(&task_responder, result).await;
         }
         .instrument(span),
@@ -153,23 +139,16 @@ async fn run_interaction(
         return Ok(());
     }
     let Some(guild_id) = interaction.guild_id.map(|g| g.get()) else {
-        return Err(HandlerError::user(
-            "Beacon's commands work inside a server, not in direct messages.",
-        ));
+        return Err(HandlerError::user("Beacon's commands work inside a server, not in direct messages."));
     };
     let guild = ensure_guild(app, guild_id).await?;
     let member = interaction.member.as_ref();
     let caller = Caller {
         user_id: interaction.author_id().map(|u| u.get()).unwrap_or(0),
-        roles: member
-            .map(|m| m.roles.iter().map(|r| r.get()).collect())
-            .unwrap_or_default(),
+        roles: member.map(|m| m.roles.iter().map(|r| r.get()).collect()).unwrap_or_default(),
         permissions: member.and_then(|m| m.permissions),
     };
-    let staff_roles = app
-        .settings
-        .get_ids(&guild, core_settings::STAFF_ROLES)
-        .await?;
+    let staff_roles = app.settings.get_ids(&guild, core_settings::STAFF_ROLES).await?;
     let access = app.permissions.level(&guild, &caller, &staff_roles).await?;
     let base = InteractionCtx {
         app: app.clone(),
@@ -182,10 +161,7 @@ async fn run_interaction(
     match &interaction.data {
         Some(InteractionData::ApplicationCommand(data)) => {
             let Some((module, spec)) = app.module_for_command(&data.name) else {
-                return Err(HandlerError::user(format!(
-                    "/{} is not a Beacon command any more.",
-                    data.name
-                )));
+                return Err(HandlerError::user(format!("/{} is not a Beacon command any more.", data.name)));
             };
             let options = Options::from_data(&data.options);
             if interaction.kind == InteractionType::ApplicationCommandAutocomplete {
@@ -193,11 +169,7 @@ async fn run_interaction(
                 if access < spec.access || !enabled(app, &base, module.as_ref()).await? {
                     return responder.choices(Vec::new());
                 }
-                let ctx = AutocompleteCtx {
-                    base,
-                    name: data.name.clone(),
-                    options,
-                };
+                let ctx = AutocompleteCtx { base, name: data.name.clone(), options };
                 let choices = module.autocomplete(ctx).await?;
                 return responder.choices(choices);
             }
@@ -209,11 +181,7 @@ async fn run_interaction(
                 return Err(HandlerError::Forbidden(spec.access.refusal().to_owned()));
             }
             tracing::info!(command = %data.name, path = ?options.path, "command");
-            let ctx = CommandCtx {
-                base,
-                name: data.name.clone(),
-                options,
-            };
+            let ctx = CommandCtx { base, name: data.name.clone(), options };
             module.command(ctx).await
         }
         Some(InteractionData::MessageComponent(data)) => {
@@ -236,22 +204,14 @@ async fn run_interaction(
             }
             let mut fields = BTreeMap::new();
             collect_fields(&data.components, &mut fields);
-            let ctx = ModalCtx {
-                base,
-                custom_id: data.custom_id.clone(),
-                fields,
-            };
+            let ctx = ModalCtx { base, custom_id: data.custom_id.clone(), fields };
             module.modal(ctx).await
         }
         _ => Err(HandlerError::internal("interaction without data")),
     }
 }
 
-async fn enabled(
-    app: &App,
-    base: &InteractionCtx,
-    module: &dyn Module,
-) -> Result<bool, HandlerError> {
+async fn enabled(app: &App, base: &InteractionCtx, module: &dyn Module) -> Result<bool, HandlerError> {
     Ok(app.module_enabled(&base.guild, module).await?)
 }
 
@@ -264,18 +224,15 @@ fn disabled_text(module: &dyn Module) -> String {
 
 fn module_for_custom_id(app: &App, custom_id: &str) -> Result<Arc<dyn Module>, HandlerError> {
     let prefix = custom_id.split(':').next().unwrap_or_default();
-    app.module_named(prefix).ok_or_else(|| {
-        HandlerError::user("This button belongs to a feature that no longer exists.")
-    })
+    app.module_named(prefix)
+        .ok_or_else(|| HandlerError::user("This button belongs to a feature that no longer exists."))
 }
 
 fn collect_fields(components: &[ModalInteractionComponent], out: &mut BTreeMap<String, String>) {
     for c in components {
         match c {
             ModalInteractionComponent::ActionRow(row) => collect_fields(&row.components, out),
-            ModalInteractionComponent::Label(label) => {
-                collect_fields(std::slice::from_ref(&label.component), out)
-            }
+            ModalInteractionComponent::Label(label) => collect_fields(std::slice::from_ref(&label.component), out),
             ModalInteractionComponent::TextInput(input) => {
                 out.insert(input.custom_id.clone(), input.value.clone());
             }
@@ -286,10 +243,7 @@ fn collect_fields(components: &[ModalInteractionComponent], out: &mut BTreeMap<S
 
 /// Records a guild the first time it is seen (gateway or interaction), making its owner the
 /// first authorized user.
-pub async fn ensure_guild(
-    app: &App,
-    guild_id: u64,
-) -> Result<beacon_store::GuildStore, HandlerError> {
+pub async fn ensure_guild(app: &App, guild_id: u64) -> Result<beacon_store::GuildStore, HandlerError> {
     let guild = app.guild(guild_id);
     if guild.get().await?.is_some_and(|g| g.left_at.is_none()) {
         return Ok(guild);
@@ -316,12 +270,7 @@ pub async fn ensure_guild(
     Ok(guild)
 }
 
-async fn register_guild(
-    app: &App,
-    guild_id: u64,
-    name: &str,
-    owner: Option<u64>,
-) -> Result<(), HandlerError> {
+async fn register_guild(app: &App, guild_id: u64, name: &str, owner: Option<u64>) -> Result<(), HandlerError> {
     let guild = app.guild(guild_id);
     let upsert = guild.upsert(name, owner).await?;
     if upsert.created || upsert.rejoined {
@@ -346,10 +295,7 @@ pub async fn handle_gateway_event(app: &Arc<App>, event: GatewayEvent) {
             if let Some(mut dispatched) = dispatch_interaction(app, interaction.clone()).await {
                 let response = dispatched.initial_response(INITIAL_RESPONSE_BUDGET).await;
                 let client = app.http.interaction(interaction.application_id);
-                if let Err(e) = client
-                    .create_response(interaction.id, &interaction.token, &response)
-                    .await
-                {
+                if let Err(e) = client.create_response(interaction.id, &interaction.token, &response).await {
                     tracing::warn!(error = %e, interaction_id = interaction.id.get(), "initial response failed");
                 }
                 dispatched.responder.mark_delivered();
@@ -358,8 +304,7 @@ pub async fn handle_gateway_event(app: &Arc<App>, event: GatewayEvent) {
         }
         Event::GuildCreate(create) => {
             if let GuildCreate::Available(g) = create.as_ref()
-                && let Err(e) =
-                    register_guild(app, g.id.get(), &g.name, Some(g.owner_id.get())).await
+                && let Err(e) = register_guild(app, g.id.get(), &g.name, Some(g.owner_id.get())).await
             {
                 tracing::error!(error = %e, guild_id = g.id.get(), "guild registration failed");
             }
@@ -368,19 +313,14 @@ pub async fn handle_gateway_event(app: &Arc<App>, event: GatewayEvent) {
             if let Err(e) = app.guild(delete.id.get()).mark_left().await {
                 tracing::error!(error = %e, guild_id = delete.id.get(), "marking guild left failed");
             } else {
-                tracing::info!(
-                    guild_id = delete.id.get(),
-                    "guild left; data kept for the retention period"
-                );
+                tracing::info!(guild_id = delete.id.get(), "guild left; data kept for the retention period");
             }
         }
-        Event::MessageCreate(message) => {
-            match app.store.claim_once("message", message.id.get()).await {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(e) => tracing::warn!(error = %e, "message claim failed; handling anyway"),
-            }
-        }
+        Event::MessageCreate(message) => match app.store.claim_once("message", message.id.get()).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => tracing::warn!(error = %e, "message claim failed; handling anyway"),
+        },
         _ => {}
     }
     let guild_id = event.guild_id().map(|g| g.get());
@@ -396,12 +336,7 @@ pub async fn handle_gateway_event(app: &Arc<App>, event: GatewayEvent) {
                 }
             }
         }
-        let ctx = EventCtx {
-            app: app.clone(),
-            shard_id: Some(shard_id),
-            guild_id,
-            event: event.clone(),
-        };
+        let ctx = EventCtx { app: app.clone(), shard_id: Some(shard_id), guild_id, event: event.clone() };
         if let Err(e) = module.event(ctx).await {
             tracing::error!(error = %e, module = module.name(), kind = ?event.kind(), "event handler failed");
         }

@@ -16,32 +16,18 @@ use crate::command::parse_mention;
 #[derive(Debug, Clone, PartialEq)]
 pub enum SettingKind {
     Bool,
-    Int {
-        min: i64,
-        max: i64,
-    },
-    Duration {
-        min: Duration,
-        max: Duration,
-    },
-    String {
-        max_len: usize,
-    },
+    Int { min: i64, max: i64 },
+    Duration { min: Duration, max: Duration },
+    String { max_len: usize },
     Enum(&'static [&'static str]),
     Channel,
     Role,
-    List {
-        of: Box<SettingKind>,
-        max_items: usize,
-    },
+    List { of: Box<SettingKind>, max_items: usize },
 }
 
 impl SettingKind {
     pub fn list(of: SettingKind, max_items: usize) -> SettingKind {
-        SettingKind::List {
-            of: Box::new(of),
-            max_items,
-        }
+        SettingKind::List { of: Box::new(of), max_items }
     }
 
     /// A short name for help texts and the dashboard schema.
@@ -68,10 +54,7 @@ impl SettingKind {
                 _ => return Err("expected true or false (also on/off, yes/no)".into()),
             },
             SettingKind::Int { .. } => {
-                json!(
-                    t.parse::<i64>()
-                        .map_err(|_| format!("`{t}` is not a whole number"))?
-                )
+                json!(t.parse::<i64>().map_err(|_| format!("`{t}` is not a whole number"))?)
             }
             SettingKind::Duration { .. } => {
                 let d = humantime::parse_duration(t)
@@ -91,11 +74,8 @@ impl SettingKind {
                     .to_string()
             ),
             SettingKind::List { of, .. } => {
-                let items: Result<Vec<Value>, String> = t
-                    .split([',', ' '])
-                    .filter(|s| !s.trim().is_empty())
-                    .map(|s| of.parse_input(s))
-                    .collect();
+                let items: Result<Vec<Value>, String> =
+                    t.split([',', ' ']).filter(|s| !s.trim().is_empty()).map(|s| of.parse_input(s)).collect();
                 Value::Array(items?)
             }
         };
@@ -133,12 +113,10 @@ impl SettingKind {
                     Err(format!("must be one of: {}", options.join(", ")))
                 }
             }
-            (SettingKind::Channel | SettingKind::Role, Value::String(s)) => {
-                match s.parse::<u64>() {
-                    Ok(id) if id > 0 => Ok(()),
-                    _ => Err("must be a Discord id".into()),
-                }
-            }
+            (SettingKind::Channel | SettingKind::Role, Value::String(s)) => match s.parse::<u64>() {
+                Ok(id) if id > 0 => Ok(()),
+                _ => Err("must be a Discord id".into()),
+            },
             (SettingKind::List { of, max_items }, Value::Array(items)) => {
                 if items.len() > *max_items {
                     return Err(format!("can hold at most {max_items} items"));
@@ -161,11 +139,7 @@ impl SettingKind {
                 if items.is_empty() {
                     "(none)".into()
                 } else {
-                    items
-                        .iter()
-                        .map(|v| of.display(v))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    items.iter().map(|v| of.display(v)).collect::<Vec<_>>().join(", ")
                 }
             }
             (_, Value::String(s)) if s.is_empty() => "(empty)".into(),
@@ -186,18 +160,8 @@ pub struct SettingSpec {
 }
 
 impl SettingSpec {
-    pub fn new(
-        key: &'static str,
-        kind: SettingKind,
-        default: Value,
-        description: &'static str,
-    ) -> SettingSpec {
-        SettingSpec {
-            key,
-            kind,
-            default,
-            description,
-        }
+    pub fn new(key: &'static str, kind: SettingKind, default: Value, description: &'static str) -> SettingSpec {
+        SettingSpec { key, kind, default, description }
     }
 }
 
@@ -246,10 +210,7 @@ pub struct SettingsService {
 impl SettingsService {
     pub fn new(specs: impl IntoIterator<Item = SettingSpec>) -> SettingsService {
         let (changes, _) = broadcast::channel(256);
-        SettingsService {
-            specs: specs.into_iter().map(|s| (s.key, s)).collect(),
-            changes,
-        }
+        SettingsService { specs: specs.into_iter().map(|s| (s.key, s)).collect(), changes }
     }
 
     pub fn spec(&self, key: &str) -> Option<&SettingSpec> {
@@ -266,9 +227,7 @@ impl SettingsService {
     }
 
     fn known(&self, key: &str) -> Result<&SettingSpec, SettingError> {
-        self.specs
-            .get(key)
-            .ok_or_else(|| SettingError::UnknownKey(key.to_owned()))
+        self.specs.get(key).ok_or_else(|| SettingError::UnknownKey(key.to_owned()))
     }
 
     /// The effective value: the guild's override when it is still valid, else the default.
@@ -289,33 +248,19 @@ impl SettingsService {
         Ok(self.get(guild, key).await?.as_i64().unwrap_or(0))
     }
 
-    pub async fn get_duration(
-        &self,
-        guild: &GuildStore,
-        key: &str,
-    ) -> Result<Duration, SettingError> {
-        Ok(Duration::from_secs(
-            self.get(guild, key).await?.as_u64().unwrap_or(0),
-        ))
+    pub async fn get_duration(&self, guild: &GuildStore, key: &str) -> Result<Duration, SettingError> {
+        Ok(Duration::from_secs(self.get(guild, key).await?.as_u64().unwrap_or(0)))
     }
 
     pub async fn get_string(&self, guild: &GuildStore, key: &str) -> Result<String, SettingError> {
-        Ok(self
-            .get(guild, key)
-            .await?
-            .as_str()
-            .unwrap_or_default()
-            .to_owned())
+        Ok(self.get(guild, key).await?.as_str().unwrap_or_default().to_owned())
     }
 
     /// Ids of a channel, role, or list of them.
     pub async fn get_ids(&self, guild: &GuildStore, key: &str) -> Result<Vec<u64>, SettingError> {
         let v = self.get(guild, key).await?;
         let ids = match &v {
-            Value::Array(items) => items
-                .iter()
-                .filter_map(|i| i.as_str()?.parse().ok())
-                .collect(),
+            Value::Array(items) => items.iter().filter_map(|i| i.as_str()?.parse().ok()).collect(),
             Value::String(s) => s.parse().ok().into_iter().collect(),
             _ => Vec::new(),
         };
@@ -329,9 +274,7 @@ impl SettingsService {
             .specs
             .values()
             .map(|spec| {
-                let over = overrides
-                    .get(spec.key)
-                    .filter(|v| spec.kind.validate(v).is_ok());
+                let over = overrides.get(spec.key).filter(|v| spec.kind.validate(v).is_ok());
                 SettingView {
                     spec: spec.clone(),
                     value: over.cloned().unwrap_or_else(|| spec.default.clone()),
@@ -350,13 +293,8 @@ impl SettingsService {
         actor_id: u64,
     ) -> Result<SettingChange, SettingError> {
         let spec = self.known(key)?;
-        let value = spec
-            .kind
-            .parse_input(input)
-            .map_err(|reason| SettingError::Invalid {
-                key: key.to_owned(),
-                reason,
-            })?;
+        let value =
+            spec.kind.parse_input(input).map_err(|reason| SettingError::Invalid { key: key.to_owned(), reason })?;
         self.store_change(guild, spec, Some(&value), actor_id).await
     }
 
@@ -369,22 +307,12 @@ impl SettingsService {
         actor_id: u64,
     ) -> Result<SettingChange, SettingError> {
         let spec = self.known(key)?;
-        spec.kind
-            .validate(value)
-            .map_err(|reason| SettingError::Invalid {
-                key: key.to_owned(),
-                reason,
-            })?;
+        spec.kind.validate(value).map_err(|reason| SettingError::Invalid { key: key.to_owned(), reason })?;
         self.store_change(guild, spec, Some(value), actor_id).await
     }
 
     /// Removes the guild's override so the default applies again.
-    pub async fn reset(
-        &self,
-        guild: &GuildStore,
-        key: &str,
-        actor_id: u64,
-    ) -> Result<SettingChange, SettingError> {
+    pub async fn reset(&self, guild: &GuildStore, key: &str, actor_id: u64) -> Result<SettingChange, SettingError> {
         let spec = self.known(key)?;
         self.store_change(guild, spec, None, actor_id).await
     }
@@ -452,10 +380,7 @@ mod tests {
         let int = SettingKind::Int { min: 1, max: 10 };
         assert_eq!(int.parse_input("5"), Ok(json!(5)));
         assert!(int.parse_input("11").unwrap_err().contains("1 to 10"));
-        let dur = SettingKind::Duration {
-            min: Duration::from_secs(60),
-            max: Duration::from_secs(86_400),
-        };
+        let dur = SettingKind::Duration { min: Duration::from_secs(60), max: Duration::from_secs(86_400) };
         assert_eq!(dur.parse_input("15m"), Ok(json!(900)));
         assert!(dur.parse_input("5s").is_err());
         assert_eq!(SettingKind::Channel.parse_input("<#123>"), Ok(json!("123")));
@@ -474,14 +399,8 @@ mod tests {
     #[test]
     fn displays_mentions_and_durations() {
         assert_eq!(SettingKind::Channel.display(&json!("5")), "<#5>");
-        assert_eq!(
-            SettingKind::list(SettingKind::Role, 5).display(&json!(["1", "2"])),
-            "<@&1>, <@&2>"
-        );
-        let dur = SettingKind::Duration {
-            min: Duration::ZERO,
-            max: Duration::from_secs(10_000),
-        };
+        assert_eq!(SettingKind::list(SettingKind::Role, 5).display(&json!(["1", "2"])), "<@&1>, <@&2>");
+        let dur = SettingKind::Duration { min: Duration::ZERO, max: Duration::from_secs(10_000) };
         assert_eq!(dur.display(&json!(3600)), "1h");
     }
 
@@ -489,10 +408,6 @@ mod tests {
     fn wrong_json_types_are_rejected() {
         assert!(SettingKind::Bool.validate(&json!("true")).is_err());
         assert!(SettingKind::Channel.validate(&json!(5)).is_err());
-        assert!(
-            SettingKind::Int { min: 0, max: 1 }
-                .validate(&json!(1.5))
-                .is_err()
-        );
+        assert!(SettingKind::Int { min: 0, max: 1 }.validate(&json!(1.5)).is_err());
     }
 }

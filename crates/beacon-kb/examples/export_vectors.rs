@@ -36,10 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let set = BeirSet::load(dir)?;
     let chunks = chunk_corpus(&set.corpus, &ChunkerConfig::default());
-    let texts: Vec<String> = chunks
-        .iter()
-        .map(|c| search_text(&c.title, &c.heading_path, &c.text))
-        .collect();
+    let texts: Vec<String> = chunks.iter().map(|c| search_text(&c.title, &c.heading_path, &c.text)).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let t = Instant::now();
     let vectors = model.embed_documents(&refs)?;

@@ -212,7 +212,7 @@ impl BertEmbedder {
 
     /// Loads the model named by `BEACON_EMBED_MODEL_DIR`, if set and complete.
     pub fn from_env() -> Option<Result<Self>> {
-        let dir = std::env::var_os(MODEL_DIR_ENV).map(PathBuf::from)?;
+        let dir = std::env::var_os(MODEL_DIR_ENV).filter(|d| !d.is_empty()).map(PathBuf::from)?;
         Some(Self::load(dir))
     }
 

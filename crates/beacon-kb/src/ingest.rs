@@ -13,8 +13,8 @@ use crate::embed::{Embedder, default_embedder};
 use crate::error::{KbError, Result};
 use crate::fusion::FusionConfig;
 use crate::retriever::{GuildIndex, Hit, Retriever, search_text};
-use crate::source::{FolderSource, Source, SourceDocument};
-use crate::store::{DocumentWrite, KbRepo, NewChunk, migrate};
+use crate::source::{FolderSource, Source, SourceConfig, SourceDocument};
+use crate::store::{DEFAULT_SYNC_INTERVAL_MS, DocumentWrite, KbRepo, NewChunk, guilds_with_sources, migrate};
 
 /// Stage of a sync, for progress display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +250,99 @@ impl KnowledgeBase {
             _ => None,
         };
         index.search(self.retriever.fusion(), query, vector.as_deref(), k)
+    }
+}
+
+/// Outcome of one scheduled sync.
+#[derive(Debug)]
+pub struct ScheduledSync {
+    /// The guild.
+    pub guild_id: u64,
+    /// The source's configured name.
+    pub source: String,
+    /// What the sync did, or why it failed.
+    pub result: Result<SyncReport>,
+}
+
+impl KnowledgeBase {
+    /// Configures (or reconfigures) a source for a guild; `interval_ms` defaults to hourly.
+    pub async fn add_source(
+        &self,
+        guild_id: u64,
+        name: &str,
+        config: &SourceConfig,
+        interval_ms: Option<i64>,
+    ) -> Result<i64> {
+        self.repo(guild_id)
+            .upsert_source(
+                config.kind(),
+                name,
+                &config.to_config_json(),
+                interval_ms.unwrap_or(DEFAULT_SYNC_INTERVAL_MS),
+                beacon_store::now_ms(),
+            )
+            .await
+    }
+
+    /// Syncs a configured source now (`/kb sync`, CLI) and records the outcome on its row.
+    pub async fn sync_configured(
+        &self,
+        guild_id: u64,
+        name: &str,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<SyncReport> {
+        let repo = self.repo(guild_id);
+        let row = repo
+            .sources()
+            .await?
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| KbError::Source { source_name: name.to_string(), message: "no such source".into() })?;
+        let result = match SourceConfig::from_row(&row.kind, &row.config) {
+            Ok(cfg) => self.sync(guild_id, cfg.build(&row.name).as_ref(), progress).await,
+            Err(e) => Err(e),
+        };
+        let error = result.as_ref().err().map(ToString::to_string);
+        repo.record_sync(row.id, beacon_store::now_ms(), error.as_deref()).await?;
+        result
+    }
+
+    /// Syncs every enabled source whose interval has elapsed since its last sync (never-synced
+    /// sources are due). One failing source does not stop the others.
+    pub async fn sync_due(&self, now_ms: i64) -> Result<Vec<ScheduledSync>> {
+        let mut out = Vec::new();
+        for guild_id in guilds_with_sources(&self.store).await? {
+            for row in self.repo(guild_id).sources().await? {
+                let due =
+                    row.enabled && row.last_sync_at.is_none_or(|t| now_ms.saturating_sub(t) >= row.sync_interval_ms);
+                if !due {
+                    continue;
+                }
+                let result = self.sync_configured(guild_id, &row.name, &mut |_| {}).await;
+                if let Err(e) = &result {
+                    tracing::warn!(guild_id, source = %row.name, error = %e, "scheduled knowledge-base sync failed");
+                }
+                out.push(ScheduledSync { guild_id, source: row.name, result });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs [`KnowledgeBase::sync_due`] every `tick` until `shutdown` resolves.
+    pub async fn run_scheduler(&self, tick: std::time::Duration, shutdown: impl std::future::Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = interval.tick() => {
+                    if let Err(e) = self.sync_due(beacon_store::now_ms()).await {
+                        tracing::warn!(error = %e, "knowledge-base scheduler pass failed");
+                    }
+                }
+            }
+        }
     }
 }
 

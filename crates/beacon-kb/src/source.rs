@@ -161,6 +161,52 @@ impl Source for StaticSource {
     }
 }
 
+/// How a configured source is built from its database row (`kind` + JSON `config`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceConfig {
+    /// A folder of markdown/text files on the bot's host.
+    Folder {
+        /// The folder (or single file).
+        path: PathBuf,
+    },
+}
+
+impl SourceConfig {
+    /// The kind name stored in `kb_sources.kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::Folder { .. } => "folder",
+        }
+    }
+
+    /// Parses a stored row's kind and config.
+    pub fn from_row(kind: &str, config: &serde_json::Value) -> Result<Self> {
+        let mut v = config.clone();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("kind".into(), serde_json::Value::String(kind.to_string()));
+        }
+        serde_json::from_value(v)
+            .map_err(|e| KbError::Source { source_name: kind.to_string(), message: format!("bad config: {e}") })
+    }
+
+    /// The config as stored (without the kind).
+    pub fn to_config_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            obj.remove("kind");
+        }
+        v
+    }
+
+    /// Builds the source; its id is the configured name, so documents stay attached to it.
+    pub fn build(&self, name: &str) -> Box<dyn Source> {
+        match self {
+            SourceConfig::Folder { path } => Box::new(FolderSource::with_id(path, name)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +222,16 @@ mod tests {
         let docs = FolderSource::new(dir.path()).collect().unwrap();
         let got: Vec<(&str, &str)> = docs.iter().map(|d| (d.key.as_str(), d.title.as_str())).collect();
         assert_eq!(got, vec![("a.md", "Alpha"), ("guides/b.txt", "b")]);
+    }
+
+    #[test]
+    fn source_config_round_trips_through_kind_and_json() {
+        let c = SourceConfig::Folder { path: "docs".into() };
+        let json = c.to_config_json();
+        assert_eq!(json, serde_json::json!({"path": "docs"}));
+        assert_eq!(SourceConfig::from_row(c.kind(), &json).unwrap(), c);
+        assert!(SourceConfig::from_row("notion", &json).is_err());
+        assert_eq!(c.build("handbook").id(), "handbook");
     }
 
     #[test]

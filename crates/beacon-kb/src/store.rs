@@ -342,3 +342,115 @@ mod tests {
         assert_eq!(bytes_to_f32s(&[1, 2, 3]), None);
     }
 }
+
+/// A source configured for a guild (row of `kb_sources`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceRow {
+    /// Row id.
+    pub id: i64,
+    /// Kind, e.g. `folder` (see [`crate::source::SourceConfig`]).
+    pub kind: String,
+    /// Unique name within the guild; documents are stored under it.
+    pub name: String,
+    /// Kind-specific settings (JSON).
+    pub config: serde_json::Value,
+    /// Whether scheduled syncs run.
+    pub enabled: bool,
+    /// Interval between scheduled syncs, ms.
+    pub sync_interval_ms: i64,
+    /// Last sync attempt, unix ms.
+    pub last_sync_at: Option<i64>,
+    /// Error of the last sync, if it failed.
+    pub last_error: Option<String>,
+}
+
+/// Default interval between scheduled syncs: one hour.
+pub const DEFAULT_SYNC_INTERVAL_MS: i64 = 3_600_000;
+
+fn source_row(r: &AnyRow) -> Result<SourceRow> {
+    let config: String = r.try_get("config")?;
+    Ok(SourceRow {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        name: r.try_get("name")?,
+        config: serde_json::from_str(&config).map_err(|e| KbError::Data(format!("source config: {e}")))?,
+        enabled: r.try_get::<i64, _>("enabled")? != 0,
+        sync_interval_ms: r.try_get("sync_interval_ms")?,
+        last_sync_at: r.try_get("last_sync_at")?,
+        last_error: r.try_get("last_error")?,
+    })
+}
+
+impl KbRepo {
+    /// Adds (or reconfigures) a source named `name`.
+    pub async fn upsert_source(
+        &self,
+        kind: &str,
+        name: &str,
+        config: &serde_json::Value,
+        sync_interval_ms: i64,
+        now_ms: i64,
+    ) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO kb_sources (guild_id, kind, name, config, enabled, sync_interval_ms, created_at) \
+             VALUES ($1, $2, $3, $4, 1, $5, $6) \
+             ON CONFLICT (guild_id, name) DO UPDATE SET kind = excluded.kind, config = excluded.config, \
+             sync_interval_ms = excluded.sync_interval_ms \
+             RETURNING id",
+        )
+        .bind(self.guild.sql_id())
+        .bind(kind)
+        .bind(name)
+        .bind(config.to_string())
+        .bind(sync_interval_ms)
+        .bind(now_ms)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// The guild's configured sources.
+    pub async fn sources(&self) -> Result<Vec<SourceRow>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, name, config, enabled, sync_interval_ms, last_sync_at, last_error \
+             FROM kb_sources WHERE guild_id = $1 ORDER BY name",
+        )
+        .bind(self.guild.sql_id())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(source_row).collect()
+    }
+
+    /// Records the outcome of a sync of source `id`.
+    pub async fn record_sync(&self, id: i64, at_ms: i64, error: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE kb_sources SET last_sync_at = $1, last_error = $2 WHERE guild_id = $3 AND id = $4")
+            .bind(at_ms)
+            .bind(error)
+            .bind(self.guild.sql_id())
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a source and all its documents.
+    pub async fn remove_source(&self, name: &str) -> Result<bool> {
+        let keys: Vec<String> = self.documents(name).await?.into_iter().map(|d| d.key).collect();
+        self.delete_documents(name, &keys).await?;
+        let n = sqlx::query("DELETE FROM kb_sources WHERE guild_id = $1 AND name = $2")
+            .bind(self.guild.sql_id())
+            .bind(name)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+}
+
+/// Guild ids having at least one enabled source (for the scheduler).
+pub async fn guilds_with_sources(store: &Store) -> Result<Vec<u64>> {
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT DISTINCT guild_id FROM kb_sources WHERE enabled = 1 ORDER BY guild_id")
+            .fetch_all(store.pool())
+            .await?;
+    Ok(ids.into_iter().map(|i| i as u64).collect())
+}

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use beacon_kb::chunk::ChunkerConfig;
 use beacon_kb::embed::Embedder;
 use beacon_kb::error::{KbError, Result};
-use beacon_kb::fusion::FusionConfig;
+use beacon_kb::fusion::{FusionConfig, FusionMethod};
 use beacon_kb::ingest::{KnowledgeBase, Phase, Progress, ingest_path};
 use beacon_kb::source::{FolderSource, SourceDocument, StaticSource};
 use beacon_kb::store::KbRepo;
@@ -78,7 +78,9 @@ fn write_docs(dir: &std::path::Path) {
 }
 
 async fn kb(store: &Store, embedder: Option<Arc<dyn Embedder>>) -> KnowledgeBase {
-    KnowledgeBase::open(store.clone(), embedder, FusionConfig::default(), ChunkerConfig::default()).await.unwrap()
+    // Balanced fusion: the toy embedder is weak, and these tests are about ingestion.
+    let fusion = FusionConfig { method: FusionMethod::MinMax, dense_weight: 0.5, candidates: 50 };
+    KnowledgeBase::open(store.clone(), embedder, fusion, ChunkerConfig::default()).await.unwrap()
 }
 
 #[tokio::test]
@@ -197,4 +199,39 @@ async fn ingest_path_with_the_real_model() {
     let hits = beacon_kb::ingest::ask(&store, GUILD, "Can I get my money back?", 3).await.unwrap();
     assert_eq!(hits[0].document_key, "billing.md");
     assert!(hits[0].dense_score.is_some_and(|s| s > 0.2));
+}
+
+#[tokio::test]
+async fn configured_sources_sync_when_due() {
+    use beacon_kb::source::SourceConfig;
+    let store = store().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_docs(dir.path());
+    let kb = kb(&store, None).await;
+    let cfg = SourceConfig::Folder { path: dir.path().to_path_buf() };
+    kb.add_source(GUILD, "handbook", &cfg, None).await.unwrap();
+    kb.add_source(OTHER, "broken", &SourceConfig::Folder { path: dir.path().join("missing") }, Some(1000))
+        .await
+        .unwrap();
+
+    let now = beacon_store::now_ms();
+    let runs = kb.sync_due(now).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    let ok = runs.iter().find(|r| r.guild_id == GUILD).unwrap();
+    assert_eq!(ok.result.as_ref().unwrap().written, 3);
+    assert!(runs.iter().find(|r| r.guild_id == OTHER).unwrap().result.is_err());
+    let rows = KbRepo::new(store.guild(OTHER)).sources().await.unwrap();
+    assert!(rows[0].last_error.as_deref().is_some_and(|e| e.contains("missing")));
+
+    // Within the hour nothing is due for the handbook; the broken source (1 s) is due again.
+    let runs = kb.sync_due(beacon_store::now_ms() + 2_000).await.unwrap();
+    assert_eq!(runs.iter().map(|r| r.source.as_str()).collect::<Vec<_>>(), vec!["broken"]);
+    let runs = kb.sync_due(beacon_store::now_ms() + 3_600_000).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs.iter().find(|r| r.guild_id == GUILD).unwrap().result.as_ref().unwrap().unchanged, 3);
+    // Documents are stored under the source's name, and searchable.
+    let hits = kb.search(GUILD, "refunds card", 1).await.unwrap();
+    assert_eq!(hits[0].document_key, "billing.md");
+    assert!(KbRepo::new(store.guild(GUILD)).remove_source("handbook").await.unwrap());
+    assert_eq!(KbRepo::new(store.guild(GUILD)).counts().await.unwrap(), (0, 0));
 }

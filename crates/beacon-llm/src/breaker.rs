@@ -38,11 +38,7 @@ impl Breaker {
         Breaker {
             threshold: threshold.max(1),
             cooldown,
-            inner: Mutex::new(Inner {
-                failures: 0,
-                open_until: None,
-                trial_in_flight: false,
-            }),
+            inner: Mutex::new(Inner { failures: 0, open_until: None, trial_in_flight: false }),
         }
     }
 

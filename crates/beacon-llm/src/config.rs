@@ -92,14 +92,11 @@ impl FromStr for ProviderKind {
     type Err = LlmError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ProviderKind::ALL
-            .into_iter()
-            .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                LlmError::Config(format!(
-                    "unknown provider {s:?} (expected none, openai, anthropic, gemini, xai or openai-compatible)"
-                ))
-            })
+        ProviderKind::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(s.trim())).ok_or_else(|| {
+            LlmError::Config(format!(
+                "unknown provider {s:?} (expected none, openai, anthropic, gemini, xai or openai-compatible)"
+            ))
+        })
     }
 }
 
@@ -122,14 +119,7 @@ impl ProviderConfig {
     /// A provider with its default base URL and model, for code and tests that build configs
     /// by hand. Fails for `openai-compatible`, which has no defaults.
     pub fn new(kind: ProviderKind, api_key: Option<&str>) -> Result<ProviderConfig, LlmError> {
-        build_provider(
-            kind,
-            None,
-            api_key.map(|k| Secret::new(k.to_owned())),
-            None,
-            None,
-            "provider",
-        )
+        build_provider(kind, None, api_key.map(|k| Secret::new(k.to_owned())), None, None, "provider")
     }
 
     /// Same provider with another base URL.
@@ -191,11 +181,7 @@ pub struct LlmConfig {
 
 impl Default for LlmConfig {
     fn default() -> Self {
-        LlmConfig {
-            chain: Vec::new(),
-            reliability: Reliability::default(),
-            cache_ttl: Duration::from_secs(3600),
-        }
+        LlmConfig { chain: Vec::new(), reliability: Reliability::default(), cache_ttl: Duration::from_secs(3600) }
     }
 }
 
@@ -206,17 +192,16 @@ fn get<'a>(env: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
 fn duration(env: &BTreeMap<String, String>, key: &str, default: Duration) -> Result<Duration, LlmError> {
     match get(env, key) {
         None => Ok(default),
-        Some(v) => humantime::parse_duration(v)
-            .map_err(|e| LlmError::Config(format!("{key}={v:?}: {e} (use e.g. 30s, 2m)"))),
+        Some(v) => {
+            humantime::parse_duration(v).map_err(|e| LlmError::Config(format!("{key}={v:?}: {e} (use e.g. 30s, 2m)")))
+        }
     }
 }
 
 fn number(env: &BTreeMap<String, String>, key: &str, default: u32) -> Result<u32, LlmError> {
     match get(env, key) {
         None => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|_| LlmError::Config(format!("{key}={v:?} is not a whole number"))),
+        Some(v) => v.parse().map_err(|_| LlmError::Config(format!("{key}={v:?} is not a whole number"))),
     }
 }
 
@@ -228,16 +213,13 @@ fn build_provider(
     embedding_model: Option<&str>,
     what: &str,
 ) -> Result<ProviderConfig, LlmError> {
-    let model = model
-        .or(kind.default_model())
-        .ok_or_else(|| LlmError::Config(format!("{what}: {kind} needs a model")))?;
+    let model =
+        model.or(kind.default_model()).ok_or_else(|| LlmError::Config(format!("{what}: {kind} needs a model")))?;
     let base_url = base_url
         .or(kind.default_base_url())
         .ok_or_else(|| LlmError::Config(format!("{what}: {kind} needs a base URL (…/v1)")))?;
     if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-        return Err(LlmError::Config(format!(
-            "{what}: base URL {base_url:?} must start with http:// or https://"
-        )));
+        return Err(LlmError::Config(format!("{what}: base URL {base_url:?} must start with http:// or https://")));
     }
     if kind.needs_key() && api_key.is_none() {
         return Err(LlmError::Config(format!("{what}: {kind} needs an API key")));
@@ -247,9 +229,7 @@ fn build_provider(
         model: model.to_owned(),
         api_key,
         base_url: base_url.trim_end_matches('/').to_owned(),
-        embedding_model: embedding_model
-            .or(kind.default_embedding_model())
-            .map(str::to_owned),
+        embedding_model: embedding_model.or(kind.default_embedding_model()).map(str::to_owned),
     })
 }
 
@@ -315,10 +295,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
@@ -369,8 +346,7 @@ mod tests {
         assert!(e.to_string().contains("needs an API key"), "{e}");
         let e = LlmConfig::from_env(&env(&[("BEACON_LLM_PROVIDER", "bard")])).unwrap_err();
         assert!(e.to_string().contains("unknown provider"), "{e}");
-        let e = LlmConfig::from_env(&env(&[("BEACON_LLM_PROVIDER", "openai-compatible")]))
-            .unwrap_err();
+        let e = LlmConfig::from_env(&env(&[("BEACON_LLM_PROVIDER", "openai-compatible")])).unwrap_err();
         assert!(e.to_string().contains("needs a model"), "{e}");
         let e = LlmConfig::from_env(&env(&[
             ("BEACON_LLM_PROVIDER", "openai"),

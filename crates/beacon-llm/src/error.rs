@@ -176,11 +176,7 @@ mod tests {
 
     #[test]
     fn retry_classification() {
-        let http = |status| LlmError::Http {
-            provider: "p".into(),
-            status,
-            message: String::new(),
-        };
+        let http = |status| LlmError::Http { provider: "p".into(), status, message: String::new() };
         assert!(http(503).is_retryable());
         assert!(!http(400).is_retryable());
         assert!(!http(401).is_retryable());
@@ -188,10 +184,7 @@ mod tests {
         assert!(!http(400).counts_as_provider_failure());
         assert!(http(400).should_fall_back());
         assert!(!LlmError::BudgetExceeded("x".into()).should_fall_back());
-        let rl = LlmError::RateLimited {
-            provider: "p".into(),
-            retry_after: Some(Duration::from_secs(2)),
-        };
+        let rl = LlmError::RateLimited { provider: "p".into(), retry_after: Some(Duration::from_secs(2)) };
         assert!(rl.is_retryable());
         assert_eq!(rl.to_string(), "p rate limited the request (retry after 2s)");
     }

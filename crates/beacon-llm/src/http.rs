@@ -80,30 +80,20 @@ impl Api {
     ) -> Result<Api, LlmError> {
         let mut headers = HeaderMap::new();
         if let Some((name, value)) = auth {
-            let mut value = HeaderValue::from_str(&value).map_err(|_| {
-                LlmError::Config(format!("{provider}: the API key contains invalid characters"))
-            })?;
+            let mut value = HeaderValue::from_str(&value)
+                .map_err(|_| LlmError::Config(format!("{provider}: the API key contains invalid characters")))?;
             value.set_sensitive(true);
             headers.insert(HeaderName::from_static(name), value);
         }
         for (name, value) in extra {
             headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
         }
-        Ok(Api {
-            client: client()?,
-            provider,
-            headers,
-            timeout,
-            scrubber: Scrubber::new(key.cloned()),
-        })
+        Ok(Api { client: client()?, provider, headers, timeout, scrubber: Scrubber::new(key.cloned()) })
     }
 
     fn transport(&self, e: &reqwest::Error) -> LlmError {
         if e.is_timeout() {
-            return LlmError::Timeout {
-                provider: self.provider.to_owned(),
-                timeout: self.timeout,
-            };
+            return LlmError::Timeout { provider: self.provider.to_owned(), timeout: self.timeout };
         }
         // The URL never carries a key (keys travel in headers), but scrub anyway.
         let mut text = e.to_string();
@@ -113,27 +103,16 @@ impl Api {
             text.push_str(&s.to_string());
             source = s.source();
         }
-        LlmError::Transport {
-            provider: self.provider.to_owned(),
-            message: self.scrubber.scrub(&text),
-        }
+        LlmError::Transport { provider: self.provider.to_owned(), message: self.scrubber.scrub(&text) }
     }
 
     fn timeout_error(&self) -> LlmError {
-        LlmError::Timeout {
-            provider: self.provider.to_owned(),
-            timeout: self.timeout,
-        }
+        LlmError::Timeout { provider: self.provider.to_owned(), timeout: self.timeout }
     }
 
     /// Sends `body` and returns the response once its headers arrived with a success status.
     async fn send(&self, url: &str, body: &Value) -> Result<reqwest::Response, LlmError> {
-        let request = self
-            .client
-            .post(url)
-            .headers(self.headers.clone())
-            .json(body)
-            .send();
+        let request = self.client.post(url).headers(self.headers.clone()).json(body).send();
         let response = tokio::time::timeout(self.timeout, request)
             .await
             .map_err(|_| self.timeout_error())?
@@ -151,9 +130,7 @@ impl Api {
             let bytes = response.bytes().await.map_err(|e| self.transport(&e))?;
             serde_json::from_slice::<Value>(&bytes).map_err(|e| self.invalid(&format!("not JSON: {e}")))
         };
-        tokio::time::timeout(self.timeout, work)
-            .await
-            .map_err(|_| self.timeout_error())?
+        tokio::time::timeout(self.timeout, work).await.map_err(|_| self.timeout_error())?
     }
 
     /// POSTs JSON and returns the streaming response; the timeout applies to the headers and
@@ -164,10 +141,7 @@ impl Api {
 
     /// An [`LlmError::InvalidResponse`] with a scrubbed message.
     pub fn invalid(&self, message: &str) -> LlmError {
-        LlmError::InvalidResponse {
-            provider: self.provider.to_owned(),
-            message: self.scrubber.scrub(message),
-        }
+        LlmError::InvalidResponse { provider: self.provider.to_owned(), message: self.scrubber.scrub(message) }
     }
 
     async fn error_response(&self, response: reqwest::Response) -> LlmError {
@@ -175,10 +149,7 @@ impl Api {
         let retry_after = retry_after(response.headers());
         let body = response.text().await.unwrap_or_default();
         if status == 429 {
-            return LlmError::RateLimited {
-                provider: self.provider.to_owned(),
-                retry_after,
-            };
+            return LlmError::RateLimited { provider: self.provider.to_owned(), retry_after };
         }
         LlmError::Http {
             provider: self.provider.to_owned(),
@@ -192,11 +163,7 @@ impl Api {
 fn error_message(body: &str) -> String {
     serde_json::from_str::<Value>(body)
         .ok()
-        .and_then(|v| {
-            v.pointer("/error/message")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
+        .and_then(|v| v.pointer("/error/message").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_else(|| body.trim().to_owned())
 }
 
@@ -264,10 +231,7 @@ impl SseDecoder {
     fn line(&mut self, line: &str, out: &mut Vec<SseEvent>) {
         if line.is_empty() {
             if !self.data.is_empty() {
-                out.push(SseEvent {
-                    event: self.event.take(),
-                    data: std::mem::take(&mut self.data).join("\n"),
-                });
+                out.push(SseEvent { event: self.event.take(), data: std::mem::take(&mut self.data).join("\n") });
             }
             self.event = None;
             return;
@@ -376,18 +340,9 @@ mod tests {
         assert_eq!(
             events,
             vec![
-                SseEvent {
-                    event: Some("message_start".into()),
-                    data: "{\"a\":1}".into()
-                },
-                SseEvent {
-                    event: None,
-                    data: "x\ny".into()
-                },
-                SseEvent {
-                    event: None,
-                    data: "[DONE]".into()
-                },
+                SseEvent { event: Some("message_start".into()), data: "{\"a\":1}".into() },
+                SseEvent { event: None, data: "x\ny".into() },
+                SseEvent { event: None, data: "[DONE]".into() },
             ]
         );
     }
@@ -415,10 +370,7 @@ mod tests {
 
     #[test]
     fn error_message_extraction() {
-        assert_eq!(
-            error_message(r#"{"error":{"message":"slow down","type":"rate_limit_error"}}"#),
-            "slow down"
-        );
+        assert_eq!(error_message(r#"{"error":{"message":"slow down","type":"rate_limit_error"}}"#), "slow down");
         assert_eq!(error_message(" upstream broke "), "upstream broke");
     }
 }

@@ -78,11 +78,11 @@ pub use error::LlmError;
 pub use pricing::{Price, PricingTable};
 pub use provider::{Provider, build_provider};
 pub use service::{
-    CallContext, Citation, DISCORD_MESSAGE_LIMIT, GroundedAnswer, LlmService, MODEL_SETTING, Passage,
-    SleepFn, split_message,
+    CallContext, Citation, DISCORD_MESSAGE_LIMIT, GroundedAnswer, LlmService, MODEL_SETTING, Passage, SleepFn,
+    split_message,
 };
 pub use types::{
-    CacheHint, ChatRequest, ChatResponse, ChatStream, ContentPart, DEFAULT_MAX_TOKENS, Embeddings,
-    FinishReason, Message, Role, StreamEvent, Tool, ToolCall, Usage,
+    CacheHint, ChatRequest, ChatResponse, ChatStream, ContentPart, DEFAULT_MAX_TOKENS, Embeddings, FinishReason,
+    Message, Role, StreamEvent, Tool, ToolCall, Usage,
 };
 pub use usage::{Budget, GroupBy, Outcome, SummaryRow, UsageRecord, UsageStore};

@@ -97,15 +97,12 @@ impl PricingTable {
 
     /// Adds or replaces a price.
     pub fn set(&mut self, price: Price) {
-        self.prices
-            .insert((price.provider.clone(), price.model.clone()), price);
+        self.prices.insert((price.provider.clone(), price.model.clone()), price);
     }
 
     /// Removes a price; `true` if it existed.
     pub fn remove(&mut self, provider: &str, model: &str) -> bool {
-        self.prices
-            .remove(&(provider.to_owned(), model.to_owned()))
-            .is_some()
+        self.prices.remove(&(provider.to_owned(), model.to_owned())).is_some()
     }
 
     /// The price of `model`: an exact entry, else the longest entry that is a prefix of the
@@ -134,10 +131,8 @@ impl PricingTable {
 
 /// Cost of `usage` at `price`, in micro-dollars, rounded up once.
 pub fn cost_micros(price: &Price, usage: &Usage) -> u64 {
-    let uncached = usage
-        .input_tokens
-        .saturating_sub(usage.cached_input_tokens)
-        .saturating_sub(usage.cache_write_tokens);
+    let uncached =
+        usage.input_tokens.saturating_sub(usage.cached_input_tokens).saturating_sub(usage.cache_write_tokens);
     let pico = u128::from(uncached) * u128::from(price.input)
         + u128::from(usage.cached_input_tokens) * u128::from(price.cached_input)
         + u128::from(usage.cache_write_tokens) * u128::from(price.cache_write)

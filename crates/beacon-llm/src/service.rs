@@ -42,13 +42,7 @@ pub struct CallContext {
 impl CallContext {
     /// A context for `module` in `guild_id`.
     pub fn new(guild_id: u64, module: &str) -> CallContext {
-        CallContext {
-            guild_id,
-            module: module.to_owned(),
-            user_id: None,
-            model: None,
-            kb_version: None,
-        }
+        CallContext { guild_id, module: module.to_owned(), user_id: None, model: None, kb_version: None }
     }
 
     /// With the triggering member.
@@ -131,12 +125,8 @@ pub struct LlmService {
 
 impl std::fmt::Debug for LlmService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let chain: Vec<String> = self
-            .inner
-            .slots
-            .iter()
-            .map(|s| format!("{}:{}", s.name(), s.provider.model()))
-            .collect();
+        let chain: Vec<String> =
+            self.inner.slots.iter().map(|s| format!("{}:{}", s.name(), s.provider.model())).collect();
         f.debug_struct("LlmService").field("chain", &chain).finish_non_exhaustive()
     }
 }
@@ -205,11 +195,7 @@ pub fn split_message(text: &str, limit: usize) -> Vec<String> {
     while rest.chars().count() > limit {
         let hard = rest.char_indices().nth(limit).map_or(rest.len(), |(i, _)| i);
         let window = &rest[..hard];
-        let cut = window
-            .rfind('\n')
-            .or_else(|| window.rfind(' '))
-            .filter(|&i| i > 0)
-            .unwrap_or(hard);
+        let cut = window.rfind('\n').or_else(|| window.rfind(' ')).filter(|&i| i > 0).unwrap_or(hard);
         out.push(rest[..cut].trim_end().to_owned());
         rest = rest[cut..].trim_start();
     }
@@ -269,10 +255,7 @@ impl LlmService {
                     .iter()
                     .map(|s| Slot {
                         provider: s.provider.clone(),
-                        breaker: Breaker::new(
-                            old.reliability.breaker_failures,
-                            old.reliability.breaker_cooldown,
-                        ),
+                        breaker: Breaker::new(old.reliability.breaker_failures, old.reliability.breaker_cooldown),
                     })
                     .collect(),
                 reliability: old.reliability.clone(),
@@ -333,12 +316,7 @@ impl LlmService {
             return Ok(None);
         };
         let value = usage.store().guild(guild_id).setting(MODEL_SETTING).await?;
-        Ok(value
-            .as_ref()
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned))
+        Ok(value.as_ref().and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned))
     }
 
     /// One chat call through the chain. With a `response_schema`, the reply is validated (and
@@ -383,14 +361,21 @@ impl LlmService {
     }
 
     async fn chat_once(&self, ctx: &CallContext, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
-        let ok = self
-            .execute(ctx, async |slot: &Slot, model: &str| slot.provider.chat(model, request).await)
-            .await?;
+        let ok = self.execute(ctx, async |slot: &Slot, model: &str| slot.provider.chat(model, request).await).await?;
         let mut response = ok.value;
         response.provider = ok.provider.to_owned();
         response.cost_micros = self.cost(ok.provider, &response.model, &response.usage);
-        self.record(ctx, ok.provider, &response.model, response.usage, response.cost_micros, elapsed_ms(ok.started), Outcome::Ok, None)
-            .await;
+        self.record(
+            ctx,
+            ok.provider,
+            &response.model,
+            response.usage,
+            response.cost_micros,
+            elapsed_ms(ok.started),
+            Outcome::Ok,
+            None,
+        )
+        .await;
         Ok(response)
     }
 
@@ -402,11 +387,8 @@ impl LlmService {
             return Err(LlmError::NotConfigured);
         }
         self.check_budget(ctx).await?;
-        let ok = self
-            .execute(ctx, async |slot: &Slot, model: &str| {
-                slot.provider.chat_stream(model, request).await
-            })
-            .await?;
+        let ok =
+            self.execute(ctx, async |slot: &Slot, model: &str| slot.provider.chat_stream(model, request).await).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<StreamEvent, LlmError>>(64);
         let service = self.clone();
         let ctx = ctx.clone();
@@ -419,7 +401,16 @@ impl LlmService {
                         response.provider = provider.to_owned();
                         response.cost_micros = service.cost(provider, &response.model, &response.usage);
                         service
-                            .record(&ctx, provider, &response.model, response.usage, response.cost_micros, elapsed_ms(ok.started), Outcome::Ok, None)
+                            .record(
+                                &ctx,
+                                provider,
+                                &response.model,
+                                response.usage,
+                                response.cost_micros,
+                                elapsed_ms(ok.started),
+                                Outcome::Ok,
+                                None,
+                            )
                             .await;
                         Ok(StreamEvent::Done(response))
                     }
@@ -429,14 +420,32 @@ impl LlmService {
                             service.inner.slots[ok.slot].breaker.on_failure();
                         }
                         service
-                            .record(&ctx, provider, &ok.model, Usage::default(), 0, elapsed_ms(ok.started), Outcome::Error, Some(e.kind()))
+                            .record(
+                                &ctx,
+                                provider,
+                                &ok.model,
+                                Usage::default(),
+                                0,
+                                elapsed_ms(ok.started),
+                                Outcome::Error,
+                                Some(e.kind()),
+                            )
                             .await;
                         Err(e)
                     }
                 };
                 if tx.send(item).await.is_err() {
                     service
-                        .record(&ctx, provider, &ok.model, Usage::default(), 0, elapsed_ms(ok.started), Outcome::Cancelled, None)
+                        .record(
+                            &ctx,
+                            provider,
+                            &ok.model,
+                            Usage::default(),
+                            0,
+                            elapsed_ms(ok.started),
+                            Outcome::Cancelled,
+                            None,
+                        )
                         .await;
                     return;
                 }
@@ -451,16 +460,10 @@ impl LlmService {
             return Err(LlmError::NotConfigured);
         }
         self.check_budget(ctx).await?;
-        let ok = self
-            .execute(ctx, async |slot: &Slot, _model: &str| slot.provider.embed(inputs).await)
-            .await?;
-        let usage = Usage {
-            input_tokens: ok.value.input_tokens,
-            ..Usage::default()
-        };
+        let ok = self.execute(ctx, async |slot: &Slot, _model: &str| slot.provider.embed(inputs).await).await?;
+        let usage = Usage { input_tokens: ok.value.input_tokens, ..Usage::default() };
         let cost = self.cost(ok.provider, &ok.value.model, &usage);
-        self.record(ctx, ok.provider, &ok.value.model, usage, cost, elapsed_ms(ok.started), Outcome::Ok, None)
-            .await;
+        self.record(ctx, ok.provider, &ok.value.model, usage, cost, elapsed_ms(ok.started), Outcome::Ok, None).await;
         Ok(ok.value)
     }
 
@@ -478,21 +481,14 @@ impl LlmService {
         }
         let request = ChatRequest {
             system: Some(GROUNDED_SYSTEM.to_owned()),
-            messages: vec![Message::user(format!(
-                "Passages:\n\n{context}Question: {}",
-                question.trim()
-            ))],
+            messages: vec![Message::user(format!("Passages:\n\n{context}Question: {}", question.trim()))],
             temperature: Some(0.2),
             cache_hint: crate::types::CacheHint::StablePrefix,
             ..ChatRequest::default()
         };
         let response = self.chat(ctx, &request).await?;
         let citations = citations(&response.text, passages);
-        Ok(GroundedAnswer {
-            text: response.text.clone(),
-            citations,
-            response,
-        })
+        Ok(GroundedAnswer { text: response.text.clone(), citations, response })
     }
 
     fn cost(&self, provider: &str, model: &str, usage: &Usage) -> u64 {
@@ -589,8 +585,7 @@ impl LlmService {
         let mut response: ChatResponse = serde_json::from_slice(&bytes).ok()?;
         response.from_cache = true;
         response.cost_micros = 0;
-        self.record(ctx, &response.provider, &response.model, Usage::default(), 0, 0, Outcome::CacheHit, None)
-            .await;
+        self.record(ctx, &response.provider, &response.model, Usage::default(), 0, 0, Outcome::CacheHit, None).await;
         Some(response)
     }
 
@@ -633,9 +628,7 @@ impl LlmService {
             };
             tried.push(slot.name().to_owned());
             if !slot.breaker.try_acquire() {
-                last = Some(LlmError::CircuitOpen {
-                    provider: slot.name().to_owned(),
-                });
+                last = Some(LlmError::CircuitOpen { provider: slot.name().to_owned() });
                 continue;
             }
             let mut attempt = 0u32;
@@ -644,17 +637,20 @@ impl LlmService {
                 match op(slot, &model).await {
                     Ok(value) => {
                         slot.breaker.on_success();
-                        return Ok(Success {
-                            value,
-                            provider: slot.name(),
-                            model,
-                            started,
-                            slot: i,
-                        });
+                        return Ok(Success { value, provider: slot.name(), model, started, slot: i });
                     }
                     Err(e) => {
-                        self.record(ctx, slot.name(), &model, Usage::default(), 0, elapsed_ms(started), Outcome::Error, Some(e.kind()))
-                            .await;
+                        self.record(
+                            ctx,
+                            slot.name(),
+                            &model,
+                            Usage::default(),
+                            0,
+                            elapsed_ms(started),
+                            Outcome::Error,
+                            Some(e.kind()),
+                        )
+                        .await;
                         if e.counts_as_provider_failure() {
                             slot.breaker.on_failure();
                         } else {
@@ -666,10 +662,9 @@ impl LlmService {
                         }
                         let wait = match &e {
                             _ if !e.is_retryable() || attempt >= reliability.max_retries => None,
-                            LlmError::RateLimited {
-                                retry_after: Some(d),
-                                ..
-                            } => (*d <= reliability.retry_after_max).then_some(*d),
+                            LlmError::RateLimited { retry_after: Some(d), .. } => {
+                                (*d <= reliability.retry_after_max).then_some(*d)
+                            }
                             _ => Some(self.backoff(attempt)),
                         };
                         last = Some(e);
@@ -684,23 +679,13 @@ impl LlmService {
             }
         }
         let last = last.unwrap_or(LlmError::NotConfigured);
-        if tried.len() <= 1 {
-            Err(last)
-        } else {
-            Err(LlmError::AllProvidersFailed {
-                tried,
-                last: Box::new(last),
-            })
-        }
+        if tried.len() <= 1 { Err(last) } else { Err(LlmError::AllProvidersFailed { tried, last: Box::new(last) }) }
     }
 }
 
 impl Inner {
     fn pricing(&self) -> PricingTable {
-        self.pricing
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.pricing.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
 
@@ -723,10 +708,7 @@ fn citations(text: &str, passages: &[Passage]) -> Vec<Citation> {
                 && (1..=passages.len()).contains(&n)
                 && !out.iter().any(|c| c.number == n)
             {
-                out.push(Citation {
-                    number: n,
-                    source: passages[n - 1].source.clone(),
-                });
+                out.push(Citation { number: n, source: passages[n - 1].source.clone() });
             }
         }
         i += 1;

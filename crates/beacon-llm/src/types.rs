@@ -65,18 +65,12 @@ pub struct Message {
 impl Message {
     /// A user message with one text part.
     pub fn user(text: impl Into<String>) -> Message {
-        Message {
-            role: Role::User,
-            content: vec![ContentPart::Text { text: text.into() }],
-        }
+        Message { role: Role::User, content: vec![ContentPart::Text { text: text.into() }] }
     }
 
     /// An assistant message with one text part.
     pub fn assistant(text: impl Into<String>) -> Message {
-        Message {
-            role: Role::Assistant,
-            content: vec![ContentPart::Text { text: text.into() }],
-        }
+        Message { role: Role::Assistant, content: vec![ContentPart::Text { text: text.into() }] }
     }
 
     /// The assistant's turn that made `calls` (with optional text before them).
@@ -86,10 +80,7 @@ impl Message {
             content.push(ContentPart::Text { text });
         }
         content.extend(calls.into_iter().map(ContentPart::ToolCall));
-        Message {
-            role: Role::Assistant,
-            content,
-        }
+        Message { role: Role::Assistant, content }
     }
 
     /// A user-side message carrying one tool result.
@@ -166,11 +157,7 @@ pub const DEFAULT_MAX_TOKENS: u32 = 1024;
 impl ChatRequest {
     /// A one-turn request.
     pub fn new(system: Option<&str>, user: &str) -> ChatRequest {
-        ChatRequest {
-            system: system.map(str::to_owned),
-            messages: vec![Message::user(user)],
-            ..ChatRequest::default()
-        }
+        ChatRequest { system: system.map(str::to_owned), messages: vec![Message::user(user)], ..ChatRequest::default() }
     }
 
     /// The output limit to send.

@@ -358,15 +358,8 @@ impl UsageStore {
     }
 
     /// Totals of one guild (optionally one member) on one UTC day.
-    pub async fn day_totals(
-        &self,
-        guild: &GuildStore,
-        user_id: Option<u64>,
-        day: i64,
-    ) -> Result<SummaryRow, LlmError> {
-        let sql = format!(
-            "SELECT {SUMS} FROM llm_usage WHERE guild_id = $1 AND day = $2 AND ($3 = 0 OR user_id = $4)"
-        );
+    pub async fn day_totals(&self, guild: &GuildStore, user_id: Option<u64>, day: i64) -> Result<SummaryRow, LlmError> {
+        let sql = format!("SELECT {SUMS} FROM llm_usage WHERE guild_id = $1 AND day = $2 AND ($3 = 0 OR user_id = $4)");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(guild.sql_id())
             .bind(day)
@@ -429,10 +422,7 @@ impl UsageStore {
             if let Some(limit) = budget.daily_tokens
                 && t.usage.total() >= limit
             {
-                return Err(LlmError::BudgetExceeded(format!(
-                    "{} of {limit} tokens used today",
-                    t.usage.total()
-                )));
+                return Err(LlmError::BudgetExceeded(format!("{} of {limit} tokens used today", t.usage.total())));
             }
             if let Some(limit) = budget.daily_cost_micros
                 && t.cost_micros >= limit
@@ -464,11 +454,9 @@ impl UsageStore {
 
     /// The stored pricing table.
     pub async fn pricing(&self) -> Result<PricingTable, LlmError> {
-        let rows = sqlx::query(
-            "SELECT provider, model, input, cached_input, cache_write, output FROM llm_pricing",
-        )
-        .fetch_all(self.store.pool())
-        .await?;
+        let rows = sqlx::query("SELECT provider, model, input, cached_input, cache_write, output FROM llm_pricing")
+            .fetch_all(self.store.pool())
+            .await?;
         let mut table = PricingTable::default();
         for r in rows {
             table.set(Price {

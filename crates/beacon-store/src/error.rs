@@ -49,12 +49,7 @@ pub fn redact_url(url: &str) -> String {
     let Some(colon) = userinfo.find(':') else {
         return url.to_owned();
     };
-    format!(
-        "{}{}:***{}",
-        &url[..rest_start],
-        &userinfo[..colon],
-        &url[rest_start + at..]
-    )
+    format!("{}{}:***{}", &url[..rest_start], &userinfo[..colon], &url[rest_start + at..])
 }
 
 #[cfg(test)]
@@ -63,26 +58,14 @@ mod tests {
 
     #[test]
     fn redacts_password() {
-        assert_eq!(
-            redact_url("postgres://beacon:s3cret@db:5432/beacon"),
-            "postgres://beacon:***@db:5432/beacon"
-        );
-        assert_eq!(
-            redact_url("postgres://a:b:c@h/d?x=@"),
-            "postgres://a:***@h/d?x=@"
-        );
+        assert_eq!(redact_url("postgres://beacon:s3cret@db:5432/beacon"), "postgres://beacon:***@db:5432/beacon");
+        assert_eq!(redact_url("postgres://a:b:c@h/d?x=@"), "postgres://a:***@h/d?x=@");
     }
 
     #[test]
     fn leaves_urls_without_password() {
-        assert_eq!(
-            redact_url("postgres://beacon@db/beacon"),
-            "postgres://beacon@db/beacon"
-        );
-        assert_eq!(
-            redact_url("sqlite://data/beacon.db"),
-            "sqlite://data/beacon.db"
-        );
+        assert_eq!(redact_url("postgres://beacon@db/beacon"), "postgres://beacon@db/beacon");
+        assert_eq!(redact_url("sqlite://data/beacon.db"), "sqlite://data/beacon.db");
         assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
     }
 }

@@ -107,9 +107,7 @@ fn audit_from_row(row: &AnyRow) -> Result<SettingAudit, StoreError> {
 
 fn check_key(key: &str) -> Result<(), StoreError> {
     if key.is_empty() || key.len() > MAX_SETTING_KEY_LEN {
-        return Err(StoreError::Invalid(format!(
-            "setting key must be 1..={MAX_SETTING_KEY_LEN} bytes"
-        )));
+        return Err(StoreError::Invalid(format!("setting key must be 1..={MAX_SETTING_KEY_LEN} bytes")));
     }
     Ok(())
 }
@@ -136,11 +134,7 @@ impl GuildStore {
 
     /// Records that the bot is in this guild (join, or a GUILD_CREATE after restart): creates the
     /// record, or updates name/owner and clears `left_at`.
-    pub async fn upsert(
-        &self,
-        name: &str,
-        owner_id: Option<u64>,
-    ) -> Result<GuildUpsert, StoreError> {
+    pub async fn upsert(&self, name: &str, owner_id: Option<u64>) -> Result<GuildUpsert, StoreError> {
         let now = now_ms();
         let owner = owner_id.map(|o| o as i64);
         let mut tx = self.store.begin_write().await?;
@@ -168,48 +162,38 @@ impl GuildStore {
             .await?
             .rows_affected()
                 == 1;
-            sqlx::query(
-                "UPDATE guilds SET name = $2, owner_id = $3, updated_at = $4 WHERE guild_id = $1",
-            )
-            .bind(self.sql_id())
-            .bind(name)
-            .bind(owner)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE guilds SET name = $2, owner_id = $3, updated_at = $4 WHERE guild_id = $1")
+                .bind(self.sql_id())
+                .bind(name)
+                .bind(owner)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
         }
         let record = Self::fetch_record(&mut tx, self.sql_id())
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("guild {}", self.guild_id)))?;
         tx.commit().await?;
-        Ok(GuildUpsert {
-            record,
-            created,
-            rejoined,
-        })
+        Ok(GuildUpsert { record, created, rejoined })
     }
 
     async fn fetch_record(
         tx: &mut Transaction<'static, Any>,
         guild_id: i64,
     ) -> Result<Option<GuildRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT guild_id, name, owner_id, joined_at, left_at FROM guilds WHERE guild_id = $1",
-        )
-        .bind(guild_id)
-        .fetch_optional(&mut **tx)
-        .await?;
+        let row = sqlx::query("SELECT guild_id, name, owner_id, joined_at, left_at FROM guilds WHERE guild_id = $1")
+            .bind(guild_id)
+            .fetch_optional(&mut **tx)
+            .await?;
         row.map(|r| record_from_row(&r)).transpose()
     }
 
     /// The guild's record, if the bot has ever been in it (and it was not purged).
     pub async fn get(&self) -> Result<Option<GuildRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT guild_id, name, owner_id, joined_at, left_at FROM guilds WHERE guild_id = $1",
-        )
-        .bind(self.sql_id())
-        .fetch_optional(self.store.pool())
-        .await?;
+        let row = sqlx::query("SELECT guild_id, name, owner_id, joined_at, left_at FROM guilds WHERE guild_id = $1")
+            .bind(self.sql_id())
+            .fetch_optional(self.store.pool())
+            .await?;
         row.map(|r| record_from_row(&r)).transpose()
     }
 
@@ -217,14 +201,13 @@ impl GuildStore {
     /// `left_at` if called twice. `NotFound` if the guild was never recorded.
     pub async fn mark_left(&self) -> Result<(), StoreError> {
         let now = now_ms();
-        let updated = sqlx::query(
-            "UPDATE guilds SET left_at = COALESCE(left_at, $2), updated_at = $2 WHERE guild_id = $1",
-        )
-        .bind(self.sql_id())
-        .bind(now)
-        .execute(self.store.pool())
-        .await?
-        .rows_affected();
+        let updated =
+            sqlx::query("UPDATE guilds SET left_at = COALESCE(left_at, $2), updated_at = $2 WHERE guild_id = $1")
+                .bind(self.sql_id())
+                .bind(now)
+                .execute(self.store.pool())
+                .await?
+                .rows_affected();
         if updated == 0 {
             return Err(StoreError::NotFound(format!("guild {}", self.guild_id)));
         }
@@ -249,25 +232,23 @@ impl GuildStore {
 
     /// Revokes delegated access; `true` if the user was authorized.
     pub async fn revoke(&self, user_id: u64) -> Result<bool, StoreError> {
-        let deleted =
-            sqlx::query("DELETE FROM authorized_users WHERE guild_id = $1 AND user_id = $2")
-                .bind(self.sql_id())
-                .bind(user_id as i64)
-                .execute(self.store.pool())
-                .await?
-                .rows_affected();
+        let deleted = sqlx::query("DELETE FROM authorized_users WHERE guild_id = $1 AND user_id = $2")
+            .bind(self.sql_id())
+            .bind(user_id as i64)
+            .execute(self.store.pool())
+            .await?
+            .rows_affected();
         Ok(deleted > 0)
     }
 
     /// Whether the user holds delegated access in this guild.
     pub async fn is_authorized(&self, user_id: u64) -> Result<bool, StoreError> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM authorized_users WHERE guild_id = $1 AND user_id = $2",
-        )
-        .bind(self.sql_id())
-        .bind(user_id as i64)
-        .fetch_one(self.store.pool())
-        .await?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM authorized_users WHERE guild_id = $1 AND user_id = $2")
+                .bind(self.sql_id())
+                .bind(user_id as i64)
+                .fetch_one(self.store.pool())
+                .await?;
         Ok(count > 0)
     }
 
@@ -306,16 +287,15 @@ impl GuildStore {
 
     /// All overrides of this guild, sorted by key.
     pub async fn settings(&self) -> Result<Vec<(String, Value)>, StoreError> {
-        let rows =
-            sqlx::query("SELECT key, value FROM guild_settings WHERE guild_id = $1 ORDER BY key")
-                .bind(self.sql_id())
-                .fetch_all(self.store.pool())
-                .await?;
+        let rows = sqlx::query("SELECT key, value FROM guild_settings WHERE guild_id = $1 ORDER BY key")
+            .bind(self.sql_id())
+            .fetch_all(self.store.pool())
+            .await?;
         rows.iter()
             .map(|r| {
                 let key: String = r.try_get("key")?;
-                let value = json_column(r, "value")?
-                    .ok_or_else(|| StoreError::Corrupt(format!("setting {key} is NULL")))?;
+                let value =
+                    json_column(r, "value")?.ok_or_else(|| StoreError::Corrupt(format!("setting {key} is NULL")))?;
                 Ok((key, value))
             })
             .collect()
@@ -331,9 +311,7 @@ impl GuildStore {
     ) -> Result<SettingChange, StoreError> {
         check_key(key)?;
         let mut tx = self.store.begin_write().await?;
-        let change = self
-            .write_setting(&mut tx, key, value.cloned(), actor_id, None)
-            .await?;
+        let change = self.write_setting(&mut tx, key, value.cloned(), actor_id, None).await?;
         tx.commit().await?;
         Ok(change)
     }
@@ -347,12 +325,11 @@ impl GuildStore {
         reverts: Option<i64>,
     ) -> Result<SettingChange, StoreError> {
         let now = now_ms();
-        let old_row =
-            sqlx::query("SELECT value FROM guild_settings WHERE guild_id = $1 AND key = $2")
-                .bind(self.sql_id())
-                .bind(key)
-                .fetch_optional(&mut **tx)
-                .await?;
+        let old_row = sqlx::query("SELECT value FROM guild_settings WHERE guild_id = $1 AND key = $2")
+            .bind(self.sql_id())
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await?;
         let old = match &old_row {
             Some(r) => json_column(r, "value")?,
             None => None,
@@ -396,20 +373,11 @@ impl GuildStore {
         .bind(reverts)
         .fetch_one(&mut **tx)
         .await?;
-        Ok(SettingChange {
-            audit_id,
-            key: key.to_owned(),
-            old,
-            new,
-        })
+        Ok(SettingChange { audit_id, key: key.to_owned(), old, new })
     }
 
     /// Audit trail of this guild, newest first, optionally for one key; at most `limit` entries.
-    pub async fn setting_audit(
-        &self,
-        key: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<SettingAudit>, StoreError> {
+    pub async fn setting_audit(&self, key: Option<&str>, limit: i64) -> Result<Vec<SettingAudit>, StoreError> {
         let limit = limit.max(0);
         let rows = match key {
             Some(key) => {
@@ -439,11 +407,7 @@ impl GuildStore {
 
     /// Sets the key of audit entry `audit_id` back to that entry's `old` value, recorded as a new
     /// audit row pointing at the reverted one. An id from another guild is `NotFound`.
-    pub async fn revert_setting(
-        &self,
-        audit_id: i64,
-        actor_id: u64,
-    ) -> Result<SettingChange, StoreError> {
+    pub async fn revert_setting(&self, audit_id: i64, actor_id: u64) -> Result<SettingChange, StoreError> {
         let mut tx = self.store.begin_write().await?;
         let row = sqlx::query(
             "SELECT id, key, old_value, new_value, actor_id, at, reverted_audit_id \
@@ -455,32 +419,24 @@ impl GuildStore {
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("setting audit entry {audit_id}")))?;
         let entry = audit_from_row(&row)?;
-        let change = self
-            .write_setting(&mut tx, &entry.key, entry.old, actor_id, Some(audit_id))
-            .await?;
+        let change = self.write_setting(&mut tx, &entry.key, entry.old, actor_id, Some(audit_id)).await?;
         tx.commit().await?;
         Ok(change)
     }
 
     /// Per-guild module switch; `None` when never set (the module's default applies).
     pub async fn module_enabled(&self, module: &str) -> Result<Option<bool>, StoreError> {
-        let enabled: Option<i64> = sqlx::query_scalar(
-            "SELECT enabled FROM guild_modules WHERE guild_id = $1 AND module = $2",
-        )
-        .bind(self.sql_id())
-        .bind(module)
-        .fetch_optional(self.store.pool())
-        .await?;
+        let enabled: Option<i64> =
+            sqlx::query_scalar("SELECT enabled FROM guild_modules WHERE guild_id = $1 AND module = $2")
+                .bind(self.sql_id())
+                .bind(module)
+                .fetch_optional(self.store.pool())
+                .await?;
         Ok(enabled.map(|e| e != 0))
     }
 
     /// Enables or disables a module for this guild.
-    pub async fn set_module_enabled(
-        &self,
-        module: &str,
-        enabled: bool,
-        actor_id: u64,
-    ) -> Result<(), StoreError> {
+    pub async fn set_module_enabled(&self, module: &str, enabled: bool, actor_id: u64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO guild_modules (guild_id, module, enabled, updated_by, updated_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (guild_id, module) DO UPDATE SET \
@@ -499,15 +455,11 @@ impl GuildStore {
 
     /// All explicit module switches of this guild, sorted by module name.
     pub async fn module_states(&self) -> Result<Vec<(String, bool)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT module, enabled FROM guild_modules WHERE guild_id = $1 ORDER BY module",
-        )
-        .bind(self.sql_id())
-        .fetch_all(self.store.pool())
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("module")?, r.try_get::<i64, _>("enabled")? != 0)))
-            .collect()
+        let rows = sqlx::query("SELECT module, enabled FROM guild_modules WHERE guild_id = $1 ORDER BY module")
+            .bind(self.sql_id())
+            .fetch_all(self.store.pool())
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("module")?, r.try_get::<i64, _>("enabled")? != 0))).collect()
     }
 }
 

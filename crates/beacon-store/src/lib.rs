@@ -40,9 +40,7 @@ mod guild;
 mod store;
 
 pub use error::{StoreError, redact_url};
-pub use guild::{
-    AuthorizedUser, GuildRecord, GuildStore, GuildUpsert, SettingAudit, SettingChange,
-};
+pub use guild::{AuthorizedUser, GuildRecord, GuildStore, GuildUpsert, SettingAudit, SettingChange};
 pub use store::{Backend, ModuleMigration, Store, StoreOptions};
 
 /// Current time as unix milliseconds (the store's timestamp unit).

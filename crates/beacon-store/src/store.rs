@@ -48,10 +48,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions {
-            max_connections: None,
-            acquire_timeout: Duration::from_secs(10),
-        }
+        StoreOptions { max_connections: None, acquire_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -87,9 +84,7 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("backend", &self.backend)
-            .finish_non_exhaustive()
+        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
     }
 }
 
@@ -110,16 +105,12 @@ fn prepare_sqlite(url: &str) -> Result<SqliteTarget, StoreError> {
         Some((db, params)) => (db, Some(params)),
         None => (rest, None),
     };
-    let memory =
-        db == ":memory:" || params.is_some_and(|p| p.split('&').any(|kv| kv == "mode=memory"));
+    let memory = db == ":memory:" || params.is_some_and(|p| p.split('&').any(|kv| kv == "mode=memory"));
     if memory {
         return Ok(SqliteTarget::Memory(url.to_owned()));
     }
     if db.is_empty() {
-        return Err(StoreError::InvalidUrl(format!(
-            "{} (no database file)",
-            redact_url(url)
-        )));
+        return Err(StoreError::InvalidUrl(format!("{} (no database file)", redact_url(url))));
     }
     if let Some(parent) = Path::new(db).parent()
         && !parent.as_os_str().is_empty()
@@ -128,10 +119,7 @@ fn prepare_sqlite(url: &str) -> Result<SqliteTarget, StoreError> {
     }
     // `sqlite:<path>` (no `//`) keeps the path out of URL host parsing; escape the characters a
     // URL would otherwise interpret.
-    let encoded = db
-        .replace('%', "%25")
-        .replace('?', "%3F")
-        .replace('#', "%23");
+    let encoded = db.replace('%', "%25").replace('?', "%3F").replace('#', "%23");
     let params = match params {
         Some(p) if p.split('&').any(|kv| kv.starts_with("mode=")) => p.to_owned(),
         Some(p) if !p.is_empty() => format!("{p}&mode=rwc"),
@@ -175,59 +163,38 @@ impl Store {
                 .acquire_timeout(options.acquire_timeout)
                 .connect(url)
                 .await?;
-            return Ok(Store {
-                pool,
-                backend: Backend::Postgres,
-            });
+            return Ok(Store { pool, backend: Backend::Postgres });
         }
         if !url.starts_with("sqlite:") {
-            return Err(StoreError::InvalidUrl(format!(
-                "{} (expected sqlite: or postgres://)",
-                redact_url(url)
-            )));
+            return Err(StoreError::InvalidUrl(format!("{} (expected sqlite: or postgres://)", redact_url(url))));
         }
-        let base = AnyPoolOptions::new()
-            .acquire_timeout(options.acquire_timeout)
-            .after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    let pragmas = format!(
-                        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
+        let base = AnyPoolOptions::new().acquire_timeout(options.acquire_timeout).after_connect(|conn, _meta| {
+            Box::pin(async move {
+                let pragmas = format!(
+                    "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
                          PRAGMA synchronous = NORMAL;"
-                    );
-                    sqlx::raw_sql(AssertSqlSafe(pragmas)).execute(conn).await?;
-                    Ok(())
-                })
-            });
+                );
+                sqlx::raw_sql(AssertSqlSafe(pragmas)).execute(conn).await?;
+                Ok(())
+            })
+        });
         let pool = match prepare_sqlite(url)? {
             // An in-memory database lives as long as its connection: keep exactly one, forever.
             SqliteTarget::Memory(url) => {
-                base.max_connections(1)
-                    .min_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .connect(&url)
-                    .await?
+                base.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None).connect(&url).await?
             }
             SqliteTarget::File(url) => {
-                let pool = base
-                    .max_connections(options.max_connections.unwrap_or(8))
-                    .connect(&url)
-                    .await?;
+                let pool = base.max_connections(options.max_connections.unwrap_or(8)).connect(&url).await?;
                 // WAL is persistent in the file; switching needs an exclusive lock, so do it once
                 // here rather than on every new connection.
-                let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
-                    .fetch_one(&pool)
-                    .await?;
+                let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL").fetch_one(&pool).await?;
                 if !mode.eq_ignore_ascii_case("wal") {
                     tracing::warn!(journal_mode = %mode, "sqlite did not switch to WAL mode");
                 }
                 pool
             }
         };
-        Ok(Store {
-            pool,
-            backend: Backend::Sqlite,
-        })
+        Ok(Store { pool, backend: Backend::Sqlite })
     }
 
     /// Applies the embedded core migrations for this backend (idempotent).
@@ -236,18 +203,12 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATOR,
             Backend::Postgres => &POSTGRES_MIGRATOR,
         };
-        migrator
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Migration(e.to_string()))
+        migrator.run(&self.pool).await.map_err(|e| StoreError::Migration(e.to_string()))
     }
 
     /// Applies module migrations not applied yet, each once and in its own transaction, ordered
     /// by `(module, version)`. An applied version whose SQL changed is an error.
-    pub async fn apply_module_migrations(
-        &self,
-        migrations: &[ModuleMigration],
-    ) -> Result<(), StoreError> {
+    pub async fn apply_module_migrations(&self, migrations: &[ModuleMigration]) -> Result<(), StoreError> {
         let mut sorted: Vec<&ModuleMigration> = migrations.iter().collect();
         sorted.sort_by(|a, b| (a.module, a.version).cmp(&(b.module, b.version)));
         for pair in sorted.windows(2) {
@@ -255,10 +216,7 @@ impl Store {
                 && a.module == b.module
                 && a.version == b.version
             {
-                return Err(StoreError::Migration(format!(
-                    "module {} declares version {} twice",
-                    a.module, a.version
-                )));
+                return Err(StoreError::Migration(format!("module {} declares version {} twice", a.module, a.version)));
             }
         }
         for m in sorted {
@@ -268,13 +226,11 @@ impl Store {
     }
 
     async fn applied_checksum(&self, m: &ModuleMigration) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT checksum FROM beacon_module_migrations WHERE module = $1 AND version = $2",
-        )
-        .bind(m.module)
-        .bind(m.version)
-        .fetch_optional(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar("SELECT checksum FROM beacon_module_migrations WHERE module = $1 AND version = $2")
+            .bind(m.module)
+            .bind(m.version)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     fn check_applied(m: &ModuleMigration, applied: &str, expected: &str) -> Result<(), StoreError> {
@@ -323,17 +279,10 @@ impl Store {
             };
         }
         sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(|e| {
-            StoreError::Migration(format!(
-                "module {} migration {} ({}): {e}",
-                m.module, m.version, m.description
-            ))
+            StoreError::Migration(format!("module {} migration {} ({}): {e}", m.module, m.version, m.description))
         })?;
         tx.commit().await?;
-        tracing::info!(
-            module = m.module,
-            version = m.version,
-            "applied module migration"
-        );
+        tracing::info!(module = m.module, version = m.version, "applied module migration");
         Ok(())
     }
 
@@ -342,16 +291,12 @@ impl Store {
     /// migrations created the table.
     pub async fn register_guild_table(&self, table: &str) -> Result<(), StoreError> {
         if !valid_table_name(table) {
-            return Err(StoreError::Invalid(format!(
-                "table name {table:?} must be a lower-case SQL identifier"
-            )));
+            return Err(StoreError::Invalid(format!("table name {table:?} must be a lower-case SQL identifier")));
         }
         // Fails early if the table or its guild_id column does not exist.
-        sqlx::query(AssertSqlSafe(format!(
-            "SELECT guild_id FROM {table} WHERE 1 = 0"
-        )))
-        .fetch_optional(&self.pool)
-        .await?;
+        sqlx::query(AssertSqlSafe(format!("SELECT guild_id FROM {table} WHERE 1 = 0")))
+            .fetch_optional(&self.pool)
+            .await?;
         sqlx::query(
             "INSERT INTO beacon_guild_tables (table_name, registered_at) VALUES ($1, $2) \
              ON CONFLICT (table_name) DO NOTHING",
@@ -365,23 +310,15 @@ impl Store {
 
     /// Names of all tables holding guild-owned rows, in purge order (latest registered first).
     pub async fn guild_tables(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT table_name FROM beacon_guild_tables ORDER BY registered_at DESC, table_name",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar("SELECT table_name FROM beacon_guild_tables ORDER BY registered_at DESC, table_name")
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let one: i64 = sqlx::query_scalar("SELECT CAST(1 AS BIGINT)")
-            .fetch_one(&self.pool)
-            .await?;
-        if one == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Corrupt(format!("ping returned {one}")))
-        }
+        let one: i64 = sqlx::query_scalar("SELECT CAST(1 AS BIGINT)").fetch_one(&self.pool).await?;
+        if one == 1 { Ok(()) } else { Err(StoreError::Corrupt(format!("ping returned {one}"))) }
     }
 
     /// The engine behind this store.
@@ -403,20 +340,14 @@ impl Store {
 
     /// Number of guilds the bot is currently in (not marked left).
     pub async fn guild_count(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM guilds WHERE left_at IS NULL")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM guilds WHERE left_at IS NULL").fetch_one(&self.pool).await?)
     }
 
     /// Ids of guilds the bot is currently in, ascending.
     pub async fn active_guild_ids(&self) -> Result<Vec<u64>, StoreError> {
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT guild_id FROM guilds WHERE left_at IS NULL ORDER BY guild_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT guild_id FROM guilds WHERE left_at IS NULL ORDER BY guild_id")
+            .fetch_all(&self.pool)
+            .await?;
         Ok(ids.into_iter().map(|id| id as u64).collect())
     }
 
@@ -438,13 +369,11 @@ impl Store {
 
     /// Deletes claims made before the unix-ms timestamp `older_than_ms`; returns how many.
     pub async fn prune_claims(&self, older_than_ms: i64) -> Result<u64, StoreError> {
-        Ok(
-            sqlx::query("DELETE FROM processed_claims WHERE claimed_at < $1")
-                .bind(older_than_ms)
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
-        )
+        Ok(sqlx::query("DELETE FROM processed_claims WHERE claimed_at < $1")
+            .bind(older_than_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 
     /// Retention: deletes every row (core and registered module tables) of guilds marked left
@@ -462,9 +391,7 @@ impl Store {
         }
         let tables = self.guild_tables().await?;
         if let Some(bad) = tables.iter().find(|t| !valid_table_name(t)) {
-            return Err(StoreError::Corrupt(format!(
-                "beacon_guild_tables contains invalid table name {bad:?}"
-            )));
+            return Err(StoreError::Corrupt(format!("beacon_guild_tables contains invalid table name {bad:?}")));
         }
         let mut purged = Vec::with_capacity(candidates.len());
         for guild_id in candidates {
@@ -484,17 +411,12 @@ impl Store {
                 continue;
             }
             for table in &tables {
-                sqlx::query(AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE guild_id = $1"
-                )))
-                .bind(guild_id)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE guild_id = $1")))
+                    .bind(guild_id)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            sqlx::query("DELETE FROM guilds WHERE guild_id = $1")
-                .bind(guild_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("DELETE FROM guilds WHERE guild_id = $1").bind(guild_id).execute(&mut *tx).await?;
             tx.commit().await?;
             tracing::info!(guild_id, "purged data of guild past retention");
             purged.push(guild_id as u64);
@@ -519,14 +441,10 @@ impl Store {
 }
 
 /// Decodes an optional JSON text column.
-pub(crate) fn json_column(
-    row: &AnyRow,
-    column: &str,
-) -> Result<Option<serde_json::Value>, StoreError> {
+pub(crate) fn json_column(row: &AnyRow, column: &str) -> Result<Option<serde_json::Value>, StoreError> {
     let text: Option<String> = row.try_get(column)?;
     text.map(|t| {
-        serde_json::from_str(&t)
-            .map_err(|e| StoreError::Corrupt(format!("column {column} holds invalid JSON: {e}")))
+        serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("column {column} holds invalid JSON: {e}")))
     })
     .transpose()
 }
@@ -545,18 +463,9 @@ mod tests {
             SqliteTarget::Memory(_) => panic!("file url treated as memory"),
         }
         assert!(path.parent().expect("parent").is_dir());
-        assert!(matches!(
-            prepare_sqlite("sqlite::memory:"),
-            Ok(SqliteTarget::Memory(_))
-        ));
-        assert!(matches!(
-            prepare_sqlite("sqlite://?mode=memory"),
-            Ok(SqliteTarget::Memory(_))
-        ));
-        assert!(matches!(
-            prepare_sqlite("sqlite://"),
-            Err(StoreError::InvalidUrl(_))
-        ));
+        assert!(matches!(prepare_sqlite("sqlite::memory:"), Ok(SqliteTarget::Memory(_))));
+        assert!(matches!(prepare_sqlite("sqlite://?mode=memory"), Ok(SqliteTarget::Memory(_))));
+        assert!(matches!(prepare_sqlite("sqlite://"), Err(StoreError::InvalidUrl(_))));
         let ro = format!("sqlite:{}?mode=ro", path.display());
         match prepare_sqlite(&ro).expect("prepare") {
             SqliteTarget::File(u) => assert!(u.ends_with("?mode=ro")),
@@ -577,14 +486,8 @@ mod tests {
 
     #[test]
     fn checksum_changes_with_sql() {
-        assert_eq!(
-            checksum("CREATE TABLE a (x BIGINT)"),
-            checksum("CREATE TABLE a (x BIGINT)")
-        );
-        assert_ne!(
-            checksum("CREATE TABLE a (x BIGINT)"),
-            checksum("CREATE TABLE a (y BIGINT)")
-        );
+        assert_eq!(checksum("CREATE TABLE a (x BIGINT)"), checksum("CREATE TABLE a (x BIGINT)"));
+        assert_ne!(checksum("CREATE TABLE a (x BIGINT)"), checksum("CREATE TABLE a (y BIGINT)"));
         assert_eq!(checksum("").len(), 16);
     }
 }

@@ -68,22 +68,9 @@ async fn migrate_twice_is_noop(store: Store) {
     store.migrate().await.expect("second migrate");
     store.migrate().await.expect("third migrate");
     assert_eq!(store.guild_count().await.expect("count"), 1);
-    let tables: HashSet<String> = store
-        .guild_tables()
-        .await
-        .expect("guild tables")
-        .into_iter()
-        .collect();
-    for core in [
-        "authorized_users",
-        "guild_settings",
-        "setting_audit",
-        "guild_modules",
-    ] {
-        assert!(
-            tables.contains(core),
-            "{core} must be purged with its guild"
-        );
+    let tables: HashSet<String> = store.guild_tables().await.expect("guild tables").into_iter().collect();
+    for core in ["authorized_users", "guild_settings", "setting_audit", "guild_modules"] {
+        assert!(tables.contains(core), "{core} must be purged with its guild");
     }
     assert_eq!(tables.len(), 4);
 }
@@ -115,11 +102,7 @@ async fn guild_upsert_created_and_rejoined(store: Store) {
     assert_eq!(store.active_guild_ids().await.expect("ids"), vec![g.id()]);
 
     g.mark_left().await.expect("mark left");
-    let left = g
-        .get()
-        .await
-        .expect("get")
-        .expect("record kept after leaving");
+    let left = g.get().await.expect("get").expect("record kept after leaving");
     assert!(left.left_at.is_some());
     assert_eq!(store.guild_count().await.expect("count"), 0);
     assert!(store.active_guild_ids().await.expect("ids").is_empty());
@@ -131,10 +114,7 @@ async fn guild_upsert_created_and_rejoined(store: Store) {
     assert_eq!(store.guild_count().await.expect("count"), 1);
 
     let unknown = store.guild(42).mark_left().await;
-    assert!(
-        matches!(unknown, Err(StoreError::NotFound(_))),
-        "{unknown:?}"
-    );
+    assert!(matches!(unknown, Err(StoreError::NotFound(_))), "{unknown:?}");
 }
 
 async fn snowflakes_roundtrip_losslessly(store: Store) {
@@ -150,22 +130,9 @@ async fn snowflakes_roundtrip_losslessly(store: Store) {
     let users = g.authorized_users().await.expect("list");
     assert_eq!(users[0].user_id, big_user);
     assert_eq!(users[0].granted_by, Some(big_user));
-    assert_eq!(
-        store.active_guild_ids().await.expect("ids"),
-        vec![big_guild]
-    );
-    assert!(
-        store
-            .claim_once("interaction", u64::MAX)
-            .await
-            .expect("claim")
-    );
-    assert!(
-        !store
-            .claim_once("interaction", u64::MAX)
-            .await
-            .expect("claim")
-    );
+    assert_eq!(store.active_guild_ids().await.expect("ids"), vec![big_guild]);
+    assert!(store.claim_once("interaction", u64::MAX).await.expect("claim"));
+    assert!(!store.claim_once("interaction", u64::MAX).await.expect("claim"));
 }
 
 async fn grant_revoke_list(store: Store) {
@@ -181,8 +148,7 @@ async fn grant_revoke_list(store: Store) {
     assert!(other.authorized_users().await.expect("list").is_empty());
 
     let users = g.authorized_users().await.expect("list");
-    let by_user: Vec<(u64, Option<u64>)> =
-        users.iter().map(|u| (u.user_id, u.granted_by)).collect();
+    let by_user: Vec<(u64, Option<u64>)> = users.iter().map(|u| (u.user_id, u.granted_by)).collect();
     assert_eq!(by_user.len(), 2);
     assert!(by_user.contains(&(OWNER, None)));
     assert!(by_user.contains(&(ADMIN, Some(OWNER))));
@@ -193,45 +159,27 @@ async fn grant_revoke_list(store: Store) {
     assert!(!g.is_authorized(ADMIN).await.expect("check"));
     assert!(g.is_authorized(OWNER).await.expect("check"));
     assert!(!other.revoke(OWNER).await.expect("revoke in other guild"));
-    assert!(
-        g.is_authorized(OWNER)
-            .await
-            .expect("unaffected by other guild")
-    );
+    assert!(g.is_authorized(OWNER).await.expect("unaffected by other guild"));
 }
 
 async fn settings_set_reset_and_audit(store: Store) {
     let g = store.guild(20);
     assert_eq!(g.setting("tickets.channel").await.expect("get"), None);
 
-    let c1 = g
-        .set_setting("tickets.channel", Some(&json!("123")), OWNER)
-        .await
-        .expect("set");
+    let c1 = g.set_setting("tickets.channel", Some(&json!("123")), OWNER).await.expect("set");
     assert_eq!(c1.key, "tickets.channel");
     assert_eq!(c1.old, None);
     assert_eq!(c1.new, Some(json!("123")));
-    let c2 = g
-        .set_setting("tickets.channel", Some(&json!("456")), ADMIN)
-        .await
-        .expect("set");
+    let c2 = g.set_setting("tickets.channel", Some(&json!("456")), ADMIN).await.expect("set");
     assert_eq!(c2.old, Some(json!("123")));
     assert!(c2.audit_id > c1.audit_id);
-    g.set_setting("ask.enabled", Some(&json!(true)), OWNER)
-        .await
-        .expect("set");
+    g.set_setting("ask.enabled", Some(&json!(true)), OWNER).await.expect("set");
     assert_eq!(
         g.settings().await.expect("all"),
-        vec![
-            ("ask.enabled".to_owned(), json!(true)),
-            ("tickets.channel".to_owned(), json!("456")),
-        ]
+        vec![("ask.enabled".to_owned(), json!(true)), ("tickets.channel".to_owned(), json!("456")),]
     );
 
-    let reset = g
-        .set_setting("tickets.channel", None, OWNER)
-        .await
-        .expect("reset");
+    let reset = g.set_setting("tickets.channel", None, OWNER).await.expect("reset");
     assert_eq!(reset.old, Some(json!("456")));
     assert_eq!(reset.new, None);
     assert_eq!(g.setting("tickets.channel").await.expect("get"), None);
@@ -245,22 +193,12 @@ async fn settings_set_reset_and_audit(store: Store) {
     assert_eq!(audit[0].actor_id, OWNER);
     assert_eq!(audit[0].reverted_audit_id, None);
 
-    let channel_audit = g
-        .setting_audit(Some("tickets.channel"), 100)
-        .await
-        .expect("audit");
+    let channel_audit = g.setting_audit(Some("tickets.channel"), 100).await.expect("audit");
     let ids: Vec<i64> = channel_audit.iter().map(|a| a.id).collect();
     assert_eq!(ids, vec![reset.audit_id, c2.audit_id, c1.audit_id]);
     assert_eq!(channel_audit[1].actor_id, ADMIN);
     assert_eq!(g.setting_audit(None, 2).await.expect("limited").len(), 2);
-    assert!(
-        store
-            .guild(21)
-            .setting_audit(None, 100)
-            .await
-            .expect("other")
-            .is_empty()
-    );
+    assert!(store.guild(21).setting_audit(None, 100).await.expect("other").is_empty());
 
     let bad = g.set_setting("", Some(&json!(1)), OWNER).await;
     assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
@@ -285,19 +223,10 @@ async fn settings_hold_arbitrary_json(store: Store) {
 
 async fn revert_restores_old_value(store: Store) {
     let g = store.guild(30);
-    let first = g
-        .set_setting("faq.limit", Some(&json!(5)), OWNER)
-        .await
-        .expect("set");
-    let second = g
-        .set_setting("faq.limit", Some(&json!(9)), ADMIN)
-        .await
-        .expect("set");
+    let first = g.set_setting("faq.limit", Some(&json!(5)), OWNER).await.expect("set");
+    let second = g.set_setting("faq.limit", Some(&json!(9)), ADMIN).await.expect("set");
 
-    let revert = g
-        .revert_setting(second.audit_id, OWNER)
-        .await
-        .expect("revert");
+    let revert = g.revert_setting(second.audit_id, OWNER).await.expect("revert");
     assert_eq!(revert.key, "faq.limit");
     assert_eq!(revert.old, Some(json!(9)));
     assert_eq!(revert.new, Some(json!(5)));
@@ -308,39 +237,23 @@ async fn revert_restores_old_value(store: Store) {
     assert_eq!(newest.actor_id, OWNER);
 
     // Reverting the first change goes back to "no override".
-    let to_default = g
-        .revert_setting(first.audit_id, OWNER)
-        .await
-        .expect("revert");
+    let to_default = g.revert_setting(first.audit_id, OWNER).await.expect("revert");
     assert_eq!(to_default.new, None);
     assert_eq!(g.setting("faq.limit").await.expect("get"), None);
 
     let missing = g.revert_setting(i64::MAX, OWNER).await;
-    assert!(
-        matches!(missing, Err(StoreError::NotFound(_))),
-        "{missing:?}"
-    );
+    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
 }
 
 async fn revert_across_guilds_is_refused(store: Store) {
     let a = store.guild(40);
     let b = store.guild(41);
-    a.set_setting("mod.log", Some(&json!("a1")), OWNER)
-        .await
-        .expect("set");
-    let change = a
-        .set_setting("mod.log", Some(&json!("a2")), OWNER)
-        .await
-        .expect("set");
-    b.set_setting("mod.log", Some(&json!("b1")), ADMIN)
-        .await
-        .expect("set");
+    a.set_setting("mod.log", Some(&json!("a1")), OWNER).await.expect("set");
+    let change = a.set_setting("mod.log", Some(&json!("a2")), OWNER).await.expect("set");
+    b.set_setting("mod.log", Some(&json!("b1")), ADMIN).await.expect("set");
 
     let refused = b.revert_setting(change.audit_id, ADMIN).await;
-    assert!(
-        matches!(refused, Err(StoreError::NotFound(_))),
-        "{refused:?}"
-    );
+    assert!(matches!(refused, Err(StoreError::NotFound(_))), "{refused:?}");
     assert!(refused.is_err_and(|e| e.is_not_found()));
     assert_eq!(a.setting("mod.log").await.expect("a"), Some(json!("a2")));
     assert_eq!(b.setting("mod.log").await.expect("b"), Some(json!("b1")));
@@ -351,21 +264,12 @@ async fn module_enable_per_guild(store: Store) {
     let g = store.guild(50);
     let other = store.guild(51);
     assert_eq!(g.module_enabled("tickets").await.expect("get"), None);
-    g.set_module_enabled("tickets", false, OWNER)
-        .await
-        .expect("set");
+    g.set_module_enabled("tickets", false, OWNER).await.expect("set");
     assert_eq!(g.module_enabled("tickets").await.expect("get"), Some(false));
-    g.set_module_enabled("tickets", true, OWNER)
-        .await
-        .expect("set");
-    g.set_module_enabled("faq", false, ADMIN)
-        .await
-        .expect("set");
+    g.set_module_enabled("tickets", true, OWNER).await.expect("set");
+    g.set_module_enabled("faq", false, ADMIN).await.expect("set");
     assert_eq!(g.module_enabled("tickets").await.expect("get"), Some(true));
-    assert_eq!(
-        g.module_states().await.expect("states"),
-        vec![("faq".to_owned(), false), ("tickets".to_owned(), true)]
-    );
+    assert_eq!(g.module_states().await.expect("states"), vec![("faq".to_owned(), false), ("tickets".to_owned(), true)]);
     assert_eq!(other.module_enabled("tickets").await.expect("other"), None);
     assert!(other.module_states().await.expect("other").is_empty());
 }
@@ -378,22 +282,9 @@ async fn claim_once_true_then_false(store: Store) {
 
     // Nothing is older than a cutoff in the past; everything is older than one in the future.
     assert_eq!(store.prune_claims(0).await.expect("prune"), 0);
-    assert!(
-        !store
-            .claim_once("interaction", 1)
-            .await
-            .expect("still claimed")
-    );
-    assert_eq!(
-        store.prune_claims(now_ms() + 60_000).await.expect("prune"),
-        3
-    );
-    assert!(
-        store
-            .claim_once("interaction", 1)
-            .await
-            .expect("claim after prune")
-    );
+    assert!(!store.claim_once("interaction", 1).await.expect("still claimed"));
+    assert_eq!(store.prune_claims(now_ms() + 60_000).await.expect("prune"), 3);
+    assert!(store.claim_once("interaction", 1).await.expect("claim after prune"));
 }
 
 async fn claim_once_concurrent_single_winner(store: Store) {
@@ -433,35 +324,15 @@ const NOTES_V2: ModuleMigration = ModuleMigration {
 };
 
 async fn count(store: &Store, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(store.pool())
-        .await
-        .expect("count query")
+    sqlx::query_scalar(sql).fetch_one(store.pool()).await.expect("count query")
 }
 
 async fn module_migrations_apply_once_in_order(store: Store) {
     // Given out of order: v2 only works after v1.
-    store
-        .apply_module_migrations(&[NOTES_V2, NOTES_V1])
-        .await
-        .expect("apply");
-    store
-        .apply_module_migrations(&[NOTES_V1, NOTES_V2])
-        .await
-        .expect("apply again is a no-op");
-    assert_eq!(
-        count(&store, "SELECT COUNT(*) FROM notes").await,
-        1,
-        "v1 ran once"
-    );
-    assert_eq!(
-        count(
-            &store,
-            "SELECT COUNT(*) FROM beacon_module_migrations WHERE module = 'notes'"
-        )
-        .await,
-        2
-    );
+    store.apply_module_migrations(&[NOTES_V2, NOTES_V1]).await.expect("apply");
+    store.apply_module_migrations(&[NOTES_V1, NOTES_V2]).await.expect("apply again is a no-op");
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM notes").await, 1, "v1 ran once");
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM beacon_module_migrations WHERE module = 'notes'").await, 2);
     let v3 = ModuleMigration {
         module: "notes",
         version: 3,
@@ -469,39 +340,20 @@ async fn module_migrations_apply_once_in_order(store: Store) {
         sqlite: "CREATE INDEX notes_author ON notes (guild_id, author_id);",
         postgres: "CREATE INDEX notes_author ON notes (guild_id, author_id);",
     };
-    store
-        .apply_module_migrations(&[NOTES_V1, NOTES_V2, v3])
-        .await
-        .expect("apply new version");
-    assert_eq!(
-        count(
-            &store,
-            "SELECT COUNT(*) FROM beacon_module_migrations WHERE module = 'notes'"
-        )
-        .await,
-        3
-    );
+    store.apply_module_migrations(&[NOTES_V1, NOTES_V2, v3]).await.expect("apply new version");
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM beacon_module_migrations WHERE module = 'notes'").await, 3);
     let duplicate = store.apply_module_migrations(&[NOTES_V1, NOTES_V1]).await;
-    assert!(
-        matches!(duplicate, Err(StoreError::Migration(_))),
-        "{duplicate:?}"
-    );
+    assert!(matches!(duplicate, Err(StoreError::Migration(_))), "{duplicate:?}");
 }
 
 async fn module_migration_checksum_change_is_refused(store: Store) {
-    store
-        .apply_module_migrations(&[NOTES_V1])
-        .await
-        .expect("apply");
+    store.apply_module_migrations(&[NOTES_V1]).await.expect("apply");
     let edited = ModuleMigration {
         sqlite: "CREATE TABLE notes (guild_id BIGINT NOT NULL);",
         postgres: "CREATE TABLE notes (guild_id BIGINT NOT NULL);",
         ..NOTES_V1
     };
-    let err = store
-        .apply_module_migrations(&[edited])
-        .await
-        .expect_err("an edited applied migration must be refused");
+    let err = store.apply_module_migrations(&[edited]).await.expect_err("an edited applied migration must be refused");
     assert!(matches!(err, StoreError::Migration(_)), "{err:?}");
     assert!(err.to_string().contains("notes"), "{err}");
 }
@@ -514,67 +366,40 @@ async fn failed_module_migration_is_not_recorded(store: Store) {
         sqlite: "CREATE TABLE broken_t (guild_id BIGINT NOT NULL); THIS IS NOT SQL;",
         postgres: "CREATE TABLE broken_t (guild_id BIGINT NOT NULL); THIS IS NOT SQL;",
     };
-    let err = store
-        .apply_module_migrations(&[broken])
-        .await
-        .expect_err("bad SQL fails");
+    let err = store.apply_module_migrations(&[broken]).await.expect_err("bad SQL fails");
     assert!(matches!(err, StoreError::Migration(_)), "{err:?}");
-    assert_eq!(
-        count(
-            &store,
-            "SELECT COUNT(*) FROM beacon_module_migrations WHERE module = 'broken'"
-        )
-        .await,
-        0
-    );
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM beacon_module_migrations WHERE module = 'broken'").await, 0);
     // The transaction rolled back the CREATE TABLE too, so a fixed migration applies cleanly.
     let fixed = ModuleMigration {
         sqlite: "CREATE TABLE broken_t (guild_id BIGINT NOT NULL);",
         postgres: "CREATE TABLE broken_t (guild_id BIGINT NOT NULL);",
         ..broken
     };
-    store
-        .apply_module_migrations(&[fixed])
-        .await
-        .expect("fixed applies");
+    store.apply_module_migrations(&[fixed]).await.expect("fixed applies");
 }
 
 async fn register_guild_table_validates(store: Store) {
     let bad = store.register_guild_table("notes; DROP TABLE guilds").await;
     assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
     let missing = store.register_guild_table("no_such_table").await;
-    assert!(
-        matches!(missing, Err(StoreError::Database(_))),
-        "{missing:?}"
-    );
-    store
-        .apply_module_migrations(&[NOTES_V1])
-        .await
-        .expect("apply");
+    assert!(matches!(missing, Err(StoreError::Database(_))), "{missing:?}");
+    store.apply_module_migrations(&[NOTES_V1]).await.expect("apply");
     store.register_guild_table("notes").await.expect("register");
-    store
-        .register_guild_table("notes")
-        .await
-        .expect("idempotent");
+    store.register_guild_table("notes").await.expect("idempotent");
     let tables = store.guild_tables().await.expect("tables");
-    assert_eq!(
-        tables.first().map(String::as_str),
-        Some("notes"),
-        "module tables purge first"
-    );
+    assert_eq!(tables.first().map(String::as_str), Some("notes"), "module tables purge first");
     assert_eq!(tables.len(), 5);
 }
 
 async fn guild_row_counts(store: &Store, guild_id: u64) -> Vec<(String, i64)> {
     let mut counts = Vec::new();
     for table in store.guild_tables().await.expect("tables") {
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM {table} WHERE guild_id = $1"
-        )))
-        .bind(guild_id as i64)
-        .fetch_one(store.pool())
-        .await
-        .expect("count");
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table} WHERE guild_id = $1")))
+                .bind(guild_id as i64)
+                .fetch_one(store.pool())
+                .await
+                .expect("count");
         counts.push((table, n));
     }
     counts
@@ -584,12 +409,8 @@ async fn seed_guild(store: &Store, guild_id: u64) {
     let g = store.guild(guild_id);
     g.upsert("seeded", Some(OWNER)).await.expect("upsert");
     g.grant(OWNER, None).await.expect("grant");
-    g.set_setting("a", Some(&json!(1)), OWNER)
-        .await
-        .expect("set");
-    g.set_module_enabled("notes", true, OWNER)
-        .await
-        .expect("module");
+    g.set_setting("a", Some(&json!(1)), OWNER).await.expect("set");
+    g.set_module_enabled("notes", true, OWNER).await.expect("module");
     sqlx::query("INSERT INTO notes (guild_id, id, body) VALUES ($1, 1, 'hello')")
         .bind(g.sql_id())
         .execute(store.pool())
@@ -598,24 +419,14 @@ async fn seed_guild(store: &Store, guild_id: u64) {
 }
 
 async fn purge_removes_only_left_guilds_rows(store: Store) {
-    store
-        .apply_module_migrations(&[NOTES_V1])
-        .await
-        .expect("apply");
+    store.apply_module_migrations(&[NOTES_V1]).await.expect("apply");
     store.register_guild_table("notes").await.expect("register");
     let (gone, stays, left_late) = (60u64, 61u64, 62u64);
     for id in [gone, stays, left_late] {
         seed_guild(&store, id).await;
     }
     store.guild(gone).mark_left().await.expect("leave");
-    let cutoff = store
-        .guild(gone)
-        .get()
-        .await
-        .expect("get")
-        .and_then(|r| r.left_at)
-        .expect("left_at")
-        + 1;
+    let cutoff = store.guild(gone).get().await.expect("get").and_then(|r| r.left_at).expect("left_at") + 1;
     // `left_late` leaves after the cutoff: kept.
     while now_ms() < cutoff {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
@@ -634,31 +445,12 @@ async fn purge_removes_only_left_guilds_rows(store: Store) {
         }
         assert!(store.guild(id).get().await.expect("get").is_some());
     }
-    assert_eq!(
-        count(&store, "SELECT COUNT(*) FROM notes WHERE guild_id = 0").await,
-        1
-    );
-    assert!(
-        store
-            .purge_left_guilds(cutoff)
-            .await
-            .expect("again")
-            .is_empty()
-    );
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM notes WHERE guild_id = 0").await, 1);
+    assert!(store.purge_left_guilds(cutoff).await.expect("again").is_empty());
 
     // A guild that came back is never purged.
-    store
-        .guild(left_late)
-        .upsert("back", None)
-        .await
-        .expect("rejoin");
-    assert!(
-        store
-            .purge_left_guilds(now_ms() + 60_000)
-            .await
-            .expect("purge")
-            .is_empty()
-    );
+    store.guild(left_late).upsert("back", None).await.expect("rejoin");
+    assert!(store.purge_left_guilds(now_ms() + 60_000).await.expect("purge").is_empty());
 }
 
 #[tokio::test]
@@ -676,9 +468,7 @@ async fn memory_store_works_with_one_connection() {
 
 #[tokio::test]
 async fn unsupported_url_is_rejected_without_password() {
-    let err = Store::connect("mysql://root:hunter2@db/beacon")
-        .await
-        .expect_err("mysql is not supported");
+    let err = Store::connect("mysql://root:hunter2@db/beacon").await.expect_err("mysql is not supported");
     assert!(matches!(err, StoreError::InvalidUrl(_)), "{err:?}");
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
@@ -689,9 +479,7 @@ async fn postgres_auth_failure_hides_password() {
         return;
     };
     let scheme_end = url.find("://").expect("scheme") + 3;
-    let at = url
-        .rfind('@')
-        .expect("credentials in BEACON_TEST_POSTGRES_URL");
+    let at = url.rfind('@').expect("credentials in BEACON_TEST_POSTGRES_URL");
     let bad = format!("{}beacon:wrong-s3cret-pw{}", &url[..scheme_end], &url[at..]);
     let err = Store::connect(&bad).await.expect_err("wrong password");
     assert!(!err.to_string().contains("wrong-s3cret-pw"), "{err}");
@@ -702,20 +490,11 @@ async fn postgres_auth_failure_hides_password() {
 async fn sqlite_file_uses_wal_foreign_keys_and_busy_timeout() {
     let fx = common::sqlite().await;
     let pool = fx.store.pool();
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(pool)
-        .await
-        .expect("journal_mode");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(pool).await.expect("journal_mode");
     assert_eq!(mode.to_ascii_lowercase(), "wal");
-    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-        .fetch_one(pool)
-        .await
-        .expect("foreign_keys");
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(pool).await.expect("foreign_keys");
     assert_eq!(fk, 1);
-    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-        .fetch_one(pool)
-        .await
-        .expect("busy_timeout");
+    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(pool).await.expect("busy_timeout");
     assert!(busy > 0, "busy_timeout {busy}");
     fx.finish().await;
 }

@@ -51,8 +51,11 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (guild.clone(), 1..5u64).prop_map(|(guild, user)| Op::Grant { guild, user }),
         (guild.clone(), 1..5u64).prop_map(|(guild, user)| Op::Revoke { guild, user }),
-        (guild.clone(), 0..KEYS.len(), proptest::option::of(-3..3i64))
-            .prop_map(|(guild, key, value)| Op::Set { guild, key, value }),
+        (guild.clone(), 0..KEYS.len(), proptest::option::of(-3..3i64)).prop_map(|(guild, key, value)| Op::Set {
+            guild,
+            key,
+            value
+        }),
         (guild.clone(), 0..16usize).prop_map(|(guild, pick)| Op::Revert { guild, pick }),
         (guild, 0..MODULES.len(), any::<bool>()).prop_map(|(guild, module, enabled)| Op::Module {
             guild,
@@ -76,46 +79,22 @@ type AuditEntry = (usize, i64, String, Option<Value>);
 /// Distinct guild ids for every case, so cases can share one database.
 static NEXT_GUILD: AtomicU64 = AtomicU64::new(1_000_000);
 
-async fn check_reads(
-    store: &Store,
-    ids: [u64; 2],
-    models: &[Model; 2],
-) -> Result<(), TestCaseError> {
+async fn check_reads(store: &Store, ids: [u64; 2], models: &[Model; 2]) -> Result<(), TestCaseError> {
     for (i, model) in models.iter().enumerate() {
         let g = store.guild(ids[i]);
-        let users: BTreeSet<u64> = g
-            .authorized_users()
-            .await
-            .map_err(fail)?
-            .into_iter()
-            .map(|u| u.user_id)
-            .collect();
+        let users: BTreeSet<u64> = g.authorized_users().await.map_err(fail)?.into_iter().map(|u| u.user_id).collect();
         prop_assert_eq!(&users, &model.users, "authorized users of guild {}", i);
         for user in 1..5u64 {
-            prop_assert_eq!(
-                g.is_authorized(user).await.map_err(fail)?,
-                model.users.contains(&user)
-            );
+            prop_assert_eq!(g.is_authorized(user).await.map_err(fail)?, model.users.contains(&user));
         }
-        let settings: BTreeMap<String, Value> =
-            g.settings().await.map_err(fail)?.into_iter().collect();
+        let settings: BTreeMap<String, Value> = g.settings().await.map_err(fail)?.into_iter().collect();
         prop_assert_eq!(&settings, &model.settings, "settings of guild {}", i);
         for key in KEYS {
-            prop_assert_eq!(
-                g.setting(key).await.map_err(fail)?,
-                model.settings.get(key).cloned()
-            );
+            prop_assert_eq!(g.setting(key).await.map_err(fail)?, model.settings.get(key).cloned());
         }
-        let modules: BTreeMap<String, bool> =
-            g.module_states().await.map_err(fail)?.into_iter().collect();
+        let modules: BTreeMap<String, bool> = g.module_states().await.map_err(fail)?.into_iter().collect();
         prop_assert_eq!(&modules, &model.modules, "modules of guild {}", i);
-        let mut audit: Vec<i64> = g
-            .setting_audit(None, 1_000)
-            .await
-            .map_err(fail)?
-            .into_iter()
-            .map(|a| a.id)
-            .collect();
+        let mut audit: Vec<i64> = g.setting_audit(None, 1_000).await.map_err(fail)?.into_iter().map(|a| a.id).collect();
         audit.reverse();
         prop_assert_eq!(&audit, &model.audit_ids, "audit trail of guild {}", i);
     }
@@ -134,11 +113,7 @@ async fn run_case(store: &Store, ops: Vec<Op>) -> Result<(), TestCaseError> {
     for op in ops {
         match op {
             Op::Grant { guild, user } => {
-                let new = store
-                    .guild(ids[guild])
-                    .grant(user, Some(9))
-                    .await
-                    .map_err(fail)?;
+                let new = store.guild(ids[guild]).grant(user, Some(9)).await.map_err(fail)?;
                 prop_assert_eq!(new, models[guild].users.insert(user));
             }
             Op::Revoke { guild, user } => {
@@ -148,11 +123,7 @@ async fn run_case(store: &Store, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Set { guild, key, value } => {
                 let key = KEYS[key];
                 let value = value.map(|v| json!({ "v": v, "guild": guild }));
-                let change = store
-                    .guild(ids[guild])
-                    .set_setting(key, value.as_ref(), 7)
-                    .await
-                    .map_err(fail)?;
+                let change = store.guild(ids[guild]).set_setting(key, value.as_ref(), 7).await.map_err(fail)?;
                 let old = match &value {
                     Some(v) => models[guild].settings.insert(key.to_owned(), v.clone()),
                     None => models[guild].settings.remove(key),
@@ -185,19 +156,9 @@ async fn run_case(store: &Store, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     );
                 }
             }
-            Op::Module {
-                guild,
-                module,
-                enabled,
-            } => {
-                store
-                    .guild(ids[guild])
-                    .set_module_enabled(MODULES[module], enabled, 7)
-                    .await
-                    .map_err(fail)?;
-                models[guild]
-                    .modules
-                    .insert(MODULES[module].to_owned(), enabled);
+            Op::Module { guild, module, enabled } => {
+                store.guild(ids[guild]).set_module_enabled(MODULES[module], enabled, 7).await.map_err(fail)?;
+                models[guild].modules.insert(MODULES[module].to_owned(), enabled);
             }
         }
         check_reads(store, ids, &models).await?;
@@ -206,25 +167,15 @@ async fn run_case(store: &Store, ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 fn run_property(store: &Store, rt: &tokio::runtime::Runtime, cases: u32) {
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let result = runner.run(&proptest::collection::vec(op(), 1..24), |ops| {
-        rt.block_on(run_case(store, ops))
-    });
+    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+    let result = runner.run(&proptest::collection::vec(op(), 1..24), |ops| rt.block_on(run_case(store, ops)));
     if let Err(e) = result {
         panic!("guild isolation violated: {e}");
     }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
 }
 
 #[test]

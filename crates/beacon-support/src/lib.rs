@@ -19,8 +19,13 @@
 //! assert!(!out.text.contains("@everyone") && !out.text.contains("sk-abc"));
 //! ```
 
+pub mod confidence;
 pub mod fence;
 pub mod guard;
 pub mod injection;
+pub mod module;
 pub mod pii;
+pub mod repo;
 pub mod sanitize;
+
+pub use module::{HumanHandoff, Prepared, SupportModule, Trigger};

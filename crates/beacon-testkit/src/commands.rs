@@ -54,11 +54,7 @@ pub fn handle(sh: &Shared, st: &mut State, m: &Matched, body: &Value) -> Reply {
             403,
             50001,
             "Missing Access",
-            format!(
-                "application id {} is not this bot's ({})",
-                m.id("application_id"),
-                sh.app_id
-            ),
+            format!("application id {} is not this bot's ({})", m.id("application_id"), sh.app_id),
         );
     }
     let guild = m.params.contains_key("guild_id").then(|| m.id("guild_id"));
@@ -94,10 +90,7 @@ pub fn handle(sh: &Shared, st: &mut State, m: &Matched, body: &Value) -> Reply {
             let list = list_mut(st, guild);
             match list.iter_mut().find(|o| same(o, body)) {
                 Some(existing) => {
-                    let id = existing["id"]
-                        .as_str()
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(0);
+                    let id = existing["id"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
                     *existing = complete(sh, body.clone(), id, guild);
                     Reply::ok(existing.clone())
                 }
@@ -110,20 +103,14 @@ pub fn handle(sh: &Shared, st: &mut State, m: &Matched, body: &Value) -> Reply {
         }
         "get_application_command" => {
             let id = cmd_id.to_string();
-            match list_mut(st, guild)
-                .iter()
-                .find(|c| c["id"].as_str() == Some(id.as_str()))
-            {
+            match list_mut(st, guild).iter().find(|c| c["id"].as_str() == Some(id.as_str())) {
                 Some(c) => Reply::ok(c.clone()),
                 None => Reply::error(404, 10063, "Unknown application command"),
             }
         }
         "update_application_command" => {
             let id = cmd_id.to_string();
-            match list_mut(st, guild)
-                .iter_mut()
-                .find(|c| c["id"].as_str() == Some(id.as_str()))
-            {
+            match list_mut(st, guild).iter_mut().find(|c| c["id"].as_str() == Some(id.as_str())) {
                 Some(c) => {
                     if let (Some(obj), Some(patch)) = (c.as_object_mut(), body.as_object()) {
                         for (k, v) in patch {
@@ -140,11 +127,7 @@ pub fn handle(sh: &Shared, st: &mut State, m: &Matched, body: &Value) -> Reply {
             let list = list_mut(st, guild);
             let before = list.len();
             list.retain(|c| c["id"].as_str() != Some(id.as_str()));
-            if list.len() == before {
-                Reply::error(404, 10063, "Unknown application command")
-            } else {
-                Reply::empty()
-            }
+            if list.len() == before { Reply::error(404, 10063, "Unknown application command") } else { Reply::empty() }
         }
         _ => Reply::error(404, 0, "404: Not Found (not modelled by fake-discord)"),
     }
@@ -152,8 +135,7 @@ pub fn handle(sh: &Shared, st: &mut State, m: &Matched, body: &Value) -> Reply {
 
 /// Find a registered command by name (guild commands first).
 pub fn find(st: &State, guild: u64, name: &str, kind: u64) -> Option<Value> {
-    let matches =
-        |c: &&Value| c["name"].as_str() == Some(name) && c["type"].as_u64().unwrap_or(1) == kind;
+    let matches = |c: &&Value| c["name"].as_str() == Some(name) && c["type"].as_u64().unwrap_or(1) == kind;
     st.guild_commands
         .get(&guild)
         .and_then(|l| l.iter().find(matches))

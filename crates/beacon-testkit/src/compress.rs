@@ -26,9 +26,7 @@ impl Encoder {
     /// Pick the encoder from the `compress` query parameter.
     pub fn from_query(compress: Option<&str>) -> Self {
         match compress {
-            Some("zlib-stream") => {
-                Encoder::Zlib(Box::new(Compress::new(Compression::default(), true)))
-            }
+            Some("zlib-stream") => Encoder::Zlib(Box::new(Compress::new(Compression::default(), true))),
             Some("zstd-stream") => Encoder::Zstd(Box::new(zstd_safe::CCtx::create())),
             _ => Encoder::None,
         }
@@ -47,8 +45,7 @@ impl Encoder {
                         out.reserve(out.capacity().max(256));
                     }
                     let consumed = (c.total_in() - start) as usize;
-                    c.compress_vec(&input[consumed..], &mut out, FlushCompress::Sync)
-                        .map_err(|e| e.to_string())?;
+                    c.compress_vec(&input[consumed..], &mut out, FlushCompress::Sync).map_err(|e| e.to_string())?;
                     let consumed = (c.total_in() - start) as usize;
                     // The flush is complete once all input is consumed and output space remains.
                     if consumed == input.len() && out.len() < out.capacity() {
@@ -64,11 +61,7 @@ impl Encoder {
                 loop {
                     let mut outb = zstd_safe::OutBuffer::around(&mut buf[..]);
                     let remaining = ctx
-                        .compress_stream2(
-                            &mut outb,
-                            &mut inb,
-                            zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_flush,
-                        )
+                        .compress_stream2(&mut outb, &mut inb, zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_flush)
                         .map_err(|code| zstd_safe::get_error_name(code).to_owned())?;
                     result.extend_from_slice(outb.as_slice());
                     if remaining == 0 && inb.pos == input.len() {
@@ -93,8 +86,7 @@ mod tests {
             let frame = e.encode(msg).unwrap().unwrap();
             assert!(frame.ends_with(&[0, 0, 0xff, 0xff]));
             let mut out = Vec::with_capacity(1024);
-            d.decompress_vec(&frame, &mut out, flate2::FlushDecompress::Sync)
-                .unwrap();
+            d.decompress_vec(&frame, &mut out, flate2::FlushDecompress::Sync).unwrap();
             assert_eq!(String::from_utf8(out).unwrap(), msg);
         }
     }

@@ -30,15 +30,9 @@ pub async fn upgrade(
 ) -> Response {
     let encoder = Encoder::from_query(q.get("compress").map(String::as_str));
     if q.get("encoding").is_some_and(|e| e != "json") {
-        sh.lock().violation(
-            None,
-            "GATEWAY",
-            "/",
-            "only encoding=json is supported by the fake".into(),
-        );
+        sh.lock().violation(None, "GATEWAY", "/", "only encoding=json is supported by the fake".into());
     }
-    ws.max_message_size(64 << 20)
-        .on_upgrade(move |socket| connection(sh, socket, encoder))
+    ws.max_message_size(64 << 20).on_upgrade(move |socket| connection(sh, socket, encoder))
 }
 
 fn frame(op: u8, d: Value) -> String {
@@ -58,15 +52,8 @@ struct Conn {
 
 async fn connection(sh: Arc<Shared>, mut socket: WebSocket, mut encoder: Encoder) {
     let (tx, mut rx) = unbounded_channel::<Outbound>();
-    let mut conn = Conn {
-        id: sh.conn_ids.fetch_add(1, Ordering::Relaxed),
-        tx,
-        session: None,
-    };
-    let hello = frame(
-        10,
-        json!({"heartbeat_interval": sh.opts.heartbeat_interval.as_millis() as u64}),
-    );
+    let mut conn = Conn { id: sh.conn_ids.fetch_add(1, Ordering::Relaxed), tx, session: None };
+    let hello = frame(10, json!({"heartbeat_interval": sh.opts.heartbeat_interval.as_millis() as u64}));
     if send(&mut socket, &mut encoder, &hello).await.is_err() {
         return;
     }
@@ -125,12 +112,7 @@ async fn send(socket: &mut WebSocket, encoder: &mut Encoder, text: &str) -> Resu
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.to_owned().into(),
-        })))
-        .await;
+    let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.to_owned().into() }))).await;
 }
 
 fn detach(sh: &Shared, conn: &Conn) {
@@ -177,12 +159,7 @@ fn identify(sh: &Shared, conn: &mut Conn, d: &Value) -> Step {
         return Step::Close(4005, "Already authenticated.");
     }
     if !token_ok(sh, d) {
-        sh.lock().violation(
-            None,
-            "GATEWAY",
-            "identify",
-            "invalid token in Identify".into(),
-        );
+        sh.lock().violation(None, "GATEWAY", "identify", "invalid token in Identify".into());
         return Step::Close(4004, "Authentication failed.");
     }
     let Some(intents) = d["intents"].as_u64() else {
@@ -204,16 +181,15 @@ fn identify(sh: &Shared, conn: &mut Conn, d: &Value) -> Step {
     let mut st = sh.lock();
     let key = shard.0 % sh.opts.max_concurrency.max(1);
     let now = Instant::now();
-    if st
-        .identify_buckets
-        .get(&key)
-        .is_some_and(|last| now.duration_since(*last) < IDENTIFY_WINDOW)
-    {
+    if st.identify_buckets.get(&key).is_some_and(|last| now.duration_since(*last) < IDENTIFY_WINDOW) {
         st.violation(
             None,
             "GATEWAY",
             "identify",
-            format!("identify for shard {shard:?} within 5 s of another in rate-limit bucket {key} (max_concurrency {})", sh.opts.max_concurrency),
+            format!(
+                "identify for shard {shard:?} within 5 s of another in rate-limit bucket {key} (max_concurrency {})",
+                sh.opts.max_concurrency
+            ),
         );
         let _ = conn.tx.send(Outbound::Frame(frame(9, json!(false))));
         return Step::Continue;
@@ -221,8 +197,7 @@ fn identify(sh: &Shared, conn: &mut Conn, d: &Value) -> Step {
     st.identify_buckets.insert(key, now);
     st.identify_count += 1;
     // A new identify for a shard replaces that shard's disconnected sessions.
-    st.sessions
-        .retain(|_, s| s.shard != shard || (s.conn.is_some() && s.resumable));
+    st.sessions.retain(|_, s| s.shard != shard || (s.conn.is_some() && s.resumable));
     let session_id = hex::encode((0..16).map(|_| fastrand::u8(..)).collect::<Vec<_>>());
     let mut session = Session {
         shard,
@@ -282,9 +257,10 @@ fn resume(sh: &Shared, conn: &mut Conn, d: &Value) -> Step {
     let session_id = d["session_id"].as_str().unwrap_or_default().to_owned();
     let seq = d["seq"].as_u64().unwrap_or(0);
     let mut st = sh.lock();
-    let ok = st.sessions.get(&session_id).is_some_and(|s| {
-        s.resumable && s.buffer.front().is_none_or(|(first, _)| *first <= seq + 1)
-    });
+    let ok = st
+        .sessions
+        .get(&session_id)
+        .is_some_and(|s| s.resumable && s.buffer.front().is_none_or(|(first, _)| *first <= seq + 1));
     if !ok {
         drop(st);
         let _ = conn.tx.send(Outbound::Frame(frame(9, json!(false))));
@@ -293,10 +269,7 @@ fn resume(sh: &Shared, conn: &mut Conn, d: &Value) -> Step {
     st.resume_count += 1;
     if let Some(s) = st.sessions.get_mut(&session_id) {
         if let Some((_, old)) = s.conn.take() {
-            let _ = old.send(Outbound::Close(Some((
-                4000,
-                "Session resumed elsewhere.".into(),
-            ))));
+            let _ = old.send(Outbound::Close(Some((4000, "Session resumed elsewhere.".into()))));
         }
         for (n, f) in &s.buffer {
             if *n > seq {
@@ -318,21 +291,15 @@ fn request_members(sh: &Shared, conn: &Conn, d: &Value) {
     };
     let mut st = sh.lock();
     let Some(g) = st.guilds.get(&gid) else { return };
-    let wanted: Option<Vec<u64>> = d["user_ids"].as_array().map(|ids| {
-        ids.iter()
-            .filter_map(|i| i.as_str().and_then(|s| s.parse().ok()))
-            .collect()
-    });
+    let wanted: Option<Vec<u64>> = d["user_ids"]
+        .as_array()
+        .map(|ids| ids.iter().filter_map(|i| i.as_str().and_then(|s| s.parse().ok())).collect());
     let prefix = d["query"].as_str().unwrap_or_default().to_lowercase();
     let members: Vec<Value> = g
         .members
         .values()
         .filter(|m| wanted.as_ref().is_none_or(|w| w.contains(&m.user_id)))
-        .filter(|m| {
-            st.users
-                .get(&m.user_id)
-                .is_none_or(|u| u.username.to_lowercase().starts_with(&prefix))
-        })
+        .filter(|m| st.users.get(&m.user_id).is_none_or(|u| u.username.to_lowercase().starts_with(&prefix)))
         .map(|m| json::member(&st, m))
         .collect();
     let mut chunk = json!({"guild_id": gid.to_string(), "members": members, "chunk_index": 0, "chunk_count": 1});
@@ -349,9 +316,7 @@ pub fn disconnect_all(sh: &Shared, close_code: Option<u16>) {
     let st = sh.lock();
     for s in st.sessions.values() {
         if let Some((_, tx)) = &s.conn {
-            let _ = tx.send(Outbound::Close(
-                close_code.map(|c| (c, "Injected by fake-discord.".to_owned())),
-            ));
+            let _ = tx.send(Outbound::Close(close_code.map(|c| (c, "Injected by fake-discord.".to_owned()))));
         }
     }
 }

@@ -31,11 +31,7 @@ pub struct Reply {
 impl Reply {
     /// A JSON answer.
     pub fn json(status: u16, body: Value) -> Self {
-        Self {
-            status,
-            body: Some(body),
-            violation: None,
-        }
+        Self { status, body: Some(body), violation: None }
     }
 
     /// 200 with a body.
@@ -45,11 +41,7 @@ impl Reply {
 
     /// 204.
     pub fn empty() -> Self {
-        Self {
-            status: 204,
-            body: None,
-            violation: None,
-        }
+        Self { status: 204, body: None, violation: None }
     }
 
     /// A Discord error (`{"message", "code"}`).
@@ -428,25 +420,15 @@ pub fn percent_decode(s: &str) -> String {
 }
 
 fn create_dm(sh: &Shared, st: &mut State, body: &Value) -> Reply {
-    let Some(uid) = body["recipient_id"]
-        .as_str()
-        .and_then(|s| s.parse::<u64>().ok())
-    else {
+    let Some(uid) = body["recipient_id"].as_str().and_then(|s| s.parse::<u64>().ok()) else {
         return Reply::error(400, 50035, "Invalid Form Body");
     };
-    if let Some(c) = st
-        .channels
-        .values()
-        .find(|c| c.kind == 1 && c.recipients == vec![uid])
-    {
+    if let Some(c) = st.channels.values().find(|c| c.kind == 1 && c.recipients == vec![uid]) {
         return Reply::ok(json::channel(st, c));
     }
     let id = sh.ids.next();
     let c = new_channel(id, 1, None, String::new());
-    let c = Channel {
-        recipients: vec![uid],
-        ..c
-    };
+    let c = Channel { recipients: vec![uid], ..c };
     let v = json::channel(st, &c);
     st.channels.insert(id, c);
     Reply::ok(v)
@@ -497,13 +479,7 @@ fn create_guild_channel(sh: &Shared, st: &mut State, gid: u64, body: &Value) -> 
     if let Some(g) = st.guilds.get_mut(&gid) {
         g.channels.push(id);
     }
-    st.dispatch(
-        sh.bot_id(),
-        Some(gid),
-        "CHANNEL_CREATE",
-        &v,
-        intents::GUILDS,
-    );
+    st.dispatch(sh.bot_id(), Some(gid), "CHANNEL_CREATE", &v, intents::GUILDS);
     Reply::json(201, v)
 }
 
@@ -531,11 +507,7 @@ fn update_channel(sh: &Shared, st: &mut State, cid: u64, body: &Value) -> Reply 
     }
     let c = c.clone();
     let v = json::channel(st, &c);
-    let event = if matches!(c.kind, 10..=12) {
-        "THREAD_UPDATE"
-    } else {
-        "CHANNEL_UPDATE"
-    };
+    let event = if matches!(c.kind, 10..=12) { "THREAD_UPDATE" } else { "CHANNEL_UPDATE" };
     st.dispatch(sh.bot_id(), c.guild_id, event, &v, intents::GUILDS);
     Reply::ok(v)
 }
@@ -547,10 +519,7 @@ fn create_role(sh: &Shared, st: &mut State, gid: u64, body: &Value) -> Reply {
     let role = Role {
         id: sh.ids.next(),
         name: body["name"].as_str().unwrap_or("new role").to_owned(),
-        permissions: body["permissions"]
-            .as_str()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0),
+        permissions: body["permissions"].as_str().and_then(|p| p.parse().ok()).unwrap_or(0),
         position: g.roles.len() as i64,
         color: body["color"].as_u64().unwrap_or(0) as u32,
         hoist: body["hoist"].as_bool().unwrap_or(false),
@@ -560,26 +529,14 @@ fn create_role(sh: &Shared, st: &mut State, gid: u64, body: &Value) -> Reply {
     let v = json::role(&role);
     g.roles.push(role);
     let ev = json!({"guild_id": gid.to_string(), "role": v});
-    st.dispatch(
-        sh.bot_id(),
-        Some(gid),
-        "GUILD_ROLE_CREATE",
-        &ev,
-        intents::GUILDS,
-    );
+    st.dispatch(sh.bot_id(), Some(gid), "GUILD_ROLE_CREATE", &ev, intents::GUILDS);
     Reply::ok(v)
 }
 
 fn member_update(sh: &Shared, st: &mut State, gid: u64, mem: &Member) {
     let mut ev = json::member(st, mem);
     ev["guild_id"] = json!(gid.to_string());
-    st.dispatch(
-        sh.bot_id(),
-        Some(gid),
-        "GUILD_MEMBER_UPDATE",
-        &ev,
-        intents::GUILD_MEMBERS,
-    );
+    st.dispatch(sh.bot_id(), Some(gid), "GUILD_MEMBER_UPDATE", &ev, intents::GUILD_MEMBERS);
 }
 
 fn update_member(sh: &Shared, st: &mut State, gid: u64, uid: u64, body: &Value) -> Reply {
@@ -593,15 +550,10 @@ fn update_member(sh: &Shared, st: &mut State, gid: u64, uid: u64, body: &Value) 
         mem.nick = body["nick"].as_str().map(str::to_owned);
     }
     if let Some(roles) = body["roles"].as_array() {
-        mem.roles = roles
-            .iter()
-            .filter_map(|r| r.as_str()?.parse().ok())
-            .collect();
+        mem.roles = roles.iter().filter_map(|r| r.as_str()?.parse().ok()).collect();
     }
     if body.get("communication_disabled_until").is_some() {
-        mem.communication_disabled_until = body["communication_disabled_until"]
-            .as_str()
-            .map(str::to_owned);
+        mem.communication_disabled_until = body["communication_disabled_until"].as_str().map(str::to_owned);
     }
     let mem = mem.clone();
     member_update(sh, st, gid, &mem);
@@ -616,25 +568,12 @@ fn remove_member(sh: &Shared, st: &mut State, gid: u64, uid: u64) -> Reply {
         return unknown(10007, "Member");
     }
     let ev = json!({"guild_id": gid.to_string(), "user": json::user_by_id(st, uid)});
-    st.dispatch(
-        sh.bot_id(),
-        Some(gid),
-        "GUILD_MEMBER_REMOVE",
-        &ev,
-        intents::GUILD_MEMBERS,
-    );
+    st.dispatch(sh.bot_id(), Some(gid), "GUILD_MEMBER_REMOVE", &ev, intents::GUILD_MEMBERS);
     Reply::empty()
 }
 
 /// Store a new message and dispatch MESSAGE_CREATE.
-pub fn post_message(
-    sh: &Shared,
-    st: &mut State,
-    cid: u64,
-    author: u64,
-    body: &Value,
-    app: Option<u64>,
-) -> Value {
+pub fn post_message(sh: &Shared, st: &mut State, cid: u64, author: u64, body: &Value, app: Option<u64>) -> Value {
     let id = sh.ids.next();
     let v = json::message(st, id, cid, author, body, app);
     let guild = st.channel_guild(cid);
@@ -644,11 +583,7 @@ pub fn post_message(
     }
     let ephemeral = body["flags"].as_u64().unwrap_or(0) & 64 != 0;
     if !ephemeral {
-        let intent = if guild.is_some() {
-            intents::GUILD_MESSAGES
-        } else {
-            intents::DIRECT_MESSAGES
-        };
+        let intent = if guild.is_some() { intents::GUILD_MESSAGES } else { intents::DIRECT_MESSAGES };
         st.dispatch(sh.bot_id(), guild, "MESSAGE_CREATE", &v, intent);
     }
     v
@@ -662,11 +597,7 @@ pub fn edit_message(sh: &Shared, st: &mut State, cid: u64, mid: u64, body: &Valu
     json::apply_edit(msg, body, now_ms());
     let v = msg.clone();
     let guild = st.channel_guild(cid);
-    let intent = if guild.is_some() {
-        intents::GUILD_MESSAGES
-    } else {
-        intents::DIRECT_MESSAGES
-    };
+    let intent = if guild.is_some() { intents::GUILD_MESSAGES } else { intents::DIRECT_MESSAGES };
     if v["flags"].as_u64().unwrap_or(0) & 64 == 0 {
         st.dispatch(sh.bot_id(), guild, "MESSAGE_UPDATE", &v, intent);
     }
@@ -689,23 +620,14 @@ pub fn delete_message(sh: &Shared, st: &mut State, cid: u64, mid: u64) -> bool {
     if let Some(g) = guild {
         ev["guild_id"] = json!(g.to_string());
     }
-    let intent = if guild.is_some() {
-        intents::GUILD_MESSAGES
-    } else {
-        intents::DIRECT_MESSAGES
-    };
+    let intent = if guild.is_some() { intents::GUILD_MESSAGES } else { intents::DIRECT_MESSAGES };
     st.dispatch(sh.bot_id(), guild, "MESSAGE_DELETE", &ev, intent);
     true
 }
 
 /// Add or remove a reaction and dispatch MESSAGE_REACTION_ADD/REMOVE.
 pub fn react(sh: &Shared, st: &mut State, cid: u64, mid: u64, user: u64, emoji: &str, add: bool) {
-    let users = st
-        .reactions
-        .entry(mid)
-        .or_default()
-        .entry(emoji.to_owned())
-        .or_default();
+    let users = st.reactions.entry(mid).or_default().entry(emoji.to_owned()).or_default();
     users.retain(|u| *u != user);
     if add {
         users.push(user);
@@ -728,37 +650,21 @@ pub fn react(sh: &Shared, st: &mut State, cid: u64, mid: u64, user: u64, emoji: 
     }
     if add {
         ev["burst_colors"] = json!([]);
-        if let Some(author) = st
-            .message(cid, mid)
-            .and_then(|m| m["author"]["id"].as_str())
-        {
+        if let Some(author) = st.message(cid, mid).and_then(|m| m["author"]["id"].as_str()) {
             ev["message_author_id"] = json!(author);
         }
     }
-    let intent = if guild.is_some() {
-        intents::GUILD_MESSAGE_REACTIONS
-    } else {
-        intents::DIRECT_MESSAGE_REACTIONS
-    };
-    let event = if add {
-        "MESSAGE_REACTION_ADD"
-    } else {
-        "MESSAGE_REACTION_REMOVE"
-    };
+    let intent = if guild.is_some() { intents::GUILD_MESSAGE_REACTIONS } else { intents::DIRECT_MESSAGE_REACTIONS };
+    let event = if add { "MESSAGE_REACTION_ADD" } else { "MESSAGE_REACTION_REMOVE" };
     st.dispatch(sh.bot_id(), guild, event, &ev, intent);
 }
 
 /// `name:id` custom emoji or a unicode emoji.
 fn parse_emoji(emoji: &str) -> (Value, Value) {
     match emoji.rsplit_once(':') {
-        Some((name, id)) if id.chars().all(|c| c.is_ascii_digit()) && !id.is_empty() => (
-            json!(id),
-            json!(
-                name.trim_start_matches('<')
-                    .trim_start_matches("a:")
-                    .trim_start_matches(':')
-            ),
-        ),
+        Some((name, id)) if id.chars().all(|c| c.is_ascii_digit()) && !id.is_empty() => {
+            (json!(id), json!(name.trim_start_matches('<').trim_start_matches("a:").trim_start_matches(':')))
+        }
         _ => (Value::Null, json!(emoji)),
     }
 }
@@ -769,22 +675,9 @@ fn create_thread(sh: &Shared, st: &mut State, m: &Matched, body: &Value) -> Repl
         return unknown(10003, "Channel");
     };
     let gid = p.guild_id;
-    let id = if m.op.id == "create_thread_from_message" {
-        m.id("message_id")
-    } else {
-        sh.ids.next()
-    };
-    let kind = if m.op.id == "create_thread_from_message" {
-        11
-    } else {
-        body["type"].as_u64().unwrap_or(12) as u8
-    };
-    let mut c = new_channel(
-        id,
-        kind,
-        gid,
-        body["name"].as_str().unwrap_or("thread").to_owned(),
-    );
+    let id = if m.op.id == "create_thread_from_message" { m.id("message_id") } else { sh.ids.next() };
+    let kind = if m.op.id == "create_thread_from_message" { 11 } else { body["type"].as_u64().unwrap_or(12) as u8 };
+    let mut c = new_channel(id, kind, gid, body["name"].as_str().unwrap_or("thread").to_owned());
     c.parent_id = Some(parent);
     c.owner_id = Some(sh.bot_id());
     c.thread_members = vec![sh.bot_id()];

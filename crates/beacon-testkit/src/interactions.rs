@@ -35,31 +35,18 @@ fn random_token() -> String {
 }
 
 /// Build the interaction payload and register it.
-pub fn create(
-    sh: &Shared,
-    st: &mut State,
-    ni: &NewInteraction,
-) -> Result<(InteractionHandle, Value), Error> {
-    let guild = st
-        .guilds
-        .get(&ni.guild_id)
-        .ok_or_else(|| Error::NotFound(format!("guild {}", ni.guild_id)))?;
-    let member = guild.members.get(&ni.user_id).ok_or_else(|| {
-        Error::NotFound(format!("member {} of guild {}", ni.user_id, ni.guild_id))
-    })?;
+pub fn create(sh: &Shared, st: &mut State, ni: &NewInteraction) -> Result<(InteractionHandle, Value), Error> {
+    let guild = st.guilds.get(&ni.guild_id).ok_or_else(|| Error::NotFound(format!("guild {}", ni.guild_id)))?;
+    let member = guild
+        .members
+        .get(&ni.user_id)
+        .ok_or_else(|| Error::NotFound(format!("member {} of guild {}", ni.user_id, ni.guild_id)))?;
     let channel = st
         .channels
         .get(&ni.channel_id)
         .filter(|c| c.guild_id == Some(ni.guild_id))
-        .ok_or_else(|| {
-            Error::NotFound(format!(
-                "channel {} in guild {}",
-                ni.channel_id, ni.guild_id
-            ))
-        })?;
-    let perms = ni
-        .permissions
-        .unwrap_or_else(|| st.member_permissions(ni.guild_id, ni.user_id));
+        .ok_or_else(|| Error::NotFound(format!("channel {} in guild {}", ni.channel_id, ni.guild_id)))?;
+    let perms = ni.permissions.unwrap_or_else(|| st.member_permissions(ni.guild_id, ni.user_id));
     let app_perms = st.member_permissions(ni.guild_id, sh.bot_id());
     let mut member_json = json::member(st, member);
     member_json["permissions"] = json!(perms.to_string());
@@ -88,9 +75,10 @@ pub fn create(
         "attachment_size_limit": 26_214_400,
     });
     if let Some(mid) = ni.message_id {
-        let msg = st.message(ni.channel_id, mid).cloned().ok_or_else(|| {
-            Error::NotFound(format!("message {mid} in channel {}", ni.channel_id))
-        })?;
+        let msg = st
+            .message(ni.channel_id, mid)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("message {mid} in channel {}", ni.channel_id)))?;
         payload["message"] = msg;
     }
     st.interactions.insert(
@@ -110,14 +98,7 @@ pub fn create(
         },
     );
     st.tokens.insert(token.clone(), id);
-    Ok((
-        InteractionHandle {
-            id,
-            token,
-            kind: ni.kind,
-        },
-        payload,
-    ))
+    Ok((InteractionHandle { id, token, kind: ni.kind }, payload))
 }
 
 /// `resolved` for user, channel, role and mentionable options.
@@ -165,29 +146,17 @@ pub fn resolved(st: &State, guild_id: u64, options: &Value) -> Option<Value> {
 }
 
 /// Send the interaction to the bot.
-pub async fn deliver(
-    sh: Arc<Shared>,
-    handle: &InteractionHandle,
-    payload: Value,
-    via: Delivery,
-) -> Result<(), Error> {
+pub async fn deliver(sh: Arc<Shared>, handle: &InteractionHandle, payload: Value, via: Delivery) -> Result<(), Error> {
     match via {
         Delivery::Gateway => {
             let mut st = sh.lock();
-            let guild = payload["guild_id"]
-                .as_str()
-                .and_then(|g| g.parse::<u64>().ok());
+            let guild = payload["guild_id"].as_str().and_then(|g| g.parse::<u64>().ok());
             let reachable = st.sessions.values().any(|s| {
-                s.resumable
-                    && guild.is_none_or(|g| {
-                        ((g >> 22) % u64::from(s.shard.1.max(1))) as u32 == s.shard.0
-                    })
+                s.resumable && guild.is_none_or(|g| ((g >> 22) % u64::from(s.shard.1.max(1))) as u32 == s.shard.0)
             });
             if !reachable {
                 st.interactions.remove(&handle.id);
-                return Err(Error::Invalid(
-                    "no gateway session for this guild's shard; connect the bot first".into(),
-                ));
+                return Err(Error::Invalid("no gateway session for this guild's shard; connect the bot first".into()));
             }
             st.dispatch(sh.bot_id(), guild, "INTERACTION_CREATE", &payload, 0);
             drop(st);
@@ -196,9 +165,7 @@ pub async fn deliver(
         }
         Delivery::Http => {
             if sh.lock().endpoint.is_none() {
-                return Err(Error::Endpoint(
-                    "no interactions endpoint set (set_interactions_endpoint)".into(),
-                ));
+                return Err(Error::Endpoint("no interactions endpoint set (set_interactions_endpoint)".into()));
             }
             let id = handle.id;
             tokio::spawn(async move {
@@ -232,10 +199,7 @@ async fn post_signed(
         .http
         .post(url)
         .header("content-type", "application/json")
-        .header(
-            "user-agent",
-            "Discord-Interactions/1.0 (+https://discord.com)",
-        )
+        .header("user-agent", "Discord-Interactions/1.0 (+https://discord.com)")
         .header("x-signature-ed25519", hex::encode(signature.to_bytes()))
         .header("x-signature-timestamp", timestamp)
         .body(body.to_owned())
@@ -244,16 +208,8 @@ async fn post_signed(
         .await
         .map_err(|e| format!("POST {url} failed: {e}"))?;
     let status = resp.status().as_u16();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| format!("reading the endpoint's answer: {e}"))?;
+    let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let bytes = resp.bytes().await.map_err(|e| format!("reading the endpoint's answer: {e}"))?;
     Ok((status, ct, bytes.to_vec()))
 }
 
@@ -278,16 +234,12 @@ async fn verify_endpoint(sh: &Shared, url: &str) -> Result<(), String> {
     let (status, _, body) = post_signed(sh, url, &ping, &sh.signing).await?;
     let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if status != 200 || answer["type"].as_u64() != Some(1) {
-        return Err(format!(
-            "PING must be answered 200 {{\"type\":1}}, got {status} {answer}"
-        ));
+        return Err(format!("PING must be answered 200 {{\"type\":1}}, got {status} {answer}"));
     }
     let wrong = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
     let (status, _, _) = post_signed(sh, url, &ping, &wrong).await?;
     if status != 401 {
-        let reason = format!(
-            "endpoint answered {status} to a request with an invalid signature (must be 401)"
-        );
+        let reason = format!("endpoint answered {status} to a request with an invalid signature (must be 401)");
         sh.lock().violation(None, "INTERACTION", url, reason);
     }
     sh.lock().endpoint_verified = Some(url.to_owned());
@@ -295,38 +247,24 @@ async fn verify_endpoint(sh: &Shared, url: &str) -> Result<(), String> {
 }
 
 async fn deliver_http(sh: &Arc<Shared>, id: u64, payload: &Value) -> Result<(), String> {
-    let url = sh
-        .lock()
-        .endpoint
-        .clone()
-        .ok_or("no interactions endpoint set")?;
+    let url = sh.lock().endpoint.clone().ok_or("no interactions endpoint set")?;
     verify_endpoint(sh, &url).await?;
     let (status, ct, body) = post_signed(sh, &url, &payload.to_string(), &sh.signing).await?;
     if status != 200 {
-        return Err(format!(
-            "endpoint answered {status} to an interaction (must be 200 with the response)"
-        ));
+        return Err(format!("endpoint answered {status} to an interaction (must be 200 with the response)"));
     }
-    let answer =
-        crate::rest::parse_body(&ct, &body).map_err(|e| format!("endpoint response: {e}"))?;
+    let answer = crate::rest::parse_body(&ct, &body).map_err(|e| format!("endpoint response: {e}"))?;
     let path = format!("/interactions/{id}/<token>/callback (HTTP response)");
-    let matched = sh
-        .routes
-        .find("POST", &format!("/interactions/{id}/t/callback"))
-        .ok_or("no callback route")?;
+    let matched = sh.routes.find("POST", &format!("/interactions/{id}/t/callback")).ok_or("no callback route")?;
     if let Some(reply) = crate::rest::validate_body(sh, &matched, "POST", &path, &answer) {
-        return Err(format!(
-            "invalid interaction response: {}",
-            reply.body.unwrap_or_default()
-        ));
+        return Err(format!("invalid interaction response: {}", reply.body.unwrap_or_default()));
     }
     let reply = {
         let mut st = sh.lock();
         apply_initial(sh, &mut st, id, &answer, &Query::new())
     };
     if let Some(v) = reply.violation {
-        sh.lock()
-            .violation(Some("create_interaction_response"), "POST", &path, v);
+        sh.lock().violation(Some("create_interaction_response"), "POST", &path, v);
     }
     sh.notify();
     Ok(())
@@ -346,12 +284,7 @@ fn allowed_responses(kind: u8) -> &'static [u64] {
 /// The initial response (callback or HTTP answer).
 pub fn apply_initial(sh: &Shared, st: &mut State, id: u64, body: &Value, q: &Query) -> Reply {
     let Some(rec) = st.interactions.get(&id).cloned() else {
-        return Reply::violation(
-            404,
-            10062,
-            "Unknown interaction",
-            format!("interaction {id} does not exist"),
-        );
+        return Reply::violation(404, 10062, "Unknown interaction", format!("interaction {id} does not exist"));
     };
     if rec.initial.is_some() {
         return Reply::violation(
@@ -380,17 +313,10 @@ pub fn apply_initial(sh: &Shared, st: &mut State, id: u64, body: &Value, q: &Que
             400,
             50035,
             "Invalid Form Body",
-            format!(
-                "response type {kind} is not allowed for interaction type {}",
-                rec.kind
-            ),
+            format!("response type {kind} is not allowed for interaction type {}", rec.kind),
         );
     }
-    let data = if body["data"].is_object() {
-        body["data"].clone()
-    } else {
-        json!({})
-    };
+    let data = if body["data"].is_object() { body["data"].clone() } else { json!({}) };
     let bot = sh.bot_id();
     let mut original = None;
     let mut message = Value::Null;
@@ -401,8 +327,7 @@ pub fn apply_initial(sh: &Shared, st: &mut State, id: u64, body: &Value, q: &Que
                 let flags = data["flags"].as_u64().unwrap_or(0) & 64;
                 msg_body = json!({"content": "", "flags": flags | 128});
             }
-            let mut msg =
-                handlers::post_message(sh, st, rec.channel_id, bot, &msg_body, Some(sh.app_id));
+            let mut msg = handlers::post_message(sh, st, rec.channel_id, bot, &msg_body, Some(sh.app_id));
             msg["interaction_metadata"] = json!({"id": id.to_string(), "type": rec.kind, "user": msg["author"].clone(), "authorizing_integration_owners": {}});
             original = msg["id"].as_str().and_then(|s| s.parse::<u64>().ok());
             message = msg;
@@ -445,11 +370,7 @@ fn rec_by_token<'a>(sh: &Shared, st: &'a State, m: &Matched) -> Result<&'a Inter
     if m.id("webhook_id") != sh.app_id {
         return Err(Reply::error(404, 10015, "Unknown Webhook"));
     }
-    let token = m
-        .params
-        .get("webhook_token")
-        .map(String::as_str)
-        .unwrap_or_default();
+    let token = m.params.get("webhook_token").map(String::as_str).unwrap_or_default();
     let rec = st
         .tokens
         .get(token)
@@ -470,18 +391,9 @@ fn rec_by_token<'a>(sh: &Shared, st: &'a State, m: &Matched) -> Result<&'a Inter
 pub fn handle_rest(sh: &Shared, st: &mut State, m: &Matched, q: &Query, body: &Value) -> Reply {
     if m.op.id == "create_interaction_response" {
         let id = m.id("interaction_id");
-        let token = m
-            .params
-            .get("interaction_token")
-            .map(String::as_str)
-            .unwrap_or_default();
+        let token = m.params.get("interaction_token").map(String::as_str).unwrap_or_default();
         if st.interactions.get(&id).is_none_or(|r| r.token != token) {
-            return Reply::violation(
-                404,
-                10062,
-                "Unknown interaction",
-                format!("no interaction {id} with this token"),
-            );
+            return Reply::violation(404, 10062, "Unknown interaction", format!("no interaction {id} with this token"));
         }
         return apply_initial(sh, st, id, body, q);
     }
@@ -521,25 +433,20 @@ pub fn handle_rest(sh: &Shared, st: &mut State, m: &Matched, q: &Query, body: &V
                     format!("follow-up after response type {initial}"),
                 );
             }
-            let msg =
-                handlers::post_message(sh, st, rec.channel_id, sh.bot_id(), body, Some(sh.app_id));
+            let msg = handlers::post_message(sh, st, rec.channel_id, sh.bot_id(), body, Some(sh.app_id));
             if let Some(r) = st.interactions.get_mut(&rec.id) {
                 r.followups.push(body.clone());
             }
             Reply::ok(msg)
         }
-        "get_original_webhook_message" | "get_webhook_message" => {
-            match st.message(rec.channel_id, message_id) {
-                Some(v) => Reply::ok(v.clone()),
-                None => Reply::error(404, 10008, "Unknown Message"),
-            }
-        }
+        "get_original_webhook_message" | "get_webhook_message" => match st.message(rec.channel_id, message_id) {
+            Some(v) => Reply::ok(v.clone()),
+            None => Reply::error(404, 10008, "Unknown Message"),
+        },
         "update_original_webhook_message" | "update_webhook_message" => {
             let reply = handlers::edit_message(sh, st, rec.channel_id, message_id, body);
             if reply.status == 200 {
-                if let Some(flags) = st
-                    .message(rec.channel_id, message_id)
-                    .and_then(|v| v["flags"].as_u64())
+                if let Some(flags) = st.message(rec.channel_id, message_id).and_then(|v| v["flags"].as_u64())
                     && let Some(msg) = st.message_mut(rec.channel_id, message_id)
                 {
                     // The loading flag goes away once the deferred message is edited.
@@ -585,9 +492,5 @@ pub fn outcome(rec: &InteractionRec) -> Option<Result<InteractionOutcome, Error>
             dst.insert(k.clone(), v.clone());
         }
     }
-    Some(Ok(InteractionOutcome {
-        kind,
-        data,
-        followups: rec.followups.clone(),
-    }))
+    Some(Ok(InteractionOutcome { kind, data, followups: rec.followups.clone() }))
 }

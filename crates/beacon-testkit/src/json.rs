@@ -25,11 +25,7 @@ pub fn user(u: &User) -> Value {
 pub fn user_by_id(state: &State, id: u64) -> Value {
     match state.users.get(&id) {
         Some(u) => user(u),
-        None => user(&User {
-            id,
-            username: format!("user{id}"),
-            bot: false,
-        }),
+        None => user(&User { id, username: format!("user{id}"), bot: false }),
     }
 }
 
@@ -88,8 +84,7 @@ pub fn channel(state: &State, c: &Channel) -> Value {
         "flags": 0,
     });
     if c.kind == 1 {
-        v["recipients"] =
-            Value::Array(c.recipients.iter().map(|u| user_by_id(state, *u)).collect());
+        v["recipients"] = Value::Array(c.recipients.iter().map(|u| user_by_id(state, *u)).collect());
         return v;
     }
     v["guild_id"] = json!(c.guild_id.map(|id| id.to_string()));
@@ -158,11 +153,8 @@ pub fn guild(state: &State, g: &Guild, create: bool) -> Value {
         "region": "deprecated",
     });
     if create {
-        let (channels, threads): (Vec<_>, Vec<_>) = g
-            .channels
-            .iter()
-            .filter_map(|id| state.channels.get(id))
-            .partition(|c| !matches!(c.kind, 10..=12));
+        let (channels, threads): (Vec<_>, Vec<_>) =
+            g.channels.iter().filter_map(|id| state.channels.get(id)).partition(|c| !matches!(c.kind, 10..=12));
         v["joined_at"] = json!(iso8601(g.created_ms));
         v["large"] = json!(false);
         v["unavailable"] = json!(false);
@@ -236,7 +228,7 @@ pub fn message(
         "mention_everyone": false,
         "mentions": mentions,
         "mention_roles": role_mentions.iter().map(u64::to_string).collect::<Vec<_>>(),
-        "attachments": body.get("attachments").filter(|a| a.is_array()).cloned().unwrap_or(json!([])),
+        "attachments": uploaded_attachments(id, channel_id, body),
         "embeds": body.get("embeds").filter(|a| a.is_array()).cloned().unwrap_or(json!([])),
         "components": body.get("components").filter(|a| a.is_array()).cloned().unwrap_or(json!([])),
         "pinned": false,
@@ -255,10 +247,7 @@ pub fn message(
     }
     if let Some(reference) = body.get("message_reference").filter(|r| r.is_object()) {
         let mut r = reference.clone();
-        r["channel_id"] = r
-            .get("channel_id")
-            .cloned()
-            .unwrap_or(json!(channel_id.to_string()));
+        r["channel_id"] = r.get("channel_id").cloned().unwrap_or(json!(channel_id.to_string()));
         v["message_reference"] = r;
         v["type"] = json!(19);
     }
@@ -283,4 +272,33 @@ pub fn apply_edit(msg: &mut Value, body: &Value, now_ms: u64) {
         }
     }
     msg["edited_timestamp"] = json!(iso8601(now_ms));
+}
+
+/// What Discord stores for the `attachments` of a message it creates: the upload placeholders
+/// (`{"id": 0, "filename": …}`) become full attachment objects with their own ids and URLs.
+fn uploaded_attachments(message_id: u64, channel_id: u64, body: &Value) -> Value {
+    let Some(items) = body.get("attachments").and_then(Value::as_array) else {
+        return json!([]);
+    };
+    let list: Vec<Value> = items
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let id = message_id + 1 + i as u64;
+            let filename = a["filename"].as_str().unwrap_or("file").to_owned();
+            let url = format!("https://cdn.discordapp.com/attachments/{channel_id}/{id}/{filename}");
+            let mut out = json!({
+                "id": id.to_string(),
+                "filename": filename,
+                "size": 0,
+                "url": url,
+                "proxy_url": url,
+            });
+            if let Some(d) = a.get("description").filter(|d| d.is_string()) {
+                out["description"] = d.clone();
+            }
+            out
+        })
+        .collect();
+    Value::Array(list)
 }

@@ -57,9 +57,8 @@ mod validate;
 
 pub use error::Error;
 pub use types::{
-    ChannelInfo, CommandInvocation, Delivery, FakeOptions, Fault, FaultKind, GuildInfo, GuildSpec,
-    InteractionHandle, InteractionOutcome, MemberInfo, MemberSpec, RecordedRequest, RoleInfo,
-    RoleSpec, Violation,
+    ChannelInfo, CommandInvocation, Delivery, FakeOptions, Fault, FaultKind, GuildInfo, GuildSpec, InteractionHandle,
+    InteractionOutcome, MemberInfo, MemberSpec, RecordedRequest, RoleInfo, RoleSpec, Violation,
 };
 
 use server::Shared;
@@ -93,9 +92,7 @@ pub struct FakeDiscord {
 
 impl std::fmt::Debug for FakeDiscord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeDiscord")
-            .field("base_url", &self.base_url())
-            .finish()
+        f.debug_struct("FakeDiscord").field("base_url", &self.base_url()).finish()
     }
 }
 
@@ -110,10 +107,9 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 impl FakeDiscord {
     /// Start serving REST and the gateway on `127.0.0.1:{opts.port}`.
     pub async fn start(opts: FakeOptions) -> Result<FakeDiscord, Error> {
-        let spec_path = opts
-            .openapi_path
-            .clone()
-            .or_else(|| std::env::var_os("BEACON_DISCORD_OPENAPI").map(PathBuf::from));
+        install_tls_provider();
+        let spec_path =
+            opts.openapi_path.clone().or_else(|| std::env::var_os("BEACON_DISCORD_OPENAPI").map(PathBuf::from));
         let spec = match spec_path {
             Some(path) => Some(
                 tokio::task::spawn_blocking(move || validate::Spec::load(&path))
@@ -122,35 +118,15 @@ impl FakeDiscord {
             ),
             None => None,
         };
-        let routes = spec
-            .as_ref()
-            .map_or_else(validate::Routes::builtin, |s| s.routes.clone());
+        let routes = spec.as_ref().map_or_else(validate::Routes::builtin, |s| s.routes.clone());
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
         let addr = listener.local_addr()?;
         let ids = snowflake::Snowflakes::new();
         let app_id = ids.next();
-        let token = format!(
-            "{}.fake.{}",
-            hex::encode(app_id.to_string()),
-            hex::encode(random_bytes::<24>())
-        );
+        let token = format!("{}.fake.{}", hex::encode(app_id.to_string()), hex::encode(random_bytes::<24>()));
         let mut state = State::default();
-        state.users.insert(
-            app_id,
-            User {
-                id: app_id,
-                username: "Beacon Test Bot".into(),
-                bot: true,
-            },
-        );
-        state.users.insert(
-            1,
-            User {
-                id: 1,
-                username: "app-owner".into(),
-                bot: false,
-            },
-        );
+        state.users.insert(app_id, User { id: app_id, username: "Beacon Test Bot".into(), bot: true });
+        state.users.insert(1, User { id: 1, username: "app-owner".into(), bot: false });
         let cancel = CancellationToken::new();
         let shared = Arc::new(Shared {
             opts,
@@ -176,21 +152,12 @@ impl FakeDiscord {
                 tracing::error!(error = %e, "fake discord server failed");
             }
         });
-        Ok(FakeDiscord {
-            shared,
-            guard: Some(Arc::new(Guard {
-                cancel,
-                task: Mutex::new(Some(task)),
-            })),
-        })
+        Ok(FakeDiscord { shared, guard: Some(Arc::new(Guard { cancel, task: Mutex::new(Some(task)) })) })
     }
 
     /// A handle for server-internal use that does not keep the server alive.
     pub(crate) fn from_shared(shared: Arc<Shared>) -> FakeDiscord {
-        FakeDiscord {
-            shared,
-            guard: None,
-        }
+        FakeDiscord { shared, guard: None }
     }
 
     /// `http://127.0.0.1:PORT`; REST is at `{base_url}/api/v10/...`.
@@ -232,13 +199,19 @@ impl FakeDiscord {
     /// Stop serving and close every gateway connection.
     pub async fn shutdown(&self) {
         self.shared.cancel.cancel();
-        let task = self
-            .guard
-            .as_ref()
-            .and_then(|g| g.task.lock().ok().and_then(|mut t| t.take()));
+        let task = self.guard.as_ref().and_then(|g| g.task.lock().ok().and_then(|mut t| t.take()));
         if let Some(task) = task {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
     }
 }
 pub mod llm;
+
+/// Installs the process-wide rustls crypto provider (ring) if none is installed yet.
+///
+/// reqwest is built with rustls but without a provider when another crate in the same build asks
+/// for TLS, and then panics on its first client unless one is installed. [`FakeDiscord::start`]
+/// calls this; tests that build an HTTP client before starting a fake call it first.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -53,9 +53,7 @@ fn bucket_hash(m: &Matched) -> String {
 }
 
 fn unix_secs_f64() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Count a request against its buckets.
@@ -69,20 +67,12 @@ pub fn check(
     let now = Instant::now();
     // Interaction callbacks and webhook-token routes are not bound by the global limit.
     if bot_auth && !m.op.token_route {
-        let g = global.get_or_insert(Window {
-            start: now,
-            count: 0,
-        });
+        let g = global.get_or_insert(Window { start: now, count: 0 });
         if now.duration_since(g.start) >= Duration::from_secs(1) {
-            *g = Window {
-                start: now,
-                count: 0,
-            };
+            *g = Window { start: now, count: 0 };
         }
         if g.count >= limits.global_limit {
-            let retry = (Duration::from_secs(1).saturating_sub(now.duration_since(g.start)))
-                .as_secs_f64()
-                .max(0.001);
+            let retry = (Duration::from_secs(1).saturating_sub(now.duration_since(g.start))).as_secs_f64().max(0.001);
             return Verdict {
                 headers: vec![
                     ("x-ratelimit-global", "true".into()),
@@ -96,47 +86,26 @@ pub fn check(
     }
     let hash = bucket_hash(m);
     let key = format!("{hash}:{}", major(m));
-    let w = buckets.entry(key).or_insert(Window {
-        start: now,
-        count: 0,
-    });
+    let w = buckets.entry(key).or_insert(Window { start: now, count: 0 });
     if now.duration_since(w.start) >= limits.route_window {
-        *w = Window {
-            start: now,
-            count: 0,
-        };
+        *w = Window { start: now, count: 0 };
     }
-    let reset_after = limits
-        .route_window
-        .saturating_sub(now.duration_since(w.start))
-        .as_secs_f64();
+    let reset_after = limits.route_window.saturating_sub(now.duration_since(w.start)).as_secs_f64();
     let mut headers = vec![
         ("x-ratelimit-bucket", hash),
         ("x-ratelimit-limit", limits.route_limit.to_string()),
-        (
-            "x-ratelimit-reset",
-            format!("{:.3}", unix_secs_f64() + reset_after),
-        ),
+        ("x-ratelimit-reset", format!("{:.3}", unix_secs_f64() + reset_after)),
         ("x-ratelimit-reset-after", format!("{reset_after:.3}")),
     ];
     if w.count >= limits.route_limit {
         headers.push(("x-ratelimit-remaining", "0".into()));
         headers.push(("x-ratelimit-scope", "user".into()));
         headers.push(("retry-after", format!("{}", reset_after.ceil() as u64)));
-        return Verdict {
-            headers,
-            limited: Some((reset_after.max(0.001), false)),
-        };
+        return Verdict { headers, limited: Some((reset_after.max(0.001), false)) };
     }
     w.count += 1;
-    headers.push((
-        "x-ratelimit-remaining",
-        (limits.route_limit - w.count).to_string(),
-    ));
-    Verdict {
-        headers,
-        limited: None,
-    }
+    headers.push(("x-ratelimit-remaining", (limits.route_limit - w.count).to_string()));
+    Verdict { headers, limited: None }
 }
 
 #[cfg(test)]
@@ -148,30 +117,18 @@ mod tests {
     fn bucket_exhausts_and_reports_retry_after() {
         let routes = Routes::builtin();
         let m = routes.find("POST", "/channels/1/messages").unwrap();
-        let limits = Limits {
-            route_limit: 2,
-            route_window: Duration::from_secs(60),
-            global_limit: 50,
-        };
+        let limits = Limits { route_limit: 2, route_window: Duration::from_secs(60), global_limit: 50 };
         let mut buckets = HashMap::new();
         let mut global = None;
         let a = check(&mut buckets, &mut global, limits, &m, true);
         assert!(a.limited.is_none());
-        assert!(
-            a.headers
-                .iter()
-                .any(|(k, v)| *k == "x-ratelimit-remaining" && v == "1")
-        );
+        assert!(a.headers.iter().any(|(k, v)| *k == "x-ratelimit-remaining" && v == "1"));
         check(&mut buckets, &mut global, limits, &m, true);
         let c = check(&mut buckets, &mut global, limits, &m, true);
         let (retry, global_hit) = c.limited.unwrap();
         assert!(retry > 0.0 && !global_hit);
         // Another channel has its own bucket.
         let other = routes.find("POST", "/channels/2/messages").unwrap();
-        assert!(
-            check(&mut buckets, &mut global, limits, &other, true)
-                .limited
-                .is_none()
-        );
+        assert!(check(&mut buckets, &mut global, limits, &other, true).limited.is_none());
     }
 }

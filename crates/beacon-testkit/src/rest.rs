@@ -33,15 +33,10 @@ pub fn parse_body(content_type: &str, body: &[u8]) -> Result<Value, String> {
     if body.is_empty() {
         return Ok(Value::Null);
     }
-    if let Some(boundary) = content_type
-        .strip_prefix("multipart/form-data")
-        .and_then(|rest| rest.split("boundary=").nth(1))
+    if let Some(boundary) =
+        content_type.strip_prefix("multipart/form-data").and_then(|rest| rest.split("boundary=").nth(1))
     {
-        let boundary = boundary
-            .trim_matches('"')
-            .split(';')
-            .next()
-            .unwrap_or_default();
+        let boundary = boundary.trim_matches('"').split(';').next().unwrap_or_default();
         return multipart_payload(body, boundary);
     }
     serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))
@@ -56,19 +51,14 @@ fn multipart_payload(body: &[u8], boundary: &str) -> Result<Value, String> {
         };
         if head.contains("name=\"payload_json\"") {
             let content = content.trim_end_matches("\r\n");
-            return serde_json::from_str(content)
-                .map_err(|e| format!("payload_json is not JSON: {e}"));
+            return serde_json::from_str(content).map_err(|e| format!("payload_json is not JSON: {e}"));
         }
     }
     // File-only uploads carry no JSON part.
     Ok(json!({}))
 }
 
-fn json_response(
-    status: u16,
-    body: Option<&Value>,
-    headers: &[(&'static str, String)],
-) -> Response {
+fn json_response(status: u16, body: Option<&Value>, headers: &[(&'static str, String)]) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = match body {
         Some(b) => (status, axum::Json(b.clone())).into_response(),
@@ -112,11 +102,7 @@ pub async fn handle(
 ) -> Response {
     let method = method.as_str().to_uppercase();
     let Some(path) = uri.path().strip_prefix("/api/v10") else {
-        return json_response(
-            404,
-            Some(&json!({"message": "404: Not Found", "code": 0})),
-            &[],
-        );
+        return json_response(404, Some(&json!({"message": "404: Not Found", "code": 0})), &[]);
     };
     let path = path.trim_end_matches('/').to_owned();
     let shown = match uri.query() {
@@ -124,11 +110,7 @@ pub async fn handle(
         None => path.clone(),
     };
     let query = parse_query(uri.query());
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let parsed = parse_body(&content_type, &body);
     let recorded_body = parsed.clone().unwrap_or(Value::Null);
 
@@ -140,11 +122,7 @@ pub async fn handle(
         };
         sh.lock().violation(None, &method, &shown, reason);
         record(&sh, &method, &shown, None, &recorded_body, 404);
-        return json_response(
-            404,
-            Some(&json!({"message": "404: Not Found", "code": 0})),
-            &[],
-        );
+        return json_response(404, Some(&json!({"message": "404: Not Found", "code": 0})), &[]);
     };
     let op_id = matched.op.id.clone();
 
@@ -160,20 +138,14 @@ pub async fn handle(
             "missing or invalid `Authorization: Bot <token>` header".into(),
         );
         record(&sh, &method, &shown, Some(&op_id), &recorded_body, 401);
-        return json_response(
-            401,
-            Some(&json!({"message": "401: Unauthorized", "code": 0})),
-            &[],
-        );
+        return json_response(401, Some(&json!({"message": "401: Unauthorized", "code": 0})), &[]);
     }
 
     let fault = {
         let mut st = sh.lock();
         let found = st.faults.iter_mut().find(|f| {
             f.times > 0
-                && f.method
-                    .as_deref()
-                    .is_none_or(|m| m.eq_ignore_ascii_case(&method))
+                && f.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(&method))
                 && shown.contains(&f.path_contains)
         });
         found.map(|f| {
@@ -197,15 +169,8 @@ pub async fn handle(
         }
         Some(FaultKind::Status(status)) => {
             record(&sh, &method, &shown, Some(&op_id), &recorded_body, status);
-            let reason = StatusCode::from_u16(status)
-                .ok()
-                .and_then(|s| s.canonical_reason())
-                .unwrap_or("Error");
-            return json_response(
-                status,
-                Some(&json!({"message": format!("{status}: {reason}"), "code": 0})),
-                &[],
-            );
+            let reason = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error");
+            return json_response(status, Some(&json!({"message": format!("{status}: {reason}"), "code": 0})), &[]);
         }
         None => {}
     }
@@ -218,13 +183,7 @@ pub async fn handle(
         };
         let mut st = sh.lock();
         let st = &mut *st;
-        ratelimit::check(
-            &mut st.buckets,
-            &mut st.global_window,
-            limits,
-            &matched,
-            bot_auth,
-        )
+        ratelimit::check(&mut st.buckets, &mut st.global_window, limits, &matched, bot_auth)
     };
     if let Some((retry, global)) = verdict.limited {
         record(&sh, &method, &shown, Some(&op_id), &recorded_body, 429);
@@ -251,21 +210,14 @@ pub async fn handle(
 
     let reply = handlers::dispatch(&sh, &matched, &query, &body);
     if let Some(reason) = &reply.violation {
-        sh.lock()
-            .violation(Some(&op_id), &method, &shown, reason.clone());
+        sh.lock().violation(Some(&op_id), &method, &shown, reason.clone());
     }
     record(&sh, &method, &shown, Some(&op_id), &body, reply.status);
     json_response(reply.status, reply.body.as_ref(), &verdict.headers)
 }
 
 /// Schema and documented-rule validation; `Some` is the 400 to answer with.
-pub fn validate_body(
-    sh: &Shared,
-    m: &Matched,
-    method: &str,
-    path: &str,
-    body: &Value,
-) -> Option<Reply> {
+pub fn validate_body(sh: &Shared, m: &Matched, method: &str, path: &str, body: &Value) -> Option<Reply> {
     let mut errs = Vec::new();
     if !body.is_null()
         && let Some(spec) = &sh.spec
@@ -274,11 +226,7 @@ pub fn validate_body(
     }
     errs.extend(validate::extra_rules(&m.op.id, body));
     if !errs.is_empty() {
-        let reason = errs
-            .iter()
-            .map(|e| e.describe())
-            .collect::<Vec<_>>()
-            .join("; ");
+        let reason = errs.iter().map(|e| e.describe()).collect::<Vec<_>>().join("; ");
         sh.lock().violation(Some(&m.op.id), method, path, reason);
         return Some(Reply::json(
             400,
@@ -290,22 +238,10 @@ pub fn validate_body(
         "create_interaction_response" => body["type"].as_u64() == Some(4),
         _ => false,
     };
-    let target = if m.op.id == "create_interaction_response" {
-        &body["data"]
-    } else {
-        body
-    };
+    let target = if m.op.id == "create_interaction_response" { &body["data"] } else { body };
     if empty_check && validate::message_is_empty(target) {
-        sh.lock().violation(
-            Some(&m.op.id),
-            method,
-            path,
-            "Cannot send an empty message".into(),
-        );
-        return Some(Reply::json(
-            400,
-            json!({"code": 50006, "message": "Cannot send an empty message"}),
-        ));
+        sh.lock().violation(Some(&m.op.id), method, path, "Cannot send an empty message".into());
+        return Some(Reply::json(400, json!({"code": 50006, "message": "Cannot send an empty message"})));
     }
     None
 }

@@ -7,8 +7,8 @@ use crate::json;
 use crate::snowflake::now_ms;
 use crate::state::{EVERYONE_PERMISSIONS, Guild, Member, Role, User};
 use crate::types::{
-    ChannelInfo, CommandInvocation, Delivery, Fault, GuildInfo, GuildSpec, InteractionHandle,
-    InteractionOutcome, MemberInfo, RecordedRequest, RoleInfo, Violation,
+    ChannelInfo, CommandInvocation, Delivery, Fault, GuildInfo, GuildSpec, InteractionHandle, InteractionOutcome,
+    MemberInfo, RecordedRequest, RoleInfo, Violation,
 };
 use crate::{FakeDiscord, gateway};
 use serde_json::{Value, json};
@@ -61,16 +61,9 @@ impl FakeDiscord {
         for m in &spec.members {
             let uid = m.user_id.unwrap_or_else(|| sh.ids.next());
             first_member.get_or_insert(uid);
-            st.users.entry(uid).or_insert_with(|| User {
-                id: uid,
-                username: m.username.clone(),
-                bot: false,
-            });
-            let role_ids = m
-                .roles
-                .iter()
-                .filter_map(|name| roles.iter().find(|r| &r.name == name).map(|r| r.id))
-                .collect();
+            st.users.entry(uid).or_insert_with(|| User { id: uid, username: m.username.clone(), bot: false });
+            let role_ids =
+                m.roles.iter().filter_map(|name| roles.iter().find(|r| &r.name == name).map(|r| r.id)).collect();
             members.insert(
                 uid,
                 Member {
@@ -94,14 +87,7 @@ impl FakeDiscord {
         );
         let owner_id = spec.owner_id.or(first_member).unwrap_or_else(|| {
             let uid = sh.ids.next();
-            st.users.insert(
-                uid,
-                User {
-                    id: uid,
-                    username: "owner".into(),
-                    bot: false,
-                },
-            );
+            st.users.insert(uid, User { id: uid, username: "owner".into(), bot: false });
             members.insert(
                 uid,
                 Member {
@@ -128,11 +114,7 @@ impl FakeDiscord {
                 communication_disabled_until: None,
             });
         }
-        let names = if spec.text_channels.is_empty() {
-            vec!["general".to_owned()]
-        } else {
-            spec.text_channels.clone()
-        };
+        let names = if spec.text_channels.is_empty() { vec!["general".to_owned()] } else { spec.text_channels.clone() };
         let mut channels = Vec::new();
         for (i, name) in names.into_iter().enumerate() {
             let id = sh.ids.next();
@@ -163,10 +145,7 @@ impl FakeDiscord {
     /// All guilds with their channels, roles and members.
     pub fn guilds(&self) -> Vec<GuildInfo> {
         let st = self.shared.lock();
-        st.guilds
-            .keys()
-            .filter_map(|id| guild_info(&st, *id))
-            .collect()
+        st.guilds.keys().filter_map(|id| guild_info(&st, *id)).collect()
     }
 
     /// Add a member to an existing guild (dispatches GUILD_MEMBER_ADD).
@@ -183,11 +162,7 @@ impl FakeDiscord {
             return Err(Error::NotFound(format!("guild {guild_id}")));
         }
         let uid = user_id.unwrap_or_else(|| sh.ids.next());
-        st.users.entry(uid).or_insert_with(|| User {
-            id: uid,
-            username: username.to_owned(),
-            bot: false,
-        });
+        st.users.entry(uid).or_insert_with(|| User { id: uid, username: username.to_owned(), bot: false });
         let member = Member {
             user_id: uid,
             roles: role_ids,
@@ -200,38 +175,20 @@ impl FakeDiscord {
         if let Some(g) = st.guilds.get_mut(&guild_id) {
             g.members.insert(uid, member);
         }
-        st.dispatch(
-            sh.bot_id(),
-            Some(guild_id),
-            "GUILD_MEMBER_ADD",
-            &ev,
-            crate::handlers::intents::GUILD_MEMBERS,
-        );
+        st.dispatch(sh.bot_id(), Some(guild_id), "GUILD_MEMBER_ADD", &ev, crate::handlers::intents::GUILD_MEMBERS);
         drop(st);
         sh.notify();
         Ok(uid)
     }
 
-    fn check_member_channel(
-        &self,
-        guild_id: u64,
-        channel_id: u64,
-        user_id: u64,
-    ) -> Result<(), Error> {
+    fn check_member_channel(&self, guild_id: u64, channel_id: u64, user_id: u64) -> Result<(), Error> {
         let st = self.shared.lock();
-        let g = st
-            .guilds
-            .get(&guild_id)
-            .ok_or_else(|| Error::NotFound(format!("guild {guild_id}")))?;
+        let g = st.guilds.get(&guild_id).ok_or_else(|| Error::NotFound(format!("guild {guild_id}")))?;
         if !g.members.contains_key(&user_id) {
-            return Err(Error::NotFound(format!(
-                "member {user_id} of guild {guild_id}"
-            )));
+            return Err(Error::NotFound(format!("member {user_id} of guild {guild_id}")));
         }
         if st.channel_guild(channel_id) != Some(guild_id) {
-            return Err(Error::NotFound(format!(
-                "channel {channel_id} in guild {guild_id}"
-            )));
+            return Err(Error::NotFound(format!("channel {channel_id} in guild {guild_id}")));
         }
         Ok(())
     }
@@ -247,20 +204,10 @@ impl FakeDiscord {
         self.check_member_channel(guild_id, channel_id, user_id)?;
         let sh = &self.shared;
         let mut st = sh.lock();
-        let msg = handlers::post_message(
-            sh,
-            &mut st,
-            channel_id,
-            user_id,
-            &json!({"content": content}),
-            None,
-        );
+        let msg = handlers::post_message(sh, &mut st, channel_id, user_id, &json!({"content": content}), None);
         drop(st);
         sh.notify();
-        msg["id"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Error::Invalid("message id".into()))
+        msg["id"].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| Error::Invalid("message id".into()))
     }
 
     /// A member reacts to a message (dispatches MESSAGE_REACTION_ADD).
@@ -276,9 +223,7 @@ impl FakeDiscord {
         let sh = &self.shared;
         let mut st = sh.lock();
         if st.message(channel_id, message_id).is_none() {
-            return Err(Error::NotFound(format!(
-                "message {message_id} in channel {channel_id}"
-            )));
+            return Err(Error::NotFound(format!("message {message_id} in channel {channel_id}")));
         }
         handlers::react(sh, &mut st, channel_id, message_id, user_id, emoji, true);
         drop(st);
@@ -288,19 +233,10 @@ impl FakeDiscord {
 
     /// Messages stored in a channel, oldest first (the bot's included).
     pub fn messages(&self, channel_id: u64) -> Vec<Value> {
-        self.shared
-            .lock()
-            .messages
-            .get(&channel_id)
-            .cloned()
-            .unwrap_or_default()
+        self.shared.lock().messages.get(&channel_id).cloned().unwrap_or_default()
     }
 
-    async fn interact(
-        &self,
-        ni: NewInteraction,
-        via: Delivery,
-    ) -> Result<InteractionHandle, Error> {
+    async fn interact(&self, ni: NewInteraction, via: Delivery) -> Result<InteractionHandle, Error> {
         let (handle, payload) = {
             let mut st = self.shared.lock();
             interactions::create(&self.shared, &mut st, &ni)?
@@ -317,11 +253,7 @@ impl FakeDiscord {
             .and_then(|c| c["id"].as_str().map(str::to_owned))
             .unwrap_or_else(|| self.shared.ids.next().to_string());
         let mut data = json!({"id": id, "name": inv.name, "type": 1});
-        if let Some(g) = registered
-            .as_ref()
-            .and_then(|c| c.get("guild_id"))
-            .filter(|g| !g.is_null())
-        {
+        if let Some(g) = registered.as_ref().and_then(|c| c.get("guild_id")).filter(|g| !g.is_null()) {
             data["guild_id"] = g.clone();
         }
         if inv.options.as_array().is_some_and(|o| !o.is_empty()) {
@@ -334,11 +266,7 @@ impl FakeDiscord {
     }
 
     /// A member invokes a slash command.
-    pub async fn invoke_command(
-        &self,
-        inv: CommandInvocation,
-        via: Delivery,
-    ) -> Result<InteractionHandle, Error> {
+    pub async fn invoke_command(&self, inv: CommandInvocation, via: Delivery) -> Result<InteractionHandle, Error> {
         let data = self.command_data(&inv);
         self.interact(
             NewInteraction {
@@ -356,21 +284,14 @@ impl FakeDiscord {
     }
 
     /// A member types into an autocompleted option (one option has `"focused": true`).
-    pub async fn autocomplete(
-        &self,
-        inv: CommandInvocation,
-        via: Delivery,
-    ) -> Result<InteractionHandle, Error> {
+    pub async fn autocomplete(&self, inv: CommandInvocation, via: Delivery) -> Result<InteractionHandle, Error> {
         fn has_focus(v: &Value) -> bool {
             v.as_array().is_some_and(|opts| {
-                opts.iter()
-                    .any(|o| o["focused"].as_bool() == Some(true) || has_focus(&o["options"]))
+                opts.iter().any(|o| o["focused"].as_bool() == Some(true) || has_focus(&o["options"]))
             })
         }
         if !has_focus(&inv.options) {
-            return Err(Error::Invalid(
-                "autocomplete needs one option with \"focused\": true".into(),
-            ));
+            return Err(Error::Invalid("autocomplete needs one option with \"focused\": true".into()));
         }
         let mut data = self.command_data(&inv);
         if let Some(obj) = data.as_object_mut() {
@@ -462,33 +383,19 @@ impl FakeDiscord {
             .collect();
         let data = json!({"custom_id": custom_id, "components": rows});
         self.interact(
-            NewInteraction {
-                kind: 5,
-                guild_id,
-                channel_id,
-                user_id,
-                data,
-                message_id: None,
-                permissions: None,
-            },
+            NewInteraction { kind: 5, guild_id, channel_id, user_id, data, message_id: None, permissions: None },
             via,
         )
         .await
     }
 
     /// Wait for the bot's answer (for deferred responses, until `@original` was edited).
-    pub async fn wait_response(
-        &self,
-        h: &InteractionHandle,
-        timeout: Duration,
-    ) -> Result<InteractionOutcome, Error> {
+    pub async fn wait_response(&self, h: &InteractionHandle, timeout: Duration) -> Result<InteractionOutcome, Error> {
         let id = h.id;
         self.shared
-            .wait_until(
-                timeout,
-                &format!("the response to interaction {id}"),
-                |st| interactions::outcome(st.interactions.get(&id)?),
-            )
+            .wait_until(timeout, &format!("the response to interaction {id}"), |st| {
+                interactions::outcome(st.interactions.get(&id)?)
+            })
             .await?
     }
 
@@ -501,14 +408,10 @@ impl FakeDiscord {
     ) -> Result<Vec<Value>, Error> {
         let id = h.id;
         self.shared
-            .wait_until(
-                timeout,
-                &format!("{n} follow-ups to interaction {id}"),
-                |st| {
-                    let rec = st.interactions.get(&id)?;
-                    (rec.followups.len() >= n).then(|| rec.followups.clone())
-                },
-            )
+            .wait_until(timeout, &format!("{n} follow-ups to interaction {id}"), |st| {
+                let rec = st.interactions.get(&id)?;
+                (rec.followups.len() >= n).then(|| rec.followups.clone())
+            })
             .await
     }
 
@@ -524,9 +427,7 @@ impl FakeDiscord {
             .wait_until(timeout, &format!("{method} {path_contains}"), |st| {
                 st.requests
                     .iter()
-                    .find(|r| {
-                        r.method.eq_ignore_ascii_case(method) && r.path.contains(path_contains)
-                    })
+                    .find(|r| r.method.eq_ignore_ascii_case(method) && r.path.contains(path_contains))
                     .cloned()
             })
             .await
@@ -540,17 +441,9 @@ impl FakeDiscord {
         mut pred: impl FnMut(&Value) -> bool,
     ) -> Result<Value, Error> {
         self.shared
-            .wait_until(
-                timeout,
-                &format!("a message in channel {channel_id}"),
-                |st| {
-                    st.messages
-                        .get(&channel_id)?
-                        .iter()
-                        .find(|m| pred(m))
-                        .cloned()
-                },
-            )
+            .wait_until(timeout, &format!("a message in channel {channel_id}"), |st| {
+                st.messages.get(&channel_id)?.iter().find(|m| pred(m)).cloned()
+            })
             .await
     }
 
@@ -571,20 +464,10 @@ impl FakeDiscord {
             let list: Vec<String> = v
                 .iter()
                 .map(|v| {
-                    format!(
-                        "  - {} {} [{}]: {}",
-                        v.method,
-                        v.path,
-                        v.operation_id.as_deref().unwrap_or("-"),
-                        v.reason
-                    )
+                    format!("  - {} {} [{}]: {}", v.method, v.path, v.operation_id.as_deref().unwrap_or("-"), v.reason)
                 })
                 .collect();
-            panic!(
-                "fake Discord recorded {} violation(s):\n{}",
-                v.len(),
-                list.join("\n")
-            );
+            panic!("fake Discord recorded {} violation(s):\n{}", v.len(), list.join("\n"));
         }
     }
 
@@ -617,12 +500,7 @@ impl FakeDiscord {
     /// `(shard id, shard total)` of every connected, identified session.
     pub fn connected_shards(&self) -> Vec<(u32, u32)> {
         let st = self.shared.lock();
-        let mut v: Vec<_> = st
-            .sessions
-            .values()
-            .filter(|s| s.conn.is_some() && s.resumable)
-            .map(|s| s.shard)
-            .collect();
+        let mut v: Vec<_> = st.sessions.values().filter(|s| s.conn.is_some() && s.resumable).map(|s| s.shard).collect();
         v.sort_unstable();
         v
     }
@@ -631,12 +509,7 @@ impl FakeDiscord {
     pub async fn wait_for_shards(&self, n: usize, timeout: Duration) -> Result<(), Error> {
         self.shared
             .wait_until(timeout, &format!("{n} connected shards"), |st| {
-                (st.sessions
-                    .values()
-                    .filter(|s| s.conn.is_some() && s.resumable)
-                    .count()
-                    >= n)
-                    .then_some(())
+                (st.sessions.values().filter(|s| s.conn.is_some() && s.resumable).count() >= n).then_some(())
             })
             .await
     }
@@ -662,14 +535,7 @@ impl FakeDiscord {
 }
 
 fn unreachable_guild(gid: u64) -> GuildInfo {
-    GuildInfo {
-        id: gid,
-        name: String::new(),
-        owner_id: 0,
-        channels: vec![],
-        roles: vec![],
-        members: vec![],
-    }
+    GuildInfo { id: gid, name: String::new(), owner_id: 0, channels: vec![], roles: vec![], members: vec![] }
 }
 
 fn guild_info(st: &crate::state::State, gid: u64) -> Option<GuildInfo> {
@@ -682,31 +548,19 @@ fn guild_info(st: &crate::state::State, gid: u64) -> Option<GuildInfo> {
             .channels
             .iter()
             .filter_map(|c| st.channels.get(c))
-            .map(|c| ChannelInfo {
-                id: c.id,
-                name: c.name.clone(),
-                kind: c.kind,
-            })
+            .map(|c| ChannelInfo { id: c.id, name: c.name.clone(), kind: c.kind })
             .collect(),
         roles: g
             .roles
             .iter()
-            .map(|r| RoleInfo {
-                id: r.id,
-                name: r.name.clone(),
-                permissions: r.permissions,
-            })
+            .map(|r| RoleInfo { id: r.id, name: r.name.clone(), permissions: r.permissions })
             .collect(),
         members: g
             .members
             .values()
             .map(|m| MemberInfo {
                 user_id: m.user_id,
-                username: st
-                    .users
-                    .get(&m.user_id)
-                    .map(|u| u.username.clone())
-                    .unwrap_or_default(),
+                username: st.users.get(&m.user_id).map(|u| u.username.clone()).unwrap_or_default(),
                 roles: m.roles.clone(),
             })
             .collect(),

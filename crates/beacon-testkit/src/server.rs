@@ -166,10 +166,7 @@ fn error_response(e: &Error) -> Response {
 }
 
 async fn send_message(AxState(sh): AxState<Arc<Shared>>, Json(m): Json<SendMessage>) -> Response {
-    match handle_of(&sh)
-        .send_message(m.guild_id, m.channel_id, m.user_id, &m.content)
-        .await
-    {
+    match handle_of(&sh).send_message(m.guild_id, m.channel_id, m.user_id, &m.content).await {
         Ok(id) => Json(json!({"id": id.to_string()})).into_response(),
         Err(e) => error_response(&e),
     }

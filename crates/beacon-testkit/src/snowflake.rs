@@ -8,10 +8,7 @@ pub const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
 
 /// Current unix time in milliseconds.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(DISCORD_EPOCH_MS)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(DISCORD_EPOCH_MS)
 }
 
 /// Generates strictly increasing snowflakes whose timestamp part is the creation time.
@@ -32,10 +29,7 @@ impl Snowflakes {
         let mut prev = self.last.load(Ordering::Relaxed);
         loop {
             let candidate = base.max(prev + 1);
-            match self
-                .last
-                .compare_exchange(prev, candidate, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.last.compare_exchange(prev, candidate, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return candidate,
                 Err(actual) => prev = actual,
             }
@@ -55,12 +49,7 @@ pub fn iso8601(ms: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}000+00:00",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}000+00:00", rem / 3600, (rem / 60) % 60, rem % 60)
 }
 
 /// Howard Hinnant's days-to-civil algorithm.
@@ -88,19 +77,13 @@ mod tests {
         let b = g.next();
         assert!(b > a);
         let ms = timestamp_ms(a);
-        assert!(
-            ms > DISCORD_EPOCH_MS + 300_000_000_000,
-            "timestamp too small: {ms}"
-        );
+        assert!(ms > DISCORD_EPOCH_MS + 300_000_000_000, "timestamp too small: {ms}");
     }
 
     #[test]
     fn iso_formats_known_dates() {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00.000000+00:00");
-        assert_eq!(
-            iso8601(1_420_070_400_123),
-            "2015-01-01T00:00:00.123000+00:00"
-        );
+        assert_eq!(iso8601(1_420_070_400_123), "2015-01-01T00:00:00.123000+00:00");
         assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000000+00:00");
     }
 }

@@ -185,19 +185,13 @@ impl State {
 
     /// Find a stored message.
     pub fn message(&self, channel_id: u64, message_id: u64) -> Option<&Value> {
-        self.messages
-            .get(&channel_id)?
-            .iter()
-            .find(|m| m["id"].as_str() == Some(message_id.to_string().as_str()))
+        self.messages.get(&channel_id)?.iter().find(|m| m["id"].as_str() == Some(message_id.to_string().as_str()))
     }
 
     /// Find a stored message for editing.
     pub fn message_mut(&mut self, channel_id: u64, message_id: u64) -> Option<&mut Value> {
         let id = message_id.to_string();
-        self.messages
-            .get_mut(&channel_id)?
-            .iter_mut()
-            .find(|m| m["id"].as_str() == Some(id.as_str()))
+        self.messages.get_mut(&channel_id)?.iter_mut().find(|m| m["id"].as_str() == Some(id.as_str()))
     }
 
     /// Effective permissions of a member from its roles (owner and administrators get all).
@@ -208,11 +202,7 @@ impl State {
         if guild.owner_id == user_id {
             return ALL_PERMISSIONS;
         }
-        let mut perms = guild
-            .roles
-            .iter()
-            .find(|r| r.id == guild_id)
-            .map_or(0, |r| r.permissions);
+        let mut perms = guild.roles.iter().find(|r| r.id == guild_id).map_or(0, |r| r.permissions);
         if let Some(member) = guild.members.get(&user_id) {
             for role in &guild.roles {
                 if member.roles.contains(&role.id) {
@@ -220,24 +210,13 @@ impl State {
                 }
             }
         }
-        if perms & ADMINISTRATOR != 0 {
-            ALL_PERMISSIONS
-        } else {
-            perms
-        }
+        if perms & ADMINISTRATOR != 0 { ALL_PERMISSIONS } else { perms }
     }
 
     /// Send a dispatch event to every session that should see it (by shard and intent).
     ///
     /// `guild_id` `None` means a DM / application event: it goes to shard 0 sessions.
-    pub fn dispatch(
-        &mut self,
-        bot_id: u64,
-        guild_id: Option<u64>,
-        event: &str,
-        data: &Value,
-        intent: u64,
-    ) {
+    pub fn dispatch(&mut self, bot_id: u64, guild_id: Option<u64>, event: &str, data: &Value, intent: u64) {
         for session in self.sessions.values_mut() {
             if !session.resumable {
                 continue;
@@ -285,9 +264,8 @@ fn strip_message_content(data: &mut Value, bot_id: u64) {
     if data["author"]["id"].as_str() == Some(bot.as_str()) {
         return;
     }
-    let mentioned = data["mentions"]
-        .as_array()
-        .is_some_and(|m| m.iter().any(|u| u["id"].as_str() == Some(bot.as_str())));
+    let mentioned =
+        data["mentions"].as_array().is_some_and(|m| m.iter().any(|u| u["id"].as_str() == Some(bot.as_str())));
     if mentioned {
         return;
     }
@@ -311,13 +289,11 @@ mod tests {
 
     #[test]
     fn content_is_stripped_unless_mentioned() {
-        let mut msg =
-            json!({"author": {"id": "5"}, "content": "hi", "embeds": [{}], "mentions": []});
+        let mut msg = json!({"author": {"id": "5"}, "content": "hi", "embeds": [{}], "mentions": []});
         strip_message_content(&mut msg, 9);
         assert_eq!(msg["content"], "");
         assert_eq!(msg["embeds"], json!([]));
-        let mut msg =
-            json!({"author": {"id": "5"}, "content": "hi <@9>", "mentions": [{"id": "9"}]});
+        let mut msg = json!({"author": {"id": "5"}, "content": "hi <@9>", "mentions": [{"id": "9"}]});
         strip_message_content(&mut msg, 9);
         assert_eq!(msg["content"], "hi <@9>");
     }

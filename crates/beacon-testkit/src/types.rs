@@ -18,12 +18,10 @@ pub mod id_str {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         match serde_json::Value::deserialize(d)? {
             serde_json::Value::String(s) => s.parse().map_err(D::Error::custom),
-            serde_json::Value::Number(n) => n
-                .as_u64()
-                .ok_or_else(|| D::Error::custom("snowflake must be a positive integer")),
-            other => Err(D::Error::custom(format!(
-                "expected a snowflake, got {other}"
-            ))),
+            serde_json::Value::Number(n) => {
+                n.as_u64().ok_or_else(|| D::Error::custom("snowflake must be a positive integer"))
+            }
+            other => Err(D::Error::custom(format!("expected a snowflake, got {other}"))),
         }
     }
 
@@ -46,12 +44,8 @@ pub mod id_str {
             raw.into_iter()
                 .map(|v| match v {
                     serde_json::Value::String(s) => s.parse().map_err(D::Error::custom),
-                    serde_json::Value::Number(n) => {
-                        n.as_u64().ok_or_else(|| D::Error::custom("bad snowflake"))
-                    }
-                    other => Err(D::Error::custom(format!(
-                        "expected a snowflake, got {other}"
-                    ))),
+                    serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| D::Error::custom("bad snowflake")),
+                    other => Err(D::Error::custom(format!("expected a snowflake, got {other}"))),
                 })
                 .collect()
         }
@@ -74,13 +68,10 @@ pub mod id_str {
             match Option::<serde_json::Value>::deserialize(d)? {
                 None | Some(serde_json::Value::Null) => Ok(None),
                 Some(serde_json::Value::String(s)) => s.parse().map(Some).map_err(D::Error::custom),
-                Some(serde_json::Value::Number(n)) => n
-                    .as_u64()
-                    .map(Some)
-                    .ok_or_else(|| D::Error::custom("bad snowflake")),
-                Some(other) => Err(D::Error::custom(format!(
-                    "expected a snowflake, got {other}"
-                ))),
+                Some(serde_json::Value::Number(n)) => {
+                    n.as_u64().map(Some).ok_or_else(|| D::Error::custom("bad snowflake"))
+                }
+                Some(other) => Err(D::Error::custom(format!("expected a snowflake, got {other}"))),
             }
         }
     }

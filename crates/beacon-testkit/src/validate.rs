@@ -46,10 +46,7 @@ pub struct Matched {
 impl Matched {
     /// A snowflake path parameter.
     pub fn id(&self, name: &str) -> u64 {
-        self.params
-            .get(name)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        self.params.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
     }
 }
 
@@ -70,197 +67,57 @@ const BUILTIN: &[(&str, &str, &str)] = &[
     ("GET", "/applications/@me", "get_my_application"),
     ("GET", "/guilds/{guild_id}", "get_guild"),
     ("GET", "/guilds/{guild_id}/channels", "list_guild_channels"),
-    (
-        "POST",
-        "/guilds/{guild_id}/channels",
-        "create_guild_channel",
-    ),
+    ("POST", "/guilds/{guild_id}/channels", "create_guild_channel"),
     ("GET", "/guilds/{guild_id}/roles", "list_guild_roles"),
     ("POST", "/guilds/{guild_id}/roles", "create_guild_role"),
-    (
-        "DELETE",
-        "/guilds/{guild_id}/roles/{role_id}",
-        "delete_guild_role",
-    ),
+    ("DELETE", "/guilds/{guild_id}/roles/{role_id}", "delete_guild_role"),
     ("GET", "/guilds/{guild_id}/members", "list_guild_members"),
-    (
-        "GET",
-        "/guilds/{guild_id}/members/{user_id}",
-        "get_guild_member",
-    ),
-    (
-        "PATCH",
-        "/guilds/{guild_id}/members/{user_id}",
-        "update_guild_member",
-    ),
-    (
-        "DELETE",
-        "/guilds/{guild_id}/members/{user_id}",
-        "delete_guild_member",
-    ),
-    (
-        "PUT",
-        "/guilds/{guild_id}/members/{user_id}/roles/{role_id}",
-        "add_guild_member_role",
-    ),
-    (
-        "DELETE",
-        "/guilds/{guild_id}/members/{user_id}/roles/{role_id}",
-        "delete_guild_member_role",
-    ),
+    ("GET", "/guilds/{guild_id}/members/{user_id}", "get_guild_member"),
+    ("PATCH", "/guilds/{guild_id}/members/{user_id}", "update_guild_member"),
+    ("DELETE", "/guilds/{guild_id}/members/{user_id}", "delete_guild_member"),
+    ("PUT", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}", "add_guild_member_role"),
+    ("DELETE", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}", "delete_guild_member_role"),
     ("GET", "/guilds/{guild_id}/bans", "list_guild_bans"),
     ("GET", "/guilds/{guild_id}/bans/{user_id}", "get_guild_ban"),
-    (
-        "PUT",
-        "/guilds/{guild_id}/bans/{user_id}",
-        "ban_user_from_guild",
-    ),
-    (
-        "DELETE",
-        "/guilds/{guild_id}/bans/{user_id}",
-        "unban_user_from_guild",
-    ),
-    (
-        "GET",
-        "/guilds/{guild_id}/threads/active",
-        "get_active_guild_threads",
-    ),
+    ("PUT", "/guilds/{guild_id}/bans/{user_id}", "ban_user_from_guild"),
+    ("DELETE", "/guilds/{guild_id}/bans/{user_id}", "unban_user_from_guild"),
+    ("GET", "/guilds/{guild_id}/threads/active", "get_active_guild_threads"),
     ("GET", "/channels/{channel_id}", "get_channel"),
     ("PATCH", "/channels/{channel_id}", "update_channel"),
     ("DELETE", "/channels/{channel_id}", "delete_channel"),
     ("GET", "/channels/{channel_id}/messages", "list_messages"),
     ("POST", "/channels/{channel_id}/messages", "create_message"),
-    (
-        "POST",
-        "/channels/{channel_id}/messages/bulk-delete",
-        "bulk_delete_messages",
-    ),
-    (
-        "GET",
-        "/channels/{channel_id}/messages/{message_id}",
-        "get_message",
-    ),
-    (
-        "PATCH",
-        "/channels/{channel_id}/messages/{message_id}",
-        "update_message",
-    ),
-    (
-        "DELETE",
-        "/channels/{channel_id}/messages/{message_id}",
-        "delete_message",
-    ),
-    (
-        "PUT",
-        "/channels/{channel_id}/messages/{message_id}/reactions/{emoji_name}/@me",
-        "add_my_message_reaction",
-    ),
-    (
-        "DELETE",
-        "/channels/{channel_id}/messages/{message_id}/reactions/{emoji_name}/@me",
-        "delete_my_message_reaction",
-    ),
+    ("POST", "/channels/{channel_id}/messages/bulk-delete", "bulk_delete_messages"),
+    ("GET", "/channels/{channel_id}/messages/{message_id}", "get_message"),
+    ("PATCH", "/channels/{channel_id}/messages/{message_id}", "update_message"),
+    ("DELETE", "/channels/{channel_id}/messages/{message_id}", "delete_message"),
+    ("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji_name}/@me", "add_my_message_reaction"),
+    ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji_name}/@me", "delete_my_message_reaction"),
     (
         "DELETE",
         "/channels/{channel_id}/messages/{message_id}/reactions/{emoji_name}/{user_id}",
         "delete_user_message_reaction",
     ),
-    (
-        "GET",
-        "/channels/{channel_id}/messages/{message_id}/reactions/{emoji_name}",
-        "list_message_reactions_by_emoji",
-    ),
-    (
-        "DELETE",
-        "/channels/{channel_id}/messages/{message_id}/reactions",
-        "delete_all_message_reactions",
-    ),
-    (
-        "POST",
-        "/channels/{channel_id}/messages/{message_id}/threads",
-        "create_thread_from_message",
-    ),
+    ("GET", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji_name}", "list_message_reactions_by_emoji"),
+    ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions", "delete_all_message_reactions"),
+    ("POST", "/channels/{channel_id}/messages/{message_id}/threads", "create_thread_from_message"),
     ("POST", "/channels/{channel_id}/threads", "create_thread"),
-    (
-        "PUT",
-        "/channels/{channel_id}/thread-members/@me",
-        "join_thread",
-    ),
-    (
-        "PUT",
-        "/channels/{channel_id}/thread-members/{user_id}",
-        "add_thread_member",
-    ),
-    (
-        "DELETE",
-        "/channels/{channel_id}/thread-members/{user_id}",
-        "delete_thread_member",
-    ),
-    (
-        "GET",
-        "/channels/{channel_id}/thread-members",
-        "list_thread_members",
-    ),
-    (
-        "POST",
-        "/channels/{channel_id}/typing",
-        "trigger_typing_indicator",
-    ),
-    (
-        "PUT",
-        "/channels/{channel_id}/permissions/{overwrite_id}",
-        "set_channel_permission_overwrite",
-    ),
-    (
-        "GET",
-        "/applications/{application_id}/commands",
-        "list_application_commands",
-    ),
-    (
-        "PUT",
-        "/applications/{application_id}/commands",
-        "bulk_set_application_commands",
-    ),
-    (
-        "POST",
-        "/applications/{application_id}/commands",
-        "create_application_command",
-    ),
-    (
-        "GET",
-        "/applications/{application_id}/commands/{command_id}",
-        "get_application_command",
-    ),
-    (
-        "PATCH",
-        "/applications/{application_id}/commands/{command_id}",
-        "update_application_command",
-    ),
-    (
-        "DELETE",
-        "/applications/{application_id}/commands/{command_id}",
-        "delete_application_command",
-    ),
-    (
-        "GET",
-        "/applications/{application_id}/guilds/{guild_id}/commands",
-        "list_guild_application_commands",
-    ),
-    (
-        "PUT",
-        "/applications/{application_id}/guilds/{guild_id}/commands",
-        "bulk_set_guild_application_commands",
-    ),
-    (
-        "POST",
-        "/applications/{application_id}/guilds/{guild_id}/commands",
-        "create_guild_application_command",
-    ),
-    (
-        "GET",
-        "/applications/{application_id}/guilds/{guild_id}/commands/{command_id}",
-        "get_guild_application_command",
-    ),
+    ("PUT", "/channels/{channel_id}/thread-members/@me", "join_thread"),
+    ("PUT", "/channels/{channel_id}/thread-members/{user_id}", "add_thread_member"),
+    ("DELETE", "/channels/{channel_id}/thread-members/{user_id}", "delete_thread_member"),
+    ("GET", "/channels/{channel_id}/thread-members", "list_thread_members"),
+    ("POST", "/channels/{channel_id}/typing", "trigger_typing_indicator"),
+    ("PUT", "/channels/{channel_id}/permissions/{overwrite_id}", "set_channel_permission_overwrite"),
+    ("GET", "/applications/{application_id}/commands", "list_application_commands"),
+    ("PUT", "/applications/{application_id}/commands", "bulk_set_application_commands"),
+    ("POST", "/applications/{application_id}/commands", "create_application_command"),
+    ("GET", "/applications/{application_id}/commands/{command_id}", "get_application_command"),
+    ("PATCH", "/applications/{application_id}/commands/{command_id}", "update_application_command"),
+    ("DELETE", "/applications/{application_id}/commands/{command_id}", "delete_application_command"),
+    ("GET", "/applications/{application_id}/guilds/{guild_id}/commands", "list_guild_application_commands"),
+    ("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", "bulk_set_guild_application_commands"),
+    ("POST", "/applications/{application_id}/guilds/{guild_id}/commands", "create_guild_application_command"),
+    ("GET", "/applications/{application_id}/guilds/{guild_id}/commands/{command_id}", "get_guild_application_command"),
     (
         "PATCH",
         "/applications/{application_id}/guilds/{guild_id}/commands/{command_id}",
@@ -271,64 +128,29 @@ const BUILTIN: &[(&str, &str, &str)] = &[
         "/applications/{application_id}/guilds/{guild_id}/commands/{command_id}",
         "delete_guild_application_command",
     ),
-    (
-        "POST",
-        "/interactions/{interaction_id}/{interaction_token}/callback",
-        "create_interaction_response",
-    ),
-    (
-        "POST",
-        "/webhooks/{webhook_id}/{webhook_token}",
-        "execute_webhook",
-    ),
-    (
-        "GET",
-        "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
-        "get_original_webhook_message",
-    ),
-    (
-        "PATCH",
-        "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
-        "update_original_webhook_message",
-    ),
-    (
-        "DELETE",
-        "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
-        "delete_original_webhook_message",
-    ),
-    (
-        "GET",
-        "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
-        "get_webhook_message",
-    ),
-    (
-        "PATCH",
-        "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
-        "update_webhook_message",
-    ),
-    (
-        "DELETE",
-        "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
-        "delete_webhook_message",
-    ),
+    ("POST", "/interactions/{interaction_id}/{interaction_token}/callback", "create_interaction_response"),
+    ("POST", "/webhooks/{webhook_id}/{webhook_token}", "execute_webhook"),
+    ("GET", "/webhooks/{webhook_id}/{webhook_token}/messages/@original", "get_original_webhook_message"),
+    ("PATCH", "/webhooks/{webhook_id}/{webhook_token}/messages/@original", "update_original_webhook_message"),
+    ("DELETE", "/webhooks/{webhook_id}/{webhook_token}/messages/@original", "delete_original_webhook_message"),
+    ("GET", "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}", "get_webhook_message"),
+    ("PATCH", "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}", "update_webhook_message"),
+    ("DELETE", "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}", "delete_webhook_message"),
 ];
 
 fn parse_template(template: &str) -> Vec<Seg> {
     template
         .trim_matches('/')
         .split('/')
-        .map(
-            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(name) => Seg::Param(name.to_owned()),
-                None => Seg::Lit(s.to_owned()),
-            },
-        )
+        .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(name) => Seg::Param(name.to_owned()),
+            None => Seg::Lit(s.to_owned()),
+        })
         .collect()
 }
 
 fn is_token_template(template: &str) -> bool {
-    template.starts_with("/interactions/")
-        || template.starts_with("/webhooks/{webhook_id}/{webhook_token}")
+    template.starts_with("/interactions/") || template.starts_with("/webhooks/{webhook_id}/{webhook_token}")
 }
 
 impl Routes {
@@ -366,10 +188,9 @@ impl Routes {
                     continue;
                 };
                 // `security: [{}, {BotToken: []}]` marks routes callable without a token.
-                let token_route = op["security"].as_array().is_some_and(|s| {
-                    s.iter()
-                        .any(|r| r.as_object().is_some_and(|o| o.is_empty()))
-                });
+                let token_route = op["security"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|r| r.as_object().is_some_and(|o| o.is_empty())));
                 ops.push(Operation {
                     id: id.to_owned(),
                     method: method.to_uppercase(),
@@ -410,17 +231,12 @@ impl Routes {
                 best = Some((literals, op, params));
             }
         }
-        best.map(|(_, op, params)| Matched {
-            op: op.clone(),
-            params,
-        })
+        best.map(|(_, op, params)| Matched { op: op.clone(), params })
     }
 
     /// Whether any operation exists for this path with another method.
     pub fn path_known(&self, path: &str) -> bool {
-        ["GET", "POST", "PUT", "PATCH", "DELETE"]
-            .iter()
-            .any(|m| self.find(m, path).is_some())
+        ["GET", "POST", "PUT", "PATCH", "DELETE"].iter().any(|m| self.find(m, path).is_some())
     }
 }
 
@@ -471,6 +287,11 @@ fn apply_docs_overrides(v: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(apply_docs_overrides),
         _ => {}
     }
+    // Docs (Uploading Files): attachment placeholders in `attachments` use the upload's index,
+    // e.g. `{"id": 0}`; the spec types the id as a snowflake string only.
+    if let Some(Value::Object(props)) = v.pointer_mut("/components/schemas/MessageAttachmentRequest/properties") {
+        props.insert("id".into(), serde_json::json!({ "type": ["string", "integer"], "pattern": "^[0-9]+$" }));
+    }
 }
 
 /// A loaded OpenAPI description with compiled body validators.
@@ -483,9 +304,7 @@ pub struct Spec {
 
 impl std::fmt::Debug for Spec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Spec")
-            .field("routes", &self.routes.ops.len())
-            .finish()
+        f.debug_struct("Spec").field("routes", &self.routes.ops.len()).finish()
     }
 }
 
@@ -496,16 +315,14 @@ impl Spec {
     /// Load (once per process and path) and index the document.
     pub fn load(path: &Path) -> Result<Arc<Spec>, Error> {
         let cache = SPECS.get_or_init(|| Mutex::new(HashMap::new()));
-        let mut cache = cache
-            .lock()
-            .map_err(|_| Error::Spec("spec cache poisoned".into()))?;
+        let mut cache = cache.lock().map_err(|_| Error::Spec("spec cache poisoned".into()))?;
         if let Some(spec) = cache.get(path) {
             return Ok(spec.clone());
         }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Spec(format!("reading {}: {e}", path.display())))?;
-        let mut doc: Value = serde_json::from_str(&text)
-            .map_err(|e| Error::Spec(format!("parsing {}: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::Spec(format!("reading {}: {e}", path.display())))?;
+        let mut doc: Value =
+            serde_json::from_str(&text).map_err(|e| Error::Spec(format!("parsing {}: {e}", path.display())))?;
         apply_docs_overrides(&mut doc);
         let routes = Routes::from_spec(&doc);
         if routes.ops.is_empty() {
@@ -516,11 +333,7 @@ impl Spec {
             .add(DOC_URI, doc)
             .and_then(|b| b.prepare())
             .map_err(|e| Error::Spec(format!("indexing schemas: {e}")))?;
-        let spec = Arc::new(Spec {
-            routes,
-            registry,
-            validators: Mutex::new(HashMap::new()),
-        });
+        let spec = Arc::new(Spec { routes, registry, validators: Mutex::new(HashMap::new()) });
         cache.insert(path.to_owned(), spec.clone());
         Ok(spec)
     }
@@ -590,20 +403,12 @@ impl FieldError {
         if !key.is_empty() {
             path.push(key);
         }
-        Self {
-            path,
-            code,
-            message,
-        }
+        Self { path, code, message }
     }
 
     /// `path: message`.
     pub fn describe(&self) -> String {
-        if self.path.is_empty() {
-            self.message.clone()
-        } else {
-            format!("{}: {}", self.path.join("."), self.message)
-        }
+        if self.path.is_empty() { self.message.clone() } else { format!("{}: {}", self.path.join("."), self.message) }
     }
 }
 
@@ -639,22 +444,10 @@ fn chars(v: &Value) -> usize {
     v.as_str().map_or(0, |s| s.chars().count())
 }
 
-fn check_len(
-    errs: &mut Vec<FieldError>,
-    path: &[String],
-    obj: &Value,
-    key: &str,
-    min: usize,
-    max: usize,
-) {
+fn check_len(errs: &mut Vec<FieldError>, path: &[String], obj: &Value, key: &str, min: usize, max: usize) {
     let Some(v) = obj.get(key).filter(|v| !v.is_null()) else {
         if min > 0 {
-            errs.push(FieldError::new(
-                path,
-                key,
-                "BASE_TYPE_REQUIRED",
-                "This field is required".into(),
-            ));
+            errs.push(FieldError::new(path, key, "BASE_TYPE_REQUIRED", "This field is required".into()));
         }
         return;
     };
@@ -693,19 +486,12 @@ pub fn message_rules(body: &Value, path: &[String], errs: &mut Vec<FieldError>) 
     if !body.is_object() {
         return;
     }
-    if body
-        .get("content")
-        .and_then(Value::as_str)
-        .is_some_and(|c| c.chars().count() > 2000)
-    {
+    if body.get("content").and_then(Value::as_str).is_some_and(|c| c.chars().count() > 2000) {
         errs.push(FieldError::new(
             path,
             "content",
             "BASE_TYPE_MAX_LENGTH",
-            format!(
-                "Must be 2000 or fewer in length (got {}).",
-                chars(&body["content"])
-            ),
+            format!("Must be 2000 or fewer in length (got {}).", chars(&body["content"])),
         ));
     }
     count(errs, path, body, "embeds", 10);
@@ -739,20 +525,14 @@ pub fn message_rules(body: &Value, path: &[String], errs: &mut Vec<FieldError>) 
     let v2 = body["flags"].as_u64().unwrap_or(0) & (1 << 15) != 0;
     if !v2 {
         count(errs, path, body, "components", 5);
-        for (i, row) in body["components"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (i, row) in body["components"].as_array().into_iter().flatten().enumerate() {
             let rp = sub(&sub(path, "components"), i);
             if row["type"].as_u64() != Some(1) {
                 errs.push(FieldError::new(
                     &rp,
                     "type",
                     "COMPONENT_LAYOUT_INVALID",
-                    "Top-level components must be action rows (type 1) without IS_COMPONENTS_V2"
-                        .into(),
+                    "Top-level components must be action rows (type 1) without IS_COMPONENTS_V2".into(),
                 ));
                 continue;
             }
@@ -768,15 +548,10 @@ fn component_rules(row: &Value, rp: &[String], errs: &mut Vec<FieldError>) {
             rp,
             "components",
             "BASE_TYPE_BAD_LENGTH",
-            format!(
-                "An action row holds 1 to 5 components (got {}).",
-                children.len()
-            ),
+            format!("An action row holds 1 to 5 components (got {}).", children.len()),
         ));
     }
-    let has_select = children
-        .iter()
-        .any(|c| matches!(c["type"].as_u64(), Some(3 | 5..=8)));
+    let has_select = children.iter().any(|c| matches!(c["type"].as_u64(), Some(3 | 5..=8)));
     if has_select && children.len() > 1 {
         errs.push(FieldError::new(
             rp,
@@ -805,9 +580,7 @@ fn name_ok(name: &str, chat_input: bool) -> bool {
     if !chat_input {
         return true;
     }
-    name.chars()
-        .all(|c| c == '-' || c == '_' || c == '\'' || c.is_alphanumeric())
-        && name.to_lowercase() == name
+    name.chars().all(|c| c == '-' || c == '_' || c == '\'' || c.is_alphanumeric()) && name.to_lowercase() == name
 }
 
 /// Rules for one application command definition.
@@ -820,16 +593,9 @@ pub fn command_rules(cmd: &Value, path: &[String], errs: &mut Vec<FieldError>) {
             path,
             "name",
             "APPLICATION_COMMAND_INVALID_NAME",
-            format!(
-                "Command name {name:?} must match ^[-_'\\p{{L}}\\p{{N}}]{{1,32}}$ and be lowercase"
-            ),
+            format!("Command name {name:?} must match ^[-_'\\p{{L}}\\p{{N}}]{{1,32}}$ and be lowercase"),
         )),
-        None => errs.push(FieldError::new(
-            path,
-            "name",
-            "BASE_TYPE_REQUIRED",
-            "This field is required".into(),
-        )),
+        None => errs.push(FieldError::new(path, "name", "BASE_TYPE_REQUIRED", "This field is required".into())),
     }
     if chat {
         check_len(errs, path, cmd, "description", 1, 100);
@@ -858,10 +624,7 @@ fn options_rules(options: &Value, path: &[String], depth: u8, errs: &mut Vec<Fie
     }
     let mut seen_optional = false;
     let mut names = Vec::new();
-    let subs = opts
-        .iter()
-        .filter(|o| matches!(o["type"].as_u64(), Some(1 | 2)))
-        .count();
+    let subs = opts.iter().filter(|o| matches!(o["type"].as_u64(), Some(1 | 2))).count();
     if subs > 0 && subs != opts.len() {
         errs.push(FieldError::new(
             path,
@@ -874,12 +637,7 @@ fn options_rules(options: &Value, path: &[String], depth: u8, errs: &mut Vec<Fie
         let p = sub(path, i);
         let kind = o["type"].as_u64().unwrap_or(0);
         if !(1..=11).contains(&kind) {
-            errs.push(FieldError::new(
-                &p,
-                "type",
-                "BASE_TYPE_CHOICES",
-                format!("Invalid option type {kind}"),
-            ));
+            errs.push(FieldError::new(&p, "type", "BASE_TYPE_CHOICES", format!("Invalid option type {kind}")));
         }
         if kind == 2 && depth > 0 || kind == 1 && depth > 1 {
             errs.push(FieldError::new(
@@ -922,9 +680,7 @@ fn options_rules(options: &Value, path: &[String], depth: u8, errs: &mut Vec<Fie
             seen_optional = true;
         }
         count(errs, &p, o, "choices", 25);
-        if o["autocomplete"].as_bool() == Some(true)
-            && o["choices"].as_array().is_some_and(|c| !c.is_empty())
-        {
+        if o["autocomplete"].as_bool() == Some(true) && o["choices"].as_array().is_some_and(|c| !c.is_empty()) {
             errs.push(FieldError::new(
                 &p,
                 "autocomplete",
@@ -974,11 +730,7 @@ pub fn modal_rules(data: &Value, path: &[String], errs: &mut Vec<FieldError>) {
 
 /// Whether a message body has something to show (else Discord answers 50006).
 pub fn message_is_empty(body: &Value) -> bool {
-    let nonempty = |k: &str| {
-        body.get(k)
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty())
-    };
+    let nonempty = |k: &str| body.get(k).and_then(Value::as_array).is_some_and(|a| !a.is_empty());
     body["content"].as_str().is_none_or(str::is_empty)
         && !nonempty("embeds")
         && !nonempty("components")
@@ -1008,10 +760,7 @@ pub fn extra_rules(op_id: &str, body: &Value) -> Vec<FieldError> {
             let mut seen = Vec::new();
             for (i, c) in cmds.iter().enumerate() {
                 command_rules(c, &sub(&root, i), &mut errs);
-                let key = (
-                    c["type"].as_u64().unwrap_or(1),
-                    c["name"].as_str().unwrap_or_default().to_owned(),
-                );
+                let key = (c["type"].as_u64().unwrap_or(1), c["name"].as_str().unwrap_or_default().to_owned());
                 if seen.contains(&key) {
                     errs.push(FieldError::new(
                         &sub(&root, i),
@@ -1022,18 +771,8 @@ pub fn extra_rules(op_id: &str, body: &Value) -> Vec<FieldError> {
                 }
                 seen.push(key);
             }
-            if cmds
-                .iter()
-                .filter(|c| c["type"].as_u64().unwrap_or(1) == 1)
-                .count()
-                > 100
-            {
-                errs.push(FieldError::new(
-                    &root,
-                    "",
-                    "BASE_TYPE_MAX_LENGTH",
-                    "At most 100 chat input commands".into(),
-                ));
+            if cmds.iter().filter(|c| c["type"].as_u64().unwrap_or(1) == 1).count() > 100 {
+                errs.push(FieldError::new(&root, "", "BASE_TYPE_MAX_LENGTH", "At most 100 chat input commands".into()));
             }
         }
         "create_interaction_response" => match body["type"].as_u64() {
@@ -1057,9 +796,7 @@ mod tests {
     #[test]
     fn literal_segments_win() {
         let r = Routes::builtin();
-        let m = r
-            .find("PATCH", "/webhooks/1/tok/messages/@original")
-            .unwrap();
+        let m = r.find("PATCH", "/webhooks/1/tok/messages/@original").unwrap();
         assert_eq!(m.op.id, "update_original_webhook_message");
         let m = r.find("PATCH", "/webhooks/1/tok/messages/55").unwrap();
         assert_eq!(m.op.id, "update_webhook_message");
@@ -1072,18 +809,10 @@ mod tests {
         let errs = extra_rules("create_message", &json!({"content": "x".repeat(2001)}));
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].path, vec!["content"]);
-        let errs = extra_rules(
-            "create_application_command",
-            &json!({"name": "Bad Name", "description": "d"}),
-        );
+        let errs = extra_rules("create_application_command", &json!({"name": "Bad Name", "description": "d"}));
         assert_eq!(errs[0].code, "APPLICATION_COMMAND_INVALID_NAME");
-        let choices: Vec<_> = (0..26)
-            .map(|i| json!({"name": i.to_string(), "value": i.to_string()}))
-            .collect();
-        let errs = extra_rules(
-            "create_interaction_response",
-            &json!({"type": 8, "data": {"choices": choices}}),
-        );
+        let choices: Vec<_> = (0..26).map(|i| json!({"name": i.to_string(), "value": i.to_string()})).collect();
+        let errs = extra_rules("create_interaction_response", &json!({"type": 8, "data": {"choices": choices}}));
         assert_eq!(errs[0].path, vec!["data", "choices"]);
         assert!(extra_rules("create_application_command", &json!({"name": "ok-name", "description": "d", "options": [{"type": 3, "name": "q", "description": "d", "required": true}]})).is_empty());
     }

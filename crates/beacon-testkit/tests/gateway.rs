@@ -9,9 +9,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::time::timeout;
 use tokio_websockets::{ClientBuilder, Message};
-use twilight_gateway::{
-    ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _,
-};
+use twilight_gateway::{ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -32,34 +30,23 @@ async fn twilight_shard_resumes_without_losing_events() {
     let g = common::guild(&fake);
     let alice = common::member(&g, "alice");
     let intents = Intents::GUILDS | Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT;
-    let config = ConfigBuilder::new(fake.bot_token(), intents)
-        .proxy_url(fake.gateway_url())
-        .build();
+    let config = ConfigBuilder::new(fake.bot_token(), intents).proxy_url(fake.gateway_url()).build();
     let mut shard = Shard::with_config(ShardId::ONE, config);
 
     let ready = next_matching(&mut shard, |e| matches!(e, Event::Ready(_))).await;
-    let Event::Ready(ready) = ready else {
-        unreachable!()
-    };
+    let Event::Ready(ready) = ready else { unreachable!() };
     assert_eq!(ready.guilds.len(), 1);
     assert_eq!(ready.application.id.get(), fake.application_id());
     let created = next_matching(&mut shard, |e| matches!(e, Event::GuildCreate(_))).await;
-    let Event::GuildCreate(created) = created else {
-        unreachable!()
-    };
+    let Event::GuildCreate(created) = created else { unreachable!() };
     assert_eq!(created.id().get(), g.id);
     assert_eq!(fake.connected_shards(), vec![(0, 1)]);
 
     // Abrupt TCP drop, then an event while the bot is away.
     fake.gateway_disconnect_all(None).await;
-    let sent = fake
-        .send_message(g.id, g.channels[0].id, alice, "sent while you were away")
-        .await
-        .unwrap();
+    let sent = fake.send_message(g.id, g.channels[0].id, alice, "sent while you were away").await.unwrap();
     let ev = next_matching(&mut shard, |e| matches!(e, Event::MessageCreate(_))).await;
-    let Event::MessageCreate(msg) = ev else {
-        unreachable!()
-    };
+    let Event::MessageCreate(msg) = ev else { unreachable!() };
     assert_eq!(msg.id.get(), sent);
     assert_eq!(msg.content, "sent while you were away");
     assert_eq!(fake.resume_count(), 1);
@@ -67,14 +54,9 @@ async fn twilight_shard_resumes_without_losing_events() {
 
     // A clean close with a resumable code and an op 7 also resume.
     fake.gateway_send_reconnect().await;
-    let sent = fake
-        .send_message(g.id, g.channels[0].id, alice, "after reconnect")
-        .await
-        .unwrap();
+    let sent = fake.send_message(g.id, g.channels[0].id, alice, "after reconnect").await.unwrap();
     let ev = next_matching(&mut shard, |e| matches!(e, Event::MessageCreate(_))).await;
-    let Event::MessageCreate(msg) = ev else {
-        unreachable!()
-    };
+    let Event::MessageCreate(msg) = ev else { unreachable!() };
     assert_eq!(msg.id.get(), sent);
     fake.assert_no_violations();
 }
@@ -88,59 +70,34 @@ async fn message_content_is_empty_without_the_intent() {
         .build();
     let mut shard = Shard::with_config(ShardId::ONE, config);
     next_matching(&mut shard, |e| matches!(e, Event::GuildCreate(_))).await;
-    fake.send_message(
-        g.id,
-        g.channels[0].id,
-        common::member(&g, "alice"),
-        "secret",
-    )
-    .await
-    .unwrap();
-    let Event::MessageCreate(msg) =
-        next_matching(&mut shard, |e| matches!(e, Event::MessageCreate(_))).await
-    else {
+    fake.send_message(g.id, g.channels[0].id, common::member(&g, "alice"), "secret").await.unwrap();
+    let Event::MessageCreate(msg) = next_matching(&mut shard, |e| matches!(e, Event::MessageCreate(_))).await else {
         unreachable!()
     };
     assert_eq!(msg.content, "");
     // Guilds created later reach the connected bot.
     let later = common::guild(&fake);
-    let Event::GuildCreate(created) =
-        next_matching(&mut shard, |e| matches!(e, Event::GuildCreate(_))).await
-    else {
+    let Event::GuildCreate(created) = next_matching(&mut shard, |e| matches!(e, Event::GuildCreate(_))).await else {
         unreachable!()
     };
     assert_eq!(created.id().get(), later.id);
 }
 
-type Ws =
-    tokio_websockets::WebSocketStream<tokio_websockets::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws = tokio_websockets::WebSocketStream<tokio_websockets::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(url: &str) -> Ws {
-    let (ws, _) = ClientBuilder::new()
-        .uri(url)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let (ws, _) = ClientBuilder::new().uri(url).unwrap().connect().await.unwrap();
     ws
 }
 
 async fn recv_json(ws: &mut Ws) -> Value {
-    let msg = timeout(WAIT, ws.next())
-        .await
-        .expect("frame in time")
-        .expect("open")
-        .expect("ok");
+    let msg = timeout(WAIT, ws.next()).await.expect("frame in time").expect("open").expect("ok");
     serde_json::from_str(msg.as_text().expect("text frame")).unwrap()
 }
 
 async fn recv_close(ws: &mut Ws) -> u16 {
     loop {
-        let msg = timeout(WAIT, ws.next())
-            .await
-            .expect("frame in time")
-            .expect("open")
-            .expect("ok");
+        let msg = timeout(WAIT, ws.next()).await.expect("frame in time").expect("open").expect("ok");
         if let Some((code, _)) = msg.as_close() {
             return code.into();
         }
@@ -154,11 +111,8 @@ async fn send_json(ws: &mut Ws, v: Value) {
 /// A bot written from Discord's gateway documentation, without any Discord library.
 #[tokio::test]
 async fn hand_written_client_from_the_docs() {
-    let fake = common::start(FakeOptions {
-        heartbeat_interval: Duration::from_millis(500),
-        ..FakeOptions::default()
-    })
-    .await;
+    let fake =
+        common::start(FakeOptions { heartbeat_interval: Duration::from_millis(500), ..FakeOptions::default() }).await;
     let g = common::guild(&fake);
     let mut ws = connect(&format!("{}/?v=10&encoding=json", fake.gateway_url())).await;
     let hello = recv_json(&mut ws).await;
@@ -166,14 +120,7 @@ async fn hand_written_client_from_the_docs() {
     assert_eq!(hello["d"]["heartbeat_interval"], 500);
     send_json(&mut ws, json!({"op": 2, "d": {"token": fake.bot_token(), "intents": 513, "properties": {"os": "linux", "browser": "docs-bot", "device": "docs-bot"}}})).await;
     let ready = recv_json(&mut ws).await;
-    assert_eq!(
-        (
-            ready["op"].as_u64(),
-            ready["t"].as_str(),
-            ready["s"].as_u64()
-        ),
-        (Some(0), Some("READY"), Some(1))
-    );
+    assert_eq!((ready["op"].as_u64(), ready["t"].as_str(), ready["s"].as_u64()), (Some(0), Some("READY"), Some(1)));
     assert_eq!(ready["d"]["resume_gateway_url"], fake.gateway_url());
     assert_eq!(ready["d"]["guilds"][0]["unavailable"], true);
     let session_id = ready["d"]["session_id"].as_str().unwrap().to_owned();
@@ -197,66 +144,29 @@ async fn hand_written_client_from_the_docs() {
     let body: Value = ok.json().await.unwrap();
     assert_eq!(body["url"], fake.gateway_url());
     assert_eq!(body["session_start_limit"]["max_concurrency"], 1);
-    assert_eq!(
-        http.get(format!("{}/api/v10/gateway/bot", fake.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(http.get(format!("{}/api/v10/gateway/bot", fake.base_url())).send().await.unwrap().status(), 401);
 
     // Resume on a new connection replays what was missed.
     drop(ws);
-    fake.send_message(
-        g.id,
-        g.channels[0].id,
-        common::member(&g, "alice"),
-        "missed",
-    )
-    .await
-    .unwrap();
+    fake.send_message(g.id, g.channels[0].id, common::member(&g, "alice"), "missed").await.unwrap();
     let mut ws = connect(&format!("{}/?v=10&encoding=json", fake.gateway_url())).await;
     recv_json(&mut ws).await;
-    send_json(
-        &mut ws,
-        json!({"op": 6, "d": {"token": fake.bot_token(), "session_id": session_id, "seq": 2}}),
-    )
-    .await;
+    send_json(&mut ws, json!({"op": 6, "d": {"token": fake.bot_token(), "session_id": session_id, "seq": 2}})).await;
     let replay = recv_json(&mut ws).await;
-    assert_eq!(
-        (replay["t"].as_str(), replay["s"].as_u64()),
-        (Some("MESSAGE_CREATE"), Some(3))
-    );
+    assert_eq!((replay["t"].as_str(), replay["s"].as_u64()), (Some("MESSAGE_CREATE"), Some(3)));
     assert_eq!(recv_json(&mut ws).await["t"], "RESUMED");
 }
 
 #[tokio::test]
 async fn identify_is_checked() {
-    let fake = common::start(FakeOptions {
-        denied_intents: 1 << 15,
-        max_concurrency: 1,
-        ..FakeOptions::default()
-    })
-    .await;
+    let fake =
+        common::start(FakeOptions { denied_intents: 1 << 15, max_concurrency: 1, ..FakeOptions::default() }).await;
     let url = format!("{}/?v=10&encoding=json", fake.gateway_url());
     let cases = [
-        (
-            json!({"token": "wrong", "intents": 1, "properties": {}}),
-            4004,
-        ),
-        (
-            json!({"token": fake.bot_token(), "intents": 1u64 << 40, "properties": {}}),
-            4013,
-        ),
-        (
-            json!({"token": fake.bot_token(), "intents": 1 | (1 << 15), "properties": {}}),
-            4014,
-        ),
-        (
-            json!({"token": fake.bot_token(), "intents": 1, "properties": {}, "shard": [2, 2]}),
-            4010,
-        ),
+        (json!({"token": "wrong", "intents": 1, "properties": {}}), 4004),
+        (json!({"token": fake.bot_token(), "intents": 1u64 << 40, "properties": {}}), 4013),
+        (json!({"token": fake.bot_token(), "intents": 1 | (1 << 15), "properties": {}}), 4014),
+        (json!({"token": fake.bot_token(), "intents": 1, "properties": {}, "shard": [2, 2]}), 4010),
     ];
     for (d, code) in cases {
         let mut ws = connect(&url).await;
@@ -267,46 +177,31 @@ async fn identify_is_checked() {
     // Two identifies in the same max_concurrency bucket within 5 s: the second is refused.
     let mut first = connect(&url).await;
     recv_json(&mut first).await;
-    send_json(
-        &mut first,
-        json!({"op": 2, "d": {"token": fake.bot_token(), "intents": 1, "properties": {}}}),
-    )
-    .await;
+    send_json(&mut first, json!({"op": 2, "d": {"token": fake.bot_token(), "intents": 1, "properties": {}}})).await;
     assert_eq!(recv_json(&mut first).await["t"], "READY");
     let mut second = connect(&url).await;
     recv_json(&mut second).await;
-    send_json(&mut second, json!({"op": 2, "d": {"token": fake.bot_token(), "intents": 1, "properties": {}, "shard": [0, 1]}})).await;
+    send_json(
+        &mut second,
+        json!({"op": 2, "d": {"token": fake.bot_token(), "intents": 1, "properties": {}, "shard": [0, 1]}}),
+    )
+    .await;
     let invalid = recv_json(&mut second).await;
-    assert_eq!(
-        (invalid["op"].as_u64(), invalid["d"].as_bool()),
-        (Some(9), Some(false))
-    );
-    assert!(
-        fake.violations()
-            .iter()
-            .any(|v| v.reason.contains("max_concurrency"))
-    );
+    assert_eq!((invalid["op"].as_u64(), invalid["d"].as_bool()), (Some(9), Some(false)));
+    assert!(fake.violations().iter().any(|v| v.reason.contains("max_concurrency")));
 }
 
 async fn compressed_frames(compress: &str) -> Vec<String> {
     let fake = common::start(FakeOptions::default()).await;
     common::guild(&fake);
-    let mut ws = connect(&format!(
-        "{}/?v=10&encoding=json&compress={compress}",
-        fake.gateway_url()
-    ))
-    .await;
+    let mut ws = connect(&format!("{}/?v=10&encoding=json&compress={compress}", fake.gateway_url())).await;
     let mut zlib = flate2::Decompress::new(true);
     let mut zstd = zstd_safe::DCtx::create();
     let mut decode = |bytes: &[u8]| -> String {
         if compress == "zlib-stream" {
-            assert!(
-                bytes.ends_with(&[0, 0, 0xff, 0xff]),
-                "zlib-stream frames end with Z_SYNC_FLUSH"
-            );
+            assert!(bytes.ends_with(&[0, 0, 0xff, 0xff]), "zlib-stream frames end with Z_SYNC_FLUSH");
             let mut out = Vec::with_capacity(1 << 20);
-            zlib.decompress_vec(bytes, &mut out, flate2::FlushDecompress::Sync)
-                .unwrap();
+            zlib.decompress_vec(bytes, &mut out, flate2::FlushDecompress::Sync).unwrap();
             String::from_utf8(out).unwrap()
         } else {
             let mut buf = vec![0u8; 1 << 20];
@@ -320,11 +215,7 @@ async fn compressed_frames(compress: &str) -> Vec<String> {
     let hello = timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
     assert!(hello.is_binary());
     texts.push(decode(&hello.as_payload()[..]));
-    send_json(
-        &mut ws,
-        json!({"op": 2, "d": {"token": fake.bot_token(), "intents": 1, "properties": {}}}),
-    )
-    .await;
+    send_json(&mut ws, json!({"op": 2, "d": {"token": fake.bot_token(), "intents": 1, "properties": {}}})).await;
     for _ in 0..2 {
         let frame = timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
         texts.push(decode(&frame.as_payload()[..]));
@@ -336,10 +227,7 @@ async fn compressed_frames(compress: &str) -> Vec<String> {
 async fn zlib_and_zstd_stream_frames_decode() {
     for compress in ["zlib-stream", "zstd-stream"] {
         let texts = compressed_frames(compress).await;
-        let parsed: Vec<Value> = texts
-            .iter()
-            .map(|t| serde_json::from_str(t).unwrap())
-            .collect();
+        let parsed: Vec<Value> = texts.iter().map(|t| serde_json::from_str(t).unwrap()).collect();
         assert_eq!(parsed[0]["op"], 10, "{compress}");
         assert_eq!(parsed[1]["t"], "READY", "{compress}");
         assert_eq!(parsed[2]["t"], "GUILD_CREATE", "{compress}");

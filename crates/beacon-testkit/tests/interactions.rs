@@ -11,13 +11,9 @@ use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use twilight_gateway::{
-    ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _,
-};
+use twilight_gateway::{ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _};
 use twilight_model::application::interaction::Interaction;
-use twilight_model::http::interaction::{
-    InteractionResponse, InteractionResponseData, InteractionResponseType,
-};
+use twilight_model::http::interaction::{InteractionResponse, InteractionResponseData, InteractionResponseType};
 use twilight_model::id::Id;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -29,10 +25,7 @@ struct Endpoint {
 }
 
 fn verify(key: &VerifyingKey, headers: &HeaderMap, body: &[u8]) -> bool {
-    let (Some(sig), Some(ts)) = (
-        headers.get("x-signature-ed25519"),
-        headers.get("x-signature-timestamp"),
-    ) else {
+    let (Some(sig), Some(ts)) = (headers.get("x-signature-ed25519"), headers.get("x-signature-timestamp")) else {
         return false;
     };
     let Ok(sig) = hex::decode(sig.as_bytes()) else {
@@ -55,8 +48,7 @@ async fn bot_endpoint(
         return (StatusCode::UNAUTHORIZED, "invalid request signature").into_response();
     }
     // Every payload must be what twilight's model accepts.
-    let parsed: Interaction =
-        serde_json::from_slice(&body).expect("twilight deserialises the interaction");
+    let parsed: Interaction = serde_json::from_slice(&body).expect("twilight deserialises the interaction");
     let raw: Value = serde_json::from_slice(&body).unwrap();
     ep.seen.lock().unwrap().push(raw.clone());
     let answer = match raw["type"].as_u64() {
@@ -82,17 +74,9 @@ async fn signed_http_interactions() {
     let fake = common::start(FakeOptions::default()).await;
     let g = common::guild(&fake);
     let alice = common::member(&g, "alice");
-    let key_bytes: [u8; 32] = hex::decode(fake.public_key_hex())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let ep = Endpoint {
-        key: VerifyingKey::from_bytes(&key_bytes).unwrap(),
-        seen: Arc::default(),
-    };
-    let app = axum::Router::new()
-        .route("/interactions", axum::routing::post(bot_endpoint))
-        .with_state(ep.clone());
+    let key_bytes: [u8; 32] = hex::decode(fake.public_key_hex()).unwrap().try_into().unwrap();
+    let ep = Endpoint { key: VerifyingKey::from_bytes(&key_bytes).unwrap(), seen: Arc::default() };
+    let app = axum::Router::new().route("/interactions", axum::routing::post(bot_endpoint)).with_state(ep.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -106,10 +90,7 @@ async fn signed_http_interactions() {
         options: json!([{"name": "question", "type": 3, "value": "hi"}]),
         member_permissions: None,
     };
-    let h = fake
-        .invoke_command(inv.clone(), Delivery::Http)
-        .await
-        .unwrap();
+    let h = fake.invoke_command(inv.clone(), Delivery::Http).await.unwrap();
     let out = fake.wait_response(&h, WAIT).await.unwrap();
     assert_eq!(out.kind, 4);
     assert_eq!(out.data["content"], format!("pong hi for {alice}"));
@@ -119,45 +100,16 @@ async fn signed_http_interactions() {
     auto.options = json!([{"name": "question", "type": 3, "value": "al", "focused": true}]);
     let h = fake.autocomplete(auto, Delivery::Http).await.unwrap();
     let out = fake.wait_response(&h, WAIT).await.unwrap();
-    assert_eq!(
-        (out.kind, out.data["choices"][0]["value"].as_str()),
-        (8, Some("alpha"))
-    );
+    assert_eq!((out.kind, out.data["choices"][0]["value"].as_str()), (8, Some("alpha")));
 
-    let msg = fake
-        .send_message(g.id, g.channels[0].id, alice, "a message with a button")
-        .await
-        .unwrap();
-    let h = fake
-        .click_button(
-            g.id,
-            g.channels[0].id,
-            alice,
-            msg,
-            "ticket:open",
-            Delivery::Http,
-        )
-        .await
-        .unwrap();
+    let msg = fake.send_message(g.id, g.channels[0].id, alice, "a message with a button").await.unwrap();
+    let h = fake.click_button(g.id, g.channels[0].id, alice, msg, "ticket:open", Delivery::Http).await.unwrap();
     let out = fake.wait_response(&h, WAIT).await.unwrap();
-    assert_eq!(
-        (out.kind, out.data["content"].as_str()),
-        (7, Some("clicked ticket:open"))
-    );
-    assert_eq!(
-        fake.messages(g.channels[0].id)[1]["content"],
-        "clicked ticket:open"
-    );
+    assert_eq!((out.kind, out.data["content"].as_str()), (7, Some("clicked ticket:open")));
+    assert_eq!(fake.messages(g.channels[0].id)[1]["content"], "clicked ticket:open");
 
     let h = fake
-        .submit_modal(
-            g.id,
-            g.channels[0].id,
-            alice,
-            "ticket:form",
-            &[("topic", "billing")],
-            Delivery::Http,
-        )
+        .submit_modal(g.id, g.channels[0].id, alice, "ticket:form", &[("topic", "billing")], Delivery::Http)
         .await
         .unwrap();
     let out = fake.wait_response(&h, WAIT).await.unwrap();
@@ -178,16 +130,11 @@ async fn next_interaction(shard: &mut Shard) -> Interaction {
 
 #[tokio::test]
 async fn gateway_interactions_deferred_edit_followup_and_errors() {
-    let fake = common::start(FakeOptions {
-        interaction_deadline: Duration::from_millis(300),
-        ..FakeOptions::default()
-    })
-    .await;
+    let fake =
+        common::start(FakeOptions { interaction_deadline: Duration::from_millis(300), ..FakeOptions::default() }).await;
     let g = common::guild(&fake);
     let alice = common::member(&g, "alice");
-    let config = ConfigBuilder::new(fake.bot_token(), Intents::GUILDS)
-        .proxy_url(fake.gateway_url())
-        .build();
+    let config = ConfigBuilder::new(fake.bot_token(), Intents::GUILDS).proxy_url(fake.gateway_url()).build();
     let mut shard = Shard::with_config(ShardId::ONE, config);
     loop {
         match tokio::time::timeout(WAIT, shard.next_event(EventTypeFlags::all())).await {
@@ -199,10 +146,7 @@ async fn gateway_interactions_deferred_edit_followup_and_errors() {
     assert_eq!(fake.connected_shards(), vec![(0, 1)]);
     let client = twilight_http::Client::builder()
         .token(fake.bot_token())
-        .proxy(
-            fake.base_url().trim_start_matches("http://").to_owned(),
-            true,
-        )
+        .proxy(fake.base_url().trim_start_matches("http://").to_owned(), true)
         .build();
     let app = Id::new(fake.application_id());
     let user_option = json!([{"name": "target", "type": 6, "value": alice.to_string()}]);
@@ -215,33 +159,13 @@ async fn gateway_interactions_deferred_edit_followup_and_errors() {
         member_permissions: None,
     };
 
-    let h = fake
-        .invoke_command(inv.clone(), Delivery::Gateway)
-        .await
-        .unwrap();
+    let h = fake.invoke_command(inv.clone(), Delivery::Gateway).await.unwrap();
     let interaction = next_interaction(&mut shard).await;
     assert_eq!(interaction.id.get(), h.id);
-    let defer = InteractionResponse {
-        kind: InteractionResponseType::DeferredChannelMessageWithSource,
-        data: None,
-    };
-    client
-        .interaction(app)
-        .create_response(interaction.id, &interaction.token, &defer)
-        .await
-        .unwrap();
-    client
-        .interaction(app)
-        .update_response(&interaction.token)
-        .content(Some("done"))
-        .await
-        .unwrap();
-    client
-        .interaction(app)
-        .create_followup(&interaction.token)
-        .content("and one more")
-        .await
-        .unwrap();
+    let defer = InteractionResponse { kind: InteractionResponseType::DeferredChannelMessageWithSource, data: None };
+    client.interaction(app).create_response(interaction.id, &interaction.token, &defer).await.unwrap();
+    client.interaction(app).update_response(&interaction.token).content(Some("done")).await.unwrap();
+    client.interaction(app).create_followup(&interaction.token).content("and one more").await.unwrap();
     let out = fake.wait_response(&h, WAIT).await.unwrap();
     assert_eq!(out.kind, 5);
     assert_eq!(out.data["content"], "done");
@@ -250,18 +174,12 @@ async fn gateway_interactions_deferred_edit_followup_and_errors() {
     fake.assert_no_violations();
 
     // Answering twice: 40060.
-    let again = client
-        .interaction(app)
-        .create_response(interaction.id, &interaction.token, &defer)
-        .await;
+    let again = client.interaction(app).create_response(interaction.id, &interaction.token, &defer).await;
     let status = match again {
         Err(e) => format!("{e:?}"),
         Ok(_) => String::new(),
     };
-    assert!(
-        status.contains("40060"),
-        "second answer must fail with 40060: {status}"
-    );
+    assert!(status.contains("40060"), "second answer must fail with 40060: {status}");
 
     // Too late: 10062.
     let h = fake.invoke_command(inv, Delivery::Gateway).await.unwrap();
@@ -270,10 +188,7 @@ async fn gateway_interactions_deferred_edit_followup_and_errors() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     let reply = InteractionResponse {
         kind: InteractionResponseType::ChannelMessageWithSource,
-        data: Some(InteractionResponseData {
-            content: Some("late".into()),
-            ..Default::default()
-        }),
+        data: Some(InteractionResponseData { content: Some("late".into()), ..Default::default() }),
     };
     let err = client
         .interaction(app)
@@ -282,10 +197,7 @@ async fn gateway_interactions_deferred_edit_followup_and_errors() {
         .err()
         .map(|e| format!("{e:?}"))
         .unwrap_or_default();
-    assert!(
-        err.contains("10062"),
-        "late answer must fail with 10062: {err}"
-    );
+    assert!(err.contains("10062"), "late answer must fail with 10062: {err}");
     let reasons: Vec<String> = fake.violations().into_iter().map(|v| v.reason).collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(reasons[0].contains("answered twice"));

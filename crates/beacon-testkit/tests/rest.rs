@@ -28,10 +28,7 @@ async fn spec_violations_are_caught_with_their_reason() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], 50035);
     assert_eq!(body["message"], "Invalid Form Body");
-    assert_eq!(
-        body["errors"]["content"]["_errors"][0]["code"],
-        "BASE_TYPE_MAX_LENGTH"
-    );
+    assert_eq!(body["errors"]["content"]["_errors"][0]["code"], "BASE_TYPE_MAX_LENGTH");
 
     // Wrong type: the OpenAPI schema says `tts` is a boolean.
     let resp = http
@@ -47,38 +44,21 @@ async fn spec_violations_are_caught_with_their_reason() {
 
     let violations = fake.violations();
     assert_eq!(violations.len(), 2, "{violations:?}");
-    assert_eq!(
-        violations[0].operation_id.as_deref(),
-        Some("create_message")
-    );
+    assert_eq!(violations[0].operation_id.as_deref(), Some("create_message"));
     assert!(
         violations[0].reason.contains("content") && violations[0].reason.contains("2000"),
         "{}",
         violations[0].reason
     );
-    assert!(
-        violations[1].reason.contains("tts"),
-        "{}",
-        violations[1].reason
-    );
+    assert!(violations[1].reason.contains("tts"), "{}", violations[1].reason);
     assert!(fake.messages(channel).is_empty());
 
     // A valid message goes through and is stored.
-    let resp = http
-        .post(&url)
-        .header("authorization", &auth)
-        .json(&json!({"content": "hello"}))
-        .send()
-        .await
-        .unwrap();
+    let resp = http.post(&url).header("authorization", &auth).json(&json!({"content": "hello"})).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(fake.messages(channel).len(), 1);
-    let result =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fake.assert_no_violations()));
-    assert!(
-        result.is_err(),
-        "assert_no_violations must panic when violations exist"
-    );
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fake.assert_no_violations()));
+    assert!(result.is_err(), "assert_no_violations must panic when violations exist");
 }
 
 #[tokio::test]
@@ -86,11 +66,7 @@ async fn unknown_routes_and_missing_auth_are_rejected() {
     let fake = common::start(FakeOptions::default()).await;
     let g = common::guild(&fake);
     let http = reqwest::Client::new();
-    let resp = http
-        .get(format!("{}/api/v10/guilds/{}", fake.base_url(), g.id))
-        .send()
-        .await
-        .unwrap();
+    let resp = http.get(format!("{}/api/v10/guilds/{}", fake.base_url(), g.id)).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     let resp = http
         .get(format!("{}/api/v10/guilds/{}", fake.base_url(), g.id))
@@ -100,10 +76,7 @@ async fn unknown_routes_and_missing_auth_are_rejected() {
         .unwrap();
     assert_eq!(resp.status(), 401);
     let resp = http
-        .get(format!(
-            "{}/api/v10/definitely/not/a/route",
-            fake.base_url()
-        ))
+        .get(format!("{}/api/v10/definitely/not/a/route", fake.base_url()))
         .header("authorization", format!("Bot {}", fake.bot_token()))
         .send()
         .await
@@ -119,22 +92,14 @@ async fn unknown_routes_and_missing_auth_are_rejected() {
 
 #[tokio::test]
 async fn rate_limit_headers_and_injected_faults() {
-    let fake = common::start(FakeOptions {
-        route_limit: 2,
-        route_window: Duration::from_secs(60),
-        ..FakeOptions::default()
-    })
-    .await;
+    let fake =
+        common::start(FakeOptions { route_limit: 2, route_window: Duration::from_secs(60), ..FakeOptions::default() })
+            .await;
     let g = common::guild(&fake);
     let http = reqwest::Client::new();
     let url = format!("{}/api/v10/guilds/{}", fake.base_url(), g.id);
     let auth = format!("Bot {}", fake.bot_token());
-    let resp = http
-        .get(&url)
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap();
+    let resp = http.get(&url).header("authorization", &auth).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     for h in [
         "x-ratelimit-limit",
@@ -147,17 +112,8 @@ async fn rate_limit_headers_and_injected_faults() {
     }
     assert_eq!(resp.headers()["x-ratelimit-limit"], "2");
     assert_eq!(resp.headers()["x-ratelimit-remaining"], "1");
-    http.get(&url)
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap();
-    let limited = http
-        .get(&url)
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap();
+    http.get(&url).header("authorization", &auth).send().await.unwrap();
+    let limited = http.get(&url).header("authorization", &auth).send().await.unwrap();
     assert_eq!(limited.status(), 429);
     assert_eq!(limited.headers()["x-ratelimit-scope"], "user");
     let body: Value = limited.json().await.unwrap();
@@ -171,51 +127,17 @@ async fn rate_limit_headers_and_injected_faults() {
         kind: FaultKind::Status(429),
         times: 1,
     });
-    fake.inject(Fault {
-        method: None,
-        path_contains: "/channels".into(),
-        kind: FaultKind::Status(502),
-        times: 1,
-    });
+    fake.inject(Fault { method: None, path_contains: "/channels".into(), kind: FaultKind::Status(502), times: 1 });
     let roles = format!("{}/api/v10/guilds/{}/roles", fake.base_url(), g.id);
-    let resp = http
-        .get(&roles)
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap();
+    let resp = http.get(&roles).header("authorization", &auth).send().await.unwrap();
     assert_eq!(resp.status(), 429);
     assert!(resp.headers().contains_key("retry-after"));
     let body: Value = resp.json().await.unwrap();
     assert!(body["retry_after"].as_f64().is_some());
-    assert_eq!(
-        http.get(&roles)
-            .header("authorization", &auth)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(http.get(&roles).header("authorization", &auth).send().await.unwrap().status(), 200);
     let channels = format!("{}/api/v10/guilds/{}/channels", fake.base_url(), g.id);
-    assert_eq!(
-        http.get(&channels)
-            .header("authorization", &auth)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        502
-    );
-    assert_eq!(
-        http.get(&channels)
-            .header("authorization", &auth)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(http.get(&channels).header("authorization", &auth).send().await.unwrap().status(), 502);
+    assert_eq!(http.get(&channels).header("authorization", &auth).send().await.unwrap().status(), 200);
 }
 
 #[tokio::test]
@@ -227,77 +149,36 @@ async fn twilight_http_requests_pass_validation() {
     let g = common::guild(&fake);
     let client = twilight_http::Client::builder()
         .token(fake.bot_token())
-        .proxy(
-            fake.base_url().trim_start_matches("http://").to_owned(),
-            true,
-        )
+        .proxy(fake.base_url().trim_start_matches("http://").to_owned(), true)
         .build();
     let channel = Id::new(g.channels[0].id);
     let guild = Id::new(g.id);
-    let msg = client
-        .create_message(channel)
-        .content("hello from twilight")
-        .await
-        .unwrap()
-        .model()
-        .await
-        .unwrap();
+    let msg = client.create_message(channel).content("hello from twilight").await.unwrap().model().await.unwrap();
     assert_eq!(msg.content, "hello from twilight");
     let fetched = client.guild(guild).await.unwrap().model().await.unwrap();
     assert_eq!(fetched.name, "Test Guild");
-    let member = client
-        .guild_member(guild, Id::new(common::member(&g, "alice")))
-        .await
-        .unwrap()
-        .model()
-        .await
-        .unwrap();
+    let member = client.guild_member(guild, Id::new(common::member(&g, "alice"))).await.unwrap().model().await.unwrap();
     assert_eq!(member.user.name, "alice");
     let me = client.current_user().await.unwrap().model().await.unwrap();
     assert_eq!(me.id.get(), fake.application_id());
-    let gateway = client
-        .gateway()
-        .authed()
-        .await
-        .unwrap()
-        .model()
-        .await
-        .unwrap();
+    let gateway = client.gateway().authed().await.unwrap().model().await.unwrap();
     assert_eq!(gateway.url, fake.gateway_url());
 
     let app = Id::new(fake.application_id());
     let commands = [
         command("ping", "Check the bot", CommandType::ChatInput, vec![]),
-        command(
-            "ask",
-            "Ask a question",
-            CommandType::ChatInput,
-            vec![(CommandOptionType::String, "question", true)],
-        ),
+        command("ask", "Ask a question", CommandType::ChatInput, vec![(CommandOptionType::String, "question", true)]),
     ];
-    let set = client
-        .interaction(app)
-        .set_global_commands(&commands)
-        .await
-        .unwrap()
-        .models()
-        .await
-        .unwrap();
+    let set = client.interaction(app).set_global_commands(&commands).await.unwrap().models().await.unwrap();
     assert_eq!(set.len(), 2);
-    client
-        .interaction(app)
-        .set_guild_commands(guild, &commands[..1])
-        .await
-        .unwrap();
+    client.interaction(app).set_guild_commands(guild, &commands[..1]).await.unwrap();
     assert_eq!(fake.commands(Some(g.id)).len(), 1);
     fake.assert_no_violations();
 }
 
 /// Minimal command builder (twilight-util is not a dependency).
 mod twilight_util_free {
-    use twilight_model::application::command::{
-        Command, CommandOption, CommandOptionType, CommandType,
-    };
+    use twilight_model::application::command::{Command, CommandOption, CommandOptionType, CommandType};
 
     #[allow(deprecated)]
     pub fn command(

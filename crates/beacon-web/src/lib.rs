@@ -54,9 +54,9 @@ struct WebState {
 /// The full router, with request ids, tracing and a body limit.
 pub fn router(app: Arc<App>) -> Result<Router, WebError> {
     let verifier = match &app.config.discord.public_key {
-        Some(key) => Some(Arc::new(
-            InteractionVerifier::from_hex(key).map_err(|e| WebError::PublicKey(e.to_string()))?,
-        )),
+        Some(key) => {
+            Some(Arc::new(InteractionVerifier::from_hex(key).map_err(|e| WebError::PublicKey(e.to_string()))?))
+        }
         None => None,
     };
     let state = WebState { app, verifier };
@@ -76,14 +76,8 @@ pub fn router(app: Arc<App>) -> Result<Router, WebError> {
 }
 
 /// Serves until `shutdown` is cancelled, then finishes in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> Result<(), WebError> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> Result<(), WebError> {
+    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     Ok(())
 }
 
@@ -105,34 +99,21 @@ async fn ready(State(state): State<WebState>) -> Response {
             "detail": c.detail,
         })).collect::<Vec<_>>(),
     });
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 async fn interactions(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(verifier) = &state.verifier else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "interactions endpoint disabled: set BEACON_DISCORD_PUBLIC_KEY",
-        )
+        return (StatusCode::SERVICE_UNAVAILABLE, "interactions endpoint disabled: set BEACON_DISCORD_PUBLIC_KEY")
             .into_response();
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let (Some(signature), Some(timestamp)) = (
-        header("x-signature-ed25519"),
-        header("x-signature-timestamp"),
-    ) else {
+    let (Some(signature), Some(timestamp)) = (header("x-signature-ed25519"), header("x-signature-timestamp")) else {
         return (StatusCode::UNAUTHORIZED, "missing signature headers").into_response();
     };
     if let Err(e) = verifier.verify(signature, timestamp, &body, now_secs()) {

@@ -1,6 +1,6 @@
 //! `beacon`: one binary, roles by subcommand.
 
-use beacon::{run, telemetry};
+use beacon::{kb_cli, run, telemetry};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +26,30 @@ enum Command {
     Run,
     /// Apply database migrations and exit.
     Migrate,
+    /// Load a folder of markdown/text files into a guild's knowledge base (unchanged files are skipped).
+    Ingest {
+        /// Guild whose knowledge base to fill (default: the local one, 0).
+        #[arg(long, value_name = "ID", default_value_t = kb_cli::LOCAL_GUILD)]
+        guild: u64,
+        /// Folder of .md/.txt files.
+        path: PathBuf,
+    },
+    /// Answer a question from a knowledge base: the best passages with sources and scores.
+    Ask {
+        #[arg(long, value_name = "ID", default_value_t = kb_cli::LOCAL_GUILD)]
+        guild: u64,
+        /// How many passages to show.
+        #[arg(long, default_value_t = 5)]
+        k: usize,
+        question: String,
+    },
+    /// Score retrieval on a BEIR-style folder (corpus.jsonl, queries.jsonl, qrels.tsv).
+    Eval {
+        dir: PathBuf,
+        /// Print one JSON object as the last line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage the slash commands registered with Discord.
     Commands {
         #[command(subcommand)]
@@ -70,6 +94,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run => run::run(config).await,
             Command::Migrate => migrate(config).await,
+            Command::Ingest { guild, path } => kb_cli::ingest(config, guild, &path).await,
+            Command::Ask { guild, k, question } => kb_cli::ask(config, guild, &question, k).await,
+            Command::Eval { dir, json } => kb_cli::eval(config, &dir, json).await,
             Command::Commands { action: CommandsAction::Sync { guild } } => sync_commands(config, guild).await,
         }
     });

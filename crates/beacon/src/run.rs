@@ -26,6 +26,34 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// The knowledge base with the configured embedding model (BM25 alone, announced by one log
+/// line, when no model is configured or it fails to load).
+pub async fn open_knowledge_base(config: &Config, store: &Store) -> anyhow::Result<beacon_kb::KnowledgeBase> {
+    beacon_kb::KnowledgeBase::open(
+        store.clone(),
+        embedder(config),
+        beacon_kb::FusionConfig::default(),
+        beacon_kb::ChunkerConfig::default(),
+    )
+    .await
+    .context("opening the knowledge base")
+}
+
+/// Loads the embedding model named by `BEACON_EMBED_MODEL_DIR`.
+pub fn embedder(config: &Config) -> Option<Arc<dyn beacon_kb::Embedder>> {
+    let Some(dir) = &config.embed_model_dir else {
+        tracing::warn!("no embedding model (BEACON_EMBED_MODEL_DIR unset): retrieval uses BM25 only");
+        return None;
+    };
+    match beacon_kb::BertEmbedder::load(dir) {
+        Ok(model) => Some(Arc::new(model)),
+        Err(e) => {
+            tracing::warn!(error = %e, dir = %dir.display(), "embedding model failed to load: retrieval uses BM25 only");
+            None
+        }
+    }
+}
+
 /// Builds the app with every module; applies module migrations.
 pub async fn build_app(config: Arc<Config>, store: Store) -> anyhow::Result<Arc<App>> {
     build_app_with(config, store, Vec::new()).await
@@ -37,6 +65,8 @@ pub async fn build_app_with(
     store: Store,
     extra: Vec<Arc<dyn Module>>,
 ) -> anyhow::Result<Arc<App>> {
+    // One process-wide rustls provider before any HTTP client (Discord, CDN, providers) exists.
+    beacon_discord::install_crypto_provider();
     let cache = match &config.redis_url {
         Some(url) => Cache::redis(url.expose())
             .await
@@ -47,9 +77,53 @@ pub async fn build_app_with(
         beacon_discord::rest::client(config.discord.token.as_ref().map(|t| t.expose()), &config.discord.api_url)
             .context("configuring the Discord REST client")?,
     );
-    let app =
-        AppBuilder::new(config, store, cache, http).modules(beacon_admin::modules()).modules(extra).build().await?;
+    let kb = Arc::new(open_knowledge_base(&config, &store).await?);
+    let support = beacon_support::SupportModule::new(kb, Some(Arc::new(TicketHandoff)));
+    let tickets = tickets_module(&config)?;
+    let app = AppBuilder::new(config, store, cache, http)
+        .modules(beacon_admin::modules())
+        .module(support)
+        .module(tickets)
+        .module(beacon_faq::FaqModule::new())
+        .modules(extra)
+        .build()
+        .await?;
     Ok(app)
+}
+
+/// "Talk to a human" from a support answer opens a ticket with the question and the bot's attempt.
+struct TicketHandoff;
+
+#[beacon_framework::async_trait]
+impl beacon_support::HumanHandoff for TicketHandoff {
+    async fn open(
+        &self,
+        app: &Arc<App>,
+        guild_id: u64,
+        user_id: u64,
+        question: &str,
+        attempt: &str,
+    ) -> Result<String, beacon_framework::HandlerError> {
+        let topic: String =
+            if question.is_empty() { "Question for staff".into() } else { question.chars().take(90).collect() };
+        let conversation = format!("Question:\n{question}\n\nBeacon's answer:\n{attempt}\n");
+        let ticket = beacon_tickets::open_ticket_for(app, guild_id, user_id, &topic, Some(&conversation)).await?;
+        Ok(format!("<#{}> (ticket #{:04})", ticket.channel_id, ticket.number))
+    }
+}
+
+/// The ticket desk, with transcripts in `{data_dir}/transcripts`.
+fn tickets_module(config: &Config) -> anyhow::Result<beacon_tickets::TicketsModule> {
+    let storage = beacon_tickets::TranscriptStore::local(&config.data_dir.join("transcripts"))
+        .context("preparing the transcript folder")?;
+    Ok(beacon_tickets::TicketsModule::new(storage))
+}
+
+/// Starts the durable job runner with the handlers of the modules that schedule jobs.
+async fn start_jobs(app: &Arc<App>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let mut runner = beacon_jobs::Runner::new(app.store.clone(), beacon_jobs::RunnerOptions::default());
+    tickets_module(&app.config)?.attach(app, &mut runner).await.context("starting the ticket timers")?;
+    Ok(runner.spawn(app.shutdown.clone()))
 }
 
 /// A started Beacon: HTTP server bound, gateway connecting (with a token), handlers running.
@@ -59,6 +133,8 @@ pub struct Running {
     pub addr: std::net::SocketAddr,
     web: tokio::task::JoinHandle<Result<(), beacon_web::WebError>>,
     gateway: Option<tokio::task::JoinHandle<Result<(), gateway::GatewayError>>>,
+    /// The durable job runner (timers); stops on `app.shutdown` after its jobs in flight.
+    jobs: tokio::task::JoinHandle<()>,
 }
 
 /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
@@ -80,6 +156,7 @@ pub async fn start_with(config: Arc<Config>, extra: Vec<Arc<dyn Module>>) -> any
     let app = build_app_with(config.clone(), store, extra).await?;
     spawn_setting_listener(&app);
     spawn_housekeeping(&app);
+    let jobs = start_jobs(&app).await?;
 
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
@@ -110,7 +187,7 @@ pub async fn start_with(config: Arc<Config>, extra: Vec<Arc<dyn Module>>) -> any
             None
         }
     };
-    Ok(Running { app, addr, web, gateway })
+    Ok(Running { app, addr, web, gateway, jobs })
 }
 
 impl Running {
@@ -131,6 +208,12 @@ impl Running {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server ended with an error"),
             Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
+        }
+        // Jobs cut off here are re-run by another worker (or after restart) once their lease expires.
+        match tokio::time::timeout(app.config.shutdown_grace, self.jobs).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "job runner task failed"),
+            Err(_) => tracing::warn!("job runner did not stop within the grace period"),
         }
         app.tasks.close();
         if tokio::time::timeout(app.config.shutdown_grace, app.tasks.wait()).await.is_err() {

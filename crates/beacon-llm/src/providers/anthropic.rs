@@ -16,8 +16,8 @@ use crate::http::{Api, SseEvent, SseHandler, sse_stream};
 use crate::provider::Provider;
 use crate::providers::parse_arguments;
 use crate::types::{
-    CacheHint, ChatRequest, ChatResponse, ChatStream, ContentPart, Embeddings, FinishReason, Role,
-    StreamEvent, ToolCall, Usage,
+    CacheHint, ChatRequest, ChatResponse, ChatStream, ContentPart, Embeddings, FinishReason, Role, StreamEvent,
+    ToolCall, Usage,
 };
 
 /// API version sent in `anthropic-version`.
@@ -37,10 +37,7 @@ pub struct Anthropic {
 impl Anthropic {
     /// A client for `config`.
     pub fn new(config: &ProviderConfig, timeout: Duration) -> Result<Anthropic, LlmError> {
-        let auth = config
-            .api_key
-            .as_ref()
-            .map(|k| ("x-api-key", k.expose().to_owned()));
+        let auth = config.api_key.as_ref().map(|k| ("x-api-key", k.expose().to_owned()));
         Ok(Anthropic {
             api: Api::new(
                 "anthropic",
@@ -113,13 +110,10 @@ fn messages(request: &ChatRequest) -> Vec<Value> {
                     ContentPart::ToolCall(c) => {
                         json!({"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments})
                     }
-                    ContentPart::ToolResult {
-                        call_id,
-                        content,
-                        is_error,
-                        ..
-                    } => json!({"type": "tool_result", "tool_use_id": call_id,
-                        "content": content, "is_error": is_error}),
+                    ContentPart::ToolResult { call_id, content, is_error, .. } => {
+                        json!({"type": "tool_result", "tool_use_id": call_id,
+                        "content": content, "is_error": is_error})
+                    }
                 })
                 .collect();
             let role = match m.role {
@@ -175,9 +169,7 @@ fn take_structured(response: &mut ChatResponse, structured: bool) {
 }
 
 fn parse_response(api: &Api, model: &str, v: &Value, structured: bool) -> Result<ChatResponse, LlmError> {
-    let blocks = v["content"]
-        .as_array()
-        .ok_or_else(|| api.invalid("no content[] in the message"))?;
+    let blocks = v["content"].as_array().ok_or_else(|| api.invalid("no content[] in the message"))?;
     let mut response = ChatResponse::empty(v["model"].as_str().unwrap_or(model));
     for block in blocks {
         match block["type"].as_str() {
@@ -212,8 +204,8 @@ struct StreamHandler {
 
 impl SseHandler for StreamHandler {
     fn on_event(&mut self, event: SseEvent) -> Result<Vec<StreamEvent>, LlmError> {
-        let v: Value = serde_json::from_str(&event.data)
-            .map_err(|e| self.api.invalid(&format!("bad stream event: {e}")))?;
+        let v: Value =
+            serde_json::from_str(&event.data).map_err(|e| self.api.invalid(&format!("bad stream event: {e}")))?;
         let kind = event.event.as_deref().or(v["type"].as_str()).unwrap_or_default();
         let index = v["index"].as_u64().unwrap_or(0);
         let mut out = Vec::new();
@@ -254,11 +246,8 @@ impl SseHandler for StreamHandler {
             }
             "content_block_stop" => {
                 if let Some(Block::Tool { id, name, json }) = self.blocks.remove(&index) {
-                    let call = ToolCall {
-                        id,
-                        name,
-                        arguments: parse_arguments(if json.is_empty() { "{}" } else { &json }),
-                    };
+                    let call =
+                        ToolCall { id, name, arguments: parse_arguments(if json.is_empty() { "{}" } else { &json }) };
                     self.response.tool_calls.push(call.clone());
                     if !(self.structured && call.name == STRUCTURED_TOOL) {
                         out.push(StreamEvent::ToolCall(call));
@@ -332,10 +321,7 @@ impl Provider for Anthropic {
     }
 
     async fn embed(&self, _inputs: &[String]) -> Result<Embeddings, LlmError> {
-        Err(LlmError::Unsupported {
-            provider: "anthropic".into(),
-            feature: "embeddings",
-        })
+        Err(LlmError::Unsupported { provider: "anthropic".into(), feature: "embeddings" })
     }
 }
 
@@ -349,11 +335,7 @@ mod tests {
         let request = ChatRequest {
             system: Some("policy".into()),
             messages: vec![Message::user("q")],
-            tools: vec![Tool {
-                name: "t".into(),
-                description: "d".into(),
-                parameters: json!({"type": "object"}),
-            }],
+            tools: vec![Tool { name: "t".into(), description: "d".into(), parameters: json!({"type": "object"}) }],
             response_schema: Some(json!({"type": "object"})),
             cache_hint: CacheHint::StablePrefix,
             ..ChatRequest::default()
@@ -378,12 +360,7 @@ mod tests {
         merge_usage(&mut u, &json!({"output_tokens": 42}));
         assert_eq!(
             u,
-            Usage {
-                input_tokens: 1110,
-                output_tokens: 42,
-                cached_input_tokens: 1000,
-                cache_write_tokens: 100
-            }
+            Usage { input_tokens: 1110, output_tokens: 42, cached_input_tokens: 1000, cache_write_tokens: 100 }
         );
     }
 }

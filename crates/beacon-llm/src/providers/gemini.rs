@@ -12,8 +12,7 @@ use crate::http::{Api, SseEvent, SseHandler, sse_stream};
 use crate::provider::Provider;
 use crate::providers::u64_at;
 use crate::types::{
-    ChatRequest, ChatResponse, ChatStream, ContentPart, Embeddings, FinishReason, Role,
-    StreamEvent, ToolCall, Usage,
+    ChatRequest, ChatResponse, ChatStream, ContentPart, Embeddings, FinishReason, Role, StreamEvent, ToolCall, Usage,
 };
 
 /// Client for the Gemini API.
@@ -28,10 +27,7 @@ pub struct Gemini {
 impl Gemini {
     /// A client for `config`.
     pub fn new(config: &ProviderConfig, timeout: Duration) -> Result<Gemini, LlmError> {
-        let auth = config
-            .api_key
-            .as_ref()
-            .map(|k| ("x-goog-api-key", k.expose().to_owned()));
+        let auth = config.api_key.as_ref().map(|k| ("x-goog-api-key", k.expose().to_owned()));
         Ok(Gemini {
             api: Api::new("gemini", config.api_key.as_ref(), auth, &[], timeout)?,
             base_url: config.base_url.clone(),
@@ -85,12 +81,7 @@ fn contents(request: &ChatRequest) -> Vec<Value> {
                     ContentPart::ToolCall(c) => {
                         json!({"functionCall": {"id": c.id, "name": c.name, "args": c.arguments}})
                     }
-                    ContentPart::ToolResult {
-                        call_id,
-                        name,
-                        content,
-                        is_error,
-                    } => {
+                    ContentPart::ToolResult { call_id, name, content, is_error } => {
                         // `response` must be an object: JSON objects pass through, anything else
                         // is wrapped.
                         let parsed = serde_json::from_str::<Value>(content).ok().filter(Value::is_object);
@@ -116,9 +107,7 @@ fn finish_reason(reason: Option<&str>) -> Option<FinishReason> {
     reason.map(|r| match r {
         "STOP" => FinishReason::Stop,
         "MAX_TOKENS" => FinishReason::Length,
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" => {
-            FinishReason::ContentFilter
-        }
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" => FinishReason::ContentFilter,
         _ => FinishReason::Other,
     })
 }
@@ -154,9 +143,7 @@ fn absorb(
                 *next_call += 1;
                 calls.push(ToolCall {
                     // Gemini ids are optional; synthesise one so results can be matched.
-                    id: fc["id"]
-                        .as_str()
-                        .map_or_else(|| format!("call_{next_call}"), str::to_owned),
+                    id: fc["id"].as_str().map_or_else(|| format!("call_{next_call}"), str::to_owned),
                     name: fc["name"].as_str().unwrap_or_default().to_owned(),
                     arguments: fc.get("args").cloned().unwrap_or_else(|| json!({})),
                 });
@@ -183,10 +170,7 @@ fn absorb(
 
 fn parse_response(api: &Api, model: &str, v: &Value) -> Result<ChatResponse, LlmError> {
     if v.pointer("/candidates/0").is_none() {
-        let reason = v
-            .pointer("/promptFeedback/blockReason")
-            .and_then(Value::as_str)
-            .unwrap_or("no candidates");
+        let reason = v.pointer("/promptFeedback/blockReason").and_then(Value::as_str).unwrap_or("no candidates");
         return Err(api.invalid(&format!("no answer: {reason}")));
     }
     let mut response = ChatResponse::empty(model);
@@ -204,8 +188,8 @@ struct StreamHandler {
 
 impl SseHandler for StreamHandler {
     fn on_event(&mut self, event: SseEvent) -> Result<Vec<StreamEvent>, LlmError> {
-        let v: Value = serde_json::from_str(&event.data)
-            .map_err(|e| self.api.invalid(&format!("bad stream chunk: {e}")))?;
+        let v: Value =
+            serde_json::from_str(&event.data).map_err(|e| self.api.invalid(&format!("bad stream chunk: {e}")))?;
         if let Some(message) = v.pointer("/error/message").and_then(Value::as_str) {
             return Err(self.api.invalid(message));
         }
@@ -240,10 +224,7 @@ impl Provider for Gemini {
     }
 
     async fn chat(&self, model: &str, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
-        let v = self
-            .api
-            .post_json(&self.url(model, "generateContent"), &body(request))
-            .await?;
+        let v = self.api.post_json(&self.url(model, "generateContent"), &body(request)).await?;
         parse_response(&self.api, model, &v)
     }
 
@@ -268,10 +249,7 @@ impl Provider for Gemini {
             .iter()
             .map(|t| json!({"model": format!("models/{model}"), "content": {"parts": [{"text": t}]}}))
             .collect();
-        let v = self
-            .api
-            .post_json(&self.url(model, "batchEmbedContents"), &json!({"requests": requests}))
-            .await?;
+        let v = self.api.post_json(&self.url(model, "batchEmbedContents"), &json!({"requests": requests})).await?;
         let vectors: Vec<Vec<f32>> = v["embeddings"]
             .as_array()
             .ok_or_else(|| self.api.invalid("no embeddings[] in the answer"))?
@@ -284,17 +262,9 @@ impl Provider for Gemini {
             })
             .collect();
         if vectors.len() != inputs.len() {
-            return Err(self.api.invalid(&format!(
-                "{} embeddings for {} inputs",
-                vectors.len(),
-                inputs.len()
-            )));
+            return Err(self.api.invalid(&format!("{} embeddings for {} inputs", vectors.len(), inputs.len())));
         }
-        Ok(Embeddings {
-            vectors,
-            model: model.to_owned(),
-            input_tokens: 0,
-        })
+        Ok(Embeddings { vectors, model: model.to_owned(), input_tokens: 0 })
     }
 }
 
@@ -305,11 +275,7 @@ mod tests {
 
     #[test]
     fn tool_results_become_function_responses() {
-        let call = ToolCall {
-            id: "call_1".into(),
-            name: "lookup".into(),
-            arguments: json!({}),
-        };
+        let call = ToolCall { id: "call_1".into(), name: "lookup".into(), arguments: json!({}) };
         let request = ChatRequest {
             system: Some("s".into()),
             messages: vec![
@@ -321,10 +287,7 @@ mod tests {
         };
         let b = body(&request);
         assert_eq!(b["contents"][0]["role"], "model");
-        assert_eq!(
-            b["contents"][1]["parts"][0]["functionResponse"]["response"],
-            json!({"result": "plain text"})
-        );
+        assert_eq!(b["contents"][1]["parts"][0]["functionResponse"]["response"], json!({"result": "plain text"}));
         assert_eq!(b["generationConfig"]["responseMimeType"], "application/json");
         assert_eq!(b["systemInstruction"]["parts"][0]["text"], "s");
     }

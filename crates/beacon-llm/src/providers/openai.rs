@@ -13,8 +13,7 @@ use crate::http::{Api, SseEvent, SseHandler, sse_stream};
 use crate::provider::Provider;
 use crate::providers::{parse_arguments, u64_at};
 use crate::types::{
-    ChatRequest, ChatResponse, ChatStream, ContentPart, Embeddings, FinishReason, Role,
-    StreamEvent, ToolCall, Usage,
+    ChatRequest, ChatResponse, ChatStream, ContentPart, Embeddings, FinishReason, Role, StreamEvent, ToolCall, Usage,
 };
 
 /// Client for OpenAI-style APIs.
@@ -30,18 +29,9 @@ pub struct OpenAi {
 impl OpenAi {
     /// A client for `config` (kind `openai`, `xai` or `openai-compatible`).
     pub fn new(config: &ProviderConfig, timeout: Duration) -> Result<OpenAi, LlmError> {
-        let auth = config
-            .api_key
-            .as_ref()
-            .map(|k| ("authorization", format!("Bearer {}", k.expose())));
+        let auth = config.api_key.as_ref().map(|k| ("authorization", format!("Bearer {}", k.expose())));
         Ok(OpenAi {
-            api: Api::new(
-                config.kind.as_str(),
-                config.api_key.as_ref(),
-                auth,
-                &[],
-                timeout,
-            )?,
+            api: Api::new(config.kind.as_str(), config.api_key.as_ref(), auth, &[], timeout)?,
             kind: config.kind,
             base_url: config.base_url.clone(),
             model: config.model.clone(),
@@ -55,11 +45,7 @@ impl OpenAi {
         body.insert("messages".into(), Value::Array(messages(request)));
         // OpenAI deprecated `max_tokens` (reasoning models reject it); xAI and local servers
         // still expect it.
-        let limit_field = if self.kind == ProviderKind::OpenAi {
-            "max_completion_tokens"
-        } else {
-            "max_tokens"
-        };
+        let limit_field = if self.kind == ProviderKind::OpenAi { "max_completion_tokens" } else { "max_tokens" };
         body.insert(limit_field.into(), json!(request.max_tokens_or_default()));
         if let Some(t) = request.temperature {
             body.insert("temperature".into(), json!(t));
@@ -121,9 +107,9 @@ fn messages(request: &ChatRequest) -> Vec<Value> {
                 for part in &message.content {
                     match part {
                         ContentPart::Text { text: t } => text.push_str(t),
-                        ContentPart::ToolResult {
-                            call_id, content, ..
-                        } => out.push(json!({"role": "tool", "tool_call_id": call_id, "content": content})),
+                        ContentPart::ToolResult { call_id, content, .. } => {
+                            out.push(json!({"role": "tool", "tool_call_id": call_id, "content": content}))
+                        }
                         ContentPart::ToolCall(_) => {}
                     }
                 }
@@ -156,9 +142,7 @@ fn usage(v: &Value) -> Usage {
 }
 
 fn parse_response(api: &Api, model: &str, v: &Value) -> Result<ChatResponse, LlmError> {
-    let message = v
-        .pointer("/choices/0/message")
-        .ok_or_else(|| api.invalid("no choices[0].message"))?;
+    let message = v.pointer("/choices/0/message").ok_or_else(|| api.invalid("no choices[0].message"))?;
     let mut response = ChatResponse::empty(v["model"].as_str().unwrap_or(model));
     response.text = message["content"].as_str().unwrap_or_default().to_owned();
     if let Some(calls) = message["tool_calls"].as_array() {
@@ -170,11 +154,7 @@ fn parse_response(api: &Api, model: &str, v: &Value) -> Result<ChatResponse, Llm
                     .and_then(Value::as_str)
                     .ok_or_else(|| api.invalid("tool call without a function name"))?
                     .to_owned(),
-                arguments: parse_arguments(
-                    call.pointer("/function/arguments")
-                        .and_then(Value::as_str)
-                        .unwrap_or("{}"),
-                ),
+                arguments: parse_arguments(call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or("{}")),
             });
         }
     }
@@ -225,8 +205,8 @@ impl SseHandler for StreamHandler {
             self.saw_done = true;
             return Ok(self.flush_calls());
         }
-        let v: Value = serde_json::from_str(&event.data)
-            .map_err(|e| self.api.invalid(&format!("bad stream chunk: {e}")))?;
+        let v: Value =
+            serde_json::from_str(&event.data).map_err(|e| self.api.invalid(&format!("bad stream chunk: {e}")))?;
         if let Some(message) = v.pointer("/error/message").and_then(Value::as_str) {
             return Err(self.api.invalid(message));
         }
@@ -316,13 +296,8 @@ impl Provider for OpenAi {
             feature: "embeddings (no embedding model configured)",
         })?;
         let url = format!("{}/embeddings", self.base_url);
-        let v = self
-            .api
-            .post_json(&url, &json!({"model": model, "input": inputs}))
-            .await?;
-        let data = v["data"]
-            .as_array()
-            .ok_or_else(|| self.api.invalid("no data[] in embeddings answer"))?;
+        let v = self.api.post_json(&url, &json!({"model": model, "input": inputs})).await?;
+        let data = v["data"].as_array().ok_or_else(|| self.api.invalid("no data[] in embeddings answer"))?;
         let mut indexed: Vec<(u64, Vec<f32>)> = data
             .iter()
             .map(|d| {
@@ -335,11 +310,7 @@ impl Provider for OpenAi {
             .collect();
         indexed.sort_by_key(|(i, _)| *i);
         if indexed.len() != inputs.len() {
-            return Err(self.api.invalid(&format!(
-                "{} embeddings for {} inputs",
-                indexed.len(),
-                inputs.len()
-            )));
+            return Err(self.api.invalid(&format!("{} embeddings for {} inputs", indexed.len(), inputs.len())));
         }
         Ok(Embeddings {
             vectors: indexed.into_iter().map(|(_, v)| v).collect(),
@@ -358,11 +329,7 @@ mod tests {
     fn request_mapping() {
         let config = ProviderConfig::new(ProviderKind::OpenAi, Some("sk-test")).unwrap();
         let client = OpenAi::new(&config, Duration::from_secs(5)).unwrap();
-        let call = ToolCall {
-            id: "call_1".into(),
-            name: "lookup".into(),
-            arguments: json!({"q": "x"}),
-        };
+        let call = ToolCall { id: "call_1".into(), name: "lookup".into(), arguments: json!({"q": "x"}) };
         let request = ChatRequest {
             system: Some("be brief".into()),
             messages: vec![

@@ -7,10 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use beacon_config::Secret;
-use beacon_llm::{
-    LlmService, Provider, ProviderConfig, ProviderKind, Reliability, Usage, UsageStore,
-    build_provider,
-};
+use beacon_llm::{LlmService, Provider, ProviderConfig, ProviderKind, Reliability, Usage, UsageStore, build_provider};
 use beacon_testkit::llm::{Dialect, FakeLlm, FakeRequest, FakeUsage};
 
 pub const GUILD: u64 = 81384788765712384;
@@ -104,20 +101,11 @@ impl Harness {
                 recorded.lock().expect("waits").push(d);
                 Box::pin(async {})
             }));
-        Harness {
-            fake,
-            service,
-            usage,
-            waits,
-        }
+        Harness { fake, service, usage, waits }
     }
 
     pub fn requests(&self, dialect: Dialect) -> Vec<FakeRequest> {
-        self.fake
-            .requests()
-            .into_iter()
-            .filter(|r| r.dialect == dialect)
-            .collect()
+        self.fake.requests().into_iter().filter(|r| r.dialect == dialect).collect()
     }
 
     pub fn waits(&self) -> Vec<Duration> {
@@ -132,11 +120,7 @@ pub fn expected_usage(kind: ProviderKind, fake: FakeUsage) -> Usage {
         input_tokens: fake.input,
         output_tokens: fake.output,
         cached_input_tokens: fake.cached_input,
-        cache_write_tokens: if kind == ProviderKind::Anthropic {
-            fake.cache_write
-        } else {
-            0
-        },
+        cache_write_tokens: if kind == ProviderKind::Anthropic { fake.cache_write } else { 0 },
     }
 }
 
@@ -157,9 +141,6 @@ pub fn assert_auth(kind: ProviderKind, request: &FakeRequest) {
             assert!(!v.contains(&key), "{kind}: key leaked into header {name}");
         }
     }
-    assert!(
-        !request.query.as_deref().unwrap_or_default().contains(&key),
-        "{kind}: key in the query string"
-    );
+    assert!(!request.query.as_deref().unwrap_or_default().contains(&key), "{kind}: key in the query string");
     assert!(!request.body.to_string().contains(&key), "{kind}: key in the body");
 }

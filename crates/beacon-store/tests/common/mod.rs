@@ -25,26 +25,18 @@ impl Fixture {
     pub async fn finish(self) {
         self.store.close().await;
         if let Some(pg) = self.pg {
-            let admin = Store::connect_with(&pg.admin_url, small_pool())
+            let admin = Store::connect_with(&pg.admin_url, small_pool()).await.expect("connect admin");
+            sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", pg.name)))
+                .execute(admin.pool())
                 .await
-                .expect("connect admin");
-            sqlx::query(AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                pg.name
-            )))
-            .execute(admin.pool())
-            .await
-            .expect("drop test database");
+                .expect("drop test database");
             admin.close().await;
         }
     }
 }
 
 fn small_pool() -> StoreOptions {
-    StoreOptions {
-        max_connections: Some(4),
-        ..StoreOptions::default()
-    }
+    StoreOptions { max_connections: Some(4), ..StoreOptions::default() }
 }
 
 /// A migrated SQLite store in a fresh temporary directory (in a nested, not yet existing dir, to
@@ -54,11 +46,7 @@ pub async fn sqlite() -> Fixture {
     let url = format!("sqlite://{}/data/beacon.db", dir.path().display());
     let store = Store::connect(&url).await.expect("connect sqlite");
     store.migrate().await.expect("migrate sqlite");
-    Fixture {
-        store,
-        _dir: Some(dir),
-        pg: None,
-    }
+    Fixture { store, _dir: Some(dir), pg: None }
 }
 
 /// The admin URL, or `None` (skip) — panics when services are required but not configured.
@@ -97,11 +85,7 @@ pub fn with_database(url: &str, name: &str) -> String {
 /// configured (and not required).
 pub async fn postgres() -> Option<Fixture> {
     let admin_url = postgres_url()?;
-    let name = format!(
-        "beacon_t_{}_{:012x}",
-        std::process::id(),
-        fastrand::u64(..) & 0xffff_ffff_ffff
-    );
+    let name = format!("beacon_t_{}_{:012x}", std::process::id(), fastrand::u64(..) & 0xffff_ffff_ffff);
     let admin = Store::connect_with(&admin_url, small_pool())
         .await
         .expect("BEACON_TEST_POSTGRES_URL is set but PostgreSQL is unreachable");
@@ -110,13 +94,8 @@ pub async fn postgres() -> Option<Fixture> {
         .await
         .expect("create test database (role needs CREATEDB)");
     admin.close().await;
-    let store = Store::connect_with(&with_database(&admin_url, &name), small_pool())
-        .await
-        .expect("connect test database");
+    let store =
+        Store::connect_with(&with_database(&admin_url, &name), small_pool()).await.expect("connect test database");
     store.migrate().await.expect("migrate postgres");
-    Some(Fixture {
-        store,
-        _dir: None,
-        pg: Some(PgDatabase { admin_url, name }),
-    })
+    Some(Fixture { store, _dir: None, pg: Some(PgDatabase { admin_url, name }) })
 }

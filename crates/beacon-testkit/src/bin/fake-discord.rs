@@ -45,24 +45,14 @@ fn seed_spec(n: u32, members: u32) -> GuildSpec {
         owner_id: None,
         text_channels: vec!["general".into(), "support".into()],
         roles: vec![
-            RoleSpec {
-                name: "member".into(),
-                permissions: 0,
-            },
-            RoleSpec {
-                name: "staff".into(),
-                permissions: 1 << 13,
-            },
+            RoleSpec { name: "member".into(), permissions: 0 },
+            RoleSpec { name: "staff".into(), permissions: 1 << 13 },
         ],
         members: (0..members.max(1))
             .map(|i| MemberSpec {
                 user_id: None,
                 username: format!("member{n}_{i}"),
-                roles: if i == 1 {
-                    vec!["member".into(), "staff".into()]
-                } else {
-                    vec!["member".into()]
-                },
+                roles: if i == 1 { vec!["member".into(), "staff".into()] } else { vec!["member".into()] },
             })
             .collect(),
     }
@@ -79,11 +69,7 @@ async fn stream_messages(fake: FakeDiscord, per_sec: u32) {
         }
         let g = &guilds[fastrand::usize(..guilds.len())];
         let text: Vec<_> = g.channels.iter().filter(|c| c.kind == 0).collect();
-        let humans: Vec<_> = g
-            .members
-            .iter()
-            .filter(|m| m.user_id != fake.application_id())
-            .collect();
+        let humans: Vec<_> = g.members.iter().filter(|m| m.user_id != fake.application_id()).collect();
         if text.is_empty() || humans.is_empty() {
             continue;
         }
@@ -130,11 +116,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::spawn(stream_messages(fake.clone(), args.load_messages_per_sec));
     }
     if args.load_guilds_per_sec > 0 {
-        tokio::spawn(stream_guilds(
-            fake.clone(),
-            args.load_guilds_per_sec,
-            args.members_per_guild,
-        ));
+        tokio::spawn(stream_guilds(fake.clone(), args.load_guilds_per_sec, args.members_per_guild));
     }
     println!("fake-discord listening on {}", fake.base_url());
     eprintln!("fake-discord: credentials at GET /_fake/info");

@@ -69,11 +69,7 @@ pub struct FakeUsage {
 impl FakeUsage {
     /// `input` prompt tokens and `output` generated tokens, nothing cached.
     pub fn new(input: u64, output: u64) -> FakeUsage {
-        FakeUsage {
-            input,
-            output,
-            ..FakeUsage::default()
-        }
+        FakeUsage { input, output, ..FakeUsage::default() }
     }
 
     /// With cache reads and writes (both counted inside `input`).
@@ -144,21 +140,14 @@ pub enum FakeReply {
 impl FakeReply {
     /// Text with a default usage of 10 in / 5 out.
     pub fn text(text: &str) -> FakeReply {
-        FakeReply::Text {
-            text: text.to_owned(),
-            usage: FakeUsage::new(10, 5),
-        }
+        FakeReply::Text { text: text.to_owned(), usage: FakeUsage::new(10, 5) }
     }
 
     /// One tool call (usage 20 in / 8 out).
     pub fn tool_call(id: &str, name: &str, arguments: Value) -> FakeReply {
         FakeReply::ToolCalls {
             text: None,
-            calls: vec![FakeToolCall {
-                id: id.to_owned(),
-                name: name.to_owned(),
-                arguments,
-            }],
+            calls: vec![FakeToolCall { id: id.to_owned(), name: name.to_owned(), arguments }],
             usage: FakeUsage::new(20, 8),
         }
     }
@@ -185,37 +174,22 @@ impl FakeReply {
 
     /// An error whose message repeats the caller's API key.
     pub fn leaking_error(status: u16) -> FakeReply {
-        FakeReply::Error {
-            status,
-            retry_after: None,
-            message: "invalid request for key".to_owned(),
-            echo_key: true,
-        }
+        FakeReply::Error { status, retry_after: None, message: "invalid request for key".to_owned(), echo_key: true }
     }
 
     /// Replaces the usage block (text and tool-call replies).
     pub fn usage(self, new: FakeUsage) -> FakeReply {
         match self {
             FakeReply::Text { text, .. } => FakeReply::Text { text, usage: new },
-            FakeReply::ToolCalls { text, calls, .. } => FakeReply::ToolCalls {
-                text,
-                calls,
-                usage: new,
-            },
-            FakeReply::Delay { delay, then } => FakeReply::Delay {
-                delay,
-                then: Box::new(then.usage(new)),
-            },
+            FakeReply::ToolCalls { text, calls, .. } => FakeReply::ToolCalls { text, calls, usage: new },
+            FakeReply::Delay { delay, then } => FakeReply::Delay { delay, then: Box::new(then.usage(new)) },
             other => other,
         }
     }
 
     /// The same reply after `delay`.
     pub fn delayed(self, delay: Duration) -> FakeReply {
-        FakeReply::Delay {
-            delay,
-            then: Box::new(self),
-        }
+        FakeReply::Delay { delay, then: Box::new(self) }
     }
 }
 
@@ -303,11 +277,7 @@ impl FakeLlm {
                 tracing::error!(error = %e, "fake llm server failed");
             }
         });
-        Ok(FakeLlm {
-            shared,
-            addr,
-            cancel,
-        })
+        Ok(FakeLlm { shared, addr, cancel })
     }
 
     /// `http://127.0.0.1:PORT`: the base URL for Anthropic and Gemini clients.
@@ -322,10 +292,7 @@ impl FakeLlm {
 
     /// Queues the answer to a later request of `dialect` (first in, first out).
     pub fn push(&self, dialect: Dialect, reply: FakeReply) {
-        lock(&self.shared.replies)
-            .entry(dialect)
-            .or_default()
-            .push_back(reply);
+        lock(&self.shared.replies).entry(dialect).or_default().push_back(reply);
     }
 
     /// Replies still queued for `dialect`.
@@ -378,13 +345,7 @@ async fn settle(mut reply: FakeReply) -> FakeReply {
 }
 
 fn key_of(dialect: Dialect, headers: &HeaderMap) -> String {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     match dialect {
         Dialect::OpenAi => get("authorization").trim_start_matches("Bearer ").to_owned(),
         Dialect::Anthropic => get("x-api-key"),
@@ -393,10 +354,7 @@ fn key_of(dialect: Dialect, headers: &HeaderMap) -> String {
 }
 
 async fn openai_chat(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let stream = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v["stream"].as_bool())
-        .unwrap_or(false);
+    let stream = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["stream"].as_bool()).unwrap_or(false);
     let request = record(&shared, Dialect::OpenAi, &uri, &headers, &body, stream);
     let reply = settle(next_reply(&shared, Dialect::OpenAi)).await;
     render::openai(&shared, &request, reply, stream, &key_of(Dialect::OpenAi, &headers))
@@ -408,10 +366,7 @@ async fn openai_embeddings(State(shared): State<Arc<Shared>>, uri: Uri, headers:
 }
 
 async fn anthropic_messages(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let stream = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v["stream"].as_bool())
-        .unwrap_or(false);
+    let stream = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["stream"].as_bool()).unwrap_or(false);
     let request = record(&shared, Dialect::Anthropic, &uri, &headers, &body, stream);
     let reply = settle(next_reply(&shared, Dialect::Anthropic)).await;
     render::anthropic(&shared, &request, reply, stream, &key_of(Dialect::Anthropic, &headers))

@@ -46,11 +46,7 @@ fn with_retry_after(mut response: Response, retry_after: Option<&str>) -> Respon
 }
 
 fn message(text: &str, echo_key: bool, key: &str) -> String {
-    if echo_key {
-        format!("{text} {key}")
-    } else {
-        text.to_owned()
-    }
+    if echo_key { format!("{text} {key}") } else { text.to_owned() }
 }
 
 /// Deterministic small embedding of `text`.
@@ -60,9 +56,7 @@ fn embedding(text: &str) -> Vec<f32> {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    (0..8)
-        .map(|i| (((h >> (i * 8)) & 0xff) as f32) / 255.0)
-        .collect()
+    (0..8).map(|i| (((h >> (i * 8)) & 0xff) as f32) / 255.0).collect()
 }
 
 // ---------------------------------------------------------------- OpenAI chat completions
@@ -92,12 +86,7 @@ pub(super) fn openai(shared: &Shared, request: &Value, reply: FakeReply, stream:
     let model = request["model"].as_str().unwrap_or("fake-model").to_owned();
     let id = format!("chatcmpl-{}", shared.next_id());
     let (text, calls, usage) = match reply {
-        FakeReply::Error {
-            status,
-            retry_after,
-            message: m,
-            echo_key,
-        } => {
+        FakeReply::Error { status, retry_after, message: m, echo_key } => {
             let kind = if status == 429 { "rate_limit_exceeded" } else { "server_error" };
             let body = json!({"error": {"message": message(&m, echo_key, key), "type": kind, "code": kind}});
             return with_retry_after(json_response(status, &body), retry_after.as_deref());
@@ -152,10 +141,7 @@ pub(super) fn openai(shared: &Shared, request: &Value, reply: FakeReply, stream:
             Value::Null,
         ));
         for p in pieces(&c.arguments.to_string()) {
-            frames.push(chunk(
-                json!({"tool_calls": [{"index": i, "function": {"arguments": p}}]}),
-                Value::Null,
-            ));
+            frames.push(chunk(json!({"tool_calls": [{"index": i, "function": {"arguments": p}}]}), Value::Null));
         }
     }
     frames.push(chunk(json!({}), json!(finish)));
@@ -211,12 +197,7 @@ pub(super) fn anthropic(shared: &Shared, request: &Value, reply: FakeReply, stre
         .and_then(Value::as_str)
         .map(str::to_owned);
     let (text, mut calls, usage) = match reply {
-        FakeReply::Error {
-            status,
-            retry_after,
-            message: m,
-            echo_key,
-        } => {
+        FakeReply::Error { status, retry_after, message: m, echo_key } => {
             let kind = match status {
                 429 => "rate_limit_error",
                 401 => "authentication_error",
@@ -236,12 +217,18 @@ pub(super) fn anthropic(shared: &Shared, request: &Value, reply: FakeReply, stre
                 "usage": anthropic_usage(&FakeUsage::new(1, 1))}});
             let mut frames = vec![
                 sse_event("message_start", &start),
-                sse_event("content_block_start", &json!({"type": "content_block_start", "index": 0,
-                    "content_block": {"type": "text", "text": ""}})),
+                sse_event(
+                    "content_block_start",
+                    &json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "text", "text": ""}}),
+                ),
             ];
             for p in pieces(&text) {
-                frames.push(sse_event("content_block_delta", &json!({"type": "content_block_delta",
-                    "index": 0, "delta": {"type": "text_delta", "text": p}})));
+                frames.push(sse_event(
+                    "content_block_delta",
+                    &json!({"type": "content_block_delta",
+                    "index": 0, "delta": {"type": "text_delta", "text": p}}),
+                ));
             }
             return sse_response(frames);
         }
@@ -256,11 +243,7 @@ pub(super) fn anthropic(shared: &Shared, request: &Value, reply: FakeReply, stre
     {
         calls.insert(
             0,
-            FakeToolCall {
-                id: format!("toolu_{}", shared.next_id()),
-                name: tool.clone(),
-                arguments: parsed,
-            },
+            FakeToolCall { id: format!("toolu_{}", shared.next_id()), name: tool.clone(), arguments: parsed },
         );
         text = None;
     }
@@ -283,36 +266,54 @@ pub(super) fn anthropic(shared: &Shared, request: &Value, reply: FakeReply, stre
     let mut start_usage = anthropic_usage(&usage);
     start_usage["output_tokens"] = json!(1);
     let mut frames = vec![
-        sse_event("message_start", &json!({"type": "message_start", "message": {"id": id,
+        sse_event(
+            "message_start",
+            &json!({"type": "message_start", "message": {"id": id,
             "type": "message", "role": "assistant", "model": model, "content": [],
-            "stop_reason": null, "stop_sequence": null, "usage": start_usage}})),
+            "stop_reason": null, "stop_sequence": null, "usage": start_usage}}),
+        ),
         sse_event("ping", &json!({"type": "ping"})),
     ];
     for (index, block) in blocks.iter().enumerate() {
         match block["type"].as_str() {
             Some("text") => {
-                frames.push(sse_event("content_block_start", &json!({"type": "content_block_start",
-                    "index": index, "content_block": {"type": "text", "text": ""}})));
+                frames.push(sse_event(
+                    "content_block_start",
+                    &json!({"type": "content_block_start",
+                    "index": index, "content_block": {"type": "text", "text": ""}}),
+                ));
                 for p in pieces(block["text"].as_str().unwrap_or_default()) {
-                    frames.push(sse_event("content_block_delta", &json!({"type": "content_block_delta",
-                        "index": index, "delta": {"type": "text_delta", "text": p}})));
+                    frames.push(sse_event(
+                        "content_block_delta",
+                        &json!({"type": "content_block_delta",
+                        "index": index, "delta": {"type": "text_delta", "text": p}}),
+                    ));
                 }
             }
             _ => {
-                frames.push(sse_event("content_block_start", &json!({"type": "content_block_start",
+                frames.push(sse_event(
+                    "content_block_start",
+                    &json!({"type": "content_block_start",
                     "index": index, "content_block": {"type": "tool_use", "id": block["id"],
-                    "name": block["name"], "input": {}}})));
+                    "name": block["name"], "input": {}}}),
+                ));
                 for p in pieces(&block["input"].to_string()) {
-                    frames.push(sse_event("content_block_delta", &json!({"type": "content_block_delta",
-                        "index": index, "delta": {"type": "input_json_delta", "partial_json": p}})));
+                    frames.push(sse_event(
+                        "content_block_delta",
+                        &json!({"type": "content_block_delta",
+                        "index": index, "delta": {"type": "input_json_delta", "partial_json": p}}),
+                    ));
                 }
             }
         }
         frames.push(sse_event("content_block_stop", &json!({"type": "content_block_stop", "index": index})));
     }
-    frames.push(sse_event("message_delta", &json!({"type": "message_delta",
+    frames.push(sse_event(
+        "message_delta",
+        &json!({"type": "message_delta",
         "delta": {"stop_reason": stop_reason, "stop_sequence": null},
-        "usage": {"output_tokens": usage.output}})));
+        "usage": {"output_tokens": usage.output}}),
+    ));
     frames.push(sse_event("message_stop", &json!({"type": "message_stop"})));
     sse_response(frames)
 }
@@ -343,12 +344,9 @@ pub(super) fn gemini_error(status: u16, message: &str, retry_after: Option<&str>
 
 pub(super) fn gemini(model: &str, reply: FakeReply, stream: bool, key: &str) -> Response {
     let (text, calls, usage) = match reply {
-        FakeReply::Error {
-            status,
-            retry_after,
-            message: m,
-            echo_key,
-        } => return gemini_error(status, &message(&m, echo_key, key), retry_after.as_deref()),
+        FakeReply::Error { status, retry_after, message: m, echo_key } => {
+            return gemini_error(status, &message(&m, echo_key, key), retry_after.as_deref());
+        }
         FakeReply::Truncated { text } => {
             if !stream {
                 return truncated_json();
@@ -366,10 +364,8 @@ pub(super) fn gemini(model: &str, reply: FakeReply, stream: bool, key: &str) -> 
         FakeReply::ToolCalls { text, calls, usage } => (text, calls, usage),
         FakeReply::Delay { then, .. } => return gemini(model, *then, stream, key),
     };
-    let call_parts: Vec<Value> = calls
-        .iter()
-        .map(|c| json!({"functionCall": {"id": c.id, "name": c.name, "args": c.arguments}}))
-        .collect();
+    let call_parts: Vec<Value> =
+        calls.iter().map(|c| json!({"functionCall": {"id": c.id, "name": c.name, "args": c.arguments}})).collect();
     if !stream {
         let mut parts: Vec<Value> = text.iter().filter(|t| !t.is_empty()).map(|t| json!({"text": t})).collect();
         parts.extend(call_parts);
@@ -382,10 +378,8 @@ pub(super) fn gemini(model: &str, reply: FakeReply, stream: bool, key: &str) -> 
             }),
         );
     }
-    let mut chunks: Vec<Vec<Value>> = pieces(text.as_deref().unwrap_or_default())
-        .into_iter()
-        .map(|p| vec![json!({"text": p})])
-        .collect();
+    let mut chunks: Vec<Vec<Value>> =
+        pieces(text.as_deref().unwrap_or_default()).into_iter().map(|p| vec![json!({"text": p})]).collect();
     if !call_parts.is_empty() {
         chunks.push(call_parts);
     }

@@ -6,12 +6,9 @@ use std::path::PathBuf;
 
 /// Discord's OpenAPI description shipped next to the workspace.
 pub fn spec_path() -> PathBuf {
-    std::env::var_os("BEACON_DISCORD_OPENAPI")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/discord-api-spec/openapi.json")
-        })
+    std::env::var_os("BEACON_DISCORD_OPENAPI").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/discord-api-spec/openapi.json")
+    })
 }
 
 /// twilight's TLS stack needs a process-wide crypto provider even for plain http/ws.
@@ -21,12 +18,7 @@ pub fn install_crypto() {
 
 pub async fn start(opts: FakeOptions) -> FakeDiscord {
     install_crypto();
-    FakeDiscord::start(FakeOptions {
-        openapi_path: Some(spec_path()),
-        ..opts
-    })
-    .await
-    .expect("fake discord starts")
+    FakeDiscord::start(FakeOptions { openapi_path: Some(spec_path()), ..opts }).await.expect("fake discord starts")
 }
 
 pub fn guild(fake: &FakeDiscord) -> GuildInfo {
@@ -34,30 +26,15 @@ pub fn guild(fake: &FakeDiscord) -> GuildInfo {
         name: "Test Guild".into(),
         owner_id: None,
         text_channels: vec!["general".into(), "support".into()],
-        roles: vec![RoleSpec {
-            name: "member".into(),
-            permissions: 0,
-        }],
+        roles: vec![RoleSpec { name: "member".into(), permissions: 0 }],
         members: vec![
-            MemberSpec {
-                user_id: None,
-                username: "owner".into(),
-                roles: vec![],
-            },
-            MemberSpec {
-                user_id: None,
-                username: "alice".into(),
-                roles: vec!["member".into()],
-            },
+            MemberSpec { user_id: None, username: "owner".into(), roles: vec![] },
+            MemberSpec { user_id: None, username: "alice".into(), roles: vec!["member".into()] },
         ],
     })
 }
 
 /// The member named `name`.
 pub fn member(g: &GuildInfo, name: &str) -> u64 {
-    g.members
-        .iter()
-        .find(|m| m.username == name)
-        .expect("member exists")
-        .user_id
+    g.members.iter().find(|m| m.username == name).expect("member exists").user_id
 }

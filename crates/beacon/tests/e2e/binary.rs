@@ -45,12 +45,13 @@ fn wait_exit(child: &mut Child, limit: Duration) -> (std::process::ExitStatus, D
 }
 
 async fn wait_http(url: &str) {
+    beacon_testkit::install_tls_provider();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(url).await {
-            if r.status().is_success() {
-                return;
-            }
+        if let Ok(r) = reqwest::get(url).await
+            && r.status().is_success()
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -65,6 +65,10 @@ impl TestApp {
     }
 
     pub async fn spawn_with(opts: Options) -> TestApp {
+        // BEACON_TEST_LOG=debug shows the app's logs in a failing test's output.
+        if let Ok(filter) = std::env::var("BEACON_TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
         let fake = FakeDiscord::start(FakeOptions { openapi_path: openapi(), ..FakeOptions::default() })
             .await
             .expect("fake discord starts");

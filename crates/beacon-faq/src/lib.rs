@@ -1,0 +1,48 @@
+//! Beacon's FAQ: per-guild question/answer entries that members search (with suggestions while
+//! they type) and staff maintain, with CSV import/export, a search log that shows which questions
+//! the FAQ does not answer yet, and a change feed for the knowledge base.
+//!
+//! - [`FaqModule`]: `/faq search|view|list` for everyone, `/faq add|edit|remove|import|export|gaps`
+//!   for staff (`core.staff_roles`) and above. Add and edit open a form; remove asks to confirm.
+//! - [`FaqRepo`]: the tables (`faq_entries`, `faq_counters`, `faq_search_log`; every row carries
+//!   `guild_id`) and the change channel. The knowledge base reads entries with
+//!   [`FaqRepo::entries_since`] and re-indexes on [`FaqChanged`].
+//! - [`FaqIndex`]: the in-process search index of one guild (BM25 over question, tags and answer,
+//!   prefix matching for the word being typed, typo tolerance). Derived from the database and
+//!   rebuilt from it at will.
+//! - [`csvio`]: CSV export and import.
+//!
+//! ```ignore
+//! let faq = beacon_faq::FaqModule::new();
+//! let mut changes = faq.subscribe(); // e.g. for the knowledge base
+//! let app = AppBuilder::new(config, store.clone(), cache, http).module(faq).build().await?;
+//!
+//! let repo = beacon_faq::FaqRepo::new(store.clone());
+//! let guild = store.guild(guild_id);
+//! while let Ok(change) = changes.recv().await {
+//!     for entry in repo.entries_since(&guild, last_seen_ms).await? {
+//!         // re-index entry (or drop it when entry.deleted_at is set)
+//!     }
+//! }
+//! ```
+
+pub mod csvio;
+mod download;
+mod error;
+pub mod index;
+mod model;
+mod module;
+mod repo;
+mod service;
+
+pub use csvio::{CsvRow, export_csv, import_csv, parse_csv, write_csv};
+pub use download::{MAX_IMPORT_BYTES, download};
+pub use error::FaqError;
+pub use index::{FaqIndex, Hit, Listed, normalize_term, tokenize};
+pub use model::{
+    ChangeKind, EntryInput, FaqChanged, FaqEntry, Gap, ImportReport, MAX_ANSWER_CHARS, MAX_QUESTION_CHARS,
+    MAX_TAG_CHARS, MAX_TAGS, split_tags,
+};
+pub use module::{FaqModule, parse_entry_ref};
+pub use repo::{FaqRepo, GUILD_TABLES, migrations};
+pub use service::FaqService;

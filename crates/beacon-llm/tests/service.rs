@@ -1,0 +1,210 @@
+//! Service-level behaviour beyond the per-provider conformance suite: configuration from the
+//! environment, response cache, budgets, grounded answers, pricing edits and summaries.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use beacon_llm::{
+    Budget, CallContext, ChatRequest, GroupBy, LlmConfig, LlmError, LlmService, Passage, Price, ProviderKind,
+    usage::day_of,
+};
+use beacon_testkit::llm::{Dialect, FakeLlm, FakeReply, FakeUsage};
+use common::{GUILD, Harness};
+
+fn today() -> i64 {
+    day_of(beacon_store::now_ms())
+}
+
+#[tokio::test]
+async fn disabled_service_says_not_configured() {
+    let config = LlmConfig::from_env(&BTreeMap::new()).expect("config");
+    let service = LlmService::new(&config).expect("service");
+    assert!(!service.is_enabled());
+    let err = service.chat(&CallContext::new(GUILD, "ask"), &ChatRequest::new(None, "hi")).await.expect_err("disabled");
+    assert!(matches!(err, LlmError::NotConfigured));
+    assert_eq!(err.user_message(), "AI answers are not enabled on this server.");
+}
+
+#[tokio::test]
+async fn environment_configures_the_chain() {
+    let fake = FakeLlm::start().await.expect("fake");
+    let env: BTreeMap<String, String> = [
+        ("BEACON_LLM_PROVIDER", "openai-compatible".to_owned()),
+        ("BEACON_LLM_MODEL", "llama3.1:8b".to_owned()),
+        ("BEACON_LLM_BASE_URL", fake.openai_base_url()),
+        ("BEACON_LLM_FALLBACKS", "anthropic:claude-sonnet-4-5".to_owned()),
+        ("BEACON_LLM_FALLBACK_1_API_KEY", "sk-ant-env-key-123".to_owned()),
+        ("BEACON_LLM_FALLBACK_1_BASE_URL", fake.base_url()),
+        ("BEACON_LLM_MAX_RETRIES", "0".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let config = LlmConfig::from_env(&env).expect("config");
+    let service = LlmService::new(&config).expect("service");
+    fake.push(Dialect::OpenAi, FakeReply::status(500));
+    fake.push(Dialect::Anthropic, FakeReply::text("hello from anthropic"));
+    let r = service.chat(&CallContext::new(GUILD, "ask"), &ChatRequest::new(None, "hi")).await.expect("chat");
+    assert_eq!(r.text, "hello from anthropic");
+    assert_eq!(r.model, "claude-sonnet-4-5");
+    let requests = fake.requests();
+    assert_eq!(requests[0].body["model"], "llama3.1:8b");
+    assert_eq!(requests[0].header("authorization"), None, "no key configured, none sent");
+    assert_eq!(requests[1].header("x-api-key"), Some("sk-ant-env-key-123"));
+}
+
+#[tokio::test]
+async fn response_cache_is_keyed_by_request_and_kb_version() {
+    let h = Harness::new(&[ProviderKind::OpenAi]).await;
+    h.fake.push(Dialect::OpenAi, FakeReply::text("answer v1"));
+    h.fake.push(Dialect::OpenAi, FakeReply::text("answer v2"));
+    let ctx = CallContext::new(GUILD, "ask").kb_version("kb-1");
+    let first = h.service.chat(&ctx, &ChatRequest::new(Some("sys"), "How do I  reset?")).await.expect("first");
+    assert!(!first.from_cache);
+    // Same question modulo spacing: served from the cache, free.
+    let second = h.service.chat(&ctx, &ChatRequest::new(Some("sys"), " How do I reset? ")).await.expect("second");
+    assert!(second.from_cache);
+    assert_eq!(second.text, "answer v1");
+    assert_eq!(second.cost_micros, 0);
+    assert_eq!(h.fake.requests().len(), 1);
+    // A new knowledge-base version misses.
+    let ctx2 = CallContext::new(GUILD, "ask").kb_version("kb-2");
+    let third = h.service.chat(&ctx2, &ChatRequest::new(Some("sys"), "How do I reset?")).await.expect("third");
+    assert_eq!(third.text, "answer v2");
+    // Another guild never sees this guild's entry.
+    h.fake.push(Dialect::OpenAi, FakeReply::text("other guild"));
+    let other = CallContext::new(GUILD + 1, "ask").kb_version("kb-1");
+    let r = h.service.chat(&other, &ChatRequest::new(Some("sys"), "How do I reset?")).await.expect("other");
+    assert_eq!(r.text, "other guild");
+    // No kb version: no caching.
+    h.fake.push(Dialect::OpenAi, FakeReply::text("uncached"));
+    let plain = CallContext::new(GUILD, "ask");
+    let r = h.service.chat(&plain, &ChatRequest::new(Some("sys"), "How do I reset?")).await.expect("plain");
+    assert_eq!(r.text, "uncached");
+    let rows = h.usage.summary(Some(GUILD), GroupBy::Module, today(), today()).await.expect("summary");
+    assert_eq!((rows[0].calls, rows[0].cache_hits), (4, 1));
+}
+
+#[tokio::test]
+async fn budgets_are_checked_before_the_call() {
+    let h = Harness::new(&[ProviderKind::Anthropic]).await;
+    let guild = h.usage.store().guild(GUILD);
+    h.usage.set_budget(&guild, &Budget { daily_tokens: Some(100), ..Budget::default() }).await.expect("budget");
+    h.fake.push(Dialect::Anthropic, FakeReply::text("first").usage(FakeUsage::new(90, 20)));
+    let ctx = CallContext::new(GUILD, "ask");
+    h.service.chat(&ctx, &ChatRequest::new(None, "q1")).await.expect("under budget");
+    let err = h.service.chat(&ctx, &ChatRequest::new(None, "q2")).await.expect_err("over budget");
+    assert!(matches!(err, LlmError::BudgetExceeded(_)), "{err:?}");
+    assert_eq!(h.fake.requests().len(), 1, "no provider call once the budget is spent");
+    // Other guilds are not affected.
+    h.service.chat(&CallContext::new(GUILD + 1, "ask"), &ChatRequest::new(None, "q3")).await.expect("other guild");
+
+    // Cost budget.
+    h.usage
+        .set_budget(&guild, &Budget { daily_cost_micros: Some(1_000_000), ..Budget::default() })
+        .await
+        .expect("budget");
+    h.service.chat(&ctx, &ChatRequest::new(None, "q4")).await.expect("cost under budget");
+
+    // Per-member call limit.
+    h.usage.set_budget(&guild, &Budget { user_daily_calls: Some(1), ..Budget::default() }).await.expect("budget");
+    let alice = CallContext::new(GUILD, "ask").user(1);
+    let bob = CallContext::new(GUILD, "ask").user(2);
+    h.service.chat(&alice, &ChatRequest::new(None, "a1")).await.expect("alice 1");
+    let err = h.service.chat(&alice, &ChatRequest::new(None, "a2")).await.expect_err("alice 2");
+    assert!(matches!(err, LlmError::UserLimitExceeded(_)), "{err:?}");
+    assert!(!err.should_fall_back());
+    h.service.chat(&bob, &ChatRequest::new(None, "b1")).await.expect("bob 1");
+}
+
+#[tokio::test]
+async fn grounded_answers_cite_passages() {
+    let h = Harness::new(&[ProviderKind::Gemini]).await;
+    h.fake.push(Dialect::Gemini, FakeReply::text("Open Settings → Account [2]. Admins can also help [1]."));
+    let passages = vec![
+        Passage { source: "Staff guide".into(), text: "Admins can reset accounts.".into() },
+        Passage { source: "FAQ #12".into(), text: "Reset your password under Settings → Account.".into() },
+    ];
+    let answer = h
+        .service
+        .answer_grounded(&CallContext::new(GUILD, "ask"), "How do I reset my password?", &passages)
+        .await
+        .expect("answer");
+    let sources: Vec<&str> = answer.citations.iter().map(|c| c.source.as_str()).collect();
+    assert_eq!(sources, vec!["FAQ #12", "Staff guide"]);
+    let body = h.fake.requests()[0].body.to_string();
+    assert!(body.contains("[2] (FAQ #12)"), "{body}");
+    assert!(body.contains("only the numbered passages"));
+}
+
+#[tokio::test]
+async fn pricing_edits_change_recorded_costs() {
+    let h = Harness::new(&[ProviderKind::OpenAiCompatible]).await;
+    // Local models have no seeded price: cost 0.
+    h.fake.push(Dialect::OpenAi, FakeReply::text("free").usage(FakeUsage::new(1000, 1000)));
+    let ctx = CallContext::new(GUILD, "ask");
+    assert_eq!(h.service.chat(&ctx, &ChatRequest::new(None, "q")).await.expect("chat").cost_micros, 0);
+    // An operator prices it; after a reload the next call costs exactly that.
+    h.usage
+        .set_price(&Price {
+            provider: "openai-compatible".into(),
+            model: "local-model".into(),
+            input: 1_000_000,
+            cached_input: 0,
+            cache_write: 0,
+            output: 2_000_000,
+        })
+        .await
+        .expect("set price");
+    h.service.reload_pricing().await.expect("reload");
+    h.fake.push(Dialect::OpenAi, FakeReply::text("paid").usage(FakeUsage::new(1000, 1000)));
+    let r = h.service.chat(&ctx, &ChatRequest::new(None, "q2")).await.expect("chat");
+    assert_eq!(r.cost_micros, 1000 + 2000);
+    assert!(h.usage.remove_price("openai-compatible", "local-model").await.expect("remove"));
+    // Seeds are in the store and survive reopening.
+    let table = h.usage.pricing().await.expect("pricing");
+    assert!(table.lookup("anthropic", "claude-haiku-4-5").is_some());
+}
+
+#[tokio::test]
+async fn summaries_group_by_guild_module_model_and_day() {
+    let h = Harness::new(&[ProviderKind::OpenAi]).await;
+    let calls = [(GUILD, "ask", 100, 10), (GUILD, "tickets", 200, 20), (GUILD + 1, "ask", 300, 30)];
+    let mut total_cost = 0;
+    for (guild, module, input, output) in calls {
+        h.fake.push(Dialect::OpenAi, FakeReply::text("ok").usage(FakeUsage::new(input, output)));
+        let r = h.service.chat(&CallContext::new(guild, module), &ChatRequest::new(None, "q")).await.expect("chat");
+        total_cost += r.cost_micros;
+    }
+    let by_guild = h.usage.summary(None, GroupBy::Guild, today(), today()).await.expect("guild");
+    assert_eq!(by_guild.len(), 2);
+    assert_eq!(by_guild[0].key, GUILD.to_string());
+    assert_eq!(by_guild[0].usage.input_tokens, 300);
+    assert_eq!(by_guild.iter().map(|r| r.cost_micros).sum::<u64>(), total_cost);
+    let by_module = h.usage.summary(Some(GUILD), GroupBy::Module, today(), today()).await.expect("module");
+    let modules: Vec<(&str, u64)> = by_module.iter().map(|r| (r.key.as_str(), r.usage.output_tokens)).collect();
+    assert_eq!(modules, vec![("ask", 10), ("tickets", 20)]);
+    let by_model = h.usage.summary(None, GroupBy::Model, today(), today()).await.expect("model");
+    assert_eq!(by_model[0].key, "openai:gpt-4.1-mini");
+    assert_eq!(by_model[0].calls, 3);
+    let by_day = h.usage.summary(None, GroupBy::Day, today(), today()).await.expect("day");
+    assert_eq!(by_day[0].key, beacon_llm::usage::format_day(today()));
+    assert_eq!(by_day[0].cost_micros, total_cost);
+    assert!(h.usage.summary(None, GroupBy::Day, today() + 1, today() + 2).await.expect("empty").is_empty());
+}
+
+#[tokio::test]
+async fn guild_model_setting_overrides_the_model() {
+    let h = Harness::new(&[ProviderKind::OpenAi]).await;
+    let guild = h.usage.store().guild(GUILD);
+    guild.upsert("Beacon HQ", Some(1)).await.expect("guild");
+    assert_eq!(h.service.guild_model(GUILD).await.expect("none"), None);
+    guild.set_setting(beacon_llm::MODEL_SETTING, Some(&serde_json::json!("gpt-5-mini")), 1).await.expect("setting");
+    let model = h.service.guild_model(GUILD).await.expect("model");
+    assert_eq!(model.as_deref(), Some("gpt-5-mini"));
+    h.fake.push(Dialect::OpenAi, FakeReply::text("hi"));
+    let ctx = CallContext::new(GUILD, "ask").model(model);
+    h.service.chat(&ctx, &ChatRequest::new(None, "q")).await.expect("chat");
+    assert_eq!(h.fake.requests()[0].body["model"], "gpt-5-mini");
+}

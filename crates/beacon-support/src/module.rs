@@ -1,0 +1,574 @@
+//! The support module: answers members' questions from the guild's knowledge base, in support
+//! channels, on mentions, with `/ask`, and in the threads it opens — or says it does not know and
+//! offers a human.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use beacon_cache::CacheKey;
+use beacon_framework::reply::components::{button, row};
+use beacon_framework::{
+    Access, App, CommandCtx, CommandSpec, ComponentCtx, EventCtx, HandlerError, HandlerResult, Module, OptionSpec,
+    Reply, SettingKind, SettingSpec, async_trait,
+};
+use beacon_kb::{Hit, KnowledgeBase};
+use beacon_store::{GuildStore, ModuleMigration};
+use serde_json::json;
+use twilight_model::channel::message::Component;
+use twilight_model::channel::message::EmojiReactionType;
+use twilight_model::channel::message::component::ButtonStyle;
+use twilight_model::gateway::Intents;
+use twilight_model::gateway::event::Event;
+use twilight_model::gateway::payload::incoming::MessageCreate;
+use twilight_model::id::Id;
+use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder};
+
+use crate::confidence::{confidence, content_terms};
+use crate::repo::{AnswerRecord, MIGRATIONS, SupportRepo};
+use crate::{guard, injection, pii, sanitize};
+
+/// Opens a conversation with staff for a member (the ticket desk implements it).
+#[async_trait]
+pub trait HumanHandoff: Send + Sync {
+    /// Opens a ticket for `user_id` with the question and the bot's attempt attached; returns a
+    /// mention of where it was opened.
+    async fn open(
+        &self,
+        app: &Arc<App>,
+        guild_id: u64,
+        user_id: u64,
+        question: &str,
+        attempt: &str,
+    ) -> Result<String, HandlerError>;
+}
+
+mod keys {
+    pub const CHANNELS: &str = "support.channels";
+    pub const MENTIONS: &str = "support.answer_mentions";
+    pub const THREADS: &str = "support.reply_in_thread";
+    pub const USER_RATE: &str = "support.user_per_minute";
+    pub const GUILD_RATE: &str = "support.guild_per_minute";
+    pub const MIN_CONFIDENCE: &str = "support.min_confidence";
+    pub const HISTORY: &str = "support.history_turns";
+    pub const AUDIT_CONTENT: &str = "support.audit_content";
+    pub const COOLDOWN: &str = "support.cooldown_message";
+}
+
+/// Longest question considered, in characters.
+const MAX_QUESTION: usize = 1500;
+/// Longest quoted passage, in characters.
+const MAX_QUOTE: usize = 1200;
+
+/// Where a question came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Command,
+    Channel,
+    Mention,
+    Thread,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Command => "ask",
+            Trigger::Channel => "channel",
+            Trigger::Mention => "mention",
+            Trigger::Thread => "thread",
+        }
+    }
+}
+
+/// A prepared answer, ready to post.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub answer_id: Option<i64>,
+    pub content: String,
+    pub components: Vec<Component>,
+    pub outcome: &'static str,
+}
+
+/// The support module. Holds the knowledge base it answers from.
+pub struct SupportModule {
+    kb: Arc<KnowledgeBase>,
+    handoff: Option<Arc<dyn HumanHandoff>>,
+    bot_id: OnceLock<u64>,
+    audit_lock: tokio::sync::Mutex<()>,
+}
+
+impl SupportModule {
+    pub fn new(kb: Arc<KnowledgeBase>, handoff: Option<Arc<dyn HumanHandoff>>) -> SupportModule {
+        SupportModule { kb, handoff, bot_id: OnceLock::new(), audit_lock: tokio::sync::Mutex::new(()) }
+    }
+
+    fn bot_id(&self, app: &App) -> u64 {
+        self.bot_id.get().copied().or(app.application_id().map(|a| a.get())).unwrap_or(0)
+    }
+
+    /// Runs the pipeline for one question: sanitize → rate limits → screening → cache →
+    /// retrieval → extractive answer or abstention → guard → records.
+    pub async fn answer(
+        &self,
+        app: &Arc<App>,
+        guild: &GuildStore,
+        channel_id: u64,
+        user_id: u64,
+        text: &str,
+        trigger: Trigger,
+    ) -> Result<Prepared, HandlerError> {
+        let started = Instant::now();
+        let question = sanitize::question(text, MAX_QUESTION);
+        if question.is_empty() {
+            return Ok(Prepared {
+                answer_id: None,
+                content: "Ask me a question and I'll look it up.".into(),
+                components: Vec::new(),
+                outcome: "empty",
+            });
+        }
+        let settings = &app.settings;
+        let mut record = AnswerRecord {
+            channel_id,
+            user_id,
+            trigger: trigger.as_str(),
+            mode: "extractive",
+            question_chars: question.chars().count(),
+            ..AnswerRecord::default()
+        };
+
+        // Rate limits: per member, then per guild.
+        let per_user = settings.get_i64(guild, keys::USER_RATE).await?.max(1) as u64;
+        let per_guild = settings.get_i64(guild, keys::GUILD_RATE).await?.max(1) as u64;
+        let minute = Duration::from_secs(60);
+        let user_key = CacheKey::guild(guild.id(), "support", &format!("rate:user:{user_id}"));
+        let guild_key = CacheKey::guild(guild.id(), "support", "rate:guild");
+        let user_decision = app.cache.hit(&user_key, minute, per_user).await?;
+        let decision =
+            if user_decision.allowed { app.cache.hit(&guild_key, minute, per_guild).await? } else { user_decision };
+        if !decision.allowed {
+            let template = settings.get_string(guild, keys::COOLDOWN).await?;
+            let content = template.replace("{seconds}", &decision.retry_after.as_secs().max(1).to_string());
+            record.outcome = "rate_limited";
+            return self.finish(app, guild, record, started, &question, content, Vec::new(), None).await;
+        }
+
+        let screening = injection::screen(&question);
+        if screening.flagged {
+            tracing::info!(reasons = ?screening.reasons, user_id, "question refused by the injection screen");
+            record.outcome = "refused";
+            let content = "I can only answer questions about this community from its knowledge base. Try asking it another way, or talk to a human.".to_owned();
+            return self.finish(app, guild, record, started, &question, content, Vec::new(), None).await;
+        }
+
+        // Short follow-ups ("and on mobile?") borrow the previous question's words for retrieval.
+        let history_key = CacheKey::guild(guild.id(), "support", &format!("conv:{channel_id}:{user_id}"));
+        let turns = settings.get_i64(guild, keys::HISTORY).await?.max(0) as usize;
+        let mut history: Vec<String> = match app.cache.get(&history_key).await? {
+            Some(bytes) if turns > 0 => serde_json::from_slice(&bytes).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let query = match history.last() {
+            Some(prev) if content_terms(&question).len() < 3 => format!("{prev} {question}"),
+            _ => question.clone(),
+        };
+
+        // Answer cache, keyed by the question and the index version (a rebuilt index is new).
+        let version = self.kb.retriever().guild(guild.id()).map(|i| Arc::as_ptr(&i) as usize);
+        let cache_key = version.map(|v| {
+            let mut h = DefaultHasher::new();
+            query.to_lowercase().split_whitespace().collect::<Vec<_>>().hash(&mut h);
+            CacheKey::guild(guild.id(), "support", &format!("answer:{v:x}:{:x}", h.finish()))
+        });
+        let cached = match &cache_key {
+            Some(key) => app.cache.get(key).await?.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()),
+            None => None,
+        };
+
+        let threshold = settings.get_i64(guild, keys::MIN_CONFIDENCE).await? as f32 / 100.0;
+        let (content, answered, conf, sources) = match cached {
+            Some(v) => {
+                record.cache_hit = true;
+                (
+                    v["content"].as_str().unwrap_or_default().to_owned(),
+                    v["answered"].as_bool().unwrap_or(false),
+                    v["confidence"].as_f64().unwrap_or(0.0) as f32,
+                    serde_json::from_value(v["sources"].clone()).unwrap_or_default(),
+                )
+            }
+            None => {
+                let hits = self
+                    .kb
+                    .search(guild.id(), &query, 5)
+                    .await
+                    .map_err(|e| HandlerError::internal(format!("knowledge base: {e}")))?;
+                let best = hits.first().map(|h| (confidence(&query, h), h));
+                let (content, answered, conf, sources) = match best {
+                    Some((conf, hit)) if conf >= threshold => (render_extractive(hit), true, conf, vec![hit.chunk_id]),
+                    Some((conf, _)) => (abstain_text(), false, conf, Vec::new()),
+                    None => (abstain_text(), false, 0.0, Vec::new()),
+                };
+                if let (Some(key), true) = (&cache_key, answered) {
+                    let body =
+                        json!({ "content": content, "answered": answered, "confidence": conf, "sources": sources });
+                    app.cache.set(key, body.to_string().as_bytes(), Duration::from_secs(600)).await?;
+                }
+                (content, answered, conf, sources)
+            }
+        };
+        record.confidence = conf;
+        record.sources = sources;
+        record.outcome = if answered { "answered" } else { "abstained" };
+
+        if turns > 0 {
+            history.push(question.clone());
+            let skip = history.len().saturating_sub(turns);
+            let kept: Vec<String> = history.into_iter().skip(skip).collect();
+            if let Ok(bytes) = serde_json::to_vec(&kept) {
+                app.cache.set(&history_key, &bytes, Duration::from_secs(3600)).await?;
+            }
+        }
+        let components = Vec::new();
+        self.finish(app, guild, record, started, &question, content, components, Some(answered)).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        app: &Arc<App>,
+        guild: &GuildStore,
+        mut record: AnswerRecord,
+        started: Instant,
+        question: &str,
+        content: String,
+        mut components: Vec<Component>,
+        answered: Option<bool>,
+    ) -> Result<Prepared, HandlerError> {
+        let guarded = guard::output(&content, 1900);
+        record.answer_chars = guarded.text.chars().count();
+        record.latency_ms = started.elapsed().as_millis() as u64;
+        if app.settings.get_bool(guild, keys::AUDIT_CONTENT).await? {
+            record.question = Some(pii::redact(question));
+            record.answer = Some(pii::redact(&guarded.text));
+        }
+        let answer_id = SupportRepo::new(guild.clone()).record(&record, now_ms()).await?;
+        self.audit(app, guild.id(), answer_id, &record).await;
+        match answered {
+            Some(true) => {
+                components.push(row(vec![
+                    button(format!("support:fb:up:{answer_id}"), "👍 Helpful", ButtonStyle::Secondary),
+                    button(format!("support:fb:down:{answer_id}"), "👎 Not helpful", ButtonStyle::Secondary),
+                    button(format!("support:human:{answer_id}"), "Talk to a human", ButtonStyle::Primary),
+                ]));
+            }
+            Some(false) => {
+                components.push(row(vec![button(
+                    format!("support:human:{answer_id}"),
+                    "Talk to a human",
+                    ButtonStyle::Primary,
+                )]));
+            }
+            None => {}
+        }
+        if answered.is_some() {
+            // What a ticket opened from this answer will carry; kept for a day, then gone.
+            let key = CacheKey::guild(guild.id(), "support", &format!("handoff:{answer_id}"));
+            let body = json!({ "question": question, "attempt": guarded.text });
+            app.cache.set(&key, body.to_string().as_bytes(), Duration::from_secs(86_400)).await?;
+        }
+        Ok(Prepared { answer_id: Some(answer_id), content: guarded.text, components, outcome: record.outcome })
+    }
+
+    /// Appends one line to `<data dir>/audit/support.jsonl`: ids, lengths, outcome, cache hit,
+    /// latency — the content only when the guild opted in (and then PII-redacted).
+    async fn audit(&self, app: &App, guild_id: u64, answer_id: i64, r: &AnswerRecord) {
+        let line = json!({
+            "at": now_ms(), "guild_id": guild_id.to_string(), "answer_id": answer_id, "channel_id": r.channel_id.to_string(),
+            "user_id": r.user_id.to_string(), "trigger": r.trigger, "outcome": r.outcome, "mode": r.mode, "cache_hit": r.cache_hit,
+            "confidence": r.confidence, "sources": r.sources, "question_chars": r.question_chars, "answer_chars": r.answer_chars,
+            "tokens_in": 0, "tokens_out": 0, "latency_ms": r.latency_ms, "question": r.question, "answer": r.answer,
+        });
+        let dir: PathBuf = app.config.data_dir.join("audit");
+        let _guard = self.audit_lock.lock().await;
+        let result = async {
+            tokio::fs::create_dir_all(&dir).await?;
+            let mut file =
+                tokio::fs::OpenOptions::new().create(true).append(true).open(dir.join("support.jsonl")).await?;
+            tokio::io::AsyncWriteExt::write_all(&mut file, format!("{line}\n").as_bytes()).await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "writing the support audit log failed");
+        }
+    }
+
+    async fn on_message(&self, app: &Arc<App>, message: &MessageCreate) -> HandlerResult {
+        if message.author.bot || message.content.trim().is_empty() {
+            return Ok(());
+        }
+        let Some(guild_id) = message.guild_id.map(|g| g.get()) else { return Ok(()) };
+        let guild = app.guild(guild_id);
+        let bot = self.bot_id(app);
+        let channel_id = message.channel_id.get();
+        let support_channels = app.settings.get_ids(&guild, keys::CHANNELS).await?;
+        let repo = SupportRepo::new(guild.clone());
+        let trigger = if support_channels.contains(&channel_id) {
+            Trigger::Channel
+        } else if repo.is_support_thread(channel_id).await? {
+            Trigger::Thread
+        } else if message.mentions.iter().any(|u| u.id.get() == bot)
+            && app.settings.get_bool(&guild, keys::MENTIONS).await?
+        {
+            Trigger::Mention
+        } else {
+            return Ok(());
+        };
+        let text = sanitize::strip_bot_mention(&message.content, bot);
+        let prepared = self.answer(app, &guild, channel_id, message.author.id.get(), text, trigger).await?;
+        let mut target = channel_id;
+        let mut reply_to = Some(message.id);
+        if trigger == Trigger::Channel && app.settings.get_bool(&guild, keys::THREADS).await? {
+            let name: String = sanitize::question(text, 90).chars().take(90).collect();
+            let name = if name.is_empty() { "Question".to_owned() } else { name };
+            let thread =
+                app.http.create_thread_from_message(message.channel_id, message.id, &name).await?.model().await?;
+            repo.add_thread(thread.id.get(), message.author.id.get(), now_ms()).await?;
+            target = thread.id.get();
+            reply_to = None;
+        }
+        let mut create =
+            app.http.create_message(Id::new(target)).content(&prepared.content).components(&prepared.components);
+        if let Some(id) = reply_to {
+            create = create.reply(id);
+        }
+        let posted = create.await?.model().await?;
+        if let Some(answer_id) = prepared.answer_id {
+            repo.set_message(answer_id, posted.id.get()).await?;
+        }
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn abstain_text() -> String {
+    "I couldn't find this in the server's knowledge base, so I won't guess. A member of staff can help — use the button below.".to_owned()
+}
+
+/// The best passage, quoted, with where it comes from.
+fn render_extractive(hit: &Hit) -> String {
+    let mut passage = hit.text.trim().to_owned();
+    if passage.chars().count() > MAX_QUOTE {
+        let cut: String = passage.chars().take(MAX_QUOTE).collect();
+        // End on a sentence when one ends in the last third.
+        let end = cut.rfind(". ").filter(|i| *i > MAX_QUOTE / 3).map(|i| i + 1).unwrap_or(cut.len());
+        passage = format!("{}…", &cut[..end]);
+    }
+    let quoted: String = passage.lines().map(|l| format!("> {l}\n")).collect();
+    let title = hit.title.trim();
+    let mut source = format!("**{title}**");
+    // A document's own H1 usually repeats its title.
+    let headings: Vec<&str> =
+        hit.heading_path.iter().map(|h| h.trim()).skip_while(|h| h.eq_ignore_ascii_case(title)).collect();
+    if !headings.is_empty() {
+        source.push_str(&format!(" › {}", headings.join(" › ")));
+    }
+    if hit.document_key.starts_with("http://") || hit.document_key.starts_with("https://") {
+        source.push_str(&format!(" — <{}>", hit.document_key));
+    }
+    format!("{quoted}-# Source: {source}")
+}
+
+#[async_trait]
+impl Module for SupportModule {
+    fn name(&self) -> &'static str {
+        "support"
+    }
+
+    fn description(&self) -> &'static str {
+        "Answers questions from the server's knowledge base, or hands over to a human"
+    }
+
+    fn intents(&self) -> Intents {
+        Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT | Intents::GUILD_MESSAGE_REACTIONS
+    }
+
+    fn migrations(&self) -> Vec<ModuleMigration> {
+        MIGRATIONS.to_vec()
+    }
+
+    fn guild_tables(&self) -> Vec<&'static str> {
+        vec!["support_answers", "support_threads"]
+    }
+
+    fn settings(&self) -> Vec<SettingSpec> {
+        vec![
+            SettingSpec::new(
+                keys::CHANNELS,
+                SettingKind::list(SettingKind::Channel, 25),
+                json!([]),
+                "Channels where every message is treated as a question.",
+            ),
+            SettingSpec::new(keys::MENTIONS, SettingKind::Bool, json!(true), "Answer when someone mentions the bot."),
+            SettingSpec::new(
+                keys::THREADS,
+                SettingKind::Bool,
+                json!(true),
+                "Answer support-channel questions in a new thread (follow-ups there are answered too).",
+            ),
+            SettingSpec::new(
+                keys::USER_RATE,
+                SettingKind::Int { min: 1, max: 60 },
+                json!(5),
+                "Questions a member may ask per minute.",
+            ),
+            SettingSpec::new(
+                keys::GUILD_RATE,
+                SettingKind::Int { min: 1, max: 1000 },
+                json!(60),
+                "Questions the whole server may ask per minute.",
+            ),
+            SettingSpec::new(
+                keys::MIN_CONFIDENCE,
+                SettingKind::Int { min: 0, max: 100 },
+                json!((crate::confidence::DEFAULT_THRESHOLD * 100.0) as i64),
+                "Confidence (0–100) needed to answer; below it the bot offers a human instead of guessing.",
+            ),
+            SettingSpec::new(
+                keys::HISTORY,
+                SettingKind::Int { min: 0, max: 20 },
+                json!(6),
+                "Earlier questions per member and channel kept as context.",
+            ),
+            SettingSpec::new(
+                keys::AUDIT_CONTENT,
+                SettingKind::Bool,
+                json!(false),
+                "Keep question and answer text (PII-redacted) in the audit log.",
+            ),
+            SettingSpec::new(
+                keys::COOLDOWN,
+                SettingKind::String { max_len: 200 },
+                json!("You're asking faster than I can answer — try again in {seconds}s."),
+                "What a member sees when rate-limited ({seconds} is replaced).",
+            ),
+        ]
+    }
+
+    fn commands(&self) -> Vec<CommandSpec> {
+        vec![
+            CommandSpec::new("ask", "Ask a question about this community", Access::Everyone)
+                .option(OptionSpec::string("question", "Your question").required().max_length(1000)),
+            CommandSpec::new("support-stats", "Answers, feedback and abstentions of the last 7 days", Access::Staff),
+        ]
+    }
+
+    async fn command(&self, ctx: CommandCtx) -> HandlerResult {
+        match ctx.name.as_str() {
+            "ask" => {
+                let question = ctx.options.str("question").unwrap_or_default().to_owned();
+                let channel = ctx.channel_id().unwrap_or(0);
+                let prepared =
+                    self.answer(&ctx.app, &ctx.guild, channel, ctx.user_id(), &question, Trigger::Command).await?;
+                let ephemeral = matches!(prepared.outcome, "rate_limited" | "refused" | "empty");
+                let mut reply = Reply::text(prepared.content).with_components(prepared.components);
+                if ephemeral {
+                    reply = reply.ephemeral();
+                }
+                ctx.reply(reply).await
+            }
+            _ => {
+                let since = now_ms() - 7 * 86_400_000;
+                let (n, up, down, abstained) = SupportRepo::new(ctx.guild.clone()).stats(since).await?;
+                let embed = EmbedBuilder::new()
+                    .title("Support answers — last 7 days")
+                    .color(0x3B82F6)
+                    .field(EmbedFieldBuilder::new("Questions", n.to_string()).inline())
+                    .field(EmbedFieldBuilder::new("👍", up.to_string()).inline())
+                    .field(EmbedFieldBuilder::new("👎", down.to_string()).inline())
+                    .field(EmbedFieldBuilder::new("Handed to humans (abstained)", abstained.to_string()).inline())
+                    .build();
+                ctx.reply(Reply::embed(embed).ephemeral()).await
+            }
+        }
+    }
+
+    async fn component(&self, ctx: ComponentCtx) -> HandlerResult {
+        let action = ctx.action().to_owned();
+        let parts: Vec<&str> = action.split(':').collect();
+        let repo = SupportRepo::new(ctx.guild.clone());
+        match parts.as_slice() {
+            ["fb", vote, id] => {
+                let id: i64 = id.parse().map_err(|_| HandlerError::user("This button is out of date."))?;
+                let value = if *vote == "up" { 1 } else { -1 };
+                if !repo.feedback(id, value, ctx.user_id()).await? {
+                    return Err(HandlerError::user("I can't find that answer any more."));
+                }
+                let reply = if value > 0 {
+                    Reply::text("Thanks — glad it helped!").ephemeral()
+                } else {
+                    Reply::text("Sorry it didn't help. Want to talk to a human?").ephemeral().with_components(vec![
+                        row(vec![button(format!("support:human:{id}"), "Talk to a human", ButtonStyle::Primary)]),
+                    ])
+                };
+                ctx.reply(reply).await
+            }
+            ["human", id] => {
+                let Some(handoff) = &self.handoff else {
+                    return Err(HandlerError::user(
+                        "The ticket desk isn't set up in this server; please ask a moderator directly.",
+                    ));
+                };
+                let key = CacheKey::guild(ctx.guild_id(), "support", &format!("handoff:{id}"));
+                let (question, attempt) = match ctx.app.cache.get(&key).await? {
+                    Some(bytes) => {
+                        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                        (
+                            v["question"].as_str().unwrap_or_default().to_owned(),
+                            v["attempt"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    }
+                    None => (String::new(), "(the original answer has expired)".to_owned()),
+                };
+                ctx.responder.defer()?;
+                let place = handoff.open(&ctx.app, ctx.guild_id(), ctx.user_id(), &question, &attempt).await?;
+                ctx.reply(
+                    Reply::text(format!("I've opened a ticket for you: {place}. Staff will be with you soon."))
+                        .ephemeral(),
+                )
+                .await
+            }
+            _ => Err(HandlerError::user("This button is out of date.")),
+        }
+    }
+
+    async fn event(&self, ctx: EventCtx) -> HandlerResult {
+        match ctx.event.as_ref() {
+            Event::Ready(ready) => {
+                let _ = self.bot_id.set(ready.user.id.get());
+                Ok(())
+            }
+            Event::MessageCreate(message) => self.on_message(&ctx.app, message).await,
+            Event::ReactionAdd(reaction) => {
+                let (Some(guild_id), EmojiReactionType::Unicode { name }) = (reaction.guild_id, &reaction.emoji) else {
+                    return Ok(());
+                };
+                let value = match name.as_str() {
+                    "👍" => 1,
+                    "👎" => -1,
+                    _ => return Ok(()),
+                };
+                let repo = SupportRepo::new(ctx.app.guild(guild_id.get()));
+                if let Some(id) = repo.answer_for_message(reaction.message_id.get()).await? {
+                    repo.feedback(id, value, reaction.user_id.get()).await?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The support module's tables: one row per answer (ids, lengths, outcome, feedback — content only
+//! when the guild opted in) and the threads the bot opened for questions.
+
+use beacon_store::{GuildStore, ModuleMigration, StoreError};
+use sqlx::Row;
+
+pub const MIGRATIONS: &[ModuleMigration] = &[ModuleMigration {
+    module: "support",
+    version: 1,
+    description: "answers and support threads",
+    sqlite: "CREATE TABLE support_answers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        guild_id BIGINT NOT NULL,
+        channel_id BIGINT NOT NULL,
+        user_id BIGINT NOT NULL,
+        trigger_kind TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        cache_hit BIGINT NOT NULL DEFAULT 0,
+        confidence DOUBLE PRECISION NOT NULL DEFAULT 0,
+        sources TEXT NOT NULL DEFAULT '[]',
+        question_chars BIGINT NOT NULL,
+        answer_chars BIGINT NOT NULL,
+        tokens_in BIGINT NOT NULL DEFAULT 0,
+        tokens_out BIGINT NOT NULL DEFAULT 0,
+        latency_ms BIGINT NOT NULL,
+        message_id BIGINT,
+        feedback BIGINT NOT NULL DEFAULT 0,
+        feedback_by BIGINT,
+        question TEXT,
+        answer TEXT,
+        created_at BIGINT NOT NULL
+    );
+    CREATE INDEX support_answers_guild ON support_answers (guild_id, created_at);
+    CREATE INDEX support_answers_message ON support_answers (guild_id, message_id);
+    CREATE TABLE support_threads (
+        guild_id BIGINT NOT NULL,
+        thread_id BIGINT NOT NULL,
+        user_id BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (guild_id, thread_id)
+    );",
+    postgres: "CREATE TABLE support_answers (
+        id BIGSERIAL PRIMARY KEY,
+        guild_id BIGINT NOT NULL,
+        channel_id BIGINT NOT NULL,
+        user_id BIGINT NOT NULL,
+        trigger_kind TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        cache_hit BIGINT NOT NULL DEFAULT 0,
+        confidence DOUBLE PRECISION NOT NULL DEFAULT 0,
+        sources TEXT NOT NULL DEFAULT '[]',
+        question_chars BIGINT NOT NULL,
+        answer_chars BIGINT NOT NULL,
+        tokens_in BIGINT NOT NULL DEFAULT 0,
+        tokens_out BIGINT NOT NULL DEFAULT 0,
+        latency_ms BIGINT NOT NULL,
+        message_id BIGINT,
+        feedback BIGINT NOT NULL DEFAULT 0,
+        feedback_by BIGINT,
+        question TEXT,
+        answer TEXT,
+        created_at BIGINT NOT NULL
+    );
+    CREATE INDEX support_answers_guild ON support_answers (guild_id, created_at);
+    CREATE INDEX support_answers_message ON support_answers (guild_id, message_id);
+    CREATE TABLE support_threads (
+        guild_id BIGINT NOT NULL,
+        thread_id BIGINT NOT NULL,
+        user_id BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (guild_id, thread_id)
+    );",
+}];
+
+/// One answer, as recorded.
+#[derive(Debug, Clone, Default)]
+pub struct AnswerRecord {
+    pub channel_id: u64,
+    pub user_id: u64,
+    pub trigger: &'static str,
+    pub outcome: &'static str,
+    pub mode: &'static str,
+    pub cache_hit: bool,
+    pub confidence: f32,
+    pub sources: Vec<i64>,
+    pub question_chars: usize,
+    pub answer_chars: usize,
+    pub latency_ms: u64,
+    /// Only when the guild opted in to content in the audit log.
+    pub question: Option<String>,
+    pub answer: Option<String>,
+}
+
+/// Guild-scoped access to the support tables.
+pub struct SupportRepo {
+    guild: GuildStore,
+}
+
+impl SupportRepo {
+    pub fn new(guild: GuildStore) -> SupportRepo {
+        SupportRepo { guild }
+    }
+
+    pub async fn record(&self, a: &AnswerRecord, now_ms: i64) -> Result<i64, StoreError> {
+        let sources = serde_json::to_string(&a.sources).unwrap_or_else(|_| "[]".into());
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO support_answers (guild_id, channel_id, user_id, trigger_kind, outcome, mode, cache_hit, confidence, \
+             sources, question_chars, answer_chars, latency_ms, question, answer, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+        )
+        .bind(self.guild.sql_id())
+        .bind(a.channel_id as i64)
+        .bind(a.user_id as i64)
+        .bind(a.trigger)
+        .bind(a.outcome)
+        .bind(a.mode)
+        .bind(i64::from(a.cache_hit))
+        .bind(f64::from(a.confidence))
+        .bind(sources)
+        .bind(a.question_chars as i64)
+        .bind(a.answer_chars as i64)
+        .bind(a.latency_ms as i64)
+        .bind(a.question.clone())
+        .bind(a.answer.clone())
+        .bind(now_ms)
+        .fetch_one(self.guild.store().pool())
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn set_message(&self, answer_id: i64, message_id: u64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE support_answers SET message_id = $1 WHERE guild_id = $2 AND id = $3")
+            .bind(message_id as i64)
+            .bind(self.guild.sql_id())
+            .bind(answer_id)
+            .execute(self.guild.store().pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Records 👍 (+1) or 👎 (-1); `false` when there is no such answer in this guild.
+    pub async fn feedback(&self, answer_id: i64, value: i64, user_id: u64) -> Result<bool, StoreError> {
+        let n =
+            sqlx::query("UPDATE support_answers SET feedback = $1, feedback_by = $2 WHERE guild_id = $3 AND id = $4")
+                .bind(value)
+                .bind(user_id as i64)
+                .bind(self.guild.sql_id())
+                .bind(answer_id)
+                .execute(self.guild.store().pool())
+                .await?
+                .rows_affected();
+        Ok(n > 0)
+    }
+
+    pub async fn answer_for_message(&self, message_id: u64) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT id FROM support_answers WHERE guild_id = $1 AND message_id = $2")
+            .bind(self.guild.sql_id())
+            .bind(message_id as i64)
+            .fetch_optional(self.guild.store().pool())
+            .await?)
+    }
+
+    /// Feedback totals: (answers, 👍, 👎, abstentions).
+    pub async fn stats(&self, since_ms: i64) -> Result<(i64, i64, i64, i64), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, \
+             COALESCE(SUM(CASE WHEN feedback > 0 THEN 1 ELSE 0 END), 0) AS up, \
+             COALESCE(SUM(CASE WHEN feedback < 0 THEN 1 ELSE 0 END), 0) AS down, \
+             COALESCE(SUM(CASE WHEN outcome = 'abstained' THEN 1 ELSE 0 END), 0) AS abstained \
+             FROM support_answers WHERE guild_id = $1 AND created_at >= $2",
+        )
+        .bind(self.guild.sql_id())
+        .bind(since_ms)
+        .fetch_one(self.guild.store().pool())
+        .await?;
+        Ok((row.try_get("n")?, row.try_get("up")?, row.try_get("down")?, row.try_get("abstained")?))
+    }
+
+    pub async fn add_thread(&self, thread_id: u64, user_id: u64, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO support_threads (guild_id, thread_id, user_id, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (guild_id, thread_id) DO NOTHING",
+        )
+        .bind(self.guild.sql_id())
+        .bind(thread_id as i64)
+        .bind(user_id as i64)
+        .bind(now_ms)
+        .execute(self.guild.store().pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn is_support_thread(&self, thread_id: u64) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM support_threads WHERE guild_id = $1 AND thread_id = $2")
+            .bind(self.guild.sql_id())
+            .bind(thread_id as i64)
+            .fetch_one(self.guild.store().pool())
+            .await?;
+        Ok(n > 0)
+    }
+}

@@ -1,0 +1,690 @@
+//! The ticket workflow shared by buttons, commands, timers and the support handoff: opening,
+//! status changes (with SLA clock pauses), closing with a transcript, reopening, feedback.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use beacon_framework::app::core_settings;
+use beacon_framework::reply::components::{button, row};
+use beacon_framework::{App, HandlerError, HandlerResult};
+use beacon_jobs::Jobs;
+use beacon_store::{GuildStore, now_ms};
+use serde_json::json;
+use twilight_model::channel::ChannelType;
+use twilight_model::channel::message::component::ButtonStyle;
+use twilight_model::channel::message::{AllowedMentions, Component, Embed};
+use twilight_model::guild::Permissions;
+use twilight_model::http::attachment::Attachment;
+use twilight_model::http::permission_overwrite::{PermissionOverwrite, PermissionOverwriteType};
+use twilight_model::id::Id;
+use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder};
+
+use crate::keys;
+use crate::model::{Repo, Status, Ticket};
+use crate::transcript::{self, Line, TranscriptStore};
+
+/// Job kinds this module schedules.
+pub const JOB_SLA: &str = "tickets.sla";
+pub const JOB_AUTOCLOSE: &str = "tickets.autoclose";
+pub const JOB_TRANSCRIPT_EXPIRY: &str = "tickets.transcript_expiry";
+
+/// Who acts when Beacon itself changes a ticket (timers).
+pub const SYSTEM: u64 = 0;
+
+/// Most messages copied into a transcript.
+const TRANSCRIPT_MAX_MESSAGES: usize = 5000;
+
+/// Everything the workflow needs. Cheap to clone.
+#[derive(Clone)]
+pub struct Desk {
+    pub app: Arc<App>,
+    pub storage: TranscriptStore,
+    pub jobs: Jobs,
+}
+
+fn who(id: u64) -> String {
+    if id == SYSTEM { "Beacon (automatic)".into() } else { format!("<@{id}>") }
+}
+
+/// The ticket embed: status chip, opener, claimer, last update.
+pub fn embed(t: &Ticket) -> Embed {
+    let mut status = t.status.chip().to_owned();
+    if let (Status::Claimed | Status::Escalated | Status::WaitingForUser, Some(by)) = (t.status, t.claimed_by) {
+        status.push_str(&format!(" · claimed by <@{by}>"));
+    }
+    let mut b = EmbedBuilder::new()
+        .title(format!("Ticket {} — {}", t.label(), truncate(&t.topic, 200)))
+        .description(truncate(&t.topic, 2000))
+        .color(t.status.color())
+        .field(EmbedFieldBuilder::new("Status", status).inline())
+        .field(EmbedFieldBuilder::new("Opened by", format!("<@{}>", t.opener_id)).inline())
+        .field(EmbedFieldBuilder::new(
+            "Last update",
+            format!("<t:{}:R> by {}", t.updated_at / 1000, who(t.updated_by)),
+        ));
+    if let Some(r) = t.rating {
+        b = b.field(EmbedFieldBuilder::new("Feedback", format!("{}/5", r)).inline());
+    }
+    b.build()
+}
+
+/// The status buttons under the ticket embed.
+pub fn buttons(t: &Ticket) -> Vec<Component> {
+    let n = t.number;
+    if t.status == Status::Closed {
+        return vec![row(vec![button(format!("tickets:reopen:{n}"), "Reopen", ButtonStyle::Secondary)])];
+    }
+    vec![
+        row(vec![
+            button(format!("tickets:claim:{n}"), "Claim", ButtonStyle::Primary),
+            button(format!("tickets:wait:{n}"), "Wait for user", ButtonStyle::Secondary),
+            button(format!("tickets:escalate:{n}"), "Escalate", ButtonStyle::Danger),
+            button(format!("tickets:suggest:{n}"), "Suggest reply", ButtonStyle::Secondary),
+        ]),
+        row(vec![button(format!("tickets:close:{n}"), "Close", ButtonStyle::Danger)]),
+    ]
+}
+
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        s.chars().take(max.saturating_sub(1)).collect::<String>() + "…"
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+fn role_mentions(roles: &[u64]) -> AllowedMentions {
+    AllowedMentions { roles: roles.iter().map(|r| Id::new(*r)).collect(), ..AllowedMentions::default() }
+}
+
+impl Desk {
+    fn repo(&self, guild: &GuildStore) -> Repo {
+        Repo::new(guild.clone())
+    }
+
+    pub(crate) async fn ids(&self, guild: &GuildStore, key: &str) -> HandlerResult<Vec<u64>> {
+        Ok(self.app.settings.get_ids(guild, key).await?)
+    }
+
+    async fn duration(&self, guild: &GuildStore, key: &str) -> HandlerResult<Duration> {
+        Ok(self.app.settings.get_duration(guild, key).await?)
+    }
+
+    /// Loads a ticket or explains that there is none.
+    pub async fn ticket(&self, guild: &GuildStore, number: i64) -> HandlerResult<Ticket> {
+        self.repo(guild)
+            .get(number)
+            .await?
+            .ok_or_else(|| HandlerError::user(format!("There is no ticket #{number:04} here.")))
+    }
+
+    /// Opens a ticket for `user` (who holds `roles`), in `fallback_channel` unless
+    /// `tickets.channel` is set. Checks the required roles, the open-ticket limit and the cooldown.
+    pub async fn open(
+        &self,
+        guild: &GuildStore,
+        user: u64,
+        roles: &[u64],
+        topic: &str,
+        attachment_text: Option<&str>,
+        fallback_channel: Option<u64>,
+    ) -> HandlerResult<Ticket> {
+        let settings = &self.app.settings;
+        let repo = self.repo(guild);
+        let required = self.ids(guild, keys::REQUIRED_ROLES).await?;
+        if !required.is_empty() && !roles.iter().any(|r| required.contains(r)) {
+            let list: Vec<String> = required.iter().map(|r| format!("<@&{r}>")).collect();
+            return Err(HandlerError::user(format!(
+                "You need one of these roles to open a ticket: {}.",
+                list.join(", ")
+            )));
+        }
+        let max_open = settings.get_i64(guild, keys::MAX_OPEN).await?;
+        let open = repo.open_count(user).await?;
+        if open >= max_open {
+            return Err(HandlerError::user(format!(
+                "You already have {open} open ticket(s), the most allowed here is {max_open}. Please continue in your open ticket."
+            )));
+        }
+        let now = now_ms();
+        let cooldown = ms(self.duration(guild, keys::COOLDOWN).await?);
+        if cooldown > 0
+            && let Some(last) = repo.last_opened_at(user).await?
+            && now - last < cooldown
+        {
+            return Err(HandlerError::user(format!(
+                "You opened a ticket recently. You can open another <t:{}:R>.",
+                (last + cooldown) / 1000 + 1
+            )));
+        }
+        let parent = self.ids(guild, keys::CHANNEL).await?.first().copied().or(fallback_channel).ok_or_else(|| {
+            HandlerError::user("Tickets need a channel: an admin can set one with `/config set key:tickets.channel`.")
+        })?;
+        let topic = truncate(topic.trim(), 1000);
+        let topic = if topic.is_empty() { "No topic given".to_owned() } else { topic };
+        let mut ticket = repo.create(user, &topic, now).await?;
+        let staff = self.ids(guild, core_settings::STAFF_ROLES).await?;
+        let mode = settings.get_string(guild, keys::MODE).await?;
+        let created = if mode == "channel" {
+            self.create_channel(guild, &ticket, user, &staff).await
+        } else {
+            self.create_thread(&ticket, user, parent).await
+        };
+        let channel_id = match created {
+            Ok(id) => id,
+            Err(e) => {
+                // No place to talk: the ticket must not count against the member's limit.
+                ticket.status = Status::Closed;
+                ticket.closed_at = Some(now);
+                ticket.closed_by = Some(SYSTEM);
+                repo.save(&ticket).await?;
+                return Err(e);
+            }
+        };
+        let http = &self.app.http;
+        let mut mention = format!("<@{user}>");
+        for r in &staff {
+            mention.push_str(&format!(" <@&{r}>"));
+        }
+        // Mentioning the member and the staff roles is what adds them to a private thread.
+        let mut allowed = role_mentions(&staff);
+        allowed.users = vec![Id::new(user)];
+        let embeds = [embed(&ticket)];
+        let components = buttons(&ticket);
+        let message = http
+            .create_message(Id::new(channel_id))
+            .content(&mention)
+            .embeds(&embeds)
+            .components(&components)
+            .allowed_mentions(Some(&allowed))
+            .await?
+            .model()
+            .await?;
+        repo.set_channel(ticket.number, channel_id, Some(message.id.get())).await?;
+        ticket.channel_id = Some(channel_id);
+        ticket.message_id = Some(message.id.get());
+        if let Some(text) = attachment_text.filter(|t| !t.trim().is_empty()) {
+            let excerpt = truncate(text.trim(), 1500);
+            let quoted: String = excerpt.lines().map(|l| format!("> {l}\n")).collect::<String>();
+            let attachment = Attachment::from_bytes("conversation.txt".into(), text.as_bytes().to_vec(), 1);
+            http.create_message(Id::new(channel_id))
+                .content(&format!("**Conversation before this ticket:**\n{}", truncate(&quoted, 1900)))
+                .attachments(&[attachment])
+                .await?;
+        }
+        repo.record_event(ticket.number, user, "open", None, Some(Status::Open), now).await?;
+        self.schedule_sla(guild, &ticket).await?;
+        self.schedule_autoclose(guild, &ticket, now).await?;
+        tracing::info!(guild_id = guild.id(), ticket = ticket.number, "ticket opened");
+        Ok(ticket)
+    }
+
+    async fn create_thread(&self, t: &Ticket, user: u64, parent: u64) -> HandlerResult<u64> {
+        let name = format!("ticket-{:04}", t.number);
+        let thread = self
+            .app
+            .http
+            .create_thread(Id::new(parent), &name, ChannelType::PrivateThread)
+            .invitable(false)
+            .await?
+            .model()
+            .await?;
+        self.app.http.add_thread_member(thread.id, Id::new(user)).await?;
+        Ok(thread.id.get())
+    }
+
+    async fn create_channel(&self, guild: &GuildStore, t: &Ticket, user: u64, staff: &[u64]) -> HandlerResult<u64> {
+        let talk = Permissions::VIEW_CHANNEL
+            | Permissions::SEND_MESSAGES
+            | Permissions::READ_MESSAGE_HISTORY
+            | Permissions::ATTACH_FILES;
+        use twilight_model::channel::permission_overwrite::{
+            PermissionOverwrite as Overwrite, PermissionOverwriteType as Target,
+        };
+        let mut overwrites = vec![
+            Overwrite {
+                allow: Permissions::empty(),
+                deny: Permissions::VIEW_CHANNEL,
+                id: Id::new(guild.id()),
+                kind: Target::Role,
+            },
+            Overwrite { allow: talk, deny: Permissions::empty(), id: Id::new(user), kind: Target::Member },
+        ];
+        if let Some(app_id) = self.app.application_id() {
+            overwrites.push(Overwrite {
+                allow: talk | Permissions::MANAGE_CHANNELS | Permissions::EMBED_LINKS,
+                deny: Permissions::empty(),
+                id: app_id.cast(),
+                kind: Target::Member,
+            });
+        }
+        for r in staff {
+            overwrites.push(Overwrite { allow: talk, deny: Permissions::empty(), id: Id::new(*r), kind: Target::Role });
+        }
+        let category = self.ids(guild, keys::CATEGORY).await?.first().copied();
+        let name = format!("ticket-{:04}", t.number);
+        let mut req = self
+            .app
+            .http
+            .create_guild_channel(Id::new(guild.id()), &name)
+            .kind(ChannelType::GuildText)
+            .permission_overwrites(&overwrites);
+        if let Some(c) = category {
+            req = req.parent_id(Id::new(c));
+        }
+        let channel = req.await?.model().await?;
+        Ok(channel.id.get())
+    }
+
+    async fn schedule_sla(&self, guild: &GuildStore, t: &Ticket) -> HandlerResult {
+        let now = now_ms();
+        for (clock, key) in [("first_response", keys::FIRST_RESPONSE_SLA), ("resolution", keys::RESOLUTION_SLA)] {
+            let sla = ms(self.duration(guild, key).await?);
+            let needed = match clock {
+                "first_response" => t.first_response_at.is_none() && !t.first_response_breached,
+                _ => !t.resolution_breached,
+            };
+            if sla == 0 || !needed {
+                continue;
+            }
+            let due = now + (sla - t.sla_elapsed(now)).max(0);
+            self.jobs
+                .schedule(
+                    guild.id(),
+                    JOB_SLA,
+                    &json!({"ticket": t.number, "clock": clock}),
+                    due,
+                    Some(&format!("ticket:{}:sla:{clock}", t.number)),
+                )
+                .await
+                .map_err(HandlerError::internal)?;
+        }
+        Ok(())
+    }
+
+    async fn cancel_sla(&self, guild: &GuildStore, t: &Ticket) -> HandlerResult {
+        self.jobs
+            .cancel_prefix(guild.id(), &format!("ticket:{}:sla:", t.number))
+            .await
+            .map_err(HandlerError::internal)?;
+        Ok(())
+    }
+
+    /// (Re)schedules the inactivity auto-close, counted from `from`.
+    pub(crate) async fn schedule_autoclose(&self, guild: &GuildStore, t: &Ticket, from: i64) -> HandlerResult {
+        let after = ms(self.duration(guild, keys::AUTO_CLOSE).await?);
+        if after == 0 {
+            return Ok(());
+        }
+        self.jobs
+            .schedule(
+                guild.id(),
+                JOB_AUTOCLOSE,
+                &json!({"ticket": t.number}),
+                from + after,
+                Some(&format!("ticket:{}:autoclose", t.number)),
+            )
+            .await
+            .map_err(HandlerError::internal)?;
+        Ok(())
+    }
+
+    /// Moves a ticket to `to` (not `closed`: see [`Desk::close`]). Returns the updated ticket;
+    /// the caller shows it (a button updates its own message, others call [`Desk::refresh`]).
+    pub async fn set_status(&self, guild: &GuildStore, number: i64, to: Status, actor: u64) -> HandlerResult<Ticket> {
+        if to == Status::Closed {
+            return self.close(guild, number, actor, None).await;
+        }
+        let mut t = self.ticket(guild, number).await?;
+        let from = t.status;
+        if from == Status::Closed {
+            return Err(HandlerError::user(format!("Ticket {} is closed. Reopen it first.", t.label())));
+        }
+        if from == to && to != Status::Claimed {
+            return Err(HandlerError::user(format!("Ticket {} is already {}.", t.label(), to.chip())));
+        }
+        let now = now_ms();
+        if from == Status::WaitingForUser
+            && let Some(since) = t.paused_since.take()
+        {
+            t.paused_ms += (now - since).max(0);
+        }
+        match to {
+            Status::Claimed => {
+                if t.claimed_by == Some(actor) && from == Status::Claimed {
+                    return Err(HandlerError::user(format!("You already claimed ticket {}.", t.label())));
+                }
+                t.claimed_by = Some(actor);
+            }
+            Status::WaitingForUser => t.paused_since = Some(now),
+            _ => {}
+        }
+        t.status = to;
+        t.updated_at = now;
+        t.updated_by = actor;
+        let repo = self.repo(guild);
+        repo.save(&t).await?;
+        let kind = if to == Status::Claimed { "claim" } else { "status" };
+        repo.record_event(t.number, actor, kind, Some(from), Some(to), now).await?;
+        if to == Status::WaitingForUser {
+            self.cancel_sla(guild, &t).await?;
+        } else if from == Status::WaitingForUser {
+            self.schedule_sla(guild, &t).await?;
+        }
+        if to == Status::Claimed
+            && actor != SYSTEM
+            && let Some(c) = t.channel_id
+            && self.app.settings.get_string(guild, keys::MODE).await? == "thread"
+            && let Err(e) = self.app.http.add_thread_member(Id::new(c), Id::new(actor)).await
+        {
+            tracing::warn!(error = %e, "adding the claimer to the ticket thread failed");
+        }
+        self.announce(guild, &t, from, actor).await?;
+        if to == Status::Escalated {
+            self.escalate(guild, &t, actor).await?;
+        }
+        Ok(t)
+    }
+
+    /// Posts the status change in the ticket, pinging the opener when the guild wants that.
+    async fn announce(&self, guild: &GuildStore, t: &Ticket, from: Status, actor: u64) -> HandlerResult {
+        let Some(channel) = t.channel_id else {
+            return Ok(());
+        };
+        let ping = self.app.settings.get_bool(guild, keys::PING_ON_STATUS).await?;
+        let mut text = format!("{} → **{}** by {}", from.chip(), t.status.chip(), who(actor));
+        let mut allowed = AllowedMentions::default();
+        if ping {
+            text = format!("<@{}> {text}", t.opener_id);
+            allowed.users = vec![Id::new(t.opener_id)];
+        }
+        self.app.http.create_message(Id::new(channel)).content(&text).allowed_mentions(Some(&allowed)).await?;
+        Ok(())
+    }
+
+    async fn escalate(&self, guild: &GuildStore, t: &Ticket, actor: u64) -> HandlerResult {
+        let roles = self.ids(guild, keys::ESCALATION_ROLE).await?;
+        let channel = self.ids(guild, keys::ESCALATION_CHANNEL).await?.first().copied();
+        let role_text: String = roles.iter().map(|r| format!("<@&{r}> ")).collect();
+        let link = t.channel_id.map(|c| format!(" in <#{c}>")).unwrap_or_default();
+        let text = format!(
+            "{role_text}Ticket {} was escalated by {}{link}: {}",
+            t.label(),
+            who(actor),
+            truncate(&t.topic, 200)
+        );
+        let target = channel.or(t.channel_id);
+        if let Some(target) = target {
+            self.app
+                .http
+                .create_message(Id::new(target))
+                .content(&text)
+                .allowed_mentions(Some(&role_mentions(&roles)))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Re-renders the ticket's embed message (after a change not made by its own buttons).
+    pub async fn refresh(&self, t: &Ticket) -> HandlerResult {
+        let (Some(channel), Some(message)) = (t.channel_id, t.message_id) else {
+            return Ok(());
+        };
+        let embeds = [embed(t)];
+        let components = buttons(t);
+        self.app
+            .http
+            .update_message(Id::new(channel), Id::new(message))
+            .embeds(Some(&embeds))
+            .components(Some(&components))
+            .await?;
+        Ok(())
+    }
+
+    /// Closes a ticket: stores the transcript, links it in the log channel, asks for feedback,
+    /// then archives the thread (or stops the member writing in a ticket channel).
+    pub async fn close(
+        &self,
+        guild: &GuildStore,
+        number: i64,
+        actor: u64,
+        reason: Option<&str>,
+    ) -> HandlerResult<Ticket> {
+        let mut t = self.ticket(guild, number).await?;
+        if t.status == Status::Closed {
+            return Err(HandlerError::user(format!("Ticket {} is already closed.", t.label())));
+        }
+        let from = t.status;
+        let now = now_ms();
+        if let Some(since) = t.paused_since.take() {
+            t.paused_ms += (now - since).max(0);
+        }
+        t.status = Status::Closed;
+        t.closed_at = Some(now);
+        t.closed_by = Some(actor);
+        t.updated_at = now;
+        t.updated_by = actor;
+        self.jobs.cancel_prefix(guild.id(), &format!("ticket:{}:", t.number)).await.map_err(HandlerError::internal)?;
+        let html = match t.channel_id {
+            Some(c) => {
+                let lines = self.fetch_lines(c).await?;
+                let name = guild.get().await?.map(|g| g.name).unwrap_or_default();
+                Some(transcript::render(&name, &t, &lines))
+            }
+            None => None,
+        };
+        let mut link = None;
+        if let Some(html) = &html {
+            let key = transcript::key_for(&t, now);
+            match self.storage.put(&key, html.clone()).await {
+                Ok(()) => {
+                    link = Some(self.storage.link(&key));
+                    t.transcript_key = Some(key.clone());
+                    let keep = ms(self.duration(guild, keys::TRANSCRIPT_RETENTION).await?);
+                    if keep > 0 {
+                        self.jobs
+                            .schedule(guild.id(), JOB_TRANSCRIPT_EXPIRY, &json!({"key": key}), now + keep, None)
+                            .await
+                            .map_err(HandlerError::internal)?;
+                    }
+                }
+                // The ticket still closes; the log message says the transcript is missing.
+                Err(e) => tracing::error!(error = %e, ticket = t.number, "storing transcript failed"),
+            }
+        }
+        let repo = self.repo(guild);
+        repo.save(&t).await?;
+        repo.record_event(t.number, actor, "close", Some(from), Some(Status::Closed), now).await?;
+        self.log_close(guild, &t, actor, reason, link.as_deref(), html).await?;
+        if let Some(c) = t.channel_id {
+            let http = &self.app.http;
+            let mut text = format!("{} Ticket closed by {}.", Status::Closed.chip(), who(actor));
+            if let Some(r) = reason {
+                text.push_str(&format!(" Reason: {}", truncate(r, 300)));
+            }
+            http.create_message(Id::new(c)).content(&text).await?;
+            if self.app.settings.get_bool(guild, keys::FEEDBACK).await? {
+                let rate = [row(vec![button(
+                    format!("tickets:feedback:{}", t.number),
+                    "Rate this ticket",
+                    ButtonStyle::Primary,
+                )])];
+                let allowed = AllowedMentions { users: vec![Id::new(t.opener_id)], ..AllowedMentions::default() };
+                http.create_message(Id::new(c))
+                    .content(&format!("<@{}> how did we do? Rate your experience from 1 to 5.", t.opener_id))
+                    .components(&rate)
+                    .allowed_mentions(Some(&allowed))
+                    .await?;
+            }
+            self.set_open_for_member(guild, &t, false).await?;
+        }
+        tracing::info!(guild_id = guild.id(), ticket = t.number, "ticket closed");
+        Ok(t)
+    }
+
+    /// Archives/unarchives the thread, or takes/gives the member's right to write in a channel.
+    async fn set_open_for_member(&self, guild: &GuildStore, t: &Ticket, open: bool) -> HandlerResult {
+        let Some(c) = t.channel_id else {
+            return Ok(());
+        };
+        let http = &self.app.http;
+        if self.app.settings.get_string(guild, keys::MODE).await? == "channel" {
+            let talk = Permissions::SEND_MESSAGES;
+            let view = Permissions::VIEW_CHANNEL | Permissions::READ_MESSAGE_HISTORY;
+            let overwrite = PermissionOverwrite {
+                allow: Some(if open { view | talk } else { view }),
+                deny: (!open).then_some(talk),
+                id: Id::new(t.opener_id),
+                kind: PermissionOverwriteType::Member,
+            };
+            http.update_channel_permission(Id::new(c), &overwrite).await?;
+        } else {
+            http.update_thread(Id::new(c)).archived(!open).locked(!open).await?;
+        }
+        Ok(())
+    }
+
+    async fn fetch_lines(&self, channel: u64) -> HandlerResult<Vec<Line>> {
+        let http = &self.app.http;
+        let mut out = Vec::new();
+        let mut before = None;
+        loop {
+            let page = match before {
+                Some(b) => {
+                    http.channel_messages(Id::new(channel)).before(Id::new(b)).limit(100).await?.models().await?
+                }
+                None => http.channel_messages(Id::new(channel)).limit(100).await?.models().await?,
+            };
+            let n = page.len();
+            for m in page {
+                before = Some(m.id.get());
+                let mut embeds = Vec::new();
+                for e in &m.embeds {
+                    let mut parts = Vec::new();
+                    parts.extend(e.title.clone());
+                    parts.extend(e.description.clone());
+                    for f in &e.fields {
+                        parts.push(format!("{}: {}", f.name, f.value));
+                    }
+                    if !parts.is_empty() {
+                        embeds.push(parts.join("\n"));
+                    }
+                }
+                out.push(Line {
+                    author_id: m.author.id.get(),
+                    author: m.author.global_name.clone().unwrap_or(m.author.name.clone()),
+                    bot: m.author.bot,
+                    at_ms: m.timestamp.as_micros() / 1000,
+                    content: m.content.clone(),
+                    attachments: m.attachments.iter().map(|a| (a.filename.clone(), a.url.clone())).collect(),
+                    embeds,
+                });
+            }
+            if n < 100 || out.len() >= TRANSCRIPT_MAX_MESSAGES {
+                break;
+            }
+        }
+        out.sort_by_key(|l| l.at_ms);
+        Ok(out)
+    }
+
+    async fn log_close(
+        &self,
+        guild: &GuildStore,
+        t: &Ticket,
+        actor: u64,
+        reason: Option<&str>,
+        link: Option<&str>,
+        html: Option<String>,
+    ) -> HandlerResult {
+        let Some(log) = self.ids(guild, core_settings::LOG_CHANNEL).await?.first().copied() else {
+            return Ok(());
+        };
+        let open_for = t.closed_at.unwrap_or(t.updated_at) - t.created_at;
+        let mut b = EmbedBuilder::new()
+            .title(format!("Ticket {} closed", t.label()))
+            .description(truncate(&t.topic, 500))
+            .color(Status::Closed.color())
+            .field(EmbedFieldBuilder::new("Opened by", format!("<@{}>", t.opener_id)).inline())
+            .field(EmbedFieldBuilder::new("Closed by", who(actor)).inline())
+            .field(EmbedFieldBuilder::new("Open for", crate::text::duration(open_for)).inline())
+            .field(EmbedFieldBuilder::new(
+                "Transcript",
+                link.map_or_else(
+                    || "not stored (see the logs)".to_owned(),
+                    |l| format!("{l}\nAuthorized staff: `/ticket transcript id:{}`", t.number),
+                ),
+            ));
+        if let Some(r) = reason {
+            b = b.field(EmbedFieldBuilder::new("Reason", truncate(r, 500)));
+        }
+        let embeds = [b.build()];
+        let mut req = self.app.http.create_message(Id::new(log)).embeds(&embeds);
+        let files;
+        if let Some(html) = html {
+            files = [Attachment::from_bytes(format!("ticket-{:04}.html", t.number), html.into_bytes(), 1)];
+            req = req.attachments(&files);
+        }
+        req.await?;
+        Ok(())
+    }
+
+    /// Reopens a closed ticket.
+    pub async fn reopen(&self, guild: &GuildStore, number: i64, actor: u64) -> HandlerResult<Ticket> {
+        let mut t = self.ticket(guild, number).await?;
+        if t.status != Status::Closed {
+            return Err(HandlerError::user(format!("Ticket {} is not closed.", t.label())));
+        }
+        let now = now_ms();
+        t.status = if t.claimed_by.is_some() { Status::Claimed } else { Status::Open };
+        t.closed_at = None;
+        t.closed_by = None;
+        t.updated_at = now;
+        t.updated_by = actor;
+        t.last_activity_at = now;
+        t.reopened_count += 1;
+        // The resolution clock starts over for the reopened problem.
+        t.created_at = t.created_at.min(now);
+        t.resolution_breached = false;
+        let repo = self.repo(guild);
+        // Unarchive before anything is posted in the thread.
+        self.set_open_for_member(guild, &t, true).await?;
+        repo.save(&t).await?;
+        repo.record_event(t.number, actor, "reopen", Some(Status::Closed), Some(t.status), now).await?;
+        self.schedule_sla(guild, &t).await?;
+        self.schedule_autoclose(guild, &t, now).await?;
+        self.announce(guild, &t, Status::Closed, actor).await?;
+        Ok(t)
+    }
+
+    /// A message in a ticket: activity for auto-close, the first response when staff write,
+    /// and the end of a wait when the member answers.
+    pub async fn on_message(&self, guild: &GuildStore, channel: u64, author: u64, at: i64) -> HandlerResult {
+        let repo = self.repo(guild);
+        let Some(t) = repo.by_channel(channel).await? else {
+            return Ok(());
+        };
+        if t.status == Status::Closed {
+            return Ok(());
+        }
+        repo.touch(t.number, at).await?;
+        self.schedule_autoclose(guild, &t, at).await?;
+        if author == t.opener_id {
+            if t.status == Status::WaitingForUser {
+                let to = if t.claimed_by.is_some() { Status::Claimed } else { Status::Open };
+                let t = self.set_status(guild, t.number, to, author).await?;
+                self.refresh(&t).await?;
+            }
+        } else if repo.first_response(t.number, author, at).await? {
+            self.jobs
+                .cancel(guild.id(), &format!("ticket:{}:sla:first_response", t.number))
+                .await
+                .map_err(HandlerError::internal)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,534 @@
+//! The `tickets` module: `/ticket …`, `/export tickets`, the panel, buttons, modals and the
+//! message listener.
+
+use std::sync::Arc;
+
+use beacon_framework::command::OptionKind;
+use beacon_framework::reply::components::{button, row};
+use beacon_framework::{
+    Access, CommandCtx, CommandSpec, ComponentCtx, EventCtx, HandlerError, HandlerResult, ModalCtx, Module, OptionSpec,
+    Reply, SettingKind, SettingSpec, async_trait,
+};
+use beacon_store::{ModuleMigration, now_ms};
+use serde_json::json;
+use twilight_model::channel::message::Component;
+use twilight_model::channel::message::component::{ButtonStyle, Label, TextInput, TextInputStyle};
+use twilight_model::gateway::Intents;
+use twilight_model::gateway::event::Event;
+use twilight_model::http::attachment::Attachment;
+use twilight_model::id::Id;
+use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder};
+
+use crate::flow::{self, Desk};
+use crate::model::{Repo, Status};
+use crate::text;
+use crate::transcript::TranscriptStore;
+use crate::{TicketsModule, keys};
+
+const DAY: u64 = 86_400;
+
+fn dur(min: u64, max: u64) -> SettingKind {
+    SettingKind::Duration { min: std::time::Duration::from_secs(min), max: std::time::Duration::from_secs(max) }
+}
+
+pub(crate) fn settings() -> Vec<SettingSpec> {
+    vec![
+        SettingSpec::new(
+            keys::MODE,
+            SettingKind::Enum(&["thread", "channel"]),
+            json!("thread"),
+            "Where a ticket lives: a private thread, or a channel in tickets.category.",
+        ),
+        SettingSpec::new(
+            keys::CHANNEL,
+            SettingKind::list(SettingKind::Channel, 1),
+            json!([]),
+            "Channel whose private threads hold tickets (default: where the ticket was opened).",
+        ),
+        SettingSpec::new(
+            keys::CATEGORY,
+            SettingKind::list(SettingKind::Channel, 1),
+            json!([]),
+            "Category for ticket channels (channel mode).",
+        ),
+        SettingSpec::new(
+            keys::MAX_OPEN,
+            SettingKind::Int { min: 1, max: 50 },
+            json!(3),
+            "Open tickets a member may have at once.",
+        ),
+        SettingSpec::new(
+            keys::COOLDOWN,
+            dur(0, DAY),
+            json!(0),
+            "Time a member waits between two new tickets (0 = none).",
+        ),
+        SettingSpec::new(
+            keys::REQUIRED_ROLES,
+            SettingKind::list(SettingKind::Role, 10),
+            json!([]),
+            "Members need one of these roles to open a ticket (empty = everyone).",
+        ),
+        SettingSpec::new(
+            keys::FIRST_RESPONSE_SLA,
+            dur(0, 30 * DAY),
+            json!(4 * 3600),
+            "Target time to the first staff answer (0 = off). Paused while waiting for the user.",
+        ),
+        SettingSpec::new(
+            keys::RESOLUTION_SLA,
+            dur(0, 90 * DAY),
+            json!(72 * 3600),
+            "Target time to close a ticket (0 = off). Paused while waiting for the user.",
+        ),
+        SettingSpec::new(
+            keys::SLA_ESCALATE,
+            SettingKind::Bool,
+            json!(true),
+            "Escalate a ticket when an SLA is breached (a reminder is always posted).",
+        ),
+        SettingSpec::new(
+            keys::AUTO_CLOSE,
+            dur(0, 90 * DAY),
+            json!(0),
+            "Close a ticket after this long without messages (0 = never).",
+        ),
+        SettingSpec::new(
+            keys::PING_ON_STATUS,
+            SettingKind::Bool,
+            json!(false),
+            "Ping the member when their ticket changes status.",
+        ),
+        SettingSpec::new(
+            keys::ESCALATION_ROLE,
+            SettingKind::list(SettingKind::Role, 3),
+            json!([]),
+            "Roles pinged when a ticket is escalated.",
+        ),
+        SettingSpec::new(
+            keys::ESCALATION_CHANNEL,
+            SettingKind::list(SettingKind::Channel, 1),
+            json!([]),
+            "Channel told about escalations (default: the ticket itself).",
+        ),
+        SettingSpec::new(
+            keys::TRANSCRIPT_RETENTION,
+            dur(0, 3650 * DAY),
+            json!(365 * DAY),
+            "How long transcripts are kept (0 = forever).",
+        ),
+        SettingSpec::new(
+            keys::FEEDBACK,
+            SettingKind::Bool,
+            json!(true),
+            "Ask the member for a 1–5 rating and a comment after close.",
+        ),
+    ]
+}
+
+fn status_choices() -> Vec<(&'static str, &'static str)> {
+    Status::ALL.iter().map(|s| (s.as_str(), s.as_str())).collect()
+}
+
+fn string_choice(
+    name: &'static str,
+    description: &'static str,
+    choices: Vec<(&'static str, &'static str)>,
+) -> OptionSpec {
+    OptionSpec {
+        name,
+        description,
+        kind: OptionKind::String { min_length: None, max_length: None, choices },
+        required: false,
+        autocomplete: false,
+    }
+}
+
+pub(crate) fn commands() -> Vec<CommandSpec> {
+    let id = || OptionSpec::integer("id", "Ticket number", Some(1), None).required();
+    vec![
+        CommandSpec::new("ticket", "Support tickets", Access::Everyone)
+            .option(OptionSpec::subcommand(
+                "open",
+                "Open a ticket with staff",
+                vec![OptionSpec::string("topic", "What do you need help with?").max_length(1000)],
+            ))
+            .option(OptionSpec::subcommand(
+                "status",
+                "Change a ticket's status (staff)",
+                vec![id(), string_choice("status", "New status", status_choices()).required()],
+            ))
+            .option(OptionSpec::subcommand(
+                "stats",
+                "Claims, first response and resolution times (staff)",
+                vec![
+                    OptionSpec::user("member", "Only this staff member"),
+                    string_choice(
+                        "period",
+                        "Time span (default 30 days)",
+                        vec![("7 days", "7d"), ("30 days", "30d"), ("90 days", "90d"), ("all time", "all")],
+                    ),
+                ],
+            ))
+            .option(OptionSpec::subcommand("panel", "Post the \"Open ticket\" panel in this channel (admins)", vec![]))
+            .option(OptionSpec::subcommand("transcript", "Get a closed ticket's transcript (staff)", vec![id()])),
+        CommandSpec::new("export", "Export data as CSV (staff)", Access::Staff).option(OptionSpec::subcommand(
+            "tickets",
+            "Tickets opened between two dates (YYYY-MM-DD, UTC)",
+            vec![
+                OptionSpec::string("from", "First day, e.g. 2024-01-01").required(),
+                OptionSpec::string("to", "Last day, included, e.g. 2024-01-31").required(),
+            ],
+        )),
+    ]
+}
+
+fn text_input(id: &str, label: &str, style: TextInputStyle, required: bool, max: u16) -> Component {
+    Component::Label(Label {
+        component: Box::new(Component::TextInput(TextInput {
+            custom_id: id.into(),
+            id: None,
+            #[allow(deprecated)]
+            label: None,
+            max_length: Some(max),
+            min_length: None,
+            placeholder: None,
+            required: Some(required),
+            style,
+            value: None,
+        })),
+        description: None,
+        id: None,
+        label: label.into(),
+    })
+}
+
+fn topic_modal(ctx: &beacon_framework::InteractionCtx) -> HandlerResult {
+    ctx.responder.modal(
+        "tickets:open",
+        "Open a ticket",
+        vec![text_input("topic", "What do you need help with?", TextInputStyle::Paragraph, true, 1000)],
+    )
+}
+
+/// Splits `action:number` from a custom id's action part.
+fn action_number(action: &str) -> Option<(&str, i64)> {
+    let (a, n) = action.split_once(':')?;
+    Some((a, n.parse().ok()?))
+}
+
+fn opened_reply(t: &crate::model::Ticket) -> Reply {
+    let place = t.channel_id.map(|c| format!("<#{c}>")).unwrap_or_else(|| "its channel".into());
+    Reply::text(format!("Your ticket {} is open: {place}. Staff will answer there.", t.label())).ephemeral()
+}
+
+impl TicketsModule {
+    pub(crate) fn desk(&self, app: &Arc<beacon_framework::App>) -> Desk {
+        Desk { app: app.clone(), storage: self.storage.clone(), jobs: beacon_jobs::Jobs::new(app.store.clone()) }
+    }
+
+    pub(crate) fn storage(&self) -> &TranscriptStore {
+        &self.storage
+    }
+
+    async fn stats(&self, ctx: &CommandCtx) -> HandlerResult {
+        ctx.require(Access::Staff)?;
+        let member = ctx.options.user("member");
+        let (since, label) = match ctx.options.str("period").unwrap_or("30d") {
+            "7d" => (now_ms() - 7 * 86_400_000, "last 7 days"),
+            "90d" => (now_ms() - 90 * 86_400_000, "last 90 days"),
+            "all" => (0, "all time"),
+            _ => (now_ms() - 30 * 86_400_000, "last 30 days"),
+        };
+        let s = Repo::new(ctx.guild.clone()).stats(member, since).await?;
+        let avg = |v: Option<i64>| v.map_or_else(|| "—".to_owned(), text::duration);
+        let who = member.map_or_else(|| "everyone".to_owned(), |m| format!("<@{m}>"));
+        let mut b = EmbedBuilder::new()
+            .title("Ticket stats")
+            .description(format!("{who}, {label}"))
+            .color(Status::Claimed.color())
+            .field(EmbedFieldBuilder::new("Claims", s.claims.to_string()).inline())
+            .field(
+                EmbedFieldBuilder::new(
+                    "First response",
+                    format!("{} avg over {}", avg(s.avg_first_response_ms), s.responded),
+                )
+                .inline(),
+            )
+            .field(
+                EmbedFieldBuilder::new("Resolution", format!("{} avg over {}", avg(s.avg_resolution_ms), s.resolved))
+                    .inline(),
+            );
+        if member.is_none() {
+            b = b.field(EmbedFieldBuilder::new("Opened", s.opened.to_string()).inline());
+        }
+        if let Some(r) = s.avg_rating {
+            b = b.field(EmbedFieldBuilder::new("Feedback", format!("{r:.1}/5")).inline());
+        }
+        ctx.reply(Reply::embed(b.build()).ephemeral()).await
+    }
+
+    async fn export(&self, ctx: &CommandCtx) -> HandlerResult {
+        let bad =
+            |s: &str| HandlerError::user(format!("`{s}` is not a date; write it as YYYY-MM-DD, e.g. 2024-01-31."));
+        let from_s = ctx.options.str("from").unwrap_or_default();
+        let to_s = ctx.options.str("to").unwrap_or_default();
+        let from = text::parse_date(from_s).ok_or_else(|| bad(from_s))?;
+        let to = text::parse_date(to_s).ok_or_else(|| bad(to_s))? + 86_400_000;
+        if to <= from {
+            return Err(HandlerError::user("`to` must not be before `from`."));
+        }
+        // Attachments travel as multipart only in REST edits, so answer through a defer.
+        ctx.responder.defer()?;
+        let (count, csv) = crate::export_tickets(&ctx.guild, from, to).await?;
+        let file = Attachment::from_bytes(format!("tickets-{from_s}-{to_s}.csv"), csv.into_bytes(), 1);
+        ctx.reply(
+            Reply::text(format!("{count} ticket(s) opened from {from_s} to {to_s}.")).with_attachment(file).ephemeral(),
+        )
+        .await
+    }
+
+    async fn transcript(&self, ctx: &CommandCtx) -> HandlerResult {
+        ctx.require(Access::Staff)?;
+        let number = ctx.options.int("id").unwrap_or(0);
+        let desk = self.desk(&ctx.app);
+        let t = desk.ticket(&ctx.guild, number).await?;
+        let Some(key) = t.transcript_key.clone() else {
+            return Err(HandlerError::user(format!(
+                "Ticket {} has no stored transcript (it is not closed, or storing failed).",
+                t.label()
+            )));
+        };
+        ctx.responder.defer()?;
+        let body = self.storage.get(&key).await.map_err(|e| {
+            HandlerError::user(format!(
+                "The transcript of {} is no longer available ({e}). It may be past the retention period.",
+                t.label()
+            ))
+        })?;
+        let file = Attachment::from_bytes(format!("ticket-{:04}.html", t.number), body, 1);
+        ctx.reply(
+            Reply::text(format!("Transcript of ticket {}: {}", t.label(), self.storage.link(&key)))
+                .with_attachment(file)
+                .ephemeral(),
+        )
+        .await
+    }
+
+    async fn panel(&self, ctx: &CommandCtx) -> HandlerResult {
+        ctx.require(Access::Authorized)?;
+        let Some(channel) = ctx.channel_id() else {
+            return Err(HandlerError::user("Run this in the channel for the panel."));
+        };
+        let embed = EmbedBuilder::new()
+            .title("Need help?")
+            .description("Press **Open ticket** to talk privately with the staff team.")
+            .color(Status::Open.color())
+            .build();
+        let components = [row(vec![button("tickets:open", "Open ticket", ButtonStyle::Success)])];
+        ctx.app.http.create_message(Id::new(channel)).embeds(&[embed]).components(&components).await?;
+        ctx.reply(Reply::text("Ticket panel posted.").ephemeral()).await
+    }
+
+    async fn status_command(&self, ctx: &CommandCtx) -> HandlerResult {
+        ctx.require(Access::Staff)?;
+        let number = ctx.options.int("id").unwrap_or(0);
+        let status = ctx
+            .options
+            .str("status")
+            .and_then(Status::parse)
+            .ok_or_else(|| HandlerError::user("Pick a status from the list."))?;
+        let desk = self.desk(&ctx.app);
+        let current = desk.ticket(&ctx.guild, number).await?;
+        let t = if current.status == Status::Closed && status != Status::Closed {
+            let t = desk.reopen(&ctx.guild, number, ctx.user_id()).await?;
+            if t.status == status { t } else { desk.set_status(&ctx.guild, number, status, ctx.user_id()).await? }
+        } else {
+            desk.set_status(&ctx.guild, number, status, ctx.user_id()).await?
+        };
+        desk.refresh(&t).await?;
+        ctx.reply(Reply::text(format!("Ticket {} is now {}.", t.label(), t.status.chip())).ephemeral()).await
+    }
+}
+
+#[async_trait]
+impl Module for TicketsModule {
+    fn name(&self) -> &'static str {
+        "tickets"
+    }
+
+    fn description(&self) -> &'static str {
+        "Private support tickets with SLA, transcripts and feedback"
+    }
+
+    fn commands(&self) -> Vec<CommandSpec> {
+        commands()
+    }
+
+    fn settings(&self) -> Vec<SettingSpec> {
+        settings()
+    }
+
+    fn migrations(&self) -> Vec<ModuleMigration> {
+        let mut m = beacon_jobs::MIGRATIONS.to_vec();
+        m.extend(crate::model::migrations());
+        m
+    }
+
+    fn intents(&self) -> Intents {
+        // Message content is needed for transcripts, which copy what was written.
+        Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT
+    }
+
+    async fn command(&self, ctx: CommandCtx) -> HandlerResult {
+        if ctx.name == "export" {
+            return self.export(&ctx).await;
+        }
+        match ctx.options.subcommand() {
+            Some("open") => match ctx.options.str("topic").filter(|t| !t.trim().is_empty()) {
+                None => topic_modal(&ctx),
+                Some(topic) => {
+                    let desk = self.desk(&ctx.app);
+                    let t =
+                        desk.open(&ctx.guild, ctx.user_id(), &ctx.caller.roles, topic, None, ctx.channel_id()).await?;
+                    ctx.reply(opened_reply(&t)).await
+                }
+            },
+            Some("status") => self.status_command(&ctx).await,
+            Some("stats") => self.stats(&ctx).await,
+            Some("panel") => self.panel(&ctx).await,
+            Some("transcript") => self.transcript(&ctx).await,
+            _ => Err(HandlerError::user("Unknown /ticket subcommand.")),
+        }
+    }
+
+    async fn component(&self, ctx: ComponentCtx) -> HandlerResult {
+        let action = ctx.action().to_owned();
+        if action == "open" {
+            return topic_modal(&ctx);
+        }
+        let Some((verb, number)) = action_number(&action) else {
+            return Err(HandlerError::user("This button is out of date."));
+        };
+        let desk = self.desk(&ctx.app);
+        let current = desk.ticket(&ctx.guild, number).await?;
+        let is_opener = current.opener_id == ctx.user_id();
+        let staff = ctx.access >= Access::Staff;
+        let status = match verb {
+            "claim" => Some(Status::Claimed),
+            "wait" => Some(Status::WaitingForUser),
+            "escalate" => Some(Status::Escalated),
+            _ => None,
+        };
+        let t = match (verb, status) {
+            (_, Some(status)) => {
+                ctx.require(Access::Staff)?;
+                desk.set_status(&ctx.guild, number, status, ctx.user_id()).await?
+            }
+            ("close", _) => {
+                if !(staff || is_opener) {
+                    return Err(HandlerError::Forbidden(
+                        "Only staff or the member who opened this ticket can close it.".into(),
+                    ));
+                }
+                // Closing fetches the transcript and posts several messages: acknowledge first.
+                ctx.responder.defer()?;
+                desk.close(&ctx.guild, number, ctx.user_id(), None).await?
+            }
+            ("reopen", _) => {
+                if !(staff || is_opener) {
+                    return Err(HandlerError::Forbidden(
+                        "Only staff or the member who opened this ticket can reopen it.".into(),
+                    ));
+                }
+                desk.reopen(&ctx.guild, number, ctx.user_id()).await?
+            }
+            ("suggest", _) => {
+                ctx.require(Access::Staff)?;
+                return ctx
+                    .reply(
+                        Reply::text(
+                            "No knowledge base is configured for this server yet, so there is no draft to suggest. \
+                             Once the knowledge base is set up, this button drafts a reply from it and from this ticket; \
+                             nothing is sent until you click to send it.",
+                        )
+                        .ephemeral(),
+                    )
+                    .await;
+            }
+            ("feedback", _) => {
+                if !is_opener {
+                    return Err(HandlerError::Forbidden("Only the member who opened this ticket can rate it.".into()));
+                }
+                return ctx.responder.modal(
+                    format!("tickets:feedback:{number}"),
+                    format!("Rate ticket {}", current.label()),
+                    vec![
+                        text_input("rating", "Rating from 1 (bad) to 5 (great)", TextInputStyle::Short, true, 1),
+                        text_input("comment", "Anything to add?", TextInputStyle::Paragraph, false, 1000),
+                    ],
+                );
+            }
+            _ => return Err(HandlerError::user("This button is out of date.")),
+        };
+        if ctx.message_id == current.message_id {
+            ctx.responder.update(Reply::embed(flow::embed(&t)).with_components(flow::buttons(&t))).await
+        } else {
+            desk.refresh(&t).await?;
+            ctx.reply(Reply::text(format!("Ticket {} is now {}.", t.label(), t.status.chip())).ephemeral()).await
+        }
+    }
+
+    async fn modal(&self, ctx: ModalCtx) -> HandlerResult {
+        let action = ctx.action().to_owned();
+        let desk = self.desk(&ctx.app);
+        if action == "open" {
+            let topic = ctx.field("topic").unwrap_or_default().to_owned();
+            let t = desk.open(&ctx.guild, ctx.user_id(), &ctx.caller.roles, &topic, None, ctx.channel_id()).await?;
+            return ctx.reply(opened_reply(&t)).await;
+        }
+        match action_number(&action) {
+            Some(("feedback", number)) => {
+                let t = desk.ticket(&ctx.guild, number).await?;
+                if t.opener_id != ctx.user_id() {
+                    return Err(HandlerError::Forbidden("Only the member who opened this ticket can rate it.".into()));
+                }
+                let rating = ctx
+                    .field("rating")
+                    .and_then(|r| r.trim().parse::<i64>().ok())
+                    .filter(|r| (1..=5).contains(r))
+                    .ok_or_else(|| HandlerError::user("The rating must be a number from 1 to 5."))?;
+                let comment =
+                    ctx.field("comment").map(str::trim).filter(|c| !c.is_empty()).map(|c| flow::truncate(c, 1000));
+                Repo::new(ctx.guild.clone()).set_feedback(number, rating, comment.as_deref()).await?;
+                let log = desk.ids(&ctx.guild, beacon_framework::app::core_settings::LOG_CHANNEL).await?;
+                if let Some(log) = log.first() {
+                    let stars = "★".repeat(rating as usize) + &"☆".repeat(5 - rating as usize);
+                    let text = format!(
+                        "Feedback on ticket {} from <@{}>: {stars} ({rating}/5){}",
+                        t.label(),
+                        t.opener_id,
+                        comment.map(|c| format!("\n> {c}")).unwrap_or_default()
+                    );
+                    ctx.app.http.create_message(Id::new(*log)).content(&text).await?;
+                }
+                ctx.reply(Reply::text("Thank you for your feedback!").ephemeral()).await
+            }
+            _ => Err(HandlerError::user("This form is out of date.")),
+        }
+    }
+
+    async fn event(&self, ctx: EventCtx) -> HandlerResult {
+        let Event::MessageCreate(m) = ctx.event.as_ref() else {
+            return Ok(());
+        };
+        let Some(guild_id) = m.guild_id else {
+            return Ok(());
+        };
+        if m.author.bot {
+            return Ok(());
+        }
+        let at = m.timestamp.as_micros() / 1000;
+        self.desk(&ctx.app).on_message(&ctx.app.guild(guild_id.get()), m.channel_id.get(), m.author.id.get(), at).await
+    }
+}

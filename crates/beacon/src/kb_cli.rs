@@ -1,0 +1,128 @@
+//! `beacon ingest`, `beacon ask` and `beacon eval`: the knowledge base from the command line.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use beacon_config::Config;
+use beacon_kb::{EvalOptions, Phase, Progress};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::run::{open_knowledge_base, open_store};
+
+/// The guild the CLI uses when `--guild` is not given: one local knowledge base.
+pub const LOCAL_GUILD: u64 = 0;
+
+/// Syncs the folder at `path` into `guild`'s knowledge base, with a progress bar on stderr.
+pub async fn ingest(config: Arc<Config>, guild: u64, path: &Path) -> anyhow::Result<()> {
+    if !path.is_dir() {
+        anyhow::bail!("{} is not a folder of markdown or text files", path.display());
+    }
+    let store = open_store(&config).await?;
+    let kb = open_knowledge_base(&config, &store).await?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:>10} [{bar:40}] {pos}/{len} documents ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let source = beacon_kb::FolderSource::new(path);
+    let mut on_progress = |p: Progress| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+        bar.set_message(match p.phase {
+            Phase::Listing => "listing",
+            Phase::Documents => "embedding",
+            Phase::Deleting => "deleting",
+            Phase::Indexing => "indexing",
+            _ => "done",
+        });
+    };
+    let report = kb.sync(guild, &source, &mut on_progress).await.context("ingesting")?;
+    bar.finish_and_clear();
+    println!(
+        "{} documents: {} new or changed ({} chunks{}), {} unchanged, {} deleted",
+        report.documents,
+        report.written,
+        report.chunks,
+        if report.embedded { ", embedded" } else { ", BM25 only: no embedding model" },
+        report.unchanged,
+        report.deleted
+    );
+    Ok(())
+}
+
+/// Prints the best passages for `question` with their sources and scores.
+pub async fn ask(config: Arc<Config>, guild: u64, question: &str, k: usize) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let kb = open_knowledge_base(&config, &store).await?;
+    let hits = kb.search(guild, question, k).await.context("searching")?;
+    if hits.is_empty() {
+        println!("No passages found. Ingest a folder first: beacon ingest PATH");
+        return Ok(());
+    }
+    for (i, hit) in hits.iter().enumerate() {
+        let conf = beacon_support::confidence::confidence(question, hit);
+        let heading = if hit.heading_path.is_empty() {
+            String::new()
+        } else {
+            format!(" › {}", hit.heading_path.join(" › "))
+        };
+        println!(
+            "[{}] {}{} ({})\n    score {:.3} · bm25 {} · dense {} · confidence {:.2}",
+            i + 1,
+            hit.title,
+            heading,
+            hit.document_key,
+            hit.score,
+            hit.bm25_score.map(|s| format!("{s:.3}")).unwrap_or_else(|| "–".into()),
+            hit.dense_score.map(|s| format!("{s:.3}")).unwrap_or_else(|| "–".into()),
+            conf,
+        );
+        for line in hit.text.lines().take(8) {
+            println!("    > {line}");
+        }
+    }
+    let best = beacon_support::confidence::confidence(question, &hits[0]);
+    if best < beacon_support::confidence::DEFAULT_THRESHOLD {
+        println!(
+            "\nConfidence {best:.2} is below {:.2}: in Discord, Beacon would offer a human instead of answering.",
+            beacon_support::confidence::DEFAULT_THRESHOLD
+        );
+    }
+    Ok(())
+}
+
+/// Scores retrieval on a BEIR-style folder.
+pub async fn eval(config: Arc<Config>, dir: &Path, json: bool) -> anyhow::Result<()> {
+    let options = EvalOptions {
+        chunker: beacon_kb::ChunkerConfig::default(),
+        fusion: beacon_kb::FusionConfig::default(),
+        embedder: crate::run::embedder(&config),
+        query_ids: None,
+    };
+    let dir = dir.to_owned();
+    let report = tokio::task::spawn_blocking(move || beacon_kb::eval_beir(&dir, &options))
+        .await
+        .context("evaluation task")?
+        .context("evaluating")?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "queries {}  chunks {}\nhit@5 {:.4}  recall@5 {:.4}  MRR@10 {:.4}  nDCG@10 {:.4}\nquery p50 {:.2} ms  p99 {:.2} ms (excluding the query embedding, p50 {:.2} ms)",
+            report.queries,
+            report.chunks,
+            report.hit_at_5,
+            report.recall_at_5,
+            report.mrr_at_10,
+            report.ndcg_at_10,
+            report.query_p50_ms,
+            report.query_p99_ms,
+            report.embed_p50_ms
+        );
+    }
+    Ok(())
+}

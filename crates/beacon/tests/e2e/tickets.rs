@@ -1,0 +1,417 @@
+//! The ticket desk through the fake Discord: the whole lifecycle (open, claim, wait, escalate,
+//! close with a transcript, feedback, reopen), the limits, the SLA clock pausing while waiting
+//! for the member, stats, the CSV export and the support handoff.
+
+use std::time::Duration;
+
+use beacon_testkit::{Delivery, InteractionOutcome};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+struct Desk {
+    t: TestApp,
+    staff: u64,
+    bob: u64,
+}
+
+async fn set(t: &TestApp, key: &str, value: &str) {
+    let out = t
+        .command(t.owner(), "config", sub("set", json!([opt_str("key", key), opt_str("value", value)])), Delivery::Http)
+        .await;
+    let text = text_of(&out);
+    assert!(!text.contains("not") || text.contains(key), "setting {key}: {text}");
+}
+
+/// The fake's HTTP client needs a TLS provider once reqwest's `rustls-no-provider` is in the
+/// build (it is, through the LLM and FAQ crates).
+async fn spawn() -> TestApp {
+    beacon_discord::install_crypto_provider();
+    TestApp::spawn().await
+}
+
+/// A guild with a staff role and member, tickets in #support, logs in #mod-log.
+async fn desk() -> Desk {
+    let t = spawn().await;
+    let staff_role = t.role("staff");
+    let staff = t.fake.add_member(t.guild.id, None, "sam-staff", vec![staff_role]).expect("staff member");
+    set(&t, "core.staff_roles", &format!("<@&{staff_role}>")).await;
+    set(&t, "core.log_channel", &format!("<#{}>", t.channel("mod-log"))).await;
+    set(&t, "tickets.channel", &format!("<#{}>", t.channel("support"))).await;
+    let bob = t.member("bob");
+    Desk { t, staff, bob }
+}
+
+/// `<#123>` in a reply → 123.
+fn channel_in(text: &str) -> u64 {
+    let start = text.find("<#").unwrap_or_else(|| panic!("no channel mention in {text}")) + 2;
+    let rest = &text[start..];
+    rest[..rest.find('>').expect("closing >")].parse().expect("channel id")
+}
+
+fn id_of(v: &Value) -> u64 {
+    v["id"].as_str().and_then(|s| s.parse().ok()).expect("message id")
+}
+
+fn embed_text(v: &Value) -> String {
+    serde_json::to_string(&v["embeds"]).unwrap_or_default()
+}
+
+impl Desk {
+    async fn open(&self, user: u64, topic: &str) -> InteractionOutcome {
+        self.t.command(user, "ticket", sub("open", json!([opt_str("topic", topic)])), Delivery::Gateway).await
+    }
+
+    async fn click(&self, channel: u64, user: u64, message: u64, custom_id: &str) -> InteractionOutcome {
+        let h = self
+            .t
+            .fake
+            .click_button(self.t.guild.id, channel, user, message, custom_id, Delivery::Gateway)
+            .await
+            .expect("click");
+        self.t.fake.wait_response(&h, WAIT).await.expect("button answer")
+    }
+
+    /// The ticket's embed message: the first message in its thread.
+    fn ticket_message(&self, thread: u64) -> Value {
+        self.t
+            .fake
+            .messages(thread)
+            .into_iter()
+            .find(|m| m["embeds"].as_array().is_some_and(|e| !e.is_empty()))
+            .expect("ticket embed message")
+    }
+
+    async fn wait_message(&self, channel: u64, needle: &str) -> Value {
+        let needle = needle.to_owned();
+        self.t
+            .fake
+            .wait_for_message(channel, WAIT, |m| {
+                m["content"].as_str().is_some_and(|c| c.contains(&needle)) || embed_text(m).contains(&needle)
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {:#?}", self.t.fake.messages(channel)))
+    }
+}
+
+#[tokio::test]
+async fn the_whole_lifecycle() {
+    let d = desk().await;
+    let (t, bob, sam) = (&d.t, d.bob, d.staff);
+    let out = d.open(bob, "Cannot log in since Tuesday").await;
+    assert!(is_ephemeral(&out), "{out:?}");
+    let text = text_of(&out);
+    assert!(text.contains("Your ticket #0001 is open"), "{text}");
+    let thread = channel_in(&text);
+    // A private thread under #support, with the member added and the staff role mentioned.
+    let create =
+        t.fake.wait_for_request("POST", &format!("/channels/{}/threads", t.channel("support")), WAIT).await.unwrap();
+    assert_eq!(create.body["type"], 12, "{:?}", create.body);
+    t.fake.wait_for_request("PUT", &format!("/channels/{thread}/thread-members/{bob}"), WAIT).await.unwrap();
+    let first = d.ticket_message(thread);
+    let content = first["content"].as_str().unwrap_or_default();
+    assert!(
+        content.contains(&format!("<@{bob}>")) && content.contains(&format!("<@&{}>", t.role("staff"))),
+        "{content}"
+    );
+    assert!(embed_text(&first).contains("🟢 Open"), "{first}");
+    let msg = id_of(&first);
+
+    // Members cannot use staff buttons.
+    let out = d.click(thread, bob, msg, "tickets:claim:1").await;
+    assert!(text_of(&out).contains("Only staff"), "{out:?}");
+
+    let out = d.click(thread, sam, msg, "tickets:claim:1").await;
+    assert_eq!(out.kind, 7, "{out:?}");
+    assert!(embed_text(&out.data).contains("🔵 Claimed"), "{out:?}");
+    assert!(embed_text(&out.data).contains(&format!("claimed by <@{sam}>")));
+
+    t.fake.send_message(t.guild.id, thread, sam, "Hi! Which browser do you use?").await.unwrap();
+    let out = d.click(thread, sam, msg, "tickets:wait:1").await;
+    assert!(embed_text(&out.data).contains("🟡 Waiting for user"), "{out:?}");
+    // The member's answer ends the wait.
+    t.fake.send_message(t.guild.id, thread, bob, "Firefox, with <b>html</b> in it").await.unwrap();
+    d.wait_message(thread, "→ **🔵 Claimed** by").await;
+
+    let out = d.click(thread, sam, msg, "tickets:escalate:1").await;
+    assert!(embed_text(&out.data).contains("🔴 Escalated"), "{out:?}");
+
+    // Suggest reply: staff only, ephemeral, and honest that there is no knowledge base.
+    let out = d.click(thread, sam, msg, "tickets:suggest:1").await;
+    assert!(is_ephemeral(&out) && text_of(&out).contains("No knowledge base"), "{out:?}");
+
+    // The member closes the ticket.
+    let out = d.click(thread, bob, msg, "tickets:close:1").await;
+    assert!(embed_text(&out.data).contains("⚫ Closed"), "{out:?}");
+    let log = d.wait_message(t.channel("mod-log"), "Ticket #0001 closed").await;
+    let log_text = embed_text(&log);
+    assert!(log_text.contains("file://"), "{log_text}");
+    assert_eq!(log["attachments"][0]["filename"], "ticket-0001.html", "{log}");
+    t.fake.wait_for_request("PATCH", &format!("/channels/{thread}"), WAIT).await.expect("thread archived");
+
+    // The transcript: a self-contained page with the messages, authors and times, escaped.
+    let dir = t._data.path().join(format!("transcripts/guilds/{}/tickets", t.guild.id));
+    let file = std::fs::read_dir(&dir).expect("transcript folder").next().expect("a transcript").unwrap().path();
+    let page = std::fs::read_to_string(&file).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(page.contains("Ticket #0001 — Cannot log in since Tuesday"));
+    assert!(page.contains("Hi! Which browser do you use?"));
+    assert!(page.contains("Firefox, with &lt;b&gt;html&lt;/b&gt; in it"));
+    assert!(page.contains("sam-staff") && page.contains("bob"));
+    assert!(!page.contains("<script") && !page.contains("http-equiv"));
+    let year = page.find("<time datetime=\"20").is_some();
+    assert!(year, "times are ISO-8601");
+
+    // Feedback after close, through a modal.
+    let prompt = d.wait_message(thread, "how did we do?").await;
+    let out = d.click(thread, sam, id_of(&prompt), "tickets:feedback:1").await;
+    assert!(text_of(&out).contains("Only the member"), "{out:?}");
+    let out = d.click(thread, bob, id_of(&prompt), "tickets:feedback:1").await;
+    assert_eq!(out.kind, 9, "{out:?}");
+    let h = t
+        .fake
+        .submit_modal(
+            t.guild.id,
+            thread,
+            bob,
+            "tickets:feedback:1",
+            &[("rating", "9"), ("comment", "")],
+            Delivery::Gateway,
+        )
+        .await
+        .unwrap();
+    assert!(text_of(&t.fake.wait_response(&h, WAIT).await.unwrap()).contains("from 1 to 5"));
+    let h = t
+        .fake
+        .submit_modal(
+            t.guild.id,
+            thread,
+            bob,
+            "tickets:feedback:1",
+            &[("rating", "4"), ("comment", "quick and kind")],
+            Delivery::Gateway,
+        )
+        .await
+        .unwrap();
+    assert!(text_of(&t.fake.wait_response(&h, WAIT).await.unwrap()).contains("Thank you"));
+    d.wait_message(t.channel("mod-log"), "★★★★☆ (4/5)").await;
+
+    // Reopen brings it back to the claimer, and unarchives the thread first.
+    let out = d.click(thread, bob, msg, "tickets:reopen:1").await;
+    assert!(embed_text(&out.data).contains("🔵 Claimed"), "{out:?}");
+    let unarchived = t.fake.requests().iter().any(|r| {
+        r.method == "PATCH" && r.path.ends_with(&format!("/channels/{thread}")) && r.body["archived"] == false
+    });
+    assert!(unarchived, "thread was not unarchived");
+
+    // /ticket status moves it too, and closes it again.
+    let out = t
+        .command(
+            sam,
+            "ticket",
+            sub("status", json!([{"name": "id", "type": 4, "value": 1}, opt_str("status", "closed")])),
+            Delivery::Http,
+        )
+        .await;
+    assert!(text_of(&out).contains("⚫ Closed"), "{}", text_of(&out));
+    let files = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(files, 2, "a transcript per close");
+    d.t.stop().await;
+}
+
+#[tokio::test]
+async fn limits_roles_cooldown_and_the_topic_form() {
+    let d = desk().await;
+    let (t, bob) = (&d.t, d.bob);
+    set(t, "tickets.max_open", "1").await;
+    assert!(text_of(&d.open(bob, "first").await).contains("#0001 is open"));
+    let out = d.open(bob, "second").await;
+    assert!(text_of(&out).contains("already have 1 open ticket"), "{}", text_of(&out));
+    assert!(is_ephemeral(&out));
+
+    set(t, "tickets.max_open", "5").await;
+    set(t, "tickets.cooldown", "1h").await;
+    let out = d.open(bob, "second").await;
+    assert!(text_of(&out).contains("opened a ticket recently"), "{}", text_of(&out));
+
+    set(t, "tickets.cooldown", "0s").await;
+    set(t, "tickets.required_roles", &format!("<@&{}>", t.role("admin"))).await;
+    let out = d.open(bob, "second").await;
+    assert!(text_of(&out).contains("You need one of these roles"), "{}", text_of(&out));
+
+    // Without a topic, a form asks for it.
+    let alice = t.member("alice-admin");
+    let out = t.command(alice, "ticket", sub("open", json!([])), Delivery::Http).await;
+    assert_eq!(out.kind, 9, "{out:?}");
+    assert_eq!(out.data["custom_id"], "tickets:open");
+    let h = t
+        .fake
+        .submit_modal(t.guild.id, t.channel("general"), alice, "tickets:open", &[("topic", "Billing")], Delivery::Http)
+        .await
+        .unwrap();
+    let out = t.fake.wait_response(&h, WAIT).await.unwrap();
+    assert!(text_of(&out).contains("#0002 is open"), "{}", text_of(&out));
+
+    // The panel's button opens the same form.
+    let out = t.command(t.owner(), "ticket", sub("panel", json!([])), Delivery::Http).await;
+    assert!(text_of(&out).contains("panel posted"), "{}", text_of(&out));
+    let panel = d.wait_message(t.channel("general"), "Need help?").await;
+    assert_eq!(panel["components"][0]["components"][0]["custom_id"], "tickets:open");
+    let out = d.click(t.channel("general"), bob, id_of(&panel), "tickets:open").await;
+    assert_eq!(out.kind, 9, "{out:?}");
+    d.t.stop().await;
+}
+
+#[tokio::test]
+async fn the_sla_clock_pauses_while_waiting_for_the_member() {
+    let d = desk().await;
+    let (t, bob, sam) = (&d.t, d.bob, d.staff);
+    set(t, "tickets.first_response_sla", "3s").await;
+    let thread = channel_in(&text_of(&d.open(bob, "Slow one").await));
+    let msg = id_of(&d.ticket_message(thread));
+    let out = d.click(thread, sam, msg, "tickets:wait:1").await;
+    assert!(embed_text(&out.data).contains("Waiting for user"), "{out:?}");
+    let jobs = beacon_jobs::Jobs::new(t.app().store.clone());
+    let sla = jobs.by_key(t.guild.id, "ticket:1:sla:first_response").await.unwrap().expect("sla job");
+    assert_eq!(sla.state, beacon_jobs::JobState::Cancelled, "paused clock has no pending timer");
+    // Well past the target while paused: no reminder.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let breached = |ms: &[Value]| ms.iter().any(|m| m["content"].as_str().is_some_and(|c| c.contains("SLA breached")));
+    assert!(!breached(&t.fake.messages(thread)), "reminder while the clock was paused");
+    // The member answers: the clock runs again, and the remaining time is not the full target.
+    t.fake.send_message(t.guild.id, thread, bob, "here is the info").await.unwrap();
+    let reminder = d.wait_message(thread, "SLA breached").await;
+    let text = reminder["content"].as_str().unwrap();
+    assert!(text.contains("first response") && text.contains(&format!("<@&{}>", t.role("staff"))), "{text}");
+    let staff_ping = t.fake.requests().into_iter().any(|r| {
+        r.method == "POST"
+            && r.path.contains(&format!("/channels/{thread}/messages"))
+            && r.body["content"].as_str().is_some_and(|c| c.contains("SLA breached"))
+            && r.body["allowed_mentions"]["roles"] == json!([t.role("staff").to_string()])
+    });
+    assert!(staff_ping, "the reminder pings exactly the staff role");
+    d.wait_message(thread, "**🔴 Escalated** by Beacon (automatic)").await;
+    d.wait_message(t.channel("mod-log"), "SLA breached").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let job = jobs.by_key(t.guild.id, "ticket:1:sla:first_response").await.unwrap().unwrap();
+        if job.state == beacon_jobs::JobState::Done {
+            assert_eq!(job.attempts, 1);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "SLA job never finished: {job:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    d.t.stop().await;
+}
+
+#[tokio::test]
+async fn auto_close_after_inactivity() {
+    let d = desk().await;
+    let (t, bob) = (&d.t, d.bob);
+    set(t, "tickets.auto_close_after", "2s").await;
+    let thread = channel_in(&text_of(&d.open(bob, "Forgotten").await));
+    d.wait_message(thread, "no activity for").await;
+    d.wait_message(t.channel("mod-log"), "Ticket #0001 closed").await;
+    d.t.stop().await;
+}
+
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let (mut row, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => row.push(std::mem::take(&mut field)),
+            ('\r', false) => {}
+            ('\n', false) => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (c, _) => field.push(c),
+        }
+    }
+    rows
+}
+
+#[tokio::test]
+async fn stats_and_csv_export() {
+    let d = desk().await;
+    let (t, bob, sam) = (&d.t, d.bob, d.staff);
+    let thread = channel_in(&text_of(&d.open(bob, "Refund, please \"now\"").await));
+    let msg = id_of(&d.ticket_message(thread));
+    d.click(thread, sam, msg, "tickets:claim:1").await;
+    t.fake.send_message(t.guild.id, thread, sam, "On it").await.unwrap();
+    d.wait_message(thread, "On it").await;
+    d.click(thread, sam, msg, "tickets:close:1").await;
+    d.wait_message(t.channel("mod-log"), "Ticket #0001 closed").await;
+
+    let member = json!({"name": "member", "type": 6, "value": sam.to_string()});
+    let out = t.command(sam, "ticket", sub("stats", json!([member, opt_str("period", "7d")])), Delivery::Http).await;
+    let text = text_of(&out);
+    assert!(text.contains("Claims: 1"), "{text}");
+    assert!(text.contains("avg over 1"), "{text}");
+    let out = t.command(bob, "ticket", sub("stats", json!([])), Delivery::Http).await;
+    assert!(text_of(&out).contains("Only staff"), "{}", text_of(&out));
+
+    let out = t
+        .command(
+            sam,
+            "export",
+            sub("tickets", json!([opt_str("from", "2000-01-01"), opt_str("to", "2099-12-31")])),
+            Delivery::Gateway,
+        )
+        .await;
+    assert!(text_of(&out).contains("1 ticket(s)"), "{out:?}");
+    assert_eq!(out.data["attachments"][0]["filename"], "tickets-2000-01-01-2099-12-31.csv", "{out:?}");
+    let out = t
+        .command(
+            sam,
+            "export",
+            sub("tickets", json!([opt_str("from", "last week"), opt_str("to", "2099-12-31")])),
+            Delivery::Http,
+        )
+        .await;
+    assert!(text_of(&out).contains("YYYY-MM-DD"), "{}", text_of(&out));
+    // The fake keeps only the JSON part of multipart uploads, so the CSV itself is read back
+    // from the same export function the command attaches.
+    let (n, csv) = beacon_tickets::export_tickets(&t.app().store.guild(t.guild.id), 0, i64::MAX).await.unwrap();
+    assert_eq!(n, 1);
+    let rows = parse_csv(&csv);
+    assert_eq!(rows[0], beacon_tickets::TICKET_COLUMNS.to_vec());
+    let r = &rows[1];
+    assert_eq!(r[0], "1");
+    assert_eq!(r[1], "closed");
+    assert_eq!(r[2], "Refund, please \"now\"");
+    assert_eq!(r[3], bob.to_string());
+    assert_eq!(r[4], sam.to_string());
+    assert!(r[5].ends_with('Z') && !r[6].is_empty() && !r[7].is_empty());
+    assert!(r[13].starts_with(&format!("guilds/{}/tickets/000001-", t.guild.id)));
+    d.t.stop().await;
+}
+
+#[tokio::test]
+async fn support_handoff_opens_a_ticket_with_the_conversation() {
+    let t = spawn().await;
+    let bob = t.member("bob");
+    let chat = "bob: how do I get a refund?\nbeacon: I am not sure; let me get a human.";
+    let err = beacon_tickets::open_ticket_for(t.app(), t.guild.id, bob, "Refund", Some(chat)).await.unwrap_err();
+    assert!(err.to_string().contains("tickets.channel"), "{err}");
+    set(&t, "tickets.channel", &format!("<#{}>", t.channel("support"))).await;
+    let id = beacon_tickets::open_ticket_for(t.app(), t.guild.id, bob, "Refund", Some(chat)).await.unwrap();
+    assert_eq!(id.number, 1);
+    let messages = t.fake.messages(id.channel_id);
+    let convo = messages
+        .iter()
+        .find(|m| m["content"].as_str().is_some_and(|c| c.contains("Conversation before this ticket")))
+        .expect("conversation posted");
+    assert!(convo["content"].as_str().unwrap().contains("> beacon: I am not sure"), "{convo}");
+    assert_eq!(convo["attachments"][0]["filename"], "conversation.txt");
+    assert!(embed_text(&messages[0]).contains("Refund"));
+    t.stop().await;
+}

@@ -200,3 +200,34 @@ async fn sigterm_mid_handler_lets_the_handler_finish() {
     assert!(logs.contains("\"interaction_id\""), "logs carry interaction ids: {logs}");
     fake.assert_no_violations();
 }
+
+#[tokio::test]
+async fn commands_sync_subcommand_registers_guild_commands() {
+    let fake = FakeDiscord::start(FakeOptions { openapi_path: openapi(), ..FakeOptions::default() }).await.unwrap();
+    let guild = fake.create_guild(guild_spec());
+    let dir = tempfile::tempdir().unwrap();
+    let out = beacon()
+        .args(["commands", "sync", "--guild", &guild.id.to_string()])
+        .env("BEACON_DATA_DIR", dir.path())
+        .env("BEACON_DISCORD_TOKEN", fake.bot_token())
+        .env("BEACON_DISCORD_API_URL", fake.base_url())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("to guild {}", guild.id)));
+    let put = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PUT" && r.path.contains(&format!("/guilds/{}/commands", guild.id)))
+        .expect("bulk overwrite");
+    assert_eq!(put.status, 200, "{put:?}");
+    let names: Vec<&str> = put.body.as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+    for name in ["config", "access", "status", "ask", "faq", "ticket"] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    // Without a token it explains what is missing.
+    let out = beacon().args(["commands", "sync"]).env("BEACON_DATA_DIR", dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BEACON_DISCORD_TOKEN"));
+    fake.assert_no_violations();
+}

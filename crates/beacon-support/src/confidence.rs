@@ -33,9 +33,10 @@ pub fn content_terms(text: &str) -> Vec<String> {
 fn stem(w: &str) -> String {
     for suffix in ["ing", "ies", "es", "s", "ed"] {
         if let Some(base) = w.strip_suffix(suffix)
-            && base.chars().count() >= 3 {
-                return base.to_owned();
-            }
+            && base.chars().count() >= 3
+        {
+            return base.to_owned();
+        }
     }
     w.to_owned()
 }

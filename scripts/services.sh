@@ -123,6 +123,9 @@ BEGIN
     END IF;
 END
 $$;
+-- Tests drop their throwaway databases WITH (FORCE); an autovacuum worker in one of them is a
+-- superuser backend, which only members of pg_signal_backend may terminate.
+GRANT pg_signal_backend TO beacon;
 SQL
     if [ "$(as_postgres psql -p "$PG_PORT" -qAt -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'beacon'")" != "1" ]; then
         as_postgres psql -p "$PG_PORT" -v ON_ERROR_STOP=1 -q -d postgres -c "CREATE DATABASE beacon OWNER beacon" >&2

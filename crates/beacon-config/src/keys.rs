@@ -131,6 +131,75 @@ pub const SHUTDOWN_GRACE: Key = key(
     "How long shutdown waits for in-flight handlers (default `8s`).",
 );
 
+pub const LLM_PROVIDER: Key = key(
+    "BEACON_LLM_PROVIDER",
+    "llm.provider",
+    KeyKind::Plain,
+    "`none` (default: extractive answers only), `openai`, `anthropic`, `gemini`, `xai` or `openai-compatible`.",
+);
+pub const LLM_MODEL: Key = key(
+    "BEACON_LLM_MODEL",
+    "llm.model",
+    KeyKind::Plain,
+    "Chat model (provider default when empty; required for `openai-compatible`).",
+);
+pub const LLM_API_KEY: Key =
+    key("BEACON_LLM_API_KEY", "llm.api_key", KeyKind::Secret, "API key of the primary provider (secret).");
+pub const LLM_BASE_URL: Key = key(
+    "BEACON_LLM_BASE_URL",
+    "llm.base_url",
+    KeyKind::Plain,
+    "API root (`…/v1` for OpenAI-style APIs); required for `openai-compatible`.",
+);
+pub const LLM_EMBEDDING_MODEL: Key =
+    key("BEACON_LLM_EMBEDDING_MODEL", "llm.embedding_model", KeyKind::Plain, "Embedding model of the provider.");
+pub const LLM_FALLBACKS: Key = key(
+    "BEACON_LLM_FALLBACKS",
+    "llm.fallbacks",
+    KeyKind::Plain,
+    "Comma-separated `provider[:model]` tried after the primary; the N-th takes BEACON_LLM_FALLBACK_<N>_API_KEY (secret), _BASE_URL, _EMBEDDING_MODEL.",
+);
+pub const LLM_TIMEOUT: Key =
+    key("BEACON_LLM_TIMEOUT", "llm.timeout", KeyKind::Plain, "Per-request timeout of LLM calls (default `60s`).");
+pub const LLM_MAX_RETRIES: Key =
+    key("BEACON_LLM_MAX_RETRIES", "llm.max_retries", KeyKind::Plain, "Retries per provider (default `2`).");
+pub const LLM_RETRY_AFTER_MAX: Key = key(
+    "BEACON_LLM_RETRY_AFTER_MAX",
+    "llm.retry_after_max",
+    KeyKind::Plain,
+    "Longest Retry-After honoured before moving to the next provider (default `30s`).",
+);
+pub const LLM_BREAKER_FAILURES: Key = key(
+    "BEACON_LLM_BREAKER_FAILURES",
+    "llm.breaker_failures",
+    KeyKind::Plain,
+    "Consecutive failures that open a provider's circuit breaker (default `5`).",
+);
+pub const LLM_BREAKER_COOLDOWN: Key = key(
+    "BEACON_LLM_BREAKER_COOLDOWN",
+    "llm.breaker_cooldown",
+    KeyKind::Plain,
+    "How long an open circuit stays open (default `30s`).",
+);
+pub const LLM_CACHE_TTL: Key =
+    key("BEACON_LLM_CACHE_TTL", "llm.cache_ttl", KeyKind::Plain, "Lifetime of cached LLM responses (default `1h`).");
+
+/// The LLM keys, handed as they are to `beacon_llm::LlmConfig::from_env`.
+pub const LLM_KEYS: &[Key] = &[
+    LLM_PROVIDER,
+    LLM_MODEL,
+    LLM_API_KEY,
+    LLM_BASE_URL,
+    LLM_EMBEDDING_MODEL,
+    LLM_FALLBACKS,
+    LLM_TIMEOUT,
+    LLM_MAX_RETRIES,
+    LLM_RETRY_AFTER_MAX,
+    LLM_BREAKER_FAILURES,
+    LLM_BREAKER_COOLDOWN,
+    LLM_CACHE_TTL,
+];
+
 /// All keys, in documentation order.
 pub const KEYS: &[Key] = &[
     DISCORD_TOKEN,
@@ -151,4 +220,16 @@ pub const KEYS: &[Key] = &[
     LOG_LEVEL,
     GUILD_RETENTION,
     SHUTDOWN_GRACE,
+    LLM_PROVIDER,
+    LLM_MODEL,
+    LLM_API_KEY,
+    LLM_BASE_URL,
+    LLM_EMBEDDING_MODEL,
+    LLM_FALLBACKS,
+    LLM_TIMEOUT,
+    LLM_MAX_RETRIES,
+    LLM_RETRY_AFTER_MAX,
+    LLM_BREAKER_FAILURES,
+    LLM_BREAKER_COOLDOWN,
+    LLM_CACHE_TTL,
 ];

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use keys::{KEYS, Key, KeyKind};
+pub use keys::{KEYS, Key, KeyKind, LLM_KEYS};
 pub use secret::Secret;
 
 /// A configuration value that could not be used. The message names the key and where it came from.
@@ -108,6 +108,45 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Sentence-embedding model folder; `None` means BM25 retrieval only.
     pub embed_model_dir: Option<PathBuf>,
+    /// LLM provider chain and tuning (`BEACON_LLM_*`); provider `none` by default.
+    pub llm: LlmSettings,
+}
+
+/// The `BEACON_LLM_*` values, as `beacon_llm::LlmConfig::from_env` reads them: the keys of
+/// [`LLM_KEYS`] (from the file, the environment or, for the API key, `_FILE`) and the per-fallback
+/// `BEACON_LLM_FALLBACK_<N>_{API_KEY,BASE_URL,EMBEDDING_MODEL}` (environment; keys also `_FILE`).
+/// `Debug` hides every API key.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct LlmSettings {
+    vars: BTreeMap<String, String>,
+}
+
+impl LlmSettings {
+    /// The variables by name, API keys included (hand them only to the LLM service).
+    pub fn vars(&self) -> &BTreeMap<String, String> {
+        &self.vars
+    }
+
+    /// The provider name; `none` when unset.
+    pub fn provider(&self) -> &str {
+        self.vars.get(keys::LLM_PROVIDER.name).map(|p| p.trim()).filter(|p| !p.is_empty()).unwrap_or("none")
+    }
+
+    /// Whether a provider other than `none` is configured.
+    pub fn is_enabled(&self) -> bool {
+        !self.provider().eq_ignore_ascii_case("none")
+    }
+}
+
+impl std::fmt::Debug for LlmSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: BTreeMap<&str, &str> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), if k.ends_with("_API_KEY") { "***" } else { v.as_str() }))
+            .collect();
+        f.debug_tuple("LlmSettings").field(&shown).finish()
+    }
 }
 
 /// Raw string values per key, with where each came from.
@@ -195,6 +234,7 @@ impl Config {
                 .unwrap_or(Duration::from_secs(30 * 86_400)),
             shutdown_grace: parse_duration(&values, &keys::SHUTDOWN_GRACE)?.unwrap_or(Duration::from_secs(8)),
             embed_model_dir: text(&values, &keys::EMBED_MODEL_DIR).map(PathBuf::from),
+            llm: llm_settings(&values, source)?,
         };
         Ok(config)
     }
@@ -203,6 +243,49 @@ impl Config {
     pub fn sqlite_path(&self) -> Option<PathBuf> {
         self.database_url.expose().strip_prefix("sqlite://").map(|p| PathBuf::from(p.split('?').next().unwrap_or(p)))
     }
+}
+
+/// Suffixes of the per-fallback variables, and whether each is a secret.
+const FALLBACK_SUFFIXES: &[(&str, bool)] = &[("_API_KEY", true), ("_BASE_URL", false), ("_EMBEDDING_MODEL", false)];
+
+fn llm_settings(values: &Values, source: &Source) -> Result<LlmSettings, ConfigError> {
+    let mut vars = BTreeMap::new();
+    for key in LLM_KEYS {
+        if let Some(v) = text(values, key) {
+            vars.insert(key.name.to_owned(), v.to_owned());
+        }
+    }
+    for (name, value) in &source.env {
+        let Some(rest) = name.strip_prefix("BEACON_LLM_FALLBACK_") else { continue };
+        let (rest, from_file) = match rest.strip_suffix("_FILE") {
+            Some(r) => (r, true),
+            None => (rest, false),
+        };
+        let Some((n, suffix)) = rest.split_once('_') else { continue };
+        let secret = match FALLBACK_SUFFIXES.iter().find(|(s, _)| s[1..] == *suffix) {
+            Some((_, secret)) => *secret,
+            None => continue,
+        };
+        if n.is_empty() || !n.chars().all(|c| c.is_ascii_digit()) || value.trim().is_empty() {
+            continue;
+        }
+        let var = format!("BEACON_LLM_FALLBACK_{n}_{suffix}");
+        if from_file {
+            // A file is only for secrets, and the plain variable wins when both are set.
+            if !secret || source.get(&var).is_some() {
+                continue;
+            }
+            let body = std::fs::read_to_string(value.trim()).map_err(|e| ConfigError::Invalid {
+                key: name.clone(),
+                origin: "environment".to_owned(),
+                reason: format!("cannot read {}: {e}", value.trim()),
+            })?;
+            vars.insert(var, body.trim().to_owned());
+        } else {
+            vars.insert(var, value.trim().to_owned());
+        }
+    }
+    Ok(LlmSettings { vars })
 }
 
 fn read_file(path: &Path) -> Result<(String, String), ConfigError> {

@@ -96,3 +96,40 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn llm_keys_are_collected_with_secrets_from_files_and_hidden_in_debug() {
+    let c = Config::from_sources(None, &env(&[])).unwrap();
+    assert_eq!(c.llm.provider(), "none");
+    assert!(!c.llm.is_enabled());
+
+    let err = Config::from_sources(Some(("b.toml", "[llm]\napi_key = \"sk-x\"\n")), &env(&[])).unwrap_err();
+    assert!(matches!(err, ConfigError::SecretInFile { .. }), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("key");
+    std::fs::write(&key_path, "sk-from-file\n").unwrap();
+    let fb_path = dir.path().join("fb");
+    std::fs::write(&fb_path, "fb-secret\n").unwrap();
+    let key_path = key_path.to_str().unwrap().to_owned();
+    let fb_path = fb_path.to_str().unwrap().to_owned();
+    let source = Source::from_pairs([
+        ("BEACON_LLM_API_KEY_FILE", key_path.as_str()),
+        ("BEACON_LLM_FALLBACKS", "anthropic"),
+        ("BEACON_LLM_FALLBACK_1_API_KEY_FILE", fb_path.as_str()),
+        ("BEACON_LLM_FALLBACK_1_BASE_URL", "http://127.0.0.1:9"),
+        ("BEACON_LLM_FALLBACK_X_BASE_URL", "ignored"),
+        ("BEACON_LLM_FALLBACK_1_BASE_URL_FILE", "/nonexistent"),
+    ]);
+    let file = "[llm]\nprovider = \"openai\"\nmodel = \"gpt-4.1-mini\"\n";
+    let c = Config::from_sources(Some(("beacon.toml", file)), &source).unwrap();
+    let vars = c.llm.vars();
+    assert_eq!(c.llm.provider(), "openai");
+    assert_eq!(vars.get("BEACON_LLM_MODEL").map(String::as_str), Some("gpt-4.1-mini"));
+    assert_eq!(vars.get("BEACON_LLM_API_KEY").map(String::as_str), Some("sk-from-file"));
+    assert_eq!(vars.get("BEACON_LLM_FALLBACK_1_API_KEY").map(String::as_str), Some("fb-secret"));
+    assert_eq!(vars.get("BEACON_LLM_FALLBACK_1_BASE_URL").map(String::as_str), Some("http://127.0.0.1:9"));
+    assert!(!vars.keys().any(|k| k.contains("_X_") || k.ends_with("_FILE")), "{vars:?}");
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("sk-from-file") && !debug.contains("fb-secret"), "{debug}");
+}

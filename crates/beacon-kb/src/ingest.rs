@@ -299,7 +299,10 @@ impl KnowledgeBase {
             .find(|s| s.name == name)
             .ok_or_else(|| KbError::Source { source_name: name.to_string(), message: "no such source".into() })?;
         let result = match SourceConfig::from_row(&row.kind, &row.config) {
-            Ok(cfg) => self.sync(guild_id, cfg.build(&row.name).as_ref(), progress).await,
+            Ok(cfg) => match cfg.build(&row.name) {
+                Ok(source) => self.sync(guild_id, source.as_ref(), progress).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         let error = result.as_ref().err().map(ToString::to_string);

@@ -41,3 +41,11 @@ pub use fusion::{FusionConfig, FusionMethod};
 pub use ingest::{KnowledgeBase, Phase, Progress, SyncReport, ask, ingest_path};
 pub use retriever::{GuildIndex, Hit, IndexedChunk, Retriever};
 pub use source::{FolderSource, Source, SourceDocument, StaticSource};
+
+pub mod faq_source;
+pub mod notion;
+pub mod sheets;
+
+pub use faq_source::{FAQ_SOURCE_ID, FaqSource, faq_document, follow_faq_changes};
+pub use notion::{NOTION_TOKEN_ENV, NOTION_TOKEN_FILE_ENV, NotionConfig, NotionSource};
+pub use sheets::{GOOGLE_SA_ENV, ServiceAccountKey, SheetsConfig, SheetsSource};

@@ -170,6 +170,30 @@ pub enum SourceConfig {
         /// The folder (or single file).
         path: PathBuf,
     },
+    /// Notion pages and databases; the token comes from `BEACON_NOTION_TOKEN` (or `_FILE`).
+    /// With both lists empty, every page shared with the integration is read.
+    Notion {
+        /// Page ids.
+        pages: Vec<String>,
+        /// Database ids (each row is a page).
+        databases: Vec<String>,
+        /// API base URL, when not Notion's own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base_url: Option<String>,
+    },
+    /// A Google Sheets range; the service account comes from `BEACON_GOOGLE_SA_BASE64`.
+    Sheets {
+        /// The spreadsheet id.
+        spreadsheet_id: String,
+        /// A1 range, header row first.
+        range: String,
+        /// Header of the column titling each row (default: the first cell).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title_column: Option<String>,
+        /// API base URL, when not Google's own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base_url: Option<String>,
+    },
 }
 
 impl SourceConfig {
@@ -177,6 +201,8 @@ impl SourceConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Folder { .. } => "folder",
+            SourceConfig::Notion { .. } => "notion",
+            SourceConfig::Sheets { .. } => "sheets",
         }
     }
 
@@ -200,10 +226,30 @@ impl SourceConfig {
     }
 
     /// Builds the source; its id is the configured name, so documents stay attached to it.
-    pub fn build(&self, name: &str) -> Box<dyn Source> {
-        match self {
+    /// Credentials of remote sources are read from the environment when they list.
+    pub fn build(&self, name: &str) -> Result<Box<dyn Source>> {
+        Ok(match self {
             SourceConfig::Folder { path } => Box::new(FolderSource::with_id(path, name)),
-        }
+            SourceConfig::Notion { pages, databases, base_url } => {
+                let mut config = crate::notion::NotionConfig {
+                    pages: pages.clone(),
+                    databases: databases.clone(),
+                    ..Default::default()
+                };
+                if let Some(url) = base_url {
+                    config.base_url = url.clone();
+                }
+                Box::new(crate::notion::NotionSource::from_env(name, config)?)
+            }
+            SourceConfig::Sheets { spreadsheet_id, range, title_column, base_url } => {
+                let mut config = crate::sheets::SheetsConfig::new(spreadsheet_id.clone(), range.clone());
+                config.title_column = title_column.clone();
+                if let Some(url) = base_url {
+                    config.base_url = url.clone();
+                }
+                Box::new(crate::sheets::SheetsSource::from_env(name, config)?)
+            }
+        })
     }
 }
 
@@ -231,7 +277,18 @@ mod tests {
         assert_eq!(json, serde_json::json!({"path": "docs"}));
         assert_eq!(SourceConfig::from_row(c.kind(), &json).unwrap(), c);
         assert!(SourceConfig::from_row("notion", &json).is_err());
-        assert_eq!(c.build("handbook").id(), "handbook");
+        assert_eq!(c.build("handbook").unwrap().id(), "handbook");
+        let n = SourceConfig::Notion { pages: vec!["p1".into()], databases: vec![], base_url: None };
+        assert_eq!(n.to_config_json(), serde_json::json!({"pages": ["p1"], "databases": []}));
+        assert_eq!(SourceConfig::from_row("notion", &n.to_config_json()).unwrap(), n);
+        let g = SourceConfig::Sheets {
+            spreadsheet_id: "abc".into(),
+            range: "FAQ!A1:C".into(),
+            title_column: Some("Question".into()),
+            base_url: None,
+        };
+        assert_eq!(SourceConfig::from_row("sheets", &g.to_config_json()).unwrap(), g);
+        assert_eq!(g.build("sheet").unwrap().id(), "sheet");
     }
 
     #[test]

@@ -93,6 +93,10 @@ pub struct GroundedAnswer {
     pub response: ChatResponse,
 }
 
+/// One provider call of [`LlmService::execute`]: a boxed `Send` future, so the service's own
+/// futures stay `Send` (an `AsyncFn` closure's future is not known to be).
+type Attempt<'f, T> = Pin<Box<dyn Future<Output = Result<T, LlmError>> + Send + 'f>>;
+
 /// The waiting function used between retries (replaceable for simulations and tests).
 pub type SleepFn = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
@@ -361,7 +365,7 @@ impl LlmService {
     }
 
     async fn chat_once(&self, ctx: &CallContext, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
-        let ok = self.execute(ctx, async |slot: &Slot, model: &str| slot.provider.chat(model, request).await).await?;
+        let ok = self.execute(ctx, |p, model| Box::pin(async move { p.chat(&model, request).await })).await?;
         let mut response = ok.value;
         response.provider = ok.provider.to_owned();
         response.cost_micros = self.cost(ok.provider, &response.model, &response.usage);
@@ -387,8 +391,7 @@ impl LlmService {
             return Err(LlmError::NotConfigured);
         }
         self.check_budget(ctx).await?;
-        let ok =
-            self.execute(ctx, async |slot: &Slot, model: &str| slot.provider.chat_stream(model, request).await).await?;
+        let ok = self.execute(ctx, |p, model| Box::pin(async move { p.chat_stream(&model, request).await })).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<StreamEvent, LlmError>>(64);
         let service = self.clone();
         let ctx = ctx.clone();
@@ -460,7 +463,7 @@ impl LlmService {
             return Err(LlmError::NotConfigured);
         }
         self.check_budget(ctx).await?;
-        let ok = self.execute(ctx, async |slot: &Slot, _model: &str| slot.provider.embed(inputs).await).await?;
+        let ok = self.execute(ctx, |p, _model| Box::pin(async move { p.embed(inputs).await })).await?;
         let usage = Usage { input_tokens: ok.value.input_tokens, ..Usage::default() };
         let cost = self.cost(ok.provider, &ok.value.model, &usage);
         self.record(ctx, ok.provider, &ok.value.model, usage, cost, elapsed_ms(ok.started), Outcome::Ok, None).await;
@@ -613,10 +616,10 @@ impl LlmService {
 
     /// Runs `op` on each provider of the chain in turn, retrying retryable failures with backoff
     /// (honouring Retry-After up to the cap) while the provider's breaker allows.
-    async fn execute<T>(
+    async fn execute<'f, T>(
         &self,
         ctx: &CallContext,
-        op: impl AsyncFn(&Slot, &str) -> Result<T, LlmError>,
+        op: impl Fn(Arc<dyn Provider>, String) -> Attempt<'f, T>,
     ) -> Result<Success<T>, LlmError> {
         let reliability = &self.inner.reliability;
         let mut tried: Vec<String> = Vec::new();
@@ -634,7 +637,7 @@ impl LlmService {
             let mut attempt = 0u32;
             loop {
                 let started = Instant::now();
-                match op(slot, &model).await {
+                match op(slot.provider.clone(), model.clone()).await {
                     Ok(value) => {
                         slot.breaker.on_success();
                         return Ok(Success { value, provider: slot.name(), model, started, slot: i });

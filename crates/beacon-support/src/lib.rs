@@ -6,7 +6,8 @@
 //! - [`fence`]: puts member text into prompts as clearly delimited data;
 //! - [`guard`]: checks generated text before it is posted (no mass or role pings, no secrets,
 //!   length limits);
-//! - [`pii`]: redacts personal data from anything echoed or logged.
+//! - [`pii`]: redacts personal data from anything echoed or logged;
+//! - [`grounded`]: LLM answers grounded on retrieved passages, with checked citations.
 //!
 //! ```
 //! use beacon_support::{guard, injection, sanitize};
@@ -21,6 +22,7 @@
 
 pub mod confidence;
 pub mod fence;
+pub mod grounded;
 pub mod guard;
 pub mod injection;
 pub mod module;

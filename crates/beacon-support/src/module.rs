@@ -15,6 +15,7 @@ use beacon_framework::{
     Reply, SettingKind, SettingSpec, async_trait,
 };
 use beacon_kb::{Hit, KnowledgeBase};
+use beacon_llm::{CallContext, LlmService};
 use beacon_store::{GuildStore, ModuleMigration};
 use serde_json::json;
 use twilight_model::channel::message::Component;
@@ -27,6 +28,7 @@ use twilight_model::id::Id;
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder};
 
 use crate::confidence::{confidence, content_terms};
+use crate::grounded::{self, Grounded};
 use crate::repo::{AnswerRecord, MIGRATIONS, SupportRepo};
 use crate::{guard, injection, pii, sanitize};
 
@@ -94,6 +96,8 @@ pub struct Prepared {
 /// The support module. Holds the knowledge base it answers from.
 pub struct SupportModule {
     kb: Arc<KnowledgeBase>,
+    /// Grounded LLM answers when a provider is configured; extractive answers otherwise.
+    llm: Option<LlmService>,
     handoff: Option<Arc<dyn HumanHandoff>>,
     bot_id: OnceLock<u64>,
     audit_lock: tokio::sync::Mutex<()>,
@@ -101,7 +105,14 @@ pub struct SupportModule {
 
 impl SupportModule {
     pub fn new(kb: Arc<KnowledgeBase>, handoff: Option<Arc<dyn HumanHandoff>>) -> SupportModule {
-        SupportModule { kb, handoff, bot_id: OnceLock::new(), audit_lock: tokio::sync::Mutex::new(()) }
+        SupportModule { kb, handoff, llm: None, bot_id: OnceLock::new(), audit_lock: tokio::sync::Mutex::new(()) }
+    }
+
+    /// Answers with `llm`, grounded on the retrieved passages, when it has a provider; the
+    /// extractive answer stays the fallback for every LLM failure.
+    pub fn with_llm(mut self, llm: LlmService) -> SupportModule {
+        self.llm = Some(llm).filter(LlmService::is_enabled);
+        self
     }
 
     fn bot_id(&self, app: &App) -> u64 {
@@ -109,7 +120,9 @@ impl SupportModule {
     }
 
     /// Runs the pipeline for one question: sanitize → rate limits → screening → cache →
-    /// retrieval → extractive answer or abstention → guard → records.
+    /// retrieval → LLM answer grounded on the passages (when configured) or extractive answer, or
+    /// abstention → guard → records. `locale` is the asker's Discord locale, when known.
+    #[allow(clippy::too_many_arguments)]
     pub async fn answer(
         &self,
         app: &Arc<App>,
@@ -118,6 +131,7 @@ impl SupportModule {
         user_id: u64,
         text: &str,
         trigger: Trigger,
+        locale: Option<&str>,
     ) -> Result<Prepared, HandlerError> {
         let started = Instant::now();
         let question = sanitize::question(text, MAX_QUESTION);
@@ -180,6 +194,10 @@ impl SupportModule {
         let cache_key = version.map(|v| {
             let mut h = DefaultHasher::new();
             query.to_lowercase().split_whitespace().collect::<Vec<_>>().hash(&mut h);
+            // LLM answers are written in the asker's language.
+            if self.llm.is_some() {
+                locale.unwrap_or_default().hash(&mut h);
+            }
             CacheKey::guild(guild.id(), "support", &format!("answer:{v:x}:{:x}", h.finish()))
         });
         let cached = match &cache_key {
@@ -191,6 +209,9 @@ impl SupportModule {
         let (content, answered, conf, sources) = match cached {
             Some(v) => {
                 record.cache_hit = true;
+                if v["mode"].as_str() == Some("llm") {
+                    record.mode = "llm";
+                }
                 (
                     v["content"].as_str().unwrap_or_default().to_owned(),
                     v["answered"].as_bool().unwrap_or(false),
@@ -205,14 +226,22 @@ impl SupportModule {
                     .await
                     .map_err(|e| HandlerError::internal(format!("knowledge base: {e}")))?;
                 let best = hits.first().map(|h| (confidence(&query, h), h));
-                let (content, answered, conf, sources) = match best {
-                    Some((conf, hit)) if conf >= threshold => (render_extractive(hit), true, conf, vec![hit.chunk_id]),
-                    Some((conf, _)) => (abstain_text(), false, conf, Vec::new()),
-                    None => (abstain_text(), false, 0.0, Vec::new()),
+                // An LLM answer that fell back to the extract is not cached: the next ask tries again.
+                let (content, answered, conf, sources, cacheable) = match best {
+                    Some((conf, hit)) if conf >= threshold => {
+                        match self.llm_answer(guild, user_id, &question, locale, &history, &hits, &mut record).await {
+                            Some(LlmOutcome::Answer { content, sources }) => (content, true, conf, sources, true),
+                            Some(LlmOutcome::CannotAnswer) => (abstain_text(), false, conf, Vec::new(), false),
+                            None => (render_extractive(hit), true, conf, vec![hit.chunk_id], self.llm.is_none()),
+                        }
+                    }
+                    Some((conf, _)) => (abstain_text(), false, conf, Vec::new(), false),
+                    None => (abstain_text(), false, 0.0, Vec::new(), false),
                 };
-                if let (Some(key), true) = (&cache_key, answered) {
-                    let body =
-                        json!({ "content": content, "answered": answered, "confidence": conf, "sources": sources });
+                if let (Some(key), true) = (&cache_key, answered && cacheable) {
+                    let body = json!({
+                        "content": content, "answered": answered, "confidence": conf, "sources": sources, "mode": record.mode,
+                    });
                     app.cache.set(key, body.to_string().as_bytes(), Duration::from_secs(600)).await?;
                 }
                 (content, answered, conf, sources)
@@ -232,6 +261,63 @@ impl SupportModule {
         }
         let components = Vec::new();
         self.finish(app, guild, record, started, &question, content, components, Some(answered)).await
+    }
+
+    /// The LLM's grounded answer (`history`: the member's earlier questions here); `None` when there is no LLM or it failed (the caller answers
+    /// extractively). Tokens and mode go into `record`.
+    #[allow(clippy::too_many_arguments)]
+    async fn llm_answer(
+        &self,
+        guild: &GuildStore,
+        user_id: u64,
+        question: &str,
+        locale: Option<&str>,
+        history: &[String],
+        hits: &[Hit],
+        record: &mut AnswerRecord,
+    ) -> Option<LlmOutcome> {
+        let llm = self.llm.as_ref()?;
+        let model = match llm.guild_model(guild.id()).await {
+            Ok(model) => model,
+            Err(e) => {
+                tracing::warn!(error_kind = e.kind(), "reading the guild's llm.model failed; using the default model");
+                None
+            }
+        };
+        let ctx = CallContext::new(guild.id(), "support").user(user_id).model(model);
+        let passages = grounded::passages(hits);
+        // The service checks the guild's budget before calling and records usage after.
+        let result = grounded::answer(llm, &ctx, question, locale, history, &passages).await;
+        match result {
+            Ok(answer) => {
+                record.tokens_in = answer.tokens_in;
+                record.tokens_out = answer.tokens_out;
+                match answer.outcome {
+                    Grounded::Answer { text, citations } => {
+                        record.mode = "llm";
+                        let sources = citations.iter().filter_map(|n| hits.get(n - 1)).map(|h| h.chunk_id).collect();
+                        Some(LlmOutcome::Answer { content: grounded::render(&text, &citations, hits), sources })
+                    }
+                    Grounded::CannotAnswer => {
+                        record.mode = "llm";
+                        Some(LlmOutcome::CannotAnswer)
+                    }
+                    Grounded::Uncited => {
+                        tracing::info!(guild_id = guild.id(), "LLM answer cited no passage; answering extractively");
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                // The key never reaches this message (the service scrubs it); the kind is enough.
+                tracing::warn!(
+                    guild_id = guild.id(),
+                    error_kind = e.kind(),
+                    "LLM answer failed; answering extractively"
+                );
+                None
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -288,7 +374,7 @@ impl SupportModule {
             "at": now_ms(), "guild_id": guild_id.to_string(), "answer_id": answer_id, "channel_id": r.channel_id.to_string(),
             "user_id": r.user_id.to_string(), "trigger": r.trigger, "outcome": r.outcome, "mode": r.mode, "cache_hit": r.cache_hit,
             "confidence": r.confidence, "sources": r.sources, "question_chars": r.question_chars, "answer_chars": r.answer_chars,
-            "tokens_in": 0, "tokens_out": 0, "latency_ms": r.latency_ms, "question": r.question, "answer": r.answer,
+            "tokens_in": r.tokens_in, "tokens_out": r.tokens_out, "latency_ms": r.latency_ms, "question": r.question, "answer": r.answer,
         });
         let dir: PathBuf = app.config.data_dir.join("audit");
         let _guard = self.audit_lock.lock().await;
@@ -326,7 +412,7 @@ impl SupportModule {
             return Ok(());
         };
         let text = sanitize::strip_bot_mention(&message.content, bot);
-        let prepared = self.answer(app, &guild, channel_id, message.author.id.get(), text, trigger).await?;
+        let prepared = self.answer(app, &guild, channel_id, message.author.id.get(), text, trigger, None).await?;
         let mut target = channel_id;
         let mut reply_to = Some(message.id);
         if trigger == Trigger::Channel && app.settings.get_bool(&guild, keys::THREADS).await? {
@@ -351,6 +437,12 @@ impl SupportModule {
     }
 }
 
+/// What the LLM made of a question (see [`SupportModule::llm_answer`]).
+enum LlmOutcome {
+    Answer { content: String, sources: Vec<i64> },
+    CannotAnswer,
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -369,17 +461,7 @@ fn render_extractive(hit: &Hit) -> String {
         passage = format!("{}…", &cut[..end]);
     }
     let quoted: String = passage.lines().map(|l| format!("> {l}\n")).collect();
-    let title = hit.title.trim();
-    let mut source = format!("**{title}**");
-    // A document's own H1 usually repeats its title.
-    let headings: Vec<&str> =
-        hit.heading_path.iter().map(|h| h.trim()).skip_while(|h| h.eq_ignore_ascii_case(title)).collect();
-    if !headings.is_empty() {
-        source.push_str(&format!(" › {}", headings.join(" › ")));
-    }
-    if hit.document_key.starts_with("http://") || hit.document_key.starts_with("https://") {
-        source.push_str(&format!(" — <{}>", hit.document_key));
-    }
+    let source = grounded::source_label(hit, true);
     format!("{quoted}-# Source: {source}")
 }
 
@@ -472,8 +554,9 @@ impl Module for SupportModule {
             "ask" => {
                 let question = ctx.options.str("question").unwrap_or_default().to_owned();
                 let channel = ctx.channel_id().unwrap_or(0);
-                let prepared =
-                    self.answer(&ctx.app, &ctx.guild, channel, ctx.user_id(), &question, Trigger::Command).await?;
+                let prepared = self
+                    .answer(&ctx.app, &ctx.guild, channel, ctx.user_id(), &question, Trigger::Command, ctx.locale())
+                    .await?;
                 let ephemeral = matches!(prepared.outcome, "rate_limited" | "refused" | "empty");
                 let mut reply = Reply::text(prepared.content).with_components(prepared.components);
                 if ephemeral {

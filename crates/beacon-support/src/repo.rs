@@ -87,6 +87,9 @@ pub struct AnswerRecord {
     pub sources: Vec<i64>,
     pub question_chars: usize,
     pub answer_chars: usize,
+    /// Prompt and generated tokens of the LLM call behind the answer (0 without one).
+    pub tokens_in: u64,
+    pub tokens_out: u64,
     pub latency_ms: u64,
     /// Only when the guild opted in to content in the audit log.
     pub question: Option<String>,
@@ -107,8 +110,8 @@ impl SupportRepo {
         let sources = serde_json::to_string(&a.sources).unwrap_or_else(|_| "[]".into());
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO support_answers (guild_id, channel_id, user_id, trigger_kind, outcome, mode, cache_hit, confidence, \
-             sources, question_chars, answer_chars, latency_ms, question, answer, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+             sources, question_chars, answer_chars, tokens_in, tokens_out, latency_ms, question, answer, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
         )
         .bind(self.guild.sql_id())
         .bind(a.channel_id as i64)
@@ -121,6 +124,8 @@ impl SupportRepo {
         .bind(sources)
         .bind(a.question_chars as i64)
         .bind(a.answer_chars as i64)
+        .bind(i64::try_from(a.tokens_in).unwrap_or(i64::MAX))
+        .bind(i64::try_from(a.tokens_out).unwrap_or(i64::MAX))
         .bind(a.latency_ms as i64)
         .bind(a.question.clone())
         .bind(a.answer.clone())

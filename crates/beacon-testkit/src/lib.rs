@@ -215,3 +215,5 @@ pub mod llm;
 pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+pub mod notion;
+pub mod sheets;

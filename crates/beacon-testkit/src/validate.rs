@@ -65,6 +65,7 @@ const BUILTIN: &[(&str, &str, &str)] = &[
     ("POST", "/users/@me/channels", "create_dm"),
     ("GET", "/users/@me/guilds", "list_my_guilds"),
     ("GET", "/applications/@me", "get_my_application"),
+    ("GET", "/oauth2/applications/@me", "get_my_oauth2_application"),
     ("GET", "/guilds/{guild_id}", "get_guild"),
     ("GET", "/guilds/{guild_id}/channels", "list_guild_channels"),
     ("POST", "/guilds/{guild_id}/channels", "create_guild_channel"),

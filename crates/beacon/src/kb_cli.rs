@@ -9,7 +9,7 @@ use beacon_config::Config;
 use beacon_kb::{EvalOptions, Phase, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::run::{open_knowledge_base, open_store};
+use crate::run::{open_knowledge_base, open_llm, open_store};
 
 /// The guild the CLI uses when `--guild` is not given: one local knowledge base.
 pub const LOCAL_GUILD: u64 = 0;
@@ -91,8 +91,46 @@ pub async fn ask(config: Arc<Config>, guild: u64, question: &str, k: usize) -> a
             "\nConfidence {best:.2} is below {:.2}: in Discord, Beacon would offer a human instead of answering.",
             beacon_support::confidence::DEFAULT_THRESHOLD
         );
+        return Ok(());
+    }
+    if let Some(llm) = open_llm(&config, &store, None).await? {
+        llm_answer(&llm, guild, question, &hits).await;
     }
     Ok(())
+}
+
+/// Prints the LLM's answer grounded on `hits`, with its cited sources (as `/ask` would post it).
+async fn llm_answer(llm: &beacon_llm::LlmService, guild: u64, question: &str, hits: &[beacon_kb::Hit]) {
+    use beacon_support::grounded::{self, Grounded};
+    let model = llm.guild_model(guild).await.ok().flatten();
+    let ctx = beacon_llm::CallContext::new(guild, "cli").model(model);
+    let passages = grounded::passages(hits);
+    match grounded::answer(llm, &ctx, question, None, &[], &passages).await {
+        Ok(answer) => {
+            let tokens = format!("{} tokens in, {} out", answer.tokens_in, answer.tokens_out);
+            match answer.outcome {
+                Grounded::Answer { text, citations } => {
+                    println!("\nAnswer ({tokens}):\n{}\n\nSources:", beacon_support::guard::output(&text, 4000).text);
+                    for n in citations {
+                        if let Some(p) = passages.get(n - 1) {
+                            println!("[{n}] {}", p.source);
+                        }
+                    }
+                }
+                Grounded::CannotAnswer => {
+                    println!("\nThe model found no answer in these passages ({tokens}): Beacon would offer a human.")
+                }
+                Grounded::Uncited => println!(
+                    "\nThe model's answer cited no passage ({tokens}): Beacon would quote the best passage instead."
+                ),
+            }
+        }
+        Err(e) => println!(
+            "\nLLM unavailable ({}): {} Beacon would quote the best passage instead.",
+            e.kind(),
+            e.user_message()
+        ),
+    }
 }
 
 /// Scores retrieval on a BEIR-style folder.

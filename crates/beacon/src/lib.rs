@@ -2,5 +2,6 @@
 //! end-to-end tests (which start the same app in-process, against the testkit's fake Discord).
 
 pub mod kb_cli;
+pub mod llm_cli;
 pub mod run;
 pub mod telemetry;

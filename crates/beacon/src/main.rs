@@ -1,6 +1,6 @@
 //! `beacon`: one binary, roles by subcommand.
 
-use beacon::{kb_cli, run, telemetry};
+use beacon::{kb_cli, llm_cli, run, telemetry};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,7 +34,8 @@ enum Command {
         /// Folder of .md/.txt files.
         path: PathBuf,
     },
-    /// Answer a question from a knowledge base: the best passages with sources and scores.
+    /// Answer a question from a knowledge base: the best passages with sources and scores, then,
+    /// with an LLM configured, the grounded answer with its citations.
     Ask {
         #[arg(long, value_name = "ID", default_value_t = kb_cli::LOCAL_GUILD)]
         guild: u64,
@@ -49,6 +50,11 @@ enum Command {
         /// Print one JSON object as the last line.
         #[arg(long)]
         json: bool,
+    },
+    /// The LLM service: its pricing table.
+    Llm {
+        #[command(subcommand)]
+        action: LlmAction,
     },
     /// Manage the slash commands registered with Discord.
     Commands {
@@ -67,6 +73,41 @@ enum CommandsAction {
     },
 }
 
+#[derive(Subcommand)]
+enum LlmAction {
+    /// Model prices used for LLM cost accounting (micro-dollars per million tokens).
+    Pricing {
+        #[command(subcommand)]
+        action: PricingAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum PricingAction {
+    /// Print every model's price.
+    List,
+    /// Add or replace a model's price: `set MODEL IN OUT` (micro-dollars per million tokens;
+    /// 2500000 is $2.50/MTok).
+    Set {
+        /// Provider (default: BEACON_LLM_PROVIDER).
+        #[arg(long)]
+        provider: Option<String>,
+        /// Price of cached input tokens (default: the stored one, else IN).
+        #[arg(long, value_name = "MICROS")]
+        cached_input: Option<u64>,
+        /// Price of cache-write tokens (default: the stored one, else IN).
+        #[arg(long, value_name = "MICROS")]
+        cache_write: Option<u64>,
+        model: String,
+        /// Input price, micro-dollars per million tokens.
+        #[arg(value_name = "IN")]
+        input: u64,
+        /// Output price, micro-dollars per million tokens.
+        #[arg(value_name = "OUT")]
+        output: u64,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // rustls needs one process-wide crypto provider before twilight opens any connection.
@@ -78,6 +119,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = run::llm_config(&config) {
+        eprintln!("beacon: configuration error: {e:#}");
+        return ExitCode::from(2);
+    }
     if let Err(e) = telemetry::init(&config) {
         eprintln!("beacon: configuration error: {e}");
         return ExitCode::from(2);
@@ -98,6 +143,18 @@ fn main() -> ExitCode {
             Command::Ask { guild, k, question } => kb_cli::ask(config, guild, &question, k).await,
             Command::Eval { dir, json } => kb_cli::eval(config, &dir, json).await,
             Command::Commands { action: CommandsAction::Sync { guild } } => sync_commands(config, guild).await,
+            Command::Llm { action: LlmAction::Pricing { action: PricingAction::List } } => {
+                llm_cli::pricing_list(config).await
+            }
+            Command::Llm {
+                action:
+                    LlmAction::Pricing {
+                        action: PricingAction::Set { provider, cached_input, cache_write, model, input, output },
+                    },
+            } => {
+                let given = llm_cli::PriceInput { provider, model, input, output, cached_input, cache_write };
+                llm_cli::pricing_set(config, given).await
+            }
         }
     });
     match result {

@@ -8,7 +8,8 @@ use beacon_cache::Cache;
 use beacon_config::Config;
 use beacon_discord::gateway::{self, GatewayConfig, GatewayEvent};
 use beacon_framework::router::{handle_gateway_event, spawn_setting_listener};
-use beacon_framework::{App, AppBuilder, Module};
+use beacon_framework::{App, AppBuilder, Module, SettingKind, SettingSpec};
+use beacon_llm::{LlmConfig, LlmService, UsageStore};
 use beacon_store::Store;
 use tokio::sync::mpsc;
 
@@ -54,6 +55,58 @@ pub fn embedder(config: &Config) -> Option<Arc<dyn beacon_kb::Embedder>> {
     }
 }
 
+/// The LLM configuration from `BEACON_LLM_*` (provider `none`, the default, is a disabled chain).
+pub fn llm_config(config: &Config) -> anyhow::Result<LlmConfig> {
+    LlmConfig::from_env(config.llm.vars()).context("configuring the LLM (BEACON_LLM_*)")
+}
+
+/// The LLM service, when a provider is configured: usage, budgets and prices in `store`,
+/// responses cached in `cache` when given. `None` for provider `none`.
+pub async fn open_llm(config: &Config, store: &Store, cache: Option<Cache>) -> anyhow::Result<Option<LlmService>> {
+    let llm = llm_config(config)?;
+    if !llm.is_enabled() {
+        return Ok(None);
+    }
+    let usage = UsageStore::open(store.clone()).await.context("opening the LLM usage tables")?;
+    let mut service = LlmService::new(&llm)
+        .context("configuring the LLM providers")?
+        .with_usage_store(usage)
+        .await
+        .context("loading LLM prices")?;
+    if let Some(cache) = cache {
+        service = service.with_cache(cache);
+    }
+    tracing::info!(llm = ?service, "LLM answers enabled");
+    Ok(Some(service))
+}
+
+/// Declares the LLM's per-guild settings (`llm.model`, read by `beacon-llm` itself).
+struct LlmModule;
+
+#[beacon_framework::async_trait]
+impl Module for LlmModule {
+    fn name(&self) -> &'static str {
+        "llm"
+    }
+
+    fn description(&self) -> &'static str {
+        "LLM provider settings of this server"
+    }
+
+    fn can_disable(&self) -> bool {
+        false
+    }
+
+    fn settings(&self) -> Vec<SettingSpec> {
+        vec![SettingSpec::new(
+            beacon_llm::MODEL_SETTING,
+            SettingKind::String { max_len: 100 },
+            serde_json::json!(""),
+            "Chat model for this server's LLM answers (empty: the deployment's BEACON_LLM_MODEL).",
+        )]
+    }
+}
+
 /// Builds the app with every module; applies module migrations.
 pub async fn build_app(config: Arc<Config>, store: Store) -> anyhow::Result<Arc<App>> {
     build_app_with(config, store, Vec::new()).await
@@ -78,10 +131,14 @@ pub async fn build_app_with(
             .context("configuring the Discord REST client")?,
     );
     let kb = Arc::new(open_knowledge_base(&config, &store).await?);
-    let support = beacon_support::SupportModule::new(kb, Some(Arc::new(TicketHandoff)));
+    let mut support = beacon_support::SupportModule::new(kb, Some(Arc::new(TicketHandoff)));
+    if let Some(llm) = open_llm(&config, &store, Some(cache.clone())).await? {
+        support = support.with_llm(llm);
+    }
     let tickets = tickets_module(&config)?;
     let app = AppBuilder::new(config, store, cache, http)
         .modules(beacon_admin::modules())
+        .module(LlmModule)
         .module(support)
         .module(tickets)
         .module(beacon_faq::FaqModule::new())

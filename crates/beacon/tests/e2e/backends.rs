@@ -64,10 +64,13 @@ async fn runs_on_postgres_and_redis() {
         reqwest::get(format!("http://{}/health/ready", t.addr())).await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "ready", "{ready}");
     t.stop().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+    // Cleanup, not the test's subject.
+    if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
         .execute(admin.pool())
         .await
-        .expect("drop db");
+    {
+        eprintln!("warning: could not drop {name}: {e}");
+    }
 }
 
 fn fastrand_u16() -> u16 {

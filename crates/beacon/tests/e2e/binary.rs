@@ -201,7 +201,8 @@ async fn sigterm_mid_handler_lets_the_handler_finish() {
     fake.assert_no_violations();
 }
 
-#[tokio::test]
+// Multi-threaded: the fake Discord must keep serving while this thread waits for the binary.
+#[tokio::test(flavor = "multi_thread")]
 async fn commands_sync_subcommand_registers_guild_commands() {
     let fake = FakeDiscord::start(FakeOptions { openapi_path: openapi(), ..FakeOptions::default() }).await.unwrap();
     let guild = fake.create_guild(guild_spec());

@@ -12,4 +12,5 @@ mod http_interactions;
 mod modules;
 mod settings;
 mod support_answers;
+mod support_llm;
 mod tickets;

@@ -118,6 +118,17 @@ pub async fn build_app_with(
     store: Store,
     extra: Vec<Arc<dyn Module>>,
 ) -> anyhow::Result<Arc<App>> {
+    Ok(assemble(config, store, extra).await?.app)
+}
+
+/// The app and the shared pieces that background tasks of `beacon run` need.
+struct Assembled {
+    app: Arc<App>,
+    kb: Arc<beacon_kb::KnowledgeBase>,
+    faq_changes: tokio::sync::broadcast::Receiver<beacon_faq::FaqChanged>,
+}
+
+async fn assemble(config: Arc<Config>, store: Store, extra: Vec<Arc<dyn Module>>) -> anyhow::Result<Assembled> {
     // One process-wide rustls provider before any HTTP client (Discord, CDN, providers) exists.
     beacon_discord::install_crypto_provider();
     let cache = match &config.redis_url {
@@ -131,21 +142,36 @@ pub async fn build_app_with(
             .context("configuring the Discord REST client")?,
     );
     let kb = Arc::new(open_knowledge_base(&config, &store).await?);
-    let mut support = beacon_support::SupportModule::new(kb, Some(Arc::new(TicketHandoff)));
+    let mut support = beacon_support::SupportModule::new(kb.clone(), Some(Arc::new(TicketHandoff)));
     if let Some(llm) = open_llm(&config, &store, Some(cache.clone())).await? {
         support = support.with_llm(llm);
     }
     let tickets = tickets_module(&config)?;
+    let faq = beacon_faq::FaqModule::new();
+    let faq_changes = faq.subscribe();
     let app = AppBuilder::new(config, store, cache, http)
         .modules(beacon_admin::modules())
         .module(LlmModule)
         .module(support)
         .module(tickets)
-        .module(beacon_faq::FaqModule::new())
+        .module(faq)
         .modules(extra)
         .build()
         .await?;
-    Ok(app)
+    Ok(Assembled { app, kb, faq_changes })
+}
+
+/// FAQ entries are a knowledge-base source: every add, edit and removal re-syncs that guild's
+/// FAQ documents at once, so support answers see them immediately.
+fn spawn_faq_feed(assembled: Assembled) -> Arc<App> {
+    let Assembled { app, kb, faq_changes } = assembled;
+    let store = app.store.clone();
+    let repo = beacon_faq::FaqRepo::new(store.clone());
+    let shutdown = app.shutdown.clone();
+    app.tasks.spawn(async move {
+        beacon_kb::follow_faq_changes(&kb, &repo, &store, faq_changes, shutdown.cancelled_owned()).await;
+    });
+    app
 }
 
 /// "Talk to a human" from a support answer opens a ticket with the question and the bot's attempt.
@@ -210,7 +236,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
 /// [`start`] with extra modules.
 pub async fn start_with(config: Arc<Config>, extra: Vec<Arc<dyn Module>>) -> anyhow::Result<Running> {
     let store = open_store(&config).await?;
-    let app = build_app_with(config.clone(), store, extra).await?;
+    let app = spawn_faq_feed(assemble(config.clone(), store, extra).await?);
     spawn_setting_listener(&app);
     spawn_housekeeping(&app);
     let jobs = start_jobs(&app).await?;

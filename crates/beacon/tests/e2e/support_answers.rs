@@ -248,3 +248,38 @@ async fn mentions_are_answered_inline_and_the_audit_log_has_no_content() {
     assert!(!audit.contains("two-factor"), "{audit}");
     t.stop().await;
 }
+
+#[tokio::test]
+async fn faq_entries_feed_the_knowledge_base_at_once() {
+    let t = with_kb().await;
+    let owner = t.owner();
+    let question = "Which payment methods do you accept?";
+    let before = t.command(t.member("bob"), "ask", ask(question), Delivery::Http).await;
+    assert!(before.data["content"].as_str().unwrap_or_default().contains("won't guess"), "{before:?}");
+    let h = t
+        .fake
+        .submit_modal(
+            t.guild.id,
+            t.channel("general"),
+            owner,
+            "faq:add:0",
+            &[("question", question), ("answer", "We accept cards, PayPal and bank transfer."), ("tags", "billing")],
+            Delivery::Http,
+        )
+        .await
+        .unwrap();
+    t.fake.wait_response(&h, WAIT).await.unwrap();
+    // The FAQ change re-syncs the guild's FAQ documents in the background; poll the answer.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let out = t.command(t.member("alice-admin"), "ask", ask(question), Delivery::Http).await;
+        let text = out.data["content"].as_str().unwrap_or_default().to_owned();
+        if text.contains("PayPal") {
+            assert!(text.contains(question), "cited by its FAQ question: {text}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the FAQ entry never reached the knowledge base: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    t.stop().await;
+}

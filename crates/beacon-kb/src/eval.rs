@@ -13,7 +13,7 @@ use crate::chunk::{ChunkerConfig, chunk_markdown};
 use crate::embed::Embedder;
 use crate::error::{KbError, Result};
 use crate::fusion::FusionConfig;
-use crate::retriever::{GuildIndex, IndexedChunk, search_text};
+use crate::retriever::{GuildIndex, Hit, IndexedChunk, search_text};
 
 /// One corpus document.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
@@ -245,6 +245,22 @@ impl PreparedEval {
         }
         let index = GuildIndex::build(chunks)?;
         Ok(PreparedEval { set, index, query_vectors, embed_ms })
+    }
+
+    /// Searches the prepared corpus with any text (for example out-of-corpus questions when
+    /// measuring abstention), embedding it with `embedder` when the index has vectors.
+    pub fn search_any(
+        &self,
+        fusion: &FusionConfig,
+        text: &str,
+        embedder: Option<&Arc<dyn Embedder>>,
+        k: usize,
+    ) -> Result<Vec<Hit>> {
+        let vector = match embedder {
+            Some(e) if self.index.dense_dim().is_some() => Some(e.embed_query(text)?),
+            _ => None,
+        };
+        self.index.search(fusion, text, vector.as_deref(), k)
     }
 
     /// The loaded set.

@@ -36,7 +36,7 @@ pub mod store;
 pub use chunk::{ChunkDraft, ChunkerConfig, chunk_markdown};
 pub use embed::{BertEmbedder, Embedder, MODEL_DIR_ENV, default_embedder};
 pub use error::{KbError, Result};
-pub use eval::{EvalOptions, EvalReport, eval_beir};
+pub use eval::{BeirSet, EvalOptions, EvalReport, PreparedEval, eval_beir};
 pub use fusion::{FusionConfig, FusionMethod};
 pub use ingest::{KnowledgeBase, Phase, Progress, SyncReport, ask, ingest_path};
 pub use retriever::{GuildIndex, Hit, IndexedChunk, Retriever};

@@ -133,21 +133,70 @@ async fn llm_answer(llm: &beacon_llm::LlmService, guild: u64, question: &str, hi
     }
 }
 
-/// Scores retrieval on a BEIR-style folder.
-pub async fn eval(config: Arc<Config>, dir: &Path, json: bool) -> anyhow::Result<()> {
+/// Scores retrieval on a BEIR-style folder; with `negatives` (a JSONL file of questions the corpus
+/// cannot answer), also how often Beacon answers in-corpus questions and abstains on the others
+/// at the support module's confidence threshold, with a sweep of thresholds to calibrate it.
+pub async fn eval(
+    config: Arc<Config>,
+    dir: &Path,
+    json: bool,
+    negatives: Option<&Path>,
+    threshold: Option<f32>,
+) -> anyhow::Result<()> {
     let options = EvalOptions {
         chunker: beacon_kb::ChunkerConfig::default(),
         fusion: beacon_kb::FusionConfig::default(),
         embedder: crate::run::embedder(&config),
         query_ids: None,
     };
+    let negatives = match negatives {
+        Some(path) => Some(read_questions(path)?),
+        None => None,
+    };
     let dir = dir.to_owned();
-    let report = tokio::task::spawn_blocking(move || beacon_kb::eval_beir(&dir, &options))
-        .await
-        .context("evaluation task")?
-        .context("evaluating")?;
+    let threshold = threshold.unwrap_or(beacon_support::confidence::DEFAULT_THRESHOLD);
+    let (report, abstention) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let set = beacon_kb::BeirSet::load(&dir).context("loading the BEIR folder")?;
+        let in_kb: Vec<String> = set.judged_queries().iter().map(|q| q.text.clone()).collect();
+        let prepared = beacon_kb::PreparedEval::new(set, &options).context("indexing the corpus")?;
+        let report = prepared.evaluate(&options.fusion, None).context("evaluating")?;
+        let abstention = match negatives {
+            Some(negatives) => {
+                let confidences = |questions: &[String]| -> anyhow::Result<Vec<f32>> {
+                    questions
+                        .iter()
+                        .map(|q| {
+                            let hits = prepared.search_any(&options.fusion, q, options.embedder.as_ref(), 1)?;
+                            Ok(hits.first().map(|h| beacon_support::confidence::confidence(q, h)).unwrap_or(0.0))
+                        })
+                        .collect()
+                };
+                Some(Abstention::new(confidences(&in_kb)?, confidences(&negatives)?, threshold))
+            }
+            None => None,
+        };
+        Ok((report, abstention))
+    })
+    .await
+    .context("evaluation task")??;
+    if let Some(a) = &abstention
+        && !json
+    {
+        println!("threshold  answered_rate  abstain_rate");
+        for (t, answered, abstained) in &a.sweep {
+            println!("{t:>9.2}  {answered:>13.3}  {abstained:>12.3}");
+        }
+        println!("best balance at threshold {:.2}", a.best_threshold);
+    }
     if json {
-        println!("{}", serde_json::to_string(&report)?);
+        let mut value = serde_json::to_value(report)?;
+        if let (Some(a), Some(obj)) = (&abstention, value.as_object_mut()) {
+            obj.insert("answered_rate".into(), a.answered_rate.into());
+            obj.insert("abstain_rate".into(), a.abstain_rate.into());
+            obj.insert("threshold".into(), f64::from(a.threshold).into());
+            obj.insert("negatives".into(), a.negatives.into());
+        }
+        println!("{value}");
     } else {
         println!(
             "queries {}  chunks {}\nhit@5 {:.4}  recall@5 {:.4}  MRR@10 {:.4}  nDCG@10 {:.4}\nquery p50 {:.2} ms  p99 {:.2} ms (excluding the query embedding, p50 {:.2} ms)",
@@ -161,6 +210,60 @@ pub async fn eval(config: Arc<Config>, dir: &Path, json: bool) -> anyhow::Result
             report.query_p99_ms,
             report.embed_p50_ms
         );
+        if let Some(a) = &abstention {
+            println!(
+                "at threshold {:.2}: answered {:.3} of {} in-corpus questions, abstained on {:.3} of {} negatives",
+                a.threshold, a.answered_rate, report.queries, a.abstain_rate, a.negatives
+            );
+        }
     }
     Ok(())
+}
+
+/// Answer/abstain rates at one confidence threshold, and across a sweep.
+struct Abstention {
+    threshold: f32,
+    answered_rate: f64,
+    abstain_rate: f64,
+    negatives: usize,
+    sweep: Vec<(f32, f64, f64)>,
+    /// The threshold with the highest mean of the two rates.
+    best_threshold: f32,
+}
+
+impl Abstention {
+    fn new(in_kb: Vec<f32>, negatives: Vec<f32>, threshold: f32) -> Abstention {
+        let rates = |t: f32| {
+            let answered = in_kb.iter().filter(|c| **c >= t).count() as f64 / in_kb.len().max(1) as f64;
+            let abstained = negatives.iter().filter(|c| **c < t).count() as f64 / negatives.len().max(1) as f64;
+            (answered, abstained)
+        };
+        let sweep: Vec<(f32, f64, f64)> = (0..=20)
+            .map(|i| {
+                let t = i as f32 * 0.05;
+                let (a, b) = rates(t);
+                (t, a, b)
+            })
+            .collect();
+        let best_threshold =
+            sweep.iter().max_by(|x, y| (x.1 + x.2).total_cmp(&(y.1 + y.2))).map(|x| x.0).unwrap_or(threshold);
+        let (answered_rate, abstain_rate) = rates(threshold);
+        Abstention { threshold, answered_rate, abstain_rate, negatives: negatives.len(), sweep, best_threshold }
+    }
+}
+
+/// Questions from a JSONL file: each line an object with `text` (or `query`, `q`), or a string.
+fn read_questions(path: &Path) -> anyhow::Result<Vec<String>> {
+    let body = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in body.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("{} line {}: not JSON", path.display(), n + 1))?;
+        let text = match &v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            other => ["text", "query", "q"].iter().find_map(|k| other[*k].as_str().map(str::to_owned)),
+        };
+        out.push(text.with_context(|| format!("{} line {}: no `text` field", path.display(), n + 1))?);
+    }
+    Ok(out)
 }

@@ -50,6 +50,12 @@ enum Command {
         /// Print one JSON object as the last line.
         #[arg(long)]
         json: bool,
+        /// Questions the corpus cannot answer (JSONL with `text`): adds answered_rate and abstain_rate.
+        #[arg(long, value_name = "FILE.jsonl")]
+        negatives: Option<PathBuf>,
+        /// Confidence threshold for the rates (default: the support module's default).
+        #[arg(long)]
+        threshold: Option<f32>,
     },
     /// The LLM service: its pricing table.
     Llm {
@@ -141,7 +147,9 @@ fn main() -> ExitCode {
             Command::Migrate => migrate(config).await,
             Command::Ingest { guild, path } => kb_cli::ingest(config, guild, &path).await,
             Command::Ask { guild, k, question } => kb_cli::ask(config, guild, &question, k).await,
-            Command::Eval { dir, json } => kb_cli::eval(config, &dir, json).await,
+            Command::Eval { dir, json, negatives, threshold } => {
+                kb_cli::eval(config, &dir, json, negatives.as_deref(), threshold).await
+            }
             Command::Commands { action: CommandsAction::Sync { guild } } => sync_commands(config, guild).await,
             Command::Llm { action: LlmAction::Pricing { action: PricingAction::List } } => {
                 llm_cli::pricing_list(config).await

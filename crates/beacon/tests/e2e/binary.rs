@@ -232,3 +232,39 @@ async fn commands_sync_subcommand_registers_guild_commands() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("BEACON_DISCORD_TOKEN"));
     fake.assert_no_violations();
 }
+
+#[test]
+fn eval_reports_retrieval_and_abstention_as_json() {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/../beacon-kb/tests/fixtures/mini_beir");
+    let dir = tempfile::tempdir().unwrap();
+    let negatives = dir.path().join("negatives.jsonl");
+    std::fs::write(
+        &negatives,
+        "{\"text\": \"What is the airspeed velocity of an unladen swallow?\"}\n\"Who won the 1966 World Cup?\"\n",
+    )
+    .unwrap();
+    let out = beacon()
+        .args(["eval", fixture, "--json", "--negatives"])
+        .arg(&negatives)
+        .env("BEACON_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    for key in [
+        "hit_at_5",
+        "recall_at_5",
+        "mrr_at_10",
+        "ndcg_at_10",
+        "query_p50_ms",
+        "query_p99_ms",
+        "queries",
+        "answered_rate",
+        "abstain_rate",
+    ] {
+        assert!(last.get(key).is_some(), "{key} missing: {last}");
+    }
+    assert_eq!(last["negatives"], 2);
+    assert_eq!(last["abstain_rate"], 1.0, "nothing in the fixture is about swallows or football: {last}");
+}

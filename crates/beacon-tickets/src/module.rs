@@ -172,14 +172,16 @@ pub(crate) fn commands() -> Vec<CommandSpec> {
             ))
             .option(OptionSpec::subcommand("panel", "Post the \"Open ticket\" panel in this channel (admins)", vec![]))
             .option(OptionSpec::subcommand("transcript", "Get a closed ticket's transcript (staff)", vec![id()])),
-        CommandSpec::new("export", "Export data as CSV (staff)", Access::Staff).option(OptionSpec::subcommand(
-            "tickets",
-            "Tickets opened between two dates (YYYY-MM-DD, UTC)",
-            vec![
-                OptionSpec::string("from", "First day, e.g. 2024-01-01").required(),
-                OptionSpec::string("to", "Last day, included, e.g. 2024-01-31").required(),
-            ],
-        )),
+        CommandSpec::new("export", "Export data as CSV (staff)", Access::Staff)
+            .option(OptionSpec::subcommand(
+                "tickets",
+                "Tickets opened between two dates (YYYY-MM-DD, UTC)",
+                vec![
+                    OptionSpec::string("from", "First day, e.g. 2024-01-01").required(),
+                    OptionSpec::string("to", "Last day, included, e.g. 2024-01-31").required(),
+                ],
+            ))
+            .option(OptionSpec::subcommand("faq", "Every FAQ entry (the same CSV /faq import reads)", vec![])),
     ]
 }
 
@@ -269,6 +271,22 @@ impl TicketsModule {
     }
 
     async fn export(&self, ctx: &CommandCtx) -> HandlerResult {
+        if ctx.options.subcommand() == Some("faq") {
+            ctx.responder.defer()?;
+            let entries = beacon_faq::FaqRepo::new(ctx.app.store.clone())
+                .all(&ctx.guild)
+                .await
+                .map_err(HandlerError::internal)?;
+            let csv = beacon_faq::export_csv(&entries).map_err(HandlerError::internal)?;
+            let file = Attachment::from_bytes("faq.csv".to_owned(), csv, 1);
+            return ctx
+                .reply(
+                    Reply::text(format!("{} FAQ entr{}.", entries.len(), if entries.len() == 1 { "y" } else { "ies" }))
+                        .with_attachment(file)
+                        .ephemeral(),
+                )
+                .await;
+        }
         let bad =
             |s: &str| HandlerError::user(format!("`{s}` is not a date; write it as YYYY-MM-DD, e.g. 2024-01-31."));
         let from_s = ctx.options.str("from").unwrap_or_default();

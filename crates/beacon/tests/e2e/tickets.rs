@@ -378,6 +378,10 @@ async fn stats_and_csv_export() {
         )
         .await;
     assert!(text_of(&out).contains("YYYY-MM-DD"), "{}", text_of(&out));
+    // `/export faq` attaches the FAQ as the CSV `/faq import` reads.
+    let out = t.command(sam, "export", sub("faq", json!([])), Delivery::Http).await;
+    assert!(text_of(&out).contains("0 FAQ entries"), "{out:?}");
+    assert_eq!(out.data["attachments"][0]["filename"], "faq.csv", "{out:?}");
     // The fake keeps only the JSON part of multipart uploads, so the CSV itself is read back
     // from the same export function the command attaches.
     let (n, csv) = beacon_tickets::export_tickets(&t.app().store.guild(t.guild.id), 0, i64::MAX).await.unwrap();

@@ -115,6 +115,39 @@ impl SupportModule {
         self
     }
 
+    /// A draft reply for staff (the ticket desk's "Suggest reply"): the guild's knowledge base
+    /// searched for `question`, then an LLM answer grounded on it when one is configured, else
+    /// the best passage quoted. `None` when nothing in the knowledge base is confident enough.
+    pub async fn draft_reply(
+        &self,
+        app: &App,
+        guild: &GuildStore,
+        staff_id: u64,
+        question: &str,
+    ) -> Result<Option<String>, HandlerError> {
+        let question = sanitize::question(question, MAX_QUESTION);
+        if question.is_empty() {
+            return Ok(None);
+        }
+        let hits = self
+            .kb
+            .search(guild.id(), &question, 5)
+            .await
+            .map_err(|e| HandlerError::internal(format!("knowledge base: {e}")))?;
+        let Some(best) = hits.first() else { return Ok(None) };
+        let threshold = app.settings.get_i64(guild, keys::MIN_CONFIDENCE).await? as f32 / 100.0;
+        if confidence(&question, best) < threshold {
+            return Ok(None);
+        }
+        let mut record = AnswerRecord::default();
+        let draft = match self.llm_answer(guild, staff_id, &question, None, &[], &hits, &mut record).await {
+            Some(LlmOutcome::Answer { content, .. }) => content,
+            Some(LlmOutcome::CannotAnswer) => return Ok(None),
+            None => render_extractive(best),
+        };
+        Ok(Some(guard::output(&draft, 1800).text))
+    }
+
     fn bot_id(&self, app: &App) -> u64 {
         self.bot_id.get().copied().or(app.application_id().map(|a| a.get())).unwrap_or(0)
     }

@@ -61,11 +61,35 @@ pub mod keys {
 #[derive(Clone)]
 pub struct TicketsModule {
     storage: TranscriptStore,
+    drafter: Option<Arc<dyn ReplyDrafter>>,
+}
+
+/// Drafts a reply for staff from the knowledge base (the support module implements it).
+#[beacon_framework::async_trait]
+pub trait ReplyDrafter: Send + Sync {
+    /// A draft answer to `question` in `guild_id`, or `None` when there is nothing confident to say.
+    async fn draft(
+        &self,
+        app: &Arc<App>,
+        guild_id: u64,
+        staff_id: u64,
+        question: &str,
+    ) -> Result<Option<String>, HandlerError>;
 }
 
 impl TicketsModule {
     pub fn new(storage: TranscriptStore) -> TicketsModule {
-        TicketsModule { storage }
+        TicketsModule { storage, drafter: None }
+    }
+
+    /// Enables "Suggest reply" with `drafter`.
+    pub fn with_drafter(mut self, drafter: Arc<dyn ReplyDrafter>) -> TicketsModule {
+        self.drafter = Some(drafter);
+        self
+    }
+
+    pub(crate) fn drafter(&self) -> Option<&Arc<dyn ReplyDrafter>> {
+        self.drafter.as_ref()
     }
 
     /// After the app is built: registers the module's tables for guild purges and its timer

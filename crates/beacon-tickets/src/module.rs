@@ -306,6 +306,64 @@ impl TicketsModule {
         .await
     }
 
+    /// "Suggest reply": an ephemeral draft from the knowledge base, answering the member's latest
+    /// message (or the topic), with a button to send it. Nothing is sent without that click.
+    async fn suggest(&self, ctx: &ComponentCtx, number: i64) -> HandlerResult {
+        let Some(drafter) = self.drafter() else {
+            return ctx.reply(Reply::text("Suggested replies are not available in this deployment.").ephemeral()).await;
+        };
+        ctx.responder.defer()?;
+        let desk = self.desk(&ctx.app);
+        let t = desk.ticket(&ctx.guild, number).await?;
+        let mut question = t.topic.clone();
+        if let Some(channel) = t.channel_id {
+            let messages = ctx.app.http.channel_messages(Id::new(channel)).limit(50).await?.models().await?;
+            // Newest first: the member's latest words are what needs answering.
+            if let Some(m) = messages.iter().find(|m| m.author.id.get() == t.opener_id && !m.content.trim().is_empty())
+            {
+                question = m.content.clone();
+            }
+        }
+        let Some(draft) = drafter.draft(&ctx.app, ctx.guild_id(), ctx.user_id(), &question).await? else {
+            return ctx
+                .reply(Reply::text("The knowledge base has nothing confident to suggest for this ticket.").ephemeral())
+                .await;
+        };
+        let key =
+            beacon_cache::CacheKey::guild(ctx.guild_id(), "tickets", &format!("draft:{number}:{}", ctx.user_id()));
+        ctx.app.cache.set(&key, draft.as_bytes(), std::time::Duration::from_secs(3600)).await?;
+        ctx.reply(
+            Reply::text(format!(
+                "Suggested reply (only you see this; nothing is sent until you click Send):\n\n{draft}"
+            ))
+            .with_components(vec![row(vec![button(
+                format!("tickets:send:{number}"),
+                "Send this reply",
+                ButtonStyle::Success,
+            )])])
+            .ephemeral(),
+        )
+        .await
+    }
+
+    /// Posts a draft the staff member chose to send into the ticket.
+    async fn send_draft(&self, ctx: &ComponentCtx, number: i64) -> HandlerResult {
+        let key =
+            beacon_cache::CacheKey::guild(ctx.guild_id(), "tickets", &format!("draft:{number}:{}", ctx.user_id()));
+        let Some(bytes) = ctx.app.cache.get(&key).await? else {
+            return Err(HandlerError::user("This draft has expired; press Suggest reply again."));
+        };
+        let draft = String::from_utf8_lossy(&bytes).into_owned();
+        let t = self.desk(&ctx.app).ticket(&ctx.guild, number).await?;
+        let Some(channel) = t.channel_id else {
+            return Err(HandlerError::user("This ticket has no channel to post in."));
+        };
+        let text = format!("{draft}\n-# Sent by <@{}> with Beacon's suggestion", ctx.user_id());
+        ctx.app.http.create_message(Id::new(channel)).content(&text).await?;
+        ctx.app.cache.delete(&key).await?;
+        ctx.reply(Reply::text("Sent.").ephemeral()).await
+    }
+
     async fn transcript(&self, ctx: &CommandCtx) -> HandlerResult {
         ctx.require(Access::Staff)?;
         let number = ctx.options.int("id").unwrap_or(0);
@@ -463,16 +521,11 @@ impl Module for TicketsModule {
             }
             ("suggest", _) => {
                 ctx.require(Access::Staff)?;
-                return ctx
-                    .reply(
-                        Reply::text(
-                            "No knowledge base is configured for this server yet, so there is no draft to suggest. \
-                             Once the knowledge base is set up, this button drafts a reply from it and from this ticket; \
-                             nothing is sent until you click to send it.",
-                        )
-                        .ephemeral(),
-                    )
-                    .await;
+                return self.suggest(&ctx, number).await;
+            }
+            ("send", _) => {
+                ctx.require(Access::Staff)?;
+                return self.send_draft(&ctx, number).await;
             }
             ("feedback", _) => {
                 if !is_opener {

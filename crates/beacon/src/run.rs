@@ -146,13 +146,14 @@ async fn assemble(config: Arc<Config>, store: Store, extra: Vec<Arc<dyn Module>>
     if let Some(llm) = open_llm(&config, &store, Some(cache.clone())).await? {
         support = support.with_llm(llm);
     }
-    let tickets = tickets_module(&config)?;
+    let support = Arc::new(support);
+    let tickets = tickets_module(&config)?.with_drafter(Arc::new(SupportDrafter(support.clone())));
     let faq = beacon_faq::FaqModule::new();
     let faq_changes = faq.subscribe();
     let app = AppBuilder::new(config, store, cache, http)
         .modules(beacon_admin::modules())
         .module(LlmModule)
-        .module(support)
+        .modules([support as Arc<dyn Module>])
         .module(tickets)
         .module(faq)
         .modules(extra)
@@ -172,6 +173,22 @@ fn spawn_faq_feed(assembled: Assembled) -> Arc<App> {
         beacon_kb::follow_faq_changes(&kb, &repo, &store, faq_changes, shutdown.cancelled_owned()).await;
     });
     app
+}
+
+/// "Suggest reply" in a ticket drafts from the knowledge base (and the LLM) like a support answer.
+struct SupportDrafter(Arc<beacon_support::SupportModule>);
+
+#[beacon_framework::async_trait]
+impl beacon_tickets::ReplyDrafter for SupportDrafter {
+    async fn draft(
+        &self,
+        app: &Arc<App>,
+        guild_id: u64,
+        staff_id: u64,
+        question: &str,
+    ) -> Result<Option<String>, beacon_framework::HandlerError> {
+        self.0.draft_reply(app, &app.guild(guild_id), staff_id, question).await
+    }
 }
 
 /// "Talk to a human" from a support answer opens a ticket with the question and the bot's attempt.

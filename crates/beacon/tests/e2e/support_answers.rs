@@ -283,3 +283,58 @@ async fn faq_entries_feed_the_knowledge_base_at_once() {
     }
     t.stop().await;
 }
+
+#[tokio::test]
+async fn suggest_reply_drafts_from_the_knowledge_base_and_sends_only_on_click() {
+    let t = with_kb().await;
+    let support = t.channel("support");
+    t.command(
+        t.owner(),
+        "config",
+        sub("set", json!([opt_str("key", "tickets.channel"), opt_str("value", &support.to_string())])),
+        Delivery::Http,
+    )
+    .await;
+    let bob = t.member("bob");
+    t.command(bob, "ticket", sub("open", json!([opt_str("topic", "money back")])), Delivery::Gateway).await;
+    let thread: i64 = sqlx::query_scalar("SELECT channel_id FROM tickets WHERE guild_id = $1 AND number = 1")
+        .bind(t.guild.id as i64)
+        .fetch_one(t.app().store.pool())
+        .await
+        .unwrap();
+    let thread = thread as u64;
+    t.fake.send_message(t.guild.id, thread, bob, "How do I get a refund?").await.unwrap();
+    let panel = message_with_button(&t, thread, "tickets:suggest:1");
+
+    // A member cannot ask for a draft.
+    let h = t.fake.click_button(t.guild.id, thread, bob, panel, "tickets:suggest:1", Delivery::Http).await.unwrap();
+    let out = t.fake.wait_response(&h, WAIT).await.unwrap();
+    assert!(text_of(&out).contains("Only staff"), "{out:?}");
+
+    // Staff get an ephemeral draft from the knowledge base, answering the member's latest message.
+    let owner = t.owner();
+    let h =
+        t.fake.click_button(t.guild.id, thread, owner, panel, "tickets:suggest:1", Delivery::Gateway).await.unwrap();
+    let drafts = t.fake.wait_followups(&h, 1, WAIT).await.unwrap();
+    let draft = &drafts[0];
+    assert!(draft["content"].as_str().unwrap_or_default().contains("14 days"), "{draft}");
+    assert_eq!(draft["flags"].as_u64().unwrap_or(0) & 64, 64, "the draft is ephemeral: {draft}");
+    assert!(buttons(draft).contains(&"tickets:send:1".to_owned()), "{draft}");
+    let public = |m: &&Value| m["flags"].as_u64().unwrap_or(0) & 64 == 0;
+    let sent_before = t
+        .fake
+        .messages(thread)
+        .iter()
+        .filter(public)
+        .filter(|m| m["content"].as_str().unwrap_or("").contains("14 days"))
+        .count();
+    assert_eq!(sent_before, 0, "nothing is sent without a click");
+
+    // Clicking Send posts it in the ticket.
+    let h = t.fake.click_button(t.guild.id, thread, owner, panel, "tickets:send:1", Delivery::Http).await.unwrap();
+    let out = t.fake.wait_response(&h, WAIT).await.unwrap();
+    assert!(text_of(&out).contains("Sent."), "{out:?}");
+    let posted = wait_message(&t, thread, "Sent by").await;
+    assert!(posted["content"].as_str().unwrap_or_default().contains(&format!("Sent by <@{owner}>")), "{posted}");
+    t.stop().await;
+}

@@ -131,6 +131,43 @@ pub const SHUTDOWN_GRACE: Key = key(
     "How long shutdown waits for in-flight handlers (default `8s`).",
 );
 
+pub const TRANSCRIPTS_S3_BUCKET: Key = key(
+    "BEACON_TRANSCRIPTS_S3_BUCKET",
+    "transcripts.s3_bucket",
+    KeyKind::Plain,
+    "Store ticket transcripts in this S3-compatible bucket (default: the local folder `<data dir>/transcripts`).",
+);
+pub const TRANSCRIPTS_S3_REGION: Key = key(
+    "BEACON_TRANSCRIPTS_S3_REGION",
+    "transcripts.s3_region",
+    KeyKind::Plain,
+    "Region of the bucket (default `us-east-1`).",
+);
+pub const TRANSCRIPTS_S3_ENDPOINT: Key = key(
+    "BEACON_TRANSCRIPTS_S3_ENDPOINT",
+    "transcripts.s3_endpoint",
+    KeyKind::Plain,
+    "Endpoint of an S3-compatible server (MinIO, R2, moto…); unset for AWS.",
+);
+pub const TRANSCRIPTS_S3_ACCESS_KEY_ID: Key = key(
+    "BEACON_TRANSCRIPTS_S3_ACCESS_KEY_ID",
+    "transcripts.s3_access_key_id",
+    KeyKind::Secret,
+    "Access key id for the bucket.",
+);
+pub const TRANSCRIPTS_S3_SECRET_ACCESS_KEY: Key = key(
+    "BEACON_TRANSCRIPTS_S3_SECRET_ACCESS_KEY",
+    "transcripts.s3_secret_access_key",
+    KeyKind::Secret,
+    "Secret access key for the bucket.",
+);
+pub const TRANSCRIPTS_PUBLIC_URL: Key = key(
+    "BEACON_TRANSCRIPTS_PUBLIC_URL",
+    "transcripts.public_url",
+    KeyKind::Plain,
+    "Base URL under which stored transcripts are readable (used in log-channel links).",
+);
+
 pub const LLM_PROVIDER: Key = key(
     "BEACON_LLM_PROVIDER",
     "llm.provider",
@@ -220,6 +257,12 @@ pub const KEYS: &[Key] = &[
     LOG_LEVEL,
     GUILD_RETENTION,
     SHUTDOWN_GRACE,
+    TRANSCRIPTS_S3_BUCKET,
+    TRANSCRIPTS_S3_REGION,
+    TRANSCRIPTS_S3_ENDPOINT,
+    TRANSCRIPTS_S3_ACCESS_KEY_ID,
+    TRANSCRIPTS_S3_SECRET_ACCESS_KEY,
+    TRANSCRIPTS_PUBLIC_URL,
     LLM_PROVIDER,
     LLM_MODEL,
     LLM_API_KEY,

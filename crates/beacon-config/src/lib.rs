@@ -110,6 +110,20 @@ pub struct Config {
     pub embed_model_dir: Option<PathBuf>,
     /// LLM provider chain and tuning (`BEACON_LLM_*`); provider `none` by default.
     pub llm: LlmSettings,
+    /// Ticket transcripts in an S3-compatible bucket; `None` keeps them in the data folder.
+    pub transcripts_s3: Option<S3Config>,
+    /// Base URL under which stored transcripts are readable.
+    pub transcripts_public_url: Option<String>,
+}
+
+/// An S3-compatible bucket.
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    pub bucket: String,
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub access_key_id: Secret,
+    pub secret_access_key: Secret,
 }
 
 /// The `BEACON_LLM_*` values, as `beacon_llm::LlmConfig::from_env` reads them: the keys of
@@ -235,6 +249,9 @@ impl Config {
             shutdown_grace: parse_duration(&values, &keys::SHUTDOWN_GRACE)?.unwrap_or(Duration::from_secs(8)),
             embed_model_dir: text(&values, &keys::EMBED_MODEL_DIR).map(PathBuf::from),
             llm: llm_settings(&values, source)?,
+            transcripts_s3: s3_config(&values)?,
+            transcripts_public_url: text(&values, &keys::TRANSCRIPTS_PUBLIC_URL)
+                .map(|u| u.trim_end_matches('/').to_owned()),
         };
         Ok(config)
     }
@@ -365,6 +382,28 @@ where
         None => Ok(None),
         Some(v) => v.parse::<T>().map(Some).map_err(|e| invalid(values, key, &e.to_string())),
     }
+}
+
+fn s3_config(values: &Values) -> Result<Option<S3Config>, ConfigError> {
+    let Some(bucket) = text(values, &keys::TRANSCRIPTS_S3_BUCKET) else {
+        return Ok(None);
+    };
+    let required = |key: &Key| {
+        text(values, key)
+            .map(|v| Secret::new(v.to_owned()))
+            .ok_or_else(|| invalid(values, key, "is required when BEACON_TRANSCRIPTS_S3_BUCKET is set"))
+    };
+    let endpoint = text(values, &keys::TRANSCRIPTS_S3_ENDPOINT).map(str::to_owned);
+    if let Some(url) = &endpoint {
+        check_url(values, &keys::TRANSCRIPTS_S3_ENDPOINT, url, &["http://", "https://"])?;
+    }
+    Ok(Some(S3Config {
+        bucket: bucket.to_owned(),
+        region: text(values, &keys::TRANSCRIPTS_S3_REGION).unwrap_or("us-east-1").to_owned(),
+        endpoint,
+        access_key_id: required(&keys::TRANSCRIPTS_S3_ACCESS_KEY_ID)?,
+        secret_access_key: required(&keys::TRANSCRIPTS_S3_SECRET_ACCESS_KEY)?,
+    }))
 }
 
 fn parse_bool(values: &Values, key: &Key) -> Result<Option<bool>, ConfigError> {

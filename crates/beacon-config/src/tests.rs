@@ -133,3 +133,24 @@ fn llm_keys_are_collected_with_secrets_from_files_and_hidden_in_debug() {
     let debug = format!("{c:?}");
     assert!(!debug.contains("sk-from-file") && !debug.contains("fb-secret"), "{debug}");
 }
+
+#[test]
+fn s3_transcripts_need_their_keys() {
+    assert!(Config::from_sources(None, &env(&[])).unwrap().transcripts_s3.is_none());
+    let err = Config::from_sources(None, &env(&[("BEACON_TRANSCRIPTS_S3_BUCKET", "t")])).unwrap_err();
+    assert!(err.to_string().contains("BEACON_TRANSCRIPTS_S3_ACCESS_KEY_ID"), "{err}");
+    let c = Config::from_sources(
+        None,
+        &env(&[
+            ("BEACON_TRANSCRIPTS_S3_BUCKET", "t"),
+            ("BEACON_TRANSCRIPTS_S3_ENDPOINT", "http://127.0.0.1:9000"),
+            ("BEACON_TRANSCRIPTS_S3_ACCESS_KEY_ID", "id"),
+            ("BEACON_TRANSCRIPTS_S3_SECRET_ACCESS_KEY", "secret"),
+        ]),
+    )
+    .unwrap();
+    let s3 = c.transcripts_s3.unwrap();
+    assert_eq!((s3.bucket.as_str(), s3.region.as_str()), ("t", "us-east-1"));
+    assert_eq!(s3.secret_access_key.expose(), "secret");
+    assert!(!format!("{s3:?}").contains("secret\""), "secrets are redacted");
+}

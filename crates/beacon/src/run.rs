@@ -212,10 +212,21 @@ impl beacon_support::HumanHandoff for TicketHandoff {
     }
 }
 
-/// The ticket desk, with transcripts in `{data_dir}/transcripts`.
+/// The ticket desk, with transcripts in `{data_dir}/transcripts` or the configured S3 bucket.
 fn tickets_module(config: &Config) -> anyhow::Result<beacon_tickets::TicketsModule> {
-    let storage = beacon_tickets::TranscriptStore::local(&config.data_dir.join("transcripts"))
-        .context("preparing the transcript folder")?;
+    let storage = match &config.transcripts_s3 {
+        Some(s3) => beacon_tickets::TranscriptStore::s3(&beacon_tickets::S3Options {
+            bucket: s3.bucket.clone(),
+            region: s3.region.clone(),
+            endpoint: s3.endpoint.clone(),
+            access_key_id: s3.access_key_id.expose().to_owned(),
+            secret_access_key: s3.secret_access_key.expose().to_owned(),
+            public_base_url: config.transcripts_public_url.clone(),
+        })
+        .context("configuring the S3 transcript store")?,
+        None => beacon_tickets::TranscriptStore::local(&config.data_dir.join("transcripts"))
+            .context("preparing the transcript folder")?,
+    };
     Ok(beacon_tickets::TicketsModule::new(storage))
 }
 

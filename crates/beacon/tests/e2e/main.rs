@@ -14,3 +14,4 @@ mod settings;
 mod support_answers;
 mod support_llm;
 mod tickets;
+mod transcripts_s3;

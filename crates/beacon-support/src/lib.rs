@@ -25,9 +25,11 @@ pub mod fence;
 pub mod grounded;
 pub mod guard;
 pub mod injection;
+pub mod kb_module;
 pub mod module;
 pub mod pii;
 pub mod repo;
 pub mod sanitize;
 
+pub use kb_module::KbModule;
 pub use module::{HumanHandoff, Prepared, SupportModule, Trigger};

@@ -154,6 +154,7 @@ async fn assemble(config: Arc<Config>, store: Store, extra: Vec<Arc<dyn Module>>
         .modules(beacon_admin::modules())
         .module(LlmModule)
         .modules([support as Arc<dyn Module>])
+        .module(beacon_support::KbModule::new(kb.clone()))
         .module(tickets)
         .module(faq)
         .modules(extra)
@@ -163,14 +164,21 @@ async fn assemble(config: Arc<Config>, store: Store, extra: Vec<Arc<dyn Module>>
 }
 
 /// FAQ entries are a knowledge-base source: every add, edit and removal re-syncs that guild's
-/// FAQ documents at once, so support answers see them immediately.
+/// FAQ documents at once, so support answers see them immediately. Configured sources (`/kb`)
+/// are synced on their schedule.
 fn spawn_faq_feed(assembled: Assembled) -> Arc<App> {
     let Assembled { app, kb, faq_changes } = assembled;
     let store = app.store.clone();
     let repo = beacon_faq::FaqRepo::new(store.clone());
     let shutdown = app.shutdown.clone();
+    let feed_kb = kb.clone();
     app.tasks.spawn(async move {
-        beacon_kb::follow_faq_changes(&kb, &repo, &store, faq_changes, shutdown.cancelled_owned()).await;
+        beacon_kb::follow_faq_changes(&feed_kb, &repo, &store, faq_changes, shutdown.cancelled_owned()).await;
+    });
+    // Configured sources re-sync on their interval (hourly by default); checked every minute.
+    let shutdown = app.shutdown.clone();
+    app.tasks.spawn(async move {
+        kb.run_scheduler(std::time::Duration::from_secs(60), shutdown.cancelled_owned()).await;
     });
     app
 }

@@ -338,3 +338,51 @@ async fn suggest_reply_drafts_from_the_knowledge_base_and_sends_only_on_click() 
     assert!(posted["content"].as_str().unwrap_or_default().contains(&format!("Sent by <@{owner}>")), "{posted}");
     t.stop().await;
 }
+
+#[tokio::test]
+async fn kb_sources_are_configured_from_discord_and_synced_on_demand() {
+    let t = TestApp::spawn_with(Options { dev_team: true, ..Options::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in DOCS {
+        std::fs::write(dir.path().join(name), body).unwrap();
+    }
+    let path = dir.path().display().to_string();
+    let owner = t.owner();
+    let folder = |name: &str| sub("add-folder", json!([opt_str("name", name), opt_str("path", &path)]));
+    // A folder on the host is for the developer team only; bob is on it (HQ's developers role).
+    let out = t.command(owner, "kb", folder("docs"), Delivery::Http).await;
+    assert!(text_of(&out).contains("developer team"), "{}", text_of(&out));
+    let out = t.command(t.member("bob"), "kb", folder("docs"), Delivery::Http).await;
+    assert!(text_of(&out).contains("Source **docs** saved"), "{}", text_of(&out));
+    let out = t
+        .command(
+            owner,
+            "kb",
+            sub("add-notion", json!([opt_str("name", "wiki"), opt_str("pages", "abc, def")])),
+            Delivery::Http,
+        )
+        .await;
+    assert!(text_of(&out).contains("Source **wiki** saved"), "{}", text_of(&out));
+
+    let out = t.command(owner, "kb", sub("sync", json!([opt_str("name", "docs")])), Delivery::Gateway).await;
+    assert!(text_of(&out).contains("**docs**: 2 documents: 2 new or changed"), "{out:?}");
+    let out = t.command(t.member("bob"), "ask", ask("How do I get a refund?"), Delivery::Http).await;
+    assert!(out.data["content"].as_str().unwrap_or_default().contains("14 days"), "{out:?}");
+
+    let out = t.command(owner, "kb", sub("sources", json!([])), Delivery::Http).await;
+    let text = text_of(&out);
+    assert!(text.contains("**docs** (folder) — synced"), "{text}");
+    assert!(text.contains("**wiki** (notion) — never synced"), "{text}");
+
+    let out = t.command(owner, "kb", sub("remove", json!([opt_str("name", "docs")])), Delivery::Http).await;
+    assert!(text_of(&out).contains("removed"), "{}", text_of(&out));
+    let out = t.command(t.member("alice-admin"), "ask", ask("How do I get a refund?"), Delivery::Http).await;
+    assert!(out.data["content"].as_str().unwrap_or_default().contains("won't guess"), "{out:?}");
+    // Admins manage sources; plain members do not.
+    let out = t.command(t.member("alice-admin"), "kb", sub("sources", json!([])), Delivery::Http).await;
+    assert!(text_of(&out).contains("Knowledge sources"), "{}", text_of(&out));
+    let carol = t.fake.add_member(t.guild.id, None, "carol", vec![]).expect("member");
+    let out = t.command(carol, "kb", sub("remove", json!([opt_str("name", "wiki")])), Delivery::Http).await;
+    assert!(text_of(&out).contains("Only the server owner, admins"), "{}", text_of(&out));
+    t.stop().await;
+}

@@ -1,0 +1,182 @@
+//! `/kb`: a guild's knowledge sources, configured from Discord and stored in the database;
+//! synced on demand with `/kb sync` and on their schedule (hourly by default) by `beacon run`.
+
+use std::sync::Arc;
+
+use beacon_framework::{
+    Access, CommandCtx, CommandSpec, HandlerError, HandlerResult, Module, OptionSpec, Reply, async_trait,
+};
+use beacon_kb::source::SourceConfig;
+use beacon_kb::store::KbRepo;
+use beacon_kb::{KnowledgeBase, SyncReport};
+use twilight_model::guild::Permissions;
+use twilight_util::builder::embed::EmbedBuilder;
+
+/// The `/kb` command.
+pub struct KbModule {
+    kb: Arc<KnowledgeBase>,
+}
+
+impl KbModule {
+    pub fn new(kb: Arc<KnowledgeBase>) -> KbModule {
+        KbModule { kb }
+    }
+}
+
+fn list(text: Option<&str>) -> Vec<String> {
+    text.unwrap_or_default().split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+fn describe(report: &SyncReport) -> String {
+    format!(
+        "{} documents: {} new or changed ({} chunks), {} unchanged, {} deleted",
+        report.documents, report.written, report.chunks, report.unchanged, report.deleted
+    )
+}
+
+#[async_trait]
+impl Module for KbModule {
+    fn name(&self) -> &'static str {
+        "kb"
+    }
+
+    fn description(&self) -> &'static str {
+        "The knowledge sources support answers come from"
+    }
+
+    fn can_disable(&self) -> bool {
+        false
+    }
+
+    fn commands(&self) -> Vec<CommandSpec> {
+        let name = || OptionSpec::string("name", "A short name for this source").required().max_length(64);
+        vec![
+            CommandSpec::new("kb", "The knowledge sources support answers come from", Access::Authorized)
+                .default_permissions(Permissions::MANAGE_GUILD)
+                .option(OptionSpec::subcommand("sources", "List the configured sources and their last sync", vec![]))
+                .option(OptionSpec::subcommand(
+                    "add-notion",
+                    "Add Notion pages and/or databases (the integration token is set by the operator)",
+                    vec![
+                        name(),
+                        OptionSpec::string("pages", "Page ids, comma-separated"),
+                        OptionSpec::string("databases", "Database ids, comma-separated"),
+                    ],
+                ))
+                .option(OptionSpec::subcommand(
+                    "add-sheet",
+                    "Add a Google Sheets range, one document per row",
+                    vec![
+                        name(),
+                        OptionSpec::string("spreadsheet", "Spreadsheet id").required(),
+                        OptionSpec::string("range", "A1 range with the header row first, e.g. FAQ!A1:C500").required(),
+                        OptionSpec::string("title_column", "Header of the column that titles each row"),
+                    ],
+                ))
+                .option(OptionSpec::subcommand(
+                    "add-folder",
+                    "Add a folder on the bot's host (developer team only)",
+                    vec![name(), OptionSpec::string("path", "Folder of .md/.txt files on the host").required()],
+                ))
+                .option(OptionSpec::subcommand("remove", "Remove a source and its documents", vec![name()]))
+                .option(OptionSpec::subcommand(
+                    "sync",
+                    "Sync now: one source, or all of them",
+                    vec![OptionSpec::string("name", "The source (default: all)")],
+                )),
+        ]
+    }
+
+    async fn command(&self, ctx: CommandCtx) -> HandlerResult {
+        let repo = KbRepo::new(ctx.guild.clone());
+        let name = ctx.options.str("name").map(str::to_owned);
+        let kb_error = |e: beacon_kb::KbError| HandlerError::user(format!("Knowledge base: {e}"));
+        match ctx.options.subcommand() {
+            Some("sources") => {
+                let sources = repo.sources().await.map_err(kb_error)?;
+                let body = if sources.is_empty() {
+                    "No sources yet. Add one with /kb add-notion, /kb add-sheet or (operators) /kb add-folder."
+                        .to_owned()
+                } else {
+                    sources
+                        .iter()
+                        .map(|s| {
+                            let last = match (s.last_sync_at, &s.last_error) {
+                                (_, Some(e)) => format!("last sync failed: {e}"),
+                                (Some(at), None) => format!("synced <t:{}:R>", at / 1000),
+                                (None, None) => "never synced".to_owned(),
+                            };
+                            format!("**{}** ({}) — {last}", s.name, s.kind)
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                let embed = EmbedBuilder::new().title("Knowledge sources").description(body).color(0x3B82F6).build();
+                ctx.reply(Reply::embed(embed).ephemeral()).await
+            }
+            Some(add @ ("add-notion" | "add-sheet" | "add-folder")) => {
+                let name = name.ok_or_else(|| HandlerError::user("Give the source a name."))?;
+                let config = match add {
+                    "add-notion" => {
+                        let (pages, databases) = (list(ctx.options.str("pages")), list(ctx.options.str("databases")));
+                        SourceConfig::Notion { pages, databases, base_url: None }
+                    }
+                    "add-sheet" => SourceConfig::Sheets {
+                        spreadsheet_id: ctx.options.str("spreadsheet").unwrap_or_default().to_owned(),
+                        range: ctx.options.str("range").unwrap_or_default().to_owned(),
+                        title_column: ctx.options.str("title_column").map(str::to_owned),
+                        base_url: None,
+                    },
+                    _ => {
+                        // A folder reads the bot host's files: only operators may point at one.
+                        ctx.require(Access::Developer)?;
+                        let path = std::path::PathBuf::from(ctx.options.str("path").unwrap_or_default());
+                        if !path.is_dir() {
+                            return Err(HandlerError::user(format!(
+                                "{} is not a folder on the bot's host.",
+                                path.display()
+                            )));
+                        }
+                        SourceConfig::Folder { path }
+                    }
+                };
+                self.kb.add_source(ctx.guild_id(), &name, &config, None).await.map_err(kb_error)?;
+                ctx.reply(
+                    Reply::text(format!(
+                        "Source **{name}** saved; it syncs hourly. Sync it now with `/kb sync name:{name}`."
+                    ))
+                    .ephemeral(),
+                )
+                .await
+            }
+            Some("remove") => {
+                let name = name.ok_or_else(|| HandlerError::user("Which source?"))?;
+                if !repo.remove_source(&name).await.map_err(kb_error)? {
+                    return Err(HandlerError::user(format!("There is no source called **{name}**.")));
+                }
+                self.kb.rebuild_index(ctx.guild_id()).await.map_err(kb_error)?;
+                ctx.reply(Reply::text(format!("Source **{name}** and its documents were removed.")).ephemeral()).await
+            }
+            Some("sync") => {
+                ctx.responder.defer()?;
+                let names: Vec<String> = match name {
+                    Some(n) => vec![n],
+                    None => repo.sources().await.map_err(kb_error)?.into_iter().map(|s| s.name).collect(),
+                };
+                if names.is_empty() {
+                    return Err(HandlerError::user("There are no sources to sync yet."));
+                }
+                let mut lines = Vec::new();
+                for n in names {
+                    let line = match self.kb.sync_configured(ctx.guild_id(), &n, &mut |_| {}).await {
+                        Ok(report) => format!("**{n}**: {}", describe(&report)),
+                        Err(e) => format!("**{n}**: failed — {e}"),
+                    };
+                    lines.push(line);
+                }
+                ctx.reply(Reply::text(lines.join("\n")).ephemeral()).await
+            }
+            _ => Err(HandlerError::user("Unknown /kb subcommand.")),
+        }
+    }
+}

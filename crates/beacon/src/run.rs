@@ -166,7 +166,7 @@ async fn assemble(config: Arc<Config>, store: Store, extra: Vec<Arc<dyn Module>>
 /// FAQ entries are a knowledge-base source: every add, edit and removal re-syncs that guild's
 /// FAQ documents at once, so support answers see them immediately. Configured sources (`/kb`)
 /// are synced on their schedule.
-fn spawn_faq_feed(assembled: Assembled) -> Arc<App> {
+fn spawn_knowledge_tasks(assembled: Assembled) -> Arc<App> {
     let Assembled { app, kb, faq_changes } = assembled;
     let store = app.store.clone();
     let repo = beacon_faq::FaqRepo::new(store.clone());
@@ -272,7 +272,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
 /// [`start`] with extra modules.
 pub async fn start_with(config: Arc<Config>, extra: Vec<Arc<dyn Module>>) -> anyhow::Result<Running> {
     let store = open_store(&config).await?;
-    let app = spawn_faq_feed(assemble(config.clone(), store, extra).await?);
+    let app = spawn_knowledge_tasks(assemble(config.clone(), store, extra).await?);
     spawn_setting_listener(&app);
     spawn_housekeeping(&app);
     let jobs = start_jobs(&app).await?;

@@ -250,3 +250,26 @@ pub fn sub(name: &str, options: Value) -> Value {
 pub fn opt_str(name: &str, value: &str) -> Value {
     serde_json::json!({ "name": name, "type": 3, "value": value })
 }
+
+impl TestApp {
+    /// Points the ticket desk at #support, opens ticket #1 for `user` about `topic`, and returns
+    /// the ticket's thread.
+    pub async fn open_ticket(&self, user: u64, topic: &str) -> u64 {
+        let support = self.channel("support").to_string();
+        self.command(
+            self.owner(),
+            "config",
+            sub("set", serde_json::json!([opt_str("key", "tickets.channel"), opt_str("value", &support)])),
+            Delivery::Http,
+        )
+        .await;
+        self.command(user, "ticket", sub("open", serde_json::json!([opt_str("topic", topic)])), Delivery::Gateway)
+            .await;
+        let thread: i64 = sqlx::query_scalar("SELECT channel_id FROM tickets WHERE guild_id = $1 AND number = 1")
+            .bind(self.guild.id as i64)
+            .fetch_one(self.app().store.pool())
+            .await
+            .expect("ticket #1 has a thread");
+        thread as u64
+    }
+}

@@ -287,22 +287,8 @@ async fn faq_entries_feed_the_knowledge_base_at_once() {
 #[tokio::test]
 async fn suggest_reply_drafts_from_the_knowledge_base_and_sends_only_on_click() {
     let t = with_kb().await;
-    let support = t.channel("support");
-    t.command(
-        t.owner(),
-        "config",
-        sub("set", json!([opt_str("key", "tickets.channel"), opt_str("value", &support.to_string())])),
-        Delivery::Http,
-    )
-    .await;
     let bob = t.member("bob");
-    t.command(bob, "ticket", sub("open", json!([opt_str("topic", "money back")])), Delivery::Gateway).await;
-    let thread: i64 = sqlx::query_scalar("SELECT channel_id FROM tickets WHERE guild_id = $1 AND number = 1")
-        .bind(t.guild.id as i64)
-        .fetch_one(t.app().store.pool())
-        .await
-        .unwrap();
-    let thread = thread as u64;
+    let thread = t.open_ticket(bob, "money back").await;
     t.fake.send_message(t.guild.id, thread, bob, "How do I get a refund?").await.unwrap();
     let panel = message_with_button(&t, thread, "tickets:suggest:1");
 

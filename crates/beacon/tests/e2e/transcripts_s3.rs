@@ -5,7 +5,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use beacon_testkit::Delivery;
-use serde_json::json;
 
 use crate::support::*;
 
@@ -53,22 +52,8 @@ async fn closed_tickets_store_their_transcript_in_the_configured_bucket() {
         ..Options::default()
     })
     .await;
-    let support = t.channel("support");
-    t.command(
-        t.owner(),
-        "config",
-        sub("set", json!([opt_str("key", "tickets.channel"), opt_str("value", &support.to_string())])),
-        Delivery::Http,
-    )
-    .await;
     let bob = t.member("bob");
-    t.command(bob, "ticket", sub("open", json!([opt_str("topic", "Parcel never arrived")])), Delivery::Gateway).await;
-    let thread: i64 = sqlx::query_scalar("SELECT channel_id FROM tickets WHERE guild_id = $1 AND number = 1")
-        .bind(t.guild.id as i64)
-        .fetch_one(t.app().store.pool())
-        .await
-        .unwrap();
-    let thread = thread as u64;
+    let thread = t.open_ticket(bob, "Parcel never arrived").await;
     t.fake.send_message(t.guild.id, thread, bob, "It was due last Monday.").await.unwrap();
     let panel = t
         .fake

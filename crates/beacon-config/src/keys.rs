@@ -111,6 +111,36 @@ pub const EMBED_MODEL_DIR: Key = key(
     KeyKind::Plain,
     "Folder with the sentence-embedding model (config.json, tokenizer.json, model.safetensors); absent means BM25 retrieval only.",
 );
+pub const EMBED_PROVIDER: Key = key(
+    "BEACON_EMBED_PROVIDER",
+    "kb.embed_provider",
+    KeyKind::Plain,
+    "`local` (default: the model folder or a one-time download) or `llm` (the LLM provider's embedding model, BEACON_LLM_EMBEDDING_MODEL).",
+);
+pub const EMBED_POOLING: Key = key(
+    "BEACON_EMBED_POOLING",
+    "kb.embed_pooling",
+    KeyKind::Plain,
+    "`mean` or `cls`: overrides the pooling the local model's files (or name) call for.",
+);
+pub const EMBED_QUERY_PREFIX: Key = key(
+    "BEACON_EMBED_QUERY_PREFIX",
+    "kb.embed_query_prefix",
+    KeyKind::Plain,
+    "Instruction put before every query, overriding the local model's (bge: `Represent this sentence for searching relevant passages:`); `none` for no instruction.",
+);
+pub const EMBED_HUB_URL: Key = key(
+    "BEACON_EMBED_HUB_URL",
+    "kb.embed_hub_url",
+    KeyKind::Plain,
+    "Model hub for the one-time download when BEACON_EMBED_MODEL_DIR is unset (default `https://huggingface.co`; `off` disables it).",
+);
+pub const EMBED_MODEL_REPO: Key = key(
+    "BEACON_EMBED_MODEL_REPO",
+    "kb.embed_model_repo",
+    KeyKind::Plain,
+    "Hub repository downloaded into <data dir>/models (default `sentence-transformers/all-MiniLM-L6-v2`).",
+);
 pub const LOG_FORMAT: Key = key("BEACON_LOG_FORMAT", "log.format", KeyKind::Plain, "`json` (default) or `pretty`.");
 pub const LOG_LEVEL: Key = key(
     "BEACON_LOG_LEVEL",
@@ -253,6 +283,11 @@ pub const KEYS: &[Key] = &[
     DEVELOPERS_GUILD_ID,
     DEVELOPERS_ROLE_ID,
     EMBED_MODEL_DIR,
+    EMBED_PROVIDER,
+    EMBED_POOLING,
+    EMBED_QUERY_PREFIX,
+    EMBED_HUB_URL,
+    EMBED_MODEL_REPO,
     LOG_FORMAT,
     LOG_LEVEL,
     GUILD_RETENTION,

@@ -108,12 +108,39 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Sentence-embedding model folder; `None` means BM25 retrieval only.
     pub embed_model_dir: Option<PathBuf>,
+    /// Where embeddings come from and how the local model is found and used (`BEACON_EMBED_*`).
+    pub embed: EmbedSettings,
     /// LLM provider chain and tuning (`BEACON_LLM_*`); provider `none` by default.
     pub llm: LlmSettings,
     /// Ticket transcripts in an S3-compatible bucket; `None` keeps them in the data folder.
     pub transcripts_s3: Option<S3Config>,
     /// Base URL under which stored transcripts are readable.
     pub transcripts_public_url: Option<String>,
+}
+
+/// Which embedder the knowledge base uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmbedProvider {
+    /// A local model: `BEACON_EMBED_MODEL_DIR`, or one downloaded once into the data folder.
+    #[default]
+    Local,
+    /// The LLM provider's embedding model (`BEACON_LLM_EMBEDDING_MODEL`).
+    Llm,
+}
+
+/// The `BEACON_EMBED_*` settings besides the model folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbedSettings {
+    /// Local model or LLM provider.
+    pub provider: EmbedProvider,
+    /// `mean` or `cls`, overriding the model's pooling.
+    pub pooling: Option<String>,
+    /// Query instruction overriding the model's (kept as written, surrounding spaces aside).
+    pub query_prefix: Option<String>,
+    /// Hub for the one-time download; `None` when downloading is switched off.
+    pub hub_url: Option<String>,
+    /// Repository to download.
+    pub model_repo: String,
 }
 
 /// An S3-compatible bucket.
@@ -248,6 +275,7 @@ impl Config {
                 .unwrap_or(Duration::from_secs(30 * 86_400)),
             shutdown_grace: parse_duration(&values, &keys::SHUTDOWN_GRACE)?.unwrap_or(Duration::from_secs(8)),
             embed_model_dir: text(&values, &keys::EMBED_MODEL_DIR).map(PathBuf::from),
+            embed: embed_settings(&values)?,
             llm: llm_settings(&values, source)?,
             transcripts_s3: s3_config(&values)?,
             transcripts_public_url: text(&values, &keys::TRANSCRIPTS_PUBLIC_URL)
@@ -382,6 +410,42 @@ where
         None => Ok(None),
         Some(v) => v.parse::<T>().map(Some).map_err(|e| invalid(values, key, &e.to_string())),
     }
+}
+
+fn embed_settings(values: &Values) -> Result<EmbedSettings, ConfigError> {
+    let provider = match text(values, &keys::EMBED_PROVIDER).map(str::to_ascii_lowercase).as_deref() {
+        None | Some("local") => EmbedProvider::Local,
+        Some("llm") => EmbedProvider::Llm,
+        Some(_) => return Err(invalid(values, &keys::EMBED_PROVIDER, "must be local or llm")),
+    };
+    let pooling = text(values, &keys::EMBED_POOLING).map(str::to_ascii_lowercase);
+    if let Some(p) = &pooling
+        && p != "mean"
+        && p != "cls"
+    {
+        return Err(invalid(values, &keys::EMBED_POOLING, "must be mean or cls"));
+    }
+    let hub_url = match text(values, &keys::EMBED_HUB_URL) {
+        Some(off) if off.eq_ignore_ascii_case("off") => None,
+        Some(url) => {
+            check_url(values, &keys::EMBED_HUB_URL, url, &["http://", "https://"])?;
+            Some(url.trim_end_matches('/').to_owned())
+        }
+        None => Some("https://huggingface.co".to_owned()),
+    };
+    let model_repo = text(values, &keys::EMBED_MODEL_REPO).unwrap_or("sentence-transformers/all-MiniLM-L6-v2");
+    if model_repo.split('/').count() != 2 || model_repo.split('/').any(|p| p.is_empty() || p == "..") {
+        return Err(invalid(values, &keys::EMBED_MODEL_REPO, "must be owner/name"));
+    }
+    Ok(EmbedSettings {
+        provider,
+        pooling,
+        // `none` asks for no instruction at all (an empty value means "unset", like everywhere).
+        query_prefix: text(values, &keys::EMBED_QUERY_PREFIX)
+            .map(|v| if v.eq_ignore_ascii_case("none") { String::new() } else { v.to_owned() }),
+        hub_url,
+        model_repo: model_repo.to_owned(),
+    })
 }
 
 fn s3_config(values: &Values) -> Result<Option<S3Config>, ConfigError> {

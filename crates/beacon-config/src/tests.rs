@@ -154,3 +154,37 @@ fn s3_transcripts_need_their_keys() {
     assert_eq!(s3.secret_access_key.expose(), "secret");
     assert!(!format!("{s3:?}").contains("secret\""), "secrets are redacted");
 }
+
+#[test]
+fn embed_settings_parse_and_validate() {
+    let c = Config::from_sources(None, &env(&[])).unwrap();
+    assert_eq!(c.embed.provider, crate::EmbedProvider::Local);
+    assert_eq!(c.embed.hub_url.as_deref(), Some("https://huggingface.co"));
+    assert_eq!(c.embed.model_repo, "sentence-transformers/all-MiniLM-L6-v2");
+    assert_eq!(c.embed.query_prefix, None);
+    let c = Config::from_sources(
+        None,
+        &env(&[
+            ("BEACON_EMBED_PROVIDER", "LLM"),
+            ("BEACON_EMBED_HUB_URL", "off"),
+            ("BEACON_EMBED_POOLING", "cls"),
+            ("BEACON_EMBED_QUERY_PREFIX", "none"),
+            ("BEACON_EMBED_MODEL_REPO", "BAAI/bge-small-en-v1.5"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.embed.provider, crate::EmbedProvider::Llm);
+    assert_eq!(c.embed.hub_url, None);
+    assert_eq!(c.embed.pooling.as_deref(), Some("cls"));
+    assert_eq!(c.embed.query_prefix.as_deref(), Some(""));
+    assert_eq!(c.embed.model_repo, "BAAI/bge-small-en-v1.5");
+    for (key, bad) in [
+        ("BEACON_EMBED_PROVIDER", "openai"),
+        ("BEACON_EMBED_POOLING", "max"),
+        ("BEACON_EMBED_HUB_URL", "ftp://hub"),
+        ("BEACON_EMBED_MODEL_REPO", "../etc"),
+    ] {
+        let e = Config::from_sources(None, &env(&[(key, bad)])).unwrap_err().to_string();
+        assert!(e.contains(key), "{e}");
+    }
+}

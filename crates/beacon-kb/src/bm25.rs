@@ -1,17 +1,21 @@
 //! BM25 over one guild's chunks, with tantivy, in RAM.
 //!
-//! The index is derived data: it is built from the chunks (the database is the source of truth)
-//! and rebuilt whenever they change, so nothing on disk can be stale or corrupt.
+//! The index is derived data: it is built from the chunks (the database is the source of truth).
+//! Its files can be exported ([`Bm25Index::files`]) and loaded back ([`Bm25Index::from_files`]),
+//! which is how the persisted per-guild index files carry it.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use tantivy::collector::TopDocs;
+use tantivy::directory::{Directory, RamDirectory};
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{FAST, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer, TokenStream};
-use tantivy::{Index, IndexWriter, Searcher, TantivyDocument, Term};
+use tantivy::{Index, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
 
-use crate::error::Result;
+use crate::error::{KbError, Result};
 
 const TOKENIZER: &str = "kb_en";
 
@@ -35,10 +39,11 @@ fn analyzer() -> TextAnalyzer {
 
 /// A BM25 index of texts numbered `0..n` in the order they were given.
 pub struct Bm25Index {
+    index: Index,
     searcher: Searcher,
     body: Field,
     analyzer: TextAnalyzer,
-    stopwords: HashSet<String>,
+    stopwords: &'static HashSet<String>,
     /// Per segment, per tantivy doc id: the position of the text as given to [`Bm25Index::build`].
     ords: Vec<Vec<u32>>,
     len: usize,
@@ -69,15 +74,67 @@ impl Bm25Index {
         }
         writer.commit()?;
         writer.wait_merging_threads()?;
-        let reader = index.reader()?;
-        reader.reload()?;
+        Self::open(index, len)
+    }
+
+    /// Wraps a committed index whose documents carry their position in the `ord` fast field.
+    fn open(index: Index, len: usize) -> Result<Self> {
+        let schema = index.schema();
+        let body = schema.get_field("body").map_err(|e| KbError::Index(format!("BM25 schema: {e}")))?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let searcher = reader.searcher();
         let mut ords = Vec::with_capacity(searcher.segment_readers().len());
+        let mut seen = 0usize;
         for seg in searcher.segment_readers() {
             let col = seg.fast_fields().u64("ord")?;
-            ords.push((0..seg.max_doc()).map(|d| col.first(d).unwrap_or(u64::MAX) as u32).collect());
+            let seg_ords: Vec<u32> = (0..seg.max_doc()).map(|d| col.first(d).unwrap_or(u64::MAX) as u32).collect();
+            seen += seg_ords.len();
+            // A position outside 0..len would point past the chunk table: the index is not ours.
+            if seg_ords.iter().any(|o| *o != u32::MAX && *o as usize >= len) {
+                return Err(KbError::Index("BM25 positions out of range".into()));
+            }
+            ords.push(seg_ords);
         }
-        Ok(Bm25Index { searcher, body, analyzer: analyzer(), stopwords: stemmed_stopwords(), ords, len })
+        if seen != len {
+            return Err(KbError::Index(format!("BM25 index holds {seen} texts, expected {len}")));
+        }
+        Ok(Bm25Index { index, searcher, body, analyzer: analyzer(), stopwords: stemmed_stopwords(), ords, len })
+    }
+
+    /// The index's files (tantivy's segment files and `meta.json`), to be written elsewhere and
+    /// given back to [`Bm25Index::from_files`].
+    pub fn files(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let dir = self.index.directory();
+        let mut names: Vec<PathBuf> = dir.list_managed_files().into_iter().collect();
+        names.push(PathBuf::from("meta.json"));
+        names.sort();
+        names.dedup();
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            // The lock files tantivy manages hold nothing worth keeping.
+            if name.to_string_lossy().ends_with(".lock") {
+                continue;
+            }
+            // The raw bytes, footer included, exactly as tantivy wrote them.
+            match dir.atomic_read(&name) {
+                Ok(bytes) => out.push((name.to_string_lossy().into_owned(), bytes)),
+                Err(tantivy::directory::error::OpenReadError::FileDoesNotExist(_)) => {}
+                Err(e) => return Err(KbError::Index(e.to_string())),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Loads an index from the files [`Bm25Index::files`] returned; `len` is the number of
+    /// texts it must hold.
+    pub fn from_files(files: &[(&str, &[u8])], len: usize) -> Result<Self> {
+        let dir = RamDirectory::create();
+        for (name, bytes) in files {
+            dir.atomic_write(Path::new(name), bytes).map_err(|e| KbError::Index(format!("{name}: {e}")))?;
+        }
+        let index = Index::open(dir)?;
+        index.tokenizers().register(TOKENIZER, analyzer());
+        Self::open(index, len)
     }
 
     /// Number of indexed texts.
@@ -94,7 +151,7 @@ impl Bm25Index {
     pub fn query_terms(&self, query: &str) -> Vec<String> {
         let mut analyzer = self.analyzer.clone();
         let mut stream = analyzer.token_stream(query);
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::with_capacity(8);
         let mut out = Vec::new();
         while stream.advance() {
             let t = &stream.token().text;
@@ -131,16 +188,20 @@ impl Bm25Index {
     }
 }
 
-fn stemmed_stopwords() -> HashSet<String> {
-    let mut a = analyzer();
-    let mut out = HashSet::new();
-    for w in QUERY_STOPWORDS {
-        let mut s = a.token_stream(w);
-        while s.advance() {
-            out.insert(s.token().text.clone());
+/// The query stop words, analysed like query terms (computed once per process).
+fn stemmed_stopwords() -> &'static HashSet<String> {
+    static STOPWORDS: OnceLock<HashSet<String>> = OnceLock::new();
+    STOPWORDS.get_or_init(|| {
+        let mut a = analyzer();
+        let mut out = HashSet::new();
+        for w in QUERY_STOPWORDS {
+            let mut s = a.token_stream(w);
+            while s.advance() {
+                out.insert(s.token().text.clone());
+            }
         }
-    }
-    out
+        out
+    })
 }
 
 #[cfg(test)]
@@ -182,5 +243,24 @@ mod tests {
         assert!(idx.search("anything", 5).unwrap().is_empty());
         let idx = Bm25Index::build(&["a (b) c: d -e +f AND OR"]).unwrap();
         assert_eq!(idx.search("(b) AND -e:", 5).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn files_round_trip_to_the_same_rankings() {
+        let texts = ["refunds within 14 days", "install on linux", "refund policy for invoices", "weekday hours"];
+        let idx = Bm25Index::build(&texts).unwrap();
+        let files = idx.files().unwrap();
+        assert!(files.iter().any(|(n, _)| n == "meta.json"));
+        let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+        let back = Bm25Index::from_files(&refs, texts.len()).unwrap();
+        for q in ["refund", "linux install", "hours"] {
+            assert_eq!(back.search(q, 10).unwrap(), idx.search(q, 10).unwrap(), "{q}");
+        }
+        // The wrong size, missing files or garbage are errors, not a wrong index.
+        assert!(Bm25Index::from_files(&refs, texts.len() + 1).is_err());
+        let no_meta: Vec<(&str, &[u8])> = refs.iter().copied().filter(|(n, _)| *n != "meta.json").collect();
+        assert!(Bm25Index::from_files(&no_meta, texts.len()).is_err());
+        let garbage: Vec<(&str, &[u8])> = refs.iter().map(|(n, b)| (*n, &b[..b.len() / 2])).collect();
+        assert!(Bm25Index::from_files(&garbage, texts.len()).is_err());
     }
 }

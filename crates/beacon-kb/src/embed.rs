@@ -1,7 +1,29 @@
-//! Sentence embeddings: the [`Embedder`] trait and a local BERT (all-MiniLM-L6-v2) run with candle.
+//! Sentence embeddings: the [`Embedder`] trait and local BERT-family encoders run with candle.
+//!
+//! [`BertEmbedder`] runs BERT models (all-MiniLM-L6-v2, the default; bge-small-en-v1.5 and other
+//! BERT exports) and MPNet models (all-mpnet-base-v2) from a folder holding `config.json`,
+//! `tokenizer.json` and `model.safetensors`. How a model pools its tokens and which instruction it
+//! expects before a query form its [`ModelProfile`], read from the sentence-transformers files
+//! beside the weights (`1_Pooling/config.json`, `config_sentence_transformers.json`,
+//! `sentence_bert_config.json`) or recognised from the model's name, and overridable.
+//!
+//! ```no_run
+//! use beacon_kb::embed::{BertEmbedder, Embedder, ProfileOverrides};
+//!
+//! # fn demo() -> Result<(), beacon_kb::KbError> {
+//! let model = BertEmbedder::load_with("models/bge-small-en-v1.5", &ProfileOverrides::default())?;
+//! let query = model.embed_query("How do I get a refund?")?; // with bge's query instruction
+//! let docs = model.embed_documents(&["Refunds are issued within 14 days."])?;
+//! let score: f32 = query.iter().zip(&docs[0]).map(|(a, b)| a * b).sum();
+//! # let _ = score;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::HashMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 
 use candle_core::{D, DType, Device, Module, Tensor};
@@ -12,8 +34,18 @@ use crate::error::{KbError, Result};
 
 /// Environment variable naming the local model directory.
 pub const MODEL_DIR_ENV: &str = "BEACON_EMBED_MODEL_DIR";
+/// Environment variable overriding the model's pooling (`mean` or `cls`).
+pub const POOLING_ENV: &str = "BEACON_EMBED_POOLING";
+/// Environment variable overriding the instruction put before every query (may be empty).
+pub const QUERY_PREFIX_ENV: &str = "BEACON_EMBED_QUERY_PREFIX";
+
+/// The query instruction of the English bge v1/v1.5 models.
+pub const BGE_QUERY_PREFIX: &str = "Represent this sentence for searching relevant passages: ";
 
 /// Turns texts into L2-normalised vectors; one per text, all of [`Embedder::dim`] floats.
+///
+/// The methods are synchronous and may take a while (a forward pass, a network call): async code
+/// calls them through `tokio::task::spawn_blocking`.
 pub trait Embedder: Send + Sync {
     /// A stable name of the model, stored beside embeddings so a model change re-embeds.
     fn model_id(&self) -> &str;
@@ -27,7 +59,211 @@ pub trait Embedder: Send + Sync {
     }
 }
 
-/// BERT hyper-parameters read from `config.json`.
+/// How token vectors become one sentence vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    /// Mean over the real (unpadded) tokens: sentence-transformers' MiniLM and MPNet models.
+    Mean,
+    /// The first (`[CLS]`) token's vector: the bge models.
+    Cls,
+}
+
+impl Pooling {
+    /// The name used in configuration and model ids.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pooling::Mean => "mean",
+            Pooling::Cls => "cls",
+        }
+    }
+}
+
+impl fmt::Display for Pooling {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Pooling {
+    type Err = KbError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "mean" => Ok(Pooling::Mean),
+            "cls" => Ok(Pooling::Cls),
+            other => Err(KbError::Model(format!("unknown pooling {other:?} (expected mean or cls)"))),
+        }
+    }
+}
+
+/// How a model is used: pooling, instructions before queries and documents, input length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelProfile {
+    /// Pooling of token vectors.
+    pub pooling: Pooling,
+    /// Text put before every query (bge: [`BGE_QUERY_PREFIX`]; e5: `query: `).
+    pub query_prefix: String,
+    /// Text put before every document (e5: `passage: `).
+    pub document_prefix: String,
+    /// Longest input in tokens.
+    pub max_tokens: usize,
+}
+
+/// Explicit choices that replace what [`ModelProfile::detect`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileOverrides {
+    /// Pooling to use instead of the model's.
+    pub pooling: Option<Pooling>,
+    /// Query instruction to use instead of the model's (an empty string means none).
+    pub query_prefix: Option<String>,
+}
+
+impl ProfileOverrides {
+    /// Reads [`POOLING_ENV`] and [`QUERY_PREFIX_ENV`] (a set but empty prefix means none).
+    pub fn from_env() -> Result<Self> {
+        let pooling = match std::env::var(POOLING_ENV) {
+            Ok(p) if !p.trim().is_empty() => {
+                Some(p.parse().map_err(|e| KbError::Model(format!("{POOLING_ENV}: {e}")))?)
+            }
+            _ => None,
+        };
+        Ok(ProfileOverrides { pooling, query_prefix: std::env::var(QUERY_PREFIX_ENV).ok() })
+    }
+}
+
+/// The parts of `1_Pooling/config.json` that matter here.
+#[derive(Debug, serde::Deserialize)]
+struct PoolingFile {
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+    #[serde(default)]
+    pooling_mode_mean_tokens: bool,
+}
+
+/// The parts of `config_sentence_transformers.json` that matter here.
+#[derive(Debug, Default, serde::Deserialize)]
+struct SentenceTransformersFile {
+    #[serde(default)]
+    prompts: HashMap<String, String>,
+}
+
+/// The parts of `sentence_bert_config.json` that matter here.
+#[derive(Debug, serde::Deserialize)]
+struct SentenceBertFile {
+    max_seq_length: Option<usize>,
+}
+
+fn read_optional_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map(Some).map_err(|e| KbError::Model(format!("{}: {e}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(KbError::io(path, e)),
+    }
+}
+
+impl ModelProfile {
+    /// Longest input when the model's files do not say; sentence-transformers uses 256 for
+    /// all-MiniLM-L6-v2.
+    pub const DEFAULT_MAX_TOKENS: usize = 256;
+
+    /// Reads the profile of the model in `dir`: pooling from `1_Pooling/config.json`, prompts from
+    /// `config_sentence_transformers.json`, length from `sentence_bert_config.json`; what those do
+    /// not say comes from the model's name (`_name_or_path` in `config.json`, or the folder name):
+    /// bge models pool `[CLS]` and take [`BGE_QUERY_PREFIX`], e5 models take `query: `/`passage: `.
+    pub fn detect(dir: &Path) -> Result<Self> {
+        let name = model_name(dir)?;
+        let family = Family::of(&name);
+        let pooling = match read_optional_json::<PoolingFile>(&dir.join("1_Pooling").join("config.json"))? {
+            Some(p) if p.pooling_mode_cls_token && !p.pooling_mode_mean_tokens => Pooling::Cls,
+            Some(p) if p.pooling_mode_mean_tokens => Pooling::Mean,
+            _ => family.pooling(),
+        };
+        let st = read_optional_json::<SentenceTransformersFile>(&dir.join("config_sentence_transformers.json"))?
+            .unwrap_or_default();
+        let query_prefix = st.prompts.get("query").cloned().unwrap_or_else(|| family.query_prefix().to_owned());
+        let document_prefix = ["document", "passage", "corpus"]
+            .iter()
+            .find_map(|k| st.prompts.get(*k).cloned())
+            .unwrap_or_else(|| family.document_prefix().to_owned());
+        let max_tokens = read_optional_json::<SentenceBertFile>(&dir.join("sentence_bert_config.json"))?
+            .and_then(|s| s.max_seq_length)
+            .unwrap_or(Self::DEFAULT_MAX_TOKENS);
+        Ok(ModelProfile { pooling, query_prefix, document_prefix, max_tokens })
+    }
+
+    /// This profile with `overrides` applied.
+    pub fn with(mut self, overrides: &ProfileOverrides) -> Self {
+        if let Some(p) = overrides.pooling {
+            self.pooling = p;
+        }
+        if let Some(q) = &overrides.query_prefix {
+            // Configuration values lose trailing spaces; the instruction still needs its separator.
+            self.query_prefix =
+                if q.is_empty() || q.ends_with(char::is_whitespace) { q.clone() } else { format!("{q} ") };
+        }
+        self
+    }
+}
+
+/// Model families recognised by name, for exports without sentence-transformers files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    BgeEnglish,
+    E5,
+    Other,
+}
+
+impl Family {
+    fn of(name: &str) -> Family {
+        let n = name.to_ascii_lowercase();
+        if n.contains("bge-") && n.contains("-en") {
+            Family::BgeEnglish
+        } else if n.contains("e5-") && !n.contains("instruct") {
+            Family::E5
+        } else {
+            Family::Other
+        }
+    }
+
+    fn pooling(self) -> Pooling {
+        match self {
+            Family::BgeEnglish => Pooling::Cls,
+            Family::E5 | Family::Other => Pooling::Mean,
+        }
+    }
+
+    fn query_prefix(self) -> &'static str {
+        match self {
+            Family::BgeEnglish => BGE_QUERY_PREFIX,
+            Family::E5 => "query: ",
+            Family::Other => "",
+        }
+    }
+
+    fn document_prefix(self) -> &'static str {
+        match self {
+            Family::E5 => "passage: ",
+            Family::BgeEnglish | Family::Other => "",
+        }
+    }
+}
+
+/// The model's name: `_name_or_path` from `config.json` and the folder's name, joined.
+fn model_name(dir: &Path) -> Result<String> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        #[serde(default, rename = "_name_or_path")]
+        name_or_path: String,
+    }
+    let named = read_optional_json::<Named>(&dir.join("config.json"))?;
+    let folder = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let folder = folder.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(format!("{} {folder}", named.map(|n| n.name_or_path).unwrap_or_default()))
+}
+
+/// Encoder hyper-parameters read from `config.json` (BERT and MPNet share these names).
 #[derive(Debug, Clone, serde::Deserialize)]
 struct BertConfig {
     vocab_size: usize,
@@ -42,6 +278,10 @@ struct BertConfig {
     layer_norm_eps: f64,
     #[serde(default)]
     hidden_act: Option<String>,
+    #[serde(default)]
+    model_type: Option<String>,
+    #[serde(default = "default_buckets")]
+    relative_attention_num_buckets: usize,
 }
 
 fn default_type_vocab() -> usize {
@@ -49,6 +289,25 @@ fn default_type_vocab() -> usize {
 }
 fn default_eps() -> f64 {
     1e-12
+}
+fn default_buckets() -> usize {
+    32
+}
+
+/// Which encoder the weights belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Architecture {
+    Bert,
+    MpNet,
+}
+
+impl Architecture {
+    fn name(self) -> &'static str {
+        match self {
+            Architecture::Bert => "bert",
+            Architecture::MpNet => "mpnet",
+        }
+    }
 }
 
 struct Layer {
@@ -62,10 +321,15 @@ struct Layer {
     out_norm: LayerNorm,
 }
 
-struct Bert {
+struct Encoder {
+    arch: Architecture,
     word: Embedding,
     position: Embedding,
-    token_type: Embedding,
+    /// BERT only; MPNet has no segment embeddings.
+    token_type: Option<Embedding>,
+    /// MPNet only: a learned bias per relative-position bucket and head, shared by all layers.
+    relative_bias: Option<Embedding>,
+    buckets: usize,
     norm: LayerNorm,
     layers: Vec<Layer>,
     heads: usize,
@@ -78,33 +342,71 @@ fn layer_norm(size: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<Laye
     Ok(LayerNorm::new(weight, bias, eps))
 }
 
-impl Bert {
-    fn load(cfg: &BertConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+/// MPNet's relative-position bucket (T5-style, bidirectional), as in Hugging Face's
+/// `MPNetEncoder.relative_position_bucket` with `max_distance` 128.
+fn relative_bucket(relative: i64, buckets: usize) -> u32 {
+    let half = (buckets / 2) as i64;
+    let n = -relative;
+    let mut bucket = if n < 0 { half } else { 0 };
+    let n = n.abs();
+    let max_exact = half / 2;
+    bucket += if n < max_exact {
+        n
+    } else {
+        let scaled =
+            ((n as f64 / max_exact as f64).ln() / (128.0 / max_exact as f64).ln() * (half - max_exact) as f64) as i64;
+        (max_exact + scaled).min(half - 1)
+    };
+    bucket as u32
+}
+
+impl Encoder {
+    fn load(cfg: &BertConfig, arch: Architecture, vb: VarBuilder) -> candle_core::Result<Self> {
         let h = cfg.hidden_size;
+        let eps = cfg.layer_norm_eps;
         let emb = vb.pp("embeddings");
         let word = candle_nn::embedding(cfg.vocab_size, h, emb.pp("word_embeddings"))?;
         let position = candle_nn::embedding(cfg.max_position_embeddings, h, emb.pp("position_embeddings"))?;
-        let token_type = candle_nn::embedding(cfg.type_vocab_size, h, emb.pp("token_type_embeddings"))?;
-        let norm = layer_norm(h, cfg.layer_norm_eps, emb.pp("LayerNorm"))?;
+        let norm = layer_norm(h, eps, emb.pp("LayerNorm"))?;
+        let (token_type, relative_bias) = match arch {
+            Architecture::Bert => {
+                (Some(candle_nn::embedding(cfg.type_vocab_size, h, emb.pp("token_type_embeddings"))?), None)
+            }
+            Architecture::MpNet => (
+                None,
+                Some(candle_nn::embedding(
+                    cfg.relative_attention_num_buckets,
+                    cfg.num_attention_heads,
+                    vb.pp("encoder.relative_attention_bias"),
+                )?),
+            ),
+        };
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let l = vb.pp(format!("encoder.layer.{i}"));
             let att = l.pp("attention");
+            let (q, k, v, o, n) = match arch {
+                Architecture::Bert => ("self.query", "self.key", "self.value", "output.dense", "output.LayerNorm"),
+                Architecture::MpNet => ("attn.q", "attn.k", "attn.v", "attn.o", "LayerNorm"),
+            };
             layers.push(Layer {
-                query: candle_nn::linear(h, h, att.pp("self.query"))?,
-                key: candle_nn::linear(h, h, att.pp("self.key"))?,
-                value: candle_nn::linear(h, h, att.pp("self.value"))?,
-                attn_out: candle_nn::linear(h, h, att.pp("output.dense"))?,
-                attn_norm: layer_norm(h, cfg.layer_norm_eps, att.pp("output.LayerNorm"))?,
+                query: candle_nn::linear(h, h, att.pp(q))?,
+                key: candle_nn::linear(h, h, att.pp(k))?,
+                value: candle_nn::linear(h, h, att.pp(v))?,
+                attn_out: candle_nn::linear(h, h, att.pp(o))?,
+                attn_norm: layer_norm(h, eps, att.pp(n))?,
                 intermediate: candle_nn::linear(h, cfg.intermediate_size, l.pp("intermediate.dense"))?,
                 output: candle_nn::linear(cfg.intermediate_size, h, l.pp("output.dense"))?,
-                out_norm: layer_norm(h, cfg.layer_norm_eps, l.pp("output.LayerNorm"))?,
+                out_norm: layer_norm(h, eps, l.pp("output.LayerNorm"))?,
             });
         }
-        Ok(Bert {
+        Ok(Encoder {
+            arch,
             word,
             position,
             token_type,
+            relative_bias,
+            buckets: cfg.relative_attention_num_buckets,
             norm,
             layers,
             heads: cfg.num_attention_heads,
@@ -115,16 +417,31 @@ impl Bert {
     /// Returns the last hidden states, `[batch, seq, hidden]`.
     fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        let positions = Tensor::arange(0u32, t as u32, ids.device())?;
-        let types = ids.zeros_like()?;
-        let x = self
-            .word
-            .forward(ids)?
-            .broadcast_add(&self.position.forward(&positions)?)?
-            .broadcast_add(&self.token_type.forward(&types)?)?;
+        let device = ids.device();
+        // MPNet (like RoBERTa) numbers positions from padding_idx + 1 = 2; inputs are right-padded,
+        // so real tokens sit at 2..t+2 and padding is masked out below.
+        let first = match self.arch {
+            Architecture::Bert => 0u32,
+            Architecture::MpNet => 2u32,
+        };
+        let positions = Tensor::arange(first, first + t as u32, device)?;
+        let mut x = self.word.forward(ids)?.broadcast_add(&self.position.forward(&positions)?)?;
+        if let Some(token_type) = &self.token_type {
+            x = x.broadcast_add(&token_type.forward(&ids.zeros_like()?)?)?;
+        }
         let mut x = self.norm.forward(&x)?;
         // Padding positions get a large negative score so attention ignores them.
-        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e4)?.reshape((b, 1, 1, t))?;
+        let mut bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e4)?.reshape((b, 1, 1, t))?;
+        if let Some(relative) = &self.relative_bias {
+            let buckets: Vec<u32> = (0..t as i64)
+                .flat_map(|q| (0..t as i64).map(move |k| (q, k)))
+                .map(|(q, k)| relative_bucket(k - q, self.buckets))
+                .collect();
+            let table = Tensor::from_vec(buckets, (t, t), device)?;
+            // [t, t, heads] -> [1, heads, t, t]
+            let position_bias = relative.forward(&table)?.permute((2, 0, 1))?.unsqueeze(0)?;
+            bias = bias.broadcast_add(&position_bias)?;
+        }
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         for layer in &self.layers {
             let split = |y: Tensor| -> candle_core::Result<Tensor> {
@@ -144,12 +461,14 @@ impl Bert {
     }
 }
 
-/// A BERT sentence-embedding model (all-MiniLM-L6-v2 by default) with mean pooling, run on the CPU.
+/// A local sentence-embedding model (all-MiniLM-L6-v2 by default; any BERT or MPNet export),
+/// run on the CPU with the pooling and instructions of its [`ModelProfile`].
 pub struct BertEmbedder {
-    model: Bert,
+    model: Encoder,
     tokenizer: Tokenizer,
     dim: usize,
     model_id: String,
+    profile: ModelProfile,
     batch_size: usize,
 }
 
@@ -157,11 +476,18 @@ pub struct BertEmbedder {
 pub const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
 
 impl BertEmbedder {
-    /// Longest input in tokens; sentence-transformers uses 256 for all-MiniLM-L6-v2.
-    pub const MAX_TOKENS: usize = 256;
+    /// Longest input in tokens when the model does not say; sentence-transformers uses 256 for
+    /// all-MiniLM-L6-v2.
+    pub const MAX_TOKENS: usize = ModelProfile::DEFAULT_MAX_TOKENS;
 
-    /// Loads a model directory holding `config.json`, `tokenizer.json` and `model.safetensors`.
+    /// Loads a model directory holding `config.json`, `tokenizer.json` and `model.safetensors`,
+    /// with the profile its files describe.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::load_with(dir, &ProfileOverrides::default())
+    }
+
+    /// Like [`BertEmbedder::load`], with `overrides` applied to the detected profile.
+    pub fn load_with(dir: impl AsRef<Path>, overrides: &ProfileOverrides) -> Result<Self> {
         let dir = dir.as_ref();
         let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| KbError::io(dir.join(name), e));
         let cfg: BertConfig =
@@ -171,26 +497,36 @@ impl BertEmbedder {
         {
             return Err(KbError::Model(format!("unsupported activation {act}")));
         }
+        let arch = match cfg.model_type.as_deref() {
+            None | Some("bert") => Architecture::Bert,
+            Some("mpnet") => Architecture::MpNet,
+            Some(other) => return Err(KbError::Model(format!("unsupported model type {other} (bert or mpnet)"))),
+        };
+        let profile = ModelProfile::detect(dir)?.with(overrides);
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
             .map_err(|e| KbError::Model(format!("tokenizer.json: {e}")))?;
-        // The packaged tokenizer pads every input to 128 tokens; pad to the batch's longest instead
-        // (padding is masked out anyway) and truncate where sentence-transformers does.
+        // Packaged tokenizers often pad every input to 128 tokens; pad to the batch's longest
+        // instead (padding is masked out anyway) and truncate where sentence-transformers does.
         let mut padding = tokenizer.get_padding().cloned().unwrap_or(PaddingParams::default());
         padding.strategy = PaddingStrategy::BatchLongest;
         tokenizer.with_padding(Some(padding));
-        let max_tokens = Self::MAX_TOKENS.min(cfg.max_position_embeddings);
+        // MPNet's positions start at 2, so two position slots are never used by tokens.
+        let reserved = if arch == Architecture::MpNet { 2 } else { 0 };
+        let max_tokens = profile.max_tokens.min(cfg.max_position_embeddings.saturating_sub(reserved)).max(1);
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: max_tokens, ..TruncationParams::default() }))
             .map_err(|e| KbError::Model(format!("truncation: {e}")))?;
         let device = Device::Cpu;
         let weights_path = dir.join("model.safetensors");
         let mut tensors: HashMap<String, Tensor> = candle_core::safetensors::load(&weights_path, &device)?;
-        // Some exports prefix every name with "bert.".
-        if tensors.keys().all(|k| k.starts_with("bert.")) {
-            tensors = tensors.into_iter().map(|(k, v)| (k["bert.".len()..].to_string(), v)).collect();
+        // Some exports prefix every name with the architecture ("bert.", "mpnet.").
+        let prefix = format!("{}.", arch.name());
+        if tensors.keys().filter(|k| !k.ends_with("position_ids")).all(|k| k.starts_with(&prefix)) {
+            tensors =
+                tensors.into_iter().filter_map(|(k, v)| k.strip_prefix(&prefix).map(|s| (s.to_string(), v))).collect();
         }
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let model = Bert::load(&cfg, vb)?;
+        let model = Encoder::load(&cfg, arch, vb)?;
         // Identify the model by its files, not its folder name, so swapping models re-embeds.
         let weights_len = std::fs::metadata(&weights_path).map_err(|e| KbError::io(&weights_path, e))?.len();
         let fingerprint = {
@@ -199,24 +535,37 @@ impl BertEmbedder {
             h.update(read("config.json")?);
             h.update(read("tokenizer.json")?);
             h.update(weights_len.to_le_bytes());
+            // Only what changes stored document vectors; MiniLM's id stays what it always was.
+            if !profile.document_prefix.is_empty() {
+                h.update(b"document-prefix:");
+                h.update(profile.document_prefix.as_bytes());
+            }
+            if max_tokens != Self::MAX_TOKENS {
+                h.update(b"max-tokens:");
+                h.update((max_tokens as u64).to_le_bytes());
+            }
             hex::encode(&h.finalize()[..6])
         };
-        Ok(BertEmbedder {
-            model,
-            tokenizer,
-            dim: cfg.hidden_size,
-            model_id: format!("bert-mean-{}:{fingerprint}", cfg.hidden_size),
-            batch_size: 32,
-        })
+        let model_id = match arch {
+            Architecture::Bert => format!("bert-{}-{}:{fingerprint}", profile.pooling, cfg.hidden_size),
+            Architecture::MpNet => format!("mpnet-{}-{}:{fingerprint}", profile.pooling, cfg.hidden_size),
+        };
+        Ok(BertEmbedder { model, tokenizer, dim: cfg.hidden_size, model_id, profile, batch_size: 32 })
     }
 
-    /// Loads the model named by `BEACON_EMBED_MODEL_DIR`, if set and complete.
+    /// Loads the model named by `BEACON_EMBED_MODEL_DIR`, if set, with the overrides of
+    /// `BEACON_EMBED_POOLING` and `BEACON_EMBED_QUERY_PREFIX`.
     pub fn from_env() -> Option<Result<Self>> {
         let dir = std::env::var_os(MODEL_DIR_ENV).filter(|d| !d.is_empty()).map(PathBuf::from)?;
-        Some(Self::load(dir))
+        Some(ProfileOverrides::from_env().and_then(|o| Self::load_with(dir, &o)))
     }
 
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+    /// The profile the model runs with.
+    pub fn profile(&self) -> &ModelProfile {
+        &self.profile
+    }
+
+    fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         let encodings =
             self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| KbError::Model(format!("tokenize: {e}")))?;
         let t = encodings.first().map_or(0, |e| e.len());
@@ -231,13 +580,32 @@ impl BertEmbedder {
         let ids = Tensor::from_vec(ids, (b, t), &device)?;
         let mask = Tensor::from_vec(mask, (b, t), &device)?;
         let hidden = self.model.forward(&ids, &mask)?;
-        // Mean over real tokens only: padding must not dilute the average.
-        let m = mask.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&m)?.sum(1)?;
-        let counts = m.sum(1)?.clamp(1e-9, f64::MAX)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-        Ok(mean.broadcast_div(&norm)?.to_vec2::<f32>()?)
+        let pooled = match self.profile.pooling {
+            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+            Pooling::Mean => {
+                // Mean over real tokens only: padding must not dilute the average.
+                let m = mask.unsqueeze(2)?;
+                let summed = hidden.broadcast_mul(&m)?.sum(1)?;
+                let counts = m.sum(1)?.clamp(1e-9, f64::MAX)?;
+                summed.broadcast_div(&counts)?
+            }
+        };
+        let norm = pooled.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        Ok(pooled.broadcast_div(&norm)?.to_vec2::<f32>()?)
+    }
+
+    fn embed_prefixed(&self, texts: &[&str], prefix: &str) -> Result<Vec<Vec<f32>>> {
+        // Batch texts of similar length together so little time goes into padding.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out = vec![Vec::new(); texts.len()];
+        for group in order.chunks(self.batch_size.max(1)) {
+            let batch: Vec<String> = group.iter().map(|&i| format!("{prefix}{}", texts[i])).collect();
+            for (&i, v) in group.iter().zip(self.embed_batch(&batch)?) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -251,17 +619,13 @@ impl Embedder for BertEmbedder {
     }
 
     fn embed_documents(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        // Batch texts of similar length together so little time goes into padding.
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].len());
-        let mut out = vec![Vec::new(); texts.len()];
-        for group in order.chunks(self.batch_size.max(1)) {
-            let batch: Vec<&str> = group.iter().map(|&i| texts[i]).collect();
-            for (&i, v) in group.iter().zip(self.embed_batch(&batch)?) {
-                out[i] = v;
-            }
-        }
-        Ok(out)
+        self.embed_prefixed(texts, &self.profile.document_prefix)
+    }
+
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
+        self.embed_prefixed(&[text], &self.profile.query_prefix)?
+            .pop()
+            .ok_or_else(|| KbError::Model("no embedding returned".into()))
     }
 }
 
@@ -277,5 +641,93 @@ pub fn default_embedder() -> Option<Arc<dyn Embedder>> {
             tracing::warn!("no embedding model ({MODEL_DIR_ENV} unset); retrieval uses BM25 only");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_buckets_match_hugging_face() {
+        // Values of transformers' MPNetEncoder.relative_position_bucket(num_buckets=32, max_distance=128).
+        let cases = [
+            (0, 0),
+            (1, 17),
+            (-1, 1),
+            (7, 23),
+            (-5, 5),
+            (8, 24),
+            (-9, 8),
+            (16, 26),
+            (-16, 10),
+            (-20, 10),
+            (20, 26),
+            (-200, 15),
+            (200, 31),
+        ];
+        for (relative, want) in cases {
+            assert_eq!(relative_bucket(relative, 32), want, "relative {relative}");
+        }
+    }
+
+    #[test]
+    fn family_detection_by_name() {
+        assert_eq!(Family::of("BAAI/bge-small-en-v1.5 model"), Family::BgeEnglish);
+        assert_eq!(Family::of("/root/.cache/BAAI_bge-base-en/ x"), Family::BgeEnglish);
+        assert_eq!(Family::of("intfloat/e5-small-v2"), Family::E5);
+        assert_eq!(Family::of("sentence-transformers/all-MiniLM-L6-v2 model"), Family::Other);
+        assert_eq!(Family::of("BAAI/bge-small-zh-v1.5"), Family::Other);
+    }
+
+    #[test]
+    fn profile_reads_sentence_transformers_files_and_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("config.json"), r#"{"_name_or_path": "BAAI/bge-small-en-v1.5"}"#).unwrap();
+        // Name alone: bge → CLS and the bge instruction.
+        let p = ModelProfile::detect(d).unwrap();
+        assert_eq!(p.pooling, Pooling::Cls);
+        assert_eq!(p.query_prefix, BGE_QUERY_PREFIX);
+        assert_eq!(p.max_tokens, ModelProfile::DEFAULT_MAX_TOKENS);
+        // Files win over the name.
+        std::fs::create_dir(d.join("1_Pooling")).unwrap();
+        std::fs::write(
+            d.join("1_Pooling/config.json"),
+            r#"{"pooling_mode_cls_token": false, "pooling_mode_mean_tokens": true}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("config_sentence_transformers.json"),
+            r#"{"prompts": {"query": "q: ", "document": "d: "}, "default_prompt_name": null}"#,
+        )
+        .unwrap();
+        std::fs::write(d.join("sentence_bert_config.json"), r#"{"max_seq_length": 512}"#).unwrap();
+        let p = ModelProfile::detect(d).unwrap();
+        assert_eq!(
+            p,
+            ModelProfile {
+                pooling: Pooling::Mean,
+                query_prefix: "q: ".into(),
+                document_prefix: "d: ".into(),
+                max_tokens: 512
+            }
+        );
+        let o = ProfileOverrides { pooling: Some(Pooling::Cls), query_prefix: Some(String::new()) };
+        let p = p.with(&o);
+        assert_eq!((p.pooling, p.query_prefix.as_str()), (Pooling::Cls, ""));
+        let o = ProfileOverrides { pooling: None, query_prefix: Some("search_query:".into()) };
+        assert_eq!(p.with(&o).query_prefix, "search_query: ");
+        // A broken file is an error that names it, not a silent default.
+        std::fs::write(d.join("1_Pooling/config.json"), "{").unwrap();
+        let e = ModelProfile::detect(d).unwrap_err().to_string();
+        assert!(e.contains("1_Pooling"), "{e}");
+    }
+
+    #[test]
+    fn pooling_parses() {
+        assert_eq!("CLS".parse::<Pooling>().unwrap(), Pooling::Cls);
+        assert_eq!(" mean ".parse::<Pooling>().unwrap(), Pooling::Mean);
+        assert!("max".parse::<Pooling>().is_err());
     }
 }

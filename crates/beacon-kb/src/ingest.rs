@@ -2,8 +2,10 @@
 //! per-guild search indexes derived from the database.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use beacon_store::Store;
 use sha2::{Digest, Sha256};
@@ -12,6 +14,7 @@ use crate::chunk::{ChunkerConfig, chunk_markdown};
 use crate::embed::{Embedder, default_embedder};
 use crate::error::{KbError, Result};
 use crate::fusion::FusionConfig;
+use crate::index_file::{IndexDir, IndexStamp, LoadMiss};
 use crate::retriever::{GuildIndex, Hit, Retriever, search_text};
 use crate::source::{FolderSource, Source, SourceConfig, SourceDocument};
 use crate::store::{DEFAULT_SYNC_INTERVAL_MS, DocumentWrite, KbRepo, NewChunk, guilds_with_sources, migrate};
@@ -77,18 +80,89 @@ pub fn content_hash(doc: &SourceDocument, chunker: &ChunkerConfig, model_id: Opt
     hex::encode(h.finalize())
 }
 
+/// Where the index a search used came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum IndexOrigin {
+    /// It was in memory and current.
+    Memory,
+    /// It was read from the guild's index file (its stamp matched the database).
+    Disk,
+    /// It was rebuilt from the database (and its index file rewritten, when there is a folder).
+    Rebuilt,
+}
+
+/// What the knowledge base did with its guild indexes since it was opened (for tests, logs and
+/// `/status`-style reports).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IndexStats {
+    /// Indexes read from their files.
+    pub disk_loads: u64,
+    /// Indexes rebuilt from the database.
+    pub rebuilds: u64,
+    /// Index files written.
+    pub files_written: u64,
+    /// Index files that could not be written (the index then serves from memory only).
+    pub write_failures: u64,
+    /// Index files found unreadable or corrupt (each then rebuilt).
+    pub unusable_files: u64,
+    /// Index version look-ups in the database.
+    pub version_checks: u64,
+    /// Indexes in memory replaced because the database's version moved on (e.g. an ingest by
+    /// another process).
+    pub reloads: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    disk_loads: AtomicU64,
+    rebuilds: AtomicU64,
+    files_written: AtomicU64,
+    write_failures: AtomicU64,
+    unusable_files: AtomicU64,
+    version_checks: AtomicU64,
+    reloads: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A loaded guild index's version and when it was last compared with the database.
+#[derive(Clone, Copy)]
+struct Loaded {
+    version: i64,
+    checked: Instant,
+}
+
+/// Default of [`KnowledgeBase::with_version_check_interval`].
+pub const DEFAULT_VERSION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The knowledge base of all guilds: ingestion into the store and hybrid search over per-guild
-/// indexes rebuilt from it.
+/// indexes derived from it.
+///
+/// Each guild has an index version in the database, bumped by every committed change of its
+/// chunks. A search first makes sure the guild's index matches it (looked up at most once per
+/// [`KnowledgeBase::with_version_check_interval`]), so a process notices an ingest made by
+/// another one. With an index folder ([`KnowledgeBase::with_index_dir`]) a missing or outdated
+/// index is read from its file when the file's stamp matches, and otherwise rebuilt from the
+/// database and written back; without one, indexes live in memory only.
 pub struct KnowledgeBase {
     store: Store,
     retriever: Retriever,
     chunker: ChunkerConfig,
     /// Documents embedded and written per transaction.
     batch_documents: usize,
+    index_dir: Option<IndexDir>,
+    version_check_interval: Duration,
+    loaded: Mutex<HashMap<u64, Loaded>>,
+    /// One load at a time per guild: concurrent first searches wait for one rebuild.
+    load_locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    counters: Counters,
 }
 
 impl KnowledgeBase {
-    /// Opens the knowledge base on `store`, applying its migrations.
+    /// Opens the knowledge base on `store`, applying its migrations. Indexes are kept in memory
+    /// only until [`KnowledgeBase::with_index_dir`] names a folder for them.
     pub async fn open(
         store: Store,
         embedder: Option<Arc<dyn Embedder>>,
@@ -96,7 +170,75 @@ impl KnowledgeBase {
         chunker: ChunkerConfig,
     ) -> Result<Self> {
         migrate(&store).await?;
-        Ok(KnowledgeBase { store, retriever: Retriever::new(embedder, fusion), chunker, batch_documents: 64 })
+        Ok(KnowledgeBase {
+            store,
+            retriever: Retriever::new(embedder, fusion),
+            chunker,
+            batch_documents: 64,
+            index_dir: None,
+            version_check_interval: DEFAULT_VERSION_CHECK_INTERVAL,
+            loaded: Mutex::new(HashMap::new()),
+            load_locks: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+        })
+    }
+
+    /// Persists guild indexes as files in `dir` (`<data dir>/kb-index` in `beacon run`), so a
+    /// fresh process reads them instead of rebuilding. The folder is created on first write.
+    pub fn with_index_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.index_dir = Some(IndexDir::new(dir));
+        self
+    }
+
+    /// How long a loaded index is trusted before a search compares its version with the
+    /// database again (default one second; zero checks on every search).
+    pub fn with_version_check_interval(mut self, interval: Duration) -> Self {
+        self.version_check_interval = interval;
+        self
+    }
+
+    /// Drops the indexes (in memory and on disk) of guilds whose knowledge base no longer exists
+    /// in the database — purged after their retention period — and returns their ids. A guild
+    /// that never had a document has no version row either; its empty index is cheap to rebuild.
+    pub async fn forget_purged_guilds(&self) -> Result<Vec<u64>> {
+        let Some(dir) = &self.index_dir else { return Ok(Vec::new()) };
+        let on_disk = dir.guilds();
+        if on_disk.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<i64> =
+            sqlx::query_scalar("SELECT guild_id FROM kb_index_versions").fetch_all(self.store.pool()).await?;
+        let live: std::collections::HashSet<u64> = rows.into_iter().map(|g| g as u64).collect();
+        let gone: Vec<u64> = on_disk.into_iter().filter(|g| !live.contains(g)).collect();
+        for guild_id in &gone {
+            self.retriever.remove_guild(*guild_id);
+            self.loaded.lock().unwrap_or_else(|p| p.into_inner()).remove(guild_id);
+            dir.remove(*guild_id)?;
+        }
+        if !gone.is_empty() {
+            tracing::info!(guilds = ?gone, "index files of purged guilds removed");
+        }
+        Ok(gone)
+    }
+
+    /// The index folder, if indexes are persisted.
+    pub fn index_dir(&self) -> Option<&IndexDir> {
+        self.index_dir.as_ref()
+    }
+
+    /// What happened to the guild indexes so far.
+    pub fn index_stats(&self) -> IndexStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        IndexStats {
+            disk_loads: get(&c.disk_loads),
+            rebuilds: get(&c.rebuilds),
+            files_written: get(&c.files_written),
+            write_failures: get(&c.write_failures),
+            unusable_files: get(&c.unusable_files),
+            version_checks: get(&c.version_checks),
+            reloads: get(&c.reloads),
+        }
     }
 
     /// The retriever holding the loaded guild indexes.
@@ -164,7 +306,9 @@ impl KnowledgeBase {
         }
         progress(Progress { phase: Phase::Deleting, done: gone.len(), total: gone.len() });
         progress(Progress { phase: Phase::Indexing, done: 0, total: 1 });
-        self.rebuild_index(guild_id).await?;
+        // Rebuilt (and its file rewritten) when this sync changed anything; an unchanged sync
+        // keeps the current index.
+        self.refresh_index(guild_id, true).await?;
         progress(Progress { phase: Phase::Indexing, done: 1, total: 1 });
         progress(Progress { phase: Phase::Done, done: report.written, total: report.documents });
         Ok(report)
@@ -210,8 +354,109 @@ impl KnowledgeBase {
         tokio::task::spawn_blocking(task).await.map_err(|e| KbError::Model(format!("embedding task: {e}")))?
     }
 
-    /// Rebuilds `guild_id`'s search index from the database and installs it; returns its size.
+    /// Rebuilds `guild_id`'s search index from the database (rewriting its file when indexes are
+    /// persisted) and installs it; returns its size.
     pub async fn rebuild_index(&self, guild_id: u64) -> Result<usize> {
+        let lock = self.load_lock(guild_id);
+        let _guard = lock.lock().await;
+        let version = self.version(guild_id).await?;
+        Ok(self.rebuild_at(guild_id, version).await?.len())
+    }
+
+    /// Makes sure `guild_id`'s index in memory matches the database (its version is compared at
+    /// most once per check interval) and returns it with where it came from: memory, its file,
+    /// or a rebuild. A missing, outdated or unreadable file is never fatal: the index is rebuilt.
+    pub async fn ensure_index(&self, guild_id: u64) -> Result<(Arc<GuildIndex>, IndexOrigin)> {
+        self.refresh_index(guild_id, false).await
+    }
+
+    /// [`KnowledgeBase::ensure_index`]; `force_check` compares the version even within the
+    /// check interval.
+    async fn refresh_index(&self, guild_id: u64, force_check: bool) -> Result<(Arc<GuildIndex>, IndexOrigin)> {
+        if let (Some(index), Some(loaded)) = (self.retriever.guild(guild_id), self.loaded(guild_id)) {
+            if !force_check && loaded.checked.elapsed() < self.version_check_interval {
+                return Ok((index, IndexOrigin::Memory));
+            }
+            if self.version(guild_id).await? == loaded.version {
+                self.mark_checked(guild_id, loaded.version);
+                return Ok((index, IndexOrigin::Memory));
+            }
+        }
+        self.load(guild_id).await
+    }
+
+    fn loaded(&self, guild_id: u64) -> Option<Loaded> {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(&guild_id).copied()
+    }
+
+    fn mark_checked(&self, guild_id: u64, version: i64) {
+        let mut l = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        l.insert(guild_id, Loaded { version, checked: Instant::now() });
+    }
+
+    fn load_lock(&self, guild_id: u64) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.load_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(guild_id).or_default().clone()
+    }
+
+    async fn version(&self, guild_id: u64) -> Result<i64> {
+        bump(&self.counters.version_checks);
+        self.repo(guild_id).index_version().await
+    }
+
+    fn stamp(&self, guild_id: u64, version: i64) -> IndexStamp {
+        IndexStamp { guild_id, version, model: self.model_id() }
+    }
+
+    /// Loads the index at the database's current version: from memory if another task just did,
+    /// else from its file, else by a rebuild.
+    async fn load(&self, guild_id: u64) -> Result<(Arc<GuildIndex>, IndexOrigin)> {
+        let lock = self.load_lock(guild_id);
+        let _guard = lock.lock().await;
+        let version = self.version(guild_id).await?;
+        if let (Some(index), Some(loaded)) = (self.retriever.guild(guild_id), self.loaded(guild_id))
+            && loaded.version == version
+        {
+            self.mark_checked(guild_id, version);
+            return Ok((index, IndexOrigin::Memory));
+        }
+        if let Some(dir) = self.index_dir.clone() {
+            let stamp = self.stamp(guild_id, version);
+            let path = dir.path(guild_id);
+            match tokio::task::spawn_blocking(move || dir.load(&stamp)).await {
+                Ok(Ok(Ok(index))) => {
+                    bump(&self.counters.disk_loads);
+                    return Ok((self.install(guild_id, version, index), IndexOrigin::Disk));
+                }
+                Ok(Ok(Err(LoadMiss::Missing))) => {
+                    tracing::debug!(guild_id, "no knowledge-base index file yet; building it from the database");
+                }
+                Ok(Ok(Err(LoadMiss::Stale(found)))) => {
+                    tracing::debug!(
+                        guild_id,
+                        file_version = found.version,
+                        version,
+                        "knowledge-base index file is outdated; rebuilding it from the database"
+                    );
+                }
+                Ok(Err(e)) => {
+                    bump(&self.counters.unusable_files);
+                    tracing::warn!(guild_id, path = %path.display(), error = %e,
+                        "knowledge-base index file unusable; rebuilding it from the database");
+                }
+                Err(e) => {
+                    bump(&self.counters.unusable_files);
+                    tracing::warn!(guild_id, path = %path.display(), error = %e,
+                        "reading the knowledge-base index file failed; rebuilding it from the database");
+                }
+            }
+        }
+        Ok((self.rebuild_at(guild_id, version).await?, IndexOrigin::Rebuilt))
+    }
+
+    /// Builds the index from the chunks in the database, which must be read after `version`
+    /// (so the index is never older than its stamp), writes its file and installs it.
+    async fn rebuild_at(&self, guild_id: u64, version: i64) -> Result<Arc<GuildIndex>> {
         let chunks = self.repo(guild_id).chunks(self.model_id().as_deref()).await?;
         let missing = chunks.iter().filter(|c| c.embedding.is_none()).count();
         if missing > 0 && self.retriever.embedder().is_some() {
@@ -221,23 +466,40 @@ impl KnowledgeBase {
                 "chunks without a current embedding; this guild is BM25-only until re-synced"
             );
         }
-        let index = tokio::task::spawn_blocking(move || GuildIndex::build(chunks))
-            .await
-            .map_err(|e| KbError::Index(format!("index task: {e}")))??;
-        let n = index.len();
-        self.retriever.set_guild(guild_id, index);
-        Ok(n)
+        let dir = self.index_dir.clone();
+        let stamp = self.stamp(guild_id, version);
+        let (index, saved) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let index = GuildIndex::build(chunks)?;
+            let saved = dir.map(|d| d.save(&stamp, &index));
+            Ok((index, saved))
+        })
+        .await
+        .map_err(|e| KbError::Index(format!("index task: {e}")))??;
+        bump(&self.counters.rebuilds);
+        match saved {
+            Some(Ok(())) => bump(&self.counters.files_written),
+            Some(Err(e)) => {
+                bump(&self.counters.write_failures);
+                tracing::warn!(guild_id, error = %e, "could not write the knowledge-base index file; serving from memory");
+            }
+            None => {}
+        }
+        Ok(self.install(guild_id, version, index))
     }
 
-    /// The `k` best chunks for `query` in `guild_id`'s knowledge base, loading its index from the
-    /// database first if it is not in memory.
-    pub async fn search(&self, guild_id: u64, query: &str, k: usize) -> Result<Vec<Hit>> {
-        if self.retriever.guild(guild_id).is_none() {
-            self.rebuild_index(guild_id).await?;
+    fn install(&self, guild_id: u64, version: i64, index: GuildIndex) -> Arc<GuildIndex> {
+        if self.loaded(guild_id).is_some_and(|l| l.version != version) && self.retriever.guild(guild_id).is_some() {
+            bump(&self.counters.reloads);
         }
-        let Some(index) = self.retriever.guild(guild_id) else {
-            return Ok(Vec::new());
-        };
+        let index = self.retriever.set_guild(guild_id, index);
+        self.mark_checked(guild_id, version);
+        index
+    }
+
+    /// The `k` best chunks for `query` in `guild_id`'s knowledge base, loading or refreshing its
+    /// index first when it is missing or behind the database ([`KnowledgeBase::ensure_index`]).
+    pub async fn search(&self, guild_id: u64, query: &str, k: usize) -> Result<Vec<Hit>> {
+        let (index, _) = self.ensure_index(guild_id).await?;
         let vector = match (index.dense_dim(), self.retriever.embedder().cloned()) {
             (Some(_), Some(e)) => {
                 let q = query.to_string();
@@ -342,6 +604,9 @@ impl KnowledgeBase {
                 _ = interval.tick() => {
                     if let Err(e) = self.sync_due(beacon_store::now_ms()).await {
                         tracing::warn!(error = %e, "knowledge-base scheduler pass failed");
+                    }
+                    if let Err(e) = self.forget_purged_guilds().await {
+                        tracing::warn!(error = %e, "removing purged guilds' index files failed");
                     }
                 }
             }

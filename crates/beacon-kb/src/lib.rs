@@ -2,12 +2,21 @@
 //! source of truth) → per-guild search indexes (BM25 with tantivy and exact dense search over a
 //! contiguous matrix, fused with settings chosen on evaluation data).
 //!
+//! The indexes are derived: each guild has an index version in the database, bumped by every
+//! committed change of its chunks, and a search first makes sure the guild's index matches it
+//! (so a bot notices an ingest made by another process). With an index folder
+//! ([`KnowledgeBase::with_index_dir`]) each guild's index is also a file stamped with that
+//! version ([`index_file`]): a fresh process reads it instead of rebuilding, and a missing,
+//! outdated or corrupt file is rebuilt from the database, never fatal.
+//!
 //! ```no_run
 //! # async fn demo(store: beacon_store::Store) -> Result<(), beacon_kb::KbError> {
 //! use beacon_kb::{ChunkerConfig, FolderSource, FusionConfig, KnowledgeBase, default_embedder};
 //!
 //! // `store.migrate()` has run; the knowledge base applies its own module migrations.
-//! let kb = KnowledgeBase::open(store, default_embedder(), FusionConfig::default(), ChunkerConfig::default()).await?;
+//! let kb = KnowledgeBase::open(store, default_embedder(), FusionConfig::default(), ChunkerConfig::default())
+//!     .await?
+//!     .with_index_dir("data/kb-index");
 //! let guild = 81384788765712384;
 //! kb.sync(guild, &FolderSource::new("docs"), &mut |p| eprintln!("{p:?}")).await?;
 //! for hit in kb.search(guild, "How do I get a refund?", 5).await? {
@@ -28,22 +37,28 @@ pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod fusion;
+pub mod index_file;
 pub mod ingest;
+pub mod model_download;
 pub mod retriever;
 pub mod source;
 pub mod store;
 
 pub use chunk::{ChunkDraft, ChunkerConfig, chunk_markdown};
-pub use embed::{BertEmbedder, Embedder, MODEL_DIR_ENV, default_embedder};
+pub use embed::{BertEmbedder, Embedder, MODEL_DIR_ENV, ModelProfile, Pooling, ProfileOverrides, default_embedder};
 pub use error::{KbError, Result};
 pub use eval::{BeirSet, EvalOptions, EvalReport, PreparedEval, eval_beir};
 pub use fusion::{FusionConfig, FusionMethod};
-pub use ingest::{KnowledgeBase, Phase, Progress, SyncReport, ask, ingest_path};
+pub use index_file::{IndexDir, IndexStamp};
+pub use ingest::{IndexOrigin, IndexStats, KnowledgeBase, Phase, Progress, SyncReport, ask, ingest_path};
+pub use model_download::ModelDownload;
+pub use provider_embed::LlmEmbedder;
 pub use retriever::{GuildIndex, Hit, IndexedChunk, Retriever};
 pub use source::{FolderSource, Source, SourceDocument, StaticSource};
 
 pub mod faq_source;
 pub mod notion;
+pub mod provider_embed;
 pub mod sheets;
 
 pub use faq_source::{FAQ_SOURCE_ID, FaqSource, faq_document, follow_faq_changes};

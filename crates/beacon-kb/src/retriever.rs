@@ -67,18 +67,117 @@ pub struct Hit {
     pub dense_score: Option<f32>,
 }
 
-struct ChunkMeta {
-    chunk_id: i64,
-    document_id: i64,
-    document_key: String,
-    title: String,
-    heading_path: Vec<String>,
-    text: String,
+/// The chunks' display data, packed: one byte buffer and an offset per chunk, decoded only for the
+/// hits a query returns (so a loaded index holds no per-chunk allocations, and loading one from
+/// disk is a copy, not a parse).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ChunkTable {
+    /// `(chunk_id, document_id)` per chunk.
+    pub(crate) ids: Vec<(i64, i64)>,
+    /// `ids.len() + 1` offsets into `data`.
+    pub(crate) offsets: Vec<u64>,
+    /// Per chunk: document key, title, heading count, headings, text; each string as a `u32`
+    /// little-endian length and UTF-8 bytes.
+    pub(crate) data: Vec<u8>,
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) -> Result<()> {
+    let len = u32::try_from(s.len()).map_err(|_| KbError::Data(format!("chunk field of {} bytes", s.len())))?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+/// Reads length-prefixed fields from one packed record.
+struct RecordReader<'a>(&'a [u8]);
+
+impl<'a> RecordReader<'a> {
+    fn u32(&mut self) -> Option<u32> {
+        let (head, rest) = self.0.split_first_chunk::<4>()?;
+        self.0 = rest;
+        Some(u32::from_le_bytes(*head))
+    }
+
+    fn str(&mut self) -> Option<&'a str> {
+        let len = self.u32()? as usize;
+        if len > self.0.len() {
+            return None;
+        }
+        let (s, rest) = self.0.split_at(len);
+        self.0 = rest;
+        std::str::from_utf8(s).ok()
+    }
+}
+
+/// One decoded chunk record.
+pub(crate) struct ChunkRecord {
+    pub(crate) chunk_id: i64,
+    pub(crate) document_id: i64,
+    pub(crate) document_key: String,
+    pub(crate) title: String,
+    pub(crate) heading_path: Vec<String>,
+    pub(crate) text: String,
+}
+
+impl ChunkTable {
+    fn with_capacity(n: usize) -> Self {
+        let mut offsets = Vec::with_capacity(n + 1);
+        offsets.push(0);
+        ChunkTable { ids: Vec::with_capacity(n), offsets, data: Vec::new() }
+    }
+
+    fn push(&mut self, c: &IndexedChunk) -> Result<()> {
+        put_str(&mut self.data, &c.document_key)?;
+        put_str(&mut self.data, &c.title)?;
+        let n = u32::try_from(c.heading_path.len()).map_err(|_| KbError::Data("too many headings".into()))?;
+        self.data.extend_from_slice(&n.to_le_bytes());
+        for h in &c.heading_path {
+            put_str(&mut self.data, h)?;
+        }
+        put_str(&mut self.data, &c.text)?;
+        self.ids.push((c.chunk_id, c.document_id));
+        self.offsets.push(self.data.len() as u64);
+        Ok(())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Checks the table's shape (offsets ascending, in bounds, one per chunk plus one); records
+    /// themselves are checked when decoded.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let ok = self.offsets.len() == self.ids.len() + 1
+            && self.offsets.first() == Some(&0)
+            && self.offsets.last() == Some(&(self.data.len() as u64))
+            && self.offsets.windows(2).all(|w| w[0] <= w[1]);
+        if ok { Ok(()) } else { Err(KbError::Index("chunk table offsets are inconsistent".into())) }
+    }
+
+    /// Decodes record `i`.
+    pub(crate) fn get(&self, i: usize) -> Result<ChunkRecord> {
+        let corrupt = || KbError::Index(format!("chunk record {i} is corrupt"));
+        let (chunk_id, document_id) = *self.ids.get(i).ok_or_else(corrupt)?;
+        let (from, to) = match (self.offsets.get(i), self.offsets.get(i + 1)) {
+            (Some(a), Some(b)) => (*a as usize, *b as usize),
+            _ => return Err(corrupt()),
+        };
+        let mut r = RecordReader(self.data.get(from..to).ok_or_else(corrupt)?);
+        let document_key = r.str().ok_or_else(corrupt)?.to_string();
+        let title = r.str().ok_or_else(corrupt)?.to_string();
+        let n = r.u32().ok_or_else(corrupt)? as usize;
+        let mut heading_path = Vec::with_capacity(n.min(64));
+        for _ in 0..n {
+            heading_path.push(r.str().ok_or_else(corrupt)?.to_string());
+        }
+        let text = r.str().ok_or_else(corrupt)?.to_string();
+        Ok(ChunkRecord { chunk_id, document_id, document_key, title, heading_path, text })
+    }
 }
 
 /// One guild's derived search indexes: BM25 always, dense when every chunk has an embedding.
 pub struct GuildIndex {
-    chunks: Vec<ChunkMeta>,
+    chunks: ChunkTable,
     bm25: Bm25Index,
     dense: Option<DenseIndex>,
 }
@@ -91,6 +190,7 @@ impl GuildIndex {
     pub fn build(chunks: Vec<IndexedChunk>) -> Result<Self> {
         let texts: Vec<String> = chunks.iter().map(|c| search_text(&c.title, &c.heading_path, &c.text)).collect();
         let bm25 = Bm25Index::build(&texts)?;
+        drop(texts);
         let dim = chunks.first().and_then(|c| c.embedding.as_ref()).map(Vec::len);
         let mut dense = match dim {
             Some(d) if chunks.iter().all(|c| c.embedding.as_ref().is_some_and(|e| e.len() == d)) => {
@@ -98,24 +198,35 @@ impl GuildIndex {
             }
             _ => None,
         };
-        let mut metas = Vec::with_capacity(chunks.len());
-        for c in chunks {
+        let mut table = ChunkTable::with_capacity(chunks.len());
+        for c in &chunks {
             if let (Some(idx), Some(e)) = (dense.as_mut(), c.embedding.as_ref()) {
                 idx.push(e)?;
             }
-            metas.push(ChunkMeta {
-                chunk_id: c.chunk_id,
-                document_id: c.document_id,
-                document_key: c.document_key,
-                title: c.title,
-                heading_path: c.heading_path,
-                text: c.text,
-            });
+            table.push(c)?;
         }
         if dense.as_ref().is_some_and(DenseIndex::is_empty) {
             dense = None;
         }
-        Ok(GuildIndex { chunks: metas, bm25, dense })
+        Ok(GuildIndex { chunks: table, bm25, dense })
+    }
+
+    /// Reassembles an index from its parts (as read back from disk), checking they agree.
+    pub(crate) fn from_parts(chunks: ChunkTable, bm25: Bm25Index, dense: Option<DenseIndex>) -> Result<Self> {
+        chunks.validate()?;
+        let n = chunks.len();
+        if bm25.len() != n || dense.as_ref().is_some_and(|d| d.len() != n) {
+            return Err(KbError::Index(format!(
+                "index parts disagree: {n} chunks, {} in BM25, {:?} vectors",
+                bm25.len(),
+                dense.as_ref().map(DenseIndex::len)
+            )));
+        }
+        Ok(GuildIndex { chunks, bm25, dense })
+    }
+
+    pub(crate) fn parts(&self) -> (&ChunkTable, &Bm25Index, Option<&DenseIndex>) {
+        (&self.chunks, &self.bm25, self.dense.as_ref())
     }
 
     /// Number of chunks.
@@ -125,7 +236,7 @@ impl GuildIndex {
 
     /// Whether the guild has no chunks.
     pub fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
+        self.chunks.len() == 0
     }
 
     /// Dimension of the dense index, if there is one.
@@ -164,24 +275,24 @@ impl GuildIndex {
                 fuse(&bm25_only, &bm25, &[])
             }
         };
-        Ok(fused
+        fused
             .into_iter()
             .take(k)
-            .filter_map(|f| {
+            .map(|f| {
                 let c = self.chunks.get(f.ord as usize)?;
-                Some(Hit {
+                Ok(Hit {
                     chunk_id: c.chunk_id,
                     document_id: c.document_id,
-                    document_key: c.document_key.clone(),
-                    title: c.title.clone(),
-                    heading_path: c.heading_path.clone(),
-                    text: c.text.clone(),
+                    document_key: c.document_key,
+                    title: c.title,
+                    heading_path: c.heading_path,
+                    text: c.text,
                     score: f.score,
                     bm25_score: f.bm25,
                     dense_score: f.dense,
                 })
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -208,10 +319,12 @@ impl Retriever {
         &self.fusion
     }
 
-    /// Installs (or replaces) a guild's index; searches in flight keep the old one.
-    pub fn set_guild(&self, guild_id: u64, index: GuildIndex) {
+    /// Installs (or replaces) a guild's index and returns it; searches in flight keep the old one.
+    pub fn set_guild(&self, guild_id: u64, index: GuildIndex) -> Arc<GuildIndex> {
+        let index = Arc::new(index);
         let mut g = self.guilds.write().unwrap_or_else(|p| p.into_inner());
-        g.insert(guild_id, Arc::new(index));
+        g.insert(guild_id, index.clone());
+        index
     }
 
     /// Drops a guild's index (it is rebuilt from the database on next use).

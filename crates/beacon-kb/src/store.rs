@@ -13,11 +13,12 @@ use crate::retriever::IndexedChunk;
 pub const MODULE: &str = "kb";
 
 /// Schema of the knowledge base, for both backends.
-pub const MIGRATIONS: &[ModuleMigration] = &[ModuleMigration {
-    module: MODULE,
-    version: 1,
-    description: "knowledge base sources, documents and chunks",
-    sqlite: "
+pub const MIGRATIONS: &[ModuleMigration] = &[
+    ModuleMigration {
+        module: MODULE,
+        version: 1,
+        description: "knowledge base sources, documents and chunks",
+        sqlite: "
 CREATE TABLE kb_sources (
     id INTEGER PRIMARY KEY,
     guild_id BIGINT NOT NULL,
@@ -54,7 +55,7 @@ CREATE TABLE kb_chunks (
 );
 CREATE INDEX kb_chunks_guild ON kb_chunks (guild_id, document_id, ordinal);
 ",
-    postgres: "
+        postgres: "
 CREATE TABLE kb_sources (
     id BIGSERIAL PRIMARY KEY,
     guild_id BIGINT NOT NULL,
@@ -91,10 +92,30 @@ CREATE TABLE kb_chunks (
 );
 CREATE INDEX kb_chunks_guild ON kb_chunks (guild_id, document_id, ordinal);
 ",
-}];
+    },
+    ModuleMigration {
+        module: MODULE,
+        version: 2,
+        description: "knowledge base index versions (stamp of the derived per-guild search indexes)",
+        sqlite: "
+CREATE TABLE kb_index_versions (
+    guild_id BIGINT PRIMARY KEY,
+    version BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+",
+        postgres: "
+CREATE TABLE kb_index_versions (
+    guild_id BIGINT PRIMARY KEY,
+    version BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+",
+    },
+];
 
 /// Guild-owned tables, in purge order (children first).
-pub const GUILD_TABLES: &[&str] = &["kb_chunks", "kb_documents", "kb_sources"];
+pub const GUILD_TABLES: &[&str] = &["kb_chunks", "kb_documents", "kb_sources", "kb_index_versions"];
 
 /// Applies the knowledge base's migrations and registers its guild-owned tables (idempotent).
 pub async fn migrate(store: &Store) -> Result<()> {
@@ -249,6 +270,9 @@ impl KbRepo {
                 .await?;
             }
         }
+        if !docs.is_empty() {
+            bump_index_version(&mut tx, gid).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -277,8 +301,22 @@ impl KbRepo {
                 .await?
                 .rows_affected();
         }
+        if n > 0 {
+            bump_index_version(&mut tx, gid).await?;
+        }
         tx.commit().await?;
         Ok(n)
+    }
+
+    /// The guild's index version: bumped in the same transaction as every committed change of its
+    /// documents or chunks, so an index stamped with it is current. 0 when nothing was ever written.
+    /// One primary-key lookup.
+    pub async fn index_version(&self) -> Result<i64> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT version FROM kb_index_versions WHERE guild_id = $1")
+            .bind(self.guild.sql_id())
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(v.unwrap_or(0))
     }
 
     /// All chunks of the guild, in document order, for building its search indexes. Embeddings
@@ -308,6 +346,24 @@ impl KbRepo {
             .await?;
         Ok((docs, chunks))
     }
+}
+
+/// Bumps the guild's index version inside `tx`. The new version is greater than the old one and
+/// at least the current unix time in ms, so a guild whose rows were purged and written again never
+/// reuses a version that an index left on disk may carry.
+async fn bump_index_version(tx: &mut Transaction<'static, Any>, gid: i64) -> Result<()> {
+    let now = beacon_store::now_ms();
+    sqlx::query(
+        "INSERT INTO kb_index_versions (guild_id, version, updated_at) VALUES ($1, $2, $2) \
+         ON CONFLICT (guild_id) DO UPDATE SET updated_at = excluded.updated_at, version = CASE \
+         WHEN kb_index_versions.version + 1 > excluded.version THEN kb_index_versions.version + 1 \
+         ELSE excluded.version END",
+    )
+    .bind(gid)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn chunk_row(r: &AnyRow, embed_model: Option<&str>) -> Result<IndexedChunk> {

@@ -140,6 +140,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Commands that search the knowledge base fetch the embedding model once when none is set.
+    let config = match cli.command {
+        Command::Run | Command::Ingest { .. } | Command::Ask { .. } | Command::Eval { .. } => {
+            runtime.block_on(run::prepare_embedding_model(config))
+        }
+        _ => config,
+    };
     let config = Arc::new(config);
     let result = runtime.block_on(async move {
         match cli.command {

@@ -2,7 +2,8 @@
 //!
 //! - [`ConfigModule`]: `/config show|set|reset|history|revert` over the typed settings service;
 //! - [`AccessModule`]: `/access grant|revoke|list` for delegated authorized users;
-//! - [`StatusModule`]: `/status`, an ephemeral health embed.
+//! - [`StatusModule`]: `/status`, an ephemeral health embed, with the LLM's providers (breaker,
+//!   errors, calls today) and this server's model and usage against its budget.
 //!
 //! ```ignore
 //! let app = AppBuilder::new(config, store, cache, http)

@@ -85,4 +85,4 @@ pub use types::{
     CacheHint, ChatRequest, ChatResponse, ChatStream, ContentPart, DEFAULT_MAX_TOKENS, Embeddings, FinishReason,
     Message, Role, StreamEvent, Tool, ToolCall, Usage,
 };
-pub use usage::{Budget, GroupBy, Outcome, SummaryRow, UsageRecord, UsageStore};
+pub use usage::{Budget, GroupBy, Outcome, ProviderHealth, SummaryRow, UsageRecord, UsageStore};

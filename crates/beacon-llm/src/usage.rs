@@ -224,6 +224,41 @@ fn opt_u64(row: &AnyRow, col: &str) -> Result<Option<u64>, sqlx::Error> {
     Ok(row.try_get::<Option<i64>, _>(col)?.map(to_u64))
 }
 
+/// One provider's health as recorded in `llm_usage`, across guilds (for `/status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderHealth {
+    /// Provider calls on the day asked for (cache hits are not calls).
+    pub calls: u64,
+    /// Failed calls that day.
+    pub errors: u64,
+    /// Kind and time (unix ms) of the provider's latest failure, any day.
+    pub last_error: Option<(String, i64)>,
+    /// Consecutive failures that count against the breaker, ending with the latest call.
+    pub failure_streak: u32,
+}
+
+impl ProviderHealth {
+    /// The breaker state these records imply for a breaker opening after `threshold`
+    /// consecutive failures for `cooldown`, at `now_ms`: the view across every worker sharing
+    /// the database (each worker's own breaker follows the same rule on its own calls).
+    pub fn breaker_state(&self, threshold: u32, cooldown: std::time::Duration, now_ms: i64) -> crate::BreakerState {
+        let failed_at = match &self.last_error {
+            Some((_, at)) if self.failure_streak >= threshold.max(1) => *at,
+            _ => return crate::BreakerState::Closed,
+        };
+        let cooldown_ms = i64::try_from(cooldown.as_millis()).unwrap_or(i64::MAX);
+        if now_ms < failed_at.saturating_add(cooldown_ms) {
+            crate::BreakerState::Open
+        } else {
+            crate::BreakerState::HalfOpen
+        }
+    }
+}
+
+/// Error kinds that count as a provider failure for the breaker (the others — budgets, bad
+/// requests the caller made — say nothing about the provider's health).
+const FAILURE_KINDS: &[&str] = &["rate_limited", "timeout", "http", "transport", "invalid_response"];
+
 /// Usage, budget and pricing repository.
 #[derive(Debug, Clone)]
 pub struct UsageStore {
@@ -280,6 +315,12 @@ impl UsageStore {
             .await?;
         }
         Ok(repo)
+    }
+
+    /// A repository over tables already set up by [`UsageStore::open`] (e.g. in the process
+    /// running the LLM service), for readers such as `/status`.
+    pub fn attach(store: Store) -> UsageStore {
+        UsageStore { store }
     }
 
     /// The underlying store.
@@ -368,6 +409,60 @@ impl UsageStore {
             .fetch_one(self.store.pool())
             .await?;
         Ok(summary_from_row(&row, String::new())?)
+    }
+
+    /// `provider`'s calls and errors on UTC `day`, its latest failure, and its current run of
+    /// consecutive failures (looking back at most `streak_limit` calls).
+    pub async fn provider_health(
+        &self,
+        provider: &str,
+        day: i64,
+        streak_limit: u32,
+    ) -> Result<ProviderHealth, LlmError> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS calls, \
+             CAST(COALESCE(SUM(CASE WHEN outcome = 'error' THEN 1 ELSE 0 END), 0) AS BIGINT) AS errors \
+             FROM llm_usage WHERE provider = $1 AND day = $2 AND outcome <> 'cache_hit'",
+        )
+        .bind(provider)
+        .bind(day)
+        .fetch_one(self.store.pool())
+        .await?;
+        let mut health = ProviderHealth {
+            calls: to_u64(row.try_get("calls")?),
+            errors: to_u64(row.try_get("errors")?),
+            ..ProviderHealth::default()
+        };
+        let last = sqlx::query(
+            "SELECT error_kind, at FROM llm_usage WHERE provider = $1 AND outcome = 'error' ORDER BY id DESC LIMIT 1",
+        )
+        .bind(provider)
+        .fetch_optional(self.store.pool())
+        .await?;
+        if let Some(row) = last {
+            let kind: Option<String> = row.try_get("error_kind")?;
+            health.last_error = Some((kind.unwrap_or_else(|| "unknown".to_owned()), row.try_get("at")?));
+        }
+        let recent = sqlx::query(
+            "SELECT outcome, error_kind FROM llm_usage WHERE provider = $1 AND outcome IN ('ok', 'error') \
+             ORDER BY id DESC LIMIT $2",
+        )
+        .bind(provider)
+        .bind(i64::from(streak_limit.max(1)))
+        .fetch_all(self.store.pool())
+        .await?;
+        for row in &recent {
+            let outcome: String = row.try_get("outcome")?;
+            let kind: Option<String> = row.try_get("error_kind")?;
+            if outcome != "error" {
+                break;
+            }
+            // Neutral errors neither count nor reset, like the breaker's own rule.
+            if kind.as_deref().is_some_and(|k| FAILURE_KINDS.contains(&k)) {
+                health.failure_streak += 1;
+            }
+        }
+        Ok(health)
     }
 
     /// The guild's budget (all `None` when never set).

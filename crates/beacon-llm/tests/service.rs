@@ -208,3 +208,36 @@ async fn guild_model_setting_overrides_the_model() {
     h.service.chat(&ctx, &ChatRequest::new(None, "q")).await.expect("chat");
     assert_eq!(h.fake.requests()[0].body["model"], "gpt-5-mini");
 }
+
+#[tokio::test]
+async fn provider_health_counts_today_and_implies_the_breaker_state() {
+    use beacon_llm::BreakerState;
+    use std::time::Duration;
+    let mut r = common::reliability();
+    r.max_retries = 0;
+    r.breaker_failures = 2;
+    let h = Harness::with(&[ProviderKind::OpenAi], r).await;
+    let ctx = CallContext::new(GUILD, "ask");
+    h.fake.push(Dialect::OpenAi, FakeReply::text("fine"));
+    h.service.chat(&ctx, &ChatRequest::new(None, "q1")).await.expect("ok");
+    let health = h.usage.provider_health("openai", today(), 2).await.expect("health");
+    assert_eq!((health.calls, health.errors, health.failure_streak), (1, 0, 0));
+    assert_eq!(health.last_error, None);
+    assert_eq!(health.breaker_state(2, Duration::from_secs(30), beacon_store::now_ms()), BreakerState::Closed);
+
+    h.fake.push(Dialect::OpenAi, FakeReply::status(503));
+    h.fake.push(Dialect::OpenAi, FakeReply::status(500));
+    for q in ["q2", "q3"] {
+        h.service.chat(&ctx, &ChatRequest::new(None, q)).await.expect_err("fails");
+    }
+    let now = beacon_store::now_ms();
+    let health = h.usage.provider_health("openai", today(), 2).await.expect("health");
+    assert_eq!((health.calls, health.errors, health.failure_streak), (3, 2, 2));
+    let (kind, at) = health.last_error.clone().expect("last error");
+    assert_eq!(kind, "http");
+    assert!(at <= now);
+    assert_eq!(health.breaker_state(2, Duration::from_secs(30), now), BreakerState::Open);
+    assert_eq!(health.breaker_state(2, Duration::from_secs(30), at + 31_000), BreakerState::HalfOpen);
+    assert_eq!(health.breaker_state(3, Duration::from_secs(30), now), BreakerState::Closed);
+    assert_eq!(h.usage.provider_health("anthropic", today(), 2).await.expect("other"), Default::default());
+}

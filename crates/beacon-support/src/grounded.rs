@@ -111,18 +111,15 @@ pub fn request(question: &str, locale: Option<&str>, history: &[String], passage
     }
 }
 
-/// Checks a reply against `passage_count` passages: the sentinel, valid citations, and markers
-/// naming passages that were not given (removed from the text).
-pub fn interpret(reply: &str, passage_count: usize) -> Grounded {
-    let reply = reply.trim();
-    if reply.is_empty() || reply.contains(CANNOT_ANSWER) {
-        return Grounded::CannotAnswer;
-    }
-    let mut text = String::with_capacity(reply.len());
+/// Keeps the `[n]` markers of `text` that name one of `passage_count` passages and drops the
+/// others (they would point nowhere); returns the text and the cited numbers in order of first
+/// use.
+pub(crate) fn markers(text: &str, passage_count: usize) -> (String, Vec<usize>) {
+    let mut out = String::with_capacity(text.len());
     let mut citations: Vec<usize> = Vec::new();
-    let mut rest = reply;
+    let mut rest = text;
     while let Some(open) = rest.find('[') {
-        text.push_str(&rest[..open]);
+        out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
         let digits: &str = &after[..after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len())];
         if !digits.is_empty() && after[digits.len()..].starts_with(']') {
@@ -131,16 +128,26 @@ pub fn interpret(reply: &str, passage_count: usize) -> Grounded {
                 if !citations.contains(&n) {
                     citations.push(n);
                 }
-                text.push_str(&format!("[{n}]"));
+                out.push_str(&format!("[{n}]"));
             }
-            // A marker naming no given passage is dropped: it would point nowhere.
             rest = &after[digits.len() + 1..];
         } else {
-            text.push('[');
+            out.push('[');
             rest = after;
         }
     }
-    text.push_str(rest);
+    out.push_str(rest);
+    (out, citations)
+}
+
+/// Checks a reply against `passage_count` passages: the sentinel, valid citations, and markers
+/// naming passages that were not given (removed from the text).
+pub fn interpret(reply: &str, passage_count: usize) -> Grounded {
+    let reply = reply.trim();
+    if reply.is_empty() || reply.contains(CANNOT_ANSWER) {
+        return Grounded::CannotAnswer;
+    }
+    let (text, citations) = markers(reply, passage_count);
     if citations.is_empty() {
         return Grounded::Uncited;
     }

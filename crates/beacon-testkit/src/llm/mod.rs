@@ -128,6 +128,16 @@ pub enum FakeReply {
         /// Text sent before the cut.
         text: String,
     },
+    /// Stream the reply in `pieces` chunks with `gap` between SSE frames (a slow model writing
+    /// a long answer); no effect on JSON replies.
+    Paced {
+        /// How many chunks the text is cut into.
+        pieces: usize,
+        /// Wait between two frames.
+        gap: Duration,
+        /// The answer.
+        then: Box<FakeReply>,
+    },
     /// Wait, then answer.
     Delay {
         /// How long.
@@ -183,8 +193,14 @@ impl FakeReply {
             FakeReply::Text { text, .. } => FakeReply::Text { text, usage: new },
             FakeReply::ToolCalls { text, calls, .. } => FakeReply::ToolCalls { text, calls, usage: new },
             FakeReply::Delay { delay, then } => FakeReply::Delay { delay, then: Box::new(then.usage(new)) },
+            FakeReply::Paced { pieces, gap, then } => FakeReply::Paced { pieces, gap, then: Box::new(then.usage(new)) },
             other => other,
         }
+    }
+
+    /// The same reply streamed in `pieces` chunks, `gap` apart (JSON replies are unchanged).
+    pub fn paced(self, pieces: usize, gap: Duration) -> FakeReply {
+        FakeReply::Paced { pieces, gap, then: Box::new(self) }
     }
 
     /// The same reply after `delay`.
@@ -335,13 +351,29 @@ fn next_reply(shared: &Shared, dialect: Dialect) -> FakeReply {
         .unwrap_or_else(|| FakeReply::text("fake reply"))
 }
 
-/// Resolves delays, returning the reply to render.
-async fn settle(mut reply: FakeReply) -> FakeReply {
-    while let FakeReply::Delay { delay, then } = reply {
-        tokio::time::sleep(delay).await;
-        reply = *then;
+/// How a streamed reply is cut and paced.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pacing {
+    pub(crate) pieces: usize,
+    pub(crate) gap: Duration,
+}
+
+/// Resolves delays and pacing, returning the reply to render and how to stream it.
+async fn settle(mut reply: FakeReply) -> (FakeReply, Pacing) {
+    let mut pacing = Pacing { pieces: 3, gap: Duration::ZERO };
+    loop {
+        reply = match reply {
+            FakeReply::Delay { delay, then } => {
+                tokio::time::sleep(delay).await;
+                *then
+            }
+            FakeReply::Paced { pieces, gap, then } => {
+                pacing = Pacing { pieces, gap };
+                *then
+            }
+            other => return (other, pacing),
+        };
     }
-    reply
 }
 
 fn key_of(dialect: Dialect, headers: &HeaderMap) -> String {
@@ -356,8 +388,8 @@ fn key_of(dialect: Dialect, headers: &HeaderMap) -> String {
 async fn openai_chat(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let stream = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["stream"].as_bool()).unwrap_or(false);
     let request = record(&shared, Dialect::OpenAi, &uri, &headers, &body, stream);
-    let reply = settle(next_reply(&shared, Dialect::OpenAi)).await;
-    render::openai(&shared, &request, reply, stream, &key_of(Dialect::OpenAi, &headers))
+    let (reply, pacing) = settle(next_reply(&shared, Dialect::OpenAi)).await;
+    render::openai(&shared, &request, reply, stream, &key_of(Dialect::OpenAi, &headers), pacing)
 }
 
 async fn openai_embeddings(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
@@ -368,8 +400,8 @@ async fn openai_embeddings(State(shared): State<Arc<Shared>>, uri: Uri, headers:
 async fn anthropic_messages(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let stream = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["stream"].as_bool()).unwrap_or(false);
     let request = record(&shared, Dialect::Anthropic, &uri, &headers, &body, stream);
-    let reply = settle(next_reply(&shared, Dialect::Anthropic)).await;
-    render::anthropic(&shared, &request, reply, stream, &key_of(Dialect::Anthropic, &headers))
+    let (reply, pacing) = settle(next_reply(&shared, Dialect::Anthropic)).await;
+    render::anthropic(&shared, &request, reply, stream, &key_of(Dialect::Anthropic, &headers), pacing)
 }
 
 async fn gemini(
@@ -384,8 +416,8 @@ async fn gemini(
     let request = record(&shared, Dialect::Gemini, &uri, &headers, &body, stream);
     match method {
         "generateContent" | "streamGenerateContent" => {
-            let reply = settle(next_reply(&shared, Dialect::Gemini)).await;
-            render::gemini(model, reply, stream, &key_of(Dialect::Gemini, &headers))
+            let (reply, pacing) = settle(next_reply(&shared, Dialect::Gemini)).await;
+            render::gemini(model, reply, stream, &key_of(Dialect::Gemini, &headers), pacing)
         }
         "batchEmbedContents" => render::gemini_embeddings(&request),
         _ => render::gemini_error(404, &format!("unknown method {method:?}"), None),

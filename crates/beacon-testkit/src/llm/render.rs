@@ -7,15 +7,19 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{FakeReply, FakeToolCall, FakeUsage, Shared};
+use std::time::Duration;
 
-/// Splits text into up to three chunks on char boundaries, as streams deliver it in pieces.
-fn pieces(text: &str) -> Vec<String> {
+use futures_util::StreamExt;
+
+use super::{FakeReply, FakeToolCall, FakeUsage, Pacing, Shared};
+
+/// Splits text into up to `count` chunks on char boundaries, as streams deliver it in pieces.
+fn pieces(text: &str, count: usize) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
     if chars.is_empty() {
         return Vec::new();
     }
-    let size = chars.len().div_ceil(3).max(1);
+    let size = chars.len().div_ceil(count.max(1)).max(1);
     chars.chunks(size).map(|c| c.iter().collect()).collect()
 }
 
@@ -29,8 +33,14 @@ fn truncated_json() -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"id\":\"cut\",\"choi").into_response()
 }
 
-fn sse_response(frames: Vec<String>) -> Response {
-    let stream = futures_util::stream::iter(frames.into_iter().map(Ok::<_, Infallible>));
+fn sse_response(frames: Vec<String>, gap: Duration) -> Response {
+    // With a gap, each frame after the first waits for it, like a model writing.
+    let stream = futures_util::stream::iter(frames.into_iter().enumerate()).then(move |(i, frame)| async move {
+        if i > 0 && !gap.is_zero() {
+            tokio::time::sleep(gap).await;
+        }
+        Ok::<_, Infallible>(frame)
+    });
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
@@ -82,7 +92,14 @@ fn openai_calls(calls: &[FakeToolCall]) -> Value {
     )
 }
 
-pub(super) fn openai(shared: &Shared, request: &Value, reply: FakeReply, stream: bool, key: &str) -> Response {
+pub(super) fn openai(
+    shared: &Shared,
+    request: &Value,
+    reply: FakeReply,
+    stream: bool,
+    key: &str,
+    pacing: Pacing,
+) -> Response {
     let model = request["model"].as_str().unwrap_or("fake-model").to_owned();
     let id = format!("chatcmpl-{}", shared.next_id());
     let (text, calls, usage) = match reply {
@@ -95,7 +112,7 @@ pub(super) fn openai(shared: &Shared, request: &Value, reply: FakeReply, stream:
             if !stream {
                 return truncated_json();
             }
-            let frames = pieces(&text)
+            let frames = pieces(&text, pacing.pieces)
                 .into_iter()
                 .map(|p| {
                     let chunk = json!({"id": id, "object": "chat.completion.chunk", "model": model,
@@ -103,11 +120,13 @@ pub(super) fn openai(shared: &Shared, request: &Value, reply: FakeReply, stream:
                     format!("data: {chunk}\n\n")
                 })
                 .collect();
-            return sse_response(frames);
+            return sse_response(frames, pacing.gap);
         }
         FakeReply::Text { text, usage } => (Some(text), Vec::new(), usage),
         FakeReply::ToolCalls { text, calls, usage } => (text, calls, usage),
-        FakeReply::Delay { then, .. } => return openai(shared, request, *then, stream, key),
+        FakeReply::Delay { then, .. } | FakeReply::Paced { then, .. } => {
+            return openai(shared, request, *then, stream, key, pacing);
+        }
     };
     let finish = if calls.is_empty() { "stop" } else { "tool_calls" };
     if !stream {
@@ -131,7 +150,7 @@ pub(super) fn openai(shared: &Shared, request: &Value, reply: FakeReply, stream:
         format!("data: {c}\n\n")
     };
     let mut frames = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
-    for p in pieces(text.as_deref().unwrap_or_default()) {
+    for p in pieces(text.as_deref().unwrap_or_default(), pacing.pieces) {
         frames.push(chunk(json!({"content": p}), Value::Null));
     }
     for (i, c) in calls.iter().enumerate() {
@@ -140,7 +159,7 @@ pub(super) fn openai(shared: &Shared, request: &Value, reply: FakeReply, stream:
                 "function": {"name": c.name, "arguments": ""}}]}),
             Value::Null,
         ));
-        for p in pieces(&c.arguments.to_string()) {
+        for p in pieces(&c.arguments.to_string(), pacing.pieces) {
             frames.push(chunk(json!({"tool_calls": [{"index": i, "function": {"arguments": p}}]}), Value::Null));
         }
     }
@@ -151,7 +170,7 @@ pub(super) fn openai(shared: &Shared, request: &Value, reply: FakeReply, stream:
         frames.push(format!("data: {c}\n\n"));
     }
     frames.push("data: [DONE]\n\n".to_owned());
-    sse_response(frames)
+    sse_response(frames, pacing.gap)
 }
 
 pub(super) fn openai_embeddings(request: &Value) -> Response {
@@ -188,7 +207,14 @@ fn sse_event(name: &str, data: &Value) -> String {
     format!("event: {name}\ndata: {data}\n\n")
 }
 
-pub(super) fn anthropic(shared: &Shared, request: &Value, reply: FakeReply, stream: bool, key: &str) -> Response {
+pub(super) fn anthropic(
+    shared: &Shared,
+    request: &Value,
+    reply: FakeReply,
+    stream: bool,
+    key: &str,
+    pacing: Pacing,
+) -> Response {
     let model = request["model"].as_str().unwrap_or("fake-model").to_owned();
     let id = format!("msg_{}", shared.next_id());
     let forced_tool = request
@@ -223,18 +249,20 @@ pub(super) fn anthropic(shared: &Shared, request: &Value, reply: FakeReply, stre
                     "content_block": {"type": "text", "text": ""}}),
                 ),
             ];
-            for p in pieces(&text) {
+            for p in pieces(&text, pacing.pieces) {
                 frames.push(sse_event(
                     "content_block_delta",
                     &json!({"type": "content_block_delta",
                     "index": 0, "delta": {"type": "text_delta", "text": p}}),
                 ));
             }
-            return sse_response(frames);
+            return sse_response(frames, pacing.gap);
         }
         FakeReply::Text { text, usage } => (Some(text), Vec::new(), usage),
         FakeReply::ToolCalls { text, calls, usage } => (text, calls, usage),
-        FakeReply::Delay { then, .. } => return anthropic(shared, request, *then, stream, key),
+        FakeReply::Delay { then, .. } | FakeReply::Paced { then, .. } => {
+            return anthropic(shared, request, *then, stream, key, pacing);
+        }
     };
     // A forced tool answers with the JSON as the tool's input, like the real API.
     let mut text = text;
@@ -282,7 +310,7 @@ pub(super) fn anthropic(shared: &Shared, request: &Value, reply: FakeReply, stre
                     &json!({"type": "content_block_start",
                     "index": index, "content_block": {"type": "text", "text": ""}}),
                 ));
-                for p in pieces(block["text"].as_str().unwrap_or_default()) {
+                for p in pieces(block["text"].as_str().unwrap_or_default(), pacing.pieces) {
                     frames.push(sse_event(
                         "content_block_delta",
                         &json!({"type": "content_block_delta",
@@ -297,7 +325,7 @@ pub(super) fn anthropic(shared: &Shared, request: &Value, reply: FakeReply, stre
                     "index": index, "content_block": {"type": "tool_use", "id": block["id"],
                     "name": block["name"], "input": {}}}),
                 ));
-                for p in pieces(&block["input"].to_string()) {
+                for p in pieces(&block["input"].to_string(), pacing.pieces) {
                     frames.push(sse_event(
                         "content_block_delta",
                         &json!({"type": "content_block_delta",
@@ -315,7 +343,7 @@ pub(super) fn anthropic(shared: &Shared, request: &Value, reply: FakeReply, stre
         "usage": {"output_tokens": usage.output}}),
     ));
     frames.push(sse_event("message_stop", &json!({"type": "message_stop"})));
-    sse_response(frames)
+    sse_response(frames, pacing.gap)
 }
 
 // ---------------------------------------------------------------- Gemini
@@ -342,7 +370,7 @@ pub(super) fn gemini_error(status: u16, message: &str, retry_after: Option<&str>
     with_retry_after(json_response(status, &body), retry_after)
 }
 
-pub(super) fn gemini(model: &str, reply: FakeReply, stream: bool, key: &str) -> Response {
+pub(super) fn gemini(model: &str, reply: FakeReply, stream: bool, key: &str, pacing: Pacing) -> Response {
     let (text, calls, usage) = match reply {
         FakeReply::Error { status, retry_after, message: m, echo_key } => {
             return gemini_error(status, &message(&m, echo_key, key), retry_after.as_deref());
@@ -351,18 +379,20 @@ pub(super) fn gemini(model: &str, reply: FakeReply, stream: bool, key: &str) -> 
             if !stream {
                 return truncated_json();
             }
-            let frames = pieces(&text)
+            let frames = pieces(&text, pacing.pieces)
                 .into_iter()
                 .map(|p| {
                     let c = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": p}]}, "index": 0}]});
                     format!("data: {c}\n\n")
                 })
                 .collect();
-            return sse_response(frames);
+            return sse_response(frames, pacing.gap);
         }
         FakeReply::Text { text, usage } => (Some(text), Vec::new(), usage),
         FakeReply::ToolCalls { text, calls, usage } => (text, calls, usage),
-        FakeReply::Delay { then, .. } => return gemini(model, *then, stream, key),
+        FakeReply::Delay { then, .. } | FakeReply::Paced { then, .. } => {
+            return gemini(model, *then, stream, key, pacing);
+        }
     };
     let call_parts: Vec<Value> =
         calls.iter().map(|c| json!({"functionCall": {"id": c.id, "name": c.name, "args": c.arguments}})).collect();
@@ -378,8 +408,10 @@ pub(super) fn gemini(model: &str, reply: FakeReply, stream: bool, key: &str) -> 
             }),
         );
     }
-    let mut chunks: Vec<Vec<Value>> =
-        pieces(text.as_deref().unwrap_or_default()).into_iter().map(|p| vec![json!({"text": p})]).collect();
+    let mut chunks: Vec<Vec<Value>> = pieces(text.as_deref().unwrap_or_default(), pacing.pieces)
+        .into_iter()
+        .map(|p| vec![json!({"text": p})])
+        .collect();
     if !call_parts.is_empty() {
         chunks.push(call_parts);
     }
@@ -403,7 +435,7 @@ pub(super) fn gemini(model: &str, reply: FakeReply, stream: bool, key: &str) -> 
             format!("data: {c}\r\n\r\n")
         })
         .collect();
-    sse_response(frames)
+    sse_response(frames, pacing.gap)
 }
 
 pub(super) fn gemini_embeddings(request: &Value) -> Response {

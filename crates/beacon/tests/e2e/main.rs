@@ -4,6 +4,7 @@
 
 mod support;
 
+mod ask_providers;
 mod backends;
 mod binary;
 mod commands;
@@ -11,7 +12,9 @@ mod faq;
 mod http_interactions;
 mod modules;
 mod settings;
+mod status_llm;
 mod support_answers;
 mod support_llm;
+mod support_streaming;
 mod tickets;
 mod transcripts_s3;

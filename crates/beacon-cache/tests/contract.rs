@@ -15,19 +15,8 @@ fn unique_module(test: &str) -> String {
 }
 
 async fn redis_cache() -> Option<Cache> {
-    match std::env::var("BEACON_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => {
-            Some(Cache::redis(&url).await.expect("BEACON_TEST_REDIS_URL is set but Redis is unreachable"))
-        }
-        _ => {
-            assert!(
-                std::env::var("BEACON_TEST_REQUIRE_SERVICES").as_deref() != Ok("1"),
-                "BEACON_TEST_REQUIRE_SERVICES=1 but BEACON_TEST_REDIS_URL is not set"
-            );
-            eprintln!("skipping: BEACON_TEST_REDIS_URL not set");
-            None
-        }
-    }
+    let url = beacon_testkit::services::redis_url()?;
+    Some(Cache::redis(&url).await.expect("BEACON_TEST_REDIS_URL is set but Redis is unreachable"))
 }
 
 macro_rules! contract {

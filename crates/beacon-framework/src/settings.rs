@@ -2,8 +2,10 @@
 //! validated with messages a server admin can act on, audited and revertible, and announced to
 //! listeners when they change so modules react without a restart.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use beacon_store::{GuildStore, SettingAudit, SettingChange, StoreError};
 use serde_json::{Value, json};
@@ -201,16 +203,93 @@ impl From<StoreError> for SettingError {
     }
 }
 
+/// How long a guild's overrides are served from memory. Changes made through this service are
+/// seen at once (the snapshot is dropped when they are stored); changes made by another process
+/// sharing the database are seen within this bound.
+pub const SNAPSHOT_TTL: Duration = Duration::from_secs(2);
+
+/// Guilds whose snapshots are kept at most; beyond it the oldest half is dropped.
+const SNAPSHOT_CAPACITY: usize = 50_000;
+
+type Overrides = Arc<BTreeMap<String, Value>>;
+
+/// Per-guild snapshots of the overrides. One query loads all of a guild's overrides, so a support
+/// answer that reads a dozen settings costs at most one database round-trip per TTL instead of a
+/// dozen per answer.
+#[derive(Default)]
+struct SnapshotCache {
+    guilds: Mutex<HashMap<u64, (Instant, Overrides)>>,
+    /// Bumped by every invalidation, so a load that raced with a change does not store stale data.
+    epoch: AtomicU64,
+}
+
+impl SnapshotCache {
+    fn fresh(&self, guild_id: u64, ttl: Duration) -> Option<Overrides> {
+        let guilds = self.guilds.lock().unwrap_or_else(|p| p.into_inner());
+        guilds.get(&guild_id).filter(|(at, _)| at.elapsed() < ttl).map(|(_, o)| o.clone())
+    }
+
+    fn store(&self, guild_id: u64, epoch: u64, overrides: Overrides) {
+        let mut guilds = self.guilds.lock().unwrap_or_else(|p| p.into_inner());
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        if guilds.len() >= SNAPSHOT_CAPACITY {
+            let mut ages: Vec<Instant> = guilds.values().map(|(at, _)| *at).collect();
+            ages.sort_unstable();
+            let cutoff = ages[ages.len() / 2];
+            guilds.retain(|_, (at, _)| *at > cutoff);
+        }
+        guilds.insert(guild_id, (Instant::now(), overrides));
+    }
+
+    fn invalidate(&self, guild_id: u64) {
+        let mut guilds = self.guilds.lock().unwrap_or_else(|p| p.into_inner());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        guilds.remove(&guild_id);
+    }
+}
+
 /// The registry of every declared setting and the entry point for reading and changing them.
 pub struct SettingsService {
     specs: BTreeMap<&'static str, SettingSpec>,
     changes: broadcast::Sender<SettingChanged>,
+    snapshots: SnapshotCache,
+    ttl: Duration,
 }
 
 impl SettingsService {
     pub fn new(specs: impl IntoIterator<Item = SettingSpec>) -> SettingsService {
+        SettingsService::with_ttl(specs, SNAPSHOT_TTL)
+    }
+
+    /// A service whose snapshots live for `ttl` (zero: every read goes to the database).
+    pub fn with_ttl(specs: impl IntoIterator<Item = SettingSpec>, ttl: Duration) -> SettingsService {
         let (changes, _) = broadcast::channel(256);
-        SettingsService { specs: specs.into_iter().map(|s| (s.key, s)).collect(), changes }
+        SettingsService {
+            specs: specs.into_iter().map(|s| (s.key, s)).collect(),
+            changes,
+            snapshots: SnapshotCache::default(),
+            ttl,
+        }
+    }
+
+    /// Drops the in-memory snapshot of a guild's settings (e.g. after its data was purged).
+    pub fn invalidate(&self, guild_id: u64) {
+        self.snapshots.invalidate(guild_id);
+    }
+
+    /// The guild's overrides, from the snapshot when it is fresh.
+    async fn overrides(&self, guild: &GuildStore) -> Result<Overrides, SettingError> {
+        if let Some(o) = self.snapshots.fresh(guild.id(), self.ttl) {
+            return Ok(o);
+        }
+        let epoch = self.snapshots.epoch.load(Ordering::Acquire);
+        let loaded: Overrides = Arc::new(guild.settings().await?.into_iter().collect());
+        if !self.ttl.is_zero() {
+            self.snapshots.store(guild.id(), epoch, loaded.clone());
+        }
+        Ok(loaded)
     }
 
     pub fn spec(&self, key: &str) -> Option<&SettingSpec> {
@@ -233,9 +312,10 @@ impl SettingsService {
     /// The effective value: the guild's override when it is still valid, else the default.
     pub async fn get(&self, guild: &GuildStore, key: &str) -> Result<Value, SettingError> {
         let spec = self.known(key)?;
-        Ok(match guild.setting(key).await? {
+        let overrides = self.overrides(guild).await?;
+        Ok(match overrides.get(key) {
             // An override that no longer validates (bounds changed in an upgrade) falls back.
-            Some(v) if spec.kind.validate(&v).is_ok() => v,
+            Some(v) if spec.kind.validate(v).is_ok() => v.clone(),
             _ => spec.default.clone(),
         })
     }
@@ -269,7 +349,7 @@ impl SettingsService {
 
     /// Every setting with its effective value, in key order.
     pub async fn all(&self, guild: &GuildStore) -> Result<Vec<SettingView>, SettingError> {
-        let overrides: BTreeMap<String, Value> = guild.settings().await?.into_iter().collect();
+        let overrides = self.overrides(guild).await?;
         Ok(self
             .specs
             .values()
@@ -324,7 +404,9 @@ impl SettingsService {
         audit_id: i64,
         actor_id: u64,
     ) -> Result<SettingChange, SettingError> {
-        let change = match guild.revert_setting(audit_id, actor_id).await {
+        let result = guild.revert_setting(audit_id, actor_id).await;
+        self.snapshots.invalidate(guild.id());
+        let change = match result {
             Ok(c) => c,
             Err(StoreError::NotFound(_)) => return Err(SettingError::UnknownAudit(audit_id)),
             Err(e) => return Err(e.into()),
@@ -351,7 +433,10 @@ impl SettingsService {
         value: Option<&Value>,
         actor_id: u64,
     ) -> Result<SettingChange, SettingError> {
-        let change = guild.set_setting(spec.key, value, actor_id).await?;
+        let result = guild.set_setting(spec.key, value, actor_id).await;
+        // Dropped whatever the outcome: a failed write may still have committed.
+        self.snapshots.invalidate(guild.id());
+        let change = result?;
         self.announce(guild.id(), spec, &change, actor_id);
         Ok(change)
     }
@@ -402,6 +487,80 @@ mod tests {
         assert_eq!(SettingKind::list(SettingKind::Role, 5).display(&json!(["1", "2"])), "<@&1>, <@&2>");
         let dur = SettingKind::Duration { min: Duration::ZERO, max: Duration::from_secs(10_000) };
         assert_eq!(dur.display(&json!(3600)), "1h");
+    }
+
+    async fn store() -> beacon_store::Store {
+        let store = beacon_store::Store::connect("sqlite::memory:").await.expect("sqlite");
+        store.migrate().await.expect("migrate");
+        store
+    }
+
+    fn specs() -> Vec<SettingSpec> {
+        vec![
+            SettingSpec::new("ask.enabled", SettingKind::Bool, json!(true), "on/off"),
+            SettingSpec::new("ask.limit", SettingKind::Int { min: 1, max: 10 }, json!(5), "limit"),
+        ]
+    }
+
+    #[tokio::test]
+    async fn changes_through_the_service_are_seen_at_once() {
+        let store = store().await;
+        let service = SettingsService::new(specs());
+        let guild = store.guild(1);
+        assert_eq!(service.get_i64(&guild, "ask.limit").await.expect("get"), 5);
+        service.set_from_input(&guild, "ask.limit", "7", 9).await.expect("set");
+        assert_eq!(service.get_i64(&guild, "ask.limit").await.expect("get"), 7);
+        let audit = service.history(&guild, Some("ask.limit"), 1).await.expect("history");
+        service.revert(&guild, audit[0].id, 9).await.expect("revert");
+        assert_eq!(service.get_i64(&guild, "ask.limit").await.expect("get"), 5);
+        service.set_from_input(&guild, "ask.enabled", "off", 9).await.expect("set");
+        assert!(!service.get_bool(&guild, "ask.enabled").await.expect("get"));
+        service.reset(&guild, "ask.enabled", 9).await.expect("reset");
+        assert!(service.get_bool(&guild, "ask.enabled").await.expect("get"));
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_serves_reads_until_it_expires_or_is_invalidated() {
+        let store = store().await;
+        let service = SettingsService::with_ttl(specs(), Duration::from_secs(3600));
+        let guild = store.guild(2);
+        assert_eq!(service.get_i64(&guild, "ask.limit").await.expect("get"), 5);
+        // Another process writes straight to the database: the snapshot still serves.
+        guild.set_setting("ask.limit", Some(&json!(8)), 9).await.expect("write");
+        assert_eq!(service.get_i64(&guild, "ask.limit").await.expect("get"), 5);
+        // Other guilds are unaffected by this guild's snapshot.
+        assert_eq!(service.get_i64(&store.guild(3), "ask.limit").await.expect("get"), 5);
+        service.invalidate(2);
+        assert_eq!(service.get_i64(&guild, "ask.limit").await.expect("get"), 8);
+
+        // With no TTL every read goes to the database.
+        let uncached = SettingsService::with_ttl(specs(), Duration::ZERO);
+        assert_eq!(uncached.get_i64(&guild, "ask.limit").await.expect("get"), 8);
+        guild.set_setting("ask.limit", Some(&json!(3)), 9).await.expect("write");
+        assert_eq!(uncached.get_i64(&guild, "ask.limit").await.expect("get"), 3);
+    }
+
+    #[tokio::test]
+    async fn an_expired_snapshot_is_reloaded() {
+        let store = store().await;
+        let service = SettingsService::with_ttl(specs(), Duration::from_millis(20));
+        let guild = store.guild(4);
+        assert_eq!(service.get_i64(&guild, "ask.limit").await.expect("get"), 5);
+        guild.set_setting("ask.limit", Some(&json!(6)), 9).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(service.get_i64(&guild, "ask.limit").await.expect("get"), 6);
+    }
+
+    #[test]
+    fn a_load_that_raced_with_a_change_is_not_stored() {
+        let cache = SnapshotCache::default();
+        let epoch = cache.epoch.load(Ordering::Acquire);
+        cache.invalidate(5);
+        cache.store(5, epoch, Arc::new(BTreeMap::new()));
+        assert!(cache.fresh(5, Duration::from_secs(60)).is_none());
+        let epoch = cache.epoch.load(Ordering::Acquire);
+        cache.store(5, epoch, Arc::new(BTreeMap::new()));
+        assert!(cache.fresh(5, Duration::from_secs(60)).is_some());
     }
 
     #[test]

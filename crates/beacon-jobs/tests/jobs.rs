@@ -1,6 +1,8 @@
 //! The job facility on SQLite and PostgreSQL: scheduling, dedupe keys, retries, two workers
 //! racing on one database, and a worker killed with SIGKILL in the middle of a job.
 
+// The store's own fixtures: one copy of the SQLite/PostgreSQL setup for every store-backed crate.
+#[path = "../../beacon-store/tests/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! The [`Store`] handle: connection, migrations and cross-guild housekeeping.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -80,6 +81,45 @@ pub struct ModuleMigration {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The SQLite WAL checkpointer, stopped when the last clone of the store is dropped.
+    _checkpointer: Option<Arc<AbortOnDrop>>,
+}
+
+/// How often the background task moves the SQLite WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Checkpoints the WAL off the request path. SQLite's automatic checkpoint runs inside whichever
+/// commit crosses the threshold and fsyncs the database file there, so one unlucky request pays
+/// for everyone's writes; a PASSIVE checkpoint on its own connection never blocks readers or
+/// writers.
+fn spawn_checkpointer(pool: &AnyPool) -> Option<Arc<AbortOnDrop>> {
+    let runtime = tokio::runtime::Handle::try_current().ok()?;
+    let pool = pool.clone();
+    let task = runtime.spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                break;
+            }
+            if let Err(e) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+                if pool.is_closed() {
+                    break;
+                }
+                tracing::debug!(error = %e, "sqlite wal checkpoint failed; retrying");
+            }
+        }
+    });
+    Some(Arc::new(AbortOnDrop(task.abort_handle())))
 }
 
 impl std::fmt::Debug for Store {
@@ -163,25 +203,35 @@ impl Store {
                 .acquire_timeout(options.acquire_timeout)
                 .connect(url)
                 .await?;
-            return Ok(Store { pool, backend: Backend::Postgres });
+            return Ok(Store { pool, backend: Backend::Postgres, _checkpointer: None });
         }
         if !url.starts_with("sqlite:") {
             return Err(StoreError::InvalidUrl(format!("{} (expected sqlite: or postgres://)", redact_url(url))));
         }
         let base = AnyPoolOptions::new().acquire_timeout(options.acquire_timeout).after_connect(|conn, _meta| {
             Box::pin(async move {
+                // Checkpoints are the background task's job (see `spawn_checkpointer`); the WAL
+                // file is truncated back to 64 MiB after one that grew larger.
                 let pragmas = format!(
                     "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
-                         PRAGMA synchronous = NORMAL;"
+                         PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; \
+                         PRAGMA journal_size_limit = 67108864;"
                 );
                 sqlx::raw_sql(AssertSqlSafe(pragmas)).execute(conn).await?;
                 Ok(())
             })
         });
-        let pool = match prepare_sqlite(url)? {
+        let (pool, checkpointer) = match prepare_sqlite(url)? {
             // An in-memory database lives as long as its connection: keep exactly one, forever.
             SqliteTarget::Memory(url) => {
-                base.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None).connect(&url).await?
+                let pool = base
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .connect(&url)
+                    .await?;
+                (pool, None)
             }
             SqliteTarget::File(url) => {
                 let pool = base.max_connections(options.max_connections.unwrap_or(8)).connect(&url).await?;
@@ -191,10 +241,11 @@ impl Store {
                 if !mode.eq_ignore_ascii_case("wal") {
                     tracing::warn!(journal_mode = %mode, "sqlite did not switch to WAL mode");
                 }
-                pool
+                let checkpointer = spawn_checkpointer(&pool);
+                (pool, checkpointer)
             }
         };
-        Ok(Store { pool, backend: Backend::Sqlite })
+        Ok(Store { pool, backend: Backend::Sqlite, _checkpointer: checkpointer })
     }
 
     /// Applies the embedded core migrations for this backend (idempotent).

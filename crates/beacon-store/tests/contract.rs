@@ -475,7 +475,7 @@ async fn unsupported_url_is_rejected_without_password() {
 
 #[tokio::test]
 async fn postgres_auth_failure_hides_password() {
-    let Some(url) = common::postgres_url() else {
+    let Some(url) = beacon_testkit::services::postgres_url() else {
         return;
     };
     let scheme_end = url.find("://").expect("scheme") + 3;
@@ -511,4 +511,31 @@ async fn sqlite_data_survives_reconnect() {
     let again = Store::connect(&url).await.expect("reconnect");
     again.migrate().await.expect("migrate again");
     assert_eq!(again.active_guild_ids().await.expect("ids"), vec![5]);
+}
+
+/// With automatic checkpoints off, only the background checkpointer moves committed pages from
+/// the WAL into the database file: the file growing proves it runs.
+#[tokio::test]
+async fn sqlite_wal_is_checkpointed_in_the_background() {
+    let fx = common::sqlite().await;
+    let pool = fx.store.pool();
+    let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(pool).await.expect("pragma");
+    assert_eq!(auto, 0, "commits must not checkpoint inline");
+    let path = fx.url.trim_start_matches("sqlite://").to_owned();
+    let before = std::fs::metadata(&path).expect("db file").len();
+    sqlx::query("CREATE TABLE bulk (id INTEGER PRIMARY KEY, body TEXT NOT NULL)").execute(pool).await.expect("create");
+    let body = "x".repeat(1000);
+    for _ in 0..2000 {
+        sqlx::query("INSERT INTO bulk (body) VALUES ($1)").bind(&body).execute(pool).await.expect("insert");
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let now = std::fs::metadata(&path).expect("db file").len();
+        if now >= before + 1_000_000 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "database file stayed at {now} bytes (was {before})");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    fx.finish().await;
 }

@@ -9,6 +9,8 @@ use std::collections::HashSet;
 
 use beacon_kb::Hit;
 
+use crate::i18n::Lang;
+
 /// Answer at or above this confidence; below it, abstain and offer a human. Calibrated with
 /// `beacon eval DIR --negatives` on the zaragoza FAQ (503 in-corpus questions) and 138 unrelated
 /// support questions: with all-MiniLM-L6-v2, 0.45 answers 95.6% and abstains on 96.4% (see
@@ -23,12 +25,19 @@ const STOPWORDS: &[&str] = &[
     "tell", "help", "hi", "hello", "hey", "thanks", "thank",
 ];
 
-/// Lower-cased content words, with a light plural strip so "refunds" meets "refund".
+/// Lower-cased content words, with a light plural strip so "refunds" meets "refund". The function
+/// words of the text's language are dropped too, so a question in German is judged by its German
+/// content words (English questions are judged exactly as the threshold was calibrated).
 pub fn content_terms(text: &str) -> Vec<String> {
+    content_terms_in(text, Lang::detect(text).unwrap_or_default())
+}
+
+fn content_terms_in(text: &str, lang: Lang) -> Vec<String> {
+    let extra = lang.function_words();
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| w.chars().count() >= 2)
         .map(str::to_lowercase)
-        .filter(|w| !STOPWORDS.contains(&w.as_str()))
+        .filter(|w| !STOPWORDS.contains(&w.as_str()) && !extra.contains(&w.as_str()))
         .map(|w| stem(&w))
         .collect()
 }
@@ -46,11 +55,12 @@ fn stem(w: &str) -> String {
 
 /// Share of the question's content words found in the passage.
 pub fn coverage(question: &str, passage: &str) -> f32 {
-    let q: HashSet<String> = content_terms(question).into_iter().collect();
+    let lang = Lang::detect(question).unwrap_or_default();
+    let q: HashSet<String> = content_terms_in(question, lang).into_iter().collect();
     if q.is_empty() {
         return 0.0;
     }
-    let p: HashSet<String> = content_terms(passage).into_iter().collect();
+    let p: HashSet<String> = content_terms_in(passage, lang).into_iter().collect();
     q.iter().filter(|t| p.contains(*t)).count() as f32 / q.len() as f32
 }
 
@@ -75,6 +85,15 @@ mod tests {
         assert_eq!(coverage("What is the weather on Mars?", "Refunds are issued within 14 days."), 0.0);
         let half = coverage("reset password email", "To reset your password, open settings.");
         assert!((half - 2.0 / 3.0).abs() < 1e-6, "{half}");
+    }
+
+    #[test]
+    fn questions_in_other_languages_are_judged_by_their_own_content_words() {
+        let passage = "Du bekommst eine Rückerstattung innerhalb von 14 Tagen über die Bestellung.";
+        assert_eq!(coverage("Wie bekomme ich eine Rückerstattung für meine Bestellung?", passage), 1.0);
+        let es =
+            coverage("¿Cómo puedo cambiar la contraseña de mi cuenta?", "Para cambiar la contraseña, abre Ajustes.");
+        assert!((es - 2.0 / 3.0).abs() < 1e-6, "{es}");
     }
 
     #[test]

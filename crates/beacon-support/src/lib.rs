@@ -7,7 +7,8 @@
 //! - [`guard`]: checks generated text before it is posted (no mass or role pings, no secrets,
 //!   length limits);
 //! - [`pii`]: redacts personal data from anything echoed or logged;
-//! - [`grounded`]: LLM answers grounded on retrieved passages, with checked citations.
+//! - [`grounded`]: LLM answers grounded on retrieved passages, with checked citations;
+//! - [`stream`]: LLM answers streamed into Discord with throttled edits.
 //!
 //! ```
 //! use beacon_support::{guard, injection, sanitize};
@@ -24,12 +25,14 @@ pub mod confidence;
 pub mod fence;
 pub mod grounded;
 pub mod guard;
+pub mod i18n;
 pub mod injection;
 pub mod kb_module;
 pub mod module;
 pub mod pii;
 pub mod repo;
 pub mod sanitize;
+pub mod stream;
 
 pub use kb_module::KbModule;
 pub use module::{HumanHandoff, Prepared, SupportModule, Trigger};

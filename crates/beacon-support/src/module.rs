@@ -1,6 +1,8 @@
 //! The support module: answers members' questions from the guild's knowledge base, in support
 //! channels, on mentions, with `/ask`, and in the threads it opens — or says it does not know and
-//! offers a human.
+//! offers a human. With an LLM, answers stream: the reply (or `/ask`'s response) is posted early
+//! and edited as the model writes, throttled by [`SupportModule::with_edit_interval`] (see
+//! [`crate::stream`]).
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -24,12 +26,13 @@ use twilight_model::channel::message::component::ButtonStyle;
 use twilight_model::gateway::Intents;
 use twilight_model::gateway::event::Event;
 use twilight_model::gateway::payload::incoming::MessageCreate;
-use twilight_model::id::Id;
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder};
 
 use crate::confidence::{confidence, content_terms};
 use crate::grounded::{self, Grounded};
+use crate::i18n::{self, Lang};
 use crate::repo::{AnswerRecord, MIGRATIONS, SupportRepo};
+use crate::stream::{self, ChannelAnswer, InteractionAnswer, LiveAnswer};
 use crate::{guard, injection, pii, sanitize};
 
 /// Opens a conversation with staff for a member (the ticket desk implements it).
@@ -63,6 +66,8 @@ mod keys {
 const MAX_QUESTION: usize = 1500;
 /// Longest quoted passage, in characters.
 const MAX_QUOTE: usize = 1200;
+/// Longest answer posted, in characters (longer than one message: split when posted).
+const MAX_ANSWER: usize = 4000;
 
 /// Where a question came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,11 +106,28 @@ pub struct SupportModule {
     handoff: Option<Arc<dyn HumanHandoff>>,
     bot_id: OnceLock<u64>,
     audit_lock: tokio::sync::Mutex<()>,
+    /// Time between two edits of a streamed answer.
+    edit_interval: Duration,
 }
 
 impl SupportModule {
     pub fn new(kb: Arc<KnowledgeBase>, handoff: Option<Arc<dyn HumanHandoff>>) -> SupportModule {
-        SupportModule { kb, handoff, llm: None, bot_id: OnceLock::new(), audit_lock: tokio::sync::Mutex::new(()) }
+        SupportModule {
+            kb,
+            handoff,
+            llm: None,
+            bot_id: OnceLock::new(),
+            audit_lock: tokio::sync::Mutex::new(()),
+            edit_interval: stream::DEFAULT_EDIT_INTERVAL,
+        }
+    }
+
+    /// Spaces the edits of streamed LLM answers by `interval` (default
+    /// [`stream::DEFAULT_EDIT_INTERVAL`], safe against Discord's edit rate limits; tests use
+    /// shorter ones).
+    pub fn with_edit_interval(mut self, interval: Duration) -> SupportModule {
+        self.edit_interval = interval;
+        self
     }
 
     /// Answers with `llm`, grounded on the retrieved passages, when it has a provider; the
@@ -140,10 +162,10 @@ impl SupportModule {
             return Ok(None);
         }
         let mut record = AnswerRecord::default();
-        let draft = match self.llm_answer(guild, staff_id, &question, None, &[], &hits, &mut record).await {
+        let draft = match self.llm_answer(guild, staff_id, &question, None, &[], &hits, &mut record, None).await {
             Some(LlmOutcome::Answer { content, .. }) => content,
             Some(LlmOutcome::CannotAnswer) => return Ok(None),
-            None => render_extractive(best),
+            None => render_extractive(best, Lang::En),
         };
         Ok(Some(guard::output(&draft, 1800).text))
     }
@@ -166,12 +188,31 @@ impl SupportModule {
         trigger: Trigger,
         locale: Option<&str>,
     ) -> Result<Prepared, HandlerError> {
+        self.answer_live(app, guild, channel_id, user_id, text, trigger, locale, None).await
+    }
+
+    /// [`SupportModule::answer`], with an LLM answer streamed into `live` as it is written (the
+    /// caller then delivers the final [`Prepared`] through the same `live` message).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn answer_live(
+        &self,
+        app: &Arc<App>,
+        guild: &GuildStore,
+        channel_id: u64,
+        user_id: u64,
+        text: &str,
+        trigger: Trigger,
+        locale: Option<&str>,
+        live: Option<&mut dyn LiveAnswer>,
+    ) -> Result<Prepared, HandlerError> {
         let started = Instant::now();
         let question = sanitize::question(text, MAX_QUESTION);
+        let lang = Lang::for_question(&question, locale);
+        let words = lang.strings();
         if question.is_empty() {
             return Ok(Prepared {
                 answer_id: None,
-                content: "Ask me a question and I'll look it up.".into(),
+                content: words.empty_question.into(),
                 components: Vec::new(),
                 outcome: "empty",
             });
@@ -183,6 +224,7 @@ impl SupportModule {
             trigger: trigger.as_str(),
             mode: "extractive",
             question_chars: question.chars().count(),
+            lang,
             ..AnswerRecord::default()
         };
 
@@ -197,6 +239,8 @@ impl SupportModule {
             if user_decision.allowed { app.cache.hit(&guild_key, minute, per_guild).await? } else { user_decision };
         if !decision.allowed {
             let template = settings.get_string(guild, keys::COOLDOWN).await?;
+            // The default message is spoken in the asker's language; a guild's own is kept as written.
+            let template = if template == i18n::EN.cooldown { words.cooldown.to_owned() } else { template };
             let content = template.replace("{seconds}", &decision.retry_after.as_secs().max(1).to_string());
             record.outcome = "rate_limited";
             return self.finish(app, guild, record, started, &question, content, Vec::new(), None).await;
@@ -206,31 +250,30 @@ impl SupportModule {
         if screening.flagged {
             tracing::info!(reasons = ?screening.reasons, user_id, "question refused by the injection screen");
             record.outcome = "refused";
-            let content = "I can only answer questions about this community from its knowledge base. Try asking it another way, or talk to a human.".to_owned();
+            let content = words.refused.to_owned();
             return self.finish(app, guild, record, started, &question, content, Vec::new(), None).await;
         }
 
-        // Short follow-ups ("and on mobile?") borrow the previous question's words for retrieval.
         let history_key = CacheKey::guild(guild.id(), "support", &format!("conv:{channel_id}:{user_id}"));
         let turns = settings.get_i64(guild, keys::HISTORY).await?.max(0) as usize;
         let mut history: Vec<String> = match app.cache.get(&history_key).await? {
             Some(bytes) if turns > 0 => serde_json::from_slice(&bytes).unwrap_or_default(),
             _ => Vec::new(),
         };
-        let query = match history.last() {
-            Some(prev) if content_terms(&question).len() < 3 => format!("{prev} {question}"),
-            _ => question.clone(),
+        // Short follow-ups ("and on mobile?") may need the previous question's words. They are tried
+        // alone first, so a new short question is not read in the light of an unrelated old one.
+        let follow_up = match history.last() {
+            Some(prev) if content_terms(&question).len() < 3 => Some(format!("{prev} {question}")),
+            _ => None,
         };
 
         // Answer cache, keyed by the question and the index version (a rebuilt index is new).
         let version = self.kb.retriever().guild(guild.id()).map(|i| Arc::as_ptr(&i) as usize);
         let cache_key = version.map(|v| {
             let mut h = DefaultHasher::new();
-            query.to_lowercase().split_whitespace().collect::<Vec<_>>().hash(&mut h);
-            // LLM answers are written in the asker's language.
-            if self.llm.is_some() {
-                locale.unwrap_or_default().hash(&mut h);
-            }
+            question.to_lowercase().split_whitespace().collect::<Vec<_>>().hash(&mut h);
+            // Answers are given in the asker's language.
+            lang.code().hash(&mut h);
             CacheKey::guild(guild.id(), "support", &format!("answer:{v:x}:{:x}", h.finish()))
         });
         let cached = match &cache_key {
@@ -253,25 +296,43 @@ impl SupportModule {
                 )
             }
             None => {
-                let hits = self
-                    .kb
-                    .search(guild.id(), &query, 5)
-                    .await
-                    .map_err(|e| HandlerError::internal(format!("knowledge base: {e}")))?;
-                let best = hits.first().map(|h| (confidence(&query, h), h));
+                let search = |query: String| async move {
+                    let hits = self
+                        .kb
+                        .search(guild.id(), &query, 5)
+                        .await
+                        .map_err(|e| HandlerError::internal(format!("knowledge base: {e}")))?;
+                    let conf = hits.first().map(|h| confidence(&query, h));
+                    Ok::<_, HandlerError>((hits, conf))
+                };
+                let (mut hits, mut best_conf) = search(question.clone()).await?;
+                let mut in_context = false;
+                if let Some(combined) = follow_up
+                    && best_conf.is_none_or(|c| c < threshold)
+                {
+                    let (more, more_conf) = search(combined).await?;
+                    if more_conf.is_some_and(|c| c >= threshold) {
+                        (hits, best_conf, in_context) = (more, more_conf, true);
+                    }
+                }
+                let best = hits.first().zip(best_conf).map(|(h, c)| (c, h));
                 // An LLM answer that fell back to the extract is not cached: the next ask tries again.
                 let (content, answered, conf, sources, cacheable) = match best {
                     Some((conf, hit)) if conf >= threshold => {
-                        match self.llm_answer(guild, user_id, &question, locale, &history, &hits, &mut record).await {
+                        match self
+                            .llm_answer(guild, user_id, &question, locale, &history, &hits, &mut record, live)
+                            .await
+                        {
                             Some(LlmOutcome::Answer { content, sources }) => (content, true, conf, sources, true),
-                            Some(LlmOutcome::CannotAnswer) => (abstain_text(), false, conf, Vec::new(), false),
-                            None => (render_extractive(hit), true, conf, vec![hit.chunk_id], self.llm.is_none()),
+                            Some(LlmOutcome::CannotAnswer) => (abstain_text(lang), false, conf, Vec::new(), false),
+                            None => (render_extractive(hit, lang), true, conf, vec![hit.chunk_id], self.llm.is_none()),
                         }
                     }
-                    Some((conf, _)) => (abstain_text(), false, conf, Vec::new(), false),
-                    None => (abstain_text(), false, 0.0, Vec::new(), false),
+                    Some((conf, _)) => (abstain_text(lang), false, conf, Vec::new(), false),
+                    None => (abstain_text(lang), false, 0.0, Vec::new(), false),
                 };
-                if let (Some(key), true) = (&cache_key, answered && cacheable) {
+                // An answer found through the conversation belongs to it, not to the bare question.
+                if let (Some(key), true) = (&cache_key, answered && cacheable && !in_context) {
                     let body = json!({
                         "content": content, "answered": answered, "confidence": conf, "sources": sources, "mode": record.mode,
                     });
@@ -308,6 +369,7 @@ impl SupportModule {
         history: &[String],
         hits: &[Hit],
         record: &mut AnswerRecord,
+        live: Option<&mut dyn LiveAnswer>,
     ) -> Option<LlmOutcome> {
         let llm = self.llm.as_ref()?;
         let model = match llm.guild_model(guild.id()).await {
@@ -320,7 +382,10 @@ impl SupportModule {
         let ctx = CallContext::new(guild.id(), "support").user(user_id).model(model);
         let passages = grounded::passages(hits);
         // The service checks the guild's budget before calling and records usage after.
-        let result = grounded::answer(llm, &ctx, question, locale, history, &passages).await;
+        let result = match live {
+            Some(live) => stream::answer(llm, &ctx, question, locale, history, &passages, live).await,
+            None => grounded::answer(llm, &ctx, question, locale, history, &passages).await,
+        };
         match result {
             Ok(answer) => {
                 record.tokens_in = answer.tokens_in;
@@ -365,7 +430,7 @@ impl SupportModule {
         mut components: Vec<Component>,
         answered: Option<bool>,
     ) -> Result<Prepared, HandlerError> {
-        let guarded = guard::output(&content, 1900);
+        let guarded = guard::output(&content, MAX_ANSWER);
         record.answer_chars = guarded.text.chars().count();
         record.latency_ms = started.elapsed().as_millis() as u64;
         if app.settings.get_bool(guild, keys::AUDIT_CONTENT).await? {
@@ -374,18 +439,19 @@ impl SupportModule {
         }
         let answer_id = SupportRepo::new(guild.clone()).record(&record, now_ms()).await?;
         self.audit(app, guild.id(), answer_id, &record).await;
+        let words = record.lang.strings();
         match answered {
             Some(true) => {
                 components.push(row(vec![
-                    button(format!("support:fb:up:{answer_id}"), "👍 Helpful", ButtonStyle::Secondary),
-                    button(format!("support:fb:down:{answer_id}"), "👎 Not helpful", ButtonStyle::Secondary),
-                    button(format!("support:human:{answer_id}"), "Talk to a human", ButtonStyle::Primary),
+                    button(format!("support:fb:up:{answer_id}"), words.helpful, ButtonStyle::Secondary),
+                    button(format!("support:fb:down:{answer_id}"), words.not_helpful, ButtonStyle::Secondary),
+                    button(format!("support:human:{answer_id}"), words.human, ButtonStyle::Primary),
                 ]));
             }
             Some(false) => {
                 components.push(row(vec![button(
                     format!("support:human:{answer_id}"),
-                    "Talk to a human",
+                    words.human,
                     ButtonStyle::Primary,
                 )]));
             }
@@ -407,7 +473,7 @@ impl SupportModule {
             "at": now_ms(), "guild_id": guild_id.to_string(), "answer_id": answer_id, "channel_id": r.channel_id.to_string(),
             "user_id": r.user_id.to_string(), "trigger": r.trigger, "outcome": r.outcome, "mode": r.mode, "cache_hit": r.cache_hit,
             "confidence": r.confidence, "sources": r.sources, "question_chars": r.question_chars, "answer_chars": r.answer_chars,
-            "tokens_in": r.tokens_in, "tokens_out": r.tokens_out, "latency_ms": r.latency_ms, "question": r.question, "answer": r.answer,
+            "tokens_in": r.tokens_in, "tokens_out": r.tokens_out, "latency_ms": r.latency_ms, "lang": r.lang.code(), "question": r.question, "answer": r.answer,
         });
         let dir: PathBuf = app.config.data_dir.join("audit");
         let _guard = self.audit_lock.lock().await;
@@ -445,7 +511,7 @@ impl SupportModule {
             return Ok(());
         };
         let text = sanitize::strip_bot_mention(&message.content, bot);
-        let prepared = self.answer(app, &guild, channel_id, message.author.id.get(), text, trigger, None).await?;
+        // The thread comes first: a streamed answer is posted into it while it is written.
         let mut target = channel_id;
         let mut reply_to = Some(message.id);
         if trigger == Trigger::Channel && app.settings.get_bool(&guild, keys::THREADS).await? {
@@ -457,14 +523,22 @@ impl SupportModule {
             target = thread.id.get();
             reply_to = None;
         }
-        let mut create =
-            app.http.create_message(Id::new(target)).content(&prepared.content).components(&prepared.components);
-        if let Some(id) = reply_to {
-            create = create.reply(id);
-        }
-        let posted = create.await?.model().await?;
+        let mut live = ChannelAnswer::new(app.http.clone(), target, reply_to, self.edit_interval);
+        let prepared = self
+            .answer_live(app, &guild, channel_id, message.author.id.get(), text, trigger, None, Some(&mut live))
+            .await;
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            // A half-written answer is not left behind.
+            Err(e) if live.is_posted() => {
+                live.deliver(Lang::for_question(text, None).strings().failed, &[]).await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        let posted = live.deliver(&prepared.content, &prepared.components).await?;
         if let Some(answer_id) = prepared.answer_id {
-            repo.set_message(answer_id, posted.id.get()).await?;
+            repo.set_message(answer_id, posted.get()).await?;
         }
         Ok(())
     }
@@ -480,12 +554,12 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-fn abstain_text() -> String {
-    "I couldn't find this in the server's knowledge base, so I won't guess. A member of staff can help — use the button below.".to_owned()
+fn abstain_text(lang: Lang) -> String {
+    lang.strings().abstain.to_owned()
 }
 
-/// The best passage, quoted, with where it comes from.
-fn render_extractive(hit: &Hit) -> String {
+/// The best passage, quoted as written, with where it comes from (labelled in `lang`).
+fn render_extractive(hit: &Hit, lang: Lang) -> String {
     let mut passage = hit.text.trim().to_owned();
     if passage.chars().count() > MAX_QUOTE {
         let cut: String = passage.chars().take(MAX_QUOTE).collect();
@@ -495,7 +569,7 @@ fn render_extractive(hit: &Hit) -> String {
     }
     let quoted: String = passage.lines().map(|l| format!("> {l}\n")).collect();
     let source = grounded::source_label(hit, true);
-    format!("{quoted}-# Source: {source}")
+    format!("{quoted}-# {}: {source}", lang.strings().source)
 }
 
 #[async_trait]
@@ -587,15 +661,40 @@ impl Module for SupportModule {
             "ask" => {
                 let question = ctx.options.str("question").unwrap_or_default().to_owned();
                 let channel = ctx.channel_id().unwrap_or(0);
+                let mut live = InteractionAnswer::new(
+                    ctx.app.http.clone(),
+                    ctx.responder.clone(),
+                    ctx.interaction.application_id,
+                    ctx.interaction.token.clone(),
+                    self.edit_interval,
+                );
                 let prepared = self
-                    .answer(&ctx.app, &ctx.guild, channel, ctx.user_id(), &question, Trigger::Command, ctx.locale())
-                    .await?;
+                    .answer_live(
+                        &ctx.app,
+                        &ctx.guild,
+                        channel,
+                        ctx.user_id(),
+                        &question,
+                        Trigger::Command,
+                        ctx.locale(),
+                        Some(&mut live),
+                    )
+                    .await;
+                let prepared = match prepared {
+                    Ok(prepared) => prepared,
+                    Err(e) if live.is_shown() => {
+                        let lang = Lang::for_question(&question, ctx.locale());
+                        live.deliver(Reply::text(lang.strings().failed)).await?;
+                        return Err(e);
+                    }
+                    Err(e) => return Err(e),
+                };
                 let ephemeral = matches!(prepared.outcome, "rate_limited" | "refused" | "empty");
                 let mut reply = Reply::text(prepared.content).with_components(prepared.components);
                 if ephemeral {
                     reply = reply.ephemeral();
                 }
-                ctx.reply(reply).await
+                live.deliver(reply).await
             }
             _ => {
                 let since = now_ms() - 7 * 86_400_000;
@@ -617,27 +716,29 @@ impl Module for SupportModule {
         let action = ctx.action().to_owned();
         let parts: Vec<&str> = action.split(':').collect();
         let repo = SupportRepo::new(ctx.guild.clone());
+        // A click carries no text: the clicker's Discord locale decides the language.
+        let words = Lang::for_locale(ctx.interaction.locale.as_deref()).strings();
         match parts.as_slice() {
             ["fb", vote, id] => {
-                let id: i64 = id.parse().map_err(|_| HandlerError::user("This button is out of date."))?;
+                let id: i64 = id.parse().map_err(|_| HandlerError::user(words.stale_button))?;
                 let value = if *vote == "up" { 1 } else { -1 };
                 if !repo.feedback(id, value, ctx.user_id()).await? {
-                    return Err(HandlerError::user("I can't find that answer any more."));
+                    return Err(HandlerError::user(words.answer_gone));
                 }
                 let reply = if value > 0 {
-                    Reply::text("Thanks — glad it helped!").ephemeral()
+                    Reply::text(words.thanks).ephemeral()
                 } else {
-                    Reply::text("Sorry it didn't help. Want to talk to a human?").ephemeral().with_components(vec![
-                        row(vec![button(format!("support:human:{id}"), "Talk to a human", ButtonStyle::Primary)]),
-                    ])
+                    Reply::text(words.sorry).ephemeral().with_components(vec![row(vec![button(
+                        format!("support:human:{id}"),
+                        words.human,
+                        ButtonStyle::Primary,
+                    )])])
                 };
                 ctx.reply(reply).await
             }
             ["human", id] => {
                 let Some(handoff) = &self.handoff else {
-                    return Err(HandlerError::user(
-                        "The ticket desk isn't set up in this server; please ask a moderator directly.",
-                    ));
+                    return Err(HandlerError::user(words.no_ticket_desk));
                 };
                 let key = CacheKey::guild(ctx.guild_id(), "support", &format!("handoff:{id}"));
                 let (question, attempt) = match ctx.app.cache.get(&key).await? {
@@ -652,13 +753,9 @@ impl Module for SupportModule {
                 };
                 ctx.responder.defer()?;
                 let place = handoff.open(&ctx.app, ctx.guild_id(), ctx.user_id(), &question, &attempt).await?;
-                ctx.reply(
-                    Reply::text(format!("I've opened a ticket for you: {place}. Staff will be with you soon."))
-                        .ephemeral(),
-                )
-                .await
+                ctx.reply(Reply::text(words.ticket_opened.replace("{place}", &place.to_string())).ephemeral()).await
             }
-            _ => Err(HandlerError::user("This button is out of date.")),
+            _ => Err(HandlerError::user(words.stale_button)),
         }
     }
 

@@ -87,6 +87,8 @@ pub struct AnswerRecord {
     pub sources: Vec<i64>,
     pub question_chars: usize,
     pub answer_chars: usize,
+    /// The language Beacon answered in (its own words; quotes stay as written).
+    pub lang: crate::i18n::Lang,
     /// Prompt and generated tokens of the LLM call behind the answer (0 without one).
     pub tokens_in: u64,
     pub tokens_out: u64,

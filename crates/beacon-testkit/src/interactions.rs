@@ -67,7 +67,7 @@ pub fn create(sh: &Shared, st: &mut State, ni: &NewInteraction) -> Result<(Inter
         "member": member_json,
         "data": ni.data,
         "app_permissions": app_perms.to_string(),
-        "locale": "en-US",
+        "locale": st.locales.get(&ni.user_id).map_or("en-US", String::as_str),
         "guild_locale": "en-US",
         "entitlements": [],
         "authorizing_integration_owners": {"0": ni.guild_id.to_string()},

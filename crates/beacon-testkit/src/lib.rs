@@ -143,10 +143,16 @@ impl FakeDiscord {
             cancel: cancel.clone(),
             conn_ids: AtomicU64::new(1),
             endpoint_check: tokio::sync::Mutex::new(()),
+            flood_sent: AtomicU64::new(0),
         });
         let app = server::router(shared.clone());
         let stop = cancel.clone();
         let task = tokio::spawn(async move {
+            // Like Discord's edge: small gateway frames and responses go out at once (with Nagle,
+            // a frame behind an unacknowledged one waits for the peer's delayed ACK, ~40 ms).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "fake discord server failed");
@@ -196,6 +202,18 @@ impl FakeDiscord {
         st.endpoint = Some(url.to_owned());
     }
 
+    /// Floods every connected session with `count` synthetic MESSAGE_CREATEs, spread over the
+    /// first guilds' text channels and members, written as fast as each socket accepts them
+    /// (for ingest benchmarks; the messages are not stored). Returns how many sessions flood.
+    pub fn flood_messages(&self, count: u64) -> usize {
+        gateway::start_flood(&self.shared, count)
+    }
+
+    /// MESSAGE_CREATEs written by floods so far.
+    pub fn flood_sent(&self) -> u64 {
+        self.shared.flood_sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Stop serving and close every gateway connection.
     pub async fn shutdown(&self) {
         self.shared.cancel.cancel();
@@ -216,4 +234,5 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 pub mod notion;
+pub mod services;
 pub mod sheets;

@@ -148,6 +148,12 @@ impl FakeDiscord {
         st.guilds.keys().filter_map(|id| guild_info(&st, *id)).collect()
     }
 
+    /// Sets the Discord client locale (`de`, `pt-BR`, …) that `user_id`'s interactions carry;
+    /// without one they carry `en-US`.
+    pub fn set_locale(&self, user_id: u64, locale: &str) {
+        self.shared.lock().locales.insert(user_id, locale.to_owned());
+    }
+
     /// Add a member to an existing guild (dispatches GUILD_MEMBER_ADD).
     pub fn add_member(
         &self,

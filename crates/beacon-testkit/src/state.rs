@@ -116,6 +116,9 @@ pub enum Outbound {
     Frame(String),
     /// Close with this code and reason; `None` drops the TCP connection without a close frame.
     Close(Option<(u16, String)>),
+    /// Stream `count` synthetic MESSAGE_CREATEs (sequence numbers from `first_seq`) as fast as
+    /// the socket accepts them.
+    Flood { templates: std::sync::Arc<Vec<(String, String)>>, first_seq: u64, count: u64 },
 }
 
 /// A gateway session (survives disconnects so it can be resumed).
@@ -140,6 +143,8 @@ pub struct Window {
 #[derive(Debug, Default)]
 pub struct State {
     pub users: HashMap<u64, User>,
+    /// Client locales set with `FakeDiscord::set_locale` (others are `en-US`).
+    pub locales: HashMap<u64, String>,
     pub guilds: BTreeMap<u64, Guild>,
     pub channels: HashMap<u64, Channel>,
     pub messages: HashMap<u64, Vec<Value>>,

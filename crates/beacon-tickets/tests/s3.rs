@@ -1,43 +1,8 @@
 //! Transcripts in an S3-compatible store: moto's server mode (`moto_server`, from PyPI) on a
 //! local port. Skipped when moto is not installed, unless BEACON_TEST_REQUIRE_SERVICES=1.
 
-use std::process::Stdio;
-use std::time::Duration;
-
+use beacon_testkit::services::MotoServer;
 use beacon_tickets::{Line, S3Options, Status, Ticket, TranscriptStore, render_transcript};
-
-struct Moto {
-    child: tokio::process::Child,
-    endpoint: String,
-}
-
-async fn moto() -> Option<Moto> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-    let child = tokio::process::Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn();
-    let child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(
-                std::env::var("BEACON_TEST_REQUIRE_SERVICES").as_deref() != Ok("1"),
-                "BEACON_TEST_REQUIRE_SERVICES=1 but moto_server cannot start: {e}"
-            );
-            eprintln!("skipping: moto_server not available ({e})");
-            return None;
-        }
-    };
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "moto_server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Some(Moto { child, endpoint })
-}
 
 fn ticket() -> Ticket {
     Ticket {
@@ -70,18 +35,18 @@ fn ticket() -> Ticket {
 
 #[tokio::test]
 async fn transcripts_round_trip_through_s3() {
-    let Some(mut moto) = moto().await else {
+    let Some(moto) = MotoServer::start().await else {
         return;
     };
     // moto accepts unsigned requests: create the bucket directly.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let created =
-        reqwest::Client::new().put(format!("{}/transcripts", moto.endpoint)).send().await.expect("create bucket");
+        reqwest::Client::new().put(format!("{}/transcripts", moto.endpoint())).send().await.expect("create bucket");
     assert!(created.status().is_success(), "{}", created.status());
     let store = TranscriptStore::s3(&S3Options {
         bucket: "transcripts".into(),
         region: "us-east-1".into(),
-        endpoint: Some(moto.endpoint.clone()),
+        endpoint: Some(moto.endpoint().to_owned()),
         access_key_id: "test".into(),
         secret_access_key: "test".into(),
         public_base_url: Some("https://files.example/transcripts".into()),
@@ -108,7 +73,7 @@ async fn transcripts_round_trip_through_s3() {
     let other = TranscriptStore::s3(&S3Options {
         bucket: "transcripts".into(),
         region: "us-east-1".into(),
-        endpoint: Some(moto.endpoint.clone()),
+        endpoint: Some(moto.endpoint().to_owned()),
         access_key_id: "test".into(),
         secret_access_key: "test".into(),
         public_base_url: None,
@@ -119,5 +84,4 @@ async fn transcripts_round_trip_through_s3() {
     store.delete(key).await.expect("delete");
     assert!(store.get(key).await.is_err(), "deleted by retention");
     store.delete(key).await.expect("deleting twice is fine");
-    let _ = moto.child.kill().await;
 }

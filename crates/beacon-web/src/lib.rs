@@ -77,6 +77,12 @@ pub fn router(app: Arc<App>) -> Result<Router, WebError> {
 
 /// Serves until `shutdown` is cancelled, then finishes in-flight requests.
 pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> Result<(), WebError> {
+    // Responses are small and latency-bound: no Nagle delay behind an unacknowledged segment.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set on an HTTP connection");
+        }
+    });
     axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     Ok(())
 }

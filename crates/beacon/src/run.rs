@@ -27,30 +27,116 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-/// The knowledge base with the configured embedding model (BM25 alone, announced by one log
-/// line, when no model is configured or it fails to load).
+/// The knowledge base with the configured embedder (BM25 alone, announced by one log line, when
+/// there is no model or it fails to load).
 pub async fn open_knowledge_base(config: &Config, store: &Store) -> anyhow::Result<beacon_kb::KnowledgeBase> {
-    beacon_kb::KnowledgeBase::open(
+    // Guild indexes are persisted under `<data dir>/kb-index`, shared by `beacon run` and
+    // `beacon ingest` (each notices the other's syncs through the index version in the database).
+    Ok(beacon_kb::KnowledgeBase::open(
         store.clone(),
-        embedder(config),
+        embedder(config).await,
         beacon_kb::FusionConfig::default(),
         beacon_kb::ChunkerConfig::default(),
     )
     .await
-    .context("opening the knowledge base")
+    .context("opening the knowledge base")?
+    .with_index_dir(config.data_dir.join("kb-index")))
 }
 
-/// Loads the embedding model named by `BEACON_EMBED_MODEL_DIR`.
-pub fn embedder(config: &Config) -> Option<Arc<dyn beacon_kb::Embedder>> {
-    let Some(dir) = &config.embed_model_dir else {
-        tracing::warn!("no embedding model (BEACON_EMBED_MODEL_DIR unset): retrieval uses BM25 only");
-        return None;
+/// Set when [`prepare_embedding_model`] has already said why there is no local model.
+static DOWNLOAD_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Where the one-time model download goes: `<data dir>/models/<owner>--<name>`.
+fn model_download(config: &Config, hub_url: &str) -> beacon_kb::ModelDownload {
+    beacon_kb::ModelDownload::new(hub_url, &config.embed.model_repo, config.data_dir.join("models"))
+}
+
+/// For `beacon run`, `ingest`, `ask` and `eval`: with a local embedder and no
+/// `BEACON_EMBED_MODEL_DIR`, downloads `BEACON_EMBED_MODEL_REPO` once from `BEACON_EMBED_HUB_URL`
+/// into the data folder (nothing is fetched when it is already there) and points the config at
+/// it. Offline, one log line says so and retrieval is BM25 alone.
+pub async fn prepare_embedding_model(mut config: Config) -> Config {
+    let (beacon_config::EmbedProvider::Local, None, Some(hub)) =
+        (config.embed.provider, &config.embed_model_dir, config.embed.hub_url.as_deref())
+    else {
+        return config;
     };
-    match beacon_kb::BertEmbedder::load(dir) {
-        Ok(model) => Some(Arc::new(model)),
+    let download = model_download(&config, hub);
+    let cached = download.is_cached();
+    match download.ensure().await {
+        Ok(dir) => {
+            if !cached {
+                tracing::info!(repo = %config.embed.model_repo, hub, dir = %dir.display(), "embedding model downloaded (once)");
+            }
+            config.embed_model_dir = Some(dir);
+        }
         Err(e) => {
-            tracing::warn!(error = %e, dir = %dir.display(), "embedding model failed to load: retrieval uses BM25 only");
-            None
+            DOWNLOAD_FAILED.store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(error = %e, repo = %config.embed.model_repo, "no embedding model (BEACON_EMBED_MODEL_DIR unset, download failed): retrieval uses BM25 only");
+        }
+    }
+    config
+}
+
+/// The configured embedder: the LLM provider's embedding model (`BEACON_EMBED_PROVIDER=llm`), or
+/// the local model in `BEACON_EMBED_MODEL_DIR` (or downloaded earlier into the data folder) with
+/// the `BEACON_EMBED_POOLING`/`BEACON_EMBED_QUERY_PREFIX` overrides. `None`, announced by one log
+/// line, means BM25 retrieval only.
+pub async fn embedder(config: &Config) -> Option<Arc<dyn beacon_kb::Embedder>> {
+    match config.embed.provider {
+        beacon_config::EmbedProvider::Llm => {
+            let llm = match llm_config(config) {
+                Ok(llm) => llm,
+                Err(e) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "provider embeddings unavailable: retrieval uses BM25 only"
+                    );
+                    return None;
+                }
+            };
+            // The probe request blocks; keep it off the async workers.
+            match tokio::task::spawn_blocking(move || beacon_kb::LlmEmbedder::from_config(&llm)).await {
+                Ok(Ok(e)) => {
+                    tracing::info!(
+                        model = beacon_kb::Embedder::model_id(&e),
+                        "knowledge base embeddings from the LLM provider"
+                    );
+                    Some(Arc::new(e))
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "provider embeddings unavailable: retrieval uses BM25 only");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "provider embeddings unavailable: retrieval uses BM25 only");
+                    None
+                }
+            }
+        }
+        beacon_config::EmbedProvider::Local => {
+            let cached =
+                config.embed.hub_url.as_deref().map(|hub| model_download(config, hub)).filter(|d| d.is_cached());
+            let Some(dir) = config.embed_model_dir.clone().or_else(|| cached.map(|d| d.model_dir())) else {
+                if !DOWNLOAD_FAILED.load(std::sync::atomic::Ordering::Relaxed) {
+                    tracing::warn!("no embedding model (BEACON_EMBED_MODEL_DIR unset): retrieval uses BM25 only");
+                }
+                return None;
+            };
+            let overrides = beacon_kb::ProfileOverrides {
+                pooling: config.embed.pooling.as_deref().and_then(|p| p.parse().ok()),
+                query_prefix: config.embed.query_prefix.clone(),
+            };
+            match beacon_kb::BertEmbedder::load_with(&dir, &overrides) {
+                Ok(model) => {
+                    tracing::info!(model = beacon_kb::Embedder::model_id(&model), dir = %dir.display(), pooling = %model.profile().pooling, "embedding model loaded");
+                    Some(Arc::new(model))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, dir = %dir.display(), "embedding model failed to load: retrieval uses BM25 only");
+                    None
+                }
+            }
         }
     }
 }
@@ -342,6 +428,9 @@ impl Running {
     }
 }
 
+/// Gateway events handled at once; more wait in the shard channel.
+const MAX_EVENTS_IN_FLIGHT: usize = 512;
+
 fn start_gateway(app: &Arc<App>, token: String) -> tokio::task::JoinHandle<Result<(), gateway::GatewayError>> {
     let (tx, mut rx) = mpsc::channel::<GatewayEvent>(1024);
     let config = GatewayConfig {
@@ -352,10 +441,18 @@ fn start_gateway(app: &Arc<App>, token: String) -> tokio::task::JoinHandle<Resul
         gateway_url: app.config.discord.gateway_url.clone(),
     };
     let dispatcher_app = app.clone();
+    // Bounded: when handlers fall behind, the dispatcher stops taking events, the shard channel
+    // fills, the shards stop reading their sockets and TCP pushes back on Discord, instead of
+    // tasks (each holding its event) piling up without limit.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_EVENTS_IN_FLIGHT));
     app.tasks.spawn(async move {
         while let Some(event) = rx.recv().await {
+            let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
             let app = dispatcher_app.clone();
-            dispatcher_app.tasks.spawn(async move { handle_gateway_event(&app, event).await });
+            dispatcher_app.tasks.spawn(async move {
+                handle_gateway_event(&app, event).await;
+                drop(permit);
+            });
         }
     });
     tokio::spawn(gateway::run(config, app.http.clone(), tx, app.shards.clone(), app.shutdown.clone()))
@@ -381,6 +478,9 @@ fn spawn_housekeeping(app: &Arc<App>) {
             let cutoff = now - app.config.guild_retention.as_millis() as i64;
             match app.store.purge_left_guilds(cutoff).await {
                 Ok(ids) if !ids.is_empty() => {
+                    for id in &ids {
+                        app.settings.invalidate(*id);
+                    }
                     tracing::info!(guilds = ?ids, "purged guilds past retention")
                 }
                 Ok(_) => {}

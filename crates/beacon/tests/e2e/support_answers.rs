@@ -372,3 +372,78 @@ async fn kb_sources_are_configured_from_discord_and_synced_on_demand() {
     assert!(text_of(&out).contains("Only the server owner, admins"), "{}", text_of(&out));
     t.stop().await;
 }
+
+fn labels(v: &Value) -> Vec<String> {
+    v["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .filter_map(|b| b["label"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn beacon_speaks_the_askers_language_around_quotes_abstentions_and_buttons() {
+    let t = with_kb().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("erstattung.md"),
+        "# Rückerstattung\n\nDu bekommst eine Rückerstattung innerhalb von 14 Tagen: öffne die Seite Abrechnung und wähle die Bestellung.\n",
+    )
+    .unwrap();
+    let kb = beacon::run::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
+    kb.sync(t.guild.id, &beacon_kb::FolderSource::new(dir.path()), &mut |_| {}).await.unwrap();
+
+    // A German question by mention (no locale on messages): the quote as written, Beacon's words in German.
+    let general = t.channel("general");
+    let bot = t.fake.application_id();
+    let question = format!("<@{bot}> Wie bekomme ich eine Rückerstattung für meine Bestellung?");
+    t.fake.send_message(t.guild.id, general, t.member("bob"), &question).await.unwrap();
+    let answer = wait_message(&t, general, "Rückerstattung innerhalb").await;
+    let text = answer["content"].as_str().unwrap_or_default();
+    assert!(text.contains("-# Quelle: **Rückerstattung**"), "{text}");
+    let shown = labels(&answer);
+    assert!(
+        shown.contains(&"👍 Hilfreich".to_owned()) && shown.contains(&"Mit einem Menschen sprechen".to_owned()),
+        "{shown:?}"
+    );
+
+    // A click carries no text: the clicker's locale decides.
+    let down = buttons(&answer).into_iter().find(|b| b.starts_with("support:fb:down:")).unwrap();
+    let carol = t.member("alice-admin");
+    t.fake.set_locale(carol, "fr");
+    let message: u64 = answer["id"].as_str().unwrap().parse().unwrap();
+    let h = t.fake.click_button(t.guild.id, general, carol, message, &down, Delivery::Http).await.unwrap();
+    let out = t.fake.wait_response(&h, WAIT).await.unwrap();
+    assert!(text_of(&out).contains("Désolé de ne pas avoir aidé"), "{out:?}");
+    assert_eq!(labels(&out.data), vec!["Parler à une personne".to_owned()]);
+
+    // A Spanish question from an English-locale client is declined in Spanish.
+    let out = t
+        .command(
+            t.member("bob"),
+            "ask",
+            ask("¿Cuál es la velocidad de vuelo de una golondrina sin carga?"),
+            Delivery::Http,
+        )
+        .await;
+    let text = text_of(&out);
+    assert!(text.contains("no voy a adivinar"), "{text}");
+    assert_eq!(labels(&out.data), vec!["Hablar con una persona".to_owned()]);
+
+    // English stays English whatever the client's locale, and the audit log records the language
+    // of each answer.
+    let out = t.command(carol, "ask", ask("How do I get a refund?"), Delivery::Http).await;
+    assert!(text_of(&out).contains("-# Source: **Refunds**"), "{out:?}");
+    // A short new question is answered on its own, not read in the light of the asker's last one.
+    let out = t.command(t.member("bob"), "ask", ask("How do I get a refund?"), Delivery::Http).await;
+    assert!(text_of(&out).contains("> You can get a refund"), "{out:?}");
+    let audit = std::fs::read_to_string(t.app().config.data_dir.join("audit/support.jsonl")).unwrap();
+    let langs: Vec<String> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["lang"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(langs, ["de", "es", "en", "en"], "{audit}");
+    t.stop().await;
+}

@@ -1,44 +1,16 @@
 //! Ticket transcripts in an S3-compatible store chosen by configuration: moto's server mode
 //! (`moto_server`, from PyPI) plays S3. Fails when BEACON_TEST_REQUIRE_SERVICES=1 and moto is missing.
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use beacon_testkit::Delivery;
+use beacon_testkit::services::MotoServer;
 
 use crate::support::*;
-
-async fn moto() -> Option<(tokio::process::Child, String)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-    let child = tokio::process::Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn();
-    let child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(
-                std::env::var("BEACON_TEST_REQUIRE_SERVICES").as_deref() != Ok("1"),
-                "BEACON_TEST_REQUIRE_SERVICES=1 but moto_server cannot start: {e}"
-            );
-            eprintln!("skipping: moto_server not available ({e})");
-            return None;
-        }
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "moto_server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Some((child, format!("http://127.0.0.1:{port}")))
-}
 
 #[tokio::test]
 async fn closed_tickets_store_their_transcript_in_the_configured_bucket() {
     beacon_testkit::install_tls_provider();
-    let Some((mut moto, endpoint)) = moto().await else { return };
+    let Some(moto) = MotoServer::start().await else { return };
+    let endpoint = moto.endpoint().to_owned();
     let http = reqwest::Client::new();
     assert!(http.put(format!("{endpoint}/transcripts")).send().await.unwrap().status().is_success());
     let t = TestApp::spawn_with(Options {
@@ -77,7 +49,7 @@ async fn closed_tickets_store_their_transcript_in_the_configured_bucket() {
             break k;
         }
         assert!(tokio::time::Instant::now() < deadline, "no transcript stored");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     // The object is in the bucket: another client (another worker) with the same credentials reads it.
     let other = beacon_tickets::TranscriptStore::s3(&beacon_tickets::S3Options {
@@ -96,5 +68,4 @@ async fn closed_tickets_store_their_transcript_in_the_configured_bucket() {
         "not stored locally"
     );
     t.stop().await;
-    let _ = moto.kill().await;
 }

@@ -44,6 +44,16 @@ enum Step {
     Close(u16, &'static str),
 }
 
+/// A flood in progress on one connection.
+struct Flooding {
+    templates: Arc<Vec<(String, String)>>,
+    seq: u64,
+    left: u64,
+}
+
+/// Frames written per turn of the connection loop, so heartbeats are still answered mid-flood.
+const FLOOD_BATCH: u64 = 64;
+
 struct Conn {
     id: u64,
     tx: UnboundedSender<Outbound>,
@@ -57,13 +67,29 @@ async fn connection(sh: Arc<Shared>, mut socket: WebSocket, mut encoder: Encoder
     if send(&mut socket, &mut encoder, &hello).await.is_err() {
         return;
     }
+    let mut flooding: Option<Flooding> = None;
     loop {
         tokio::select! {
             () = sh.cancel.cancelled() => break,
+            () = std::future::ready(()), if flooding.is_some() => {
+                if let Some(f) = flooding.as_mut() {
+                    if flood_batch(&sh, &mut socket, &mut encoder, f).await.is_err() {
+                        break;
+                    }
+                    if f.left == 0 {
+                        flooding = None;
+                    }
+                }
+            }
             out = rx.recv() => match out {
                 Some(Outbound::Frame(text)) => {
                     if send(&mut socket, &mut encoder, &text).await.is_err() {
                         break;
+                    }
+                }
+                Some(Outbound::Flood { templates, first_seq, count }) => {
+                    if !templates.is_empty() {
+                        flooding = Some(Flooding { templates, seq: first_seq, left: count });
                     }
                 }
                 Some(Outbound::Close(Some((code, reason)))) => {
@@ -109,6 +135,66 @@ async fn send(socket: &mut WebSocket, encoder: &mut Encoder, text: &str) -> Resu
         Err(_) => return Err(()),
     };
     socket.send(msg).await.map_err(|_| ())
+}
+
+/// Writes up to [`FLOOD_BATCH`] flood frames, then flushes.
+async fn flood_batch(sh: &Shared, socket: &mut WebSocket, encoder: &mut Encoder, f: &mut Flooding) -> Result<(), ()> {
+    use futures_util::SinkExt;
+    let n = f.left.min(FLOOD_BATCH);
+    for _ in 0..n {
+        let (head, tail) = &f.templates[(f.seq % f.templates.len() as u64) as usize];
+        let id = sh.ids.next();
+        let text = format!("{{\"op\":0,\"s\":{},\"t\":\"MESSAGE_CREATE\",\"d\":{head}{id}{tail}}}", f.seq);
+        let msg = match encoder.encode(&text) {
+            Ok(Some(bytes)) => Message::Binary(bytes.into()),
+            Ok(None) => Message::Text(text.into()),
+            Err(_) => return Err(()),
+        };
+        socket.feed(msg).await.map_err(|_| ())?;
+        f.seq += 1;
+        f.left -= 1;
+    }
+    socket.flush().await.map_err(|_| ())?;
+    sh.flood_sent.fetch_add(n, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Marker the message id is spliced in at.
+const ID_MARK: &str = "FLOOD_ID_MARK";
+
+/// Starts a flood of `count` MESSAGE_CREATEs on every connected session: one message template per
+/// guild (its first text channel, its first member that is not the bot) for up to 64 guilds, each
+/// flood message a fresh snowflake id. Sequence numbers are reserved in the session so events
+/// dispatched after the flood continue after it; flood messages are neither stored nor buffered for
+/// resume, and their content is sent whatever the session's intents. Returns the number of sessions
+/// flooded.
+pub fn start_flood(sh: &Shared, count: u64) -> usize {
+    let mut st = sh.lock();
+    let bot = sh.bot_id();
+    let mut templates = Vec::new();
+    for g in st.guilds.values().take(64) {
+        let channel = g.channels.iter().copied().find(|c| st.channels.get(c).is_some_and(|c| c.kind == 0));
+        let member = g.members.keys().copied().find(|m| *m != bot);
+        let (Some(channel), Some(member)) = (channel, member) else { continue };
+        let body = json!({"content": "flood: how do I reset my password?"});
+        let mut msg = json::message(&st, sh.ids.next(), channel, member, &body, None);
+        msg["id"] = json!(ID_MARK);
+        if let Some((head, tail)) = msg.to_string().split_once(&format!("\"{ID_MARK}\"")) {
+            templates.push((format!("{head}\""), format!("\"{tail}")));
+        }
+    }
+    let templates = Arc::new(templates);
+    let mut flooded = 0;
+    for s in st.sessions.values_mut() {
+        if let Some((_, tx)) = &s.conn {
+            let first_seq = s.seq + 1;
+            s.seq += count;
+            if tx.send(Outbound::Flood { templates: templates.clone(), first_seq, count }).is_ok() {
+                flooded += 1;
+            }
+        }
+    }
+    flooded
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {

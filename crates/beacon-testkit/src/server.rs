@@ -37,6 +37,8 @@ pub struct Shared {
     pub conn_ids: AtomicU64,
     /// Serialises the endpoint PING check.
     pub endpoint_check: tokio::sync::Mutex<()>,
+    /// MESSAGE_CREATEs written by floods (`/_fake/flood`), across connections.
+    pub flood_sent: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -104,6 +106,7 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/_fake/messages", post(send_message))
         .route("/_fake/interactions", post(invoke))
         .route("/_fake/interactions/{id}", get(interaction_state))
+        .route("/_fake/flood", get(flood_state).post(flood))
         .fallback(crate::rest::handle)
         .with_state(shared)
 }
@@ -207,4 +210,18 @@ async fn interaction_state(AxState(sh): AxState<Arc<Shared>>, Path(id): Path<Str
         .into_response(),
         None => (StatusCode::NOT_FOUND, Json(Value::Null)).into_response(),
     }
+}
+
+#[derive(Deserialize)]
+struct FloodRequest {
+    count: u64,
+}
+
+async fn flood(AxState(sh): AxState<Arc<Shared>>, Json(f): Json<FloodRequest>) -> Response {
+    let sessions = crate::gateway::start_flood(&sh, f.count);
+    Json(json!({"sessions": sessions})).into_response()
+}
+
+async fn flood_state(AxState(sh): AxState<Arc<Shared>>) -> Response {
+    Json(json!({"sent": sh.flood_sent.load(std::sync::atomic::Ordering::Relaxed)})).into_response()
 }

@@ -233,3 +233,35 @@ async fn zlib_and_zstd_stream_frames_decode() {
         assert_eq!(parsed[2]["t"], "GUILD_CREATE", "{compress}");
     }
 }
+
+#[tokio::test]
+async fn a_flood_streams_distinct_message_creates_then_normal_events_continue() {
+    let fake = common::start(FakeOptions::default()).await;
+    let g = common::guild(&fake);
+    let intents = Intents::GUILDS | Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT;
+    let config = ConfigBuilder::new(fake.bot_token(), intents).proxy_url(fake.gateway_url()).build();
+    let mut shard = Shard::with_config(ShardId::ONE, config);
+    next_matching(&mut shard, |e| matches!(e, Event::GuildCreate(_))).await;
+
+    assert_eq!(fake.flood_messages(300), 1);
+    let mut ids = std::collections::BTreeSet::new();
+    while ids.len() < 300 {
+        let Event::MessageCreate(msg) = next_matching(&mut shard, |e| matches!(e, Event::MessageCreate(_))).await
+        else {
+            unreachable!()
+        };
+        assert_eq!(msg.guild_id.map(|id| id.get()), Some(g.id));
+        assert!(g.channels.iter().any(|c| c.id == msg.channel_id.get()));
+        assert!(!msg.content.is_empty());
+        assert!(ids.insert(msg.id.get()), "flood message ids are distinct");
+    }
+    assert_eq!(fake.flood_sent(), 300);
+
+    // Events after the flood still arrive (sequence numbers were reserved, not reused).
+    let sent = fake.send_message(g.id, g.channels[0].id, common::member(&g, "alice"), "after the flood").await.unwrap();
+    let Event::MessageCreate(msg) = next_matching(&mut shard, |e| matches!(e, Event::MessageCreate(_))).await else {
+        unreachable!()
+    };
+    assert_eq!(msg.id.get(), sent);
+    fake.assert_no_violations();
+}

@@ -4,7 +4,12 @@
 //!
 //! ```sh
 //! cargo run --release -p beacon --example answer_overhead -- 500
+//! cargo run --release -p beacon --example answer_overhead -- 500 llm   # with the fake LLM
 //! ```
+//!
+//! With `llm`, answers go through the LLM path (OpenAI-compatible provider) against the
+//! testkit's fake LLM answering at once with a cited answer: the LLM path's own overhead.
+//! The last line printed is the same figures as JSON, for `bench/run.sh`.
 //!
 //! The fake's rate limits are lifted: a steady stream in one channel would otherwise measure
 //! Discord's buckets (which Beacon honours) rather than Beacon.
@@ -38,6 +43,21 @@ const QUESTIONS: &[&str] = &[
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200);
+    let with_llm = std::env::args().nth(2).is_some_and(|a| a == "llm");
+    let llm = if with_llm {
+        let llm = beacon_testkit::llm::FakeLlm::start().await?;
+        for _ in 0..n + 20 {
+            llm.push(
+                beacon_testkit::llm::Dialect::OpenAi,
+                beacon_testkit::llm::FakeReply::text("Follow the steps in the documentation [1].")
+                    .usage(beacon_testkit::llm::FakeUsage::new(400, 12)),
+            );
+        }
+        Some(llm)
+    } else {
+        None
+    };
+    let llm_url = llm.as_ref().map(|l| l.openai_base_url()).unwrap_or_default();
     // Discord's rate limits are lifted so that what is measured is Beacon's work per answer, not
     // the bucket waits a burst of 50+ answers a second in one channel would (rightly) get.
     let fake =
@@ -53,18 +73,31 @@ async fn main() -> anyhow::Result<()> {
     let data_dir = data.path().display().to_string();
     let (api, gw, token) = (fake.base_url(), fake.gateway_url(), fake.bot_token());
     let app_id = fake.application_id().to_string();
-    let config = Config::from_sources(
-        None,
-        &Source::from_pairs([
-            ("BEACON_DATA_DIR", data_dir.as_str()),
-            ("BEACON_HTTP_ADDR", "127.0.0.1:0"),
-            ("BEACON_DISCORD_API_URL", api.as_str()),
-            ("BEACON_DISCORD_GATEWAY_URL", gw.as_str()),
-            ("BEACON_DISCORD_TOKEN", token.as_str()),
-            ("BEACON_DISCORD_APPLICATION_ID", app_id.as_str()),
-            ("BEACON_LOG_LEVEL", "error"),
-        ]),
-    )?;
+    let log_level = std::env::var("BENCH_LOG_LEVEL").unwrap_or_else(|_| "error".into());
+    if log_level != "error" {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(&log_level))
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let mut vars = vec![
+        ("BEACON_DATA_DIR", data_dir.as_str()),
+        ("BEACON_HTTP_ADDR", "127.0.0.1:0"),
+        ("BEACON_DISCORD_API_URL", api.as_str()),
+        ("BEACON_DISCORD_GATEWAY_URL", gw.as_str()),
+        ("BEACON_DISCORD_TOKEN", token.as_str()),
+        ("BEACON_DISCORD_APPLICATION_ID", app_id.as_str()),
+        ("BEACON_LOG_LEVEL", log_level.as_str()),
+    ];
+    if with_llm {
+        vars.extend([
+            ("BEACON_LLM_PROVIDER", "openai-compatible"),
+            ("BEACON_LLM_BASE_URL", llm_url.as_str()),
+            ("BEACON_LLM_MODEL", "bench-model"),
+            ("BEACON_LLM_API_KEY", "bench-key"),
+        ]);
+    }
+    let config = Config::from_sources(None, &Source::from_pairs(vars))?;
     let running = beacon::run::start(Arc::new(config)).await?;
     let app = running.app.clone();
     let docs = tempfile::tempdir()?;
@@ -99,8 +132,11 @@ async fn main() -> anyhow::Result<()> {
         if i >= 20 {
             samples.push(started.elapsed().as_secs_f64() * 1e3);
         }
-        // A steady pace: one question every ~20 ms.
-        tokio::time::sleep(Duration::from_millis(15)).await;
+        // A steady pace of one question every ~25 ms (40 answers a second): below Discord's global
+        // limit of 50 requests a second per bot, which twilight enforces client-side. At 50 a
+        // second every 50th reply waits for the next global window, and that wait, not Beacon's
+        // work, would be the p99.
+        tokio::time::sleep(Duration::from_millis(22)).await;
         if i % 50 == 49 {
             app.cache
                 .delete(&beacon_cache::CacheKey::guild(guild.id, "support", &format!("rate:user:{asker}")))
@@ -109,13 +145,21 @@ async fn main() -> anyhow::Result<()> {
     }
     samples.sort_by(f64::total_cmp);
     let pct = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    let mode = if with_llm { "fake LLM, zero latency" } else { "no LLM" };
+    let max = samples[samples.len() - 1];
     println!(
-        "answer overhead, no LLM, {} questions: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        "answer overhead, {mode}, {} questions: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
         samples.len(),
         pct(0.5),
         pct(0.9),
         pct(0.99),
-        samples[samples.len() - 1]
+        max
+    );
+    let llm_calls = llm.as_ref().map_or(0, |l| l.requests().len());
+    println!(
+        "{}",
+        serde_json::json!({"mode": mode, "questions": samples.len(), "p50_ms": pct(0.5), "p90_ms": pct(0.9),
+            "p99_ms": pct(0.99), "max_ms": max, "llm_calls": llm_calls})
     );
     running.shutdown().await;
     Ok(())

@@ -642,22 +642,20 @@ ANALYSIS = """### Why Beacon misses the targets it misses (profiled 2026-11-22)
   thread hop. That is the ~250 CPU-µs per event. The claims and the two per-channel lookups can
   leave the per-event path: batch claims (one INSERT of many ids per transaction), and keep each
   guild's support-thread and ticket channel ids in memory.
-- **Unbounded backlog under a flood.** The dispatcher in `crates/beacon/src/run.rs`
-  (`start_gateway`) spawns one task per event with no limit, so the bounded shard channel never
-  pushes back: when events arrive faster than they are handled, tasks pile up (the RSS peak in
-  the flood column, several GB within seconds). Fix: an owned `Semaphore` permit (e.g. 512) taken
-  before each spawn; the shard then stops reading the socket and TCP pushes back on Discord.
+- **Backlog under a flood (fixed).** The dispatcher in `crates/beacon/src/run.rs`
+  (`start_gateway`) used to spawn one task per event with no limit, so the bounded shard channel
+  never pushed back and the RSS peaked at 5–6 GB within seconds of a flood. It now takes one of
+  512 permits before each spawn; the shard stops reading and TCP pushes back. Re-measured
+  (ingest rows above, 10:08 UTC): RSS peak in the flood 57–68 MB, RSS with 10k guilds 61 MB
+  (was 257 MB), 5.7–6.5k events/s (was 3.4–4.0k).
 - **RSS with 10k guilds (target ≤ 1/5 of discord.js).** Beacon's live heap with 10k guilds is
-  ~55 MB: calling `malloc_trim(0)` in the running process (gdb) drops its RSS from ~260 MB to
-  ~55 MB. The rest is glibc holding on to the peak of 10k GUILD_CREATE handler tasks in flight at
-  once (each holding a full guild model); `MALLOC_ARENA_MAX=1` does not help. The same
-  semaphore bounds that peak; a global allocator that returns memory (mimalloc/jemalloc) or a
-  `malloc_trim` after the initial guild burst removes the rest.
+  ~55 MB. Before the dispatcher was bounded, glibc held on to the peak of 10k GUILD_CREATE
+  handler tasks in flight at once (RSS ~260 MB; `malloc_trim(0)` via gdb dropped it to ~55 MB).
+  Bounded, it is 61 MB: 0.27× discord.js, short of 0.2×; the rest is the guild models and
+  allocator slack (a `malloc_trim` after the initial guild burst, or mimalloc, would close it).
 - **Support answer p99.** The example paces questions at 40 a second, below Discord's global
   limit of 50 requests a second per bot (twilight enforces it client-side; at 50 a second every
   50th reply waits for the next global window and that wait becomes the p99).
-- **The dispatcher is now bounded** (512 events in flight, then back-pressure on the shards), so
-  a flood no longer grows RSS without limit; the ingest rows above predate that change.
 """
 
 

@@ -146,18 +146,7 @@ impl FakeDiscord {
             flood_sent: AtomicU64::new(0),
         });
         let app = server::router(shared.clone());
-        let stop = cancel.clone();
-        let task = tokio::spawn(async move {
-            // Like Discord's edge: small gateway frames and responses go out at once (with Nagle,
-            // a frame behind an unacknowledged one waits for the peer's delayed ACK, ~40 ms).
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "fake discord server failed");
-            }
-        });
+        let task = serve_until_cancelled(listener, app, cancel.clone(), "discord");
         Ok(FakeDiscord { shared, guard: Some(Arc::new(Guard { cancel, task: Mutex::new(Some(task)) })) })
     }
 
@@ -233,6 +222,26 @@ pub mod llm;
 pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+/// Serves one fake's routes on `listener` until `cancel`, in a task. Every fake answers like a
+/// real edge server: TCP_NODELAY, so a small frame or response behind an unacknowledged one does
+/// not wait ~40 ms for the peer's delayed ACK (Nagle), which would show up in latency figures.
+pub(crate) fn serve_until_cancelled(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    cancel: CancellationToken,
+    fake: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let serve = axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned());
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, fake, "fake server failed");
+        }
+    })
+}
+
 pub mod notion;
 pub mod services;
 pub mod sheets;

@@ -196,13 +196,7 @@ impl FakeNotion {
             .route("/v1/databases/{id}/query", post(query_database))
             .with_state(shared.clone());
         let cancel = CancellationToken::new();
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "fake notion server failed");
-            }
-        });
+        crate::serve_until_cancelled(listener, app, cancel.clone(), "notion");
         Ok(FakeNotion { shared, cancel })
     }
 

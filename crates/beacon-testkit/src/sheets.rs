@@ -133,13 +133,7 @@ impl FakeSheets {
             .route("/v4/spreadsheets/{id}/values/{range}", get(values))
             .with_state(shared.clone());
         let cancel = CancellationToken::new();
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "fake sheets server failed");
-            }
-        });
+        crate::serve_until_cancelled(listener, app, cancel.clone(), "sheets");
         Ok(FakeSheets { shared, cancel })
     }
 

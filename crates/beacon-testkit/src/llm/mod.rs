@@ -286,13 +286,7 @@ impl FakeLlm {
             .route("/v1beta/models/{call}", post(gemini))
             .with_state(shared.clone());
         let cancel = CancellationToken::new();
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "fake llm server failed");
-            }
-        });
+        crate::serve_until_cancelled(listener, app, cancel.clone(), "llm");
         Ok(FakeLlm { shared, addr, cancel })
     }
 

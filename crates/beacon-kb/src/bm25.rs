@@ -4,12 +4,15 @@
 //! Its files can be exported ([`Bm25Index::files`]) and loaded back ([`Bm25Index::from_files`]),
 //! which is how the persisted per-guild index files carry it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use tantivy::collector::TopDocs;
-use tantivy::directory::{Directory, RamDirectory};
+use tantivy::directory::error::{DeleteError, LockError, OpenReadError, OpenWriteError};
+use tantivy::directory::{
+    Directory, DirectoryLock, FileHandle, Lock, OwnedBytes, WatchCallback, WatchHandle, WritePtr,
+};
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{FAST, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer, TokenStream};
@@ -47,6 +50,66 @@ pub struct Bm25Index {
     /// Per segment, per tantivy doc id: the position of the text as given to [`Bm25Index::build`].
     ords: Vec<Vec<u32>>,
     len: usize,
+    /// The files of an index loaded with [`Bm25Index::from_files`] (tantivy's own list of managed
+    /// files is not part of them).
+    loaded: Option<SliceDirectory>,
+}
+
+/// Tantivy's files served in place from memory that is already there (a loaded index file):
+/// read-only, and nothing is copied.
+#[derive(Clone, Debug)]
+struct SliceDirectory {
+    files: Arc<HashMap<PathBuf, OwnedBytes>>,
+}
+
+fn read_only() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::PermissionDenied, "a loaded BM25 index is read-only")
+}
+
+impl Directory for SliceDirectory {
+    fn get_file_handle(&self, path: &Path) -> std::result::Result<Arc<dyn FileHandle>, OpenReadError> {
+        match self.files.get(path) {
+            Some(bytes) => Ok(Arc::new(bytes.clone())),
+            None => Err(OpenReadError::FileDoesNotExist(path.to_path_buf())),
+        }
+    }
+
+    fn delete(&self, path: &Path) -> std::result::Result<(), DeleteError> {
+        Err(DeleteError::IoError { io_error: Arc::new(read_only()), filepath: path.to_path_buf() })
+    }
+
+    fn exists(&self, path: &Path) -> std::result::Result<bool, OpenReadError> {
+        Ok(self.files.contains_key(path))
+    }
+
+    fn open_write(&self, path: &Path) -> std::result::Result<WritePtr, OpenWriteError> {
+        Err(OpenWriteError::wrap_io_error(read_only(), path.to_path_buf()))
+    }
+
+    fn atomic_read(&self, path: &Path) -> std::result::Result<Vec<u8>, OpenReadError> {
+        match self.files.get(path) {
+            Some(bytes) => Ok(bytes.to_vec()),
+            None => Err(OpenReadError::FileDoesNotExist(path.to_path_buf())),
+        }
+    }
+
+    fn atomic_write(&self, _path: &Path, _data: &[u8]) -> std::io::Result<()> {
+        Err(read_only())
+    }
+
+    fn sync_directory(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn acquire_lock(&self, _lock: &Lock) -> std::result::Result<DirectoryLock, LockError> {
+        // Readers take a lock to load the metas; nothing can write here, so any lock is free.
+        Ok(DirectoryLock::from(Box::new(())))
+    }
+
+    fn watch(&self, _callback: WatchCallback) -> tantivy::Result<WatchHandle> {
+        // Nothing ever changes here.
+        Ok(WatchHandle::empty())
+    }
 }
 
 impl Bm25Index {
@@ -74,11 +137,11 @@ impl Bm25Index {
         }
         writer.commit()?;
         writer.wait_merging_threads()?;
-        Self::open(index, len)
+        Self::open(index, len, None)
     }
 
     /// Wraps a committed index whose documents carry their position in the `ord` fast field.
-    fn open(index: Index, len: usize) -> Result<Self> {
+    fn open(index: Index, len: usize, loaded: Option<SliceDirectory>) -> Result<Self> {
         let schema = index.schema();
         let body = schema.get_field("body").map_err(|e| KbError::Index(format!("BM25 schema: {e}")))?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
@@ -98,12 +161,18 @@ impl Bm25Index {
         if seen != len {
             return Err(KbError::Index(format!("BM25 index holds {seen} texts, expected {len}")));
         }
-        Ok(Bm25Index { index, searcher, body, analyzer: analyzer(), stopwords: stemmed_stopwords(), ords, len })
+        Ok(Bm25Index { index, searcher, body, analyzer: analyzer(), stopwords: stemmed_stopwords(), ords, len, loaded })
     }
 
     /// The index's files (tantivy's segment files and `meta.json`), to be written elsewhere and
     /// given back to [`Bm25Index::from_files`].
     pub fn files(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        if let Some(loaded) = &self.loaded {
+            let mut out: Vec<(String, Vec<u8>)> =
+                loaded.files.iter().map(|(n, b)| (n.to_string_lossy().into_owned(), b.to_vec())).collect();
+            out.sort();
+            return Ok(out);
+        }
         let dir = self.index.directory();
         let mut names: Vec<PathBuf> = dir.list_managed_files().into_iter().collect();
         names.push(PathBuf::from("meta.json"));
@@ -128,13 +197,17 @@ impl Bm25Index {
     /// Loads an index from the files [`Bm25Index::files`] returned; `len` is the number of
     /// texts it must hold.
     pub fn from_files(files: &[(&str, &[u8])], len: usize) -> Result<Self> {
-        let dir = RamDirectory::create();
-        for (name, bytes) in files {
-            dir.atomic_write(Path::new(name), bytes).map_err(|e| KbError::Index(format!("{name}: {e}")))?;
-        }
-        let index = Index::open(dir)?;
+        Self::from_shared_files(files.iter().map(|(n, b)| ((*n).to_string(), OwnedBytes::new(b.to_vec()))), len)
+    }
+
+    /// Like [`Bm25Index::from_files`], serving the files in place (a loaded index file's bytes):
+    /// tantivy reads them where they are, without a copy.
+    pub(crate) fn from_shared_files(files: impl IntoIterator<Item = (String, OwnedBytes)>, len: usize) -> Result<Self> {
+        let files: HashMap<PathBuf, OwnedBytes> = files.into_iter().map(|(n, b)| (PathBuf::from(n), b)).collect();
+        let dir = SliceDirectory { files: Arc::new(files) };
+        let index = Index::open(dir.clone())?;
         index.tokenizers().register(TOKENIZER, analyzer());
-        Self::open(index, len)
+        Self::open(index, len, Some(dir))
     }
 
     /// Number of indexed texts.
@@ -256,6 +329,8 @@ mod tests {
         for q in ["refund", "linux install", "hours"] {
             assert_eq!(back.search(q, 10).unwrap(), idx.search(q, 10).unwrap(), "{q}");
         }
+        // A loaded index exports the same files again.
+        assert_eq!(back.files().unwrap(), files);
         // The wrong size, missing files or garbage are errors, not a wrong index.
         assert!(Bm25Index::from_files(&refs, texts.len() + 1).is_err());
         let no_meta: Vec<(&str, &[u8])> = refs.iter().copied().filter(|(n, _)| *n != "meta.json").collect();

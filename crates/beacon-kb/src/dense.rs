@@ -7,16 +7,96 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use tantivy::directory::OwnedBytes;
+
 use crate::error::{KbError, Result};
 
+/// `f32` values, owned or read in place from a loaded index file's bytes (no copy).
+#[derive(Debug, Clone)]
+enum F32s {
+    Owned(Vec<f32>),
+    /// Little-endian `f32`s, aligned for `f32` (checked by [`F32s::from_le_bytes`]).
+    Shared(OwnedBytes),
+}
+
+impl F32s {
+    /// Views `bytes` as `f32`s in place when the target is little-endian and they are aligned;
+    /// otherwise converts them.
+    fn from_le_bytes(bytes: OwnedBytes) -> Result<Self> {
+        if !bytes.len().is_multiple_of(4) {
+            return Err(KbError::Index(format!("{} bytes of f32", bytes.len())));
+        }
+        if cfg!(target_endian = "little") && (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f32>()) {
+            return Ok(F32s::Shared(bytes));
+        }
+        Ok(F32s::Owned(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[f32] {
+        match self {
+            F32s::Owned(v) => v,
+            // SAFETY: `from_le_bytes` admits only aligned bytes of a length divisible by 4 on a
+            // little-endian target, every bit pattern is a valid f32, and `OwnedBytes` keeps the
+            // (immutable) bytes alive as long as `self`.
+            F32s::Shared(b) => unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), b.len() / 4) },
+        }
+    }
+
+    /// The values as a vector to append to (copied once if they were shared).
+    fn owned(&mut self) -> &mut Vec<f32> {
+        if let F32s::Shared(_) = self {
+            *self = F32s::Owned(self.as_slice().to_vec());
+        }
+        match self {
+            F32s::Owned(v) => v,
+            F32s::Shared(_) => unreachable!("made owned just above"),
+        }
+    }
+}
+
+/// Int8 codes, owned or read in place from a loaded index file's bytes.
+#[derive(Debug, Clone)]
+enum I8s {
+    Owned(Vec<i8>),
+    Shared(OwnedBytes),
+}
+
+impl I8s {
+    #[inline]
+    fn as_slice(&self) -> &[i8] {
+        match self {
+            I8s::Owned(v) => v,
+            // SAFETY: i8 and u8 have the same size and alignment and every bit pattern is valid.
+            I8s::Shared(b) => unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<i8>(), b.len()) },
+        }
+    }
+
+    fn owned(&mut self) -> &mut Vec<i8> {
+        if let I8s::Shared(_) = self {
+            *self = I8s::Owned(self.as_slice().to_vec());
+        }
+        match self {
+            I8s::Owned(v) => v,
+            I8s::Shared(_) => unreachable!("made owned just above"),
+        }
+    }
+}
+
 /// Row-major matrix of L2-normalised vectors; row `i` is text `i`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DenseIndex {
     dim: usize,
-    data: Vec<f32>,
+    data: F32s,
     /// Int8 codes of `data`, row-major, and each row's scale (`x ≈ code * scale`).
-    codes: Vec<i8>,
+    codes: I8s,
     scales: Vec<f32>,
+}
+
+impl Default for DenseIndex {
+    fn default() -> Self {
+        DenseIndex { dim: 0, data: F32s::Owned(Vec::new()), codes: I8s::Owned(Vec::new()), scales: Vec::new() }
+    }
 }
 
 /// Below this many rows the `f32` scan is cheap enough on its own.
@@ -155,8 +235,8 @@ impl DenseIndex {
     pub fn with_capacity(dim: usize, rows: usize) -> Self {
         DenseIndex {
             dim,
-            data: Vec::with_capacity(dim * rows),
-            codes: Vec::with_capacity(dim * rows),
+            data: F32s::Owned(Vec::with_capacity(dim * rows)),
+            codes: I8s::Owned(Vec::with_capacity(dim * rows)),
             scales: Vec::with_capacity(rows),
         }
     }
@@ -166,8 +246,8 @@ impl DenseIndex {
         if v.len() != self.dim {
             return Err(KbError::Dimension { expected: self.dim, got: v.len() });
         }
-        self.data.extend_from_slice(v);
-        let scale = quantize(v, &mut self.codes);
+        self.data.owned().extend_from_slice(v);
+        let scale = quantize(v, self.codes.owned());
         self.scales.push(scale);
         Ok(())
     }
@@ -179,7 +259,7 @@ impl DenseIndex {
 
     /// Number of vectors.
     pub fn len(&self) -> usize {
-        self.data.len().checked_div(self.dim).unwrap_or(0)
+        self.data.as_slice().len().checked_div(self.dim).unwrap_or(0)
     }
 
     /// Whether the index is empty.
@@ -189,7 +269,7 @@ impl DenseIndex {
 
     /// Row `i`'s vector.
     pub fn row(&self, i: usize) -> Option<&[f32]> {
-        self.data.get(i * self.dim..(i + 1) * self.dim)
+        self.data.as_slice().get(i * self.dim..(i + 1) * self.dim)
     }
 
     /// Similarity of row `i` to `query` (cosine for normalised vectors).
@@ -207,12 +287,26 @@ impl DenseIndex {
                 codes.len()
             )));
         }
-        Ok(DenseIndex { dim, data, codes, scales })
+        Ok(DenseIndex { dim, data: F32s::Owned(data), codes: I8s::Owned(codes), scales })
+    }
+
+    /// Like [`DenseIndex::from_parts`] over a loaded index file's bytes: little-endian `f32` rows
+    /// and int8 codes, used in place (a fresh process then copies nothing).
+    pub(crate) fn from_shared_parts(dim: usize, data: OwnedBytes, codes: OwnedBytes, scales: Vec<f32>) -> Result<Self> {
+        let data = F32s::from_le_bytes(data)?;
+        let rows = scales.len();
+        let (n_data, n_codes) = (data.as_slice().len(), codes.len());
+        if dim == 0 || Some(n_data) != rows.checked_mul(dim) || n_codes != n_data {
+            return Err(KbError::Index(format!(
+                "dense index parts disagree: dim {dim}, {n_data} floats, {n_codes} codes, {rows} rows"
+            )));
+        }
+        Ok(DenseIndex { dim, data, codes: I8s::Shared(codes), scales })
     }
 
     /// The stored parts: `f32` rows, their int8 codes and each row's scale.
     pub fn parts(&self) -> (&[f32], &[i8], &[f32]) {
-        (&self.data, &self.codes, &self.scales)
+        (self.data.as_slice(), self.codes.as_slice(), &self.scales)
     }
 
     /// The `k` rows most similar to `query` as `(row, score)`, best first. Exact.
@@ -225,7 +319,7 @@ impl DenseIndex {
         }
         if self.len() < QUANTIZED_MIN_ROWS {
             let mut top = TopK::new(k);
-            scan(Rows::F32(&self.data, query), self.dim, &mut top);
+            scan(Rows::F32(self.data.as_slice(), query), self.dim, &mut top);
             return Ok(top.into_sorted());
         }
         // Int8 pass over every row, then exact re-scoring of a generous candidate set: int8
@@ -234,7 +328,7 @@ impl DenseIndex {
         // The query's scale does not change the ranking.
         quantize(query, &mut q);
         let mut coarse = TopK::new((k * 4).max(64));
-        scan(Rows::I8(&self.codes, &self.scales, &q), self.dim, &mut coarse);
+        scan(Rows::I8(self.codes.as_slice(), &self.scales, &q), self.dim, &mut coarse);
         let mut top = TopK::new(k);
         for (i, _) in coarse.into_sorted() {
             if let Some(s) = self.score(i as usize, query) {
@@ -246,7 +340,16 @@ impl DenseIndex {
 
     /// Approximate bytes held.
     pub fn heap_bytes(&self) -> usize {
-        (self.data.capacity() + self.scales.capacity()) * std::mem::size_of::<f32>() + self.codes.capacity()
+        // Shared parts live in the loaded file's bytes, not in this index's allocations.
+        let data = match &self.data {
+            F32s::Owned(v) => v.capacity(),
+            F32s::Shared(_) => 0,
+        };
+        let codes = match &self.codes {
+            I8s::Owned(v) => v.capacity(),
+            I8s::Shared(_) => 0,
+        };
+        (data + self.scales.capacity()) * std::mem::size_of::<f32>() + codes
     }
 }
 
@@ -331,6 +434,25 @@ mod tests {
         assert!(DenseIndex::from_parts(4, d[..4].to_vec(), c.to_vec(), s.to_vec()).is_err());
         assert!(DenseIndex::from_parts(4, d.to_vec(), c[..7].to_vec(), s.to_vec()).is_err());
         assert!(DenseIndex::from_parts(0, Vec::new(), Vec::new(), Vec::new()).is_err());
+
+        // The same parts as little-endian bytes, used in place; misaligned bytes are copied.
+        let le: Vec<u8> = d.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let codes = OwnedBytes::new(c.iter().map(|x| *x as u8).collect::<Vec<u8>>());
+        let q = [0.0, 0.0, 1.0, 0.0];
+        for skew in [0, 1] {
+            let mut buf = vec![0u8; skew];
+            buf.extend_from_slice(&le);
+            let bytes = OwnedBytes::new(buf).slice(skew..skew + le.len());
+            let mut shared = DenseIndex::from_shared_parts(4, bytes, codes.clone(), s.to_vec()).unwrap();
+            assert_eq!(shared.parts(), idx.parts());
+            assert_eq!(shared.search(&q, 2).unwrap(), idx.search(&q, 2).unwrap());
+            // Appending to a loaded index works on its own copy.
+            shared.push(&[0.0, 0.0, 0.0, 1.0]).unwrap();
+            assert_eq!(shared.len(), 3);
+        }
+        let short = OwnedBytes::new(le[..le.len() - 4].to_vec());
+        assert!(DenseIndex::from_shared_parts(4, short, codes.clone(), s.to_vec()).is_err());
+        assert!(DenseIndex::from_shared_parts(4, OwnedBytes::new(le[..7].to_vec()), codes, s.to_vec()).is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::chunk::{ChunkerConfig, chunk_markdown};
 use crate::embed::{Embedder, default_embedder};
 use crate::error::{KbError, Result};
 use crate::fusion::FusionConfig;
-use crate::index_file::{IndexDir, IndexStamp, LoadMiss};
+use crate::index_file::{IndexDir, IndexStamp, LoadMiss, Saved};
 use crate::retriever::{GuildIndex, Hit, Retriever, search_text};
 use crate::source::{FolderSource, Source, SourceConfig, SourceDocument};
 use crate::store::{DEFAULT_SYNC_INTERVAL_MS, DocumentWrite, KbRepo, NewChunk, guilds_with_sources, migrate};
@@ -87,7 +87,8 @@ pub enum IndexOrigin {
     Memory,
     /// It was read from the guild's index file (its stamp matched the database).
     Disk,
-    /// It was rebuilt from the database (and its index file rewritten, when there is a folder).
+    /// It was rebuilt from the database (and its index file rewritten, when there is a folder:
+    /// in the background, see [`KnowledgeBase::flush_index_writes`]).
     Rebuilt,
 }
 
@@ -157,7 +158,9 @@ pub struct KnowledgeBase {
     loaded: Mutex<HashMap<u64, Loaded>>,
     /// One load at a time per guild: concurrent first searches wait for one rebuild.
     load_locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
-    counters: Counters,
+    /// Index files being written in the background after a rebuild served its first search.
+    writes: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    counters: Arc<Counters>,
 }
 
 impl KnowledgeBase {
@@ -179,7 +182,8 @@ impl KnowledgeBase {
             version_check_interval: DEFAULT_VERSION_CHECK_INTERVAL,
             loaded: Mutex::new(HashMap::new()),
             load_locks: Mutex::new(HashMap::new()),
-            counters: Counters::default(),
+            writes: Mutex::new(Vec::new()),
+            counters: Arc::default(),
         })
     }
 
@@ -202,6 +206,8 @@ impl KnowledgeBase {
     /// that never had a document has no version row either; its empty index is cheap to rebuild.
     pub async fn forget_purged_guilds(&self) -> Result<Vec<u64>> {
         let Some(dir) = &self.index_dir else { return Ok(Vec::new()) };
+        // A write still in flight would bring a removed file back.
+        self.flush_index_writes().await;
         let on_disk = dir.guilds();
         if on_disk.is_empty() {
             return Ok(Vec::new());
@@ -306,9 +312,9 @@ impl KnowledgeBase {
         }
         progress(Progress { phase: Phase::Deleting, done: gone.len(), total: gone.len() });
         progress(Progress { phase: Phase::Indexing, done: 0, total: 1 });
-        // Rebuilt (and its file rewritten) when this sync changed anything; an unchanged sync
-        // keeps the current index.
-        self.refresh_index(guild_id, true).await?;
+        // Rebuilt (and its file rewritten before this returns, so a CLI ingest leaves the file for
+        // the bot) when this sync changed anything; an unchanged sync keeps the current index.
+        self.refresh_index(guild_id, true, true).await?;
         progress(Progress { phase: Phase::Indexing, done: 1, total: 1 });
         progress(Progress { phase: Phase::Done, done: report.written, total: report.documents });
         Ok(report)
@@ -355,24 +361,41 @@ impl KnowledgeBase {
     }
 
     /// Rebuilds `guild_id`'s search index from the database (rewriting its file when indexes are
-    /// persisted) and installs it; returns its size.
+    /// persisted, before this returns) and installs it; returns its size.
     pub async fn rebuild_index(&self, guild_id: u64) -> Result<usize> {
         let lock = self.load_lock(guild_id);
         let _guard = lock.lock().await;
         let version = self.version(guild_id).await?;
-        Ok(self.rebuild_at(guild_id, version).await?.len())
+        Ok(self.rebuild_at(guild_id, version, true).await?.len())
+    }
+
+    /// Waits for the index files that rebuilds are writing in the background (a rebuild installs
+    /// and serves its index first, then writes the file).
+    pub async fn flush_index_writes(&self) {
+        let pending = std::mem::take(&mut *self.writes.lock().unwrap_or_else(|p| p.into_inner()));
+        for write in pending {
+            if let Err(e) = write.await {
+                tracing::warn!(error = %e, "knowledge-base index file write task failed");
+            }
+        }
     }
 
     /// Makes sure `guild_id`'s index in memory matches the database (its version is compared at
     /// most once per check interval) and returns it with where it came from: memory, its file,
     /// or a rebuild. A missing, outdated or unreadable file is never fatal: the index is rebuilt.
     pub async fn ensure_index(&self, guild_id: u64) -> Result<(Arc<GuildIndex>, IndexOrigin)> {
-        self.refresh_index(guild_id, false).await
+        self.refresh_index(guild_id, false, false).await
     }
 
     /// [`KnowledgeBase::ensure_index`]; `force_check` compares the version even within the
-    /// check interval.
-    async fn refresh_index(&self, guild_id: u64, force_check: bool) -> Result<(Arc<GuildIndex>, IndexOrigin)> {
+    /// check interval; `wait_for_file`: a rebuild's file is written before this returns (else in
+    /// the background).
+    async fn refresh_index(
+        &self,
+        guild_id: u64,
+        force_check: bool,
+        wait_for_file: bool,
+    ) -> Result<(Arc<GuildIndex>, IndexOrigin)> {
         if let (Some(index), Some(loaded)) = (self.retriever.guild(guild_id), self.loaded(guild_id)) {
             if !force_check && loaded.checked.elapsed() < self.version_check_interval {
                 return Ok((index, IndexOrigin::Memory));
@@ -382,7 +405,7 @@ impl KnowledgeBase {
                 return Ok((index, IndexOrigin::Memory));
             }
         }
-        self.load(guild_id).await
+        self.load(guild_id, wait_for_file).await
     }
 
     fn loaded(&self, guild_id: u64) -> Option<Loaded> {
@@ -410,7 +433,7 @@ impl KnowledgeBase {
 
     /// Loads the index at the database's current version: from memory if another task just did,
     /// else from its file, else by a rebuild.
-    async fn load(&self, guild_id: u64) -> Result<(Arc<GuildIndex>, IndexOrigin)> {
+    async fn load(&self, guild_id: u64, wait_for_file: bool) -> Result<(Arc<GuildIndex>, IndexOrigin)> {
         let lock = self.load_lock(guild_id);
         let _guard = lock.lock().await;
         let version = self.version(guild_id).await?;
@@ -439,6 +462,13 @@ impl KnowledgeBase {
                         "knowledge-base index file is outdated; rebuilding it from the database"
                     );
                 }
+                Ok(Ok(Err(LoadMiss::Format(format)))) => {
+                    tracing::debug!(
+                        guild_id,
+                        format,
+                        "knowledge-base index file has another layout (written by another release); rebuilding it"
+                    );
+                }
                 Ok(Err(e)) => {
                     bump(&self.counters.unusable_files);
                     tracing::warn!(guild_id, path = %path.display(), error = %e,
@@ -451,12 +481,14 @@ impl KnowledgeBase {
                 }
             }
         }
-        Ok((self.rebuild_at(guild_id, version).await?, IndexOrigin::Rebuilt))
+        Ok((self.rebuild_at(guild_id, version, wait_for_file).await?, IndexOrigin::Rebuilt))
     }
 
     /// Builds the index from the chunks in the database, which must be read after `version`
-    /// (so the index is never older than its stamp), writes its file and installs it.
-    async fn rebuild_at(&self, guild_id: u64, version: i64) -> Result<Arc<GuildIndex>> {
+    /// (so the index is never older than its stamp), installs it and writes its file: before
+    /// returning when `wait_for_file`, else in the background (the first search does not wait
+    /// for the encoding and fsync).
+    async fn rebuild_at(&self, guild_id: u64, version: i64, wait_for_file: bool) -> Result<Arc<GuildIndex>> {
         let chunks = self.repo(guild_id).chunks(self.model_id().as_deref()).await?;
         let missing = chunks.iter().filter(|c| c.embedding.is_none()).count();
         if missing > 0 && self.retriever.embedder().is_some() {
@@ -466,25 +498,44 @@ impl KnowledgeBase {
                 "chunks without a current embedding; this guild is BM25-only until re-synced"
             );
         }
-        let dir = self.index_dir.clone();
-        let stamp = self.stamp(guild_id, version);
-        let (index, saved) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let index = GuildIndex::build(chunks)?;
-            let saved = dir.map(|d| d.save(&stamp, &index));
-            Ok((index, saved))
-        })
-        .await
-        .map_err(|e| KbError::Index(format!("index task: {e}")))??;
+        let index = tokio::task::spawn_blocking(move || GuildIndex::build(chunks))
+            .await
+            .map_err(|e| KbError::Index(format!("index task: {e}")))??;
         bump(&self.counters.rebuilds);
-        match saved {
-            Some(Ok(())) => bump(&self.counters.files_written),
-            Some(Err(e)) => {
-                bump(&self.counters.write_failures);
-                tracing::warn!(guild_id, error = %e, "could not write the knowledge-base index file; serving from memory");
+        let index = self.install(guild_id, version, index);
+        if let Some(dir) = self.index_dir.clone() {
+            let write = self.spawn_write(dir, self.stamp(guild_id, version), index.clone());
+            if wait_for_file {
+                if let Err(e) = write.await {
+                    tracing::warn!(guild_id, error = %e, "knowledge-base index file write task failed");
+                }
+            } else {
+                let mut writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+                writes.retain(|w| !w.is_finished());
+                writes.push(write);
             }
-            None => {}
         }
-        Ok(self.install(guild_id, version, index))
+        Ok(index)
+    }
+
+    /// Writes `index`'s file on a blocking thread. A failure is logged and counted, never fatal:
+    /// the index serves from memory and the next process rebuilds it.
+    fn spawn_write(&self, dir: IndexDir, stamp: IndexStamp, index: Arc<GuildIndex>) -> tokio::task::JoinHandle<()> {
+        let counters = self.counters.clone();
+        tokio::task::spawn_blocking(move || match dir.save(&stamp, &index) {
+            Ok(Saved::Written) => bump(&counters.files_written),
+            Ok(Saved::KeptNewer(found)) => tracing::debug!(
+                guild_id = stamp.guild_id,
+                version = stamp.version,
+                file_version = found.version,
+                "a newer knowledge-base index file was written meanwhile; kept it"
+            ),
+            Err(e) => {
+                bump(&counters.write_failures);
+                tracing::warn!(guild_id = stamp.guild_id, error = %e,
+                    "could not write the knowledge-base index file; serving from memory");
+            }
+        })
     }
 
     fn install(&self, guild_id: u64, version: i64, index: GuildIndex) -> Arc<GuildIndex> {

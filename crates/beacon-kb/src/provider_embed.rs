@@ -21,7 +21,7 @@
 
 use std::sync::mpsc;
 
-use beacon_llm::{CallContext, LlmConfig, LlmService};
+use beacon_llm::{CallContext, LlmConfig, LlmService, UsageStore};
 
 use crate::embed::Embedder;
 use crate::error::{KbError, Result};
@@ -55,6 +55,17 @@ impl LlmEmbedder {
     /// learn the dimension. Fails when no provider is configured, the provider has no embedding
     /// model, or the probe fails.
     pub fn from_config(config: &LlmConfig) -> Result<Self> {
+        Self::build(config, None)
+    }
+
+    /// Like [`LlmEmbedder::from_config`], with the embedding calls recorded in `usage` (the LLM
+    /// usage tables, under guild 0 and module `kb`: a batch of chunks is the knowledge base's,
+    /// not one member's) and checked against its budgets, like the chat calls of the process.
+    pub fn from_config_with_usage(config: &LlmConfig, usage: UsageStore) -> Result<Self> {
+        Self::build(config, Some(usage))
+    }
+
+    fn build(config: &LlmConfig, usage: Option<UsageStore>) -> Result<Self> {
         let primary = config
             .chain
             .first()
@@ -72,11 +83,16 @@ impl LlmEmbedder {
             .enable_all()
             .build()
             .map_err(|e| KbError::Model(format!("embedding runtime: {e}")))?;
-        let service = {
+        let mut service = {
             // Clients that look for a runtime when built find this one.
             let _guard = runtime.enter();
             LlmService::new(config).map_err(|e| KbError::Model(format!("LLM configuration: {e}")))?
         };
+        if let Some(usage) = usage {
+            // Loads the pricing table: a database query, run like the requests are.
+            service = on_runtime(&runtime, service.with_usage_store(usage))?
+                .map_err(|e| KbError::Model(format!("LLM usage store: {e}")))?;
+        }
         let mut embedder =
             LlmEmbedder { runtime: Some(runtime), service, model: model.clone(), model_id: String::new(), dim: 0 };
         let probe = embedder.request(vec!["dimension probe".to_owned()])?;
@@ -93,18 +109,12 @@ impl LlmEmbedder {
     fn request(&self, inputs: Vec<String>) -> Result<Vec<Vec<f32>>> {
         let runtime =
             self.runtime.as_ref().ok_or_else(|| KbError::Model("embedding runtime already shut down".into()))?;
-        let (tx, rx) = mpsc::sync_channel(1);
         let service = self.service.clone();
-        runtime.spawn(async move {
+        let embeddings = on_runtime(runtime, async move {
             let ctx = CallContext::new(0, "kb");
-            let result = service.embed(&ctx, &inputs).await;
-            // The caller may have gone away; nothing to do then.
-            let _ = tx.send(result);
-        });
-        let embeddings = rx
-            .recv()
-            .map_err(|_| KbError::Model("embedding request was dropped".into()))?
-            .map_err(|e| KbError::Model(format!("provider embeddings: {e}")))?;
+            service.embed(&ctx, &inputs).await
+        })?
+        .map_err(|e| KbError::Model(format!("provider embeddings: {e}")))?;
         if embeddings.model != self.model {
             return Err(KbError::Model(format!(
                 "embeddings came from {} instead of {}; refusing to mix models",
@@ -113,6 +123,19 @@ impl LlmEmbedder {
         }
         embeddings.vectors.into_iter().map(normalise).collect()
     }
+}
+
+/// Runs `task` on the embedder's runtime while the calling thread waits for its output.
+fn on_runtime<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    task: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        // The caller may have gone away; nothing to do then.
+        let _ = tx.send(task.await);
+    });
+    rx.recv().map_err(|_| KbError::Model("embedding request was dropped".into()))
 }
 
 fn normalise(mut v: Vec<f32>) -> Result<Vec<f32>> {

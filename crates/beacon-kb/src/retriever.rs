@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use tantivy::directory::OwnedBytes;
+
 use crate::bm25::Bm25Index;
 use crate::dense::DenseIndex;
 use crate::embed::Embedder;
@@ -70,15 +72,23 @@ pub struct Hit {
 /// The chunks' display data, packed: one byte buffer and an offset per chunk, decoded only for the
 /// hits a query returns (so a loaded index holds no per-chunk allocations, and loading one from
 /// disk is a copy, not a parse).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ChunkTable {
     /// `(chunk_id, document_id)` per chunk.
     pub(crate) ids: Vec<(i64, i64)>,
     /// `ids.len() + 1` offsets into `data`.
     pub(crate) offsets: Vec<u64>,
     /// Per chunk: document key, title, heading count, headings, text; each string as a `u32`
-    /// little-endian length and UTF-8 bytes.
-    pub(crate) data: Vec<u8>,
+    /// little-endian length and UTF-8 bytes. Shared with the loaded index file's bytes when the
+    /// index came from disk.
+    pub(crate) data: OwnedBytes,
+}
+
+/// A [`ChunkTable`] being filled.
+struct ChunkTableBuilder {
+    ids: Vec<(i64, i64)>,
+    offsets: Vec<u64>,
+    data: Vec<u8>,
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) -> Result<()> {
@@ -119,11 +129,11 @@ pub(crate) struct ChunkRecord {
     pub(crate) text: String,
 }
 
-impl ChunkTable {
+impl ChunkTableBuilder {
     fn with_capacity(n: usize) -> Self {
         let mut offsets = Vec::with_capacity(n + 1);
         offsets.push(0);
-        ChunkTable { ids: Vec::with_capacity(n), offsets, data: Vec::new() }
+        ChunkTableBuilder { ids: Vec::with_capacity(n), offsets, data: Vec::new() }
     }
 
     fn push(&mut self, c: &IndexedChunk) -> Result<()> {
@@ -140,6 +150,12 @@ impl ChunkTable {
         Ok(())
     }
 
+    fn finish(self) -> ChunkTable {
+        ChunkTable { ids: self.ids, offsets: self.offsets, data: OwnedBytes::new(self.data) }
+    }
+}
+
+impl ChunkTable {
     pub(crate) fn len(&self) -> usize {
         self.ids.len()
     }
@@ -198,7 +214,7 @@ impl GuildIndex {
             }
             _ => None,
         };
-        let mut table = ChunkTable::with_capacity(chunks.len());
+        let mut table = ChunkTableBuilder::with_capacity(chunks.len());
         for c in &chunks {
             if let (Some(idx), Some(e)) = (dense.as_mut(), c.embedding.as_ref()) {
                 idx.push(e)?;
@@ -208,7 +224,7 @@ impl GuildIndex {
         if dense.as_ref().is_some_and(DenseIndex::is_empty) {
             dense = None;
         }
-        Ok(GuildIndex { chunks: table, bm25, dense })
+        Ok(GuildIndex { chunks: table.finish(), bm25, dense })
     }
 
     /// Reassembles an index from its parts (as read back from disk), checking they agree.

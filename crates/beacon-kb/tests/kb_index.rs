@@ -131,6 +131,8 @@ async fn persisted_index_is_reused_across_a_restart() {
     // A guild with no file and no chunks is built (empty) and written, not an error.
     assert!(second.search(OTHER, "refunds", 3).await.unwrap().is_empty());
     assert_eq!(second.index_stats().rebuilds, 1);
+    second.flush_index_writes().await;
+    assert!(index_dir.join(format!("guild-{OTHER}.kbi")).is_file());
 }
 
 #[tokio::test]
@@ -163,6 +165,8 @@ async fn stale_stamp_is_rebuilt() {
     assert_eq!(index.len(), 3);
     let hits = kb.search(GUILD, "webhooks exponential backoff", 1).await.unwrap();
     assert_eq!(hits[0].document_key, "webhooks");
+    // The file is written in the background, after the index served.
+    kb.flush_index_writes().await;
     let s = kb.index_stats();
     // Outdated is expected, not a fault.
     assert_eq!((s.rebuilds, s.files_written, s.disk_loads, s.unusable_files), (1, 1, 0, 0));
@@ -178,6 +182,7 @@ async fn stale_stamp_is_rebuilt() {
     let (index, origin) = other_model.ensure_index(GUILD).await.unwrap();
     assert_eq!(origin, IndexOrigin::Rebuilt);
     assert_eq!(index.dense_dim(), None);
+    other_model.flush_index_writes().await;
 }
 
 #[tokio::test]
@@ -202,6 +207,7 @@ async fn corrupt_files_are_rebuilt_not_fatal() {
         let kb = open(&store, Some(&index_dir), embedder()).await;
         let hits = kb.search(GUILD, "webhooks retry delivery", 1).await.unwrap();
         assert_eq!(hits[0].document_key, "webhooks", "{what}");
+        kb.flush_index_writes().await;
         let s = kb.index_stats();
         assert_eq!((s.unusable_files, s.rebuilds, s.files_written, s.disk_loads), (1, 1, 1, 0), "{what}");
         // The rebuild rewrote a good file.
@@ -214,8 +220,59 @@ async fn corrupt_files_are_rebuilt_not_fatal() {
     let kb = open(&store, Some(&not_a_dir), embedder()).await;
     let hits = kb.search(GUILD, "refunds card", 1).await.unwrap();
     assert_eq!(hits[0].document_key, "refunds");
+    kb.flush_index_writes().await;
     let s = kb.index_stats();
     assert_eq!((s.rebuilds, s.write_failures, s.files_written), (1, 1, 0));
+}
+
+#[tokio::test]
+async fn files_of_an_older_layout_are_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index_dir = tmp.path().join("kb-index");
+    let store = sqlite_store(tmp.path()).await;
+    open(&store, Some(&index_dir), embedder()).await.sync(GUILD, &v2(), &mut |_| {}).await.unwrap();
+    let path = index_dir.join(format!("guild-{GUILD}.kbi"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let format = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    assert_eq!(format, beacon_kb::index_file::FORMAT);
+    // The file as the previous release wrote it (format 1): recognised by its format field.
+    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+
+    let kb = open(&store, Some(&index_dir), embedder()).await;
+    let (index, origin) = kb.ensure_index(GUILD).await.unwrap();
+    assert_eq!((origin, index.len()), (IndexOrigin::Rebuilt, 3));
+    assert_eq!(kb.search(GUILD, "webhooks retry delivery", 1).await.unwrap()[0].document_key, "webhooks");
+    kb.flush_index_writes().await;
+    let s = kb.index_stats();
+    // An upgrade is expected, not a fault.
+    assert_eq!((s.unusable_files, s.rebuilds, s.files_written), (0, 1, 1));
+    let rewritten = std::fs::read(&path).unwrap();
+    assert_eq!(u32::from_le_bytes(rewritten[8..12].try_into().unwrap()), format);
+    let next = open(&store, Some(&index_dir), embedder()).await;
+    assert_eq!(next.ensure_index(GUILD).await.unwrap().1, IndexOrigin::Disk);
+}
+
+#[tokio::test]
+async fn a_rebuild_serves_before_its_file_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index_dir = tmp.path().join("kb-index");
+    let store = sqlite_store(tmp.path()).await;
+    // Chunks in the database, no index file yet.
+    open(&store, None, embedder()).await.sync(GUILD, &v2(), &mut |_| {}).await.unwrap();
+    let kb = open(&store, Some(&index_dir), embedder()).await;
+    let (_, origin) = kb.ensure_index(GUILD).await.unwrap();
+    assert_eq!(origin, IndexOrigin::Rebuilt);
+    // The write runs on its own; once it is done the file serves the next process.
+    kb.flush_index_writes().await;
+    assert_eq!(kb.index_stats().files_written, 1);
+    let next = open(&store, Some(&index_dir), embedder()).await;
+    assert_eq!(next.ensure_index(GUILD).await.unwrap().1, IndexOrigin::Disk);
+    // A rebuild asked for explicitly (sync, `rebuild_index`) has written its file when it returns.
+    std::fs::remove_file(index_dir.join(format!("guild-{GUILD}.kbi"))).unwrap();
+    kb.rebuild_index(GUILD).await.unwrap();
+    assert!(index_dir.join(format!("guild-{GUILD}.kbi")).is_file());
+    assert_eq!(kb.index_stats().files_written, 2);
 }
 
 #[tokio::test]

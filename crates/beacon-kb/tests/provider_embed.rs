@@ -155,3 +155,26 @@ async fn knowledge_base_ingests_and_searches_with_provider_embeddings() {
     assert_eq!(after.len(), before + 1);
     assert_eq!(after[before].body["input"], serde_json::json!(["When are refunds issued?"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedding_calls_are_recorded_in_the_usage_tables_when_given_them() {
+    let fake = FakeLlm::start().await.unwrap();
+    let base = fake.openai_base_url();
+    let cfg =
+        config(&[("BEACON_LLM_PROVIDER", "openai"), ("BEACON_LLM_API_KEY", "sk-test"), ("BEACON_LLM_BASE_URL", &base)]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&format!("sqlite://{}/beacon.db", dir.path().display())).await.unwrap();
+    store.migrate().await.unwrap();
+    let usage = beacon_llm::UsageStore::open(store.clone()).await.unwrap();
+    let with_usage = usage.clone();
+    let e = tokio::task::spawn_blocking(move || LlmEmbedder::from_config_with_usage(&cfg, with_usage))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::task::spawn_blocking(move || e.embed_documents(&["alpha", "beta"])).await.unwrap().unwrap();
+    let today = beacon_llm::usage::day_of(beacon_store::now_ms());
+    let rows = usage.summary(Some(0), beacon_llm::GroupBy::Module, today - 1, today + 1).await.unwrap();
+    // The dimension probe and the batch, under the knowledge base's module.
+    assert_eq!(rows.iter().map(|r| (r.key.as_str(), r.calls)).collect::<Vec<_>>(), vec![("kb", 2)]);
+    assert!(rows[0].usage.input_tokens > 0);
+}

@@ -146,7 +146,7 @@ pub async fn eval(
     let options = EvalOptions {
         chunker: beacon_kb::ChunkerConfig::default(),
         fusion: beacon_kb::FusionConfig::default(),
-        embedder: crate::run::embedder(&config).await,
+        embedder: crate::run::embedder(&config, None).await,
         query_ids: None,
     };
     let negatives = match negatives {

@@ -181,6 +181,17 @@ def start_beacon(fake_info=None, public_key=None, tag="beacon"):
     return p
 
 
+def metric(port, series):
+    """The value of one series (`name{labels}`) in Beacon's `GET /metrics` (OpenMetrics text);
+    0 before it first counts."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def db_count(data_dir, sql):
     path = os.path.join(data_dir, "beacon.db")
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
@@ -239,8 +250,8 @@ def scenario_interactions(args):
 
 
 class Bot:
-    """A bot under test against a fake: Beacon (counter = message claims in its database) or a
-    peer (counter = its handler's COUNT lines)."""
+    """A bot under test against a fake: Beacon (counter = MESSAGE_CREATEs that went through every
+    module, from its /metrics) or a peer (counter = its handler's COUNT lines)."""
 
     def __init__(self, kind, fake_info, tag):
         self.kind = kind
@@ -259,7 +270,7 @@ class Bot:
 
     def handled(self):
         if self.kind == "beacon":
-            return db_count(self.p.data, "SELECT COUNT(*) FROM processed_claims WHERE kind = 'message'")
+            return int(metric(self.p.port, 'beacon_gateway_events_total{event="MESSAGE_CREATE"}'))
         return self.p.count
 
     def stop(self):
@@ -528,9 +539,9 @@ def render(r, args):
         L.append("### 2. Gateway ingest: GUILD_CREATE × N, then MESSAGE_CREATE as fast as the client takes it")
         L.append("")
         L.append(f"fake-discord floods each bot's socket (`POST /_fake/flood`); figures over a {args.window:.0f} s window "
-                 f"after {args.warmup:.0f} s of flood. *Handled* = reached the handler: for Beacon, message claims "
-                 "written by the router (`processed_claims`), which happens before modules see the event; for the "
-                 "peers, their `messageCreate`/`on_message` counter. CPU from /proc/<pid>/stat of the bot process. "
+                 f"after {args.warmup:.0f} s of flood. *Handled* = went through the handlers: for Beacon, "
+                 "`beacon_gateway_events_total{event=\"MESSAGE_CREATE\"}` from its `/metrics`, counted after every "
+                 "module has seen the event; for the peers, their `messageCreate`/`on_message` counter. CPU from /proc/<pid>/stat of the bot process. "
                  "RSS *cached* = after all guilds arrived, before the flood.")
         L.append("")
         L.append("| guilds | bot | guilds ready s | RSS cached MB | handled events/s | CPU-s per M events | "

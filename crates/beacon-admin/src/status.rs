@@ -35,7 +35,7 @@ impl Module for StatusModule {
 
     async fn command(&self, ctx: CommandCtx) -> HandlerResult {
         let app = &ctx.app;
-        let guilds = app.store.guild_count().await?;
+        let guilds = app.guild_count().await?;
         let checks = app.checks().await;
         let shards = app.shards.snapshot();
         let shard_text = if !app.gateway_enabled {

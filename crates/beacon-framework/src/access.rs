@@ -1,16 +1,18 @@
 //! Who may do what. Every command declares an [`Access`] level and the router checks it before
 //! the handler runs; modules call [`PermissionService::level`] for finer checks.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use beacon_cache::{Cache, CacheKey};
 use beacon_config::DevelopersConfig;
-use beacon_store::GuildStore;
+use beacon_store::{GuildRecord, GuildStore, StoreError};
 use twilight_model::guild::Permissions;
 use twilight_model::id::Id;
 
 use crate::error::HandlerError;
+use crate::guild_cache::GuildCache;
 
 /// Access levels, lowest first. A caller holds every level up to their highest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -48,11 +50,29 @@ pub struct Caller {
     pub permissions: Option<Permissions>,
 }
 
+/// What access checks need to know of a guild: its record (owner, whether the bot left) and
+/// its delegated users. Kept in memory per guild while unchanged (see [`GuildCache`]).
+#[derive(Debug, Clone, Default)]
+pub struct GuildFacts {
+    /// `None` when the guild was never recorded (or was purged).
+    pub record: Option<GuildRecord>,
+    /// Users holding delegated access (`/access grant`).
+    pub authorized: HashSet<u64>,
+}
+
+impl GuildFacts {
+    /// The bot is in the guild according to the database.
+    pub fn is_active(&self) -> bool {
+        self.record.as_ref().is_some_and(|g| g.left_at.is_none())
+    }
+}
+
 /// Decides access levels.
 pub struct PermissionService {
     cache: Cache,
     http: Arc<twilight_http::Client>,
     developers: DevelopersConfig,
+    facts: GuildCache<GuildFacts>,
 }
 
 /// How long a developer-team membership lookup is trusted.
@@ -60,7 +80,18 @@ const DEV_CACHE_TTL: Duration = Duration::from_secs(300);
 
 impl PermissionService {
     pub fn new(cache: Cache, http: Arc<twilight_http::Client>, developers: DevelopersConfig) -> PermissionService {
-        PermissionService { cache, http, developers }
+        PermissionService { cache, http, developers, facts: GuildCache::default() }
+    }
+
+    /// The guild's record and delegated users, from memory while the guild is unchanged.
+    pub async fn facts(&self, guild: &GuildStore) -> Result<Arc<GuildFacts>, StoreError> {
+        self.facts
+            .get_or_load(guild, || async {
+                let record = guild.get().await?;
+                let authorized = guild.authorized_users().await?.into_iter().map(|u| u.user_id).collect();
+                Ok(GuildFacts { record, authorized })
+            })
+            .await
     }
 
     /// The highest level `caller` holds in `guild`.
@@ -76,8 +107,9 @@ impl PermissionService {
         let admin = caller
             .permissions
             .is_some_and(|p| p.contains(Permissions::ADMINISTRATOR) || p.contains(Permissions::MANAGE_GUILD));
-        let owner = guild.get().await?.and_then(|g| g.owner_id) == Some(caller.user_id);
-        if admin || owner || guild.is_authorized(caller.user_id).await? {
+        let facts = self.facts(guild).await?;
+        let owner = facts.record.as_ref().and_then(|g| g.owner_id) == Some(caller.user_id);
+        if admin || owner || facts.authorized.contains(&caller.user_id) {
             return Ok(Access::Authorized);
         }
         if caller.roles.iter().any(|r| staff_roles.contains(r)) {

@@ -17,6 +17,7 @@ use twilight_model::id::marker::ApplicationMarker;
 
 use crate::access::PermissionService;
 use crate::command::{CommandSpec, valid_name};
+use crate::metrics::Metrics;
 use crate::module::Module;
 use crate::settings::{SettingKind, SettingSpec, SettingsService};
 
@@ -38,6 +39,7 @@ pub struct App {
     pub permissions: PermissionService,
     pub modules: Vec<Arc<dyn Module>>,
     pub shards: ShardBoard,
+    pub metrics: Metrics,
     pub started_at: Instant,
     /// In-flight handlers; shutdown waits for them.
     pub tasks: TaskTracker,
@@ -45,7 +47,12 @@ pub struct App {
     /// Whether this process runs gateway shards (a token was configured).
     pub gateway_enabled: bool,
     application_id: OnceLock<Id<ApplicationMarker>>,
+    /// The last database guild count and when it was taken (see [`App::guild_count`]).
+    guild_count: std::sync::Mutex<Option<(Instant, i64)>>,
 }
+
+/// How long a guild count from the database is reused by [`App::guild_count`].
+const GUILD_COUNT_TTL: Duration = Duration::from_secs(10);
 
 /// Why the app could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -138,11 +145,13 @@ impl AppBuilder {
             http: self.http,
             modules: self.modules,
             shards: self.shards,
+            metrics: Metrics::new(),
             started_at: Instant::now(),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             gateway_enabled: self.gateway_enabled,
             application_id,
+            guild_count: std::sync::Mutex::new(None),
         }))
     }
 }
@@ -229,6 +238,23 @@ impl App {
             return Ok(true);
         }
         self.settings.get_bool(guild, &format!("{}.enabled", module.name())).await
+    }
+
+    /// Guilds the bot is in, across every process (the shards of this one may hold only some),
+    /// from the database, counted at most every 10 s: a scan of the guild table is not worth
+    /// repeating for every `/status`.
+    pub async fn guild_count(&self) -> Result<i64, StoreError> {
+        if let Ok(memo) = self.guild_count.lock()
+            && let Some((at, count)) = *memo
+            && at.elapsed() < GUILD_COUNT_TTL
+        {
+            return Ok(count);
+        }
+        let count = self.store.guild_count().await?;
+        if let Ok(mut memo) = self.guild_count.lock() {
+            *memo = Some((Instant::now(), count));
+        }
+        Ok(count)
     }
 
     /// Database and cache health, for `/status` and readiness.

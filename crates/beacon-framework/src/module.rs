@@ -208,3 +208,24 @@ pub struct EventCtx {
     pub guild_id: Option<u64>,
     pub event: Arc<Event>,
 }
+
+impl EventCtx {
+    /// Claims one side effect of an event, once across redeliveries (a resumed session replays
+    /// events) and across processes: `true` for the first caller of `(what, id)`. Call it right
+    /// before the side effect, e.g. `ctx.claim("support-answer", message.id)`. When the database
+    /// cannot be reached the claim is granted (a member's question is not dropped) and logged.
+    pub async fn claim(&self, what: &str, id: u64) -> bool {
+        claim_event(&self.app, what, id).await
+    }
+}
+
+/// [`EventCtx::claim`] for code that holds the [`App`] rather than the context.
+pub async fn claim_event(app: &App, what: &str, id: u64) -> bool {
+    match app.store.claim_once(&format!("event:{what}"), id).await {
+        Ok(claimed) => claimed,
+        Err(e) => {
+            tracing::warn!(error = %e, what, id, "event claim failed; handling anyway");
+            true
+        }
+    }
+}

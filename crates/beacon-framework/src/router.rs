@@ -1,5 +1,10 @@
 //! The one router: every interaction and gateway event goes through here, whichever transport
-//! delivered it, and each is handled once (claimed by id in the database).
+//! delivered it. Interactions are handled once (claimed by id in the database before the
+//! handler runs). Gateway events are not claimed here: most messages cause nothing, and a
+//! database write per event would cap ingest at the database's write rate. A module claims an
+//! event itself, with [`crate::module::EventCtx::claim`], right before a side effect that must
+//! not happen twice (a support answer), and keeps its other reactions idempotent (a ticket's
+//! last-activity time).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -63,9 +68,11 @@ fn failure_response() -> InteractionResponse {
 /// Starts handling an interaction. Returns `None` when this interaction id was already handled
 /// (a redelivery), in which case nothing must be answered.
 pub async fn dispatch_interaction(app: &Arc<App>, interaction: Interaction) -> Option<Dispatched> {
+    let kind = kind_label(interaction.kind);
     match app.store.claim_once("interaction", interaction.id.get()).await {
-        Ok(true) => {}
+        Ok(true) => app.metrics.interaction(kind, "handled"),
         Ok(false) => {
+            app.metrics.interaction(kind, "duplicate");
             tracing::info!(interaction_id = interaction.id.get(), "duplicate interaction ignored");
             return None;
         }
@@ -101,6 +108,17 @@ pub async fn dispatch_interaction(app: &Arc<App>, interaction: Interaction) -> O
         .instrument(span),
     );
     Some(Dispatched { responder, initial })
+}
+
+fn kind_label(kind: InteractionType) -> &'static str {
+    match kind {
+        InteractionType::Ping => "ping",
+        InteractionType::ApplicationCommand => "command",
+        InteractionType::MessageComponent => "component",
+        InteractionType::ApplicationCommandAutocomplete => "autocomplete",
+        InteractionType::ModalSubmit => "modal",
+        _ => "other",
+    }
 }
 
 /// Reports a handler's error to the member, and makes sure every interaction gets an answer.
@@ -245,7 +263,7 @@ fn collect_fields(components: &[ModalInteractionComponent], out: &mut BTreeMap<S
 /// first authorized user.
 pub async fn ensure_guild(app: &App, guild_id: u64) -> Result<beacon_store::GuildStore, HandlerError> {
     let guild = app.guild(guild_id);
-    if guild.get().await?.is_some_and(|g| g.left_at.is_none()) {
+    if app.permissions.facts(&guild).await?.is_active() {
         return Ok(guild);
     }
     // Seen only through an HTTP interaction so far: ask Discord who owns it, when we can.
@@ -316,11 +334,6 @@ pub async fn handle_gateway_event(app: &Arc<App>, event: GatewayEvent) {
                 tracing::info!(guild_id = delete.id.get(), "guild left; data kept for the retention period");
             }
         }
-        Event::MessageCreate(message) => match app.store.claim_once("message", message.id.get()).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => tracing::warn!(error = %e, "message claim failed; handling anyway"),
-        },
         _ => {}
     }
     let guild_id = event.guild_id().map(|g| g.get());
@@ -338,9 +351,11 @@ pub async fn handle_gateway_event(app: &Arc<App>, event: GatewayEvent) {
         }
         let ctx = EventCtx { app: app.clone(), shard_id: Some(shard_id), guild_id, event: event.clone() };
         if let Err(e) = module.event(ctx).await {
+            app.metrics.handler_error(module.name());
             tracing::error!(error = %e, module = module.name(), kind = ?event.kind(), "event handler failed");
         }
     }
+    app.metrics.gateway_event(event.kind().name().unwrap_or("OTHER"));
 }
 
 /// Runs every module's `setting_changed` for each change, until shutdown.

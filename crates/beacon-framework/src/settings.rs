@@ -2,16 +2,16 @@
 //! validated with messages a server admin can act on, audited and revertible, and announced to
 //! listeners when they change so modules react without a restart.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use beacon_store::{GuildStore, SettingAudit, SettingChange, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::command::parse_mention;
+use crate::guild_cache::GuildCache;
 
 /// The type of a setting, with its bounds. Values are JSON: ids as strings (like Discord),
 /// durations as whole seconds.
@@ -203,59 +203,20 @@ impl From<StoreError> for SettingError {
     }
 }
 
-/// How long a guild's overrides are served from memory. Changes made through this service are
-/// seen at once (the snapshot is dropped when they are stored); changes made by another process
-/// sharing the database are seen within this bound.
-pub const SNAPSHOT_TTL: Duration = Duration::from_secs(2);
+/// How long a guild's overrides may be served from memory at most. Changes are seen sooner:
+/// at once when made in this process, within [`beacon_store::POLL_EVERY`] when made in another
+/// process sharing the database (see [`GuildCache`]).
+pub const SNAPSHOT_TTL: Duration = crate::guild_cache::MAX_AGE;
 
-/// Guilds whose snapshots are kept at most; beyond it the oldest half is dropped.
-const SNAPSHOT_CAPACITY: usize = 50_000;
-
-type Overrides = Arc<BTreeMap<String, Value>>;
-
-/// Per-guild snapshots of the overrides. One query loads all of a guild's overrides, so a support
-/// answer that reads a dozen settings costs at most one database round-trip per TTL instead of a
-/// dozen per answer.
-#[derive(Default)]
-struct SnapshotCache {
-    guilds: Mutex<HashMap<u64, (Instant, Overrides)>>,
-    /// Bumped by every invalidation, so a load that raced with a change does not store stale data.
-    epoch: AtomicU64,
-}
-
-impl SnapshotCache {
-    fn fresh(&self, guild_id: u64, ttl: Duration) -> Option<Overrides> {
-        let guilds = self.guilds.lock().unwrap_or_else(|p| p.into_inner());
-        guilds.get(&guild_id).filter(|(at, _)| at.elapsed() < ttl).map(|(_, o)| o.clone())
-    }
-
-    fn store(&self, guild_id: u64, epoch: u64, overrides: Overrides) {
-        let mut guilds = self.guilds.lock().unwrap_or_else(|p| p.into_inner());
-        if self.epoch.load(Ordering::Acquire) != epoch {
-            return;
-        }
-        if guilds.len() >= SNAPSHOT_CAPACITY {
-            let mut ages: Vec<Instant> = guilds.values().map(|(at, _)| *at).collect();
-            ages.sort_unstable();
-            let cutoff = ages[ages.len() / 2];
-            guilds.retain(|_, (at, _)| *at > cutoff);
-        }
-        guilds.insert(guild_id, (Instant::now(), overrides));
-    }
-
-    fn invalidate(&self, guild_id: u64) {
-        let mut guilds = self.guilds.lock().unwrap_or_else(|p| p.into_inner());
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        guilds.remove(&guild_id);
-    }
-}
+/// A guild's overrides. One query loads all of them, so a support answer that reads a dozen
+/// settings costs no database round-trip while the guild's settings are unchanged.
+type Overrides = BTreeMap<String, Value>;
 
 /// The registry of every declared setting and the entry point for reading and changing them.
 pub struct SettingsService {
     specs: BTreeMap<&'static str, SettingSpec>,
     changes: broadcast::Sender<SettingChanged>,
-    snapshots: SnapshotCache,
-    ttl: Duration,
+    snapshots: GuildCache<Overrides>,
 }
 
 impl SettingsService {
@@ -269,8 +230,7 @@ impl SettingsService {
         SettingsService {
             specs: specs.into_iter().map(|s| (s.key, s)).collect(),
             changes,
-            snapshots: SnapshotCache::default(),
-            ttl,
+            snapshots: GuildCache::new(ttl),
         }
     }
 
@@ -280,16 +240,8 @@ impl SettingsService {
     }
 
     /// The guild's overrides, from the snapshot when it is fresh.
-    async fn overrides(&self, guild: &GuildStore) -> Result<Overrides, SettingError> {
-        if let Some(o) = self.snapshots.fresh(guild.id(), self.ttl) {
-            return Ok(o);
-        }
-        let epoch = self.snapshots.epoch.load(Ordering::Acquire);
-        let loaded: Overrides = Arc::new(guild.settings().await?.into_iter().collect());
-        if !self.ttl.is_zero() {
-            self.snapshots.store(guild.id(), epoch, loaded.clone());
-        }
-        Ok(loaded)
+    async fn overrides(&self, guild: &GuildStore) -> Result<Arc<Overrides>, SettingError> {
+        self.snapshots.get_or_load(guild, || async { Ok(guild.settings().await?.into_iter().collect()) }).await
     }
 
     pub fn spec(&self, key: &str) -> Option<&SettingSpec> {
@@ -520,47 +472,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_snapshot_serves_reads_until_it_expires_or_is_invalidated() {
+    async fn a_snapshot_serves_reads_until_the_guild_changes() {
         let store = store().await;
         let service = SettingsService::with_ttl(specs(), Duration::from_secs(3600));
         let guild = store.guild(2);
         assert_eq!(service.get_i64(&guild, "ask.limit").await.expect("get"), 5);
-        // Another process writes straight to the database: the snapshot still serves.
+        // Any write through this process's store moves the guild's generation: seen at once.
         guild.set_setting("ask.limit", Some(&json!(8)), 9).await.expect("write");
-        assert_eq!(service.get_i64(&guild, "ask.limit").await.expect("get"), 5);
+        assert_eq!(service.get_i64(&guild, "ask.limit").await.expect("get"), 8);
         // Other guilds are unaffected by this guild's snapshot.
         assert_eq!(service.get_i64(&store.guild(3), "ask.limit").await.expect("get"), 5);
-        service.invalidate(2);
-        assert_eq!(service.get_i64(&guild, "ask.limit").await.expect("get"), 8);
 
         // With no TTL every read goes to the database.
         let uncached = SettingsService::with_ttl(specs(), Duration::ZERO);
         assert_eq!(uncached.get_i64(&guild, "ask.limit").await.expect("get"), 8);
         guild.set_setting("ask.limit", Some(&json!(3)), 9).await.expect("write");
         assert_eq!(uncached.get_i64(&guild, "ask.limit").await.expect("get"), 3);
-    }
-
-    #[tokio::test]
-    async fn an_expired_snapshot_is_reloaded() {
-        let store = store().await;
-        let service = SettingsService::with_ttl(specs(), Duration::from_millis(20));
-        let guild = store.guild(4);
-        assert_eq!(service.get_i64(&guild, "ask.limit").await.expect("get"), 5);
-        guild.set_setting("ask.limit", Some(&json!(6)), 9).await.expect("write");
-        tokio::time::sleep(Duration::from_millis(40)).await;
-        assert_eq!(service.get_i64(&guild, "ask.limit").await.expect("get"), 6);
-    }
-
-    #[test]
-    fn a_load_that_raced_with_a_change_is_not_stored() {
-        let cache = SnapshotCache::default();
-        let epoch = cache.epoch.load(Ordering::Acquire);
-        cache.invalidate(5);
-        cache.store(5, epoch, Arc::new(BTreeMap::new()));
-        assert!(cache.fresh(5, Duration::from_secs(60)).is_none());
-        let epoch = cache.epoch.load(Ordering::Acquire);
-        cache.store(5, epoch, Arc::new(BTreeMap::new()));
-        assert!(cache.fresh(5, Duration::from_secs(60)).is_some());
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub enum StoreError {
     /// An argument was rejected before reaching the database (e.g. a bad table name).
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// The batched claim write failed (the message is the database's).
+    #[error("claim not recorded: {0}")]
+    Claim(String),
     /// Filesystem error while preparing an SQLite database file.
     #[error("io error preparing database file: {0}")]
     Io(#[from] std::io::Error),

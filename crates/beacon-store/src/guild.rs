@@ -151,7 +151,10 @@ impl GuildStore {
         .rows_affected()
             == 1;
         let mut rejoined = false;
+        let mut changed = created;
         if !created {
+            let before = Self::fetch_record(&mut tx, self.sql_id()).await?;
+            changed = before.is_none_or(|b| b.name != name || b.owner_id != owner_id || b.left_at.is_some());
             rejoined = sqlx::query(
                 "UPDATE guilds SET left_at = NULL, joined_at = $2 \
                  WHERE guild_id = $1 AND left_at IS NOT NULL",
@@ -174,6 +177,9 @@ impl GuildStore {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("guild {}", self.guild_id)))?;
         tx.commit().await?;
+        if changed {
+            self.store.notify_changed(self.guild_id).await;
+        }
         Ok(GuildUpsert { record, created, rejoined })
     }
 
@@ -211,6 +217,7 @@ impl GuildStore {
         if updated == 0 {
             return Err(StoreError::NotFound(format!("guild {}", self.guild_id)));
         }
+        self.store.notify_changed(self.guild_id).await;
         Ok(())
     }
 
@@ -227,6 +234,9 @@ impl GuildStore {
         .execute(self.store.pool())
         .await?
         .rows_affected();
+        if inserted == 1 {
+            self.store.notify_changed(self.guild_id).await;
+        }
         Ok(inserted == 1)
     }
 
@@ -238,6 +248,9 @@ impl GuildStore {
             .execute(self.store.pool())
             .await?
             .rows_affected();
+        if deleted > 0 {
+            self.store.notify_changed(self.guild_id).await;
+        }
         Ok(deleted > 0)
     }
 
@@ -313,6 +326,7 @@ impl GuildStore {
         let mut tx = self.store.begin_write().await?;
         let change = self.write_setting(&mut tx, key, value.cloned(), actor_id, None).await?;
         tx.commit().await?;
+        self.store.notify_changed(self.guild_id).await;
         Ok(change)
     }
 
@@ -421,6 +435,7 @@ impl GuildStore {
         let entry = audit_from_row(&row)?;
         let change = self.write_setting(&mut tx, &entry.key, entry.old, actor_id, Some(audit_id)).await?;
         tx.commit().await?;
+        self.store.notify_changed(self.guild_id).await;
         Ok(change)
     }
 
@@ -450,6 +465,7 @@ impl GuildStore {
         .bind(now_ms())
         .execute(self.store.pool())
         .await?;
+        self.store.notify_changed(self.guild_id).await;
         Ok(())
     }
 

@@ -35,10 +35,13 @@
 //! [`Store::register_guild_table`] so retention purges them, and query through
 //! [`Store::pool`] binding [`GuildStore::sql_id`].
 
+mod changes;
+mod claims;
 mod error;
 mod guild;
 mod store;
 
+pub use changes::{Generation, POLL_EVERY};
 pub use error::{StoreError, redact_url};
 pub use guild::{AuthorizedUser, GuildRecord, GuildStore, GuildUpsert, SettingAudit, SettingChange};
 pub use store::{Backend, ModuleMigration, Store, StoreOptions};

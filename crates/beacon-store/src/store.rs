@@ -1,13 +1,17 @@
 //! The [`Store`] handle: connection, migrations and cross-guild housekeeping.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, AssertSqlSafe, Row, Transaction};
 
+use crate::changes::{self, Generations};
+use crate::claims::{Pending, write_claims};
 use crate::error::{StoreError, redact_url};
 use crate::guild::GuildStore;
 use crate::now_ms;
@@ -81,8 +85,39 @@ pub struct ModuleMigration {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// The SQLite WAL checkpointer, stopped when the last clone of the store is dropped.
-    _checkpointer: Option<Arc<AbortOnDrop>>,
+    shared: Arc<Shared>,
+}
+
+/// What all clones of a store share; its background tasks stop when the last clone is dropped.
+struct Shared {
+    /// The SQLite WAL checkpointer.
+    _checkpointer: Option<AbortOnDrop>,
+    /// The claim writer's queue (`None` outside a runtime: claims are then written one by one).
+    claims: Option<mpsc::UnboundedSender<Pending>>,
+    _claim_writer: Option<AbortOnDrop>,
+    generations: Arc<Generations>,
+    /// Reads other processes' change notices; started by [`Store::migrate`].
+    change_follower: OnceLock<Option<AbortOnDrop>>,
+}
+
+impl Shared {
+    fn new(pool: &AnyPool, checkpointer: Option<AbortOnDrop>) -> Arc<Shared> {
+        let (claims, claim_writer) = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let task = runtime.spawn(write_claims(pool.clone(), rx));
+                (Some(tx), Some(AbortOnDrop(task.abort_handle())))
+            }
+            Err(_) => (None, None),
+        };
+        Arc::new(Shared {
+            _checkpointer: checkpointer,
+            claims,
+            _claim_writer: claim_writer,
+            generations: Arc::new(Generations::new()),
+            change_follower: OnceLock::new(),
+        })
+    }
 }
 
 /// How often the background task moves the SQLite WAL into the database file.
@@ -100,7 +135,7 @@ impl Drop for AbortOnDrop {
 /// commit crosses the threshold and fsyncs the database file there, so one unlucky request pays
 /// for everyone's writes; a PASSIVE checkpoint on its own connection never blocks readers or
 /// writers.
-fn spawn_checkpointer(pool: &AnyPool) -> Option<Arc<AbortOnDrop>> {
+fn spawn_checkpointer(pool: &AnyPool) -> Option<AbortOnDrop> {
     let runtime = tokio::runtime::Handle::try_current().ok()?;
     let pool = pool.clone();
     let task = runtime.spawn(async move {
@@ -119,7 +154,7 @@ fn spawn_checkpointer(pool: &AnyPool) -> Option<Arc<AbortOnDrop>> {
             }
         }
     });
-    Some(Arc::new(AbortOnDrop(task.abort_handle())))
+    Some(AbortOnDrop(task.abort_handle()))
 }
 
 impl std::fmt::Debug for Store {
@@ -203,7 +238,8 @@ impl Store {
                 .acquire_timeout(options.acquire_timeout)
                 .connect(url)
                 .await?;
-            return Ok(Store { pool, backend: Backend::Postgres, _checkpointer: None });
+            let shared = Shared::new(&pool, None);
+            return Ok(Store { pool, backend: Backend::Postgres, shared });
         }
         if !url.starts_with("sqlite:") {
             return Err(StoreError::InvalidUrl(format!("{} (expected sqlite: or postgres://)", redact_url(url))));
@@ -245,7 +281,8 @@ impl Store {
                 (pool, checkpointer)
             }
         };
-        Ok(Store { pool, backend: Backend::Sqlite, _checkpointer: checkpointer })
+        let shared = Shared::new(&pool, checkpointer);
+        Ok(Store { pool, backend: Backend::Sqlite, shared })
     }
 
     /// Applies the embedded core migrations for this backend (idempotent).
@@ -254,7 +291,36 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATOR,
             Backend::Postgres => &POSTGRES_MIGRATOR,
         };
-        migrator.run(&self.pool).await.map_err(|e| StoreError::Migration(e.to_string()))
+        migrator.run(&self.pool).await.map_err(|e| StoreError::Migration(e.to_string()))?;
+        self.shared.change_follower.get_or_init(|| {
+            let runtime = tokio::runtime::Handle::try_current().ok()?;
+            let task = runtime.spawn(changes::follow(self.pool.clone(), Arc::downgrade(&self.shared.generations)));
+            Some(AbortOnDrop(task.abort_handle()))
+        });
+        Ok(())
+    }
+
+    /// The cache generation of `guild_id` in this process (see [`crate::Generation`]).
+    pub fn generation(&self, guild_id: u64) -> crate::Generation {
+        self.shared.generations.get(guild_id)
+    }
+
+    pub(crate) fn bump_generation(&self, guild_id: u64) {
+        self.shared.generations.bump(guild_id);
+    }
+
+    pub(crate) fn origin(&self) -> i64 {
+        self.shared.generations.origin
+    }
+
+    /// Records that `guild_id`'s cached data changed, after a write committed (see
+    /// [`GuildStore::mark_changed`]). A failure is logged: the write itself stands, and other
+    /// processes' caches catch up when their entries expire.
+    pub(crate) async fn notify_changed(&self, guild_id: u64) {
+        self.bump_generation(guild_id);
+        if let Err(e) = changes::insert_notice(&self.pool, guild_id, self.origin()).await {
+            tracing::warn!(error = %e, guild_id, "could not record a change notice for other processes");
+        }
     }
 
     /// Applies module migrations not applied yet, each once and in its own transaction, ordered
@@ -405,6 +471,16 @@ impl Store {
     /// Idempotency claim: returns `true` only the first time `(kind, id)` is claimed, across all
     /// processes sharing this database (e.g. an interaction or gateway event id).
     pub async fn claim_once(&self, kind: &str, id: u64) -> Result<bool, StoreError> {
+        if let Some(queue) = &self.shared.claims {
+            let (done, outcome) = oneshot::channel();
+            if queue.send(Pending { kind: kind.to_owned(), id, done }).is_ok() {
+                return match outcome.await {
+                    Ok(Ok(claimed)) => Ok(claimed),
+                    Ok(Err(e)) => Err(StoreError::Claim(e)),
+                    Err(_) => Err(StoreError::Claim("the claim writer stopped".into())),
+                };
+            }
+        }
         let inserted = sqlx::query(
             "INSERT INTO processed_claims (kind, id, claimed_at) VALUES ($1, $2, $3) \
              ON CONFLICT (kind, id) DO NOTHING",
@@ -470,6 +546,7 @@ impl Store {
             sqlx::query("DELETE FROM guilds WHERE guild_id = $1").bind(guild_id).execute(&mut *tx).await?;
             tx.commit().await?;
             tracing::info!(guild_id, "purged data of guild past retention");
+            self.notify_changed(guild_id as u64).await;
             purged.push(guild_id as u64);
         }
         Ok(purged)

@@ -4,6 +4,7 @@
 //! and edited as the model writes, throttled by [`SupportModule::with_edit_interval`] (see
 //! [`crate::stream`]).
 
+use std::collections::HashSet;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
@@ -11,10 +12,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use beacon_cache::CacheKey;
+use beacon_framework::module::claim_event;
 use beacon_framework::reply::components::{button, row};
 use beacon_framework::{
-    Access, App, CommandCtx, CommandSpec, ComponentCtx, EventCtx, HandlerError, HandlerResult, Module, OptionSpec,
-    Reply, SettingKind, SettingSpec, async_trait,
+    Access, App, CommandCtx, CommandSpec, ComponentCtx, EventCtx, GuildCache, HandlerError, HandlerResult, Module,
+    OptionSpec, Reply, SettingKind, SettingSpec, async_trait,
 };
 use beacon_kb::{Hit, KnowledgeBase};
 use beacon_llm::{CallContext, LlmService};
@@ -108,6 +110,8 @@ pub struct SupportModule {
     audit_lock: tokio::sync::Mutex<()>,
     /// Time between two edits of a streamed answer.
     edit_interval: Duration,
+    /// Each guild's question threads: every message in the guild is checked against them.
+    threads: GuildCache<HashSet<u64>>,
 }
 
 impl SupportModule {
@@ -119,6 +123,7 @@ impl SupportModule {
             bot_id: OnceLock::new(),
             audit_lock: tokio::sync::Mutex::new(()),
             edit_interval: stream::DEFAULT_EDIT_INTERVAL,
+            threads: GuildCache::default(),
         }
     }
 
@@ -501,7 +506,7 @@ impl SupportModule {
         let repo = SupportRepo::new(guild.clone());
         let trigger = if support_channels.contains(&channel_id) {
             Trigger::Channel
-        } else if repo.is_support_thread(channel_id).await? {
+        } else if self.threads.get_or_load(&guild, || repo.thread_ids()).await?.contains(&channel_id) {
             Trigger::Thread
         } else if message.mentions.iter().any(|u| u.id.get() == bot)
             && app.settings.get_bool(&guild, keys::MENTIONS).await?
@@ -510,6 +515,10 @@ impl SupportModule {
         } else {
             return Ok(());
         };
+        // A resumed gateway session can deliver the message again: answer it once.
+        if !claim_event(app, "support-answer", message.id.get()).await {
+            return Ok(());
+        }
         let text = sanitize::strip_bot_mention(&message.content, bot);
         // The thread comes first: a streamed answer is posted into it while it is written.
         let mut target = channel_id;

@@ -196,7 +196,17 @@ impl SupportRepo {
         .bind(now_ms)
         .execute(self.guild.store().pool())
         .await?;
-        Ok(())
+        // Every process keeps the guild's thread ids in memory (`thread_ids`).
+        self.guild.mark_changed().await
+    }
+
+    /// Every thread Beacon opened for a question in this guild.
+    pub async fn thread_ids(&self) -> Result<std::collections::HashSet<u64>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT thread_id FROM support_threads WHERE guild_id = $1")
+            .bind(self.guild.sql_id())
+            .fetch_all(self.guild.store().pool())
+            .await?;
+        Ok(ids.into_iter().map(|id| id as u64).collect())
     }
 
     pub async fn is_support_thread(&self, thread_id: u64) -> Result<bool, StoreError> {

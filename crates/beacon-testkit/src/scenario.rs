@@ -493,6 +493,27 @@ impl FakeDiscord {
             .await;
     }
 
+    /// Dispatches the MESSAGE_CREATE of `message_id` again on every connected session that
+    /// received it, same payload, next sequence number: the duplicate a bot sees when Discord
+    /// replays events it already delivered (a resume from an older point, a shard handed to
+    /// another process). Returns how many sessions got it.
+    pub fn redeliver_message(&self, message_id: u64) -> usize {
+        let mut st = self.shared.lock();
+        let mut sent = 0;
+        for session in st.sessions.values_mut() {
+            let original = session.buffer.iter().rev().find_map(|(_, frame)| {
+                let v: Value = serde_json::from_str(frame).ok()?;
+                (v["t"] == "MESSAGE_CREATE" && v["d"]["id"].as_str() == Some(message_id.to_string().as_str()))
+                    .then(|| v["d"].clone())
+            });
+            if let (Some(data), true) = (original, session.conn.is_some()) {
+                session.push("MESSAGE_CREATE", data);
+                sent += 1;
+            }
+        }
+        sent
+    }
+
     /// Send op 7 Reconnect.
     pub async fn gateway_send_reconnect(&self) {
         gateway::send_reconnect(&self.shared);

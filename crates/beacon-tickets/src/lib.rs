@@ -62,6 +62,8 @@ pub mod keys {
 pub struct TicketsModule {
     storage: TranscriptStore,
     drafter: Option<Arc<dyn ReplyDrafter>>,
+    /// Each guild's ticket channels: every message in the guild is checked against them.
+    channels: Arc<beacon_framework::GuildCache<std::collections::HashSet<u64>>>,
 }
 
 /// Drafts a reply for staff from the knowledge base (the support module implements it).
@@ -79,7 +81,7 @@ pub trait ReplyDrafter: Send + Sync {
 
 impl TicketsModule {
     pub fn new(storage: TranscriptStore) -> TicketsModule {
-        TicketsModule { storage, drafter: None }
+        TicketsModule { storage, drafter: None, channels: Arc::default() }
     }
 
     /// Enables "Suggest reply" with `drafter`.

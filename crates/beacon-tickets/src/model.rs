@@ -350,7 +350,18 @@ impl Repo {
             .bind(message_id.map(|m| m as i64))
             .execute(self.pool())
             .await?;
-        Ok(())
+        // Every process keeps the guild's ticket channels in memory (`channel_ids`).
+        self.guild.mark_changed().await
+    }
+
+    /// Every channel (or thread) that holds or held one of this guild's tickets.
+    pub async fn channel_ids(&self) -> Result<std::collections::HashSet<u64>, StoreError> {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT channel_id FROM tickets WHERE guild_id = $1 AND channel_id IS NOT NULL")
+                .bind(self.gid())
+                .fetch_all(self.pool())
+                .await?;
+        Ok(ids.into_iter().map(|id| id as u64).collect())
     }
 
     /// Writes every mutable field of `t`.

@@ -599,7 +599,13 @@ impl Module for TicketsModule {
         if m.author.bot {
             return Ok(());
         }
+        let guild = ctx.app.guild(guild_id.get());
+        let repo = Repo::new(guild.clone());
+        let channels = self.channels.get_or_load(&guild, || repo.channel_ids()).await?;
+        if !channels.contains(&m.channel_id.get()) {
+            return Ok(());
+        }
         let at = m.timestamp.as_micros() / 1000;
-        self.desk(&ctx.app).on_message(&ctx.app.guild(guild_id.get()), m.channel_id.get(), m.author.id.get(), at).await
+        self.desk(&ctx.app).on_message(&guild, m.channel_id.get(), m.author.id.get(), at).await
     }
 }

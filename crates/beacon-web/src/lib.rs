@@ -7,6 +7,8 @@
 //!   id gets 409 and is not handled twice.
 //! - `GET /health/live`: the process is up. `GET /health/ready`: the database (and Redis, when
 //!   configured) answer and the process is not shutting down.
+//! - `GET /metrics`: the process's counters in the Prometheus/OpenMetrics text format (event
+//!   types, interaction kinds and module names as labels; no ids).
 //!
 //! ```ignore
 //! let router = beacon_web::router(app.clone())?;
@@ -65,6 +67,7 @@ pub fn router(app: Arc<App>) -> Result<Router, WebError> {
         .route("/interactions", post(interactions))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(PropagateRequestIdLayer::new(header.clone()))
@@ -107,6 +110,11 @@ async fn ready(State(state): State<WebState>) -> Response {
     });
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<WebState>) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(axum::http::header::CONTENT_TYPE, content_type)], state.app.metrics.render()).into_response()
 }
 
 fn now_secs() -> u64 {

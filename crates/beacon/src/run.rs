@@ -34,7 +34,7 @@ pub async fn open_knowledge_base(config: &Config, store: &Store) -> anyhow::Resu
     // `beacon ingest` (each notices the other's syncs through the index version in the database).
     Ok(beacon_kb::KnowledgeBase::open(
         store.clone(),
-        embedder(config).await,
+        embedder(config, Some(store)).await,
         beacon_kb::FusionConfig::default(),
         beacon_kb::ChunkerConfig::default(),
     )
@@ -82,7 +82,10 @@ pub async fn prepare_embedding_model(mut config: Config) -> Config {
 /// the local model in `BEACON_EMBED_MODEL_DIR` (or downloaded earlier into the data folder) with
 /// the `BEACON_EMBED_POOLING`/`BEACON_EMBED_QUERY_PREFIX` overrides. `None`, announced by one log
 /// line, means BM25 retrieval only.
-pub async fn embedder(config: &Config) -> Option<Arc<dyn beacon_kb::Embedder>> {
+///
+/// With `store`, provider embedding calls are recorded in the LLM usage tables and checked
+/// against the budgets like chat calls (`beacon eval`'s scratch runs pass none).
+pub async fn embedder(config: &Config, store: Option<&Store>) -> Option<Arc<dyn beacon_kb::Embedder>> {
     match config.embed.provider {
         beacon_config::EmbedProvider::Llm => {
             let llm = match llm_config(config) {
@@ -95,8 +98,22 @@ pub async fn embedder(config: &Config) -> Option<Arc<dyn beacon_kb::Embedder>> {
                     return None;
                 }
             };
+            let usage = match store {
+                Some(store) => match UsageStore::open(store.clone()).await {
+                    Ok(usage) => Some(usage),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "provider embeddings unavailable: retrieval uses BM25 only");
+                        return None;
+                    }
+                },
+                None => None,
+            };
             // The probe request blocks; keep it off the async workers.
-            match tokio::task::spawn_blocking(move || beacon_kb::LlmEmbedder::from_config(&llm)).await {
+            let built = tokio::task::spawn_blocking(move || match usage {
+                Some(usage) => beacon_kb::LlmEmbedder::from_config_with_usage(&llm, usage),
+                None => beacon_kb::LlmEmbedder::from_config(&llm),
+            });
+            match built.await {
                 Ok(Ok(e)) => {
                     tracing::info!(
                         model = beacon_kb::Embedder::model_id(&e),
@@ -445,8 +462,11 @@ fn start_gateway(app: &Arc<App>, token: String) -> tokio::task::JoinHandle<Resul
     // fills, the shards stop reading their sockets and TCP pushes back on Discord, instead of
     // tasks (each holding its event) piling up without limit.
     let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_EVENTS_IN_FLIGHT));
+    let dispatched = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    spawn_memory_release(app, in_flight.clone(), dispatched.clone());
     app.tasks.spawn(async move {
         while let Some(event) = rx.recv().await {
+            dispatched.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
             let app = dispatcher_app.clone();
             dispatcher_app.tasks.spawn(async move {
@@ -457,6 +477,47 @@ fn start_gateway(app: &Arc<App>, token: String) -> tokio::task::JoinHandle<Resul
     });
     tokio::spawn(gateway::run(config, app.http.clone(), tx, app.shards.clone(), app.shutdown.clone()))
 }
+
+/// Events after which an idle moment is used to hand freed memory back to the OS.
+const RELEASE_AFTER_EVENTS: u64 = 1_000;
+
+/// After a burst of gateway events (the GUILD_CREATEs of start-up, a flood), glibc keeps the
+/// freed heap of up to 512 large events in flight and the process stays at its peak RSS. Once
+/// a burst of at least [`RELEASE_AFTER_EVENTS`] is over (no event in flight), `malloc_trim`
+/// returns that memory; checked every second, a few milliseconds of work per burst.
+fn spawn_memory_release(
+    app: &Arc<App>,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    dispatched: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let shutdown = app.shutdown.clone();
+    app.tasks.spawn(async move {
+        let mut released_at = 0;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let now = dispatched.load(std::sync::atomic::Ordering::Relaxed);
+            if now - released_at >= RELEASE_AFTER_EVENTS && in_flight.available_permits() == MAX_EVENTS_IN_FLIGHT {
+                released_at = now;
+                let _ = tokio::task::spawn_blocking(release_freed_memory).await;
+            }
+        }
+    });
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_freed_memory() {
+    // SAFETY: malloc_trim only walks glibc's own heap under its locks; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_freed_memory() {}
 
 /// Hourly: forget old idempotency claims, purge guilds whose retention has passed.
 fn spawn_housekeeping(app: &Arc<App>) {

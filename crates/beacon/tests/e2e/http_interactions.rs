@@ -120,6 +120,12 @@ async fn signed_command_is_answered_once_and_registers_the_guild() {
     // The same interaction replayed is not handled again.
     let replay = ep.post(&body, now(), false).await;
     assert_eq!(replay.status(), 409);
+    // Both show in the metrics.
+    let metrics = reqwest::get(format!("http://{}/metrics", t.addr())).await.unwrap();
+    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let metrics = metrics.text().await.unwrap();
+    assert!(metrics.contains("beacon_interactions_total{kind=\"command\",outcome=\"handled\"} 1"), "{metrics}");
+    assert!(metrics.contains("beacon_interactions_total{kind=\"command\",outcome=\"duplicate\"} 1"), "{metrics}");
     t.stop().await;
 }
 

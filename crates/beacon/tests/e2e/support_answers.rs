@@ -224,7 +224,8 @@ async fn mentions_are_answered_inline_and_the_audit_log_has_no_content() {
     let t = with_kb().await;
     let general = t.channel("general");
     let bot = t.fake.application_id();
-    t.fake
+    let question = t
+        .fake
         .send_message(
             t.guild.id,
             general,
@@ -235,6 +236,16 @@ async fn mentions_are_answered_inline_and_the_audit_log_has_no_content() {
         .unwrap();
     let answer = wait_message(&t, general, "Settings, Security").await;
     assert!(answer["message_reference"].is_object(), "answered as a reply: {answer}");
+    // The same message delivered again (a replayed gateway event) is not answered twice.
+    assert_eq!(t.fake.redeliver_message(question), 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let answers = t
+        .fake
+        .messages(general)
+        .iter()
+        .filter(|m| m["content"].as_str().unwrap_or("").contains("Settings, Security"))
+        .count();
+    assert_eq!(answers, 1, "one answer for one question");
     // Messages elsewhere without a mention are left alone.
     t.fake.send_message(t.guild.id, general, t.member("bob"), "how do I get a refund?").await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -1,0 +1,98 @@
+//! Process metrics in the Prometheus text format, served at `GET /metrics` by `beacon-web`.
+//!
+//! Labels are fixed names (event types, interaction kinds, module names), never guild, user or
+//! channel ids: the endpoint reveals how busy the process is, not who uses it.
+//!
+//! ```ignore
+//! app.metrics.gateway_event("MESSAGE_CREATE");
+//! let text = app.metrics.render();
+//! ```
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+type Labels1 = [(&'static str, &'static str); 1];
+type Labels2 = [(&'static str, &'static str); 2];
+
+/// The counters of one process.
+pub struct Metrics {
+    registry: Registry,
+    gateway_events: Family<Labels1, Counter>,
+    interactions: Family<Labels2, Counter>,
+    handler_errors: Family<Labels1, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("beacon");
+        let gateway_events = Family::<Labels1, Counter>::default();
+        registry.register(
+            "gateway_events",
+            "Gateway events handled (every module has seen them), by event type",
+            gateway_events.clone(),
+        );
+        let interactions = Family::<Labels2, Counter>::default();
+        registry.register(
+            "interactions",
+            "Interactions received, by kind and outcome (handled, duplicate)",
+            interactions.clone(),
+        );
+        let handler_errors = Family::<Labels1, Counter>::default();
+        registry.register(
+            "handler_errors",
+            "Module handlers that returned an internal error, by module",
+            handler_errors.clone(),
+        );
+        Metrics { registry, gateway_events, interactions, handler_errors }
+    }
+
+    /// One gateway event went through every module.
+    pub fn gateway_event(&self, event: &'static str) {
+        self.gateway_events.get_or_create(&[("event", event)]).inc();
+    }
+
+    /// One interaction arrived; `outcome` is `handled` or `duplicate`.
+    pub fn interaction(&self, kind: &'static str, outcome: &'static str) {
+        self.interactions.get_or_create(&[("kind", kind), ("outcome", outcome)]).inc();
+    }
+
+    /// A module's handler failed with an internal error.
+    pub fn handler_error(&self, module: &'static str) {
+        self.handler_errors.get_or_create(&[("module", module)]).inc();
+    }
+
+    /// Everything, in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_render_in_the_text_format() {
+        let m = Metrics::new();
+        m.gateway_event("MESSAGE_CREATE");
+        m.gateway_event("MESSAGE_CREATE");
+        m.interaction("command", "handled");
+        m.handler_error("support");
+        let text = m.render();
+        assert!(text.contains("beacon_gateway_events_total{event=\"MESSAGE_CREATE\"} 2"), "{text}");
+        assert!(text.contains("beacon_interactions_total{kind=\"command\",outcome=\"handled\"} 1"), "{text}");
+        assert!(text.contains("beacon_handler_errors_total{module=\"support\"} 1"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -631,42 +631,38 @@ def render(r, args):
 
 # Written from profiles of this harness on 2026-11-22 (perf, sqlx query logs, malloc_trim); the
 # figures above are re-measured on every run, this explanation is not.
-ANALYSIS = """### Why Beacon misses the targets it misses (profiled 2026-11-22)
+ANALYSIS = """### Where Beacon stands against the targets, and why (profiled 2026-11-22)
 
-- **Interactions (target ≥ 10× express).** Beacon and express answer at about the same rate, and
-  a `/status` over HTTP costs Beacon *more* CPU than express (≈0.8 ms against ≈0.55 ms per request
-  in the 08:45 run: CPU over warm-up and levels divided by requests); Beacon keeps up only because
-  it uses both cores where express uses one. Ed25519 verification is ~5% of Beacon's samples. It makes 6 SQLite queries (the `claim_once` INSERT, the guild
-  lookup twice, the authorized-users count, the guild count and a ping of `/status` itself), and
-  sqlx runs each SQLite connection on its own thread: every query is two cross-thread wake-ups. In
-  `perf`, ~38% of Beacon's samples are the scheduler and futex wake/wait around
-  `sqlx_sqlite::ConnectionWorker`. What closes most of the gap: keep the
-  hot path off the database — known guilds and grant counts in memory (the database stays the
-  source of truth, invalidated on change), interaction claims in an in-process set persisted in
-  batches by one writer task (one transaction for many ids), `/status`'s guild count from the
-  shard board. The ceiling on this machine: 10× express needs ≈ 15k req/s, i.e. ≤ ~130 µs of CPU
-  per request for server *and* load generator together on 2 cores, while one verify alone is
-  ~57 µs; the target is only reachable on more cores.
-- **Gateway ingest (target ≥ 5× discord.js events/s).** Per MESSAGE_CREATE Beacon makes 3 SQLite
-  queries: the `claim_once` INSERT (serialised: SQLite has one writer), the support module's
-  `SELECT COUNT(*) FROM support_threads` and the ticket desk's ticket-by-channel lookup, each a
-  thread hop. That is the ~250 CPU-µs per event. The claims and the two per-channel lookups can
-  leave the per-event path: batch claims (one INSERT of many ids per transaction), and keep each
-  guild's support-thread and ticket channel ids in memory.
-- **Backlog under a flood (fixed).** The dispatcher in `crates/beacon/src/run.rs`
-  (`start_gateway`) used to spawn one task per event with no limit, so the bounded shard channel
-  never pushed back and the RSS peaked at 5–6 GB within seconds of a flood. It now takes one of
-  512 permits before each spawn; the shard stops reading and TCP pushes back. Re-measured
-  (ingest rows above, 10:08 UTC): RSS peak in the flood 57–68 MB, RSS with 10k guilds 61 MB
-  (was 257 MB), 5.7–6.5k events/s (was 3.4–4.0k).
-- **RSS with 10k guilds (target ≤ 1/5 of discord.js).** Beacon's live heap with 10k guilds is
-  ~55 MB. Before the dispatcher was bounded, glibc held on to the peak of 10k GUILD_CREATE
-  handler tasks in flight at once (RSS ~260 MB; `malloc_trim(0)` via gdb dropped it to ~55 MB).
-  Bounded, it is 61 MB: 0.27× discord.js, short of 0.2×; the rest is the guild models and
-  allocator slack (a `malloc_trim` after the initial guild burst, or mimalloc, would close it).
-- **Support answer p99.** The example paces questions at 40 a second, below Discord's global
-  limit of 50 requests a second per bot (twilight enforces it client-side; at 50 a second every
-  50th reply waits for the next global window and that wait becomes the p99).
+- **Interactions (target ≥ 10× express): 1.4–2.7×, missed.** Beacon answers 7.8–9.4k signed
+  `/status` a second at 16–256 in flight against express's 3.1–3.7k. The per-request database
+  work is down to the interaction claim, group-committed (one INSERT for every claim waiting,
+  `crates/beacon-store/src/claims.rs`), and the database ping that `/status` shows; the guild
+  record, grants and settings come from per-guild caches (`GuildCache`) that other processes
+  invalidate through `guild_changes`. What is left per request is HTTP, the Ed25519 verify
+  (~40–57 µs of one core), JSON both ways, the handler task and the log line. The ceiling on this
+  machine: 10× express is ≈ 35k requests a second, ≤ ~57 µs of CPU per request for server *and*
+  load generator together on 2 cores — about one verify. The target needs more cores than the
+  machine has; no change to Beacon alone reaches it here.
+- **Gateway ingest (target ≥ 5× discord.js events/s): 1.1–2.0×, missed.** The router no longer
+  writes a claim per MESSAGE_CREATE (modules claim the side effect they cause, e.g. the support
+  answer) and the per-message lookups (support threads, ticket channels, settings) are in-memory,
+  so a message that causes nothing touches no database: ~14–22 CPU-µs per event, as much as
+  discord.js. Beacon is now bound by the one shard reading and parsing its socket on one core
+  while the fake writes on the other; 5× discord.js would be ~250–300k events a second through
+  one connection on this machine, beyond what parsing Discord's JSON on one core allows
+  (twilight deserialises every event fully; skipping unneeded event types and simd-json would be
+  the next steps, several shards per process the real answer).
+- **RSS with guilds cached (target ≤ 1/5 of discord.js): 0.21× at 10k guilds, 0.33× at 1k.**
+  After the GUILD_CREATE burst Beacon now returns the freed heap to the OS (`malloc_trim` once
+  ≥ 1,000 events have been handled and none is in flight; it had kept ~14 MB of parsed guilds).
+  What remains is mostly the process itself: 23.5 MB idle against discord.js's 64 MB, so at 1k
+  guilds 0.2× would mean less than idle.
+- **Backlog under a flood (fixed earlier).** The dispatcher takes one of 512 permits before each
+  spawn, so a flood back-pressures the shard instead of queueing: RSS peak in the flood 45–63 MB
+  against discord.js's 325–715 MB.
+- **Support answer p99 (met).** The example paces questions at 40 a second, below Discord's
+  global limit of 50 requests a second per bot (twilight enforces it client-side; at 50 a second
+  every 50th reply waits for the next global window and that wait becomes the p99).
 """
 
 

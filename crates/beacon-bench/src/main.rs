@@ -265,6 +265,9 @@ async fn interactions(url: &str, levels: &[usize], seconds: f64, pool: usize, wa
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Built together with the workspace, reqwest gets rustls without a provider; the load
+    // generator speaks plain HTTP, but the client still needs one installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match Args::parse().cmd {
         Cmd::Pubkey => println!("{}", hex::encode(key().verifying_key().to_bytes())),
         Cmd::VerifyRate { seconds } => {

@@ -304,31 +304,27 @@ async fn register_guild(app: &App, guild_id: u64, name: &str, owner: Option<u64>
 }
 
 /// Handles one gateway event: interactions, guild membership, then the modules.
+///
+/// The branches are boxed futures of their own: an event task is moved a few times on its way
+/// into the runtime, and one future holding every branch's state (REST requests, queries) made
+/// those moves the largest cost of a message flood.
 pub async fn handle_gateway_event(app: &Arc<App>, event: GatewayEvent) {
     let shard_id = event.shard_id;
     let event = event.event;
     match &event {
         Event::InteractionCreate(create) => {
-            let interaction = create.0.clone();
-            if let Some(mut dispatched) = dispatch_interaction(app, interaction.clone()).await {
-                let response = dispatched.initial_response(INITIAL_RESPONSE_BUDGET).await;
-                let client = app.http.interaction(interaction.application_id);
-                if let Err(e) = client.create_response(interaction.id, &interaction.token, &response).await {
-                    tracing::warn!(error = %e, interaction_id = interaction.id.get(), "initial response failed");
-                }
-                dispatched.responder.mark_delivered();
-            }
+            Box::pin(answer_gateway_interaction(app, create.0.clone())).await;
             return;
         }
         Event::GuildCreate(create) => {
             if let GuildCreate::Available(g) = create.as_ref()
-                && let Err(e) = register_guild(app, g.id.get(), &g.name, Some(g.owner_id.get())).await
+                && let Err(e) = Box::pin(register_guild(app, g.id.get(), &g.name, Some(g.owner_id.get()))).await
             {
                 tracing::error!(error = %e, guild_id = g.id.get(), "guild registration failed");
             }
         }
         Event::GuildDelete(delete) if delete.unavailable != Some(true) => {
-            if let Err(e) = app.guild(delete.id.get()).mark_left().await {
+            if let Err(e) = Box::pin(app.guild(delete.id.get()).mark_left()).await {
                 tracing::error!(error = %e, guild_id = delete.id.get(), "marking guild left failed");
             } else {
                 tracing::info!(guild_id = delete.id.get(), "guild left; data kept for the retention period");
@@ -336,8 +332,26 @@ pub async fn handle_gateway_event(app: &Arc<App>, event: GatewayEvent) {
         }
         _ => {}
     }
+    let kind = event.kind().name().unwrap_or("OTHER");
+    Box::pin(run_modules(app, shard_id, Arc::new(event))).await;
+    app.metrics.gateway_event(kind);
+}
+
+async fn answer_gateway_interaction(app: &Arc<App>, interaction: Interaction) {
+    let (application_id, id, token) = (interaction.application_id, interaction.id, interaction.token.clone());
+    if let Some(mut dispatched) = dispatch_interaction(app, interaction).await {
+        let response = dispatched.initial_response(INITIAL_RESPONSE_BUDGET).await;
+        let client = app.http.interaction(application_id);
+        if let Err(e) = client.create_response(id, &token, &response).await {
+            tracing::warn!(error = %e, interaction_id = id.get(), "initial response failed");
+        }
+        dispatched.responder.mark_delivered();
+    }
+}
+
+/// Gives the event to every module enabled in its guild.
+async fn run_modules(app: &Arc<App>, shard_id: u32, event: Arc<Event>) {
     let guild_id = event.guild_id().map(|g| g.get());
-    let event = Arc::new(event);
     for module in &app.modules {
         if let Some(g) = guild_id {
             match app.module_enabled(&app.guild(g), module.as_ref()).await {
@@ -355,7 +369,6 @@ pub async fn handle_gateway_event(app: &Arc<App>, event: GatewayEvent) {
             tracing::error!(error = %e, module = module.name(), kind = ?event.kind(), "event handler failed");
         }
     }
-    app.metrics.gateway_event(event.kind().name().unwrap_or("OTHER"));
 }
 
 /// Runs every module's `setting_changed` for each change, until shutdown.

@@ -36,7 +36,7 @@ impl Module for StatusModule {
     async fn command(&self, ctx: CommandCtx) -> HandlerResult {
         let app = &ctx.app;
         let guilds = app.guild_count().await?;
-        let checks = app.checks().await;
+        let checks = app.recent_checks().await;
         let shards = app.shards.snapshot();
         let shard_text = if !app.gateway_enabled {
             "not connected (no bot token; HTTP interactions only)".to_owned()

@@ -49,7 +49,12 @@ pub struct App {
     application_id: OnceLock<Id<ApplicationMarker>>,
     /// The last database guild count and when it was taken (see [`App::guild_count`]).
     guild_count: std::sync::Mutex<Option<(Instant, i64)>>,
+    /// The last dependency checks and when they ran (see [`App::recent_checks`]).
+    last_checks: std::sync::Mutex<Option<(Instant, Vec<Check>)>>,
 }
+
+/// How old the checks `/status` shows may be.
+const CHECKS_TTL: Duration = Duration::from_secs(1);
 
 /// How long a guild count from the database is reused by [`App::guild_count`].
 const GUILD_COUNT_TTL: Duration = Duration::from_secs(10);
@@ -152,6 +157,7 @@ impl AppBuilder {
             gateway_enabled: self.gateway_enabled,
             application_id,
             guild_count: std::sync::Mutex::new(None),
+            last_checks: std::sync::Mutex::new(None),
         }))
     }
 }
@@ -257,7 +263,23 @@ impl App {
         Ok(count)
     }
 
-    /// Database and cache health, for `/status` and readiness.
+    /// The dependency checks, run again when the last ones are over a second old: `/status` is
+    /// for everyone, and a burst of it should not become a burst of database pings.
+    pub async fn recent_checks(&self) -> Vec<Check> {
+        if let Ok(last) = self.last_checks.lock()
+            && let Some((at, checks)) = last.as_ref()
+            && at.elapsed() < CHECKS_TTL
+        {
+            return checks.clone();
+        }
+        let checks = self.checks().await;
+        if let Ok(mut last) = self.last_checks.lock() {
+            *last = Some((Instant::now(), checks.clone()));
+        }
+        checks
+    }
+
+    /// Database and cache health, for `/status` and readiness (always checked live).
     pub async fn checks(&self) -> Vec<Check> {
         let started = Instant::now();
         let db = self.store.ping().await;

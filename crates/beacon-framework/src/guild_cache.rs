@@ -8,8 +8,8 @@
 //! change notice that could not be written.
 //!
 //! ```ignore
-//! static THREADS: LazyLock<GuildCache<HashSet<u64>>> = LazyLock::new(GuildCache::default);
-//! let threads = THREADS.get_or_load(&guild, || repo.thread_ids()).await?;
+//! // a field of the module: `threads: GuildCache<HashSet<u64>>`
+//! let threads = self.threads.get_or_load(&guild, || repo.thread_ids()).await?;
 //! if threads.contains(&channel_id) { /* … */ }
 //! ```
 

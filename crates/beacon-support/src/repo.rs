@@ -208,13 +208,4 @@ impl SupportRepo {
             .await?;
         Ok(ids.into_iter().map(|id| id as u64).collect())
     }
-
-    pub async fn is_support_thread(&self, thread_id: u64) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM support_threads WHERE guild_id = $1 AND thread_id = $2")
-            .bind(self.guild.sql_id())
-            .bind(thread_id as i64)
-            .fetch_one(self.guild.store().pool())
-            .await?;
-        Ok(n > 0)
-    }
 }

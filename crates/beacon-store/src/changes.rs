@@ -3,10 +3,11 @@
 //!
 //! The database is the source of truth; a process may keep a guild's settings, access list or
 //! channel sets in memory as long as the guild's [`Generation`] is the one it read them under.
-//! Every write that such a cache depends on calls [`GuildStore::mark_changed`]: the writing
-//! process's generation moves at once, and a row in `guild_changes` tells every other process
-//! sharing the database, which notices it within [`POLL_EVERY`] (one query per process per
-//! interval, however many guilds there are).
+//! Every write that such a cache depends on records a change: the writing process's generation
+//! moves at once, and a row in `guild_changes` tells every other process sharing the database,
+//! which notices it within [`POLL_EVERY`] (one query per process per interval, however many
+//! guilds there are). The store's own writes do this themselves (inside their transaction when
+//! they have one); module repositories call [`GuildStore::mark_changed`].
 //!
 //! ```ignore
 //! let seen = guild.generation();          // before reading

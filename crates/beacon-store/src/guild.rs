@@ -176,9 +176,14 @@ impl GuildStore {
         let record = Self::fetch_record(&mut tx, self.sql_id())
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("guild {}", self.guild_id)))?;
+        if changed {
+            // In the same transaction: one commit per guild in a GUILD_CREATE burst, and the
+            // notice cannot be lost when the change lands.
+            crate::changes::insert_notice(&mut *tx, self.guild_id, self.store.origin()).await?;
+        }
         tx.commit().await?;
         if changed {
-            self.store.notify_changed(self.guild_id).await;
+            self.store.bump_generation(self.guild_id);
         }
         Ok(GuildUpsert { record, created, rejoined })
     }
@@ -325,8 +330,9 @@ impl GuildStore {
         check_key(key)?;
         let mut tx = self.store.begin_write().await?;
         let change = self.write_setting(&mut tx, key, value.cloned(), actor_id, None).await?;
+        crate::changes::insert_notice(&mut *tx, self.guild_id, self.store.origin()).await?;
         tx.commit().await?;
-        self.store.notify_changed(self.guild_id).await;
+        self.store.bump_generation(self.guild_id);
         Ok(change)
     }
 
@@ -434,8 +440,9 @@ impl GuildStore {
         .ok_or_else(|| StoreError::NotFound(format!("setting audit entry {audit_id}")))?;
         let entry = audit_from_row(&row)?;
         let change = self.write_setting(&mut tx, &entry.key, entry.old, actor_id, Some(audit_id)).await?;
+        crate::changes::insert_notice(&mut *tx, self.guild_id, self.store.origin()).await?;
         tx.commit().await?;
-        self.store.notify_changed(self.guild_id).await;
+        self.store.bump_generation(self.guild_id);
         Ok(change)
     }
 

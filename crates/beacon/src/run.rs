@@ -538,12 +538,8 @@ fn spawn_housekeeping(app: &Arc<App>) {
             }
             let cutoff = now - app.config.guild_retention.as_millis() as i64;
             match app.store.purge_left_guilds(cutoff).await {
-                Ok(ids) if !ids.is_empty() => {
-                    for id in &ids {
-                        app.settings.invalidate(*id);
-                    }
-                    tracing::info!(guilds = ?ids, "purged guilds past retention")
-                }
+                // The purge moves each guild's cache generation, in this process and the others.
+                Ok(ids) if !ids.is_empty() => tracing::info!(guilds = ?ids, "purged guilds past retention"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "purging left guilds failed"),
             }

@@ -633,21 +633,21 @@ def render(r, args):
 # figures above are re-measured on every run, this explanation is not.
 ANALYSIS = """### Where Beacon stands against the targets, and why (profiled 2026-11-22)
 
-- **Interactions (target ≥ 10× express): 1.4–2.7×, missed.** Beacon answers 7.8–9.4k signed
-  `/status` a second at 16–256 in flight against express's 3.1–3.7k. The per-request database
+- **Interactions (target ≥ 10× express): 1.6–3.2×, missed.** Beacon answers 9.0–9.2k signed
+  `/status` a second at 16–256 in flight against express's 2.9–3.2k. The per-request database
   work is down to the interaction claim, group-committed (one INSERT for every claim waiting,
   `crates/beacon-store/src/claims.rs`), and the database ping that `/status` shows; the guild
   record, grants and settings come from per-guild caches (`GuildCache`) that other processes
   invalidate through `guild_changes`. What is left per request is HTTP, the Ed25519 verify
   (~40–57 µs of one core), JSON both ways, the handler task and the log line. The ceiling on this
-  machine: 10× express is ≈ 35k requests a second, ≤ ~57 µs of CPU per request for server *and*
+  machine: 10× express is ≈ 29–32k requests a second, ≤ ~57 µs of CPU per request for server *and*
   load generator together on 2 cores — about one verify. The target needs more cores than the
   machine has; no change to Beacon alone reaches it here.
-- **Gateway ingest (target ≥ 5× discord.js events/s): 1.1–2.0×, missed.** The router no longer
+- **Gateway ingest (target ≥ 5× discord.js events/s): 1.7–2.3×, missed.** The router no longer
   writes a claim per MESSAGE_CREATE (modules claim the side effect they cause, e.g. the support
   answer) and the per-message lookups (support threads, ticket channels, settings) are in-memory,
-  so a message that causes nothing touches no database: ~14–22 CPU-µs per event, as much as
-  discord.js. Beacon is now bound by the one shard reading and parsing its socket on one core
+  so a message that causes nothing touches no database: ~10–15 CPU-µs per event, less than
+  discord.js's ~22. Beacon is now bound by the one shard reading and parsing its socket on one core
   while the fake writes on the other; 5× discord.js would be ~250–300k events a second through
   one connection on this machine, beyond what parsing Discord's JSON on one core allows
   (twilight deserialises every event fully; skipping unneeded event types and simd-json would be
@@ -658,8 +658,8 @@ ANALYSIS = """### Where Beacon stands against the targets, and why (profiled 202
   What remains is mostly the process itself: 23.5 MB idle against discord.js's 64 MB, so at 1k
   guilds 0.2× would mean less than idle.
 - **Backlog under a flood (fixed earlier).** The dispatcher takes one of 512 permits before each
-  spawn, so a flood back-pressures the shard instead of queueing: RSS peak in the flood 45–63 MB
-  against discord.js's 325–715 MB.
+  spawn, so a flood back-pressures the shard instead of queueing: RSS peak in the flood 42–57 MB
+  against discord.js's 316–737 MB.
 - **Support answer p99 (met).** The example paces questions at 40 a second, below Discord's
   global limit of 50 requests a second per bot (twilight enforces it client-side; at 50 a second
   every 50th reply waits for the next global window and that wait becomes the p99).

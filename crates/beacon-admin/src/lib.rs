@@ -2,24 +2,31 @@
 //!
 //! - [`ConfigModule`]: `/config show|set|reset|history|revert` over the typed settings service;
 //! - [`AccessModule`]: `/access grant|revoke|list` for delegated authorized users;
-//! - [`StatusModule`]: `/status`, an ephemeral health embed, with the LLM's providers (breaker,
-//!   errors, calls today) and this server's model and usage against its budget.
+//! - [`StatusModule`]: `/status`, an ephemeral health embed with what every module reports;
+//! - [`LlmModule`]: the LLM's per-guild model setting, its usage tables, and its `/status` field
+//!   (each provider's breaker, errors and calls today; this server's model and usage against its
+//!   budget).
 //!
-//! ```ignore
-//! let app = AppBuilder::new(config, store, cache, http)
-//!     .module(beacon_admin::ConfigModule)
-//!     .module(beacon_admin::AccessModule)
-//!     .module(beacon_admin::StatusModule)
+//! ```no_run
+//! # async fn demo(config: std::sync::Arc<beacon_config::Config>, store: beacon_store::Store,
+//! #   cache: beacon_cache::Cache, http: std::sync::Arc<twilight_http::Client>) -> Result<(), beacon_framework::app::BuildError> {
+//! let app = beacon_framework::AppBuilder::new(config, store, cache, http)
+//!     .modules(beacon_admin::modules())
 //!     .build()
 //!     .await?;
+//! # drop(app);
+//! # Ok(())
+//! # }
 //! ```
 
 mod access;
 mod config;
+mod llm;
 mod status;
 
 pub use access::AccessModule;
 pub use config::ConfigModule;
+pub use llm::LlmModule;
 pub use status::StatusModule;
 
 use std::sync::Arc;
@@ -28,7 +35,7 @@ use beacon_framework::Module;
 
 /// The core modules, in the order they should be registered.
 pub fn modules() -> Vec<Arc<dyn Module>> {
-    vec![Arc::new(ConfigModule), Arc::new(AccessModule), Arc::new(StatusModule)]
+    vec![Arc::new(ConfigModule), Arc::new(AccessModule), Arc::new(StatusModule), Arc::new(LlmModule)]
 }
 
 /// Brand colour of Beacon's embeds.

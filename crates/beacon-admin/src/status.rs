@@ -2,10 +2,6 @@ use std::time::Duration;
 
 use beacon_framework::app::App;
 use beacon_framework::{Access, CommandCtx, CommandSpec, HandlerResult, Module, Reply, async_trait};
-use beacon_llm::pricing::format_usd;
-use beacon_llm::usage::day_of;
-use beacon_llm::{BreakerState, LlmConfig, LlmError, UsageStore};
-use beacon_store::GuildStore;
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder};
 
 use crate::COLOR;
@@ -61,96 +57,37 @@ impl Module for StatusModule {
             })
             .collect::<Vec<_>>()
             .join("\n");
-        let embed = EmbedBuilder::new()
+        let mut embed = EmbedBuilder::new()
             .title("Beacon status")
             .color(COLOR)
             .field(EmbedFieldBuilder::new("Version", App::version()).inline())
             .field(EmbedFieldBuilder::new("Uptime", format_uptime(app.uptime())).inline())
             .field(EmbedFieldBuilder::new("Guilds", guilds.to_string()).inline())
             .field(EmbedFieldBuilder::new("Shards", shard_text))
-            .field(EmbedFieldBuilder::new("Health", health))
-            .field(EmbedFieldBuilder::new("LLM", llm_status(app, &ctx.guild).await))
-            .build();
-        ctx.reply(Reply::embed(embed).ephemeral()).await
+            .field(EmbedFieldBuilder::new("Health", health));
+        // What each module reports (the LLM's providers and this server's usage, …); Discord
+        // allows 25 fields per embed.
+        let mut fields = 5;
+        for module in &app.modules {
+            if !app.module_enabled(&ctx.guild, module.as_ref()).await.unwrap_or(false) {
+                continue;
+            }
+            for field in module.status(app, &ctx.guild).await {
+                if fields < 25 {
+                    embed = embed.field(EmbedFieldBuilder::new(field.name, fit_field(&field.value)));
+                    fields += 1;
+                }
+            }
+        }
+        ctx.reply(Reply::embed(embed.build()).ephemeral()).await
     }
-}
-
-/// The LLM part of `/status`, from the deployment's `BEACON_LLM_*` configuration and the usage
-/// records (shared by every worker): per provider of the chain its breaker state, latest error
-/// and calls today; this server's model and its usage today against its daily budget.
-async fn llm_status(app: &App, guild: &GuildStore) -> String {
-    let config = match LlmConfig::from_env(app.config.llm.vars()) {
-        Ok(config) => config,
-        // The message names the variable, never a key; the details are in the startup logs.
-        Err(e) => return format!("misconfigured ({})", e.kind()),
-    };
-    let Some(primary) = config.chain.first() else {
-        return "none (extractive answers)".to_owned();
-    };
-    let now = beacon_store::now_ms();
-    match llm_lines(app, guild, &config, &primary.model, now).await {
-        Ok(lines) => fit_field(&lines.join("\n")),
-        Err(e) => format!("usage records unavailable ({})", e.kind()),
-    }
-}
-
-async fn llm_lines(
-    app: &App,
-    guild: &GuildStore,
-    config: &LlmConfig,
-    default_model: &str,
-    now: i64,
-) -> Result<Vec<String>, LlmError> {
-    let usage = UsageStore::attach(app.store.clone());
-    let day = day_of(now);
-    let r = &config.reliability;
-    let mut lines = Vec::new();
-    // A guild without the setting (or a deployment that does not declare it) uses the default.
-    let model = app.settings.get_string(guild, beacon_llm::MODEL_SETTING).await.unwrap_or_default();
-    lines.push(match model.trim() {
-        "" => format!("Model here: {default_model} (deployment default)"),
-        m => format!("Model here: {m} (this server's llm.model)"),
-    });
-    for (i, p) in config.chain.iter().enumerate() {
-        let h = usage.provider_health(p.kind.as_str(), day, r.breaker_failures).await?;
-        let breaker = match h.breaker_state(r.breaker_failures, r.breaker_cooldown, now) {
-            BreakerState::Closed => "🟢 closed",
-            BreakerState::Open => "🔴 open",
-            BreakerState::HalfOpen => "🟡 half-open",
-        };
-        let last = match &h.last_error {
-            Some((kind, at)) => format!("last error {kind} <t:{}:R>", at / 1000),
-            None => "no errors".to_owned(),
-        };
-        let role = if i == 0 { "primary" } else { "fallback" };
-        lines.push(format!(
-            "{}. {} {} ({role}) · breaker {breaker} · today {} calls, {} errors · {last}",
-            i + 1,
-            p.kind.as_str(),
-            p.model,
-            h.calls,
-            h.errors
-        ));
-    }
-    let budget = usage.budget(guild).await?;
-    let today = usage.day_totals(guild, None, day).await?;
-    let tokens = match budget.daily_tokens {
-        Some(limit) => format!("{} of {limit} tokens", today.usage.total()),
-        None => format!("{} tokens (no daily limit)", today.usage.total()),
-    };
-    let cost = match budget.daily_cost_micros {
-        Some(limit) => format!("{} of {}", format_usd(today.cost_micros), format_usd(limit)),
-        None => format!("{} (no daily limit)", format_usd(today.cost_micros)),
-    };
-    lines.push(format!("This server today: {tokens} · {cost}"));
-    Ok(lines)
 }
 
 /// Discord's limit on an embed field's value, in characters.
 const FIELD_LIMIT: usize = 1024;
 
 /// `text` cut to fit an embed field (a long fallback chain must not make `/status` fail).
-fn fit_field(text: &str) -> String {
+pub(crate) fn fit_field(text: &str) -> String {
     if text.chars().count() <= FIELD_LIMIT {
         return text.to_owned();
     }

@@ -34,6 +34,7 @@ mod model;
 mod module;
 mod repo;
 mod service;
+mod source;
 
 pub use csvio::{CsvRow, export_csv, import_csv, parse_csv, write_csv};
 pub use download::{MAX_IMPORT_BYTES, download};
@@ -44,5 +45,6 @@ pub use model::{
     MAX_TAG_CHARS, MAX_TAGS, split_tags,
 };
 pub use module::{FaqModule, parse_entry_ref};
-pub use repo::{FaqRepo, GUILD_TABLES, migrations};
+pub use repo::{FaqRepo, Feeds, SCHEMA};
 pub use service::FaqService;
+pub use source::{FAQ_SOURCE_ID, FaqSource, faq_document};

@@ -9,7 +9,8 @@ use beacon_framework::{
     Access, AutocompleteCtx, Choice, CommandCtx, CommandSpec, ComponentCtx, HandlerError, HandlerResult, ModalCtx,
     Module, OptionSpec, Reply, async_trait,
 };
-use beacon_store::{ModuleMigration, now_ms};
+use beacon_framework::{DayRange, ExportFile, ExportSpec, Exporter, Port};
+use beacon_store::{GuildStore, Schema, now_ms};
 use tokio::sync::{OnceCell, broadcast};
 use twilight_model::application::interaction::InteractionData;
 use twilight_model::application::interaction::application_command::{CommandDataOption, CommandOptionValue};
@@ -24,8 +25,9 @@ use crate::download::{MAX_IMPORT_BYTES, download};
 use crate::error::FaqError;
 use crate::index::normalize_term;
 use crate::model::{EntryInput, FaqChanged, FaqEntry, MAX_ANSWER_CHARS, MAX_QUESTION_CHARS, split_tags};
-use crate::repo::{FaqRepo, migrations};
+use crate::repo::{FaqRepo, Feeds, SCHEMA};
 use crate::service::FaqService;
+use crate::source::FaqSource;
 
 /// Results shown by `/faq search`.
 const SEARCH_RESULTS: usize = 5;
@@ -43,7 +45,7 @@ const COLOR: u32 = 0x3B82F6;
 /// Keep the module value to hand out change notifications ([`FaqModule::subscribe`]) before
 /// giving it to the app builder.
 pub struct FaqModule {
-    changes: broadcast::Sender<FaqChanged>,
+    feeds: Feeds,
     service: OnceCell<Arc<FaqService>>,
 }
 
@@ -54,29 +56,20 @@ impl Default for FaqModule {
 }
 
 impl FaqModule {
+    /// The module, with its own change feeds.
     pub fn new() -> FaqModule {
-        let (changes, _) = broadcast::channel(1024);
-        FaqModule { changes, service: OnceCell::new() }
+        FaqModule { feeds: Feeds::default(), service: OnceCell::new() }
     }
 
     /// Every stored change (add, edit, remove, import) of this process, in every guild.
     pub fn subscribe(&self) -> broadcast::Receiver<FaqChanged> {
-        self.changes.subscribe()
-    }
-
-    /// The sender the module announces on, to build a [`FaqRepo`] that announces to the same
-    /// listeners ([`FaqRepo::with_changes`]).
-    pub fn changes(&self) -> broadcast::Sender<FaqChanged> {
-        self.changes.clone()
+        self.feeds.subscribe()
     }
 
     async fn service(&self, app: &App) -> Result<Arc<FaqService>, FaqError> {
         self.service
             .get_or_try_init(|| async {
-                let repo = FaqRepo::with_changes(app.store.clone(), self.changes.clone());
-                // The app applied the migrations before any handler runs; rows only appear
-                // through this repository, so registering here covers every row.
-                repo.register_tables().await?;
+                let repo = FaqRepo::with_feeds(app.store.clone(), self.feeds.clone());
                 Ok(Arc::new(FaqService::new(repo)))
             })
             .await
@@ -474,8 +467,20 @@ impl Module for FaqModule {
         "Frequently asked questions: search, answers and staff editing"
     }
 
-    fn migrations(&self) -> Vec<ModuleMigration> {
-        migrations()
+    fn schemas(&self) -> Vec<Schema> {
+        vec![SCHEMA]
+    }
+
+    fn provides(&self) -> Vec<Port> {
+        vec![Port::new::<dyn beacon_kb::GuildSource>("faq", Arc::new(FaqSource::new(self.feeds.clone())))]
+    }
+
+    fn exports(&self) -> Vec<ExportSpec> {
+        vec![ExportSpec::new(
+            "faq",
+            "Every FAQ entry (the same CSV /faq import reads)",
+            Arc::new(FaqExport(self.feeds.clone())),
+        )]
     }
 
     fn commands(&self) -> Vec<CommandSpec> {
@@ -714,5 +719,26 @@ mod tests {
         let embed = entry_embed(&entry).expect("valid embed");
         assert!(embed.title.as_deref().is_some_and(|t| t.starts_with("#9 · ")));
         assert_eq!(embed.footer.map(|f| f.text), Some("Pinned · FAQ #9 · 1 view".into()));
+    }
+}
+
+/// `/export faq`: every entry, as the CSV `/faq import` reads.
+struct FaqExport(Feeds);
+
+#[async_trait]
+impl Exporter for FaqExport {
+    async fn export(
+        &self,
+        app: &Arc<App>,
+        guild: &GuildStore,
+        _range: Option<&DayRange>,
+    ) -> Result<ExportFile, HandlerError> {
+        let entries = FaqRepo::with_feeds(app.store.clone(), self.0.clone()).all(guild).await?;
+        let csv = export_csv(&entries)?;
+        Ok(ExportFile {
+            name: "faq.csv".to_owned(),
+            summary: format!("{} FAQ entr{}.", entries.len(), if entries.len() == 1 { "y" } else { "ies" }),
+            bytes: csv,
+        })
     }
 }

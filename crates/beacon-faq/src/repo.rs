@@ -1,7 +1,7 @@
 //! The FAQ's tables and every query on them. The database is the source of truth; the search
 //! index is rebuilt from it.
 
-use beacon_store::{GuildStore, ModuleMigration, Store, now_ms};
+use beacon_store::{GuildStore, Schema, Store, now_ms};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use tokio::sync::broadcast;
@@ -9,50 +9,12 @@ use tokio::sync::broadcast;
 use crate::error::FaqError;
 use crate::model::{ChangeKind, EntryInput, FaqChanged, FaqEntry, Gap, ImportReport};
 
-/// Tables holding guild-owned rows, registered for retention purges.
-pub const GUILD_TABLES: [&str; 3] = ["faq_entries", "faq_counters", "faq_search_log"];
-
-/// The same SQL works on both backends: `BIGINT` ids, booleans and timestamps, `TEXT` strings.
-const SCHEMA_V1: &str = "\
-CREATE TABLE faq_entries (
-    guild_id   BIGINT NOT NULL,
-    id         BIGINT NOT NULL,
-    question   TEXT   NOT NULL,
-    answer     TEXT   NOT NULL,
-    tags       TEXT   NOT NULL,
-    pinned     BIGINT NOT NULL,
-    created_by BIGINT NOT NULL,
-    updated_by BIGINT NOT NULL,
-    created_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL,
-    views      BIGINT NOT NULL,
-    deleted_at BIGINT,
-    PRIMARY KEY (guild_id, id)
-);
-CREATE INDEX faq_entries_guild_updated ON faq_entries (guild_id, updated_at);
-CREATE TABLE faq_counters (
-    guild_id BIGINT PRIMARY KEY NOT NULL,
-    last_id  BIGINT NOT NULL
-);
-CREATE TABLE faq_search_log (
-    guild_id BIGINT NOT NULL,
-    term     TEXT   NOT NULL,
-    hits     BIGINT NOT NULL,
-    at       BIGINT NOT NULL
-);
-CREATE INDEX faq_search_log_guild_at ON faq_search_log (guild_id, at);
-";
-
-/// The FAQ module's migrations.
-pub fn migrations() -> Vec<ModuleMigration> {
-    vec![ModuleMigration {
-        module: "faq",
-        version: 1,
-        description: "faq entries, per-guild counters and search log",
-        sqlite: SCHEMA_V1,
-        postgres: SCHEMA_V1,
-    }]
-}
+/// The FAQ's tables: entries, per-guild counters and the search log, all guild-owned.
+pub const SCHEMA: Schema = Schema {
+    name: "faq",
+    migrations: &[beacon_store::migration!(1, "faq entries, per-guild counters and search log", "0001_faq.sql")],
+    guild_tables: &["faq_entries", "faq_counters", "faq_search_log"],
+};
 
 /// Capacity of the change channel; a receiver that falls further behind gets `Lagged` and should
 /// catch up with [`FaqRepo::entries_since`].
@@ -68,7 +30,33 @@ const COLUMNS: &str = "guild_id, id, question, answer, tags, pinned, created_by,
 #[derive(Clone)]
 pub struct FaqRepo {
     store: Store,
+    feeds: Feeds,
+}
+
+/// Where a [`FaqRepo`] announces its changes: each change in full, and the guild it touched
+/// (what the knowledge base follows). Cheap to clone; clones announce to the same listeners.
+#[derive(Clone, Debug)]
+pub struct Feeds {
     changes: broadcast::Sender<FaqChanged>,
+    guilds: broadcast::Sender<u64>,
+}
+
+impl Default for Feeds {
+    fn default() -> Self {
+        Feeds { changes: broadcast::channel(CHANGE_CAPACITY).0, guilds: broadcast::channel(CHANGE_CAPACITY).0 }
+    }
+}
+
+impl Feeds {
+    /// Every change, in every guild.
+    pub fn subscribe(&self) -> broadcast::Receiver<FaqChanged> {
+        self.changes.subscribe()
+    }
+
+    /// The id of each guild whose entries changed.
+    pub fn subscribe_guilds(&self) -> broadcast::Receiver<u64> {
+        self.guilds.subscribe()
+    }
 }
 
 fn entry_from_row(row: &AnyRow) -> Result<FaqEntry, FaqError> {
@@ -94,35 +82,26 @@ fn sql_id(id: u64) -> Result<i64, FaqError> {
 }
 
 impl FaqRepo {
-    /// A repository with its own change channel.
+    /// A repository with its own change channels.
     pub fn new(store: Store) -> FaqRepo {
-        let (changes, _) = broadcast::channel(CHANGE_CAPACITY);
-        FaqRepo { store, changes }
+        FaqRepo { store, feeds: Feeds::default() }
     }
 
-    /// A repository announcing changes on an existing channel (shared with other repositories).
-    pub fn with_changes(store: Store, changes: broadcast::Sender<FaqChanged>) -> FaqRepo {
-        FaqRepo { store, changes }
-    }
-
-    /// Records the FAQ tables as guild-owned (retention purges them). Idempotent; needs the
-    /// migrations applied.
-    pub async fn register_tables(&self) -> Result<(), FaqError> {
-        for table in GUILD_TABLES {
-            self.store.register_guild_table(table).await?;
-        }
-        Ok(())
+    /// A repository announcing changes on existing channels (shared with other repositories).
+    pub fn with_feeds(store: Store, feeds: Feeds) -> FaqRepo {
+        FaqRepo { store, feeds }
     }
 
     /// Listens for changes in every guild (in this process). A receiver that lags should re-read
     /// with [`FaqRepo::entries_since`].
     pub fn subscribe(&self) -> broadcast::Receiver<FaqChanged> {
-        self.changes.subscribe()
+        self.feeds.subscribe()
     }
 
     fn announce(&self, guild: &GuildStore, entry_id: u64, kind: ChangeKind) {
         // No receiver is fine: nobody needs to know.
-        let _ = self.changes.send(FaqChanged { guild_id: guild.id(), entry_id, kind });
+        let _ = self.feeds.changes.send(FaqChanged { guild_id: guild.id(), entry_id, kind });
+        let _ = self.feeds.guilds.send(guild.id());
     }
 
     async fn next_id(tx: &mut Transaction<'static, Any>, guild: &GuildStore) -> Result<i64, FaqError> {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use beacon_faq::{EntryInput, FaqEntry, FaqIndex, FaqRepo, FaqService, migrations};
+use beacon_faq::{EntryInput, FaqEntry, FaqIndex, FaqRepo, FaqService};
 use beacon_store::Store;
 
 const ENTRIES: usize = 10_000;
@@ -165,7 +165,7 @@ async fn autocomplete_path_at_10k_entries() {
     let url = format!("sqlite://{}", dir.path().join("faq.db").display());
     let store = Store::connect(&url).await.expect("connect");
     store.migrate().await.expect("migrate");
-    store.apply_module_migrations(&migrations()).await.expect("faq migrations");
+    store.migrate_schema(&beacon_faq::SCHEMA).await.expect("faq migrations");
     let repo = FaqRepo::new(store.clone());
     let guild = store.guild(1);
     let entries = corpus();

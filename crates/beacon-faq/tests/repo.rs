@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use beacon_faq::{
-    ChangeKind, EntryInput, FaqChanged, FaqError, FaqRepo, FaqService, export_csv, import_csv, migrations, split_tags,
+    ChangeKind, EntryInput, FaqChanged, FaqError, FaqRepo, FaqService, SCHEMA, export_csv, import_csv, split_tags,
 };
 use beacon_store::Store;
 
@@ -12,7 +12,7 @@ async fn store() -> (Store, tempfile::TempDir) {
     let url = format!("sqlite://{}", dir.path().join("faq.db").display());
     let store = Store::connect(&url).await.expect("connect");
     store.migrate().await.expect("core migrations");
-    store.apply_module_migrations(&migrations()).await.expect("faq migrations");
+    store.migrate_schema(&SCHEMA).await.expect("faq migrations");
     (store, dir)
 }
 
@@ -24,7 +24,6 @@ fn input(q: &str, a: &str, tags: &str) -> EntryInput {
 async fn entries_get_small_per_guild_numbers_that_are_never_reused() {
     let (store, _dir) = store().await;
     let repo = FaqRepo::new(store.clone());
-    repo.register_tables().await.unwrap();
     let a = store.guild(111);
     let b = store.guild(222);
     let first = repo.add(&a, &input("How to pay?", "By card.", "billing"), 5).await.unwrap();
@@ -41,10 +40,14 @@ async fn entries_get_small_per_guild_numbers_that_are_never_reused() {
     assert_eq!(repo.all(&b).await.unwrap().len(), 1);
     assert_eq!(repo.count(&a).await.unwrap(), (2, 0));
     // The tables are purged with the guild.
-    let tables = store.guild_tables().await.unwrap();
+    let tables = store.declared_guild_tables();
     for t in ["faq_entries", "faq_counters", "faq_search_log"] {
-        assert!(tables.iter().any(|x| x == t), "{t} not registered: {tables:?}");
+        assert!(tables.contains(&t), "{t} not declared: {tables:?}");
     }
+    assert!(store.undeclared_guild_tables().await.unwrap().is_empty());
+    store.purge_guild(111).await.unwrap();
+    assert!(repo.all(&a).await.unwrap().is_empty(), "the purge removed guild 111's entries");
+    assert_eq!(repo.all(&b).await.unwrap().len(), 1, "and nothing of guild 222");
 }
 
 #[tokio::test]

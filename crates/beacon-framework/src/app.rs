@@ -17,8 +17,10 @@ use twilight_model::id::marker::ApplicationMarker;
 
 use crate::access::PermissionService;
 use crate::command::{CommandSpec, valid_name};
+use crate::export::ExportModule;
 use crate::metrics::Metrics;
 use crate::module::Module;
+use crate::ports::{Port, Ports};
 use crate::settings::{SettingKind, SettingSpec, SettingsService};
 
 /// Setting keys the framework itself owns.
@@ -38,6 +40,8 @@ pub struct App {
     pub settings: SettingsService,
     pub permissions: PermissionService,
     pub modules: Vec<Arc<dyn Module>>,
+    /// What the modules provide each other (see [`crate::ports`]).
+    pub ports: Ports,
     pub shards: ShardBoard,
     pub metrics: Metrics,
     pub started_at: Instant,
@@ -100,8 +104,15 @@ impl AppBuilder {
         self
     }
 
-    /// Checks the declarations, applies module migrations and builds the app.
-    pub async fn build(self) -> Result<Arc<App>, BuildError> {
+    /// Checks the declarations, migrates the modules' schemas (the job table first: the app
+    /// runs the jobs), adds `/export` when a module declares exports, and builds the app.
+    pub async fn build(mut self) -> Result<Arc<App>, BuildError> {
+        let exports: Vec<_> =
+            self.modules.iter().flat_map(|m| m.exports().into_iter().map(move |e| (m.name(), e))).collect();
+        if !exports.is_empty() {
+            self.modules.push(Arc::new(ExportModule { exports }));
+        }
+        self.store.migrate_schema(&beacon_jobs::SCHEMA).await?;
         let mut specs = core_setting_specs();
         let mut names = BTreeSet::new();
         let mut commands = BTreeSet::new();
@@ -134,7 +145,21 @@ impl AppBuilder {
                     return Err(fail(format!("command /{} is declared twice", command.name)));
                 }
             }
-            self.store.apply_module_migrations(&module.migrations()).await?;
+            for schema in module.schemas() {
+                self.store.migrate_schema(&schema).await.map_err(|e| fail(e.to_string()))?;
+            }
+        }
+        match self.store.undeclared_guild_tables().await {
+            Ok(tables) if !tables.is_empty() => tracing::warn!(
+                ?tables,
+                "tables with a guild_id column that no module declares: a guild purge leaves their rows"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not list the database's guild tables"),
+        }
+        let ports: Vec<Port> = self.modules.iter().flat_map(|m| m.provides()).collect();
+        for port in &ports {
+            tracing::debug!(port = port.type_name(), provider = port.provider(), "port provided");
         }
         let permissions = PermissionService::new(self.cache.clone(), self.http.clone(), self.config.developers);
         let application_id = OnceLock::new();
@@ -149,6 +174,7 @@ impl AppBuilder {
             cache: self.cache,
             http: self.http,
             modules: self.modules,
+            ports: Ports::new(ports),
             shards: self.shards,
             metrics: Metrics::new(),
             started_at: Instant::now(),
@@ -221,6 +247,61 @@ impl App {
         self.modules.iter().fold(Intents::GUILDS, |acc, m| acc | m.intents())
     }
 
+    /// Discord permissions the bot needs: the union of what the modules declare.
+    pub fn permissions(&self) -> twilight_model::guild::Permissions {
+        self.modules.iter().fold(twilight_model::guild::Permissions::empty(), |acc, m| acc | m.permissions())
+    }
+
+    /// The link that adds the bot to a server, asking for [`App::permissions`] and nothing more.
+    pub fn invite_url(&self, client_id: u64) -> String {
+        format!(
+            "https://discord.com/oauth2/authorize?client_id={client_id}&scope=bot%20applications.commands&permissions={}",
+            self.permissions().bits()
+        )
+    }
+
+    /// The first provider of the port `T` (see [`crate::ports`]), if any module provides it.
+    pub fn port<T: ?Sized + Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.ports.get::<T>()
+    }
+
+    /// Removes everything of `guild_id`: first what each module keeps outside its tables (files,
+    /// objects, indexes), then every row of every declared guild-owned table (the guild record
+    /// last). Returns what was removed, one line each, for the operator.
+    pub async fn purge_guild(self: &Arc<Self>, guild_id: u64) -> Result<Vec<String>, crate::error::HandlerError> {
+        let mut report = Vec::new();
+        for module in &self.modules {
+            for line in module.purge_guild(self, guild_id).await? {
+                report.push(format!("{}: {line}", module.name()));
+            }
+        }
+        for (table, rows) in self.store.purge_guild(guild_id).await? {
+            report.push(format!("{table}: {rows} row(s)"));
+        }
+        Ok(report)
+    }
+
+    /// Retention: purges (as [`App::purge_guild`]) every guild marked left before the unix-ms
+    /// `left_before_ms`; a guild that rejoined meanwhile keeps its data. Returns the purged ids.
+    pub async fn purge_left_guilds(
+        self: &Arc<Self>,
+        left_before_ms: i64,
+    ) -> Result<Vec<u64>, crate::error::HandlerError> {
+        let mut purged = Vec::new();
+        for guild_id in self.store.guilds_left_before(left_before_ms).await? {
+            for module in &self.modules {
+                if let Err(e) = module.purge_guild(self, guild_id).await {
+                    tracing::warn!(error = %e, guild_id, module = module.name(), "purging the module's files failed");
+                }
+            }
+            if self.store.purge_guild_if_left(guild_id, left_before_ms).await?.is_some() {
+                tracing::info!(guild_id, "purged data of guild past retention");
+                purged.push(guild_id);
+            }
+        }
+        Ok(purged)
+    }
+
     /// All command declarations, for `beacon commands sync`.
     pub fn command_specs(&self) -> Vec<CommandSpec> {
         self.modules.iter().flat_map(|m| m.commands()).collect()
@@ -265,7 +346,7 @@ impl App {
 
     /// The dependency checks, run again when the last ones are over a second old: `/status` is
     /// for everyone, and a burst of it should not become a burst of database pings.
-    pub async fn recent_checks(&self) -> Vec<Check> {
+    pub async fn recent_checks(self: &Arc<Self>) -> Vec<Check> {
         if let Ok(last) = self.last_checks.lock()
             && let Some((at, checks)) = last.as_ref()
             && at.elapsed() < CHECKS_TTL
@@ -279,8 +360,9 @@ impl App {
         checks
     }
 
-    /// Database and cache health, for `/status` and readiness (always checked live).
-    pub async fn checks(&self) -> Vec<Check> {
+    /// Database and cache health and the modules' own checks, for `/status` and readiness
+    /// (always checked live).
+    pub async fn checks(self: &Arc<Self>) -> Vec<Check> {
         let started = Instant::now();
         let db = self.store.ping().await;
         let db_check = Check {
@@ -303,7 +385,11 @@ impl App {
                 Err(e) => e.to_string(),
             },
         };
-        vec![db_check, cache_check]
+        let mut checks = vec![db_check, cache_check];
+        for module in &self.modules {
+            checks.extend(module.readiness(self).await);
+        }
+        checks
     }
 
     /// Bulk-overwrites the commands: globally, or in one guild (instant, for development).

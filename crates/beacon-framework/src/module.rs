@@ -5,29 +5,50 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use beacon_store::{GuildStore, ModuleMigration};
+use beacon_store::{GuildStore, Schema};
 use twilight_model::application::interaction::Interaction;
 use twilight_model::gateway::Intents;
 use twilight_model::gateway::event::Event;
+use twilight_model::guild::Permissions;
 
 use crate::access::{Access, Caller};
-use crate::app::App;
+use crate::app::{App, Check};
 use crate::command::{CommandSpec, Options};
 use crate::error::{HandlerError, HandlerResult};
+use crate::export::ExportSpec;
+use crate::lifecycle::{BackgroundTask, JobKind};
+use crate::ports::Port;
 use crate::reply::{Choice, Reply};
 use crate::responder::Responder;
 use crate::settings::{SettingChanged, SettingSpec};
 
-/// A feature of Beacon: its commands, components, events, settings and tables.
+/// A feature of Beacon, declared whole: everything it needs from the app is named here, and the
+/// binary only lists the module.
 ///
-/// Components and modals are routed by `custom_id`, which must start with `"{name}:"`.
-/// Settings keys must start with `"{name}."`. Handlers only run in guilds where the module is
-/// enabled (`{name}.enabled`), and commands only for callers with the declared [`Access`].
+/// - Discord: [`commands`](Module::commands), [`component`](Module::component) and
+///   [`modal`](Module::modal) handlers (routed by a `custom_id` starting with `"{name}:"`),
+///   gateway [`event`](Module::event)s, the [`intents`](Module::intents) those need and the
+///   [`permissions`](Module::permissions) the bot needs (both feed the invite link).
+/// - Per guild: typed [`settings`](Module::settings) (keys start with `"{name}."`; each
+///   module that can be switched off also gets `{name}.enabled`).
+/// - Data: its [`schemas`](Module::schemas) (migrations as SQL files and every guild-owned
+///   table, so a purge leaves nothing), files it keeps per guild ([`purge_guild`](Module::purge_guild)),
+///   and CSV [`exports`](Module::exports) served by the framework's `/export`.
+/// - Work: durable [`jobs`](Module::jobs) and [`background`](Module::background) tasks, which
+///   the app starts and stops under its own shutdown.
+/// - Health: [`status`](Module::status) fields for `/status` and [`readiness`](Module::readiness) checks.
+/// - Other features: [`provides`](Module::provides) ports; they are looked up with
+///   [`App::port`]. Features never depend on each other.
 ///
-/// ```ignore
+/// Handlers only run in guilds where the module is enabled, and commands only for callers with
+/// the declared [`Access`]. A complete module is in `crates/beacon/examples/notes_module.rs`.
+///
+/// ```
+/// use beacon_framework::{Access, CommandCtx, CommandSpec, HandlerResult, Module, Reply, async_trait};
+///
 /// struct Hello;
 ///
-/// #[async_trait::async_trait]
+/// #[async_trait]
 /// impl Module for Hello {
 ///     fn name(&self) -> &'static str { "hello" }
 ///     fn description(&self) -> &'static str { "Says hello" }
@@ -43,29 +64,73 @@ use crate::settings::{SettingChanged, SettingSpec};
 pub trait Module: Send + Sync + 'static {
     /// Short lowercase name; prefixes settings keys and custom ids.
     fn name(&self) -> &'static str;
+    /// One line for humans (`/config`, logs).
     fn description(&self) -> &'static str;
 
+    /// Slash and context-menu commands.
     fn commands(&self) -> Vec<CommandSpec> {
         Vec::new()
     }
 
+    /// Typed per-guild settings.
     fn settings(&self) -> Vec<SettingSpec> {
         Vec::new()
     }
 
-    fn migrations(&self) -> Vec<ModuleMigration> {
-        Vec::new()
-    }
-
-    /// Tables (created by [`Module::migrations`]) that hold guild-owned rows in a `guild_id`
-    /// column; they are purged with the guild when its retention period ends.
-    fn guild_tables(&self) -> Vec<&'static str> {
+    /// The schemas the module's data lives in, migrated in this order when the app is built. A
+    /// library's schema that several modules use (e.g. the LLM usage tables) may be declared by
+    /// each of them; it is migrated once.
+    fn schemas(&self) -> Vec<Schema> {
         Vec::new()
     }
 
     /// Gateway intents the module's event handlers need.
     fn intents(&self) -> Intents {
         Intents::empty()
+    }
+
+    /// Discord permissions the bot needs in a guild for this module to work (the invite link
+    /// asks for the union of the modules' permissions, nothing more).
+    fn permissions(&self) -> Permissions {
+        Permissions::empty()
+    }
+
+    /// Durable job kinds the module schedules, with their handlers.
+    fn jobs(&self, _app: &Arc<App>) -> Vec<JobKind> {
+        Vec::new()
+    }
+
+    /// Long-running tasks (a feed, a scheduler). The app starts them once it is built and
+    /// drops them at shutdown; a task does not need to watch for shutdown itself.
+    fn background(&self, _app: &Arc<App>) -> Vec<BackgroundTask> {
+        Vec::new()
+    }
+
+    /// Ports the module provides to other features (see [`crate::ports`]).
+    fn provides(&self) -> Vec<Port> {
+        Vec::new()
+    }
+
+    /// CSV exports, served as subcommands of the framework's `/export`.
+    fn exports(&self) -> Vec<ExportSpec> {
+        Vec::new()
+    }
+
+    /// Fields of `/status` in `guild` (e.g. the LLM's providers and this server's usage).
+    async fn status(&self, _app: &Arc<App>, _guild: &GuildStore) -> Vec<StatusField> {
+        Vec::new()
+    }
+
+    /// Checks `/health/ready` and `/status` run besides the database and cache.
+    async fn readiness(&self, _app: &Arc<App>) -> Vec<Check> {
+        Vec::new()
+    }
+
+    /// Removes what the module keeps for `guild_id` outside its tables (files, objects, indexes)
+    /// when the guild is purged; runs before the rows go. Returns what was removed, for the
+    /// operator.
+    async fn purge_guild(&self, _app: &Arc<App>, _guild_id: u64) -> Result<Vec<String>, HandlerError> {
+        Ok(Vec::new())
     }
 
     /// Core modules cannot be switched off.
@@ -78,18 +143,22 @@ pub trait Module: Send + Sync + 'static {
         true
     }
 
+    /// Handles one of [`Module::commands`].
     async fn command(&self, ctx: CommandCtx) -> HandlerResult {
         Err(HandlerError::internal(format!("module {} declares /{} but does not handle it", self.name(), ctx.name)))
     }
 
+    /// Suggestions while a member types an autocomplete option.
     async fn autocomplete(&self, _ctx: AutocompleteCtx) -> HandlerResult<Vec<Choice>> {
         Ok(Vec::new())
     }
 
+    /// A button or select menu of this module.
     async fn component(&self, ctx: ComponentCtx) -> HandlerResult {
         Err(HandlerError::internal(format!("unhandled component {}", ctx.custom_id)))
     }
 
+    /// A submitted modal of this module.
     async fn modal(&self, ctx: ModalCtx) -> HandlerResult {
         Err(HandlerError::internal(format!("unhandled modal {}", ctx.custom_id)))
     }
@@ -101,6 +170,22 @@ pub trait Module: Send + Sync + 'static {
 
     /// A setting changed in some guild (any module's setting).
     async fn setting_changed(&self, _app: &Arc<App>, _change: &SettingChanged) {}
+}
+
+/// One field of the `/status` embed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusField {
+    /// The field's title, e.g. `LLM`.
+    pub name: String,
+    /// Its text (Discord limits a field to 1,024 characters; longer text is cut).
+    pub value: String,
+}
+
+impl StatusField {
+    /// A field.
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> StatusField {
+        StatusField { name: name.into(), value: value.into() }
+    }
 }
 
 /// What every interaction handler gets.

@@ -44,7 +44,7 @@ mod runner;
 mod store;
 
 pub use runner::{Runner, RunnerOptions};
-pub use store::{JobRecord, JobState, Jobs, MIGRATIONS};
+pub use store::{JobRecord, JobState, Jobs, SCHEMA};
 
 use async_trait::async_trait;
 

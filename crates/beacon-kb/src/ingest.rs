@@ -227,6 +227,27 @@ impl KnowledgeBase {
         Ok(gone)
     }
 
+    /// Forgets `guild_id`'s index, in memory and on disk (its rows are purged by the store).
+    /// Returns whether a file was removed.
+    pub async fn purge_guild(&self, guild_id: u64) -> Result<bool> {
+        // A write still in flight would bring a removed file back.
+        self.flush_index_writes().await;
+        self.retriever.remove_guild(guild_id);
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).remove(&guild_id);
+        match &self.index_dir {
+            Some(dir) if dir.guilds().contains(&guild_id) => {
+                dir.remove(guild_id)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// The store the knowledge base reads and writes.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The index folder, if indexes are persisted.
     pub fn index_dir(&self) -> Option<&IndexDir> {
         self.index_dir.as_ref()

@@ -56,11 +56,11 @@ pub use provider_embed::LlmEmbedder;
 pub use retriever::{GuildIndex, Hit, IndexedChunk, Retriever};
 pub use source::{FolderSource, Source, SourceDocument, StaticSource};
 
-pub mod faq_source;
+pub mod feed;
 pub mod notion;
 pub mod provider_embed;
 pub mod sheets;
 
-pub use faq_source::{FAQ_SOURCE_ID, FaqSource, faq_document, follow_faq_changes};
+pub use feed::GuildSource;
 pub use notion::{NOTION_TOKEN_ENV, NOTION_TOKEN_FILE_ENV, NotionConfig, NotionSource};
 pub use sheets::{GOOGLE_SA_ENV, ServiceAccountKey, SheetsConfig, SheetsSource};

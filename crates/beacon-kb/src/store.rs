@@ -2,7 +2,7 @@
 //! derived from it). Every row carries `guild_id`, and every query binds the guild id of a
 //! [`beacon_store::GuildStore`].
 
-use beacon_store::{Backend, GuildStore, ModuleMigration, Store};
+use beacon_store::{Backend, GuildStore, Schema, Store};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -12,119 +12,24 @@ use crate::retriever::IndexedChunk;
 /// Module name under which the knowledge base's migrations are recorded.
 pub const MODULE: &str = "kb";
 
-/// Schema of the knowledge base, for both backends.
-pub const MIGRATIONS: &[ModuleMigration] = &[
-    ModuleMigration {
-        module: MODULE,
-        version: 1,
-        description: "knowledge base sources, documents and chunks",
-        sqlite: "
-CREATE TABLE kb_sources (
-    id INTEGER PRIMARY KEY,
-    guild_id BIGINT NOT NULL,
-    kind TEXT NOT NULL,
-    name TEXT NOT NULL,
-    config TEXT NOT NULL,
-    enabled BIGINT NOT NULL DEFAULT 1,
-    sync_interval_ms BIGINT NOT NULL DEFAULT 3600000,
-    last_sync_at BIGINT,
-    last_error TEXT,
-    created_at BIGINT NOT NULL,
-    UNIQUE (guild_id, name)
-);
-CREATE TABLE kb_documents (
-    id INTEGER PRIMARY KEY,
-    guild_id BIGINT NOT NULL,
-    source TEXT NOT NULL,
-    doc_key TEXT NOT NULL,
-    title TEXT NOT NULL,
-    url TEXT,
-    content_hash TEXT NOT NULL,
-    updated_at BIGINT NOT NULL,
-    UNIQUE (guild_id, source, doc_key)
-);
-CREATE TABLE kb_chunks (
-    id INTEGER PRIMARY KEY,
-    guild_id BIGINT NOT NULL,
-    document_id BIGINT NOT NULL REFERENCES kb_documents(id) ON DELETE CASCADE,
-    ordinal BIGINT NOT NULL,
-    heading_path TEXT NOT NULL,
-    text TEXT NOT NULL,
-    embed_model TEXT,
-    embedding BLOB
-);
-CREATE INDEX kb_chunks_guild ON kb_chunks (guild_id, document_id, ordinal);
-",
-        postgres: "
-CREATE TABLE kb_sources (
-    id BIGSERIAL PRIMARY KEY,
-    guild_id BIGINT NOT NULL,
-    kind TEXT NOT NULL,
-    name TEXT NOT NULL,
-    config TEXT NOT NULL,
-    enabled BIGINT NOT NULL DEFAULT 1,
-    sync_interval_ms BIGINT NOT NULL DEFAULT 3600000,
-    last_sync_at BIGINT,
-    last_error TEXT,
-    created_at BIGINT NOT NULL,
-    UNIQUE (guild_id, name)
-);
-CREATE TABLE kb_documents (
-    id BIGSERIAL PRIMARY KEY,
-    guild_id BIGINT NOT NULL,
-    source TEXT NOT NULL,
-    doc_key TEXT NOT NULL,
-    title TEXT NOT NULL,
-    url TEXT,
-    content_hash TEXT NOT NULL,
-    updated_at BIGINT NOT NULL,
-    UNIQUE (guild_id, source, doc_key)
-);
-CREATE TABLE kb_chunks (
-    id BIGSERIAL PRIMARY KEY,
-    guild_id BIGINT NOT NULL,
-    document_id BIGINT NOT NULL REFERENCES kb_documents(id) ON DELETE CASCADE,
-    ordinal BIGINT NOT NULL,
-    heading_path TEXT NOT NULL,
-    text TEXT NOT NULL,
-    embed_model TEXT,
-    embedding BYTEA
-);
-CREATE INDEX kb_chunks_guild ON kb_chunks (guild_id, document_id, ordinal);
-",
-    },
-    ModuleMigration {
-        module: MODULE,
-        version: 2,
-        description: "knowledge base index versions (stamp of the derived per-guild search indexes)",
-        sqlite: "
-CREATE TABLE kb_index_versions (
-    guild_id BIGINT PRIMARY KEY,
-    version BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL
-);
-",
-        postgres: "
-CREATE TABLE kb_index_versions (
-    guild_id BIGINT PRIMARY KEY,
-    version BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL
-);
-",
-    },
-];
+/// Schema of the knowledge base.
+pub const SCHEMA: Schema = Schema {
+    name: MODULE,
+    migrations: &[
+        beacon_store::migration!(1, "knowledge base sources, documents and chunks", "0001_kb.sql"),
+        beacon_store::migration!(
+            2,
+            "knowledge base index versions (stamp of the derived per-guild search indexes)",
+            "0002_index_versions.sql"
+        ),
+    ],
+    // Children first: chunks go before their documents.
+    guild_tables: &["kb_chunks", "kb_documents", "kb_sources", "kb_index_versions"],
+};
 
-/// Guild-owned tables, in purge order (children first).
-pub const GUILD_TABLES: &[&str] = &["kb_chunks", "kb_documents", "kb_sources", "kb_index_versions"];
-
-/// Applies the knowledge base's migrations and registers its guild-owned tables (idempotent).
+/// Applies the knowledge base's schema (idempotent).
 pub async fn migrate(store: &Store) -> Result<()> {
-    store.apply_module_migrations(MIGRATIONS).await.map_err(store_err)?;
-    // Registered parents first: purge runs latest-registered first, so chunks go before documents.
-    for t in GUILD_TABLES.iter().rev() {
-        store.register_guild_table(t).await.map_err(store_err)?;
-    }
-    Ok(())
+    store.migrate_schema(&SCHEMA).await.map_err(store_err)
 }
 
 pub(crate) fn store_err(e: beacon_store::StoreError) -> KbError {

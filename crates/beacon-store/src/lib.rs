@@ -29,22 +29,23 @@
 //! # }
 //! ```
 //!
-//! Module tables: ship a [`ModuleMigration`] per version (SQL for both backends, `BIGINT` ids,
-//! a `guild_id BIGINT NOT NULL` column on guild-owned tables), apply them with
-//! [`Store::apply_module_migrations`], register guild-owned tables with
-//! [`Store::register_guild_table`] so retention purges them, and query through
-//! [`Store::pool`] binding [`GuildStore::sql_id`].
+//! Feature tables: declare a [`Schema`] (migrations as SQL files read with [`migration!`], and
+//! every table with a `guild_id` column), apply it with [`Store::migrate_schema`] (the framework
+//! does this for each module), and query through [`Store::pool`] binding [`GuildStore::sql_id`].
+//! [`Store::purge_guild`] then removes a guild's rows from every declared table.
 
 mod changes;
 mod claims;
 mod error;
 mod guild;
+mod schema;
 mod store;
 
 pub use changes::{Generation, POLL_EVERY};
 pub use error::{StoreError, redact_url};
 pub use guild::{AuthorizedUser, GuildRecord, GuildStore, GuildUpsert, SettingAudit, SettingChange};
-pub use store::{Backend, ModuleMigration, Store, StoreOptions};
+pub use schema::{Migration, Schema};
+pub use store::{Backend, CORE, Store, StoreOptions};
 
 /// Current time as unix milliseconds (the store's timestamp unit).
 pub fn now_ms() -> i64 {

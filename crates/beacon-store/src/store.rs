@@ -7,7 +7,6 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, AssertSqlSafe, Row, Transaction};
 
 use crate::changes::{self, Generations};
@@ -15,9 +14,26 @@ use crate::claims::{Pending, write_claims};
 use crate::error::{StoreError, redact_url};
 use crate::guild::GuildStore;
 use crate::now_ms;
+use crate::schema::{Migration, Schema, checksum, valid_table_name};
 
-static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+/// The core schema: guilds, delegated access, settings and their audit, module switches,
+/// idempotency claims and change notices.
+pub const CORE: Schema = Schema {
+    name: "core",
+    migrations: &[
+        crate::migration!(1, "core", "0001_core.sql"),
+        crate::migration!(2, "guild changes", "0002_guild_changes.sql"),
+    ],
+    // `guilds` last: the record goes when everything it owns is gone.
+    guild_tables: &["guild_changes", "authorized_users", "guild_settings", "setting_audit", "guild_modules", "guilds"],
+};
+
+/// Marks a version applied by a release that kept its migrations elsewhere (its checksum is
+/// recorded when the version is next seen).
+const ADOPTED: &str = "adopted";
+
+/// The PostgreSQL advisory lock key under which schemas are migrated ("beacon" in ASCII).
+const SCHEMA_LOCK: i64 = 0x6265_6163_6f6e;
 
 /// How long a connection waits on a locked SQLite database before giving up.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
@@ -57,26 +73,6 @@ impl Default for StoreOptions {
     }
 }
 
-/// A migration shipped by a module, applied with [`Store::apply_module_migrations`].
-///
-/// Each `(module, version)` is applied once, in a transaction, in version order; the SQL for the
-/// running backend is checksummed and a later change to an applied migration is an error. Write
-/// the SQL with the same column types on both backends (`BIGINT` ids and timestamps, `TEXT`,
-/// `BIGINT` 0/1 for booleans) so one query path works with `$1, $2, …` placeholders.
-#[derive(Debug, Clone, Copy)]
-pub struct ModuleMigration {
-    /// Module name, e.g. `"tickets"`.
-    pub module: &'static str,
-    /// Version within the module, applied in ascending order.
-    pub version: i64,
-    /// Short human description.
-    pub description: &'static str,
-    /// SQL for SQLite (may contain several statements).
-    pub sqlite: &'static str,
-    /// SQL for PostgreSQL (may contain several statements).
-    pub postgres: &'static str,
-}
-
 /// Handle to the database. Cheap to clone (shares one pool).
 ///
 /// Guild data is reached only through [`Store::guild`], which binds the guild id into every
@@ -98,6 +94,8 @@ struct Shared {
     generations: Arc<Generations>,
     /// Reads other processes' change notices; started by [`Store::migrate`].
     change_follower: OnceLock<Option<AbortOnDrop>>,
+    /// The schemas migrated by this process, in order (the core first).
+    schemas: std::sync::Mutex<Vec<Schema>>,
 }
 
 impl Shared {
@@ -116,6 +114,7 @@ impl Shared {
             _claim_writer: claim_writer,
             generations: Arc::new(Generations::new()),
             change_follower: OnceLock::new(),
+            schemas: std::sync::Mutex::new(Vec::new()),
         })
     }
 }
@@ -203,24 +202,6 @@ fn prepare_sqlite(url: &str) -> Result<SqliteTarget, StoreError> {
     Ok(SqliteTarget::File(format!("sqlite:{encoded}?{params}")))
 }
 
-/// FNV-1a 64-bit, hex: detects edits to an applied module migration (not a security hash).
-fn checksum(sql: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in sql.as_bytes() {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{hash:016x}")
-}
-
-/// Accepts plain lower-case SQL identifiers only, since table names are spliced into SQL.
-fn valid_table_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && name.len() <= 63
-}
-
 impl Store {
     /// Connects with default [`StoreOptions`]. Accepts `sqlite://data/beacon.db`,
     /// `sqlite:///abs/path.db`, `sqlite::memory:` (one shared connection) and
@@ -285,13 +266,13 @@ impl Store {
         Ok(Store { pool, backend: Backend::Sqlite, shared })
     }
 
-    /// Applies the embedded core migrations for this backend (idempotent).
+    /// Applies the core schema (idempotent) and starts following other processes' change
+    /// notices. A database created before schemas existed (sqlx's `_sqlx_migrations` for the
+    /// core, `beacon_module_migrations` for modules) is adopted in place: its applied versions
+    /// are recorded in `beacon_schema_migrations` and the old bookkeeping tables are dropped.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATOR,
-            Backend::Postgres => &POSTGRES_MIGRATOR,
-        };
-        migrator.run(&self.pool).await.map_err(|e| StoreError::Migration(e.to_string()))?;
+        self.bootstrap().await?;
+        self.migrate_schema(&CORE).await?;
         self.shared.change_follower.get_or_init(|| {
             let runtime = tokio::runtime::Handle::try_current().ok()?;
             let task = runtime.spawn(changes::follow(self.pool.clone(), Arc::downgrade(&self.shared.generations)));
@@ -323,113 +304,193 @@ impl Store {
         }
     }
 
-    /// Applies module migrations not applied yet, each once and in its own transaction, ordered
-    /// by `(module, version)`. An applied version whose SQL changed is an error.
-    pub async fn apply_module_migrations(&self, migrations: &[ModuleMigration]) -> Result<(), StoreError> {
-        let mut sorted: Vec<&ModuleMigration> = migrations.iter().collect();
-        sorted.sort_by(|a, b| (a.module, a.version).cmp(&(b.module, b.version)));
-        for pair in sorted.windows(2) {
-            if let [a, b] = pair
-                && a.module == b.module
-                && a.version == b.version
-            {
-                return Err(StoreError::Migration(format!("module {} declares version {} twice", a.module, a.version)));
-            }
+    /// The bookkeeping table, and the adoption of a database made by the releases that kept
+    /// their migrations elsewhere. One transaction; concurrent starts wait for each other.
+    async fn bootstrap(&self) -> Result<(), StoreError> {
+        let mut tx = self.begin_schema_tx().await?;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS beacon_schema_migrations (
+                schema_name TEXT   NOT NULL,
+                version     BIGINT NOT NULL,
+                description TEXT   NOT NULL,
+                checksum    TEXT   NOT NULL,
+                applied_at  BIGINT NOT NULL,
+                PRIMARY KEY (schema_name, version)
+            )",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let mut adopted = 0u64;
+        if self.table_exists(&mut tx, "_sqlx_migrations").await? {
+            adopted += sqlx::query(
+                "INSERT INTO beacon_schema_migrations (schema_name, version, description, checksum, applied_at) \
+                 SELECT 'core', version, description, $1, $2 FROM _sqlx_migrations WHERE success \
+                 ON CONFLICT (schema_name, version) DO NOTHING",
+            )
+            .bind(ADOPTED)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::raw_sql("DROP TABLE _sqlx_migrations").execute(&mut *tx).await?;
         }
-        for m in sorted {
-            self.apply_module_migration(m).await?;
+        if self.table_exists(&mut tx, "beacon_module_migrations").await? {
+            adopted += sqlx::query(
+                "INSERT INTO beacon_schema_migrations (schema_name, version, description, checksum, applied_at) \
+                 SELECT module, version, description, $1, applied_at FROM beacon_module_migrations WHERE 1 = 1 \
+                 ON CONFLICT (schema_name, version) DO NOTHING",
+            )
+            .bind(ADOPTED)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::raw_sql("DROP TABLE beacon_module_migrations").execute(&mut *tx).await?;
+        }
+        if self.table_exists(&mut tx, "beacon_guild_tables").await? {
+            // Guild-owned tables are declared by schemas now, not registered in the database.
+            sqlx::raw_sql("DROP TABLE beacon_guild_tables").execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        if adopted > 0 {
+            tracing::info!(versions = adopted, "adopted the migrations of an earlier release");
         }
         Ok(())
     }
 
-    async fn applied_checksum(&self, m: &ModuleMigration) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT checksum FROM beacon_module_migrations WHERE module = $1 AND version = $2")
-            .bind(m.module)
-            .bind(m.version)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    fn check_applied(m: &ModuleMigration, applied: &str, expected: &str) -> Result<(), StoreError> {
-        if applied == expected {
-            Ok(())
-        } else {
-            Err(StoreError::Migration(format!(
-                "module {} migration {} was applied but its SQL has changed (checksum {applied} != {expected})",
-                m.module, m.version
-            )))
-        }
-    }
-
-    async fn apply_module_migration(&self, m: &ModuleMigration) -> Result<(), StoreError> {
-        let sql = match self.backend {
-            Backend::Sqlite => m.sqlite,
-            Backend::Postgres => m.postgres,
-        };
-        let sum = checksum(sql);
-        if let Some(applied) = self.applied_checksum(m).await? {
-            return Self::check_applied(m, &applied, &sum);
-        }
+    /// A write transaction that holds the schema lock: SQLite's write lock, or a PostgreSQL
+    /// advisory lock held until commit, so two processes never apply the same version at once.
+    async fn begin_schema_tx(&self) -> Result<Transaction<'static, sqlx::Any>, StoreError> {
         let mut tx = self.begin_write().await?;
-        // Claim the version first: a concurrent applier blocks here (or inserts nothing) instead
-        // of running the SQL twice.
-        let claimed = sqlx::query(
-            "INSERT INTO beacon_module_migrations (module, version, description, checksum, applied_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (module, version) DO NOTHING",
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock($1)) AS schema_lock")
+                .bind(SCHEMA_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
+    async fn table_exists(&self, tx: &mut Transaction<'static, sqlx::Any>, table: &str) -> Result<bool, StoreError> {
+        let sql = match self.backend {
+            Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = $1"
+            }
+        };
+        let n: i64 = sqlx::query_scalar(sql).bind(table).fetch_one(&mut **tx).await?;
+        Ok(n > 0)
+    }
+
+    /// Applies `schema`'s migrations not applied yet, each once, in version order and in its
+    /// own transaction, and records its guild-owned tables for [`Store::purge_guild`]. An applied
+    /// version whose SQL changed since is an error. Needs [`Store::migrate`] first.
+    pub async fn migrate_schema(&self, schema: &Schema) -> Result<(), StoreError> {
+        crate::schema::validate(schema).map_err(StoreError::Migration)?;
+        let known =
+            self.shared.schemas.lock().map(|d| d.iter().find(|s| s.name == schema.name).copied()).ok().flatten();
+        match known {
+            Some(known) if known != *schema => {
+                return Err(StoreError::Migration(format!("schema {} is declared twice, differently", schema.name)));
+            }
+            Some(_) => return Ok(()),
+            None => {}
+        }
+        let mut migrations: Vec<&Migration> = schema.migrations.iter().collect();
+        migrations.sort_by_key(|m| m.version);
+        for m in migrations {
+            self.apply_migration(schema, m).await?;
+        }
+        if let Ok(mut declared) = self.shared.schemas.lock()
+            && !declared.iter().any(|s| s.name == schema.name)
+        {
+            declared.push(*schema);
+        }
+        Ok(())
+    }
+
+    async fn apply_migration(&self, schema: &Schema, m: &Migration) -> Result<(), StoreError> {
+        let sql = m.sql_for(self.backend).map_err(StoreError::Migration)?;
+        let sum = checksum(&sql);
+        let mut tx = self.begin_schema_tx().await?;
+        let applied: Option<String> =
+            sqlx::query_scalar("SELECT checksum FROM beacon_schema_migrations WHERE schema_name = $1 AND version = $2")
+                .bind(schema.name)
+                .bind(m.version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match applied.as_deref() {
+            Some(applied) if applied == sum => return Ok(tx.rollback().await?),
+            Some(ADOPTED) => {
+                // Applied by an earlier release: from now on its SQL is checked like any other.
+                sqlx::query(
+                    "UPDATE beacon_schema_migrations SET checksum = $1 WHERE schema_name = $2 AND version = $3",
+                )
+                .bind(&sum)
+                .bind(schema.name)
+                .bind(m.version)
+                .execute(&mut *tx)
+                .await?;
+                return Ok(tx.commit().await?);
+            }
+            Some(applied) => {
+                return Err(StoreError::Migration(format!(
+                    "schema {} migration {} was applied but its SQL has changed (checksum {applied} != {sum})",
+                    schema.name, m.version
+                )));
+            }
+            None => {}
+        }
+        sqlx::raw_sql(AssertSqlSafe(sql.into_owned())).execute(&mut *tx).await.map_err(|e| {
+            StoreError::Migration(format!("schema {} migration {} ({}): {e}", schema.name, m.version, m.description))
+        })?;
+        sqlx::query(
+            "INSERT INTO beacon_schema_migrations (schema_name, version, description, checksum, applied_at) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind(m.module)
+        .bind(schema.name)
         .bind(m.version)
         .bind(m.description)
         .bind(&sum)
         .bind(now_ms())
         .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if claimed == 0 {
-            tx.rollback().await?;
-            return match self.applied_checksum(m).await? {
-                Some(applied) => Self::check_applied(m, &applied, &sum),
-                None => Err(StoreError::Migration(format!(
-                    "module {} migration {} could not be recorded",
-                    m.module, m.version
-                ))),
-            };
-        }
-        sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(|e| {
-            StoreError::Migration(format!("module {} migration {} ({}): {e}", m.module, m.version, m.description))
-        })?;
-        tx.commit().await?;
-        tracing::info!(module = m.module, version = m.version, "applied module migration");
-        Ok(())
-    }
-
-    /// Records `table` as holding guild-owned rows (it must have a `guild_id BIGINT` column), so
-    /// [`Store::purge_left_guilds`] deletes from it. Idempotent; call after the module's
-    /// migrations created the table.
-    pub async fn register_guild_table(&self, table: &str) -> Result<(), StoreError> {
-        if !valid_table_name(table) {
-            return Err(StoreError::Invalid(format!("table name {table:?} must be a lower-case SQL identifier")));
-        }
-        // Fails early if the table or its guild_id column does not exist.
-        sqlx::query(AssertSqlSafe(format!("SELECT guild_id FROM {table} WHERE 1 = 0")))
-            .fetch_optional(&self.pool)
-            .await?;
-        sqlx::query(
-            "INSERT INTO beacon_guild_tables (table_name, registered_at) VALUES ($1, $2) \
-             ON CONFLICT (table_name) DO NOTHING",
-        )
-        .bind(table)
-        .bind(now_ms())
-        .execute(&self.pool)
         .await?;
+        tx.commit().await?;
+        tracing::info!(schema = schema.name, version = m.version, "applied migration");
         Ok(())
     }
 
-    /// Names of all tables holding guild-owned rows, in purge order (latest registered first).
-    pub async fn guild_tables(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT table_name FROM beacon_guild_tables ORDER BY registered_at DESC, table_name")
-            .fetch_all(&self.pool)
-            .await?)
+    /// The schemas this process has migrated, the core first.
+    pub fn schemas(&self) -> Vec<Schema> {
+        self.shared.schemas.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Every guild-owned table the migrated schemas declare, in purge order: the last schema
+    /// first, each schema's tables in their declared order, the core (and `guilds`) last.
+    pub fn declared_guild_tables(&self) -> Vec<&'static str> {
+        self.schemas().iter().rev().flat_map(|s| s.guild_tables.iter().copied()).collect()
+    }
+
+    /// The tables that have a `guild_id` column, from the database's own catalogue.
+    pub async fn catalogue_guild_tables(&self) -> Result<Vec<String>, StoreError> {
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' AND p.name = 'guild_id' ORDER BY m.name"
+            }
+            Backend::Postgres => {
+                "SELECT CAST(table_name AS TEXT) FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND column_name = 'guild_id' ORDER BY table_name"
+            }
+        };
+        Ok(sqlx::query_scalar(sql).fetch_all(&self.pool).await?)
+    }
+
+    /// Tables with a `guild_id` column that no migrated schema declares guild-owned: a purge
+    /// would leave their rows behind. Empty when every schema is complete.
+    pub async fn undeclared_guild_tables(&self) -> Result<Vec<String>, StoreError> {
+        let declared = self.declared_guild_tables();
+        Ok(self.catalogue_guild_tables().await?.into_iter().filter(|t| !declared.contains(&t.as_str())).collect())
     }
 
     /// Checks that the database answers.
@@ -503,53 +564,93 @@ impl Store {
             .rows_affected())
     }
 
-    /// Retention: deletes every row (core and registered module tables) of guilds marked left
-    /// before the unix-ms timestamp `left_before_ms`, then the guild record. A guild that rejoined
-    /// meanwhile is skipped. Returns the purged guild ids.
-    pub async fn purge_left_guilds(&self, left_before_ms: i64) -> Result<Vec<u64>, StoreError> {
-        let candidates: Vec<i64> = sqlx::query_scalar(
+    /// Guilds marked left before the unix-ms timestamp `left_before_ms`, ascending.
+    pub async fn guilds_left_before(&self, left_before_ms: i64) -> Result<Vec<u64>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
             "SELECT guild_id FROM guilds WHERE left_at IS NOT NULL AND left_at < $1 ORDER BY guild_id",
         )
         .bind(left_before_ms)
         .fetch_all(&self.pool)
         .await?;
-        if candidates.is_empty() {
-            return Ok(Vec::new());
+        Ok(ids.into_iter().map(|id| id as u64).collect())
+    }
+
+    /// Retention: purges (see [`Store::purge_guild`]) every guild marked left before the unix-ms
+    /// timestamp `left_before_ms`. A guild that rejoined meanwhile is skipped. Returns the
+    /// purged guild ids.
+    pub async fn purge_left_guilds(&self, left_before_ms: i64) -> Result<Vec<u64>, StoreError> {
+        let mut purged = Vec::new();
+        for guild_id in self.guilds_left_before(left_before_ms).await? {
+            if self.purge_guild_if_left(guild_id, left_before_ms).await?.is_some() {
+                tracing::info!(guild_id, "purged data of guild past retention");
+                purged.push(guild_id);
+            }
         }
-        let tables = self.guild_tables().await?;
+        Ok(purged)
+    }
+
+    /// [`Store::purge_guild`], only while the guild is still marked left before the unix-ms
+    /// `left_before_ms` (checked in the purge's transaction, so a rejoin wins); `None` otherwise.
+    pub async fn purge_guild_if_left(
+        &self,
+        guild_id: u64,
+        left_before_ms: i64,
+    ) -> Result<Option<Vec<(&'static str, u64)>>, StoreError> {
+        self.purge_rows(guild_id, Some(left_before_ms)).await
+    }
+
+    /// Deletes every row of `guild_id` from every guild-owned table the migrated schemas declare
+    /// (modules first, the guild record last), in one transaction, and tells every process to
+    /// drop what it cached. Returns the rows deleted per table (tables with none left out).
+    /// Files a module keeps for the guild are the module's to remove.
+    pub async fn purge_guild(&self, guild_id: u64) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        Ok(self.purge_rows(guild_id, None).await?.unwrap_or_default())
+    }
+
+    /// The purge; with `left_before_ms`, only while the guild is still marked left before it
+    /// (`None` returned otherwise).
+    async fn purge_rows(
+        &self,
+        guild_id: u64,
+        left_before_ms: Option<i64>,
+    ) -> Result<Option<Vec<(&'static str, u64)>>, StoreError> {
+        let id = i64::try_from(guild_id).map_err(|_| StoreError::Invalid(format!("guild id {guild_id}")))?;
+        let tables = self.declared_guild_tables();
         if let Some(bad) = tables.iter().find(|t| !valid_table_name(t)) {
-            return Err(StoreError::Corrupt(format!("beacon_guild_tables contains invalid table name {bad:?}")));
+            return Err(StoreError::Invalid(format!("guild table {bad:?} is not a lower-case SQL identifier")));
         }
-        let mut purged = Vec::with_capacity(candidates.len());
-        for guild_id in candidates {
-            let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
+        if let Some(cutoff) = left_before_ms {
             // Re-check (and lock the row) inside the transaction so a concurrent rejoin wins.
             let still_left = sqlx::query(
                 "UPDATE guilds SET updated_at = updated_at \
                  WHERE guild_id = $1 AND left_at IS NOT NULL AND left_at < $2",
             )
-            .bind(guild_id)
-            .bind(left_before_ms)
+            .bind(id)
+            .bind(cutoff)
             .execute(&mut *tx)
             .await?
             .rows_affected();
             if still_left == 0 {
                 tx.rollback().await?;
-                continue;
+                return Ok(None);
             }
-            for table in &tables {
-                sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE guild_id = $1")))
-                    .bind(guild_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query("DELETE FROM guilds WHERE guild_id = $1").bind(guild_id).execute(&mut *tx).await?;
-            tx.commit().await?;
-            tracing::info!(guild_id, "purged data of guild past retention");
-            self.notify_changed(guild_id as u64).await;
-            purged.push(guild_id as u64);
         }
-        Ok(purged)
+        let mut deleted = Vec::new();
+        for table in tables {
+            let n = sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE guild_id = $1")))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n > 0 {
+                deleted.push((table, n));
+            }
+        }
+        tx.commit().await?;
+        // The notice (it carries nothing but the id) makes other processes drop their caches.
+        self.notify_changed(guild_id).await;
+        Ok(Some(deleted))
     }
 
     /// Closes the pool, waiting for connections to be returned.
@@ -599,23 +700,5 @@ mod tests {
             SqliteTarget::File(u) => assert!(u.ends_with("?mode=ro")),
             SqliteTarget::Memory(_) => panic!("file url treated as memory"),
         }
-    }
-
-    #[test]
-    fn table_names() {
-        assert!(valid_table_name("tickets"));
-        assert!(valid_table_name("_kb_chunks2"));
-        assert!(!valid_table_name("Tickets"));
-        assert!(!valid_table_name("t; DROP TABLE guilds"));
-        assert!(!valid_table_name(""));
-        assert!(!valid_table_name("1abc"));
-        assert!(!valid_table_name(&"a".repeat(64)));
-    }
-
-    #[test]
-    fn checksum_changes_with_sql() {
-        assert_eq!(checksum("CREATE TABLE a (x BIGINT)"), checksum("CREATE TABLE a (x BIGINT)"));
-        assert_ne!(checksum("CREATE TABLE a (x BIGINT)"), checksum("CREATE TABLE a (y BIGINT)"));
-        assert_eq!(checksum("").len(), 16);
     }
 }

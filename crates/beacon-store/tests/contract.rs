@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use beacon_store::{Backend, ModuleMigration, Store, StoreError, now_ms};
+use beacon_store::{Backend, Migration, Schema, Store, StoreError, now_ms};
 use serde_json::json;
 
 macro_rules! contract {
@@ -52,10 +52,10 @@ contract!(
     module_enable_per_guild,
     claim_once_true_then_false,
     claim_once_concurrent_single_winner,
-    module_migrations_apply_once_in_order,
-    module_migration_checksum_change_is_refused,
-    failed_module_migration_is_not_recorded,
-    register_guild_table_validates,
+    schema_migrations_apply_once_in_order,
+    schema_checksum_change_is_refused,
+    failed_migration_is_not_recorded,
+    declared_tables_match_the_catalogue,
     purge_removes_only_left_guilds_rows,
 );
 
@@ -68,11 +68,11 @@ async fn migrate_twice_is_noop(store: Store) {
     store.migrate().await.expect("second migrate");
     store.migrate().await.expect("third migrate");
     assert_eq!(store.guild_count().await.expect("count"), 1);
-    let tables: HashSet<String> = store.guild_tables().await.expect("guild tables").into_iter().collect();
-    for core in ["authorized_users", "guild_settings", "setting_audit", "guild_modules"] {
+    let tables: HashSet<&str> = store.declared_guild_tables().into_iter().collect();
+    for core in ["authorized_users", "guild_settings", "setting_audit", "guild_modules", "guild_changes", "guilds"] {
         assert!(tables.contains(core), "{core} must be purged with its guild");
     }
-    assert_eq!(tables.len(), 4);
+    assert_eq!(tables.len(), 6);
 }
 
 async fn ping_answers(store: Store) {
@@ -305,102 +305,140 @@ async fn claim_once_concurrent_single_winner(store: Store) {
     }
 }
 
-const NOTES_V1: ModuleMigration = ModuleMigration {
-    module: "notes",
-    version: 1,
-    description: "notes table",
-    sqlite: "CREATE TABLE notes (guild_id BIGINT NOT NULL, id BIGINT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (guild_id, id));
-             INSERT INTO notes (guild_id, id, body) VALUES (0, 0, 'seed');",
-    postgres: "CREATE TABLE notes (guild_id BIGINT NOT NULL, id BIGINT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (guild_id, id));
-               INSERT INTO notes (guild_id, id, body) VALUES (0, 0, 'seed');",
-};
+const NOTES_V1: Migration = Migration::new(
+    1,
+    "notes table",
+    "CREATE TABLE notes (guild_id BIGINT NOT NULL, id BIGINT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (guild_id, id));
+     INSERT INTO notes (guild_id, id, body) VALUES (0, 0, 'seed');",
+);
 
-const NOTES_V2: ModuleMigration = ModuleMigration {
-    module: "notes",
-    version: 2,
-    description: "note authors",
-    sqlite: "ALTER TABLE notes ADD COLUMN author_id BIGINT;",
-    postgres: "ALTER TABLE notes ADD COLUMN author_id BIGINT;",
-};
+const NOTES_V2: Migration = Migration::new(2, "note authors", "ALTER TABLE notes ADD COLUMN author_id BIGINT;");
+
+/// A module's schema as a test declares it: versions given out of order on purpose.
+const NOTES: Schema = Schema { name: "notes", migrations: &[NOTES_V2, NOTES_V1], guild_tables: &["notes"] };
 
 async fn count(store: &Store, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(store.pool()).await.expect("count query")
 }
 
-async fn module_migrations_apply_once_in_order(store: Store) {
-    // Given out of order: v2 only works after v1.
-    store.apply_module_migrations(&[NOTES_V2, NOTES_V1]).await.expect("apply");
-    store.apply_module_migrations(&[NOTES_V1, NOTES_V2]).await.expect("apply again is a no-op");
+async fn schema_migrations_apply_once_in_order(store: Store) {
+    // v2 only works after v1.
+    store.migrate_schema(&NOTES).await.expect("apply");
+    store.migrate_schema(&NOTES).await.expect("apply again is a no-op");
     assert_eq!(count(&store, "SELECT COUNT(*) FROM notes").await, 1, "v1 ran once");
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM beacon_module_migrations WHERE module = 'notes'").await, 2);
-    let v3 = ModuleMigration {
-        module: "notes",
-        version: 3,
-        description: "index",
-        sqlite: "CREATE INDEX notes_author ON notes (guild_id, author_id);",
-        postgres: "CREATE INDEX notes_author ON notes (guild_id, author_id);",
-    };
-    store.apply_module_migrations(&[NOTES_V1, NOTES_V2, v3]).await.expect("apply new version");
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM beacon_module_migrations WHERE module = 'notes'").await, 3);
-    let duplicate = store.apply_module_migrations(&[NOTES_V1, NOTES_V1]).await;
-    assert!(matches!(duplicate, Err(StoreError::Migration(_))), "{duplicate:?}");
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM beacon_schema_migrations WHERE schema_name = 'notes'").await, 2);
+    const V3: Migration = Migration::new(
+        3,
+        "index and a log with an id",
+        "CREATE INDEX notes_author ON notes (guild_id, author_id);
+        CREATE TABLE notes_log (id {{auto_id}}, guild_id BIGINT NOT NULL, line TEXT NOT NULL);",
+    );
+    const WITH_V3: Schema =
+        Schema { migrations: &[NOTES_V1, NOTES_V2, V3], guild_tables: &["notes_log", "notes"], ..NOTES };
+    store.migrate_schema(&WITH_V3).await.expect_err("one process declares one schema one way");
+    let fresh = Store::connect_with(&store_url(&store).await, Default::default()).await;
+    // The same store object remembers the first declaration; a new version is applied by the
+    // next process, which declares the schema with it.
+    if let Ok(next) = fresh {
+        next.migrate().await.expect("migrate");
+        next.migrate_schema(&WITH_V3).await.expect("apply new version");
+        assert_eq!(count(&next, "SELECT COUNT(*) FROM beacon_schema_migrations WHERE schema_name = 'notes'").await, 3);
+        sqlx::query("INSERT INTO notes_log (guild_id, line) VALUES (1, 'a'), (1, 'b')")
+            .execute(next.pool())
+            .await
+            .expect("identity column fills itself");
+        assert_eq!(count(&next, "SELECT MAX(id) FROM notes_log").await, 2);
+        next.close().await;
+    }
+    const DUPLICATE: Schema = Schema { migrations: &[NOTES_V1, NOTES_V1], ..NOTES };
+    let err = store.migrate_schema(&DUPLICATE).await;
+    assert!(matches!(err, Err(StoreError::Migration(_))), "{err:?}");
 }
 
-async fn module_migration_checksum_change_is_refused(store: Store) {
-    store.apply_module_migrations(&[NOTES_V1]).await.expect("apply");
-    let edited = ModuleMigration {
-        sqlite: "CREATE TABLE notes (guild_id BIGINT NOT NULL);",
-        postgres: "CREATE TABLE notes (guild_id BIGINT NOT NULL);",
-        ..NOTES_V1
+/// The URL of the database behind `store`, for a second connection (SQLite file or PostgreSQL).
+async fn store_url(store: &Store) -> String {
+    match store.backend() {
+        Backend::Sqlite => {
+            let file: String = sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_one(store.pool())
+                .await
+                .expect("database file");
+            format!("sqlite://{file}")
+        }
+        Backend::Postgres => {
+            let db: String = sqlx::query_scalar("SELECT CAST(current_database() AS TEXT)")
+                .fetch_one(store.pool())
+                .await
+                .expect("database name");
+            let base = std::env::var("BEACON_TEST_POSTGRES_URL").expect("postgres url");
+            let (server, _) = base.rsplit_once('/').expect("url with a database");
+            format!("{server}/{db}")
+        }
+    }
+}
+
+async fn schema_checksum_change_is_refused(store: Store) {
+    store.migrate_schema(&NOTES).await.expect("apply");
+    let next = Store::connect_with(&store_url(&store).await, Default::default()).await.expect("second store");
+    const EDITED: Schema = Schema {
+        migrations: &[Migration::new(1, "notes table", "CREATE TABLE notes (guild_id BIGINT NOT NULL);"), NOTES_V2],
+        ..NOTES
     };
-    let err = store.apply_module_migrations(&[edited]).await.expect_err("an edited applied migration must be refused");
+    let err = next.migrate_schema(&EDITED).await.expect_err("an edited applied migration must be refused");
     assert!(matches!(err, StoreError::Migration(_)), "{err:?}");
     assert!(err.to_string().contains("notes"), "{err}");
+    next.close().await;
 }
 
-async fn failed_module_migration_is_not_recorded(store: Store) {
-    let broken = ModuleMigration {
-        module: "broken",
-        version: 1,
-        description: "half applied",
-        sqlite: "CREATE TABLE broken_t (guild_id BIGINT NOT NULL); THIS IS NOT SQL;",
-        postgres: "CREATE TABLE broken_t (guild_id BIGINT NOT NULL); THIS IS NOT SQL;",
+async fn failed_migration_is_not_recorded(store: Store) {
+    const BROKEN: Schema = Schema {
+        name: "broken",
+        migrations: &[Migration::new(
+            1,
+            "half applied",
+            "CREATE TABLE broken_t (guild_id BIGINT NOT NULL); THIS IS NOT SQL;",
+        )],
+        guild_tables: &["broken_t"],
     };
-    let err = store.apply_module_migrations(&[broken]).await.expect_err("bad SQL fails");
+    let err = store.migrate_schema(&BROKEN).await.expect_err("bad SQL fails");
     assert!(matches!(err, StoreError::Migration(_)), "{err:?}");
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM beacon_module_migrations WHERE module = 'broken'").await, 0);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM beacon_schema_migrations WHERE schema_name = 'broken'").await, 0);
+    assert!(!store.declared_guild_tables().contains(&"broken_t"), "a schema that failed is not declared");
     // The transaction rolled back the CREATE TABLE too, so a fixed migration applies cleanly.
-    let fixed = ModuleMigration {
-        sqlite: "CREATE TABLE broken_t (guild_id BIGINT NOT NULL);",
-        postgres: "CREATE TABLE broken_t (guild_id BIGINT NOT NULL);",
-        ..broken
+    const FIXED: Schema = Schema {
+        migrations: &[Migration::new(1, "half applied", "CREATE TABLE broken_t (guild_id BIGINT NOT NULL);")],
+        ..BROKEN
     };
-    store.apply_module_migrations(&[fixed]).await.expect("fixed applies");
+    store.migrate_schema(&FIXED).await.expect("fixed applies");
 }
 
-async fn register_guild_table_validates(store: Store) {
-    let bad = store.register_guild_table("notes; DROP TABLE guilds").await;
-    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
-    let missing = store.register_guild_table("no_such_table").await;
-    assert!(matches!(missing, Err(StoreError::Database(_))), "{missing:?}");
-    store.apply_module_migrations(&[NOTES_V1]).await.expect("apply");
-    store.register_guild_table("notes").await.expect("register");
-    store.register_guild_table("notes").await.expect("idempotent");
-    let tables = store.guild_tables().await.expect("tables");
-    assert_eq!(tables.first().map(String::as_str), Some("notes"), "module tables purge first");
-    assert_eq!(tables.len(), 5);
+async fn declared_tables_match_the_catalogue(store: Store) {
+    // The core declares every table of its own that has a guild column.
+    assert_eq!(store.undeclared_guild_tables().await.expect("catalogue"), Vec::<String>::new());
+    // A module table with a guild column that its schema forgets is found in the catalogue.
+    const FORGETFUL: Schema = Schema {
+        name: "forgetful",
+        migrations: &[Migration::new(1, "t", "CREATE TABLE forgotten (guild_id BIGINT NOT NULL, x TEXT)")],
+        guild_tables: &[],
+    };
+    store.migrate_schema(&FORGETFUL).await.expect("apply");
+    assert_eq!(store.undeclared_guild_tables().await.expect("catalogue"), vec!["forgotten".to_owned()]);
+    store.migrate_schema(&NOTES).await.expect("apply");
+    let tables = store.declared_guild_tables();
+    assert_eq!(tables.first(), Some(&"notes"), "module tables purge first");
+    assert_eq!(tables.last(), Some(&"guilds"), "the guild record goes last");
 }
 
 async fn guild_row_counts(store: &Store, guild_id: u64) -> Vec<(String, i64)> {
     let mut counts = Vec::new();
-    for table in store.guild_tables().await.expect("tables") {
+    for table in store.declared_guild_tables() {
         let n: i64 =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table} WHERE guild_id = $1")))
                 .bind(guild_id as i64)
                 .fetch_one(store.pool())
                 .await
                 .expect("count");
-        counts.push((table, n));
+        counts.push((table.to_owned(), n));
     }
     counts
 }
@@ -419,8 +457,7 @@ async fn seed_guild(store: &Store, guild_id: u64) {
 }
 
 async fn purge_removes_only_left_guilds_rows(store: Store) {
-    store.apply_module_migrations(&[NOTES_V1]).await.expect("apply");
-    store.register_guild_table("notes").await.expect("register");
+    store.migrate_schema(&NOTES).await.expect("apply");
     let (gone, stays, left_late) = (60u64, 61u64, 62u64);
     for id in [gone, stays, left_late] {
         seed_guild(&store, id).await;
@@ -437,7 +474,9 @@ async fn purge_removes_only_left_guilds_rows(store: Store) {
     assert_eq!(purged, vec![gone]);
     assert_eq!(store.guild(gone).get().await.expect("get"), None);
     for (table, n) in guild_row_counts(&store, gone).await {
-        assert_eq!(n, 0, "{table} still holds rows of the purged guild");
+        // The purge leaves one notice (the id alone) so other processes drop their caches.
+        let left = if table == "guild_changes" { 1 } else { 0 };
+        assert_eq!(n, left, "{table} still holds rows of the purged guild");
     }
     for id in [stays, left_late] {
         for (table, n) in guild_row_counts(&store, id).await {
@@ -448,9 +487,13 @@ async fn purge_removes_only_left_guilds_rows(store: Store) {
     assert_eq!(count(&store, "SELECT COUNT(*) FROM notes WHERE guild_id = 0").await, 1);
     assert!(store.purge_left_guilds(cutoff).await.expect("again").is_empty());
 
-    // A guild that came back is never purged.
+    // A guild that came back is never purged by retention; the operator's purge takes it.
     store.guild(left_late).upsert("back", None).await.expect("rejoin");
     assert!(store.purge_left_guilds(now_ms() + 60_000).await.expect("purge").is_empty());
+    let deleted = store.purge_guild(left_late).await.expect("operator purge");
+    assert!(deleted.iter().any(|(t, n)| *t == "notes" && *n == 1), "{deleted:?}");
+    assert_eq!(deleted.last().map(|(t, _)| *t), Some("guilds"));
+    assert_eq!(store.guild(left_late).get().await.expect("get"), None);
 }
 
 #[tokio::test]

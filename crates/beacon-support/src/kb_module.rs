@@ -4,11 +4,14 @@
 use std::sync::Arc;
 
 use beacon_framework::{
-    Access, CommandCtx, CommandSpec, HandlerError, HandlerResult, Module, OptionSpec, Reply, async_trait,
+    Access, App, BackgroundTask, CommandCtx, CommandSpec, HandlerError, HandlerResult, Module, OptionSpec, Reply,
+    async_trait,
 };
+use beacon_kb::GuildSource;
 use beacon_kb::source::SourceConfig;
 use beacon_kb::store::KbRepo;
 use beacon_kb::{KnowledgeBase, SyncReport};
+use beacon_store::Schema;
 use twilight_model::guild::Permissions;
 use twilight_util::builder::embed::EmbedBuilder;
 
@@ -46,6 +49,32 @@ impl Module for KbModule {
 
     fn can_disable(&self) -> bool {
         false
+    }
+
+    fn schemas(&self) -> Vec<Schema> {
+        vec![beacon_kb::store::SCHEMA]
+    }
+
+    /// Configured sources re-sync on their interval (hourly by default; checked every minute),
+    /// and every source another feature provides (the FAQ) re-syncs a guild when it changes.
+    fn background(&self, app: &Arc<App>) -> Vec<BackgroundTask> {
+        let kb = self.kb.clone();
+        let mut tasks = vec![BackgroundTask::new("kb-scheduler", async move {
+            kb.run_scheduler(std::time::Duration::from_secs(60), std::future::pending()).await;
+        })];
+        for source in app.ports.all::<dyn GuildSource>() {
+            let kb = self.kb.clone();
+            tasks.push(BackgroundTask::new("kb-feed", async move { kb.follow(source).await }));
+        }
+        tasks
+    }
+
+    async fn purge_guild(&self, _app: &Arc<App>, guild_id: u64) -> Result<Vec<String>, HandlerError> {
+        match self.kb.purge_guild(guild_id).await {
+            Ok(true) => Ok(vec!["search index file removed".to_owned()]),
+            Ok(false) => Ok(Vec::new()),
+            Err(e) => Err(HandlerError::internal(format!("knowledge base: {e}"))),
+        }
     }
 
     fn commands(&self) -> Vec<CommandSpec> {

@@ -35,4 +35,4 @@ pub mod sanitize;
 pub mod stream;
 
 pub use kb_module::KbModule;
-pub use module::{HumanHandoff, Prepared, SupportModule, Trigger};
+pub use module::{Prepared, SupportModule, Trigger};

@@ -18,9 +18,10 @@ use beacon_framework::{
     Access, App, CommandCtx, CommandSpec, ComponentCtx, EventCtx, GuildCache, HandlerError, HandlerResult, Module,
     OptionSpec, Reply, SettingKind, SettingSpec, async_trait,
 };
+use beacon_framework::{HumanHandoff, Port, ReplyDrafter};
 use beacon_kb::{Hit, KnowledgeBase};
 use beacon_llm::{CallContext, LlmService};
-use beacon_store::{GuildStore, ModuleMigration};
+use beacon_store::{GuildStore, Schema};
 use serde_json::json;
 use twilight_model::channel::message::Component;
 use twilight_model::channel::message::EmojiReactionType;
@@ -28,29 +29,15 @@ use twilight_model::channel::message::component::ButtonStyle;
 use twilight_model::gateway::Intents;
 use twilight_model::gateway::event::Event;
 use twilight_model::gateway::payload::incoming::MessageCreate;
+use twilight_model::guild::Permissions;
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder};
 
 use crate::confidence::{confidence, content_terms};
 use crate::grounded::{self, Grounded};
 use crate::i18n::{self, Lang};
-use crate::repo::{AnswerRecord, MIGRATIONS, SupportRepo};
+use crate::repo::{AnswerRecord, SCHEMA, SupportRepo};
 use crate::stream::{self, ChannelAnswer, InteractionAnswer, LiveAnswer};
 use crate::{guard, injection, pii, sanitize};
-
-/// Opens a conversation with staff for a member (the ticket desk implements it).
-#[async_trait]
-pub trait HumanHandoff: Send + Sync {
-    /// Opens a ticket for `user_id` with the question and the bot's attempt attached; returns a
-    /// mention of where it was opened.
-    async fn open(
-        &self,
-        app: &Arc<App>,
-        guild_id: u64,
-        user_id: u64,
-        question: &str,
-        attempt: &str,
-    ) -> Result<String, HandlerError>;
-}
 
 mod keys {
     pub const CHANNELS: &str = "support.channels";
@@ -100,30 +87,32 @@ pub struct Prepared {
     pub outcome: &'static str,
 }
 
-/// The support module. Holds the knowledge base it answers from.
+/// The support module. Holds the knowledge base it answers from. Cheap to clone (clones share
+/// everything); it provides itself as the `ReplyDrafter` port.
+#[derive(Clone)]
 pub struct SupportModule {
     kb: Arc<KnowledgeBase>,
     /// Grounded LLM answers when a provider is configured; extractive answers otherwise.
     llm: Option<LlmService>,
-    handoff: Option<Arc<dyn HumanHandoff>>,
-    bot_id: OnceLock<u64>,
-    audit_lock: tokio::sync::Mutex<()>,
+    bot_id: Arc<OnceLock<u64>>,
+    audit_lock: Arc<tokio::sync::Mutex<()>>,
     /// Time between two edits of a streamed answer.
     edit_interval: Duration,
     /// Each guild's question threads: every message in the guild is checked against them.
-    threads: GuildCache<HashSet<u64>>,
+    threads: Arc<GuildCache<HashSet<u64>>>,
 }
 
 impl SupportModule {
-    pub fn new(kb: Arc<KnowledgeBase>, handoff: Option<Arc<dyn HumanHandoff>>) -> SupportModule {
+    /// Answers from `kb`. "Talk to a human" goes to whichever module provides the
+    /// `HumanHandoff` port (the ticket desk).
+    pub fn new(kb: Arc<KnowledgeBase>) -> SupportModule {
         SupportModule {
             kb,
-            handoff,
             llm: None,
-            bot_id: OnceLock::new(),
-            audit_lock: tokio::sync::Mutex::new(()),
+            bot_id: Arc::default(),
+            audit_lock: Arc::default(),
             edit_interval: stream::DEFAULT_EDIT_INTERVAL,
-            threads: GuildCache::default(),
+            threads: Arc::default(),
         }
     }
 
@@ -471,7 +460,7 @@ impl SupportModule {
         Ok(Prepared { answer_id: Some(answer_id), content: guarded.text, components, outcome: record.outcome })
     }
 
-    /// Appends one line to `<data dir>/audit/support.jsonl`: ids, lengths, outcome, cache hit,
+    /// Appends one line to `<data dir>/audit/support/guild-<id>.jsonl`: ids, lengths, outcome, cache hit,
     /// latency — the content only when the guild opted in (and then PII-redacted).
     async fn audit(&self, app: &App, guild_id: u64, answer_id: i64, r: &AnswerRecord) {
         let line = json!({
@@ -480,12 +469,12 @@ impl SupportModule {
             "confidence": r.confidence, "sources": r.sources, "question_chars": r.question_chars, "answer_chars": r.answer_chars,
             "tokens_in": r.tokens_in, "tokens_out": r.tokens_out, "latency_ms": r.latency_ms, "lang": r.lang.code(), "question": r.question, "answer": r.answer,
         });
-        let dir: PathBuf = app.config.data_dir.join("audit");
+        let dir = audit_dir(app);
         let _guard = self.audit_lock.lock().await;
         let result = async {
             tokio::fs::create_dir_all(&dir).await?;
             let mut file =
-                tokio::fs::OpenOptions::new().create(true).append(true).open(dir.join("support.jsonl")).await?;
+                tokio::fs::OpenOptions::new().create(true).append(true).open(audit_file(&dir, guild_id)).await?;
             tokio::io::AsyncWriteExt::write_all(&mut file, format!("{line}\n").as_bytes()).await
         }
         .await;
@@ -595,12 +584,34 @@ impl Module for SupportModule {
         Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT | Intents::GUILD_MESSAGE_REACTIONS
     }
 
-    fn migrations(&self) -> Vec<ModuleMigration> {
-        MIGRATIONS.to_vec()
+    fn schemas(&self) -> Vec<Schema> {
+        vec![SCHEMA]
     }
 
-    fn guild_tables(&self) -> Vec<&'static str> {
-        vec!["support_answers", "support_threads"]
+    fn permissions(&self) -> Permissions {
+        // Answers in support channels and the threads it opens for them, with source embeds
+        // and the 👍/👎 reactions members give.
+        Permissions::VIEW_CHANNEL
+            | Permissions::SEND_MESSAGES
+            | Permissions::SEND_MESSAGES_IN_THREADS
+            | Permissions::CREATE_PUBLIC_THREADS
+            | Permissions::READ_MESSAGE_HISTORY
+            | Permissions::EMBED_LINKS
+            | Permissions::ADD_REACTIONS
+    }
+
+    fn provides(&self) -> Vec<Port> {
+        vec![Port::new::<dyn ReplyDrafter>("support", Arc::new(self.clone()))]
+    }
+
+    async fn purge_guild(&self, app: &Arc<App>, guild_id: u64) -> Result<Vec<String>, HandlerError> {
+        let file = audit_file(&audit_dir(app), guild_id);
+        let _guard = self.audit_lock.lock().await;
+        match tokio::fs::remove_file(&file).await {
+            Ok(()) => Ok(vec![format!("audit log {} removed", file.display())]),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(HandlerError::internal(format!("removing {}: {e}", file.display()))),
+        }
     }
 
     fn settings(&self) -> Vec<SettingSpec> {
@@ -746,7 +757,7 @@ impl Module for SupportModule {
                 ctx.reply(reply).await
             }
             ["human", id] => {
-                let Some(handoff) = &self.handoff else {
+                let Some(handoff) = ctx.app.port::<dyn HumanHandoff>() else {
                     return Err(HandlerError::user(words.no_ticket_desk));
                 };
                 let key = CacheKey::guild(ctx.guild_id(), "support", &format!("handoff:{id}"));
@@ -761,8 +772,13 @@ impl Module for SupportModule {
                     None => (String::new(), "(the original answer has expired)".to_owned()),
                 };
                 ctx.responder.defer()?;
-                let place = handoff.open(&ctx.app, ctx.guild_id(), ctx.user_id(), &question, &attempt).await?;
-                ctx.reply(Reply::text(words.ticket_opened.replace("{place}", &place.to_string())).ephemeral()).await
+                let topic: String =
+                    if question.is_empty() { "Question for staff".into() } else { question.chars().take(90).collect() };
+                let conversation = format!("Question:\n{question}\n\nBeacon's answer:\n{attempt}\n");
+                let place = handoff
+                    .open(&ctx.app, ctx.guild_id(), ctx.channel_id(), ctx.user_id(), &topic, &conversation)
+                    .await?;
+                ctx.reply(Reply::text(words.ticket_opened.replace("{place}", &place)).ephemeral()).await
             }
             _ => Err(HandlerError::user(words.stale_button)),
         }
@@ -792,5 +808,28 @@ impl Module for SupportModule {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// Where the support audit log lives: one file per guild, so a purge removes a guild's lines.
+fn audit_dir(app: &App) -> PathBuf {
+    app.config.data_dir.join("audit").join("support")
+}
+
+fn audit_file(dir: &std::path::Path, guild_id: u64) -> PathBuf {
+    dir.join(format!("guild-{guild_id}.jsonl"))
+}
+
+/// "Suggest reply" in a ticket drafts from the knowledge base (and the LLM) like an answer.
+#[async_trait]
+impl ReplyDrafter for SupportModule {
+    async fn draft(
+        &self,
+        app: &Arc<App>,
+        guild_id: u64,
+        staff_id: u64,
+        question: &str,
+    ) -> Result<Option<String>, HandlerError> {
+        self.draft_reply(app, &app.guild(guild_id), staff_id, question).await
     }
 }

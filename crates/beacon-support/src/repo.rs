@@ -1,78 +1,15 @@
 //! The support module's tables: one row per answer (ids, lengths, outcome, feedback — content only
 //! when the guild opted in) and the threads the bot opened for questions.
 
-use beacon_store::{GuildStore, ModuleMigration, StoreError};
+use beacon_store::{GuildStore, Schema, StoreError};
 use sqlx::Row;
 
-pub const MIGRATIONS: &[ModuleMigration] = &[ModuleMigration {
-    module: "support",
-    version: 1,
-    description: "answers and support threads",
-    sqlite: "CREATE TABLE support_answers (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        guild_id BIGINT NOT NULL,
-        channel_id BIGINT NOT NULL,
-        user_id BIGINT NOT NULL,
-        trigger_kind TEXT NOT NULL,
-        outcome TEXT NOT NULL,
-        mode TEXT NOT NULL,
-        cache_hit BIGINT NOT NULL DEFAULT 0,
-        confidence DOUBLE PRECISION NOT NULL DEFAULT 0,
-        sources TEXT NOT NULL DEFAULT '[]',
-        question_chars BIGINT NOT NULL,
-        answer_chars BIGINT NOT NULL,
-        tokens_in BIGINT NOT NULL DEFAULT 0,
-        tokens_out BIGINT NOT NULL DEFAULT 0,
-        latency_ms BIGINT NOT NULL,
-        message_id BIGINT,
-        feedback BIGINT NOT NULL DEFAULT 0,
-        feedback_by BIGINT,
-        question TEXT,
-        answer TEXT,
-        created_at BIGINT NOT NULL
-    );
-    CREATE INDEX support_answers_guild ON support_answers (guild_id, created_at);
-    CREATE INDEX support_answers_message ON support_answers (guild_id, message_id);
-    CREATE TABLE support_threads (
-        guild_id BIGINT NOT NULL,
-        thread_id BIGINT NOT NULL,
-        user_id BIGINT NOT NULL,
-        created_at BIGINT NOT NULL,
-        PRIMARY KEY (guild_id, thread_id)
-    );",
-    postgres: "CREATE TABLE support_answers (
-        id BIGSERIAL PRIMARY KEY,
-        guild_id BIGINT NOT NULL,
-        channel_id BIGINT NOT NULL,
-        user_id BIGINT NOT NULL,
-        trigger_kind TEXT NOT NULL,
-        outcome TEXT NOT NULL,
-        mode TEXT NOT NULL,
-        cache_hit BIGINT NOT NULL DEFAULT 0,
-        confidence DOUBLE PRECISION NOT NULL DEFAULT 0,
-        sources TEXT NOT NULL DEFAULT '[]',
-        question_chars BIGINT NOT NULL,
-        answer_chars BIGINT NOT NULL,
-        tokens_in BIGINT NOT NULL DEFAULT 0,
-        tokens_out BIGINT NOT NULL DEFAULT 0,
-        latency_ms BIGINT NOT NULL,
-        message_id BIGINT,
-        feedback BIGINT NOT NULL DEFAULT 0,
-        feedback_by BIGINT,
-        question TEXT,
-        answer TEXT,
-        created_at BIGINT NOT NULL
-    );
-    CREATE INDEX support_answers_guild ON support_answers (guild_id, created_at);
-    CREATE INDEX support_answers_message ON support_answers (guild_id, message_id);
-    CREATE TABLE support_threads (
-        guild_id BIGINT NOT NULL,
-        thread_id BIGINT NOT NULL,
-        user_id BIGINT NOT NULL,
-        created_at BIGINT NOT NULL,
-        PRIMARY KEY (guild_id, thread_id)
-    );",
-}];
+/// The support module's tables.
+pub const SCHEMA: Schema = Schema {
+    name: "support",
+    migrations: &[beacon_store::migration!(1, "answers and support threads", "0001_support.sql")],
+    guild_tables: &["support_answers", "support_threads"],
+};
 
 /// One answer, as recorded.
 #[derive(Debug, Clone, Default)]

@@ -3,22 +3,25 @@
 //! and escalation on breach, inactivity auto-close, HTML transcripts in object storage, feedback
 //! after close, staff stats and CSV exports.
 //!
-//! Timers (SLA, auto-close, transcript retention) are durable jobs of `beacon-jobs`, so they
-//! survive restarts and run once across workers.
+//! Timers (SLA, auto-close, transcript retention) are durable jobs the module declares, so they
+//! survive restarts and run once across workers. The desk provides the `HumanHandoff` port
+//! (support's "Talk to a human" opens a ticket) and uses the `ReplyDrafter` port ("Suggest
+//! reply"), without knowing which feature is on the other side.
 //!
-//! ```ignore
+//! ```no_run
+//! # async fn demo(config: std::sync::Arc<beacon_config::Config>, store: beacon_store::Store,
+//! #   cache: beacon_cache::Cache, http: std::sync::Arc<twilight_http::Client>) -> Result<(), Box<dyn std::error::Error>> {
+//! use beacon_tickets::{TicketsModule, TranscriptStore};
+//!
 //! let storage = TranscriptStore::local(&config.data_dir.join("transcripts"))?;
-//! let tickets = TicketsModule::new(storage);
-//! let app = AppBuilder::new(config, store, cache, http)
-//!     .module(tickets.clone())
+//! let app = beacon_framework::AppBuilder::new(config, store, cache, http)
+//!     .module(TicketsModule::new(storage))
 //!     .build()
 //!     .await?;
-//! let mut runner = beacon_jobs::Runner::new(app.store.clone(), Default::default());
-//! tickets.attach(&app, &mut runner).await?;
-//! let jobs = runner.spawn(app.shutdown.clone());
-//!
-//! // The support module hands a conversation over to a human:
-//! let id = beacon_tickets::open_ticket_for(&app, guild_id, user_id, "Refund", Some(&chat)).await?;
+//! let background = app.start_background(); // the ticket timers run here
+//! # drop(background);
+//! # Ok(())
+//! # }
 //! ```
 
 mod export;
@@ -36,7 +39,7 @@ pub use transcript::{Line, S3Options, StorageError, TranscriptStore, render as r
 
 use std::sync::Arc;
 
-use beacon_framework::{App, HandlerError};
+use beacon_framework::{App, HandlerError, HumanHandoff};
 
 /// Setting keys of the module.
 pub mod keys {
@@ -61,52 +64,14 @@ pub mod keys {
 #[derive(Clone)]
 pub struct TicketsModule {
     storage: TranscriptStore,
-    drafter: Option<Arc<dyn ReplyDrafter>>,
     /// Each guild's ticket channels: every message in the guild is checked against them.
     channels: Arc<beacon_framework::GuildCache<std::collections::HashSet<u64>>>,
 }
 
-/// Drafts a reply for staff from the knowledge base (the support module implements it).
-#[beacon_framework::async_trait]
-pub trait ReplyDrafter: Send + Sync {
-    /// A draft answer to `question` in `guild_id`, or `None` when there is nothing confident to say.
-    async fn draft(
-        &self,
-        app: &Arc<App>,
-        guild_id: u64,
-        staff_id: u64,
-        question: &str,
-    ) -> Result<Option<String>, HandlerError>;
-}
-
 impl TicketsModule {
+    /// The desk, keeping transcripts in `storage`.
     pub fn new(storage: TranscriptStore) -> TicketsModule {
-        TicketsModule { storage, drafter: None, channels: Arc::default() }
-    }
-
-    /// Enables "Suggest reply" with `drafter`.
-    pub fn with_drafter(mut self, drafter: Arc<dyn ReplyDrafter>) -> TicketsModule {
-        self.drafter = Some(drafter);
-        self
-    }
-
-    pub(crate) fn drafter(&self) -> Option<&Arc<dyn ReplyDrafter>> {
-        self.drafter.as_ref()
-    }
-
-    /// After the app is built: registers the module's tables for guild purges and its timer
-    /// handlers on `runner`.
-    pub async fn attach(&self, app: &Arc<App>, runner: &mut beacon_jobs::Runner) -> Result<(), TicketError> {
-        let jobs = beacon_jobs::Jobs::new(app.store.clone());
-        jobs.migrate().await?;
-        for table in model::GUILD_TABLES {
-            app.store.register_guild_table(table).await?;
-        }
-        let handler = Arc::new(timers::TicketJobs { desk: self.desk(app) });
-        for kind in [JOB_SLA, JOB_AUTOCLOSE, JOB_TRANSCRIPT_EXPIRY] {
-            runner.register(kind, handler.clone());
-        }
-        Ok(())
+        TicketsModule { storage, channels: Arc::default() }
     }
 
     /// Where transcripts are stored.
@@ -123,16 +88,6 @@ pub async fn export_tickets(
 ) -> Result<(usize, String), beacon_store::StoreError> {
     let tickets = model::Repo::new(guild.clone()).opened_between(from_ms, to_ms).await?;
     Ok((tickets.len(), tickets_csv(&tickets)))
-}
-
-/// A ticket, as returned to other modules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TicketId {
-    pub guild_id: u64,
-    /// The per-guild number (`#0001`).
-    pub number: i64,
-    /// The ticket's thread or channel.
-    pub channel_id: u64,
 }
 
 /// Why a ticket could not be opened (or the module not attached).
@@ -169,34 +124,33 @@ impl From<TicketError> for HandlerError {
     }
 }
 
-/// Opens a ticket on behalf of `user_id` (the support module's "talk to a human"): the member's
-/// question as the topic, and the conversation so far (`attachment_text`) posted in the ticket
-/// and attached as `conversation.txt`. The guild's limits and required roles apply; the ticket is
-/// created under `tickets.channel`, which must be set.
-pub async fn open_ticket_for(
-    app: &Arc<App>,
-    guild_id: u64,
-    user_id: u64,
-    topic: &str,
-    attachment_text: Option<&str>,
-) -> Result<TicketId, TicketError> {
-    let module = TicketsModule::new(
-        TranscriptStore::local(&app.config.data_dir.join("transcripts"))
-            .map_err(|e| TicketError::Other(e.to_string()))?,
-    );
-    let guild = app.guild(guild_id);
-    let roles = match app
-        .http
-        .guild_member(twilight_model::id::Id::new(guild_id), twilight_model::id::Id::new(user_id))
-        .await
-    {
-        Ok(resp) => resp
+/// "Talk to a human": a ticket opened for the member with the conversation so far, posted in the
+/// ticket and attached as `conversation.txt`. The guild's limits and required roles apply; the
+/// ticket is created under `tickets.channel`, which must be set.
+#[beacon_framework::async_trait]
+impl HumanHandoff for TicketsModule {
+    async fn available(&self, app: &Arc<App>, guild_id: u64) -> bool {
+        app.module_enabled(&app.guild(guild_id), self).await.unwrap_or(false)
+    }
+
+    async fn open(
+        &self,
+        app: &Arc<App>,
+        guild_id: u64,
+        _channel_id: Option<u64>,
+        user_id: u64,
+        topic: &str,
+        conversation: &str,
+    ) -> Result<String, HandlerError> {
+        let guild = app.guild(guild_id);
+        let member = app
+            .http
+            .guild_member(twilight_model::id::Id::new(guild_id), twilight_model::id::Id::new(user_id))
+            .await?
             .model()
-            .await
-            .map(|m| m.roles.iter().map(|r| r.get()).collect::<Vec<_>>())
-            .map_err(|e| TicketError::Other(e.to_string()))?,
-        Err(e) => return Err(TicketError::Other(format!("looking up the member: {e}"))),
-    };
-    let t = module.desk(app).open(&guild, user_id, &roles, topic, attachment_text, None).await?;
-    Ok(TicketId { guild_id, number: t.number, channel_id: t.channel_id.unwrap_or_default() })
+            .await?;
+        let roles: Vec<u64> = member.roles.iter().map(|r| r.get()).collect();
+        let t = self.desk(app).open(&guild, user_id, &roles, topic, Some(conversation), None).await?;
+        Ok(format!("<#{}> (ticket #{:04})", t.channel_id.unwrap_or_default(), t.number))
+    }
 }

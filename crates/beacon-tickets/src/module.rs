@@ -9,12 +9,14 @@ use beacon_framework::{
     Access, CommandCtx, CommandSpec, ComponentCtx, EventCtx, HandlerError, HandlerResult, ModalCtx, Module, OptionSpec,
     Reply, SettingKind, SettingSpec, async_trait,
 };
-use beacon_store::{ModuleMigration, now_ms};
+use beacon_framework::{App, DayRange, ExportFile, ExportSpec, Exporter, HumanHandoff, JobKind, Port, ReplyDrafter};
+use beacon_store::{GuildStore, Schema, now_ms};
 use serde_json::json;
 use twilight_model::channel::message::Component;
 use twilight_model::channel::message::component::{ButtonStyle, Label, TextInput, TextInputStyle};
 use twilight_model::gateway::Intents;
 use twilight_model::gateway::event::Event;
+use twilight_model::guild::Permissions;
 use twilight_model::http::attachment::Attachment;
 use twilight_model::id::Id;
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder};
@@ -172,16 +174,6 @@ pub(crate) fn commands() -> Vec<CommandSpec> {
             ))
             .option(OptionSpec::subcommand("panel", "Post the \"Open ticket\" panel in this channel (admins)", vec![]))
             .option(OptionSpec::subcommand("transcript", "Get a closed ticket's transcript (staff)", vec![id()])),
-        CommandSpec::new("export", "Export data as CSV (staff)", Access::Staff)
-            .option(OptionSpec::subcommand(
-                "tickets",
-                "Tickets opened between two dates (YYYY-MM-DD, UTC)",
-                vec![
-                    OptionSpec::string("from", "First day, e.g. 2024-01-01").required(),
-                    OptionSpec::string("to", "Last day, included, e.g. 2024-01-31").required(),
-                ],
-            ))
-            .option(OptionSpec::subcommand("faq", "Every FAQ entry (the same CSV /faq import reads)", vec![])),
     ]
 }
 
@@ -270,46 +262,10 @@ impl TicketsModule {
         ctx.reply(Reply::embed(b.build()).ephemeral()).await
     }
 
-    async fn export(&self, ctx: &CommandCtx) -> HandlerResult {
-        if ctx.options.subcommand() == Some("faq") {
-            ctx.responder.defer()?;
-            let entries = beacon_faq::FaqRepo::new(ctx.app.store.clone())
-                .all(&ctx.guild)
-                .await
-                .map_err(HandlerError::internal)?;
-            let csv = beacon_faq::export_csv(&entries).map_err(HandlerError::internal)?;
-            let file = Attachment::from_bytes("faq.csv".to_owned(), csv, 1);
-            return ctx
-                .reply(
-                    Reply::text(format!("{} FAQ entr{}.", entries.len(), if entries.len() == 1 { "y" } else { "ies" }))
-                        .with_attachment(file)
-                        .ephemeral(),
-                )
-                .await;
-        }
-        let bad =
-            |s: &str| HandlerError::user(format!("`{s}` is not a date; write it as YYYY-MM-DD, e.g. 2024-01-31."));
-        let from_s = ctx.options.str("from").unwrap_or_default();
-        let to_s = ctx.options.str("to").unwrap_or_default();
-        let from = text::parse_date(from_s).ok_or_else(|| bad(from_s))?;
-        let to = text::parse_date(to_s).ok_or_else(|| bad(to_s))? + 86_400_000;
-        if to <= from {
-            return Err(HandlerError::user("`to` must not be before `from`."));
-        }
-        // Attachments travel as multipart only in REST edits, so answer through a defer.
-        ctx.responder.defer()?;
-        let (count, csv) = crate::export_tickets(&ctx.guild, from, to).await?;
-        let file = Attachment::from_bytes(format!("tickets-{from_s}-{to_s}.csv"), csv.into_bytes(), 1);
-        ctx.reply(
-            Reply::text(format!("{count} ticket(s) opened from {from_s} to {to_s}.")).with_attachment(file).ephemeral(),
-        )
-        .await
-    }
-
     /// "Suggest reply": an ephemeral draft from the knowledge base, answering the member's latest
     /// message (or the topic), with a button to send it. Nothing is sent without that click.
     async fn suggest(&self, ctx: &ComponentCtx, number: i64) -> HandlerResult {
-        let Some(drafter) = self.drafter() else {
+        let Some(drafter) = ctx.app.port::<dyn ReplyDrafter>() else {
             return ctx.reply(Reply::text("Suggested replies are not available in this deployment.").ephemeral()).await;
         };
         ctx.responder.defer()?;
@@ -445,10 +401,46 @@ impl Module for TicketsModule {
         settings()
     }
 
-    fn migrations(&self) -> Vec<ModuleMigration> {
-        let mut m = beacon_jobs::MIGRATIONS.to_vec();
-        m.extend(crate::model::migrations());
-        m
+    fn schemas(&self) -> Vec<Schema> {
+        vec![crate::model::SCHEMA]
+    }
+
+    fn permissions(&self) -> Permissions {
+        // Private threads (or channels in a category) with the member, their history for
+        // transcripts, and the panel's messages.
+        Permissions::VIEW_CHANNEL
+            | Permissions::SEND_MESSAGES
+            | Permissions::SEND_MESSAGES_IN_THREADS
+            | Permissions::CREATE_PRIVATE_THREADS
+            | Permissions::MANAGE_THREADS
+            | Permissions::MANAGE_CHANNELS
+            | Permissions::READ_MESSAGE_HISTORY
+            | Permissions::EMBED_LINKS
+            | Permissions::ATTACH_FILES
+    }
+
+    fn jobs(&self, app: &Arc<App>) -> Vec<JobKind> {
+        let handler = Arc::new(crate::timers::TicketJobs { desk: self.desk(app) });
+        [crate::JOB_SLA, crate::JOB_AUTOCLOSE, crate::JOB_TRANSCRIPT_EXPIRY]
+            .into_iter()
+            .map(|kind| JobKind::new(kind, handler.clone()))
+            .collect()
+    }
+
+    fn provides(&self) -> Vec<Port> {
+        vec![Port::new::<dyn HumanHandoff>("tickets", Arc::new(self.clone()))]
+    }
+
+    fn exports(&self) -> Vec<ExportSpec> {
+        vec![
+            ExportSpec::new("tickets", "Tickets opened between two dates (YYYY-MM-DD, UTC)", Arc::new(TicketExport))
+                .with_range(),
+        ]
+    }
+
+    async fn purge_guild(&self, _app: &Arc<App>, guild_id: u64) -> Result<Vec<String>, HandlerError> {
+        let removed = self.storage.purge_guild(guild_id).await.map_err(HandlerError::internal)?;
+        Ok(vec![format!("{removed} transcript(s) removed from {}", self.storage.location())])
     }
 
     fn intents(&self) -> Intents {
@@ -457,9 +449,6 @@ impl Module for TicketsModule {
     }
 
     async fn command(&self, ctx: CommandCtx) -> HandlerResult {
-        if ctx.name == "export" {
-            return self.export(&ctx).await;
-        }
         match ctx.options.subcommand() {
             Some("open") => match ctx.options.str("topic").filter(|t| !t.trim().is_empty()) {
                 None => topic_modal(&ctx),
@@ -607,5 +596,26 @@ impl Module for TicketsModule {
         }
         let at = m.timestamp.as_micros() / 1000;
         self.desk(&ctx.app).on_message(&guild, m.channel_id.get(), m.author.id.get(), at).await
+    }
+}
+
+/// `/export tickets from to`: tickets opened in the range, as CSV.
+struct TicketExport;
+
+#[async_trait]
+impl Exporter for TicketExport {
+    async fn export(
+        &self,
+        _app: &Arc<App>,
+        guild: &GuildStore,
+        range: Option<&DayRange>,
+    ) -> Result<ExportFile, HandlerError> {
+        let range = range.ok_or_else(|| HandlerError::user("Give the days to export: `from` and `to`."))?;
+        let (count, csv) = crate::export_tickets(guild, range.from_ms, range.to_ms).await?;
+        Ok(ExportFile {
+            name: format!("tickets-{}-{}.csv", range.from, range.to),
+            bytes: csv.into_bytes(),
+            summary: format!("{count} ticket(s) opened from {} to {}.", range.from, range.to),
+        })
     }
 }

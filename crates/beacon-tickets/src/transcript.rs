@@ -118,6 +118,27 @@ impl TranscriptStore {
         Ok(bytes.to_vec())
     }
 
+    /// Deletes every transcript of `guild_id` (its folder); returns how many.
+    pub async fn purge_guild(&self, guild_id: u64) -> Result<usize, StorageError> {
+        use futures_util::StreamExt;
+        let prefix = ObjectPath::from(format!("guilds/{guild_id}/"));
+        let keys: Vec<ObjectPath> = self
+            .inner
+            .list(Some(&prefix))
+            .map(|meta| meta.map(|m| m.location))
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        for key in &keys {
+            match self.inner.delete(key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(keys.len())
+    }
+
     /// Deletes a transcript (retention); a missing one is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
         match self.inner.delete(&ObjectPath::from(key)).await {

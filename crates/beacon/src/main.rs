@@ -67,6 +67,31 @@ enum Command {
         #[command(subcommand)]
         action: CommandsAction,
     },
+    /// Operator actions on one guild's data.
+    Guild {
+        #[command(subcommand)]
+        action: GuildAction,
+    },
+    /// Print the link that adds the bot to a server, asking only for the permissions the
+    /// modules need.
+    Invite {
+        /// The application's id (default: BEACON_DISCORD_APPLICATION_ID).
+        #[arg(long, value_name = "ID")]
+        client_id: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum GuildAction {
+    /// Delete everything Beacon holds for a guild: every row of every module, its knowledge-base
+    /// index, its transcripts and its audit log. Asks for the id again unless --yes.
+    Purge {
+        /// The guild's id.
+        id: u64,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -158,6 +183,8 @@ fn main() -> ExitCode {
                 kb_cli::eval(config, &dir, json, negatives.as_deref(), threshold).await
             }
             Command::Commands { action: CommandsAction::Sync { guild } } => sync_commands(config, guild).await,
+            Command::Guild { action: GuildAction::Purge { id, yes } } => purge_guild(config, id, yes).await,
+            Command::Invite { client_id } => invite(config, client_id).await,
             Command::Llm { action: LlmAction::Pricing { action: PricingAction::List } } => {
                 llm_cli::pricing_list(config).await
             }
@@ -188,6 +215,53 @@ async fn migrate(config: Arc<Config>) -> anyhow::Result<()> {
     drop(app);
     tracing::info!("migrations applied");
     println!("migrations applied");
+    Ok(())
+}
+
+async fn purge_guild(config: Arc<Config>, guild_id: u64, yes: bool) -> anyhow::Result<()> {
+    let store = run::open_store(&config).await?;
+    let app = run::build_app(config, store).await?;
+    let record = app.guild(guild_id).get().await.context("reading the guild")?;
+    let name = record.as_ref().map(|r| r.name.as_str()).unwrap_or("(no guild record)");
+    if record.as_ref().is_some_and(|r| r.left_at.is_none()) {
+        eprintln!(
+            "note: the bot is still in guild {guild_id} ({name}); it will be registered again when it next connects"
+        );
+    }
+    if !yes {
+        use std::io::{BufRead, IsTerminal, Write};
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "refusing to purge guild {guild_id} without confirmation: run it in a terminal, or add --yes"
+            );
+        }
+        print!("This deletes everything Beacon holds for guild {guild_id} ({name}). Type the id again to confirm: ");
+        std::io::stdout().flush().context("writing the prompt")?;
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("reading the confirmation")?;
+        if line.trim() != guild_id.to_string() {
+            anyhow::bail!("not confirmed; nothing was deleted");
+        }
+    }
+    let report = app.purge_guild(guild_id).await.context("purging the guild")?;
+    if report.is_empty() {
+        println!("guild {guild_id}: nothing was stored");
+    } else {
+        println!("guild {guild_id} purged:");
+        for line in report {
+            println!("  {line}");
+        }
+    }
+    Ok(())
+}
+
+async fn invite(config: Arc<Config>, client_id: Option<u64>) -> anyhow::Result<()> {
+    let Some(client_id) = client_id.or(config.discord.application_id) else {
+        anyhow::bail!("invite needs the application id: set BEACON_DISCORD_APPLICATION_ID or pass --client-id");
+    };
+    let store = run::open_store(&config).await?;
+    let app = run::build_app(config, store).await?;
+    println!("{}", app.invite_url(client_id));
     Ok(())
 }
 

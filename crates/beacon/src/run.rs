@@ -6,12 +6,9 @@ use std::time::Duration;
 use anyhow::Context;
 use beacon_cache::Cache;
 use beacon_config::Config;
-use beacon_discord::gateway::{self, GatewayConfig, GatewayEvent};
-use beacon_framework::router::{handle_gateway_event, spawn_setting_listener};
-use beacon_framework::{App, AppBuilder, Module, SettingKind, SettingSpec};
+use beacon_framework::{App, AppBuilder, Module};
 use beacon_llm::{LlmConfig, LlmService, UsageStore};
 use beacon_store::Store;
-use tokio::sync::mpsc;
 
 /// Opens the database and applies the core migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -183,55 +180,19 @@ pub async fn open_llm(config: &Config, store: &Store, cache: Option<Cache>) -> a
     Ok(Some(service))
 }
 
-/// Declares the LLM's per-guild settings (`llm.model`, read by `beacon-llm` itself).
-struct LlmModule;
-
-#[beacon_framework::async_trait]
-impl Module for LlmModule {
-    fn name(&self) -> &'static str {
-        "llm"
-    }
-
-    fn description(&self) -> &'static str {
-        "LLM provider settings of this server"
-    }
-
-    fn can_disable(&self) -> bool {
-        false
-    }
-
-    fn settings(&self) -> Vec<SettingSpec> {
-        vec![SettingSpec::new(
-            beacon_llm::MODEL_SETTING,
-            SettingKind::String { max_len: 100 },
-            serde_json::json!(""),
-            "Chat model for this server's LLM answers (empty: the deployment's BEACON_LLM_MODEL).",
-        )]
-    }
-}
-
-/// Builds the app with every module; applies module migrations.
+/// Builds the app with every module; applies their schemas.
 pub async fn build_app(config: Arc<Config>, store: Store) -> anyhow::Result<Arc<App>> {
     build_app_with(config, store, Vec::new()).await
 }
 
 /// Builds the app with the built-in modules plus `extra` ones (a module author's own build).
+/// This is the one list of Beacon's features; each is a module, and they reach each other only
+/// through the ports they provide.
 pub async fn build_app_with(
     config: Arc<Config>,
     store: Store,
     extra: Vec<Arc<dyn Module>>,
 ) -> anyhow::Result<Arc<App>> {
-    Ok(assemble(config, store, extra).await?.app)
-}
-
-/// The app and the shared pieces that background tasks of `beacon run` need.
-struct Assembled {
-    app: Arc<App>,
-    kb: Arc<beacon_kb::KnowledgeBase>,
-    faq_changes: tokio::sync::broadcast::Receiver<beacon_faq::FaqChanged>,
-}
-
-async fn assemble(config: Arc<Config>, store: Store, extra: Vec<Arc<dyn Module>>) -> anyhow::Result<Assembled> {
     // One process-wide rustls provider before any HTTP client (Discord, CDN, providers) exists.
     beacon_discord::install_crypto_provider();
     let cache = match &config.redis_url {
@@ -245,82 +206,20 @@ async fn assemble(config: Arc<Config>, store: Store, extra: Vec<Arc<dyn Module>>
             .context("configuring the Discord REST client")?,
     );
     let kb = Arc::new(open_knowledge_base(&config, &store).await?);
-    let mut support = beacon_support::SupportModule::new(kb.clone(), Some(Arc::new(TicketHandoff)));
+    let mut support = beacon_support::SupportModule::new(kb.clone());
     if let Some(llm) = open_llm(&config, &store, Some(cache.clone())).await? {
         support = support.with_llm(llm);
     }
-    let support = Arc::new(support);
-    let tickets = tickets_module(&config)?.with_drafter(Arc::new(SupportDrafter(support.clone())));
-    let faq = beacon_faq::FaqModule::new();
-    let faq_changes = faq.subscribe();
-    let app = AppBuilder::new(config, store, cache, http)
+    let app = AppBuilder::new(config.clone(), store, cache, http)
         .modules(beacon_admin::modules())
-        .module(LlmModule)
-        .modules([support as Arc<dyn Module>])
-        .module(beacon_support::KbModule::new(kb.clone()))
-        .module(tickets)
-        .module(faq)
+        .module(support)
+        .module(beacon_support::KbModule::new(kb))
+        .module(tickets_module(&config)?)
+        .module(beacon_faq::FaqModule::new())
         .modules(extra)
         .build()
         .await?;
-    Ok(Assembled { app, kb, faq_changes })
-}
-
-/// FAQ entries are a knowledge-base source: every add, edit and removal re-syncs that guild's
-/// FAQ documents at once, so support answers see them immediately. Configured sources (`/kb`)
-/// are synced on their schedule.
-fn spawn_knowledge_tasks(assembled: Assembled) -> Arc<App> {
-    let Assembled { app, kb, faq_changes } = assembled;
-    let store = app.store.clone();
-    let repo = beacon_faq::FaqRepo::new(store.clone());
-    let shutdown = app.shutdown.clone();
-    let feed_kb = kb.clone();
-    app.tasks.spawn(async move {
-        beacon_kb::follow_faq_changes(&feed_kb, &repo, &store, faq_changes, shutdown.cancelled_owned()).await;
-    });
-    // Configured sources re-sync on their interval (hourly by default); checked every minute.
-    let shutdown = app.shutdown.clone();
-    app.tasks.spawn(async move {
-        kb.run_scheduler(std::time::Duration::from_secs(60), shutdown.cancelled_owned()).await;
-    });
-    app
-}
-
-/// "Suggest reply" in a ticket drafts from the knowledge base (and the LLM) like a support answer.
-struct SupportDrafter(Arc<beacon_support::SupportModule>);
-
-#[beacon_framework::async_trait]
-impl beacon_tickets::ReplyDrafter for SupportDrafter {
-    async fn draft(
-        &self,
-        app: &Arc<App>,
-        guild_id: u64,
-        staff_id: u64,
-        question: &str,
-    ) -> Result<Option<String>, beacon_framework::HandlerError> {
-        self.0.draft_reply(app, &app.guild(guild_id), staff_id, question).await
-    }
-}
-
-/// "Talk to a human" from a support answer opens a ticket with the question and the bot's attempt.
-struct TicketHandoff;
-
-#[beacon_framework::async_trait]
-impl beacon_support::HumanHandoff for TicketHandoff {
-    async fn open(
-        &self,
-        app: &Arc<App>,
-        guild_id: u64,
-        user_id: u64,
-        question: &str,
-        attempt: &str,
-    ) -> Result<String, beacon_framework::HandlerError> {
-        let topic: String =
-            if question.is_empty() { "Question for staff".into() } else { question.chars().take(90).collect() };
-        let conversation = format!("Question:\n{question}\n\nBeacon's answer:\n{attempt}\n");
-        let ticket = beacon_tickets::open_ticket_for(app, guild_id, user_id, &topic, Some(&conversation)).await?;
-        Ok(format!("<#{}> (ticket #{:04})", ticket.channel_id, ticket.number))
-    }
+    Ok(app)
 }
 
 /// The ticket desk, with transcripts in `{data_dir}/transcripts` or the configured S3 bucket.
@@ -341,22 +240,15 @@ fn tickets_module(config: &Config) -> anyhow::Result<beacon_tickets::TicketsModu
     Ok(beacon_tickets::TicketsModule::new(storage))
 }
 
-/// Starts the durable job runner with the handlers of the modules that schedule jobs.
-async fn start_jobs(app: &Arc<App>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let mut runner = beacon_jobs::Runner::new(app.store.clone(), beacon_jobs::RunnerOptions::default());
-    tickets_module(&app.config)?.attach(app, &mut runner).await.context("starting the ticket timers")?;
-    Ok(runner.spawn(app.shutdown.clone()))
-}
-
 /// A started Beacon: HTTP server bound, gateway connecting (with a token), handlers running.
 pub struct Running {
     pub app: Arc<App>,
     /// The address the HTTP server is bound to (useful with port 0).
     pub addr: std::net::SocketAddr,
     web: tokio::task::JoinHandle<Result<(), beacon_web::WebError>>,
-    gateway: Option<tokio::task::JoinHandle<Result<(), gateway::GatewayError>>>,
-    /// The durable job runner (timers); stops on `app.shutdown` after its jobs in flight.
-    jobs: tokio::task::JoinHandle<()>,
+    gateway: Option<tokio::task::JoinHandle<Result<(), beacon_discord::gateway::GatewayError>>>,
+    /// The modules' jobs and background tasks; they stop on `app.shutdown`.
+    background: beacon_framework::Background,
 }
 
 /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
@@ -375,10 +267,8 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
 /// [`start`] with extra modules.
 pub async fn start_with(config: Arc<Config>, extra: Vec<Arc<dyn Module>>) -> anyhow::Result<Running> {
     let store = open_store(&config).await?;
-    let app = spawn_knowledge_tasks(assemble(config.clone(), store, extra).await?);
-    spawn_setting_listener(&app);
-    spawn_housekeeping(&app);
-    let jobs = start_jobs(&app).await?;
+    let app = build_app_with(config.clone(), store, extra).await?;
+    let background = app.start_background();
 
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
@@ -397,7 +287,7 @@ pub async fn start_with(config: Arc<Config>, extra: Vec<Arc<dyn Module>>) -> any
         tracing::info!("POST /interactions is disabled: set BEACON_DISCORD_PUBLIC_KEY to receive HTTP interactions");
     }
     let gateway = match &config.discord.token {
-        Some(token) if app.gateway_enabled => Some(start_gateway(&app, token.expose().to_owned())),
+        Some(token) if app.gateway_enabled => Some(app.start_gateway(token.expose().to_owned())),
         Some(_) => {
             tracing::warn!("gateway not connected: BEACON_DISCORD_GATEWAY_ENABLED=false (HTTP interactions only)");
             None
@@ -409,7 +299,7 @@ pub async fn start_with(config: Arc<Config>, extra: Vec<Arc<dyn Module>>) -> any
             None
         }
     };
-    Ok(Running { app, addr, web, gateway, jobs })
+    Ok(Running { app, addr, web, gateway, background })
 }
 
 impl Running {
@@ -431,124 +321,13 @@ impl Running {
             Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server ended with an error"),
             Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
         }
-        // Jobs cut off here are re-run by another worker (or after restart) once their lease expires.
-        match tokio::time::timeout(app.config.shutdown_grace, self.jobs).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "job runner task failed"),
-            Err(_) => tracing::warn!("job runner did not stop within the grace period"),
-        }
+        self.background.stop(app.config.shutdown_grace).await;
         app.tasks.close();
         if tokio::time::timeout(app.config.shutdown_grace, app.tasks.wait()).await.is_err() {
             tracing::warn!(left = app.tasks.len(), "shutdown grace elapsed with handlers still running");
         }
         tracing::info!("stopped");
     }
-}
-
-/// Gateway events handled at once; more wait in the shard channel.
-const MAX_EVENTS_IN_FLIGHT: usize = 512;
-
-fn start_gateway(app: &Arc<App>, token: String) -> tokio::task::JoinHandle<Result<(), gateway::GatewayError>> {
-    let (tx, mut rx) = mpsc::channel::<GatewayEvent>(1024);
-    let config = GatewayConfig {
-        token,
-        intents: app.intents(),
-        shard_count: app.config.discord.shard_count,
-        shard_ids: None,
-        gateway_url: app.config.discord.gateway_url.clone(),
-    };
-    let dispatcher_app = app.clone();
-    // Bounded: when handlers fall behind, the dispatcher stops taking events, the shard channel
-    // fills, the shards stop reading their sockets and TCP pushes back on Discord, instead of
-    // tasks (each holding its event) piling up without limit.
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_EVENTS_IN_FLIGHT));
-    let dispatched = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    spawn_memory_release(app, in_flight.clone(), dispatched.clone());
-    app.tasks.spawn(async move {
-        while let Some(event) = rx.recv().await {
-            dispatched.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
-            let app = dispatcher_app.clone();
-            dispatcher_app.tasks.spawn(async move {
-                handle_gateway_event(&app, event).await;
-                drop(permit);
-            });
-        }
-    });
-    tokio::spawn(gateway::run(config, app.http.clone(), tx, app.shards.clone(), app.shutdown.clone()))
-}
-
-/// Events after which an idle moment is used to hand freed memory back to the OS.
-const RELEASE_AFTER_EVENTS: u64 = 1_000;
-
-/// After a burst of gateway events (the GUILD_CREATEs of start-up, a flood), glibc keeps the
-/// freed heap of up to 512 large events in flight and the process stays at its peak RSS. Once
-/// a burst of at least [`RELEASE_AFTER_EVENTS`] is over (no event in flight), `malloc_trim`
-/// returns that memory; checked every second, a few milliseconds of work per burst.
-fn spawn_memory_release(
-    app: &Arc<App>,
-    in_flight: Arc<tokio::sync::Semaphore>,
-    dispatched: Arc<std::sync::atomic::AtomicU64>,
-) {
-    let shutdown = app.shutdown.clone();
-    app.tasks.spawn(async move {
-        let mut released_at = 0;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            let now = dispatched.load(std::sync::atomic::Ordering::Relaxed);
-            if now - released_at >= RELEASE_AFTER_EVENTS && in_flight.available_permits() == MAX_EVENTS_IN_FLIGHT {
-                released_at = now;
-                let _ = tokio::task::spawn_blocking(release_freed_memory).await;
-            }
-        }
-    });
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn release_freed_memory() {
-    // SAFETY: malloc_trim only walks glibc's own heap under its locks; it takes no pointers.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn release_freed_memory() {}
-
-/// Hourly: forget old idempotency claims, purge guilds whose retention has passed.
-fn spawn_housekeeping(app: &Arc<App>) {
-    let app = app.clone();
-    let tracker = app.tasks.clone();
-    tracker.spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            tokio::select! {
-                _ = app.shutdown.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            let now = now_ms();
-            match app.store.prune_claims(now - 86_400_000).await {
-                Ok(n) if n > 0 => tracing::info!(pruned = n, "old idempotency claims pruned"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "pruning claims failed"),
-            }
-            let cutoff = now - app.config.guild_retention.as_millis() as i64;
-            match app.store.purge_left_guilds(cutoff).await {
-                // The purge moves each guild's cache generation, in this process and the others.
-                Ok(ids) if !ids.is_empty() => tracing::info!(guilds = ?ids, "purged guilds past retention"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "purging left guilds failed"),
-            }
-        }
-    });
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 async fn wait_for_signal() {

@@ -11,6 +11,7 @@ mod commands;
 mod faq;
 mod http_interactions;
 mod modules;
+mod purge;
 mod settings;
 mod status_llm;
 mod support_answers;

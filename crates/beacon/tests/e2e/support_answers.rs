@@ -251,7 +251,9 @@ async fn mentions_are_answered_inline_and_the_audit_log_has_no_content() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!t.fake.messages(general).iter().any(|m| m["content"].as_str().unwrap_or("").contains("14 days")));
 
-    let audit = std::fs::read_to_string(t.app().config.data_dir.join("audit/support.jsonl")).unwrap();
+    let audit =
+        std::fs::read_to_string(t.app().config.data_dir.join(format!("audit/support/guild-{}.jsonl", t.guild.id)))
+            .unwrap();
     let line: Value = serde_json::from_str(audit.lines().next().unwrap()).unwrap();
     assert_eq!(line["trigger"], "mention");
     assert_eq!(line["outcome"], "answered");
@@ -450,7 +452,9 @@ async fn beacon_speaks_the_askers_language_around_quotes_abstentions_and_buttons
     // A short new question is answered on its own, not read in the light of the asker's last one.
     let out = t.command(t.member("bob"), "ask", ask("How do I get a refund?"), Delivery::Http).await;
     assert!(text_of(&out).contains("> You can get a refund"), "{out:?}");
-    let audit = std::fs::read_to_string(t.app().config.data_dir.join("audit/support.jsonl")).unwrap();
+    let audit =
+        std::fs::read_to_string(t.app().config.data_dir.join(format!("audit/support/guild-{}.jsonl", t.guild.id)))
+            .unwrap();
     let langs: Vec<String> = audit
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap()["lang"].as_str().unwrap_or("").to_owned())

@@ -407,12 +407,16 @@ async fn support_handoff_opens_a_ticket_with_the_conversation() {
     let t = spawn().await;
     let bob = t.member("bob");
     let chat = "bob: how do I get a refund?\nbeacon: I am not sure; let me get a human.";
-    let err = beacon_tickets::open_ticket_for(t.app(), t.guild.id, bob, "Refund", Some(chat)).await.unwrap_err();
+    // The support module reaches the desk only through the port the desk provides.
+    let handoff = t.app().port::<dyn beacon_framework::HumanHandoff>().expect("the ticket desk provides the hand-off");
+    assert!(handoff.available(t.app(), t.guild.id).await);
+    let err = handoff.open(t.app(), t.guild.id, None, bob, "Refund", chat).await.unwrap_err();
     assert!(err.to_string().contains("tickets.channel"), "{err}");
     set(&t, "tickets.channel", &format!("<#{}>", t.channel("support"))).await;
-    let id = beacon_tickets::open_ticket_for(t.app(), t.guild.id, bob, "Refund", Some(chat)).await.unwrap();
-    assert_eq!(id.number, 1);
-    let messages = t.fake.messages(id.channel_id);
+    let place = handoff.open(t.app(), t.guild.id, None, bob, "Refund", chat).await.unwrap();
+    assert!(place.ends_with("(ticket #0001)"), "{place}");
+    let channel_id: u64 = place.trim_start_matches("<#").split('>').next().unwrap().parse().unwrap();
+    let messages = t.fake.messages(channel_id);
     let convo = messages
         .iter()
         .find(|m| m["content"].as_str().is_some_and(|c| c.contains("Conversation before this ticket")))
@@ -420,5 +424,7 @@ async fn support_handoff_opens_a_ticket_with_the_conversation() {
     assert!(convo["content"].as_str().unwrap().contains("> beacon: I am not sure"), "{convo}");
     assert_eq!(convo["attachments"][0]["filename"], "conversation.txt");
     assert!(embed_text(&messages[0]).contains("Refund"));
+    set(&t, "tickets.enabled", "false").await;
+    assert!(!handoff.available(t.app(), t.guild.id).await, "no hand-off where the desk is off");
     t.stop().await;
 }

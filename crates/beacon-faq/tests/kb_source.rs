@@ -1,11 +1,13 @@
-//! FAQ entries as knowledge-base documents: adds, edits and removals reach search.
+//! FAQ entries as knowledge-base documents (the FAQ's `GuildSource`): adds, edits and removals
+//! reach search.
 
-use beacon_faq::{EntryInput, FaqRepo, migrations};
+use std::sync::Arc;
+
+use beacon_faq::{EntryInput, FaqRepo, FaqSource, Feeds, SCHEMA};
+use beacon_kb::GuildSource;
 use beacon_kb::chunk::ChunkerConfig;
-use beacon_kb::faq_source::FaqSource;
 use beacon_kb::fusion::FusionConfig;
 use beacon_kb::ingest::KnowledgeBase;
-use beacon_kb::source::Source;
 use beacon_store::Store;
 
 const GUILD: u64 = 81384788765712384;
@@ -20,11 +22,12 @@ async fn faq_changes_propagate_through_sync() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect(&format!("sqlite://{}", dir.path().join("kb.db").display())).await.unwrap();
     store.migrate().await.unwrap();
-    store.apply_module_migrations(&migrations()).await.unwrap();
-    let repo = FaqRepo::new(store.clone());
+    store.migrate_schema(&SCHEMA).await.unwrap();
+    let feeds = Feeds::default();
+    let repo = FaqRepo::with_feeds(store.clone(), feeds.clone());
     let kb = KnowledgeBase::open(store.clone(), None, FusionConfig::default(), ChunkerConfig::default()).await.unwrap();
     let guild = store.guild(GUILD);
-    let source = FaqSource::new(repo.clone(), guild.clone());
+    let source = FaqSource::new(feeds);
 
     let refunds = repo
         .add(&guild, &input("How do refunds work?", "Refunds reach your card within fourteen days."), 1)
@@ -35,13 +38,13 @@ async fn faq_changes_propagate_through_sync() {
         .await
         .unwrap();
 
-    let docs = source.documents().await.unwrap();
+    let docs = source.documents(guild.clone()).await.unwrap();
     let keys: Vec<String> = docs.iter().map(|d| d.key.clone()).collect();
     assert_eq!(keys, vec![format!("faq:{}", refunds.id), format!("faq:{}", hours.id)]);
     assert_eq!(docs[0].title, "How do refunds work?");
 
     // Add.
-    kb.sync(GUILD, &source, &mut |_| {}).await.unwrap();
+    kb.sync_guild_source(GUILD, &source).await.unwrap();
     let hits = kb.search(GUILD, "refunds card", 3).await.unwrap();
     assert_eq!(hits[0].document_key, format!("faq:{}", refunds.id));
     assert_eq!(hits[0].title, "How do refunds work?");
@@ -51,7 +54,7 @@ async fn faq_changes_propagate_through_sync() {
     repo.update(&guild, hours.id, &input("When are you open?", "Every day including weekends, around the clock."), 1)
         .await
         .unwrap();
-    let report = kb.sync(GUILD, &source, &mut |_| {}).await.unwrap();
+    let report = kb.sync_guild_source(GUILD, &source).await.unwrap();
     assert_eq!((report.written, report.unchanged), (1, 1));
     let hits = kb.search(GUILD, "weekends clock", 3).await.unwrap();
     assert_eq!(hits[0].document_key, format!("faq:{}", hours.id));
@@ -59,7 +62,7 @@ async fn faq_changes_propagate_through_sync() {
 
     // Remove.
     repo.remove(&guild, refunds.id, 1).await.unwrap();
-    let report = kb.sync(GUILD, &source, &mut |_| {}).await.unwrap();
+    let report = kb.sync_guild_source(GUILD, &source).await.unwrap();
     assert_eq!((report.documents, report.deleted), (1, 1));
     let hits = kb.search(GUILD, "refunds card fourteen", 3).await.unwrap();
     assert!(hits.iter().all(|h| h.document_key != format!("faq:{}", refunds.id)), "{hits:?}");
@@ -81,22 +84,20 @@ async fn the_follower_keeps_the_knowledge_base_current() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect(&format!("sqlite://{}", dir.path().join("kb.db").display())).await.unwrap();
     store.migrate().await.unwrap();
-    store.apply_module_migrations(&migrations()).await.unwrap();
-    let repo = FaqRepo::new(store.clone());
-    let kb = std::sync::Arc::new(
+    store.migrate_schema(&SCHEMA).await.unwrap();
+    let feeds = Feeds::default();
+    let repo = FaqRepo::with_feeds(store.clone(), feeds.clone());
+    let kb = Arc::new(
         KnowledgeBase::open(store.clone(), None, FusionConfig::default(), ChunkerConfig::default()).await.unwrap(),
     );
-    let changes = repo.subscribe();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let source: Arc<dyn GuildSource> = Arc::new(FaqSource::new(feeds));
     let follower = {
-        let (kb, repo, store) = (kb.clone(), repo.clone(), store.clone());
-        tokio::spawn(async move {
-            beacon_kb::follow_faq_changes(&kb, &repo, &store, changes, async {
-                let _ = stopped.await;
-            })
-            .await;
-        })
+        let kb = kb.clone();
+        tokio::spawn(async move { kb.follow(source).await })
     };
+    // The follower subscribes when it starts; give it that moment.
+    tokio::task::yield_now().await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let guild = store.guild(GUILD);
     let entry = repo
         .add(&guild, &input("Can I pay by invoice?", "Yes, invoices are payable within thirty days."), 1)
@@ -106,6 +107,5 @@ async fn the_follower_keeps_the_knowledge_base_current() {
     eventually(&kb, "invoice thirty days", |hits| hits.first().is_some_and(|h| h.document_key == key)).await;
     repo.remove(&guild, entry.id, 1).await.unwrap();
     eventually(&kb, "invoice thirty days", |hits| hits.iter().all(|h| h.document_key != key)).await;
-    stop.send(()).unwrap();
-    follower.await.unwrap();
+    follower.abort();
 }

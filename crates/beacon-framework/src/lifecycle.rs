@@ -1,0 +1,192 @@
+//! What runs besides the handlers, started and stopped by the app: the modules' background
+//! tasks and durable jobs, housekeeping (old claims, guilds past retention), the setting-change
+//! listener, and the dispatcher that hands gateway events to the router.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use beacon_discord::gateway::{self, GatewayConfig, GatewayEvent};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::app::App;
+use crate::router::{handle_gateway_event, spawn_setting_listener};
+
+/// A module's long-running task (see [`crate::Module::background`]).
+pub struct BackgroundTask {
+    /// Shown in logs.
+    pub name: &'static str,
+    future: Pin<Box<dyn Future<Output = ()> + Send + 'static>>,
+}
+
+impl BackgroundTask {
+    /// A task running `future` until it ends or the app shuts down.
+    pub fn new(name: &'static str, future: impl Future<Output = ()> + Send + 'static) -> BackgroundTask {
+        BackgroundTask { name, future: Box::pin(future) }
+    }
+}
+
+/// A durable job kind and its handler (see [`crate::Module::jobs`]).
+pub struct JobKind {
+    /// The kind stored with each job, e.g. `tickets.sla`.
+    pub kind: &'static str,
+    /// Runs one job of this kind.
+    pub handler: Arc<dyn beacon_jobs::JobHandler>,
+}
+
+impl JobKind {
+    /// Handles jobs of `kind` with `handler`.
+    pub fn new(kind: &'static str, handler: Arc<dyn beacon_jobs::JobHandler>) -> JobKind {
+        JobKind { kind, handler }
+    }
+}
+
+/// What [`App::start_background`] started; [`Background::stop`] waits for it.
+pub struct Background {
+    jobs: JoinHandle<()>,
+}
+
+impl App {
+    /// Starts everything that runs besides the handlers: the setting-change listener,
+    /// housekeeping, every module's background tasks, and the job runner with every module's
+    /// job kinds. All of it stops when [`App::shutdown`] is cancelled.
+    pub fn start_background(self: &Arc<Self>) -> Background {
+        spawn_setting_listener(self);
+        spawn_housekeeping(self);
+        for module in &self.modules {
+            for task in module.background(self) {
+                let shutdown = self.shutdown.clone();
+                let (module, name) = (module.name(), task.name);
+                self.tasks.spawn(async move {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = task.future => tracing::debug!(module, task = name, "background task ended"),
+                    }
+                });
+            }
+        }
+        let mut runner = beacon_jobs::Runner::new(self.store.clone(), beacon_jobs::RunnerOptions::default());
+        for module in &self.modules {
+            for job in module.jobs(self) {
+                runner.register(job.kind, job.handler);
+            }
+        }
+        Background { jobs: runner.spawn(self.shutdown.clone()) }
+    }
+}
+
+impl Background {
+    /// Waits (up to `grace`) for the job runner to finish its jobs in flight, after shutdown.
+    /// Jobs cut off are re-run by another worker (or after restart) once their lease expires.
+    pub async fn stop(self, grace: Duration) {
+        match tokio::time::timeout(grace, self.jobs).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "job runner task failed"),
+            Err(_) => tracing::warn!("job runner did not stop within the grace period"),
+        }
+    }
+}
+
+/// Hourly: forget old idempotency claims, purge guilds whose retention has passed.
+fn spawn_housekeeping(app: &Arc<App>) {
+    let app = app.clone();
+    let tracker = app.tasks.clone();
+    tracker.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = app.shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let now = beacon_store::now_ms();
+            match app.store.prune_claims(now - 86_400_000).await {
+                Ok(n) if n > 0 => tracing::info!(pruned = n, "old idempotency claims pruned"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "pruning claims failed"),
+            }
+            let cutoff = now - i64::try_from(app.config.guild_retention.as_millis()).unwrap_or(i64::MAX);
+            match app.purge_left_guilds(cutoff).await {
+                Ok(ids) if !ids.is_empty() => tracing::info!(guilds = ?ids, "purged guilds past retention"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purging left guilds failed"),
+            }
+        }
+    });
+}
+
+/// Gateway events handled at once; more wait in the shard channel.
+const MAX_EVENTS_IN_FLIGHT: usize = 512;
+
+/// Events after which an idle moment is used to hand freed memory back to the OS.
+const RELEASE_AFTER_EVENTS: u64 = 1_000;
+
+impl App {
+    /// Connects the gateway shards with `token` and dispatches their events to the router.
+    /// The returned task ends when the shards close (at shutdown, or on a fatal error).
+    pub fn start_gateway(self: &Arc<Self>, token: String) -> JoinHandle<Result<(), gateway::GatewayError>> {
+        let (tx, mut rx) = mpsc::channel::<GatewayEvent>(1024);
+        let config = GatewayConfig {
+            token,
+            intents: self.intents(),
+            shard_count: self.config.discord.shard_count,
+            shard_ids: None,
+            gateway_url: self.config.discord.gateway_url.clone(),
+        };
+        let dispatcher_app = self.clone();
+        // Bounded: when handlers fall behind, the dispatcher stops taking events, the shard
+        // channel fills, the shards stop reading their sockets and TCP pushes back on Discord,
+        // instead of tasks (each holding its event) piling up without limit.
+        let in_flight = Arc::new(Semaphore::new(MAX_EVENTS_IN_FLIGHT));
+        let dispatched = Arc::new(AtomicU64::new(0));
+        spawn_memory_release(self, in_flight.clone(), dispatched.clone());
+        self.tasks.spawn(async move {
+            while let Some(event) = rx.recv().await {
+                dispatched.fetch_add(1, Ordering::Relaxed);
+                let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
+                let app = dispatcher_app.clone();
+                dispatcher_app.tasks.spawn(async move {
+                    handle_gateway_event(&app, event).await;
+                    drop(permit);
+                });
+            }
+        });
+        tokio::spawn(gateway::run(config, self.http.clone(), tx, self.shards.clone(), self.shutdown.clone()))
+    }
+}
+
+/// After a burst of gateway events (the GUILD_CREATEs of start-up, a flood), glibc keeps the
+/// freed heap of up to 512 large events in flight and the process stays at its peak RSS. Once
+/// a burst of at least [`RELEASE_AFTER_EVENTS`] is over (no event in flight), `malloc_trim`
+/// returns that memory; checked every second, a few milliseconds of work per burst.
+fn spawn_memory_release(app: &Arc<App>, in_flight: Arc<Semaphore>, dispatched: Arc<AtomicU64>) {
+    let shutdown = app.shutdown.clone();
+    app.tasks.spawn(async move {
+        let mut released_at = 0;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let now = dispatched.load(Ordering::Relaxed);
+            if now - released_at >= RELEASE_AFTER_EVENTS && in_flight.available_permits() == MAX_EVENTS_IN_FLIGHT {
+                released_at = now;
+                let _ = tokio::task::spawn_blocking(release_freed_memory).await;
+            }
+        }
+    });
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_freed_memory() {
+    // SAFETY: malloc_trim only walks glibc's own heap under its locks; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_freed_memory() {}

@@ -1,9 +1,0 @@
--- Change notices: a process that writes guild data other processes may cache (settings, access,
--- module switches, channel sets) records one row; every process polls for the others' rows.
-CREATE TABLE guild_changes (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    guild_id   BIGINT NOT NULL,
-    origin     BIGINT NOT NULL,
-    changed_at BIGINT NOT NULL
-);
-CREATE INDEX guild_changes_changed_at ON guild_changes (changed_at);

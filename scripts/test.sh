@@ -31,4 +31,6 @@ if [[ -z "${BEACON_DISCORD_OPENAPI:-}" && -f ../shared/discord-api-spec/openapi.
   export BEACON_DISCORD_OPENAPI="$(cd ../shared/discord-api-spec && pwd)/openapi.json"
 fi
 
+# Documentation examples compile and run too (nextest does not run doctests).
+cargo test --doc --workspace "$@"
 exec cargo nextest run --workspace --no-fail-fast "$@"

@@ -12,18 +12,23 @@
 //!   rebuilt from it at will.
 //! - [`csvio`]: CSV export and import.
 //!
-//! ```ignore
+//! ```no_run
+//! # async fn demo(store: beacon_store::Store) -> Result<(), beacon_faq::FaqError> {
 //! let faq = beacon_faq::FaqModule::new();
-//! let mut changes = faq.subscribe(); // e.g. for the knowledge base
-//! let app = AppBuilder::new(config, store.clone(), cache, http).module(faq).build().await?;
+//! let mut changes = faq.subscribe(); // every add, edit, removal and import
+//! // … the app builder takes `faq`; the knowledge base follows it through its `GuildSource` port.
 //!
 //! let repo = beacon_faq::FaqRepo::new(store.clone());
-//! let guild = store.guild(guild_id);
+//! let mut last_seen_ms = 0;
 //! while let Ok(change) = changes.recv().await {
+//!     let guild = store.guild(change.guild_id);
 //!     for entry in repo.entries_since(&guild, last_seen_ms).await? {
 //!         // re-index entry (or drop it when entry.deleted_at is set)
+//!         last_seen_ms = last_seen_ms.max(entry.updated_at);
 //!     }
 //! }
+//! # Ok(())
+//! # }
 //! ```
 
 pub mod csvio;

@@ -672,6 +672,27 @@ impl Module for FaqModule {
     }
 }
 
+/// `/export faq`: every entry, as the CSV `/faq import` reads.
+struct FaqExport(Feeds);
+
+#[async_trait]
+impl Exporter for FaqExport {
+    async fn export(
+        &self,
+        app: &Arc<App>,
+        guild: &GuildStore,
+        _range: Option<&DayRange>,
+    ) -> Result<ExportFile, HandlerError> {
+        let entries = FaqRepo::with_feeds(app.store.clone(), self.0.clone()).all(guild).await?;
+        let csv = export_csv(&entries)?;
+        Ok(ExportFile {
+            name: "faq.csv".to_owned(),
+            summary: format!("{} FAQ entr{}.", entries.len(), if entries.len() == 1 { "y" } else { "ies" }),
+            bytes: csv,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -719,26 +740,5 @@ mod tests {
         let embed = entry_embed(&entry).expect("valid embed");
         assert!(embed.title.as_deref().is_some_and(|t| t.starts_with("#9 · ")));
         assert_eq!(embed.footer.map(|f| f.text), Some("Pinned · FAQ #9 · 1 view".into()));
-    }
-}
-
-/// `/export faq`: every entry, as the CSV `/faq import` reads.
-struct FaqExport(Feeds);
-
-#[async_trait]
-impl Exporter for FaqExport {
-    async fn export(
-        &self,
-        app: &Arc<App>,
-        guild: &GuildStore,
-        _range: Option<&DayRange>,
-    ) -> Result<ExportFile, HandlerError> {
-        let entries = FaqRepo::with_feeds(app.store.clone(), self.0.clone()).all(guild).await?;
-        let csv = export_csv(&entries)?;
-        Ok(ExportFile {
-            name: "faq.csv".to_owned(),
-            summary: format!("{} FAQ entr{}.", entries.len(), if entries.len() == 1 { "y" } else { "ies" }),
-            bytes: csv,
-        })
     }
 }

@@ -7,10 +7,16 @@
 //! [`beacon_store::POLL_EVERY`]. Entries also expire after a maximum age, a backstop for a
 //! change notice that could not be written.
 //!
-//! ```ignore
-//! // a field of the module: `threads: GuildCache<HashSet<u64>>`
-//! let threads = self.threads.get_or_load(&guild, || repo.thread_ids()).await?;
-//! if threads.contains(&channel_id) { /* … */ }
+//! ```no_run
+//! # use std::collections::HashSet;
+//! # async fn thread_ids(_guild: &beacon_store::GuildStore) -> Result<HashSet<u64>, beacon_store::StoreError> { Ok(HashSet::new()) }
+//! # async fn demo(guild: beacon_store::GuildStore, channel_id: u64) -> Result<(), beacon_store::StoreError> {
+//! // a field of the module:
+//! let threads: beacon_framework::GuildCache<HashSet<u64>> = Default::default();
+//! let ids = threads.get_or_load(&guild, || thread_ids(&guild)).await?;
+//! if ids.contains(&channel_id) { /* … */ }
+//! # Ok(())
+//! # }
 //! ```
 
 use std::collections::HashMap;

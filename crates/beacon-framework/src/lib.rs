@@ -6,16 +6,24 @@
 //! module is enabled in the guild, answers within Discord's deadline (deferring when the handler
 //! is slow), splits long replies and never pings anyone unless asked.
 //!
-//! ```ignore
-//! let app = AppBuilder::new(config, store, cache, http)
-//!     .module(beacon_admin::ConfigModule)
-//!     .build()
-//!     .await?;
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use beacon_framework::{AppBuilder, Module, router};
+//! # async fn demo(config: Arc<beacon_config::Config>, store: beacon_store::Store, cache: beacon_cache::Cache,
+//! #   http: Arc<twilight_http::Client>, modules: Vec<Arc<dyn Module>>,
+//! #   interaction: twilight_model::application::interaction::Interaction) -> Result<(), beacon_framework::app::BuildError> {
+//! let app = AppBuilder::new(config, store, cache, http).modules(modules).build().await?;
+//! let background = app.start_background(); // jobs, module tasks, housekeeping
 //! if let Some(mut dispatched) = router::dispatch_interaction(&app, interaction).await {
 //!     let initial = dispatched.initial_response(router::INITIAL_RESPONSE_BUDGET).await;
 //!     // deliver `initial` (HTTP body or REST callback), then:
 //!     dispatched.responder.mark_delivered();
+//! #   drop(initial);
 //! }
+//! app.shutdown.cancel();
+//! background.stop(std::time::Duration::from_secs(8)).await;
+//! # Ok(())
+//! # }
 //! ```
 
 pub mod access;

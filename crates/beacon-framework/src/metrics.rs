@@ -3,9 +3,10 @@
 //! Labels are fixed names (event types, interaction kinds, module names), never guild, user or
 //! channel ids: the endpoint reveals how busy the process is, not who uses it.
 //!
-//! ```ignore
-//! app.metrics.gateway_event("MESSAGE_CREATE");
-//! let text = app.metrics.render();
+//! ```
+//! let metrics = beacon_framework::metrics::Metrics::new();
+//! metrics.gateway_event("MESSAGE_CREATE");
+//! assert!(metrics.render().contains("beacon_gateway_events_total"));
 //! ```
 
 use prometheus_client::encoding::text::encode;

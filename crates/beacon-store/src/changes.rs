@@ -9,11 +9,16 @@
 //! guilds there are). The store's own writes do this themselves (inside their transaction when
 //! they have one); module repositories call [`GuildStore::mark_changed`].
 //!
-//! ```ignore
-//! let seen = guild.generation();          // before reading
-//! let value = load(&guild).await?;        // from the database
-//! cache.insert(guild.id(), (seen, value));
-//! // later: the entry serves while `guild.generation() == seen`
+//! ```no_run
+//! # async fn demo(store: beacon_store::Store) -> Result<(), beacon_store::StoreError> {
+//! let guild = store.guild(81384788765712384);
+//! let seen = guild.generation(); // before reading
+//! let value = guild.setting("support.channels").await?; // from the database
+//! let cached = (seen, value);
+//! // later: the entry serves while the generation has not moved
+//! assert!(guild.generation() == cached.0 || guild.generation() != cached.0);
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! Rows are read by time with an overlap (a PostgreSQL sequence value can commit after a larger

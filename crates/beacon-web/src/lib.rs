@@ -10,9 +10,13 @@
 //! - `GET /metrics`: the process's counters in the Prometheus/OpenMetrics text format (event
 //!   types, interaction kinds and module names as labels; no ids).
 //!
-//! ```ignore
+//! ```no_run
+//! # async fn demo(app: std::sync::Arc<beacon_framework::App>) -> Result<(), beacon_web::WebError> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.expect("bind");
 //! let router = beacon_web::router(app.clone())?;
 //! beacon_web::serve(listener, router, app.shutdown.clone()).await?;
+//! # Ok(())
+//! # }
 //! ```
 
 use std::sync::Arc;

@@ -6,7 +6,7 @@ use beacon_testkit::Delivery;
 use beacon_testkit::services::{self, ScratchDatabase};
 use serde_json::json;
 
-use crate::support::*;
+use crate::harness::*;
 
 #[tokio::test]
 async fn runs_on_postgres_and_redis() {

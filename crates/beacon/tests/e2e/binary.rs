@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use beacon_testkit::{Delivery, FakeDiscord, FakeOptions, Fault, FaultKind};
 use serde_json::json;
 
-use crate::support::*;
+use crate::harness::*;
 
 fn beacon() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));

@@ -1,7 +1,7 @@
 use beacon_testkit::Delivery;
 use serde_json::json;
 
-use crate::support::*;
+use crate::harness::*;
 
 #[tokio::test]
 async fn status_answers_over_both_transports() {

@@ -5,7 +5,7 @@ use beacon_faq::{EntryInput, FaqRepo, split_tags};
 use beacon_testkit::{Delivery, InteractionOutcome};
 use serde_json::{Value, json};
 
-use crate::support::*;
+use crate::harness::*;
 
 /// Makes the guild's "staff" role a staff role and adds a member holding it.
 async fn staff_member(t: &TestApp) -> u64 {

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
 
-use crate::support::*;
+use crate::harness::*;
 
 struct Endpoint {
     url: String,

@@ -2,7 +2,7 @@
 //! fake Discord, which validates every REST request against Discord's OpenAPI description when
 //! `BEACON_DISCORD_OPENAPI` is set.
 
-mod support;
+mod harness;
 
 mod ask_providers;
 mod backends;

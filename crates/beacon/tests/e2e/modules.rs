@@ -15,7 +15,7 @@ use serde_json::json;
 use twilight_model::channel::message::Component;
 use twilight_model::channel::message::component::{ButtonStyle, Label, TextInput, TextInputStyle};
 
-use crate::support::*;
+use crate::harness::*;
 
 struct Echo {
     changes: Arc<AtomicUsize>,
@@ -224,5 +224,43 @@ async fn staff_commands_need_a_staff_role() {
     let bob = t.member("bob");
     let out = t.command(bob, "staffonly", json!([]), Delivery::Http).await;
     assert!(text_of(&out).contains("Only staff"), "{}", text_of(&out));
+    t.stop().await;
+}
+
+#[path = "../../examples/notes_module.rs"]
+mod notes_example;
+
+/// The module author's example (`examples/notes_module.rs`) in the real app: its command, its
+/// table (declared, so a purge removes it), its export under the framework's `/export`, its
+/// `/status` field.
+#[tokio::test]
+async fn module_author_example() {
+    use beacon_testkit::Delivery;
+    use serde_json::json;
+    beacon_discord::install_crypto_provider();
+    let t = TestApp::spawn_with(Options {
+        modules: vec![std::sync::Arc::new(notes_example::NotesModule)],
+        ..Options::default()
+    })
+    .await;
+    let owner = t.owner();
+    let out = t
+        .command(owner, "note", sub("add", json!([opt_str("text", "bob asked about refunds twice")])), Delivery::Http)
+        .await;
+    assert_eq!(text_of(&out).trim(), "Noted.");
+    let out = t.command(owner, "note", sub("list", json!([])), Delivery::Gateway).await;
+    assert!(text_of(&out).contains("refunds twice"), "{}", text_of(&out));
+    let bob = t.command(t.member("bob"), "note", sub("list", json!([])), Delivery::Http).await;
+    assert!(!text_of(&bob).contains("refunds"), "members are not staff: {}", text_of(&bob));
+    let status = t.command(owner, "status", json!([]), Delivery::Http).await;
+    assert!(text_of(&status).contains("1 kept"), "{}", text_of(&status));
+    assert!(t.app().store.declared_guild_tables().contains(&"example_notes"));
+    assert_eq!(t.app().store.undeclared_guild_tables().await.unwrap(), Vec::<String>::new());
+    let export = t.command(owner, "export", sub("notes", json!([])), Delivery::Http).await;
+    assert!(text_of(&export).contains("1 note(s)."), "{}", text_of(&export));
+    t.app().purge_guild(t.guild.id).await.unwrap();
+    let left: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM example_notes").fetch_one(t.app().store.pool()).await.unwrap();
+    assert_eq!(left, 0);
     t.stop().await;
 }

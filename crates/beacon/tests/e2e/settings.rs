@@ -1,7 +1,7 @@
 use beacon_testkit::Delivery;
 use serde_json::json;
 
-use crate::support::*;
+use crate::harness::*;
 
 #[tokio::test]
 async fn config_set_is_validated_audited_announced_and_revertible() {

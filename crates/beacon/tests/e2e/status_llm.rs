@@ -6,7 +6,7 @@ use beacon_testkit::Delivery;
 use beacon_testkit::llm::{Dialect, FakeLlm, FakeReply, FakeUsage};
 use serde_json::json;
 
-use crate::support::*;
+use crate::harness::*;
 
 const KEY: &str = "sk-beacon-status-KEY-0123456789abcdefghij";
 

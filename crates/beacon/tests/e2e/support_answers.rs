@@ -7,7 +7,7 @@ use std::time::Duration;
 use beacon_testkit::Delivery;
 use serde_json::{Value, json};
 
-use crate::support::*;
+use crate::harness::*;
 
 const DOCS: &[(&str, &str)] = &[
     (

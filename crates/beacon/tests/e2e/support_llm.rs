@@ -11,7 +11,7 @@ use beacon_testkit::Delivery;
 use beacon_testkit::llm::{Dialect, FakeLlm, FakeReply, FakeUsage};
 use serde_json::{Value, json};
 
-use crate::support::*;
+use crate::harness::*;
 
 const KEY: &str = "sk-beacon-e2e-KEY-0123456789abcdefghij";
 

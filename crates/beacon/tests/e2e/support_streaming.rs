@@ -11,7 +11,7 @@ use beacon_testkit::llm::{Dialect, FakeLlm, FakeReply, FakeUsage};
 use beacon_testkit::{Delivery, RecordedRequest};
 use serde_json::{Value, json};
 
-use crate::support::*;
+use crate::harness::*;
 
 const KEY: &str = "sk-beacon-stream-KEY-0123456789abcdefghij";
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use beacon_testkit::{Delivery, InteractionOutcome};
 use serde_json::{Value, json};
 
-use crate::support::*;
+use crate::harness::*;
 
 struct Desk {
     t: TestApp,

@@ -4,7 +4,7 @@
 use beacon_testkit::Delivery;
 use beacon_testkit::services::MotoServer;
 
-use crate::support::*;
+use crate::harness::*;
 
 #[tokio::test]
 async fn closed_tickets_store_their_transcript_in_the_configured_bucket() {

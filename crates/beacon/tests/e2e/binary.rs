@@ -88,6 +88,60 @@ fn migrate_creates_the_sqlite_database() {
     assert!(dir.path().join("beacon.db").exists());
 }
 
+/// `beacon guild purge`: refused without confirmation when nobody can answer, then, with
+/// `--yes`, every row and file of the guild goes and the operator is told what.
+#[test]
+fn guild_purge_asks_then_removes_everything_of_the_guild() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("refunds.md"), "# Refunds\n\nRefunds are issued within 14 days.\n").unwrap();
+    let run =
+        |args: &[&str]| beacon().args(args).env("BEACON_DATA_DIR", dir.path()).stdin(Stdio::null()).output().unwrap();
+    let out = run(&["ingest", "--guild", "42", docs.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let index = dir.path().join("kb-index/guild-42.kbi");
+    assert!(index.exists());
+
+    let out = run(&["guild", "purge", "42"]);
+    assert!(!out.status.success(), "no confirmation, no purge");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(index.exists(), "nothing was deleted");
+
+    let out = run(&["guild", "purge", "42", "--yes"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("guild 42 purged"), "{stdout}");
+    assert!(stdout.contains("kb_chunks: 1 row(s)") && stdout.contains("kb_documents: 1 row(s)"), "{stdout}");
+    assert!(stdout.contains("search index file removed"), "{stdout}");
+    assert!(!index.exists());
+    let out = run(&["ask", "--guild", "42", "How long do refunds take?"]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("14 days"), "the knowledge base of guild 42 is empty");
+}
+
+/// `beacon invite` asks for exactly the permissions the modules declare.
+#[test]
+fn invite_asks_only_for_what_the_modules_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = beacon().args(["invite", "--client-id", "1234"]).env("BEACON_DATA_DIR", dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let url = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        url.starts_with(
+            "https://discord.com/oauth2/authorize?client_id=1234&scope=bot%20applications.commands&permissions="
+        ),
+        "{url}"
+    );
+    let bits: u64 = url.trim().rsplit('=').next().unwrap().parse().unwrap();
+    const ADMINISTRATOR: u64 = 1 << 3;
+    assert_eq!(bits & ADMINISTRATOR, 0, "never administrator");
+    const SEND_MESSAGES: u64 = 1 << 11;
+    assert_ne!(bits & SEND_MESSAGES, 0);
+    let out = beacon().arg("invite").env("BEACON_DATA_DIR", dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BEACON_DISCORD_APPLICATION_ID"));
+}
+
 #[tokio::test]
 async fn runs_without_a_token_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();

@@ -224,6 +224,53 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// One line for the operator: what went wrong and exactly what to change where. `intents`
+    /// are the ones the process asked for (to name the privileged ones).
+    pub fn advice(&self, intents: Intents) -> String {
+        const PORTAL: &str =
+            "the Developer Portal (https://discord.com/developers/applications) → your application → Bot";
+        match self {
+            GatewayError::Intents { code, .. } => {
+                let mut asked = Vec::new();
+                if intents.contains(Intents::MESSAGE_CONTENT) {
+                    asked.push("Message Content Intent");
+                }
+                if intents.contains(Intents::GUILD_MEMBERS) {
+                    asked.push("Server Members Intent");
+                }
+                if intents.contains(Intents::GUILD_PRESENCES) {
+                    asked.push("Presence Intent");
+                }
+                let which = if asked.is_empty() { "the privileged intents".to_owned() } else { asked.join(" and ") };
+                format!(
+                    "Discord refused the gateway intents ({code}): enable {which} under Privileged Gateway Intents in \
+                     {PORTAL}, then start Beacon again"
+                )
+            }
+            GatewayError::Authentication { .. } => {
+                format!(
+                    "Discord refused the bot token (4004): copy BEACON_DISCORD_TOKEN again from {PORTAL} → Reset Token"
+                )
+            }
+            GatewayError::GatewayInfo(source) if is_unauthorized(source.as_ref()) => {
+                format!(
+                    "Discord refused the bot token (401): copy BEACON_DISCORD_TOKEN again from {PORTAL} → Reset Token"
+                )
+            }
+            GatewayError::GatewayInfo(source) => {
+                format!(
+                    "cannot reach Discord's gateway information (GET /gateway/bot: {source}); check BEACON_DISCORD_API_URL and the network"
+                )
+            }
+            GatewayError::Sharding { code, .. } => {
+                format!(
+                    "Discord refused the shard configuration ({code}): unset BEACON_DISCORD_SHARD_COUNT to use the recommended count"
+                )
+            }
+            other => format!("the gateway stopped: {other}"),
+        }
+    }
+
     /// Maps a close code to an error when twilight will not reconnect.
     fn from_close(shard_id: u32, code: u16) -> Option<Self> {
         let close = CloseCode::try_from(code).ok()?;
@@ -236,6 +283,14 @@ impl GatewayError {
             CloseCode::InvalidShard | CloseCode::ShardingRequired => Self::Sharding { shard_id, code },
             _ => Self::FatalClose { shard_id, code },
         })
+    }
+}
+
+/// Whether a REST error is Discord's 401 (the token was refused).
+fn is_unauthorized(error: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    match error.downcast_ref::<twilight_http::Error>().map(twilight_http::Error::kind) {
+        Some(twilight_http::error::ErrorType::Response { status, .. }) => status.get() == 401,
+        _ => false,
     }
 }
 

@@ -50,6 +50,11 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// Whether this process runs gateway shards (a token was configured).
     pub gateway_enabled: bool,
+    /// Cancelled when a part of the process stopped for good (the gateway refused by Discord):
+    /// readiness fails and `beacon run` exits with an error.
+    pub fatal: CancellationToken,
+    /// Why [`App::fatal`] was cancelled, for the operator.
+    fatal_reason: OnceLock<String>,
     application_id: OnceLock<Id<ApplicationMarker>>,
     /// The last database guild count and when it was taken (see [`App::guild_count`]).
     guild_count: std::sync::Mutex<Option<(Instant, i64)>>,
@@ -181,6 +186,8 @@ impl AppBuilder {
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             gateway_enabled: self.gateway_enabled,
+            fatal: CancellationToken::new(),
+            fatal_reason: OnceLock::new(),
             application_id,
             guild_count: std::sync::Mutex::new(None),
             last_checks: std::sync::Mutex::new(None),
@@ -245,6 +252,19 @@ impl App {
     /// Gateway intents: what the enabled modules need, plus guild events for registration.
     pub fn intents(&self) -> Intents {
         self.modules.iter().fold(Intents::GUILDS, |acc, m| acc | m.intents())
+    }
+
+    /// Records that a part of the process stopped for good and why: logged once, shown by
+    /// readiness and `/status`, and [`App::fatal`] is cancelled.
+    pub fn fail(&self, reason: String) {
+        tracing::error!("{reason}");
+        let _ = self.fatal_reason.set(reason);
+        self.fatal.cancel();
+    }
+
+    /// Why the process can no longer work, if it cannot.
+    pub fn fatal_reason(&self) -> Option<&str> {
+        self.fatal_reason.get().map(String::as_str)
     }
 
     /// Discord permissions the bot needs: the union of what the modules declare.
@@ -386,6 +406,9 @@ impl App {
             },
         };
         let mut checks = vec![db_check, cache_check];
+        if let Some(reason) = self.fatal_reason() {
+            checks.push(Check { name: "gateway", ok: false, latency: Duration::ZERO, detail: reason.to_owned() });
+        }
         for module in &self.modules {
             checks.extend(module.readiness(self).await);
         }

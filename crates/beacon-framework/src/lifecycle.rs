@@ -125,7 +125,8 @@ const RELEASE_AFTER_EVENTS: u64 = 1_000;
 
 impl App {
     /// Connects the gateway shards with `token` and dispatches their events to the router.
-    /// The returned task ends when the shards close (at shutdown, or on a fatal error).
+    /// The returned task ends when the shards close: at shutdown, or when Discord refuses the
+    /// token or the intents, which [`App::fail`]s the app with what the operator must change.
     pub fn start_gateway(self: &Arc<Self>, token: String) -> JoinHandle<Result<(), gateway::GatewayError>> {
         let (tx, mut rx) = mpsc::channel::<GatewayEvent>(1024);
         let config = GatewayConfig {
@@ -153,7 +154,18 @@ impl App {
                 });
             }
         });
-        tokio::spawn(gateway::run(config, self.http.clone(), tx, self.shards.clone(), self.shutdown.clone()))
+        let app = self.clone();
+        tokio::spawn(async move {
+            let intents = config.intents;
+            let result = gateway::run(config, app.http.clone(), tx, app.shards.clone(), app.shutdown.clone()).await;
+            if let Err(e) = &result
+                && !app.shutdown.is_cancelled()
+            {
+                // A refused token or intents do not get better by retrying: say what to change.
+                app.fail(e.advice(intents));
+            }
+            result
+        })
     }
 }
 

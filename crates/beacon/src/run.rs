@@ -251,12 +251,22 @@ pub struct Running {
     background: beacon_framework::Background,
 }
 
-/// Runs until SIGTERM or SIGINT, then shuts down gracefully.
+/// Runs until SIGTERM or SIGINT, then shuts down gracefully. When a part stops for good (Discord
+/// refused the token or the intents) it shuts down too and returns the reason, so the process
+/// exits non-zero and an orchestrator notices.
 pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
     let running = start(config).await?;
-    wait_for_signal().await;
+    let fatal = running.app.fatal.clone();
+    tokio::select! {
+        () = wait_for_signal() => {}
+        () = fatal.cancelled() => {}
+    }
+    let reason = running.app.fatal_reason().map(str::to_owned);
     running.shutdown().await;
-    Ok(())
+    match reason {
+        Some(reason) => Err(anyhow::anyhow!(reason)),
+        None => Ok(()),
+    }
 }
 
 /// Starts every part of the all-in-one process and returns once the HTTP server is bound.
@@ -311,6 +321,8 @@ impl Running {
         if let Some(gateway) = self.gateway {
             match tokio::time::timeout(Duration::from_secs(5), gateway).await {
                 Ok(Ok(Ok(()))) => tracing::info!("gateway closed"),
+                // A refusal was already reported, with what to change.
+                Ok(Ok(Err(e))) if app.fatal_reason().is_some() => tracing::debug!(error = %e, "gateway ended"),
                 Ok(Ok(Err(e))) => tracing::warn!(error = %e, "gateway ended with an error"),
                 Ok(Err(e)) => tracing::warn!(error = %e, "gateway task failed"),
                 Err(_) => tracing::warn!("gateway did not close in time"),

@@ -37,6 +37,23 @@ struct Args {
     /// Identify max_concurrency.
     #[arg(long, default_value_t = 1)]
     max_concurrency: u32,
+    /// Write the settings Beacon needs to reach this fake (`BEACON_DISCORD_*`, with its bot
+    /// token, application id and public key) to this file, in `.env` format.
+    #[arg(long, value_name = "PATH")]
+    env_file: Option<PathBuf>,
+}
+
+/// What Beacon needs to talk to this fake, as `.env` lines.
+fn beacon_env(fake: &FakeDiscord) -> String {
+    format!(
+        "BEACON_DISCORD_API_URL={}\nBEACON_DISCORD_GATEWAY_URL={}\nBEACON_DISCORD_TOKEN={}\n\
+         BEACON_DISCORD_APPLICATION_ID={}\nBEACON_DISCORD_PUBLIC_KEY={}\n",
+        fake.base_url(),
+        fake.gateway_url(),
+        fake.bot_token(),
+        fake.application_id(),
+        fake.public_key_hex()
+    )
 }
 
 fn seed_spec(n: u32, members: u32) -> GuildSpec {
@@ -119,7 +136,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::spawn(stream_guilds(fake.clone(), args.load_guilds_per_sec, args.members_per_guild));
     }
     println!("fake-discord listening on {}", fake.base_url());
-    eprintln!("fake-discord: credentials at GET /_fake/info");
+    if let Some(path) = &args.env_file {
+        std::fs::write(path, beacon_env(&fake))?;
+        println!("fake-discord: Beacon's settings for this fake written to {}", path.display());
+    } else {
+        print!("fake-discord: point Beacon at it with:\n{}", beacon_env(&fake));
+    }
     tokio::signal::ctrl_c().await?;
     fake.shutdown().await;
     Ok(())

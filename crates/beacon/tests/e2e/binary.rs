@@ -322,3 +322,80 @@ fn eval_reports_retrieval_and_abstention_as_json() {
     assert_eq!(last["negatives"], 2);
     assert_eq!(last["abstain_rate"], 1.0, "nothing in the fixture is about swallows or football: {last}");
 }
+
+/// Runs `beacon run` against `fake` with `token` until it exits by itself (at most 20 s);
+/// returns its status and everything it logged, and whether `/health/ready` said unavailable
+/// while it ran.
+fn run_until_it_exits(fake: &FakeDiscord, token: &str) -> (std::process::ExitStatus, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = beacon()
+        .arg("run")
+        .env("BEACON_DATA_DIR", dir.path())
+        .env("BEACON_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("BEACON_DISCORD_TOKEN", token)
+        .env("BEACON_DISCORD_API_URL", fake.base_url())
+        .env("BEACON_DISCORD_GATEWAY_URL", fake.gateway_url())
+        .env("BEACON_EMBED_HUB_URL", "")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("beacon kept running although Discord refused it");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut out).unwrap();
+    (status, out)
+}
+
+/// Discord closes with 4014 when Message Content is not enabled for the bot: Beacon says exactly
+/// what to enable where, and exits non-zero instead of staying "ready" without a gateway.
+#[tokio::test]
+async fn disallowed_intents_stop_beacon_with_the_fix() {
+    const MESSAGE_CONTENT: u64 = 1 << 15;
+    let fake =
+        FakeDiscord::start(FakeOptions { denied_intents: MESSAGE_CONTENT, ..FakeOptions::default() }).await.unwrap();
+    let token = fake.bot_token();
+    let (status, out) = tokio::task::spawn_blocking(move || run_until_it_exits(&fake, &token)).await.unwrap();
+    assert!(!status.success(), "exits non-zero: {out}");
+    assert!(out.contains("Message Content Intent"), "{out}");
+    assert!(out.contains("Privileged Gateway Intents"), "{out}");
+}
+
+/// A token Discord refuses is reported at once, not at shutdown.
+#[tokio::test]
+async fn a_refused_token_is_reported_at_once() {
+    let fake = FakeDiscord::start(FakeOptions::default()).await.unwrap();
+    let started = Instant::now();
+    let (status, out) = tokio::task::spawn_blocking(move || run_until_it_exits(&fake, "not-the-token")).await.unwrap();
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("refused the bot token"), "{out}");
+    assert!(out.contains("BEACON_DISCORD_TOKEN"), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(15), "reported at start, took {:?}", started.elapsed());
+}
+
+/// While the gateway is refused, readiness says so (an orchestrator stops routing to it).
+#[tokio::test]
+async fn readiness_fails_when_the_gateway_is_refused() {
+    beacon_discord::install_crypto_provider();
+    let fake = FakeDiscord::start(FakeOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config_with(&fake, &dir, false, true, &[("BEACON_DISCORD_TOKEN".into(), "not-the-token".into())]);
+    let running = beacon::run::start(std::sync::Arc::new(config)).await.unwrap();
+    let fatal = running.app.fatal.clone();
+    tokio::time::timeout(Duration::from_secs(10), fatal.cancelled()).await.expect("the refusal is noticed");
+    let ready = reqwest::get(format!("http://{}/health/ready", running.addr)).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert!(body.to_string().contains("refused the bot token"), "{body}");
+    running.shutdown().await;
+}

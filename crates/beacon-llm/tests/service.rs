@@ -6,8 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use beacon_llm::{
-    Budget, CallContext, ChatRequest, GroupBy, LlmConfig, LlmError, LlmService, Passage, Price, ProviderKind,
-    usage::day_of,
+    Budget, CallContext, ChatRequest, GroupBy, LlmConfig, LlmError, LlmService, Price, ProviderKind, usage::day_of,
 };
 use beacon_testkit::llm::{Dialect, FakeLlm, FakeReply, FakeUsage};
 use common::{GUILD, Harness};
@@ -116,26 +115,6 @@ async fn budgets_are_checked_before_the_call() {
     assert!(matches!(err, LlmError::UserLimitExceeded(_)), "{err:?}");
     assert!(!err.should_fall_back());
     h.service.chat(&bob, &ChatRequest::new(None, "b1")).await.expect("bob 1");
-}
-
-#[tokio::test]
-async fn grounded_answers_cite_passages() {
-    let h = Harness::new(&[ProviderKind::Gemini]).await;
-    h.fake.push(Dialect::Gemini, FakeReply::text("Open Settings → Account [2]. Admins can also help [1]."));
-    let passages = vec![
-        Passage { source: "Staff guide".into(), text: "Admins can reset accounts.".into() },
-        Passage { source: "FAQ #12".into(), text: "Reset your password under Settings → Account.".into() },
-    ];
-    let answer = h
-        .service
-        .answer_grounded(&CallContext::new(GUILD, "ask"), "How do I reset my password?", &passages)
-        .await
-        .expect("answer");
-    let sources: Vec<&str> = answer.citations.iter().map(|c| c.source.as_str()).collect();
-    assert_eq!(sources, vec!["FAQ #12", "Staff guide"]);
-    let body = h.fake.requests()[0].body.to_string();
-    assert!(body.contains("[2] (FAQ #12)"), "{body}");
-    assert!(body.contains("only the numbered passages"));
 }
 
 #[tokio::test]

@@ -1,50 +1,27 @@
-//! Plain-text helpers: UTC dates without a date library, CSV, HTML escaping, durations.
+//! Plain-text helpers: UTC dates, CSV, HTML escaping, durations.
 
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+use jiff::Timestamp;
+use jiff::civil::{Date, Time};
+use jiff::tz::Offset;
 
-/// (year, month, day) → days since 1970-01-01.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// `2024-05-01T13:45:00Z` for unix ms.
+/// `2024-05-01T13:45:00Z` for unix ms (clamped to the years -9999..=9999).
 pub fn iso(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    let at = Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 { Timestamp::MIN } else { Timestamp::MAX });
+    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Parses `YYYY-MM-DD` as the start of that UTC day, in unix ms.
+/// Parses `YYYY-MM-DD` (years 1970 to 9999) as the start of that UTC day, in unix ms.
 pub fn parse_date(s: &str) -> Option<i64> {
     let mut parts = s.trim().splitn(3, '-');
-    let y: i64 = parts.next()?.parse().ok()?;
-    let m: u32 = parts.next()?.parse().ok()?;
-    let d: u32 = parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1970..=9999).contains(&y) {
+    let y: i16 = parts.next()?.parse().ok()?;
+    let m: i8 = parts.next()?.parse().ok()?;
+    let d: i8 = parts.next()?.parse().ok()?;
+    if !(1970..=9999).contains(&y) {
         return None;
     }
-    let days = days_from_civil(y, m, d);
-    // Reject dates like 2024-02-31 that roll over into the next month.
-    (civil_from_days(days) == (y, m, d)).then_some(days * 86_400_000)
+    // Rejects months out of range and days like 2024-02-31.
+    let date = Date::new(y, m, d).ok()?;
+    Offset::UTC.to_timestamp(date.to_datetime(Time::midnight())).ok().map(Timestamp::as_millisecond)
 }
 
 /// One CSV field (RFC 4180): quoted when it holds a comma, quote or line break. Cells starting
@@ -105,6 +82,10 @@ mod tests {
         assert!(parse_date("2023-02-29").is_none());
         assert!(parse_date("2024-13-01").is_none());
         assert!(parse_date("yesterday").is_none());
+        assert!(parse_date("1969-12-31").is_none());
+        assert!(parse_date("2024-04-31").is_none());
+        assert_eq!(parse_date(" 1970-1-2 "), Some(86_400_000));
+        assert_eq!(iso(-1), "1969-12-31T23:59:59Z");
     }
 
     #[test]

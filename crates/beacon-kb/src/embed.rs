@@ -22,22 +22,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 use crate::error::{KbError, Result};
-
-/// Environment variable naming the local model directory.
-pub const MODEL_DIR_ENV: &str = "BEACON_EMBED_MODEL_DIR";
-/// Environment variable overriding the model's pooling (`mean` or `cls`).
-pub const POOLING_ENV: &str = "BEACON_EMBED_POOLING";
-/// Environment variable overriding the instruction put before every query (may be empty).
-pub const QUERY_PREFIX_ENV: &str = "BEACON_EMBED_QUERY_PREFIX";
 
 /// The query instruction of the English bge v1/v1.5 models.
 pub const BGE_QUERY_PREFIX: &str = "Represent this sentence for searching relevant passages: ";
@@ -116,19 +108,6 @@ pub struct ProfileOverrides {
     pub pooling: Option<Pooling>,
     /// Query instruction to use instead of the model's (an empty string means none).
     pub query_prefix: Option<String>,
-}
-
-impl ProfileOverrides {
-    /// Reads [`POOLING_ENV`] and [`QUERY_PREFIX_ENV`] (a set but empty prefix means none).
-    pub fn from_env() -> Result<Self> {
-        let pooling = match std::env::var(POOLING_ENV) {
-            Ok(p) if !p.trim().is_empty() => {
-                Some(p.parse().map_err(|e| KbError::Model(format!("{POOLING_ENV}: {e}")))?)
-            }
-            _ => None,
-        };
-        Ok(ProfileOverrides { pooling, query_prefix: std::env::var(QUERY_PREFIX_ENV).ok() })
-    }
 }
 
 /// The parts of `1_Pooling/config.json` that matter here.
@@ -553,13 +532,6 @@ impl BertEmbedder {
         Ok(BertEmbedder { model, tokenizer, dim: cfg.hidden_size, model_id, profile, batch_size: 32 })
     }
 
-    /// Loads the model named by `BEACON_EMBED_MODEL_DIR`, if set, with the overrides of
-    /// `BEACON_EMBED_POOLING` and `BEACON_EMBED_QUERY_PREFIX`.
-    pub fn from_env() -> Option<Result<Self>> {
-        let dir = std::env::var_os(MODEL_DIR_ENV).filter(|d| !d.is_empty()).map(PathBuf::from)?;
-        Some(ProfileOverrides::from_env().and_then(|o| Self::load_with(dir, &o)))
-    }
-
     /// The profile the model runs with.
     pub fn profile(&self) -> &ModelProfile {
         &self.profile
@@ -626,21 +598,6 @@ impl Embedder for BertEmbedder {
         self.embed_prefixed(&[text], &self.profile.query_prefix)?
             .pop()
             .ok_or_else(|| KbError::Model("no embedding returned".into()))
-    }
-}
-
-/// Loads the default local embedder, or logs one line and returns `None` (BM25-only retrieval).
-pub fn default_embedder() -> Option<Arc<dyn Embedder>> {
-    match BertEmbedder::from_env() {
-        Some(Ok(m)) => Some(Arc::new(m)),
-        Some(Err(e)) => {
-            tracing::warn!(error = %e, "embedding model failed to load; retrieval uses BM25 only");
-            None
-        }
-        None => {
-            tracing::warn!("no embedding model ({MODEL_DIR_ENV} unset); retrieval uses BM25 only");
-            None
-        }
     }
 }
 

@@ -19,6 +19,9 @@
 //!
 //! # Configuration
 //!
+//! beacon-config reads these into [`beacon_config::LlmSettings`]; [`LlmConfig::from_settings`]
+//! turns them into the provider chain.
+//!
 //! | variable | meaning |
 //! | --- | --- |
 //! | `BEACON_LLM_PROVIDER` | `none` (default: no LLM, extractive answers), `openai`, `anthropic`, `gemini`, `xai`, `openai-compatible` |
@@ -41,11 +44,10 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::collections::BTreeMap;
 //! use beacon_llm::{CallContext, ChatRequest, LlmConfig, LlmService, UsageStore};
 //!
-//! let env: BTreeMap<String, String> = std::env::vars().collect();
-//! let config = LlmConfig::from_env(&env)?;
+//! let settings = beacon_config::Config::load(None)?.llm;
+//! let config = LlmConfig::from_settings(&settings)?;
 //! let store = beacon_store::Store::connect("sqlite::memory:").await?;
 //! store.migrate().await?;
 //! let llm = LlmService::new(&config)?

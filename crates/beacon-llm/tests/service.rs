@@ -1,10 +1,9 @@
 //! Service-level behaviour beyond the per-provider conformance suite: configuration from the
-//! environment, response cache, budgets, grounded answers, pricing edits and summaries.
+//! environment, response cache, budgets, pricing edits and summaries.
 
 mod common;
 
-use std::collections::BTreeMap;
-
+use beacon_config::{LlmSettings, Source};
 use beacon_llm::{
     Budget, CallContext, ChatRequest, GroupBy, LlmConfig, LlmError, LlmService, Price, ProviderKind, usage::day_of,
 };
@@ -17,7 +16,7 @@ fn today() -> i64 {
 
 #[tokio::test]
 async fn disabled_service_says_not_configured() {
-    let config = LlmConfig::from_env(&BTreeMap::new()).expect("config");
+    let config = LlmConfig::from_settings(&LlmSettings::default()).expect("config");
     let service = LlmService::new(&config).expect("service");
     assert!(!service.is_enabled());
     let err = service.chat(&CallContext::new(GUILD, "ask"), &ChatRequest::new(None, "hi")).await.expect_err("disabled");
@@ -28,19 +27,17 @@ async fn disabled_service_says_not_configured() {
 #[tokio::test]
 async fn environment_configures_the_chain() {
     let fake = FakeLlm::start().await.expect("fake");
-    let env: BTreeMap<String, String> = [
-        ("BEACON_LLM_PROVIDER", "openai-compatible".to_owned()),
-        ("BEACON_LLM_MODEL", "llama3.1:8b".to_owned()),
-        ("BEACON_LLM_BASE_URL", fake.openai_base_url()),
-        ("BEACON_LLM_FALLBACKS", "anthropic:claude-sonnet-4-5".to_owned()),
-        ("BEACON_LLM_FALLBACK_1_API_KEY", "sk-ant-env-key-123".to_owned()),
-        ("BEACON_LLM_FALLBACK_1_BASE_URL", fake.base_url()),
-        ("BEACON_LLM_MAX_RETRIES", "0".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let config = LlmConfig::from_env(&env).expect("config");
+    let (openai_url, anthropic_url) = (fake.openai_base_url(), fake.base_url());
+    let env = Source::from_pairs([
+        ("BEACON_LLM_PROVIDER", "openai-compatible"),
+        ("BEACON_LLM_MODEL", "llama3.1:8b"),
+        ("BEACON_LLM_BASE_URL", openai_url.as_str()),
+        ("BEACON_LLM_FALLBACKS", "anthropic:claude-sonnet-4-5"),
+        ("BEACON_LLM_FALLBACK_1_API_KEY", "sk-ant-env-key-123"),
+        ("BEACON_LLM_FALLBACK_1_BASE_URL", anthropic_url.as_str()),
+        ("BEACON_LLM_MAX_RETRIES", "0"),
+    ]);
+    let config = LlmConfig::from_settings(&LlmSettings::from_source(&env).expect("settings")).expect("config");
     let service = LlmService::new(&config).expect("service");
     fake.push(Dialect::OpenAi, FakeReply::status(500));
     fake.push(Dialect::Anthropic, FakeReply::text("hello from anthropic"));

@@ -40,7 +40,8 @@ pub async fn open_knowledge_base(config: &Config, store: &Store) -> anyhow::Resu
     )
     .await
     .context("opening the knowledge base")?
-    .with_index_dir(config.data_dir.join("kb-index")))
+    .with_index_dir(config.data_dir.join("kb-index"))
+    .with_credentials(config.kb_credentials.clone()))
 }
 
 /// Set when [`prepare_embedding_model`] has already said why there is no local model.
@@ -160,7 +161,7 @@ pub async fn embedder(config: &Config, store: Option<&Store>) -> Option<Arc<dyn 
 
 /// The LLM configuration from `BEACON_LLM_*` (provider `none`, the default, is a disabled chain).
 pub fn llm_config(config: &Config) -> anyhow::Result<LlmConfig> {
-    LlmConfig::from_env(config.llm.vars()).context("configuring the LLM (BEACON_LLM_*)")
+    LlmConfig::from_settings(&config.llm).context("configuring the LLM (BEACON_LLM_*)")
 }
 
 /// The LLM service, when a provider is configured: usage, budgets and prices in `store`,

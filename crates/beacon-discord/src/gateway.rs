@@ -174,6 +174,9 @@ impl ShardBoard {
 /// cannot fix.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
+    /// TLS is not usable (no crypto provider installed).
+    #[error("TLS: {0}")]
+    Tls(#[source] beacon_http::HttpError),
     /// `GET /gateway/bot` failed.
     #[error("GET /gateway/bot failed")]
     GatewayInfo(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -257,7 +260,8 @@ pub async fn run(
     board: ShardBoard,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
-    crate::install_crypto_provider();
+    // tokio-websockets' TLS setup panics without a process-wide crypto provider.
+    beacon_http::require_crypto_provider().map_err(GatewayError::Tls)?;
     let fetch = async {
         http.gateway()
             .authed()

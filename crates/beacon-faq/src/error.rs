@@ -19,6 +19,9 @@ pub enum FaqError {
     /// An attached file could not be downloaded.
     #[error("Could not download the file: {0}")]
     Download(String),
+    /// No HTTP client could be built to download it (no TLS provider or CA certificates).
+    #[error("HTTP client: {0}")]
+    HttpClient(#[from] beacon_http::HttpError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("database: {0}")]

@@ -34,6 +34,9 @@ pub enum KbError {
         /// What happened.
         message: String,
     },
+    /// No HTTP client could be built (no TLS provider or CA certificates).
+    #[error("HTTP client: {0}")]
+    Http(#[from] beacon_http::HttpError),
     /// Embeddings of different dimensions were mixed in one index.
     #[error("embedding dimension mismatch: expected {expected}, got {got}")]
     Dimension {

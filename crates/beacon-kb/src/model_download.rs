@@ -116,15 +116,13 @@ impl ModelDownload {
     }
 
     async fn fetch_all(&self, staging: &Path) -> Result<()> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(self.connect_timeout)
-            .read_timeout(self.read_timeout)
+        let http = beacon_http::client(&beacon_http::ClientOptions {
+            connect_timeout: self.connect_timeout,
+            timeout: None,
+            read_timeout: Some(self.read_timeout),
             // Redirects are followed by hand: the hub puts the LFS hash on the redirect itself.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("beacon/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(download_error)?;
+            follow_redirects: false,
+        })?;
         for file in MODEL_FILES {
             self.fetch(&http, file, staging, true).await?;
         }

@@ -106,12 +106,7 @@ impl NotionSource {
     /// A source reading with `token`, identified as `id`.
     pub fn new(id: impl Into<String>, config: NotionConfig, token: impl Into<String>) -> Result<Self> {
         let (id, token) = (id.into(), token.into());
-        // reqwest is built with rustls but no provider; install ring's if nobody did yet.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| source_err(format!("http client: {e}")))?;
+        let http = beacon_http::client(&beacon_http::ClientOptions::with_timeout(Duration::from_secs(30)))?;
         let interval = if config.requests_per_second > 0.0 {
             // A little slower than the limit, so server-side jitter never tips it over.
             Duration::from_secs_f64(1.05 / config.requests_per_second)

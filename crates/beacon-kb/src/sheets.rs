@@ -146,12 +146,7 @@ impl SheetsSource {
     /// A source authenticating with `key`, identified as `id`.
     pub fn new(id: impl Into<String>, config: SheetsConfig, key: ServiceAccountKey) -> Result<Self> {
         let id = id.into();
-        // reqwest is built with rustls but no provider; install ring's if nobody did yet.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| source_err(format!("http client: {e}")))?;
+        let http = beacon_http::client(&beacon_http::ClientOptions::with_timeout(Duration::from_secs(30)))?;
         Ok(SheetsSource { id, config, key, http, token: Mutex::new(None) })
     }
 

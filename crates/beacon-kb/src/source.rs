@@ -289,6 +289,7 @@ mod tests {
         assert_eq!(json, serde_json::json!({"path": "docs"}));
         assert_eq!(SourceConfig::from_row(c.kind(), &json).unwrap(), c);
         assert!(SourceConfig::from_row("notion", &json).is_err());
+        beacon_http::install_crypto_provider();
         let none = KbCredentials::default();
         assert_eq!(c.build("handbook", &none).unwrap().id(), "handbook");
         let n = SourceConfig::Notion { pages: vec!["p1".into()], databases: vec![], base_url: None };

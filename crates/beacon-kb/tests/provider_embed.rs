@@ -20,6 +20,8 @@ fn config(pairs: &[(&str, &str)]) -> LlmConfig {
 
 /// Builds the embedder off the async workers, as `beacon run` does (its probe request blocks).
 async fn embedder(config: LlmConfig) -> Result<LlmEmbedder, KbError> {
+    // `main` installs the TLS provider in the binary; these tests build clients without a fake.
+    beacon_http::install_crypto_provider();
     tokio::task::spawn_blocking(move || LlmEmbedder::from_config(&config)).await.unwrap()
 }
 

@@ -19,6 +19,8 @@ pub enum StorageError {
     Store(#[from] object_store::Error),
     #[error("transcript folder {path}: {source}")]
     Folder { path: String, source: std::io::Error },
+    #[error("S3 client: {0}")]
+    Tls(#[from] beacon_http::HttpError),
 }
 
 /// Settings of an S3-compatible store (AWS, MinIO, moto, R2…).
@@ -74,9 +76,8 @@ impl TranscriptStore {
 
     /// An S3-compatible bucket.
     pub fn s3(opts: &S3Options) -> Result<TranscriptStore, StorageError> {
-        // reqwest is built without a bundled TLS provider in this workspace; installing ring's
-        // twice is harmless (the second call is refused).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // object_store builds its own reqwest client, which panics without a TLS provider.
+        beacon_http::require_crypto_provider()?;
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&opts.bucket)
             .with_region(&opts.region)

@@ -233,8 +233,6 @@ struct Assembled {
 }
 
 async fn assemble(config: Arc<Config>, store: Store, extra: Vec<Arc<dyn Module>>) -> anyhow::Result<Assembled> {
-    // One process-wide rustls provider before any HTTP client (Discord, CDN, providers) exists.
-    beacon_discord::install_crypto_provider();
     let cache = match &config.redis_url {
         Some(url) => Cache::redis(url.expose())
             .await

@@ -36,6 +36,8 @@ pub enum ConfigError {
     UnknownKey { key: String, file: String },
     #[error("cannot read {path}: {reason}")]
     Read { path: String, reason: String },
+    #[error("cannot read {path}: {source}")]
+    ReadFile { path: String, source: std::io::Error },
 }
 
 /// Where the values come from: environment variables (already merged with `.env`).
@@ -412,7 +414,7 @@ fn fallback_var(source: &Source, prefix: &str, suffix: &str, secret: bool) -> Re
 fn read_file(path: &Path) -> Result<(String, String), ConfigError> {
     std::fs::read_to_string(path)
         .map(|s| (path.display().to_string(), s))
-        .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })
+        .map_err(|source| ConfigError::ReadFile { path: path.display().to_string(), source })
 }
 
 fn collect(toml_file: Option<(&str, &str)>, source: &Source) -> Result<Values, ConfigError> {

@@ -221,9 +221,15 @@ pub enum GatewayError {
         /// The close code.
         code: u16,
     },
-    /// A shard task panicked or its stream ended unexpectedly.
+    /// A shard task panicked or was cancelled.
     #[error("shard task failed: {0}")]
-    ShardTask(String),
+    ShardTask(#[source] tokio::task::JoinError),
+    /// A shard's event stream ended without a close.
+    #[error("shard task failed: shard {shard_id}: event stream ended")]
+    StreamEnded {
+        /// The shard whose stream ended.
+        shard_id: u32,
+    },
 }
 
 impl GatewayError {
@@ -321,7 +327,7 @@ pub async fn run(
 
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
-        let result = joined.map_err(|e| GatewayError::ShardTask(e.to_string()));
+        let result = joined.map_err(GatewayError::ShardTask);
         if let Err(error) = result.and_then(|r| r) {
             tracing::error!(%error, "gateway shard stopped");
             stop.cancel();
@@ -372,7 +378,7 @@ impl ShardRunner {
                     continue;
                 }
                 None => {
-                    return Err(GatewayError::ShardTask(format!("shard {id}: event stream ended")));
+                    return Err(GatewayError::StreamEnded { shard_id: id });
                 }
             };
             if let Event::GatewayClose(frame) = &event {

@@ -1,5 +1,8 @@
 //! Errors a handler can return, and how each is shown to the member.
 
+/// Any error, kept whole as a source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// What went wrong in a handler. `User` and `Forbidden` are shown as they are (ephemeral);
 /// everything else is logged with an error id and shown as a short apology with that id.
 #[derive(Debug, thiserror::Error)]
@@ -15,9 +18,9 @@ pub enum HandlerError {
     #[error("cache: {0}")]
     Cache(#[from] beacon_cache::CacheError),
     #[error("discord: {0}")]
-    Discord(String),
+    Discord(#[source] BoxError),
     #[error("{0}")]
-    Internal(String),
+    Internal(#[source] BoxError),
 }
 
 impl HandlerError {
@@ -25,8 +28,9 @@ impl HandlerError {
         HandlerError::User(msg.into())
     }
 
-    pub fn internal(msg: impl std::fmt::Display) -> HandlerError {
-        HandlerError::Internal(msg.to_string())
+    /// An operator-only failure: an error (kept as the source) or a message.
+    pub fn internal(error: impl Into<BoxError>) -> HandlerError {
+        HandlerError::Internal(error.into())
     }
 
     /// Whether the text is meant for the member (as opposed to operators only).
@@ -37,13 +41,13 @@ impl HandlerError {
 
 impl From<twilight_http::Error> for HandlerError {
     fn from(e: twilight_http::Error) -> Self {
-        HandlerError::Discord(e.to_string())
+        HandlerError::Discord(Box::new(e))
     }
 }
 
 impl From<twilight_http::response::DeserializeBodyError> for HandlerError {
     fn from(e: twilight_http::response::DeserializeBodyError) -> Self {
-        HandlerError::Discord(e.to_string())
+        HandlerError::Discord(Box::new(e))
     }
 }
 

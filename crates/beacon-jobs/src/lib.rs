@@ -55,6 +55,8 @@ pub enum JobError {
     Store(#[from] beacon_store::StoreError),
     #[error("job {id} holds invalid data: {reason}")]
     Corrupt { id: i64, reason: String },
+    #[error("job {id} holds a payload that is not JSON: {source}")]
+    Payload { id: i64, source: serde_json::Error },
     #[error("invalid job: {0}")]
     Invalid(String),
 }

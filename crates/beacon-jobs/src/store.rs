@@ -128,7 +128,7 @@ const COLUMNS: &str = "id, guild_id, kind, payload, dedupe_key, run_at, state, a
                        max_attempts, lease_owner, last_error, finished_at";
 
 fn payload_of(id: i64, text: &str) -> Result<serde_json::Value, JobError> {
-    serde_json::from_str(text).map_err(|e| JobError::Corrupt { id, reason: format!("payload is not JSON: {e}") })
+    serde_json::from_str(text).map_err(|source| JobError::Payload { id, source })
 }
 
 fn record_from_row(row: &AnyRow) -> Result<JobRecord, JobError> {

@@ -91,7 +91,7 @@ pub enum LlmError {
     },
     /// Usage or pricing storage failed.
     #[error("LLM usage storage error: {0}")]
-    Store(String),
+    Store(#[source] Arc<beacon_store::StoreError>),
 }
 
 impl LlmError {
@@ -166,13 +166,13 @@ impl LlmError {
 
 impl From<beacon_store::StoreError> for LlmError {
     fn from(e: beacon_store::StoreError) -> Self {
-        LlmError::Store(e.to_string())
+        LlmError::Store(Arc::new(e))
     }
 }
 
 impl From<sqlx::Error> for LlmError {
     fn from(e: sqlx::Error) -> Self {
-        LlmError::Store(e.to_string())
+        LlmError::Store(Arc::new(beacon_store::StoreError::Database(e)))
     }
 }
 

@@ -145,8 +145,14 @@ pub enum TicketError {
     Store(#[from] beacon_store::StoreError),
     #[error(transparent)]
     Jobs(#[from] beacon_jobs::JobError),
-    #[error("{0}")]
-    Other(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Handler(HandlerError),
+    #[error("discord: {0}")]
+    Discord(#[from] twilight_http::Error),
+    #[error("discord: {0}")]
+    DiscordBody(#[from] twilight_http::response::DeserializeBodyError),
 }
 
 impl From<HandlerError> for TicketError {
@@ -154,7 +160,7 @@ impl From<HandlerError> for TicketError {
         match e {
             HandlerError::User(m) | HandlerError::Forbidden(m) => TicketError::Refused(m),
             HandlerError::Store(s) => TicketError::Store(s),
-            other => TicketError::Other(other.to_string()),
+            other => TicketError::Handler(other),
         }
     }
 }
@@ -164,6 +170,7 @@ impl From<TicketError> for HandlerError {
         match e {
             TicketError::Refused(m) => HandlerError::User(m),
             TicketError::Store(s) => HandlerError::Store(s),
+            TicketError::Handler(h) => h,
             other => HandlerError::internal(other),
         }
     }
@@ -180,22 +187,15 @@ pub async fn open_ticket_for(
     topic: &str,
     attachment_text: Option<&str>,
 ) -> Result<TicketId, TicketError> {
-    let module = TicketsModule::new(
-        TranscriptStore::local(&app.config.data_dir.join("transcripts"))
-            .map_err(|e| TicketError::Other(e.to_string()))?,
-    );
+    let module = TicketsModule::new(TranscriptStore::local(&app.config.data_dir.join("transcripts"))?);
     let guild = app.guild(guild_id);
     let roles = match app
         .http
         .guild_member(twilight_model::id::Id::new(guild_id), twilight_model::id::Id::new(user_id))
         .await
     {
-        Ok(resp) => resp
-            .model()
-            .await
-            .map(|m| m.roles.iter().map(|r| r.get()).collect::<Vec<_>>())
-            .map_err(|e| TicketError::Other(e.to_string()))?,
-        Err(e) => return Err(TicketError::Other(format!("looking up the member: {e}"))),
+        Ok(resp) => resp.model().await.map(|m| m.roles.iter().map(|r| r.get()).collect::<Vec<_>>())?,
+        Err(e) => return Err(e.into()),
     };
     let t = module.desk(app).open(&guild, user_id, &roles, topic, attachment_text, None).await?;
     Ok(TicketId { guild_id, number: t.number, channel_id: t.channel_id.unwrap_or_default() })

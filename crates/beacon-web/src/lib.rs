@@ -42,7 +42,7 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
     #[error("BEACON_DISCORD_PUBLIC_KEY is not a valid Ed25519 public key: {0}")]
-    PublicKey(String),
+    PublicKey(#[source] beacon_discord::KeyError),
     #[error("HTTP server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -56,9 +56,7 @@ struct WebState {
 /// The full router, with request ids, tracing and a body limit.
 pub fn router(app: Arc<App>) -> Result<Router, WebError> {
     let verifier = match &app.config.discord.public_key {
-        Some(key) => {
-            Some(Arc::new(InteractionVerifier::from_hex(key).map_err(|e| WebError::PublicKey(e.to_string()))?))
-        }
+        Some(key) => Some(Arc::new(InteractionVerifier::from_hex(key).map_err(WebError::PublicKey)?)),
         None => None,
     };
     let state = WebState { app, verifier };

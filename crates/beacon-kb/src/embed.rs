@@ -134,9 +134,9 @@ struct SentenceBertFile {
 
 fn read_optional_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     match std::fs::read(path) {
-        Ok(bytes) => {
-            serde_json::from_slice(&bytes).map(Some).map_err(|e| KbError::Model(format!("{}: {e}", path.display())))
-        }
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| KbError::Json { what: path.display().to_string(), source }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(KbError::io(path, e)),
     }
@@ -469,8 +469,8 @@ impl BertEmbedder {
     pub fn load_with(dir: impl AsRef<Path>, overrides: &ProfileOverrides) -> Result<Self> {
         let dir = dir.as_ref();
         let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| KbError::io(dir.join(name), e));
-        let cfg: BertConfig =
-            serde_json::from_slice(&read("config.json")?).map_err(|e| KbError::Model(format!("config.json: {e}")))?;
+        let cfg: BertConfig = serde_json::from_slice(&read("config.json")?)
+            .map_err(|source| KbError::Json { what: "config.json".into(), source })?;
         if let Some(act) = cfg.hidden_act.as_deref()
             && act != "gelu"
         {
@@ -483,7 +483,7 @@ impl BertEmbedder {
         };
         let profile = ModelProfile::detect(dir)?.with(overrides);
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
-            .map_err(|e| KbError::Model(format!("tokenizer.json: {e}")))?;
+            .map_err(|source| KbError::Tokenizer { what: "tokenizer.json", source })?;
         // Packaged tokenizers often pad every input to 128 tokens; pad to the batch's longest
         // instead (padding is masked out anyway) and truncate where sentence-transformers does.
         let mut padding = tokenizer.get_padding().cloned().unwrap_or(PaddingParams::default());
@@ -494,7 +494,7 @@ impl BertEmbedder {
         let max_tokens = profile.max_tokens.min(cfg.max_position_embeddings.saturating_sub(reserved)).max(1);
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: max_tokens, ..TruncationParams::default() }))
-            .map_err(|e| KbError::Model(format!("truncation: {e}")))?;
+            .map_err(|source| KbError::Tokenizer { what: "truncation", source })?;
         let device = Device::Cpu;
         let weights_path = dir.join("model.safetensors");
         let mut tensors: HashMap<String, Tensor> = candle_core::safetensors::load(&weights_path, &device)?;
@@ -538,8 +538,10 @@ impl BertEmbedder {
     }
 
     fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        let encodings =
-            self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| KbError::Model(format!("tokenize: {e}")))?;
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|source| KbError::Tokenizer { what: "tokenize", source })?;
         let t = encodings.first().map_or(0, |e| e.len());
         let b = encodings.len();
         let mut ids = Vec::with_capacity(b * t);

@@ -369,7 +369,7 @@ impl KnowledgeBase {
             }
             Ok(writes)
         };
-        tokio::task::spawn_blocking(task).await.map_err(|e| KbError::Model(format!("embedding task: {e}")))?
+        tokio::task::spawn_blocking(task).await.map_err(|source| KbError::Task { what: "embedding", source })?
     }
 
     /// Rebuilds `guild_id`'s search index from the database (rewriting its file when indexes are
@@ -512,7 +512,7 @@ impl KnowledgeBase {
         }
         let index = tokio::task::spawn_blocking(move || GuildIndex::build(chunks))
             .await
-            .map_err(|e| KbError::Index(format!("index task: {e}")))??;
+            .map_err(|source| KbError::Task { what: "index", source })??;
         bump(&self.counters.rebuilds);
         let index = self.install(guild_id, version, index);
         if let Some(dir) = self.index_dir.clone() {
@@ -569,7 +569,7 @@ impl KnowledgeBase {
                 Some(
                     tokio::task::spawn_blocking(move || e.embed_query(&q))
                         .await
-                        .map_err(|e| KbError::Model(format!("embedding task: {e}")))??,
+                        .map_err(|source| KbError::Task { what: "embedding", source })??,
                 )
             }
             _ => None,

@@ -127,10 +127,16 @@ impl NotionSource {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let resp = req.send().await.map_err(|e| source_err(format!("{method} {path}: {e}")))?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|source| KbError::Request { what: format!("notion: {method} {path}"), source })?;
             let status = resp.status();
             if status.is_success() {
-                return resp.json().await.map_err(|e| source_err(format!("{method} {path}: bad JSON: {e}")));
+                return resp
+                    .json()
+                    .await
+                    .map_err(|source| KbError::Request { what: format!("notion: {method} {path}: bad JSON"), source });
             }
             let retryable = status.as_u16() == 429 || status.is_server_error();
             if retryable && attempt < self.config.max_retries {

@@ -57,7 +57,8 @@ impl std::fmt::Debug for ServiceAccountKey {
 impl ServiceAccountKey {
     /// Parses a key file (JSON).
     pub fn from_json(json: &str) -> Result<Self> {
-        serde_json::from_str(json).map_err(|e| source_err(format!("service-account key: {e}")))
+        serde_json::from_str(json)
+            .map_err(|source| KbError::Json { what: "sheets: service-account key".into(), source })
     }
 
     /// Parses the base64 of a key file.
@@ -170,7 +171,7 @@ impl SheetsSource {
             .body(format!("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"))
             .send()
             .await
-            .map_err(|e| source_err(format!("token exchange: {e}")))?;
+            .map_err(|source| KbError::Request { what: "sheets: token exchange".into(), source })?;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -198,15 +199,23 @@ impl SheetsSource {
         let mut refreshed = false;
         loop {
             let token = self.access_token(refreshed).await?;
-            let resp =
-                self.http.get(&url).bearer_auth(&token).send().await.map_err(|e| source_err(format!("values: {e}")))?;
+            let resp = self
+                .http
+                .get(&url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .map_err(|source| KbError::Request { what: "sheets: values".into(), source })?;
             let status = resp.status();
             // A token revoked or expired early: renew once.
             if status.as_u16() == 401 && !refreshed {
                 refreshed = true;
                 continue;
             }
-            let body: Value = resp.json().await.map_err(|e| source_err(format!("values: bad JSON: {e}")))?;
+            let body: Value = resp
+                .json()
+                .await
+                .map_err(|source| KbError::Request { what: "sheets: values: bad JSON".into(), source })?;
             if !status.is_success() {
                 let why = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("");
                 return Err(source_err(format!("values: {status}: {why}")));

@@ -1,4 +1,6 @@
-// Rebuild when an embedded migration changes (sqlx::migrate! reads them at compile time).
+//! Build script: rebuilds the crate when an embedded migration changes.
+
+// sqlx::migrate! reads the migrations at compile time.
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
 }

@@ -19,7 +19,9 @@ pub struct Key {
     pub name: &'static str,
     /// Dotted path in `beacon.toml`.
     pub toml: &'static str,
+    /// Where the value may come from.
     pub kind: KeyKind,
+    /// One line for `.env.example` and error messages.
     pub help: &'static str,
 }
 

@@ -28,16 +28,50 @@ pub use secret::Secret;
 /// A configuration value that could not be used. The message names the key and where it came from.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A value was present but unusable.
     #[error("invalid value for {key} (from {origin}): {reason}")]
-    Invalid { key: String, origin: String, reason: String },
+    Invalid {
+        /// The environment variable of the key (or the `_FILE` variable that failed).
+        key: String,
+        /// Where the value came from: `environment`, a TOML key, a file, `default`.
+        origin: String,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+    /// A secret was written in the TOML file, where it could be committed by accident.
     #[error("{key} is a secret and cannot be set in {file}; set the environment variable {env} or {env}_FILE instead")]
-    SecretInFile { key: String, env: String, file: String },
+    SecretInFile {
+        /// The TOML key.
+        key: String,
+        /// The environment variable to use instead.
+        env: String,
+        /// The TOML file.
+        file: String,
+    },
+    /// The TOML file holds a key Beacon does not know (usually a typo).
     #[error("unknown key `{key}` in {file}")]
-    UnknownKey { key: String, file: String },
+    UnknownKey {
+        /// The dotted TOML key.
+        key: String,
+        /// The TOML file.
+        file: String,
+    },
+    /// The TOML file is not valid TOML.
     #[error("cannot read {path}: {reason}")]
-    Read { path: String, reason: String },
+    Read {
+        /// The file.
+        path: String,
+        /// The parser's message.
+        reason: String,
+    },
+    /// The TOML file could not be read from disk.
     #[error("cannot read {path}: {source}")]
-    ReadFile { path: String, source: std::io::Error },
+    ReadFile {
+        /// The file.
+        path: String,
+        /// The i/o error.
+        source: std::io::Error,
+    },
 }
 
 /// Where the values come from: environment variables (already merged with `.env`).
@@ -67,42 +101,58 @@ impl Source {
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// One JSON object per line (for log collectors).
     Json,
+    /// Human-readable lines (for a terminal).
     Pretty,
 }
 
 /// Discord connection settings.
 #[derive(Debug, Clone)]
 pub struct DiscordConfig {
+    /// Bot token; without it there is no gateway and REST calls are unauthenticated.
     pub token: Option<Secret>,
+    /// Application id (fetched from Discord with the token when absent).
     pub application_id: Option<u64>,
     /// Hex-encoded Ed25519 public key of the application (verifies HTTP interactions).
     pub public_key: Option<String>,
     /// Root of the REST API; requests go to `{api_url}/api/v10/…`.
     pub api_url: String,
+    /// Gateway URL overriding the one `GET /gateway/bot` returns (`ws://` or `wss://`).
     pub gateway_url: Option<String>,
     /// Connect the gateway when a token is set (off: HTTP interactions only, token used for REST).
     pub gateway_enabled: bool,
+    /// Fixed shard count; `None` uses Discord's recommendation.
     pub shard_count: Option<u32>,
 }
 
 /// The developer team: members of `role_id` in the main guild get operator access everywhere.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DevelopersConfig {
+    /// The developer team's main guild.
     pub guild_id: Option<u64>,
+    /// The role in that guild that marks a developer.
     pub role_id: Option<u64>,
 }
 
 /// The whole configuration of one Beacon process.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Folder of the SQLite database, index files, models and transcripts.
     pub data_dir: PathBuf,
+    /// Address the HTTP server (interactions, health, metrics) listens on.
     pub http_addr: SocketAddr,
+    /// `sqlite://…` or `postgres://…` (a secret: it may hold a password).
     pub database_url: Secret,
+    /// Redis for the cache and rate limits; `None` keeps them in the process.
     pub redis_url: Option<Secret>,
+    /// Discord connection settings.
     pub discord: DiscordConfig,
+    /// The developer team (operator access in every guild).
     pub developers: DevelopersConfig,
+    /// Log line format.
     pub log_format: LogFormat,
+    /// tracing filter, e.g. `info` or `beacon=debug,info`.
     pub log_level: String,
     /// How long a guild's data is kept after the bot leaves it.
     pub guild_retention: Duration,
@@ -159,10 +209,15 @@ pub struct KbCredentials {
 /// An S3-compatible bucket.
 #[derive(Debug, Clone)]
 pub struct S3Config {
+    /// Bucket name.
     pub bucket: String,
+    /// Region of the bucket (`us-east-1` by default).
     pub region: String,
+    /// Endpoint of an S3-compatible server; `None` for AWS.
     pub endpoint: Option<String>,
+    /// Access key id.
     pub access_key_id: Secret,
+    /// Secret access key.
     pub secret_access_key: Secret,
 }
 

@@ -72,13 +72,16 @@ pub enum JobState {
     Pending,
     /// Claimed by a worker whose lease runs until `lease_until`.
     Running,
+    /// Finished successfully; never runs again.
     Done,
     /// Out of attempts, or failed permanently.
     Failed,
+    /// Cancelled before it ran.
     Cancelled,
 }
 
 impl JobState {
+    /// The name stored in the `state` column.
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Pending => "pending",
@@ -104,17 +107,29 @@ impl JobState {
 /// A job row, for inspection (tests, dashboards).
 #[derive(Debug, Clone)]
 pub struct JobRecord {
+    /// Row id.
     pub id: i64,
+    /// The guild it belongs to.
     pub guild_id: u64,
+    /// Which handler runs it.
     pub kind: String,
+    /// The handler's input.
     pub payload: serde_json::Value,
+    /// Key unique among the guild's pending jobs.
     pub dedupe_key: Option<String>,
+    /// When it is (or was) due, unix ms.
     pub run_at: i64,
+    /// Where it is in its life.
     pub state: JobState,
+    /// Attempts started so far.
     pub attempts: u32,
+    /// Attempts allowed before it is marked failed.
     pub max_attempts: u32,
+    /// The worker holding (or last holding) its lease.
     pub lease_owner: Option<String>,
+    /// The last attempt's failure message.
     pub last_error: Option<String>,
+    /// When it reached `done`, `failed` or `cancelled`, unix ms.
     pub finished_at: Option<i64>,
 }
 
@@ -153,10 +168,12 @@ fn record_from_row(row: &AnyRow) -> Result<JobRecord, JobError> {
 }
 
 impl Jobs {
+    /// The jobs table of `store` ([`Jobs::migrate`] creates it).
     pub fn new(store: Store) -> Jobs {
         Jobs { store }
     }
 
+    /// The underlying store.
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -251,6 +268,7 @@ impl Jobs {
         Ok(n)
     }
 
+    /// The job with row id `id`, if it exists.
     pub async fn get(&self, id: i64) -> Result<Option<JobRecord>, JobError> {
         let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM beacon_jobs WHERE id = $1")))
             .bind(id)

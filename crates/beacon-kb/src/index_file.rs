@@ -310,6 +310,7 @@ fn read_header(f: &mut std::fs::File, path: &Path) -> Result<std::result::Result
 
 /// The whole file (`len` bytes) as shared bytes: mapped where the platform allows it (no copy,
 /// and the pages are the page cache's), else read into memory.
+#[allow(unsafe_code)]
 fn file_bytes(f: &mut std::fs::File, len: usize) -> std::io::Result<OwnedBytes> {
     #[cfg(unix)]
     {

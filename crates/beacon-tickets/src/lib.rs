@@ -21,6 +21,10 @@
 //! let id = beacon_tickets::open_ticket_for(&app, guild_id, user_id, "Refund", Some(&chat)).await?;
 //! ```
 
+// Not yet covered by the workspace `missing_docs` lint: its public items are still being
+// documented (see the root Cargo.toml). Remove this line once they are.
+#![allow(missing_docs)]
+
 mod export;
 mod flow;
 mod model;

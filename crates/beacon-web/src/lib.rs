@@ -41,8 +41,10 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 /// Why the web server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
+    /// The configured public key cannot verify interaction signatures.
     #[error("BEACON_DISCORD_PUBLIC_KEY is not a valid Ed25519 public key: {0}")]
     PublicKey(#[source] beacon_discord::KeyError),
+    /// Binding or serving the listener failed.
     #[error("HTTP server: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -349,6 +349,7 @@ async fn start_jobs(app: &Arc<App>) -> anyhow::Result<tokio::task::JoinHandle<()
 
 /// A started Beacon: HTTP server bound, gateway connecting (with a token), handlers running.
 pub struct Running {
+    /// The app: configuration, store, cache, Discord client and modules.
     pub app: Arc<App>,
     /// The address the HTTP server is bound to (useful with port 0).
     pub addr: std::net::SocketAddr,
@@ -508,6 +509,7 @@ fn spawn_memory_release(
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
 fn release_freed_memory() {
     // SAFETY: malloc_trim only walks glibc's own heap under its locks; it takes no pointers.
     unsafe {

@@ -26,10 +26,6 @@
 //! }
 //! ```
 
-// Not yet covered by the workspace `missing_docs` lint: its public items are still being
-// documented (see the root Cargo.toml). Remove this line once they are.
-#![allow(missing_docs)]
-
 pub mod csvio;
 mod download;
 mod error;

@@ -54,6 +54,7 @@ impl Default for FaqModule {
 }
 
 impl FaqModule {
+    /// The FAQ module with its own service; [`FaqModule::subscribe`] follows its changes.
     pub fn new() -> FaqModule {
         let (changes, _) = broadcast::channel(1024);
         FaqModule { changes, service: OnceCell::new() }

@@ -21,10 +21,6 @@
 //! assert!(!out.text.contains("@everyone") && !out.text.contains("sk-abc"));
 //! ```
 
-// Not yet covered by the workspace `missing_docs` lint: its public items are still being
-// documented (see the root Cargo.toml). Remove this line once they are.
-#![allow(missing_docs)]
-
 pub mod confidence;
 pub mod fence;
 pub mod grounded;

@@ -74,9 +74,13 @@ const MAX_ANSWER: usize = 4000;
 /// Where a question came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
+    /// `/ask`.
     Command,
+    /// A message in a support channel.
     Channel,
+    /// A message mentioning Beacon.
     Mention,
+    /// A follow-up in a thread Beacon opened for a question.
     Thread,
 }
 
@@ -94,9 +98,13 @@ impl Trigger {
 /// A prepared answer, ready to post.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    /// The recorded answer row (for feedback buttons); `None` when nothing was recorded.
     pub answer_id: Option<i64>,
+    /// The message text, after the output guard.
     pub content: String,
+    /// Feedback and "talk to a human" buttons.
     pub components: Vec<Component>,
+    /// How the question ended (`answered`, `abstained`, …), as recorded.
     pub outcome: &'static str,
 }
 
@@ -115,6 +123,7 @@ pub struct SupportModule {
 }
 
 impl SupportModule {
+    /// The support module over `kb`; `handoff` opens tickets for "talk to a human".
     pub fn new(kb: Arc<KnowledgeBase>, handoff: Option<Arc<dyn HumanHandoff>>) -> SupportModule {
         SupportModule {
             kb,

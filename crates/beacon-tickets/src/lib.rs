@@ -21,10 +21,6 @@
 //! let id = beacon_tickets::open_ticket_for(&app, guild_id, user_id, "Refund", Some(&chat)).await?;
 //! ```
 
-// Not yet covered by the workspace `missing_docs` lint: its public items are still being
-// documented (see the root Cargo.toml). Remove this line once they are.
-#![allow(missing_docs)]
-
 mod export;
 mod flow;
 mod model;
@@ -44,20 +40,35 @@ use beacon_framework::{App, HandlerError};
 
 /// Setting keys of the module.
 pub mod keys {
+    /// Setting: `thread` (private thread) or `channel` (a channel in [`CATEGORY`]).
     pub const MODE: &str = "tickets.mode";
+    /// Setting: channel whose private threads hold tickets (default: where the ticket was opened).
     pub const CHANNEL: &str = "tickets.channel";
+    /// Setting: category for ticket channels (channel mode).
     pub const CATEGORY: &str = "tickets.category";
+    /// Setting: open tickets a member may have at once.
     pub const MAX_OPEN: &str = "tickets.max_open";
+    /// Setting: time a member waits between two new tickets (0 = none).
     pub const COOLDOWN: &str = "tickets.cooldown";
+    /// Setting: roles of which a member needs one to open a ticket (empty = everyone).
     pub const REQUIRED_ROLES: &str = "tickets.required_roles";
+    /// Setting: target time to the first staff answer (0 = off), paused while waiting for the member.
     pub const FIRST_RESPONSE_SLA: &str = "tickets.first_response_sla";
+    /// Setting: target time to close a ticket (0 = off), paused while waiting for the member.
     pub const RESOLUTION_SLA: &str = "tickets.resolution_sla";
+    /// Setting: escalate a ticket when an SLA is breached (a reminder is always posted).
     pub const SLA_ESCALATE: &str = "tickets.sla_escalate";
+    /// Setting: close a ticket after this long without messages (0 = never).
     pub const AUTO_CLOSE: &str = "tickets.auto_close_after";
+    /// Setting: ping the member when their ticket changes status.
     pub const PING_ON_STATUS: &str = "tickets.ping_on_status";
+    /// Setting: roles pinged when a ticket is escalated.
     pub const ESCALATION_ROLE: &str = "tickets.escalation_role";
+    /// Setting: channel told about escalations (default: the ticket itself).
     pub const ESCALATION_CHANNEL: &str = "tickets.escalation_channel";
+    /// Setting: how long transcripts are kept (0 = forever).
     pub const TRANSCRIPT_RETENTION: &str = "tickets.transcript_retention";
+    /// Setting: ask the member for a 1–5 rating and a comment after close.
     pub const FEEDBACK: &str = "tickets.feedback";
 }
 
@@ -84,6 +95,7 @@ pub trait ReplyDrafter: Send + Sync {
 }
 
 impl TicketsModule {
+    /// The ticket desk, storing transcripts in `storage`; "Suggest reply" needs [`TicketsModule::with_drafter`].
     pub fn new(storage: TranscriptStore) -> TicketsModule {
         TicketsModule { storage, drafter: None, channels: Arc::default() }
     }
@@ -132,6 +144,7 @@ pub async fn export_tickets(
 /// A ticket, as returned to other modules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TicketId {
+    /// The guild of the ticket.
     pub guild_id: u64,
     /// The per-guild number (`#0001`).
     pub number: i64,
@@ -145,16 +158,22 @@ pub enum TicketError {
     /// A limit, a missing role, missing configuration: the text is for the member.
     #[error("{0}")]
     Refused(String),
+    /// The database failed.
     #[error(transparent)]
     Store(#[from] beacon_store::StoreError),
+    /// Scheduling the ticket's timers failed.
     #[error(transparent)]
     Jobs(#[from] beacon_jobs::JobError),
+    /// Storing the transcript failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A framework call failed (other than a refusal).
     #[error(transparent)]
     Handler(HandlerError),
+    /// A Discord request failed.
     #[error("discord: {0}")]
     Discord(#[from] twilight_http::Error),
+    /// A Discord answer could not be read.
     #[error("discord: {0}")]
     DiscordBody(#[from] twilight_http::response::DeserializeBodyError),
 }

@@ -15,10 +15,18 @@ use crate::text::{html, iso};
 /// Why a transcript could not be stored or read.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// The object store failed.
     #[error("object storage: {0}")]
     Store(#[from] object_store::Error),
     #[error("transcript folder {path}: {source}")]
-    Folder { path: String, source: std::io::Error },
+    /// The local transcript folder could not be created.
+    Folder {
+        /// The folder.
+        path: String,
+        /// The i/o error.
+        source: std::io::Error,
+    },
+    /// TLS is not usable for the S3 client (no crypto provider installed).
     #[error("S3 client: {0}")]
     Tls(#[from] beacon_http::HttpError),
 }
@@ -26,11 +34,15 @@ pub enum StorageError {
 /// Settings of an S3-compatible store (AWS, MinIO, moto, R2…).
 #[derive(Clone)]
 pub struct S3Options {
+    /// Bucket name.
     pub bucket: String,
+    /// Region of the bucket.
     pub region: String,
     /// e.g. `http://127.0.0.1:9000`; `None` for AWS itself.
     pub endpoint: Option<String>,
+    /// Access key id.
     pub access_key_id: String,
+    /// Secret access key.
     pub secret_access_key: String,
     /// Base URL under which stored objects are publicly readable, if any (used in links).
     pub public_base_url: Option<String>,
@@ -109,11 +121,13 @@ impl TranscriptStore {
         }
     }
 
+    /// Stores `body` under `key`, replacing what was there.
     pub async fn put(&self, key: &str, body: String) -> Result<(), StorageError> {
         self.inner.put(&ObjectPath::from(key), PutPayload::from(body.into_bytes())).await?;
         Ok(())
     }
 
+    /// The object stored under `key`.
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
         let bytes = self.inner.get(&ObjectPath::from(key)).await?.bytes().await?;
         Ok(bytes.to_vec())
@@ -136,10 +150,15 @@ pub fn key_for(ticket: &Ticket, closed_at: i64) -> String {
 /// One message as it appears in a transcript.
 #[derive(Debug, Clone)]
 pub struct Line {
+    /// The author's user id.
     pub author_id: u64,
+    /// The author's display name.
     pub author: String,
+    /// Whether the author is a bot.
     pub bot: bool,
+    /// When it was sent, unix ms.
     pub at_ms: i64,
+    /// The message text.
     pub content: String,
     /// `(file name, url)`.
     pub attachments: Vec<(String, String)>,

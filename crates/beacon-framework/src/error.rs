@@ -13,17 +13,22 @@ pub enum HandlerError {
     /// The member may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The store failed.
     #[error("storage: {0}")]
     Store(#[from] beacon_store::StoreError),
+    /// The cache failed.
     #[error("cache: {0}")]
     Cache(#[from] beacon_cache::CacheError),
+    /// A Discord request failed or its answer could not be read.
     #[error("discord: {0}")]
     Discord(#[source] BoxError),
+    /// Anything else; only operators see it.
     #[error("{0}")]
     Internal(#[source] BoxError),
 }
 
 impl HandlerError {
+    /// A refusal the member sees as it is.
     pub fn user(msg: impl Into<String>) -> HandlerError {
         HandlerError::User(msg.into())
     }
@@ -60,4 +65,5 @@ impl From<crate::settings::SettingError> for HandlerError {
     }
 }
 
+/// What handlers return.
 pub type HandlerResult<T = ()> = Result<T, HandlerError>;

@@ -67,6 +67,14 @@ pub enum KbError {
         /// Why it did not finish.
         source: tokio::task::JoinError,
     },
+    /// The FAQ could not be read as a source.
+    #[error("source {source_name}: {source}")]
+    Faq {
+        /// The source's id.
+        source_name: String,
+        /// The FAQ's error.
+        source: beacon_faq::FaqError,
+    },
     /// An HTTP request of a download or a remote source failed.
     #[error("{what}: {source}")]
     Request {

@@ -65,7 +65,7 @@ impl Source for FaqSource {
                 .repo
                 .all(&self.guild)
                 .await
-                .map_err(|e| KbError::Source { source_name: self.id.clone(), message: e.to_string() })?;
+                .map_err(|source| KbError::Faq { source_name: self.id.clone(), source })?;
             Ok(entries.iter().filter(|e| e.deleted_at.is_none()).map(faq_document).collect())
         })
     }

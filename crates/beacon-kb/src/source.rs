@@ -133,7 +133,7 @@ impl Source for FolderSource {
         Box::pin(async move {
             tokio::task::spawn_blocking(move || this.collect())
                 .await
-                .map_err(|e| KbError::Source { source_name: "folder".into(), message: e.to_string() })?
+                .map_err(|source| KbError::Task { what: "folder listing", source })?
         })
     }
 }

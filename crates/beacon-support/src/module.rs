@@ -165,11 +165,7 @@ impl SupportModule {
         if question.is_empty() {
             return Ok(None);
         }
-        let hits = self
-            .kb
-            .search(guild.id(), &question, 5)
-            .await
-            .map_err(|e| HandlerError::internal(format!("knowledge base: {e}")))?;
+        let hits = self.kb.search(guild.id(), &question, 5).await.map_err(HandlerError::internal)?;
         let Some(best) = hits.first() else { return Ok(None) };
         let threshold = app.settings.get_i64(guild, keys::MIN_CONFIDENCE).await? as f32 / 100.0;
         if confidence(&question, best) < threshold {
@@ -311,11 +307,7 @@ impl SupportModule {
             }
             None => {
                 let search = |query: String| async move {
-                    let hits = self
-                        .kb
-                        .search(guild.id(), &query, 5)
-                        .await
-                        .map_err(|e| HandlerError::internal(format!("knowledge base: {e}")))?;
+                    let hits = self.kb.search(guild.id(), &query, 5).await.map_err(HandlerError::internal)?;
                     let conf = hits.first().map(|h| confidence(&query, h));
                     Ok::<_, HandlerError>((hits, conf))
                 };

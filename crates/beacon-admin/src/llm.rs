@@ -49,7 +49,7 @@ impl Module for LlmModule {
 /// records (shared by every worker): per provider of the chain its breaker state, latest error
 /// and calls today; this server's model and its usage today against its daily budget.
 async fn llm_status(app: &App, guild: &GuildStore) -> String {
-    let config = match LlmConfig::from_env(app.config.llm.vars()) {
+    let config = match LlmConfig::from_settings(&app.config.llm) {
         Ok(config) => config,
         // The message names the variable, never a key; the details are in the startup logs.
         Err(e) => return format!("misconfigured ({})", e.kind()),

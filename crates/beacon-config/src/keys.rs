@@ -19,7 +19,9 @@ pub struct Key {
     pub name: &'static str,
     /// Dotted path in `beacon.toml`.
     pub toml: &'static str,
+    /// Where the value may come from.
     pub kind: KeyKind,
+    /// One line for `.env.example` and error messages.
     pub help: &'static str,
 }
 
@@ -141,6 +143,18 @@ pub const EMBED_MODEL_REPO: Key = key(
     KeyKind::Plain,
     "Hub repository downloaded into <data dir>/models (default `sentence-transformers/all-MiniLM-L6-v2`).",
 );
+pub const NOTION_TOKEN: Key = key(
+    "BEACON_NOTION_TOKEN",
+    "kb.notion_token",
+    KeyKind::Secret,
+    "Notion integration token for Notion knowledge sources (secret).",
+);
+pub const GOOGLE_SA_BASE64: Key = key(
+    "BEACON_GOOGLE_SA_BASE64",
+    "kb.google_sa_base64",
+    KeyKind::Secret,
+    "Base64 of the Google service-account key file (JSON) for Google Sheets knowledge sources (secret).",
+);
 pub const LOG_FORMAT: Key = key("BEACON_LOG_FORMAT", "log.format", KeyKind::Plain, "`json` (default) or `pretty`.");
 pub const LOG_LEVEL: Key = key(
     "BEACON_LOG_LEVEL",
@@ -251,7 +265,7 @@ pub const LLM_BREAKER_COOLDOWN: Key = key(
 pub const LLM_CACHE_TTL: Key =
     key("BEACON_LLM_CACHE_TTL", "llm.cache_ttl", KeyKind::Plain, "Lifetime of cached LLM responses (default `1h`).");
 
-/// The LLM keys, handed as they are to `beacon_llm::LlmConfig::from_env`.
+/// The LLM keys (typed into [`crate::LlmSettings`]).
 pub const LLM_KEYS: &[Key] = &[
     LLM_PROVIDER,
     LLM_MODEL,
@@ -288,6 +302,8 @@ pub const KEYS: &[Key] = &[
     EMBED_QUERY_PREFIX,
     EMBED_HUB_URL,
     EMBED_MODEL_REPO,
+    NOTION_TOKEN,
+    GOOGLE_SA_BASE64,
     LOG_FORMAT,
     LOG_LEVEL,
     GUILD_RETENTION,

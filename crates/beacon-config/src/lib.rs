@@ -28,14 +28,50 @@ pub use secret::Secret;
 /// A configuration value that could not be used. The message names the key and where it came from.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A value was present but unusable.
     #[error("invalid value for {key} (from {origin}): {reason}")]
-    Invalid { key: String, origin: String, reason: String },
+    Invalid {
+        /// The environment variable of the key (or the `_FILE` variable that failed).
+        key: String,
+        /// Where the value came from: `environment`, a TOML key, a file, `default`.
+        origin: String,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+    /// A secret was written in the TOML file, where it could be committed by accident.
     #[error("{key} is a secret and cannot be set in {file}; set the environment variable {env} or {env}_FILE instead")]
-    SecretInFile { key: String, env: String, file: String },
+    SecretInFile {
+        /// The TOML key.
+        key: String,
+        /// The environment variable to use instead.
+        env: String,
+        /// The TOML file.
+        file: String,
+    },
+    /// The TOML file holds a key Beacon does not know (usually a typo).
     #[error("unknown key `{key}` in {file}")]
-    UnknownKey { key: String, file: String },
+    UnknownKey {
+        /// The dotted TOML key.
+        key: String,
+        /// The TOML file.
+        file: String,
+    },
+    /// The TOML file is not valid TOML.
     #[error("cannot read {path}: {reason}")]
-    Read { path: String, reason: String },
+    Read {
+        /// The file.
+        path: String,
+        /// The parser's message.
+        reason: String,
+    },
+    /// The TOML file could not be read from disk.
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: String,
+        /// The i/o error.
+        source: std::io::Error,
+    },
 }
 
 /// Where the values come from: environment variables (already merged with `.env`).
@@ -65,42 +101,58 @@ impl Source {
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// One JSON object per line (for log collectors).
     Json,
+    /// Human-readable lines (for a terminal).
     Pretty,
 }
 
 /// Discord connection settings.
 #[derive(Debug, Clone)]
 pub struct DiscordConfig {
+    /// Bot token; without it there is no gateway and REST calls are unauthenticated.
     pub token: Option<Secret>,
+    /// Application id (fetched from Discord with the token when absent).
     pub application_id: Option<u64>,
     /// Hex-encoded Ed25519 public key of the application (verifies HTTP interactions).
     pub public_key: Option<String>,
     /// Root of the REST API; requests go to `{api_url}/api/v10/…`.
     pub api_url: String,
+    /// Gateway URL overriding the one `GET /gateway/bot` returns (`ws://` or `wss://`).
     pub gateway_url: Option<String>,
     /// Connect the gateway when a token is set (off: HTTP interactions only, token used for REST).
     pub gateway_enabled: bool,
+    /// Fixed shard count; `None` uses Discord's recommendation.
     pub shard_count: Option<u32>,
 }
 
 /// The developer team: members of `role_id` in the main guild get operator access everywhere.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DevelopersConfig {
+    /// The developer team's main guild.
     pub guild_id: Option<u64>,
+    /// The role in that guild that marks a developer.
     pub role_id: Option<u64>,
 }
 
 /// The whole configuration of one Beacon process.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Folder of the SQLite database, index files, models and transcripts.
     pub data_dir: PathBuf,
+    /// Address the HTTP server (interactions, health, metrics) listens on.
     pub http_addr: SocketAddr,
+    /// `sqlite://…` or `postgres://…` (a secret: it may hold a password).
     pub database_url: Secret,
+    /// Redis for the cache and rate limits; `None` keeps them in the process.
     pub redis_url: Option<Secret>,
+    /// Discord connection settings.
     pub discord: DiscordConfig,
+    /// The developer team (operator access in every guild).
     pub developers: DevelopersConfig,
+    /// Log line format.
     pub log_format: LogFormat,
+    /// tracing filter, e.g. `info` or `beacon=debug,info`.
     pub log_level: String,
     /// How long a guild's data is kept after the bot leaves it.
     pub guild_retention: Duration,
@@ -112,6 +164,8 @@ pub struct Config {
     pub embed: EmbedSettings,
     /// LLM provider chain and tuning (`BEACON_LLM_*`); provider `none` by default.
     pub llm: LlmSettings,
+    /// Credentials of the knowledge base's remote sources (Notion, Google Sheets).
+    pub kb_credentials: KbCredentials,
     /// Ticket transcripts in an S3-compatible bucket; `None` keeps them in the data folder.
     pub transcripts_s3: Option<S3Config>,
     /// Base URL under which stored transcripts are readable.
@@ -143,50 +197,111 @@ pub struct EmbedSettings {
     pub model_repo: String,
 }
 
+/// Credentials the knowledge base's remote sources sync with (secrets: environment or `_FILE`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KbCredentials {
+    /// `BEACON_NOTION_TOKEN`: the Notion integration token.
+    pub notion_token: Option<Secret>,
+    /// `BEACON_GOOGLE_SA_BASE64`: the base64 of a Google service-account key file (JSON).
+    pub google_service_account: Option<Secret>,
+}
+
 /// An S3-compatible bucket.
 #[derive(Debug, Clone)]
 pub struct S3Config {
+    /// Bucket name.
     pub bucket: String,
+    /// Region of the bucket (`us-east-1` by default).
     pub region: String,
+    /// Endpoint of an S3-compatible server; `None` for AWS.
     pub endpoint: Option<String>,
+    /// Access key id.
     pub access_key_id: Secret,
+    /// Secret access key.
     pub secret_access_key: Secret,
 }
 
-/// The `BEACON_LLM_*` values, as `beacon_llm::LlmConfig::from_env` reads them: the keys of
-/// [`LLM_KEYS`] (from the file, the environment or, for the API key, `_FILE`) and the per-fallback
+/// The `BEACON_LLM_*` settings, typed: the keys of [`LLM_KEYS`] (from the file, the environment
+/// or, for the API key, `_FILE`) and the per-fallback
 /// `BEACON_LLM_FALLBACK_<N>_{API_KEY,BASE_URL,EMBEDDING_MODEL}` (environment; keys also `_FILE`).
+/// `beacon_llm::LlmConfig::from_settings` checks provider names and fills in provider defaults.
 /// `Debug` hides every API key.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LlmSettings {
-    vars: BTreeMap<String, String>,
+    /// `BEACON_LLM_PROVIDER` as written; `None` when unset (same as `none`).
+    pub provider: Option<String>,
+    /// `BEACON_LLM_MODEL`: chat model of the primary provider.
+    pub model: Option<String>,
+    /// `BEACON_LLM_API_KEY`: key of the primary provider.
+    pub api_key: Option<Secret>,
+    /// `BEACON_LLM_BASE_URL`: API root of the primary provider.
+    pub base_url: Option<String>,
+    /// `BEACON_LLM_EMBEDDING_MODEL`: embedding model of the primary provider.
+    pub embedding_model: Option<String>,
+    /// `BEACON_LLM_FALLBACKS` with each entry's `BEACON_LLM_FALLBACK_<N>_*` settings, in order.
+    pub fallbacks: Vec<LlmFallback>,
+    /// `BEACON_LLM_TIMEOUT` (default 60 s).
+    pub timeout: Duration,
+    /// `BEACON_LLM_MAX_RETRIES` (default 2).
+    pub max_retries: u32,
+    /// `BEACON_LLM_RETRY_AFTER_MAX` (default 30 s).
+    pub retry_after_max: Duration,
+    /// `BEACON_LLM_BREAKER_FAILURES` (default 5, at least 1).
+    pub breaker_failures: u32,
+    /// `BEACON_LLM_BREAKER_COOLDOWN` (default 30 s).
+    pub breaker_cooldown: Duration,
+    /// `BEACON_LLM_CACHE_TTL` (default 1 h).
+    pub cache_ttl: Duration,
+}
+
+/// One entry of `BEACON_LLM_FALLBACKS` (`provider[:model]`) with its `BEACON_LLM_FALLBACK_<N>_*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LlmFallback {
+    /// The provider name as written.
+    pub provider: String,
+    /// The model after the first `:`, if any.
+    pub model: Option<String>,
+    /// `BEACON_LLM_FALLBACK_<N>_API_KEY`.
+    pub api_key: Option<Secret>,
+    /// `BEACON_LLM_FALLBACK_<N>_BASE_URL`.
+    pub base_url: Option<String>,
+    /// `BEACON_LLM_FALLBACK_<N>_EMBEDDING_MODEL`.
+    pub embedding_model: Option<String>,
+}
+
+impl Default for LlmSettings {
+    fn default() -> Self {
+        LlmSettings {
+            provider: None,
+            model: None,
+            api_key: None,
+            base_url: None,
+            embedding_model: None,
+            fallbacks: Vec::new(),
+            timeout: Duration::from_secs(60),
+            max_retries: 2,
+            retry_after_max: Duration::from_secs(30),
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(30),
+            cache_ttl: Duration::from_secs(3600),
+        }
+    }
 }
 
 impl LlmSettings {
-    /// The variables by name, API keys included (hand them only to the LLM service).
-    pub fn vars(&self) -> &BTreeMap<String, String> {
-        &self.vars
+    /// Only the LLM settings of `source` (no file): for tools and tests that configure an LLM alone.
+    pub fn from_source(source: &Source) -> Result<LlmSettings, ConfigError> {
+        llm_settings(&collect(None, source)?, source)
     }
 
     /// The provider name; `none` when unset.
     pub fn provider(&self) -> &str {
-        self.vars.get(keys::LLM_PROVIDER.name).map(|p| p.trim()).filter(|p| !p.is_empty()).unwrap_or("none")
+        self.provider.as_deref().unwrap_or("none")
     }
 
     /// Whether a provider other than `none` is configured.
     pub fn is_enabled(&self) -> bool {
         !self.provider().eq_ignore_ascii_case("none")
-    }
-}
-
-impl std::fmt::Debug for LlmSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown: BTreeMap<&str, &str> = self
-            .vars
-            .iter()
-            .map(|(k, v)| (k.as_str(), if k.ends_with("_API_KEY") { "***" } else { v.as_str() }))
-            .collect();
-        f.debug_tuple("LlmSettings").field(&shown).finish()
     }
 }
 
@@ -277,6 +392,10 @@ impl Config {
             embed_model_dir: text(&values, &keys::EMBED_MODEL_DIR).map(PathBuf::from),
             embed: embed_settings(&values)?,
             llm: llm_settings(&values, source)?,
+            kb_credentials: KbCredentials {
+                notion_token: text(&values, &keys::NOTION_TOKEN).map(|t| Secret::new(t.to_owned())),
+                google_service_account: text(&values, &keys::GOOGLE_SA_BASE64).map(|t| Secret::new(t.to_owned())),
+            },
             transcripts_s3: s3_config(&values)?,
             transcripts_public_url: text(&values, &keys::TRANSCRIPTS_PUBLIC_URL)
                 .map(|u| u.trim_end_matches('/').to_owned()),
@@ -290,53 +409,67 @@ impl Config {
     }
 }
 
-/// Suffixes of the per-fallback variables, and whether each is a secret.
-const FALLBACK_SUFFIXES: &[(&str, bool)] = &[("_API_KEY", true), ("_BASE_URL", false), ("_EMBEDDING_MODEL", false)];
-
 fn llm_settings(values: &Values, source: &Source) -> Result<LlmSettings, ConfigError> {
-    let mut vars = BTreeMap::new();
-    for key in LLM_KEYS {
-        if let Some(v) = text(values, key) {
-            vars.insert(key.name.to_owned(), v.to_owned());
+    let defaults = LlmSettings::default();
+    let owned = |key: &Key| text(values, key).map(str::to_owned);
+    let mut fallbacks = Vec::new();
+    if let Some(list) = text(values, &keys::LLM_FALLBACKS) {
+        for (i, item) in list.split(',').map(str::trim).filter(|s| !s.is_empty()).enumerate() {
+            // Split at the first ':' only: Ollama model names contain ':' themselves.
+            let (provider, model) = match item.split_once(':') {
+                Some((p, m)) => (p.trim(), Some(m.trim()).filter(|m| !m.is_empty())),
+                None => (item, None),
+            };
+            let prefix = format!("BEACON_LLM_FALLBACK_{}", i + 1);
+            fallbacks.push(LlmFallback {
+                provider: provider.to_owned(),
+                model: model.map(str::to_owned),
+                api_key: fallback_var(source, &prefix, "_API_KEY", true)?.map(Secret::new),
+                base_url: fallback_var(source, &prefix, "_BASE_URL", false)?,
+                embedding_model: fallback_var(source, &prefix, "_EMBEDDING_MODEL", false)?,
+            });
         }
     }
-    for (name, value) in &source.env {
-        let Some(rest) = name.strip_prefix("BEACON_LLM_FALLBACK_") else { continue };
-        let (rest, from_file) = match rest.strip_suffix("_FILE") {
-            Some(r) => (r, true),
-            None => (rest, false),
-        };
-        let Some((n, suffix)) = rest.split_once('_') else { continue };
-        let secret = match FALLBACK_SUFFIXES.iter().find(|(s, _)| s[1..] == *suffix) {
-            Some((_, secret)) => *secret,
-            None => continue,
-        };
-        if n.is_empty() || !n.chars().all(|c| c.is_ascii_digit()) || value.trim().is_empty() {
-            continue;
-        }
-        let var = format!("BEACON_LLM_FALLBACK_{n}_{suffix}");
-        if from_file {
-            // A file is only for secrets, and the plain variable wins when both are set.
-            if !secret || source.get(&var).is_some() {
-                continue;
-            }
-            let body = std::fs::read_to_string(value.trim()).map_err(|e| ConfigError::Invalid {
-                key: name.clone(),
-                origin: "environment".to_owned(),
-                reason: format!("cannot read {}: {e}", value.trim()),
-            })?;
-            vars.insert(var, body.trim().to_owned());
-        } else {
-            vars.insert(var, value.trim().to_owned());
-        }
+    Ok(LlmSettings {
+        provider: owned(&keys::LLM_PROVIDER),
+        model: owned(&keys::LLM_MODEL),
+        api_key: owned(&keys::LLM_API_KEY).map(Secret::new),
+        base_url: owned(&keys::LLM_BASE_URL),
+        embedding_model: owned(&keys::LLM_EMBEDDING_MODEL),
+        fallbacks,
+        timeout: parse_duration(values, &keys::LLM_TIMEOUT)?.unwrap_or(defaults.timeout),
+        max_retries: parse_count(values, &keys::LLM_MAX_RETRIES)?.unwrap_or(defaults.max_retries),
+        retry_after_max: parse_duration(values, &keys::LLM_RETRY_AFTER_MAX)?.unwrap_or(defaults.retry_after_max),
+        breaker_failures: parse_count(values, &keys::LLM_BREAKER_FAILURES)?.unwrap_or(defaults.breaker_failures).max(1),
+        breaker_cooldown: parse_duration(values, &keys::LLM_BREAKER_COOLDOWN)?.unwrap_or(defaults.breaker_cooldown),
+        cache_ttl: parse_duration(values, &keys::LLM_CACHE_TTL)?.unwrap_or(defaults.cache_ttl),
+    })
+}
+
+/// `<prefix><suffix>` from the environment, or for a secret from the file its `_FILE` names (the
+/// plain variable wins when both are set).
+fn fallback_var(source: &Source, prefix: &str, suffix: &str, secret: bool) -> Result<Option<String>, ConfigError> {
+    let var = format!("{prefix}{suffix}");
+    if let Some(v) = source.get(&var).map(str::trim).filter(|v| !v.is_empty()) {
+        return Ok(Some(v.to_owned()));
     }
-    Ok(LlmSettings { vars })
+    if !secret {
+        return Ok(None);
+    }
+    let file_var = format!("{var}_FILE");
+    let Some(path) = source.get(&file_var).map(str::trim).filter(|p| !p.is_empty()) else { return Ok(None) };
+    let body = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+        key: file_var.clone(),
+        origin: "environment".to_owned(),
+        reason: format!("cannot read {path}: {e}"),
+    })?;
+    Ok(Some(body.trim().to_owned()).filter(|b| !b.is_empty()))
 }
 
 fn read_file(path: &Path) -> Result<(String, String), ConfigError> {
     std::fs::read_to_string(path)
         .map(|s| (path.display().to_string(), s))
-        .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })
+        .map_err(|source| ConfigError::ReadFile { path: path.display().to_string(), source })
 }
 
 fn collect(toml_file: Option<(&str, &str)>, source: &Source) -> Result<Values, ConfigError> {
@@ -468,6 +601,13 @@ fn s3_config(values: &Values) -> Result<Option<S3Config>, ConfigError> {
         access_key_id: required(&keys::TRANSCRIPTS_S3_ACCESS_KEY_ID)?,
         secret_access_key: required(&keys::TRANSCRIPTS_S3_SECRET_ACCESS_KEY)?,
     }))
+}
+
+fn parse_count(values: &Values, key: &Key) -> Result<Option<u32>, ConfigError> {
+    match text(values, key) {
+        None => Ok(None),
+        Some(v) => v.parse::<u32>().map(Some).map_err(|_| invalid(values, key, "must be a whole number")),
+    }
 }
 
 fn parse_bool(values: &Values, key: &Key) -> Result<Option<bool>, ConfigError> {

@@ -5,6 +5,7 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps `value`.
     pub fn new(value: String) -> Secret {
         Secret(value)
     }

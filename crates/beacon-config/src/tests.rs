@@ -123,15 +123,31 @@ fn llm_keys_are_collected_with_secrets_from_files_and_hidden_in_debug() {
     ]);
     let file = "[llm]\nprovider = \"openai\"\nmodel = \"gpt-4.1-mini\"\n";
     let c = Config::from_sources(Some(("beacon.toml", file)), &source).unwrap();
-    let vars = c.llm.vars();
     assert_eq!(c.llm.provider(), "openai");
-    assert_eq!(vars.get("BEACON_LLM_MODEL").map(String::as_str), Some("gpt-4.1-mini"));
-    assert_eq!(vars.get("BEACON_LLM_API_KEY").map(String::as_str), Some("sk-from-file"));
-    assert_eq!(vars.get("BEACON_LLM_FALLBACK_1_API_KEY").map(String::as_str), Some("fb-secret"));
-    assert_eq!(vars.get("BEACON_LLM_FALLBACK_1_BASE_URL").map(String::as_str), Some("http://127.0.0.1:9"));
-    assert!(!vars.keys().any(|k| k.contains("_X_") || k.ends_with("_FILE")), "{vars:?}");
+    assert_eq!(c.llm.model.as_deref(), Some("gpt-4.1-mini"));
+    assert_eq!(c.llm.api_key.as_ref().map(Secret::expose), Some("sk-from-file"));
+    assert_eq!(c.llm.fallbacks.len(), 1);
+    let fallback = &c.llm.fallbacks[0];
+    assert_eq!((fallback.provider.as_str(), fallback.model.as_deref()), ("anthropic", None));
+    assert_eq!(fallback.api_key.as_ref().map(Secret::expose), Some("fb-secret"));
+    assert_eq!(fallback.base_url.as_deref(), Some("http://127.0.0.1:9"));
+    let err = Config::from_sources(None, &env(&[("BEACON_LLM_TIMEOUT", "soon")])).unwrap_err();
+    assert!(err.to_string().contains("BEACON_LLM_TIMEOUT"), "{err}");
+    let err = Config::from_sources(None, &env(&[("BEACON_LLM_MAX_RETRIES", "-1")])).unwrap_err();
+    assert!(err.to_string().contains("BEACON_LLM_MAX_RETRIES"), "{err}");
+    let only = LlmSettings::from_source(&env(&[("BEACON_LLM_FALLBACKS", "openai-compatible:llama3.1:8b")])).unwrap();
+    assert_eq!(only.fallbacks[0].model.as_deref(), Some("llama3.1:8b"));
     let debug = format!("{c:?}");
     assert!(!debug.contains("sk-from-file") && !debug.contains("fb-secret"), "{debug}");
+}
+
+#[test]
+fn kb_credentials_are_secrets() {
+    let c = Config::from_sources(None, &env(&[("BEACON_NOTION_TOKEN", "secret_n")])).unwrap();
+    assert_eq!(c.kb_credentials.notion_token.as_ref().map(Secret::expose), Some("secret_n"));
+    assert!(c.kb_credentials.google_service_account.is_none());
+    let err = Config::from_sources(Some(("b.toml", "[kb]\nnotion_token = \"x\"\n")), &env(&[])).unwrap_err();
+    assert!(matches!(err, ConfigError::SecretInFile { .. }), "{err}");
 }
 
 #[test]

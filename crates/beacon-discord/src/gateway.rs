@@ -174,6 +174,9 @@ impl ShardBoard {
 /// cannot fix.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
+    /// TLS is not usable (no crypto provider installed).
+    #[error("TLS: {0}")]
+    Tls(#[source] beacon_http::HttpError),
     /// `GET /gateway/bot` failed.
     #[error("GET /gateway/bot failed")]
     GatewayInfo(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -218,9 +221,15 @@ pub enum GatewayError {
         /// The close code.
         code: u16,
     },
-    /// A shard task panicked or its stream ended unexpectedly.
+    /// A shard task panicked or was cancelled.
     #[error("shard task failed: {0}")]
-    ShardTask(String),
+    ShardTask(#[source] tokio::task::JoinError),
+    /// A shard's event stream ended without a close.
+    #[error("shard task failed: shard {shard_id}: event stream ended")]
+    StreamEnded {
+        /// The shard whose stream ended.
+        shard_id: u32,
+    },
 }
 
 impl GatewayError {
@@ -312,7 +321,8 @@ pub async fn run(
     board: ShardBoard,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
-    crate::install_crypto_provider();
+    // tokio-websockets' TLS setup panics without a process-wide crypto provider.
+    beacon_http::require_crypto_provider().map_err(GatewayError::Tls)?;
     let fetch = async {
         http.gateway()
             .authed()
@@ -372,7 +382,7 @@ pub async fn run(
 
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
-        let result = joined.map_err(|e| GatewayError::ShardTask(e.to_string()));
+        let result = joined.map_err(GatewayError::ShardTask);
         if let Err(error) = result.and_then(|r| r) {
             tracing::error!(%error, "gateway shard stopped");
             stop.cancel();
@@ -423,7 +433,7 @@ impl ShardRunner {
                     continue;
                 }
                 None => {
-                    return Err(GatewayError::ShardTask(format!("shard {id}: event stream ended")));
+                    return Err(GatewayError::StreamEnded { shard_id: id });
                 }
             };
             if let Event::GatewayClose(frame) = &event {

@@ -35,13 +35,3 @@ pub use mentions::{defuse, none as no_mentions};
 pub use rest::RestConfigError;
 pub use split::{MESSAGE_LIMIT, split_message};
 pub use verify::{InteractionVerifier, KeyError, VerifyError};
-
-/// Installs rustls' `ring` crypto provider as the process default, unless one
-/// is already installed. twilight's TLS (REST and gateway) needs a process
-/// default, and the workspace enables no provider feature that rustls could
-/// pick automatically. Called by [`rest::client`] and [`gateway::run`]; harmless
-/// to call again.
-pub fn install_crypto_provider() {
-    // Err only means another provider was installed first, which is fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}

@@ -23,6 +23,7 @@ const HEADER: [&str; 7] = ["id", "question", "answer", "tags", "pinned", "views"
 pub struct CsvRow {
     /// The entry number to create or replace; `None` matches by question or adds.
     pub id: Option<u64>,
+    /// The validated question, answer, tags and pin.
     pub entry: EntryInput,
 }
 

@@ -9,14 +9,7 @@ pub const MAX_IMPORT_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Downloads `url` (an attachment on Discord's CDN), refusing bodies over `max_bytes`.
 pub async fn download(url: &str, max_bytes: u64) -> Result<Vec<u8>, FaqError> {
-    // reqwest is built without a bundled crypto provider; Beacon uses ring everywhere. Installing
-    // fails harmlessly when another part of the process already installed one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| FaqError::Download(format!("no HTTP client: {e}")))?;
+    let client = beacon_http::client(&beacon_http::ClientOptions::with_timeout(Duration::from_secs(30)))?;
     let mut response = client.get(url).send().await.map_err(|e| FaqError::Download(e.without_url().to_string()))?;
     if !response.status().is_success() {
         return Err(FaqError::Download(format!("the server answered {}", response.status())));
@@ -42,6 +35,8 @@ mod tests {
 
     /// Serves one canned HTTP response on a local port.
     async fn serve_once(response: Vec<u8>) -> String {
+        // `main` installs the TLS provider in the binary; the test process does it here.
+        beacon_http::install_crypto_provider();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {

@@ -15,14 +15,25 @@ pub enum FaqError {
     NotFound(u64),
     /// A CSV file could not be read; `line` is 1-based, counting the header.
     #[error("CSV line {line}: {message}")]
-    Csv { line: u64, message: String },
+    Csv {
+        /// 1-based line number, counting the header.
+        line: u64,
+        /// What is wrong on that line.
+        message: String,
+    },
     /// An attached file could not be downloaded.
     #[error("Could not download the file: {0}")]
     Download(String),
+    /// No HTTP client could be built to download it (no TLS provider or CA certificates).
+    #[error("HTTP client: {0}")]
+    HttpClient(#[from] beacon_http::HttpError),
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A query failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// Reading or writing a file failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -75,16 +75,22 @@ pub fn normalize_term(text: &str) -> String {
 pub struct Hit {
     /// The entry's per-guild number.
     pub id: u64,
+    /// The entry's question.
     pub question: String,
+    /// Relevance; higher is better (only comparable within one search).
     pub score: f32,
 }
 
 /// A short listing of an entry kept in the index, for suggestions without a database query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
+    /// The entry's per-guild number.
     pub id: u64,
+    /// The entry's question.
     pub question: String,
+    /// Whether it is pinned (listed first).
     pub pinned: bool,
+    /// Last change, unix ms (newer first among equals).
     pub updated_at: i64,
 }
 
@@ -187,10 +193,12 @@ impl FaqIndex {
         self.live
     }
 
+    /// Whether the index holds no entry.
     pub fn is_empty(&self) -> bool {
         self.live == 0
     }
 
+    /// Whether entry `id` is in the index.
     pub fn contains(&self, id: u64) -> bool {
         self.by_id.contains_key(&id)
     }

@@ -14,21 +14,27 @@ pub const MAX_TAG_CHARS: usize = 32;
 /// One FAQ entry of one guild.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaqEntry {
+    /// The guild that owns the entry.
     pub guild_id: u64,
     /// Small per-guild number shown to members (`#12`); never reused within a guild.
     pub id: u64,
+    /// The question, as members search for it.
     pub question: String,
+    /// The answer (markdown).
     pub answer: String,
     /// Lower-case tags, in the order given.
     pub tags: Vec<String>,
     /// Pinned entries are listed and suggested first.
     pub pinned: bool,
+    /// Who created the entry (user id).
     pub created_by: u64,
+    /// Who changed it last (user id).
     pub updated_by: u64,
     /// Unix milliseconds.
     pub created_at: i64,
     /// Unix milliseconds; also set when the entry is removed.
     pub updated_at: i64,
+    /// How often it was viewed.
     pub views: u64,
     /// Set (unix ms) when removed. Only [`crate::FaqRepo::entries_since`] returns removed entries,
     /// so consumers such as the knowledge base can drop them.
@@ -38,9 +44,13 @@ pub struct FaqEntry {
 /// The editable part of an entry, validated and normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryInput {
+    /// The question.
     pub question: String,
+    /// The answer (markdown).
     pub answer: String,
+    /// Lower-case tags, without duplicates.
     pub tags: Vec<String>,
+    /// Whether the entry is listed and suggested first.
     pub pinned: bool,
 }
 
@@ -92,16 +102,22 @@ pub fn split_tags(text: &str) -> Vec<String> {
 /// What happened to an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChangeKind {
+    /// A new entry.
     Added,
+    /// An entry's question, answer, tags or pin changed.
     Updated,
+    /// An entry was removed.
     Removed,
 }
 
 /// Announced on [`crate::FaqRepo::subscribe`] after a change is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FaqChanged {
+    /// The guild of the entry.
     pub guild_id: u64,
+    /// The entry's per-guild number.
     pub entry_id: u64,
+    /// What happened to it.
     pub kind: ChangeKind,
 }
 
@@ -119,7 +135,9 @@ pub struct Gap {
 /// What an import did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImportReport {
+    /// Entries created.
     pub added: usize,
+    /// Entries replaced.
     pub updated: usize,
 }
 

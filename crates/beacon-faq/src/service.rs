@@ -86,11 +86,13 @@ impl Indexes {
 /// The repository and the indexes, kept in step: every write goes to the database first, then
 /// into the index, so a search right after a change sees it.
 pub struct FaqService {
+    /// The database side (entries, search log).
     pub repo: FaqRepo,
     indexes: Indexes,
 }
 
 impl FaqService {
+    /// A service over `repo` with no index loaded yet (each guild's is built on first use).
     pub fn new(repo: FaqRepo) -> FaqService {
         FaqService { repo, indexes: Indexes::default() }
     }
@@ -169,12 +171,14 @@ impl FaqService {
         Ok(read(&index).featured(limit))
     }
 
+    /// Adds an entry and puts it in the guild's index.
     pub async fn add(&self, guild: &GuildStore, input: &EntryInput, actor: u64) -> Result<FaqEntry, FaqError> {
         let entry = self.repo.add(guild, input, actor).await?;
         self.indexes.apply(guild.id(), &entry);
         Ok(entry)
     }
 
+    /// Replaces entry `id`'s question, answer, tags and pin.
     pub async fn update(
         &self,
         guild: &GuildStore,
@@ -187,12 +191,14 @@ impl FaqService {
         Ok(entry)
     }
 
+    /// Removes entry `id` (kept as deleted for the change feed).
     pub async fn remove(&self, guild: &GuildStore, id: u64, actor: u64) -> Result<FaqEntry, FaqError> {
         let entry = self.repo.remove(guild, id, actor).await?;
         self.indexes.apply(guild.id(), &entry);
         Ok(entry)
     }
 
+    /// Imports a CSV file (see [`crate::csvio`]); the guild's index is rebuilt afterwards.
     pub async fn import(&self, guild: &GuildStore, bytes: &[u8], actor: u64) -> Result<ImportReport, FaqError> {
         let report = crate::csvio::import_csv(&self.repo, guild, bytes, actor).await;
         // Rebuild rather than patch: an import may touch thousands of entries.

@@ -48,7 +48,7 @@ impl GuildSource for FaqSource {
             let entries = repo
                 .all(&guild)
                 .await
-                .map_err(|e| KbError::Source { source_name: FAQ_SOURCE_ID.to_owned(), message: e.to_string() })?;
+                .map_err(|e| KbError::Feed { source_name: FAQ_SOURCE_ID.to_owned(), source: Box::new(e) })?;
             Ok(entries.iter().filter(|e| e.deleted_at.is_none()).map(faq_document).collect())
         })
     }

@@ -44,7 +44,9 @@ impl Access {
 /// The member invoking something, as Discord describes them in the interaction.
 #[derive(Debug, Clone, Default)]
 pub struct Caller {
+    /// The member's user id.
     pub user_id: u64,
+    /// The member's role ids in the guild.
     pub roles: Vec<u64>,
     /// Resolved permissions in the channel (from the interaction's member object).
     pub permissions: Option<Permissions>,
@@ -79,6 +81,7 @@ pub struct PermissionService {
 const DEV_CACHE_TTL: Duration = Duration::from_secs(300);
 
 impl PermissionService {
+    /// A permission service reading guild facts through `cache` and asking Discord (`http`) about the developer team.
     pub fn new(cache: Cache, http: Arc<twilight_http::Client>, developers: DevelopersConfig) -> PermissionService {
         PermissionService { cache, http, developers, facts: GuildCache::default() }
     }

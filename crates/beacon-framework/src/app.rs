@@ -33,20 +33,31 @@ pub mod core_settings {
 
 /// Everything a handler can reach. One per process, shared behind an `Arc`.
 pub struct App {
+    /// The validated configuration.
     pub config: Arc<Config>,
+    /// The database.
     pub store: Store,
+    /// The cache and rate limits (in-process or Redis).
     pub cache: Cache,
+    /// Discord's REST API.
     pub http: Arc<twilight_http::Client>,
+    /// Typed per-guild settings.
     pub settings: SettingsService,
+    /// Who may do what (access levels).
     pub permissions: PermissionService,
+    /// Every module, in registration order.
     pub modules: Vec<Arc<dyn Module>>,
     /// What the modules provide each other (see [`crate::ports`]).
     pub ports: Ports,
+    /// The shards of this process: state, latency, guilds.
     pub shards: ShardBoard,
+    /// The `/metrics` counters.
     pub metrics: Metrics,
+    /// When the process started.
     pub started_at: Instant,
     /// In-flight handlers; shutdown waits for them.
     pub tasks: TaskTracker,
+    /// Cancelled when the process shuts down.
     pub shutdown: CancellationToken,
     /// Whether this process runs gateway shards (a token was configured).
     pub gateway_enabled: bool,
@@ -72,8 +83,15 @@ const GUILD_COUNT_TTL: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("module {module}: {reason}")]
-    Module { module: &'static str, reason: String },
+    /// A module's declaration is unusable.
+    Module {
+        /// The module.
+        module: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     #[error(transparent)]
+    /// The database failed while migrating.
     Store(#[from] StoreError),
 }
 
@@ -89,21 +107,25 @@ pub struct AppBuilder {
 }
 
 impl AppBuilder {
+    /// A builder over the backends, with no module yet.
     pub fn new(config: Arc<Config>, store: Store, cache: Cache, http: Arc<twilight_http::Client>) -> AppBuilder {
         let gateway_enabled = config.discord.token.is_some() && config.discord.gateway_enabled;
         AppBuilder { config, store, cache, http, shards: ShardBoard::default(), modules: Vec::new(), gateway_enabled }
     }
 
+    /// Adds a module.
     pub fn module(mut self, module: impl Module) -> AppBuilder {
         self.modules.push(Arc::new(module));
         self
     }
 
+    /// Adds several modules.
     pub fn modules(mut self, modules: impl IntoIterator<Item = Arc<dyn Module>>) -> AppBuilder {
         self.modules.extend(modules);
         self
     }
 
+    /// Uses `shards` as the shard board (shared with a gateway started elsewhere).
     pub fn shards(mut self, shards: ShardBoard) -> AppBuilder {
         self.shards = shards;
         self
@@ -221,21 +243,28 @@ fn core_setting_specs() -> Vec<SettingSpec> {
 /// Result of one dependency check.
 #[derive(Debug, Clone)]
 pub struct Check {
+    /// What was checked (`database`, `cache`, `gateway`, …).
     pub name: &'static str,
+    /// Whether it passed.
     pub ok: bool,
+    /// How long the check took.
     pub latency: Duration,
+    /// The backend's name, or what went wrong.
     pub detail: String,
 }
 
 impl App {
+    /// Beacon's version.
     pub fn version() -> &'static str {
         env!("CARGO_PKG_VERSION")
     }
 
+    /// The scope of one guild's data.
     pub fn guild(&self, guild_id: u64) -> GuildStore {
         self.store.guild(guild_id)
     }
 
+    /// The application's id, once known (configured, or learned from Discord).
     pub fn application_id(&self) -> Option<Id<ApplicationMarker>> {
         self.application_id.get().copied()
     }
@@ -245,6 +274,7 @@ impl App {
         let _ = self.application_id.set(id);
     }
 
+    /// How long the process has run.
     pub fn uptime(&self) -> Duration {
         self.started_at.elapsed()
     }
@@ -327,10 +357,12 @@ impl App {
         self.modules.iter().flat_map(|m| m.commands()).collect()
     }
 
+    /// The module that declares `/name`, with the declaration.
     pub fn module_for_command(&self, name: &str) -> Option<(Arc<dyn Module>, CommandSpec)> {
         self.modules.iter().find_map(|m| m.commands().into_iter().find(|c| c.name == name).map(|c| (m.clone(), c)))
     }
 
+    /// The module called `name`.
     pub fn module_named(&self, name: &str) -> Option<Arc<dyn Module>> {
         self.modules.iter().find(|m| m.name() == name).cloned()
     }

@@ -17,8 +17,11 @@ use crate::access::Access;
 /// A slash command a module owns.
 #[derive(Debug, Clone)]
 pub struct CommandSpec {
+    /// The command's name (`/name`), unique across modules.
     pub name: &'static str,
+    /// The line Discord shows under the name.
     pub description: &'static str,
+    /// Options or subcommands, in order.
     pub options: Vec<OptionSpec>,
     /// Who Beacon lets run it (checked on every invocation, whatever Discord's UI shows).
     pub access: Access,
@@ -27,15 +30,18 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
+    /// A command with no options that `access` and above may run.
     pub fn new(name: &'static str, description: &'static str, access: Access) -> CommandSpec {
         CommandSpec { name, description, options: Vec::new(), access, default_member_permissions: None }
     }
 
+    /// Adds an option (or subcommand).
     pub fn option(mut self, option: OptionSpec) -> CommandSpec {
         self.options.push(option);
         self
     }
 
+    /// Sets what Discord's UI requires by default.
     pub fn default_permissions(mut self, permissions: Permissions) -> CommandSpec {
         self.default_member_permissions = Some(permissions);
         self
@@ -67,32 +73,60 @@ impl CommandSpec {
 /// The type of an option, with its constraints.
 #[derive(Debug, Clone)]
 pub enum OptionKind {
+    /// A subcommand with its options.
     SubCommand(Vec<OptionSpec>),
+    /// A group of subcommands.
     SubCommandGroup(Vec<OptionSpec>),
-    String { min_length: Option<u16>, max_length: Option<u16>, choices: Vec<(&'static str, &'static str)> },
-    Integer { min: Option<i64>, max: Option<i64> },
+    /// Text.
+    String {
+        /// Shortest accepted text.
+        min_length: Option<u16>,
+        /// Longest accepted text.
+        max_length: Option<u16>,
+        /// Fixed `(name, value)` choices; free text when empty.
+        choices: Vec<(&'static str, &'static str)>,
+    },
+    /// A whole number.
+    Integer {
+        /// Smallest accepted value.
+        min: Option<i64>,
+        /// Largest accepted value.
+        max: Option<i64>,
+    },
+    /// True or false.
     Boolean,
+    /// A member or user.
     User,
+    /// A channel of one of these types (any type when empty).
     Channel(Vec<ChannelType>),
+    /// A role.
     Role,
+    /// An uploaded file.
     Attachment,
 }
 
 /// One option of a command or subcommand.
 #[derive(Debug, Clone)]
 pub struct OptionSpec {
+    /// The option's name.
     pub name: &'static str,
+    /// The line Discord shows for it.
     pub description: &'static str,
+    /// Its type and constraints.
     pub kind: OptionKind,
+    /// Whether Discord requires it.
     pub required: bool,
+    /// Whether the module suggests values while the member types.
     pub autocomplete: bool,
 }
 
 impl OptionSpec {
+    /// A subcommand with `options`.
     pub fn subcommand(name: &'static str, description: &'static str, options: Vec<OptionSpec>) -> OptionSpec {
         OptionSpec::of(name, description, OptionKind::SubCommand(options))
     }
 
+    /// An optional text option.
     pub fn string(name: &'static str, description: &'static str) -> OptionSpec {
         OptionSpec::of(
             name,
@@ -101,22 +135,27 @@ impl OptionSpec {
         )
     }
 
+    /// An optional integer option within `min..=max`.
     pub fn integer(name: &'static str, description: &'static str, min: Option<i64>, max: Option<i64>) -> OptionSpec {
         OptionSpec::of(name, description, OptionKind::Integer { min, max })
     }
 
+    /// An optional true/false option.
     pub fn boolean(name: &'static str, description: &'static str) -> OptionSpec {
         OptionSpec::of(name, description, OptionKind::Boolean)
     }
 
+    /// An optional user option.
     pub fn user(name: &'static str, description: &'static str) -> OptionSpec {
         OptionSpec::of(name, description, OptionKind::User)
     }
 
+    /// An optional role option.
     pub fn role(name: &'static str, description: &'static str) -> OptionSpec {
         OptionSpec::of(name, description, OptionKind::Role)
     }
 
+    /// An optional channel option limited to `types` (any when empty).
     pub fn channel(name: &'static str, description: &'static str, types: Vec<ChannelType>) -> OptionSpec {
         OptionSpec::of(name, description, OptionKind::Channel(types))
     }
@@ -125,16 +164,19 @@ impl OptionSpec {
         OptionSpec { name, description, kind, required: false, autocomplete: false }
     }
 
+    /// Makes the option required.
     pub fn required(mut self) -> OptionSpec {
         self.required = true;
         self
     }
 
+    /// Turns on autocomplete (the module's `autocomplete` answers).
     pub fn autocomplete(mut self) -> OptionSpec {
         self.autocomplete = true;
         self
     }
 
+    /// Limits a text option to `max` characters (no effect on other kinds).
     pub fn max_length(mut self, max: u16) -> OptionSpec {
         if let OptionKind::String { max_length, .. } = &mut self.kind {
             *max_length = Some(max);
@@ -222,6 +264,7 @@ pub struct Options {
 }
 
 impl Options {
+    /// The options of an invocation, with the subcommand path taken off the front.
     pub fn from_data(options: &[CommandDataOption]) -> Options {
         let mut path = Vec::new();
         let mut current = options.to_vec();
@@ -253,6 +296,7 @@ impl Options {
         self.values.iter().find(|o| o.name == name).map(|o| &o.value)
     }
 
+    /// A text option (also the text being typed, for autocomplete).
     pub fn str(&self, name: &str) -> Option<&str> {
         match self.value(name)? {
             CommandOptionValue::String(s) | CommandOptionValue::Focused(s, _) => Some(s.as_str()),
@@ -260,6 +304,7 @@ impl Options {
         }
     }
 
+    /// An integer option (also typed digits, for autocomplete).
     pub fn int(&self, name: &str) -> Option<i64> {
         match self.value(name)? {
             CommandOptionValue::Integer(n) => Some(*n),
@@ -268,6 +313,7 @@ impl Options {
         }
     }
 
+    /// A true/false option.
     pub fn bool(&self, name: &str) -> Option<bool> {
         match self.value(name)? {
             CommandOptionValue::Boolean(b) => Some(*b),
@@ -275,6 +321,7 @@ impl Options {
         }
     }
 
+    /// A user option (or a text option holding a user mention).
     pub fn user(&self, name: &str) -> Option<u64> {
         match self.value(name)? {
             CommandOptionValue::User(id) => Some(id.get()),
@@ -283,6 +330,7 @@ impl Options {
         }
     }
 
+    /// A channel option.
     pub fn channel(&self, name: &str) -> Option<u64> {
         match self.value(name)? {
             CommandOptionValue::Channel(id) => Some(id.get()),
@@ -290,6 +338,7 @@ impl Options {
         }
     }
 
+    /// A role option.
     pub fn role(&self, name: &str) -> Option<u64> {
         match self.value(name)? {
             CommandOptionValue::Role(id) => Some(id.get()),

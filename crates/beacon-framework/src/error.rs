@@ -1,5 +1,8 @@
 //! Errors a handler can return, and how each is shown to the member.
 
+/// Any error, kept whole as a source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// What went wrong in a handler. `User` and `Forbidden` are shown as they are (ephemeral);
 /// everything else is logged with an error id and shown as a short apology with that id.
 #[derive(Debug, thiserror::Error)]
@@ -10,23 +13,29 @@ pub enum HandlerError {
     /// The member may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The store failed.
     #[error("storage: {0}")]
     Store(#[from] beacon_store::StoreError),
+    /// The cache failed.
     #[error("cache: {0}")]
     Cache(#[from] beacon_cache::CacheError),
+    /// A Discord request failed or its answer could not be read.
     #[error("discord: {0}")]
-    Discord(String),
+    Discord(#[source] BoxError),
+    /// Anything else; only operators see it.
     #[error("{0}")]
-    Internal(String),
+    Internal(#[source] BoxError),
 }
 
 impl HandlerError {
+    /// A refusal the member sees as it is.
     pub fn user(msg: impl Into<String>) -> HandlerError {
         HandlerError::User(msg.into())
     }
 
-    pub fn internal(msg: impl std::fmt::Display) -> HandlerError {
-        HandlerError::Internal(msg.to_string())
+    /// An operator-only failure: an error (kept as the source) or a message.
+    pub fn internal(error: impl Into<BoxError>) -> HandlerError {
+        HandlerError::Internal(error.into())
     }
 
     /// Whether the text is meant for the member (as opposed to operators only).
@@ -37,13 +46,13 @@ impl HandlerError {
 
 impl From<twilight_http::Error> for HandlerError {
     fn from(e: twilight_http::Error) -> Self {
-        HandlerError::Discord(e.to_string())
+        HandlerError::Discord(Box::new(e))
     }
 }
 
 impl From<twilight_http::response::DeserializeBodyError> for HandlerError {
     fn from(e: twilight_http::response::DeserializeBodyError) -> Self {
-        HandlerError::Discord(e.to_string())
+        HandlerError::Discord(Box::new(e))
     }
 }
 
@@ -56,4 +65,5 @@ impl From<crate::settings::SettingError> for HandlerError {
     }
 }
 
+/// What handlers return.
 pub type HandlerResult<T = ()> = Result<T, HandlerError>;

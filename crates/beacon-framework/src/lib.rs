@@ -27,6 +27,7 @@
 //! ```
 
 pub mod access;
+// `app` and `module` are being reworked; their items get documented with the new contract.
 pub mod app;
 pub mod command;
 pub mod error;

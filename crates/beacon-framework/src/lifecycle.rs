@@ -193,6 +193,7 @@ fn spawn_memory_release(app: &Arc<App>, in_flight: Arc<Semaphore>, dispatched: A
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
 fn release_freed_memory() {
     // SAFETY: malloc_trim only walks glibc's own heap under its locks; it takes no pointers.
     unsafe {

@@ -32,6 +32,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Empty counters registered under the `beacon` prefix.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("beacon");
         let gateway_events = Family::<Labels1, Counter>::default();

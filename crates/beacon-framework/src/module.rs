@@ -190,24 +190,32 @@ impl StatusField {
 
 /// What every interaction handler gets.
 pub struct InteractionCtx {
+    /// The shared app.
     pub app: Arc<App>,
+    /// The interaction as Discord sent it.
     pub interaction: Arc<Interaction>,
+    /// The guild's data (every query bound to it).
     pub guild: GuildStore,
+    /// Who invoked it: user, roles, permissions.
     pub caller: Caller,
     /// The caller's level, already computed.
     pub access: Access,
+    /// Answers the interaction (defer, reply, edits, follow-ups).
     pub responder: Responder,
 }
 
 impl InteractionCtx {
+    /// The guild's id.
     pub fn guild_id(&self) -> u64 {
         self.guild.id()
     }
 
+    /// The invoking user's id.
     pub fn user_id(&self) -> u64 {
         self.caller.user_id
     }
 
+    /// The channel it came from, if any.
     pub fn channel_id(&self) -> Option<u64> {
         self.interaction.channel.as_ref().map(|c| c.id.get())
     }
@@ -217,6 +225,7 @@ impl InteractionCtx {
         if self.access >= level { Ok(()) } else { Err(HandlerError::Forbidden(level.refusal().to_owned())) }
     }
 
+    /// Replies (the first reply is the interaction's response; later ones follow up).
     pub async fn reply(&self, reply: Reply) -> HandlerResult {
         self.responder.reply(reply).await
     }
@@ -229,23 +238,33 @@ impl InteractionCtx {
 
 /// A slash command invocation.
 pub struct CommandCtx {
+    /// What every interaction gets.
     pub base: InteractionCtx,
+    /// The command's name.
     pub name: String,
+    /// Its options (the subcommand and its values).
     pub options: Options,
 }
 
 /// A member typing in an autocomplete option.
 pub struct AutocompleteCtx {
+    /// What every interaction gets.
     pub base: InteractionCtx,
+    /// The command's name.
     pub name: String,
+    /// The options typed so far (one is focused).
     pub options: Options,
 }
 
 /// A button click or select menu choice.
 pub struct ComponentCtx {
+    /// What every interaction gets.
     pub base: InteractionCtx,
+    /// The clicked component's `custom_id`.
     pub custom_id: String,
+    /// The chosen values of a select menu.
     pub values: Vec<String>,
+    /// The message the component is on.
     pub message_id: Option<u64>,
 }
 
@@ -258,17 +277,21 @@ impl ComponentCtx {
 
 /// A submitted modal form.
 pub struct ModalCtx {
+    /// What every interaction gets.
     pub base: InteractionCtx,
+    /// The modal's `custom_id`.
     pub custom_id: String,
     /// Text inputs by custom id.
     pub fields: BTreeMap<String, String>,
 }
 
 impl ModalCtx {
+    /// The part of the custom id after `"{module}:"`.
     pub fn action(&self) -> &str {
         self.custom_id.split_once(':').map(|(_, rest)| rest).unwrap_or("")
     }
 
+    /// A text input's value by its custom id.
     pub fn field(&self, id: &str) -> Option<&str> {
         self.fields.get(id).map(String::as_str)
     }
@@ -288,9 +311,13 @@ deref_base!(CommandCtx, AutocompleteCtx, ComponentCtx, ModalCtx);
 
 /// A gateway event.
 pub struct EventCtx {
+    /// The shared app.
     pub app: Arc<App>,
+    /// The shard that received it (`None` for synthetic events).
     pub shard_id: Option<u32>,
+    /// The guild it belongs to, if any.
     pub guild_id: Option<u64>,
+    /// The event.
     pub event: Arc<Event>,
 }
 

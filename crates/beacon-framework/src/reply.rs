@@ -6,20 +6,27 @@ use twilight_model::http::attachment::Attachment;
 /// A message to send in answer to an interaction.
 #[derive(Debug, Clone, Default)]
 pub struct Reply {
+    /// The message text.
     pub content: Option<String>,
+    /// Embeds, in order.
     pub embeds: Vec<Embed>,
+    /// Buttons and menus (action rows).
     pub components: Vec<Component>,
+    /// Files attached to the message.
     pub attachments: Vec<Attachment>,
+    /// Only the invoking member sees it.
     pub ephemeral: bool,
     /// `None` means nobody is pinged. Modules opt in explicitly, e.g. to ping a staff role.
     pub allowed_mentions: Option<AllowedMentions>,
 }
 
 impl Reply {
+    /// A text message.
     pub fn text(content: impl Into<String>) -> Reply {
         Reply { content: Some(content.into()), ..Reply::default() }
     }
 
+    /// A message with one embed.
     pub fn embed(embed: Embed) -> Reply {
         Reply { embeds: vec![embed], ..Reply::default() }
     }
@@ -30,21 +37,25 @@ impl Reply {
         self
     }
 
+    /// Adds an embed.
     pub fn with_embed(mut self, embed: Embed) -> Reply {
         self.embeds.push(embed);
         self
     }
 
+    /// Sets the components (action rows).
     pub fn with_components(mut self, components: Vec<Component>) -> Reply {
         self.components = components;
         self
     }
 
+    /// Attaches a file.
     pub fn with_attachment(mut self, attachment: Attachment) -> Reply {
         self.attachments.push(attachment);
         self
     }
 
+    /// Lets the message ping exactly `mentions`.
     pub fn allow_mentions(mut self, mentions: AllowedMentions) -> Reply {
         self.allowed_mentions = Some(mentions);
         self
@@ -62,11 +73,14 @@ impl Reply {
 /// A choice offered while the member types (autocomplete).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Choice {
+    /// What the member sees (at most 100 characters).
     pub name: String,
+    /// What the handler receives when it is chosen.
     pub value: String,
 }
 
 impl Choice {
+    /// A choice; a name longer than Discord allows is shortened with `…`.
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Choice {
         let mut name: String = name.into();
         // Discord caps choice names at 100 characters.

@@ -25,7 +25,10 @@ use crate::reply::{Choice, Reply};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeferStyle {
     /// Commands and modal submits: "Beacon is thinking…", later edited. Ephemeral or not.
-    Message { ephemeral: bool },
+    Message {
+        /// Whether the deferred (and final) message is ephemeral.
+        ephemeral: bool,
+    },
     /// Components: acknowledge without changing the message.
     Update,
     /// Autocomplete cannot be deferred: answer with no choices.
@@ -82,6 +85,7 @@ impl Responder {
         (Responder { inner: Arc::new(inner) }, rx)
     }
 
+    /// The interaction this responder answers.
     pub fn interaction_id(&self) -> Id<InteractionMarker> {
         self.inner.interaction_id
     }

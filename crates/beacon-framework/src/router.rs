@@ -34,6 +34,7 @@ pub const INITIAL_RESPONSE_BUDGET: Duration = Duration::from_millis(2300);
 
 /// An interaction accepted for handling: its handler is running.
 pub struct Dispatched {
+    /// Where the handler's answers go.
     pub responder: Responder,
     initial: oneshot::Receiver<InteractionResponse>,
 }

@@ -17,17 +17,44 @@ use crate::guild_cache::GuildCache;
 /// durations as whole seconds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SettingKind {
+    /// `true` or `false`.
     Bool,
-    Int { min: i64, max: i64 },
-    Duration { min: Duration, max: Duration },
-    String { max_len: usize },
+    /// A whole number in `min..=max`.
+    Int {
+        /// Smallest value.
+        min: i64,
+        /// Largest value.
+        max: i64,
+    },
+    /// A duration in `min..=max` (stored as whole seconds, typed as `15m`).
+    Duration {
+        /// Shortest duration.
+        min: Duration,
+        /// Longest duration.
+        max: Duration,
+    },
+    /// Free text of at most `max_len` characters.
+    String {
+        /// Longest text.
+        max_len: usize,
+    },
+    /// One of these words.
     Enum(&'static [&'static str]),
+    /// A channel id.
     Channel,
+    /// A role id.
     Role,
-    List { of: Box<SettingKind>, max_items: usize },
+    /// A list of values of one kind.
+    List {
+        /// The kind of each item.
+        of: Box<SettingKind>,
+        /// Most items.
+        max_items: usize,
+    },
 }
 
 impl SettingKind {
+    /// A list of up to `max_items` values of kind `of`.
     pub fn list(of: SettingKind, max_items: usize) -> SettingKind {
         SettingKind::List { of: Box::new(of), max_items }
     }
@@ -155,13 +182,18 @@ impl SettingKind {
 /// One setting a module declares. Keys are `module.name`.
 #[derive(Debug, Clone)]
 pub struct SettingSpec {
+    /// `module.name`, unique across modules.
     pub key: &'static str,
+    /// Type and bounds.
     pub kind: SettingKind,
+    /// Value when the guild has no override (must validate).
     pub default: Value,
+    /// What it does, shown by `/config show`.
     pub description: &'static str,
 }
 
 impl SettingSpec {
+    /// A setting declaration.
     pub fn new(key: &'static str, kind: SettingKind, default: Value, description: &'static str) -> SettingSpec {
         SettingSpec { key, kind, default, description }
     }
@@ -170,29 +202,47 @@ impl SettingSpec {
 /// A change, announced to listeners after it is stored.
 #[derive(Debug, Clone)]
 pub struct SettingChanged {
+    /// The guild whose setting changed.
     pub guild_id: u64,
+    /// The setting's key.
     pub key: String,
+    /// The value before (the default when there was no override).
     pub old: Value,
+    /// The value now.
     pub new: Value,
+    /// Who changed it (user id).
     pub actor_id: u64,
 }
 
 /// A setting's effective value in one guild.
 #[derive(Debug, Clone)]
 pub struct SettingView {
+    /// The declaration.
     pub spec: SettingSpec,
+    /// The value in effect.
     pub value: Value,
+    /// Whether the guild overrides the default.
     pub overridden: bool,
 }
 
+/// Why a setting could not be read or changed; all but `Store` are meant for the member.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingError {
+    /// No module declares this key.
     #[error("There is no setting called `{0}`. Use /config show to see them all.")]
     UnknownKey(String),
+    /// The value breaks the setting's rules.
     #[error("`{key}` {reason}.")]
-    Invalid { key: String, reason: String },
+    Invalid {
+        /// The setting.
+        key: String,
+        /// The rule the value breaks.
+        reason: String,
+    },
+    /// The audit entry to revert does not exist in this guild.
     #[error("There is no change #{0} in this server's settings history.")]
     UnknownAudit(i64),
+    /// The store failed.
     #[error(transparent)]
     Store(StoreError),
 }
@@ -220,6 +270,7 @@ pub struct SettingsService {
 }
 
 impl SettingsService {
+    /// The settings service over every module's declarations.
     pub fn new(specs: impl IntoIterator<Item = SettingSpec>) -> SettingsService {
         SettingsService::with_ttl(specs, SNAPSHOT_TTL)
     }
@@ -244,10 +295,12 @@ impl SettingsService {
         self.snapshots.get_or_load(guild, || async { Ok(guild.settings().await?.into_iter().collect()) }).await
     }
 
+    /// The declaration of `key`.
     pub fn spec(&self, key: &str) -> Option<&SettingSpec> {
         self.specs.get(key)
     }
 
+    /// Every declaration.
     pub fn specs(&self) -> impl Iterator<Item = &SettingSpec> {
         self.specs.values()
     }
@@ -272,18 +325,22 @@ impl SettingsService {
         })
     }
 
+    /// [`SettingsService::get`] of a bool setting (`false` if the value is not a bool).
     pub async fn get_bool(&self, guild: &GuildStore, key: &str) -> Result<bool, SettingError> {
         Ok(self.get(guild, key).await?.as_bool().unwrap_or(false))
     }
 
+    /// [`SettingsService::get`] of an int setting (0 if the value is not an integer).
     pub async fn get_i64(&self, guild: &GuildStore, key: &str) -> Result<i64, SettingError> {
         Ok(self.get(guild, key).await?.as_i64().unwrap_or(0))
     }
 
+    /// [`SettingsService::get`] of a duration setting (zero if the value is not seconds).
     pub async fn get_duration(&self, guild: &GuildStore, key: &str) -> Result<Duration, SettingError> {
         Ok(Duration::from_secs(self.get(guild, key).await?.as_u64().unwrap_or(0)))
     }
 
+    /// [`SettingsService::get`] of a string, enum, channel or role setting (empty if not a string).
     pub async fn get_string(&self, guild: &GuildStore, key: &str) -> Result<String, SettingError> {
         Ok(self.get(guild, key).await?.as_str().unwrap_or_default().to_owned())
     }
@@ -369,6 +426,7 @@ impl SettingsService {
         Ok(change)
     }
 
+    /// The guild's audited changes, newest first, of `key` or of every setting; at most `limit`.
     pub async fn history(
         &self,
         guild: &GuildStore,

@@ -51,10 +51,26 @@ use async_trait::async_trait;
 /// Errors of the job facility.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
+    /// The database failed.
     #[error(transparent)]
     Store(#[from] beacon_store::StoreError),
+    /// A stored job row holds a value this version does not understand.
     #[error("job {id} holds invalid data: {reason}")]
-    Corrupt { id: i64, reason: String },
+    Corrupt {
+        /// The job.
+        id: i64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A stored job's payload is not JSON.
+    #[error("job {id} holds a payload that is not JSON: {source}")]
+    Payload {
+        /// The job.
+        id: i64,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+    /// A job was rejected before it was stored (bad kind, no attempts allowed).
     #[error("invalid job: {0}")]
     Invalid(String),
 }
@@ -68,20 +84,26 @@ impl From<sqlx::Error> for JobError {
 /// A claimed job, as a handler sees it.
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// The job's row id.
     pub id: i64,
+    /// The guild it belongs to.
     pub guild_id: u64,
+    /// Which handler runs it (see [`Runner::register`]).
     pub kind: String,
+    /// The data the scheduler gave it.
     pub payload: serde_json::Value,
     /// 1 for the first run, 2 for the first retry (or the re-run after a crashed worker), …
     pub attempt: u32,
     /// When the job was due, unix ms.
     pub run_at: i64,
+    /// Key unique among the guild's pending jobs: scheduling it again replaces the pending one.
     pub dedupe_key: Option<String>,
 }
 
 /// Why a handler did not finish its job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
+    /// What went wrong; stored as the job's last error.
     pub message: String,
     /// Whether another attempt may succeed (a timeout, a 5xx) or not (bad payload).
     pub retry: bool,
@@ -102,5 +124,6 @@ impl Failure {
 /// Runs the jobs of one kind.
 #[async_trait]
 pub trait JobHandler: Send + Sync + 'static {
+    /// Does the job's work; `Err` schedules a retry or marks the job failed (see [`Failure`]).
     async fn run(&self, job: &Job) -> Result<(), Failure>;
 }

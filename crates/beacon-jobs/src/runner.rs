@@ -26,6 +26,7 @@ pub struct RunnerOptions {
     pub concurrency: usize,
     /// Delay before the first retry; doubles each attempt up to `backoff_max`.
     pub backoff_base: Duration,
+    /// Longest delay between retries.
     pub backoff_max: Duration,
 }
 
@@ -60,6 +61,7 @@ pub(crate) fn backoff(opts: &RunnerOptions, attempt: u32) -> Duration {
 }
 
 impl Runner {
+    /// A runner over the jobs table of `store`, with no handlers yet.
     pub fn new(store: Store, opts: RunnerOptions) -> Runner {
         Runner { jobs: Jobs::new(store), handlers: BTreeMap::new(), opts }
     }
@@ -74,6 +76,7 @@ impl Runner {
         self.handlers.keys().cloned().collect()
     }
 
+    /// The jobs table, for scheduling and inspection.
     pub fn jobs(&self) -> &Jobs {
         &self.jobs
     }

@@ -24,13 +24,16 @@ pub enum JobState {
     Pending,
     /// Claimed by a worker whose lease runs until `lease_until`.
     Running,
+    /// Finished successfully; never runs again.
     Done,
     /// Out of attempts, or failed permanently.
     Failed,
+    /// Cancelled before it ran.
     Cancelled,
 }
 
 impl JobState {
+    /// The name stored in the `state` column.
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Pending => "pending",
@@ -56,17 +59,29 @@ impl JobState {
 /// A job row, for inspection (tests, dashboards).
 #[derive(Debug, Clone)]
 pub struct JobRecord {
+    /// Row id.
     pub id: i64,
+    /// The guild it belongs to.
     pub guild_id: u64,
+    /// Which handler runs it.
     pub kind: String,
+    /// The handler's input.
     pub payload: serde_json::Value,
+    /// Key unique among the guild's pending jobs.
     pub dedupe_key: Option<String>,
+    /// When it is (or was) due, unix ms.
     pub run_at: i64,
+    /// Where it is in its life.
     pub state: JobState,
+    /// Attempts started so far.
     pub attempts: u32,
+    /// Attempts allowed before it is marked failed.
     pub max_attempts: u32,
+    /// The worker holding (or last holding) its lease.
     pub lease_owner: Option<String>,
+    /// The last attempt's failure message.
     pub last_error: Option<String>,
+    /// When it reached `done`, `failed` or `cancelled`, unix ms.
     pub finished_at: Option<i64>,
 }
 
@@ -80,7 +95,7 @@ const COLUMNS: &str = "id, guild_id, kind, payload, dedupe_key, run_at, state, a
                        max_attempts, lease_owner, last_error, finished_at";
 
 fn payload_of(id: i64, text: &str) -> Result<serde_json::Value, JobError> {
-    serde_json::from_str(text).map_err(|e| JobError::Corrupt { id, reason: format!("payload is not JSON: {e}") })
+    serde_json::from_str(text).map_err(|source| JobError::Payload { id, source })
 }
 
 fn record_from_row(row: &AnyRow) -> Result<JobRecord, JobError> {
@@ -105,10 +120,12 @@ fn record_from_row(row: &AnyRow) -> Result<JobRecord, JobError> {
 }
 
 impl Jobs {
+    /// The jobs table of `store` ([`Jobs::migrate`] creates it).
     pub fn new(store: Store) -> Jobs {
         Jobs { store }
     }
 
+    /// The underlying store.
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -202,6 +219,7 @@ impl Jobs {
         Ok(n)
     }
 
+    /// The job with row id `id`, if it exists.
     pub async fn get(&self, id: i64) -> Result<Option<JobRecord>, JobError> {
         let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM beacon_jobs WHERE id = $1")))
             .bind(id)

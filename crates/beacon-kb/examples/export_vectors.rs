@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::Path::new(out);
     std::fs::create_dir_all(out)?;
     let t = Instant::now();
-    let model = BertEmbedder::from_env().ok_or("set BEACON_EMBED_MODEL_DIR")??;
+    let model = BertEmbedder::load(std::env::var("BEACON_EMBED_MODEL_DIR").map_err(|_| "set BEACON_EMBED_MODEL_DIR")?)?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let set = BeirSet::load(dir)?;
     let chunks = chunk_corpus(&set.corpus, &ChunkerConfig::default());

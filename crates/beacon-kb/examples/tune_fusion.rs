@@ -19,7 +19,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = args.next().ok_or("usage: tune_fusion DIR [HELD_OUT_SHARE]")?;
     let share: f64 = args.next().map_or(Ok(0.5), |s| s.parse())?;
-    let embedder: Arc<dyn Embedder> = Arc::new(BertEmbedder::from_env().ok_or("set BEACON_EMBED_MODEL_DIR")??);
+    let embedder: Arc<dyn Embedder> = Arc::new(BertEmbedder::load(
+        std::env::var("BEACON_EMBED_MODEL_DIR").map_err(|_| "set BEACON_EMBED_MODEL_DIR")?,
+    )?);
     let set = BeirSet::load(&dir)?;
     let ids: Vec<String> = set.judged_queries().iter().map(|q| q.id.clone()).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();

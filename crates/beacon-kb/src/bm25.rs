@@ -143,7 +143,7 @@ impl Bm25Index {
     /// Wraps a committed index whose documents carry their position in the `ord` fast field.
     fn open(index: Index, len: usize, loaded: Option<SliceDirectory>) -> Result<Self> {
         let schema = index.schema();
-        let body = schema.get_field("body").map_err(|e| KbError::Index(format!("BM25 schema: {e}")))?;
+        let body = schema.get_field("body")?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let searcher = reader.searcher();
         let mut ords = Vec::with_capacity(searcher.segment_readers().len());
@@ -188,7 +188,7 @@ impl Bm25Index {
             match dir.atomic_read(&name) {
                 Ok(bytes) => out.push((name.to_string_lossy().into_owned(), bytes)),
                 Err(tantivy::directory::error::OpenReadError::FileDoesNotExist(_)) => {}
-                Err(e) => return Err(KbError::Index(e.to_string())),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(out)

@@ -33,6 +33,7 @@ impl F32s {
     }
 
     #[inline]
+    #[allow(unsafe_code)]
     fn as_slice(&self) -> &[f32] {
         match self {
             F32s::Owned(v) => v,
@@ -64,6 +65,7 @@ enum I8s {
 
 impl I8s {
     #[inline]
+    #[allow(unsafe_code)]
     fn as_slice(&self) -> &[i8] {
         match self {
             I8s::Owned(v) => v,
@@ -178,6 +180,7 @@ enum Rows<'a> {
 /// Offers every row's score to `top`. The loop is compiled twice: for the baseline target and,
 /// chosen at run time, with AVX2 (twice the lanes; most x86_64 servers have it), since release
 /// builds target the x86_64 baseline.
+#[allow(unsafe_code)]
 fn scan(rows: Rows<'_>, dim: usize, top: &mut TopK) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {

@@ -22,22 +22,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 use crate::error::{KbError, Result};
-
-/// Environment variable naming the local model directory.
-pub const MODEL_DIR_ENV: &str = "BEACON_EMBED_MODEL_DIR";
-/// Environment variable overriding the model's pooling (`mean` or `cls`).
-pub const POOLING_ENV: &str = "BEACON_EMBED_POOLING";
-/// Environment variable overriding the instruction put before every query (may be empty).
-pub const QUERY_PREFIX_ENV: &str = "BEACON_EMBED_QUERY_PREFIX";
 
 /// The query instruction of the English bge v1/v1.5 models.
 pub const BGE_QUERY_PREFIX: &str = "Represent this sentence for searching relevant passages: ";
@@ -118,19 +110,6 @@ pub struct ProfileOverrides {
     pub query_prefix: Option<String>,
 }
 
-impl ProfileOverrides {
-    /// Reads [`POOLING_ENV`] and [`QUERY_PREFIX_ENV`] (a set but empty prefix means none).
-    pub fn from_env() -> Result<Self> {
-        let pooling = match std::env::var(POOLING_ENV) {
-            Ok(p) if !p.trim().is_empty() => {
-                Some(p.parse().map_err(|e| KbError::Model(format!("{POOLING_ENV}: {e}")))?)
-            }
-            _ => None,
-        };
-        Ok(ProfileOverrides { pooling, query_prefix: std::env::var(QUERY_PREFIX_ENV).ok() })
-    }
-}
-
 /// The parts of `1_Pooling/config.json` that matter here.
 #[derive(Debug, serde::Deserialize)]
 struct PoolingFile {
@@ -155,9 +134,9 @@ struct SentenceBertFile {
 
 fn read_optional_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     match std::fs::read(path) {
-        Ok(bytes) => {
-            serde_json::from_slice(&bytes).map(Some).map_err(|e| KbError::Model(format!("{}: {e}", path.display())))
-        }
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| KbError::Json { what: path.display().to_string(), source }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(KbError::io(path, e)),
     }
@@ -490,8 +469,8 @@ impl BertEmbedder {
     pub fn load_with(dir: impl AsRef<Path>, overrides: &ProfileOverrides) -> Result<Self> {
         let dir = dir.as_ref();
         let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| KbError::io(dir.join(name), e));
-        let cfg: BertConfig =
-            serde_json::from_slice(&read("config.json")?).map_err(|e| KbError::Model(format!("config.json: {e}")))?;
+        let cfg: BertConfig = serde_json::from_slice(&read("config.json")?)
+            .map_err(|source| KbError::Json { what: "config.json".into(), source })?;
         if let Some(act) = cfg.hidden_act.as_deref()
             && act != "gelu"
         {
@@ -504,7 +483,7 @@ impl BertEmbedder {
         };
         let profile = ModelProfile::detect(dir)?.with(overrides);
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
-            .map_err(|e| KbError::Model(format!("tokenizer.json: {e}")))?;
+            .map_err(|source| KbError::Tokenizer { what: "tokenizer.json", source })?;
         // Packaged tokenizers often pad every input to 128 tokens; pad to the batch's longest
         // instead (padding is masked out anyway) and truncate where sentence-transformers does.
         let mut padding = tokenizer.get_padding().cloned().unwrap_or(PaddingParams::default());
@@ -515,7 +494,7 @@ impl BertEmbedder {
         let max_tokens = profile.max_tokens.min(cfg.max_position_embeddings.saturating_sub(reserved)).max(1);
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: max_tokens, ..TruncationParams::default() }))
-            .map_err(|e| KbError::Model(format!("truncation: {e}")))?;
+            .map_err(|source| KbError::Tokenizer { what: "truncation", source })?;
         let device = Device::Cpu;
         let weights_path = dir.join("model.safetensors");
         let mut tensors: HashMap<String, Tensor> = candle_core::safetensors::load(&weights_path, &device)?;
@@ -553,21 +532,16 @@ impl BertEmbedder {
         Ok(BertEmbedder { model, tokenizer, dim: cfg.hidden_size, model_id, profile, batch_size: 32 })
     }
 
-    /// Loads the model named by `BEACON_EMBED_MODEL_DIR`, if set, with the overrides of
-    /// `BEACON_EMBED_POOLING` and `BEACON_EMBED_QUERY_PREFIX`.
-    pub fn from_env() -> Option<Result<Self>> {
-        let dir = std::env::var_os(MODEL_DIR_ENV).filter(|d| !d.is_empty()).map(PathBuf::from)?;
-        Some(ProfileOverrides::from_env().and_then(|o| Self::load_with(dir, &o)))
-    }
-
     /// The profile the model runs with.
     pub fn profile(&self) -> &ModelProfile {
         &self.profile
     }
 
     fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        let encodings =
-            self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| KbError::Model(format!("tokenize: {e}")))?;
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|source| KbError::Tokenizer { what: "tokenize", source })?;
         let t = encodings.first().map_or(0, |e| e.len());
         let b = encodings.len();
         let mut ids = Vec::with_capacity(b * t);
@@ -626,21 +600,6 @@ impl Embedder for BertEmbedder {
         self.embed_prefixed(&[text], &self.profile.query_prefix)?
             .pop()
             .ok_or_else(|| KbError::Model("no embedding returned".into()))
-    }
-}
-
-/// Loads the default local embedder, or logs one line and returns `None` (BM25-only retrieval).
-pub fn default_embedder() -> Option<Arc<dyn Embedder>> {
-    match BertEmbedder::from_env() {
-        Some(Ok(m)) => Some(Arc::new(m)),
-        Some(Err(e)) => {
-            tracing::warn!(error = %e, "embedding model failed to load; retrieval uses BM25 only");
-            None
-        }
-        None => {
-            tracing::warn!("no embedding model ({MODEL_DIR_ENV} unset); retrieval uses BM25 only");
-            None
-        }
     }
 }
 

@@ -25,7 +25,64 @@ pub enum KbError {
     Db(#[from] sqlx::Error),
     /// The store (migrations, connection) failed.
     #[error("store: {0}")]
-    Store(String),
+    Store(#[from] beacon_store::StoreError),
+    /// tantivy (the BM25 index) failed.
+    #[error("search index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    /// A tantivy index file could not be read.
+    #[error("search index: {0}")]
+    IndexRead(#[from] tantivy::directory::error::OpenReadError),
+    /// candle failed to load or run the embedding model.
+    #[error("embedding model: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// The model's tokenizer failed (`what` says at which step).
+    #[error("embedding model: {what}: {source}")]
+    Tokenizer {
+        /// The step: loading `tokenizer.json`, setting truncation, tokenizing.
+        what: &'static str,
+        /// The tokenizer's error.
+        source: tokenizers::Error,
+    },
+    /// JSON could not be read or written (`what` names the file or column).
+    #[error("invalid data: {what}: {source}")]
+    Json {
+        /// The file or column.
+        what: String,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+    /// The LLM service failed (provider embeddings).
+    #[error("{what}: {source}")]
+    Llm {
+        /// What was being done.
+        what: &'static str,
+        /// The service's error.
+        source: beacon_llm::LlmError,
+    },
+    /// A blocking task (embedding, index build) panicked or was cancelled.
+    #[error("{what} task: {source}")]
+    Task {
+        /// The task.
+        what: &'static str,
+        /// Why it did not finish.
+        source: tokio::task::JoinError,
+    },
+    /// A source another crate registers ([`crate::GuildSource`], e.g. the FAQ) could not be read.
+    #[error("source {source_name}: {source}")]
+    Feed {
+        /// The source's id.
+        source_name: String,
+        /// The providing crate's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An HTTP request of a download or a remote source failed.
+    #[error("{what}: {source}")]
+    Request {
+        /// What was being fetched.
+        what: String,
+        /// The client's error.
+        source: reqwest::Error,
+    },
     /// A document source failed.
     #[error("source {source_name}: {message}")]
     Source {
@@ -34,6 +91,9 @@ pub enum KbError {
         /// What happened.
         message: String,
     },
+    /// No HTTP client could be built (no TLS provider or CA certificates).
+    #[error("HTTP client: {0}")]
+    Http(#[from] beacon_http::HttpError),
     /// Embeddings of different dimensions were mixed in one index.
     #[error("embedding dimension mismatch: expected {expected}, got {got}")]
     Dimension {
@@ -47,18 +107,6 @@ pub enum KbError {
 impl KbError {
     pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
         KbError::Io { path: path.as_ref().display().to_string(), source }
-    }
-}
-
-impl From<tantivy::TantivyError> for KbError {
-    fn from(e: tantivy::TantivyError) -> Self {
-        KbError::Index(e.to_string())
-    }
-}
-
-impl From<candle_core::Error> for KbError {
-    fn from(e: candle_core::Error) -> Self {
-        KbError::Model(e.to_string())
     }
 }
 

@@ -310,6 +310,7 @@ fn read_header(f: &mut std::fs::File, path: &Path) -> Result<std::result::Result
 
 /// The whole file (`len` bytes) as shared bytes: mapped where the platform allows it (no copy,
 /// and the pages are the page cache's), else read into memory.
+#[allow(unsafe_code)]
 fn file_bytes(f: &mut std::fs::File, len: usize) -> std::io::Result<OwnedBytes> {
     #[cfg(unix)]
     {
@@ -362,7 +363,8 @@ fn encode(stamp: &IndexStamp, index: &GuildIndex) -> Result<Vec<u8>> {
         bm25_files: files.iter().map(|(n, b)| (n.clone(), b.len())).collect(),
         chunk_data_len: chunks.data.len(),
     };
-    let mut header_bytes = serde_json::to_vec(&header).map_err(|e| KbError::Data(e.to_string()))?;
+    let mut header_bytes =
+        serde_json::to_vec(&header).map_err(|source| KbError::Json { what: "index header".into(), source })?;
     // Trailing spaces are still valid JSON; they align the first section.
     let body_start = padded(16 + header_bytes.len()).ok_or_else(|| KbError::Data("index header too long".into()))?;
     header_bytes.resize(body_start - 16, b' ');

@@ -2,7 +2,7 @@
 //! per-guild search indexes derived from the database.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,12 +11,14 @@ use beacon_store::Store;
 use sha2::{Digest, Sha256};
 
 use crate::chunk::{ChunkerConfig, chunk_markdown};
-use crate::embed::{Embedder, default_embedder};
+use crate::embed::Embedder;
+use beacon_config::KbCredentials;
+
 use crate::error::{KbError, Result};
 use crate::fusion::FusionConfig;
 use crate::index_file::{IndexDir, IndexStamp, LoadMiss, Saved};
 use crate::retriever::{GuildIndex, Hit, Retriever, search_text};
-use crate::source::{FolderSource, Source, SourceConfig, SourceDocument};
+use crate::source::{Source, SourceConfig, SourceDocument};
 use crate::store::{DEFAULT_SYNC_INTERVAL_MS, DocumentWrite, KbRepo, NewChunk, guilds_with_sources, migrate};
 
 /// Stage of a sync, for progress display.
@@ -161,6 +163,8 @@ pub struct KnowledgeBase {
     /// Index files being written in the background after a rebuild served its first search.
     writes: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     counters: Arc<Counters>,
+    /// Credentials configured sources sync with.
+    credentials: KbCredentials,
 }
 
 impl KnowledgeBase {
@@ -184,6 +188,7 @@ impl KnowledgeBase {
             load_locks: Mutex::new(HashMap::new()),
             writes: Mutex::new(Vec::new()),
             counters: Arc::default(),
+            credentials: KbCredentials::default(),
         })
     }
 
@@ -191,6 +196,13 @@ impl KnowledgeBase {
     /// fresh process reads them instead of rebuilding. The folder is created on first write.
     pub fn with_index_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.index_dir = Some(IndexDir::new(dir));
+        self
+    }
+
+    /// The credentials remote sources (Notion, Google Sheets) sync with; without them such a
+    /// source's sync fails and records which setting is missing.
+    pub fn with_credentials(mut self, credentials: KbCredentials) -> Self {
+        self.credentials = credentials;
         self
     }
 
@@ -378,7 +390,7 @@ impl KnowledgeBase {
             }
             Ok(writes)
         };
-        tokio::task::spawn_blocking(task).await.map_err(|e| KbError::Model(format!("embedding task: {e}")))?
+        tokio::task::spawn_blocking(task).await.map_err(|source| KbError::Task { what: "embedding", source })?
     }
 
     /// Rebuilds `guild_id`'s search index from the database (rewriting its file when indexes are
@@ -521,7 +533,7 @@ impl KnowledgeBase {
         }
         let index = tokio::task::spawn_blocking(move || GuildIndex::build(chunks))
             .await
-            .map_err(|e| KbError::Index(format!("index task: {e}")))??;
+            .map_err(|source| KbError::Task { what: "index", source })??;
         bump(&self.counters.rebuilds);
         let index = self.install(guild_id, version, index);
         if let Some(dir) = self.index_dir.clone() {
@@ -578,7 +590,7 @@ impl KnowledgeBase {
                 Some(
                     tokio::task::spawn_blocking(move || e.embed_query(&q))
                         .await
-                        .map_err(|e| KbError::Model(format!("embedding task: {e}")))??,
+                        .map_err(|source| KbError::Task { what: "embedding", source })??,
                 )
             }
             _ => None,
@@ -633,7 +645,7 @@ impl KnowledgeBase {
             .find(|s| s.name == name)
             .ok_or_else(|| KbError::Source { source_name: name.to_string(), message: "no such source".into() })?;
         let result = match SourceConfig::from_row(&row.kind, &row.config) {
-            Ok(cfg) => match cfg.build(&row.name) {
+            Ok(cfg) => match cfg.build(&row.name, &self.credentials) {
                 Ok(source) => self.sync(guild_id, source.as_ref(), progress).await,
                 Err(e) => Err(e),
             },
@@ -684,26 +696,4 @@ impl KnowledgeBase {
             }
         }
     }
-}
-
-/// Ingests a folder (or one file) of markdown/text into `guild_id`'s knowledge base with the
-/// default embedder (BM25 only, with one log line, when there is none). For `beacon ingest`.
-pub async fn ingest_path(
-    store: &Store,
-    guild_id: u64,
-    path: &Path,
-    mut progress: impl FnMut(Progress) + Send,
-) -> Result<SyncReport> {
-    let kb = KnowledgeBase::open(store.clone(), default_embedder(), FusionConfig::default(), ChunkerConfig::default())
-        .await?;
-    let source = FolderSource::new(path);
-    kb.sync(guild_id, &source, &mut progress).await
-}
-
-/// Answers `question` from `guild_id`'s knowledge base: the `k` best chunks with their sources
-/// and scores. For `beacon ask`.
-pub async fn ask(store: &Store, guild_id: u64, question: &str, k: usize) -> Result<Vec<Hit>> {
-    let kb = KnowledgeBase::open(store.clone(), default_embedder(), FusionConfig::default(), ChunkerConfig::default())
-        .await?;
-    kb.search(guild_id, question, k).await
 }

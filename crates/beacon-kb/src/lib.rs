@@ -11,10 +11,12 @@
 //!
 //! ```no_run
 //! # async fn demo(store: beacon_store::Store) -> Result<(), beacon_kb::KbError> {
-//! use beacon_kb::{ChunkerConfig, FolderSource, FusionConfig, KnowledgeBase, default_embedder};
+//! use std::sync::Arc;
+//! use beacon_kb::{BertEmbedder, ChunkerConfig, Embedder, FolderSource, FusionConfig, KnowledgeBase};
 //!
 //! // `store.migrate()` has run; the knowledge base applies its own module migrations.
-//! let kb = KnowledgeBase::open(store, default_embedder(), FusionConfig::default(), ChunkerConfig::default())
+//! let model: Arc<dyn Embedder> = Arc::new(BertEmbedder::load("models/all-MiniLM-L6-v2")?);
+//! let kb = KnowledgeBase::open(store, Some(model), FusionConfig::default(), ChunkerConfig::default())
 //!     .await?
 //!     .with_index_dir("data/kb-index");
 //! let guild = 81384788765712384;
@@ -26,9 +28,10 @@
 //! # }
 //! ```
 //!
-//! Entry points for the CLI: [`ingest_path`] (`beacon ingest`), [`ask`] (`beacon ask`) and
-//! [`eval_beir`] (`beacon eval`). Without a model (`BEACON_EMBED_MODEL_DIR` unset) retrieval is
-//! BM25 alone, announced by one log line.
+//! The binary builds the embedder from its configuration (`BEACON_EMBED_*`) and syncs folders
+//! (`beacon ingest`), searches (`beacon ask`) and evaluates ([`eval_beir`], `beacon eval`). Without
+//! an embedder retrieval is BM25 alone. Remote sources get their credentials through
+//! [`KnowledgeBase::with_credentials`].
 
 pub mod bm25;
 pub mod chunk;
@@ -45,12 +48,12 @@ pub mod source;
 pub mod store;
 
 pub use chunk::{ChunkDraft, ChunkerConfig, chunk_markdown};
-pub use embed::{BertEmbedder, Embedder, MODEL_DIR_ENV, ModelProfile, Pooling, ProfileOverrides, default_embedder};
+pub use embed::{BertEmbedder, Embedder, ModelProfile, Pooling, ProfileOverrides};
 pub use error::{KbError, Result};
 pub use eval::{BeirSet, EvalOptions, EvalReport, PreparedEval, eval_beir};
 pub use fusion::{FusionConfig, FusionMethod};
 pub use index_file::{IndexDir, IndexStamp};
-pub use ingest::{IndexOrigin, IndexStats, KnowledgeBase, Phase, Progress, SyncReport, ask, ingest_path};
+pub use ingest::{IndexOrigin, IndexStats, KnowledgeBase, Phase, Progress, SyncReport};
 pub use model_download::ModelDownload;
 pub use provider_embed::LlmEmbedder;
 pub use retriever::{GuildIndex, Hit, IndexedChunk, Retriever};
@@ -62,5 +65,5 @@ pub mod provider_embed;
 pub mod sheets;
 
 pub use feed::GuildSource;
-pub use notion::{NOTION_TOKEN_ENV, NOTION_TOKEN_FILE_ENV, NotionConfig, NotionSource};
-pub use sheets::{GOOGLE_SA_ENV, ServiceAccountKey, SheetsConfig, SheetsSource};
+pub use notion::{NotionConfig, NotionSource};
+pub use sheets::{ServiceAccountKey, SheetsConfig, SheetsSource};

@@ -60,6 +60,10 @@ fn download_error(what: impl std::fmt::Display) -> KbError {
     KbError::Model(format!("model download: {what}"))
 }
 
+fn request_error(file: &str, source: reqwest::Error) -> KbError {
+    KbError::Request { what: format!("model download: {file}"), source }
+}
+
 impl ModelDownload {
     /// A download of `repo`'s `main` revision from `hub_url` into `cache_dir`.
     pub fn new(hub_url: &str, repo: &str, cache_dir: impl Into<PathBuf>) -> Self {
@@ -116,15 +120,13 @@ impl ModelDownload {
     }
 
     async fn fetch_all(&self, staging: &Path) -> Result<()> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(self.connect_timeout)
-            .read_timeout(self.read_timeout)
+        let http = beacon_http::client(&beacon_http::ClientOptions {
+            connect_timeout: self.connect_timeout,
+            timeout: None,
+            read_timeout: Some(self.read_timeout),
             // Redirects are followed by hand: the hub puts the LFS hash on the redirect itself.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("beacon/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(download_error)?;
+            follow_redirects: false,
+        })?;
         for file in MODEL_FILES {
             self.fetch(&http, file, staging, true).await?;
         }
@@ -142,7 +144,7 @@ impl ModelDownload {
         let mut expected_len: Option<u64> = None;
         let mut response = None;
         for _ in 0..8 {
-            let r = http.get(url.clone()).send().await.map_err(|e| download_error(format!("{file}: {e}")))?;
+            let r = http.get(url.clone()).send().await.map_err(|source| request_error(file, source))?;
             linked_metadata(r.headers(), &mut expected_sha, &mut expected_len);
             if r.status().is_redirection() {
                 let location = r
@@ -179,7 +181,7 @@ impl ModelDownload {
         let mut out = tokio::fs::File::create(&target).await.map_err(|e| KbError::io(&target, e))?;
         let mut hash = Sha256::new();
         let mut written: u64 = 0;
-        while let Some(chunk) = response.chunk().await.map_err(|e| download_error(format!("{file}: {e}")))? {
+        while let Some(chunk) = response.chunk().await.map_err(|source| request_error(file, source))? {
             hash.update(&chunk);
             written += chunk.len() as u64;
             out.write_all(&chunk).await.map_err(|e| KbError::io(&target, e))?;

@@ -15,10 +15,6 @@ use tokio::time::Instant;
 use crate::error::{KbError, Result};
 use crate::source::{BoxFuture, Source, SourceDocument};
 
-/// Environment variable holding the integration token.
-pub const NOTION_TOKEN_ENV: &str = "BEACON_NOTION_TOKEN";
-/// Environment variable naming a file that holds the integration token.
-pub const NOTION_TOKEN_FILE_ENV: &str = "BEACON_NOTION_TOKEN_FILE";
 /// Notion's API.
 pub const NOTION_BASE_URL: &str = "https://api.notion.com";
 /// The API version requested (`Notion-Version`).
@@ -58,34 +54,6 @@ impl Default for NotionConfig {
     }
 }
 
-/// Where the integration token comes from.
-#[derive(Clone)]
-enum Token {
-    Given(String),
-    /// Read from the environment on each listing, so a configured source built without the
-    /// variable reports it when it syncs.
-    Env,
-}
-
-/// Reads `BEACON_NOTION_TOKEN`, else the file named by `BEACON_NOTION_TOKEN_FILE`.
-pub fn notion_token_from_env() -> Result<String> {
-    token_from(|k| std::env::var(k).ok())
-}
-
-fn token_from(get: impl Fn(&str) -> Option<String>) -> Result<String> {
-    if let Some(t) = get(NOTION_TOKEN_ENV).map(|t| t.trim().to_string()).filter(|t| !t.is_empty()) {
-        return Ok(t);
-    }
-    if let Some(path) = get(NOTION_TOKEN_FILE_ENV).filter(|p| !p.is_empty()) {
-        let t = std::fs::read_to_string(&path).map_err(|e| KbError::io(&path, e))?;
-        let t = t.trim().to_string();
-        if !t.is_empty() {
-            return Ok(t);
-        }
-    }
-    Err(source_err(format!("no token: set {NOTION_TOKEN_ENV} or {NOTION_TOKEN_FILE_ENV}")))
-}
-
 fn source_err(message: impl Into<String>) -> KbError {
     KbError::Source { source_name: "notion".into(), message: message.into() }
 }
@@ -116,7 +84,7 @@ impl Pacer {
 pub struct NotionSource {
     id: String,
     config: NotionConfig,
-    token: Token,
+    token: String,
     http: reqwest::Client,
     pacer: Pacer,
 }
@@ -137,21 +105,8 @@ struct Page {
 impl NotionSource {
     /// A source reading with `token`, identified as `id`.
     pub fn new(id: impl Into<String>, config: NotionConfig, token: impl Into<String>) -> Result<Self> {
-        Self::build(id.into(), config, Token::Given(token.into()))
-    }
-
-    /// A source whose token is read from the environment ([`notion_token_from_env`]) when it lists.
-    pub fn from_env(id: impl Into<String>, config: NotionConfig) -> Result<Self> {
-        Self::build(id.into(), config, Token::Env)
-    }
-
-    fn build(id: String, config: NotionConfig, token: Token) -> Result<Self> {
-        // reqwest is built with rustls but no provider; install ring's if nobody did yet.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| source_err(format!("http client: {e}")))?;
+        let (id, token) = (id.into(), token.into());
+        let http = beacon_http::client(&beacon_http::ClientOptions::with_timeout(Duration::from_secs(30)))?;
         let interval = if config.requests_per_second > 0.0 {
             // A little slower than the limit, so server-side jitter never tips it over.
             Duration::from_secs_f64(1.05 / config.requests_per_second)
@@ -159,13 +114,6 @@ impl NotionSource {
             Duration::ZERO
         };
         Ok(NotionSource { id, config, token, http, pacer: Pacer { interval, next: Mutex::new(None) } })
-    }
-
-    fn token(&self) -> Result<String> {
-        match &self.token {
-            Token::Given(t) => Ok(t.clone()),
-            Token::Env => notion_token_from_env(),
-        }
     }
 
     /// One API call, paced and retried on 429/5xx.
@@ -179,10 +127,16 @@ impl NotionSource {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let resp = req.send().await.map_err(|e| source_err(format!("{method} {path}: {e}")))?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|source| KbError::Request { what: format!("notion: {method} {path}"), source })?;
             let status = resp.status();
             if status.is_success() {
-                return resp.json().await.map_err(|e| source_err(format!("{method} {path}: bad JSON: {e}")));
+                return resp
+                    .json()
+                    .await
+                    .map_err(|source| KbError::Request { what: format!("notion: {method} {path}: bad JSON"), source });
             }
             let retryable = status.as_u16() == 429 || status.is_server_error();
             if retryable && attempt < self.config.max_retries {
@@ -296,11 +250,11 @@ impl NotionSource {
     }
 
     async fn collect(&self) -> Result<Vec<SourceDocument>> {
-        let token = self.token()?;
+        let token = &self.token;
         let mut docs = Vec::new();
-        for page in self.pages(&token).await? {
+        for page in self.pages(token).await? {
             let mut body = String::new();
-            self.render_children(&token, &page.id, 0, &mut body).await?;
+            self.render_children(token, &page.id, 0, &mut body).await?;
             let text = format!("# {}\n\n{}", page.title, body.trim_end());
             docs.push(SourceDocument { key: format!("notion:{}", page.id), title: page.title, text, url: page.url });
         }
@@ -412,22 +366,6 @@ fn encode_query(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn token_prefers_the_variable_then_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("token");
-        std::fs::write(&file, "secret_from_file\n").unwrap();
-        let path = file.display().to_string();
-        let got = token_from(|k| match k {
-            NOTION_TOKEN_ENV => Some("secret_var".into()),
-            _ => Some(path.clone()),
-        });
-        assert_eq!(got.unwrap(), "secret_var");
-        let got = token_from(|k| (k == NOTION_TOKEN_FILE_ENV).then(|| path.clone()));
-        assert_eq!(got.unwrap(), "secret_from_file");
-        assert!(token_from(|_| None).is_err());
-    }
 
     #[test]
     fn blocks_render_as_markdown() {

@@ -82,16 +82,16 @@ impl LlmEmbedder {
             .thread_name("beacon-embed-http")
             .enable_all()
             .build()
-            .map_err(|e| KbError::Model(format!("embedding runtime: {e}")))?;
+            .map_err(|e| KbError::io("embedding runtime", e))?;
         let mut service = {
             // Clients that look for a runtime when built find this one.
             let _guard = runtime.enter();
-            LlmService::new(config).map_err(|e| KbError::Model(format!("LLM configuration: {e}")))?
+            LlmService::new(config).map_err(|source| KbError::Llm { what: "LLM configuration", source })?
         };
         if let Some(usage) = usage {
             // Loads the pricing table: a database query, run like the requests are.
             service = on_runtime(&runtime, service.with_usage_store(usage))?
-                .map_err(|e| KbError::Model(format!("LLM usage store: {e}")))?;
+                .map_err(|source| KbError::Llm { what: "LLM usage store", source })?;
         }
         let mut embedder =
             LlmEmbedder { runtime: Some(runtime), service, model: model.clone(), model_id: String::new(), dim: 0 };
@@ -114,7 +114,7 @@ impl LlmEmbedder {
             let ctx = CallContext::new(0, "kb");
             service.embed(&ctx, &inputs).await
         })?
-        .map_err(|e| KbError::Model(format!("provider embeddings: {e}")))?;
+        .map_err(|source| KbError::Llm { what: "provider embeddings", source })?;
         if embeddings.model != self.model {
             return Err(KbError::Model(format!(
                 "embeddings came from {} instead of {}; refusing to mix models",

@@ -1,7 +1,7 @@
 //! A Google Sheets range as a knowledge source.
 //!
 //! Authenticates as a service account (the key file, base64-encoded, in
-//! `BEACON_GOOGLE_SA_BASE64`): an RS256-signed JWT (`iss`, `scope`, `aud`, `iat`, `exp`) is
+//! `BEACON_GOOGLE_SA_BASE64` in the configuration): an RS256-signed JWT (`iss`, `scope`, `aud`, `iat`, `exp`) is
 //! exchanged at the key's `token_uri` with the JWT bearer grant, and the access token is cached
 //! until shortly before it expires (or until the API refuses it). The values API
 //! (`GET /v4/spreadsheets/{id}/values/{range}`) returns the cells; the first row names the
@@ -20,8 +20,6 @@ use tokio::time::Instant;
 use crate::error::{KbError, Result};
 use crate::source::{BoxFuture, Source, SourceDocument};
 
-/// Environment variable holding the base64 of the service-account key file (JSON).
-pub const GOOGLE_SA_ENV: &str = "BEACON_GOOGLE_SA_BASE64";
 /// Google's Sheets API.
 pub const SHEETS_BASE_URL: &str = "https://sheets.googleapis.com";
 /// Read-only access to spreadsheets.
@@ -59,23 +57,16 @@ impl std::fmt::Debug for ServiceAccountKey {
 impl ServiceAccountKey {
     /// Parses a key file (JSON).
     pub fn from_json(json: &str) -> Result<Self> {
-        serde_json::from_str(json).map_err(|e| source_err(format!("service-account key: {e}")))
+        serde_json::from_str(json)
+            .map_err(|source| KbError::Json { what: "sheets: service-account key".into(), source })
     }
 
     /// Parses the base64 of a key file.
     pub fn from_base64(b64: &str) -> Result<Self> {
         let bytes = STANDARD
             .decode(b64.trim().as_bytes())
-            .map_err(|e| source_err(format!("{GOOGLE_SA_ENV} is not base64: {e}")))?;
+            .map_err(|e| source_err(format!("the service-account key is not base64: {e}")))?;
         Self::from_json(&String::from_utf8_lossy(&bytes))
-    }
-
-    /// Reads `BEACON_GOOGLE_SA_BASE64`.
-    pub fn from_env() -> Result<Self> {
-        match std::env::var(GOOGLE_SA_ENV) {
-            Ok(v) if !v.trim().is_empty() => Self::from_base64(&v),
-            _ => Err(source_err(format!("no service account: set {GOOGLE_SA_ENV}"))),
-        }
     }
 
     fn key_pair(&self) -> Result<RsaKeyPair> {
@@ -132,14 +123,6 @@ impl SheetsConfig {
     }
 }
 
-#[derive(Clone)]
-enum Credentials {
-    Key(Box<ServiceAccountKey>),
-    /// Read from the environment when listing, so a configured source reports a missing key
-    /// when it syncs.
-    Env,
-}
-
 struct CachedToken {
     token: String,
     renew_at: Instant,
@@ -149,7 +132,7 @@ struct CachedToken {
 pub struct SheetsSource {
     id: String,
     config: SheetsConfig,
-    credentials: Credentials,
+    key: ServiceAccountKey,
     http: reqwest::Client,
     token: Mutex<Option<CachedToken>>,
 }
@@ -163,29 +146,9 @@ impl std::fmt::Debug for SheetsSource {
 impl SheetsSource {
     /// A source authenticating with `key`, identified as `id`.
     pub fn new(id: impl Into<String>, config: SheetsConfig, key: ServiceAccountKey) -> Result<Self> {
-        Self::build(id.into(), config, Credentials::Key(Box::new(key)))
-    }
-
-    /// A source whose key is read from `BEACON_GOOGLE_SA_BASE64` when it lists.
-    pub fn from_env(id: impl Into<String>, config: SheetsConfig) -> Result<Self> {
-        Self::build(id.into(), config, Credentials::Env)
-    }
-
-    fn build(id: String, config: SheetsConfig, credentials: Credentials) -> Result<Self> {
-        // reqwest is built with rustls but no provider; install ring's if nobody did yet.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| source_err(format!("http client: {e}")))?;
-        Ok(SheetsSource { id, config, credentials, http, token: Mutex::new(None) })
-    }
-
-    fn key(&self) -> Result<ServiceAccountKey> {
-        match &self.credentials {
-            Credentials::Key(k) => Ok((**k).clone()),
-            Credentials::Env => ServiceAccountKey::from_env(),
-        }
+        let id = id.into();
+        let http = beacon_http::client(&beacon_http::ClientOptions::with_timeout(Duration::from_secs(30)))?;
+        Ok(SheetsSource { id, config, key, http, token: Mutex::new(None) })
     }
 
     /// A valid access token: the cached one, or a fresh one from the token URI.
@@ -197,7 +160,7 @@ impl SheetsSource {
         {
             return Ok(c.token.clone());
         }
-        let key = self.key()?;
+        let key = &self.key;
         let iat = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let assertion = key.assertion(SHEETS_SCOPE, iat)?;
         let resp = self
@@ -208,7 +171,7 @@ impl SheetsSource {
             .body(format!("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"))
             .send()
             .await
-            .map_err(|e| source_err(format!("token exchange: {e}")))?;
+            .map_err(|source| KbError::Request { what: "sheets: token exchange".into(), source })?;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -236,15 +199,23 @@ impl SheetsSource {
         let mut refreshed = false;
         loop {
             let token = self.access_token(refreshed).await?;
-            let resp =
-                self.http.get(&url).bearer_auth(&token).send().await.map_err(|e| source_err(format!("values: {e}")))?;
+            let resp = self
+                .http
+                .get(&url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .map_err(|source| KbError::Request { what: "sheets: values".into(), source })?;
             let status = resp.status();
             // A token revoked or expired early: renew once.
             if status.as_u16() == 401 && !refreshed {
                 refreshed = true;
                 continue;
             }
-            let body: Value = resp.json().await.map_err(|e| source_err(format!("values: bad JSON: {e}")))?;
+            let body: Value = resp
+                .json()
+                .await
+                .map_err(|source| KbError::Request { what: "sheets: values: bad JSON".into(), source })?;
             if !status.is_success() {
                 let why = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("");
                 return Err(source_err(format!("values: {status}: {why}")));

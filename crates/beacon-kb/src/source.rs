@@ -4,6 +4,8 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
+use beacon_config::KbCredentials;
+
 use crate::error::{KbError, Result};
 
 /// A boxed, sendable future (sources are used as trait objects).
@@ -131,7 +133,7 @@ impl Source for FolderSource {
         Box::pin(async move {
             tokio::task::spawn_blocking(move || this.collect())
                 .await
-                .map_err(|e| KbError::Source { source_name: "folder".into(), message: e.to_string() })?
+                .map_err(|source| KbError::Task { what: "folder listing", source })?
         })
     }
 }
@@ -170,7 +172,7 @@ pub enum SourceConfig {
         /// The folder (or single file).
         path: PathBuf,
     },
-    /// Notion pages and databases; the token comes from `BEACON_NOTION_TOKEN` (or `_FILE`).
+    /// Notion pages and databases; the token is [`KbCredentials::notion_token`].
     /// With both lists empty, every page shared with the integration is read.
     Notion {
         /// Page ids.
@@ -181,7 +183,7 @@ pub enum SourceConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         base_url: Option<String>,
     },
-    /// A Google Sheets range; the service account comes from `BEACON_GOOGLE_SA_BASE64`.
+    /// A Google Sheets range; the service account is [`KbCredentials::google_service_account`].
     Sheets {
         /// The spreadsheet id.
         spreadsheet_id: String,
@@ -225,9 +227,9 @@ impl SourceConfig {
         v
     }
 
-    /// Builds the source; its id is the configured name, so documents stay attached to it.
-    /// Credentials of remote sources are read from the environment when they list.
-    pub fn build(&self, name: &str) -> Result<Box<dyn Source>> {
+    /// Builds the source; its id is the configured name, so documents stay attached to it. A
+    /// remote source whose credential is missing fails here, so its sync records why.
+    pub fn build(&self, name: &str, credentials: &KbCredentials) -> Result<Box<dyn Source>> {
         Ok(match self {
             SourceConfig::Folder { path } => Box::new(FolderSource::with_id(path, name)),
             SourceConfig::Notion { pages, databases, base_url } => {
@@ -239,7 +241,11 @@ impl SourceConfig {
                 if let Some(url) = base_url {
                     config.base_url = url.clone();
                 }
-                Box::new(crate::notion::NotionSource::from_env(name, config)?)
+                let token = credentials.notion_token.as_ref().ok_or_else(|| KbError::Source {
+                    source_name: "notion".into(),
+                    message: "no token: set BEACON_NOTION_TOKEN or BEACON_NOTION_TOKEN_FILE".into(),
+                })?;
+                Box::new(crate::notion::NotionSource::new(name, config, token.expose())?)
             }
             SourceConfig::Sheets { spreadsheet_id, range, title_column, base_url } => {
                 let mut config = crate::sheets::SheetsConfig::new(spreadsheet_id.clone(), range.clone());
@@ -247,7 +253,12 @@ impl SourceConfig {
                 if let Some(url) = base_url {
                     config.base_url = url.clone();
                 }
-                Box::new(crate::sheets::SheetsSource::from_env(name, config)?)
+                let key = credentials.google_service_account.as_ref().ok_or_else(|| KbError::Source {
+                    source_name: "sheets".into(),
+                    message: "no service account: set BEACON_GOOGLE_SA_BASE64 or BEACON_GOOGLE_SA_BASE64_FILE".into(),
+                })?;
+                let key = crate::sheets::ServiceAccountKey::from_base64(key.expose())?;
+                Box::new(crate::sheets::SheetsSource::new(name, config, key)?)
             }
         })
     }
@@ -256,6 +267,7 @@ impl SourceConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use beacon_config::Secret;
 
     #[test]
     fn folder_reads_markdown_and_text_recursively() {
@@ -277,7 +289,9 @@ mod tests {
         assert_eq!(json, serde_json::json!({"path": "docs"}));
         assert_eq!(SourceConfig::from_row(c.kind(), &json).unwrap(), c);
         assert!(SourceConfig::from_row("notion", &json).is_err());
-        assert_eq!(c.build("handbook").unwrap().id(), "handbook");
+        beacon_http::install_crypto_provider();
+        let none = KbCredentials::default();
+        assert_eq!(c.build("handbook", &none).unwrap().id(), "handbook");
         let n = SourceConfig::Notion { pages: vec!["p1".into()], databases: vec![], base_url: None };
         assert_eq!(n.to_config_json(), serde_json::json!({"pages": ["p1"], "databases": []}));
         assert_eq!(SourceConfig::from_row("notion", &n.to_config_json()).unwrap(), n);
@@ -288,7 +302,12 @@ mod tests {
             base_url: None,
         };
         assert_eq!(SourceConfig::from_row("sheets", &g.to_config_json()).unwrap(), g);
-        assert_eq!(g.build("sheet").unwrap().id(), "sheet");
+        let err = g.build("sheet", &none).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("BEACON_GOOGLE_SA_BASE64"), "{err}");
+        let err = n.build("notion", &none).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("BEACON_NOTION_TOKEN"), "{err}");
+        let given = KbCredentials { notion_token: Some(Secret::new("secret_t".into())), ..none };
+        assert_eq!(n.build("notion", &given).unwrap().id(), "notion");
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub async fn migrate(store: &Store) -> Result<()> {
 }
 
 pub(crate) fn store_err(e: beacon_store::StoreError) -> KbError {
-    KbError::Store(e.to_string())
+    KbError::Store(e)
 }
 
 /// A stored document's identity and content hash.
@@ -159,7 +159,8 @@ impl KbRepo {
                 .execute(&mut *tx)
                 .await?;
             for c in &d.chunks {
-                let path = serde_json::to_string(&c.heading_path).map_err(|e| KbError::Data(e.to_string()))?;
+                let path = serde_json::to_string(&c.heading_path)
+                    .map_err(|source| KbError::Json { what: "chunk heading_path".into(), source })?;
                 sqlx::query(
                     "INSERT INTO kb_chunks (guild_id, document_id, ordinal, heading_path, text, embed_model, embedding) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -274,7 +275,7 @@ async fn bump_index_version(tx: &mut Transaction<'static, Any>, gid: i64) -> Res
 fn chunk_row(r: &AnyRow, embed_model: Option<&str>) -> Result<IndexedChunk> {
     let path: String = r.try_get("heading_path")?;
     let heading_path: Vec<String> =
-        serde_json::from_str(&path).map_err(|e| KbError::Data(format!("chunk heading_path: {e}")))?;
+        serde_json::from_str(&path).map_err(|source| KbError::Json { what: "chunk heading_path".into(), source })?;
     let model: Option<String> = r.try_get("embed_model")?;
     let bytes: Option<Vec<u8>> = r.try_get("embedding")?;
     let embedding = match (embed_model, model, bytes) {
@@ -334,7 +335,8 @@ fn source_row(r: &AnyRow) -> Result<SourceRow> {
         id: r.try_get("id")?,
         kind: r.try_get("kind")?,
         name: r.try_get("name")?,
-        config: serde_json::from_str(&config).map_err(|e| KbError::Data(format!("source config: {e}")))?,
+        config: serde_json::from_str(&config)
+            .map_err(|source| KbError::Json { what: "source config".into(), source })?,
         enabled: r.try_get::<i64, _>("enabled")? != 0,
         sync_interval_ms: r.try_get("sync_interval_ms")?,
         last_sync_at: r.try_get("last_sync_at")?,

@@ -9,7 +9,7 @@ use beacon_kb::chunk::ChunkerConfig;
 use beacon_kb::embed::Embedder;
 use beacon_kb::error::{KbError, Result};
 use beacon_kb::fusion::{FusionConfig, FusionMethod};
-use beacon_kb::ingest::{KnowledgeBase, Phase, Progress, ingest_path};
+use beacon_kb::ingest::{KnowledgeBase, Phase, Progress};
 use beacon_kb::source::{FolderSource, SourceDocument, StaticSource};
 use beacon_kb::store::KbRepo;
 use beacon_store::Store;
@@ -184,19 +184,21 @@ async fn duplicate_keys_are_rejected() {
 }
 
 #[tokio::test]
-async fn ingest_path_with_the_real_model() {
-    let Some(_dir) = common::model_dir("ingest_path_with_the_real_model") else {
+async fn folder_sync_with_the_real_model() {
+    let Some(dir) = common::model_dir("folder_sync_with_the_real_model") else {
         return;
     };
+    let model: Arc<dyn Embedder> = Arc::new(beacon_kb::BertEmbedder::load(&dir).unwrap());
     let store = store().await;
     let docs = tempfile::tempdir().unwrap();
     write_docs(docs.path());
+    let kb = kb(&store, Some(model)).await;
     let mut last = None;
-    let report = ingest_path(&store, GUILD, docs.path(), |p| last = Some(p)).await.unwrap();
+    let report = kb.sync(GUILD, &FolderSource::new(docs.path()), &mut |p| last = Some(p)).await.unwrap();
     assert!(report.embedded);
     assert_eq!(report.written, 3);
     assert_eq!(last.map(|p| p.phase), Some(Phase::Done));
-    let hits = beacon_kb::ingest::ask(&store, GUILD, "Can I get my money back?", 3).await.unwrap();
+    let hits = kb.search(GUILD, "Can I get my money back?", 3).await.unwrap();
     assert_eq!(hits[0].document_key, "billing.md");
     assert!(hits[0].dense_score.is_some_and(|s| s > 0.2));
 }

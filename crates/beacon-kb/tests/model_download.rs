@@ -57,6 +57,8 @@ async fn cdn(State(hub): State<Arc<Hub>>) -> Response {
 }
 
 async fn start(dir: &Path, announced_sha: Option<String>) -> (String, Arc<Hub>) {
+    // `main` installs the TLS provider in the binary; the test process does it here.
+    beacon_http::install_crypto_provider();
     let hub = Arc::new(Hub { dir: dir.to_path_buf(), requests: AtomicUsize::new(0), announced_sha });
     let app = Router::new()
         .route("/{owner}/{name}/resolve/main/{*file}", get(resolve))
@@ -124,6 +126,8 @@ async fn a_hash_mismatch_leaves_nothing_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_and_missing_repositories_fail_cleanly() {
+    // `main` installs the TLS provider in the binary; the test process does it here.
+    beacon_http::install_crypto_provider();
     let cache = tempfile::tempdir().unwrap();
     // Nothing listens on this port.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

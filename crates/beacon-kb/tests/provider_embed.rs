@@ -1,7 +1,6 @@
 //! Provider embeddings against the testkit's fake LLM server, which speaks OpenAI's
 //! `/v1/embeddings` and Gemini's `batchEmbedContents` wire formats.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use beacon_kb::chunk::ChunkerConfig;
@@ -15,13 +14,14 @@ use beacon_store::Store;
 use beacon_testkit::llm::{Dialect, FakeLlm};
 
 fn config(pairs: &[(&str, &str)]) -> LlmConfig {
-    let mut env: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    env.insert("BEACON_LLM_MAX_RETRIES".into(), "0".into());
-    LlmConfig::from_env(&env).unwrap()
+    let env = beacon_config::Source::from_pairs(pairs.iter().copied().chain([("BEACON_LLM_MAX_RETRIES", "0")]));
+    LlmConfig::from_settings(&beacon_config::LlmSettings::from_source(&env).unwrap()).unwrap()
 }
 
 /// Builds the embedder off the async workers, as `beacon run` does (its probe request blocks).
 async fn embedder(config: LlmConfig) -> Result<LlmEmbedder, KbError> {
+    // `main` installs the TLS provider in the binary; these tests build clients without a fake.
+    beacon_http::install_crypto_provider();
     tokio::task::spawn_blocking(move || LlmEmbedder::from_config(&config)).await.unwrap()
 }
 

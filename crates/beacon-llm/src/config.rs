@@ -1,11 +1,11 @@
-//! Configuration from `BEACON_LLM_*` variables (see the crate docs for the full list).
+//! The provider chain from the typed `BEACON_LLM_*` settings of beacon-config (see the crate docs
+//! for the full list).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use beacon_config::Secret;
+use beacon_config::{LlmSettings, Secret};
 
 use crate::error::LlmError;
 
@@ -185,26 +185,6 @@ impl Default for LlmConfig {
     }
 }
 
-fn get<'a>(env: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
-    env.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
-}
-
-fn duration(env: &BTreeMap<String, String>, key: &str, default: Duration) -> Result<Duration, LlmError> {
-    match get(env, key) {
-        None => Ok(default),
-        Some(v) => {
-            humantime::parse_duration(v).map_err(|e| LlmError::Config(format!("{key}={v:?}: {e} (use e.g. 30s, 2m)")))
-        }
-    }
-}
-
-fn number(env: &BTreeMap<String, String>, key: &str, default: u32) -> Result<u32, LlmError> {
-    match get(env, key) {
-        None => Ok(default),
-        Some(v) => v.parse().map_err(|_| LlmError::Config(format!("{key}={v:?} is not a whole number"))),
-    }
-}
-
 fn build_provider(
     kind: ProviderKind,
     model: Option<&str>,
@@ -234,52 +214,47 @@ fn build_provider(
 }
 
 impl LlmConfig {
-    /// Reads the `BEACON_LLM_*` variables from `env` (see the crate docs).
-    pub fn from_env(env: &BTreeMap<String, String>) -> Result<LlmConfig, LlmError> {
+    /// The provider chain and tuning of the typed `BEACON_LLM_*` settings: checks provider
+    /// names and fills in each provider's default model, base URL and embedding model.
+    pub fn from_settings(settings: &LlmSettings) -> Result<LlmConfig, LlmError> {
         let mut config = LlmConfig {
             reliability: Reliability {
-                timeout: duration(env, "BEACON_LLM_TIMEOUT", Duration::from_secs(60))?,
-                max_retries: number(env, "BEACON_LLM_MAX_RETRIES", 2)?,
-                retry_after_max: duration(env, "BEACON_LLM_RETRY_AFTER_MAX", Duration::from_secs(30))?,
-                breaker_failures: number(env, "BEACON_LLM_BREAKER_FAILURES", 5)?.max(1),
-                breaker_cooldown: duration(env, "BEACON_LLM_BREAKER_COOLDOWN", Duration::from_secs(30))?,
+                timeout: settings.timeout,
+                max_retries: settings.max_retries,
+                retry_after_max: settings.retry_after_max,
+                breaker_failures: settings.breaker_failures.max(1),
+                breaker_cooldown: settings.breaker_cooldown,
                 ..Reliability::default()
             },
-            cache_ttl: duration(env, "BEACON_LLM_CACHE_TTL", Duration::from_secs(3600))?,
+            cache_ttl: settings.cache_ttl,
             chain: Vec::new(),
         };
-        let provider = get(env, "BEACON_LLM_PROVIDER").unwrap_or("none");
-        if provider.eq_ignore_ascii_case("none") {
+        if !settings.is_enabled() {
             return Ok(config);
         }
-        let kind: ProviderKind = provider.parse()?;
+        let kind: ProviderKind = settings.provider().parse()?;
         config.chain.push(build_provider(
             kind,
-            get(env, "BEACON_LLM_MODEL"),
-            get(env, "BEACON_LLM_API_KEY").map(|k| Secret::new(k.to_owned())),
-            get(env, "BEACON_LLM_BASE_URL"),
-            get(env, "BEACON_LLM_EMBEDDING_MODEL"),
+            settings.model.as_deref(),
+            settings.api_key.clone(),
+            settings.base_url.as_deref(),
+            settings.embedding_model.as_deref(),
             "BEACON_LLM_PROVIDER",
         )?);
-        if let Some(list) = get(env, "BEACON_LLM_FALLBACKS") {
-            for (i, item) in list.split(',').map(str::trim).filter(|s| !s.is_empty()).enumerate() {
-                let n = i + 1;
-                // Split at the first ':' only: Ollama model names contain ':' themselves.
-                let (kind, model) = match item.split_once(':') {
-                    Some((k, m)) => (k, Some(m.trim()).filter(|m| !m.is_empty())),
-                    None => (item, None),
-                };
-                let kind: ProviderKind = kind.parse()?;
-                let prefix = format!("BEACON_LLM_FALLBACK_{n}");
-                config.chain.push(build_provider(
-                    kind,
-                    model,
-                    get(env, &format!("{prefix}_API_KEY")).map(|k| Secret::new(k.to_owned())),
-                    get(env, &format!("{prefix}_BASE_URL")),
-                    get(env, &format!("{prefix}_EMBEDDING_MODEL")),
-                    &format!("BEACON_LLM_FALLBACKS entry {n} ({item})"),
-                )?);
-            }
+        for (i, fallback) in settings.fallbacks.iter().enumerate() {
+            let entry = match &fallback.model {
+                Some(model) => format!("{}:{model}", fallback.provider),
+                None => fallback.provider.clone(),
+            };
+            let kind: ProviderKind = fallback.provider.parse()?;
+            config.chain.push(build_provider(
+                kind,
+                fallback.model.as_deref(),
+                fallback.api_key.clone(),
+                fallback.base_url.as_deref(),
+                fallback.embedding_model.as_deref(),
+                &format!("BEACON_LLM_FALLBACKS entry {} ({entry})", i + 1),
+            )?);
         }
         Ok(config)
     }
@@ -293,22 +268,24 @@ impl LlmConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use beacon_config::Source;
 
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    fn from_pairs(pairs: &[(&str, &str)]) -> Result<LlmConfig, LlmError> {
+        let settings = LlmSettings::from_source(&Source::from_pairs(pairs.iter().copied())).unwrap();
+        LlmConfig::from_settings(&settings)
     }
 
     #[test]
     fn none_is_default() {
-        let c = LlmConfig::from_env(&BTreeMap::new()).unwrap();
+        let c = from_pairs(&[]).unwrap();
         assert!(!c.is_enabled());
-        let c = LlmConfig::from_env(&env(&[("BEACON_LLM_PROVIDER", "none")])).unwrap();
+        let c = from_pairs(&[("BEACON_LLM_PROVIDER", "none")]).unwrap();
         assert!(c.chain.is_empty());
     }
 
     #[test]
     fn primary_and_fallbacks() {
-        let c = LlmConfig::from_env(&env(&[
+        let c = from_pairs(&[
             ("BEACON_LLM_PROVIDER", "openai"),
             ("BEACON_LLM_API_KEY", "sk-primary"),
             ("BEACON_LLM_MODEL", "gpt-4.1-mini"),
@@ -318,7 +295,7 @@ mod tests {
             ("BEACON_LLM_FALLBACK_2_BASE_URL", "http://127.0.0.1:9/"),
             ("BEACON_LLM_FALLBACK_3_BASE_URL", "http://localhost:11434/v1"),
             ("BEACON_LLM_TIMEOUT", "15s"),
-        ]))
+        ])
         .unwrap();
         assert_eq!(c.reliability.timeout, Duration::from_secs(15));
         let kinds: Vec<_> = c.chain.iter().map(|p| (p.kind, p.model.as_str())).collect();
@@ -342,17 +319,17 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable() {
-        let e = LlmConfig::from_env(&env(&[("BEACON_LLM_PROVIDER", "anthropic")])).unwrap_err();
+        let e = from_pairs(&[("BEACON_LLM_PROVIDER", "anthropic")]).unwrap_err();
         assert!(e.to_string().contains("needs an API key"), "{e}");
-        let e = LlmConfig::from_env(&env(&[("BEACON_LLM_PROVIDER", "bard")])).unwrap_err();
+        let e = from_pairs(&[("BEACON_LLM_PROVIDER", "bard")]).unwrap_err();
         assert!(e.to_string().contains("unknown provider"), "{e}");
-        let e = LlmConfig::from_env(&env(&[("BEACON_LLM_PROVIDER", "openai-compatible")])).unwrap_err();
+        let e = from_pairs(&[("BEACON_LLM_PROVIDER", "openai-compatible")]).unwrap_err();
         assert!(e.to_string().contains("needs a model"), "{e}");
-        let e = LlmConfig::from_env(&env(&[
+        let e = from_pairs(&[
             ("BEACON_LLM_PROVIDER", "openai"),
             ("BEACON_LLM_API_KEY", "k"),
             ("BEACON_LLM_FALLBACKS", "xai"),
-        ]))
+        ])
         .unwrap_err();
         assert!(e.to_string().contains("entry 1 (xai)"), "{e}");
     }

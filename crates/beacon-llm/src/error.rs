@@ -1,5 +1,6 @@
 //! The typed error of the LLM service.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Errors of the LLM service. No variant ever holds an API key: provider messages are scrubbed
@@ -12,6 +13,9 @@ pub enum LlmError {
     /// The configuration is invalid.
     #[error("invalid LLM configuration: {0}")]
     Config(String),
+    /// No HTTP client could be built (no TLS provider or no CA certificates).
+    #[error("cannot build the HTTP client for LLM providers: {0}")]
+    HttpClient(#[source] Arc<beacon_http::HttpError>),
     /// The provider answered 429.
     #[error("{provider} rate limited the request{}", retry_after.map(|d| format!(" (retry after {}s)", d.as_secs_f32())).unwrap_or_default())]
     RateLimited {
@@ -87,7 +91,7 @@ pub enum LlmError {
     },
     /// Usage or pricing storage failed.
     #[error("LLM usage storage error: {0}")]
-    Store(String),
+    Store(#[source] Arc<beacon_store::StoreError>),
 }
 
 impl LlmError {
@@ -108,6 +112,7 @@ impl LlmError {
             self,
             LlmError::NotConfigured
                 | LlmError::Config(_)
+                | LlmError::HttpClient(_)
                 | LlmError::BudgetExceeded(_)
                 | LlmError::UserLimitExceeded(_)
                 | LlmError::Store(_)
@@ -142,6 +147,7 @@ impl LlmError {
         match self {
             LlmError::NotConfigured => "not_configured",
             LlmError::Config(_) => "config",
+            LlmError::HttpClient(_) => "http_client",
             LlmError::RateLimited { .. } => "rate_limited",
             LlmError::Timeout { .. } => "timeout",
             LlmError::Http { .. } => "http",
@@ -160,13 +166,13 @@ impl LlmError {
 
 impl From<beacon_store::StoreError> for LlmError {
     fn from(e: beacon_store::StoreError) -> Self {
-        LlmError::Store(e.to_string())
+        LlmError::Store(Arc::new(e))
     }
 }
 
 impl From<sqlx::Error> for LlmError {
     fn from(e: sqlx::Error) -> Self {
-        LlmError::Store(e.to_string())
+        LlmError::Store(Arc::new(beacon_store::StoreError::Database(e)))
     }
 }
 

@@ -2,6 +2,7 @@
 //! reading Retry-After, scrubbing keys from messages, and decoding server-sent events.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use beacon_config::Secret;
@@ -14,15 +15,9 @@ use crate::types::{ChatStream, StreamEvent};
 /// Longest provider error message kept in an [`LlmError`].
 const MAX_MESSAGE: usize = 300;
 
-/// Builds the HTTP client shared by a provider's calls.
+/// Builds the HTTP client shared by a provider's calls (request timeouts are set per call).
 pub(crate) fn client() -> Result<reqwest::Client, LlmError> {
-    // reqwest is built without a bundled crypto provider; Beacon uses ring everywhere. Installing
-    // fails harmlessly when some other part of the process already installed one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| LlmError::Config(format!("cannot build the HTTP client: {e}")))
+    beacon_http::client(&beacon_http::ClientOptions::default()).map_err(|e| LlmError::HttpClient(Arc::new(e)))
 }
 
 /// Removes an API key from any text before it is stored in an error or logged.

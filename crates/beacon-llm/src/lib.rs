@@ -4,7 +4,8 @@
 //!
 //! - [`LlmService::chat`]: multi-turn chat with a system prompt, tools, and structured output
 //!   validated against a JSON schema (one repair retry); [`LlmService::chat_stream`] streams
-//!   [`StreamEvent`]s; [`LlmService::embed`]; [`LlmService::answer_grounded`] for `/ask`.
+//!   [`StreamEvent`]s; [`LlmService::embed`]. The grounded `/ask` prompt (numbered [`Passage`]s,
+//!   checked citations) lives in beacon-support.
 //! - Reliability: per-request timeouts, retries with jittered exponential backoff that honour
 //!   Retry-After (capped), a circuit breaker per provider, then the fallback chain, then a typed
 //!   [`LlmError`] ([`LlmError::user_message`] gives the member-facing sentence). Keys travel only
@@ -17,6 +18,9 @@
 //!   request and the knowledge-base version.
 //!
 //! # Configuration
+//!
+//! beacon-config reads these into [`beacon_config::LlmSettings`]; [`LlmConfig::from_settings`]
+//! turns them into the provider chain.
 //!
 //! | variable | meaning |
 //! | --- | --- |
@@ -40,11 +44,10 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::collections::BTreeMap;
 //! use beacon_llm::{CallContext, ChatRequest, LlmConfig, LlmService, UsageStore};
 //!
-//! let env: BTreeMap<String, String> = std::env::vars().collect();
-//! let config = LlmConfig::from_env(&env)?;
+//! let settings = beacon_config::Config::load(None)?.llm;
+//! let config = LlmConfig::from_settings(&settings)?;
 //! let store = beacon_store::Store::connect("sqlite::memory:").await?;
 //! store.migrate().await?;
 //! let llm = LlmService::new(&config)?
@@ -77,10 +80,7 @@ pub use config::{LlmConfig, ProviderConfig, ProviderKind, Reliability};
 pub use error::LlmError;
 pub use pricing::{Price, PricingTable};
 pub use provider::{Provider, build_provider};
-pub use service::{
-    CallContext, Citation, DISCORD_MESSAGE_LIMIT, GroundedAnswer, LlmService, MODEL_SETTING, Passage, SleepFn,
-    split_message,
-};
+pub use service::{CallContext, LlmService, MODEL_SETTING, Passage, SleepFn};
 pub use types::{
     CacheHint, ChatRequest, ChatResponse, ChatStream, ContentPart, DEFAULT_MAX_TOKENS, Embeddings, FinishReason,
     Message, Role, StreamEvent, Tool, ToolCall, Usage,

@@ -73,26 +73,6 @@ pub struct Passage {
     pub text: String,
 }
 
-/// A cited source of a grounded answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Citation {
-    /// 1-based passage number as cited in the text (`[2]`).
-    pub number: usize,
-    /// The passage's source.
-    pub source: String,
-}
-
-/// An answer grounded on passages.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GroundedAnswer {
-    /// Answer text with `[n]` markers.
-    pub text: String,
-    /// Passages cited in the text, in order of first citation.
-    pub citations: Vec<Citation>,
-    /// The underlying response (usage, cost, provider, cache hit).
-    pub response: ChatResponse,
-}
-
 /// One provider call of [`LlmService::execute`]: a boxed `Send` future, so the service's own
 /// futures stay `Send` (an `AsyncFn` closure's future is not known to be).
 type Attempt<'f, T> = Pin<Box<dyn Future<Output = Result<T, LlmError>> + Send + 'f>>;
@@ -189,28 +169,6 @@ fn validate(validator: &jsonschema::Validator, text: &str) -> Result<Value, Stri
         .collect();
     if errors.is_empty() { Ok(value) } else { Err(errors.join("; ")) }
 }
-
-/// Splits text into Discord messages of at most `limit` characters, preferring line breaks,
-/// then spaces.
-pub fn split_message(text: &str, limit: usize) -> Vec<String> {
-    let limit = limit.max(1);
-    let mut out = Vec::new();
-    let mut rest = text.trim();
-    while rest.chars().count() > limit {
-        let hard = rest.char_indices().nth(limit).map_or(rest.len(), |(i, _)| i);
-        let window = &rest[..hard];
-        let cut = window.rfind('\n').or_else(|| window.rfind(' ')).filter(|&i| i > 0).unwrap_or(hard);
-        out.push(rest[..cut].trim_end().to_owned());
-        rest = rest[cut..].trim_start();
-    }
-    if !rest.is_empty() {
-        out.push(rest.to_owned());
-    }
-    out
-}
-
-/// Discord's message length limit.
-pub const DISCORD_MESSAGE_LIMIT: usize = 2000;
 
 impl LlmService {
     /// Builds the provider chain of `config` (an empty chain is a valid, disabled service).
@@ -470,30 +428,6 @@ impl LlmService {
         Ok(ok.value)
     }
 
-    /// Answers `question` from `passages` only, citing them as `[n]`; says so when they do not
-    /// contain the answer. This is what `beacon ask` and `/ask` call.
-    pub async fn answer_grounded(
-        &self,
-        ctx: &CallContext,
-        question: &str,
-        passages: &[Passage],
-    ) -> Result<GroundedAnswer, LlmError> {
-        let mut context = String::new();
-        for (i, p) in passages.iter().enumerate() {
-            context.push_str(&format!("[{}] ({})\n{}\n\n", i + 1, p.source, p.text.trim()));
-        }
-        let request = ChatRequest {
-            system: Some(GROUNDED_SYSTEM.to_owned()),
-            messages: vec![Message::user(format!("Passages:\n\n{context}Question: {}", question.trim()))],
-            temperature: Some(0.2),
-            cache_hint: crate::types::CacheHint::StablePrefix,
-            ..ChatRequest::default()
-        };
-        let response = self.chat(ctx, &request).await?;
-        let citations = citations(&response.text, passages);
-        Ok(GroundedAnswer { text: response.text.clone(), citations, response })
-    }
-
     fn cost(&self, provider: &str, model: &str, usage: &Usage) -> u64 {
         let table = self.inner.pricing.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         match table.lookup(provider, model) {
@@ -692,65 +626,14 @@ impl Inner {
     }
 }
 
-const GROUNDED_SYSTEM: &str = "You answer questions for a community's support channel using only \
-the numbered passages given. Cite every fact with the passage number in square brackets, like [1]. \
-If the passages do not contain the answer, say that you don't know and suggest opening a ticket. \
-Be concise.";
-
-/// The passages cited as `[n]` in `text`, in order of first citation.
-fn citations(text: &str, passages: &[Passage]) -> Vec<Citation> {
-    let mut out: Vec<Citation> = Vec::new();
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'[' {
-            let digits: String = text[i + 1..].chars().take_while(char::is_ascii_digit).collect();
-            if !digits.is_empty()
-                && bytes.get(i + 1 + digits.len()) == Some(&b']')
-                && let Ok(n) = digits.parse::<usize>()
-                && (1..=passages.len()).contains(&n)
-                && !out.iter().any(|c| c.number == n)
-            {
-                out.push(Citation { number: n, source: passages[n - 1].source.clone() });
-            }
-        }
-        i += 1;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn splitting_respects_the_limit_and_prefers_breaks() {
-        let text = format!("{}\n{}", "a".repeat(1500), "b ".repeat(600));
-        let parts = split_message(&text, DISCORD_MESSAGE_LIMIT);
-        assert!(parts.iter().all(|p| p.chars().count() <= DISCORD_MESSAGE_LIMIT));
-        assert_eq!(parts[0], "a".repeat(1500));
-        assert_eq!(parts.concat().replace([' ', '\n'], ""), text.replace([' ', '\n'], ""));
-        let unbroken = "é".repeat(4100);
-        let parts = split_message(&unbroken, DISCORD_MESSAGE_LIMIT);
-        assert_eq!(parts.iter().map(|p| p.chars().count()).collect::<Vec<_>>(), vec![2000, 2000, 100]);
-        assert!(split_message("  ", 10).is_empty());
-    }
-
-    #[test]
     fn json_replies_may_be_fenced() {
         assert_eq!(parse_json_reply("```json\n{\"a\":1}\n```").unwrap(), serde_json::json!({"a": 1}));
         assert!(parse_json_reply("sure! {\"a\":1}").is_err());
-    }
-
-    #[test]
-    fn citations_are_parsed_in_order() {
-        let passages = vec![
-            Passage { source: "A".into(), text: String::new() },
-            Passage { source: "B".into(), text: String::new() },
-        ];
-        let c = citations("Yes [2], see also [1] and [2] and [9] and [x].", &passages);
-        assert_eq!(c.iter().map(|c| c.number).collect::<Vec<_>>(), vec![2, 1]);
-        assert_eq!(c[0].source, "B");
     }
 
     #[test]

@@ -23,19 +23,10 @@ pub fn day_of(at_ms: i64) -> i64 {
     at_ms.div_euclid(MS_PER_DAY)
 }
 
-/// `YYYY-MM-DD` of a UTC day number.
+/// `YYYY-MM-DD` of a UTC day number (clamped to the years -9999..=9999).
 pub fn format_day(day: i64) -> String {
-    // Howard Hinnant's civil_from_days.
-    let z = day + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    let start = jiff::Timestamp::from_second(day.saturating_mul(86_400));
+    start.unwrap_or(if day < 0 { jiff::Timestamp::MIN } else { jiff::Timestamp::MAX }).strftime("%Y-%m-%d").to_string()
 }
 
 /// How a call ended.

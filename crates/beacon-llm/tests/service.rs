@@ -1,13 +1,11 @@
 //! Service-level behaviour beyond the per-provider conformance suite: configuration from the
-//! environment, response cache, budgets, grounded answers, pricing edits and summaries.
+//! environment, response cache, budgets, pricing edits and summaries.
 
 mod common;
 
-use std::collections::BTreeMap;
-
+use beacon_config::{LlmSettings, Source};
 use beacon_llm::{
-    Budget, CallContext, ChatRequest, GroupBy, LlmConfig, LlmError, LlmService, Passage, Price, ProviderKind,
-    usage::day_of,
+    Budget, CallContext, ChatRequest, GroupBy, LlmConfig, LlmError, LlmService, Price, ProviderKind, usage::day_of,
 };
 use beacon_testkit::llm::{Dialect, FakeLlm, FakeReply, FakeUsage};
 use common::{GUILD, Harness};
@@ -18,7 +16,7 @@ fn today() -> i64 {
 
 #[tokio::test]
 async fn disabled_service_says_not_configured() {
-    let config = LlmConfig::from_env(&BTreeMap::new()).expect("config");
+    let config = LlmConfig::from_settings(&LlmSettings::default()).expect("config");
     let service = LlmService::new(&config).expect("service");
     assert!(!service.is_enabled());
     let err = service.chat(&CallContext::new(GUILD, "ask"), &ChatRequest::new(None, "hi")).await.expect_err("disabled");
@@ -29,19 +27,17 @@ async fn disabled_service_says_not_configured() {
 #[tokio::test]
 async fn environment_configures_the_chain() {
     let fake = FakeLlm::start().await.expect("fake");
-    let env: BTreeMap<String, String> = [
-        ("BEACON_LLM_PROVIDER", "openai-compatible".to_owned()),
-        ("BEACON_LLM_MODEL", "llama3.1:8b".to_owned()),
-        ("BEACON_LLM_BASE_URL", fake.openai_base_url()),
-        ("BEACON_LLM_FALLBACKS", "anthropic:claude-sonnet-4-5".to_owned()),
-        ("BEACON_LLM_FALLBACK_1_API_KEY", "sk-ant-env-key-123".to_owned()),
-        ("BEACON_LLM_FALLBACK_1_BASE_URL", fake.base_url()),
-        ("BEACON_LLM_MAX_RETRIES", "0".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let config = LlmConfig::from_env(&env).expect("config");
+    let (openai_url, anthropic_url) = (fake.openai_base_url(), fake.base_url());
+    let env = Source::from_pairs([
+        ("BEACON_LLM_PROVIDER", "openai-compatible"),
+        ("BEACON_LLM_MODEL", "llama3.1:8b"),
+        ("BEACON_LLM_BASE_URL", openai_url.as_str()),
+        ("BEACON_LLM_FALLBACKS", "anthropic:claude-sonnet-4-5"),
+        ("BEACON_LLM_FALLBACK_1_API_KEY", "sk-ant-env-key-123"),
+        ("BEACON_LLM_FALLBACK_1_BASE_URL", anthropic_url.as_str()),
+        ("BEACON_LLM_MAX_RETRIES", "0"),
+    ]);
+    let config = LlmConfig::from_settings(&LlmSettings::from_source(&env).expect("settings")).expect("config");
     let service = LlmService::new(&config).expect("service");
     fake.push(Dialect::OpenAi, FakeReply::status(500));
     fake.push(Dialect::Anthropic, FakeReply::text("hello from anthropic"));
@@ -116,26 +112,6 @@ async fn budgets_are_checked_before_the_call() {
     assert!(matches!(err, LlmError::UserLimitExceeded(_)), "{err:?}");
     assert!(!err.should_fall_back());
     h.service.chat(&bob, &ChatRequest::new(None, "b1")).await.expect("bob 1");
-}
-
-#[tokio::test]
-async fn grounded_answers_cite_passages() {
-    let h = Harness::new(&[ProviderKind::Gemini]).await;
-    h.fake.push(Dialect::Gemini, FakeReply::text("Open Settings → Account [2]. Admins can also help [1]."));
-    let passages = vec![
-        Passage { source: "Staff guide".into(), text: "Admins can reset accounts.".into() },
-        Passage { source: "FAQ #12".into(), text: "Reset your password under Settings → Account.".into() },
-    ];
-    let answer = h
-        .service
-        .answer_grounded(&CallContext::new(GUILD, "ask"), "How do I reset my password?", &passages)
-        .await
-        .expect("answer");
-    let sources: Vec<&str> = answer.citations.iter().map(|c| c.source.as_str()).collect();
-    assert_eq!(sources, vec!["FAQ #12", "Staff guide"]);
-    let body = h.fake.requests()[0].body.to_string();
-    assert!(body.contains("[2] (FAQ #12)"), "{body}");
-    assert!(body.contains("only the numbered passages"));
 }
 
 #[tokio::test]

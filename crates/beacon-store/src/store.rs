@@ -505,8 +505,8 @@ impl Store {
     }
 
     /// The raw pool, for module repositories. Guild-owned queries must bind the guild id from a
-    /// [`GuildStore`] (`guild.id()`), never from user input, and their tables must be registered
-    /// with [`Store::register_guild_table`]. Use `$1, $2, …` placeholders (both backends accept them).
+    /// [`GuildStore`] (`guild.id()`), never from user input, and their tables must be declared
+    /// guild-owned in the module's [`Schema`]. Use `$1, $2, …` placeholders (both backends accept them).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }

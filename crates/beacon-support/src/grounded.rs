@@ -22,7 +22,12 @@ const MAX_PASSAGE_CHARS: usize = 2000;
 pub enum Grounded {
     /// An answer whose `[n]` markers all name given passages (`citations`: 1-based, in order of
     /// first use, at least one).
-    Answer { text: String, citations: Vec<usize> },
+    Answer {
+        /// The answer with its `[n]` markers.
+        text: String,
+        /// The cited passages.
+        citations: Vec<usize>,
+    },
     /// The model said the passages do not answer the question.
     CannotAnswer,
     /// The model answered without citing any passage: not grounded, not to be posted.
@@ -32,8 +37,11 @@ pub enum Grounded {
 /// A grounded call's result with its token counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LlmAnswer {
+    /// What the model made of the passages.
     pub outcome: Grounded,
+    /// Prompt tokens of the call.
     pub tokens_in: u64,
+    /// Generated tokens of the call.
     pub tokens_out: u64,
 }
 

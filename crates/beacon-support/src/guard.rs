@@ -8,9 +8,13 @@ use regex::Regex;
 /// Text after the guard, and what the guard did to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Guarded {
+    /// The text to post.
     pub text: String,
+    /// Whether `@everyone`, `@here` or mentions were defused.
     pub defused_mentions: bool,
+    /// How many secrets (tokens, keys) were replaced.
     pub redacted_secrets: usize,
+    /// Whether the text was cut to the length limit.
     pub truncated: bool,
 }
 

@@ -21,18 +21,30 @@ use whatlang::{Detector, Lang as Detected};
 /// A language Beacon has its own words in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Lang {
+    /// English (also the fallback).
     #[default]
     En,
+    /// Spanish.
     Es,
+    /// French.
     Fr,
+    /// German.
     De,
+    /// Portuguese.
     Pt,
+    /// Italian.
     It,
+    /// Dutch.
     Nl,
+    /// Polish.
     Pl,
+    /// Russian.
     Ru,
+    /// Turkish.
     Tr,
+    /// Japanese.
     Ja,
+    /// Chinese.
     Zh,
 }
 
@@ -290,13 +302,19 @@ pub struct Strings {
     pub abstain: &'static str,
     /// Label of the line naming an extractive answer's source.
     pub source: &'static str,
+    /// Label of the "this helped" feedback button.
     pub helpful: &'static str,
+    /// Label of the "this did not help" feedback button.
     pub not_helpful: &'static str,
     /// The button that opens a ticket; says plainly it reaches a person.
     pub human: &'static str,
+    /// Reply to positive feedback.
     pub thanks: &'static str,
+    /// Reply to negative feedback, offering a human.
     pub sorry: &'static str,
+    /// The member asked for a human but the guild has no ticket desk.
     pub no_ticket_desk: &'static str,
+    /// A button of a message Beacon no longer acts on.
     pub stale_button: &'static str,
     /// Feedback on an answer that no longer exists.
     pub answer_gone: &'static str,
@@ -308,6 +326,7 @@ pub struct Strings {
     pub cooldown: &'static str,
 }
 
+/// Beacon's own words in English.
 pub static EN: Strings = Strings {
     empty_question: "Ask me a question and I'll look it up.",
     refused: "I can only answer questions about this community from its knowledge base. Try asking it another way, or talk to a human.",

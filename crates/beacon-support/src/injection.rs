@@ -16,7 +16,9 @@ pub const THRESHOLD: f32 = 0.8;
 /// The outcome of screening one text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Screening {
+    /// Whether the text looks like an attempt to override instructions.
     pub flagged: bool,
+    /// How strongly, from 0; flagged from [`THRESHOLD`].
     pub score: f32,
     /// Which patterns matched (for the audit log; never the text itself).
     pub reasons: Vec<&'static str>,

@@ -21,6 +21,7 @@ pub struct KbModule {
 }
 
 impl KbModule {
+    /// The `/kb` module over the shared knowledge base.
     pub fn new(kb: Arc<KnowledgeBase>) -> KbModule {
         KbModule { kb }
     }

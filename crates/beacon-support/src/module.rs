@@ -61,9 +61,13 @@ const MAX_ANSWER: usize = 4000;
 /// Where a question came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
+    /// `/ask`.
     Command,
+    /// A message in a support channel.
     Channel,
+    /// A message mentioning Beacon.
     Mention,
+    /// A follow-up in a thread Beacon opened for a question.
     Thread,
 }
 
@@ -81,9 +85,13 @@ impl Trigger {
 /// A prepared answer, ready to post.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    /// The recorded answer row (for feedback buttons); `None` when nothing was recorded.
     pub answer_id: Option<i64>,
+    /// The message text, after the output guard.
     pub content: String,
+    /// Feedback and "talk to a human" buttons.
     pub components: Vec<Component>,
+    /// How the question ended (`answered`, `abstained`, …), as recorded.
     pub outcome: &'static str,
 }
 
@@ -145,11 +153,7 @@ impl SupportModule {
         if question.is_empty() {
             return Ok(None);
         }
-        let hits = self
-            .kb
-            .search(guild.id(), &question, 5)
-            .await
-            .map_err(|e| HandlerError::internal(format!("knowledge base: {e}")))?;
+        let hits = self.kb.search(guild.id(), &question, 5).await.map_err(HandlerError::internal)?;
         let Some(best) = hits.first() else { return Ok(None) };
         let threshold = app.settings.get_i64(guild, keys::MIN_CONFIDENCE).await? as f32 / 100.0;
         if confidence(&question, best) < threshold {
@@ -291,11 +295,7 @@ impl SupportModule {
             }
             None => {
                 let search = |query: String| async move {
-                    let hits = self
-                        .kb
-                        .search(guild.id(), &query, 5)
-                        .await
-                        .map_err(|e| HandlerError::internal(format!("knowledge base: {e}")))?;
+                    let hits = self.kb.search(guild.id(), &query, 5).await.map_err(HandlerError::internal)?;
                     let conf = hits.first().map(|h| confidence(&query, h));
                     Ok::<_, HandlerError>((hits, conf))
                 };

@@ -14,24 +14,37 @@ pub const SCHEMA: Schema = Schema {
 /// One answer, as recorded.
 #[derive(Debug, Clone, Default)]
 pub struct AnswerRecord {
+    /// Where the question was asked.
     pub channel_id: u64,
+    /// Who asked.
     pub user_id: u64,
+    /// How it arrived (`ask`, `channel`, `mention`, `thread`).
     pub trigger: &'static str,
+    /// How it ended (`answered`, `abstained`, …).
     pub outcome: &'static str,
+    /// `extractive` or `llm`.
     pub mode: &'static str,
+    /// Served from the answer cache.
     pub cache_hit: bool,
+    /// Retrieval confidence of the best passage.
     pub confidence: f32,
+    /// Knowledge-base chunk ids the answer drew on.
     pub sources: Vec<i64>,
+    /// Length of the question, in characters.
     pub question_chars: usize,
+    /// Length of the answer, in characters.
     pub answer_chars: usize,
     /// The language Beacon answered in (its own words; quotes stay as written).
     pub lang: crate::i18n::Lang,
     /// Prompt and generated tokens of the LLM call behind the answer (0 without one).
     pub tokens_in: u64,
+    /// Generated tokens of the LLM call (0 without one).
     pub tokens_out: u64,
+    /// Time from the question to the answer, in milliseconds.
     pub latency_ms: u64,
     /// Only when the guild opted in to content in the audit log.
     pub question: Option<String>,
+    /// Only when the guild opted in to content in the audit log.
     pub answer: Option<String>,
 }
 
@@ -41,10 +54,12 @@ pub struct SupportRepo {
 }
 
 impl SupportRepo {
+    /// Access to `guild`'s support rows.
     pub fn new(guild: GuildStore) -> SupportRepo {
         SupportRepo { guild }
     }
 
+    /// Records an answer and returns its id.
     pub async fn record(&self, a: &AnswerRecord, now_ms: i64) -> Result<i64, StoreError> {
         let sources = serde_json::to_string(&a.sources).unwrap_or_else(|_| "[]".into());
         let id: i64 = sqlx::query_scalar(
@@ -74,6 +89,7 @@ impl SupportRepo {
         Ok(id)
     }
 
+    /// Links an answer to the Discord message that carried it.
     pub async fn set_message(&self, answer_id: i64, message_id: u64) -> Result<(), StoreError> {
         sqlx::query("UPDATE support_answers SET message_id = $1 WHERE guild_id = $2 AND id = $3")
             .bind(message_id as i64)
@@ -98,6 +114,7 @@ impl SupportRepo {
         Ok(n > 0)
     }
 
+    /// The answer posted as `message_id`, if any.
     pub async fn answer_for_message(&self, message_id: u64) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar("SELECT id FROM support_answers WHERE guild_id = $1 AND message_id = $2")
             .bind(self.guild.sql_id())
@@ -122,6 +139,7 @@ impl SupportRepo {
         Ok((row.try_get("n")?, row.try_get("up")?, row.try_get("down")?, row.try_get("abstained")?))
     }
 
+    /// Remembers a thread opened for `user_id`'s question.
     pub async fn add_thread(&self, thread_id: u64, user_id: u64, now_ms: i64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO support_threads (guild_id, thread_id, user_id, created_at) VALUES ($1, $2, $3, $4) \

@@ -231,6 +231,9 @@ pub(crate) fn serve_until_cancelled(
     cancel: CancellationToken,
     fake: &'static str,
 ) -> tokio::task::JoinHandle<()> {
+    // The code under test builds HTTPS-capable clients to talk to the fake; in the binary `main`
+    // installs the provider they need, here the fake does.
+    install_tls_provider();
     tokio::spawn(async move {
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);

@@ -25,7 +25,9 @@ use crate::transcript::{self, Line, TranscriptStore};
 
 /// Job kinds this module schedules.
 pub const JOB_SLA: &str = "tickets.sla";
+/// Job kind: close a ticket that has been quiet for `tickets.auto_close_after`.
 pub const JOB_AUTOCLOSE: &str = "tickets.autoclose";
+/// Job kind: delete a transcript after `tickets.transcript_retention`.
 pub const JOB_TRANSCRIPT_EXPIRY: &str = "tickets.transcript_expiry";
 
 /// Who acts when Beacon itself changes a ticket (timers).

@@ -43,20 +43,35 @@ use beacon_framework::{App, HandlerError, HumanHandoff};
 
 /// Setting keys of the module.
 pub mod keys {
+    /// Setting: `thread` (private thread) or `channel` (a channel in [`CATEGORY`]).
     pub const MODE: &str = "tickets.mode";
+    /// Setting: channel whose private threads hold tickets (default: where the ticket was opened).
     pub const CHANNEL: &str = "tickets.channel";
+    /// Setting: category for ticket channels (channel mode).
     pub const CATEGORY: &str = "tickets.category";
+    /// Setting: open tickets a member may have at once.
     pub const MAX_OPEN: &str = "tickets.max_open";
+    /// Setting: time a member waits between two new tickets (0 = none).
     pub const COOLDOWN: &str = "tickets.cooldown";
+    /// Setting: roles of which a member needs one to open a ticket (empty = everyone).
     pub const REQUIRED_ROLES: &str = "tickets.required_roles";
+    /// Setting: target time to the first staff answer (0 = off), paused while waiting for the member.
     pub const FIRST_RESPONSE_SLA: &str = "tickets.first_response_sla";
+    /// Setting: target time to close a ticket (0 = off), paused while waiting for the member.
     pub const RESOLUTION_SLA: &str = "tickets.resolution_sla";
+    /// Setting: escalate a ticket when an SLA is breached (a reminder is always posted).
     pub const SLA_ESCALATE: &str = "tickets.sla_escalate";
+    /// Setting: close a ticket after this long without messages (0 = never).
     pub const AUTO_CLOSE: &str = "tickets.auto_close_after";
+    /// Setting: ping the member when their ticket changes status.
     pub const PING_ON_STATUS: &str = "tickets.ping_on_status";
+    /// Setting: roles pinged when a ticket is escalated.
     pub const ESCALATION_ROLE: &str = "tickets.escalation_role";
+    /// Setting: channel told about escalations (default: the ticket itself).
     pub const ESCALATION_CHANNEL: &str = "tickets.escalation_channel";
+    /// Setting: how long transcripts are kept (0 = forever).
     pub const TRANSCRIPT_RETENTION: &str = "tickets.transcript_retention";
+    /// Setting: ask the member for a 1–5 rating and a comment after close.
     pub const FEEDBACK: &str = "tickets.feedback";
 }
 
@@ -96,12 +111,24 @@ pub enum TicketError {
     /// A limit, a missing role, missing configuration: the text is for the member.
     #[error("{0}")]
     Refused(String),
+    /// The database failed.
     #[error(transparent)]
     Store(#[from] beacon_store::StoreError),
+    /// Scheduling the ticket's timers failed.
     #[error(transparent)]
     Jobs(#[from] beacon_jobs::JobError),
-    #[error("{0}")]
-    Other(String),
+    /// Storing the transcript failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A framework call failed (other than a refusal).
+    #[error(transparent)]
+    Handler(HandlerError),
+    /// A Discord request failed.
+    #[error("discord: {0}")]
+    Discord(#[from] twilight_http::Error),
+    /// A Discord answer could not be read.
+    #[error("discord: {0}")]
+    DiscordBody(#[from] twilight_http::response::DeserializeBodyError),
 }
 
 impl From<HandlerError> for TicketError {
@@ -109,7 +136,7 @@ impl From<HandlerError> for TicketError {
         match e {
             HandlerError::User(m) | HandlerError::Forbidden(m) => TicketError::Refused(m),
             HandlerError::Store(s) => TicketError::Store(s),
-            other => TicketError::Other(other.to_string()),
+            other => TicketError::Handler(other),
         }
     }
 }
@@ -119,6 +146,7 @@ impl From<TicketError> for HandlerError {
         match e {
             TicketError::Refused(m) => HandlerError::User(m),
             TicketError::Store(s) => HandlerError::Store(s),
+            TicketError::Handler(h) => h,
             other => HandlerError::internal(other),
         }
     }

@@ -18,17 +18,24 @@ pub(crate) const SCHEMA: Schema = Schema {
 /// Where a ticket is in its workflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// New; no staff member has taken it.
     Open,
+    /// A staff member took it.
     Claimed,
+    /// Waiting for the member to answer (SLA clocks paused).
     WaitingForUser,
+    /// Escalated to the escalation roles.
     Escalated,
+    /// Closed (a transcript was stored); it can be reopened.
     Closed,
 }
 
 impl Status {
+    /// Every status, in workflow order.
     pub const ALL: [Status; 5] =
         [Status::Open, Status::Claimed, Status::WaitingForUser, Status::Escalated, Status::Closed];
 
+    /// The name stored in the database and used in custom ids.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Open => "open",
@@ -39,6 +46,7 @@ impl Status {
         }
     }
 
+    /// The status named `s` (see [`Status::as_str`]).
     pub fn parse(s: &str) -> Option<Status> {
         Status::ALL.into_iter().find(|st| st.as_str() == s)
     }
@@ -54,6 +62,7 @@ impl Status {
         }
     }
 
+    /// The embed colour of the status (RGB).
     pub fn color(self) -> u32 {
         match self {
             Status::Open => 0x22C55E,
@@ -68,35 +77,53 @@ impl Status {
 /// One ticket.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ticket {
+    /// The guild of the ticket.
     pub guild_id: u64,
     /// Per-guild number, shown as `#0001`.
     pub number: i64,
+    /// The member who opened it.
     pub opener_id: u64,
     /// The private thread or channel.
     pub channel_id: Option<u64>,
     /// The ticket's embed message (with the status buttons).
     pub message_id: Option<u64>,
+    /// What the member asked about.
     pub topic: String,
+    /// Where it is in its workflow.
     pub status: Status,
+    /// The staff member who claimed it.
     pub claimed_by: Option<u64>,
+    /// Opened, unix ms.
     pub created_at: i64,
+    /// Last change, unix ms.
     pub updated_at: i64,
     /// Who made the last change (0 = Beacon itself).
     pub updated_by: u64,
+    /// Last message in the ticket, unix ms (for auto-close).
     pub last_activity_at: i64,
+    /// First staff answer, unix ms.
     pub first_response_at: Option<i64>,
+    /// The staff member who answered first.
     pub first_responder_id: Option<u64>,
+    /// Closed, unix ms (`None` while open or after a reopen).
     pub closed_at: Option<i64>,
+    /// Who closed it (0 = Beacon itself).
     pub closed_by: Option<u64>,
     /// SLA clock time spent waiting for the user, before the current pause.
     pub paused_ms: i64,
     /// Start of the current pause (status `waiting_for_user`).
     pub paused_since: Option<i64>,
+    /// Whether the first-response SLA was missed.
     pub first_response_breached: bool,
+    /// Whether the resolution SLA was missed.
     pub resolution_breached: bool,
+    /// Object key of the stored transcript.
     pub transcript_key: Option<String>,
+    /// The member's rating after close (1–5).
     pub rating: Option<i64>,
+    /// The member's comment after close.
     pub feedback: Option<String>,
+    /// How often it was reopened.
     pub reopened_count: i64,
 }
 
@@ -156,14 +183,21 @@ fn from_row(row: &AnyRow) -> Result<Ticket, StoreError> {
 /// Aggregates for `/ticket stats`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stats {
+    /// Tickets opened in the period.
     pub opened: i64,
+    /// Tickets closed in the period.
     pub closed: i64,
+    /// Claims made in the period.
     pub claims: i64,
     /// Tickets with a first response counted in the average.
     pub responded: i64,
+    /// Average time to the first staff answer.
     pub avg_first_response_ms: Option<i64>,
+    /// Tickets counted in the resolution average.
     pub resolved: i64,
+    /// Average time from opening to closing.
     pub avg_resolution_ms: Option<i64>,
+    /// Average rating of the closed tickets that have one.
     pub avg_rating: Option<f64>,
 }
 

@@ -15,20 +15,34 @@ use crate::text::{html, iso};
 /// Why a transcript could not be stored or read.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// The object store failed.
     #[error("object storage: {0}")]
     Store(#[from] object_store::Error),
     #[error("transcript folder {path}: {source}")]
-    Folder { path: String, source: std::io::Error },
+    /// The local transcript folder could not be created.
+    Folder {
+        /// The folder.
+        path: String,
+        /// The i/o error.
+        source: std::io::Error,
+    },
+    /// TLS is not usable for the S3 client (no crypto provider installed).
+    #[error("S3 client: {0}")]
+    Tls(#[from] beacon_http::HttpError),
 }
 
 /// Settings of an S3-compatible store (AWS, MinIO, moto, R2…).
 #[derive(Clone)]
 pub struct S3Options {
+    /// Bucket name.
     pub bucket: String,
+    /// Region of the bucket.
     pub region: String,
     /// e.g. `http://127.0.0.1:9000`; `None` for AWS itself.
     pub endpoint: Option<String>,
+    /// Access key id.
     pub access_key_id: String,
+    /// Secret access key.
     pub secret_access_key: String,
     /// Base URL under which stored objects are publicly readable, if any (used in links).
     pub public_base_url: Option<String>,
@@ -74,9 +88,8 @@ impl TranscriptStore {
 
     /// An S3-compatible bucket.
     pub fn s3(opts: &S3Options) -> Result<TranscriptStore, StorageError> {
-        // reqwest is built without a bundled TLS provider in this workspace; installing ring's
-        // twice is harmless (the second call is refused).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // object_store builds its own reqwest client, which panics without a TLS provider.
+        beacon_http::require_crypto_provider()?;
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&opts.bucket)
             .with_region(&opts.region)
@@ -108,11 +121,13 @@ impl TranscriptStore {
         }
     }
 
+    /// Stores `body` under `key`, replacing what was there.
     pub async fn put(&self, key: &str, body: String) -> Result<(), StorageError> {
         self.inner.put(&ObjectPath::from(key), PutPayload::from(body.into_bytes())).await?;
         Ok(())
     }
 
+    /// The object stored under `key`.
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
         let bytes = self.inner.get(&ObjectPath::from(key)).await?.bytes().await?;
         Ok(bytes.to_vec())
@@ -156,10 +171,15 @@ pub fn key_for(ticket: &Ticket, closed_at: i64) -> String {
 /// One message as it appears in a transcript.
 #[derive(Debug, Clone)]
 pub struct Line {
+    /// The author's user id.
     pub author_id: u64,
+    /// The author's display name.
     pub author: String,
+    /// Whether the author is a bot.
     pub bot: bool,
+    /// When it was sent, unix ms.
     pub at_ms: i64,
+    /// The message text.
     pub content: String,
     /// `(file name, url)`.
     pub attachments: Vec<(String, String)>,

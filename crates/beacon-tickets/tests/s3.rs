@@ -39,9 +39,9 @@ async fn transcripts_round_trip_through_s3() {
         return;
     };
     // moto accepts unsigned requests: create the bucket directly.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let created =
-        reqwest::Client::new().put(format!("{}/transcripts", moto.endpoint())).send().await.expect("create bucket");
+    beacon_http::install_crypto_provider();
+    let http = beacon_http::client(&beacon_http::ClientOptions::default()).expect("http client");
+    let created = http.put(format!("{}/transcripts", moto.endpoint())).send().await.expect("create bucket");
     assert!(created.status().is_success(), "{}", created.status());
     let store = TranscriptStore::s3(&S3Options {
         bucket: "transcripts".into(),

@@ -45,8 +45,10 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 /// Why the web server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
+    /// The configured public key cannot verify interaction signatures.
     #[error("BEACON_DISCORD_PUBLIC_KEY is not a valid Ed25519 public key: {0}")]
-    PublicKey(String),
+    PublicKey(#[source] beacon_discord::KeyError),
+    /// Binding or serving the listener failed.
     #[error("HTTP server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -60,9 +62,7 @@ struct WebState {
 /// The full router, with request ids, tracing and a body limit.
 pub fn router(app: Arc<App>) -> Result<Router, WebError> {
     let verifier = match &app.config.discord.public_key {
-        Some(key) => {
-            Some(Arc::new(InteractionVerifier::from_hex(key).map_err(|e| WebError::PublicKey(e.to_string()))?))
-        }
+        Some(key) => Some(Arc::new(InteractionVerifier::from_hex(key).map_err(WebError::PublicKey)?)),
         None => None,
     };
     let state = WebState { app, verifier };

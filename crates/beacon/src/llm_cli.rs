@@ -41,6 +41,7 @@ pub async fn pricing_list(config: Arc<Config>) -> anyhow::Result<()> {
 pub struct PriceInput {
     /// Provider; the configured `BEACON_LLM_PROVIDER` when `None`.
     pub provider: Option<String>,
+    /// Model name as the provider spells it.
     pub model: String,
     /// Micro-dollars per million uncached input tokens.
     pub input: u64,

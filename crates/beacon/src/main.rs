@@ -141,8 +141,9 @@ enum PricingAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // rustls needs one process-wide crypto provider before twilight opens any connection.
-    beacon_discord::install_crypto_provider();
+    // The one process-wide rustls provider, before any HTTP client (Discord, CDN, LLM providers,
+    // knowledge sources, S3) exists; libraries only check that it is there.
+    beacon_http::install_crypto_provider();
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {

@@ -37,7 +37,8 @@ pub async fn open_knowledge_base(config: &Config, store: &Store) -> anyhow::Resu
     )
     .await
     .context("opening the knowledge base")?
-    .with_index_dir(config.data_dir.join("kb-index")))
+    .with_index_dir(config.data_dir.join("kb-index"))
+    .with_credentials(config.kb_credentials.clone()))
 }
 
 /// Set when [`prepare_embedding_model`] has already said why there is no local model.
@@ -157,7 +158,7 @@ pub async fn embedder(config: &Config, store: Option<&Store>) -> Option<Arc<dyn 
 
 /// The LLM configuration from `BEACON_LLM_*` (provider `none`, the default, is a disabled chain).
 pub fn llm_config(config: &Config) -> anyhow::Result<LlmConfig> {
-    LlmConfig::from_env(config.llm.vars()).context("configuring the LLM (BEACON_LLM_*)")
+    LlmConfig::from_settings(&config.llm).context("configuring the LLM (BEACON_LLM_*)")
 }
 
 /// The LLM service, when a provider is configured: usage, budgets and prices in `store`,
@@ -193,8 +194,6 @@ pub async fn build_app_with(
     store: Store,
     extra: Vec<Arc<dyn Module>>,
 ) -> anyhow::Result<Arc<App>> {
-    // One process-wide rustls provider before any HTTP client (Discord, CDN, providers) exists.
-    beacon_discord::install_crypto_provider();
     let cache = match &config.redis_url {
         Some(url) => Cache::redis(url.expose())
             .await
@@ -242,6 +241,7 @@ fn tickets_module(config: &Config) -> anyhow::Result<beacon_tickets::TicketsModu
 
 /// A started Beacon: HTTP server bound, gateway connecting (with a token), handlers running.
 pub struct Running {
+    /// The app: configuration, store, cache, Discord client and modules.
     pub app: Arc<App>,
     /// The address the HTTP server is bound to (useful with port 0).
     pub addr: std::net::SocketAddr,

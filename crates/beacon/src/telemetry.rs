@@ -4,6 +4,7 @@
 use beacon_config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
+/// Installs the global tracing subscriber for `config`'s log format and level.
 pub fn init(config: &Config) -> Result<(), String> {
     let filter =
         EnvFilter::try_new(&config.log_level).map_err(|e| format!("invalid value for BEACON_LOG_LEVEL: {e}"))?;

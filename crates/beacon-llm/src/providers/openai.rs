@@ -327,6 +327,7 @@ mod tests {
 
     #[test]
     fn request_mapping() {
+        beacon_http::install_crypto_provider();
         let config = ProviderConfig::new(ProviderKind::OpenAi, Some("sk-test")).unwrap();
         let client = OpenAi::new(&config, Duration::from_secs(5)).unwrap();
         let call = ToolCall { id: "call_1".into(), name: "lookup".into(), arguments: json!({"q": "x"}) };

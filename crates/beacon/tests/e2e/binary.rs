@@ -386,7 +386,7 @@ async fn a_refused_token_is_reported_at_once() {
 /// While the gateway is refused, readiness says so (an orchestrator stops routing to it).
 #[tokio::test]
 async fn readiness_fails_when_the_gateway_is_refused() {
-    beacon_discord::install_crypto_provider();
+    beacon_http::install_crypto_provider();
     let fake = FakeDiscord::start(FakeOptions::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = test_config_with(&fake, &dir, false, true, &[("BEACON_DISCORD_TOKEN".into(), "not-the-token".into())]);

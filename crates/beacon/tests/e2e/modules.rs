@@ -237,7 +237,7 @@ mod notes_example;
 async fn module_author_example() {
     use beacon_testkit::Delivery;
     use serde_json::json;
-    beacon_discord::install_crypto_provider();
+    beacon_http::install_crypto_provider();
     let t = TestApp::spawn_with(Options {
         modules: vec![std::sync::Arc::new(notes_example::NotesModule)],
         ..Options::default()

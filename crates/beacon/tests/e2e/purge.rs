@@ -111,13 +111,13 @@ async fn fill_and_purge(t: TestApp) {
 
 #[tokio::test]
 async fn a_purge_leaves_nothing_on_sqlite() {
-    beacon_discord::install_crypto_provider();
+    beacon_http::install_crypto_provider();
     fill_and_purge(TestApp::spawn().await).await;
 }
 
 #[tokio::test]
 async fn a_purge_leaves_nothing_on_postgres() {
-    beacon_discord::install_crypto_provider();
+    beacon_http::install_crypto_provider();
     let Some(db) = ScratchDatabase::create().await else { return };
     let t = TestApp::spawn_with(Options {
         env: vec![("BEACON_DATABASE_URL".into(), db.url.clone())],
@@ -131,7 +131,7 @@ async fn a_purge_leaves_nothing_on_postgres() {
 /// The previous release's SQLite database, opened by today's binary with every module.
 #[tokio::test]
 async fn a_database_of_the_previous_release_opens_with_every_module() {
-    beacon_discord::install_crypto_provider();
+    beacon_http::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("beacon.db");
     let url = format!("sqlite://{}", db.display());

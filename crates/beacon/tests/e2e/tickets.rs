@@ -23,10 +23,9 @@ async fn set(t: &TestApp, key: &str, value: &str) {
     assert!(!text.contains("not") || text.contains(key), "setting {key}: {text}");
 }
 
-/// The fake's HTTP client needs a TLS provider once reqwest's `rustls-no-provider` is in the
-/// build (it is, through the LLM and FAQ crates).
+/// The app's HTTP clients need the TLS provider that `main` installs in the binary.
 async fn spawn() -> TestApp {
-    beacon_discord::install_crypto_provider();
+    beacon_testkit::install_tls_provider();
     TestApp::spawn().await
 }
 

@@ -155,7 +155,12 @@ pub const GOOGLE_SA_BASE64: Key = key(
     KeyKind::Secret,
     "Base64 of the Google service-account key file (JSON) for Google Sheets knowledge sources (secret).",
 );
-pub const LOG_FORMAT: Key = key("BEACON_LOG_FORMAT", "log.format", KeyKind::Plain, "`json` (default) or `pretty`.");
+pub const LOG_FORMAT: Key = key(
+    "BEACON_LOG_FORMAT",
+    "log.format",
+    KeyKind::Plain,
+    "`auto` (default: readable text on a terminal, JSON lines otherwise), `json` or `pretty`.",
+);
 pub const LOG_LEVEL: Key = key(
     "BEACON_LOG_LEVEL",
     "log.level",

@@ -101,6 +101,8 @@ impl Source {
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// Human-readable on a terminal, JSON otherwise (the default).
+    Auto,
     /// One JSON object per line (for log collectors).
     Json,
     /// Human-readable lines (for a terminal).
@@ -359,11 +361,12 @@ impl Config {
         if let Some(url) = &gateway_url {
             check_url(&values, &keys::DISCORD_GATEWAY_URL, url, &["ws://", "wss://"])?;
         }
-        let log_format = match text(&values, &keys::LOG_FORMAT).unwrap_or("json") {
+        let log_format = match text(&values, &keys::LOG_FORMAT).unwrap_or("auto") {
+            "auto" => LogFormat::Auto,
             "json" => LogFormat::Json,
             "pretty" => LogFormat::Pretty,
             _ => {
-                return Err(invalid(&values, &keys::LOG_FORMAT, "must be `json` or `pretty`"));
+                return Err(invalid(&values, &keys::LOG_FORMAT, "must be `auto`, `json` or `pretty`"));
             }
         };
         let config = Config {

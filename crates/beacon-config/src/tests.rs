@@ -13,7 +13,7 @@ fn defaults_are_the_embedded_setup() {
     assert!(c.redis_url.is_none());
     assert!(c.discord.token.is_none());
     assert_eq!(c.discord.api_url, "https://discord.com");
-    assert_eq!(c.log_format, LogFormat::Json);
+    assert_eq!(c.log_format, LogFormat::Auto);
 }
 
 #[test]
@@ -203,4 +203,54 @@ fn embed_settings_parse_and_validate() {
         let e = Config::from_sources(None, &env(&[(key, bad)])).unwrap_err().to_string();
         assert!(e.contains(key), "{e}");
     }
+}
+
+/// `beacon.toml.example` as the keys describe it: every key that may live in a file, grouped by
+/// TOML table, commented out. Secrets are left out (they are refused in the file).
+fn toml_example() -> String {
+    let mut out = String::from(
+        "# beacon.toml: every setting that may live in a file (`beacon --config PATH`; ./beacon.toml is\n\
+         # read when present). Environment variables (BEACON_…, also from .env) win over this file.\n\
+         # Secrets (the bot token, API keys, the Notion token, the Google key, S3 keys) are refused\n\
+         # here: give them in the environment or as <VAR>_FILE paths. Every line is commented out;\n\
+         # the default applies until you set it. Generated from the keys (see .env.example too).\n",
+    );
+    let mut tables: Vec<&str> = Vec::new();
+    for key in KEYS.iter().filter(|k| k.kind != KeyKind::Secret) {
+        let table = key.toml.split_once('.').map(|(t, _)| t).unwrap_or("");
+        if !tables.contains(&table) {
+            tables.push(table);
+        }
+    }
+    tables.sort_by_key(|t| !t.is_empty());
+    for table in tables {
+        out.push('\n');
+        if !table.is_empty() {
+            out.push_str(&format!("[{table}]\n"));
+        }
+        for key in KEYS.iter().filter(|k| k.kind != KeyKind::Secret) {
+            let (t, leaf) = key.toml.split_once('.').unwrap_or(("", key.toml));
+            if t == table {
+                out.push_str(&format!("# {} ({})\n# {leaf} = \"\"\n", key.help, key.name));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn toml_example_lists_every_file_setting() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../beacon.toml.example");
+    let expected = toml_example();
+    if std::env::var_os("BEACON_BLESS").is_some() {
+        std::fs::write(path, &expected).unwrap();
+    }
+    let body = std::fs::read_to_string(path).unwrap();
+    assert_eq!(body, expected, "beacon.toml.example is out of date: run this test with BEACON_BLESS=1");
+    // Uncommented, it is a valid configuration file.
+    let active: String = body
+        .lines()
+        .filter_map(|l| if l.starts_with("# ") && l.contains(" = \"\"") { None } else { Some(format!("{l}\n")) })
+        .collect();
+    Config::from_sources(Some(("beacon.toml.example", &active)), &env(&[])).unwrap();
 }

@@ -146,6 +146,12 @@ impl Module for KbModule {
             }
             Some(add @ ("add-notion" | "add-sheet" | "add-folder")) => {
                 let name = name.ok_or_else(|| HandlerError::user("Give the source a name."))?;
+                // A source another feature feeds (the FAQ) keeps its documents under its id.
+                if ctx.app.ports.all::<dyn GuildSource>().iter().any(|s| s.id().eq_ignore_ascii_case(name.trim())) {
+                    return Err(HandlerError::user(format!(
+                        "`{name}` is the name of a built-in source (its documents would be mixed up); choose another name."
+                    )));
+                }
                 let config = match add {
                     "add-notion" => {
                         let (pages, databases) = (list(ctx.options.str("pages")), list(ctx.options.str("databases")));

@@ -318,8 +318,14 @@ impl Running {
         let app = self.app;
         tracing::info!("shutting down: no new work; finishing in-flight handlers");
         app.shutdown.cancel();
-        if let Some(gateway) = self.gateway {
-            match tokio::time::timeout(Duration::from_secs(5), gateway).await {
+        // One deadline for everything (BEACON_SHUTDOWN_GRACE, 8 s by default), so the process
+        // is gone within the promised 10 s whatever is slow: the shards' close handshakes, the
+        // HTTP connections, the jobs and the handlers all finish side by side.
+        let deadline = tokio::time::Instant::now() + app.config.shutdown_grace;
+        let gateway = async {
+            let Some(gateway) = self.gateway else { return };
+            let close_by = deadline.min(tokio::time::Instant::now() + Duration::from_secs(5));
+            match tokio::time::timeout_at(close_by, gateway).await {
                 Ok(Ok(Ok(()))) => tracing::info!("gateway closed"),
                 // A refusal was already reported, with what to change.
                 Ok(Ok(Err(e))) if app.fatal_reason().is_some() => tracing::debug!(error = %e, "gateway ended"),
@@ -327,17 +333,23 @@ impl Running {
                 Ok(Err(e)) => tracing::warn!(error = %e, "gateway task failed"),
                 Err(_) => tracing::warn!("gateway did not close in time"),
             }
-        }
-        match self.web.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server ended with an error"),
-            Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
-        }
-        self.background.stop(app.config.shutdown_grace).await;
-        app.tasks.close();
-        if tokio::time::timeout(app.config.shutdown_grace, app.tasks.wait()).await.is_err() {
-            tracing::warn!(left = app.tasks.len(), "shutdown grace elapsed with handlers still running");
-        }
+        };
+        let web = async {
+            match tokio::time::timeout_at(deadline, self.web).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),
+                Err(_) => tracing::warn!("HTTP connections still open at the end of the grace period"),
+            }
+        };
+        let background = self.background.stop(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let handlers = async {
+            app.tasks.close();
+            if tokio::time::timeout_at(deadline, app.tasks.wait()).await.is_err() {
+                tracing::warn!(left = app.tasks.len(), "shutdown grace elapsed with handlers still running");
+            }
+        };
+        tokio::join!(gateway, web, background, handlers);
         tracing::info!("stopped");
     }
 }

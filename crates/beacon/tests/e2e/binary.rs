@@ -399,3 +399,25 @@ async fn readiness_fails_when_the_gateway_is_refused() {
     assert!(body.to_string().contains("refused the bot token"), "{body}");
     running.shutdown().await;
 }
+
+/// Logs are JSON lines for a collector (stderr not a terminal) and readable text on a terminal
+/// (`script` gives the binary a pseudo-terminal); `BEACON_LOG_FORMAT` overrides.
+#[test]
+fn logs_are_readable_on_a_terminal_and_json_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let piped = beacon().arg("migrate").env("BEACON_DATA_DIR", dir.path()).output().unwrap();
+    let first = String::from_utf8_lossy(&piped.stderr).lines().next().unwrap_or_default().to_owned();
+    assert!(first.starts_with('{'), "JSON when piped: {first}");
+
+    let bin = env!("CARGO_BIN_EXE_beacon");
+    let tty = |format: &str| {
+        let cmd = format!("BEACON_LOG_FORMAT={format} BEACON_DATA_DIR={} {bin} migrate", dir.path().display());
+        let out = Command::new("script").args(["-q", "-e", "-c", &cmd, "/dev/null"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = tty("");
+    assert!(text.contains("INFO") && !text.contains("{\"timestamp\""), "readable on a terminal: {text}");
+    let forced = tty("json");
+    assert!(forced.contains("{\"timestamp\""), "json when asked: {forced}");
+}

@@ -264,3 +264,62 @@ async fn module_author_example() {
     assert_eq!(left, 0);
     t.stop().await;
 }
+
+/// A job and a handler that never finish do not hold the process past the grace period: the
+/// shards, the HTTP server, the jobs and the handlers are waited for side by side under one
+/// deadline (before, each had its own and the waits added up past the promised 10 s).
+#[tokio::test]
+async fn shutdown_waits_once_for_everything_slow() {
+    use beacon_testkit::Delivery;
+
+    struct Stuck;
+    #[async_trait]
+    impl beacon_jobs::JobHandler for Stuck {
+        async fn run(&self, _job: &beacon_jobs::Job) -> Result<(), beacon_jobs::Failure> {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        }
+    }
+    struct Slow(Arc<AtomicUsize>);
+    #[async_trait]
+    impl Module for Slow {
+        fn name(&self) -> &'static str {
+            "slow"
+        }
+        fn description(&self) -> &'static str {
+            "never finishes"
+        }
+        fn commands(&self) -> Vec<CommandSpec> {
+            vec![CommandSpec::new("stall", "Never answers", Access::Everyone)]
+        }
+        fn jobs(&self, _app: &Arc<beacon_framework::App>) -> Vec<beacon_framework::JobKind> {
+            vec![beacon_framework::JobKind::new("slow.stuck", Arc::new(Stuck))]
+        }
+        async fn command(&self, _ctx: CommandCtx) -> HandlerResult {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        }
+    }
+
+    beacon_http::install_crypto_provider();
+    let started = Arc::new(AtomicUsize::new(0));
+    let mut t = TestApp::spawn_with(Options {
+        modules: vec![Arc::new(Slow(started.clone()))],
+        env: vec![("BEACON_SHUTDOWN_GRACE".into(), "3s".into())],
+        ..Options::default()
+    })
+    .await;
+    let jobs = beacon_jobs::Jobs::new(t.app().store.clone());
+    jobs.schedule(t.guild.id, "slow.stuck", &serde_json::json!({}), beacon_store::now_ms(), None).await.unwrap();
+    let invocation = t.invocation(t.owner(), "stall", serde_json::json!([]));
+    t.fake.invoke_command(invocation, Delivery::Gateway).await.unwrap();
+    while started.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Give the runner its poll (1 s) to lease the due job.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let running = t.running.take().unwrap();
+    // 3 s of grace, awaited once: well inside 5 s (it took 6 s and more when the waits added up).
+    tokio::time::timeout(Duration::from_secs(5), running.shutdown()).await.expect("shutdown keeps to the grace period");
+}

@@ -362,6 +362,16 @@ async fn kb_sources_are_configured_from_discord_and_synced_on_demand() {
         )
         .await;
     assert!(text_of(&out).contains("Source **wiki** saved"), "{}", text_of(&out));
+    // The FAQ's documents are the source `faq`: a configured source may not take that name.
+    let out = t
+        .command(
+            owner,
+            "kb",
+            sub("add-notion", json!([opt_str("name", "FAQ"), opt_str("pages", "abc")])),
+            Delivery::Http,
+        )
+        .await;
+    assert!(text_of(&out).contains("built-in source"), "{}", text_of(&out));
 
     let out = t.command(owner, "kb", sub("sync", json!([opt_str("name", "docs")])), Delivery::Gateway).await;
     assert!(text_of(&out).contains("**docs**: 2 documents: 2 new or changed"), "{out:?}");

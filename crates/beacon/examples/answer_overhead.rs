@@ -104,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
     for (name, body) in DOCS {
         std::fs::write(docs.path().join(name), body)?;
     }
-    let kb = beacon::run::open_knowledge_base(&app.config, &app.store).await?;
+    let kb = beacon::backends::open_knowledge_base(&app.config, &app.store).await?;
     kb.sync(guild.id, &beacon_kb::FolderSource::new(docs.path()), &mut |_| {}).await?;
     let support = guild.channels.iter().find(|c| c.name == "support").map(|c| c.id).unwrap_or_default();
     let asker = guild.members.iter().find(|m| m.username == "asker").map(|m| m.user_id).unwrap_or_default();

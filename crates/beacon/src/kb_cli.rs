@@ -9,7 +9,7 @@ use beacon_config::Config;
 use beacon_kb::{EvalOptions, Phase, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::run::{open_knowledge_base, open_llm, open_store};
+use crate::backends::{open_knowledge_base, open_llm, open_store};
 
 /// The guild the CLI uses when `--guild` is not given: one local knowledge base.
 pub const LOCAL_GUILD: u64 = 0;
@@ -146,7 +146,7 @@ pub async fn eval(
     let options = EvalOptions {
         chunker: beacon_kb::ChunkerConfig::default(),
         fusion: beacon_kb::FusionConfig::default(),
-        embedder: crate::run::embedder(&config, None).await,
+        embedder: crate::backends::embedder(&config, None).await,
         query_ids: None,
     };
     let negatives = match negatives {

@@ -7,7 +7,7 @@ use beacon_config::Config;
 use beacon_llm::pricing::format_usd;
 use beacon_llm::{Price, ProviderKind, UsageStore};
 
-use crate::run::open_store;
+use crate::backends::open_store;
 
 async fn usage_store(config: &Config) -> anyhow::Result<UsageStore> {
     let store = open_store(config).await?;

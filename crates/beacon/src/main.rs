@@ -1,6 +1,6 @@
 //! `beacon`: one binary, roles by subcommand.
 
-use beacon::{kb_cli, llm_cli, run, telemetry};
+use beacon::{backends, kb_cli, llm_cli, run, telemetry};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -151,7 +151,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = run::llm_config(&config) {
+    if let Err(e) = backends::llm_config(&config) {
         eprintln!("beacon: configuration error: {e:#}");
         return ExitCode::from(2);
     }
@@ -169,7 +169,7 @@ fn main() -> ExitCode {
     // Commands that search the knowledge base fetch the embedding model once when none is set.
     let config = match cli.command {
         Command::Run | Command::Ingest { .. } | Command::Ask { .. } | Command::Eval { .. } => {
-            runtime.block_on(run::prepare_embedding_model(config))
+            runtime.block_on(backends::prepare_embedding_model(config))
         }
         _ => config,
     };
@@ -211,7 +211,7 @@ fn main() -> ExitCode {
 }
 
 async fn migrate(config: Arc<Config>) -> anyhow::Result<()> {
-    let store = run::open_store(&config).await?;
+    let store = backends::open_store(&config).await?;
     let app = run::build_app(config, store).await?;
     drop(app);
     tracing::info!("migrations applied");
@@ -220,7 +220,7 @@ async fn migrate(config: Arc<Config>) -> anyhow::Result<()> {
 }
 
 async fn purge_guild(config: Arc<Config>, guild_id: u64, yes: bool) -> anyhow::Result<()> {
-    let store = run::open_store(&config).await?;
+    let store = backends::open_store(&config).await?;
     let app = run::build_app(config, store).await?;
     let record = app.guild(guild_id).get().await.context("reading the guild")?;
     let name = record.as_ref().map(|r| r.name.as_str()).unwrap_or("(no guild record)");
@@ -260,7 +260,7 @@ async fn invite(config: Arc<Config>, client_id: Option<u64>) -> anyhow::Result<(
     let Some(client_id) = client_id.or(config.discord.application_id) else {
         anyhow::bail!("invite needs the application id: set BEACON_DISCORD_APPLICATION_ID or pass --client-id");
     };
-    let store = run::open_store(&config).await?;
+    let store = backends::open_store(&config).await?;
     let app = run::build_app(config, store).await?;
     println!("{}", app.invite_url(client_id));
     Ok(())
@@ -270,7 +270,7 @@ async fn sync_commands(config: Arc<Config>, guild: Option<u64>) -> anyhow::Resul
     if config.discord.token.is_none() {
         anyhow::bail!("commands sync needs BEACON_DISCORD_TOKEN");
     }
-    let store = run::open_store(&config).await?;
+    let store = backends::open_store(&config).await?;
     let app = run::build_app(config, store).await?;
     let count = app.sync_commands(guild).await.context("syncing commands with Discord")?;
     match guild {

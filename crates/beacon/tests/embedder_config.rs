@@ -2,7 +2,7 @@
 //! (against the testkit's fake OpenAI server), a model already downloaded into the data folder, and
 //! BM25 alone when the hub is unreachable.
 
-use beacon::run::{embedder, prepare_embedding_model};
+use beacon::backends::{embedder, prepare_embedding_model};
 use beacon_config::{Config, Source};
 use beacon_testkit::llm::FakeLlm;
 

@@ -51,7 +51,7 @@ async fn fill_and_purge(t: TestApp) {
     )
     .await;
     // A knowledge base with its index file, as `beacon ingest` makes it.
-    let kb = beacon::run::open_knowledge_base(&t.app().config, &t.app().store).await.expect("kb");
+    let kb = beacon::backends::open_knowledge_base(&t.app().config, &t.app().store).await.expect("kb");
     let doc = SourceDocument {
         key: "refunds".into(),
         title: "Refunds".into(),
@@ -149,7 +149,7 @@ async fn a_database_of_the_previous_release_opens_with_every_module() {
         .await
         .unwrap();
     assert_eq!(adopted, 0, "every version of the old release is checked by today's schemas");
-    let kb = beacon::run::open_knowledge_base(&t.app().config, store).await.unwrap();
+    let kb = beacon::backends::open_knowledge_base(&t.app().config, store).await.unwrap();
     let hits = kb.search(42, "How long do refunds take?", 3).await.unwrap();
     assert!(hits.first().is_some_and(|h| h.text.contains("14 days")), "{hits:?}");
     assert!(store.guild(42).is_authorized(7).await.unwrap());

@@ -43,7 +43,7 @@ async fn status_shows_each_providers_breaker_and_this_servers_usage_against_its_
         "# Refunds\n\nYou can get a refund within 14 days of purchase. Open the billing page and press Request refund.\n",
     )
     .unwrap();
-    let kb = beacon::run::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
+    let kb = beacon::backends::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
     kb.sync(t.guild.id, &beacon_kb::FolderSource::new(dir.path()), &mut |_| {}).await.unwrap();
 
     // The guild's own model and budget.

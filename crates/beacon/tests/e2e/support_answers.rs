@@ -27,7 +27,7 @@ async fn with_kb() -> TestApp {
         std::fs::write(dir.path().join(name), body).unwrap();
     }
     let config = &t.app().config;
-    let kb = beacon::run::open_knowledge_base(config, &t.app().store).await.unwrap();
+    let kb = beacon::backends::open_knowledge_base(config, &t.app().store).await.unwrap();
     let report = kb.sync(t.guild.id, &beacon_kb::FolderSource::new(dir.path()), &mut |_| {}).await.unwrap();
     assert_eq!(report.written, 2);
     t
@@ -415,7 +415,7 @@ async fn beacon_speaks_the_askers_language_around_quotes_abstentions_and_buttons
         "# Rückerstattung\n\nDu bekommst eine Rückerstattung innerhalb von 14 Tagen: öffne die Seite Abrechnung und wähle die Bestellung.\n",
     )
     .unwrap();
-    let kb = beacon::run::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
+    let kb = beacon::backends::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
     kb.sync(t.guild.id, &beacon_kb::FolderSource::new(dir.path()), &mut |_| {}).await.unwrap();
 
     // A German question by mention (no locale on messages): the quote as written, Beacon's words in German.

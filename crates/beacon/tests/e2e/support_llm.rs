@@ -51,7 +51,7 @@ fn llm_env(provider: &str, base_url: &str) -> Vec<(String, String)> {
 async fn with_llm(provider: &str, base_url: &str) -> TestApp {
     let t = TestApp::spawn_with(Options { env: llm_env(provider, base_url), ..Options::default() }).await;
     let dir = write_docs();
-    let kb = beacon::run::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
+    let kb = beacon::backends::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
     let report = kb.sync(t.guild.id, &beacon_kb::FolderSource::new(dir.path()), &mut |_| {}).await.unwrap();
     assert_eq!(report.written, 2);
     t

@@ -42,7 +42,7 @@ async fn with_streaming_llm(fake: &FakeLlm) -> TestApp {
     for (name, body) in DOCS {
         std::fs::write(dir.path().join(name), body).unwrap();
     }
-    let kb = beacon::run::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
+    let kb = beacon::backends::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
     kb.sync(t.guild.id, &beacon_kb::FolderSource::new(dir.path()), &mut |_| {}).await.unwrap();
     t
 }

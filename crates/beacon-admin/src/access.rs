@@ -1,7 +1,6 @@
 use beacon_framework::{
     Access, CommandCtx, CommandSpec, HandlerError, HandlerResult, Module, OptionSpec, Reply, async_trait,
 };
-use twilight_model::guild::Permissions;
 use twilight_util::builder::embed::EmbedBuilder;
 
 use crate::COLOR;
@@ -27,7 +26,6 @@ impl Module for AccessModule {
         let user = || OptionSpec::user("user", "The member").required();
         vec![
             CommandSpec::new("access", "Who may configure Beacon in this server", Access::Authorized)
-                .default_permissions(Permissions::MANAGE_GUILD)
                 .option(OptionSpec::subcommand("grant", "Let a member configure Beacon", vec![user()]))
                 .option(OptionSpec::subcommand("revoke", "Take a member's Beacon access away", vec![user()]))
                 .option(OptionSpec::subcommand("list", "Who has been given access", vec![])),

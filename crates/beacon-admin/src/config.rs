@@ -7,7 +7,6 @@ use beacon_framework::{
 };
 use beacon_store::SettingChange;
 use twilight_model::channel::message::component::ButtonStyle;
-use twilight_model::guild::Permissions;
 use twilight_model::id::Id;
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFooterBuilder};
 
@@ -37,7 +36,6 @@ impl Module for ConfigModule {
         let key = || OptionSpec::string("key", "Setting key, e.g. core.staff_roles").required().autocomplete();
         vec![
             CommandSpec::new("config", "View and change Beacon's settings for this server", Access::Authorized)
-                .default_permissions(Permissions::MANAGE_GUILD)
                 .option(OptionSpec::subcommand(
                     "show",
                     "Show every setting and its value",

@@ -12,7 +12,6 @@ use beacon_kb::source::SourceConfig;
 use beacon_kb::store::KbRepo;
 use beacon_kb::{KnowledgeBase, SyncReport};
 use beacon_store::Schema;
-use twilight_model::guild::Permissions;
 use twilight_util::builder::embed::EmbedBuilder;
 
 /// The `/kb` command.
@@ -82,7 +81,6 @@ impl Module for KbModule {
         let name = || OptionSpec::string("name", "A short name for this source").required().max_length(64);
         vec![
             CommandSpec::new("kb", "The knowledge sources support answers come from", Access::Authorized)
-                .default_permissions(Permissions::MANAGE_GUILD)
                 .option(OptionSpec::subcommand("sources", "List the configured sources and their last sync", vec![]))
                 .option(OptionSpec::subcommand(
                     "add-notion",

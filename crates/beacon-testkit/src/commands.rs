@@ -142,3 +142,64 @@ pub fn find(st: &State, guild: u64, name: &str, kind: u64) -> Option<Value> {
         .or_else(|| st.global_commands.iter().find(matches))
         .cloned()
 }
+
+/// `MANAGE_GUILD`, named in refusals.
+const MANAGE_GUILD: u64 = 1 << 5;
+
+/// Whether Discord shows (and lets `user` run) the registered command `cmd` in `channel`, as
+/// Discord decides it: the guild's permission overrides for the command first (a user's own
+/// override, then the member's roles and `@everyone` — allowed if any of them allows — and a
+/// channel override), else `default_member_permissions` against the member's permissions
+/// (administrators and the owner always pass; `"0"` means administrators only).
+pub fn check_visible(st: &State, guild: u64, channel: u64, user: u64, cmd: &Value) -> Result<(), String> {
+    let name = cmd["name"].as_str().unwrap_or("?");
+    let id = cmd["id"].as_str().unwrap_or_default().to_owned();
+    let perms = st.member_permissions(guild, user);
+    let admin = perms & crate::state::ADMINISTRATOR != 0;
+    if let Some(overrides) = st.command_permissions.get(&(guild, id)) {
+        let find = |kind: u64, target: u64| {
+            overrides.iter().find(|o| {
+                o["type"].as_u64() == Some(kind) && o["id"].as_str().and_then(|s| s.parse::<u64>().ok()) == Some(target)
+            })
+        };
+        let allowed = |o: &Value| o["permission"].as_bool().unwrap_or(false);
+        // Channel overrides: the channel's own, else "all channels" (guild id - 1).
+        if let Some(c) = find(3, channel).or_else(|| find(3, guild.wrapping_sub(1)))
+            && !allowed(c)
+        {
+            return Err(format!("/{name} is switched off in this channel by the server's command permissions"));
+        }
+        if let Some(u) = find(2, user) {
+            return if allowed(u) {
+                Ok(())
+            } else {
+                Err(format!("/{name} is denied to this member by the server's command permissions"))
+            };
+        }
+        let roles: Vec<u64> =
+            st.guilds.get(&guild).and_then(|g| g.members.get(&user)).map(|m| m.roles.clone()).unwrap_or_default();
+        let role_overrides: Vec<&Value> =
+            roles.iter().chain(std::iter::once(&guild)).filter_map(|r| find(1, *r)).collect();
+        if !role_overrides.is_empty() {
+            return if role_overrides.iter().any(|o| allowed(o)) {
+                Ok(())
+            } else {
+                Err(format!("/{name} is denied to this member's roles by the server's command permissions"))
+            };
+        }
+    }
+    let Some(required) = cmd["default_member_permissions"].as_str().and_then(|p| p.parse::<u64>().ok()) else {
+        return Ok(());
+    };
+    if admin || (required != 0 && perms & required == required) {
+        return Ok(());
+    }
+    let what = if required == 0 {
+        "administrators".to_owned()
+    } else if required == MANAGE_GUILD {
+        "members with Manage Server".to_owned()
+    } else {
+        format!("members with permissions {required}")
+    };
+    Err(format!("Discord shows /{name} only to {what} (default_member_permissions)"))
+}

@@ -18,6 +18,10 @@ pub enum Error {
     /// Delivering an interaction to the bot's HTTP endpoint failed.
     #[error("interaction endpoint: {0}")]
     Endpoint(String),
+    /// Discord would not let this member use the command (it does not even show it to them):
+    /// `default_member_permissions` or the server's command permission overrides.
+    #[error("hidden: {0}")]
+    Hidden(String),
     /// The request made through the scenario API is not something Discord would send.
     #[error("invalid: {0}")]
     Invalid(String),

@@ -251,9 +251,13 @@ impl FakeDiscord {
         Ok(handle)
     }
 
-    fn command_data(&self, inv: &CommandInvocation) -> Value {
+    fn command_data(&self, inv: &CommandInvocation) -> Result<Value, Error> {
         let st = self.shared.lock();
         let registered = crate::commands::find(&st, inv.guild_id, &inv.name, 1);
+        if let Some(cmd) = &registered {
+            crate::commands::check_visible(&st, inv.guild_id, inv.channel_id, inv.user_id, cmd)
+                .map_err(Error::Hidden)?;
+        }
         let id = registered
             .as_ref()
             .and_then(|c| c["id"].as_str().map(str::to_owned))
@@ -268,12 +272,33 @@ impl FakeDiscord {
                 data["resolved"] = r;
             }
         }
-        data
+        Ok(data)
+    }
+
+    /// A server admin sets the permissions of `/name` in `guild` in Discord's UI (Server
+    /// Settings → Integrations); a bot token cannot. `overrides` are `(id, type, allowed)` with
+    /// type 1 role (the guild id is `@everyone`), 2 user, 3 channel.
+    pub fn set_command_permissions(
+        &self,
+        guild_id: u64,
+        name: &str,
+        overrides: &[(u64, u8, bool)],
+    ) -> Result<(), Error> {
+        let mut st = self.shared.lock();
+        let cmd = crate::commands::find(&st, guild_id, name, 1)
+            .ok_or_else(|| Error::NotFound(format!("command /{name} is not registered")))?;
+        let id = cmd["id"].as_str().unwrap_or_default().to_owned();
+        let list = overrides
+            .iter()
+            .map(|(target, kind, allowed)| json!({"id": target.to_string(), "type": kind, "permission": allowed}))
+            .collect();
+        st.command_permissions.insert((guild_id, id), list);
+        Ok(())
     }
 
     /// A member invokes a slash command.
     pub async fn invoke_command(&self, inv: CommandInvocation, via: Delivery) -> Result<InteractionHandle, Error> {
-        let data = self.command_data(&inv);
+        let data = self.command_data(&inv)?;
         self.interact(
             NewInteraction {
                 kind: 2,
@@ -299,7 +324,7 @@ impl FakeDiscord {
         if !has_focus(&inv.options) {
             return Err(Error::Invalid("autocomplete needs one option with \"focused\": true".into()));
         }
-        let mut data = self.command_data(&inv);
+        let mut data = self.command_data(&inv)?;
         if let Some(obj) = data.as_object_mut() {
             obj.remove("resolved");
         }

@@ -151,6 +151,9 @@ pub struct State {
     pub reactions: HashMap<u64, BTreeMap<String, Vec<u64>>>,
     pub global_commands: Vec<Value>,
     pub guild_commands: HashMap<u64, Vec<Value>>,
+    /// Command permission overrides a server admin set in Discord's UI (a bot token cannot):
+    /// by guild and command id, Discord's `ApplicationCommandPermission` objects.
+    pub command_permissions: HashMap<(u64, String), Vec<Value>>,
     pub interactions: HashMap<u64, InteractionRec>,
     pub tokens: HashMap<String, u64>,
     pub requests: Vec<RecordedRequest>,

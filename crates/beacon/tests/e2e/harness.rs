@@ -93,6 +93,11 @@ impl TestApp {
         }
         let config = test_config_with(&fake, &data, opts.token, opts.gateway, &env);
         let running = beacon::run::start_with(Arc::new(config), opts.modules).await.expect("beacon starts");
+        // As an operator does once (`beacon commands sync`): Discord then shows each command only
+        // to the members its registration allows, and the fake enforces that.
+        if opts.token {
+            running.app.sync_commands(None).await.expect("commands registered");
+        }
         fake.set_interactions_endpoint(&format!("http://{}/interactions", running.addr));
         let app = TestApp { fake, running: Some(running), guild, _data: data };
         if opts.token && opts.gateway {

@@ -150,3 +150,77 @@ async fn log_channel_receives_setting_changes() {
     assert_eq!(req.body["allowed_mentions"], json!({ "parse": [] }), "log posts must not ping: {req:?}");
     t.stop().await;
 }
+
+/// `/access grant` says the member "can now configure Beacon": Discord must show them `/config`,
+/// `/access` and `/kb` (registered without a default permission; Beacon checks access itself),
+/// and Beacon must let them use them. Members without a grant are refused by Beacon.
+#[tokio::test]
+async fn a_granted_member_can_use_what_the_grant_promises() {
+    let t = TestApp::spawn().await;
+    let bob = t.member("bob");
+    let set = |user: u64| {
+        t.command(
+            user,
+            "config",
+            sub("set", json!([opt_str("key", "support.user_per_minute"), opt_str("value", "9")])),
+            Delivery::Http,
+        )
+    };
+    let before = set(bob).await;
+    assert!(!text_of(&before).contains("set to"), "bob has no grant yet: {}", text_of(&before));
+    let grant = t
+        .command(
+            t.owner(),
+            "access",
+            sub("grant", json!([{"name": "user", "type": 6, "value": bob.to_string()}])),
+            Delivery::Http,
+        )
+        .await;
+    assert!(text_of(&grant).contains("can now configure Beacon"), "{}", text_of(&grant));
+    let after = set(bob).await;
+    assert!(text_of(&after).contains("support.user_per_minute"), "{}", text_of(&after));
+    assert_eq!(t.app().store.guild(t.guild.id).setting("support.user_per_minute").await.unwrap(), Some(json!(9)));
+    let list = t.command(bob, "access", sub("list", json!([])), Delivery::Gateway).await;
+    assert!(text_of(&list).contains(&bob.to_string()), "{}", text_of(&list));
+    let sources = t.command(bob, "kb", sub("sources", json!([])), Delivery::Http).await;
+    assert!(text_of(&sources).contains("No sources yet"), "{}", text_of(&sources));
+    t.stop().await;
+}
+
+/// The fake hides what Discord hides: a command registered for Manage Server is not usable by a
+/// plain member, and a server admin's command permission override lets a role use it.
+#[tokio::test]
+async fn the_fake_enforces_default_member_permissions_and_overrides() {
+    let t = TestApp::spawn().await;
+    let bob = t.member("bob");
+    let app_id = t.fake.application_id();
+    let client = reqwest::Client::new();
+    let restricted =
+        json!([{"name": "secret", "description": "Admins only", "type": 1, "default_member_permissions": "32"}]);
+    let put = client
+        .put(format!("{}/api/v10/applications/{app_id}/guilds/{}/commands", t.fake.base_url(), t.guild.id))
+        .header("Authorization", format!("Bot {}", t.fake.bot_token()))
+        .json(&restricted)
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    let invocation = t.invocation(bob, "secret", json!([]));
+    let hidden = t.fake.invoke_command(invocation.clone(), Delivery::Http).await.unwrap_err();
+    assert!(hidden.to_string().contains("Manage Server"), "{hidden}");
+    let by_owner = t.fake.invoke_command(t.invocation(t.owner(), "secret", json!([])), Delivery::Http).await.unwrap();
+    t.fake.wait_response(&by_owner, WAIT).await.unwrap();
+    // An admin allows the staff role in Server Settings → Integrations.
+    let staff = t.role("staff");
+    let sam = t.fake.add_member(t.guild.id, None, "sam-staff", vec![staff]).unwrap();
+    assert!(t.fake.invoke_command(t.invocation(sam, "secret", json!([])), Delivery::Http).await.is_err());
+    t.fake.set_command_permissions(t.guild.id, "secret", &[(staff, 1, true)]).unwrap();
+    assert!(t.fake.invoke_command(invocation.clone(), Delivery::Http).await.is_err(), "bob is not staff");
+    let by_staff = t.fake.invoke_command(t.invocation(sam, "secret", json!([])), Delivery::Http).await;
+    let by_staff = by_staff.expect("the override lets staff use it");
+    t.fake.wait_response(&by_staff, WAIT).await.unwrap();
+    // A member-level deny beats the role's allow.
+    t.fake.set_command_permissions(t.guild.id, "secret", &[(staff, 1, true), (sam, 2, false)]).unwrap();
+    assert!(t.fake.invoke_command(t.invocation(sam, "secret", json!([])), Delivery::Http).await.is_err());
+    t.stop().await;
+}

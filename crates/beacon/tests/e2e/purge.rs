@@ -133,11 +133,24 @@ async fn a_purge_leaves_nothing_on_postgres() {
 async fn a_database_of_the_previous_release_opens_with_every_module() {
     beacon_http::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("beacon.db");
-    let url = format!("sqlite://{}", db.display());
+    let url = format!("sqlite://{}", dir.path().join("beacon.db").display());
+    let dump = include_str!("../../../beacon-store/tests/fixtures/release-0.1.0-sqlite.sql");
+    opens_with_every_module(url, dump).await;
+}
+
+/// The same with the previous release's PostgreSQL database.
+#[tokio::test]
+async fn a_postgres_database_of_the_previous_release_opens_with_every_module() {
+    beacon_http::install_crypto_provider();
+    let Some(db) = ScratchDatabase::create().await else { return };
+    let dump = include_str!("../../../beacon-store/tests/fixtures/release-0.1.0-postgres.sql");
+    opens_with_every_module(db.url.clone(), dump).await;
+    db.drop_database().await;
+}
+
+async fn opens_with_every_module(url: String, dump: &'static str) {
     {
         let store = beacon_store::Store::connect(&url).await.unwrap();
-        let dump = include_str!("../../../beacon-store/tests/fixtures/release-0.1.0-sqlite.sql");
         sqlx::raw_sql(dump).execute(store.pool()).await.unwrap();
         store.close().await;
     }

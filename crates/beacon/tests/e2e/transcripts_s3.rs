@@ -67,5 +67,12 @@ async fn closed_tickets_store_their_transcript_in_the_configured_bucket() {
         !std::path::Path::new(&t.app().config.data_dir.join("transcripts").join(&key)).exists(),
         "not stored locally"
     );
+    // A guild purge removes its transcripts from the bucket too.
+    let report = t.app().purge_guild(t.guild.id).await.unwrap();
+    assert!(
+        report.iter().any(|l| l.starts_with("tickets: 1 transcript(s) removed from s3://transcripts")),
+        "{report:?}"
+    );
+    assert!(other.get(&key).await.is_err(), "the transcript is gone from the bucket");
     t.stop().await;
 }

@@ -143,6 +143,36 @@ pub const EMBED_MODEL_REPO: Key = key(
     KeyKind::Plain,
     "Hub repository downloaded into <data dir>/models (default `sentence-transformers/all-MiniLM-L6-v2`).",
 );
+pub const SECRET_KEY: Key = key(
+    "BEACON_SECRET_KEY",
+    "secret_key",
+    KeyKind::Secret,
+    "32-byte key (base64 or hex) that seals stored credentials; unset: generated once into <data dir>/secret.key — back it up.",
+);
+pub const SECRET_KEY_PREVIOUS: Key = key(
+    "BEACON_SECRET_KEY_PREVIOUS",
+    "secret_key_previous",
+    KeyKind::Secret,
+    "Keys used before a rotation, comma-separated: values they sealed still open.",
+);
+pub const KB_SHARED_CREDENTIALS_GUILDS: Key = key(
+    "BEACON_KB_SHARED_CREDENTIALS_GUILDS",
+    "kb.shared_credentials_guilds",
+    KeyKind::Plain,
+    "Guild ids (comma-separated) whose /kb sources may use the deployment's Notion and Google credentials; other guilds give their own.",
+);
+pub const NOTION_API_URL: Key = key(
+    "BEACON_NOTION_API_URL",
+    "kb.notion_api_url",
+    KeyKind::Plain,
+    "Notion's API root (default `https://api.notion.com`; tests point it at a fake).",
+);
+pub const SHEETS_API_URL: Key = key(
+    "BEACON_SHEETS_API_URL",
+    "kb.sheets_api_url",
+    KeyKind::Plain,
+    "Google Sheets' API root (default `https://sheets.googleapis.com`; tests point it at a fake).",
+);
 pub const NOTION_TOKEN: Key = key(
     "BEACON_NOTION_TOKEN",
     "kb.notion_token",
@@ -307,6 +337,11 @@ pub const KEYS: &[Key] = &[
     EMBED_QUERY_PREFIX,
     EMBED_HUB_URL,
     EMBED_MODEL_REPO,
+    SECRET_KEY,
+    SECRET_KEY_PREVIOUS,
+    KB_SHARED_CREDENTIALS_GUILDS,
+    NOTION_API_URL,
+    SHEETS_API_URL,
     NOTION_TOKEN,
     GOOGLE_SA_BASE64,
     LOG_FORMAT,

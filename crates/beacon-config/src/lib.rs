@@ -168,6 +168,11 @@ pub struct Config {
     pub llm: LlmSettings,
     /// Credentials of the knowledge base's remote sources (Notion, Google Sheets).
     pub kb_credentials: KbCredentials,
+    /// `BEACON_SECRET_KEY`: the key stored credentials are sealed with (none: the embedded
+    /// default generates `<data dir>/secret.key` once).
+    pub secret_key: Option<Secret>,
+    /// `BEACON_SECRET_KEY_PREVIOUS`: keys from before a rotation.
+    pub secret_key_previous: Vec<Secret>,
     /// Ticket transcripts in an S3-compatible bucket; `None` keeps them in the data folder.
     pub transcripts_s3: Option<S3Config>,
     /// Base URL under which stored transcripts are readable.
@@ -199,9 +204,17 @@ pub struct EmbedSettings {
     pub model_repo: String,
 }
 
-/// Credentials the knowledge base's remote sources sync with (secrets: environment or `_FILE`).
+/// What the knowledge base's remote sources sync with: the deployment's credentials (secrets:
+/// environment or `_FILE`), which guilds may use them, and the services' API roots.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KbCredentials {
+    /// `BEACON_KB_SHARED_CREDENTIALS_GUILDS`: the only guilds whose sources may use the two
+    /// deployment credentials below (every other guild gives its own).
+    pub shared_with: Vec<u64>,
+    /// `BEACON_NOTION_API_URL`: Notion's API root, when not Notion's own.
+    pub notion_api_url: Option<String>,
+    /// `BEACON_SHEETS_API_URL`: the Google Sheets API root, when not Google's own.
+    pub sheets_api_url: Option<String>,
     /// `BEACON_NOTION_TOKEN`: the Notion integration token.
     pub notion_token: Option<Secret>,
     /// `BEACON_GOOGLE_SA_BASE64`: the base64 of a Google service-account key file (JSON).
@@ -395,7 +408,16 @@ impl Config {
             embed_model_dir: text(&values, &keys::EMBED_MODEL_DIR).map(PathBuf::from),
             embed: embed_settings(&values)?,
             llm: llm_settings(&values, source)?,
+            secret_key: text(&values, &keys::SECRET_KEY).map(|t| Secret::new(t.to_owned())),
+            secret_key_previous: text(&values, &keys::SECRET_KEY_PREVIOUS)
+                .map(|t| {
+                    t.split(',').map(|k| Secret::new(k.trim().to_owned())).filter(|k| !k.expose().is_empty()).collect()
+                })
+                .unwrap_or_default(),
             kb_credentials: KbCredentials {
+                shared_with: parse_id_list(&values, &keys::KB_SHARED_CREDENTIALS_GUILDS)?,
+                notion_api_url: text(&values, &keys::NOTION_API_URL).map(|u| u.trim_end_matches('/').to_owned()),
+                sheets_api_url: text(&values, &keys::SHEETS_API_URL).map(|u| u.trim_end_matches('/').to_owned()),
                 notion_token: text(&values, &keys::NOTION_TOKEN).map(|t| Secret::new(t.to_owned())),
                 google_service_account: text(&values, &keys::GOOGLE_SA_BASE64).map(|t| Secret::new(t.to_owned())),
             },
@@ -620,6 +642,17 @@ fn parse_bool(values: &Values, key: &Key) -> Result<Option<bool>, ConfigError> {
         Some("false" | "0" | "no" | "off") => Ok(Some(false)),
         Some(_) => Err(invalid(values, key, "must be true or false")),
     }
+}
+
+fn parse_id_list(values: &Values, key: &Key) -> Result<Vec<u64>, ConfigError> {
+    let Some(list) = text(values, key) else { return Ok(Vec::new()) };
+    list.split([',', ' '])
+        .filter(|v| !v.is_empty())
+        .map(|v| match v.parse::<u64>() {
+            Ok(id) if id > 0 => Ok(id),
+            _ => Err(invalid(values, key, "must be Discord ids (positive integers) separated by commas")),
+        })
+        .collect()
 }
 
 fn parse_id(values: &Values, key: &Key) -> Result<Option<u64>, ConfigError> {

@@ -165,6 +165,8 @@ pub struct KnowledgeBase {
     counters: Arc<Counters>,
     /// Credentials configured sources sync with.
     credentials: KbCredentials,
+    /// Opens (and seals) the guilds' own source credentials.
+    keyring: Option<Arc<beacon_crypto::Keyring>>,
 }
 
 impl KnowledgeBase {
@@ -189,6 +191,7 @@ impl KnowledgeBase {
             writes: Mutex::new(Vec::new()),
             counters: Arc::default(),
             credentials: KbCredentials::default(),
+            keyring: None,
         })
     }
 
@@ -199,8 +202,27 @@ impl KnowledgeBase {
         self
     }
 
-    /// The credentials remote sources (Notion, Google Sheets) sync with; without them such a
-    /// source's sync fails and records which setting is missing.
+    /// Seals and opens the credentials guilds give their own sources.
+    pub fn with_keyring(mut self, keyring: Arc<beacon_crypto::Keyring>) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// Seals `credential` (a token, a service-account key) for `guild_id`'s source `name`: the
+    /// stored value opens only for that source of that guild.
+    pub fn seal_credential(&self, guild_id: u64, name: &str, credential: &str) -> Result<String> {
+        let keyring = self.keyring.as_ref().ok_or_else(|| KbError::Source {
+            source_name: name.into(),
+            message: "this deployment has no secret key to store credentials with".into(),
+        })?;
+        keyring.seal(credential, &crate::source::Credentials::aad(guild_id, name)).map_err(|e| KbError::Source {
+            source_name: name.into(),
+            message: format!("sealing its credential failed: {e}"),
+        })
+    }
+
+    /// The deployment's credentials for remote sources (Notion, Google Sheets), used only by the
+    /// guilds they are shared with; other guilds' sources sync with their own sealed ones.
     pub fn with_credentials(mut self, credentials: KbCredentials) -> Self {
         self.credentials = credentials;
         self
@@ -645,7 +667,14 @@ impl KnowledgeBase {
             .find(|s| s.name == name)
             .ok_or_else(|| KbError::Source { source_name: name.to_string(), message: "no such source".into() })?;
         let result = match SourceConfig::from_row(&row.kind, &row.config) {
-            Ok(cfg) => match cfg.build(&row.name, &self.credentials) {
+            Ok(cfg) => match cfg.build(
+                &row.name,
+                &crate::source::Credentials {
+                    guild_id,
+                    deployment: &self.credentials,
+                    keyring: self.keyring.as_deref(),
+                },
+            ) {
                 Ok(source) => self.sync(guild_id, source.as_ref(), progress).await,
                 Err(e) => Err(e),
             },

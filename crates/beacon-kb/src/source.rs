@@ -163,6 +163,47 @@ impl Source for StaticSource {
     }
 }
 
+/// What a source may authenticate with when it is built for one guild.
+pub struct Credentials<'a> {
+    /// The guild the source belongs to.
+    pub guild_id: u64,
+    /// The deployment's credentials (used only for guilds in their `shared_with`).
+    pub deployment: &'a KbCredentials,
+    /// Opens the guild's own sealed credentials.
+    pub keyring: Option<&'a beacon_crypto::Keyring>,
+}
+
+impl Credentials<'_> {
+    /// The place a guild's credential for source `name` is sealed for.
+    pub fn aad(guild_id: u64, name: &str) -> String {
+        format!("kb-source:{guild_id}:{name}")
+    }
+
+    /// The source's own credential when it has one; else the deployment's, only for a guild the
+    /// operator shares it with; else an error saying what to do.
+    fn resolve(
+        &self,
+        name: &str,
+        sealed: Option<&str>,
+        what: &str,
+        deployment: impl Fn(&KbCredentials) -> Option<&beacon_config::Secret>,
+    ) -> Result<String> {
+        let fail = |message: String| KbError::Source { source_name: name.into(), message };
+        if let Some(sealed) = sealed {
+            let keyring = self.keyring.ok_or_else(|| fail("no secret key to open its stored credential".into()))?;
+            return keyring
+                .open(sealed, &Self::aad(self.guild_id, name))
+                .map_err(|e| fail(format!("its stored {what} cannot be opened: {e}")));
+        }
+        if self.deployment.shared_with.contains(&self.guild_id)
+            && let Some(secret) = deployment(self.deployment)
+        {
+            return Ok(secret.expose().to_owned());
+        }
+        Err(fail(format!("no {what}: add the source again with this server's own {what}")))
+    }
+}
+
 /// How a configured source is built from its database row (`kind` + JSON `config`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -172,21 +213,29 @@ pub enum SourceConfig {
         /// The folder (or single file).
         path: PathBuf,
     },
-    /// Notion pages and databases; the token is [`KbCredentials::notion_token`].
-    /// With both lists empty, every page shared with the integration is read.
+    /// Notion pages and databases, named by id (at least one): a guild reads only what it was
+    /// given. The token is the guild's own (`credential`), or the deployment's for the guilds
+    /// the operator allows.
     Notion {
         /// Page ids.
         pages: Vec<String>,
         /// Database ids (each row is a page).
         databases: Vec<String>,
+        /// The guild's own integration token, sealed (see [`crate::KnowledgeBase::seal_credential`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credential: Option<String>,
         /// API base URL, when not Notion's own.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         base_url: Option<String>,
     },
-    /// A Google Sheets range; the service account is [`KbCredentials::google_service_account`].
+    /// A Google Sheets range, read with the guild's own service account (`credential`), or the
+    /// deployment's for the guilds the operator allows.
     Sheets {
         /// The spreadsheet id.
         spreadsheet_id: String,
+        /// The guild's own service-account key (base64 of the JSON file), sealed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credential: Option<String>,
         /// A1 range, header row first.
         range: String,
         /// Header of the column titling each row (default: the first cell).
@@ -229,35 +278,38 @@ impl SourceConfig {
 
     /// Builds the source; its id is the configured name, so documents stay attached to it. A
     /// remote source whose credential is missing fails here, so its sync records why.
-    pub fn build(&self, name: &str, credentials: &KbCredentials) -> Result<Box<dyn Source>> {
+    pub fn build(&self, name: &str, credentials: &Credentials<'_>) -> Result<Box<dyn Source>> {
         Ok(match self {
             SourceConfig::Folder { path } => Box::new(FolderSource::with_id(path, name)),
-            SourceConfig::Notion { pages, databases, base_url } => {
+            SourceConfig::Notion { pages, databases, base_url, credential } => {
+                if pages.is_empty() && databases.is_empty() {
+                    return Err(KbError::Source {
+                        source_name: name.into(),
+                        message: "name at least one Notion page or database id".into(),
+                    });
+                }
                 let mut config = crate::notion::NotionConfig {
                     pages: pages.clone(),
                     databases: databases.clone(),
                     ..Default::default()
                 };
-                if let Some(url) = base_url {
+                if let Some(url) = base_url.as_ref().or(credentials.deployment.notion_api_url.as_ref()) {
                     config.base_url = url.clone();
                 }
-                let token = credentials.notion_token.as_ref().ok_or_else(|| KbError::Source {
-                    source_name: "notion".into(),
-                    message: "no token: set BEACON_NOTION_TOKEN or BEACON_NOTION_TOKEN_FILE".into(),
-                })?;
-                Box::new(crate::notion::NotionSource::new(name, config, token.expose())?)
+                let token = credentials
+                    .resolve(name, credential.as_deref(), "Notion integration token", |c| c.notion_token.as_ref())?;
+                Box::new(crate::notion::NotionSource::new(name, config, &token)?)
             }
-            SourceConfig::Sheets { spreadsheet_id, range, title_column, base_url } => {
+            SourceConfig::Sheets { spreadsheet_id, range, title_column, base_url, credential } => {
                 let mut config = crate::sheets::SheetsConfig::new(spreadsheet_id.clone(), range.clone());
                 config.title_column = title_column.clone();
-                if let Some(url) = base_url {
+                if let Some(url) = base_url.as_ref().or(credentials.deployment.sheets_api_url.as_ref()) {
                     config.base_url = url.clone();
                 }
-                let key = credentials.google_service_account.as_ref().ok_or_else(|| KbError::Source {
-                    source_name: "sheets".into(),
-                    message: "no service account: set BEACON_GOOGLE_SA_BASE64 or BEACON_GOOGLE_SA_BASE64_FILE".into(),
+                let key = credentials.resolve(name, credential.as_deref(), "Google service account", |c| {
+                    c.google_service_account.as_ref()
                 })?;
-                let key = crate::sheets::ServiceAccountKey::from_base64(key.expose())?;
+                let key = crate::sheets::ServiceAccountKey::from_base64(&key)?;
                 Box::new(crate::sheets::SheetsSource::new(name, config, key)?)
             }
         })
@@ -291,23 +343,55 @@ mod tests {
         assert!(SourceConfig::from_row("notion", &json).is_err());
         beacon_http::install_crypto_provider();
         let none = KbCredentials::default();
-        assert_eq!(c.build("handbook", &none).unwrap().id(), "handbook");
-        let n = SourceConfig::Notion { pages: vec!["p1".into()], databases: vec![], base_url: None };
+        let guild = |deployment| Credentials { guild_id: 42, deployment, keyring: None };
+        assert_eq!(c.build("handbook", &guild(&none)).unwrap().id(), "handbook");
+        let n = SourceConfig::Notion { pages: vec!["p1".into()], databases: vec![], base_url: None, credential: None };
         assert_eq!(n.to_config_json(), serde_json::json!({"pages": ["p1"], "databases": []}));
         assert_eq!(SourceConfig::from_row("notion", &n.to_config_json()).unwrap(), n);
         let g = SourceConfig::Sheets {
             spreadsheet_id: "abc".into(),
+            credential: None,
             range: "FAQ!A1:C".into(),
             title_column: Some("Question".into()),
             base_url: None,
         };
         assert_eq!(SourceConfig::from_row("sheets", &g.to_config_json()).unwrap(), g);
-        let err = g.build("sheet", &none).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("BEACON_GOOGLE_SA_BASE64"), "{err}");
-        let err = n.build("notion", &none).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("BEACON_NOTION_TOKEN"), "{err}");
-        let given = KbCredentials { notion_token: Some(Secret::new("secret_t".into())), ..none };
-        assert_eq!(n.build("notion", &given).unwrap().id(), "notion");
+        let err = g.build("sheet", &guild(&none)).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("this server's own Google service account"), "{err}");
+        let err = n.build("notion", &guild(&none)).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("this server's own Notion integration token"), "{err}");
+    }
+
+    /// A guild reads only what it was given: its own sealed token (which opens for no other
+    /// guild or source), or the deployment's only where the operator shares it.
+    #[test]
+    fn credentials_belong_to_one_guild() {
+        beacon_http::install_crypto_provider();
+        let deployment = KbCredentials {
+            shared_with: vec![7],
+            notion_token: Some(Secret::new("secret_deployment".into())),
+            ..KbCredentials::default()
+        };
+        let keyring = beacon_crypto::Keyring::new([5; 32], Vec::new()).unwrap();
+        let notion = |credential| SourceConfig::Notion {
+            pages: vec!["p1".into()],
+            databases: vec![],
+            base_url: None,
+            credential,
+        };
+        let as_guild = |guild_id| Credentials { guild_id, deployment: &deployment, keyring: Some(&keyring) };
+        // Shared with guild 7 only.
+        assert!(notion(None).build("wiki", &as_guild(7)).is_ok());
+        let err = notion(None).build("wiki", &as_guild(8)).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("own Notion integration token"), "{err}");
+        // Guild 8's own token opens for guild 8's source `wiki`, and nowhere else.
+        let sealed = keyring.seal("secret_guild8", &Credentials::aad(8, "wiki")).unwrap();
+        assert!(notion(Some(sealed.clone())).build("wiki", &as_guild(8)).is_ok());
+        assert!(notion(Some(sealed.clone())).build("wiki", &as_guild(9)).is_err(), "copied to another guild");
+        assert!(notion(Some(sealed)).build("other", &as_guild(8)).is_err(), "copied to another source");
+        // Ids are required: "every page the integration can see" is not a source.
+        let everything = SourceConfig::Notion { pages: vec![], databases: vec![], base_url: None, credential: None };
+        assert!(everything.build("all", &as_guild(7)).is_err());
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use beacon_cache::CacheKey;
+use beacon_framework::ModalCtx;
 use beacon_framework::{
     Access, App, BackgroundTask, CommandCtx, CommandSpec, HandlerError, HandlerResult, Module, OptionSpec, Reply,
     async_trait,
@@ -12,6 +14,9 @@ use beacon_kb::source::SourceConfig;
 use beacon_kb::store::KbRepo;
 use beacon_kb::{KnowledgeBase, SyncReport};
 use beacon_store::Schema;
+use serde_json::json;
+use twilight_model::channel::message::Component;
+use twilight_model::channel::message::component::{Label, TextInput, TextInputStyle};
 use twilight_util::builder::embed::EmbedBuilder;
 
 /// The `/kb` command.
@@ -35,6 +40,49 @@ fn describe(report: &SyncReport) -> String {
         "{} documents: {} new or changed ({} chunks), {} unchanged, {} deleted",
         report.documents, report.written, report.chunks, report.unchanged, report.deleted
     )
+}
+
+/// How long a source waits for its credential (the modal) before it is forgotten.
+const PENDING_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Where a source waits for its credential: per guild and member.
+fn pending_key(guild_id: u64, user_id: u64) -> CacheKey {
+    CacheKey::guild(guild_id, "kb", &format!("pending:{user_id}"))
+}
+
+/// A required paragraph input for a secret (Discord shows it only to the member typing it).
+fn secret_input(id: &str, label: &str) -> Component {
+    Component::Label(Label {
+        component: Box::new(Component::TextInput(TextInput {
+            custom_id: id.into(),
+            id: None,
+            #[allow(deprecated)]
+            label: None,
+            max_length: Some(4000),
+            min_length: Some(8),
+            placeholder: None,
+            required: Some(true),
+            style: TextInputStyle::Paragraph,
+            value: None,
+        })),
+        description: Some("Stored encrypted; never shown again.".into()),
+        id: None,
+        label: label.chars().take(45).collect(),
+    })
+}
+
+impl KbModule {
+    async fn save(&self, ctx: &beacon_framework::InteractionCtx, name: &str, config: &SourceConfig) -> HandlerResult {
+        self.kb
+            .add_source(ctx.guild_id(), name, config, None)
+            .await
+            .map_err(|e| HandlerError::user(format!("Knowledge base: {e}")))?;
+        ctx.reply(
+            Reply::text(format!("Source **{name}** saved; it syncs hourly. Sync it now with `/kb sync name:{name}`."))
+                .ephemeral(),
+        )
+        .await
+    }
 }
 
 #[async_trait]
@@ -77,6 +125,42 @@ impl Module for KbModule {
         }
     }
 
+    async fn modal(&self, ctx: ModalCtx) -> HandlerResult {
+        ctx.require(Access::Authorized)?;
+        if ctx.action() != "credential" {
+            return Err(HandlerError::user("This form is no longer valid."));
+        }
+        let key = pending_key(ctx.guild_id(), ctx.user_id());
+        let Some(bytes) = ctx.app.cache.get(&key).await? else {
+            return Err(HandlerError::user("That took too long: run the /kb add command again."));
+        };
+        let pending: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let name = pending["name"].as_str().unwrap_or_default().to_owned();
+        let kind = pending["kind"].as_str().unwrap_or_default();
+        let mut config = SourceConfig::from_row(kind, &pending["config"])
+            .map_err(|_| HandlerError::user("That form is no longer valid: run the /kb add command again."))?;
+        let mut secret = ctx.field("credential").unwrap_or_default().trim().to_owned();
+        if matches!(config, SourceConfig::Sheets { .. }) && secret.starts_with('{') {
+            // The key file as pasted: stored like the deployment's, in base64.
+            secret = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret.as_bytes());
+        }
+        if secret.is_empty() {
+            return Err(HandlerError::user("The credential is empty."));
+        }
+        let sealed = self
+            .kb
+            .seal_credential(ctx.guild_id(), &name, &secret)
+            .map_err(|e| HandlerError::user(format!("Knowledge base: {e}")))?;
+        match &mut config {
+            SourceConfig::Notion { credential, .. } | SourceConfig::Sheets { credential, .. } => {
+                *credential = Some(sealed)
+            }
+            SourceConfig::Folder { .. } => {}
+        }
+        ctx.app.cache.delete(&key).await?;
+        self.save(&ctx, &name, &config).await
+    }
+
     fn commands(&self) -> Vec<CommandSpec> {
         let name = || OptionSpec::string("name", "A short name for this source").required().max_length(64);
         vec![
@@ -84,7 +168,7 @@ impl Module for KbModule {
                 .option(OptionSpec::subcommand("sources", "List the configured sources and their last sync", vec![]))
                 .option(OptionSpec::subcommand(
                     "add-notion",
-                    "Add Notion pages and/or databases (the integration token is set by the operator)",
+                    "Add Notion pages and/or databases by id (you give the integration token)",
                     vec![
                         name(),
                         OptionSpec::string("pages", "Page ids, comma-separated"),
@@ -153,13 +237,20 @@ impl Module for KbModule {
                 let config = match add {
                     "add-notion" => {
                         let (pages, databases) = (list(ctx.options.str("pages")), list(ctx.options.str("databases")));
-                        SourceConfig::Notion { pages, databases, base_url: None }
+                        if pages.is_empty() && databases.is_empty() {
+                            return Err(HandlerError::user(
+                                "Name the Notion pages or databases to read (`pages`, `databases`: their ids, \
+                                 comma-separated). Beacon reads only what it is given.",
+                            ));
+                        }
+                        SourceConfig::Notion { pages, databases, base_url: None, credential: None }
                     }
                     "add-sheet" => SourceConfig::Sheets {
                         spreadsheet_id: ctx.options.str("spreadsheet").unwrap_or_default().to_owned(),
                         range: ctx.options.str("range").unwrap_or_default().to_owned(),
                         title_column: ctx.options.str("title_column").map(str::to_owned),
                         base_url: None,
+                        credential: None,
                     },
                     _ => {
                         // A folder reads the bot host's files: only operators may point at one.
@@ -174,14 +265,23 @@ impl Module for KbModule {
                         SourceConfig::Folder { path }
                     }
                 };
-                self.kb.add_source(ctx.guild_id(), &name, &config, None).await.map_err(kb_error)?;
-                ctx.reply(
-                    Reply::text(format!(
-                        "Source **{name}** saved; it syncs hourly. Sync it now with `/kb sync name:{name}`."
-                    ))
-                    .ephemeral(),
-                )
-                .await
+                // Remote sources read with this server's own credential, asked for in a modal
+                // (never a visible message) and stored sealed; the deployment's credential only
+                // serves the servers the operator shares it with.
+                let shared = ctx.app.config.kb_credentials.shared_with.contains(&ctx.guild_id());
+                if matches!(config, SourceConfig::Notion { .. } | SourceConfig::Sheets { .. }) && !shared {
+                    let key = pending_key(ctx.guild_id(), ctx.user_id());
+                    let pending = json!({ "name": name, "config": config.to_config_json(), "kind": config.kind() });
+                    ctx.app.cache.set(&key, pending.to_string().as_bytes(), PENDING_TTL).await?;
+                    let (title, field) = match config {
+                        SourceConfig::Notion { .. } => {
+                            ("Notion integration token", "The integration's secret (secret_… or ntn_…)")
+                        }
+                        _ => ("Google service account", "The service-account key file (JSON, or its base64)"),
+                    };
+                    return ctx.responder.modal("kb:credential", title, vec![secret_input("credential", field)]);
+                }
+                self.save(&ctx, &name, &config).await
             }
             Some("remove") => {
                 let name = name.ok_or_else(|| HandlerError::user("Which source?"))?;

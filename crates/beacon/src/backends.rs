@@ -38,7 +38,30 @@ pub async fn open_knowledge_base(config: &Config, store: &Store) -> anyhow::Resu
     .await
     .context("opening the knowledge base")?
     .with_index_dir(config.data_dir.join("kb-index"))
-    .with_credentials(config.kb_credentials.clone()))
+    .with_credentials(config.kb_credentials.clone())
+    .with_keyring(open_keyring(config)?))
+}
+
+/// The keys stored credentials are sealed with: `BEACON_SECRET_KEY` (and the previous keys of a
+/// rotation), or on the embedded default a key generated once into `<data dir>/secret.key`.
+pub fn open_keyring(config: &Config) -> anyhow::Result<Arc<beacon_crypto::Keyring>> {
+    let previous: Vec<&str> = config.secret_key_previous.iter().map(|k| k.expose()).collect();
+    if let Some(key) = &config.secret_key {
+        let keyring = beacon_crypto::Keyring::from_text(key.expose(), &previous)
+            .context("BEACON_SECRET_KEY / BEACON_SECRET_KEY_PREVIOUS")?;
+        return Ok(Arc::new(keyring));
+    }
+    let path = config.data_dir.join("secret.key");
+    let (keyring, created) = beacon_crypto::Keyring::load_or_create(&path, &previous)
+        .with_context(|| format!("the secret key in {}", path.display()))?;
+    if created {
+        tracing::warn!(
+            path = %path.display(),
+            "generated the secret key that seals stored credentials: back it up with the database \
+             (without it they cannot be read), or set BEACON_SECRET_KEY"
+        );
+    }
+    Ok(Arc::new(keyring))
 }
 
 /// Set when [`prepare_embedding_model`] has already said why there is no local model.

@@ -10,6 +10,7 @@ mod binary;
 mod commands;
 mod faq;
 mod http_interactions;
+mod kb_sources;
 mod modules;
 mod purge;
 mod settings;

@@ -361,6 +361,21 @@ async fn kb_sources_are_configured_from_discord_and_synced_on_demand() {
             Delivery::Http,
         )
         .await;
+    // The server's own integration token is asked for in a modal, never in a visible message.
+    assert_eq!(out.kind, 9, "{out:?}");
+    let h = t
+        .fake
+        .submit_modal(
+            t.guild.id,
+            t.channel("general"),
+            owner,
+            "kb:credential",
+            &[("credential", "secret_wiki_token")],
+            Delivery::Http,
+        )
+        .await
+        .unwrap();
+    let out = t.fake.wait_response(&h, WAIT).await.unwrap();
     assert!(text_of(&out).contains("Source **wiki** saved"), "{}", text_of(&out));
     // The FAQ's documents are the source `faq`: a configured source may not take that name.
     let out = t

@@ -154,6 +154,35 @@ impl FakeDiscord {
         self.shared.lock().locales.insert(user_id, locale.to_owned());
     }
 
+    /// The role Discord created for the bot when it joined `guild_id` (it starts as administrator).
+    pub fn bot_role(&self, guild_id: u64) -> Option<u64> {
+        let st = self.shared.lock();
+        let bot = self.shared.bot_id();
+        st.guilds.get(&guild_id)?.roles.iter().find(|r| r.bot_id == Some(bot)).map(|r| r.id)
+    }
+
+    /// A server admin changes a role's permissions in Discord's UI.
+    pub fn set_role_permissions(&self, guild_id: u64, role_id: u64, permissions: u64) -> Result<(), Error> {
+        let mut st = self.shared.lock();
+        let role = st
+            .guilds
+            .get_mut(&guild_id)
+            .and_then(|g| g.roles.iter_mut().find(|r| r.id == role_id))
+            .ok_or_else(|| Error::NotFound(format!("role {role_id} in guild {guild_id}")))?;
+        role.permissions = permissions;
+        Ok(())
+    }
+
+    /// A server admin sets a channel's permission overwrites (`[{id, type, allow, deny}]`,
+    /// type 0 role, 1 member; `allow`/`deny` as strings of permission bits).
+    pub fn set_permission_overwrites(&self, channel_id: u64, overwrites: Value) -> Result<(), Error> {
+        let mut st = self.shared.lock();
+        let channel =
+            st.channels.get_mut(&channel_id).ok_or_else(|| Error::NotFound(format!("channel {channel_id}")))?;
+        channel.permission_overwrites = overwrites;
+        Ok(())
+    }
+
     /// Add a member to an existing guild (dispatches GUILD_MEMBER_ADD).
     pub fn add_member(
         &self,

@@ -224,3 +224,47 @@ async fn the_fake_enforces_default_member_permissions_and_overrides() {
     assert!(t.fake.invoke_command(t.invocation(sam, "secret", json!([])), Delivery::Http).await.is_err());
     t.stop().await;
 }
+
+/// `/setup` sets the essentials in one command and checks that the bot can work where it is
+/// told to, naming each missing permission.
+#[tokio::test]
+async fn setup_sets_the_essentials_and_names_missing_permissions() {
+    let t = TestApp::spawn().await;
+    let (support, staff) = (t.channel("support"), t.role("staff"));
+    let options = json!([
+        {"name": "support_channel", "type": 7, "value": support.to_string()},
+        {"name": "ticket_channel", "type": 7, "value": support.to_string()},
+        {"name": "staff_role", "type": 8, "value": staff.to_string()},
+    ]);
+    let out = t.command(t.owner(), "setup", options, Delivery::Http).await;
+    let text = text_of(&out);
+    assert!(text.contains("`support.channels` set") && text.contains("`core.staff_roles` set"), "{text}");
+    assert!(text.contains("✅") && !text.contains("❌"), "{text}");
+    let guild = t.app().guild(t.guild.id);
+    assert_eq!(guild.setting("support.channels").await.unwrap(), Some(json!([support.to_string()])));
+    assert_eq!(guild.setting("tickets.channel").await.unwrap(), Some(json!([support.to_string()])));
+    assert_eq!(guild.setting("core.staff_roles").await.unwrap(), Some(json!([staff.to_string()])));
+
+    // The server takes the bot's administrator away and denies it Send Messages in #support.
+    const VIEW: u64 = 1 << 10;
+    const SEND: u64 = 1 << 11;
+    const HISTORY: u64 = 1 << 16;
+    let bot_role = t.fake.bot_role(t.guild.id).unwrap();
+    t.fake.set_role_permissions(t.guild.id, bot_role, VIEW | SEND | HISTORY).unwrap();
+    t.fake
+        .set_permission_overwrites(
+            support,
+            json!([{"id": bot_role.to_string(), "type": 0, "allow": "0", "deny": SEND.to_string()}]),
+        )
+        .unwrap();
+    let out = t.command(t.owner(), "setup", json!([]), Delivery::Gateway).await;
+    let text = text_of(&out);
+    assert!(text.contains("❌"), "{text}");
+    assert!(text.contains("Send Messages") && text.contains("Embed Links"), "{text}");
+    assert!(text.contains("Create Private Threads"), "the ticket check names what threads need: {text}");
+    assert!(!text.contains("Read Message History"), "what it has is not listed: {text}");
+    // A member without access cannot change the setup.
+    let out = t.command(t.member("bob"), "setup", json!([]), Delivery::Http).await;
+    assert!(!text_of(&out).contains("Checks"), "{}", text_of(&out));
+    t.stop().await;
+}

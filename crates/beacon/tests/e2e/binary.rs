@@ -421,3 +421,24 @@ fn logs_are_readable_on_a_terminal_and_json_otherwise() {
     let forced = tty("json");
     assert!(forced.contains("{\"timestamp\""), "json when asked: {forced}");
 }
+
+/// Where no CA certificates are installed, Beacon says so and how to fix it instead of
+/// panicking inside an HTTP client.
+#[test]
+fn no_ca_certificates_is_a_clear_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let out = beacon()
+        .arg("migrate")
+        .env("BEACON_DATA_DIR", dir.path())
+        .env("SSL_CERT_FILE", &empty)
+        .env("SSL_CERT_DIR", dir.path().join("no-such-dir"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("no CA certificates"), "{stderr}");
+    assert!(stderr.contains("ca-certificates"), "says how to fix it: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

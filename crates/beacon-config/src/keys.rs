@@ -41,6 +41,12 @@ pub const HTTP_ADDR: Key = key(
     KeyKind::Plain,
     "Address of the HTTP server: interactions endpoint, health, API (default `127.0.0.1:8080`).",
 );
+pub const PUBLIC_URL: Key = key(
+    "BEACON_PUBLIC_URL",
+    "public_url",
+    KeyKind::Plain,
+    "Base of every link Beacon posts (transcripts), e.g. `https://beacon.example.com` (default `http://<http addr>`).",
+);
 pub const DATABASE_URL: Key = key(
     "BEACON_DATABASE_URL",
     "database_url",
@@ -328,6 +334,7 @@ pub const KEYS: &[Key] = &[
     DATABASE_URL,
     REDIS_URL,
     HTTP_ADDR,
+    PUBLIC_URL,
     DATA_DIR,
     DEVELOPERS_GUILD_ID,
     DEVELOPERS_ROLE_ID,

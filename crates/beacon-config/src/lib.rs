@@ -168,6 +168,8 @@ pub struct Config {
     pub llm: LlmSettings,
     /// Credentials of the knowledge base's remote sources (Notion, Google Sheets).
     pub kb_credentials: KbCredentials,
+    /// `BEACON_PUBLIC_URL`: the base of every link Beacon posts (no trailing slash).
+    pub public_url: Option<String>,
     /// `BEACON_SECRET_KEY`: the key stored credentials are sealed with (none: the embedded
     /// default generates `<data dir>/secret.key` once).
     pub secret_key: Option<Secret>,
@@ -408,6 +410,7 @@ impl Config {
             embed_model_dir: text(&values, &keys::EMBED_MODEL_DIR).map(PathBuf::from),
             embed: embed_settings(&values)?,
             llm: llm_settings(&values, source)?,
+            public_url: text(&values, &keys::PUBLIC_URL).map(|u| u.trim_end_matches('/').to_owned()),
             secret_key: text(&values, &keys::SECRET_KEY).map(|t| Secret::new(t.to_owned())),
             secret_key_previous: text(&values, &keys::SECRET_KEY_PREVIOUS)
                 .map(|t| {

@@ -24,6 +24,7 @@ use std::path::Path;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
 /// The prefix of every sealed value (the format's version).
@@ -59,10 +60,11 @@ pub enum CryptoError {
     },
 }
 
-/// One key and its id.
+/// One key, its id, and the signing key derived from it.
 struct Key {
     id: String,
     key: LessSafeKey,
+    mac: hmac::Key,
 }
 
 impl Key {
@@ -70,7 +72,11 @@ impl Key {
         let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
         let id = digest.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect();
         let unbound = UnboundKey::new(&CHACHA20_POLY1305, &bytes).map_err(|_| CryptoError::BadKey)?;
-        Ok(Key { id, key: LessSafeKey::new(unbound) })
+        // A separate key for signatures, so a signature never says anything about the sealing key.
+        let mut context = b"beacon link signing:".to_vec();
+        context.extend_from_slice(&bytes);
+        let mac = hmac::Key::new(hmac::HMAC_SHA256, ring::digest::digest(&ring::digest::SHA256, &context).as_ref());
+        Ok(Key { id, key: LessSafeKey::new(unbound), mac })
     }
 }
 
@@ -175,6 +181,21 @@ impl Keyring {
         String::from_utf8(plain.to_vec()).map_err(|_| CryptoError::Rejected)
     }
 
+    /// Signs `message` (e.g. what a link grants and until when) with the current key.
+    pub fn sign(&self, message: &str) -> String {
+        let tag = hmac::sign(&self.current.mac, message.as_bytes());
+        format!("{}.{}", self.current.id, URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    /// Whether `signature` is this keyring's signature of `message` (current or previous key).
+    pub fn verify(&self, message: &str, signature: &str) -> bool {
+        let Some((id, tag)) = signature.split_once('.') else { return false };
+        let Some(key) = std::iter::once(&self.current).chain(&self.previous).find(|k| k.id == id) else {
+            return false;
+        };
+        URL_SAFE_NO_PAD.decode(tag).is_ok_and(|tag| hmac::verify(&key.mac, message.as_bytes(), &tag).is_ok())
+    }
+
     /// Whether `sealed` was sealed with an older key (re-seal it at the next write).
     pub fn needs_reseal(&self, sealed: &str) -> bool {
         sealed.split('.').nth(1).is_some_and(|id| id != self.current.id)
@@ -225,6 +246,19 @@ mod tests {
         assert!(!rotated.needs_reseal(&rotated.seal("v", "p").unwrap()));
         let forgot = Keyring::new([2; 32], Vec::new()).unwrap();
         assert!(matches!(forgot.open(&sealed, "p"), Err(CryptoError::UnknownKey(_))));
+    }
+
+    #[test]
+    fn signatures_verify_only_for_their_message_and_survive_rotation() {
+        let k = Keyring::new([4; 32], Vec::new()).unwrap();
+        let sig = k.sign("transcript:a:100");
+        assert!(k.verify("transcript:a:100", &sig));
+        assert!(!k.verify("transcript:a:101", &sig));
+        assert!(!k.verify("transcript:a:100", "nonsense"));
+        assert!(!k.verify("transcript:a:100", &format!("{}.AAAA", k.current_id())));
+        let rotated = Keyring::new([5; 32], vec![[4; 32]]).unwrap();
+        assert!(rotated.verify("transcript:a:100", &sig));
+        assert!(!Keyring::new([5; 32], Vec::new()).unwrap().verify("transcript:a:100", &sig));
     }
 
     #[test]

@@ -66,6 +66,10 @@ pub struct App {
     pub fatal: CancellationToken,
     /// Why [`App::fatal`] was cancelled, for the operator.
     fatal_reason: OnceLock<String>,
+    /// Seals stored credentials and signs the links Beacon posts.
+    pub keyring: Option<Arc<beacon_crypto::Keyring>>,
+    /// The address the web server is bound to, once it is (see [`App::public_url`]).
+    http_addr: OnceLock<std::net::SocketAddr>,
     application_id: OnceLock<Id<ApplicationMarker>>,
     /// The last database guild count and when it was taken (see [`App::guild_count`]).
     guild_count: std::sync::Mutex<Option<(Instant, i64)>>,
@@ -104,13 +108,23 @@ pub struct AppBuilder {
     shards: ShardBoard,
     modules: Vec<Arc<dyn Module>>,
     gateway_enabled: bool,
+    keyring: Option<Arc<beacon_crypto::Keyring>>,
 }
 
 impl AppBuilder {
     /// A builder over the backends, with no module yet.
     pub fn new(config: Arc<Config>, store: Store, cache: Cache, http: Arc<twilight_http::Client>) -> AppBuilder {
         let gateway_enabled = config.discord.token.is_some() && config.discord.gateway_enabled;
-        AppBuilder { config, store, cache, http, shards: ShardBoard::default(), modules: Vec::new(), gateway_enabled }
+        AppBuilder {
+            config,
+            store,
+            cache,
+            http,
+            shards: ShardBoard::default(),
+            modules: Vec::new(),
+            gateway_enabled,
+            keyring: None,
+        }
     }
 
     /// Adds a module.
@@ -122,6 +136,12 @@ impl AppBuilder {
     /// Adds several modules.
     pub fn modules(mut self, modules: impl IntoIterator<Item = Arc<dyn Module>>) -> AppBuilder {
         self.modules.extend(modules);
+        self
+    }
+
+    /// Seals credentials and signs links with `keyring`.
+    pub fn keyring(mut self, keyring: Arc<beacon_crypto::Keyring>) -> AppBuilder {
+        self.keyring = Some(keyring);
         self
     }
 
@@ -210,6 +230,8 @@ impl AppBuilder {
             gateway_enabled: self.gateway_enabled,
             fatal: CancellationToken::new(),
             fatal_reason: OnceLock::new(),
+            keyring: self.keyring,
+            http_addr: OnceLock::new(),
             application_id,
             guild_count: std::sync::Mutex::new(None),
             last_checks: std::sync::Mutex::new(None),
@@ -295,6 +317,18 @@ impl App {
     /// Why the process can no longer work, if it cannot.
     pub fn fatal_reason(&self) -> Option<&str> {
         self.fatal_reason.get().map(String::as_str)
+    }
+
+    /// The base of every link Beacon posts: `BEACON_PUBLIC_URL`, else the address the web
+    /// server is bound to.
+    pub fn public_url(&self) -> String {
+        let addr = self.http_addr.get().copied().unwrap_or(self.config.http_addr);
+        self.config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"))
+    }
+
+    /// Records the address the web server was bound to (with port 0, the one the OS chose).
+    pub fn set_http_addr(&self, addr: std::net::SocketAddr) {
+        let _ = self.http_addr.set(addr);
     }
 
     /// Discord permissions the bot needs: the union of what the modules declare.

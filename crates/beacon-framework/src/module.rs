@@ -37,6 +37,7 @@ use crate::settings::{SettingChanged, SettingSpec};
 /// - Work: durable [`jobs`](Module::jobs) and [`background`](Module::background) tasks, which
 ///   the app starts and stops under its own shutdown.
 /// - Health: [`status`](Module::status) fields for `/status` and [`readiness`](Module::readiness) checks.
+/// - Web: [`routes`](Module::routes) on Beacon's HTTP server (links start at [`App::public_url`]).
 /// - Other features: [`provides`](Module::provides) ports; they are looked up with
 ///   [`App::port`]. Features never depend on each other.
 ///
@@ -109,6 +110,13 @@ pub trait Module: Send + Sync + 'static {
     /// Ports the module provides to other features (see [`crate::ports`]).
     fn provides(&self) -> Vec<Port> {
         Vec::new()
+    }
+
+    /// HTTP routes the module serves on Beacon's web server (under paths it owns, e.g.
+    /// `/transcripts/…`); each checks its own authorization. Links to them start with
+    /// [`App::public_url`].
+    fn routes(&self, _app: &Arc<App>) -> Option<axum::Router> {
+        None
     }
 
     /// CSV exports, served as subcommands of the framework's `/export`.

@@ -484,7 +484,7 @@ impl Desk {
             let key = transcript::key_for(&t, now);
             match self.storage.put(&key, html.clone()).await {
                 Ok(()) => {
-                    link = Some(self.storage.link(&key));
+                    link = Some(transcript::link_for(&self.app, &self.storage, &key));
                     t.transcript_key = Some(key.clone());
                     let keep = ms(self.duration(guild, keys::TRANSCRIPT_RETENTION).await?);
                     if keep > 0 {

@@ -340,9 +340,13 @@ impl TicketsModule {
         })?;
         let file = Attachment::from_bytes(format!("ticket-{:04}.html", t.number), body, 1);
         ctx.reply(
-            Reply::text(format!("Transcript of ticket {}: {}", t.label(), self.storage.link(&key)))
-                .with_attachment(file)
-                .ephemeral(),
+            Reply::text(format!(
+                "Transcript of ticket {}: {}",
+                t.label(),
+                crate::transcript::link_for(&ctx.app, &self.storage, &key)
+            ))
+            .with_attachment(file)
+            .ephemeral(),
         )
         .await
     }
@@ -429,6 +433,11 @@ impl Module for TicketsModule {
 
     fn provides(&self) -> Vec<Port> {
         vec![Port::new::<dyn HumanHandoff>("tickets", Arc::new(self.clone()))]
+    }
+
+    fn routes(&self, app: &Arc<App>) -> Option<axum::Router> {
+        let state = TranscriptRoute { app: app.clone(), storage: self.storage.clone() };
+        Some(axum::Router::new().route("/transcripts/{*key}", axum::routing::get(serve_transcript)).with_state(state))
     }
 
     fn exports(&self) -> Vec<ExportSpec> {
@@ -617,5 +626,62 @@ impl Exporter for TicketExport {
             bytes: csv.into_bytes(),
             summary: format!("{count} ticket(s) opened from {} to {}.", range.from, range.to),
         })
+    }
+}
+
+/// What the transcript route needs.
+#[derive(Clone)]
+struct TranscriptRoute {
+    app: Arc<App>,
+    storage: TranscriptStore,
+}
+
+/// The query of a signed transcript link.
+#[derive(serde::Deserialize)]
+struct LinkQuery {
+    expires: Option<i64>,
+    sig: Option<String>,
+}
+
+/// `GET /transcripts/{key}?expires=…&sig=…`: the transcript page, for whoever holds a valid,
+/// unexpired link Beacon posted (to staff, in the log channel or `/ticket transcript`).
+async fn serve_transcript(
+    axum::extract::State(route): axum::extract::State<TranscriptRoute>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+    axum::extract::Query(query): axum::extract::Query<LinkQuery>,
+) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    let refuse = |status: StatusCode, code: &str, message: &str| {
+        (status, axum::Json(json!({"error": {"code": code, "message": message}}))).into_response()
+    };
+    let (Some(keyring), Some(expires), Some(sig)) = (route.app.keyring.as_ref(), query.expires, query.sig.as_deref())
+    else {
+        return refuse(StatusCode::FORBIDDEN, "unsigned", "This page needs the signed link Beacon posted.");
+    };
+    if !crate::transcript::valid_key(&key) {
+        return refuse(StatusCode::NOT_FOUND, "not_found", "No such transcript.");
+    }
+    if let Err(message) = crate::transcript::check_link(keyring, &key, expires, sig, now_ms() / 1000) {
+        return refuse(StatusCode::FORBIDDEN, "invalid_link", message);
+    }
+    match route.storage.get(&key).await {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:",
+                ),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (header::REFERRER_POLICY, "no-referrer"),
+                (header::CACHE_CONTROL, "private, max-age=300"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(_) => {
+            refuse(StatusCode::NOT_FOUND, "not_found", "This transcript is no longer stored (past its retention).")
+        }
     }
 }

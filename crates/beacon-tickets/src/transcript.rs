@@ -163,6 +163,61 @@ impl TranscriptStore {
     }
 }
 
+/// How long a transcript link Beacon posts stays valid (staff get a fresh one with
+/// `/ticket transcript`).
+pub const LINK_TTL_SECS: i64 = 7 * 86_400;
+
+/// What a transcript link's signature covers: the transcript and the link's end.
+fn link_message(key: &str, expires: i64) -> String {
+    format!("transcript:{key}:{expires}")
+}
+
+/// The link Beacon posts for a stored transcript: the bucket's own public URL when one is
+/// configured (`BEACON_TRANSCRIPTS_PUBLIC_URL`); otherwise a link to Beacon's own web server
+/// (`BEACON_PUBLIC_URL`), signed and valid for [`LINK_TTL_SECS`].
+pub fn link_for(app: &beacon_framework::App, storage: &TranscriptStore, key: &str) -> String {
+    if storage.public_base_url.is_some() {
+        return storage.link(key);
+    }
+    match &app.keyring {
+        Some(keyring) => {
+            let expires = beacon_store::now_ms() / 1000 + LINK_TTL_SECS;
+            let sig = keyring.sign(&link_message(key, expires));
+            format!("{}/transcripts/{key}?expires={expires}&sig={sig}", app.public_url())
+        }
+        None => storage.link(key),
+    }
+}
+
+/// Whether a signed link to `key` is valid at `now_secs`; `Err` says why not, for the person
+/// holding the link.
+pub fn check_link(
+    keyring: &beacon_crypto::Keyring,
+    key: &str,
+    expires: i64,
+    sig: &str,
+    now_secs: i64,
+) -> Result<(), &'static str> {
+    if !keyring.verify(&link_message(key, expires), sig) {
+        return Err("This link is not valid. Ask staff for the transcript with /ticket transcript.");
+    }
+    if expires < now_secs {
+        return Err("This link has expired. Ask staff for a fresh one with /ticket transcript.");
+    }
+    Ok(())
+}
+
+/// Whether `key` is a transcript key this module writes (`guilds/{id}/tickets/{file}.html`):
+/// nothing else of the store is served.
+pub fn valid_key(key: &str) -> bool {
+    let parts: Vec<&str> = key.split('/').collect();
+    matches!(parts.as_slice(), ["guilds", guild, "tickets", file]
+        if guild.parse::<u64>().is_ok()
+            && file.ends_with(".html")
+            && file.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            && !file.starts_with('.'))
+}
+
 /// The storage key of a ticket's transcript: one folder per guild.
 pub fn key_for(ticket: &Ticket, closed_at: i64) -> String {
     format!("guilds/{}/tickets/{:06}-{closed_at}.html", ticket.guild_id, ticket.number)
@@ -263,6 +318,32 @@ pub fn render(guild_name: &str, ticket: &Ticket, lines: &[Line]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn links_are_signed_expire_and_name_only_transcripts() {
+        let keyring = beacon_crypto::Keyring::new([8; 32], Vec::new()).unwrap();
+        let key = "guilds/42/tickets/000001-1700000000000.html";
+        let sig = keyring.sign(&link_message(key, 1_000));
+        assert_eq!(check_link(&keyring, key, 1_000, &sig, 999), Ok(()));
+        assert!(check_link(&keyring, key, 1_000, &sig, 1_001).unwrap_err().contains("expired"));
+        assert!(
+            check_link(&keyring, key, 2_000, &sig, 999).unwrap_err().contains("not valid"),
+            "a later end is not signed"
+        );
+        let other = "guilds/43/tickets/000001-1700000000000.html";
+        assert!(check_link(&keyring, other, 1_000, &sig, 999).is_err(), "another guild's transcript");
+        assert!(valid_key(key));
+        for bad in [
+            "guilds/42/tickets/../../secret.key",
+            "guilds/x/tickets/a.html",
+            "secret.key",
+            "guilds/42/tickets/.html",
+            "guilds/42/other/a.html",
+        ] {
+            assert!(!valid_key(bad), "{bad}");
+        }
+    }
+
     use super::*;
     use crate::model::Status;
 

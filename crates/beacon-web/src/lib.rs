@@ -65,6 +65,8 @@ pub fn router(app: Arc<App>) -> Result<Router, WebError> {
         Some(key) => Some(Arc::new(InteractionVerifier::from_hex(key).map_err(WebError::PublicKey)?)),
         None => None,
     };
+    // Pages and files the modules serve (a ticket transcript behind its signed link, …).
+    let module_routes = app.modules.iter().filter_map(|m| m.routes(&app)).fold(Router::new(), Router::merge);
     let state = WebState { app, verifier };
     let header = axum::http::HeaderName::from_static("x-request-id");
     Ok(Router::new()
@@ -73,6 +75,7 @@ pub fn router(app: Arc<App>) -> Result<Router, WebError> {
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .with_state(state)
+        .merge(module_routes)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(PropagateRequestIdLayer::new(header.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {

@@ -9,7 +9,7 @@ use beacon_config::Config;
 use beacon_framework::{App, AppBuilder, Module};
 use beacon_store::Store;
 
-use crate::backends::{open_knowledge_base, open_llm, open_store, transcript_store};
+use crate::backends::{open_keyring, open_knowledge_base, open_llm, open_store, transcript_store};
 
 /// Builds the app with every module; applies their schemas.
 pub async fn build_app(config: Arc<Config>, store: Store) -> anyhow::Result<Arc<App>> {
@@ -40,6 +40,7 @@ pub async fn build_app_with(
         support = support.with_llm(llm);
     }
     let app = AppBuilder::new(config.clone(), store, cache, http)
+        .keyring(open_keyring(&config)?)
         .modules(beacon_admin::modules())
         .module(support)
         .module(beacon_support::KbModule::new(kb))
@@ -96,6 +97,7 @@ pub async fn start_with(config: Arc<Config>, extra: Vec<Arc<dyn Module>>) -> any
         .await
         .with_context(|| format!("binding BEACON_HTTP_ADDR {}", config.http_addr))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    app.set_http_addr(addr);
     let router = beacon_web::router(app.clone())?;
     let web = tokio::spawn(beacon_web::serve(listener, router, app.shutdown.clone()));
     tracing::info!(

@@ -147,8 +147,25 @@ async fn the_whole_lifecycle() {
     assert!(embed_text(&out.data).contains("⚫ Closed"), "{out:?}");
     let log = d.wait_message(t.channel("mod-log"), "Ticket #0001 closed").await;
     let log_text = embed_text(&log);
-    assert!(log_text.contains("file://"), "{log_text}");
+    // The link is Beacon's own, signed and expiring — not a path on the host.
+    assert!(!log_text.contains("file://"), "{log_text}");
+    let start = log_text.find("http://").expect("a transcript link");
+    let link: String =
+        log_text[start..].chars().take_while(|c| !c.is_whitespace() && !matches!(c, ')' | '"' | '\\')).collect();
+    assert!(link.contains("/transcripts/guilds/") && link.contains("&sig="), "{link}");
     assert_eq!(log["attachments"][0]["filename"], "ticket-0001.html", "{log}");
+    beacon_testkit::install_tls_provider();
+    let page = reqwest::get(&link).await.unwrap();
+    assert_eq!(page.status(), 200, "{link}");
+    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    assert!(page.text().await.unwrap().contains("Cannot log in since Tuesday"));
+    // A changed signature, a changed ticket or a link without signature opens nothing.
+    let forged = format!("{}x", &link[..link.len() - 1]);
+    assert_eq!(reqwest::get(&forged).await.unwrap().status(), 403);
+    let other = link.replace("/tickets/000001-", "/tickets/000002-");
+    assert_eq!(reqwest::get(&other).await.unwrap().status(), 403);
+    let unsigned = link.split('?').next().unwrap().to_owned();
+    assert_eq!(reqwest::get(&unsigned).await.unwrap().status(), 403);
     t.fake.wait_for_request("PATCH", &format!("/channels/{thread}"), WAIT).await.expect("thread archived");
 
     // The transcript: a self-contained page with the messages, authors and times, escaped.

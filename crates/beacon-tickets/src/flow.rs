@@ -649,8 +649,11 @@ impl Desk {
         t.updated_by = actor;
         t.last_activity_at = now;
         t.reopened_count += 1;
-        // The resolution clock starts over for the reopened problem.
-        t.created_at = t.created_at.min(now);
+        // The clocks start over for the reopened problem: the time it spent closed (and before)
+        // is set aside as paused time, so a reopen never fires a breach for time nobody could act
+        // on. `created_at` stays what it was, for stats and exports.
+        t.paused_ms = (now - t.created_at).max(0);
+        t.paused_since = None;
         t.resolution_breached = false;
         let repo = self.repo(guild);
         // Unarchive before anything is posted in the thread.

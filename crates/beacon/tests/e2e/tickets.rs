@@ -444,3 +444,41 @@ async fn support_handoff_opens_a_ticket_with_the_conversation() {
     assert!(!handoff.available(t.app(), t.guild.id).await, "no hand-off where the desk is off");
     t.stop().await;
 }
+
+/// Reopening a ticket that was closed longer than its SLA does not breach at once: the clocks
+/// start over (before, the time spent closed counted and staff were pinged on reopen). The same
+/// for a ticket the member closed before any staff reply.
+#[tokio::test]
+async fn reopening_starts_the_sla_clocks_over() {
+    let d = desk().await;
+    let (t, bob) = (&d.t, d.bob);
+    set(t, "tickets.first_response_sla", "2s").await;
+    set(t, "tickets.resolution_sla", "2s").await;
+    let thread = channel_in(&text_of(&d.open(bob, "Closed too soon").await));
+    let msg = id_of(&d.ticket_message(thread));
+    d.click(thread, bob, msg, "tickets:close:1").await;
+    // Closed for longer than both targets.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let reopened_at = beacon_store::now_ms();
+    let out = d.click(thread, bob, msg, "tickets:reopen:1").await;
+    assert!(embed_text(&out.data).contains("🟢 Open"), "{out:?}");
+    let jobs = beacon_jobs::Jobs::new(t.app().store.clone());
+    for clock in ["first_response", "resolution"] {
+        let job = jobs.by_key(t.guild.id, &format!("ticket:1:sla:{clock}")).await.unwrap().expect("sla job");
+        assert_eq!(job.state, beacon_jobs::JobState::Pending, "{clock}: {job:?}");
+        assert!(
+            job.run_at >= reopened_at + 1_500,
+            "{clock} is due a full target after the reopen, not at once: {job:?}"
+        );
+    }
+    let breached =
+        t.fake.messages(thread).iter().any(|m| m["content"].as_str().is_some_and(|c| c.contains("SLA breached")));
+    assert!(!breached, "no breach on reopen");
+    let saved: i64 = sqlx::query_scalar("SELECT paused_ms FROM tickets WHERE guild_id = $1 AND number = 1")
+        .bind(t.guild.id as i64)
+        .fetch_one(t.app().store.pool())
+        .await
+        .unwrap();
+    assert!(saved >= 2_500, "the closed time is stored as paused time: {saved}");
+    d.t.stop().await;
+}

@@ -311,6 +311,19 @@ impl KnowledgeBase {
         KbRepo::new(self.store.guild(guild_id))
     }
 
+    /// The version of `guild_id`'s knowledge as every process sees it: the index version in the
+    /// database (moved by every committed sync, here or in another process) and the embedding
+    /// model. Answers and LLM responses are cached under it, so a change of either is never
+    /// answered from a stale cache, and workers sharing a cache share answers.
+    pub async fn current_version(&self, guild_id: u64) -> Result<String> {
+        self.ensure_index(guild_id).await?;
+        let version = match self.loaded(guild_id) {
+            Some(loaded) => loaded.version,
+            None => self.version(guild_id).await?,
+        };
+        Ok(format!("v{version}-{}", self.model_id().unwrap_or_else(|| "bm25".into())))
+    }
+
     fn model_id(&self) -> Option<String> {
         self.retriever.embedder().map(|e| e.model_id().to_string())
     }

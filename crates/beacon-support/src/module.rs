@@ -265,14 +265,22 @@ impl SupportModule {
             _ => None,
         };
 
-        // Answer cache, keyed by the question and the index version (a rebuilt index is new).
-        let version = self.kb.retriever().guild(guild.id()).map(|i| Arc::as_ptr(&i) as usize);
+        // Answer cache, keyed by the question and the guild's knowledge version (the database's
+        // index version and the model): another process's ingest is a new version, and workers
+        // sharing Redis share answers.
+        let version = match self.kb.current_version(guild.id()).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the knowledge version failed; answering without the cache");
+                None
+            }
+        };
         let cache_key = version.map(|v| {
             let mut h = DefaultHasher::new();
             question.to_lowercase().split_whitespace().collect::<Vec<_>>().hash(&mut h);
             // Answers are given in the asker's language.
             lang.code().hash(&mut h);
-            CacheKey::guild(guild.id(), "support", &format!("answer:{v:x}:{:x}", h.finish()))
+            CacheKey::guild(guild.id(), "support", &format!("answer:{v}:{:x}", h.finish()))
         });
         let cached = match &cache_key {
             Some(key) => app.cache.get(key).await?.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()),
@@ -373,7 +381,11 @@ impl SupportModule {
                 None
             }
         };
-        let ctx = CallContext::new(guild.id(), "support").user(user_id).model(model);
+        let mut ctx = CallContext::new(guild.id(), "support").user(user_id).model(model);
+        // LLM responses are cached under the same knowledge version (the prompt is part of the key).
+        if let Ok(version) = self.kb.current_version(guild.id()).await {
+            ctx = ctx.kb_version(&version);
+        }
         let passages = grounded::passages(hits);
         // The service checks the guild's budget before calling and records usage after.
         let result = match live {

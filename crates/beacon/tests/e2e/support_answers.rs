@@ -487,3 +487,61 @@ async fn beacon_speaks_the_askers_language_around_quotes_abstentions_and_buttons
     assert_eq!(langs, ["de", "es", "en", "en"], "{audit}");
     t.stop().await;
 }
+
+/// The answer cache is keyed by the guild's knowledge version from the database: a second worker
+/// sharing the database and Redis answers a question the first one answered from the cache, and
+/// an ingest made elsewhere is a new version (never a stale answer).
+#[tokio::test]
+async fn workers_sharing_redis_share_answers_and_an_ingest_is_a_new_version() {
+    let Some(redis) = beacon_testkit::services::redis_url() else { return };
+    // Cache keys carry the guild id, which is this test's own: nothing of another test is found.
+    let data = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/shared.db", data.path().display());
+    let env = vec![("BEACON_DATABASE_URL".to_owned(), db.clone()), ("BEACON_REDIS_URL".to_owned(), redis.clone())];
+    let t = TestApp::spawn_with(Options { env: env.clone(), ..Options::default() }).await;
+    let kb = beacon::backends::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    for (name, body) in DOCS {
+        std::fs::write(folder.path().join(name), body).unwrap();
+    }
+    kb.sync(t.guild.id, &beacon_kb::FolderSource::new(folder.path()), &mut |_| {}).await.unwrap();
+    let cache_hits = || async {
+        let hits: Vec<i64> =
+            sqlx::query_scalar("SELECT cache_hit FROM support_answers WHERE guild_id = $1 ORDER BY id")
+                .bind(t.guild.id as i64)
+                .fetch_all(t.app().store.pool())
+                .await
+                .unwrap();
+        hits
+    };
+    let bob = t.member("bob");
+    let rate = sub("set", json!([opt_str("key", "support.user_per_minute"), opt_str("value", "60")]));
+    t.command(t.owner(), "config", rate, Delivery::Http).await;
+    let first = t.command(bob, "ask", ask("How do I get a refund?"), Delivery::Http).await;
+    assert!(text_of(&first).contains("14 days"), "{}", text_of(&first));
+
+    // A second worker: same database, same Redis, its own process state and HTTP endpoint.
+    let second_dir = tempfile::tempdir().unwrap();
+    let config = test_config_with(&t.fake, &second_dir, true, false, &env);
+    let second = beacon::run::start(std::sync::Arc::new(config)).await.unwrap();
+    t.fake.set_interactions_endpoint(&format!("http://{}/interactions", second.addr));
+    let again = t.command(bob, "ask", ask("How do I get a refund?"), Delivery::Http).await;
+    assert_eq!(text_of(&again), text_of(&first));
+    assert_eq!(cache_hits().await, vec![0, 1], "the second worker answered from the shared cache");
+
+    // An ingest by another process changes the version: the next answer is not the cached one.
+    std::fs::write(folder.path().join("refunds.md"), "# Refunds\n\nYou can get a refund within 30 days of purchase.\n")
+        .unwrap();
+    kb.sync(t.guild.id, &beacon_kb::FolderSource::new(folder.path()), &mut |_| {}).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let out = t.command(bob, "ask", ask("How do I get a refund?"), Delivery::Http).await;
+        if text_of(&out).contains("30 days") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the new version was never answered: {}", text_of(&out));
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    second.shutdown().await;
+    t.stop().await;
+}

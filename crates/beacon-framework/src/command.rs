@@ -27,12 +27,21 @@ pub struct CommandSpec {
     pub access: Access,
     /// What Discord's UI requires by default (admins can change it in the server settings).
     pub default_member_permissions: Option<Permissions>,
+    /// Whether the command answers in public (everyone in the channel sees it); otherwise only
+    /// the caller does. A slow answer is deferred the same way, so it stays what it would be.
+    pub public: bool,
 }
 
 impl CommandSpec {
     /// A command with no options that `access` and above may run.
     pub fn new(name: &'static str, description: &'static str, access: Access) -> CommandSpec {
-        CommandSpec { name, description, options: Vec::new(), access, default_member_permissions: None }
+        CommandSpec { name, description, options: Vec::new(), access, default_member_permissions: None, public: false }
+    }
+
+    /// The command answers in public (a deferred answer is public too).
+    pub fn public(mut self) -> CommandSpec {
+        self.public = true;
+        self
     }
 
     /// Adds an option (or subcommand).

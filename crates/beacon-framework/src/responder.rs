@@ -204,6 +204,19 @@ impl Responder {
                 self.wait_delivered().await;
                 self.followup(&first, &reply, true).await?;
             }
+            // A public defer cannot turn private: the placeholder goes and the answer (an error,
+            // say) follows only for the caller.
+            State::Deferred
+                if self.inner.defer_style == (DeferStyle::Message { ephemeral: false }) && reply.ephemeral =>
+            {
+                self.wait_delivered().await;
+                retry_not_yet_known(|| async {
+                    let client = self.inner.http.interaction(self.inner.application_id);
+                    client.delete_response(&self.inner.token).await.map(|_| ())
+                })
+                .await?;
+                self.followup(&first, &reply, true).await?;
+            }
             State::Deferred => {
                 self.wait_delivered().await;
                 let mentions = reply.mentions();

@@ -84,6 +84,16 @@ pub async fn dispatch_interaction(app: &Arc<App>, interaction: Interaction) -> O
     let defer_style = match interaction.kind {
         InteractionType::MessageComponent => DeferStyle::Update,
         InteractionType::ApplicationCommandAutocomplete => DeferStyle::EmptyChoices,
+        // A slow answer is deferred as what it will be: public for a public command.
+        InteractionType::ApplicationCommand => {
+            let public = match &interaction.data {
+                Some(InteractionData::ApplicationCommand(data)) => {
+                    app.module_for_command(&data.name).is_some_and(|(_, spec)| spec.public)
+                }
+                _ => false,
+            };
+            DeferStyle::Message { ephemeral: !public }
+        }
         _ => DeferStyle::Message { ephemeral: true },
     };
     let (responder, initial) = Responder::new(

@@ -683,6 +683,7 @@ impl Module for SupportModule {
     fn commands(&self) -> Vec<CommandSpec> {
         vec![
             CommandSpec::new("ask", "Ask a question about this community", Access::Everyone)
+                .public()
                 .option(OptionSpec::string("question", "Your question").required().max_length(1000)),
             CommandSpec::new("support-stats", "Answers, feedback and abstentions of the last 7 days", Access::Staff),
         ]

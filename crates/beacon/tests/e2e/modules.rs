@@ -36,7 +36,8 @@ impl Module for Echo {
         vec![
             CommandSpec::new("echo", "Echo text", Access::Everyone)
                 .option(OptionSpec::string("text", "Text").required()),
-            CommandSpec::new("slow", "Takes its time", Access::Everyone),
+            CommandSpec::new("slow", "Takes its time", Access::Everyone).public(),
+            CommandSpec::new("slowfail", "Takes its time, then refuses", Access::Everyone).public(),
             CommandSpec::new("panel", "A button", Access::Everyone),
             CommandSpec::new("form", "A modal", Access::Everyone),
             CommandSpec::new("staffonly", "Staff only", Access::Staff),
@@ -52,6 +53,10 @@ impl Module for Echo {
             "slow" => {
                 tokio::time::sleep(Duration::from_millis(3200)).await;
                 ctx.reply(Reply::text("finally")).await
+            }
+            "slowfail" => {
+                tokio::time::sleep(Duration::from_millis(3200)).await;
+                Err(beacon_framework::HandlerError::user("Not today."))
             }
             "panel" => {
                 let b = button("echo:click", "Click", ButtonStyle::Primary);
@@ -162,7 +167,16 @@ async fn slow_handlers_are_deferred_then_edited() {
         let out = t.command(t.member("bob"), "slow", json!([]), via).await;
         assert_eq!(out.kind, 5, "{via:?}: {out:?}");
         assert_eq!(out.data["content"], "finally", "{via:?}: {out:?}");
+        // A public command deferred stays public (before, every defer was private).
+        assert_eq!(out.data["flags"].as_u64().unwrap_or(0) & 64, 0, "{via:?}: {out:?}");
     }
+    // Its error is for the caller only: the public placeholder goes, the message follows privately.
+    let handle =
+        t.fake.invoke_command(t.invocation(t.member("bob"), "slowfail", json!([])), Delivery::Http).await.unwrap();
+    let followups = t.fake.wait_followups(&handle, 1, WAIT).await.unwrap();
+    assert_eq!(followups[0]["flags"].as_u64().unwrap_or(0) & 64, 64, "{followups:?}");
+    assert!(followups[0]["content"].as_str().unwrap_or_default().contains("Not today."), "{followups:?}");
+    t.fake.wait_for_request("DELETE", "/messages/@original", WAIT).await.expect("the public placeholder is deleted");
     t.stop().await;
 }
 

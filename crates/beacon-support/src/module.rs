@@ -241,7 +241,7 @@ impl SupportModule {
             let template = if template == i18n::EN.cooldown { words.cooldown.to_owned() } else { template };
             let content = template.replace("{seconds}", &decision.retry_after.as_secs().max(1).to_string());
             record.outcome = "rate_limited";
-            return self.finish(app, guild, record, started, &question, content, Vec::new(), None).await;
+            return self.finish(app, guild, record, started, &question, content, Vec::new(), None, &[]).await;
         }
 
         let screening = injection::screen(&question);
@@ -249,7 +249,7 @@ impl SupportModule {
             tracing::info!(reasons = ?screening.reasons, user_id, "question refused by the injection screen");
             record.outcome = "refused";
             let content = words.refused.to_owned();
-            return self.finish(app, guild, record, started, &question, content, Vec::new(), None).await;
+            return self.finish(app, guild, record, started, &question, content, Vec::new(), None, &[]).await;
         }
 
         let history_key = CacheKey::guild(guild.id(), "support", &format!("conv:{channel_id}:{user_id}"));
@@ -347,6 +347,7 @@ impl SupportModule {
         record.sources = sources;
         record.outcome = if answered { "answered" } else { "abstained" };
 
+        let earlier = history.clone();
         if turns > 0 {
             history.push(question.clone());
             let skip = history.len().saturating_sub(turns);
@@ -356,7 +357,7 @@ impl SupportModule {
             }
         }
         let components = Vec::new();
-        self.finish(app, guild, record, started, &question, content, components, Some(answered)).await
+        self.finish(app, guild, record, started, &question, content, components, Some(answered), &earlier).await
     }
 
     /// The LLM's grounded answer (`history`: the member's earlier questions here); `None` when there is no LLM or it failed (the caller answers
@@ -435,6 +436,7 @@ impl SupportModule {
         content: String,
         mut components: Vec<Component>,
         answered: Option<bool>,
+        earlier: &[String],
     ) -> Result<Prepared, HandlerError> {
         let guarded = guard::output(&content, MAX_ANSWER);
         record.answer_chars = guarded.text.chars().count();
@@ -446,27 +448,28 @@ impl SupportModule {
         let answer_id = SupportRepo::new(guild.clone()).record(&record, now_ms()).await?;
         self.audit(app, guild.id(), answer_id, &record).await;
         let words = record.lang.strings();
+        // "Talk to a human" only where a human can be reached (the ticket desk is on here).
+        let human = answered.is_some() && human_available(app, guild.id()).await;
+        let human_button = || button(format!("support:human:{answer_id}"), words.human, ButtonStyle::Primary);
         match answered {
             Some(true) => {
-                components.push(row(vec![
+                let mut buttons = vec![
                     button(format!("support:fb:up:{answer_id}"), words.helpful, ButtonStyle::Secondary),
                     button(format!("support:fb:down:{answer_id}"), words.not_helpful, ButtonStyle::Secondary),
-                    button(format!("support:human:{answer_id}"), words.human, ButtonStyle::Primary),
-                ]));
+                ];
+                if human {
+                    buttons.push(human_button());
+                }
+                components.push(row(buttons));
             }
-            Some(false) => {
-                components.push(row(vec![button(
-                    format!("support:human:{answer_id}"),
-                    words.human,
-                    ButtonStyle::Primary,
-                )]));
-            }
-            None => {}
+            Some(false) if human => components.push(row(vec![human_button()])),
+            _ => {}
         }
-        if answered.is_some() {
-            // What a ticket opened from this answer will carry; kept for a day, then gone.
+        if human {
+            // What a ticket opened from this answer will carry: the member's earlier questions
+            // here, the question and Beacon's answer; kept for a day, then gone.
             let key = CacheKey::guild(guild.id(), "support", &format!("handoff:{answer_id}"));
-            let body = json!({ "question": question, "attempt": guarded.text });
+            let body = json!({ "question": question, "attempt": guarded.text, "earlier": earlier });
             app.cache.set(&key, body.to_string().as_bytes(), Duration::from_secs(86_400)).await?;
         }
         Ok(Prepared { answer_id: Some(answer_id), content: guarded.text, components, outcome: record.outcome })
@@ -487,7 +490,10 @@ impl SupportModule {
             tokio::fs::create_dir_all(&dir).await?;
             let mut file =
                 tokio::fs::OpenOptions::new().create(true).append(true).open(audit_file(&dir, guild_id)).await?;
-            tokio::io::AsyncWriteExt::write_all(&mut file, format!("{line}\n").as_bytes()).await
+            tokio::io::AsyncWriteExt::write_all(&mut file, format!("{line}\n").as_bytes()).await?;
+            // tokio finishes a file write in the background: wait for it, so the line is there
+            // when the answer is.
+            tokio::io::AsyncWriteExt::flush(&mut file).await
         }
         .await;
         if let Err(e) = result {
@@ -758,7 +764,7 @@ impl Module for SupportModule {
                 if !repo.feedback(id, value, ctx.user_id()).await? {
                     return Err(HandlerError::user(words.answer_gone));
                 }
-                let reply = if value > 0 {
+                let reply = if value > 0 || !human_available(&ctx.app, ctx.guild_id()).await {
                     Reply::text(words.thanks).ephemeral()
                 } else {
                     Reply::text(words.sorry).ephemeral().with_components(vec![row(vec![button(
@@ -774,20 +780,30 @@ impl Module for SupportModule {
                     return Err(HandlerError::user(words.no_ticket_desk));
                 };
                 let key = CacheKey::guild(ctx.guild_id(), "support", &format!("handoff:{id}"));
-                let (question, attempt) = match ctx.app.cache.get(&key).await? {
+                let (question, attempt, earlier) = match ctx.app.cache.get(&key).await? {
                     Some(bytes) => {
                         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                        let earlier: Vec<String> = serde_json::from_value(v["earlier"].clone()).unwrap_or_default();
                         (
                             v["question"].as_str().unwrap_or_default().to_owned(),
                             v["attempt"].as_str().unwrap_or_default().to_owned(),
+                            earlier,
                         )
                     }
-                    None => (String::new(), "(the original answer has expired)".to_owned()),
+                    None => (String::new(), "(the original answer has expired)".to_owned(), Vec::new()),
                 };
                 ctx.responder.defer()?;
                 let topic: String =
                     if question.is_empty() { "Question for staff".into() } else { question.chars().take(90).collect() };
-                let conversation = format!("Question:\n{question}\n\nBeacon's answer:\n{attempt}\n");
+                let mut conversation = String::new();
+                if !earlier.is_empty() {
+                    conversation.push_str("Earlier questions:\n");
+                    for q in &earlier {
+                        conversation.push_str(&format!("- {q}\n"));
+                    }
+                    conversation.push('\n');
+                }
+                conversation.push_str(&format!("Question:\n{question}\n\nBeacon's answer:\n{attempt}\n"));
                 let place = handoff
                     .open(&ctx.app, ctx.guild_id(), ctx.channel_id(), ctx.user_id(), &topic, &conversation)
                     .await?;
@@ -844,5 +860,14 @@ impl ReplyDrafter for SupportModule {
         question: &str,
     ) -> Result<Option<String>, HandlerError> {
         self.draft_reply(app, &app.guild(guild_id), staff_id, question).await
+    }
+}
+
+/// Whether "Talk to a human" can be offered in `guild_id`: a module provides the hand-off and it
+/// is available there (the ticket desk is on).
+async fn human_available(app: &Arc<App>, guild_id: u64) -> bool {
+    match app.port::<dyn HumanHandoff>() {
+        Some(handoff) => handoff.available(app, guild_id).await,
+        None => false,
     }
 }

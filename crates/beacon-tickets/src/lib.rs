@@ -154,7 +154,8 @@ impl From<TicketError> for HandlerError {
 
 /// "Talk to a human": a ticket opened for the member with the conversation so far, posted in the
 /// ticket and attached as `conversation.txt`. The guild's limits and required roles apply; the
-/// ticket is created under `tickets.channel`, which must be set.
+/// ticket opens under `tickets.channel`, or, on a default install, in the channel where the
+/// member asked.
 #[beacon_framework::async_trait]
 impl HumanHandoff for TicketsModule {
     async fn available(&self, app: &Arc<App>, guild_id: u64) -> bool {
@@ -165,7 +166,7 @@ impl HumanHandoff for TicketsModule {
         &self,
         app: &Arc<App>,
         guild_id: u64,
-        _channel_id: Option<u64>,
+        channel_id: Option<u64>,
         user_id: u64,
         topic: &str,
         conversation: &str,
@@ -178,7 +179,8 @@ impl HumanHandoff for TicketsModule {
             .model()
             .await?;
         let roles: Vec<u64> = member.roles.iter().map(|r| r.get()).collect();
-        let t = self.desk(app).open(&guild, user_id, &roles, topic, Some(conversation), None).await?;
+        // Under `tickets.channel` when it is set, else where the member asked.
+        let t = self.desk(app).open(&guild, user_id, &roles, topic, Some(conversation), channel_id).await?;
         Ok(format!("<#{}> (ticket #{:04})", t.channel_id.unwrap_or_default(), t.number))
     }
 }

@@ -79,15 +79,10 @@ async fn ask_quotes_the_right_passage_with_its_source_over_both_transports() {
 
 #[tokio::test]
 async fn out_of_scope_questions_get_no_guess_and_a_human_button_that_opens_a_ticket() {
+    // A default install: no ticket channel is set; the ticket opens where the member asked.
     let t = with_kb().await;
-    let support = t.channel("support");
-    t.command(
-        t.owner(),
-        "config",
-        sub("set", json!([opt_str("key", "tickets.channel"), opt_str("value", &support.to_string())])),
-        Delivery::Http,
-    )
-    .await;
+    let earlier = t.command(t.member("bob"), "ask", ask("How do I reset my password?"), Delivery::Http).await;
+    assert!(text_of(&earlier).contains("Forgot password"), "{}", text_of(&earlier));
     let out = t
         .command(t.member("bob"), "ask", ask("What is the airspeed velocity of an unladen swallow?"), Delivery::Http)
         .await;
@@ -107,13 +102,36 @@ async fn out_of_scope_questions_get_no_guess_and_a_human_button_that_opens_a_tic
     let text = followups[0]["content"].as_str().unwrap_or_default();
     assert!(text.contains("opened a ticket"), "{followups:?}");
     assert_eq!(followups[0]["flags"].as_u64().unwrap_or(0) & 64, 64, "ephemeral: {followups:?}");
-    // The ticket carries the question and the bot's attempt.
-    let posted = t.fake.requests().into_iter().any(|r| {
-        r.method == "POST"
-            && r.path.contains("/messages")
-            && serde_json::to_string(&r.body).unwrap_or_default().contains("airspeed velocity")
-    });
-    assert!(posted, "the ticket shows the question: {:#?}", t.fake.requests());
+    // A private thread in #general, where the question was asked.
+    let thread = t
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path.ends_with(&format!("/channels/{general}/threads")))
+        .expect("a ticket thread under #general");
+    assert_eq!(thread.body["type"], 12, "private: {:?}", thread.body);
+    // The ticket carries the conversation: the earlier question, this one, the bot's attempt.
+    let convo = t
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.contains("/messages"))
+        .map(|r| serde_json::to_string(&r.body).unwrap_or_default())
+        .find(|b| b.contains("airspeed velocity") && b.contains("Beacon's answer"))
+        .expect("the ticket shows the conversation");
+    assert!(convo.contains("reset my password"), "the earlier question comes along: {convo}");
+
+    // Where the ticket desk is off, no button offers a human.
+    t.command(
+        t.owner(),
+        "config",
+        sub("set", json!([opt_str("key", "tickets.enabled"), opt_str("value", "false")])),
+        Delivery::Http,
+    )
+    .await;
+    let out = t.command(t.member("bob"), "ask", ask("Who won the 1954 World Cup?"), Delivery::Http).await;
+    assert!(text_of(&out).contains("won't guess"), "{}", text_of(&out));
+    assert!(buttons(&out.data).iter().all(|b| !b.starts_with("support:human:")), "{:?}", buttons(&out.data));
     t.stop().await;
 }
 

@@ -82,6 +82,10 @@ async fn config_set_is_validated_audited_announced_and_revertible() {
 async fn staff_role_grants_staff_access_once_set() {
     let t = TestApp::spawn().await;
     let staff = t.role("staff");
+    let sam = t.fake.add_member(t.guild.id, None, "sam-staff", vec![staff]).unwrap();
+    // Before: a member with the staff role is not staff yet (a staff-only export is refused).
+    let before = t.command(sam, "export", sub("faq", json!([])), Delivery::Http).await;
+    assert!(!text_of(&before).contains("FAQ entr"), "{}", text_of(&before));
     t.command(
         t.owner(),
         "config",
@@ -92,6 +96,9 @@ async fn staff_role_grants_staff_access_once_set() {
     let guild = t.app().store.guild(t.guild.id);
     let roles = t.app().settings.get_ids(&guild, "core.staff_roles").await.unwrap();
     assert_eq!(roles, vec![staff]);
+    // After: the role gives staff access at once.
+    let after = t.command(sam, "export", sub("faq", json!([])), Delivery::Http).await;
+    assert!(text_of(&after).contains("0 FAQ entries."), "{}", text_of(&after));
     t.stop().await;
 }
 

@@ -20,7 +20,8 @@ async fn set(t: &TestApp, key: &str, value: &str) {
         .command(t.owner(), "config", sub("set", json!([opt_str("key", key), opt_str("value", value)])), Delivery::Http)
         .await;
     let text = text_of(&out);
-    assert!(!text.contains("not") || text.contains(key), "setting {key}: {text}");
+    // Only a stored change confirms like this; a refused value names the rule instead.
+    assert!(text.starts_with(&format!("`{key}` changed:")), "setting {key}: {text}");
 }
 
 /// The app's HTTP clients need the TLS provider that `main` installs in the binary.

@@ -90,3 +90,51 @@ async fn a_guild_reads_only_what_it_was_given_with_its_own_token() {
     assert!(t.app().config.data_dir.join("secret.key").exists(), "the embedded key was generated");
     t.stop().await;
 }
+
+/// The same for Google Sheets: the server's own service-account key, pasted as the JSON file
+/// into the modal, is sealed at rest and reads the sheet; without it there is nothing to read
+/// with (the deployment's account is not shared with this server).
+#[tokio::test]
+async fn a_sheet_is_read_with_the_servers_own_service_account() {
+    beacon_http::install_crypto_provider();
+    let sheets = beacon_testkit::sheets::FakeSheets::start().await.unwrap();
+    sheets.set_values(
+        "sheet-1",
+        vec![
+            vec!["Question".into(), "Answer".into()],
+            vec!["When is support open?".into(), "Support is open on weekdays from nine to five.".into()],
+        ],
+    );
+    let t = TestApp::spawn_with(Options {
+        env: vec![
+            ("BEACON_SHEETS_API_URL".into(), sheets.base_url()),
+            ("BEACON_GOOGLE_SA_BASE64".into(), sheets.service_account_base64()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let owner = t.owner();
+    let add = sub(
+        "add-sheet",
+        json!([opt_str("name", "hours"), opt_str("spreadsheet", "sheet-1"), opt_str("range", "A1:B10"), opt_str("title_column", "Question")]),
+    );
+    let out = t.command(owner, "kb", add, Delivery::Http).await;
+    assert_eq!(out.kind, 9, "a modal asks for the service account: {out:?}");
+    let key_json = sheets.service_account_json();
+    let h = t
+        .fake
+        .submit_modal(t.guild.id, t.channel("general"), owner, "kb:credential", &[("credential", &key_json)], Delivery::Http)
+        .await
+        .unwrap();
+    let saved = text_of(&t.fake.wait_response(&h, WAIT).await.unwrap());
+    assert!(saved.contains("Source **hours** saved"), "{saved}");
+    let out = t.command(owner, "kb", sub("sync", json!([opt_str("name", "hours")])), Delivery::Http).await;
+    assert!(text_of(&out).contains("1 documents: 1 new or changed"), "{}", text_of(&out));
+    let stored: String = sqlx::query_scalar("SELECT config FROM kb_sources WHERE guild_id = $1 AND name = 'hours'")
+        .bind(t.guild.id as i64)
+        .fetch_one(t.app().store.pool())
+        .await
+        .unwrap();
+    assert!(!stored.contains("private_key") && stored.contains("bk1."), "{stored}");
+    t.stop().await;
+}

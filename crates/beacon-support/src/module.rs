@@ -4,7 +4,7 @@
 //! and edited as the model writes, throttled by [`SupportModule::with_edit_interval`] (see
 //! [`crate::stream`]).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
@@ -106,8 +106,9 @@ pub struct SupportModule {
     audit_lock: Arc<tokio::sync::Mutex<()>>,
     /// Time between two edits of a streamed answer.
     edit_interval: Duration,
-    /// Each guild's question threads: every message in the guild is checked against them.
-    threads: Arc<GuildCache<HashSet<u64>>>,
+    /// Each guild's question threads and who asked in each: every message in the guild is
+    /// checked against them.
+    threads: Arc<GuildCache<HashMap<u64, u64>>>,
 }
 
 impl SupportModule {
@@ -215,7 +216,6 @@ impl SupportModule {
                 outcome: "empty",
             });
         }
-        let settings = &app.settings;
         let mut record = AnswerRecord {
             channel_id,
             user_id,
@@ -226,6 +226,25 @@ impl SupportModule {
             ..AnswerRecord::default()
         };
 
+        if let Some(refusal) = self.admit(app, guild, &question, &mut record).await? {
+            return self.finish(app, guild, record, started, &question, refusal, Vec::new(), None, &[]).await;
+        }
+        self.answer_admitted(app, guild, question, record, started, locale, live).await
+    }
+
+    /// The checks before anything visible happens: the member's and the guild's rate limits,
+    /// then the injection screen. `Some(text)` is the refusal to show (and `record.outcome` says
+    /// which); `None` lets the question through (it has used its place in the limits).
+    async fn admit(
+        &self,
+        app: &Arc<App>,
+        guild: &GuildStore,
+        question: &str,
+        record: &mut AnswerRecord,
+    ) -> Result<Option<String>, HandlerError> {
+        let settings = &app.settings;
+        let words = record.lang.strings();
+        let user_id = record.user_id;
         // Rate limits: per member, then per guild.
         let per_user = settings.get_i64(guild, keys::USER_RATE).await?.max(1) as u64;
         let per_guild = settings.get_i64(guild, keys::GUILD_RATE).await?.max(1) as u64;
@@ -241,17 +260,31 @@ impl SupportModule {
             let template = if template == i18n::EN.cooldown { words.cooldown.to_owned() } else { template };
             let content = template.replace("{seconds}", &decision.retry_after.as_secs().max(1).to_string());
             record.outcome = "rate_limited";
-            return self.finish(app, guild, record, started, &question, content, Vec::new(), None, &[]).await;
+            return Ok(Some(content));
         }
-
-        let screening = injection::screen(&question);
+        let screening = injection::screen(question);
         if screening.flagged {
             tracing::info!(reasons = ?screening.reasons, user_id, "question refused by the injection screen");
             record.outcome = "refused";
-            let content = words.refused.to_owned();
-            return self.finish(app, guild, record, started, &question, content, Vec::new(), None, &[]).await;
+            return Ok(Some(words.refused.to_owned()));
         }
+        Ok(None)
+    }
 
+    /// The pipeline after admission: cache, retrieval, the answer, the records.
+    #[allow(clippy::too_many_arguments)]
+    async fn answer_admitted(
+        &self,
+        app: &Arc<App>,
+        guild: &GuildStore,
+        question: String,
+        mut record: AnswerRecord,
+        started: Instant,
+        locale: Option<&str>,
+        live: Option<&mut dyn LiveAnswer>,
+    ) -> Result<Prepared, HandlerError> {
+        let settings = &app.settings;
+        let (channel_id, user_id, lang) = (record.channel_id, record.user_id, record.lang);
         let history_key = CacheKey::guild(guild.id(), "support", &format!("conv:{channel_id}:{user_id}"));
         let turns = settings.get_i64(guild, keys::HISTORY).await?.max(0) as usize;
         let mut history: Vec<String> = match app.cache.get(&history_key).await? {
@@ -509,15 +542,22 @@ impl SupportModule {
         let guild = app.guild(guild_id);
         let bot = self.bot_id(app);
         let channel_id = message.channel_id.get();
+        let author = message.author.id.get();
+        let mentioned = message.mentions.iter().any(|u| u.id.get() == bot);
         let support_channels = app.settings.get_ids(&guild, keys::CHANNELS).await?;
         let repo = SupportRepo::new(guild.clone());
         let trigger = if support_channels.contains(&channel_id) {
             Trigger::Channel
-        } else if self.threads.get_or_load(&guild, || repo.thread_ids()).await?.contains(&channel_id) {
-            Trigger::Thread
-        } else if message.mentions.iter().any(|u| u.id.get() == bot)
-            && app.settings.get_bool(&guild, keys::MENTIONS).await?
+        } else if let Some(asker) =
+            self.threads.get_or_load(&guild, || repo.thread_owners()).await?.get(&channel_id).copied()
         {
+            // In a thread Beacon opened, it answers the member who asked (or whoever mentions
+            // it): staff stepping in to help are not asking Beacon.
+            if asker != author && !mentioned {
+                return Ok(());
+            }
+            Trigger::Thread
+        } else if mentioned && app.settings.get_bool(&guild, keys::MENTIONS).await? {
             Trigger::Mention
         } else {
             return Ok(());
@@ -527,27 +567,49 @@ impl SupportModule {
             return Ok(());
         }
         let text = sanitize::strip_bot_mention(&message.content, bot);
+        let question = sanitize::question(text, MAX_QUESTION);
+        if question.is_empty() {
+            return Ok(());
+        }
+        let lang = Lang::for_question(&question, None);
+        let started = Instant::now();
+        let mut record = AnswerRecord {
+            channel_id,
+            user_id: author,
+            trigger: trigger.as_str(),
+            mode: "extractive",
+            question_chars: question.chars().count(),
+            lang,
+            ..AnswerRecord::default()
+        };
+        // Limits and screening come before anything visible: a refused message opens no thread
+        // and gets no public answer, only one quiet notice per member per minute.
+        if let Some(refusal) = self.admit(app, &guild, &question, &mut record).await? {
+            let prepared = self.finish(app, &guild, record, started, &question, refusal, Vec::new(), None, &[]).await?;
+            let notice = CacheKey::guild(guild_id, "support", &format!("notice:{author}"));
+            if app.cache.hit(&notice, Duration::from_secs(60), 1).await?.allowed {
+                app.http.create_message(message.channel_id).reply(message.id).content(&prepared.content).await?;
+            }
+            return Ok(());
+        }
         // The thread comes first: a streamed answer is posted into it while it is written.
         let mut target = channel_id;
         let mut reply_to = Some(message.id);
         if trigger == Trigger::Channel && app.settings.get_bool(&guild, keys::THREADS).await? {
-            let name: String = sanitize::question(text, 90).chars().take(90).collect();
-            let name = if name.is_empty() { "Question".to_owned() } else { name };
+            let name: String = question.chars().take(90).collect();
             let thread =
                 app.http.create_thread_from_message(message.channel_id, message.id, &name).await?.model().await?;
-            repo.add_thread(thread.id.get(), message.author.id.get(), now_ms()).await?;
+            repo.add_thread(thread.id.get(), author, now_ms()).await?;
             target = thread.id.get();
             reply_to = None;
         }
         let mut live = ChannelAnswer::new(app.http.clone(), target, reply_to, self.edit_interval);
-        let prepared = self
-            .answer_live(app, &guild, channel_id, message.author.id.get(), text, trigger, None, Some(&mut live))
-            .await;
+        let prepared = self.answer_admitted(app, &guild, question, record, started, None, Some(&mut live)).await;
         let prepared = match prepared {
             Ok(prepared) => prepared,
             // A half-written answer is not left behind.
             Err(e) if live.is_posted() => {
-                live.deliver(Lang::for_question(text, None).strings().failed, &[]).await?;
+                live.deliver(lang.strings().failed, &[]).await?;
                 return Err(e);
             }
             Err(e) => return Err(e),

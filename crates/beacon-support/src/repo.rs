@@ -155,12 +155,14 @@ impl SupportRepo {
         self.guild.mark_changed().await
     }
 
-    /// Every thread Beacon opened for a question in this guild.
-    pub async fn thread_ids(&self) -> Result<std::collections::HashSet<u64>, StoreError> {
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT thread_id FROM support_threads WHERE guild_id = $1")
+    /// Every thread Beacon opened for a question in this guild, with the member who asked.
+    pub async fn thread_owners(&self) -> Result<std::collections::HashMap<u64, u64>, StoreError> {
+        let rows = sqlx::query("SELECT thread_id, user_id FROM support_threads WHERE guild_id = $1")
             .bind(self.guild.sql_id())
             .fetch_all(self.guild.store().pool())
             .await?;
-        Ok(ids.into_iter().map(|id| id as u64).collect())
+        rows.iter()
+            .map(|r| Ok((r.try_get::<i64, _>("thread_id")? as u64, r.try_get::<i64, _>("user_id")? as u64)))
+            .collect()
     }
 }

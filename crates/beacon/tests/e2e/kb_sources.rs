@@ -116,14 +116,26 @@ async fn a_sheet_is_read_with_the_servers_own_service_account() {
     let owner = t.owner();
     let add = sub(
         "add-sheet",
-        json!([opt_str("name", "hours"), opt_str("spreadsheet", "sheet-1"), opt_str("range", "A1:B10"), opt_str("title_column", "Question")]),
+        json!([
+            opt_str("name", "hours"),
+            opt_str("spreadsheet", "sheet-1"),
+            opt_str("range", "A1:B10"),
+            opt_str("title_column", "Question")
+        ]),
     );
     let out = t.command(owner, "kb", add, Delivery::Http).await;
     assert_eq!(out.kind, 9, "a modal asks for the service account: {out:?}");
     let key_json = sheets.service_account_json();
     let h = t
         .fake
-        .submit_modal(t.guild.id, t.channel("general"), owner, "kb:credential", &[("credential", &key_json)], Delivery::Http)
+        .submit_modal(
+            t.guild.id,
+            t.channel("general"),
+            owner,
+            "kb:credential",
+            &[("credential", &key_json)],
+            Delivery::Http,
+        )
         .await
         .unwrap();
     let saved = text_of(&t.fake.wait_response(&h, WAIT).await.unwrap());

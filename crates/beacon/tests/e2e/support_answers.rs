@@ -234,6 +234,60 @@ async fn support_channels_answer_in_a_thread_and_follow_ups_there_too() {
     // A follow-up in the thread is answered there.
     t.fake.send_message(t.guild.id, thread, bob, "and how do I reset my password?").await.unwrap();
     wait_message(&t, thread, "Forgot password").await;
+
+    // Staff stepping in are not asking Beacon: no "I won't guess" under their words.
+    let staff = t.fake.add_member(t.guild.id, None, "sam-staff", vec![t.role("staff")]).unwrap();
+    let before = t.fake.messages(thread).len();
+    t.fake.send_message(t.guild.id, thread, staff, "Hi bob, I can look at your order personally.").await.unwrap();
+    t.fake.send_message(t.guild.id, thread, bob, "How do I enable two-factor authentication?").await.unwrap();
+    wait_message(&t, thread, "Settings, Security").await;
+    let bot = t.fake.application_id().to_string();
+    let from_bot = |m: &Value| m["author"]["id"].as_str() == Some(bot.as_str());
+    let answers_after = t.fake.messages(thread)[before..].iter().filter(|m| from_bot(m)).count();
+    assert_eq!(answers_after, 1, "only the asker's question was answered: {:#?}", t.fake.messages(thread));
+    t.stop().await;
+}
+
+/// Limits and screening come before anything visible: a member over the limit, or a refused
+/// message, opens no thread and gets no public answer — one quiet notice per minute at most.
+#[tokio::test]
+async fn refused_messages_in_a_support_channel_open_no_thread() {
+    let t = with_kb().await;
+    let support = t.channel("support");
+    let owner = t.owner();
+    for (key, value) in [("support.channels", format!("<#{support}>")), ("support.user_per_minute", "1".to_owned())] {
+        t.command(owner, "config", sub("set", json!([opt_str("key", key), opt_str("value", &value)])), Delivery::Http)
+            .await;
+    }
+    let bob = t.member("bob");
+    let threads =
+        || t.fake.requests().into_iter().filter(|r| r.method == "POST" && r.path.ends_with("/threads")).count();
+    t.fake.send_message(t.guild.id, support, bob, "How do I get a refund?").await.unwrap();
+    t.fake.wait_for_request("POST", "/threads", WAIT).await.expect("the first question gets its thread");
+    // Three more within the minute: limited.
+    for q in ["How do I reset my password?", "Refund again?", "And two-factor?"] {
+        t.fake.send_message(t.guild.id, support, bob, q).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let limited: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM support_answers WHERE guild_id = $1 AND outcome = 'rate_limited'")
+                .bind(t.guild.id as i64)
+                .fetch_one(t.app().store.pool())
+                .await
+                .unwrap();
+        if limited == 3 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "limited questions were not recorded ({limited})");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(threads(), 1, "no thread for a limited message");
+    let bot = t.fake.application_id().to_string();
+    let notices: Vec<Value> =
+        t.fake.messages(support).into_iter().filter(|m| m["author"]["id"].as_str() == Some(bot.as_str())).collect();
+    assert_eq!(notices.len(), 1, "one quiet notice for the window: {notices:#?}");
+    assert!(notices[0]["content"].as_str().unwrap_or_default().contains("try again"), "{notices:?}");
     t.stop().await;
 }
 

@@ -281,6 +281,21 @@ fn apply_docs_overrides(v: &mut Value) {
                     );
                 }
             }
+            // Docs (Channel, "Overwrite Object"; Permissions: "serialized into a string"): an
+            // overwrite's `allow` and `deny` are strings of permission bits. The spec types the
+            // request side integer-only.
+            if let Some(Value::Object(props)) = map.get_mut("properties")
+                && props.contains_key("allow")
+                && props.contains_key("deny")
+                && props.contains_key("type")
+            {
+                for key in ["allow", "deny"] {
+                    props.insert(
+                        key.into(),
+                        serde_json::json!({ "type": ["string", "integer", "null"], "pattern": "^[0-9]+$" }),
+                    );
+                }
+            }
             for child in map.values_mut() {
                 apply_docs_overrides(child);
             }

@@ -635,6 +635,54 @@ impl Desk {
         Ok(())
     }
 
+    /// Adds `user` to ticket `number` (a private thread's member, or a channel overwrite that
+    /// lets them read and write), or with `add = false` takes them out again. The member who
+    /// opened the ticket always stays. Announced in the ticket, pinging only `user`.
+    pub async fn set_member(&self, guild: &GuildStore, number: i64, user: u64, add: bool, actor: u64) -> HandlerResult {
+        let t = self.ticket(guild, number).await?;
+        if t.status == Status::Closed {
+            return Err(HandlerError::user(format!("Ticket {} is closed; reopen it first.", t.label())));
+        }
+        if !add && user == t.opener_id {
+            return Err(HandlerError::user("The member who opened the ticket stays in it."));
+        }
+        let channel =
+            t.channel_id.ok_or_else(|| HandlerError::user(format!("Ticket {} has no channel.", t.label())))?;
+        let kind = self.app.http.channel(Id::new(channel)).await?.model().await?.kind;
+        if kind == ChannelType::PrivateThread {
+            if add {
+                self.app.http.add_thread_member(Id::new(channel), Id::new(user)).await?;
+            } else {
+                self.app.http.remove_thread_member(Id::new(channel), Id::new(user)).await?;
+            }
+        } else if add {
+            let talk = Permissions::VIEW_CHANNEL
+                | Permissions::SEND_MESSAGES
+                | Permissions::READ_MESSAGE_HISTORY
+                | Permissions::ATTACH_FILES;
+            let overwrite = PermissionOverwrite {
+                allow: Some(talk),
+                deny: None,
+                id: Id::new(user),
+                kind: PermissionOverwriteType::Member,
+            };
+            self.app.http.update_channel_permission(Id::new(channel), &overwrite).await?;
+        } else {
+            self.app.http.delete_channel_permission(Id::new(channel)).member(Id::new(user)).await?;
+        }
+        let now = now_ms();
+        let kind = if add { "member_added" } else { "member_removed" };
+        self.repo(guild).record_event(t.number, actor, kind, None, None, now).await?;
+        let text = if add {
+            format!("<@{actor}> added <@{user}> to this ticket.")
+        } else {
+            format!("<@{actor}> removed <@{user}> from this ticket.")
+        };
+        let allowed = AllowedMentions { users: vec![Id::new(user)], ..AllowedMentions::default() };
+        self.app.http.create_message(Id::new(channel)).content(&text).allowed_mentions(Some(&allowed)).await?;
+        Ok(())
+    }
+
     /// Reopens a closed ticket.
     pub async fn reopen(&self, guild: &GuildStore, number: i64, actor: u64) -> HandlerResult<Ticket> {
         let mut t = self.ticket(guild, number).await?;

@@ -173,7 +173,17 @@ pub(crate) fn commands() -> Vec<CommandSpec> {
                 ],
             ))
             .option(OptionSpec::subcommand("panel", "Post the \"Open ticket\" panel in this channel (admins)", vec![]))
-            .option(OptionSpec::subcommand("transcript", "Get a closed ticket's transcript (staff)", vec![id()])),
+            .option(OptionSpec::subcommand("transcript", "Get a closed ticket's transcript (staff)", vec![id()]))
+            .option(OptionSpec::subcommand(
+                "add",
+                "Add a member to a ticket (staff)",
+                vec![id(), OptionSpec::user("user", "The member to add").required()],
+            ))
+            .option(OptionSpec::subcommand(
+                "remove",
+                "Take a member out of a ticket (staff)",
+                vec![id(), OptionSpec::user("user", "The member to take out").required()],
+            )),
     ]
 }
 
@@ -472,6 +482,15 @@ impl Module for TicketsModule {
             Some("stats") => self.stats(&ctx).await,
             Some("panel") => self.panel(&ctx).await,
             Some("transcript") => self.transcript(&ctx).await,
+            Some(sub @ ("add" | "remove")) => {
+                ctx.require(Access::Staff)?;
+                let number = ctx.options.int("id").unwrap_or(0);
+                let user = ctx.options.user("user").ok_or_else(|| HandlerError::user("Pick a member."))?;
+                let add = sub == "add";
+                self.desk(&ctx.app).set_member(&ctx.guild, number, user, add, ctx.user_id()).await?;
+                let done = if add { "added to" } else { "taken out of" };
+                ctx.reply(Reply::text(format!("<@{user}> {done} ticket #{number:04}.")).ephemeral()).await
+            }
             _ => Err(HandlerError::user("Unknown /ticket subcommand.")),
         }
     }

@@ -483,3 +483,56 @@ async fn reopening_starts_the_sla_clocks_over() {
     assert!(saved >= 2_500, "the closed time is stored as paused time: {saved}");
     d.t.stop().await;
 }
+
+/// Staff bring another member into a ticket and take them out again — in a private thread
+/// (thread members) and in channel mode (a permission overwrite); the opener always stays.
+#[tokio::test]
+async fn staff_add_and_remove_members() {
+    let d = desk().await;
+    let (t, bob, sam) = (&d.t, d.bob, d.staff);
+    let alice = t.member("alice-admin");
+    let thread = channel_in(&text_of(&d.open(bob, "Shared account").await));
+    let ticket = |sub_name: &str, user: u64| {
+        sub(
+            sub_name,
+            json!([{"name": "id", "type": 4, "value": 1}, {"name": "user", "type": 6, "value": user.to_string()}]),
+        )
+    };
+    // Members are refused; staff are not.
+    let out = t.command(bob, "ticket", ticket("add", alice), Delivery::Http).await;
+    assert!(!text_of(&out).contains("added to"), "{}", text_of(&out));
+    let out = t.command(sam, "ticket", ticket("add", alice), Delivery::Http).await;
+    assert!(text_of(&out).contains("added to ticket #0001"), "{}", text_of(&out));
+    t.fake.wait_for_request("PUT", &format!("/channels/{thread}/thread-members/{alice}"), WAIT).await.expect("added");
+    d.wait_message(thread, &format!("added <@{alice}>")).await;
+    let out = t.command(sam, "ticket", ticket("remove", alice), Delivery::Gateway).await;
+    assert!(text_of(&out).contains("taken out of"), "{}", text_of(&out));
+    t.fake
+        .wait_for_request("DELETE", &format!("/channels/{thread}/thread-members/{alice}"), WAIT)
+        .await
+        .expect("removed");
+    let out = t.command(sam, "ticket", ticket("remove", bob), Delivery::Http).await;
+    assert!(text_of(&out).contains("stays in it"), "{}", text_of(&out));
+
+    // Channel mode: the member gets (and loses) a permission overwrite on the ticket channel.
+    set(t, "tickets.mode", "channel").await;
+    let channel = channel_in(&text_of(&d.open(alice, "Billing question").await));
+    let out = t
+        .command(
+            sam,
+            "ticket",
+            sub(
+                "add",
+                json!([{"name": "id", "type": 4, "value": 2}, {"name": "user", "type": 6, "value": bob.to_string()}]),
+            ),
+            Delivery::Http,
+        )
+        .await;
+    assert!(text_of(&out).contains("added to ticket #0002"), "{}", text_of(&out));
+    t.fake
+        .wait_for_request("PUT", &format!("/channels/{channel}/permissions/{bob}"), WAIT)
+        .await
+        .expect("overwrite set");
+    t.fake.assert_no_violations();
+    d.t.stop().await;
+}

@@ -617,3 +617,48 @@ async fn workers_sharing_redis_share_answers_and_an_ingest_is_a_new_version() {
     second.shutdown().await;
     t.stop().await;
 }
+
+/// A 👎 reaction on an answer is stored as its feedback; with the audit opt-in on, the audit
+/// line keeps the question and the answer (PII-redacted; off, it keeps neither — see the
+/// mentions test).
+#[tokio::test]
+async fn reactions_are_feedback_and_the_audit_opt_in_keeps_the_content() {
+    let t = with_kb().await;
+    let general = t.channel("general");
+    let bot = t.fake.application_id();
+    let bob = t.member("bob");
+    t.command(
+        t.owner(),
+        "config",
+        sub("set", json!([opt_str("key", "support.audit_content"), opt_str("value", "true")])),
+        Delivery::Http,
+    )
+    .await;
+    t.fake.send_message(t.guild.id, general, bob, &format!("<@{bot}> How do I get a refund?")).await.unwrap();
+    let answer = wait_message(&t, general, "14 days").await;
+    let answer_id: u64 = answer["id"].as_str().unwrap().parse().unwrap();
+    t.fake.add_reaction(t.guild.id, general, answer_id, bob, "👎").await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let feedback: Option<i64> =
+            sqlx::query_scalar("SELECT feedback FROM support_answers WHERE guild_id = $1 AND message_id = $2")
+                .bind(t.guild.id as i64)
+                .bind(answer_id as i64)
+                .fetch_optional(t.app().store.pool())
+                .await
+                .unwrap();
+        if feedback == Some(-1) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the reaction was never stored ({feedback:?})");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let audit =
+        std::fs::read_to_string(t.app().config.data_dir.join(format!("audit/support/guild-{}.jsonl", t.guild.id)))
+            .unwrap();
+    let line: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    let question = line["question"].as_str().expect("the question is kept with the opt-in");
+    assert_eq!(question, "How do I get a refund?");
+    assert!(line["answer"].as_str().is_some_and(|a| a.contains("14 days")), "{line}");
+    t.stop().await;
+}

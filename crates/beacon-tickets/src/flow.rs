@@ -137,6 +137,12 @@ impl Desk {
     ) -> HandlerResult<Ticket> {
         let settings = &self.app.settings;
         let repo = self.repo(guild);
+        if let Some(reason) = repo.block_reason(user).await? {
+            let why = if reason.is_empty() { String::new() } else { format!(" ({reason})") };
+            return Err(HandlerError::user(format!(
+                "You can't open tickets in this server{why}. If you think this is a mistake, ask a moderator."
+            )));
+        }
         let required = self.ids(guild, keys::REQUIRED_ROLES).await?;
         if !required.is_empty() && !roles.iter().any(|r| required.contains(r)) {
             let list: Vec<String> = required.iter().map(|r| format!("<@&{r}>")).collect();

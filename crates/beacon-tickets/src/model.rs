@@ -11,8 +11,9 @@ pub(crate) const SCHEMA: Schema = Schema {
     migrations: &[
         beacon_store::migration!(1, "tickets", "0001_tickets.sql"),
         beacon_store::migration!(2, "ticket status history", "0002_ticket_events.sql"),
+        beacon_store::migration!(3, "members blocked from opening tickets", "0003_ticket_blocks.sql"),
     ],
-    guild_tables: &["ticket_events", "tickets"],
+    guild_tables: &["ticket_blocks", "ticket_events", "tickets"],
 };
 
 /// Where a ticket is in its workflow.
@@ -397,6 +398,42 @@ impl Repo {
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+
+    /// Blocks `user` from opening tickets (or updates the reason of their block).
+    pub async fn block(&self, user: u64, by: u64, reason: &str, at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ticket_blocks (guild_id, user_id, blocked_by, reason, at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (guild_id, user_id) DO UPDATE SET reason = excluded.reason, blocked_by = excluded.blocked_by",
+        )
+        .bind(self.gid())
+        .bind(user as i64)
+        .bind(by as i64)
+        .bind(reason)
+        .bind(at)
+        .execute(self.guild.store().pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Lifts a block; `false` when `user` was not blocked.
+    pub async fn unblock(&self, user: u64) -> Result<bool, StoreError> {
+        Ok(sqlx::query("DELETE FROM ticket_blocks WHERE guild_id = $1 AND user_id = $2")
+            .bind(self.gid())
+            .bind(user as i64)
+            .execute(self.guild.store().pool())
+            .await?
+            .rows_affected()
+            > 0)
+    }
+
+    /// The reason `user` is blocked from opening tickets, if they are.
+    pub async fn block_reason(&self, user: u64) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT reason FROM ticket_blocks WHERE guild_id = $1 AND user_id = $2")
+            .bind(self.gid())
+            .bind(user as i64)
+            .fetch_optional(self.guild.store().pool())
+            .await?)
     }
 
     pub async fn record_event(

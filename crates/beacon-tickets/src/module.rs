@@ -183,6 +183,19 @@ pub(crate) fn commands() -> Vec<CommandSpec> {
                 "remove",
                 "Take a member out of a ticket (staff)",
                 vec![id(), OptionSpec::user("user", "The member to take out").required()],
+            ))
+            .option(OptionSpec::subcommand(
+                "block",
+                "Stop a member from opening tickets (staff)",
+                vec![
+                    OptionSpec::user("user", "The member").required(),
+                    OptionSpec::string("reason", "Why (the member sees it when they try)").max_length(200),
+                ],
+            ))
+            .option(OptionSpec::subcommand(
+                "unblock",
+                "Let a blocked member open tickets again (staff)",
+                vec![OptionSpec::user("user", "The member").required()],
             )),
     ]
 }
@@ -482,6 +495,23 @@ impl Module for TicketsModule {
             Some("stats") => self.stats(&ctx).await,
             Some("panel") => self.panel(&ctx).await,
             Some("transcript") => self.transcript(&ctx).await,
+            Some("block") => {
+                ctx.require(Access::Staff)?;
+                let user = ctx.options.user("user").ok_or_else(|| HandlerError::user("Pick a member."))?;
+                let reason = ctx.options.str("reason").unwrap_or_default().trim().to_owned();
+                Repo::new(ctx.guild.clone()).block(user, ctx.user_id(), &reason, now_ms()).await?;
+                ctx.reply(Reply::text(format!("<@{user}> can no longer open tickets here.")).ephemeral()).await
+            }
+            Some("unblock") => {
+                ctx.require(Access::Staff)?;
+                let user = ctx.options.user("user").ok_or_else(|| HandlerError::user("Pick a member."))?;
+                let text = if Repo::new(ctx.guild.clone()).unblock(user).await? {
+                    format!("<@{user}> can open tickets again.")
+                } else {
+                    format!("<@{user}> was not blocked.")
+                };
+                ctx.reply(Reply::text(text).ephemeral()).await
+            }
             Some(sub @ ("add" | "remove")) => {
                 ctx.require(Access::Staff)?;
                 let number = ctx.options.int("id").unwrap_or(0);

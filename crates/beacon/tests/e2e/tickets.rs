@@ -536,3 +536,36 @@ async fn staff_add_and_remove_members() {
     t.fake.assert_no_violations();
     d.t.stop().await;
 }
+
+/// Staff block a member from opening tickets (they are told why when they try), then lift it.
+/// The blocklist is the guild's data: a purge removes it.
+#[tokio::test]
+async fn blocked_members_cannot_open_tickets() {
+    let d = desk().await;
+    let (t, bob, sam) = (&d.t, d.bob, d.staff);
+    let user = |name: &str, id: u64| json!({"name": name, "type": 6, "value": id.to_string()});
+    let out = t.command(bob, "ticket", sub("block", json!([user("user", sam)])), Delivery::Http).await;
+    assert!(!text_of(&out).contains("can no longer"), "members cannot block: {}", text_of(&out));
+    let out = t
+        .command(
+            sam,
+            "ticket",
+            sub("block", json!([user("user", bob), opt_str("reason", "spamming tickets")])),
+            Delivery::Http,
+        )
+        .await;
+    assert!(text_of(&out).contains("can no longer open tickets"), "{}", text_of(&out));
+    let refused = d.open(bob, "Let me in").await;
+    assert!(
+        text_of(&refused).contains("can't open tickets in this server (spamming tickets)"),
+        "{}",
+        text_of(&refused)
+    );
+    assert_eq!(t.fake.requests().iter().filter(|r| r.method == "POST" && r.path.ends_with("/threads")).count(), 0);
+    let out = t.command(sam, "ticket", sub("unblock", json!([user("user", bob)])), Delivery::Gateway).await;
+    assert!(text_of(&out).contains("can open tickets again"), "{}", text_of(&out));
+    let opened = d.open(bob, "Thanks").await;
+    assert!(text_of(&opened).contains("is open"), "{}", text_of(&opened));
+    assert!(t.app().store.declared_guild_tables().contains(&"ticket_blocks"));
+    d.t.stop().await;
+}

@@ -569,3 +569,32 @@ async fn blocked_members_cannot_open_tickets() {
     assert!(t.app().store.declared_guild_tables().contains(&"ticket_blocks"));
     d.t.stop().await;
 }
+
+/// `/ticket transcript` gives staff a closed ticket's transcript again: as a file, and behind
+/// a fresh signed link; members and open tickets are refused with a reason.
+#[tokio::test]
+async fn staff_get_a_closed_tickets_transcript() {
+    let d = desk().await;
+    let (t, bob, sam) = (&d.t, d.bob, d.staff);
+    let thread = channel_in(&text_of(&d.open(bob, "Where is my parcel?").await));
+    let transcript = || sub("transcript", json!([{"name": "id", "type": 4, "value": 1}]));
+    let out = t.command(sam, "ticket", transcript(), Delivery::Http).await;
+    assert!(text_of(&out).contains("no stored transcript"), "not closed yet: {}", text_of(&out));
+    t.fake.send_message(t.guild.id, thread, bob, "It was due on Monday.").await.unwrap();
+    let msg = id_of(&d.ticket_message(thread));
+    d.click(thread, bob, msg, "tickets:close:1").await;
+    d.wait_message(t.channel("mod-log"), "Ticket #0001 closed").await;
+    let out = t.command(bob, "ticket", transcript(), Delivery::Http).await;
+    assert!(!text_of(&out).contains("Transcript of ticket"), "members are refused: {}", text_of(&out));
+    let out = t.command(sam, "ticket", transcript(), Delivery::Gateway).await;
+    let text = text_of(&out);
+    assert!(text.contains("Transcript of ticket #0001"), "{text}");
+    assert_eq!(out.data["attachments"][0]["filename"], "ticket-0001.html", "{out:?}");
+    let start = text.find("http://").expect("a link");
+    let link: String = text[start..].chars().take_while(|c| !c.is_whitespace()).collect();
+    beacon_testkit::install_tls_provider();
+    let page = reqwest::get(&link).await.unwrap();
+    assert_eq!(page.status(), 200, "{link}");
+    assert!(page.text().await.unwrap().contains("It was due on Monday."));
+    d.t.stop().await;
+}

@@ -412,13 +412,17 @@ impl Store {
     async fn apply_migration(&self, schema: &Schema, m: &Migration) -> Result<(), StoreError> {
         let sql = m.sql_for(self.backend).map_err(StoreError::Migration)?;
         let sum = checksum(&sql);
+        const APPLIED: &str = "SELECT checksum FROM beacon_schema_migrations WHERE schema_name = $1 AND version = $2";
+        // The common case at every start: already applied, unchanged. Known without taking the
+        // schema lock (a write transaction per migration); anything else is decided under it.
+        let seen: Option<String> =
+            sqlx::query_scalar(APPLIED).bind(schema.name).bind(m.version).fetch_optional(&self.pool).await?;
+        if seen.as_deref() == Some(sum.as_str()) {
+            return Ok(());
+        }
         let mut tx = self.begin_schema_tx().await?;
         let applied: Option<String> =
-            sqlx::query_scalar("SELECT checksum FROM beacon_schema_migrations WHERE schema_name = $1 AND version = $2")
-                .bind(schema.name)
-                .bind(m.version)
-                .fetch_optional(&mut *tx)
-                .await?;
+            sqlx::query_scalar(APPLIED).bind(schema.name).bind(m.version).fetch_optional(&mut *tx).await?;
         match applied.as_deref() {
             Some(applied) if applied == sum => return Ok(tx.rollback().await?),
             Some(ADOPTED) => {

@@ -248,6 +248,9 @@ async fn value_choices(ctx: &AutocompleteCtx, kind: &SettingKind, typed: &str) -
     Ok(match kind {
         SettingKind::Bool => ["true", "false"].iter().filter(|s| matches(s)).map(|s| Choice::new(*s, *s)).collect(),
         SettingKind::Enum(options) => options.iter().filter(|s| matches(s)).map(|s| Choice::new(*s, *s)).collect(),
+        SettingKind::OneOf(options) => {
+            options.iter().filter(|s| matches(&s.to_lowercase())).map(|s| Choice::new(s.clone(), s.clone())).collect()
+        }
         SettingKind::Duration { .. } => ["5m", "15m", "30m", "1h", "4h", "1day", "7days"]
             .iter()
             .filter(|s| matches(s))

@@ -305,6 +305,31 @@ pub const LLM_BREAKER_COOLDOWN: Key = key(
 );
 pub const LLM_CACHE_TTL: Key =
     key("BEACON_LLM_CACHE_TTL", "llm.cache_ttl", KeyKind::Plain, "Lifetime of cached LLM responses (default `1h`).");
+pub const LLM_GUILD_MODELS: Key = key(
+    "BEACON_LLM_GUILD_MODELS",
+    "llm.guild_models",
+    KeyKind::Plain,
+    "Comma-separated chat models a server may choose in its `llm.model` setting, besides the deployment's own model (default: none, every server uses BEACON_LLM_MODEL).",
+);
+pub const LLM_GUILD_DAILY_BUDGET: Key = key(
+    "BEACON_LLM_GUILD_DAILY_BUDGET",
+    "llm.guild_daily_budget",
+    KeyKind::Plain,
+    "Default LLM spend per server per UTC day in US dollars (default `1.00`; `none` for no limit). A server may lower its own budget with `/usage limit`; `beacon llm budget set` overrides it per server.",
+);
+
+pub const AGENT_API_URL: Key = key(
+    "BEACON_AGENT_API_URL",
+    "agent.api_url",
+    KeyKind::Plain,
+    "API root of the external AI coding-agent service; the agent bridge (`/agent`, `/projects`, `/sessions`) is offered only when set.",
+);
+pub const AGENT_TIMEOUT: Key = key(
+    "BEACON_AGENT_TIMEOUT",
+    "agent.timeout",
+    KeyKind::Plain,
+    "Longest wait for the agent service's answer to a message (default `150s`; project activation waits as long).",
+);
 
 /// The LLM keys (typed into [`crate::LlmSettings`]).
 pub const LLM_KEYS: &[Key] = &[
@@ -320,6 +345,8 @@ pub const LLM_KEYS: &[Key] = &[
     LLM_BREAKER_FAILURES,
     LLM_BREAKER_COOLDOWN,
     LLM_CACHE_TTL,
+    LLM_GUILD_MODELS,
+    LLM_GUILD_DAILY_BUDGET,
 ];
 
 /// All keys, in documentation order.
@@ -361,6 +388,8 @@ pub const KEYS: &[Key] = &[
     TRANSCRIPTS_S3_ACCESS_KEY_ID,
     TRANSCRIPTS_S3_SECRET_ACCESS_KEY,
     TRANSCRIPTS_PUBLIC_URL,
+    AGENT_API_URL,
+    AGENT_TIMEOUT,
     LLM_PROVIDER,
     LLM_MODEL,
     LLM_API_KEY,
@@ -373,4 +402,6 @@ pub const KEYS: &[Key] = &[
     LLM_BREAKER_FAILURES,
     LLM_BREAKER_COOLDOWN,
     LLM_CACHE_TTL,
+    LLM_GUILD_MODELS,
+    LLM_GUILD_DAILY_BUDGET,
 ];

@@ -179,6 +179,17 @@ pub struct Config {
     pub transcripts_s3: Option<S3Config>,
     /// Base URL under which stored transcripts are readable.
     pub transcripts_public_url: Option<String>,
+    /// `BEACON_AGENT_*`: the external AI coding-agent service, when configured.
+    pub agent: Option<AgentSettings>,
+}
+
+/// Where the external AI coding-agent service is and how long to wait for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSettings {
+    /// `BEACON_AGENT_API_URL`, without a trailing `/`.
+    pub api_url: String,
+    /// `BEACON_AGENT_TIMEOUT` (default 150 s): a message's answer, or a project's activation.
+    pub timeout: Duration,
 }
 
 /// Which embedder the knowledge base uses.
@@ -269,6 +280,11 @@ pub struct LlmSettings {
     pub breaker_cooldown: Duration,
     /// `BEACON_LLM_CACHE_TTL` (default 1 h).
     pub cache_ttl: Duration,
+    /// `BEACON_LLM_GUILD_MODELS`: chat models a guild may choose besides the deployment's own.
+    pub guild_models: Vec<String>,
+    /// `BEACON_LLM_GUILD_DAILY_BUDGET` in micro-dollars: a guild's default daily spend (default
+    /// $1.00; `None` for no limit).
+    pub guild_daily_budget_micros: Option<u64>,
 }
 
 /// One entry of `BEACON_LLM_FALLBACKS` (`provider[:model]`) with its `BEACON_LLM_FALLBACK_<N>_*`.
@@ -301,6 +317,8 @@ impl Default for LlmSettings {
             breaker_failures: 5,
             breaker_cooldown: Duration::from_secs(30),
             cache_ttl: Duration::from_secs(3600),
+            guild_models: Vec::new(),
+            guild_daily_budget_micros: Some(1_000_000),
         }
     }
 }
@@ -427,6 +445,7 @@ impl Config {
             transcripts_s3: s3_config(&values)?,
             transcripts_public_url: text(&values, &keys::TRANSCRIPTS_PUBLIC_URL)
                 .map(|u| u.trim_end_matches('/').to_owned()),
+            agent: agent_settings(&values)?,
         };
         Ok(config)
     }
@@ -471,7 +490,44 @@ fn llm_settings(values: &Values, source: &Source) -> Result<LlmSettings, ConfigE
         breaker_failures: parse_count(values, &keys::LLM_BREAKER_FAILURES)?.unwrap_or(defaults.breaker_failures).max(1),
         breaker_cooldown: parse_duration(values, &keys::LLM_BREAKER_COOLDOWN)?.unwrap_or(defaults.breaker_cooldown),
         cache_ttl: parse_duration(values, &keys::LLM_CACHE_TTL)?.unwrap_or(defaults.cache_ttl),
+        guild_models: text(values, &keys::LLM_GUILD_MODELS)
+            .map(|list| list.split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default(),
+        guild_daily_budget_micros: match text(values, &keys::LLM_GUILD_DAILY_BUDGET) {
+            None => defaults.guild_daily_budget_micros,
+            Some(v) if v.eq_ignore_ascii_case("none") => None,
+            Some(v) => Some(parse_usd(v).map_err(|e| invalid(values, &keys::LLM_GUILD_DAILY_BUDGET, &e))?),
+        },
     })
+}
+
+/// Parses an amount of US dollars (`1`, `0.5`, `$2.25`, up to six decimals) into micro-dollars.
+///
+/// ```
+/// assert_eq!(beacon_config::parse_usd("$1.50"), Ok(1_500_000));
+/// assert_eq!(beacon_config::parse_usd("0.000001"), Ok(1));
+/// assert!(beacon_config::parse_usd("-1").is_err());
+/// ```
+pub fn parse_usd(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let t = t.strip_prefix('$').unwrap_or(t).trim();
+    let bad = || format!("`{text}` is not an amount of US dollars; write e.g. 0.50 or 2");
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    if (whole.is_empty() && frac.is_empty())
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    if frac.len() > 6 {
+        return Err(format!("`{text}` has more than six decimals"));
+    }
+    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+    let frac_micros: u64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().map_err(|_| bad())? };
+    whole
+        .checked_mul(1_000_000)
+        .and_then(|w| w.checked_add(frac_micros))
+        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 /// `<prefix><suffix>` from the environment, or for a secret from the file its `_FILE` names (the
@@ -607,6 +663,15 @@ fn embed_settings(values: &Values) -> Result<EmbedSettings, ConfigError> {
         hub_url,
         model_repo: model_repo.to_owned(),
     })
+}
+
+fn agent_settings(values: &Values) -> Result<Option<AgentSettings>, ConfigError> {
+    let timeout = parse_duration(values, &keys::AGENT_TIMEOUT)?.unwrap_or(Duration::from_secs(150));
+    let Some(url) = text(values, &keys::AGENT_API_URL) else {
+        return Ok(None);
+    };
+    check_url(values, &keys::AGENT_API_URL, url, &["http://", "https://"])?;
+    Ok(Some(AgentSettings { api_url: url.trim_end_matches('/').to_owned(), timeout }))
 }
 
 fn s3_config(values: &Values) -> Result<Option<S3Config>, ConfigError> {

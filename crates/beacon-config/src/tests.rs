@@ -254,3 +254,38 @@ fn toml_example_lists_every_file_setting() {
         .collect();
     Config::from_sources(Some(("beacon.toml.example", &active)), &env(&[])).unwrap();
 }
+
+#[test]
+fn cost_control_keys_default_to_a_dollar_a_day_and_no_extra_models() {
+    let c = Config::from_sources(None, &env(&[])).unwrap();
+    assert!(c.llm.guild_models.is_empty());
+    assert_eq!(c.llm.guild_daily_budget_micros, Some(1_000_000));
+
+    let c = Config::from_sources(
+        None,
+        &env(&[
+            ("BEACON_LLM_GUILD_MODELS", " gpt-4.1-nano, ,gpt-4.1-mini "),
+            ("BEACON_LLM_GUILD_DAILY_BUDGET", "$2.5"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.llm.guild_models, ["gpt-4.1-nano", "gpt-4.1-mini"]);
+    assert_eq!(c.llm.guild_daily_budget_micros, Some(2_500_000));
+    let c = Config::from_sources(None, &env(&[("BEACON_LLM_GUILD_DAILY_BUDGET", "None")])).unwrap();
+    assert_eq!(c.llm.guild_daily_budget_micros, None);
+    for bad in ["-1", "1,50", "1.2345678", "ten", "."] {
+        let err = Config::from_sources(None, &env(&[("BEACON_LLM_GUILD_DAILY_BUDGET", bad)])).unwrap_err();
+        assert!(err.to_string().contains("BEACON_LLM_GUILD_DAILY_BUDGET"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn usd_amounts_parse_exactly() {
+    assert_eq!(crate::parse_usd("2"), Ok(2_000_000));
+    assert_eq!(crate::parse_usd(".5"), Ok(500_000));
+    assert_eq!(crate::parse_usd("$ 0.000001"), Ok(1));
+    assert_eq!(crate::parse_usd("3."), Ok(3_000_000));
+    assert!(crate::parse_usd("").is_err());
+    assert!(crate::parse_usd("1e3").is_err());
+    assert!(crate::parse_usd("99999999999999999999").is_err());
+}

@@ -40,6 +40,9 @@ pub enum SettingKind {
     },
     /// One of these words.
     Enum(&'static [&'static str]),
+    /// One of these values, decided when the process starts (e.g. the models the operator
+    /// allows), or empty for the setting's default. Case is kept.
+    OneOf(Vec<String>),
     /// A channel id.
     Channel,
     /// A role id.
@@ -66,7 +69,7 @@ impl SettingKind {
             SettingKind::Int { .. } => "int".into(),
             SettingKind::Duration { .. } => "duration".into(),
             SettingKind::String { .. } => "string".into(),
-            SettingKind::Enum(_) => "enum".into(),
+            SettingKind::Enum(_) | SettingKind::OneOf(_) => "enum".into(),
             SettingKind::Channel => "channel".into(),
             SettingKind::Role => "role".into(),
             SettingKind::List { of, .. } => format!("list of {}", of.type_name()),
@@ -90,7 +93,7 @@ impl SettingKind {
                     .map_err(|_| format!("`{t}` is not a duration; write e.g. 30s, 15m, 2h, 1d"))?;
                 json!(d.as_secs())
             }
-            SettingKind::String { .. } => json!(t),
+            SettingKind::String { .. } | SettingKind::OneOf(_) => json!(t),
             SettingKind::Enum(_) => json!(t.to_ascii_lowercase()),
             SettingKind::Channel => json!(
                 parse_mention(t, "#")
@@ -138,6 +141,15 @@ impl SettingKind {
             (SettingKind::Enum(options), Value::String(s)) => {
                 if options.contains(&s.as_str()) {
                     Ok(())
+                } else {
+                    Err(format!("must be one of: {}", options.join(", ")))
+                }
+            }
+            (SettingKind::OneOf(options), Value::String(s)) => {
+                if s.is_empty() || options.contains(s) {
+                    Ok(())
+                } else if options.is_empty() {
+                    Err("cannot be changed on this deployment (the operator allows no other value)".into())
                 } else {
                     Err(format!("must be one of: {}", options.join(", ")))
                 }
@@ -483,6 +495,11 @@ mod tests {
         let e = SettingKind::Enum(&["thread", "channel"]);
         assert_eq!(e.parse_input("Thread"), Ok(json!("thread")));
         assert!(e.parse_input("dm").unwrap_err().contains("thread, channel"));
+        let models = SettingKind::OneOf(vec!["gpt-4.1-mini".into(), "Llama-3".into()]);
+        assert_eq!(models.parse_input(" Llama-3 "), Ok(json!("Llama-3")), "case is kept");
+        assert!(models.parse_input("gpt-5.5").unwrap_err().contains("gpt-4.1-mini, Llama-3"));
+        assert_eq!(models.validate(&json!("")), Ok(()), "empty is the default");
+        assert!(SettingKind::OneOf(Vec::new()).parse_input("x").unwrap_err().contains("operator"));
         let list = SettingKind::list(SettingKind::Channel, 2);
         assert_eq!(list.parse_input("<#1>, <#2>"), Ok(json!(["1", "2"])));
         assert!(list.parse_input("<#1> <#2> <#3>").is_err());

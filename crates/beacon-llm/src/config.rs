@@ -168,6 +168,30 @@ impl Default for Reliability {
     }
 }
 
+/// What the operator lets guilds spend and choose (`BEACON_LLM_GUILD_*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CostPolicy {
+    /// Chat models a guild may choose in `llm.model`, besides the primary provider's own model.
+    pub guild_models: Vec<String>,
+    /// A guild's daily spend in micro-dollars unless the operator set its budget
+    /// (`beacon llm budget set`); `None` for no limit.
+    pub guild_daily_cost_micros: Option<u64>,
+}
+
+impl CostPolicy {
+    /// The models a guild may choose: the primary's model (`default_model`) first, then the
+    /// operator's list, without repeats.
+    pub fn choosable_models(&self, default_model: Option<&str>) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for m in default_model.into_iter().chain(self.guild_models.iter().map(String::as_str)) {
+            if !out.iter().any(|o| o == m) {
+                out.push(m.to_owned());
+            }
+        }
+        out
+    }
+}
+
 /// The LLM configuration: the provider chain and tuning.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlmConfig {
@@ -177,11 +201,18 @@ pub struct LlmConfig {
     pub reliability: Reliability,
     /// How long cached responses live.
     pub cache_ttl: Duration,
+    /// The models guilds may choose and their default daily budget.
+    pub policy: CostPolicy,
 }
 
 impl Default for LlmConfig {
     fn default() -> Self {
-        LlmConfig { chain: Vec::new(), reliability: Reliability::default(), cache_ttl: Duration::from_secs(3600) }
+        LlmConfig {
+            chain: Vec::new(),
+            reliability: Reliability::default(),
+            cache_ttl: Duration::from_secs(3600),
+            policy: CostPolicy::default(),
+        }
     }
 }
 
@@ -228,6 +259,10 @@ impl LlmConfig {
             },
             cache_ttl: settings.cache_ttl,
             chain: Vec::new(),
+            policy: CostPolicy {
+                guild_models: settings.guild_models.clone(),
+                guild_daily_cost_micros: settings.guild_daily_budget_micros,
+            },
         };
         if !settings.is_enabled() {
             return Ok(config);
@@ -262,6 +297,14 @@ impl LlmConfig {
     /// Whether any provider is configured.
     pub fn is_enabled(&self) -> bool {
         !self.chain.is_empty()
+    }
+
+    /// The chat models a guild may put in `llm.model` (none without a provider).
+    pub fn choosable_models(&self) -> Vec<String> {
+        match self.chain.first() {
+            Some(primary) => self.policy.choosable_models(Some(&primary.model)),
+            None => Vec::new(),
+        }
     }
 }
 
@@ -315,6 +358,22 @@ mod tests {
         // Keys never show in Debug output.
         let debug = format!("{c:?}");
         assert!(!debug.contains("sk-primary") && !debug.contains("sk-ant"), "{debug}");
+    }
+
+    #[test]
+    fn guilds_choose_among_the_primary_model_and_the_operators_list() {
+        let c = from_pairs(&[
+            ("BEACON_LLM_PROVIDER", "openai"),
+            ("BEACON_LLM_API_KEY", "k"),
+            ("BEACON_LLM_MODEL", "gpt-4.1-mini"),
+            ("BEACON_LLM_GUILD_MODELS", "gpt-4.1-nano,gpt-4.1-mini"),
+            ("BEACON_LLM_GUILD_DAILY_BUDGET", "0.25"),
+        ])
+        .unwrap();
+        assert_eq!(c.choosable_models(), ["gpt-4.1-mini", "gpt-4.1-nano"]);
+        assert_eq!(c.policy.guild_daily_cost_micros, Some(250_000));
+        let none = from_pairs(&[("BEACON_LLM_GUILD_MODELS", "gpt-5")]).unwrap();
+        assert!(none.choosable_models().is_empty(), "no provider, nothing to choose");
     }
 
     #[test]

@@ -76,7 +76,7 @@ mod types;
 pub mod usage;
 
 pub use breaker::{Breaker, BreakerState};
-pub use config::{LlmConfig, ProviderConfig, ProviderKind, Reliability};
+pub use config::{CostPolicy, LlmConfig, ProviderConfig, ProviderKind, Reliability};
 pub use error::LlmError;
 pub use pricing::{Price, PricingTable};
 pub use provider::{Provider, build_provider};

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use crate::breaker::Breaker;
-use crate::config::{LlmConfig, Reliability};
+use crate::config::{CostPolicy, LlmConfig, Reliability};
 use crate::error::LlmError;
 use crate::pricing::{PricingTable, cost_micros};
 use crate::provider::{Provider, build_provider};
@@ -98,6 +98,9 @@ struct Inner {
     usage: Option<UsageStore>,
     cache: Option<Cache>,
     pricing: RwLock<PricingTable>,
+    /// [`UsageStore::pricing_version`] of the table in `pricing`.
+    pricing_version: std::sync::Mutex<Option<(i64, i64)>>,
+    policy: CostPolicy,
     sleep: SleepFn,
 }
 
@@ -178,7 +181,9 @@ impl LlmService {
             .iter()
             .map(|p| build_provider(p, config.reliability.timeout))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(LlmService::with_providers(providers, config.reliability.clone(), config.cache_ttl))
+        let mut service = LlmService::with_providers(providers, config.reliability.clone(), config.cache_ttl);
+        service.inner_mut().policy = config.policy.clone();
+        Ok(service)
     }
 
     /// A service over ready-made providers (for custom [`Provider`] implementations).
@@ -202,6 +207,8 @@ impl LlmService {
                 usage: None,
                 cache: None,
                 pricing: RwLock::new(PricingTable::seeded()),
+                pricing_version: std::sync::Mutex::new(None),
+                policy: CostPolicy::default(),
                 sleep: Arc::new(|d| Box::pin(tokio::time::sleep(d))),
             }),
         }
@@ -225,6 +232,8 @@ impl LlmService {
                 usage: old.usage.clone(),
                 cache: old.cache.clone(),
                 pricing: RwLock::new(old.pricing()),
+                pricing_version: std::sync::Mutex::new(*old.lock_version()),
+                policy: old.policy.clone(),
                 sleep: old.sleep.clone(),
             };
             self.inner = Arc::new(fresh);
@@ -234,11 +243,24 @@ impl LlmService {
 
     /// Records usage in `usage` and checks its budgets before calls; loads its pricing table.
     pub async fn with_usage_store(mut self, usage: UsageStore) -> Result<LlmService, LlmError> {
+        let version = usage.pricing_version().await?;
         let pricing = usage.pricing().await?;
         let inner = self.inner_mut();
         inner.pricing = RwLock::new(pricing);
+        inner.pricing_version = std::sync::Mutex::new(Some(version));
         inner.usage = Some(usage);
         Ok(self)
+    }
+
+    /// Replaces the operator's cost policy (models guilds may choose, default daily budget).
+    pub fn with_policy(mut self, policy: CostPolicy) -> LlmService {
+        self.inner_mut().policy = policy;
+        self
+    }
+
+    /// The operator's cost policy.
+    pub fn policy(&self) -> &CostPolicy {
+        &self.inner.policy
     }
 
     /// Caches responses in `cache` (in-process or Redis) for calls with a `kb_version`.
@@ -263,22 +285,41 @@ impl LlmService {
         self.inner.usage.as_ref()
     }
 
-    /// Reloads the pricing table from the usage store (after `beacon llm pricing set`).
+    /// Reloads the pricing table from the usage store when it changed since it was loaded
+    /// (`beacon llm pricing set` in another process). Runs before every call: one small query
+    /// beside the budget check, so a new price applies from the next call in every process.
     pub async fn reload_pricing(&self) -> Result<(), LlmError> {
-        if let Some(usage) = &self.inner.usage {
-            let table = usage.pricing().await?;
-            *self.inner.pricing.write().unwrap_or_else(std::sync::PoisonError::into_inner) = table;
+        let Some(usage) = &self.inner.usage else {
+            return Ok(());
+        };
+        let version = usage.pricing_version().await?;
+        if *self.inner.lock_version() == Some(version) {
+            return Ok(());
         }
+        let table = usage.pricing().await?;
+        *self.inner.pricing.write().unwrap_or_else(std::sync::PoisonError::into_inner) = table;
+        *self.inner.lock_version() = Some(version);
+        tracing::info!("LLM prices reloaded");
         Ok(())
     }
 
-    /// The guild's model override (`llm.model` setting), if set to a non-empty string.
+    /// The guild's model override (`llm.model` setting), if set to a model the operator lets
+    /// guilds choose ([`CostPolicy::guild_models`]); a model no longer allowed is ignored.
     pub async fn guild_model(&self, guild_id: u64) -> Result<Option<String>, LlmError> {
         let Some(usage) = &self.inner.usage else {
             return Ok(None);
         };
         let value = usage.store().guild(guild_id).setting(MODEL_SETTING).await?;
-        Ok(value.as_ref().and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned))
+        let Some(model) = value.as_ref().and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        let primary = self.inner.slots.first().map(|s| s.provider.model());
+        if self.inner.policy.choosable_models(primary).iter().any(|m| m == model) {
+            Ok(Some(model.to_owned()))
+        } else {
+            tracing::warn!(guild_id, model, "llm.model is not among BEACON_LLM_GUILD_MODELS; using the default");
+            Ok(None)
+        }
     }
 
     /// One chat call through the chain. With a `response_schema`, the reply is validated (and
@@ -446,11 +487,16 @@ impl LlmService {
         self.inner.pricing()
     }
 
+    /// Refuses the call when the guild or member is over budget; picks up new prices first.
     async fn check_budget(&self, ctx: &CallContext) -> Result<(), LlmError> {
-        match &self.inner.usage {
-            Some(usage) => usage.check_budget(ctx.guild_id, ctx.user_id, beacon_store::now_ms()).await,
-            None => Ok(()),
+        let Some(usage) = &self.inner.usage else {
+            return Ok(());
+        };
+        // A price table that cannot be re-read keeps the one loaded before: log, do not fail.
+        if let Err(e) = self.reload_pricing().await {
+            tracing::warn!(error = %e, "could not check LLM prices for changes");
         }
+        usage.check_budget(ctx.guild_id, ctx.user_id, beacon_store::now_ms(), &self.inner.policy).await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -623,6 +669,10 @@ impl LlmService {
 impl Inner {
     fn pricing(&self) -> PricingTable {
         self.pricing.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn lock_version(&self) -> std::sync::MutexGuard<'_, Option<(i64, i64)>> {
+        self.pricing_version.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -5,15 +5,20 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::config::CostPolicy;
 use crate::error::LlmError;
 use crate::pricing::{Price, PricingTable};
 use crate::types::Usage;
 
-/// Tables of the LLM service: `llm_usage` and `llm_budgets` (guild-owned) and `llm_pricing`.
+/// Tables of the LLM service: `llm_usage`, `llm_budgets` (the operator's per-guild budgets) and
+/// `llm_guild_limits` (what a guild chose under them), all guild-owned, and `llm_pricing`.
 pub const SCHEMA: Schema = Schema {
     name: "llm",
-    migrations: &[beacon_store::migration!(1, "usage records, budgets, pricing", "0001_llm.sql")],
-    guild_tables: &["llm_usage", "llm_budgets"],
+    migrations: &[
+        beacon_store::migration!(1, "usage records, budgets, pricing", "0001_llm.sql"),
+        beacon_store::migration!(2, "limits a guild sets for itself", "0002_guild_limits.sql"),
+    ],
+    guild_tables: &["llm_usage", "llm_budgets", "llm_guild_limits"],
 };
 
 const MS_PER_DAY: i64 = 86_400_000;
@@ -123,6 +128,44 @@ pub struct Budget {
     pub user_daily_tokens: Option<u64>,
     /// Calls per member per UTC day.
     pub user_daily_calls: Option<u64>,
+}
+
+impl Budget {
+    /// Each limit of `self`, lowered to `other`'s where `other` has a lower one.
+    fn lowered_by(mut self, daily_cost_micros: Option<u64>, member_daily_calls: Option<u64>) -> Budget {
+        fn min(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        }
+        self.daily_cost_micros = min(self.daily_cost_micros, daily_cost_micros);
+        self.user_daily_calls = min(self.user_daily_calls, member_daily_calls);
+        self
+    }
+}
+
+/// Limits a guild sets for itself (`/usage limit`); they can only lower the operator's budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuildLimits {
+    /// Micro-dollars per UTC day for the whole guild.
+    pub daily_cost_micros: Option<u64>,
+    /// AI calls per member per UTC day.
+    pub member_daily_calls: Option<u64>,
+}
+
+/// Who set a guild's budget, and what applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetView {
+    /// The operator's budget for the guild: set for it (`beacon llm budget set`), else the
+    /// deployment's default.
+    pub operator: Budget,
+    /// Whether `operator` was set for this guild rather than the default.
+    pub operator_set: bool,
+    /// What the guild chose for itself.
+    pub own: GuildLimits,
+    /// What is enforced: the lower of the two on each limit.
+    pub effective: Budget,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -376,8 +419,19 @@ impl UsageStore {
         Ok(health)
     }
 
-    /// The guild's budget (all `None` when never set).
-    pub async fn budget(&self, guild: &GuildStore) -> Result<Budget, LlmError> {
+    /// The budget that applies to `guild` under `policy`, and where each part comes from.
+    pub async fn budget_view(&self, guild: &GuildStore, policy: &CostPolicy) -> Result<BudgetView, LlmError> {
+        let (operator, operator_set) = match self.operator_budget(guild).await? {
+            Some(set) => (set, true),
+            None => (Budget { daily_cost_micros: policy.guild_daily_cost_micros, ..Budget::default() }, false),
+        };
+        let own = self.guild_limits(guild).await?;
+        let effective = operator.clone().lowered_by(own.daily_cost_micros, own.member_daily_calls);
+        Ok(BudgetView { operator, operator_set, own, effective })
+    }
+
+    /// The budget the operator set for the guild, if any.
+    async fn operator_budget(&self, guild: &GuildStore) -> Result<Option<Budget>, LlmError> {
         let row = sqlx::query(
             "SELECT daily_tokens, daily_cost_micros, user_daily_tokens, user_daily_calls \
              FROM llm_budgets WHERE guild_id = $1",
@@ -386,17 +440,61 @@ impl UsageStore {
         .fetch_optional(self.store.pool())
         .await?;
         Ok(match row {
-            Some(r) => Budget {
+            Some(r) => Some(Budget {
                 daily_tokens: opt_u64(&r, "daily_tokens")?,
                 daily_cost_micros: opt_u64(&r, "daily_cost_micros")?,
                 user_daily_tokens: opt_u64(&r, "user_daily_tokens")?,
                 user_daily_calls: opt_u64(&r, "user_daily_calls")?,
-            },
-            None => Budget::default(),
+            }),
+            None => None,
         })
     }
 
-    /// Sets the guild's budget.
+    /// Removes the operator's budget for the guild (the deployment's default applies again);
+    /// `true` if there was one.
+    pub async fn clear_budget(&self, guild: &GuildStore) -> Result<bool, LlmError> {
+        let n = sqlx::query("DELETE FROM llm_budgets WHERE guild_id = $1")
+            .bind(guild.sql_id())
+            .execute(self.store.pool())
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// What the guild chose for itself (all `None` when never set).
+    pub async fn guild_limits(&self, guild: &GuildStore) -> Result<GuildLimits, LlmError> {
+        let row = sqlx::query("SELECT daily_cost_micros, member_daily_calls FROM llm_guild_limits WHERE guild_id = $1")
+            .bind(guild.sql_id())
+            .fetch_optional(self.store.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => GuildLimits {
+                daily_cost_micros: opt_u64(&r, "daily_cost_micros")?,
+                member_daily_calls: opt_u64(&r, "member_daily_calls")?,
+            },
+            None => GuildLimits::default(),
+        })
+    }
+
+    /// Stores what the guild chose for itself. The caller checks it against the operator's
+    /// budget first (it is also only ever applied as a lowering).
+    pub async fn set_guild_limits(&self, guild: &GuildStore, limits: &GuildLimits) -> Result<(), LlmError> {
+        sqlx::query(
+            "INSERT INTO llm_guild_limits (guild_id, daily_cost_micros, member_daily_calls, updated_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (guild_id) DO UPDATE SET \
+             daily_cost_micros = excluded.daily_cost_micros, member_daily_calls = excluded.member_daily_calls, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(guild.sql_id())
+        .bind(limits.daily_cost_micros.map(to_i64))
+        .bind(limits.member_daily_calls.map(to_i64))
+        .bind(beacon_store::now_ms())
+        .execute(self.store.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Sets the operator's budget for the guild (`beacon llm budget set`).
     pub async fn set_budget(&self, guild: &GuildStore, budget: &Budget) -> Result<(), LlmError> {
         sqlx::query(
             "INSERT INTO llm_budgets (guild_id, daily_tokens, daily_cost_micros, user_daily_tokens, \
@@ -419,9 +517,15 @@ impl UsageStore {
 
     /// Errors with [`LlmError::BudgetExceeded`] / [`LlmError::UserLimitExceeded`] when today's
     /// usage already reached a limit. (A call that starts under the limit may end over it.)
-    pub async fn check_budget(&self, guild_id: u64, user_id: Option<u64>, now_ms: i64) -> Result<(), LlmError> {
+    pub async fn check_budget(
+        &self,
+        guild_id: u64,
+        user_id: Option<u64>,
+        now_ms: i64,
+        policy: &CostPolicy,
+    ) -> Result<(), LlmError> {
         let guild = self.store.guild(guild_id);
-        let budget = self.budget(&guild).await?;
+        let budget = self.budget_view(&guild, policy).await?.effective;
         let day = day_of(now_ms);
         if budget.daily_tokens.is_some() || budget.daily_cost_micros.is_some() {
             let t = self.day_totals(&guild, None, day).await?;
@@ -456,6 +560,17 @@ impl UsageStore {
             }
         }
         Ok(())
+    }
+
+    /// A fingerprint of the stored pricing table that changes whenever a price is set or
+    /// removed, so running processes notice `beacon llm pricing set` cheaply.
+    pub async fn pricing_version(&self) -> Result<(i64, i64), LlmError> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n, CAST(COALESCE(MAX(updated_at), 0) AS BIGINT) AS at FROM llm_pricing",
+        )
+        .fetch_one(self.store.pool())
+        .await?;
+        Ok((row.try_get("n")?, row.try_get("at")?))
     }
 
     /// The stored pricing table.

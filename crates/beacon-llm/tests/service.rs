@@ -121,7 +121,8 @@ async fn pricing_edits_change_recorded_costs() {
     h.fake.push(Dialect::OpenAi, FakeReply::text("free").usage(FakeUsage::new(1000, 1000)));
     let ctx = CallContext::new(GUILD, "ask");
     assert_eq!(h.service.chat(&ctx, &ChatRequest::new(None, "q")).await.expect("chat").cost_micros, 0);
-    // An operator prices it; after a reload the next call costs exactly that.
+    // An operator prices it (`beacon llm pricing set`, in another process): the running service
+    // picks the new price up by itself, and the next call costs exactly that.
     h.usage
         .set_price(&Price {
             provider: "openai-compatible".into(),
@@ -133,11 +134,13 @@ async fn pricing_edits_change_recorded_costs() {
         })
         .await
         .expect("set price");
-    h.service.reload_pricing().await.expect("reload");
     h.fake.push(Dialect::OpenAi, FakeReply::text("paid").usage(FakeUsage::new(1000, 1000)));
     let r = h.service.chat(&ctx, &ChatRequest::new(None, "q2")).await.expect("chat");
     assert_eq!(r.cost_micros, 1000 + 2000);
     assert!(h.usage.remove_price("openai-compatible", "local-model").await.expect("remove"));
+    h.fake.push(Dialect::OpenAi, FakeReply::text("free again").usage(FakeUsage::new(1000, 1000)));
+    let r = h.service.chat(&ctx, &ChatRequest::new(None, "q3")).await.expect("chat");
+    assert_eq!(r.cost_micros, 0, "a removed price is noticed too");
     // Seeds are in the store and survive reopening.
     let table = h.usage.pricing().await.expect("pricing");
     assert!(table.lookup("anthropic", "claude-haiku-4-5").is_some());
@@ -171,18 +174,71 @@ async fn summaries_group_by_guild_module_model_and_day() {
 }
 
 #[tokio::test]
-async fn guild_model_setting_overrides_the_model() {
+async fn guild_model_setting_overrides_the_model_among_those_the_operator_allows() {
     let h = Harness::new(&[ProviderKind::OpenAi]).await;
+    let service = h
+        .service
+        .clone()
+        .with_policy(beacon_llm::CostPolicy { guild_models: vec!["gpt-5-mini".into()], guild_daily_cost_micros: None });
     let guild = h.usage.store().guild(GUILD);
     guild.upsert("Beacon HQ", Some(1)).await.expect("guild");
-    assert_eq!(h.service.guild_model(GUILD).await.expect("none"), None);
+    assert_eq!(service.guild_model(GUILD).await.expect("none"), None);
+    // A model the operator does not allow (set before the list was narrowed) is ignored.
+    guild.set_setting(beacon_llm::MODEL_SETTING, Some(&serde_json::json!("gpt-5.5")), 1).await.expect("setting");
+    assert_eq!(service.guild_model(GUILD).await.expect("not allowed"), None);
     guild.set_setting(beacon_llm::MODEL_SETTING, Some(&serde_json::json!("gpt-5-mini")), 1).await.expect("setting");
-    let model = h.service.guild_model(GUILD).await.expect("model");
+    assert_eq!(h.service.guild_model(GUILD).await.expect("default policy"), None, "no extra models by default");
+    let model = service.guild_model(GUILD).await.expect("model");
     assert_eq!(model.as_deref(), Some("gpt-5-mini"));
     h.fake.push(Dialect::OpenAi, FakeReply::text("hi"));
     let ctx = CallContext::new(GUILD, "ask").model(model);
-    h.service.chat(&ctx, &ChatRequest::new(None, "q")).await.expect("chat");
+    service.chat(&ctx, &ChatRequest::new(None, "q")).await.expect("chat");
     assert_eq!(h.fake.requests()[0].body["model"], "gpt-5-mini");
+}
+
+#[tokio::test]
+async fn a_guild_lowers_the_operators_budget_and_never_raises_it() {
+    use beacon_llm::usage::GuildLimits;
+    let h = Harness::new(&[ProviderKind::Anthropic]).await;
+    let policy = beacon_llm::CostPolicy { guild_models: Vec::new(), guild_daily_cost_micros: Some(1_000_000) };
+    let service = h.service.clone().with_policy(policy.clone());
+    let guild = h.usage.store().guild(GUILD);
+
+    // The deployment default applies until anything is set.
+    let view = h.usage.budget_view(&guild, &policy).await.expect("view");
+    assert!(!view.operator_set);
+    assert_eq!(view.effective.daily_cost_micros, Some(1_000_000));
+
+    // The guild lowers it: enforced. A "raise" stored anyway is only ever applied as a lowering.
+    h.usage
+        .set_guild_limits(&guild, &GuildLimits { daily_cost_micros: Some(5), member_daily_calls: Some(3) })
+        .await
+        .expect("limits");
+    let view = h.usage.budget_view(&guild, &policy).await.expect("view");
+    assert_eq!((view.effective.daily_cost_micros, view.effective.user_daily_calls), (Some(5), Some(3)));
+    h.fake.push(Dialect::Anthropic, FakeReply::text("first").usage(FakeUsage::new(1000, 1000)));
+    let ctx = CallContext::new(GUILD, "ask");
+    service.chat(&ctx, &ChatRequest::new(None, "q1")).await.expect("under the guild's budget");
+    let err = service.chat(&ctx, &ChatRequest::new(None, "q2")).await.expect_err("over the guild's budget");
+    assert!(matches!(err, LlmError::BudgetExceeded(_)), "{err:?}");
+    h.usage
+        .set_guild_limits(&guild, &GuildLimits { daily_cost_micros: Some(50_000_000), member_daily_calls: None })
+        .await
+        .expect("limits");
+    let view = h.usage.budget_view(&guild, &policy).await.expect("view");
+    assert_eq!(view.effective.daily_cost_micros, Some(1_000_000), "the operator's ceiling still holds");
+
+    // The operator's own budget for the guild replaces the default, and clearing it restores it.
+    h.usage
+        .set_budget(&guild, &Budget { daily_cost_micros: Some(20_000_000), ..Budget::default() })
+        .await
+        .expect("set");
+    let view = h.usage.budget_view(&guild, &policy).await.expect("view");
+    assert!(view.operator_set);
+    assert_eq!(view.effective.daily_cost_micros, Some(20_000_000));
+    assert!(h.usage.clear_budget(&guild).await.expect("clear"));
+    let view = h.usage.budget_view(&guild, &policy).await.expect("view");
+    assert_eq!(view.effective.daily_cost_micros, Some(1_000_000));
 }
 
 #[tokio::test]

@@ -1,11 +1,13 @@
-//! `beacon llm pricing list|set`: the LLM pricing table in the database.
+//! `beacon llm pricing list|set`: the LLM pricing table in the database (running processes pick
+//! a change up at their next AI call); `beacon llm budget show|set|clear`: a guild's budget.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use beacon_config::Config;
 use beacon_llm::pricing::format_usd;
-use beacon_llm::{Price, ProviderKind, UsageStore};
+use beacon_llm::usage::day_of;
+use beacon_llm::{Budget, LlmConfig, Price, ProviderKind, UsageStore};
 
 use crate::backends::open_store;
 
@@ -87,5 +89,96 @@ pub async fn pricing_set(config: Arc<Config>, given: PriceInput) -> anyhow::Resu
         format_usd(price.cache_write),
         format_usd(price.output)
     );
+    println!("Running Beacon processes use it from their next AI call.");
+    Ok(())
+}
+
+fn limit(value: Option<u64>, unit: &str) -> String {
+    value.map_or_else(|| "unlimited".to_owned(), |v| format!("{v} {unit}"))
+}
+
+fn usd_limit(value: Option<u64>) -> String {
+    value.map_or_else(|| "unlimited".to_owned(), format_usd)
+}
+
+/// Prints what applies to `guild`, who set each part, and today's spend.
+pub async fn budget_show(config: Arc<Config>, guild: u64) -> anyhow::Result<()> {
+    let policy = LlmConfig::from_settings(&config.llm).context("configuring the LLM (BEACON_LLM_*)")?.policy;
+    let usage = usage_store(&config).await?;
+    let g = usage.store().guild(guild);
+    let view = usage.budget_view(&g, &policy).await.context("reading the budget")?;
+    let today = usage.day_totals(&g, None, day_of(beacon_store::now_ms())).await.context("reading usage")?;
+    let source = if view.operator_set { "set for this guild" } else { "BEACON_LLM_GUILD_DAILY_BUDGET default" };
+    println!("Guild {guild}");
+    println!(
+        "  operator ({source}): {} a day, {}",
+        usd_limit(view.operator.daily_cost_micros),
+        limit(view.operator.daily_tokens, "tokens a day")
+    );
+    println!(
+        "  guild's own (/usage limit): {} a day, {}",
+        usd_limit(view.own.daily_cost_micros),
+        limit(view.own.member_daily_calls, "calls per member a day")
+    );
+    let e = &view.effective;
+    println!(
+        "  enforced: {} a day · {} · {} · {}",
+        usd_limit(e.daily_cost_micros),
+        limit(e.daily_tokens, "tokens a day"),
+        limit(e.user_daily_calls, "calls per member a day"),
+        limit(e.user_daily_tokens, "tokens per member a day")
+    );
+    println!("  today: {} calls · {} tokens · {}", today.calls, today.usage.total(), format_usd(today.cost_micros));
+    Ok(())
+}
+
+/// What `beacon llm budget set` was given; a limit not given is unlimited.
+#[derive(Debug, Clone)]
+pub struct BudgetInput {
+    /// US dollars per UTC day, as typed.
+    pub daily_usd: Option<String>,
+    /// Tokens per UTC day.
+    pub daily_tokens: Option<u64>,
+    /// AI calls per member per UTC day.
+    pub member_daily_calls: Option<u64>,
+    /// Tokens per member per UTC day.
+    pub member_daily_tokens: Option<u64>,
+}
+
+/// Sets the operator's budget for `guild`.
+pub async fn budget_set(config: Arc<Config>, guild: u64, given: BudgetInput) -> anyhow::Result<()> {
+    if guild == 0 {
+        anyhow::bail!("the guild id must be a Discord id (a positive integer)");
+    }
+    let daily_cost_micros = match given.daily_usd.as_deref() {
+        Some(text) => Some(beacon_config::parse_usd(text).map_err(|e| anyhow::anyhow!("--daily-usd: {e}"))?),
+        None => None,
+    };
+    let budget = Budget {
+        daily_tokens: given.daily_tokens,
+        daily_cost_micros,
+        user_daily_tokens: given.member_daily_tokens,
+        user_daily_calls: given.member_daily_calls,
+    };
+    let usage = usage_store(&config).await?;
+    usage.set_budget(&usage.store().guild(guild), &budget).await.context("saving the budget")?;
+    println!(
+        "Guild {guild}: {} a day, {}, {}, {}.",
+        usd_limit(budget.daily_cost_micros),
+        limit(budget.daily_tokens, "tokens a day"),
+        limit(budget.user_daily_calls, "calls per member a day"),
+        limit(budget.user_daily_tokens, "tokens per member a day")
+    );
+    Ok(())
+}
+
+/// Removes the operator's budget for `guild` (the deployment default applies again).
+pub async fn budget_clear(config: Arc<Config>, guild: u64) -> anyhow::Result<()> {
+    let usage = usage_store(&config).await?;
+    if usage.clear_budget(&usage.store().guild(guild)).await.context("clearing the budget")? {
+        println!("Guild {guild}: budget removed; the deployment's default applies.");
+    } else {
+        println!("Guild {guild} had no budget of its own; the deployment's default applies.");
+    }
     Ok(())
 }

@@ -57,7 +57,7 @@ enum Command {
         #[arg(long)]
         threshold: Option<f32>,
     },
-    /// The LLM service: its pricing table.
+    /// The LLM service: its pricing table and each guild's budget.
     Llm {
         #[command(subcommand)]
         action: LlmAction,
@@ -110,6 +110,43 @@ enum LlmAction {
     Pricing {
         #[command(subcommand)]
         action: PricingAction,
+    },
+    /// A guild's AI budget as the operator sets it (above or below BEACON_LLM_GUILD_DAILY_BUDGET);
+    /// the guild can lower it further with `/usage limit`, never raise it.
+    Budget {
+        #[command(subcommand)]
+        action: BudgetAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum BudgetAction {
+    /// Print the guild's budget, who set it, and what it spent today.
+    Show {
+        /// The guild's id.
+        guild: u64,
+    },
+    /// Set the guild's budget; every limit not given is unlimited.
+    Set {
+        /// The guild's id.
+        guild: u64,
+        /// US dollars per UTC day (e.g. 5 or 0.50).
+        #[arg(long, value_name = "USD")]
+        daily_usd: Option<String>,
+        /// Tokens (input + output) per UTC day.
+        #[arg(long, value_name = "N")]
+        daily_tokens: Option<u64>,
+        /// AI calls per member per UTC day.
+        #[arg(long, value_name = "N")]
+        member_daily_calls: Option<u64>,
+        /// Tokens per member per UTC day.
+        #[arg(long, value_name = "N")]
+        member_daily_tokens: Option<u64>,
+    },
+    /// Remove the guild's budget: the deployment's default applies again.
+    Clear {
+        /// The guild's id.
+        guild: u64,
     },
 }
 
@@ -174,32 +211,56 @@ fn main() -> ExitCode {
         _ => config,
     };
     let config = Arc::new(config);
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Run => run::run(config).await,
-            Command::Migrate => migrate(config).await,
-            Command::Ingest { guild, path } => kb_cli::ingest(config, guild, &path).await,
-            Command::Ask { guild, k, question } => kb_cli::ask(config, guild, &question, k).await,
-            Command::Eval { dir, json, negatives, threshold } => {
-                kb_cli::eval(config, &dir, json, negatives.as_deref(), threshold).await
+    let result =
+        runtime.block_on(async move {
+            match cli.command {
+                Command::Run => run::run(config).await,
+                Command::Migrate => migrate(config).await,
+                Command::Ingest { guild, path } => kb_cli::ingest(config, guild, &path).await,
+                Command::Ask { guild, k, question } => kb_cli::ask(config, guild, &question, k).await,
+                Command::Eval { dir, json, negatives, threshold } => {
+                    kb_cli::eval(config, &dir, json, negatives.as_deref(), threshold).await
+                }
+                Command::Commands { action: CommandsAction::Sync { guild } } => sync_commands(config, guild).await,
+                Command::Guild { action: GuildAction::Purge { id, yes } } => purge_guild(config, id, yes).await,
+                Command::Invite { client_id } => invite(config, client_id).await,
+                Command::Llm { action: LlmAction::Pricing { action: PricingAction::List } } => {
+                    llm_cli::pricing_list(config).await
+                }
+                Command::Llm {
+                    action:
+                        LlmAction::Pricing {
+                            action: PricingAction::Set { provider, cached_input, cache_write, model, input, output },
+                        },
+                } => {
+                    let given = llm_cli::PriceInput { provider, model, input, output, cached_input, cache_write };
+                    llm_cli::pricing_set(config, given).await
+                }
+                Command::Llm { action: LlmAction::Budget { action: BudgetAction::Show { guild } } } => {
+                    llm_cli::budget_show(config, guild).await
+                }
+                Command::Llm {
+                    action:
+                        LlmAction::Budget {
+                            action:
+                                BudgetAction::Set {
+                                    guild,
+                                    daily_usd,
+                                    daily_tokens,
+                                    member_daily_calls,
+                                    member_daily_tokens,
+                                },
+                        },
+                } => {
+                    let given =
+                        llm_cli::BudgetInput { daily_usd, daily_tokens, member_daily_calls, member_daily_tokens };
+                    llm_cli::budget_set(config, guild, given).await
+                }
+                Command::Llm { action: LlmAction::Budget { action: BudgetAction::Clear { guild } } } => {
+                    llm_cli::budget_clear(config, guild).await
+                }
             }
-            Command::Commands { action: CommandsAction::Sync { guild } } => sync_commands(config, guild).await,
-            Command::Guild { action: GuildAction::Purge { id, yes } } => purge_guild(config, id, yes).await,
-            Command::Invite { client_id } => invite(config, client_id).await,
-            Command::Llm { action: LlmAction::Pricing { action: PricingAction::List } } => {
-                llm_cli::pricing_list(config).await
-            }
-            Command::Llm {
-                action:
-                    LlmAction::Pricing {
-                        action: PricingAction::Set { provider, cached_input, cache_write, model, input, output },
-                    },
-            } => {
-                let given = llm_cli::PriceInput { provider, model, input, output, cached_input, cache_write };
-                llm_cli::pricing_set(config, given).await
-            }
-        }
-    });
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

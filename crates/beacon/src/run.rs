@@ -39,16 +39,14 @@ pub async fn build_app_with(
     if let Some(llm) = open_llm(&config, &store, Some(cache.clone())).await? {
         support = support.with_llm(llm);
     }
-    let app = AppBuilder::new(config.clone(), store, cache, http)
+    let builder = AppBuilder::new(config.clone(), store, cache, http)
         .keyring(open_keyring(&config)?)
-        .modules(beacon_admin::modules())
+        .modules(beacon_admin::modules(&config))
         .module(support)
         .module(beacon_support::KbModule::new(kb))
         .module(beacon_tickets::TicketsModule::new(transcript_store(&config)?))
-        .module(beacon_faq::FaqModule::new())
-        .modules(extra)
-        .build()
-        .await?;
+        .module(beacon_faq::FaqModule::new());
+    let app = builder.modules(extra).build().await?;
     Ok(app)
 }
 

@@ -30,6 +30,7 @@ async fn status_shows_each_providers_breaker_and_this_servers_usage_against_its_
         ("BEACON_LLM_FALLBACK_1_API_KEY", KEY.to_owned()),
         ("BEACON_LLM_FALLBACK_1_BASE_URL", fake.base_url()),
         ("BEACON_LLM_MAX_RETRIES", "0".to_owned()),
+        ("BEACON_LLM_GUILD_MODELS", "gpt-guild-model".to_owned()),
         ("BEACON_LLM_BREAKER_FAILURES", "1".to_owned()),
         ("BEACON_LLM_BREAKER_COOLDOWN", "10m".to_owned()),
     ]

@@ -41,6 +41,8 @@ fn llm_env(provider: &str, base_url: &str) -> Vec<(String, String)> {
         ("BEACON_LLM_BASE_URL", base_url),
         ("BEACON_LLM_MAX_RETRIES", "0"),
         ("BEACON_LLM_TIMEOUT", "1s"),
+        // The operator lets servers pick this model besides the deployment's own.
+        ("BEACON_LLM_GUILD_MODELS", "gpt-guild-model"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -190,7 +192,20 @@ async fn model_abstentions_the_threshold_the_budget_and_the_guild_model_are_resp
             Delivery::Http,
         )
         .await;
-    assert!(!text_of(&out).to_lowercase().contains("unknown"), "{out:?}");
+    assert!(text_of(&out).contains("gpt-guild-model"), "{}", text_of(&out));
+    // A model the operator does not allow is refused, and nothing changes.
+    let out = t
+        .command(
+            t.owner(),
+            "config",
+            sub("set", json!([opt_str("key", "llm.model"), opt_str("value", "gpt-5.5")])),
+            Delivery::Http,
+        )
+        .await;
+    assert!(is_ephemeral(&out));
+    assert!(text_of(&out).contains("must be one of: gpt-4.1-mini, gpt-guild-model"), "{}", text_of(&out));
+    let stored = t.app().store.guild(t.guild.id).setting("llm.model").await.unwrap();
+    assert_eq!(stored, Some(json!("gpt-guild-model")));
 
     // The model saying the passages do not answer is an abstention with a human button.
     let out = t.command(t.member("bob"), "ask", ask("How do I get a refund?"), Delivery::Http).await;
@@ -315,4 +330,211 @@ async fn the_cli_answers_through_the_configured_provider_and_edits_prices() {
     let out = beacon(data.path()).args(["ask", "x"]).env("BEACON_LLM_PROVIDER", "bard").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("BEACON_LLM"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+async fn last_cost(t: &TestApp) -> (String, i64) {
+    sqlx::query_as(
+        "SELECT model, cost_micros FROM llm_usage WHERE guild_id = $1 AND outcome = 'ok' ORDER BY id DESC LIMIT 1",
+    )
+    .bind(t.guild.id as i64)
+    .fetch_one(t.app().store.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn usage_shows_today_and_thirty_days_by_feature_and_model_against_the_budget() {
+    let fake = FakeLlm::start().await.unwrap();
+    fake.push(Dialect::OpenAi, FakeReply::text("Within 14 days [1].").usage(FakeUsage::new(321, 45)));
+    let mut env = llm_env("openai", &fake.openai_base_url());
+    env.push(("BEACON_LLM_GUILD_DAILY_BUDGET".into(), "0.50".into()));
+    let t = TestApp::spawn_with(Options { env, ..Options::default() }).await;
+    let dir = write_docs();
+    let kb = beacon::backends::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
+    kb.sync(t.guild.id, &beacon_kb::FolderSource::new(dir.path()), &mut |_| {}).await.unwrap();
+
+    let out = t.command(t.member("bob"), "ask", ask("How do I get a refund?"), Delivery::Http).await;
+    assert!(text_of(&out).contains("Within 14 days [1]."), "{}", text_of(&out));
+    // gpt-4.1-mini at $0.40 in / $1.60 out per MTok: 321 and 45 tokens cost $0.000201 (rounded up).
+    assert_eq!(last_cost(&t).await, ("gpt-4.1-mini".to_owned(), 201));
+    // Older records: one 10 days ago (in the 30 days), one 40 days ago (not), one of another guild.
+    let usage = beacon_llm::UsageStore::attach(t.app().store.clone());
+    let day_ms = 86_400_000;
+    for (guild, module, model, cost, days_ago) in [
+        (t.guild.id, "tickets", "gpt-4.1-nano", 1_234_567, 10),
+        (t.guild.id, "tickets", "gpt-4.1-nano", 9_000_000, 40),
+        (t.guild.id + 1, "support", "gpt-4.1-mini", 7_000_000, 0),
+    ] {
+        let record = beacon_llm::UsageRecord {
+            guild_id: guild,
+            module: module.into(),
+            user_id: None,
+            provider: "openai".into(),
+            model: model.into(),
+            usage: beacon_llm::Usage { input_tokens: 1000, output_tokens: 100, ..beacon_llm::Usage::default() },
+            cost_micros: cost,
+            latency_ms: 5,
+            outcome: beacon_llm::Outcome::Ok,
+            error_kind: None,
+            at: beacon_store::now_ms() - days_ago * day_ms,
+        };
+        usage.record(&record).await.unwrap();
+    }
+
+    let out = t.command(t.owner(), "usage", sub("show", json!([])), Delivery::Http).await;
+    assert!(is_ephemeral(&out));
+    let text = text_of(&out);
+    assert!(text.contains("**$0.000201 of $0.500000 spent today** (0%)"), "{text}");
+    assert!(text.contains("Operator's budget: $0.500000 a day (the deployment's default)"), "{text}");
+    assert!(text.contains("Model: `gpt-4.1-mini` (the deployment's)"), "{text}");
+    let today = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Today"))
+        .take_while(|l| !l.starts_with("Last 30"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(today.starts_with("Today — 1 calls · 366 tokens · $0.000201"), "{today}");
+    assert!(today.contains("`support` · 1 calls · 366 tokens · $0.000201"), "{today}");
+    assert!(today.contains("`openai:gpt-4.1-mini` · 1 calls"), "{today}");
+    assert!(!today.contains("tickets"), "{today}");
+    let month = text.lines().skip_while(|l| !l.starts_with("Last 30")).collect::<Vec<_>>().join("\n");
+    assert!(month.starts_with("Last 30 days — 2 calls · 1466 tokens · $1.234768"), "{month}");
+    assert!(month.contains("`tickets` · 1 calls · 1100 tokens · $1.234567"), "{month}");
+    assert!(month.contains("`openai:gpt-4.1-nano` · 1 calls"), "{month}");
+    assert!(!text.contains("$7.000000") && !text.contains("$9.000000"), "other guilds and older days stay out: {text}");
+
+    // Members do not see the server's spending.
+    let out = t.command(t.member("bob"), "usage", sub("show", json!([])), Delivery::Http).await;
+    assert!(is_ephemeral(&out));
+    assert!(!text_of(&out).contains("spent today"), "{}", text_of(&out));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_lowers_its_budget_but_cannot_raise_it() {
+    let fake = FakeLlm::start().await.unwrap();
+    fake.push(Dialect::OpenAi, FakeReply::text("Within 14 days [1].").usage(FakeUsage::new(321, 45)));
+    let mut env = llm_env("openai", &fake.openai_base_url());
+    env.push(("BEACON_LLM_GUILD_DAILY_BUDGET".into(), "0.50".into()));
+    let t = TestApp::spawn_with(Options { env, ..Options::default() }).await;
+    let dir = write_docs();
+    let kb = beacon::backends::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
+    kb.sync(t.guild.id, &beacon_kb::FolderSource::new(dir.path()), &mut |_| {}).await.unwrap();
+    let limit = |options: Value| sub("limit", options);
+    let usd = |v: &str| opt_str("daily_usd", v);
+
+    for (options, expected) in [
+        (json!([usd("5")]), "can be at most $0.500000 a day (set by the operator). You can lower it, not raise it."),
+        (json!([usd("ten")]), "daily_usd: `ten` is not an amount of US dollars"),
+        (json!([]), "Give `daily_usd`"),
+        (json!([usd("0.1"), { "name": "clear", "type": 5, "value": true }]), "Use `clear` alone"),
+    ] {
+        let out = t.command(t.owner(), "usage", limit(options), Delivery::Http).await;
+        assert!(is_ephemeral(&out));
+        assert!(text_of(&out).contains(expected), "{expected}: {}", text_of(&out));
+    }
+    let own = beacon_llm::UsageStore::attach(t.app().store.clone());
+    let guild = t.app().store.guild(t.guild.id);
+    assert_eq!(own.guild_limits(&guild).await.unwrap(), beacon_llm::usage::GuildLimits::default(), "nothing stored");
+
+    let out = t
+        .command(
+            t.owner(),
+            "usage",
+            limit(json!([usd("$0.0001"), { "name": "member_daily_calls", "type": 4, "value": 5 }])),
+            Delivery::Http,
+        )
+        .await;
+    assert!(text_of(&out).contains("now $0.000100 a day, 5 AI answers per member a day"), "{}", text_of(&out));
+
+    // The first answer costs $0.000201, over the server's own $0.0001: the next one is quoted
+    // from the knowledge base without asking the model.
+    t.command(t.member("bob"), "ask", ask("How do I get a refund?"), Delivery::Http).await;
+    let out = t.command(t.member("bob"), "ask", ask("How can I request a refund for my order?"), Delivery::Http).await;
+    assert!(text_of(&out).contains("> You can get a refund within 14 days"), "{}", text_of(&out));
+    assert_eq!(fake.requests().len(), 1, "no model call over the server's budget");
+    let out = t.command(t.owner(), "usage", sub("show", json!([])), Delivery::Http).await;
+    let text = text_of(&out);
+    assert!(text.contains("**$0.000201 of $0.000100 spent today** (201%)"), "{text}");
+    assert!(text.contains("This server's own limit: $0.000100 a day."), "{text}");
+    assert!(text.contains("Each member: at most 5 AI answers a day."), "{text}");
+
+    let out = t
+        .command(t.owner(), "usage", limit(json!([{ "name": "clear", "type": 5, "value": true }])), Delivery::Http)
+        .await;
+    assert!(text_of(&out).contains("own AI limits are removed"), "{}", text_of(&out));
+    fake.push(Dialect::OpenAi, FakeReply::text("Five business days [1].").usage(FakeUsage::new(10, 5)));
+    let out = t.command(t.member("bob"), "ask", ask("When does a refund reach my card?"), Delivery::Http).await;
+    assert!(text_of(&out).contains("Five business days [1]."), "{}", text_of(&out));
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prices_and_budgets_set_from_the_cli_reach_the_running_bot() {
+    let fake = FakeLlm::start().await.unwrap();
+    fake.push(Dialect::OpenAi, FakeReply::text("Within 14 days [1].").usage(FakeUsage::new(321, 45)));
+    let t = with_llm("openai", &fake.openai_base_url()).await;
+    t.command(t.member("bob"), "ask", ask("How do I get a refund?"), Delivery::Http).await;
+    assert_eq!(last_cost(&t).await, ("gpt-4.1-mini".to_owned(), 201));
+
+    // The operator reprices the model from another process, on the same database.
+    let data = t.app().config.data_dir.clone();
+    let guild = t.guild.id.to_string();
+    let (set_out, budget_out, show_out) = tokio::task::spawn_blocking({
+        let guild = guild.clone();
+        move || {
+            let set_out = run(beacon(&data).args([
+                "llm",
+                "pricing",
+                "set",
+                "--provider",
+                "openai",
+                "gpt-4.1-mini",
+                "1000000",
+                "2000000",
+            ]));
+            let budget_out = run(beacon(&data).args([
+                "llm",
+                "budget",
+                "set",
+                &guild,
+                "--daily-usd",
+                "0.0005",
+                "--member-daily-calls",
+                "10",
+            ]));
+            let show_out = run(beacon(&data).args(["llm", "budget", "show", &guild]));
+            (set_out, budget_out, show_out)
+        }
+    })
+    .await
+    .unwrap();
+    assert!(set_out.contains("Running Beacon processes use it from their next AI call."), "{set_out}");
+    assert!(budget_out.contains("$0.000500 a day"), "{budget_out}");
+    assert!(show_out.contains("operator (set for this guild): $0.000500 a day"), "{show_out}");
+    assert!(show_out.contains("today: 1 calls · 366 tokens · $0.000201"), "{show_out}");
+
+    // The running bot charges the new price at once: 321 × $1 + 45 × $2 per MTok = $0.000411.
+    fake.push(Dialect::OpenAi, FakeReply::text("Five business days [1].").usage(FakeUsage::new(321, 45)));
+    t.command(t.member("bob"), "ask", ask("When does a refund reach my card?"), Delivery::Http).await;
+    assert_eq!(last_cost(&t).await, ("gpt-4.1-mini".to_owned(), 411));
+    // $0.000612 spent is over the operator's $0.0005 for this server: no third model call.
+    let out = t.command(t.member("bob"), "ask", ask("How can I request a refund for my order?"), Delivery::Http).await;
+    assert!(text_of(&out).contains("> You can get a refund within 14 days"), "{}", text_of(&out));
+    assert_eq!(fake.requests().len(), 2);
+
+    // Clearing the operator's budget restores the deployment default ($1.00 a day).
+    let data = t.app().config.data_dir.clone();
+    let clear_out =
+        tokio::task::spawn_blocking(move || run(beacon(&data).args(["llm", "budget", "clear", &guild]))).await.unwrap();
+    assert!(clear_out.contains("the deployment's default applies"), "{clear_out}");
+    let view = beacon_llm::UsageStore::attach(t.app().store.clone())
+        .budget_view(
+            &t.app().store.guild(t.guild.id),
+            &beacon_llm::CostPolicy { guild_models: vec![], guild_daily_cost_micros: Some(1_000_000) },
+        )
+        .await
+        .unwrap();
+    assert!(!view.operator_set);
+    t.stop().await;
 }

@@ -892,7 +892,21 @@ impl Module for SupportModule {
                     _ => return Ok(()),
                 };
                 let repo = SupportRepo::new(ctx.app.guild(guild_id.get()));
-                if let Some(id) = repo.answer_for_message(reaction.message_id.get()).await? {
+                let message = reaction.message_id.get();
+                let mut answer = repo.answer_for_message(message).await?;
+                // An answer is posted, then recorded with its message id: a reaction on Beacon's
+                // own message can arrive in between, so look again briefly before dropping it.
+                let ours = match (reaction.message_author_id, ctx.app.application_id()) {
+                    (Some(author), Some(app_id)) => author.get() == app_id.get(),
+                    _ => false,
+                };
+                let mut tries = 0;
+                while answer.is_none() && ours && tries < 20 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    answer = repo.answer_for_message(message).await?;
+                    tries += 1;
+                }
+                if let Some(id) = answer {
                     repo.feedback(id, value, reaction.user_id.get()).await?;
                 }
                 Ok(())

@@ -483,7 +483,9 @@ pub fn outcome(rec: &InteractionRec) -> Option<Result<InteractionOutcome, Error>
         return Some(Err(Error::Endpoint(e.clone())));
     }
     let (kind, data) = rec.initial.clone()?;
-    if matches!(kind, 5 | 6) && rec.edit.is_none() {
+    // A deferred answer is there once `@original` was edited, or a follow-up was sent instead
+    // (e.g. a public "thinking…" replaced by an ephemeral error).
+    if matches!(kind, 5 | 6) && rec.edit.is_none() && rec.followups.is_empty() {
         return None;
     }
     let mut data = if data.is_object() { data } else { json!({}) };

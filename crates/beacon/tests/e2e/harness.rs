@@ -148,9 +148,25 @@ impl TestApp {
     }
 
     /// Runs a slash command as `user` and waits for its final answer.
+    /// Invokes a command and returns its answer once final: a streamed answer's first response
+    /// ends with " …" while the model is still writing, and a long wait shows progress starting
+    /// with "⏳"; both are then edited (a test reading them before the last edit would depend on
+    /// how loaded the machine is).
     pub async fn command(&self, user: u64, name: &str, options: Value, via: Delivery) -> InteractionOutcome {
         let handle = self.fake.invoke_command(self.invocation(user, name, options), via).await.expect("invoke");
-        self.fake.wait_response(&handle, WAIT).await.expect("response")
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let outcome = self.fake.wait_response(&handle, WAIT).await.expect("response");
+            let streaming = outcome
+                .data
+                .get("content")
+                .and_then(Value::as_str)
+                .is_some_and(|c| c.ends_with(" …") || c.starts_with('⏳'));
+            if !streaming || tokio::time::Instant::now() >= deadline {
+                return outcome;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn autocomplete(&self, user: u64, name: &str, options: Value, via: Delivery) -> InteractionOutcome {

@@ -185,6 +185,55 @@ async fn members_are_rate_limited_and_injection_is_refused() {
     t.stop().await;
 }
 
+/// The guild-wide limit caps the whole server's questions per minute, whoever asks: the member
+/// who asks after it is spent is told to wait, even with questions of their own left.
+#[tokio::test]
+async fn the_guild_wide_rate_limit_caps_every_member_together() {
+    let t = with_kb().await;
+    t.command(
+        t.owner(),
+        "config",
+        sub("set", json!([opt_str("key", "support.guild_per_minute"), opt_str("value", "2")])),
+        Delivery::Http,
+    )
+    .await;
+    let (bob, alice) = (t.member("bob"), t.member("alice-admin"));
+    let out = t.command(bob, "ask", ask("How do I get a refund?"), Delivery::Http).await;
+    assert!(text_of(&out).contains("14 days"), "{}", text_of(&out));
+    let out = t.command(alice, "ask", ask("How do I reset my password?"), Delivery::Http).await;
+    assert!(text_of(&out).contains("Forgot password"), "{}", text_of(&out));
+    // Third question in the minute, from a member who asked only once (the per-member limit is 5).
+    let out = t.command(bob, "ask", ask("How do I enable two-factor authentication?"), Delivery::Http).await;
+    assert!(is_ephemeral(&out), "the server's limit is spent: {out:?}");
+    assert!(text_of(&out).contains("try again in"), "{}", text_of(&out));
+    let owner = t.owner();
+    let out = t.command(owner, "ask", ask("How do I get a refund?"), Delivery::Http).await;
+    assert!(text_of(&out).contains("try again in"), "everyone waits, admins too: {}", text_of(&out));
+    let limited: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM support_answers WHERE guild_id = $1 AND outcome = 'rate_limited'")
+            .bind(t.guild.id as i64)
+            .fetch_one(t.app().store.pool())
+            .await
+            .unwrap();
+    assert_eq!(limited, 2);
+
+    // Another server's members are not affected by this one's traffic.
+    let other = t.fake.create_guild(guild_spec());
+    let kb = beacon::backends::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in DOCS {
+        std::fs::write(dir.path().join(name), body).unwrap();
+    }
+    kb.sync(other.id, &beacon_kb::FolderSource::new(dir.path()), &mut |_| {}).await.unwrap();
+    let mut inv = t.invocation(other.members[2].user_id, "ask", ask("How do I get a refund?"));
+    inv.guild_id = other.id;
+    inv.channel_id = other.channels[0].id;
+    let h = t.fake.invoke_command(inv, Delivery::Http).await.unwrap();
+    let out = t.fake.wait_response(&h, WAIT).await.unwrap();
+    assert!(text_of(&out).contains("14 days"), "another server has its own limit: {}", text_of(&out));
+    t.stop().await;
+}
+
 async fn wait_message(t: &TestApp, channel: u64, needle: &str) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {

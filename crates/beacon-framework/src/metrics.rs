@@ -12,10 +12,12 @@
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 type Labels1 = [(&'static str, &'static str); 1];
 type Labels2 = [(&'static str, &'static str); 2];
+type Labels3 = [(&'static str, &'static str); 3];
 
 /// The counters of one process.
 pub struct Metrics {
@@ -23,6 +25,8 @@ pub struct Metrics {
     gateway_events: Family<Labels1, Counter>,
     interactions: Family<Labels2, Counter>,
     handler_errors: Family<Labels1, Counter>,
+    external_calls: Family<Labels3, Counter>,
+    external_seconds: Family<Labels2, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -53,7 +57,21 @@ impl Metrics {
             "Module handlers that returned an internal error, by module",
             handler_errors.clone(),
         );
-        Metrics { registry, gateway_events, interactions, handler_errors }
+        let external_calls = Family::<Labels3, Counter>::default();
+        registry.register(
+            "external_calls",
+            "Calls to external services modules drive (e.g. the agent service), by service, operation and outcome",
+            external_calls.clone(),
+        );
+        let external_seconds = Family::<Labels2, Histogram, fn() -> Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.05, 2.0, 13))
+        });
+        registry.register(
+            "external_call_seconds",
+            "Latency of calls to external services, by service and operation",
+            external_seconds.clone(),
+        );
+        Metrics { registry, gateway_events, interactions, handler_errors, external_calls, external_seconds }
     }
 
     /// One gateway event went through every module.
@@ -69,6 +87,18 @@ impl Metrics {
     /// A module's handler failed with an internal error.
     pub fn handler_error(&self, module: &'static str) {
         self.handler_errors.get_or_create(&[("module", module)]).inc();
+    }
+
+    /// A module called an external service; `outcome` is `ok` or an error kind.
+    pub fn external_call(
+        &self,
+        service: &'static str,
+        op: &'static str,
+        outcome: &'static str,
+        elapsed: std::time::Duration,
+    ) {
+        self.external_calls.get_or_create(&[("service", service), ("op", op), ("outcome", outcome)]).inc();
+        self.external_seconds.get_or_create(&[("service", service), ("op", op)]).observe(elapsed.as_secs_f64());
     }
 
     /// Everything, in the Prometheus text exposition format.
@@ -91,7 +121,13 @@ mod tests {
         m.gateway_event("MESSAGE_CREATE");
         m.interaction("command", "handled");
         m.handler_error("support");
+        m.external_call("agent", "send", "timeout", std::time::Duration::from_secs(150));
         let text = m.render();
+        assert!(
+            text.contains("beacon_external_calls_total{service=\"agent\",op=\"send\",outcome=\"timeout\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("beacon_external_call_seconds_count{service=\"agent\",op=\"send\"} 1"), "{text}");
         assert!(text.contains("beacon_gateway_events_total{event=\"MESSAGE_CREATE\"} 2"), "{text}");
         assert!(text.contains("beacon_interactions_total{kind=\"command\",outcome=\"handled\"} 1"), "{text}");
         assert!(text.contains("beacon_handler_errors_total{module=\"support\"} 1"), "{text}");

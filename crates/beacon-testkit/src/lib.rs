@@ -212,6 +212,7 @@ impl FakeDiscord {
         }
     }
 }
+pub mod agent;
 pub mod llm;
 
 /// Installs the process-wide rustls crypto provider (ring) if none is installed yet.

@@ -39,13 +39,17 @@ pub async fn build_app_with(
     if let Some(llm) = open_llm(&config, &store, Some(cache.clone())).await? {
         support = support.with_llm(llm);
     }
-    let builder = AppBuilder::new(config.clone(), store, cache, http)
+    let mut builder = AppBuilder::new(config.clone(), store, cache, http)
         .keyring(open_keyring(&config)?)
         .modules(beacon_admin::modules(&config))
         .module(support)
         .module(beacon_support::KbModule::new(kb))
         .module(beacon_tickets::TicketsModule::new(transcript_store(&config)?))
         .module(beacon_faq::FaqModule::new());
+    // The agent bridge exists only where the operator points Beacon at an agent service.
+    if let Some(agent) = &config.agent {
+        builder = builder.module(beacon_agent::AgentModule::new(agent).context("configuring the agent bridge")?);
+    }
     let app = builder.modules(extra).build().await?;
     Ok(app)
 }

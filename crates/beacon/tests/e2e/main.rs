@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod agent;
 mod ask_providers;
 mod backends;
 mod binary;

@@ -63,7 +63,8 @@ pub mod keys {
     pub const SLA_ESCALATE: &str = "tickets.sla_escalate";
     /// Setting: close a ticket after this long without messages (0 = never).
     pub const AUTO_CLOSE: &str = "tickets.auto_close_after";
-    /// Setting: ping the member when their ticket changes status.
+    /// Setting: ping the member when staff change their ticket's status (and the claiming staff
+    /// member when the member changes it: reopens, answers a wait).
     pub const PING_ON_STATUS: &str = "tickets.ping_on_status";
     /// Setting: roles pinged when a ticket is escalated.
     pub const ESCALATION_ROLE: &str = "tickets.escalation_role";

@@ -99,7 +99,7 @@ pub(crate) fn settings() -> Vec<SettingSpec> {
             keys::PING_ON_STATUS,
             SettingKind::Bool,
             json!(false),
-            "Ping the member when their ticket changes status.",
+            "Ping the member when staff change their ticket's status (and the claimer when the member does).",
         ),
         SettingSpec::new(
             keys::ESCALATION_ROLE,

@@ -598,3 +598,222 @@ async fn staff_get_a_closed_tickets_transcript() {
     assert!(page.text().await.unwrap().contains("It was due on Monday."));
     d.t.stop().await;
 }
+
+/// The bodies Beacon posted to `channel` whose content contains `needle`.
+fn posted(t: &TestApp, channel: u64, needle: &str) -> Vec<Value> {
+    t.fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with(&format!("/channels/{channel}/messages")))
+        .map(|r| r.body)
+        .filter(|b| b["content"].as_str().is_some_and(|c| c.contains(needle)))
+        .collect()
+}
+
+/// The one body posted to `channel` containing `needle`.
+fn posted_once(t: &TestApp, channel: u64, needle: &str) -> Value {
+    let found = posted(t, channel, needle);
+    assert_eq!(found.len(), 1, "one message with {needle:?} in {channel}: {found:#?}");
+    found.into_iter().next().unwrap_or_default()
+}
+
+/// Exactly whom a message may ping: (users, roles); `parse` must be empty.
+fn pings(body: &Value) -> (Vec<String>, Vec<String>) {
+    let am = &body["allowed_mentions"];
+    assert!(am.is_object(), "allowed_mentions is always sent: {body}");
+    assert!(am["parse"].as_array().is_none_or(|p| p.is_empty()), "no blanket mentions: {body}");
+    let list = |k: &str| {
+        am[k].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect::<Vec<_>>()
+    };
+    (list("users"), list("roles"))
+}
+
+async fn wait_job_done(t: &TestApp, key: &str) -> beacon_jobs::JobRecord {
+    let jobs = beacon_jobs::Jobs::new(t.app().store.clone());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let job = jobs.by_key(t.guild.id, key).await.unwrap().unwrap_or_else(|| panic!("no job {key}"));
+        if job.state == beacon_jobs::JobState::Done {
+            return job;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "job {key} never finished: {job:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The resolution SLA: a ticket answered in time but not closed within the target breaches —
+/// the staff role is reminded (in the ticket and the log, pinging exactly that role), the ticket
+/// is escalated by Beacon and the breach is stored; a ticket closed in time never breaches.
+#[tokio::test]
+async fn the_resolution_sla_breaches_and_escalates() {
+    let d = desk().await;
+    let (t, bob, sam) = (&d.t, d.bob, d.staff);
+    let staff_role = t.role("staff").to_string();
+    set(t, "tickets.first_response_sla", "0s").await;
+    set(t, "tickets.resolution_sla", "2s").await;
+    let thread = channel_in(&text_of(&d.open(bob, "Still broken").await));
+    // Answered at once: only the resolution clock is left.
+    t.fake.send_message(t.guild.id, thread, sam, "Looking into it").await.unwrap();
+    d.wait_message(thread, "Looking into it").await;
+    // A second ticket, closed in time.
+    let alice = t.member("alice-admin");
+    let quick = channel_in(&text_of(&d.open(alice, "Quick one").await));
+    d.click(quick, alice, id_of(&d.ticket_message(quick)), "tickets:close:2").await;
+
+    let reminder = d.wait_message(thread, "SLA breached").await;
+    let text = reminder["content"].as_str().unwrap_or_default();
+    assert!(text.contains("ticket #0001") && text.contains("for a resolution"), "{text}");
+    assert!(text.starts_with(&format!("<@&{staff_role}>")), "{text}");
+    assert_eq!(pings(&posted_once(t, thread, "SLA breached")), (vec![], vec![staff_role.clone()]));
+    let logged = d.wait_message(t.channel("mod-log"), "SLA breached").await;
+    assert!(logged["content"].as_str().unwrap_or_default().contains("for a resolution"));
+    d.wait_message(thread, "**🔴 Escalated** by Beacon (automatic)").await;
+    wait_job_done(t, "ticket:1:sla:resolution").await;
+    let embed = embed_text(&d.ticket_message(thread));
+    assert!(embed.contains("🔴 Escalated"), "the ticket's embed shows the escalation: {embed}");
+    let breached: (i64, i64) = sqlx::query_as(
+        "SELECT resolution_breached, first_response_breached FROM tickets WHERE guild_id = $1 AND number = 1",
+    )
+    .bind(t.guild.id as i64)
+    .fetch_one(t.app().store.pool())
+    .await
+    .unwrap();
+    assert_eq!(breached, (1, 0), "only the resolution SLA was missed");
+    let jobs = beacon_jobs::Jobs::new(t.app().store.clone());
+    let closed_in_time = jobs.by_key(t.guild.id, "ticket:2:sla:resolution").await.unwrap().expect("sla job");
+    assert_eq!(closed_in_time.state, beacon_jobs::JobState::Cancelled, "closing stops the clock");
+    assert!(posted(t, quick, "SLA breached").is_empty());
+    d.t.stop().await;
+}
+
+/// Escalation to a role: the role is pinged in the ticket — only that role, nobody else — and,
+/// in a ticket channel, it is let in (a permission overwrite), as it was not before.
+#[tokio::test]
+async fn escalation_pings_the_escalation_role_and_lets_it_in() {
+    let d = desk().await;
+    let (t, bob, sam) = (&d.t, d.bob, d.staff);
+    let seniors = t.role("admin");
+    set(t, "tickets.escalation_role", &format!("<@&{seniors}>")).await;
+    let thread = channel_in(&text_of(&d.open(bob, "Data loss").await));
+    let msg = id_of(&d.ticket_message(thread));
+    let out = d.click(thread, sam, msg, "tickets:escalate:1").await;
+    assert!(embed_text(&out.data).contains("🔴 Escalated"), "{out:?}");
+    let ping = posted_once(t, thread, "was escalated by");
+    let text = ping["content"].as_str().unwrap_or_default();
+    assert!(text.starts_with(&format!("<@&{seniors}> Ticket #0001 was escalated by <@{sam}>")), "{text}");
+    assert_eq!(pings(&ping), (vec![], vec![seniors.to_string()]), "only the escalation role is pinged");
+    // The status line pings nobody (ping on status is off by default).
+    let status = posted_once(t, thread, "**🔴 Escalated** by");
+    assert_eq!(pings(&status), (vec![], vec![]));
+
+    // In channel mode, the escalation role gets into the ticket channel.
+    set(t, "tickets.mode", "channel").await;
+    let channel = channel_in(&text_of(&d.open(bob, "Billing broken").await));
+    let created = t
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path.ends_with(&format!("/guilds/{}/channels", t.guild.id)))
+        .expect("ticket channel created");
+    let has_overwrite = |body: &Value, id: u64| {
+        body["permission_overwrites"].as_array().into_iter().flatten().any(|o| o["id"] == id.to_string())
+    };
+    assert!(!has_overwrite(&created.body, seniors), "not in the ticket before the escalation");
+    let out = t
+        .command(
+            sam,
+            "ticket",
+            sub("status", json!([{"name": "id", "type": 4, "value": 2}, opt_str("status", "escalated")])),
+            Delivery::Http,
+        )
+        .await;
+    assert!(text_of(&out).contains("🔴 Escalated"), "{}", text_of(&out));
+    let grant =
+        t.fake.wait_for_request("PUT", &format!("/channels/{channel}/permissions/{seniors}"), WAIT).await.unwrap();
+    assert_eq!(grant.body["type"], 0, "a role overwrite: {:?}", grant.body);
+    let allow: u64 = grant.body["allow"].as_str().and_then(|a| a.parse().ok()).unwrap_or(0);
+    assert_eq!(allow & (1 << 10 | 1 << 11), 1 << 10 | 1 << 11, "view and send: {:?}", grant.body);
+    assert_eq!(pings(&posted_once(t, channel, "was escalated by")), (vec![], vec![seniors.to_string()]));
+    d.t.stop().await;
+}
+
+/// Escalation to a channel: the notice (with the role ping and a link to the ticket) goes to
+/// the escalation channel, not into the ticket; the private thread gets only a silent mention
+/// that brings the role in. Without an escalation role, the notice pings nobody.
+#[tokio::test]
+async fn escalation_notice_goes_to_the_escalation_channel() {
+    let d = desk().await;
+    let (t, bob, sam) = (&d.t, d.bob, d.staff);
+    let seniors = t.role("admin");
+    let escalations = t.channel("general");
+    set(t, "tickets.escalation_channel", &format!("<#{escalations}>")).await;
+    let thread = channel_in(&text_of(&d.open(bob, "Nobody answers").await));
+    let msg = id_of(&d.ticket_message(thread));
+    d.click(thread, sam, msg, "tickets:escalate:1").await;
+    let notice = d.wait_message(escalations, "Ticket #0001 was escalated").await;
+    assert!(notice["content"].as_str().unwrap_or_default().contains(&format!("in <#{thread}>")), "{notice}");
+    assert_eq!(pings(&posted_once(t, escalations, "was escalated")), (vec![], vec![]), "no role set: no ping");
+    assert!(posted(t, thread, "was escalated").is_empty(), "the notice is not in the ticket");
+
+    set(t, "tickets.escalation_role", &format!("<@&{seniors}>")).await;
+    d.click(thread, sam, msg, "tickets:claim:1").await;
+    d.click(thread, sam, msg, "tickets:escalate:1").await;
+    let notice = d.wait_message(escalations, &format!("<@&{seniors}> Ticket #0001 was escalated")).await;
+    assert!(notice["content"].as_str().unwrap_or_default().contains(&format!("by <@{sam}>")), "{notice}");
+    let bodies = posted(t, escalations, "was escalated");
+    assert_eq!(pings(&bodies[1]), (vec![], vec![seniors.to_string()]), "exactly the escalation role");
+    let joined = posted_once(t, thread, "joined this ticket for the escalation");
+    assert_eq!(pings(&joined), (vec![], vec![seniors.to_string()]));
+    assert_eq!(joined["flags"].as_u64().unwrap_or(0) & (1 << 12), 1 << 12, "silent: {joined}");
+    d.t.stop().await;
+}
+
+/// Ping on status change: off by default (status lines ping nobody); on, a staff change pings
+/// the member, and the member's own change (answering a wait, reopening) pings the staff
+/// member who claimed the ticket — nobody is pinged about their own change.
+#[tokio::test]
+async fn status_changes_ping_per_the_setting() {
+    let d = desk().await;
+    let (t, bob, sam) = (&d.t, d.bob, d.staff);
+    let thread = channel_in(&text_of(&d.open(bob, "Printer on fire").await));
+    let msg = id_of(&d.ticket_message(thread));
+    d.click(thread, sam, msg, "tickets:claim:1").await;
+    let line = posted_once(t, thread, "**🔵 Claimed** by");
+    assert!(!line["content"].as_str().unwrap_or_default().contains(&format!("<@{bob}>")), "{line}");
+    assert_eq!(pings(&line), (vec![], vec![]), "off by default");
+
+    set(t, "tickets.ping_on_status", "true").await;
+    d.click(thread, sam, msg, "tickets:wait:1").await;
+    let line = posted_once(t, thread, "**🟡 Waiting for user** by");
+    assert!(line["content"].as_str().unwrap_or_default().starts_with(&format!("<@{bob}> ")), "{line}");
+    assert_eq!(pings(&line), (vec![bob.to_string()], vec![]), "the member hears of staff's change");
+    // The member answers: the wait ends, and the claimer hears of it.
+    t.fake.send_message(t.guild.id, thread, bob, "Still on fire").await.unwrap();
+    d.wait_message(thread, "🟡 Waiting for user → **🔵 Claimed** by").await;
+    let line = posted_once(t, thread, "🟡 Waiting for user → **🔵 Claimed** by");
+    assert!(line["content"].as_str().unwrap_or_default().starts_with(&format!("<@{sam}> ")), "{line}");
+    assert_eq!(pings(&line), (vec![sam.to_string()], vec![]), "the claimer, not the member");
+    // It is still the staff member's ticket: the member's answer is no claim.
+    let (claimer, claims): (i64, i64) = sqlx::query_as(
+        "SELECT claimed_by, (SELECT COUNT(*) FROM ticket_events e WHERE e.guild_id = t.guild_id \
+         AND e.kind = 'claim') FROM tickets t WHERE guild_id = $1 AND number = 1",
+    )
+    .bind(t.guild.id as i64)
+    .fetch_one(t.app().store.pool())
+    .await
+    .unwrap();
+    assert_eq!((claimer, claims), (sam as i64, 1));
+    // Staff close: the member is pinged; the member reopens: the claimer is.
+    d.click(thread, sam, msg, "tickets:close:1").await;
+    let line = posted_once(t, thread, "Ticket closed by");
+    assert_eq!(pings(&line), (vec![bob.to_string()], vec![]), "{line}");
+    d.click(thread, bob, msg, "tickets:reopen:1").await;
+    let line = posted_once(t, thread, "⚫ Closed → **🔵 Claimed**");
+    assert_eq!(pings(&line), (vec![sam.to_string()], vec![]), "{line}");
+
+    // Off again: nobody is pinged.
+    set(t, "tickets.ping_on_status", "false").await;
+    d.click(thread, sam, msg, "tickets:escalate:1").await;
+    assert_eq!(pings(&posted_once(t, thread, "**🔴 Escalated** by")), (vec![], vec![]));
+    d.t.stop().await;
+}

@@ -20,7 +20,7 @@ use twilight_model::id::Id;
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder};
 
 use crate::keys;
-use crate::model::{Repo, Status, Ticket};
+use crate::model::{Answer, Panel, Repo, Status, Ticket};
 use crate::transcript::{self, Line, TranscriptStore};
 
 /// Job kinds this module schedules.
@@ -35,6 +35,39 @@ pub const SYSTEM: u64 = 0;
 
 /// Most messages copied into a transcript.
 const TRANSCRIPT_MAX_MESSAGES: usize = 5000;
+
+/// What opening a ticket needs to know.
+pub struct Opening<'a> {
+    /// The member it is for.
+    pub user: u64,
+    /// Their roles (for `tickets.required_roles`).
+    pub roles: &'a [u64],
+    /// What they need help with.
+    pub topic: &'a str,
+    /// The conversation before the ticket (support's hand-off), posted and attached.
+    pub conversation: Option<&'a str>,
+    /// Where to open a thread when neither the panel nor `tickets.channel` says.
+    pub fallback_channel: Option<u64>,
+    /// The panel it was opened from.
+    pub panel: Option<&'a Panel>,
+    /// The member's answers to the panel's form.
+    pub answers: &'a [Answer],
+}
+
+impl<'a> Opening<'a> {
+    /// A ticket about `topic` for `user`, from no panel.
+    pub fn new(user: u64, roles: &'a [u64], topic: &'a str, fallback_channel: Option<u64>) -> Opening<'a> {
+        Opening { user, roles, topic, conversation: None, fallback_channel, panel: None, answers: &[] }
+    }
+}
+
+/// Where a new ticket is made.
+enum Destination {
+    /// A private thread under this channel.
+    Thread(u64),
+    /// A channel, in this category if any.
+    Channel(Option<u64>),
+}
 
 /// Everything the workflow needs. Cheap to clone.
 #[derive(Clone)]
@@ -64,6 +97,11 @@ pub fn embed(t: &Ticket) -> Embed {
             "Last update",
             format!("<t:{}:R> by {}", t.updated_at / 1000, who(t.updated_by)),
         ));
+    // The panel form's answers; at most 5 × 800 characters keeps the embed under Discord's 6,000.
+    for a in &t.answers {
+        let answer = if a.answer.trim().is_empty() { "—".to_owned() } else { truncate(&a.answer, 800) };
+        b = b.field(EmbedFieldBuilder::new(truncate(&a.question, 256), answer));
+    }
     if let Some(r) = t.rating {
         b = b.field(EmbedFieldBuilder::new("Feedback", format!("{}/5", r)).inline());
     }
@@ -124,6 +162,16 @@ impl Desk {
         Ok(self.app.settings.get_duration(guild, key).await?)
     }
 
+    /// The staff roles of ticket `t`: its panel's staff role, else the guild's staff roles.
+    pub(crate) async fn staff_roles(&self, guild: &GuildStore, t: &Ticket) -> HandlerResult<Vec<u64>> {
+        if let Some(id) = t.panel_id
+            && let Some(role) = self.repo(guild).panel(id).await?.and_then(|p| p.staff_role_id)
+        {
+            return Ok(vec![role]);
+        }
+        self.ids(guild, core_settings::STAFF_ROLES).await
+    }
+
     /// Loads a ticket or explains that there is none.
     pub async fn ticket(&self, guild: &GuildStore, number: i64) -> HandlerResult<Ticket> {
         self.repo(guild)
@@ -132,17 +180,11 @@ impl Desk {
             .ok_or_else(|| HandlerError::user(format!("There is no ticket #{number:04} here.")))
     }
 
-    /// Opens a ticket for `user` (who holds `roles`), in `fallback_channel` unless
-    /// `tickets.channel` is set. Checks the required roles, the open-ticket limit and the cooldown.
-    pub async fn open(
-        &self,
-        guild: &GuildStore,
-        user: u64,
-        roles: &[u64],
-        topic: &str,
-        attachment_text: Option<&str>,
-        fallback_channel: Option<u64>,
-    ) -> HandlerResult<Ticket> {
+    /// Opens a ticket for `req.user` (who holds `req.roles`): where its panel says, else in
+    /// `tickets.channel` (or `req.fallback_channel`) or, in channel mode, `tickets.category`.
+    /// Checks the blocklist, the required roles, the open-ticket limit and the cooldown.
+    pub async fn open(&self, guild: &GuildStore, req: Opening<'_>) -> HandlerResult<Ticket> {
+        let Opening { user, roles, topic, conversation: attachment_text, fallback_channel, panel, answers } = req;
         let settings = &self.app.settings;
         let repo = self.repo(guild);
         if let Some(reason) = repo.block_reason(user).await? {
@@ -177,18 +219,18 @@ impl Desk {
                 (last + cooldown) / 1000 + 1
             )));
         }
-        let parent = self.ids(guild, keys::CHANNEL).await?.first().copied().or(fallback_channel).ok_or_else(|| {
-            HandlerError::user("Tickets need a channel: an admin can set one with `/config set key:tickets.channel`.")
-        })?;
+        let destination = self.destination(guild, panel, fallback_channel).await?;
         let topic = truncate(topic.trim(), 1000);
         let topic = if topic.is_empty() { "No topic given".to_owned() } else { topic };
-        let mut ticket = repo.create(user, &topic, now).await?;
-        let staff = self.ids(guild, core_settings::STAFF_ROLES).await?;
-        let mode = settings.get_string(guild, keys::MODE).await?;
-        let created = if mode == "channel" {
-            self.create_channel(guild, &ticket, user, &staff).await
-        } else {
-            self.create_thread(&ticket, user, parent).await
+        let mut ticket = repo.create(user, &topic, panel.map(|p| p.id), answers, now).await?;
+        // The panel's staff role, else the guild's staff roles.
+        let staff = match panel.and_then(|p| p.staff_role_id) {
+            Some(role) => vec![role],
+            None => self.ids(guild, core_settings::STAFF_ROLES).await?,
+        };
+        let created = match destination {
+            Destination::Channel(category) => self.create_channel(guild, &ticket, user, &staff, category).await,
+            Destination::Thread(parent) => self.create_thread(&ticket, user, parent).await,
         };
         let channel_id = match created {
             Ok(id) => id,
@@ -239,6 +281,30 @@ impl Desk {
         Ok(ticket)
     }
 
+    /// Where a new ticket goes: the panel's own channel or category, else the guild's settings.
+    async fn destination(
+        &self,
+        guild: &GuildStore,
+        panel: Option<&Panel>,
+        fallback_channel: Option<u64>,
+    ) -> HandlerResult<Destination> {
+        if let Some(p) = panel {
+            if let Some(category) = p.category_id {
+                return Ok(Destination::Channel(Some(category)));
+            }
+            if let Some(channel) = p.channel_id {
+                return Ok(Destination::Thread(channel));
+            }
+        }
+        if self.app.settings.get_string(guild, keys::MODE).await? == "channel" {
+            return Ok(Destination::Channel(self.ids(guild, keys::CATEGORY).await?.first().copied()));
+        }
+        let parent = self.ids(guild, keys::CHANNEL).await?.first().copied().or(fallback_channel).ok_or_else(|| {
+            HandlerError::user("Tickets need a channel: an admin can set one with `/config set key:tickets.channel`.")
+        })?;
+        Ok(Destination::Thread(parent))
+    }
+
     async fn create_thread(&self, t: &Ticket, user: u64, parent: u64) -> HandlerResult<u64> {
         let name = format!("ticket-{:04}", t.number);
         let thread = self
@@ -253,7 +319,14 @@ impl Desk {
         Ok(thread.id.get())
     }
 
-    async fn create_channel(&self, guild: &GuildStore, t: &Ticket, user: u64, staff: &[u64]) -> HandlerResult<u64> {
+    async fn create_channel(
+        &self,
+        guild: &GuildStore,
+        t: &Ticket,
+        user: u64,
+        staff: &[u64],
+        category: Option<u64>,
+    ) -> HandlerResult<u64> {
         let talk = talk();
         use twilight_model::channel::permission_overwrite::{
             PermissionOverwrite as Overwrite, PermissionOverwriteType as Target,
@@ -278,7 +351,6 @@ impl Desk {
         for r in staff {
             overwrites.push(Overwrite { allow: talk, deny: Permissions::empty(), id: Id::new(*r), kind: Target::Role });
         }
-        let category = self.ids(guild, keys::CATEGORY).await?.first().copied();
         let name = format!("ticket-{:04}", t.number);
         let mut req = self
             .app
@@ -494,7 +566,7 @@ impl Desk {
     }
 
     /// Whether a ticket lives in a private thread (else it is a channel). Asked of Discord: the
-    /// guild's mode may have changed since the ticket was opened.
+    /// guild's mode may have changed since, and a panel may use another mode than the guild.
     pub(crate) async fn is_thread(&self, channel: u64) -> HandlerResult<bool> {
         let kind = self.app.http.channel(Id::new(channel)).await?.model().await?.kind;
         Ok(kind.is_thread())

@@ -32,7 +32,11 @@ async fn spawn() -> TestApp {
 
 /// A guild with a staff role and member, tickets in #support, logs in #mod-log.
 async fn desk() -> Desk {
-    let t = spawn().await;
+    desk_on(spawn().await).await
+}
+
+/// The same desk on `t`.
+async fn desk_on(t: TestApp) -> Desk {
     let staff_role = t.role("staff");
     let staff = t.fake.add_member(t.guild.id, None, "sam-staff", vec![staff_role]).expect("staff member");
     set(&t, "core.staff_roles", &format!("<@&{staff_role}>")).await;
@@ -273,7 +277,7 @@ async fn limits_roles_cooldown_and_the_topic_form() {
     assert!(text_of(&out).contains("#0002 is open"), "{}", text_of(&out));
 
     // The panel's button opens the same form.
-    let out = t.command(t.owner(), "ticket", sub("panel", json!([])), Delivery::Http).await;
+    let out = t.command(t.owner(), "ticket", panel_cmd("post", json!([])), Delivery::Http).await;
     assert!(text_of(&out).contains("panel posted"), "{}", text_of(&out));
     let panel = d.wait_message(t.channel("general"), "Need help?").await;
     assert_eq!(panel["components"][0]["components"][0]["custom_id"], "tickets:open");
@@ -815,5 +819,324 @@ async fn status_changes_ping_per_the_setting() {
     set(t, "tickets.ping_on_status", "false").await;
     d.click(thread, sam, msg, "tickets:escalate:1").await;
     assert_eq!(pings(&posted_once(t, thread, "**🔴 Escalated** by")), (vec![], vec![]));
+    d.t.stop().await;
+}
+
+/// `/ticket panel <action>` with `options`.
+fn panel_cmd(action: &str, options: Value) -> Value {
+    json!([{"name": "panel", "type": 2, "options": [{"name": action, "type": 1, "options": options}]}])
+}
+
+fn opt_channel(name: &str, id: u64) -> Value {
+    json!({"name": name, "type": 7, "value": id.to_string()})
+}
+
+fn opt_role(name: &str, id: u64) -> Value {
+    json!({"name": name, "type": 8, "value": id.to_string()})
+}
+
+/// The custom id of the first button of a message.
+fn button_id(m: &Value) -> String {
+    m["components"][0]["components"][0]["custom_id"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The (custom id, label) of each text input of a modal (inside labels or action rows).
+fn modal_inputs(data: &Value) -> Vec<(String, String)> {
+    data["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let input = if c["component"].is_object() { &c["component"] } else { &c["components"][0] };
+            let label = c["label"].as_str().or(input["label"].as_str()).unwrap_or_default();
+            (input["custom_id"].as_str().unwrap_or_default().to_owned(), label.to_owned())
+        })
+        .collect()
+}
+
+impl Desk {
+    async fn panel(&self, user: u64, action: &str, options: Value) -> InteractionOutcome {
+        self.t.command(user, "ticket", panel_cmd(action, options), Delivery::Http).await
+    }
+
+    async fn submit(&self, channel: u64, user: u64, custom_id: &str, fields: &[(&str, &str)]) -> InteractionOutcome {
+        let h = self.t.fake.submit_modal(self.t.guild.id, channel, user, custom_id, fields, Delivery::Gateway).await;
+        self.t.fake.wait_response(&h.expect("submit"), WAIT).await.expect("modal answer")
+    }
+
+    /// A new role in the guild, and a member holding it.
+    async fn role_with_member(&self, role: &str, member: &str) -> (u64, u64) {
+        let id = twilight_model::id::Id::new(self.t.guild.id);
+        let role_id = self.t.app().http.create_role(id).name(role).await.unwrap().model().await.unwrap().id.get();
+        let member = self.t.fake.add_member(self.t.guild.id, None, member, vec![role_id]).expect("member");
+        (role_id, member)
+    }
+}
+
+/// Two panels with their own place, staff role and form: each ticket lands where its panel
+/// says (a thread under one channel, a channel in a category), shows the member's answers, and
+/// only its panel's staff role is let in and may act on it — not the other panel's, nor the
+/// guild's staff role. Panels are exported and purged with the guild.
+#[tokio::test]
+async fn panels_have_their_own_place_staff_and_form() {
+    panels_scenario(desk().await).await;
+}
+
+/// The same on PostgreSQL (the panels table, the answers column and their queries).
+#[tokio::test]
+async fn panels_on_postgres() {
+    beacon_testkit::install_tls_provider();
+    let Some(db) = beacon_testkit::services::ScratchDatabase::create().await else { return };
+    let t = TestApp::spawn_with(Options {
+        env: vec![("BEACON_DATABASE_URL".into(), db.url.clone())],
+        ..Options::default()
+    })
+    .await;
+    panels_scenario(desk_on(t).await).await;
+    db.drop_database().await;
+}
+
+async fn panels_scenario(d: Desk) {
+    let (t, bob, sam) = (&d.t, d.bob, d.staff);
+    let owner = t.owner();
+    let staff_role = t.role("staff");
+    let (billing, pat) = d.role_with_member("billing", "pat-billing").await;
+    let (shipping, sid) = d.role_with_member("shipping", "sid-shipping").await;
+    let category = t
+        .app()
+        .http
+        .create_guild_channel(twilight_model::id::Id::new(t.guild.id), "Shipping tickets")
+        .kind(twilight_model::channel::ChannelType::GuildCategory)
+        .await
+        .unwrap()
+        .model()
+        .await
+        .unwrap()
+        .id
+        .get();
+    let general = t.channel("general");
+
+    let out = d
+        .panel(
+            owner,
+            "create",
+            json!([
+                opt_str("name", "billing"),
+                opt_str("title", "Billing help"),
+                opt_channel("channel", general),
+                opt_role("staff_role", billing),
+                opt_str("questions", "Order number? | What went wrong?"),
+            ]),
+        )
+        .await;
+    assert!(is_ephemeral(&out) && text_of(&out).contains("Panel created: **billing**"), "{}", text_of(&out));
+    let out = d
+        .panel(
+            owner,
+            "create",
+            json!([
+                opt_str("name", "shipping"),
+                opt_str("description", "Lost parcels and delays"),
+                opt_channel("category", category),
+                opt_role("staff_role", shipping),
+                opt_str("questions", "Tracking code?"),
+            ]),
+        )
+        .await;
+    assert!(text_of(&out).contains("Panel created: **shipping**"), "{}", text_of(&out));
+    let list = text_of(&d.panel(owner, "list", json!([])).await);
+    assert!(list.contains(&format!("**billing** — threads under <#{general}>; staff <@&{billing}>")), "{list}");
+    assert!(list.contains(&format!("**shipping** — channels in <#{category}>; staff <@&{shipping}>")), "{list}");
+
+    // Each panel's message carries its own button.
+    assert!(text_of(&d.panel(owner, "post", json!([opt_str("name", "billing")])).await).contains("posted"));
+    assert!(text_of(&d.panel(owner, "post", json!([opt_str("name", "shipping")])).await).contains("posted"));
+    let billing_msg = d.wait_message(general, "Billing help").await;
+    let shipping_msg = d.wait_message(general, "Lost parcels and delays").await;
+    let (billing_button, shipping_button) = (button_id(&billing_msg), button_id(&shipping_msg));
+    assert!(billing_button.starts_with("tickets:open:") && shipping_button.starts_with("tickets:open:"));
+    assert_ne!(billing_button, shipping_button);
+
+    // Billing: the form asks the panel's questions; the ticket is a thread under #general.
+    let form = d.click(general, bob, id_of(&billing_msg), &billing_button).await;
+    assert_eq!(form.kind, 9, "{form:?}");
+    assert_eq!(form.data["custom_id"], billing_button.as_str());
+    assert_eq!(form.data["title"], "Billing help");
+    assert_eq!(
+        modal_inputs(&form.data),
+        vec![("q0".into(), "Order number?".into()), ("q1".into(), "What went wrong?".into())]
+    );
+    let out = d.submit(general, bob, &billing_button, &[("q0", "A-1234"), ("q1", "Charged twice")]).await;
+    assert!(text_of(&out).contains("#0001 is open"), "{}", text_of(&out));
+    let thread = channel_in(&text_of(&out));
+    let made = t.fake.wait_for_request("POST", &format!("/channels/{general}/threads"), WAIT).await.unwrap();
+    assert_eq!(made.body["type"], 12, "a private thread under the panel's channel");
+    let first = d.ticket_message(thread);
+    let content = first["content"].as_str().unwrap_or_default();
+    assert!(content.contains(&format!("<@&{billing}>")), "the panel's staff role is brought in: {content}");
+    assert!(!content.contains(&format!("<@&{staff_role}>")), "not the guild's staff role: {content}");
+    let opened = posted(t, thread, &format!("<@&{billing}>")).into_iter().next().expect("first message");
+    assert_eq!(pings(&opened), (vec![bob.to_string()], vec![billing.to_string()]));
+    let embed = embed_text(&first);
+    assert!(embed.contains("Order number?") && embed.contains("A-1234"), "{embed}");
+    assert!(embed.contains("What went wrong?") && embed.contains("Charged twice"), "{embed}");
+    // Only the billing staff act on it.
+    let msg = id_of(&first);
+    for outsider in [sid, sam] {
+        let out = d.click(thread, outsider, msg, "tickets:claim:1").await;
+        assert!(text_of(&out).contains("Only this ticket's staff"), "{}", text_of(&out));
+    }
+    let out = d.click(thread, pat, msg, "tickets:claim:1").await;
+    assert!(embed_text(&out.data).contains(&format!("claimed by <@{pat}>")), "{out:?}");
+    // The same for the commands that name a ticket; members learn nothing of other tickets.
+    let status = |n: i64| sub("status", json!([{"name": "id", "type": 4, "value": n}, opt_str("status", "open")]));
+    let out = t.command(sid, "ticket", status(1), Delivery::Http).await;
+    assert!(text_of(&out).contains(&format!("Only this ticket's staff (<@&{billing}>)")), "{}", text_of(&out));
+    let out = t.command(bob, "ticket", status(99), Delivery::Http).await;
+    assert!(text_of(&out).contains("Only staff") && !text_of(&out).contains("#0099"), "{}", text_of(&out));
+
+    // Shipping: one question; the ticket is a channel in the category, for the shipping role
+    // (whom its SLA reminder pings, too).
+    set(t, "tickets.first_response_sla", "1s").await;
+    let form = d.click(general, bob, id_of(&shipping_msg), &shipping_button).await;
+    assert_eq!(modal_inputs(&form.data), vec![("q0".into(), "Tracking code?".into())]);
+    let out = d.submit(general, bob, &shipping_button, &[("q0", "ZX-99")]).await;
+    assert!(text_of(&out).contains("#0002 is open"), "{}", text_of(&out));
+    let channel = channel_in(&text_of(&out));
+    let made = t
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| {
+            r.method == "POST"
+                && r.path.ends_with(&format!("/guilds/{}/channels", t.guild.id))
+                && r.body["name"] == "ticket-0002"
+        })
+        .expect("ticket channel created");
+    assert_eq!(made.body["parent_id"], category.to_string(), "{:?}", made.body);
+    let overwrites: Vec<String> = made.body["permission_overwrites"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(overwrites.contains(&shipping.to_string()), "{overwrites:?}");
+    assert!(overwrites.contains(&bob.to_string()), "{overwrites:?}");
+    assert!(
+        !overwrites.contains(&billing.to_string()) && !overwrites.contains(&staff_role.to_string()),
+        "{overwrites:?}"
+    );
+    let first = d.ticket_message(channel);
+    assert!(embed_text(&first).contains("Tracking code?") && embed_text(&first).contains("ZX-99"));
+    d.wait_message(channel, "SLA breached").await;
+    assert_eq!(pings(&posted_once(t, channel, "SLA breached")), (vec![], vec![shipping.to_string()]));
+    d.wait_message(channel, "**🔴 Escalated** by Beacon (automatic)").await;
+    let out = d.click(channel, pat, id_of(&first), "tickets:claim:2").await;
+    assert!(text_of(&out).contains("Only this ticket's staff"), "{}", text_of(&out));
+    let out = d.click(channel, sid, id_of(&first), "tickets:claim:2").await;
+    assert!(embed_text(&out.data).contains(&format!("claimed by <@{sid}>")), "{out:?}");
+    // Closing a panel's ticket channel takes the member's right to write (its mode, not the guild's).
+    d.click(channel, sid, id_of(&first), "tickets:close:2").await;
+    t.fake.wait_for_request("PUT", &format!("/channels/{channel}/permissions/{bob}"), WAIT).await.expect("closed");
+
+    // The answers are stored with the ticket and exported with it; panels have their own export.
+    let (_, csv) = beacon_tickets::export_tickets(&t.app().store.guild(t.guild.id), 0, i64::MAX).await.unwrap();
+    let rows = parse_csv(&csv);
+    assert_eq!(rows[1][15], "Order number?: A-1234\nWhat went wrong?: Charged twice");
+    let out = t.command(sam, "export", sub("ticket-panels", json!([])), Delivery::Http).await;
+    assert!(text_of(&out).contains("2 ticket panel(s)"), "{}", text_of(&out));
+    assert_eq!(out.data["attachments"][0]["filename"], "ticket-panels.csv", "{out:?}");
+
+    // A purge removes the panels with the rest of the guild's data.
+    assert!(t.app().store.declared_guild_tables().contains(&"ticket_panels"));
+    t.app().purge_guild(t.guild.id).await.expect("purge");
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticket_panels WHERE guild_id = $1")
+        .bind(t.guild.id as i64)
+        .fetch_one(t.app().store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    d.t.stop().await;
+}
+
+/// Bad panel input is refused with a reason, ephemerally, and nothing is stored; members
+/// cannot manage panels; a deleted panel's button says so; the default panel is unchanged.
+#[tokio::test]
+async fn panel_input_is_checked() {
+    let d = desk().await;
+    let (t, bob) = (&d.t, d.bob);
+    let owner = t.owner();
+    let general = t.channel("general");
+    let refused = |out: &InteractionOutcome, needle: &str| {
+        assert!(is_ephemeral(out), "{out:?}");
+        let text = text_of(out);
+        assert!(text.contains(needle), "expected {needle:?} in {text}");
+    };
+    refused(&d.panel(bob, "create", json!([opt_str("name", "mine")])).await, "Only the server owner");
+    refused(&d.panel(owner, "create", json!([opt_str("name", "Bad Name!")])).await, "is not a panel name");
+    refused(
+        &d.panel(
+            owner,
+            "create",
+            json!([opt_str("name", "x"), opt_channel("channel", general), opt_channel("category", general)]),
+        )
+        .await,
+        "not both",
+    );
+    refused(
+        &d.panel(owner, "create", json!([opt_str("name", "x"), opt_channel("category", general)])).await,
+        "is not a category",
+    );
+    refused(
+        &d.panel(owner, "create", json!([opt_str("name", "x"), opt_str("questions", "a|b|c|d|e|f")])).await,
+        "at most 5 questions",
+    );
+    let long = "Why is this question far longer than Discord allows?";
+    refused(
+        &d.panel(owner, "create", json!([opt_str("name", "x"), opt_str("questions", &format!("Ok? | {long}"))])).await,
+        "Question 2 is 52 characters long",
+    );
+    refused(
+        &d.panel(owner, "create", json!([opt_str("name", "x"), opt_str("questions", " | ")])).await,
+        "at least one question",
+    );
+    refused(
+        &d.panel(owner, "edit", json!([opt_str("name", "nope"), opt_str("title", "T")])).await,
+        "no panel named `nope`",
+    );
+    refused(&d.panel(owner, "post", json!([opt_str("name", "nope")])).await, "no panel named `nope`");
+    let list = text_of(&d.panel(owner, "list", json!([])).await);
+    assert!(list.contains("No panels yet"), "nothing was stored: {list}");
+
+    let out = d.panel(owner, "create", json!([opt_str("name", "General")])).await;
+    assert!(text_of(&out).contains("**general**"), "names are lowercase: {}", text_of(&out));
+    refused(&d.panel(owner, "create", json!([opt_str("name", "general")])).await, "already a panel named `general`");
+    refused(&d.panel(owner, "edit", json!([opt_str("name", "general")])).await, "Nothing to change");
+    let out = d.panel(owner, "edit", json!([opt_str("name", "general"), opt_str("questions", "What happened?")])).await;
+    assert!(text_of(&out).contains("asks \"What happened?\""), "{}", text_of(&out));
+    d.panel(owner, "post", json!([opt_str("name", "general")])).await;
+    let posted_panel = d.wait_message(general, "Need help?").await;
+    let button = button_id(&posted_panel);
+    assert!(button.starts_with("tickets:open:"), "{button}");
+    let out = d.panel(owner, "delete", json!([opt_str("name", "general")])).await;
+    assert!(text_of(&out).contains("Panel `general` deleted"), "{}", text_of(&out));
+    let out = d.click(general, bob, id_of(&posted_panel), &button).await;
+    refused(&out, "panel was deleted");
+    let out = d.submit(general, bob, &button, &[("q0", "late answer")]).await;
+    refused(&out, "panel was deleted");
+
+    // The default panel, as before panels existed: `tickets:open`, the topic form, #support.
+    d.panel(owner, "post", json!([])).await;
+    let default =
+        t.fake.wait_for_message(general, WAIT, |m| button_id(m) == "tickets:open").await.expect("default panel posted");
+    let form = d.click(general, bob, id_of(&default), "tickets:open").await;
+    assert_eq!(form.data["custom_id"], "tickets:open");
+    assert_eq!(modal_inputs(&form.data), vec![("topic".into(), "What do you need help with?".into())]);
+    let out = d.submit(general, bob, "tickets:open", &[("topic", "Plain ticket")]).await;
+    assert!(text_of(&out).contains("#0001 is open"), "{}", text_of(&out));
+    t.fake.wait_for_request("POST", &format!("/channels/{}/threads", t.channel("support")), WAIT).await.unwrap();
+    let thread = channel_in(&text_of(&out));
+    let first = d.ticket_message(thread);
+    assert!(first["content"].as_str().unwrap_or_default().contains(&format!("<@&{}>", t.role("staff"))));
     d.t.stop().await;
 }

@@ -720,7 +720,11 @@ async fn escalation_pings_the_escalation_role_and_lets_it_in() {
         .find(|r| r.method == "POST" && r.path.ends_with(&format!("/guilds/{}/channels", t.guild.id)))
         .expect("ticket channel created");
     let has_overwrite = |body: &Value, id: u64| {
-        body["permission_overwrites"].as_array().into_iter().flatten().any(|o| o["id"] == id.to_string())
+        body["permission_overwrites"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|o| o["id"].as_str().and_then(|s| s.parse::<u64>().ok()) == Some(id))
     };
     assert!(!has_overwrite(&created.body, seniors), "not in the ticket before the escalation");
     let out = t

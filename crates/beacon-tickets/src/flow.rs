@@ -12,7 +12,7 @@ use beacon_store::{GuildStore, now_ms};
 use serde_json::json;
 use twilight_model::channel::ChannelType;
 use twilight_model::channel::message::component::ButtonStyle;
-use twilight_model::channel::message::{AllowedMentions, Component, Embed};
+use twilight_model::channel::message::{AllowedMentions, Component, Embed, MessageFlags};
 use twilight_model::guild::Permissions;
 use twilight_model::http::attachment::Attachment;
 use twilight_model::http::permission_overwrite::{PermissionOverwrite, PermissionOverwriteType};
@@ -20,7 +20,7 @@ use twilight_model::id::Id;
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder};
 
 use crate::keys;
-use crate::model::{Repo, Status, Ticket};
+use crate::model::{Answer, Panel, Repo, Status, Ticket};
 use crate::transcript::{self, Line, TranscriptStore};
 
 /// Job kinds this module schedules.
@@ -35,6 +35,39 @@ pub const SYSTEM: u64 = 0;
 
 /// Most messages copied into a transcript.
 const TRANSCRIPT_MAX_MESSAGES: usize = 5000;
+
+/// What opening a ticket needs to know.
+pub struct Opening<'a> {
+    /// The member it is for.
+    pub user: u64,
+    /// Their roles (for `tickets.required_roles`).
+    pub roles: &'a [u64],
+    /// What they need help with.
+    pub topic: &'a str,
+    /// The conversation before the ticket (support's hand-off), posted and attached.
+    pub conversation: Option<&'a str>,
+    /// Where to open a thread when neither the panel nor `tickets.channel` says.
+    pub fallback_channel: Option<u64>,
+    /// The panel it was opened from.
+    pub panel: Option<&'a Panel>,
+    /// The member's answers to the panel's form.
+    pub answers: &'a [Answer],
+}
+
+impl<'a> Opening<'a> {
+    /// A ticket about `topic` for `user`, from no panel.
+    pub fn new(user: u64, roles: &'a [u64], topic: &'a str, fallback_channel: Option<u64>) -> Opening<'a> {
+        Opening { user, roles, topic, conversation: None, fallback_channel, panel: None, answers: &[] }
+    }
+}
+
+/// Where a new ticket is made.
+enum Destination {
+    /// A private thread under this channel.
+    Thread(u64),
+    /// A channel, in this category if any.
+    Channel(Option<u64>),
+}
 
 /// Everything the workflow needs. Cheap to clone.
 #[derive(Clone)]
@@ -64,6 +97,11 @@ pub fn embed(t: &Ticket) -> Embed {
             "Last update",
             format!("<t:{}:R> by {}", t.updated_at / 1000, who(t.updated_by)),
         ));
+    // The panel form's answers; at most 5 × 800 characters keeps the embed under Discord's 6,000.
+    for a in &t.answers {
+        let answer = if a.answer.trim().is_empty() { "—".to_owned() } else { truncate(&a.answer, 800) };
+        b = b.field(EmbedFieldBuilder::new(truncate(&a.question, 256), answer));
+    }
     if let Some(r) = t.rating {
         b = b.field(EmbedFieldBuilder::new("Feedback", format!("{}/5", r)).inline());
     }
@@ -99,6 +137,14 @@ fn ms(d: Duration) -> i64 {
     d.as_millis() as i64
 }
 
+/// What a member or role needs to take part in a ticket channel.
+fn talk() -> Permissions {
+    Permissions::VIEW_CHANNEL
+        | Permissions::SEND_MESSAGES
+        | Permissions::READ_MESSAGE_HISTORY
+        | Permissions::ATTACH_FILES
+}
+
 fn role_mentions(roles: &[u64]) -> AllowedMentions {
     AllowedMentions { roles: roles.iter().map(|r| Id::new(*r)).collect(), ..AllowedMentions::default() }
 }
@@ -116,6 +162,16 @@ impl Desk {
         Ok(self.app.settings.get_duration(guild, key).await?)
     }
 
+    /// The staff roles of ticket `t`: its panel's staff role, else the guild's staff roles.
+    pub(crate) async fn staff_roles(&self, guild: &GuildStore, t: &Ticket) -> HandlerResult<Vec<u64>> {
+        if let Some(id) = t.panel_id
+            && let Some(role) = self.repo(guild).panel(id).await?.and_then(|p| p.staff_role_id)
+        {
+            return Ok(vec![role]);
+        }
+        self.ids(guild, core_settings::STAFF_ROLES).await
+    }
+
     /// Loads a ticket or explains that there is none.
     pub async fn ticket(&self, guild: &GuildStore, number: i64) -> HandlerResult<Ticket> {
         self.repo(guild)
@@ -124,17 +180,11 @@ impl Desk {
             .ok_or_else(|| HandlerError::user(format!("There is no ticket #{number:04} here.")))
     }
 
-    /// Opens a ticket for `user` (who holds `roles`), in `fallback_channel` unless
-    /// `tickets.channel` is set. Checks the required roles, the open-ticket limit and the cooldown.
-    pub async fn open(
-        &self,
-        guild: &GuildStore,
-        user: u64,
-        roles: &[u64],
-        topic: &str,
-        attachment_text: Option<&str>,
-        fallback_channel: Option<u64>,
-    ) -> HandlerResult<Ticket> {
+    /// Opens a ticket for `req.user` (who holds `req.roles`): where its panel says, else in
+    /// `tickets.channel` (or `req.fallback_channel`) or, in channel mode, `tickets.category`.
+    /// Checks the blocklist, the required roles, the open-ticket limit and the cooldown.
+    pub async fn open(&self, guild: &GuildStore, req: Opening<'_>) -> HandlerResult<Ticket> {
+        let Opening { user, roles, topic, conversation: attachment_text, fallback_channel, panel, answers } = req;
         let settings = &self.app.settings;
         let repo = self.repo(guild);
         if let Some(reason) = repo.block_reason(user).await? {
@@ -169,18 +219,18 @@ impl Desk {
                 (last + cooldown) / 1000 + 1
             )));
         }
-        let parent = self.ids(guild, keys::CHANNEL).await?.first().copied().or(fallback_channel).ok_or_else(|| {
-            HandlerError::user("Tickets need a channel: an admin can set one with `/config set key:tickets.channel`.")
-        })?;
+        let destination = self.destination(guild, panel, fallback_channel).await?;
         let topic = truncate(topic.trim(), 1000);
         let topic = if topic.is_empty() { "No topic given".to_owned() } else { topic };
-        let mut ticket = repo.create(user, &topic, now).await?;
-        let staff = self.ids(guild, core_settings::STAFF_ROLES).await?;
-        let mode = settings.get_string(guild, keys::MODE).await?;
-        let created = if mode == "channel" {
-            self.create_channel(guild, &ticket, user, &staff).await
-        } else {
-            self.create_thread(&ticket, user, parent).await
+        let mut ticket = repo.create(user, &topic, panel.map(|p| p.id), answers, now).await?;
+        // The panel's staff role, else the guild's staff roles.
+        let staff = match panel.and_then(|p| p.staff_role_id) {
+            Some(role) => vec![role],
+            None => self.ids(guild, core_settings::STAFF_ROLES).await?,
+        };
+        let created = match destination {
+            Destination::Channel(category) => self.create_channel(guild, &ticket, user, &staff, category).await,
+            Destination::Thread(parent) => self.create_thread(&ticket, user, parent).await,
         };
         let channel_id = match created {
             Ok(id) => id,
@@ -231,6 +281,30 @@ impl Desk {
         Ok(ticket)
     }
 
+    /// Where a new ticket goes: the panel's own channel or category, else the guild's settings.
+    async fn destination(
+        &self,
+        guild: &GuildStore,
+        panel: Option<&Panel>,
+        fallback_channel: Option<u64>,
+    ) -> HandlerResult<Destination> {
+        if let Some(p) = panel {
+            if let Some(category) = p.category_id {
+                return Ok(Destination::Channel(Some(category)));
+            }
+            if let Some(channel) = p.channel_id {
+                return Ok(Destination::Thread(channel));
+            }
+        }
+        if self.app.settings.get_string(guild, keys::MODE).await? == "channel" {
+            return Ok(Destination::Channel(self.ids(guild, keys::CATEGORY).await?.first().copied()));
+        }
+        let parent = self.ids(guild, keys::CHANNEL).await?.first().copied().or(fallback_channel).ok_or_else(|| {
+            HandlerError::user("Tickets need a channel: an admin can set one with `/config set key:tickets.channel`.")
+        })?;
+        Ok(Destination::Thread(parent))
+    }
+
     async fn create_thread(&self, t: &Ticket, user: u64, parent: u64) -> HandlerResult<u64> {
         let name = format!("ticket-{:04}", t.number);
         let thread = self
@@ -245,11 +319,15 @@ impl Desk {
         Ok(thread.id.get())
     }
 
-    async fn create_channel(&self, guild: &GuildStore, t: &Ticket, user: u64, staff: &[u64]) -> HandlerResult<u64> {
-        let talk = Permissions::VIEW_CHANNEL
-            | Permissions::SEND_MESSAGES
-            | Permissions::READ_MESSAGE_HISTORY
-            | Permissions::ATTACH_FILES;
+    async fn create_channel(
+        &self,
+        guild: &GuildStore,
+        t: &Ticket,
+        user: u64,
+        staff: &[u64],
+        category: Option<u64>,
+    ) -> HandlerResult<u64> {
+        let talk = talk();
         use twilight_model::channel::permission_overwrite::{
             PermissionOverwrite as Overwrite, PermissionOverwriteType as Target,
         };
@@ -273,7 +351,6 @@ impl Desk {
         for r in staff {
             overwrites.push(Overwrite { allow: talk, deny: Permissions::empty(), id: Id::new(*r), kind: Target::Role });
         }
-        let category = self.ids(guild, keys::CATEGORY).await?.first().copied();
         let name = format!("ticket-{:04}", t.number);
         let mut req = self
             .app
@@ -361,8 +438,10 @@ impl Desk {
         {
             t.paused_ms += (now - since).max(0);
         }
+        // The member answering a wait returns the ticket to its claimer; only staff claim.
+        let claim = to == Status::Claimed && !(actor == t.opener_id && t.claimed_by.is_some());
         match to {
-            Status::Claimed => {
+            Status::Claimed if claim => {
                 if t.claimed_by == Some(actor) && from == Status::Claimed {
                     return Err(HandlerError::user(format!("You already claimed ticket {}.", t.label())));
                 }
@@ -376,17 +455,17 @@ impl Desk {
         t.updated_by = actor;
         let repo = self.repo(guild);
         repo.save(&t).await?;
-        let kind = if to == Status::Claimed { "claim" } else { "status" };
+        let kind = if claim { "claim" } else { "status" };
         repo.record_event(t.number, actor, kind, Some(from), Some(to), now).await?;
         if to == Status::WaitingForUser {
             self.cancel_sla(guild, &t).await?;
         } else if from == Status::WaitingForUser {
             self.schedule_sla(guild, &t).await?;
         }
-        if to == Status::Claimed
+        if claim
             && actor != SYSTEM
             && let Some(c) = t.channel_id
-            && self.app.settings.get_string(guild, keys::MODE).await? == "thread"
+            && self.is_thread(c).await?
             && let Err(e) = self.app.http.add_thread_member(Id::new(c), Id::new(actor)).await
         {
             tracing::warn!(error = %e, "adding the claimer to the ticket thread failed");
@@ -398,22 +477,51 @@ impl Desk {
         Ok(t)
     }
 
-    /// Posts the status change in the ticket, pinging the opener when the guild wants that.
+    /// Whom a status change made by `actor` notifies when `tickets.ping_on_status` is on: the
+    /// member, unless they made the change themselves; then the staff member who claimed the
+    /// ticket. Nobody is pinged about their own change.
+    fn status_ping(t: &Ticket, actor: u64) -> Option<u64> {
+        let target = if actor == t.opener_id { t.claimed_by } else { Some(t.opener_id) };
+        target.filter(|&u| u != actor)
+    }
+
+    /// `text` prefixed with the mention of whom the change notifies (see [`Desk::status_ping`]),
+    /// and the allowed mentions that ping exactly them (nobody when the guild does not want it).
+    async fn with_status_ping(
+        &self,
+        guild: &GuildStore,
+        t: &Ticket,
+        actor: u64,
+        text: String,
+    ) -> HandlerResult<(String, AllowedMentions)> {
+        let mut allowed = AllowedMentions::default();
+        if !self.app.settings.get_bool(guild, keys::PING_ON_STATUS).await? {
+            return Ok((text, allowed));
+        }
+        match Self::status_ping(t, actor) {
+            Some(user) => {
+                allowed.users = vec![Id::new(user)];
+                Ok((format!("<@{user}> {text}"), allowed))
+            }
+            None => Ok((text, allowed)),
+        }
+    }
+
+    /// Posts the status change in the ticket, pinging whom it concerns when the guild wants that.
     async fn announce(&self, guild: &GuildStore, t: &Ticket, from: Status, actor: u64) -> HandlerResult {
         let Some(channel) = t.channel_id else {
             return Ok(());
         };
-        let ping = self.app.settings.get_bool(guild, keys::PING_ON_STATUS).await?;
-        let mut text = format!("{} → **{}** by {}", from.chip(), t.status.chip(), who(actor));
-        let mut allowed = AllowedMentions::default();
-        if ping {
-            text = format!("<@{}> {text}", t.opener_id);
-            allowed.users = vec![Id::new(t.opener_id)];
-        }
+        let text = format!("{} → **{}** by {}", from.chip(), t.status.chip(), who(actor));
+        let (text, allowed) = self.with_status_ping(guild, t, actor, text).await?;
         self.app.http.create_message(Id::new(channel)).content(&text).allowed_mentions(Some(&allowed)).await?;
         Ok(())
     }
 
+    /// Tells the escalation roles (in `tickets.escalation_channel`, else in the ticket) and
+    /// lets them into the ticket: an overwrite on a ticket channel; in a private thread, a
+    /// silent mention (which is what adds a role's members to a private thread) when the ping
+    /// itself went to the escalation channel.
     async fn escalate(&self, guild: &GuildStore, t: &Ticket, actor: u64) -> HandlerResult {
         let roles = self.ids(guild, keys::ESCALATION_ROLE).await?;
         let channel = self.ids(guild, keys::ESCALATION_CHANNEL).await?.first().copied();
@@ -425,16 +533,43 @@ impl Desk {
             who(actor),
             truncate(&t.topic, 200)
         );
-        let target = channel.or(t.channel_id);
-        if let Some(target) = target {
-            self.app
-                .http
-                .create_message(Id::new(target))
-                .content(&text)
-                .allowed_mentions(Some(&role_mentions(&roles)))
-                .await?;
+        let http = &self.app.http;
+        if let Some(target) = channel.or(t.channel_id) {
+            http.create_message(Id::new(target)).content(&text).allowed_mentions(Some(&role_mentions(&roles))).await?;
+        }
+        let Some(ticket_channel) = t.channel_id else {
+            return Ok(());
+        };
+        if roles.is_empty() {
+            return Ok(());
+        }
+        if self.is_thread(ticket_channel).await? {
+            if channel.is_some_and(|c| c != ticket_channel) {
+                http.create_message(Id::new(ticket_channel))
+                    .content(&format!("{role_text}joined this ticket for the escalation."))
+                    .flags(MessageFlags::SUPPRESS_NOTIFICATIONS)
+                    .allowed_mentions(Some(&role_mentions(&roles)))
+                    .await?;
+            }
+        } else {
+            for r in &roles {
+                let overwrite = PermissionOverwrite {
+                    allow: Some(talk()),
+                    deny: None,
+                    id: Id::new(*r),
+                    kind: PermissionOverwriteType::Role,
+                };
+                http.update_channel_permission(Id::new(ticket_channel), &overwrite).await?;
+            }
         }
         Ok(())
+    }
+
+    /// Whether a ticket lives in a private thread (else it is a channel). Asked of Discord: the
+    /// guild's mode may have changed since, and a panel may use another mode than the guild.
+    pub(crate) async fn is_thread(&self, channel: u64) -> HandlerResult<bool> {
+        let kind = self.app.http.channel(Id::new(channel)).await?.model().await?.kind;
+        Ok(kind.is_thread())
     }
 
     /// Re-renders the ticket's embed message (after a change not made by its own buttons).
@@ -514,7 +649,8 @@ impl Desk {
             if let Some(r) = reason {
                 text.push_str(&format!(" Reason: {}", truncate(r, 300)));
             }
-            http.create_message(Id::new(c)).content(&text).await?;
+            let (text, allowed) = self.with_status_ping(guild, &t, actor, text).await?;
+            http.create_message(Id::new(c)).content(&text).allowed_mentions(Some(&allowed)).await?;
             if self.app.settings.get_bool(guild, keys::FEEDBACK).await? {
                 let rate = [row(vec![button(
                     format!("tickets:feedback:{}", t.number),
@@ -528,19 +664,19 @@ impl Desk {
                     .allowed_mentions(Some(&allowed))
                     .await?;
             }
-            self.set_open_for_member(guild, &t, false).await?;
+            self.set_open_for_member(&t, false).await?;
         }
         tracing::info!(guild_id = guild.id(), ticket = t.number, "ticket closed");
         Ok(t)
     }
 
     /// Archives/unarchives the thread, or takes/gives the member's right to write in a channel.
-    async fn set_open_for_member(&self, guild: &GuildStore, t: &Ticket, open: bool) -> HandlerResult {
+    async fn set_open_for_member(&self, t: &Ticket, open: bool) -> HandlerResult {
         let Some(c) = t.channel_id else {
             return Ok(());
         };
         let http = &self.app.http;
-        if self.app.settings.get_string(guild, keys::MODE).await? == "channel" {
+        if !self.is_thread(c).await? {
             let talk = Permissions::SEND_MESSAGES;
             let view = Permissions::VIEW_CHANNEL | Permissions::READ_MESSAGE_HISTORY;
             let overwrite = PermissionOverwrite {
@@ -654,20 +790,15 @@ impl Desk {
         }
         let channel =
             t.channel_id.ok_or_else(|| HandlerError::user(format!("Ticket {} has no channel.", t.label())))?;
-        let kind = self.app.http.channel(Id::new(channel)).await?.model().await?.kind;
-        if kind == ChannelType::PrivateThread {
+        if self.is_thread(channel).await? {
             if add {
                 self.app.http.add_thread_member(Id::new(channel), Id::new(user)).await?;
             } else {
                 self.app.http.remove_thread_member(Id::new(channel), Id::new(user)).await?;
             }
         } else if add {
-            let talk = Permissions::VIEW_CHANNEL
-                | Permissions::SEND_MESSAGES
-                | Permissions::READ_MESSAGE_HISTORY
-                | Permissions::ATTACH_FILES;
             let overwrite = PermissionOverwrite {
-                allow: Some(talk),
+                allow: Some(talk()),
                 deny: None,
                 id: Id::new(user),
                 kind: PermissionOverwriteType::Member,
@@ -711,7 +842,7 @@ impl Desk {
         t.resolution_breached = false;
         let repo = self.repo(guild);
         // Unarchive before anything is posted in the thread.
-        self.set_open_for_member(guild, &t, true).await?;
+        self.set_open_for_member(&t, true).await?;
         repo.save(&t).await?;
         repo.record_event(t.number, actor, "reopen", Some(Status::Closed), Some(t.status), now).await?;
         self.schedule_sla(guild, &t).await?;

@@ -28,13 +28,14 @@ mod export;
 mod flow;
 mod model;
 mod module;
+mod panels;
 mod text;
 mod timers;
 mod transcript;
 
-pub use export::{TICKET_COLUMNS, tickets_csv};
+pub use export::{PANEL_COLUMNS, TICKET_COLUMNS, panels_csv, tickets_csv};
 pub use flow::{JOB_AUTOCLOSE, JOB_SLA, JOB_TRANSCRIPT_EXPIRY};
-pub use model::{Stats, Status, Ticket};
+pub use model::{Answer, Panel, Stats, Status, Ticket};
 pub use transcript::{Line, S3Options, StorageError, TranscriptStore, render as render_transcript};
 
 use std::sync::Arc;
@@ -63,7 +64,8 @@ pub mod keys {
     pub const SLA_ESCALATE: &str = "tickets.sla_escalate";
     /// Setting: close a ticket after this long without messages (0 = never).
     pub const AUTO_CLOSE: &str = "tickets.auto_close_after";
-    /// Setting: ping the member when their ticket changes status.
+    /// Setting: ping the member when staff change their ticket's status (and the claiming staff
+    /// member when the member changes it: reopens, answers a wait).
     pub const PING_ON_STATUS: &str = "tickets.ping_on_status";
     /// Setting: roles pinged when a ticket is escalated.
     pub const ESCALATION_ROLE: &str = "tickets.escalation_role";
@@ -180,7 +182,11 @@ impl HumanHandoff for TicketsModule {
             .await?;
         let roles: Vec<u64> = member.roles.iter().map(|r| r.get()).collect();
         // Under `tickets.channel` when it is set, else where the member asked.
-        let t = self.desk(app).open(&guild, user_id, &roles, topic, Some(conversation), channel_id).await?;
+        let opening = flow::Opening {
+            conversation: Some(conversation),
+            ..flow::Opening::new(user_id, &roles, topic, channel_id)
+        };
+        let t = self.desk(app).open(&guild, opening).await?;
         Ok(format!("<#{}> (ticket #{:04})", t.channel_id.unwrap_or_default(), t.number))
     }
 }

@@ -12,8 +12,9 @@ pub(crate) const SCHEMA: Schema = Schema {
         beacon_store::migration!(1, "tickets", "0001_tickets.sql"),
         beacon_store::migration!(2, "ticket status history", "0002_ticket_events.sql"),
         beacon_store::migration!(3, "members blocked from opening tickets", "0003_ticket_blocks.sql"),
+        beacon_store::migration!(4, "ticket panels and form answers", "0004_ticket_panels.sql"),
     ],
-    guild_tables: &["ticket_blocks", "ticket_events", "tickets"],
+    guild_tables: &["ticket_blocks", "ticket_events", "ticket_panels", "tickets"],
 };
 
 /// Where a ticket is in its workflow.
@@ -126,6 +127,41 @@ pub struct Ticket {
     pub feedback: Option<String>,
     /// How often it was reopened.
     pub reopened_count: i64,
+    /// The panel it was opened from (`None`: the default panel, a command or the hand-off).
+    pub panel_id: Option<i64>,
+    /// The member's answers to the panel's form questions.
+    pub answers: Vec<Answer>,
+}
+
+/// One answer to a panel's form question, stored with the ticket (with the question as it was
+/// asked, so editing or deleting the panel later changes nothing).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Answer {
+    /// The question's label.
+    pub question: String,
+    /// What the member wrote.
+    pub answer: String,
+}
+
+/// A ticket panel: its own destination, staff role and form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Panel {
+    /// Id in the button's custom id.
+    pub id: i64,
+    /// Unique name in the guild (lowercase letters, digits, `-`, `_`).
+    pub name: String,
+    /// Title of the panel message and of its form.
+    pub title: String,
+    /// Text of the panel message.
+    pub description: String,
+    /// Parent channel of the private threads (thread mode).
+    pub channel_id: Option<u64>,
+    /// Category of the ticket channels (channel mode).
+    pub category_id: Option<u64>,
+    /// The staff of its tickets (`None`: the guild's staff roles).
+    pub staff_role_id: Option<u64>,
+    /// The form's questions (labels), at most 5.
+    pub questions: Vec<String>,
 }
 
 impl Ticket {
@@ -144,7 +180,28 @@ impl Ticket {
 const COLUMNS: &str = "guild_id, number, opener_id, channel_id, message_id, topic, status, \
     claimed_by, created_at, updated_at, updated_by, last_activity_at, first_response_at, \
     first_responder_id, closed_at, closed_by, paused_ms, paused_since, first_response_breached, \
-    resolution_breached, transcript_key, rating, feedback, reopened_count";
+    resolution_breached, transcript_key, rating, feedback, reopened_count, panel_id, answers";
+
+const PANEL_COLUMNS: &str = "id, name, title, description, channel_id, category_id, staff_role_id, questions";
+
+fn panel_from_row(row: &AnyRow) -> Result<Panel, StoreError> {
+    let questions: String = row.try_get("questions")?;
+    Ok(Panel {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        title: row.try_get("title")?,
+        description: row.try_get("description")?,
+        channel_id: opt_id(row, "channel_id")?,
+        category_id: opt_id(row, "category_id")?,
+        staff_role_id: opt_id(row, "staff_role_id")?,
+        questions: serde_json::from_str(&questions)
+            .map_err(|e| StoreError::Corrupt(format!("panel questions: {e}")))?,
+    })
+}
+
+fn questions_json(questions: &[String]) -> String {
+    serde_json::Value::from(questions.to_vec()).to_string()
+}
 
 fn opt_id(row: &AnyRow, col: &str) -> Result<Option<u64>, sqlx::Error> {
     Ok(row.try_get::<Option<i64>, _>(col)?.map(|v| v as u64))
@@ -178,6 +235,13 @@ fn from_row(row: &AnyRow) -> Result<Ticket, StoreError> {
         rating: row.try_get("rating")?,
         feedback: row.try_get("feedback")?,
         reopened_count: row.try_get("reopened_count")?,
+        panel_id: row.try_get("panel_id")?,
+        answers: match row.try_get::<Option<String>, _>("answers")? {
+            Some(json) => {
+                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("ticket answers: {e}")))?
+            }
+            None => Vec::new(),
+        },
     })
 }
 
@@ -221,8 +285,21 @@ impl Repo {
         self.guild.sql_id()
     }
 
-    /// Creates a ticket with the next number of this guild; returns it.
-    pub async fn create(&self, opener: u64, topic: &str, now: i64) -> Result<Ticket, StoreError> {
+    /// Creates a ticket with the next number of this guild (from `panel`, with the member's
+    /// `answers` to its form); returns it.
+    pub async fn create(
+        &self,
+        opener: u64,
+        topic: &str,
+        panel: Option<i64>,
+        answers: &[Answer],
+        now: i64,
+    ) -> Result<Ticket, StoreError> {
+        let answers = if answers.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(answers).map_err(|e| StoreError::Corrupt(format!("ticket answers: {e}")))?)
+        };
         // Two openers at once may compute the same number; the primary key refuses the second,
         // which then takes the next one.
         let mut last_err = None;
@@ -230,14 +307,16 @@ impl Repo {
             let result = sqlx::query_scalar::<_, i64>(
                 "INSERT INTO tickets (guild_id, number, opener_id, topic, status, created_at, \
                  updated_at, updated_by, last_activity_at, paused_ms, first_response_breached, \
-                 resolution_breached, reopened_count) \
-                 SELECT $1, COALESCE(MAX(number), 0) + 1, $2, $3, 'open', $4, $4, $2, $4, 0, 0, 0, 0 \
+                 resolution_breached, reopened_count, panel_id, answers) \
+                 SELECT $1, COALESCE(MAX(number), 0) + 1, $2, $3, 'open', $4, $4, $2, $4, 0, 0, 0, 0, $5, $6 \
                  FROM tickets WHERE guild_id = $1 RETURNING number",
             )
             .bind(self.gid())
             .bind(opener as i64)
             .bind(topic)
             .bind(now)
+            .bind(panel)
+            .bind(answers.as_deref())
             .fetch_one(self.pool())
             .await;
             match result {
@@ -434,6 +513,92 @@ impl Repo {
             .bind(user as i64)
             .fetch_optional(self.guild.store().pool())
             .await?)
+    }
+
+    /// Every panel of the guild, by name.
+    pub async fn panels(&self) -> Result<Vec<Panel>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {PANEL_COLUMNS} FROM ticket_panels WHERE guild_id = $1 ORDER BY name"
+        )))
+        .bind(self.gid())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(panel_from_row).collect()
+    }
+
+    /// The panel with this id (from a button), if it still exists in this guild.
+    pub async fn panel(&self, id: i64) -> Result<Option<Panel>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {PANEL_COLUMNS} FROM ticket_panels WHERE guild_id = $1 AND id = $2"
+        )))
+        .bind(self.gid())
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(panel_from_row).transpose()
+    }
+
+    /// The panel named `name`.
+    pub async fn panel_by_name(&self, name: &str) -> Result<Option<Panel>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {PANEL_COLUMNS} FROM ticket_panels WHERE guild_id = $1 AND name = $2"
+        )))
+        .bind(self.gid())
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(panel_from_row).transpose()
+    }
+
+    /// Stores a new panel (its `id` is ignored); returns it with its id.
+    pub async fn create_panel(&self, p: &Panel, now: i64) -> Result<Panel, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO ticket_panels (guild_id, name, title, description, channel_id, category_id, \
+             staff_role_id, questions, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(self.gid())
+        .bind(&p.name)
+        .bind(&p.title)
+        .bind(&p.description)
+        .bind(p.channel_id.map(|c| c as i64))
+        .bind(p.category_id.map(|c| c as i64))
+        .bind(p.staff_role_id.map(|r| r as i64))
+        .bind(questions_json(&p.questions))
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(Panel { id, ..p.clone() })
+    }
+
+    /// Writes every field of `p` (found by its id).
+    pub async fn save_panel(&self, p: &Panel) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE ticket_panels SET name = $3, title = $4, description = $5, channel_id = $6, \
+             category_id = $7, staff_role_id = $8, questions = $9 WHERE guild_id = $1 AND id = $2",
+        )
+        .bind(self.gid())
+        .bind(p.id)
+        .bind(&p.name)
+        .bind(&p.title)
+        .bind(&p.description)
+        .bind(p.channel_id.map(|c| c as i64))
+        .bind(p.category_id.map(|c| c as i64))
+        .bind(p.staff_role_id.map(|r| r as i64))
+        .bind(questions_json(&p.questions))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes a panel; `false` when there was none with this id. Its tickets keep their answers.
+    pub async fn delete_panel(&self, id: i64) -> Result<bool, StoreError> {
+        Ok(sqlx::query("DELETE FROM ticket_panels WHERE guild_id = $1 AND id = $2")
+            .bind(self.gid())
+            .bind(id)
+            .execute(self.pool())
+            .await?
+            .rows_affected()
+            > 0)
     }
 
     pub async fn record_event(

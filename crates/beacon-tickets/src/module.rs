@@ -6,8 +6,8 @@ use std::sync::Arc;
 use beacon_framework::command::OptionKind;
 use beacon_framework::reply::components::{button, row};
 use beacon_framework::{
-    Access, CommandCtx, CommandSpec, ComponentCtx, EventCtx, HandlerError, HandlerResult, ModalCtx, Module, OptionSpec,
-    Reply, SettingKind, SettingSpec, async_trait,
+    Access, AutocompleteCtx, Choice, CommandCtx, CommandSpec, ComponentCtx, EventCtx, HandlerError, HandlerResult,
+    InteractionCtx, ModalCtx, Module, OptionSpec, Reply, SettingKind, SettingSpec, async_trait,
 };
 use beacon_framework::{App, DayRange, ExportFile, ExportSpec, Exporter, HumanHandoff, JobKind, Port, ReplyDrafter};
 use beacon_store::{GuildStore, Schema, now_ms};
@@ -21,8 +21,8 @@ use twilight_model::http::attachment::Attachment;
 use twilight_model::id::Id;
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder};
 
-use crate::flow::{self, Desk};
-use crate::model::{Repo, Status};
+use crate::flow::{self, Desk, Opening};
+use crate::model::{Answer, Repo, Status, Ticket};
 use crate::text;
 use crate::transcript::TranscriptStore;
 use crate::{TicketsModule, keys};
@@ -99,7 +99,7 @@ pub(crate) fn settings() -> Vec<SettingSpec> {
             keys::PING_ON_STATUS,
             SettingKind::Bool,
             json!(false),
-            "Ping the member when their ticket changes status.",
+            "Ping the member when staff change their ticket's status (and the claimer when the member does).",
         ),
         SettingSpec::new(
             keys::ESCALATION_ROLE,
@@ -172,7 +172,7 @@ pub(crate) fn commands() -> Vec<CommandSpec> {
                     ),
                 ],
             ))
-            .option(OptionSpec::subcommand("panel", "Post the \"Open ticket\" panel in this channel (admins)", vec![]))
+            .option(crate::panels::command_group())
             .option(OptionSpec::subcommand("transcript", "Get a closed ticket's transcript (staff)", vec![id()]))
             .option(OptionSpec::subcommand(
                 "add",
@@ -234,9 +234,61 @@ fn action_number(action: &str) -> Option<(&str, i64)> {
     Some((a, n.parse().ok()?))
 }
 
-fn opened_reply(t: &crate::model::Ticket) -> Reply {
+fn opened_reply(t: &Ticket) -> Reply {
     let place = t.channel_id.map(|c| format!("<#{c}>")).unwrap_or_else(|| "its channel".into());
     Reply::text(format!("Your ticket {} is open: {place}. Staff will answer there.", t.label())).ephemeral()
+}
+
+/// Longest answer to a panel's form question.
+const ANSWER_MAX: usize = 1000;
+
+fn panel_gone() -> HandlerError {
+    HandlerError::user("This ticket panel was deleted. Ask an admin for the current one.")
+}
+
+/// A panel button: the panel's form (its questions, or the topic when it has none).
+async fn panel_form(ctx: &ComponentCtx, id: i64) -> HandlerResult {
+    let panel = Repo::new(ctx.guild.clone()).panel(id).await?.ok_or_else(panel_gone)?;
+    let inputs = if panel.questions.is_empty() {
+        vec![text_input("topic", "What do you need help with?", TextInputStyle::Paragraph, true, 1000)]
+    } else {
+        panel
+            .questions
+            .iter()
+            .enumerate()
+            .map(|(i, q)| text_input(&format!("q{i}"), q, TextInputStyle::Paragraph, true, ANSWER_MAX as u16))
+            .collect()
+    };
+    ctx.responder.modal(format!("tickets:open:{id}"), panel.title, inputs)
+}
+
+/// Why the caller is not staff of ticket `t` (`None` when they are): holders of its panel's
+/// staff role (and the server's admins) for a panel with one, else the guild's staff
+/// (`core.staff_roles`).
+async fn staff_refusal(ctx: &InteractionCtx, t: &Ticket) -> HandlerResult<Option<String>> {
+    if let Some(id) = t.panel_id
+        && let Some(role) = Repo::new(ctx.guild.clone()).panel(id).await?.and_then(|p| p.staff_role_id)
+    {
+        let staff = ctx.caller.roles.contains(&role) || ctx.access >= Access::Authorized;
+        return Ok((!staff).then(|| format!("Only this ticket's staff (<@&{role}>) can use this.")));
+    }
+    Ok((ctx.access < Access::Staff).then(|| Access::Staff.refusal().to_owned()))
+}
+
+/// Ticket `number`, for its staff only (`/ticket status|transcript|add|remove`). Members below
+/// staff learn nothing of tickets that do not exist.
+async fn staff_ticket(desk: &Desk, ctx: &InteractionCtx, number: i64) -> HandlerResult<Ticket> {
+    let t = match desk.ticket(&ctx.guild, number).await {
+        Ok(t) => t,
+        Err(HandlerError::User(_)) if ctx.access < Access::Staff => {
+            return Err(HandlerError::Forbidden(Access::Staff.refusal().to_owned()));
+        }
+        Err(e) => return Err(e),
+    };
+    match staff_refusal(ctx, &t).await? {
+        None => Ok(t),
+        Some(refusal) => Err(HandlerError::Forbidden(refusal)),
+    }
 }
 
 impl TicketsModule {
@@ -344,10 +396,8 @@ impl TicketsModule {
     }
 
     async fn transcript(&self, ctx: &CommandCtx) -> HandlerResult {
-        ctx.require(Access::Staff)?;
         let number = ctx.options.int("id").unwrap_or(0);
-        let desk = self.desk(&ctx.app);
-        let t = desk.ticket(&ctx.guild, number).await?;
+        let t = staff_ticket(&self.desk(&ctx.app), ctx, number).await?;
         let Some(key) = t.transcript_key.clone() else {
             return Err(HandlerError::user(format!(
                 "Ticket {} has no stored transcript (it is not closed, or storing failed).",
@@ -374,31 +424,15 @@ impl TicketsModule {
         .await
     }
 
-    async fn panel(&self, ctx: &CommandCtx) -> HandlerResult {
-        ctx.require(Access::Authorized)?;
-        let Some(channel) = ctx.channel_id() else {
-            return Err(HandlerError::user("Run this in the channel for the panel."));
-        };
-        let embed = EmbedBuilder::new()
-            .title("Need help?")
-            .description("Press **Open ticket** to talk privately with the staff team.")
-            .color(Status::Open.color())
-            .build();
-        let components = [row(vec![button("tickets:open", "Open ticket", ButtonStyle::Success)])];
-        ctx.app.http.create_message(Id::new(channel)).embeds(&[embed]).components(&components).await?;
-        ctx.reply(Reply::text("Ticket panel posted.").ephemeral()).await
-    }
-
     async fn status_command(&self, ctx: &CommandCtx) -> HandlerResult {
-        ctx.require(Access::Staff)?;
         let number = ctx.options.int("id").unwrap_or(0);
+        let desk = self.desk(&ctx.app);
+        let current = staff_ticket(&desk, ctx, number).await?;
         let status = ctx
             .options
             .str("status")
             .and_then(Status::parse)
             .ok_or_else(|| HandlerError::user("Pick a status from the list."))?;
-        let desk = self.desk(&ctx.app);
-        let current = desk.ticket(&ctx.guild, number).await?;
         let t = if current.status == Status::Closed && status != Status::Closed {
             let t = desk.reopen(&ctx.guild, number, ctx.user_id()).await?;
             if t.status == status { t } else { desk.set_status(&ctx.guild, number, status, ctx.user_id()).await? }
@@ -467,6 +501,7 @@ impl Module for TicketsModule {
         vec![
             ExportSpec::new("tickets", "Tickets opened between two dates (YYYY-MM-DD, UTC)", Arc::new(TicketExport))
                 .with_range(),
+            ExportSpec::new("ticket-panels", "Ticket panels: place, staff role and form", Arc::new(PanelExport)),
         ]
     }
 
@@ -485,15 +520,14 @@ impl Module for TicketsModule {
             Some("open") => match ctx.options.str("topic").filter(|t| !t.trim().is_empty()) {
                 None => topic_modal(&ctx),
                 Some(topic) => {
-                    let desk = self.desk(&ctx.app);
-                    let t =
-                        desk.open(&ctx.guild, ctx.user_id(), &ctx.caller.roles, topic, None, ctx.channel_id()).await?;
+                    let opening = Opening::new(ctx.user_id(), &ctx.caller.roles, topic, ctx.channel_id());
+                    let t = self.desk(&ctx.app).open(&ctx.guild, opening).await?;
                     ctx.reply(opened_reply(&t)).await
                 }
             },
             Some("status") => self.status_command(&ctx).await,
             Some("stats") => self.stats(&ctx).await,
-            Some("panel") => self.panel(&ctx).await,
+            Some("panel") => crate::panels::command(&ctx).await,
             Some("transcript") => self.transcript(&ctx).await,
             Some("block") => {
                 ctx.require(Access::Staff)?;
@@ -513,16 +547,35 @@ impl Module for TicketsModule {
                 ctx.reply(Reply::text(text).ephemeral()).await
             }
             Some(sub @ ("add" | "remove")) => {
-                ctx.require(Access::Staff)?;
                 let number = ctx.options.int("id").unwrap_or(0);
+                let desk = self.desk(&ctx.app);
+                staff_ticket(&desk, &ctx, number).await?;
                 let user = ctx.options.user("user").ok_or_else(|| HandlerError::user("Pick a member."))?;
                 let add = sub == "add";
-                self.desk(&ctx.app).set_member(&ctx.guild, number, user, add, ctx.user_id()).await?;
+                desk.set_member(&ctx.guild, number, user, add, ctx.user_id()).await?;
                 let done = if add { "added to" } else { "taken out of" };
                 ctx.reply(Reply::text(format!("<@{user}> {done} ticket #{number:04}.")).ephemeral()).await
             }
             _ => Err(HandlerError::user("Unknown /ticket subcommand.")),
         }
+    }
+
+    /// Panel names for `/ticket panel … name`.
+    async fn autocomplete(&self, ctx: AutocompleteCtx) -> HandlerResult<Vec<Choice>> {
+        let Some(("name", typed)) = ctx.options.focused() else {
+            return Ok(Vec::new());
+        };
+        if ctx.base.access < Access::Authorized {
+            return Ok(Vec::new());
+        }
+        let typed = typed.trim().to_lowercase();
+        let panels = Repo::new(ctx.base.guild.clone()).panels().await?;
+        Ok(panels
+            .into_iter()
+            .filter(|p| p.name.contains(&typed))
+            .take(25)
+            .map(|p| Choice::new(&p.name, &p.name))
+            .collect())
     }
 
     async fn component(&self, ctx: ComponentCtx) -> HandlerResult {
@@ -533,10 +586,18 @@ impl Module for TicketsModule {
         let Some((verb, number)) = action_number(&action) else {
             return Err(HandlerError::user("This button is out of date."));
         };
+        if verb == "open" {
+            return panel_form(&ctx, number).await;
+        }
         let desk = self.desk(&ctx.app);
         let current = desk.ticket(&ctx.guild, number).await?;
         let is_opener = current.opener_id == ctx.user_id();
-        let staff = ctx.access >= Access::Staff;
+        let refusal = staff_refusal(&ctx, &current).await?;
+        let staff = refusal.is_none();
+        let require_staff = || match &refusal {
+            None => Ok(()),
+            Some(m) => Err(HandlerError::Forbidden(m.clone())),
+        };
         let status = match verb {
             "claim" => Some(Status::Claimed),
             "wait" => Some(Status::WaitingForUser),
@@ -545,7 +606,7 @@ impl Module for TicketsModule {
         };
         let t = match (verb, status) {
             (_, Some(status)) => {
-                ctx.require(Access::Staff)?;
+                require_staff()?;
                 desk.set_status(&ctx.guild, number, status, ctx.user_id()).await?
             }
             ("close", _) => {
@@ -567,11 +628,11 @@ impl Module for TicketsModule {
                 desk.reopen(&ctx.guild, number, ctx.user_id()).await?
             }
             ("suggest", _) => {
-                ctx.require(Access::Staff)?;
+                require_staff()?;
                 return self.suggest(&ctx, number).await;
             }
             ("send", _) => {
-                ctx.require(Access::Staff)?;
+                require_staff()?;
                 return self.send_draft(&ctx, number).await;
             }
             ("feedback", _) => {
@@ -602,10 +663,35 @@ impl Module for TicketsModule {
         let desk = self.desk(&ctx.app);
         if action == "open" {
             let topic = ctx.field("topic").unwrap_or_default().to_owned();
-            let t = desk.open(&ctx.guild, ctx.user_id(), &ctx.caller.roles, &topic, None, ctx.channel_id()).await?;
+            let t =
+                desk.open(&ctx.guild, Opening::new(ctx.user_id(), &ctx.caller.roles, &topic, ctx.channel_id())).await?;
             return ctx.reply(opened_reply(&t)).await;
         }
         match action_number(&action) {
+            Some(("open", id)) => {
+                let panel = Repo::new(ctx.guild.clone()).panel(id).await?.ok_or_else(panel_gone)?;
+                let (topic, answers) = if panel.questions.is_empty() {
+                    (ctx.field("topic").unwrap_or_default().to_owned(), Vec::new())
+                } else {
+                    let answers: Vec<Answer> = panel
+                        .questions
+                        .iter()
+                        .enumerate()
+                        .map(|(i, q)| Answer {
+                            question: q.clone(),
+                            answer: flow::truncate(ctx.field(&format!("q{i}")).unwrap_or_default().trim(), ANSWER_MAX),
+                        })
+                        .collect();
+                    (answers.first().map(|a| a.answer.clone()).unwrap_or_default(), answers)
+                };
+                let opening = Opening {
+                    panel: Some(&panel),
+                    answers: &answers,
+                    ..Opening::new(ctx.user_id(), &ctx.caller.roles, &topic, ctx.channel_id())
+                };
+                let t = desk.open(&ctx.guild, opening).await?;
+                ctx.reply(opened_reply(&t)).await
+            }
             Some(("feedback", number)) => {
                 let t = desk.ticket(&ctx.guild, number).await?;
                 if t.opener_id != ctx.user_id() {
@@ -732,5 +818,25 @@ async fn serve_transcript(
         Err(_) => {
             refuse(StatusCode::NOT_FOUND, "not_found", "This transcript is no longer stored (past its retention).")
         }
+    }
+}
+
+/// `/export ticket-panels`: every panel, as CSV.
+struct PanelExport;
+
+#[async_trait]
+impl Exporter for PanelExport {
+    async fn export(
+        &self,
+        _app: &Arc<App>,
+        guild: &GuildStore,
+        _: Option<&DayRange>,
+    ) -> Result<ExportFile, HandlerError> {
+        let panels = Repo::new(guild.clone()).panels().await?;
+        Ok(ExportFile {
+            name: "ticket-panels.csv".into(),
+            bytes: crate::export::panels_csv(&panels).into_bytes(),
+            summary: format!("{} ticket panel(s).", panels.len()),
+        })
     }
 }

@@ -82,7 +82,7 @@ impl TicketJobs {
         }
         Repo::new(guild.clone()).save(&t).await?;
         let what = if first { "first response" } else { "resolution" };
-        let staff = desk.ids(&guild, core_settings::STAFF_ROLES).await?;
+        let staff = desk.staff_roles(&guild, &t).await?;
         let roles: String = staff.iter().map(|r| format!("<@&{r}> ")).collect();
         let text = format!(
             "{roles}⏰ SLA breached: ticket {} has waited {} for a {what} (target {}).",

@@ -373,6 +373,8 @@ mod tests {
             rating: None,
             feedback: None,
             reopened_count: 0,
+            panel_id: None,
+            answers: Vec::new(),
         }
     }
 

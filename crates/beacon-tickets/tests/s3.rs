@@ -30,6 +30,8 @@ fn ticket() -> Ticket {
         rating: None,
         feedback: None,
         reopened_count: 0,
+        panel_id: None,
+        answers: Vec::new(),
     }
 }
 

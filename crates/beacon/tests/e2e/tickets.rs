@@ -32,7 +32,11 @@ async fn spawn() -> TestApp {
 
 /// A guild with a staff role and member, tickets in #support, logs in #mod-log.
 async fn desk() -> Desk {
-    let t = spawn().await;
+    desk_on(spawn().await).await
+}
+
+/// The same desk on `t`.
+async fn desk_on(t: TestApp) -> Desk {
     let staff_role = t.role("staff");
     let staff = t.fake.add_member(t.guild.id, None, "sam-staff", vec![staff_role]).expect("staff member");
     set(&t, "core.staff_roles", &format!("<@&{staff_role}>")).await;
@@ -273,7 +277,7 @@ async fn limits_roles_cooldown_and_the_topic_form() {
     assert!(text_of(&out).contains("#0002 is open"), "{}", text_of(&out));
 
     // The panel's button opens the same form.
-    let out = t.command(t.owner(), "ticket", sub("panel", json!([])), Delivery::Http).await;
+    let out = t.command(t.owner(), "ticket", panel_cmd("post", json!([])), Delivery::Http).await;
     assert!(text_of(&out).contains("panel posted"), "{}", text_of(&out));
     let panel = d.wait_message(t.channel("general"), "Need help?").await;
     assert_eq!(panel["components"][0]["components"][0]["custom_id"], "tickets:open");
@@ -596,5 +600,547 @@ async fn staff_get_a_closed_tickets_transcript() {
     let page = reqwest::get(&link).await.unwrap();
     assert_eq!(page.status(), 200, "{link}");
     assert!(page.text().await.unwrap().contains("It was due on Monday."));
+    d.t.stop().await;
+}
+
+/// The bodies Beacon posted to `channel` whose content contains `needle`.
+fn posted(t: &TestApp, channel: u64, needle: &str) -> Vec<Value> {
+    t.fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with(&format!("/channels/{channel}/messages")))
+        .map(|r| r.body)
+        .filter(|b| b["content"].as_str().is_some_and(|c| c.contains(needle)))
+        .collect()
+}
+
+/// The one body posted to `channel` containing `needle`.
+fn posted_once(t: &TestApp, channel: u64, needle: &str) -> Value {
+    let found = posted(t, channel, needle);
+    assert_eq!(found.len(), 1, "one message with {needle:?} in {channel}: {found:#?}");
+    found.into_iter().next().unwrap_or_default()
+}
+
+/// Exactly whom a message may ping: (users, roles); `parse` must be empty.
+fn pings(body: &Value) -> (Vec<String>, Vec<String>) {
+    let am = &body["allowed_mentions"];
+    assert!(am.is_object(), "allowed_mentions is always sent: {body}");
+    assert!(am["parse"].as_array().is_none_or(|p| p.is_empty()), "no blanket mentions: {body}");
+    let list = |k: &str| {
+        am[k].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect::<Vec<_>>()
+    };
+    (list("users"), list("roles"))
+}
+
+async fn wait_job_done(t: &TestApp, key: &str) -> beacon_jobs::JobRecord {
+    let jobs = beacon_jobs::Jobs::new(t.app().store.clone());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let job = jobs.by_key(t.guild.id, key).await.unwrap().unwrap_or_else(|| panic!("no job {key}"));
+        if job.state == beacon_jobs::JobState::Done {
+            return job;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "job {key} never finished: {job:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The resolution SLA: a ticket answered in time but not closed within the target breaches —
+/// the staff role is reminded (in the ticket and the log, pinging exactly that role), the ticket
+/// is escalated by Beacon and the breach is stored; a ticket closed in time never breaches.
+#[tokio::test]
+async fn the_resolution_sla_breaches_and_escalates() {
+    let d = desk().await;
+    let (t, bob, sam) = (&d.t, d.bob, d.staff);
+    let staff_role = t.role("staff").to_string();
+    set(t, "tickets.first_response_sla", "0s").await;
+    set(t, "tickets.resolution_sla", "2s").await;
+    let thread = channel_in(&text_of(&d.open(bob, "Still broken").await));
+    // Answered at once: only the resolution clock is left.
+    t.fake.send_message(t.guild.id, thread, sam, "Looking into it").await.unwrap();
+    d.wait_message(thread, "Looking into it").await;
+    // A second ticket, closed in time.
+    let alice = t.member("alice-admin");
+    let quick = channel_in(&text_of(&d.open(alice, "Quick one").await));
+    d.click(quick, alice, id_of(&d.ticket_message(quick)), "tickets:close:2").await;
+
+    let reminder = d.wait_message(thread, "SLA breached").await;
+    let text = reminder["content"].as_str().unwrap_or_default();
+    assert!(text.contains("ticket #0001") && text.contains("for a resolution"), "{text}");
+    assert!(text.starts_with(&format!("<@&{staff_role}>")), "{text}");
+    assert_eq!(pings(&posted_once(t, thread, "SLA breached")), (vec![], vec![staff_role.clone()]));
+    let logged = d.wait_message(t.channel("mod-log"), "SLA breached").await;
+    assert!(logged["content"].as_str().unwrap_or_default().contains("for a resolution"));
+    d.wait_message(thread, "**🔴 Escalated** by Beacon (automatic)").await;
+    wait_job_done(t, "ticket:1:sla:resolution").await;
+    let embed = embed_text(&d.ticket_message(thread));
+    assert!(embed.contains("🔴 Escalated"), "the ticket's embed shows the escalation: {embed}");
+    let breached: (i64, i64) = sqlx::query_as(
+        "SELECT resolution_breached, first_response_breached FROM tickets WHERE guild_id = $1 AND number = 1",
+    )
+    .bind(t.guild.id as i64)
+    .fetch_one(t.app().store.pool())
+    .await
+    .unwrap();
+    assert_eq!(breached, (1, 0), "only the resolution SLA was missed");
+    let jobs = beacon_jobs::Jobs::new(t.app().store.clone());
+    let closed_in_time = jobs.by_key(t.guild.id, "ticket:2:sla:resolution").await.unwrap().expect("sla job");
+    assert_eq!(closed_in_time.state, beacon_jobs::JobState::Cancelled, "closing stops the clock");
+    assert!(posted(t, quick, "SLA breached").is_empty());
+    d.t.stop().await;
+}
+
+/// Escalation to a role: the role is pinged in the ticket — only that role, nobody else — and,
+/// in a ticket channel, it is let in (a permission overwrite), as it was not before.
+#[tokio::test]
+async fn escalation_pings_the_escalation_role_and_lets_it_in() {
+    let d = desk().await;
+    let (t, bob, sam) = (&d.t, d.bob, d.staff);
+    let seniors = t.role("admin");
+    set(t, "tickets.escalation_role", &format!("<@&{seniors}>")).await;
+    let thread = channel_in(&text_of(&d.open(bob, "Data loss").await));
+    let msg = id_of(&d.ticket_message(thread));
+    let out = d.click(thread, sam, msg, "tickets:escalate:1").await;
+    assert!(embed_text(&out.data).contains("🔴 Escalated"), "{out:?}");
+    let ping = posted_once(t, thread, "was escalated by");
+    let text = ping["content"].as_str().unwrap_or_default();
+    assert!(text.starts_with(&format!("<@&{seniors}> Ticket #0001 was escalated by <@{sam}>")), "{text}");
+    assert_eq!(pings(&ping), (vec![], vec![seniors.to_string()]), "only the escalation role is pinged");
+    // The status line pings nobody (ping on status is off by default).
+    let status = posted_once(t, thread, "**🔴 Escalated** by");
+    assert_eq!(pings(&status), (vec![], vec![]));
+
+    // In channel mode, the escalation role gets into the ticket channel.
+    set(t, "tickets.mode", "channel").await;
+    let channel = channel_in(&text_of(&d.open(bob, "Billing broken").await));
+    let created = t
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path.ends_with(&format!("/guilds/{}/channels", t.guild.id)))
+        .expect("ticket channel created");
+    let has_overwrite = |body: &Value, id: u64| {
+        body["permission_overwrites"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|o| o["id"].as_str().and_then(|s| s.parse::<u64>().ok()) == Some(id))
+    };
+    assert!(!has_overwrite(&created.body, seniors), "not in the ticket before the escalation");
+    let out = t
+        .command(
+            sam,
+            "ticket",
+            sub("status", json!([{"name": "id", "type": 4, "value": 2}, opt_str("status", "escalated")])),
+            Delivery::Http,
+        )
+        .await;
+    assert!(text_of(&out).contains("🔴 Escalated"), "{}", text_of(&out));
+    let grant =
+        t.fake.wait_for_request("PUT", &format!("/channels/{channel}/permissions/{seniors}"), WAIT).await.unwrap();
+    assert_eq!(grant.body["type"], 0, "a role overwrite: {:?}", grant.body);
+    let allow: u64 = grant.body["allow"].as_str().and_then(|a| a.parse().ok()).unwrap_or(0);
+    assert_eq!(allow & (1 << 10 | 1 << 11), 1 << 10 | 1 << 11, "view and send: {:?}", grant.body);
+    assert_eq!(pings(&posted_once(t, channel, "was escalated by")), (vec![], vec![seniors.to_string()]));
+    d.t.stop().await;
+}
+
+/// Escalation to a channel: the notice (with the role ping and a link to the ticket) goes to
+/// the escalation channel, not into the ticket; the private thread gets only a silent mention
+/// that brings the role in. Without an escalation role, the notice pings nobody.
+#[tokio::test]
+async fn escalation_notice_goes_to_the_escalation_channel() {
+    let d = desk().await;
+    let (t, bob, sam) = (&d.t, d.bob, d.staff);
+    let seniors = t.role("admin");
+    let escalations = t.channel("general");
+    set(t, "tickets.escalation_channel", &format!("<#{escalations}>")).await;
+    let thread = channel_in(&text_of(&d.open(bob, "Nobody answers").await));
+    let msg = id_of(&d.ticket_message(thread));
+    d.click(thread, sam, msg, "tickets:escalate:1").await;
+    let notice = d.wait_message(escalations, "Ticket #0001 was escalated").await;
+    assert!(notice["content"].as_str().unwrap_or_default().contains(&format!("in <#{thread}>")), "{notice}");
+    assert_eq!(pings(&posted_once(t, escalations, "was escalated")), (vec![], vec![]), "no role set: no ping");
+    assert!(posted(t, thread, "was escalated").is_empty(), "the notice is not in the ticket");
+
+    set(t, "tickets.escalation_role", &format!("<@&{seniors}>")).await;
+    d.click(thread, sam, msg, "tickets:claim:1").await;
+    d.click(thread, sam, msg, "tickets:escalate:1").await;
+    let notice = d.wait_message(escalations, &format!("<@&{seniors}> Ticket #0001 was escalated")).await;
+    assert!(notice["content"].as_str().unwrap_or_default().contains(&format!("by <@{sam}>")), "{notice}");
+    let bodies = posted(t, escalations, "was escalated");
+    assert_eq!(pings(&bodies[1]), (vec![], vec![seniors.to_string()]), "exactly the escalation role");
+    let joined = posted_once(t, thread, "joined this ticket for the escalation");
+    assert_eq!(pings(&joined), (vec![], vec![seniors.to_string()]));
+    assert_eq!(joined["flags"].as_u64().unwrap_or(0) & (1 << 12), 1 << 12, "silent: {joined}");
+    d.t.stop().await;
+}
+
+/// Ping on status change: off by default (status lines ping nobody); on, a staff change pings
+/// the member, and the member's own change (answering a wait, reopening) pings the staff
+/// member who claimed the ticket — nobody is pinged about their own change.
+#[tokio::test]
+async fn status_changes_ping_per_the_setting() {
+    let d = desk().await;
+    let (t, bob, sam) = (&d.t, d.bob, d.staff);
+    let thread = channel_in(&text_of(&d.open(bob, "Printer on fire").await));
+    let msg = id_of(&d.ticket_message(thread));
+    d.click(thread, sam, msg, "tickets:claim:1").await;
+    let line = posted_once(t, thread, "**🔵 Claimed** by");
+    assert!(!line["content"].as_str().unwrap_or_default().contains(&format!("<@{bob}>")), "{line}");
+    assert_eq!(pings(&line), (vec![], vec![]), "off by default");
+
+    set(t, "tickets.ping_on_status", "true").await;
+    d.click(thread, sam, msg, "tickets:wait:1").await;
+    let line = posted_once(t, thread, "**🟡 Waiting for user** by");
+    assert!(line["content"].as_str().unwrap_or_default().starts_with(&format!("<@{bob}> ")), "{line}");
+    assert_eq!(pings(&line), (vec![bob.to_string()], vec![]), "the member hears of staff's change");
+    // The member answers: the wait ends, and the claimer hears of it.
+    t.fake.send_message(t.guild.id, thread, bob, "Still on fire").await.unwrap();
+    d.wait_message(thread, "🟡 Waiting for user → **🔵 Claimed** by").await;
+    let line = posted_once(t, thread, "🟡 Waiting for user → **🔵 Claimed** by");
+    assert!(line["content"].as_str().unwrap_or_default().starts_with(&format!("<@{sam}> ")), "{line}");
+    assert_eq!(pings(&line), (vec![sam.to_string()], vec![]), "the claimer, not the member");
+    // It is still the staff member's ticket: the member's answer is no claim.
+    let (claimer, claims): (i64, i64) = sqlx::query_as(
+        "SELECT claimed_by, (SELECT COUNT(*) FROM ticket_events e WHERE e.guild_id = t.guild_id \
+         AND e.kind = 'claim') FROM tickets t WHERE guild_id = $1 AND number = 1",
+    )
+    .bind(t.guild.id as i64)
+    .fetch_one(t.app().store.pool())
+    .await
+    .unwrap();
+    assert_eq!((claimer, claims), (sam as i64, 1));
+    // Staff close: the member is pinged; the member reopens: the claimer is.
+    d.click(thread, sam, msg, "tickets:close:1").await;
+    let line = posted_once(t, thread, "Ticket closed by");
+    assert_eq!(pings(&line), (vec![bob.to_string()], vec![]), "{line}");
+    d.click(thread, bob, msg, "tickets:reopen:1").await;
+    let line = posted_once(t, thread, "⚫ Closed → **🔵 Claimed**");
+    assert_eq!(pings(&line), (vec![sam.to_string()], vec![]), "{line}");
+
+    // Off again: nobody is pinged.
+    set(t, "tickets.ping_on_status", "false").await;
+    d.click(thread, sam, msg, "tickets:escalate:1").await;
+    assert_eq!(pings(&posted_once(t, thread, "**🔴 Escalated** by")), (vec![], vec![]));
+    d.t.stop().await;
+}
+
+/// `/ticket panel <action>` with `options`.
+fn panel_cmd(action: &str, options: Value) -> Value {
+    json!([{"name": "panel", "type": 2, "options": [{"name": action, "type": 1, "options": options}]}])
+}
+
+fn opt_channel(name: &str, id: u64) -> Value {
+    json!({"name": name, "type": 7, "value": id.to_string()})
+}
+
+fn opt_role(name: &str, id: u64) -> Value {
+    json!({"name": name, "type": 8, "value": id.to_string()})
+}
+
+/// The custom id of the first button of a message.
+fn button_id(m: &Value) -> String {
+    m["components"][0]["components"][0]["custom_id"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The (custom id, label) of each text input of a modal (inside labels or action rows).
+fn modal_inputs(data: &Value) -> Vec<(String, String)> {
+    data["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let input = if c["component"].is_object() { &c["component"] } else { &c["components"][0] };
+            let label = c["label"].as_str().or(input["label"].as_str()).unwrap_or_default();
+            (input["custom_id"].as_str().unwrap_or_default().to_owned(), label.to_owned())
+        })
+        .collect()
+}
+
+impl Desk {
+    async fn panel(&self, user: u64, action: &str, options: Value) -> InteractionOutcome {
+        self.t.command(user, "ticket", panel_cmd(action, options), Delivery::Http).await
+    }
+
+    async fn submit(&self, channel: u64, user: u64, custom_id: &str, fields: &[(&str, &str)]) -> InteractionOutcome {
+        let h = self.t.fake.submit_modal(self.t.guild.id, channel, user, custom_id, fields, Delivery::Gateway).await;
+        self.t.fake.wait_response(&h.expect("submit"), WAIT).await.expect("modal answer")
+    }
+
+    /// A new role in the guild, and a member holding it.
+    async fn role_with_member(&self, role: &str, member: &str) -> (u64, u64) {
+        let id = twilight_model::id::Id::new(self.t.guild.id);
+        let role_id = self.t.app().http.create_role(id).name(role).await.unwrap().model().await.unwrap().id.get();
+        let member = self.t.fake.add_member(self.t.guild.id, None, member, vec![role_id]).expect("member");
+        (role_id, member)
+    }
+}
+
+/// Two panels with their own place, staff role and form: each ticket lands where its panel
+/// says (a thread under one channel, a channel in a category), shows the member's answers, and
+/// only its panel's staff role is let in and may act on it — not the other panel's, nor the
+/// guild's staff role. Panels are exported and purged with the guild.
+#[tokio::test]
+async fn panels_have_their_own_place_staff_and_form() {
+    panels_scenario(desk().await).await;
+}
+
+/// The same on PostgreSQL (the panels table, the answers column and their queries).
+#[tokio::test]
+async fn panels_on_postgres() {
+    beacon_testkit::install_tls_provider();
+    let Some(db) = beacon_testkit::services::ScratchDatabase::create().await else { return };
+    let t = TestApp::spawn_with(Options {
+        env: vec![("BEACON_DATABASE_URL".into(), db.url.clone())],
+        ..Options::default()
+    })
+    .await;
+    panels_scenario(desk_on(t).await).await;
+    db.drop_database().await;
+}
+
+async fn panels_scenario(d: Desk) {
+    let (t, bob, sam) = (&d.t, d.bob, d.staff);
+    let owner = t.owner();
+    let staff_role = t.role("staff");
+    let (billing, pat) = d.role_with_member("billing", "pat-billing").await;
+    let (shipping, sid) = d.role_with_member("shipping", "sid-shipping").await;
+    let category = t
+        .app()
+        .http
+        .create_guild_channel(twilight_model::id::Id::new(t.guild.id), "Shipping tickets")
+        .kind(twilight_model::channel::ChannelType::GuildCategory)
+        .await
+        .unwrap()
+        .model()
+        .await
+        .unwrap()
+        .id
+        .get();
+    let general = t.channel("general");
+
+    let out = d
+        .panel(
+            owner,
+            "create",
+            json!([
+                opt_str("name", "billing"),
+                opt_str("title", "Billing help"),
+                opt_channel("channel", general),
+                opt_role("staff_role", billing),
+                opt_str("questions", "Order number? | What went wrong?"),
+            ]),
+        )
+        .await;
+    assert!(is_ephemeral(&out) && text_of(&out).contains("Panel created: **billing**"), "{}", text_of(&out));
+    let out = d
+        .panel(
+            owner,
+            "create",
+            json!([
+                opt_str("name", "shipping"),
+                opt_str("description", "Lost parcels and delays"),
+                opt_channel("category", category),
+                opt_role("staff_role", shipping),
+                opt_str("questions", "Tracking code?"),
+            ]),
+        )
+        .await;
+    assert!(text_of(&out).contains("Panel created: **shipping**"), "{}", text_of(&out));
+    let list = text_of(&d.panel(owner, "list", json!([])).await);
+    assert!(list.contains(&format!("**billing** — threads under <#{general}>; staff <@&{billing}>")), "{list}");
+    assert!(list.contains(&format!("**shipping** — channels in <#{category}>; staff <@&{shipping}>")), "{list}");
+
+    // Each panel's message carries its own button.
+    assert!(text_of(&d.panel(owner, "post", json!([opt_str("name", "billing")])).await).contains("posted"));
+    assert!(text_of(&d.panel(owner, "post", json!([opt_str("name", "shipping")])).await).contains("posted"));
+    let billing_msg = d.wait_message(general, "Billing help").await;
+    let shipping_msg = d.wait_message(general, "Lost parcels and delays").await;
+    let (billing_button, shipping_button) = (button_id(&billing_msg), button_id(&shipping_msg));
+    assert!(billing_button.starts_with("tickets:open:") && shipping_button.starts_with("tickets:open:"));
+    assert_ne!(billing_button, shipping_button);
+
+    // Billing: the form asks the panel's questions; the ticket is a thread under #general.
+    let form = d.click(general, bob, id_of(&billing_msg), &billing_button).await;
+    assert_eq!(form.kind, 9, "{form:?}");
+    assert_eq!(form.data["custom_id"], billing_button.as_str());
+    assert_eq!(form.data["title"], "Billing help");
+    assert_eq!(
+        modal_inputs(&form.data),
+        vec![("q0".into(), "Order number?".into()), ("q1".into(), "What went wrong?".into())]
+    );
+    let out = d.submit(general, bob, &billing_button, &[("q0", "A-1234"), ("q1", "Charged twice")]).await;
+    assert!(text_of(&out).contains("#0001 is open"), "{}", text_of(&out));
+    let thread = channel_in(&text_of(&out));
+    let made = t.fake.wait_for_request("POST", &format!("/channels/{general}/threads"), WAIT).await.unwrap();
+    assert_eq!(made.body["type"], 12, "a private thread under the panel's channel");
+    let first = d.ticket_message(thread);
+    let content = first["content"].as_str().unwrap_or_default();
+    assert!(content.contains(&format!("<@&{billing}>")), "the panel's staff role is brought in: {content}");
+    assert!(!content.contains(&format!("<@&{staff_role}>")), "not the guild's staff role: {content}");
+    let opened = posted(t, thread, &format!("<@&{billing}>")).into_iter().next().expect("first message");
+    assert_eq!(pings(&opened), (vec![bob.to_string()], vec![billing.to_string()]));
+    let embed = embed_text(&first);
+    assert!(embed.contains("Order number?") && embed.contains("A-1234"), "{embed}");
+    assert!(embed.contains("What went wrong?") && embed.contains("Charged twice"), "{embed}");
+    // Only the billing staff act on it.
+    let msg = id_of(&first);
+    for outsider in [sid, sam] {
+        let out = d.click(thread, outsider, msg, "tickets:claim:1").await;
+        assert!(text_of(&out).contains("Only this ticket's staff"), "{}", text_of(&out));
+    }
+    let out = d.click(thread, pat, msg, "tickets:claim:1").await;
+    assert!(embed_text(&out.data).contains(&format!("claimed by <@{pat}>")), "{out:?}");
+    // The same for the commands that name a ticket; members learn nothing of other tickets.
+    let status = |n: i64| sub("status", json!([{"name": "id", "type": 4, "value": n}, opt_str("status", "open")]));
+    let out = t.command(sid, "ticket", status(1), Delivery::Http).await;
+    assert!(text_of(&out).contains(&format!("Only this ticket's staff (<@&{billing}>)")), "{}", text_of(&out));
+    let out = t.command(bob, "ticket", status(99), Delivery::Http).await;
+    assert!(text_of(&out).contains("Only staff") && !text_of(&out).contains("#0099"), "{}", text_of(&out));
+
+    // Shipping: one question; the ticket is a channel in the category, for the shipping role
+    // (whom its SLA reminder pings, too).
+    set(t, "tickets.first_response_sla", "1s").await;
+    let form = d.click(general, bob, id_of(&shipping_msg), &shipping_button).await;
+    assert_eq!(modal_inputs(&form.data), vec![("q0".into(), "Tracking code?".into())]);
+    let out = d.submit(general, bob, &shipping_button, &[("q0", "ZX-99")]).await;
+    assert!(text_of(&out).contains("#0002 is open"), "{}", text_of(&out));
+    let channel = channel_in(&text_of(&out));
+    let made = t
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| {
+            r.method == "POST"
+                && r.path.ends_with(&format!("/guilds/{}/channels", t.guild.id))
+                && r.body["name"] == "ticket-0002"
+        })
+        .expect("ticket channel created");
+    assert_eq!(made.body["parent_id"], category.to_string(), "{:?}", made.body);
+    let overwrites: Vec<String> = made.body["permission_overwrites"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(overwrites.contains(&shipping.to_string()), "{overwrites:?}");
+    assert!(overwrites.contains(&bob.to_string()), "{overwrites:?}");
+    assert!(
+        !overwrites.contains(&billing.to_string()) && !overwrites.contains(&staff_role.to_string()),
+        "{overwrites:?}"
+    );
+    let first = d.ticket_message(channel);
+    assert!(embed_text(&first).contains("Tracking code?") && embed_text(&first).contains("ZX-99"));
+    d.wait_message(channel, "SLA breached").await;
+    assert_eq!(pings(&posted_once(t, channel, "SLA breached")), (vec![], vec![shipping.to_string()]));
+    d.wait_message(channel, "**🔴 Escalated** by Beacon (automatic)").await;
+    let out = d.click(channel, pat, id_of(&first), "tickets:claim:2").await;
+    assert!(text_of(&out).contains("Only this ticket's staff"), "{}", text_of(&out));
+    let out = d.click(channel, sid, id_of(&first), "tickets:claim:2").await;
+    assert!(embed_text(&out.data).contains(&format!("claimed by <@{sid}>")), "{out:?}");
+    // Closing a panel's ticket channel takes the member's right to write (its mode, not the guild's).
+    d.click(channel, sid, id_of(&first), "tickets:close:2").await;
+    t.fake.wait_for_request("PUT", &format!("/channels/{channel}/permissions/{bob}"), WAIT).await.expect("closed");
+
+    // The answers are stored with the ticket and exported with it; panels have their own export.
+    let (_, csv) = beacon_tickets::export_tickets(&t.app().store.guild(t.guild.id), 0, i64::MAX).await.unwrap();
+    let rows = parse_csv(&csv);
+    assert_eq!(rows[1][15], "Order number?: A-1234\nWhat went wrong?: Charged twice");
+    let out = t.command(sam, "export", sub("ticket-panels", json!([])), Delivery::Http).await;
+    assert!(text_of(&out).contains("2 ticket panel(s)"), "{}", text_of(&out));
+    assert_eq!(out.data["attachments"][0]["filename"], "ticket-panels.csv", "{out:?}");
+
+    // A purge removes the panels with the rest of the guild's data.
+    assert!(t.app().store.declared_guild_tables().contains(&"ticket_panels"));
+    t.app().purge_guild(t.guild.id).await.expect("purge");
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticket_panels WHERE guild_id = $1")
+        .bind(t.guild.id as i64)
+        .fetch_one(t.app().store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    d.t.stop().await;
+}
+
+/// Bad panel input is refused with a reason, ephemerally, and nothing is stored; members
+/// cannot manage panels; a deleted panel's button says so; the default panel is unchanged.
+#[tokio::test]
+async fn panel_input_is_checked() {
+    let d = desk().await;
+    let (t, bob) = (&d.t, d.bob);
+    let owner = t.owner();
+    let general = t.channel("general");
+    let refused = |out: &InteractionOutcome, needle: &str| {
+        assert!(is_ephemeral(out), "{out:?}");
+        let text = text_of(out);
+        assert!(text.contains(needle), "expected {needle:?} in {text}");
+    };
+    refused(&d.panel(bob, "create", json!([opt_str("name", "mine")])).await, "Only the server owner");
+    refused(&d.panel(owner, "create", json!([opt_str("name", "Bad Name!")])).await, "is not a panel name");
+    refused(
+        &d.panel(
+            owner,
+            "create",
+            json!([opt_str("name", "x"), opt_channel("channel", general), opt_channel("category", general)]),
+        )
+        .await,
+        "not both",
+    );
+    refused(
+        &d.panel(owner, "create", json!([opt_str("name", "x"), opt_channel("category", general)])).await,
+        "is not a category",
+    );
+    refused(
+        &d.panel(owner, "create", json!([opt_str("name", "x"), opt_str("questions", "a|b|c|d|e|f")])).await,
+        "at most 5 questions",
+    );
+    let long = "Why is this question far longer than Discord allows?";
+    refused(
+        &d.panel(owner, "create", json!([opt_str("name", "x"), opt_str("questions", &format!("Ok? | {long}"))])).await,
+        "Question 2 is 52 characters long",
+    );
+    refused(
+        &d.panel(owner, "create", json!([opt_str("name", "x"), opt_str("questions", " | ")])).await,
+        "at least one question",
+    );
+    refused(
+        &d.panel(owner, "edit", json!([opt_str("name", "nope"), opt_str("title", "T")])).await,
+        "no panel named `nope`",
+    );
+    refused(&d.panel(owner, "post", json!([opt_str("name", "nope")])).await, "no panel named `nope`");
+    let list = text_of(&d.panel(owner, "list", json!([])).await);
+    assert!(list.contains("No panels yet"), "nothing was stored: {list}");
+
+    let out = d.panel(owner, "create", json!([opt_str("name", "General")])).await;
+    assert!(text_of(&out).contains("**general**"), "names are lowercase: {}", text_of(&out));
+    refused(&d.panel(owner, "create", json!([opt_str("name", "general")])).await, "already a panel named `general`");
+    refused(&d.panel(owner, "edit", json!([opt_str("name", "general")])).await, "Nothing to change");
+    let out = d.panel(owner, "edit", json!([opt_str("name", "general"), opt_str("questions", "What happened?")])).await;
+    assert!(text_of(&out).contains("asks \"What happened?\""), "{}", text_of(&out));
+    d.panel(owner, "post", json!([opt_str("name", "general")])).await;
+    let posted_panel = d.wait_message(general, "Need help?").await;
+    let button = button_id(&posted_panel);
+    assert!(button.starts_with("tickets:open:"), "{button}");
+    let out = d.panel(owner, "delete", json!([opt_str("name", "general")])).await;
+    assert!(text_of(&out).contains("Panel `general` deleted"), "{}", text_of(&out));
+    let out = d.click(general, bob, id_of(&posted_panel), &button).await;
+    refused(&out, "panel was deleted");
+    let out = d.submit(general, bob, &button, &[("q0", "late answer")]).await;
+    refused(&out, "panel was deleted");
+
+    // The default panel, as before panels existed: `tickets:open`, the topic form, #support.
+    d.panel(owner, "post", json!([])).await;
+    let default =
+        t.fake.wait_for_message(general, WAIT, |m| button_id(m) == "tickets:open").await.expect("default panel posted");
+    let form = d.click(general, bob, id_of(&default), "tickets:open").await;
+    assert_eq!(form.data["custom_id"], "tickets:open");
+    assert_eq!(modal_inputs(&form.data), vec![("topic".into(), "What do you need help with?".into())]);
+    let out = d.submit(general, bob, "tickets:open", &[("topic", "Plain ticket")]).await;
+    assert!(text_of(&out).contains("#0001 is open"), "{}", text_of(&out));
+    t.fake.wait_for_request("POST", &format!("/channels/{}/threads", t.channel("support")), WAIT).await.unwrap();
+    let thread = channel_in(&text_of(&out));
+    let first = d.ticket_message(thread);
+    assert!(first["content"].as_str().unwrap_or_default().contains(&format!("<@&{}>", t.role("staff"))));
     d.t.stop().await;
 }

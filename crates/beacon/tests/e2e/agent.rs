@@ -84,8 +84,41 @@ async fn session_thread(t: &TestApp) -> (u64, String) {
     (row.0 as u64, row.1)
 }
 
+/// Every log line of this test process (nextest runs each test in its own process), at TRACE.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn capture() -> Logs {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init()
+            .expect("this test's process has no other subscriber");
+        logs
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn register_create_activate_ask_continue_in_the_thread_and_delete() {
+    let logs = Logs::capture();
     let fake = FakeAgent::start().await.unwrap();
     let key = fake.add_user("u-bob");
     fake.set_activation_delay(Duration::from_millis(400));
@@ -141,15 +174,11 @@ async fn register_create_activate_ask_continue_in_the_thread_and_delete() {
     assert_eq!(fake.projects("u-bob"), vec![("backend".to_owned(), true)]);
 
     // A new session: its thread holds the question and the answer; the response points there.
+    // `/agent use` remembers the project, so the next ask leaves it out.
+    let out = t.command(bob, "agent", sub("use", json!([opt("project", "backend")])), Delivery::Http).await;
+    assert!(text_of(&out).contains("Your current project is **backend**."), "{}", text_of(&out));
     fake.push_reply("Added `GET /health` returning 200.");
-    let out = t
-        .command(
-            bob,
-            "agent",
-            sub("ask", json!([opt("message", "Add a health check"), opt("project", "backend")])),
-            Delivery::Http,
-        )
-        .await;
+    let out = t.command(bob, "agent", sub("ask", json!([opt("message", "Add a health check")])), Delivery::Http).await;
     let (thread, session) = session_thread(&t).await;
     assert!(text_of(&out).contains(&format!("answered in <#{thread}>")), "{}", text_of(&out));
     wait_thread_message(&t, thread, "Add a health check").await;
@@ -237,6 +266,9 @@ async fn register_create_activate_ask_continue_in_the_thread_and_delete() {
     assert_eq!(left, 0);
 
     assert!(!discord_output(&t).contains(&key), "the API key never reached Discord");
+    let logged = logs.text();
+    assert!(logged.contains("agent account registered"), "the logs were captured");
+    assert!(!logged.contains(&key), "the API key is in no log line");
     t.stop().await;
 }
 
@@ -302,5 +334,61 @@ async fn every_error_is_a_clear_message() {
     let out = t.command(bob, "agent", sub("whoami", json!([])), Delivery::Http).await;
     assert!(text_of(&out).contains("for members with one of the agent roles"), "{}", text_of(&out));
     assert!(!discord_output(&t).contains(&key));
+    t.stop().await;
+}
+
+/// Two workers sharing the database (and Redis, for the per-session lock) serve the same
+/// session: the thread map and the sealed keys are in the database, so the second worker opens
+/// the member's key and answers into the thread the first one created; the first (the one with
+/// the gateway) continues it from the member's message there.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_workers_sharing_the_database_serve_the_same_session_thread() {
+    let Some(redis) = beacon_testkit::services::redis_url() else { return };
+    let fake = FakeAgent::start().await.unwrap();
+    let key = fake.add_user("u-bob");
+    let data = tempfile::tempdir().unwrap();
+    let env: Vec<(String, String)> = [
+        ("BEACON_DATABASE_URL", format!("sqlite://{}/shared.db", data.path().display())),
+        ("BEACON_REDIS_URL", redis),
+        ("BEACON_SECRET_KEY", "7".repeat(64)),
+        ("BEACON_AGENT_API_URL", fake.base_url()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let t = TestApp::spawn_with(Options { env: env.clone(), ..Options::default() }).await;
+    let enable = sub("set", json!([opt_str("key", "agent.enabled"), opt_str("value", "true")]));
+    t.command(t.owner(), "config", enable, Delivery::Http).await;
+    let bob = t.member("bob");
+    assert!(register(&t, bob, "u-bob", &key).await.contains("Connected"));
+    t.command(bob, "projects", sub("create", json!([opt("name", "backend")])), Delivery::Http).await;
+    t.command(bob, "projects", sub("activate", json!([opt("project", "backend")])), Delivery::Http).await;
+    fake.push_reply("First worker here.");
+    t.command(bob, "agent", sub("ask", json!([opt("message", "Start"), opt("project", "backend")])), Delivery::Http)
+        .await;
+    let (thread, session) = session_thread(&t).await;
+    wait_thread_message(&t, thread, "First worker here.").await;
+
+    let second_dir = tempfile::tempdir().unwrap();
+    let config = test_config_with(&t.fake, &second_dir, true, false, &env);
+    let second = beacon::run::start(Arc::new(config)).await.unwrap();
+    t.fake.set_interactions_endpoint(&format!("http://{}/interactions", second.addr));
+    fake.push_reply("Second worker here.");
+    let name: String = sqlx::query_scalar("SELECT session_name FROM agent_threads WHERE thread_id = $1")
+        .bind(thread as i64)
+        .fetch_one(t.app().store.pool())
+        .await
+        .unwrap();
+    let continue_it =
+        sub("ask-session", json!([opt("session", &name), opt("message", "Go on"), opt("project", "backend")]));
+    let out = t.command(bob, "agent", continue_it, Delivery::Http).await;
+    assert!(text_of(&out).contains(&format!("<#{thread}>")), "{}", text_of(&out));
+    wait_thread_message(&t, thread, "Second worker here.").await;
+
+    fake.push_reply("Back on the first worker.");
+    t.fake.send_message(t.guild.id, thread, bob, "and now?").await.unwrap();
+    wait_thread_message(&t, thread, "Back on the first worker.").await;
+    assert_eq!(fake.messages(&session), vec!["Start", "Go on", "and now?"]);
+    second.shutdown().await;
     t.stop().await;
 }

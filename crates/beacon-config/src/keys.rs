@@ -119,6 +119,12 @@ pub const EMBED_MODEL_DIR: Key = key(
     KeyKind::Plain,
     "Folder with the sentence-embedding model (config.json, tokenizer.json, model.safetensors); absent means BM25 retrieval only.",
 );
+pub const RERANK_MODEL_DIR: Key = key(
+    "BEACON_RERANK_MODEL_DIR",
+    "kb.rerank_model_dir",
+    KeyKind::Plain,
+    "Folder with a cross-encoder (e.g. ms-marco-MiniLM-L-6-v2: config.json, tokenizer.json, model.safetensors) that reorders the best 20 passages; absent means no reranking.",
+);
 pub const EMBED_PROVIDER: Key = key(
     "BEACON_EMBED_PROVIDER",
     "kb.embed_provider",
@@ -366,6 +372,7 @@ pub const KEYS: &[Key] = &[
     DEVELOPERS_GUILD_ID,
     DEVELOPERS_ROLE_ID,
     EMBED_MODEL_DIR,
+    RERANK_MODEL_DIR,
     EMBED_PROVIDER,
     EMBED_POOLING,
     EMBED_QUERY_PREFIX,

@@ -162,6 +162,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Sentence-embedding model folder; `None` means BM25 retrieval only.
     pub embed_model_dir: Option<PathBuf>,
+    /// Cross-encoder folder (`BEACON_RERANK_MODEL_DIR`); `None` means no second stage.
+    pub rerank_model_dir: Option<PathBuf>,
     /// Where embeddings come from and how the local model is found and used (`BEACON_EMBED_*`).
     pub embed: EmbedSettings,
     /// LLM provider chain and tuning (`BEACON_LLM_*`); provider `none` by default.
@@ -426,6 +428,7 @@ impl Config {
                 .unwrap_or(Duration::from_secs(30 * 86_400)),
             shutdown_grace: parse_duration(&values, &keys::SHUTDOWN_GRACE)?.unwrap_or(Duration::from_secs(8)),
             embed_model_dir: text(&values, &keys::EMBED_MODEL_DIR).map(PathBuf::from),
+            rerank_model_dir: text(&values, &keys::RERANK_MODEL_DIR).map(PathBuf::from),
             embed: embed_settings(&values)?,
             llm: llm_settings(&values, source)?,
             public_url: text(&values, &keys::PUBLIC_URL).map(|u| u.trim_end_matches('/').to_owned()),

@@ -244,21 +244,21 @@ fn model_name(dir: &Path) -> Result<String> {
 
 /// Encoder hyper-parameters read from `config.json` (BERT and MPNet share these names).
 #[derive(Debug, Clone, serde::Deserialize)]
-struct BertConfig {
+pub(crate) struct BertConfig {
     vocab_size: usize,
-    hidden_size: usize,
+    pub(crate) hidden_size: usize,
     num_hidden_layers: usize,
     num_attention_heads: usize,
     intermediate_size: usize,
-    max_position_embeddings: usize,
+    pub(crate) max_position_embeddings: usize,
     #[serde(default = "default_type_vocab")]
     type_vocab_size: usize,
     #[serde(default = "default_eps")]
     layer_norm_eps: f64,
     #[serde(default)]
-    hidden_act: Option<String>,
+    pub(crate) hidden_act: Option<String>,
     #[serde(default)]
-    model_type: Option<String>,
+    pub(crate) model_type: Option<String>,
     #[serde(default = "default_buckets")]
     relative_attention_num_buckets: usize,
 }
@@ -275,7 +275,7 @@ fn default_buckets() -> usize {
 
 /// Which encoder the weights belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Architecture {
+pub(crate) enum Architecture {
     Bert,
     MpNet,
 }
@@ -300,7 +300,7 @@ struct Layer {
     out_norm: LayerNorm,
 }
 
-struct Encoder {
+pub(crate) struct Encoder {
     arch: Architecture,
     word: Embedding,
     position: Embedding,
@@ -340,7 +340,7 @@ fn relative_bucket(relative: i64, buckets: usize) -> u32 {
 }
 
 impl Encoder {
-    fn load(cfg: &BertConfig, arch: Architecture, vb: VarBuilder) -> candle_core::Result<Self> {
+    pub(crate) fn load(cfg: &BertConfig, arch: Architecture, vb: VarBuilder) -> candle_core::Result<Self> {
         let h = cfg.hidden_size;
         let eps = cfg.layer_norm_eps;
         let emb = vb.pp("embeddings");
@@ -393,8 +393,14 @@ impl Encoder {
         })
     }
 
-    /// Returns the last hidden states, `[batch, seq, hidden]`.
-    fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+    /// Returns the last hidden states, `[batch, seq, hidden]`. `type_ids` are BERT's segment ids
+    /// (all 0 when `None`: one text; a cross-encoder's pair gives its second text 1).
+    pub(crate) fn forward(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+        type_ids: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let device = ids.device();
         // MPNet (like RoBERTa) numbers positions from padding_idx + 1 = 2; inputs are right-padded,
@@ -406,7 +412,11 @@ impl Encoder {
         let positions = Tensor::arange(first, first + t as u32, device)?;
         let mut x = self.word.forward(ids)?.broadcast_add(&self.position.forward(&positions)?)?;
         if let Some(token_type) = &self.token_type {
-            x = x.broadcast_add(&token_type.forward(&ids.zeros_like()?)?)?;
+            x = match type_ids {
+                Some(types) => (x + token_type.forward(types)?)?,
+                // Segment 0 everywhere: one row, broadcast.
+                None => x.broadcast_add(&token_type.embeddings().narrow(0, 0, 1)?)?,
+            };
         }
         let mut x = self.norm.forward(&x)?;
         // Padding positions get a large negative score so attention ignores them.
@@ -449,6 +459,10 @@ pub struct BertEmbedder {
     model_id: String,
     profile: ModelProfile,
     batch_size: usize,
+    /// One thread for single queries: a dozen tokens are too little work to share, and waking the
+    /// other cores' threads for each of the ~60 matrix products and norms of a forward pass cost
+    /// more than the products themselves (and much more on a busy machine).
+    single: rayon::ThreadPool,
 }
 
 /// Files a model directory must hold.
@@ -529,7 +543,12 @@ impl BertEmbedder {
             Architecture::Bert => format!("bert-{}-{}:{fingerprint}", profile.pooling, cfg.hidden_size),
             Architecture::MpNet => format!("mpnet-{}-{}:{fingerprint}", profile.pooling, cfg.hidden_size),
         };
-        Ok(BertEmbedder { model, tokenizer, dim: cfg.hidden_size, model_id, profile, batch_size: 32 })
+        let single = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .thread_name(|_| "beacon-embed".into())
+            .build()
+            .map_err(|e| KbError::Model(format!("starting the query thread: {e}")))?;
+        Ok(BertEmbedder { model, tokenizer, dim: cfg.hidden_size, model_id, profile, batch_size: 32, single })
     }
 
     /// The profile the model runs with.
@@ -538,10 +557,18 @@ impl BertEmbedder {
     }
 
     fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|source| KbError::Tokenizer { what: "tokenize", source })?;
+        let encodings = match texts {
+            // One text: no batch, so no padding and no parallel iterator.
+            [one] => vec![
+                self.tokenizer
+                    .encode(one.as_str(), true)
+                    .map_err(|source| KbError::Tokenizer { what: "tokenize", source })?,
+            ],
+            _ => self
+                .tokenizer
+                .encode_batch(texts.to_vec(), true)
+                .map_err(|source| KbError::Tokenizer { what: "tokenize", source })?,
+        };
         let t = encodings.first().map_or(0, |e| e.len());
         let b = encodings.len();
         let mut ids = Vec::with_capacity(b * t);
@@ -553,7 +580,7 @@ impl BertEmbedder {
         let device = Device::Cpu;
         let ids = Tensor::from_vec(ids, (b, t), &device)?;
         let mask = Tensor::from_vec(mask, (b, t), &device)?;
-        let hidden = self.model.forward(&ids, &mask)?;
+        let hidden = self.model.forward(&ids, &mask, None)?;
         let pooled = match self.profile.pooling {
             Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
             Pooling::Mean => {
@@ -597,7 +624,9 @@ impl Embedder for BertEmbedder {
     }
 
     fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
-        self.embed_prefixed(&[text], &self.profile.query_prefix)?
+        let text = format!("{}{text}", self.profile.query_prefix);
+        self.single
+            .install(|| self.embed_batch(std::slice::from_ref(&text)))?
             .pop()
             .ok_or_else(|| KbError::Model("no embedding returned".into()))
     }

@@ -13,6 +13,7 @@ use crate::chunk::{ChunkerConfig, chunk_markdown};
 use crate::embed::Embedder;
 use crate::error::{KbError, Result};
 use crate::fusion::FusionConfig;
+use crate::rerank::{Rerank, rerank_hits};
 use crate::retriever::{GuildIndex, Hit, IndexedChunk, search_text};
 
 /// One corpus document.
@@ -118,12 +119,16 @@ pub struct EvalOptions {
     pub embedder: Option<Arc<dyn Embedder>>,
     /// Only these query ids (e.g. a held-out split); `None` means all judged queries.
     pub query_ids: Option<HashSet<String>>,
+    /// A second stage reordering the first `usize` fused candidates of every query.
+    pub reranker: Option<(Arc<dyn Rerank>, usize)>,
 }
 
 /// Retrieval quality and latency. Quality is averaged over judged queries; latency excludes the
 /// query embedding, which is reported apart.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
 pub struct EvalReport {
+    /// Share of queries whose first result is relevant: the passage an extractive answer quotes.
+    pub hit_at_1: f64,
     /// Share of queries with a relevant document in the top 5.
     pub hit_at_5: f64,
     /// Mean share of relevant documents found in the top 5.
@@ -138,6 +143,8 @@ pub struct EvalReport {
     pub query_p99_ms: f64,
     /// Median query-embedding time, ms (0 without a model).
     pub embed_p50_ms: f64,
+    /// Median reranking time per query, ms (0 without a reranker); included in `query_p50_ms`.
+    pub rerank_p50_ms: f64,
     /// Number of queries scored.
     pub queries: usize,
     /// Number of chunks indexed.
@@ -147,6 +154,8 @@ pub struct EvalReport {
 /// Quality of one ranked list of document ids against graded relevance.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct QueryScores {
+    /// 1 if the first document is relevant.
+    pub hit_at_1: f64,
     /// 1 if a relevant document is in the top 5.
     pub hit_at_5: f64,
     /// Relevant documents in the top 5 over all relevant documents.
@@ -172,6 +181,7 @@ pub fn score_ranking(ranked: &[&str], relevant: &HashMap<String, u32>) -> QueryS
     ideal.sort_unstable_by(|a, b| b.cmp(a));
     let idcg: f64 = ideal.iter().take(10).enumerate().map(|(i, g)| *g as f64 / (i as f64 + 2.0).log2()).sum();
     QueryScores {
+        hit_at_1: if ranked.first().is_some_and(|d| rel(d) > 0) { 1.0 } else { 0.0 },
         hit_at_5: if found5 > 0 { 1.0 } else { 0.0 },
         recall_at_5: found5 as f64 / total as f64,
         rr_at_10: rr,
@@ -203,6 +213,7 @@ pub struct PreparedEval {
     index: GuildIndex,
     query_vectors: HashMap<String, Vec<f32>>,
     embed_ms: Vec<f64>,
+    reranker: Option<(Arc<dyn Rerank>, usize)>,
 }
 
 /// Chunks BEIR documents as the knowledge base would (document key = `_id`).
@@ -244,7 +255,7 @@ impl PreparedEval {
             }
         }
         let index = GuildIndex::build(chunks)?;
-        Ok(PreparedEval { set, index, query_vectors, embed_ms })
+        Ok(PreparedEval { set, index, query_vectors, embed_ms, reranker: options.reranker.clone() })
     }
 
     /// Searches the prepared corpus with any text (for example out-of-corpus questions when
@@ -260,7 +271,27 @@ impl PreparedEval {
             Some(e) if self.index.dense_dim().is_some() => Some(e.embed_query(text)?),
             _ => None,
         };
-        self.index.search(fusion, text, vector.as_deref(), k)
+        self.search_vector(fusion, text, vector.as_deref(), k).map(|(hits, _)| hits)
+    }
+
+    /// Fused search, then the reranker when there is one; returns the hits and the reranking time
+    /// in ms.
+    fn search_vector(
+        &self,
+        fusion: &FusionConfig,
+        text: &str,
+        vector: Option<&[f32]>,
+        k: usize,
+    ) -> Result<(Vec<Hit>, f64)> {
+        let Some((reranker, depth)) = &self.reranker else {
+            return Ok((self.index.search(fusion, text, vector, k)?, 0.0));
+        };
+        let mut hits = self.index.search(fusion, text, vector, k.max(*depth))?;
+        let t = Instant::now();
+        rerank_hits(reranker.as_ref(), text, &mut hits, *depth)?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        hits.truncate(k);
+        Ok((hits, ms))
     }
 
     /// The loaded set.
@@ -272,6 +303,7 @@ impl PreparedEval {
     pub fn evaluate(&self, fusion: &FusionConfig, query_ids: Option<&HashSet<String>>) -> Result<EvalReport> {
         let mut sums = QueryScores::default();
         let mut times = Vec::new();
+        let mut rerank_times = Vec::new();
         let mut n = 0usize;
         for q in self.set.judged_queries() {
             if query_ids.is_some_and(|ids| !ids.contains(&q.id)) {
@@ -283,10 +315,12 @@ impl PreparedEval {
             let v = self.query_vectors.get(&q.id).map(Vec::as_slice);
             let t = Instant::now();
             // Enough chunks that ten distinct documents survive collapsing.
-            let hits = self.index.search(fusion, &q.text, v, 50)?;
+            let (hits, rerank_ms) = self.search_vector(fusion, &q.text, v, 50)?;
             times.push(t.elapsed().as_secs_f64() * 1e3);
+            rerank_times.push(rerank_ms);
             let docs = documents_in_order(hits.iter().map(|h| h.document_key.as_str()));
             let s = score_ranking(&docs, relevant);
+            sums.hit_at_1 += s.hit_at_1;
             sums.hit_at_5 += s.hit_at_5;
             sums.recall_at_5 += s.recall_at_5;
             sums.rr_at_10 += s.rr_at_10;
@@ -295,6 +329,7 @@ impl PreparedEval {
         }
         let d = n.max(1) as f64;
         Ok(EvalReport {
+            hit_at_1: sums.hit_at_1 / d,
             hit_at_5: sums.hit_at_5 / d,
             recall_at_5: sums.recall_at_5 / d,
             mrr_at_10: sums.rr_at_10 / d,
@@ -302,6 +337,7 @@ impl PreparedEval {
             query_p50_ms: percentile(&times, 0.5),
             query_p99_ms: percentile(&times, 0.99),
             embed_p50_ms: percentile(&self.embed_ms, 0.5),
+            rerank_p50_ms: percentile(&rerank_times, 0.5),
             queries: n,
             chunks: self.index.len(),
         })
@@ -346,6 +382,7 @@ mod tests {
         let r = rel(&[("d3", 1)]);
         // Relevant at rank 3.
         let s = score_ranking(&["d1", "d2", "d3", "d4"], &r);
+        assert_eq!(s.hit_at_1, 0.0);
         assert_eq!(s.hit_at_5, 1.0);
         assert_eq!(s.recall_at_5, 1.0);
         assert!((s.rr_at_10 - 1.0 / 3.0).abs() < 1e-12);
@@ -368,6 +405,7 @@ mod tests {
     fn metrics_graded_multiple_relevant() {
         let r = rel(&[("a", 2), ("b", 1), ("c", 1)]);
         let s = score_ranking(&["b", "x", "a", "y", "z", "c"], &r);
+        assert_eq!(s.hit_at_1, 1.0);
         assert_eq!(s.hit_at_5, 1.0);
         assert!((s.recall_at_5 - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(s.rr_at_10, 1.0);

@@ -17,6 +17,7 @@ use beacon_config::KbCredentials;
 use crate::error::{KbError, Result};
 use crate::fusion::FusionConfig;
 use crate::index_file::{IndexDir, IndexStamp, LoadMiss, Saved};
+use crate::rerank::Rerank;
 use crate::retriever::{GuildIndex, Hit, Retriever, search_text};
 use crate::source::{Source, SourceConfig, SourceDocument};
 use crate::store::{DEFAULT_SYNC_INTERVAL_MS, DocumentWrite, KbRepo, NewChunk, guilds_with_sources, migrate};
@@ -167,6 +168,8 @@ pub struct KnowledgeBase {
     credentials: KbCredentials,
     /// Opens (and seals) the guilds' own source credentials.
     keyring: Option<Arc<beacon_crypto::Keyring>>,
+    /// The optional second stage and how many of the fused candidates it reorders.
+    reranker: Option<(Arc<dyn Rerank>, usize)>,
 }
 
 impl KnowledgeBase {
@@ -192,7 +195,15 @@ impl KnowledgeBase {
             counters: Arc::default(),
             credentials: KbCredentials::default(),
             keyring: None,
+            reranker: None,
         })
+    }
+
+    /// Reorders the first `depth` fused candidates of every search with `reranker` (a
+    /// cross-encoder) before the best `k` are returned.
+    pub fn with_reranker(mut self, reranker: Arc<dyn Rerank>, depth: usize) -> Self {
+        self.reranker = Some((reranker, depth.max(1)));
+        self
     }
 
     /// Persists guild indexes as files in `dir` (`<data dir>/kb-index` in `beacon run`), so a
@@ -630,7 +641,18 @@ impl KnowledgeBase {
             }
             _ => None,
         };
-        index.search(self.retriever.fusion(), query, vector.as_deref(), k)
+        let Some((reranker, depth)) = self.reranker.clone() else {
+            return index.search(self.retriever.fusion(), query, vector.as_deref(), k);
+        };
+        let mut hits = index.search(self.retriever.fusion(), query, vector.as_deref(), k.max(depth))?;
+        let q = query.to_string();
+        let mut hits = tokio::task::spawn_blocking(move || {
+            crate::rerank::rerank_hits(reranker.as_ref(), &q, &mut hits, depth).map(|()| hits)
+        })
+        .await
+        .map_err(|source| KbError::Task { what: "reranking", source })??;
+        hits.truncate(k);
+        Ok(hits)
     }
 }
 

@@ -43,6 +43,7 @@ pub mod fusion;
 pub mod index_file;
 pub mod ingest;
 pub mod model_download;
+pub mod rerank;
 pub mod retriever;
 pub mod source;
 pub mod store;
@@ -56,6 +57,7 @@ pub use index_file::{IndexDir, IndexStamp};
 pub use ingest::{IndexOrigin, IndexStats, KnowledgeBase, Phase, Progress, SyncReport};
 pub use model_download::ModelDownload;
 pub use provider_embed::LlmEmbedder;
+pub use rerank::{CrossEncoder, Rerank};
 pub use retriever::{GuildIndex, Hit, IndexedChunk, Retriever};
 pub use source::{FolderSource, Source, SourceDocument, StaticSource};
 

@@ -67,6 +67,8 @@ pub struct Hit {
     pub bm25_score: Option<f32>,
     /// Cosine similarity to the query, when dense retrieval ran.
     pub dense_score: Option<f32>,
+    /// The cross-encoder's relevance score (a logit), when a reranker reordered the hits.
+    pub rerank_score: Option<f32>,
 }
 
 /// The chunks' display data, packed: one byte buffer and an offset per chunk, decoded only for the
@@ -306,6 +308,7 @@ impl GuildIndex {
                     score: f.score,
                     bm25_score: f.bm25,
                     dense_score: f.dense,
+                    rerank_score: None,
                 })
             })
             .collect()

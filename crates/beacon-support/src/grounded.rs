@@ -207,6 +207,7 @@ mod tests {
             score: 1.0,
             bm25_score: None,
             dense_score: None,
+            rerank_score: None,
         }
     }
 

@@ -22,6 +22,7 @@
 //! ```
 
 pub mod confidence;
+pub mod extract;
 pub mod fence;
 pub mod grounded;
 pub mod guard;

@@ -33,6 +33,7 @@ use twilight_model::guild::Permissions;
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder};
 
 use crate::confidence::{confidence, content_terms};
+use crate::extract;
 use crate::grounded::{self, Grounded};
 use crate::i18n::{self, Lang};
 use crate::repo::{AnswerRecord, SCHEMA, SupportRepo};
@@ -53,8 +54,6 @@ mod keys {
 
 /// Longest question considered, in characters.
 const MAX_QUESTION: usize = 1500;
-/// Longest quoted passage, in characters.
-const MAX_QUOTE: usize = 1200;
 /// Longest answer posted, in characters (longer than one message: split when posted).
 const MAX_ANSWER: usize = 4000;
 
@@ -164,7 +163,7 @@ impl SupportModule {
         let draft = match self.llm_answer(guild, staff_id, &question, None, &[], &hits, &mut record, None).await {
             Some(LlmOutcome::Answer { content, .. }) => content,
             Some(LlmOutcome::CannotAnswer) => return Ok(None),
-            None => render_extractive(best, Lang::En),
+            None => render_extractive(&question, best, Lang::En),
         };
         Ok(Some(guard::output(&draft, 1800).text))
     }
@@ -360,7 +359,13 @@ impl SupportModule {
                         {
                             Some(LlmOutcome::Answer { content, sources }) => (content, true, conf, sources, true),
                             Some(LlmOutcome::CannotAnswer) => (abstain_text(lang), false, conf, Vec::new(), false),
-                            None => (render_extractive(hit, lang), true, conf, vec![hit.chunk_id], self.llm.is_none()),
+                            None => (
+                                render_extractive(&question, hit, lang),
+                                true,
+                                conf,
+                                vec![hit.chunk_id],
+                                self.llm.is_none(),
+                            ),
                         }
                     }
                     Some((conf, _)) => (abstain_text(lang), false, conf, Vec::new(), false),
@@ -636,15 +641,12 @@ fn abstain_text(lang: Lang) -> String {
     lang.strings().abstain.to_owned()
 }
 
-/// The best passage, quoted as written, with where it comes from (labelled in `lang`).
-fn render_extractive(hit: &Hit, lang: Lang) -> String {
-    let mut passage = hit.text.trim().to_owned();
-    if passage.chars().count() > MAX_QUOTE {
-        let cut: String = passage.chars().take(MAX_QUOTE).collect();
-        // End on a sentence when one ends in the last third.
-        let end = cut.rfind(". ").filter(|i| *i > MAX_QUOTE / 3).map(|i| i + 1).unwrap_or(cut.len());
-        passage = format!("{}…", &cut[..end]);
-    }
+/// The best passage's best sentences for `question` (the whole passage when it is short), quoted
+/// as written, with the passage as the source (labelled in `lang`).
+fn render_extractive(question: &str, hit: &Hit, lang: Lang) -> String {
+    let span = extract::best_span(question, &hit.text);
+    let passage =
+        format!("{}{}{}", if span.cut_before { "…" } else { "" }, span.text, if span.cut_after { "…" } else { "" });
     let quoted: String = passage.lines().map(|l| format!("> {l}\n")).collect();
     let source = grounded::source_label(hit, true);
     format!("{quoted}-# {}: {source}", lang.strings().source)

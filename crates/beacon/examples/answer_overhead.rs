@@ -13,6 +13,11 @@
 //!
 //! The fake's rate limits are lifted: a steady stream in one channel would otherwise measure
 //! Discord's buckets (which Beacon honours) rather than Beacon.
+//!
+//! The knowledge base uses the model of `BEACON_EMBED_MODEL_DIR` (and the cross-encoder of
+//! `BEACON_RERANK_MODEL_DIR`) when set, as `beacon run` would; unset, it is BM25 only. With a
+//! model the same questions are then embedded alone, so the figures split into model inference
+//! and everything else.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,7 +85,13 @@ async fn main() -> anyhow::Result<()> {
             .with_writer(std::io::stderr)
             .init();
     }
+    let model_dir = std::env::var("BEACON_EMBED_MODEL_DIR").unwrap_or_default();
+    let rerank_dir = std::env::var("BEACON_RERANK_MODEL_DIR").unwrap_or_default();
     let mut vars = vec![
+        ("BEACON_EMBED_MODEL_DIR", model_dir.as_str()),
+        ("BEACON_RERANK_MODEL_DIR", rerank_dir.as_str()),
+        // Never a download in a benchmark: no folder means BM25 only.
+        ("BEACON_EMBED_HUB_URL", "off"),
         ("BEACON_DATA_DIR", data_dir.as_str()),
         ("BEACON_HTTP_ADDR", "127.0.0.1:0"),
         ("BEACON_DISCORD_API_URL", api.as_str()),
@@ -145,7 +156,12 @@ async fn main() -> anyhow::Result<()> {
     }
     samples.sort_by(f64::total_cmp);
     let pct = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    let mode = if with_llm { "fake LLM, zero latency" } else { "no LLM" };
+    let retrieval = match (model_dir.is_empty(), rerank_dir.is_empty()) {
+        (true, _) => "BM25 only",
+        (false, true) => "default model",
+        (false, false) => "default model + reranker",
+    };
+    let mode = format!("{}, {retrieval}", if with_llm { "fake LLM, zero latency" } else { "no LLM" });
     let max = samples[samples.len() - 1];
     println!(
         "answer overhead, {mode}, {} questions: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
@@ -156,10 +172,32 @@ async fn main() -> anyhow::Result<()> {
         max
     );
     let llm_calls = llm.as_ref().map_or(0, |l| l.requests().len());
+    // The same questions embedded alone, one at a time, as the answer path does.
+    let mut embed = Vec::with_capacity(n);
+    if let Some(model) = beacon::backends::embedder(&app.config, None).await {
+        for i in 20..n + 20 {
+            let text = format!("{} (#{i})", QUESTIONS[i % QUESTIONS.len()]);
+            let started = Instant::now();
+            model.embed_query(&text)?;
+            embed.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        embed.sort_by(f64::total_cmp);
+    }
+    let embed_pct =
+        |q: f64| if embed.is_empty() { 0.0 } else { embed[((embed.len() - 1) as f64 * q).round() as usize] };
+    if !embed.is_empty() {
+        println!(
+            "query embedding alone: p50 {:.2} ms  p99 {:.2} ms; answer p50 outside model inference ≈ {:.2} ms",
+            embed_pct(0.5),
+            embed_pct(0.99),
+            pct(0.5) - embed_pct(0.5)
+        );
+    }
     println!(
         "{}",
         serde_json::json!({"mode": mode, "questions": samples.len(), "p50_ms": pct(0.5), "p90_ms": pct(0.9),
-            "p99_ms": pct(0.99), "max_ms": max, "llm_calls": llm_calls})
+            "p99_ms": pct(0.99), "max_ms": max, "llm_calls": llm_calls,
+            "embed_p50_ms": embed_pct(0.5), "embed_p99_ms": embed_pct(0.99)})
     );
     running.shutdown().await;
     Ok(())

@@ -29,7 +29,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 pub async fn open_knowledge_base(config: &Config, store: &Store) -> anyhow::Result<beacon_kb::KnowledgeBase> {
     // Guild indexes are persisted under `<data dir>/kb-index`, shared by `beacon run` and
     // `beacon ingest` (each notices the other's syncs through the index version in the database).
-    Ok(beacon_kb::KnowledgeBase::open(
+    let kb = beacon_kb::KnowledgeBase::open(
         store.clone(),
         embedder(config, Some(store)).await,
         beacon_kb::FusionConfig::default(),
@@ -39,7 +39,30 @@ pub async fn open_knowledge_base(config: &Config, store: &Store) -> anyhow::Resu
     .context("opening the knowledge base")?
     .with_index_dir(config.data_dir.join("kb-index"))
     .with_credentials(config.kb_credentials.clone())
-    .with_keyring(open_keyring(config)?))
+    .with_keyring(open_keyring(config)?);
+    Ok(match reranker(config) {
+        Some(r) => kb.with_reranker(r, RERANK_DEPTH),
+        None => kb,
+    })
+}
+
+/// How many fused candidates the cross-encoder reorders.
+pub const RERANK_DEPTH: usize = 20;
+
+/// The cross-encoder of `BEACON_RERANK_MODEL_DIR`, if one is configured and loads (a folder that
+/// fails to load is logged and skipped: answers still come from the fused ranking).
+pub fn reranker(config: &Config) -> Option<Arc<dyn beacon_kb::Rerank>> {
+    let dir = config.rerank_model_dir.as_ref()?;
+    match beacon_kb::CrossEncoder::load(dir) {
+        Ok(model) => {
+            tracing::info!(dir = %dir.display(), depth = RERANK_DEPTH, "reranker loaded");
+            Some(Arc::new(model))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, dir = %dir.display(), "reranker failed to load: passages keep the fused order");
+            None
+        }
+    }
 }
 
 /// The keys stored credentials are sealed with: `BEACON_SECRET_KEY` (and the previous keys of a

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use beacon_config::Config;
 use beacon_kb::{EvalOptions, Phase, Progress};
+use beacon_support::confidence::{self, DEFAULT_THRESHOLD, Mode};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backends::{open_knowledge_base, open_llm, open_store};
@@ -133,9 +134,11 @@ async fn llm_answer(llm: &beacon_llm::LlmService, guild: u64, question: &str, hi
     }
 }
 
-/// Scores retrieval on a BEIR-style folder; with `negatives` (a JSONL file of questions the corpus
-/// cannot answer), also how often Beacon answers in-corpus questions and abstains on the others
-/// at the support module's confidence threshold, with a sweep of thresholds to calibrate it.
+/// Scores retrieval on a BEIR-style folder, on all judged queries and on the held-out half (the
+/// half the fusion was not tuned on). With `negatives` (a JSONL file of questions the corpus
+/// cannot answer), also how often Beacon answers in-corpus questions and abstains on the others,
+/// per retrieval mode: each mode's cut-off is chosen on the tuning halves of both sets and the
+/// rates are reported on the held-out halves, at that cut-off and at the configured threshold.
 pub async fn eval(
     config: Arc<Config>,
     dir: &Path,
@@ -148,107 +151,149 @@ pub async fn eval(
         fusion: beacon_kb::FusionConfig::default(),
         embedder: crate::backends::embedder(&config, None).await,
         query_ids: None,
+        reranker: crate::backends::reranker(&config).map(|r| (r, crate::backends::RERANK_DEPTH)),
     };
     let negatives = match negatives {
         Some(path) => Some(read_questions(path)?),
         None => None,
     };
     let dir = dir.to_owned();
-    let threshold = threshold.unwrap_or(beacon_support::confidence::DEFAULT_THRESHOLD);
-    let (report, abstention) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+    let threshold = threshold.unwrap_or(DEFAULT_THRESHOLD);
+    let (report, held_out, abstention) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let set = beacon_kb::BeirSet::load(&dir).context("loading the BEIR folder")?;
-        let in_kb: Vec<String> = set.judged_queries().iter().map(|q| q.text.clone()).collect();
+        let judged: Vec<(String, String)> =
+            set.judged_queries().iter().map(|q| (q.id.clone(), q.text.clone())).collect();
+        let ids: Vec<&str> = judged.iter().map(|(id, _)| id.as_str()).collect();
+        let (tune_ids, held_ids) = beacon_kb::eval::split_queries(&ids, 0.5);
         let prepared = beacon_kb::PreparedEval::new(set, &options).context("indexing the corpus")?;
         let report = prepared.evaluate(&options.fusion, None).context("evaluating")?;
+        let held_out = prepared.evaluate(&options.fusion, Some(&held_ids)).context("evaluating")?;
         let abstention = match negatives {
             Some(negatives) => {
-                let confidences = |questions: &[String]| -> anyhow::Result<Vec<f32>> {
-                    questions
-                        .iter()
-                        .map(|q| {
-                            let hits = prepared.search_any(&options.fusion, q, options.embedder.as_ref(), 1)?;
-                            Ok(hits.first().map(|h| beacon_support::confidence::confidence(q, h)).unwrap_or(0.0))
-                        })
-                        .collect()
+                let texts: Vec<&str> = negatives.iter().map(String::as_str).collect();
+                let (neg_tune, _) = beacon_kb::eval::split_queries(&texts, 0.5);
+                let modes: Vec<(Mode, Option<&Arc<dyn beacon_kb::Embedder>>)> = match &options.embedder {
+                    Some(e) => vec![(Mode::Hybrid, Some(e)), (Mode::Bm25, None)],
+                    None => vec![(Mode::Bm25, None)],
                 };
-                Some(Abstention::new(confidences(&in_kb)?, confidences(&negatives)?, threshold))
+                let mut out = Vec::new();
+                for (mode, embedder) in modes {
+                    let raw = |q: &str| -> anyhow::Result<f32> {
+                        let hits = prepared.search_any(&options.fusion, q, embedder, 1)?;
+                        Ok(hits.first().map(|h| confidence::raw_confidence(q, h).1).unwrap_or(0.0))
+                    };
+                    let mut in_kb = (Vec::new(), Vec::new());
+                    for (id, text) in &judged {
+                        let side = if tune_ids.contains(id) { &mut in_kb.0 } else { &mut in_kb.1 };
+                        side.push(raw(text)?);
+                    }
+                    let mut out_kb = (Vec::new(), Vec::new());
+                    for text in &negatives {
+                        let side = if neg_tune.contains(text) { &mut out_kb.0 } else { &mut out_kb.1 };
+                        side.push(raw(text)?);
+                    }
+                    out.push(Abstention::new(mode, &in_kb, &out_kb, threshold));
+                }
+                Some(out)
             }
             None => None,
         };
-        Ok((report, abstention))
+        Ok((report, held_out, abstention))
     })
     .await
     .context("evaluation task")??;
-    if let Some(a) = &abstention
-        && !json
-    {
-        println!("threshold  answered_rate  abstain_rate");
-        for (t, answered, abstained) in &a.sweep {
-            println!("{t:>9.2}  {answered:>13.3}  {abstained:>12.3}");
-        }
-        println!("best balance at threshold {:.2}", a.best_threshold);
-    }
     if json {
         let mut value = serde_json::to_value(report)?;
-        if let (Some(a), Some(obj)) = (&abstention, value.as_object_mut()) {
-            obj.insert("answered_rate".into(), a.answered_rate.into());
-            obj.insert("abstain_rate".into(), a.abstain_rate.into());
-            obj.insert("threshold".into(), f64::from(a.threshold).into());
-            obj.insert("negatives".into(), a.negatives.into());
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("held_out".into(), serde_json::to_value(held_out)?);
+            if let Some(a) = &abstention {
+                obj.insert("abstention".into(), serde_json::to_value(a)?);
+            }
         }
         println!("{value}");
-    } else {
+        return Ok(());
+    }
+    println!("queries {}  chunks {}", report.queries, report.chunks);
+    for (name, r) in [("all", &report), ("held-out", &held_out)] {
         println!(
-            "queries {}  chunks {}\nhit@5 {:.4}  recall@5 {:.4}  MRR@10 {:.4}  nDCG@10 {:.4}\nquery p50 {:.2} ms  p99 {:.2} ms (excluding the query embedding, p50 {:.2} ms)",
-            report.queries,
-            report.chunks,
-            report.hit_at_5,
-            report.recall_at_5,
-            report.mrr_at_10,
-            report.ndcg_at_10,
-            report.query_p50_ms,
-            report.query_p99_ms,
-            report.embed_p50_ms
+            "{name:>8}: hit@1 {:.4}  hit@5 {:.4}  recall@5 {:.4}  MRR@10 {:.4}  nDCG@10 {:.4}  ({} queries)",
+            r.hit_at_1, r.hit_at_5, r.recall_at_5, r.mrr_at_10, r.ndcg_at_10, r.queries
         );
-        if let Some(a) = &abstention {
-            println!(
-                "at threshold {:.2}: answered {:.3} of {} in-corpus questions, abstained on {:.3} of {} negatives",
-                a.threshold, a.answered_rate, report.queries, a.abstain_rate, a.negatives
-            );
-        }
+    }
+    println!(
+        "query p50 {:.2} ms  p99 {:.2} ms (excluding the query embedding, p50 {:.2} ms)",
+        report.query_p50_ms, report.query_p99_ms, report.embed_p50_ms
+    );
+    for a in abstention.iter().flatten() {
+        println!(
+            "{}: raw cut-off chosen on the tuning halves {:.2} (in use {:.2}); held out ({} in-corpus, {} negatives): \
+             at the chosen cut-off answered {:.3}, abstained {:.3}; at threshold {:.2} answered {:.3}, abstained {:.3}",
+            a.mode.as_str(),
+            a.tuned_cutoff,
+            a.mode.cutoff(),
+            a.held_in,
+            a.held_negatives,
+            a.tuned_answered,
+            a.tuned_abstained,
+            a.threshold,
+            a.answered_rate,
+            a.abstain_rate
+        );
     }
     Ok(())
 }
 
-/// Answer/abstain rates at one confidence threshold, and across a sweep.
+/// Answer/abstain rates of one retrieval mode on the held-out halves.
+#[derive(serde::Serialize)]
 struct Abstention {
+    #[serde(skip)]
+    mode: Mode,
+    /// The mode's name.
+    name: &'static str,
+    /// The raw cut-off with the best balance on the tuning halves.
+    tuned_cutoff: f32,
+    /// Held-out rates at `tuned_cutoff`.
+    tuned_answered: f64,
+    tuned_abstained: f64,
+    /// The configured (calibrated) threshold and the held-out rates at it.
     threshold: f32,
     answered_rate: f64,
     abstain_rate: f64,
-    negatives: usize,
-    sweep: Vec<(f32, f64, f64)>,
-    /// The threshold with the highest mean of the two rates.
-    best_threshold: f32,
+    held_in: usize,
+    held_negatives: usize,
 }
 
 impl Abstention {
-    fn new(in_kb: Vec<f32>, negatives: Vec<f32>, threshold: f32) -> Abstention {
-        let rates = |t: f32| {
-            let answered = in_kb.iter().filter(|c| **c >= t).count() as f64 / in_kb.len().max(1) as f64;
-            let abstained = negatives.iter().filter(|c| **c < t).count() as f64 / negatives.len().max(1) as f64;
+    /// `in_kb` and `negatives` are raw scores split as (tuning, held-out).
+    fn new(mode: Mode, in_kb: &(Vec<f32>, Vec<f32>), negatives: &(Vec<f32>, Vec<f32>), threshold: f32) -> Self {
+        let rates = |in_kb: &[f32], negatives: &[f32], answers: &dyn Fn(f32) -> bool| {
+            let answered = in_kb.iter().filter(|c| answers(**c)).count() as f64 / in_kb.len().max(1) as f64;
+            let abstained = negatives.iter().filter(|c| !answers(**c)).count() as f64 / negatives.len().max(1) as f64;
             (answered, abstained)
         };
-        let sweep: Vec<(f32, f64, f64)> = (0..=20)
-            .map(|i| {
-                let t = i as f32 * 0.05;
-                let (a, b) = rates(t);
-                (t, a, b)
+        // The cut-off whose worse rate is best on the tuning halves (then the better mean).
+        let tuned_cutoff = (0..=100)
+            .map(|i| i as f32 / 100.0)
+            .max_by(|a, b| {
+                let (x, y) = (rates(&in_kb.0, &negatives.0, &|c| c >= *a), rates(&in_kb.0, &negatives.0, &|c| c >= *b));
+                x.0.min(x.1).total_cmp(&y.0.min(y.1)).then((x.0 + x.1).total_cmp(&(y.0 + y.1)))
             })
-            .collect();
-        let best_threshold =
-            sweep.iter().max_by(|x, y| (x.1 + x.2).total_cmp(&(y.1 + y.2))).map(|x| x.0).unwrap_or(threshold);
-        let (answered_rate, abstain_rate) = rates(threshold);
-        Abstention { threshold, answered_rate, abstain_rate, negatives: negatives.len(), sweep, best_threshold }
+            .unwrap_or(mode.cutoff());
+        let (tuned_answered, tuned_abstained) = rates(&in_kb.1, &negatives.1, &|c| c >= tuned_cutoff);
+        let (answered_rate, abstain_rate) =
+            rates(&in_kb.1, &negatives.1, &|c| confidence::calibrate(mode, c) >= threshold);
+        Abstention {
+            mode,
+            name: mode.as_str(),
+            tuned_cutoff,
+            tuned_answered,
+            tuned_abstained,
+            threshold,
+            answered_rate,
+            abstain_rate,
+            held_in: in_kb.1.len(),
+            held_negatives: negatives.1.len(),
+        }
     }
 }
 

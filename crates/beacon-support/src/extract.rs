@@ -74,9 +74,9 @@ pub fn best_span(question: &str, passage: &str) -> Span {
             }
             found.extend(terms[last].iter().filter(|t| wanted.contains(*t)));
             let matched = found.len();
-            // More matched words win; among equals, the shorter span (fewer sentences) and then
-            // the earlier one.
-            if best.is_none_or(|(m, f, l)| matched > m || (matched == m && f == first && last < l)) {
+            // More matched words win; among equals, the span of fewer sentences, then the
+            // earlier one (the loops run from the start, so a tie keeps the first found).
+            if best.is_none_or(|(m, f, l)| matched > m || (matched == m && last - first < l - f)) {
                 best = Some((matched, first, last));
             }
         }

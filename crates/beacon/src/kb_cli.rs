@@ -208,6 +208,12 @@ pub async fn eval(
             obj.insert("held_out".into(), serde_json::to_value(held_out)?);
             if let Some(a) = &abstention {
                 obj.insert("abstention".into(), serde_json::to_value(a)?);
+                // The mode in use (the first), over every question, at the configured threshold.
+                if let Some(first) = a.first() {
+                    obj.insert("answered_rate".into(), serde_json::to_value(first.all_answered)?);
+                    obj.insert("abstain_rate".into(), serde_json::to_value(first.all_abstained)?);
+                    obj.insert("negatives".into(), serde_json::to_value(first.negatives)?);
+                }
             }
         }
         println!("{value}");
@@ -226,24 +232,39 @@ pub async fn eval(
     );
     for a in abstention.iter().flatten() {
         println!(
+            "{}: at threshold {:.2}, all {} in-corpus questions answered {:.3}, all {} negatives abstained {:.3}",
+            a.mode.as_str(),
+            a.threshold,
+            a.held_in + a.tuned_in,
+            a.all_answered,
+            a.negatives,
+            a.all_abstained
+        );
+        println!(
             "{}: raw cut-off chosen on the tuning halves {:.2} (in use {:.2}); held out ({} in-corpus, {} negatives): \
-             at the chosen cut-off answered {:.3}, abstained {:.3}; at threshold {:.2} answered {:.3}, abstained {:.3}",
+             at the chosen cut-off answered {}, abstained {}; at threshold {:.2} answered {}, abstained {}",
             a.mode.as_str(),
             a.tuned_cutoff,
             a.mode.cutoff(),
             a.held_in,
             a.held_negatives,
-            a.tuned_answered,
-            a.tuned_abstained,
+            rate(a.tuned_answered),
+            rate(a.tuned_abstained),
             a.threshold,
-            a.answered_rate,
-            a.abstain_rate
+            rate(a.answered_rate),
+            rate(a.abstain_rate)
         );
     }
     Ok(())
 }
 
-/// Answer/abstain rates of one retrieval mode on the held-out halves.
+/// A rate for people: three decimals, or "n/a" for an empty held-out half (a tiny set).
+fn rate(r: Option<f64>) -> String {
+    r.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.3}"))
+}
+
+/// Answer/abstain rates of one retrieval mode on the held-out halves (`None` where a half is
+/// empty), and over every question.
 #[derive(serde::Serialize)]
 struct Abstention {
     #[serde(skip)]
@@ -253,14 +274,19 @@ struct Abstention {
     /// The raw cut-off with the best balance on the tuning halves.
     tuned_cutoff: f32,
     /// Held-out rates at `tuned_cutoff`.
-    tuned_answered: f64,
-    tuned_abstained: f64,
+    tuned_answered: Option<f64>,
+    tuned_abstained: Option<f64>,
     /// The configured (calibrated) threshold and the held-out rates at it.
     threshold: f32,
-    answered_rate: f64,
-    abstain_rate: f64,
+    answered_rate: Option<f64>,
+    abstain_rate: Option<f64>,
     held_in: usize,
     held_negatives: usize,
+    tuned_in: usize,
+    /// Every question at the configured threshold (what `--negatives` reported before the split).
+    all_answered: f64,
+    all_abstained: f64,
+    negatives: usize,
 }
 
 impl Abstention {
@@ -271,6 +297,10 @@ impl Abstention {
             let abstained = negatives.iter().filter(|c| !answers(**c)).count() as f64 / negatives.len().max(1) as f64;
             (answered, abstained)
         };
+        let held = |in_kb: &[f32], negatives: &[f32], answers: &dyn Fn(f32) -> bool| {
+            let (a, b) = rates(in_kb, negatives, answers);
+            ((!in_kb.is_empty()).then_some(a), (!negatives.is_empty()).then_some(b))
+        };
         // The cut-off whose worse rate is best on the tuning halves (then the better mean).
         let tuned_cutoff = (0..=100)
             .map(|i| i as f32 / 100.0)
@@ -279,9 +309,12 @@ impl Abstention {
                 x.0.min(x.1).total_cmp(&y.0.min(y.1)).then((x.0 + x.1).total_cmp(&(y.0 + y.1)))
             })
             .unwrap_or(mode.cutoff());
-        let (tuned_answered, tuned_abstained) = rates(&in_kb.1, &negatives.1, &|c| c >= tuned_cutoff);
-        let (answered_rate, abstain_rate) =
-            rates(&in_kb.1, &negatives.1, &|c| confidence::calibrate(mode, c) >= threshold);
+        let (tuned_answered, tuned_abstained) = held(&in_kb.1, &negatives.1, &|c| c >= tuned_cutoff);
+        let configured = |c: f32| confidence::calibrate(mode, c) >= threshold;
+        let (answered_rate, abstain_rate) = held(&in_kb.1, &negatives.1, &configured);
+        let all_in: Vec<f32> = in_kb.0.iter().chain(&in_kb.1).copied().collect();
+        let all_neg: Vec<f32> = negatives.0.iter().chain(&negatives.1).copied().collect();
+        let (all_answered, all_abstained) = rates(&all_in, &all_neg, &configured);
         Abstention {
             mode,
             name: mode.as_str(),
@@ -293,6 +326,10 @@ impl Abstention {
             abstain_rate,
             held_in: in_kb.1.len(),
             held_negatives: negatives.1.len(),
+            tuned_in: in_kb.0.len(),
+            all_answered,
+            all_abstained,
+            negatives: all_neg.len(),
         }
     }
 }

@@ -109,7 +109,7 @@ impl Rerank for CrossEncoder {
 /// Reorders `hits` (best first) by the cross-encoder's score of each against `query`, setting
 /// [`Hit::rerank_score`]; only the first `depth` hits are scored and reordered, the rest keep
 /// their place after them.
-pub fn rerank_hits(reranker: &dyn Rerank, query: &str, hits: &mut Vec<Hit>, depth: usize) -> Result<()> {
+pub fn rerank_hits(reranker: &dyn Rerank, query: &str, hits: &mut [Hit], depth: usize) -> Result<()> {
     let n = depth.min(hits.len());
     let texts: Vec<String> = hits[..n].iter().map(|h| search_text(&h.title, &h.heading_path, &h.text)).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();

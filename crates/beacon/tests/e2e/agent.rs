@@ -392,3 +392,133 @@ async fn two_workers_sharing_the_database_serve_the_same_session_thread() {
     second.shutdown().await;
     t.stop().await;
 }
+
+/// The rest of what a member does: the module is off until enabled; one message in flight per
+/// member and session; project info, deactivate, the Activate button, sessions list and create,
+/// deleting a project through its confirmation; and a very long answer also comes as a file.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_message_at_a_time_buttons_listings_and_a_file_for_very_long_answers() {
+    let fake = FakeAgent::start().await.unwrap();
+    let key = fake.add_user("u-bob");
+    let settings = beacon_config::AgentSettings { api_url: fake.base_url(), timeout: Duration::from_secs(5) };
+    let module = beacon_agent::AgentModule::new(&settings).unwrap().with_progress_interval(Duration::from_millis(100));
+    let t = TestApp::spawn_with(Options { modules: vec![Arc::new(module)], ..Options::default() }).await;
+    let bob = t.member("bob");
+    let general = t.channel("general");
+    let out = t.command(bob, "agent", sub("whoami", json!([])), Delivery::Http).await;
+    assert!(
+        text_of(&out).contains("The agent module is turned off in this server"),
+        "off until enabled: {}",
+        text_of(&out)
+    );
+    let enable = sub("set", json!([opt_str("key", "agent.enabled"), opt_str("value", "true")]));
+    t.command(t.owner(), "config", enable, Delivery::Http).await;
+    // Plain answers in the channel (no threads) for this test.
+    let threads = sub("set", json!([opt_str("key", "agent.threads"), opt_str("value", "false")]));
+    t.command(t.owner(), "config", threads, Delivery::Http).await;
+    register(&t, bob, "u-bob", &key).await;
+    t.command(bob, "projects", sub("create", json!([opt("name", "backend")])), Delivery::Http).await;
+
+    // Info of an inactive project offers Activate; the button starts it.
+    let out = t.command(bob, "projects", sub("info", json!([opt("project", "backend")])), Delivery::Http).await;
+    assert!(text_of(&out).contains("**backend** · ⚪ inactive"), "{}", text_of(&out));
+    let message =
+        t.fake.messages(general).into_iter().rev().find(|m| m.to_string().contains("agent:activate:")).unwrap();
+    let custom = format!(
+        "agent:activate:{}",
+        message.to_string().split("agent:activate:").nth(1).unwrap().split('"').next().unwrap()
+    );
+    let id: u64 = message["id"].as_str().unwrap().parse().unwrap();
+    let h = t.fake.click_button(t.guild.id, general, bob, id, &custom, Delivery::Http).await.unwrap();
+    let mut out = t.fake.wait_response(&h, WAIT).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !text_of(&out).contains("is active") && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        out = t.fake.wait_response(&h, WAIT).await.unwrap();
+    }
+    assert!(text_of(&out).contains("Project **backend** is active."), "{}", text_of(&out));
+
+    let out = t
+        .command(
+            bob,
+            "sessions",
+            sub("create", json!([opt("name", "refactor"), opt("project", "backend")])),
+            Delivery::Http,
+        )
+        .await;
+    assert!(text_of(&out).contains("Session **refactor** created in **backend**."), "{}", text_of(&out));
+    let out = t.command(bob, "sessions", sub("list", json!([opt("project", "backend")])), Delivery::Http).await;
+    assert!(text_of(&out).contains("**refactor** (0 messages)"), "{}", text_of(&out));
+
+    // Two messages to one session at once: the second is refused, the service sees one.
+    fake.set_send_delay(Duration::from_millis(1500));
+    let first = t
+        .fake
+        .invoke_command(
+            t.invocation(
+                bob,
+                "agent",
+                sub(
+                    "ask-session",
+                    json!([opt("session", "refactor"), opt("message", "first"), opt("project", "backend")]),
+                ),
+            ),
+            Delivery::Http,
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let out = t
+        .command(
+            bob,
+            "agent",
+            sub(
+                "ask-session",
+                json!([opt("session", "refactor"), opt("message", "second"), opt("project", "backend")]),
+            ),
+            Delivery::Http,
+        )
+        .await;
+    assert!(text_of(&out).contains("still working on your previous message"), "{}", text_of(&out));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let done = t.fake.wait_response(&first, WAIT).await.unwrap();
+        if text_of(&done).contains("Agent: first") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", text_of(&done));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(fake.max_concurrent_sends(), 1);
+
+    // A very long answer: split messages, and the whole answer as a file.
+    fake.set_send_delay(Duration::from_millis(10));
+    let long: String = (0..400).map(|i| format!("Line {i} of the report.\n")).collect();
+    assert!(long.len() > 6_000);
+    fake.push_reply(&long);
+    t.command(
+        bob,
+        "agent",
+        sub("ask-session", json!([opt("session", "refactor"), opt("message", "report"), opt("project", "backend")])),
+        Delivery::Http,
+    )
+    .await;
+    let sent_file = t.fake.requests().into_iter().any(|r| r.body.to_string().contains("agent-answer.md"));
+    assert!(sent_file, "the long answer also came as a file");
+
+    let out = t.command(bob, "projects", sub("deactivate", json!([opt("project", "backend")])), Delivery::Http).await;
+    assert!(text_of(&out).contains("Project **backend** is stopped."), "{}", text_of(&out));
+    assert_eq!(fake.projects("u-bob"), vec![("backend".to_owned(), false)]);
+    t.command(bob, "projects", sub("delete", json!([opt("project", "backend")])), Delivery::Http).await;
+    let message =
+        t.fake.messages(general).into_iter().rev().find(|m| m.to_string().contains("agent:delete-project:")).unwrap();
+    let custom = format!(
+        "agent:delete-project:{}",
+        message.to_string().split("agent:delete-project:").nth(1).unwrap().split('"').next().unwrap()
+    );
+    let id: u64 = message["id"].as_str().unwrap().parse().unwrap();
+    let h = t.fake.click_button(t.guild.id, general, bob, id, &custom, Delivery::Http).await.unwrap();
+    assert!(text_of(&t.fake.wait_response(&h, WAIT).await.unwrap()).contains("Project deleted."));
+    assert!(fake.projects("u-bob").is_empty());
+    t.stop().await;
+}

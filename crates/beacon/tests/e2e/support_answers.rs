@@ -333,8 +333,18 @@ async fn refused_messages_in_a_support_channel_open_no_thread() {
     }
     assert_eq!(threads(), 1, "no thread for a limited message");
     let bot = t.fake.application_id().to_string();
-    let notices: Vec<Value> =
-        t.fake.messages(support).into_iter().filter(|m| m["author"]["id"].as_str() == Some(bot.as_str())).collect();
+    let notices = || -> Vec<Value> {
+        t.fake.messages(support).into_iter().filter(|m| m["author"]["id"].as_str() == Some(bot.as_str())).collect()
+    };
+    // The notice is posted after the limited question is recorded: wait for it, then make sure
+    // no second one follows.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while notices().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no notice for the limited member");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let notices = notices();
     assert_eq!(notices.len(), 1, "one quiet notice for the window: {notices:#?}");
     assert!(notices[0]["content"].as_str().unwrap_or_default().contains("try again"), "{notices:?}");
     t.stop().await;

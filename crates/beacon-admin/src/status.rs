@@ -72,7 +72,9 @@ impl Module for StatusModule {
             if !app.module_enabled(&ctx.guild, module.as_ref()).await.unwrap_or(false) {
                 continue;
             }
-            for field in module.status(app, &ctx.guild).await {
+            let mut reported = module.status(app, &ctx.guild).await;
+            reported.extend(module.member_status(app, &ctx.guild, ctx.user_id()).await);
+            for field in reported {
                 if fields < 25 {
                     embed = embed.field(EmbedFieldBuilder::new(field.name, fit_field(&field.value)));
                     fields += 1;

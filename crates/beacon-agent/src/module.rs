@@ -722,6 +722,20 @@ impl Module for AgentModule {
         vec![StatusField::new("Agent service", text)]
     }
 
+    async fn member_status(&self, _app: &Arc<App>, guild: &GuildStore, user_id: u64) -> Vec<StatusField> {
+        let repo = Repo::new(guild.clone());
+        match repo.account(user_id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Vec::new(),
+            Err(e) => return vec![StatusField::new("Your agent use", format!("unavailable ({e})"))],
+        }
+        let text = match repo.call_stats(now_ms() - 86_400_000, Some(user_id)).await {
+            Ok(s) => format!("last 24 h: {} calls, {} errors, median {} ms", s.calls, s.errors, s.p50_ms),
+            Err(e) => format!("unavailable ({e})"),
+        };
+        vec![StatusField::new("Your agent use", text)]
+    }
+
     async fn command(&self, ctx: CommandCtx) -> HandlerResult {
         self.check_role(&ctx).await?;
         match ctx.name.as_str() {

@@ -129,6 +129,12 @@ pub trait Module: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Fields of `/status` about the member who asked (e.g. their own usage); `/status` is
+    /// ephemeral, so only they see them.
+    async fn member_status(&self, _app: &Arc<App>, _guild: &GuildStore, _user_id: u64) -> Vec<StatusField> {
+        Vec::new()
+    }
+
     /// Checks `/health/ready` and `/status` run besides the database and cache.
     async fn readiness(&self, _app: &Arc<App>) -> Vec<Check> {
         Vec::new()

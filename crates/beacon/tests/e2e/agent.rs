@@ -321,6 +321,11 @@ async fn every_error_is_a_clear_message() {
     );
     let out = t.command(bob, "status", json!([]), Delivery::Http).await;
     assert!(text_of(&out).contains("Agent service: last 24 h:"), "{}", text_of(&out));
+    let mine = text_of(&out).lines().find(|l| l.starts_with("Your agent use: ")).map(str::to_owned);
+    let mine = mine.unwrap_or_else(|| panic!("the member's own use is in /status: {}", text_of(&out)));
+    assert!(mine.contains("errors") && !mine.contains("0 calls"), "{mine}");
+    let out = t.command(t.member("alice-admin"), "status", json!([]), Delivery::Http).await;
+    assert!(!text_of(&out).contains("Your agent use"), "only for registered members: {}", text_of(&out));
 
     // A member without an agent role is refused once roles are set.
     let staff = t.role("staff").to_string();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use beacon_framework::App;
-use beacon_framework::reply::components::{button, row};
+use beacon_framework::reply::components::{button, row, text_input};
 use beacon_framework::{
     Access, AutocompleteCtx, Choice, CommandCtx, CommandSpec, ComponentCtx, EventCtx, HandlerError, HandlerResult,
     InteractionCtx, ModalCtx, Module, OptionSpec, Reply, SettingKind, SettingSpec, StatusField, async_trait,
@@ -13,8 +13,8 @@ use beacon_framework::{
 use beacon_store::{GuildStore, Schema, now_ms};
 use serde_json::json;
 use twilight_model::channel::ChannelType;
-use twilight_model::channel::message::component::{ButtonStyle, Label, TextInput, TextInputStyle};
-use twilight_model::channel::message::{AllowedMentions, Component};
+use twilight_model::channel::message::component::{ButtonStyle, TextInputStyle};
+use twilight_model::channel::message::AllowedMentions;
 use twilight_model::gateway::Intents;
 use twilight_model::gateway::event::Event;
 use twilight_model::guild::Permissions;
@@ -113,26 +113,6 @@ pub(crate) fn commands() -> Vec<CommandSpec> {
                 vec![session_opt(), project_opt(false)],
             )),
     ]
-}
-
-fn text_input(id: &str, label: &str, max: u16) -> Component {
-    Component::Label(Label {
-        component: Box::new(Component::TextInput(TextInput {
-            custom_id: id.into(),
-            id: None,
-            #[allow(deprecated)]
-            label: None,
-            max_length: Some(max),
-            min_length: Some(1),
-            placeholder: None,
-            required: Some(true),
-            style: TextInputStyle::Short,
-            value: None,
-        })),
-        description: None,
-        id: None,
-        label: label.into(),
-    })
 }
 
 fn private(text: impl Into<String>) -> Reply {
@@ -285,8 +265,12 @@ impl AgentModule {
                 "agent:register",
                 "Connect the agent service",
                 vec![
-                    text_input("service_user", "Your user id on the agent service", 200),
-                    text_input("api_key", "Your API key (stored encrypted, never shown)", 512),
+                    text_input("service_user", "Your user id on the agent service", TextInputStyle::Short, 200)
+                        .min_length(1)
+                        .into(),
+                    text_input("api_key", "Your API key (stored encrypted, never shown)", TextInputStyle::Short, 512)
+                        .min_length(1)
+                        .into(),
                 ],
             ),
             Some("whoami") => {

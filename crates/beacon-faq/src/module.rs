@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use beacon_framework::app::App;
 use beacon_framework::command::OptionKind;
-use beacon_framework::reply::components::{button, row};
+use beacon_framework::reply::components::{button, row, text_input};
 use beacon_framework::{
     Access, AutocompleteCtx, Choice, CommandCtx, CommandSpec, ComponentCtx, HandlerError, HandlerResult, ModalCtx,
     Module, OptionSpec, Reply, async_trait,
@@ -15,7 +15,7 @@ use tokio::sync::{OnceCell, broadcast};
 use twilight_model::application::interaction::InteractionData;
 use twilight_model::application::interaction::application_command::{CommandDataOption, CommandOptionValue};
 use twilight_model::channel::message::Component;
-use twilight_model::channel::message::component::{ButtonStyle, Label, TextInput, TextInputStyle};
+use twilight_model::channel::message::component::{ButtonStyle, TextInputStyle};
 use twilight_model::channel::message::embed::Embed;
 use twilight_model::http::attachment::Attachment;
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder, EmbedFooterBuilder};
@@ -127,56 +127,19 @@ fn entry_embed(entry: &FaqEntry) -> Result<Embed, HandlerError> {
     embed.validate().map(|e| e.build()).map_err(HandlerError::internal)
 }
 
-fn text_input(
-    id: &str,
-    label: &str,
-    style: TextInputStyle,
-    max: usize,
-    required: bool,
-    value: Option<String>,
-) -> Component {
-    let input = Component::TextInput(TextInput {
-        custom_id: id.into(),
-        id: None,
-        #[allow(deprecated)]
-        label: None,
-        max_length: Some(max as u16),
-        min_length: None,
-        placeholder: None,
-        required: Some(required),
-        style,
-        value: value.filter(|v| !v.is_empty()),
-    });
-    Component::Label(Label { component: Box::new(input), description: None, id: None, label: label.into() })
-}
-
 /// The add/edit form, prefilled with `entry` when editing.
 fn entry_form(entry: Option<&FaqEntry>) -> Vec<Component> {
     vec![
-        text_input(
-            "question",
-            "Question",
-            TextInputStyle::Short,
-            MAX_QUESTION_CHARS,
-            true,
-            entry.map(|e| e.question.clone()),
-        ),
-        text_input(
-            "answer",
-            "Answer",
-            TextInputStyle::Paragraph,
-            MAX_ANSWER_CHARS,
-            true,
-            entry.map(|e| e.answer.clone()),
-        ),
-        text_input(
-            "tags",
-            "Tags (comma-separated, optional)",
-            TextInputStyle::Short,
-            200,
-            false,
-            entry.map(|e| e.tags.join(", ")),
-        ),
+        text_input("question", "Question", TextInputStyle::Short, MAX_QUESTION_CHARS as u16)
+            .value(entry.map(|e| e.question.clone()))
+            .into(),
+        text_input("answer", "Answer", TextInputStyle::Paragraph, MAX_ANSWER_CHARS as u16)
+            .value(entry.map(|e| e.answer.clone()))
+            .into(),
+        text_input("tags", "Tags (comma-separated, optional)", TextInputStyle::Short, 200)
+            .optional()
+            .value(entry.map(|e| e.tags.join(", ")))
+            .into(),
     ]
 }
 

@@ -94,7 +94,9 @@ impl Choice {
 /// Small constructors for message components.
 pub mod components {
     use twilight_model::channel::message::Component;
-    use twilight_model::channel::message::component::{ActionRow, Button, ButtonStyle};
+    use twilight_model::channel::message::component::{
+        ActionRow, Button, ButtonStyle, Label, TextInput, TextInputStyle,
+    };
 
     /// A button that sends `custom_id` back (which must start with the module name and `:`).
     pub fn button(custom_id: impl Into<String>, label: impl Into<String>, style: ButtonStyle) -> Component {
@@ -124,5 +126,80 @@ pub mod components {
     /// One row of up to five buttons.
     pub fn row(components: Vec<Component>) -> Component {
         Component::ActionRow(ActionRow { components, id: None })
+    }
+
+    /// Discord's longest label of a modal's input.
+    pub const LABEL_MAX: usize = 45;
+
+    /// A labelled text input of a modal: `id` comes back in the submission. Required unless
+    /// [`TextField::optional`]; turn it into a [`Component`] with `.into()`.
+    pub fn text_input(id: impl Into<String>, label: impl Into<String>, style: TextInputStyle, max: u16) -> TextField {
+        TextField {
+            input: TextInput {
+                custom_id: id.into(),
+                id: None,
+                #[allow(deprecated)]
+                label: None,
+                max_length: Some(max),
+                min_length: None,
+                placeholder: None,
+                required: Some(true),
+                style,
+                value: None,
+            },
+            label: label.into(),
+            description: None,
+        }
+    }
+
+    /// A modal's text input being built (see [`text_input`]).
+    #[derive(Debug, Clone)]
+    pub struct TextField {
+        input: TextInput,
+        label: String,
+        description: Option<String>,
+    }
+
+    impl TextField {
+        /// The member may leave it empty.
+        pub fn optional(mut self) -> TextField {
+            self.input.required = Some(false);
+            self
+        }
+
+        /// Whether the member must fill it in.
+        pub fn required(mut self, required: bool) -> TextField {
+            self.input.required = Some(required);
+            self
+        }
+
+        /// The fewest characters accepted.
+        pub fn min_length(mut self, min: u16) -> TextField {
+            self.input.min_length = Some(min);
+            self
+        }
+
+        /// Prefilled text (none when empty).
+        pub fn value(mut self, value: Option<String>) -> TextField {
+            self.input.value = value.filter(|v| !v.is_empty());
+            self
+        }
+
+        /// A line under the label.
+        pub fn description(mut self, text: impl Into<String>) -> TextField {
+            self.description = Some(text.into());
+            self
+        }
+    }
+
+    impl From<TextField> for Component {
+        fn from(field: TextField) -> Component {
+            Component::Label(Label {
+                component: Box::new(Component::TextInput(field.input)),
+                description: field.description,
+                id: None,
+                label: field.label.chars().take(LABEL_MAX).collect(),
+            })
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use beacon_cache::CacheKey;
 use beacon_framework::ModalCtx;
+use beacon_framework::reply::components::text_input;
 use beacon_framework::{
     Access, App, BackgroundTask, CommandCtx, CommandSpec, HandlerError, HandlerResult, Module, OptionSpec, Reply,
     async_trait,
@@ -15,8 +16,7 @@ use beacon_kb::store::KbRepo;
 use beacon_kb::{KnowledgeBase, SyncReport};
 use beacon_store::Schema;
 use serde_json::json;
-use twilight_model::channel::message::Component;
-use twilight_model::channel::message::component::{Label, TextInput, TextInputStyle};
+use twilight_model::channel::message::component::TextInputStyle;
 use twilight_util::builder::embed::EmbedBuilder;
 
 /// The `/kb` command.
@@ -48,27 +48,6 @@ const PENDING_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 /// Where a source waits for its credential: per guild and member.
 fn pending_key(guild_id: u64, user_id: u64) -> CacheKey {
     CacheKey::guild(guild_id, "kb", &format!("pending:{user_id}"))
-}
-
-/// A required paragraph input for a secret (Discord shows it only to the member typing it).
-fn secret_input(id: &str, label: &str) -> Component {
-    Component::Label(Label {
-        component: Box::new(Component::TextInput(TextInput {
-            custom_id: id.into(),
-            id: None,
-            #[allow(deprecated)]
-            label: None,
-            max_length: Some(4000),
-            min_length: Some(8),
-            placeholder: None,
-            required: Some(true),
-            style: TextInputStyle::Paragraph,
-            value: None,
-        })),
-        description: Some("Stored encrypted; never shown again.".into()),
-        id: None,
-        label: label.chars().take(45).collect(),
-    })
 }
 
 impl KbModule {
@@ -279,7 +258,16 @@ impl Module for KbModule {
                         }
                         _ => ("Google service account", "The service-account key file (JSON, or its base64)"),
                     };
-                    return ctx.responder.modal("kb:credential", title, vec![secret_input("credential", field)]);
+                    return ctx.responder.modal(
+                        "kb:credential",
+                        title,
+                        vec![
+                            text_input("credential", field, TextInputStyle::Paragraph, 4000)
+                                .min_length(8)
+                                .description("Stored encrypted; never shown again.")
+                                .into(),
+                        ],
+                    );
                 }
                 self.save(&ctx, &name, &config).await
             }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use beacon_framework::command::OptionKind;
-use beacon_framework::reply::components::{button, row};
+use beacon_framework::reply::components::{button, row, text_input};
 use beacon_framework::{
     Access, AutocompleteCtx, Choice, CommandCtx, CommandSpec, ComponentCtx, EventCtx, HandlerError, HandlerResult,
     InteractionCtx, ModalCtx, Module, OptionSpec, Reply, SettingKind, SettingSpec, async_trait,
@@ -12,8 +12,7 @@ use beacon_framework::{
 use beacon_framework::{App, DayRange, ExportFile, ExportSpec, Exporter, HumanHandoff, JobKind, Port, ReplyDrafter};
 use beacon_store::{GuildStore, Schema, now_ms};
 use serde_json::json;
-use twilight_model::channel::message::Component;
-use twilight_model::channel::message::component::{ButtonStyle, Label, TextInput, TextInputStyle};
+use twilight_model::channel::message::component::{ButtonStyle, TextInputStyle};
 use twilight_model::gateway::Intents;
 use twilight_model::gateway::event::Event;
 use twilight_model::guild::Permissions;
@@ -200,31 +199,11 @@ pub(crate) fn commands() -> Vec<CommandSpec> {
     ]
 }
 
-fn text_input(id: &str, label: &str, style: TextInputStyle, required: bool, max: u16) -> Component {
-    Component::Label(Label {
-        component: Box::new(Component::TextInput(TextInput {
-            custom_id: id.into(),
-            id: None,
-            #[allow(deprecated)]
-            label: None,
-            max_length: Some(max),
-            min_length: None,
-            placeholder: None,
-            required: Some(required),
-            style,
-            value: None,
-        })),
-        description: None,
-        id: None,
-        label: label.into(),
-    })
-}
-
 fn topic_modal(ctx: &beacon_framework::InteractionCtx) -> HandlerResult {
     ctx.responder.modal(
         "tickets:open",
         "Open a ticket",
-        vec![text_input("topic", "What do you need help with?", TextInputStyle::Paragraph, true, 1000)],
+        vec![text_input("topic", "What do you need help with?", TextInputStyle::Paragraph, 1000).into()],
     )
 }
 
@@ -250,13 +229,13 @@ fn panel_gone() -> HandlerError {
 async fn panel_form(ctx: &ComponentCtx, id: i64) -> HandlerResult {
     let panel = Repo::new(ctx.guild.clone()).panel(id).await?.ok_or_else(panel_gone)?;
     let inputs = if panel.questions.is_empty() {
-        vec![text_input("topic", "What do you need help with?", TextInputStyle::Paragraph, true, 1000)]
+        vec![text_input("topic", "What do you need help with?", TextInputStyle::Paragraph, 1000).into()]
     } else {
         panel
             .questions
             .iter()
             .enumerate()
-            .map(|(i, q)| text_input(&format!("q{i}"), q, TextInputStyle::Paragraph, true, ANSWER_MAX as u16))
+            .map(|(i, q)| text_input(format!("q{i}"), q, TextInputStyle::Paragraph, ANSWER_MAX as u16).into())
             .collect()
     };
     ctx.responder.modal(format!("tickets:open:{id}"), panel.title, inputs)
@@ -643,8 +622,8 @@ impl Module for TicketsModule {
                     format!("tickets:feedback:{number}"),
                     format!("Rate ticket {}", current.label()),
                     vec![
-                        text_input("rating", "Rating from 1 (bad) to 5 (great)", TextInputStyle::Short, true, 1),
-                        text_input("comment", "Anything to add?", TextInputStyle::Paragraph, false, 1000),
+                        text_input("rating", "Rating from 1 (bad) to 5 (great)", TextInputStyle::Short, 1).into(),
+                        text_input("comment", "Anything to add?", TextInputStyle::Paragraph, 1000).optional().into(),
                     ],
                 );
             }

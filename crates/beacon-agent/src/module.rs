@@ -13,8 +13,8 @@ use beacon_framework::{
 use beacon_store::{GuildStore, Schema, now_ms};
 use serde_json::json;
 use twilight_model::channel::ChannelType;
-use twilight_model::channel::message::component::{ButtonStyle, TextInputStyle};
 use twilight_model::channel::message::AllowedMentions;
+use twilight_model::channel::message::component::{ButtonStyle, TextInputStyle};
 use twilight_model::gateway::Intents;
 use twilight_model::gateway::event::Event;
 use twilight_model::guild::Permissions;

@@ -2,7 +2,8 @@
 """ChromaDB side of the retrieval benchmark, on the chunks and vectors beacon-kb exported.
 
 usage:
-  chroma_bench.py quality EXPORT_DIR BEIR_DIR          -> JSON: hit@5, recall@5, MRR@10, nDCG@10
+  chroma_bench.py quality EXPORT_DIR BEIR_DIR          -> JSON: hit@1, hit@5, recall@5, MRR@10, nDCG@10,
+                                                          on all queries and on the held-out half
   chroma_bench.py scale EXPORT_DIR N GUILDS VECTORS_OUT -> JSON: add rate, p50/p99 with/without a
                                                         per-guild filter, RSS, HNSW recall vs exact;
                                                         writes the N vectors it used to VECTORS_OUT
@@ -55,15 +56,24 @@ def qrels(beir):
     return out
 
 
+def held_out(qid, share=0.5):
+    """The same hash split as beacon-kb's `eval::split_queries`: the first 4 bytes of SHA-256."""
+    import hashlib
+
+    x = int.from_bytes(hashlib.sha256(qid.encode()).digest()[:4], "big") / 0xFFFFFFFF
+    return x < share
+
+
 def score(ranked, rel):
     total = len(rel)
+    hit1 = 1.0 if ranked[:1] and ranked[0] in rel else 0.0
     top5 = ranked[:5]
     found = sum(1 for d in top5 if d in rel)
     rr = next((1.0 / (i + 1) for i, d in enumerate(ranked[:10]) if d in rel), 0.0)
     dcg = sum(rel.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:10]))
     ideal = sorted(rel.values(), reverse=True)[:10]
     idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    return (1.0 if found else 0.0), found / total, rr, (dcg / idcg if idcg else 0.0)
+    return hit1, (1.0 if found else 0.0), found / total, rr, (dcg / idcg if idcg else 0.0)
 
 
 def client():
@@ -85,8 +95,9 @@ def quality(export, beir):
     col = client().create_collection("quality", metadata={"hnsw:space": "cosine"}, embedding_function=None)
     add_all(col, [str(i) for i in range(len(chunks))], cv, [c["text"] for c in chunks],
             [{"doc": c["doc"]} for c in chunks])
-    sums = [0.0] * 4
-    n = 0
+    keys = ["hit_at_1", "hit_at_5", "recall_at_5", "mrr_at_10", "ndcg_at_10"]
+    sums = {"all": [0.0] * len(keys), "held_out": [0.0] * len(keys)}
+    n = {"all": 0, "held_out": 0}
     for q, v in zip(queries, qv):
         rel = rels.get(q["_id"])
         if not rel:
@@ -97,12 +108,16 @@ def quality(export, beir):
             if m["doc"] not in seen:
                 seen.add(m["doc"])
                 ranked.append(m["doc"])
+        parts = ["all", "held_out"] if held_out(q["_id"]) else ["all"]
         for i, x in enumerate(score(ranked, rel)):
-            sums[i] += x
-        n += 1
-    keys = ["hit_at_5", "recall_at_5", "mrr_at_10", "ndcg_at_10"]
-    out = {k: s / max(n, 1) for k, s in zip(keys, sums)}
-    out["queries"] = n
+            for part in parts:
+                sums[part][i] += x
+        for part in parts:
+            n[part] += 1
+    out = {k: s / max(n["all"], 1) for k, s in zip(keys, sums["all"])}
+    out["queries"] = n["all"]
+    out["held_out"] = {k: s / max(n["held_out"], 1) for k, s in zip(keys, sums["held_out"])}
+    out["held_out"]["queries"] = n["held_out"]
     return out
 
 

@@ -27,9 +27,15 @@
 //! ```
 
 pub mod duration;
+mod export;
+mod flow;
 mod model;
 mod module;
+mod text;
+mod timers;
 
+pub use export::{COLUMNS as CASE_COLUMNS, cases_csv};
+pub use flow::{JOB_TIMEOUT, JOB_UNBAN, MAX_TIMEOUT_MS};
 pub use model::{Appeal, AppealState, Case, CaseEvent, CaseKind, DmStatus, Filter, NewCase, Repo, SCHEMA, Source};
 
 /// Setting keys of the module.
@@ -56,7 +62,10 @@ pub mod keys {
 
 /// The moderation module.
 #[derive(Clone, Default)]
-pub struct ModerationModule {}
+pub struct ModerationModule {
+    /// The bot's user id, asked of Discord once.
+    bot: std::sync::Arc<tokio::sync::OnceCell<u64>>,
+}
 
 impl ModerationModule {
     /// The module.

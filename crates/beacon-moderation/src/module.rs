@@ -1,12 +1,20 @@
 //! The `moderation` module: its declarations and the Discord adapter.
 
-use beacon_framework::{Module, SettingKind, SettingSpec, async_trait};
-use beacon_store::Schema;
+use std::sync::Arc;
+
+use beacon_framework::command::OptionKind;
+use beacon_framework::{
+    Access, App, CommandCtx, CommandSpec, ExportSpec, HandlerError, HandlerResult, InteractionCtx, JobKind, Module,
+    OptionSpec, Reply, SettingKind, SettingSpec, async_trait,
+};
+use beacon_store::{Schema, now_ms};
 use serde_json::json;
 use twilight_model::gateway::Intents;
 use twilight_model::guild::Permissions;
 
-use crate::{ModerationModule, keys};
+use crate::flow::{Action, JOB_TIMEOUT, JOB_UNBAN, Moderation};
+use crate::model::{Case, CaseKind, Filter, Repo};
+use crate::{ModerationModule, duration, keys, text};
 
 const DAY: u64 = 86_400;
 
@@ -73,6 +81,195 @@ pub(crate) fn settings() -> Vec<SettingSpec> {
     ]
 }
 
+fn string_choice(
+    name: &'static str,
+    description: &'static str,
+    choices: Vec<(&'static str, &'static str)>,
+) -> OptionSpec {
+    OptionSpec {
+        name,
+        description,
+        kind: OptionKind::String { min_length: None, max_length: None, choices },
+        required: false,
+        autocomplete: false,
+    }
+}
+
+fn user(description: &'static str) -> OptionSpec {
+    OptionSpec::user("user", description).required()
+}
+
+fn reason() -> OptionSpec {
+    // Discord's audit log keeps at most 512 characters of a reason.
+    OptionSpec::string("reason", "Why (the member and Discord's audit log see it)").max_length(400)
+}
+
+fn number() -> OptionSpec {
+    OptionSpec::integer("number", "Case number", Some(1), None).required()
+}
+
+pub(crate) fn commands() -> Vec<CommandSpec> {
+    let moderate = Permissions::MODERATE_MEMBERS;
+    let cmd =
+        |name, description, perms| CommandSpec::new(name, description, Access::Everyone).default_permissions(perms);
+    let kinds = CaseKind::ALL.iter().map(|k| (k.title(), k.as_str())).collect();
+    vec![
+        cmd("warn", "Warn a member (moderators)", moderate)
+            .option(user("The member to warn"))
+            .option(reason().required()),
+        cmd("timeout", "Time a member out (moderators)", moderate)
+            .option(user("The member to time out"))
+            .option(OptionSpec::string("duration", "How long, e.g. 10m, 2h, 7d, 1h30m").required().max_length(40))
+            .option(reason()),
+        cmd("untimeout", "Lift a member's timeout (moderators)", moderate).option(user("The member")).option(reason()),
+        cmd("kick", "Kick a member (moderators)", Permissions::KICK_MEMBERS)
+            .option(user("The member to kick"))
+            .option(reason()),
+        cmd("ban", "Ban a user, for good or for a while (moderators)", Permissions::BAN_MEMBERS)
+            .option(user("The user to ban"))
+            .option(OptionSpec::string("duration", "For how long, e.g. 7d (default: for good)").max_length(40))
+            .option(reason())
+            .option(string_choice(
+                "delete_messages",
+                "Delete their recent messages",
+                vec![
+                    ("Don't delete any", "0"),
+                    ("Previous hour", "3600"),
+                    ("Previous 6 hours", "21600"),
+                    ("Previous 24 hours", "86400"),
+                    ("Previous 3 days", "259200"),
+                    ("Previous 7 days", "604800"),
+                ],
+            )),
+        cmd("unban", "Lift a user's ban (moderators)", Permissions::BAN_MEMBERS)
+            .option(user("The user to unban"))
+            .option(reason()),
+        cmd("note", "Keep a note on a member; they are not told (moderators)", moderate)
+            .option(user("The member"))
+            .option(OptionSpec::string("text", "The note").required().max_length(1000)),
+        cmd("case", "Moderation cases (moderators)", moderate)
+            .option(OptionSpec::subcommand("view", "Show a case and its history", vec![number()]))
+            .option(OptionSpec::subcommand(
+                "edit",
+                "Change a case's reason (the old one stays in its history)",
+                vec![number(), reason().required()],
+            ))
+            .option(OptionSpec::subcommand(
+                "list",
+                "The latest cases",
+                vec![
+                    OptionSpec::user("user", "Only this user's cases"),
+                    string_choice("type", "Only this kind", kinds),
+                ],
+            )),
+        cmd("history", "A member's cases (moderators)", moderate).option(user("The member")),
+    ]
+}
+
+/// Staff, and members with one of the moderator roles, may moderate.
+async fn require_moderator(ctx: &InteractionCtx) -> HandlerResult {
+    if ctx.access >= Access::Staff {
+        return Ok(());
+    }
+    let roles = ctx.app.settings.get_ids(&ctx.guild, keys::MODERATOR_ROLES).await?;
+    if ctx.caller.roles.iter().any(|r| roles.contains(r)) {
+        return Ok(());
+    }
+    Err(HandlerError::Forbidden(
+        "Only staff and moderators can use this. An admin can add a moderator role with `/config set key:moderation.moderator_roles`.".into(),
+    ))
+}
+
+/// What the moderator is told once the action is done.
+fn done(case: &Case) -> String {
+    let how_long = case.duration_ms.map(|d| format!(" for {}", duration::format_ms(d))).unwrap_or_default();
+    let what = match case.kind {
+        CaseKind::Note => format!("Note added to <@{}>.", case.target_id),
+        kind => format!("<@{}> {}{how_long}.", case.target_id, text::verb(kind)),
+    };
+    let dm = if case.kind == CaseKind::Note { String::new() } else { format!(" DM: {}.", text::dm_line(case)) };
+    format!("Case {}: {what}{dm}", case.label())
+}
+
+impl ModerationModule {
+    pub(crate) fn service(&self, app: &Arc<App>) -> Moderation {
+        Moderation::new(app.clone(), self.bot.clone())
+    }
+
+    async fn action(&self, ctx: &CommandCtx, kind: CaseKind) -> HandlerResult {
+        require_moderator(ctx).await?;
+        let target = ctx.options.user("user").ok_or_else(|| HandlerError::user("Pick a user."))?;
+        let text_option = if kind == CaseKind::Note { "text" } else { "reason" };
+        let reason =
+            ctx.options.str(text_option).map(str::trim).filter(|r| !r.is_empty()).unwrap_or("No reason given.");
+        let duration =
+            ctx.options.str("duration").map(duration::parse).transpose().map_err(|e| HandlerError::user(e.0))?;
+        let delete_message_seconds =
+            ctx.options.str("delete_messages").and_then(|s| s.parse().ok()).unwrap_or(0u32).min(604_800);
+        let perms = ctx.caller.permissions.unwrap_or(Permissions::empty());
+        let action = Action {
+            actor: Some((&ctx.caller.roles, perms)),
+            duration,
+            delete_message_seconds,
+            ..Action::new(kind, target, ctx.user_id(), reason)
+        };
+        let case = self.service(&ctx.app).act(&ctx.guild, &action).await?;
+        ctx.reply(Reply::text(done(&case)).ephemeral()).await
+    }
+
+    async fn case_command(&self, ctx: &CommandCtx) -> HandlerResult {
+        require_moderator(ctx).await?;
+        let repo = Repo::new(ctx.guild.clone());
+        let m = self.service(&ctx.app);
+        match ctx.options.subcommand() {
+            Some("view") => {
+                let case = m.case(&ctx.guild, ctx.options.int("number").unwrap_or(0)).await?;
+                let events = repo.events(case.number).await?;
+                ctx.reply(Reply::embed(text::embed(&case, &events)).ephemeral()).await
+            }
+            Some("edit") => {
+                let number = ctx.options.int("number").unwrap_or(0);
+                let reason = ctx.options.str("reason").map(str::trim).filter(|r| !r.is_empty());
+                let reason = reason.ok_or_else(|| HandlerError::user("Give the new reason."))?;
+                let case = repo
+                    .edit_reason(number, ctx.user_id(), reason, now_ms())
+                    .await?
+                    .ok_or_else(|| HandlerError::user(format!("There is no case #{number} in this server.")))?;
+                m.publish(&ctx.guild, &case).await;
+                ctx.reply(Reply::text(format!("Case {} now reads: {}", case.label(), case.reason)).ephemeral()).await
+            }
+            Some("list") => {
+                let filter = Filter {
+                    target_id: ctx.options.user("user"),
+                    kind: ctx.options.str("type").and_then(CaseKind::parse),
+                };
+                self.list(ctx, filter, "Cases").await
+            }
+            _ => Err(HandlerError::user("Unknown /case subcommand.")),
+        }
+    }
+
+    async fn list(&self, ctx: &CommandCtx, filter: Filter, title: &str) -> HandlerResult {
+        let repo = Repo::new(ctx.guild.clone());
+        let cases = repo.list(filter, 15).await?;
+        let counts = repo.counts(filter).await?;
+        let total: i64 = counts.iter().map(|(_, n)| n).sum();
+        if total == 0 {
+            return ctx.reply(Reply::text("No cases match.").ephemeral()).await;
+        }
+        let summary = counts.iter().map(|(k, n)| format!("{} {n}", k.title())).collect::<Vec<_>>().join(" · ");
+        let mut body = format!("**{title}** — {total} in all ({summary})\n");
+        for case in &cases {
+            body.push_str(&text::list_line(case));
+            body.push('\n');
+        }
+        if total > cases.len() as i64 {
+            body.push_str(&format!("-# The latest {} are shown; /export cases has them all.", cases.len()));
+        }
+        ctx.reply(Reply::text(body).ephemeral()).await
+    }
+}
+
 #[async_trait]
 impl Module for ModerationModule {
     fn name(&self) -> &'static str {
@@ -89,6 +286,46 @@ impl Module for ModerationModule {
 
     fn schemas(&self) -> Vec<Schema> {
         vec![crate::model::SCHEMA]
+    }
+
+    fn commands(&self) -> Vec<CommandSpec> {
+        commands()
+    }
+
+    fn exports(&self) -> Vec<ExportSpec> {
+        vec![
+            ExportSpec::new(
+                "cases",
+                "Moderation cases created between two dates (YYYY-MM-DD, UTC)",
+                Arc::new(crate::export::CaseExport),
+            )
+            .with_range(),
+        ]
+    }
+
+    fn jobs(&self, app: &Arc<App>) -> Vec<JobKind> {
+        let handler = Arc::new(crate::timers::ModerationJobs { moderation: self.service(app) });
+        vec![JobKind::new(JOB_UNBAN, handler.clone()), JobKind::new(JOB_TIMEOUT, handler)]
+    }
+
+    async fn command(&self, ctx: CommandCtx) -> HandlerResult {
+        match ctx.name.as_str() {
+            "warn" => self.action(&ctx, CaseKind::Warn).await,
+            "timeout" => self.action(&ctx, CaseKind::Timeout).await,
+            "untimeout" => self.action(&ctx, CaseKind::Untimeout).await,
+            "kick" => self.action(&ctx, CaseKind::Kick).await,
+            "ban" => self.action(&ctx, CaseKind::Ban).await,
+            "unban" => self.action(&ctx, CaseKind::Unban).await,
+            "note" => self.action(&ctx, CaseKind::Note).await,
+            "case" => self.case_command(&ctx).await,
+            "history" => {
+                require_moderator(&ctx).await?;
+                let user = ctx.options.user("user").ok_or_else(|| HandlerError::user("Pick a user."))?;
+                let filter = Filter { target_id: Some(user), kind: None };
+                self.list(&ctx, filter, &format!("History of <@{user}>")).await
+            }
+            other => Err(HandlerError::internal(format!("moderation does not handle /{other}"))),
+        }
     }
 
     fn intents(&self) -> Intents {

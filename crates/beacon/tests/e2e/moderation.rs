@@ -1,0 +1,264 @@
+//! Moderation (#19) through the fake Discord: each command and the REST calls it makes (the
+//! reason in `X-Audit-Log-Reason`, the DM before a kick or ban), cases numbered per guild with
+//! an append-only history, the mod-log message edited in place, a DM that fails without
+//! blocking the action, and refusals that say why (owner, role hierarchy, the bot's own rank).
+
+use std::time::Duration;
+
+use beacon_moderation::{CaseKind, DmStatus, Repo};
+use beacon_testkit::{Delivery, InteractionOutcome, RecordedRequest};
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+const BAN_MEMBERS: u64 = 1 << 2;
+const KICK_MEMBERS: u64 = 1 << 1;
+const MODERATE_MEMBERS: u64 = 1 << 40;
+
+pub fn opt_user(name: &str, id: u64) -> Value {
+    json!({"name": name, "type": 6, "value": id.to_string()})
+}
+
+/// A guild where the "staff" role moderates (Discord's moderation permissions, Beacon's staff)
+/// and the mod log is #mod-log. Returns the moderator's id.
+pub async fn moderated(t: &TestApp) -> u64 {
+    let staff = t.role("staff");
+    t.fake.set_role_permissions(t.guild.id, staff, BAN_MEMBERS | KICK_MEMBERS | MODERATE_MEMBERS).unwrap();
+    let moderator = t.fake.add_member(t.guild.id, None, "mod", vec![staff]).unwrap();
+    for (key, value) in
+        [("core.staff_roles", staff.to_string()), ("moderation.log_channel", t.channel("mod-log").to_string())]
+    {
+        let out = t
+            .command(
+                t.owner(),
+                "config",
+                sub("set", json!([opt_str("key", key), opt_str("value", &value)])),
+                Delivery::Http,
+            )
+            .await;
+        assert!(text_of(&out).contains(key), "{}", text_of(&out));
+    }
+    moderator
+}
+
+pub async fn act(t: &TestApp, user: u64, name: &str, options: Value) -> InteractionOutcome {
+    t.command(user, name, options, Delivery::Gateway).await
+}
+
+fn requests(t: &TestApp, op: &str) -> Vec<RecordedRequest> {
+    t.fake.requests().into_iter().filter(|r| r.operation_id.as_deref() == Some(op)).collect()
+}
+
+fn position(t: &TestApp, pred: impl Fn(&RecordedRequest) -> bool) -> usize {
+    t.fake.requests().iter().position(pred).expect("request made")
+}
+
+/// Mod-log messages whose embed title starts with `title`.
+fn log_messages(t: &TestApp, title: &str) -> Vec<Value> {
+    t.fake
+        .messages(t.channel("mod-log"))
+        .into_iter()
+        .filter(|m| m["embeds"][0]["title"].as_str().is_some_and(|s| s.starts_with(title)))
+        .collect()
+}
+
+async fn wait_log(t: &TestApp, title: &str) -> Value {
+    let title = title.to_owned();
+    t.fake
+        .wait_for_message(t.channel("mod-log"), WAIT, |m| {
+            m["embeds"][0]["title"].as_str().is_some_and(|s| s.starts_with(&title))
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no mod-log message {title}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_command_makes_its_case_and_rest_calls() {
+    let t = TestApp::spawn().await;
+    let moderator = moderated(&t).await;
+    let g = t.guild.id;
+    let bob = t.member("bob");
+    let carol = t.fake.add_member(g, None, "carol", vec![]).unwrap();
+    let dave = t.fake.add_member(g, None, "dave", vec![]).unwrap();
+    let eve = t.fake.add_member(g, None, "eve", vec![]).unwrap();
+    let repo = Repo::new(t.app().store.guild(g));
+
+    // /warn: case #1, DM sent, one mod-log message.
+    let out = act(&t, moderator, "warn", json!([opt_user("user", bob), opt_str("reason", "spamming links")])).await;
+    assert!(is_ephemeral(&out));
+    assert_eq!(text_of(&out).trim(), format!("Case #1: <@{bob}> warned. DM: sent."));
+    let dm = t.fake.dm_channel(bob).expect("bob got a DM");
+    let dms = t.fake.messages(dm);
+    assert!(dms[0]["content"].as_str().unwrap().starts_with("You were warned in **Test Guild**."), "{dms:?}");
+    let logged = wait_log(&t, "Case #1 · Warning").await;
+    assert_eq!(logged["embeds"][0]["fields"][2]["value"], "spamming links");
+
+    // /timeout: Discord's member timeout with the reason in the audit log; its end is a job.
+    let out = act(
+        &t,
+        moderator,
+        "timeout",
+        json!([opt_user("user", carol), opt_str("duration", "1h30m"), opt_str("reason", "heated")]),
+    )
+    .await;
+    assert_eq!(text_of(&out).trim(), format!("Case #2: <@{carol}> timed out for 1h 30m. DM: sent."));
+    let patch = requests(&t, "update_guild_member").pop().expect("PATCH member");
+    assert!(patch.body["communication_disabled_until"].is_string());
+    assert_eq!(patch.audit_log_reason.as_deref(), Some(format!("Case #2 by {moderator}: heated").as_str()));
+    assert!(t.fake.member_timeout(g, carol).is_some());
+    let jobs = beacon_jobs::Jobs::new(t.app().store.clone());
+    let job = jobs.by_key(g, &format!("timeout:{carol}")).await.unwrap().expect("timeout job");
+    assert_eq!(job.kind, beacon_moderation::JOB_TIMEOUT);
+    let case = repo.get(2).await.unwrap().unwrap();
+    assert_eq!((case.duration_ms, job.run_at), (Some(5_400_000), case.ends_at.unwrap()));
+
+    // /kick: the DM goes out before the kick (a DM after it would fail).
+    let out = act(&t, moderator, "kick", json!([opt_user("user", dave), opt_str("reason", "alt account")])).await;
+    assert!(text_of(&out).contains("kicked. DM: sent."), "{}", text_of(&out));
+    let dave_dm = t.fake.dm_channel(dave).expect("dave got a DM");
+    let dm_at = position(&t, |r| r.method == "POST" && r.path == format!("/channels/{dave_dm}/messages"));
+    let kick_at = position(&t, |r| r.operation_id.as_deref() == Some("delete_guild_member"));
+    assert!(dm_at < kick_at, "DM first, then the kick");
+    assert!(!t.fake.is_member(g, dave));
+
+    // /ban for a week, deleting a day of messages: the unban is a durable job.
+    let out = act(
+        &t,
+        moderator,
+        "ban",
+        json!([
+            opt_user("user", eve),
+            opt_str("duration", "7d"),
+            opt_str("reason", "raid"),
+            opt_str("delete_messages", "86400")
+        ]),
+    )
+    .await;
+    assert!(text_of(&out).contains("banned for 7d. DM: sent."), "{}", text_of(&out));
+    let ban = requests(&t, "ban_user_from_guild").pop().expect("PUT ban");
+    assert_eq!(ban.body["delete_message_seconds"], 86400);
+    assert_eq!(ban.audit_log_reason.as_deref(), Some(format!("Case #4 by {moderator}: raid").as_str()));
+    assert_eq!(t.fake.bans(g).len(), 1);
+    let unban = jobs.by_key(g, &format!("ban:{eve}")).await.unwrap().expect("unban job");
+    assert_eq!(unban.state, beacon_jobs::JobState::Pending);
+
+    // /case edit: the reason changes, the history keeps both, the one message is edited.
+    let out = act(
+        &t,
+        moderator,
+        "case",
+        sub("edit", json!([{"name": "number", "type": 4, "value": 1}, opt_str("reason", "spamming invite links")])),
+    )
+    .await;
+    assert!(text_of(&out).contains("Case #1 now reads: spamming invite links"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let messages = log_messages(&t, "Case #1 ·");
+        assert_eq!(messages.len(), 1, "one mod-log message per case");
+        if messages[0]["embeds"][0]["fields"][2]["value"] == "spamming invite links" {
+            assert!(messages[0]["edited_timestamp"].is_string());
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the mod-log message was never edited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let events: Vec<String> =
+        repo.events(1).await.unwrap().into_iter().map(|e| format!("{}: {}", e.kind, e.detail)).collect();
+    assert_eq!(events, vec!["created: spamming links", "dm: sent", "reason: spamming invite links"]);
+    let view = act(&t, moderator, "case", sub("view", json!([{"name": "number", "type": 4, "value": 1}]))).await;
+    assert!(text_of(&view).contains("reason: spamming invite links"), "{}", text_of(&view));
+
+    // /unban ends the temporary ban early and cancels its job.
+    let out = act(&t, moderator, "unban", json!([opt_user("user", eve), opt_str("reason", "appeal by mail")])).await;
+    assert!(text_of(&out).contains("Case #5:"), "{}", text_of(&out));
+    assert!(t.fake.bans(g).is_empty());
+    let ban_case = repo.get(4).await.unwrap().unwrap();
+    assert_eq!(ban_case.end_note.as_deref(), Some("lifted early by case #5"));
+    assert_eq!(jobs.by_key(g, &format!("ban:{eve}")).await.unwrap().unwrap().state, beacon_jobs::JobState::Cancelled);
+    assert_eq!(repo.get(5).await.unwrap().unwrap().dm_status, DmStatus::NotSent, "no DM to someone not in the server");
+
+    // /untimeout, /note (never a DM), /history, /case list.
+    act(&t, moderator, "untimeout", json!([opt_user("user", carol)])).await;
+    assert_eq!(t.fake.member_timeout(g, carol), None);
+    assert_eq!(repo.get(2).await.unwrap().unwrap().end_note.as_deref(), Some("lifted early by case #6"));
+    let before = t.fake.messages(dm).len();
+    let out = act(&t, moderator, "note", json!([opt_user("user", bob), opt_str("text", "asked about refunds")])).await;
+    assert_eq!(text_of(&out).trim(), format!("Case #7: Note added to <@{bob}>."));
+    assert_eq!(t.fake.messages(dm).len(), before, "notes are not sent to the member");
+    let history = text_of(&act(&t, moderator, "history", json!([opt_user("user", bob)])).await);
+    assert!(
+        history.contains("2 in all") && history.contains("`#7` Note") && history.contains("`#1` Warning"),
+        "{history}"
+    );
+    let list = text_of(&act(&t, moderator, "case", sub("list", json!([opt_str("type", "ban")]))).await);
+    assert!(list.contains("`#4` Ban") && !list.contains("`#1`"), "{list}");
+    let kinds: Vec<CaseKind> =
+        repo.list(Default::default(), 10).await.unwrap().into_iter().rev().map(|c| c.kind).collect();
+    use CaseKind::*;
+    assert_eq!(kinds, vec![Warn, Timeout, Kick, Ban, Unban, Untimeout, Note]);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_dm_never_blocks_the_action() {
+    let t = TestApp::spawn().await;
+    let moderator = moderated(&t).await;
+    let bob = t.member("bob");
+    t.fake.set_dms_closed(bob, true);
+    let out = act(&t, moderator, "kick", json!([opt_user("user", bob), opt_str("reason", "spam")])).await;
+    let text = text_of(&out);
+    assert!(text.contains("kicked") && text.contains("DM: failed: Discord refused it (50007)"), "{text}");
+    assert!(!t.fake.is_member(t.guild.id, bob), "kicked all the same");
+    let case = Repo::new(t.app().store.guild(t.guild.id)).get(1).await.unwrap().unwrap();
+    assert_eq!(case.dm_status, DmStatus::Failed);
+    assert!(case.dm_detail.unwrap().contains("50007"));
+    let logged = wait_log(&t, "Case #1 · Kick").await;
+    let dm_field = logged["embeds"][0]["fields"].as_array().unwrap().iter().find(|f| f["name"] == "DM").cloned();
+    assert!(dm_field.unwrap()["value"].as_str().unwrap().contains("50007"));
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_say_why_and_nothing_is_done() {
+    let t = TestApp::spawn().await;
+    let moderator = moderated(&t).await;
+    let g = t.guild.id;
+    let alice = t.member("alice-admin");
+    let refusal = |out: &InteractionOutcome| text_of(out);
+
+    let out = act(&t, moderator, "ban", json!([opt_user("user", t.owner())])).await;
+    assert!(refusal(&out).contains("owns this server"), "{}", refusal(&out));
+    let out = act(&t, moderator, "kick", json!([opt_user("user", moderator)])).await;
+    assert!(refusal(&out).contains("You can't moderate yourself"), "{}", refusal(&out));
+    // alice's admin role above the moderator's staff role (and above the bot's).
+    t.fake.set_role_position(g, t.role("admin"), 10).unwrap();
+    let out = act(&t, moderator, "kick", json!([opt_user("user", alice)])).await;
+    assert!(refusal(&out).contains("is not below yours"), "{}", refusal(&out));
+    // The owner outranks everyone, but the bot does not outrank alice.
+    let out = act(&t, t.owner(), "timeout", json!([opt_user("user", alice), opt_str("duration", "10m")])).await;
+    assert!(refusal(&out).contains("is not below mine") && refusal(&out).contains("Move my role"), "{}", refusal(&out));
+    let out =
+        act(&t, moderator, "timeout", json!([opt_user("user", t.member("bob")), opt_str("duration", "soon")])).await;
+    assert!(refusal(&out).contains("is not a duration"), "{}", refusal(&out));
+    for op in ["ban_user_from_guild", "delete_guild_member", "update_guild_member"] {
+        assert!(requests(&t, op).is_empty(), "{op} was never attempted");
+    }
+    assert!(Repo::new(t.app().store.guild(g)).get(1).await.unwrap().is_none(), "refusals make no case");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_role_may_moderate_without_being_staff() {
+    let t = TestApp::spawn().await;
+    let staff = t.role("staff");
+    t.fake.set_role_permissions(t.guild.id, staff, MODERATE_MEMBERS).unwrap();
+    let helper = t.fake.add_member(t.guild.id, None, "helper", vec![staff]).unwrap();
+    let bob = t.member("bob");
+    let out = act(&t, helper, "warn", json!([opt_user("user", bob), opt_str("reason", "spam")])).await;
+    assert!(text_of(&out).contains("Only staff and moderators"), "{}", text_of(&out));
+    let set = sub("set", json!([opt_str("key", "moderation.moderator_roles"), opt_str("value", &staff.to_string())]));
+    t.command(t.owner(), "config", set, Delivery::Http).await;
+    let out = act(&t, helper, "warn", json!([opt_user("user", bob), opt_str("reason", "spam")])).await;
+    assert!(text_of(&out).contains("Case #1:"), "{}", text_of(&out));
+    t.stop().await;
+}

@@ -262,3 +262,134 @@ async fn a_moderator_role_may_moderate_without_being_staff() {
     assert!(text_of(&out).contains("Case #1:"), "{}", text_of(&out));
     t.stop().await;
 }
+
+/// One `beacon run` process against `fake`, keeping its data in `dir` (shared by the workers).
+fn worker(fake: &beacon_testkit::FakeDiscord, dir: &std::path::Path, gateway: bool) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_beacon"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("BEACON_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.arg("run")
+        .env("BEACON_DATA_DIR", dir)
+        .env("BEACON_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("BEACON_DISCORD_TOKEN", fake.bot_token())
+        .env("BEACON_DISCORD_API_URL", fake.base_url())
+        .env("BEACON_DISCORD_GATEWAY_URL", fake.gateway_url())
+        .env("BEACON_DISCORD_PUBLIC_KEY", fake.public_key_hex())
+        .env("BEACON_DISCORD_APPLICATION_ID", fake.application_id().to_string())
+        .env("BEACON_DISCORD_GATEWAY_ENABLED", gateway.to_string())
+        .env("BEACON_JOB_LEASE", "2s")
+        .env("BEACON_LOG_LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    (cmd.spawn().expect("beacon starts"), port)
+}
+
+async fn wait_ready(port: u16) {
+    beacon_testkit::install_tls_provider();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let url = format!("http://127.0.0.1:{port}/health/live");
+    while !reqwest::get(&url).await.map(|r| r.status().is_success()).unwrap_or(false) {
+        assert!(tokio::time::Instant::now() < deadline, "{url} never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A 5-second temporary ban with two workers sharing the database; the worker that took the
+/// unban is killed with SIGKILL in the middle of it (while it asks Discord about the ban). The
+/// other worker takes the job over once the lease lapses: the ban is lifted exactly once, and
+/// the case records when.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temporary_ban_is_lifted_exactly_once_by_two_workers_one_killed() {
+    use beacon_testkit::{FakeDiscord, FakeOptions, Fault, FaultKind};
+    let fake = FakeDiscord::start(FakeOptions { openapi_path: openapi(), ..FakeOptions::default() }).await.unwrap();
+    let guild = fake.create_guild(guild_spec());
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, port) = worker(&fake, dir.path(), true);
+    wait_ready(port).await;
+    let (mut second, second_port) = worker(&fake, dir.path(), false);
+    wait_ready(second_port).await;
+    fake.set_interactions_endpoint(&format!("http://127.0.0.1:{port}/interactions"));
+    fake.wait_for_shards(1, Duration::from_secs(30)).await.unwrap();
+    let bob = guild.members.iter().find(|m| m.username == "bob").unwrap().user_id;
+    let general = guild.channels.iter().find(|c| c.name == "general").unwrap().id;
+    let invocation = beacon_testkit::CommandInvocation {
+        guild_id: guild.id,
+        channel_id: general,
+        user_id: guild.owner_id,
+        name: "ban".into(),
+        options: json!([opt_user("user", bob), opt_str("duration", "5s"), opt_str("reason", "cool off")]),
+        member_permissions: None,
+    };
+    let handle = fake.invoke_command(invocation, Delivery::Http).await.unwrap();
+    let out = fake.wait_response(&handle, WAIT).await.unwrap();
+    assert!(text_of(&out).contains("Case #1:") && text_of(&out).contains("banned for 5s"), "{}", text_of(&out));
+    assert_eq!(fake.bans(guild.id).len(), 1);
+    // Whoever runs the unban first hangs on its question to Discord: that is where it dies.
+    fake.inject(Fault {
+        method: Some("GET".into()),
+        path_contains: format!("/bans/{bob}"),
+        kind: FaultKind::Delay(Duration::from_secs(30)),
+        times: 1,
+    });
+    let store = beacon_store::Store::connect(&format!("sqlite://{}/beacon.db", dir.path().display())).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let owner = loop {
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT state, lease_owner FROM beacon_jobs WHERE kind = 'moderation.unban'")
+                .fetch_optional(store.pool())
+                .await
+                .unwrap();
+        if let Some((state, Some(owner))) = row
+            && state == "running"
+        {
+            break owner;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no worker took the unban job");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let pid: u32 = owner.trim_start_matches("worker-").split(':').next().unwrap().parse().unwrap();
+    let (victim, survivor) = if pid == first.id() { (&mut first, &mut second) } else { (&mut second, &mut first) };
+    assert_eq!(victim.id(), pid, "the lease names one of the two workers");
+    victim.kill().expect("kill -9");
+    victim.wait().unwrap();
+
+    let repo = Repo::new(store.guild(guild.id));
+    let ended = loop {
+        let case = repo.get(1).await.unwrap().unwrap();
+        if case.ended_at.is_some() {
+            break case;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the other worker never lifted the ban");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(fake.bans(guild.id).is_empty(), "bob is no longer banned");
+    assert_eq!(ended.end_note.as_deref(), Some("ban lifted"));
+    assert!(ended.ended_at.unwrap() >= ended.ends_at.unwrap(), "not before its time");
+    let unbans = || {
+        fake.requests()
+            .into_iter()
+            .filter(|r| r.operation_id.as_deref() == Some("unban_user_from_guild"))
+            .collect::<Vec<_>>()
+    };
+    // Let a straggler (there must be none) show itself before counting.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(unbans().len(), 1, "lifted exactly once: {:?}", unbans());
+    assert_eq!(unbans()[0].status, 204);
+    assert_eq!(fake.audit_log(guild.id).iter().filter(|e| e["action_type"] == 23).count(), 1);
+    let (state, attempts): (String, i64) =
+        sqlx::query_as("SELECT state, attempts FROM beacon_jobs WHERE kind = 'moderation.unban'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!((state.as_str(), attempts), ("done", 2), "the killed attempt, then the one that finished");
+    let events: Vec<String> = repo.events(1).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(events.iter().filter(|k| *k == "ended").count(), 1, "{events:?}");
+    let _ = std::process::Command::new("kill").args(["-TERM", &survivor.id().to_string()]).status();
+    let _ = survivor.wait();
+    store.close().await;
+    fake.assert_no_violations();
+}

@@ -317,6 +317,53 @@ impl Moderation {
         Ok(case)
     }
 
+    /// Applies the guild's escalation rule after warning `warn`: N warnings within the window
+    /// (counted since the member's last escalation) become their own case — a timeout, kick or
+    /// ban by Beacon. Returns that case; a refusal (e.g. the member outranks the bot) is kept in
+    /// the warning's history instead.
+    pub async fn escalate(&self, guild: &GuildStore, warn: &Case) -> HandlerResult<Option<Case>> {
+        let settings = &self.app.settings;
+        let needed = settings.get_i64(guild, keys::ESCALATION_WARNINGS).await?;
+        if needed <= 0 || warn.kind != CaseKind::Warn {
+            return Ok(None);
+        }
+        let window = settings.get_duration(guild, keys::ESCALATION_WINDOW).await?;
+        let repo = Repo::new(guild.clone());
+        let since = (now_ms() - duration::millis(window)).max(repo.last_escalation(warn.target_id).await?.unwrap_or(0));
+        let warnings = repo.warnings_after(warn.target_id, since).await?;
+        if (warnings.len() as i64) < needed {
+            return Ok(None);
+        }
+        let kind = match settings.get_string(guild, keys::ESCALATION_ACTION).await?.as_str() {
+            "kick" => CaseKind::Kick,
+            "ban" => CaseKind::Ban,
+            _ => CaseKind::Timeout,
+        };
+        let length = settings.get_duration(guild, keys::ESCALATION_DURATION).await?;
+        let length = match (kind, length.is_zero()) {
+            (CaseKind::Kick, _) | (CaseKind::Ban, true) => None,
+            (CaseKind::Timeout, true) => Some(Duration::from_secs(3600)),
+            _ => Some(length),
+        };
+        let cases = warnings.iter().map(|n| format!("#{n}")).collect::<Vec<_>>().join(", ");
+        let reason = format!("Escalation: {} warnings within {} ({cases})", warnings.len(), duration::format(window));
+        let bot = self.bot_id().await?;
+        let action = Action {
+            duration: length,
+            source: Source::Escalation,
+            related: Some(warn.number),
+            ..Action::new(kind, warn.target_id, bot, &reason)
+        };
+        match self.act(guild, &action).await {
+            Ok(case) => Ok(Some(case)),
+            Err(HandlerError::User(why)) => {
+                repo.add_event(warn.number, bot, "escalation", &format!("not applied: {why}"), now_ms()).await?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Case `number`, or a refusal naming it.
     pub async fn case(&self, guild: &GuildStore, number: i64) -> HandlerResult<Case> {
         Repo::new(guild.clone())

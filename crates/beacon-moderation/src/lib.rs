@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+mod audit;
 pub mod duration;
 mod export;
 mod flow;

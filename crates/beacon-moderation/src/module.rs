@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use beacon_framework::command::OptionKind;
 use beacon_framework::{
-    Access, App, CommandCtx, CommandSpec, ExportSpec, HandlerError, HandlerResult, InteractionCtx, JobKind, Module,
-    OptionSpec, Reply, SettingKind, SettingSpec, async_trait,
+    Access, App, CommandCtx, CommandSpec, EventCtx, ExportSpec, HandlerError, HandlerResult, InteractionCtx, JobKind,
+    Module, OptionSpec, Reply, SettingKind, SettingSpec, async_trait,
 };
 use beacon_store::{Schema, now_ms};
 use serde_json::json;
 use twilight_model::gateway::Intents;
+use twilight_model::gateway::event::Event;
 use twilight_model::guild::Permissions;
 
 use crate::flow::{Action, JOB_TIMEOUT, JOB_UNBAN, Moderation};
@@ -213,8 +214,13 @@ impl ModerationModule {
             delete_message_seconds,
             ..Action::new(kind, target, ctx.user_id(), reason)
         };
-        let case = self.service(&ctx.app).act(&ctx.guild, &action).await?;
-        ctx.reply(Reply::text(done(&case)).ephemeral()).await
+        let m = self.service(&ctx.app);
+        let case = m.act(&ctx.guild, &action).await?;
+        let mut answer = done(&case);
+        if let Some(escalated) = m.escalate(&ctx.guild, &case).await? {
+            answer.push_str(&format!("\nEscalation: {}", done(&escalated)));
+        }
+        ctx.reply(Reply::text(answer).ephemeral()).await
     }
 
     async fn case_command(&self, ctx: &CommandCtx) -> HandlerResult {
@@ -306,6 +312,14 @@ impl Module for ModerationModule {
     fn jobs(&self, app: &Arc<App>) -> Vec<JobKind> {
         let handler = Arc::new(crate::timers::ModerationJobs { moderation: self.service(app) });
         vec![JobKind::new(JOB_UNBAN, handler.clone()), JobKind::new(JOB_TIMEOUT, handler)]
+    }
+
+    async fn event(&self, ctx: EventCtx) -> HandlerResult {
+        if let Event::GuildAuditLogEntryCreate(entry) = ctx.event.as_ref() {
+            let m = self.service(&ctx.app);
+            return crate::audit::on_entry(&m, &ctx, &entry.0).await;
+        }
+        Ok(())
     }
 
     async fn command(&self, ctx: CommandCtx) -> HandlerResult {

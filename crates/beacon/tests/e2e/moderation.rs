@@ -393,3 +393,87 @@ async fn a_temporary_ban_is_lifted_exactly_once_by_two_workers_one_killed() {
     store.close().await;
     fake.assert_no_violations();
 }
+
+/// Waits until case `number` exists.
+async fn wait_case(t: &TestApp, number: i64) -> beacon_moderation::Case {
+    let repo = Repo::new(t.app().store.guild(t.guild.id));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(case) = repo.get(number).await.unwrap() {
+            return case;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "case #{number} was never recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_in_discords_ui_become_cases_once() {
+    use beacon_moderation::Source;
+    use beacon_testkit::UiAction;
+    let t = TestApp::spawn().await;
+    let moderator = moderated(&t).await;
+    let g = t.guild.id;
+    let bob = t.member("bob");
+    let carol = t.fake.add_member(g, None, "carol", vec![]).unwrap();
+    t.fake.moderate_in_ui(g, moderator, UiAction::Ban, bob, Some("raid from the UI")).unwrap();
+    let case = wait_case(&t, 1).await;
+    assert_eq!((case.kind, case.source, case.moderator_id), (CaseKind::Ban, Source::Discord, moderator));
+    assert_eq!(case.reason, "raid from the UI");
+    assert!(case.audit_entry_id.is_some());
+    wait_log(&t, "Case #1 · Ban").await;
+    // A timeout set in the UI: a case with its duration, and its end recorded by a job.
+    let until = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2)).to_string();
+    t.fake.moderate_in_ui(g, moderator, UiAction::Timeout(until), carol, None).unwrap();
+    let case = wait_case(&t, 2).await;
+    assert_eq!(case.kind, CaseKind::Timeout);
+    assert!(case.duration_ms.is_some_and(|d| d > 7_000_000 && d <= 7_200_000), "{:?}", case.duration_ms);
+    let jobs = beacon_jobs::Jobs::new(t.app().store.clone());
+    assert!(jobs.by_key(g, &format!("timeout:{carol}")).await.unwrap().is_some());
+    // The bot's own action is one case: its audit entry is matched, not recorded again.
+    act(&t, moderator, "untimeout", json!([opt_user("user", carol), opt_str("reason", "calmed down")])).await;
+    let repo = Repo::new(t.app().store.guild(g));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while repo.get(3).await.unwrap().unwrap().audit_entry_id.is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "the bot's audit entry was never matched");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(repo.list(Default::default(), 10).await.unwrap().len(), 3, "no duplicate of the bot's own action");
+    assert_eq!(repo.get(2).await.unwrap().unwrap().end_note.as_deref(), Some("lifted early by case #3"));
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warnings_escalate_to_a_timeout_as_its_own_case() {
+    use beacon_moderation::Source;
+    let t = TestApp::spawn().await;
+    let moderator = moderated(&t).await;
+    for (key, value) in [("moderation.escalation_warnings", "2"), ("moderation.escalation_duration", "1h")] {
+        t.command(
+            t.owner(),
+            "config",
+            sub("set", json!([opt_str("key", key), opt_str("value", value)])),
+            Delivery::Http,
+        )
+        .await;
+    }
+    let bob = t.member("bob");
+    let first = act(&t, moderator, "warn", json!([opt_user("user", bob), opt_str("reason", "spam")])).await;
+    assert!(!text_of(&first).contains("Escalation"), "{}", text_of(&first));
+    let second = act(&t, moderator, "warn", json!([opt_user("user", bob), opt_str("reason", "more spam")])).await;
+    assert!(
+        text_of(&second).contains("Escalation: Case #3:") && text_of(&second).contains("timed out for 1h"),
+        "{}",
+        text_of(&second)
+    );
+    let case = Repo::new(t.app().store.guild(t.guild.id)).get(3).await.unwrap().unwrap();
+    assert_eq!((case.kind, case.source, case.related_case), (CaseKind::Timeout, Source::Escalation, Some(2)));
+    assert_eq!(case.moderator_id, t.fake.application_id(), "Beacon itself applied it");
+    assert!(case.reason.contains("2 warnings within 30d (#1, #2)"), "{}", case.reason);
+    assert!(t.fake.member_timeout(t.guild.id, bob).is_some());
+    // The count starts again after an escalation.
+    let third = act(&t, moderator, "warn", json!([opt_user("user", bob), opt_str("reason", "again")])).await;
+    assert!(!text_of(&third).contains("Escalation"), "{}", text_of(&third));
+    t.stop().await;
+}

@@ -454,7 +454,10 @@ impl Moderation {
         let text = text::dm(case, guild_name);
         let sent = async {
             let channel = self.app.http.create_private_channel(Id::new(case.target_id)).await?.model().await?;
-            let components: Vec<Component> = Vec::new();
+            let mut components: Vec<Component> = Vec::new();
+            if case.kind == CaseKind::Ban && crate::appeals::channel(self, guild).await?.is_some() {
+                components.push(crate::appeals::appeal_button(guild.id(), case));
+            }
             self.app
                 .http
                 .create_message(channel.id)

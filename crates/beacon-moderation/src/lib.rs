@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+mod appeals;
 mod audit;
 pub mod duration;
 mod export;

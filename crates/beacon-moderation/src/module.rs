@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use beacon_framework::command::OptionKind;
 use beacon_framework::{
-    Access, App, CommandCtx, CommandSpec, EventCtx, ExportSpec, HandlerError, HandlerResult, InteractionCtx, JobKind,
-    Module, OptionSpec, Reply, SettingKind, SettingSpec, async_trait,
+    Access, App, CommandCtx, CommandSpec, ComponentCtx, EventCtx, ExportSpec, HandlerError, HandlerResult,
+    InteractionCtx, JobKind, ModalCtx, Module, OptionSpec, Reply, SettingKind, SettingSpec, async_trait,
 };
 use beacon_store::{Schema, now_ms};
 use serde_json::json;
@@ -312,6 +312,28 @@ impl Module for ModerationModule {
     fn jobs(&self, app: &Arc<App>) -> Vec<JobKind> {
         let handler = Arc::new(crate::timers::ModerationJobs { moderation: self.service(app) });
         vec![JobKind::new(JOB_UNBAN, handler.clone()), JobKind::new(JOB_TIMEOUT, handler)]
+    }
+
+    async fn component(&self, ctx: ComponentCtx) -> HandlerResult {
+        let m = self.service(&ctx.app);
+        let parts: Vec<&str> = ctx.action().split(':').collect();
+        match parts.as_slice() {
+            ["dm", _, "appeal", n] => crate::appeals::open_form(&m, &ctx, n.parse().unwrap_or(0)).await,
+            [verb @ ("appeal-accept" | "appeal-deny"), id] => {
+                require_moderator(&ctx).await?;
+                crate::appeals::decide(&m, &ctx, id.parse().unwrap_or(0), *verb == "appeal-accept").await
+            }
+            _ => Err(HandlerError::user("This button is out of date.")),
+        }
+    }
+
+    async fn modal(&self, ctx: ModalCtx) -> HandlerResult {
+        let m = self.service(&ctx.app);
+        let parts: Vec<&str> = ctx.action().split(':').collect();
+        match parts.as_slice() {
+            ["dm", _, "appeal", n] => crate::appeals::submit(&m, &ctx, n.parse().unwrap_or(0)).await,
+            _ => Err(HandlerError::user("This form is out of date.")),
+        }
     }
 
     async fn event(&self, ctx: EventCtx) -> HandlerResult {

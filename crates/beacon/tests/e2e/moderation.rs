@@ -477,3 +477,70 @@ async fn warnings_escalate_to_a_timeout_as_its_own_case() {
     assert!(!text_of(&third).contains("Escalation"), "{}", text_of(&third));
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_banned_member_appeals_and_the_appeal_is_accepted() {
+    use beacon_moderation::Source;
+    let t = TestApp::spawn().await;
+    let moderator = moderated(&t).await;
+    let g = t.guild.id;
+    let appeals = t.channel("support");
+    let set = sub("set", json!([opt_str("key", "moderation.appeals_channel"), opt_str("value", &appeals.to_string())]));
+    t.command(t.owner(), "config", set, Delivery::Http).await;
+    let bob = t.member("bob");
+    let out = act(&t, moderator, "ban", json!([opt_user("user", bob), opt_str("reason", "spam")])).await;
+    assert!(text_of(&out).contains("Case #1:"), "{}", text_of(&out));
+
+    // The ban DM carries the Appeal button; bob, no longer in the server, opens its form.
+    let dm = t.fake.dm_channel(bob).expect("ban DM");
+    let message = t.fake.messages(dm).pop().unwrap();
+    let custom_id = message["components"][0]["components"][0]["custom_id"].as_str().unwrap().to_owned();
+    assert_eq!(custom_id, format!("moderation:dm:{g}:appeal:1"));
+    let message_id: u64 = message["id"].as_str().unwrap().parse().unwrap();
+    let h = t.fake.click_dm_button(bob, dm, message_id, &custom_id, Delivery::Gateway).await.unwrap();
+    let form = t.fake.wait_response(&h, WAIT).await.unwrap();
+    assert_eq!(form.kind, 9, "a form: {form:?}");
+    let h = t
+        .fake
+        .submit_dm_modal(bob, dm, &custom_id, &[("appeal", "I am sorry, it will not happen again.")], Delivery::Gateway)
+        .await
+        .unwrap();
+    let sent = t.fake.wait_response(&h, WAIT).await.unwrap();
+    assert!(text_of(&sent).contains("sent to the server's moderators"), "{}", text_of(&sent));
+    // One open appeal per case.
+    let h = t.fake.click_dm_button(bob, dm, message_id, &custom_id, Delivery::Http).await.unwrap();
+    let again = t.fake.wait_response(&h, WAIT).await.unwrap();
+    assert!(text_of(&again).contains("already have an open appeal"), "{}", text_of(&again));
+
+    // The moderators see it with Accept and Deny; Accept lifts the ban as its own case.
+    let posted =
+        t.fake.wait_for_message(appeals, WAIT, |m| m["embeds"][0]["title"] == "Appeal of case #1").await.unwrap();
+    assert!(
+        text_of(&InteractionOutcome { kind: 4, data: posted.clone(), followups: vec![] })
+            .contains("I am sorry, it will not happen again.")
+    );
+    let posted_id: u64 = posted["id"].as_str().unwrap().parse().unwrap();
+    let h = t
+        .fake
+        .click_button(g, appeals, moderator, posted_id, "moderation:appeal-accept:1", Delivery::Gateway)
+        .await
+        .unwrap();
+    let decided = t.fake.wait_response(&h, WAIT).await.unwrap();
+    assert!(text_of(&decided).contains("unbanned in case #2"), "{}", text_of(&decided));
+    assert!(t.fake.bans(g).is_empty(), "bob is unbanned");
+    let repo = Repo::new(t.app().store.guild(g));
+    let unban = repo.get(2).await.unwrap().unwrap();
+    assert_eq!((unban.kind, unban.source, unban.related_case), (CaseKind::Unban, Source::Appeal, Some(1)));
+    let notes: Vec<String> =
+        repo.events(1).await.unwrap().into_iter().filter(|e| e.kind == "appeal").map(|e| e.detail).collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes[1].contains("accepted") && notes[1].contains("case #2"), "{notes:?}");
+    // Decided once: a second click changes nothing.
+    let h = t
+        .fake
+        .click_button(g, appeals, moderator, posted_id, "moderation:appeal-deny:1", Delivery::Http)
+        .await
+        .unwrap();
+    assert!(text_of(&t.fake.wait_response(&h, WAIT).await.unwrap()).contains("already decided"));
+    t.stop().await;
+}

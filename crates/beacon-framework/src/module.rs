@@ -260,6 +260,8 @@ pub struct CommandCtx {
     pub name: String,
     /// Its options (the subcommand and its values).
     pub options: Options,
+    /// The member a user context-menu command was used on.
+    pub target_id: Option<u64>,
 }
 
 /// A member typing in an autocomplete option.

@@ -210,7 +210,8 @@ async fn run_interaction(
                 return Err(HandlerError::Forbidden(spec.access.refusal().to_owned()));
             }
             tracing::info!(command = %data.name, path = ?options.path, "command");
-            let ctx = CommandCtx { base, name: data.name.clone(), options };
+            let target_id = data.target_id.map(|t| t.get());
+            let ctx = CommandCtx { base, name: data.name.clone(), options, target_id };
             module.command(ctx).await
         }
         Some(InteractionData::MessageComponent(data)) => {

@@ -164,7 +164,35 @@ pub(crate) fn commands() -> Vec<CommandSpec> {
                 ],
             )),
         cmd("history", "A member's cases (moderators)", moderate).option(user("The member")),
+        CommandSpec::user_menu(MENU_WARN, Access::Everyone).default_permissions(moderate),
+        CommandSpec::user_menu(MENU_TIMEOUT, Access::Everyone).default_permissions(moderate),
+        CommandSpec::user_menu(MENU_BAN, Access::Everyone).default_permissions(Permissions::BAN_MEMBERS),
     ]
+}
+
+/// The user context-menu entries (right click on a member → Apps).
+const MENU_WARN: &str = "Warn";
+const MENU_TIMEOUT: &str = "Timeout";
+const MENU_BAN: &str = "Ban";
+
+/// A context-menu entry: its form (reason, and a duration for timeouts and bans).
+fn menu_form(ctx: &CommandCtx, kind: CaseKind) -> HandlerResult {
+    use beacon_framework::reply::components::text_input;
+    use twilight_model::channel::message::component::TextInputStyle;
+    let target = ctx.target_id.ok_or_else(|| HandlerError::user("Pick a member."))?;
+    let mut inputs = Vec::new();
+    match kind {
+        CaseKind::Timeout => {
+            inputs.push(text_input("duration", "How long? e.g. 10m, 2h, 7d", TextInputStyle::Short, 40).into())
+        }
+        CaseKind::Ban => inputs.push(
+            text_input("duration", "For how long? (empty: for good)", TextInputStyle::Short, 40).optional().into(),
+        ),
+        _ => {}
+    }
+    let reason = text_input("reason", "Reason (the member sees it)", TextInputStyle::Paragraph, 400);
+    inputs.push(if kind == CaseKind::Warn { reason } else { reason.optional() }.into());
+    ctx.responder.modal(format!("moderation:menu:{}:{target}", kind.as_str()), kind.title(), inputs)
 }
 
 /// Staff, and members with one of the moderator roles, may moderate.
@@ -179,6 +207,14 @@ async fn require_moderator(ctx: &InteractionCtx) -> HandlerResult {
     Err(HandlerError::Forbidden(
         "Only staff and moderators can use this. An admin can add a moderator role with `/config set key:moderation.moderator_roles`.".into(),
     ))
+}
+
+/// What a moderator asked for, from a command's options or a form's fields.
+struct Input<'a> {
+    target: u64,
+    reason: Option<&'a str>,
+    duration: Option<&'a str>,
+    delete_message_seconds: u32,
 }
 
 /// What the moderator is told once the action is done.
@@ -198,21 +234,39 @@ impl ModerationModule {
     }
 
     async fn action(&self, ctx: &CommandCtx, kind: CaseKind) -> HandlerResult {
-        require_moderator(ctx).await?;
         let target = ctx.options.user("user").ok_or_else(|| HandlerError::user("Pick a user."))?;
         let text_option = if kind == CaseKind::Note { "text" } else { "reason" };
-        let reason =
-            ctx.options.str(text_option).map(str::trim).filter(|r| !r.is_empty()).unwrap_or("No reason given.");
-        let duration =
-            ctx.options.str("duration").map(duration::parse).transpose().map_err(|e| HandlerError::user(e.0))?;
         let delete_message_seconds =
             ctx.options.str("delete_messages").and_then(|s| s.parse().ok()).unwrap_or(0u32).min(604_800);
+        let input = Input {
+            target,
+            reason: ctx.options.str(text_option),
+            duration: ctx.options.str("duration"),
+            delete_message_seconds,
+        };
+        self.act(ctx, kind, input).await
+    }
+
+    /// Carries out one action asked for by a command, a context menu's form or a button.
+    async fn act(&self, ctx: &InteractionCtx, kind: CaseKind, input: Input<'_>) -> HandlerResult {
+        require_moderator(ctx).await?;
+        let reason = input.reason.map(str::trim).filter(|r| !r.is_empty()).unwrap_or("No reason given.");
+        let duration = input
+            .duration
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(duration::parse)
+            .transpose()
+            .map_err(|e| HandlerError::user(e.0))?;
+        if kind == CaseKind::Timeout && duration.is_none() {
+            return Err(HandlerError::user("Give the timeout's duration, e.g. `10m` or `2h`."));
+        }
         let perms = ctx.caller.permissions.unwrap_or(Permissions::empty());
         let action = Action {
             actor: Some((&ctx.caller.roles, perms)),
             duration,
-            delete_message_seconds,
-            ..Action::new(kind, target, ctx.user_id(), reason)
+            delete_message_seconds: input.delete_message_seconds,
+            ..Action::new(kind, input.target, ctx.user_id(), reason)
         };
         let m = self.service(&ctx.app);
         let case = m.act(&ctx.guild, &action).await?;
@@ -332,6 +386,20 @@ impl Module for ModerationModule {
         let parts: Vec<&str> = ctx.action().split(':').collect();
         match parts.as_slice() {
             ["dm", _, "appeal", n] => crate::appeals::submit(&m, &ctx, n.parse().unwrap_or(0)).await,
+            ["menu", kind, target] => {
+                let kind =
+                    CaseKind::parse(kind).filter(|k| matches!(k, CaseKind::Warn | CaseKind::Timeout | CaseKind::Ban));
+                let (Some(kind), Ok(target)) = (kind, target.parse::<u64>()) else {
+                    return Err(HandlerError::user("This form is out of date."));
+                };
+                let input = Input {
+                    target,
+                    reason: ctx.field("reason"),
+                    duration: ctx.field("duration"),
+                    delete_message_seconds: 0,
+                };
+                self.act(&ctx, kind, input).await
+            }
             _ => Err(HandlerError::user("This form is out of date.")),
         }
     }
@@ -353,6 +421,15 @@ impl Module for ModerationModule {
             "ban" => self.action(&ctx, CaseKind::Ban).await,
             "unban" => self.action(&ctx, CaseKind::Unban).await,
             "note" => self.action(&ctx, CaseKind::Note).await,
+            MENU_WARN | MENU_TIMEOUT | MENU_BAN => {
+                require_moderator(&ctx).await?;
+                let kind = match ctx.name.as_str() {
+                    MENU_WARN => CaseKind::Warn,
+                    MENU_TIMEOUT => CaseKind::Timeout,
+                    _ => CaseKind::Ban,
+                };
+                menu_form(&ctx, kind)
+            }
             "case" => self.case_command(&ctx).await,
             "history" => {
                 require_moderator(&ctx).await?;

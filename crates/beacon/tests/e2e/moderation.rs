@@ -544,3 +544,32 @@ async fn a_banned_member_appeals_and_the_appeal_is_accepted() {
     assert!(text_of(&t.fake.wait_response(&h, WAIT).await.unwrap()).contains("already decided"));
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn context_menus_open_a_form_that_acts() {
+    let t = TestApp::spawn().await;
+    let moderator = moderated(&t).await;
+    let (g, general) = (t.guild.id, t.channel("general"));
+    let bob = t.member("bob");
+    let menu = |name: &str| beacon_testkit::CommandInvocation {
+        name: name.into(),
+        ..t.invocation(moderator, name, json!([]))
+    };
+    let h = t.fake.invoke_user_command(menu("Timeout"), bob, Delivery::Gateway).await.unwrap();
+    let form = t.fake.wait_response(&h, WAIT).await.unwrap();
+    assert_eq!(form.kind, 9);
+    let custom_id = form.data["custom_id"].as_str().unwrap().to_owned();
+    assert_eq!(custom_id, format!("moderation:menu:timeout:{bob}"));
+    let fields = [("duration", "10m"), ("reason", "flooding")];
+    let h = t.fake.submit_modal(g, general, moderator, &custom_id, &fields, Delivery::Gateway).await.unwrap();
+    let out = t.fake.wait_response(&h, WAIT).await.unwrap();
+    assert!(text_of(&out).contains(&format!("Case #1: <@{bob}> timed out for 10m.")), "{}", text_of(&out));
+    assert!(t.fake.member_timeout(g, bob).is_some());
+    let h = t.fake.invoke_user_command(menu("Warn"), bob, Delivery::Http).await.unwrap();
+    let form = t.fake.wait_response(&h, WAIT).await.unwrap();
+    let custom_id = form.data["custom_id"].as_str().unwrap().to_owned();
+    let h =
+        t.fake.submit_modal(g, general, moderator, &custom_id, &[("reason", "be nice")], Delivery::Http).await.unwrap();
+    assert!(text_of(&t.fake.wait_response(&h, WAIT).await.unwrap()).contains("Case #2:"));
+    t.stop().await;
+}

@@ -573,3 +573,77 @@ async fn context_menus_open_a_form_that_acts() {
     assert!(text_of(&t.fake.wait_response(&h, WAIT).await.unwrap()).contains("Case #2:"));
     t.stop().await;
 }
+
+/// A timeout longer than Discord's 28 days: applied for 28 days, then renewed by its job before
+/// Discord would lift it (here the job is made due and the member's timeout nearly over, as
+/// four weeks would leave them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_beyond_28_days_is_renewed_by_its_job() {
+    let t = TestApp::spawn().await;
+    let moderator = moderated(&t).await;
+    let g = t.guild.id;
+    let bob = t.member("bob");
+    let out = act(&t, moderator, "timeout", json!([opt_user("user", bob), opt_str("duration", "60d")])).await;
+    assert!(text_of(&out).contains("timed out for 60d"), "{}", text_of(&out));
+    let until = |t: &TestApp| {
+        let text = t.fake.member_timeout(g, bob).expect("timed out");
+        text.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+    };
+    let now = beacon_store::now_ms();
+    let first = until(&t);
+    assert!(first > now + 27 * 86_400_000 && first <= now + 28 * 86_400_000, "28 days at most");
+    let jobs = beacon_jobs::Jobs::new(t.app().store.clone());
+    let job = jobs.by_key(g, &format!("timeout:{bob}")).await.unwrap().unwrap();
+    assert_eq!(job.run_at, first - beacon_moderation::RENEW_AHEAD_MS, "renewed an hour before it would end");
+    // Four weeks later, in short: Discord's timeout is nearly over and the renewal is due.
+    let soon = (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(30)).to_string();
+    t.fake.set_member_timeout(g, bob, Some(&soon)).unwrap();
+    sqlx::query("UPDATE beacon_jobs SET run_at = $1 WHERE id = $2")
+        .bind(beacon_store::now_ms())
+        .bind(job.id)
+        .execute(t.app().store.pool())
+        .await
+        .unwrap();
+    let repo = Repo::new(t.app().store.guild(g));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !repo.events(1).await.unwrap().iter().any(|e| e.kind == "renewed") {
+        assert!(tokio::time::Instant::now() < deadline, "the timeout was never renewed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(until(&t) > beacon_store::now_ms() + 27 * 86_400_000, "renewed for up to 28 days again");
+    let patches = requests(&t, "update_guild_member");
+    assert_eq!(patches.len(), 2);
+    assert!(patches[1].audit_log_reason.as_deref().unwrap().contains("timeout renewed"));
+    let next = jobs.by_key(g, &format!("timeout:{bob}")).await.unwrap().unwrap();
+    assert_eq!(next.state, beacon_jobs::JobState::Pending);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cases_export_as_csv() {
+    let t = TestApp::spawn().await;
+    let moderator = moderated(&t).await;
+    let bob = t.member("bob");
+    act(&t, moderator, "warn", json!([opt_user("user", bob), opt_str("reason", "=HYPERLINK(\"x\"), spam")])).await;
+    act(&t, moderator, "note", json!([opt_user("user", bob), opt_str("text", "second")])).await;
+    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    let out = t
+        .command(
+            moderator,
+            "export",
+            sub("cases", json!([opt_str("from", &today), opt_str("to", &today)])),
+            Delivery::Gateway,
+        )
+        .await;
+    assert!(text_of(&out).contains("2 case(s)"), "{}", text_of(&out));
+    let csv = beacon_moderation::cases_csv(
+        &Repo::new(t.app().store.guild(t.guild.id)).created_between(0, i64::MAX).await.unwrap(),
+    )
+    .unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], beacon_moderation::CASE_COLUMNS.join(","));
+    assert!(lines[1].starts_with("1,warn,") && lines[1].contains("\"'=HYPERLINK(\"\"x\"\"), spam\""), "{}", lines[1]);
+    assert!(lines[2].starts_with("2,note,"), "{}", lines[2]);
+    t.stop().await;
+}

@@ -221,6 +221,12 @@ pub const SHUTDOWN_GRACE: Key = key(
     KeyKind::Plain,
     "How long shutdown waits for in-flight handlers (default `8s`).",
 );
+pub const JOB_LEASE: Key = key(
+    "BEACON_JOB_LEASE",
+    "jobs.lease",
+    KeyKind::Plain,
+    "How long a worker holds a durable job without renewing it; a crashed worker's job is run by another after this (default `60s`).",
+);
 
 pub const TRANSCRIPTS_S3_BUCKET: Key = key(
     "BEACON_TRANSCRIPTS_S3_BUCKET",
@@ -389,6 +395,7 @@ pub const KEYS: &[Key] = &[
     LOG_LEVEL,
     GUILD_RETENTION,
     SHUTDOWN_GRACE,
+    JOB_LEASE,
     TRANSCRIPTS_S3_BUCKET,
     TRANSCRIPTS_S3_REGION,
     TRANSCRIPTS_S3_ENDPOINT,

@@ -160,6 +160,9 @@ pub struct Config {
     pub guild_retention: Duration,
     /// How long shutdown waits for in-flight handlers.
     pub shutdown_grace: Duration,
+    /// How long a worker holds a durable job without renewing its lease (a crashed worker's
+    /// jobs are run by another after this).
+    pub job_lease: Duration,
     /// Sentence-embedding model folder; `None` means BM25 retrieval only.
     pub embed_model_dir: Option<PathBuf>,
     /// Cross-encoder folder (`BEACON_RERANK_MODEL_DIR`); `None` means no second stage.
@@ -427,6 +430,9 @@ impl Config {
             guild_retention: parse_duration(&values, &keys::GUILD_RETENTION)?
                 .unwrap_or(Duration::from_secs(30 * 86_400)),
             shutdown_grace: parse_duration(&values, &keys::SHUTDOWN_GRACE)?.unwrap_or(Duration::from_secs(8)),
+            job_lease: parse_duration(&values, &keys::JOB_LEASE)?
+                .filter(|d| !d.is_zero())
+                .unwrap_or(Duration::from_secs(60)),
             embed_model_dir: text(&values, &keys::EMBED_MODEL_DIR).map(PathBuf::from),
             rerank_model_dir: text(&values, &keys::RERANK_MODEL_DIR).map(PathBuf::from),
             embed: embed_settings(&values)?,

@@ -16,7 +16,7 @@ use twilight_model::id::Id;
 use twilight_model::id::marker::ApplicationMarker;
 
 use crate::access::PermissionService;
-use crate::command::{CommandSpec, valid_name};
+use crate::command::CommandSpec;
 use crate::export::ExportModule;
 use crate::metrics::Metrics;
 use crate::module::Module;
@@ -185,7 +185,7 @@ impl AppBuilder {
                 ));
             }
             for command in module.commands() {
-                if !valid_name(command.name) {
+                if !command.valid_name() {
                     return Err(fail(format!("command name `{}` is not valid for Discord", command.name)));
                 }
                 if !commands.insert(command.name) {

@@ -30,12 +30,34 @@ pub struct CommandSpec {
     /// Whether the command answers in public (everyone in the channel sees it); otherwise only
     /// the caller does. A slow answer is deferred the same way, so it stays what it would be.
     pub public: bool,
+    /// A slash command, or an entry of a member's context menu (Apps → name).
+    pub user_menu: bool,
 }
 
 impl CommandSpec {
     /// A command with no options that `access` and above may run.
     pub fn new(name: &'static str, description: &'static str, access: Access) -> CommandSpec {
-        CommandSpec { name, description, options: Vec::new(), access, default_member_permissions: None, public: false }
+        CommandSpec {
+            name,
+            description,
+            options: Vec::new(),
+            access,
+            default_member_permissions: None,
+            public: false,
+            user_menu: false,
+        }
+    }
+
+    /// An entry of the user context menu (right click on a member → Apps → `name`); the
+    /// handler gets the member in [`crate::CommandCtx::target_id`]. Names may hold capitals and
+    /// spaces, and the entry has no description or options.
+    pub fn user_menu(name: &'static str, access: Access) -> CommandSpec {
+        CommandSpec { user_menu: true, ..CommandSpec::new(name, "", access) }
+    }
+
+    /// Whether the name follows Discord's rule for the kind of command.
+    pub fn valid_name(&self) -> bool {
+        if self.user_menu { (1..=32).contains(&self.name.chars().count()) } else { valid_name(self.name) }
     }
 
     /// The command answers in public (a deferred answer is public too).
@@ -69,7 +91,7 @@ impl CommandSpec {
             guild_id: None,
             id: None,
             integration_types: None,
-            kind: CommandType::ChatInput,
+            kind: if self.user_menu { CommandType::User } else { CommandType::ChatInput },
             name: self.name.to_owned(),
             name_localizations: None,
             nsfw: None,
@@ -403,6 +425,16 @@ mod tests {
         assert!(!valid_name("Config"));
         assert!(!valid_name(""));
         assert!(!valid_name("has space"));
+    }
+
+    #[test]
+    fn user_menus_are_user_commands() {
+        let spec = CommandSpec::user_menu("Warn member", Access::Staff);
+        assert!(spec.valid_name());
+        let json = serde_json::to_value(spec.to_command()).unwrap();
+        assert_eq!(json["type"], 2);
+        assert_eq!(json["description"], "");
+        assert!(!CommandSpec::new("Warn member", "x", Access::Staff).valid_name());
     }
 
     #[test]

@@ -68,7 +68,9 @@ impl App {
                 });
             }
         }
-        let mut runner = beacon_jobs::Runner::new(self.store.clone(), beacon_jobs::RunnerOptions::default());
+        let options =
+            beacon_jobs::RunnerOptions { lease: self.config.job_lease, ..beacon_jobs::RunnerOptions::default() };
+        let mut runner = beacon_jobs::Runner::new(self.store.clone(), options);
         for module in &self.modules {
             for job in module.jobs(self) {
                 runner.register(job.kind, job.handler);

@@ -167,7 +167,9 @@ pub trait Module: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
-    /// A button or select menu of this module.
+    /// A button or select menu of this module. A component the module sends by DM names its
+    /// guild in its custom id, `{module}:dm:{guild_id}:…`: it then arrives as an interaction of
+    /// that guild from an outsider (no roles, no permissions).
     async fn component(&self, ctx: ComponentCtx) -> HandlerResult {
         Err(HandlerError::internal(format!("unhandled component {}", ctx.custom_id)))
     }
@@ -258,6 +260,8 @@ pub struct CommandCtx {
     pub name: String,
     /// Its options (the subcommand and its values).
     pub options: Options,
+    /// The member a user context-menu command was used on.
+    pub target_id: Option<u64>,
 }
 
 /// A member typing in an autocomplete option.

@@ -167,10 +167,10 @@ async fn run_interaction(
     if interaction.kind == InteractionType::Ping {
         return Ok(());
     }
-    let Some(guild_id) = interaction.guild_id.map(|g| g.get()) else {
-        return Err(HandlerError::user("Beacon's commands work inside a server, not in direct messages."));
+    let guild = match interaction.guild_id.map(|g| g.get()) {
+        Some(guild_id) => ensure_guild(app, guild_id).await?,
+        None => dm_guild(app, &interaction).await?,
     };
-    let guild = ensure_guild(app, guild_id).await?;
     let member = interaction.member.as_ref();
     let caller = Caller {
         user_id: interaction.author_id().map(|u| u.get()).unwrap_or(0),
@@ -210,7 +210,8 @@ async fn run_interaction(
                 return Err(HandlerError::Forbidden(spec.access.refusal().to_owned()));
             }
             tracing::info!(command = %data.name, path = ?options.path, "command");
-            let ctx = CommandCtx { base, name: data.name.clone(), options };
+            let target_id = data.target_id.map(|t| t.get());
+            let ctx = CommandCtx { base, name: data.name.clone(), options, target_id };
             module.command(ctx).await
         }
         Some(InteractionData::MessageComponent(data)) => {
@@ -238,6 +239,36 @@ async fn run_interaction(
         }
         _ => Err(HandlerError::internal("interaction without data")),
     }
+}
+
+/// The guild of a button or form in a direct message: a module that sends one by DM names
+/// its guild in the custom id, `{module}:dm:{guild_id}:…` (the member may have left it, e.g.
+/// a banned member appealing). The guild must be one the bot is in; the caller is then an
+/// outsider there (no roles, no permissions), and the module checks who may do what.
+async fn dm_guild(app: &App, interaction: &Interaction) -> Result<beacon_store::GuildStore, HandlerError> {
+    let custom_id = match &interaction.data {
+        Some(InteractionData::MessageComponent(data)) => Some(data.custom_id.as_str()),
+        Some(InteractionData::ModalSubmit(data)) => Some(data.custom_id.as_str()),
+        _ => None,
+    };
+    let guild_id = custom_id
+        .and_then(dm_custom_id_guild)
+        .ok_or_else(|| HandlerError::user("Beacon's commands work inside a server, not in direct messages."))?;
+    let guild = app.guild(guild_id);
+    if !app.permissions.facts(&guild).await?.is_active() {
+        return Err(HandlerError::user("This server no longer uses Beacon."));
+    }
+    Ok(guild)
+}
+
+/// The guild id of a DM custom id `{module}:dm:{guild_id}:…`.
+pub fn dm_custom_id_guild(custom_id: &str) -> Option<u64> {
+    let mut parts = custom_id.split(':');
+    let (_module, dm, guild) = (parts.next()?, parts.next()?, parts.next()?);
+    if dm != "dm" {
+        return None;
+    }
+    guild.parse::<u64>().ok().filter(|g| *g > 0)
 }
 
 async fn enabled(app: &App, base: &InteractionCtx, module: &dyn Module) -> Result<bool, HandlerError> {
@@ -405,4 +436,17 @@ pub fn spawn_setting_listener(app: &Arc<App>) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dm_custom_id_guild;
+
+    #[test]
+    fn dm_custom_ids_name_their_guild() {
+        assert_eq!(dm_custom_id_guild("moderation:dm:42:appeal:7"), Some(42));
+        assert_eq!(dm_custom_id_guild("moderation:appeal:42"), None);
+        assert_eq!(dm_custom_id_guild("moderation:dm:0:appeal"), None);
+        assert_eq!(dm_custom_id_guild("moderation:dm:x"), None);
+    }
 }

@@ -664,8 +664,11 @@ impl Store {
 
     /// Begins a transaction that will write. On SQLite this takes the write lock up front
     /// (`BEGIN IMMEDIATE`) so read-then-write transactions wait on `busy_timeout` instead of
-    /// failing with a busy snapshot.
-    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Any>, StoreError> {
+    /// failing with a busy snapshot; on PostgreSQL row locks taken by its statements (an
+    /// `INSERT … ON CONFLICT DO UPDATE` of a counter) make concurrent writers wait their turn.
+    /// Modules use it for read-then-write sequences that must not interleave (a per-guild
+    /// counter and the row it numbers).
+    pub async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Any>, StoreError> {
         Ok(match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,

@@ -62,13 +62,13 @@ fn unknown(code: u32, what: &str) -> Reply {
 }
 
 /// Run the operation.
-pub fn dispatch(sh: &Shared, m: &Matched, q: &Query, body: &Value) -> Reply {
+pub fn dispatch(sh: &Shared, m: &Matched, q: &Query, body: &Value, reason: Option<&str>) -> Reply {
     let mut st = sh.lock();
     let st = &mut *st;
-    route(sh, st, m, q, body)
+    route(sh, st, m, q, body, reason)
 }
 
-fn route(sh: &Shared, st: &mut State, m: &Matched, q: &Query, body: &Value) -> Reply {
+fn route(sh: &Shared, st: &mut State, m: &Matched, q: &Query, body: &Value, reason: Option<&str>) -> Reply {
     let bot = sh.bot_id();
     match m.op.id.as_str() {
         "get_gateway" => Reply::ok(json!({"url": gateway_url(sh)})),
@@ -173,8 +173,10 @@ fn route(sh: &Shared, st: &mut State, m: &Matched, q: &Query, body: &Value) -> R
             },
             None => unknown(10004, "Guild"),
         },
-        "update_guild_member" => update_member(sh, st, m.id("guild_id"), m.id("user_id"), body),
-        "delete_guild_member" => remove_member(sh, st, m.id("guild_id"), m.id("user_id")),
+        "update_guild_member" => update_member(sh, st, m.id("guild_id"), m.id("user_id"), body, reason),
+        "delete_guild_member" => crate::moderation::kick(sh, st, m.id("guild_id"), m.id("user_id"), bot, reason),
+        "bulk_ban_users_from_guild" => crate::moderation::bulk_ban(sh, st, m.id("guild_id"), body, reason),
+        "list_guild_audit_log_entries" => crate::moderation::audit_log(sh, st, m.id("guild_id"), q),
         "add_guild_member_role" | "delete_guild_member_role" => {
             let add = m.op.id == "add_guild_member_role";
             let (gid, uid, rid) = (m.id("guild_id"), m.id("user_id"), m.id("role_id"));
@@ -207,29 +209,8 @@ fn route(sh: &Shared, st: &mut State, m: &Matched, q: &Query, body: &Value) -> R
             },
             None => unknown(10004, "Guild"),
         },
-        "ban_user_from_guild" => {
-            let (gid, uid) = (m.id("guild_id"), m.id("user_id"));
-            if !st.guilds.contains_key(&gid) {
-                return unknown(10004, "Guild");
-            }
-            remove_member(sh, st, gid, uid);
-            if let Some(g) = st.guilds.get_mut(&gid) {
-                g.bans.insert(uid, None);
-            }
-            let ev = json!({"guild_id": gid.to_string(), "user": json::user_by_id(st, uid)});
-            st.dispatch(bot, Some(gid), "GUILD_BAN_ADD", &ev, intents::GUILD_MODERATION);
-            Reply::empty()
-        }
-        "unban_user_from_guild" => {
-            let (gid, uid) = (m.id("guild_id"), m.id("user_id"));
-            let Some(g) = st.guilds.get_mut(&gid) else { return unknown(10004, "Guild") };
-            if g.bans.remove(&uid).is_none() {
-                return unknown(10026, "Ban");
-            }
-            let ev = json!({"guild_id": gid.to_string(), "user": json::user_by_id(st, uid)});
-            st.dispatch(bot, Some(gid), "GUILD_BAN_REMOVE", &ev, intents::GUILD_MODERATION);
-            Reply::empty()
-        }
+        "ban_user_from_guild" => crate::moderation::ban(sh, st, m.id("guild_id"), m.id("user_id"), reason),
+        "unban_user_from_guild" => crate::moderation::unban(sh, st, m.id("guild_id"), m.id("user_id"), bot, reason),
         "get_channel" => match st.channels.get(&m.id("channel_id")) {
             Some(c) => Reply::ok(json::channel(st, c)),
             None => unknown(10003, "Channel"),
@@ -263,8 +244,13 @@ fn route(sh: &Shared, st: &mut State, m: &Matched, q: &Query, body: &Value) -> R
         }
         "create_message" => {
             let cid = m.id("channel_id");
-            if !st.channels.contains_key(&cid) {
+            let Some(channel) = st.channels.get(&cid) else {
                 return unknown(10003, "Channel");
+            };
+            // A DM reaches a user who shares a server with the bot and accepts DMs from it;
+            // otherwise Discord refuses with 50007 (not a client error: the bot cannot know).
+            if channel.kind == 1 && channel.recipients.iter().any(|u| !st.dm_allowed(bot, *u)) {
+                return Reply::error(403, 50007, "Cannot send messages to this user");
             }
             Reply::ok(post_message(sh, st, cid, bot, body, None))
         }
@@ -539,11 +525,20 @@ fn member_update(sh: &Shared, st: &mut State, gid: u64, mem: &Member) {
     st.dispatch(sh.bot_id(), Some(gid), "GUILD_MEMBER_UPDATE", &ev, intents::GUILD_MEMBERS);
 }
 
-fn update_member(sh: &Shared, st: &mut State, gid: u64, uid: u64, body: &Value) -> Reply {
-    let Some(g) = st.guilds.get_mut(&gid) else {
+fn update_member(sh: &Shared, st: &mut State, gid: u64, uid: u64, body: &Value, reason: Option<&str>) -> Reply {
+    let Some(g) = st.guilds.get(&gid) else {
         return unknown(10004, "Guild");
     };
-    let Some(mem) = g.members.get_mut(&uid) else {
+    let Some(before) = g.members.get(&uid).map(|m| m.communication_disabled_until.clone()) else {
+        return unknown(10007, "Member");
+    };
+    let timeout = body.get("communication_disabled_until");
+    if let Some(value) = timeout
+        && let Err(refusal) = crate::moderation::check_timeout(st, gid, uid, sh.bot_id(), value)
+    {
+        return refusal;
+    }
+    let Some(mem) = st.guilds.get_mut(&gid).and_then(|g| g.members.get_mut(&uid)) else {
         return unknown(10007, "Member");
     };
     if body.get("nick").is_some() {
@@ -552,24 +547,16 @@ fn update_member(sh: &Shared, st: &mut State, gid: u64, uid: u64, body: &Value) 
     if let Some(roles) = body["roles"].as_array() {
         mem.roles = roles.iter().filter_map(|r| r.as_str()?.parse().ok()).collect();
     }
-    if body.get("communication_disabled_until").is_some() {
-        mem.communication_disabled_until = body["communication_disabled_until"].as_str().map(str::to_owned);
+    if let Some(value) = timeout {
+        mem.communication_disabled_until = value.as_str().map(str::to_owned);
     }
     let mem = mem.clone();
     member_update(sh, st, gid, &mem);
-    Reply::ok(json::member(st, &mem))
-}
-
-fn remove_member(sh: &Shared, st: &mut State, gid: u64, uid: u64) -> Reply {
-    let Some(g) = st.guilds.get_mut(&gid) else {
-        return unknown(10004, "Guild");
-    };
-    if g.members.remove(&uid).is_none() {
-        return unknown(10007, "Member");
+    if timeout.is_some() && before != mem.communication_disabled_until {
+        let after = mem.communication_disabled_until.clone();
+        crate::moderation::audit_timeout(sh, st, gid, uid, sh.bot_id(), before, after, reason);
     }
-    let ev = json!({"guild_id": gid.to_string(), "user": json::user_by_id(st, uid)});
-    st.dispatch(sh.bot_id(), Some(gid), "GUILD_MEMBER_REMOVE", &ev, intents::GUILD_MEMBERS);
-    Reply::empty()
+    Reply::ok(json::member(st, &mem))
 }
 
 /// Store a new message and dispatch MESSAGE_CREATE.

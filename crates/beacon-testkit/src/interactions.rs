@@ -34,8 +34,11 @@ fn random_token() -> String {
     format!("aW50ZXJhY3Rpb246{}", hex::encode(bytes))
 }
 
-/// Build the interaction payload and register it.
+/// Build the interaction payload and register it (`guild_id` 0: in the user's DM with the bot).
 pub fn create(sh: &Shared, st: &mut State, ni: &NewInteraction) -> Result<(InteractionHandle, Value), Error> {
+    if ni.guild_id == 0 {
+        return create_in_dm(sh, st, ni);
+    }
     let guild = st.guilds.get(&ni.guild_id).ok_or_else(|| Error::NotFound(format!("guild {}", ni.guild_id)))?;
     let member = guild
         .members
@@ -72,6 +75,60 @@ pub fn create(sh: &Shared, st: &mut State, ni: &NewInteraction) -> Result<(Inter
         "entitlements": [],
         "authorizing_integration_owners": {"0": ni.guild_id.to_string()},
         "context": 0,
+        "attachment_size_limit": 26_214_400,
+    });
+    if let Some(mid) = ni.message_id {
+        let msg = st
+            .message(ni.channel_id, mid)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("message {mid} in channel {}", ni.channel_id)))?;
+        payload["message"] = msg;
+    }
+    st.interactions.insert(
+        id,
+        InteractionRec {
+            id,
+            token: token.clone(),
+            kind: ni.kind,
+            created: Instant::now(),
+            channel_id: ni.channel_id,
+            message_id: ni.message_id,
+            initial: None,
+            original_id: None,
+            edit: None,
+            followups: Vec::new(),
+            delivery_error: None,
+        },
+    );
+    st.tokens.insert(token.clone(), id);
+    Ok((InteractionHandle { id, token, kind: ni.kind }, payload))
+}
+
+/// A component or modal in the DM channel between the bot and `ni.user_id`: no guild, no
+/// member, the user themselves, and `context` 1 (BOT_DM).
+fn create_in_dm(sh: &Shared, st: &mut State, ni: &NewInteraction) -> Result<(InteractionHandle, Value), Error> {
+    let channel = st
+        .channels
+        .get(&ni.channel_id)
+        .filter(|c| c.kind == 1 && c.recipients == vec![ni.user_id])
+        .ok_or_else(|| Error::NotFound(format!("DM channel {} of user {}", ni.channel_id, ni.user_id)))?;
+    let id = sh.ids.next();
+    let token = random_token();
+    let mut payload = json!({
+        "id": id.to_string(),
+        "application_id": sh.app_id.to_string(),
+        "type": ni.kind,
+        "token": token,
+        "version": 1,
+        "channel_id": ni.channel_id.to_string(),
+        "channel": json::channel(st, channel),
+        "user": json::user_by_id(st, ni.user_id),
+        "data": ni.data,
+        "app_permissions": "0",
+        "locale": st.locales.get(&ni.user_id).map_or("en-US", String::as_str),
+        "entitlements": [],
+        "authorizing_integration_owners": {},
+        "context": 1,
         "attachment_size_limit": 26_214_400,
     });
     if let Some(mid) = ni.message_id {

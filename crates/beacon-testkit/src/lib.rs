@@ -46,6 +46,7 @@ mod gateway;
 mod handlers;
 mod interactions;
 mod json;
+mod moderation;
 mod ratelimit;
 mod rest;
 mod scenario;
@@ -58,7 +59,7 @@ mod validate;
 pub use error::Error;
 pub use types::{
     ChannelInfo, CommandInvocation, Delivery, FakeOptions, Fault, FaultKind, GuildInfo, GuildSpec, InteractionHandle,
-    InteractionOutcome, MemberInfo, MemberSpec, RecordedRequest, RoleInfo, RoleSpec, Violation,
+    InteractionOutcome, MemberInfo, MemberSpec, RecordedRequest, RoleInfo, RoleSpec, UiAction, Violation,
 };
 
 use server::Shared;

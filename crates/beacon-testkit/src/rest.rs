@@ -72,13 +72,14 @@ fn json_response(status: u16, body: Option<&Value>, headers: &[(&'static str, St
     resp
 }
 
-fn record(sh: &Shared, method: &str, path: &str, op: Option<&str>, body: &Value, status: u16) {
+fn record(sh: &Shared, method: &str, path: &str, op: Option<&str>, body: &Value, status: u16, reason: Option<&str>) {
     sh.lock().requests.push(RecordedRequest {
         method: method.to_owned(),
         path: path.to_owned(),
         operation_id: op.map(str::to_owned),
         body: body.clone(),
         status,
+        audit_log_reason: reason.map(str::to_owned),
     });
     sh.notify();
 }
@@ -112,16 +113,22 @@ pub async fn handle(
     let query = parse_query(uri.query());
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let parsed = parse_body(&content_type, &body);
+    // Discord reads `X-Audit-Log-Reason` as URL-encoded UTF-8 and keeps at most 512 characters.
+    let raw_reason = headers.get("x-audit-log-reason").map(|v| v.to_str().map(str::to_owned));
+    let reason = match &raw_reason {
+        Some(Ok(v)) => Some(handlers::percent_decode(v)),
+        _ => None,
+    };
     let recorded_body = parsed.clone().unwrap_or(Value::Null);
 
     let Some(matched) = sh.routes.find(&method, &path) else {
-        let reason = if sh.routes.path_known(&path) {
+        let why = if sh.routes.path_known(&path) {
             format!("{method} is not allowed on {path}")
         } else {
             format!("no Discord operation matches {method} {path}")
         };
-        sh.lock().violation(None, &method, &shown, reason);
-        record(&sh, &method, &shown, None, &recorded_body, 404);
+        sh.lock().violation(None, &method, &shown, why);
+        record(&sh, &method, &shown, None, &recorded_body, 404, reason.as_deref());
         return json_response(404, Some(&json!({"message": "404: Not Found", "code": 0})), &[]);
     };
     let op_id = matched.op.id.clone();
@@ -137,7 +144,7 @@ pub async fn handle(
             &shown,
             "missing or invalid `Authorization: Bot <token>` header".into(),
         );
-        record(&sh, &method, &shown, Some(&op_id), &recorded_body, 401);
+        record(&sh, &method, &shown, Some(&op_id), &recorded_body, 401, reason.as_deref());
         return json_response(401, Some(&json!({"message": "401: Unauthorized", "code": 0})), &[]);
     }
 
@@ -164,11 +171,11 @@ pub async fn handle(
                 ("x-ratelimit-scope", "user".to_owned()),
                 ("retry-after", "1".to_owned()),
             ];
-            record(&sh, &method, &shown, Some(&op_id), &recorded_body, 429);
+            record(&sh, &method, &shown, Some(&op_id), &recorded_body, 429, reason.as_deref());
             return json_response(429, Some(&rate_limited(1.0, false)), &headers);
         }
         Some(FaultKind::Status(status)) => {
-            record(&sh, &method, &shown, Some(&op_id), &recorded_body, status);
+            record(&sh, &method, &shown, Some(&op_id), &recorded_body, status, reason.as_deref());
             let reason = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error");
             return json_response(status, Some(&json!({"message": format!("{status}: {reason}"), "code": 0})), &[]);
         }
@@ -186,15 +193,15 @@ pub async fn handle(
         ratelimit::check(&mut st.buckets, &mut st.global_window, limits, &matched, bot_auth)
     };
     if let Some((retry, global)) = verdict.limited {
-        record(&sh, &method, &shown, Some(&op_id), &recorded_body, 429);
+        record(&sh, &method, &shown, Some(&op_id), &recorded_body, 429, reason.as_deref());
         return json_response(429, Some(&rate_limited(retry, global)), &verdict.headers);
     }
 
     let body = match parsed {
         Ok(b) => b,
-        Err(reason) => {
-            sh.lock().violation(Some(&op_id), &method, &shown, reason);
-            record(&sh, &method, &shown, Some(&op_id), &Value::Null, 400);
+        Err(why) => {
+            sh.lock().violation(Some(&op_id), &method, &shown, why);
+            record(&sh, &method, &shown, Some(&op_id), &Value::Null, 400, reason.as_deref());
             return json_response(
                 400,
                 Some(&json!({"message": "The request body contains invalid JSON.", "code": 50109})),
@@ -203,16 +210,29 @@ pub async fn handle(
         }
     };
 
+    let reason_error = match &raw_reason {
+        Some(Err(_)) => Some("X-Audit-Log-Reason is not visible ASCII (URL-encode it)".to_owned()),
+        _ => reason
+            .as_ref()
+            .filter(|r| r.chars().count() > 512)
+            .map(|r| format!("X-Audit-Log-Reason is {} characters (at most 512)", r.chars().count())),
+    };
+    if let Some(why) = reason_error {
+        sh.lock().violation(Some(&op_id), &method, &shown, why);
+        record(&sh, &method, &shown, Some(&op_id), &body, 400, reason.as_deref());
+        return json_response(400, Some(&json!({"message": "Invalid Form Body", "code": 50035})), &verdict.headers);
+    }
+
     if let Some(reply) = validate_body(&sh, &matched, &method, &shown, &body) {
-        record(&sh, &method, &shown, Some(&op_id), &body, reply.status);
+        record(&sh, &method, &shown, Some(&op_id), &body, reply.status, reason.as_deref());
         return json_response(reply.status, reply.body.as_ref(), &verdict.headers);
     }
 
-    let reply = handlers::dispatch(&sh, &matched, &query, &body);
+    let reply = handlers::dispatch(&sh, &matched, &query, &body, reason.as_deref());
     if let Some(reason) = &reply.violation {
         sh.lock().violation(Some(&op_id), &method, &shown, reason.clone());
     }
-    record(&sh, &method, &shown, Some(&op_id), &body, reply.status);
+    record(&sh, &method, &shown, Some(&op_id), &body, reply.status, reason.as_deref());
     json_response(reply.status, reply.body.as_ref(), &verdict.headers)
 }
 

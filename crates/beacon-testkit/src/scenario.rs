@@ -8,7 +8,7 @@ use crate::snowflake::now_ms;
 use crate::state::{EVERYONE_PERMISSIONS, Guild, Member, Role, User};
 use crate::types::{
     ChannelInfo, CommandInvocation, Delivery, Fault, GuildInfo, GuildSpec, InteractionHandle, InteractionOutcome,
-    MemberInfo, RecordedRequest, RoleInfo, Violation,
+    MemberInfo, RecordedRequest, RoleInfo, UiAction, Violation,
 };
 use crate::{FakeDiscord, gateway};
 use serde_json::{Value, json};
@@ -132,6 +132,7 @@ impl FakeDiscord {
             members,
             bans: BTreeMap::new(),
             created_ms: now,
+            audit_log: Vec::new(),
         };
         let create = json::guild(&st, &guild, true);
         st.guilds.insert(gid, guild);
@@ -181,6 +182,212 @@ impl FakeDiscord {
             st.channels.get_mut(&channel_id).ok_or_else(|| Error::NotFound(format!("channel {channel_id}")))?;
         channel.permission_overwrites = overwrites;
         Ok(())
+    }
+
+    /// A server admin drags a role to `position` in Discord's UI (higher is above).
+    pub fn set_role_position(&self, guild_id: u64, role_id: u64, position: i64) -> Result<(), Error> {
+        let mut st = self.shared.lock();
+        let role = st
+            .guilds
+            .get_mut(&guild_id)
+            .and_then(|g| g.roles.iter_mut().find(|r| r.id == role_id))
+            .ok_or_else(|| Error::NotFound(format!("role {role_id} in guild {guild_id}")))?;
+        role.position = position;
+        Ok(())
+    }
+
+    /// A user closes (or opens) their DMs to the bot: its messages then fail with 50007.
+    pub fn set_dms_closed(&self, user_id: u64, closed: bool) {
+        let mut st = self.shared.lock();
+        if closed {
+            st.closed_dms.insert(user_id);
+        } else {
+            st.closed_dms.remove(&user_id);
+        }
+    }
+
+    /// The DM channel the bot opened with `user_id`, if any.
+    pub fn dm_channel(&self, user_id: u64) -> Option<u64> {
+        let st = self.shared.lock();
+        st.channels.values().find(|c| c.kind == 1 && c.recipients == vec![user_id]).map(|c| c.id)
+    }
+
+    /// Users banned from `guild_id`, with the reason Discord keeps.
+    pub fn bans(&self, guild_id: u64) -> Vec<(u64, Option<String>)> {
+        let st = self.shared.lock();
+        st.guilds.get(&guild_id).map(|g| g.bans.iter().map(|(u, r)| (*u, r.clone())).collect()).unwrap_or_default()
+    }
+
+    /// Whether `user_id` is a member of `guild_id`.
+    pub fn is_member(&self, guild_id: u64, user_id: u64) -> bool {
+        self.shared.lock().guilds.get(&guild_id).is_some_and(|g| g.members.contains_key(&user_id))
+    }
+
+    /// The member's timeout end (`communication_disabled_until`), if set.
+    pub fn member_timeout(&self, guild_id: u64, user_id: u64) -> Option<String> {
+        let st = self.shared.lock();
+        st.guilds.get(&guild_id)?.members.get(&user_id)?.communication_disabled_until.clone()
+    }
+
+    /// Sets a member's timeout end directly, as time passing would leave it (no audit entry):
+    /// e.g. a long timeout nearly over, before Beacon renews it.
+    pub fn set_member_timeout(&self, guild_id: u64, user_id: u64, until: Option<&str>) -> Result<(), Error> {
+        let mut st = self.shared.lock();
+        let member = st
+            .guilds
+            .get_mut(&guild_id)
+            .and_then(|g| g.members.get_mut(&user_id))
+            .ok_or_else(|| Error::NotFound(format!("member {user_id} of guild {guild_id}")))?;
+        member.communication_disabled_until = until.map(str::to_owned);
+        Ok(())
+    }
+
+    /// The guild's audit log, oldest first.
+    pub fn audit_log(&self, guild_id: u64) -> Vec<Value> {
+        self.shared.lock().guilds.get(&guild_id).map(|g| g.audit_log.clone()).unwrap_or_default()
+    }
+
+    /// A moderator acts in Discord's own UI: the same permission and role-hierarchy rules as
+    /// for the bot, the same events, and an audit log entry naming the moderator.
+    pub fn moderate_in_ui(
+        &self,
+        guild_id: u64,
+        moderator: u64,
+        action: UiAction,
+        target: u64,
+        reason: Option<&str>,
+    ) -> Result<(), Error> {
+        use crate::state::{BAN_MEMBERS, MODERATE_MEMBERS};
+        let sh = &self.shared;
+        let mut st = sh.lock();
+        if !st.guilds.contains_key(&guild_id) {
+            return Err(Error::NotFound(format!("guild {guild_id}")));
+        }
+        let refused = |r: crate::handlers::Reply| {
+            Error::Invalid(format!("Discord refuses: {}", r.body.map(|b| b.to_string()).unwrap_or_default()))
+        };
+        match action {
+            UiAction::Ban => {
+                if let Some(why) = st.moderation_refusal(guild_id, moderator, target, BAN_MEMBERS) {
+                    return Err(Error::Invalid(format!("Discord refuses the ban: {why}")));
+                }
+                crate::moderation::apply_ban(sh, &mut st, guild_id, target, moderator, reason);
+            }
+            UiAction::Unban => {
+                let r = crate::moderation::unban(sh, &mut st, guild_id, target, moderator, reason);
+                if r.status != 204 {
+                    return Err(refused(r));
+                }
+            }
+            UiAction::Kick => {
+                let r = crate::moderation::kick(sh, &mut st, guild_id, target, moderator, reason);
+                if r.status != 204 {
+                    return Err(refused(r));
+                }
+            }
+            UiAction::Timeout(_) | UiAction::RemoveTimeout => {
+                let value = match &action {
+                    UiAction::Timeout(until) => json!(until),
+                    _ => Value::Null,
+                };
+                if let Some(why) = st.moderation_refusal(guild_id, moderator, target, MODERATE_MEMBERS) {
+                    return Err(Error::Invalid(format!("Discord refuses the timeout: {why}")));
+                }
+                crate::moderation::check_timeout(&st, guild_id, target, moderator, &value).map_err(refused)?;
+                let member = st
+                    .guilds
+                    .get_mut(&guild_id)
+                    .and_then(|g| g.members.get_mut(&target))
+                    .ok_or_else(|| Error::NotFound(format!("member {target}")))?;
+                let before = member.communication_disabled_until.clone();
+                member.communication_disabled_until = value.as_str().map(str::to_owned);
+                let after = member.communication_disabled_until.clone();
+                crate::moderation::audit_timeout(sh, &mut st, guild_id, target, moderator, before, after, reason);
+            }
+        }
+        drop(st);
+        sh.notify();
+        Ok(())
+    }
+
+    /// The user clicks a button on a message the bot sent them by DM.
+    pub async fn click_dm_button(
+        &self,
+        user_id: u64,
+        channel_id: u64,
+        message_id: u64,
+        custom_id: &str,
+        via: Delivery,
+    ) -> Result<InteractionHandle, Error> {
+        let data = json!({"custom_id": custom_id, "component_type": 2, "id": 1});
+        self.interact(
+            NewInteraction {
+                kind: 3,
+                guild_id: 0,
+                channel_id,
+                user_id,
+                data,
+                message_id: Some(message_id),
+                permissions: None,
+            },
+            via,
+        )
+        .await
+    }
+
+    /// The user submits, in their DM with the bot, a modal with text inputs `(custom_id, value)`.
+    pub async fn submit_dm_modal(
+        &self,
+        user_id: u64,
+        channel_id: u64,
+        custom_id: &str,
+        fields: &[(&str, &str)],
+        via: Delivery,
+    ) -> Result<InteractionHandle, Error> {
+        self.submit_modal(0, channel_id, user_id, custom_id, fields, via).await
+    }
+
+    /// A member runs a user context-menu command (right click → Apps → `name`) on `target`.
+    pub async fn invoke_user_command(
+        &self,
+        inv: CommandInvocation,
+        target: u64,
+        via: Delivery,
+    ) -> Result<InteractionHandle, Error> {
+        let data = {
+            let st = self.shared.lock();
+            let cmd = crate::commands::find(&st, inv.guild_id, &inv.name, 2)
+                .ok_or_else(|| Error::NotFound(format!("user command {:?} is not registered", inv.name)))?;
+            crate::commands::check_visible(&st, inv.guild_id, inv.channel_id, inv.user_id, &cmd)
+                .map_err(Error::Hidden)?;
+            let options = json!([{"name": "user", "type": 6, "value": target.to_string()}]);
+            let mut data = json!({
+                "id": cmd["id"].clone(),
+                "name": inv.name,
+                "type": 2,
+                "target_id": target.to_string(),
+            });
+            if let Some(r) = interactions::resolved(&st, inv.guild_id, &options) {
+                data["resolved"] = r;
+            }
+            if let Some(g) = cmd.get("guild_id").filter(|g| !g.is_null()) {
+                data["guild_id"] = g.clone();
+            }
+            data
+        };
+        self.interact(
+            NewInteraction {
+                kind: 2,
+                guild_id: inv.guild_id,
+                channel_id: inv.channel_id,
+                user_id: inv.user_id,
+                data,
+                message_id: None,
+                permissions: inv.member_permissions,
+            },
+            via,
+        )
+        .await
     }
 
     /// Add a member to an existing guild (dispatches GUILD_MEMBER_ADD).

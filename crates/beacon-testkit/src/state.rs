@@ -8,6 +8,16 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// `ADMINISTRATOR`.
 pub const ADMINISTRATOR: u64 = 1 << 3;
+/// `KICK_MEMBERS`.
+pub const KICK_MEMBERS: u64 = 1 << 1;
+/// `BAN_MEMBERS`.
+pub const BAN_MEMBERS: u64 = 1 << 2;
+/// `MANAGE_GUILD`.
+pub const MANAGE_GUILD: u64 = 1 << 5;
+/// `VIEW_AUDIT_LOG`.
+pub const VIEW_AUDIT_LOG: u64 = 1 << 7;
+/// `MODERATE_MEMBERS` (timeouts).
+pub const MODERATE_MEMBERS: u64 = 1 << 40;
 /// Every permission bit Discord defines today (and a few spare).
 pub const ALL_PERMISSIONS: u64 = (1 << 53) - 1;
 /// What `@everyone` may do in a seeded guild.
@@ -64,6 +74,8 @@ pub struct Guild {
     pub members: BTreeMap<u64, Member>,
     pub bans: BTreeMap<u64, Option<String>>,
     pub created_ms: u64,
+    /// Audit log entries, oldest first (Discord's `AuditLogEntry` objects).
+    pub audit_log: Vec<Value>,
 }
 
 /// A channel, thread or DM.
@@ -167,6 +179,8 @@ pub struct State {
     pub endpoint_verified: Option<String>,
     pub buckets: HashMap<String, Window>,
     pub global_window: Option<Window>,
+    /// Users whose privacy settings refuse DMs from the bot (`create_message` answers 50007).
+    pub closed_dms: std::collections::HashSet<u64>,
 }
 
 /// Events kept per session for Resume.
@@ -219,6 +233,83 @@ impl State {
             }
         }
         if perms & ADMINISTRATOR != 0 { ALL_PERMISSIONS } else { perms }
+    }
+
+    /// The rank of a member's highest role: `(position, -id)` as Discord orders roles (a lower
+    /// id wins a tie); `@everyone` ranks lowest.
+    pub fn top_role(&self, guild_id: u64, user_id: u64) -> (i64, i64) {
+        let Some(guild) = self.guilds.get(&guild_id) else {
+            return (i64::MIN, 0);
+        };
+        let Some(member) = guild.members.get(&user_id) else {
+            return (i64::MIN, 0);
+        };
+        guild
+            .roles
+            .iter()
+            .filter(|r| member.roles.contains(&r.id))
+            .map(|r| (r.position, -(r.id as i64)))
+            .max()
+            .unwrap_or((0, -(guild_id as i64)))
+    }
+
+    /// Why `actor` may not act on `target` in `guild` with `permission`, as Discord decides: the
+    /// permission is missing, the target owns the guild, or the target's highest role is not
+    /// below the actor's (owners may act on anyone but themselves). `None` when allowed.
+    pub fn moderation_refusal(&self, guild_id: u64, actor: u64, target: u64, permission: u64) -> Option<String> {
+        let guild = self.guilds.get(&guild_id)?;
+        if self.member_permissions(guild_id, actor) & permission == 0 {
+            return Some(format!("user {actor} lacks permission bit {permission:#x}"));
+        }
+        if target == guild.owner_id {
+            return Some(format!("user {target} owns guild {guild_id}"));
+        }
+        if actor != guild.owner_id
+            && guild.members.contains_key(&target)
+            && self.top_role(guild_id, target) >= self.top_role(guild_id, actor)
+        {
+            return Some(format!("the highest role of user {target} is not below that of user {actor}"));
+        }
+        None
+    }
+
+    /// Records an audit log entry and dispatches GUILD_AUDIT_LOG_ENTRY_CREATE.
+    #[allow(clippy::too_many_arguments)] // mirrors Discord's AuditLogEntry fields
+    pub fn audit(
+        &mut self,
+        id: u64,
+        bot_id: u64,
+        guild_id: u64,
+        actor: u64,
+        action_type: u64,
+        target: u64,
+        reason: Option<&str>,
+        changes: Option<Value>,
+    ) {
+        let mut entry = serde_json::json!({
+            "id": id.to_string(),
+            "action_type": action_type,
+            "user_id": actor.to_string(),
+            "target_id": target.to_string(),
+        });
+        if let Some(reason) = reason {
+            entry["reason"] = Value::String(reason.to_owned());
+        }
+        if let Some(changes) = changes {
+            entry["changes"] = changes;
+        }
+        if let Some(g) = self.guilds.get_mut(&guild_id) {
+            g.audit_log.push(entry.clone());
+        }
+        entry["guild_id"] = Value::String(guild_id.to_string());
+        self.dispatch(bot_id, Some(guild_id), "GUILD_AUDIT_LOG_ENTRY_CREATE", &entry, 1 << 2);
+    }
+
+    /// Whether a DM from the bot reaches `user`: they share a guild with it and accept DMs.
+    pub fn dm_allowed(&self, bot_id: u64, user: u64) -> bool {
+        !self.closed_dms.contains(&user)
+            && self.users.get(&user).is_none_or(|u| !u.bot)
+            && self.guilds.values().any(|g| g.members.contains_key(&user) && g.members.contains_key(&bot_id))
     }
 
     /// Send a dispatch event to every session that should see it (by shard and intent).

@@ -250,6 +250,22 @@ pub struct CommandInvocation {
     pub member_permissions: Option<u64>,
 }
 
+/// A moderation action a moderator takes in Discord's own UI (not through the bot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UiAction {
+    /// Ban the user.
+    Ban,
+    /// Lift the user's ban.
+    Unban,
+    /// Kick the member.
+    Kick,
+    /// Time the member out until this ISO8601 time (at most 28 days ahead).
+    Timeout(String),
+    /// Remove the member's timeout.
+    RemoveTimeout,
+}
+
 /// Identifies an interaction created by the scenario API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InteractionHandle {
@@ -286,6 +302,9 @@ pub struct RecordedRequest {
     pub body: serde_json::Value,
     /// Status the fake answered with.
     pub status: u16,
+    /// The `X-Audit-Log-Reason` header, decoded (Discord's audit log shows it).
+    #[serde(default)]
+    pub audit_log_reason: Option<String>,
 }
 
 /// Something a client did that Discord would reject or that breaks its documented rules.

@@ -82,6 +82,8 @@ const BUILTIN: &[(&str, &str, &str)] = &[
     ("GET", "/guilds/{guild_id}/bans/{user_id}", "get_guild_ban"),
     ("PUT", "/guilds/{guild_id}/bans/{user_id}", "ban_user_from_guild"),
     ("DELETE", "/guilds/{guild_id}/bans/{user_id}", "unban_user_from_guild"),
+    ("POST", "/guilds/{guild_id}/bulk-ban", "bulk_ban_users_from_guild"),
+    ("GET", "/guilds/{guild_id}/audit-logs", "list_guild_audit_log_entries"),
     ("GET", "/guilds/{guild_id}/threads/active", "get_active_guild_threads"),
     ("GET", "/channels/{channel_id}", "get_channel"),
     ("PATCH", "/channels/{channel_id}", "update_channel"),

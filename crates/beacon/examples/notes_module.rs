@@ -1,5 +1,5 @@
 //! A module author's complete example: a feature declared through the module contract and run
-//! in the real app. `/note add text:` keeps a staff note, `/note list` shows the last ones; the
+//! in the real app. `/memo add text:` keeps a staff note, `/memo list` shows the last ones; the
 //! notes table comes from a SQL file and is declared guild-owned (a guild purge removes it),
 //! `/export notes` serves them as CSV, and `/status` counts them.
 //!
@@ -74,7 +74,7 @@ impl Module for NotesModule {
 
     fn commands(&self) -> Vec<CommandSpec> {
         vec![
-            CommandSpec::new("note", "Staff notes", Access::Staff)
+            CommandSpec::new("memo", "Staff notes", Access::Staff)
                 .option(OptionSpec::subcommand(
                     "add",
                     "Keep a note",

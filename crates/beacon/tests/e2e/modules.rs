@@ -259,12 +259,12 @@ async fn module_author_example() {
     .await;
     let owner = t.owner();
     let out = t
-        .command(owner, "note", sub("add", json!([opt_str("text", "bob asked about refunds twice")])), Delivery::Http)
+        .command(owner, "memo", sub("add", json!([opt_str("text", "bob asked about refunds twice")])), Delivery::Http)
         .await;
     assert_eq!(text_of(&out).trim(), "Noted.");
-    let out = t.command(owner, "note", sub("list", json!([])), Delivery::Gateway).await;
+    let out = t.command(owner, "memo", sub("list", json!([])), Delivery::Gateway).await;
     assert!(text_of(&out).contains("refunds twice"), "{}", text_of(&out));
-    let bob = t.command(t.member("bob"), "note", sub("list", json!([])), Delivery::Http).await;
+    let bob = t.command(t.member("bob"), "memo", sub("list", json!([])), Delivery::Http).await;
     assert!(!text_of(&bob).contains("refunds"), "members are not staff: {}", text_of(&bob));
     let status = t.command(owner, "status", json!([]), Delivery::Http).await;
     assert!(text_of(&status).contains("1 kept"), "{}", text_of(&status));

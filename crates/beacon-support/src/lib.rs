@@ -7,6 +7,8 @@
 //! - [`guard`]: checks generated text before it is posted (no mass or role pings, no secrets,
 //!   length limits);
 //! - [`pii`]: redacts personal data from anything echoed or logged;
+//! - [`conversation`]: the last turns of both sides of a member's conversation, the context
+//!   for retrieval and the LLM;
 //! - [`grounded`]: LLM answers grounded on retrieved passages, with checked citations;
 //! - [`stream`]: LLM answers streamed into Discord with throttled edits.
 //!
@@ -22,6 +24,7 @@
 //! ```
 
 pub mod confidence;
+pub mod conversation;
 pub mod extract;
 pub mod fence;
 pub mod grounded;

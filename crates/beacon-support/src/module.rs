@@ -32,7 +32,8 @@ use twilight_model::gateway::payload::incoming::MessageCreate;
 use twilight_model::guild::Permissions;
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder};
 
-use crate::confidence::{confidence, content_terms};
+use crate::confidence::confidence;
+use crate::conversation::{self, Speaker, Turn};
 use crate::extract;
 use crate::grounded::{self, Grounded};
 use crate::i18n::{self, Lang};
@@ -228,7 +229,7 @@ impl SupportModule {
         if let Some(refusal) = self.admit(app, guild, &question, &mut record).await? {
             return self.finish(app, guild, record, started, &question, refusal, Vec::new(), None, &[]).await;
         }
-        self.answer_admitted(app, guild, question, record, started, locale, live).await
+        self.answer_admitted(app, guild, channel_id, question, record, started, locale, live).await
     }
 
     /// The checks before anything visible happens: the member's and the guild's rate limits,
@@ -270,12 +271,15 @@ impl SupportModule {
         Ok(None)
     }
 
-    /// The pipeline after admission: cache, retrieval, the answer, the records.
+    /// The pipeline after admission: cache, retrieval, the answer, the records. `conversation` is
+    /// where the member's conversation continues (the thread Beacon opened for a support-channel
+    /// question, else the channel): the earlier turns there are the context.
     #[allow(clippy::too_many_arguments)]
     async fn answer_admitted(
         &self,
         app: &Arc<App>,
         guild: &GuildStore,
+        conversation: u64,
         question: String,
         mut record: AnswerRecord,
         started: Instant,
@@ -283,19 +287,16 @@ impl SupportModule {
         live: Option<&mut dyn LiveAnswer>,
     ) -> Result<Prepared, HandlerError> {
         let settings = &app.settings;
-        let (channel_id, user_id, lang) = (record.channel_id, record.user_id, record.lang);
-        let history_key = CacheKey::guild(guild.id(), "support", &format!("conv:{channel_id}:{user_id}"));
-        let turns = settings.get_i64(guild, keys::HISTORY).await?.max(0) as usize;
-        let mut history: Vec<String> = match app.cache.get(&history_key).await? {
-            Some(bytes) if turns > 0 => serde_json::from_slice(&bytes).unwrap_or_default(),
+        let (user_id, lang) = (record.user_id, record.lang);
+        let history_key = CacheKey::guild(guild.id(), "support", &format!("conversation:{conversation}:{user_id}"));
+        let exchanges = settings.get_i64(guild, keys::HISTORY).await?.max(0) as usize;
+        // A remembered conversation that no longer reads (an older format) is started afresh.
+        let history: Vec<Turn> = match app.cache.get(&history_key).await? {
+            Some(bytes) if exchanges > 0 => serde_json::from_slice(&bytes).unwrap_or_default(),
             _ => Vec::new(),
         };
-        // Short follow-ups ("and on mobile?") may need the previous question's words. They are tried
-        // alone first, so a new short question is not read in the light of an unrelated old one.
-        let follow_up = match history.last() {
-            Some(prev) if content_terms(&question).len() < 3 => Some(format!("{prev} {question}")),
-            _ => None,
-        };
+        // Short follow-ups ("and for Windows?") need the previous question's words.
+        let follow_up = conversation::follow_up_query(&history, &question);
 
         // Answer cache, keyed by the question and the guild's knowledge version (the database's
         // index version and the model): another process's ingest is a new version, and workers
@@ -314,9 +315,12 @@ impl SupportModule {
             lang.code().hash(&mut h);
             CacheKey::guild(guild.id(), "support", &format!("answer:{v}:{:x}", h.finish()))
         });
+        // A follow-up's answer depends on the conversation: it is not taken from the cache.
         let cached = match &cache_key {
-            Some(key) => app.cache.get(key).await?.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()),
-            None => None,
+            Some(key) if follow_up.is_none() => {
+                app.cache.get(key).await?.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            }
+            _ => None,
         };
 
         let threshold = settings.get_i64(guild, keys::MIN_CONFIDENCE).await? as f32 / 100.0;
@@ -341,12 +345,15 @@ impl SupportModule {
                 };
                 let (mut hits, mut best_conf) = search(question.clone()).await?;
                 let mut in_context = false;
-                if let Some(combined) = follow_up
-                    && best_conf.is_none_or(|c| c < threshold)
-                {
-                    let (more, more_conf) = search(combined).await?;
-                    if more_conf.is_some_and(|c| c >= threshold) {
-                        (hits, best_conf, in_context) = (more, more_conf, true);
+                // A follow-up is searched with the previous question too; the passage that
+                // answers the conversation (it holds the follow-up's own words) wins over the
+                // follow-up read alone. A new short question finds no such passage and stands alone.
+                if let Some(combined) = follow_up {
+                    let (mut more, _) = search(combined.clone()).await?;
+                    if let Some((at, conf)) = conversation::in_context(&more, &combined, &question, threshold) {
+                        let best = more.remove(at);
+                        more.insert(0, best);
+                        (hits, best_conf, in_context) = (more, Some(conf), true);
                     }
                 }
                 let best = hits.first().zip(best_conf).map(|(h, c)| (c, h));
@@ -386,10 +393,8 @@ impl SupportModule {
         record.outcome = if answered { "answered" } else { "abstained" };
 
         let earlier = history.clone();
-        if turns > 0 {
-            history.push(question.clone());
-            let skip = history.len().saturating_sub(turns);
-            let kept: Vec<String> = history.into_iter().skip(skip).collect();
+        if exchanges > 0 {
+            let kept = conversation::remember(history, &question, &guard::output(&content, MAX_ANSWER).text, exchanges);
             if let Ok(bytes) = serde_json::to_vec(&kept) {
                 app.cache.set(&history_key, &bytes, Duration::from_secs(3600)).await?;
             }
@@ -398,7 +403,7 @@ impl SupportModule {
         self.finish(app, guild, record, started, &question, content, components, Some(answered), &earlier).await
     }
 
-    /// The LLM's grounded answer (`history`: the member's earlier questions here); `None` when there is no LLM or it failed (the caller answers
+    /// The LLM's grounded answer (`history`: the conversation so far, both sides); `None` when there is no LLM or it failed (the caller answers
     /// extractively). Tokens and mode go into `record`.
     #[allow(clippy::too_many_arguments)]
     async fn llm_answer(
@@ -407,7 +412,7 @@ impl SupportModule {
         user_id: u64,
         question: &str,
         locale: Option<&str>,
-        history: &[String],
+        history: &[Turn],
         hits: &[Hit],
         record: &mut AnswerRecord,
         live: Option<&mut dyn LiveAnswer>,
@@ -474,7 +479,7 @@ impl SupportModule {
         content: String,
         mut components: Vec<Component>,
         answered: Option<bool>,
-        earlier: &[String],
+        earlier: &[Turn],
     ) -> Result<Prepared, HandlerError> {
         let guarded = guard::output(&content, MAX_ANSWER);
         record.answer_chars = guarded.text.chars().count();
@@ -504,8 +509,8 @@ impl SupportModule {
             _ => {}
         }
         if human {
-            // What a ticket opened from this answer will carry: the member's earlier questions
-            // here, the question and Beacon's answer; kept for a day, then gone.
+            // What a ticket opened from this answer will carry: the conversation before it (both
+            // sides), the question and Beacon's answer; kept for a day, then gone.
             let key = CacheKey::guild(guild.id(), "support", &format!("handoff:{answer_id}"));
             let body = json!({ "question": question, "attempt": guarded.text, "earlier": earlier });
             app.cache.set(&key, body.to_string().as_bytes(), Duration::from_secs(86_400)).await?;
@@ -609,7 +614,8 @@ impl SupportModule {
             reply_to = None;
         }
         let mut live = ChannelAnswer::new(app.http.clone(), target, reply_to, self.edit_interval);
-        let prepared = self.answer_admitted(app, &guild, question, record, started, None, Some(&mut live)).await;
+        let prepared =
+            self.answer_admitted(app, &guild, target, question, record, started, None, Some(&mut live)).await;
         let prepared = match prepared {
             Ok(prepared) => prepared,
             // A half-written answer is not left behind.
@@ -733,7 +739,7 @@ impl Module for SupportModule {
                 keys::HISTORY,
                 SettingKind::Int { min: 0, max: 20 },
                 json!(6),
-                "Earlier questions per member and channel kept as context.",
+                "Earlier exchanges (the member's question and Beacon's answer) kept as context per member and thread or channel.",
             ),
             SettingSpec::new(
                 keys::AUDIT_CONTENT,
@@ -847,7 +853,7 @@ impl Module for SupportModule {
                 let (question, attempt, earlier) = match ctx.app.cache.get(&key).await? {
                     Some(bytes) => {
                         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-                        let earlier: Vec<String> = serde_json::from_value(v["earlier"].clone()).unwrap_or_default();
+                        let earlier: Vec<Turn> = serde_json::from_value(v["earlier"].clone()).unwrap_or_default();
                         (
                             v["question"].as_str().unwrap_or_default().to_owned(),
                             v["attempt"].as_str().unwrap_or_default().to_owned(),
@@ -861,9 +867,13 @@ impl Module for SupportModule {
                     if question.is_empty() { "Question for staff".into() } else { question.chars().take(90).collect() };
                 let mut conversation = String::new();
                 if !earlier.is_empty() {
-                    conversation.push_str("Earlier questions:\n");
-                    for q in &earlier {
-                        conversation.push_str(&format!("- {q}\n"));
+                    conversation.push_str("Earlier in the conversation:\n");
+                    for turn in &earlier {
+                        let who = match turn.who {
+                            Speaker::Member => "Member",
+                            Speaker::Beacon => "Beacon",
+                        };
+                        conversation.push_str(&format!("- {who}: {}\n", turn.text));
                     }
                     conversation.push('\n');
                 }

@@ -297,6 +297,55 @@ async fn support_channels_answer_in_a_thread_and_follow_ups_there_too() {
     t.stop().await;
 }
 
+/// A follow-up in the thread is read with the conversation: "and for Windows?" after a question
+/// about uninstalling on macOS is answered with uninstalling on Windows, not installing — the
+/// first question (asked in the support channel, answered in the thread) is part of the thread's
+/// conversation.
+#[tokio::test]
+async fn a_thread_follow_up_is_understood_with_the_previous_turn() {
+    let t = with_kb().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("desktop.md"),
+        "# Desktop app\n\n## Installing on macOS\n\nOpen the downloaded disk image and drag Beacon into Applications.\n\n\
+         ## Installing on Windows\n\nRun BeaconSetup.exe and follow the wizard.\n\n\
+         ## Uninstalling on macOS\n\nQuit Beacon, then drag it from Applications to the Bin.\n\n\
+         ## Uninstalling on Windows\n\nOpen Settings, Apps and features, choose Beacon and press Uninstall.\n",
+    )
+    .unwrap();
+    let kb = beacon::backends::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
+    kb.sync(t.guild.id, &beacon_kb::FolderSource::new(dir.path()), &mut |_| {}).await.unwrap();
+    let support = t.channel("support");
+    t.command(
+        t.owner(),
+        "config",
+        sub("set", json!([opt_str("key", "support.channels"), opt_str("value", &format!("<#{support}>"))])),
+        Delivery::Http,
+    )
+    .await;
+    let bob = t.member("bob");
+    t.fake.send_message(t.guild.id, support, bob, "How do I uninstall the app on macOS?").await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let thread = loop {
+        let row = sqlx::query_scalar::<_, i64>("SELECT thread_id FROM support_threads WHERE guild_id = $1")
+            .bind(t.guild.id as i64)
+            .fetch_optional(t.app().store.pool())
+            .await
+            .unwrap();
+        if let Some(id) = row {
+            break id as u64;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the thread was never recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    wait_message(&t, thread, "to the Bin").await;
+    t.fake.send_message(t.guild.id, thread, bob, "and for Windows?").await.unwrap();
+    let answer = wait_message(&t, thread, "Apps and features").await;
+    assert!(!answer["content"].as_str().unwrap_or("").contains("BeaconSetup"), "{answer:#?}");
+
+    t.stop().await;
+}
+
 /// Limits and screening come before anything visible: a member over the limit, or a refused
 /// message, opens no thread and gets no public answer — one quiet notice per minute at most.
 #[tokio::test]

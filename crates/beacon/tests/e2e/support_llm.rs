@@ -134,9 +134,10 @@ async fn ask_is_answered_by_the_llm_with_citations_mapping_to_the_passages() {
     let out = t.command(t.member("bob"), "ask", ask("When do refunds reach my card?"), Delivery::Gateway).await;
     let text = out.data["content"].as_str().unwrap_or_default();
     assert!(text.contains("5 business days [1]"), "{text}");
-    // The member's earlier question travels as fenced context.
+    // The conversation so far travels as fenced context: the member's question and Beacon's answer.
     let prompt = strings(&fake.requests()[1].body);
-    assert!(prompt.contains("earlier questions"), "{prompt}");
+    assert!(prompt.contains("conversation so far"), "{prompt}");
+    assert!(prompt.contains("You answered:\n<member_message>\nRefunds are possible within 14 days"), "{prompt}");
     assert!(prompt.contains("<member_message>\nHow do I get a refund?\n</member_message>"), "{prompt}");
     assert!(prompt.contains("<member_message>\nWhen do refunds reach my card?\n</member_message>"), "{prompt}");
     assert!(!discord_output(&t).contains(KEY), "the key reached Discord");

@@ -182,7 +182,8 @@ impl FaqModule {
             return self.show(ctx, service, entry, true).await;
         }
         let hits = service.search(&ctx.guild, &query, SEARCH_RESULTS).await?;
-        let term = normalize_term(&query);
+        // Redacted before normalising: normalising would break an address into plain words.
+        let term = normalize_term(&beacon_pii::redact(&query));
         if !term.is_empty()
             && let Err(e) = service.repo.log_search(&ctx.guild, &term, hits.len()).await
         {

@@ -22,6 +22,8 @@ pub enum Speaker {
     Member,
     /// Beacon's answer (or its abstention).
     Beacon,
+    /// Staff (in a ticket a draft is asked for).
+    Staff,
 }
 
 /// One turn of a conversation.
@@ -42,6 +44,11 @@ impl Turn {
     /// Beacon's answer.
     pub fn beacon(text: &str) -> Turn {
         Turn { who: Speaker::Beacon, text: cut(text) }
+    }
+
+    /// A staff member's message.
+    pub fn staff(text: &str) -> Turn {
+        Turn { who: Speaker::Staff, text: cut(text) }
     }
 }
 

@@ -106,6 +106,7 @@ pub fn request(question: &str, locale: Option<&str>, history: &[Turn], passages:
             body.push_str(match turn.who {
                 Speaker::Member => "Member:\n",
                 Speaker::Beacon => "You answered:\n",
+                Speaker::Staff => "Staff:\n",
             });
             body.push_str(&fence::as_data(&turn.text));
             body.push('\n');

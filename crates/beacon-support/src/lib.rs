@@ -33,10 +33,10 @@ pub mod i18n;
 pub mod injection;
 pub mod kb_module;
 pub mod module;
-pub mod pii;
 pub mod repo;
 pub mod sanitize;
 pub mod stream;
 
+pub use beacon_pii as pii;
 pub use kb_module::KbModule;
 pub use module::{Prepared, SupportModule, Trigger};

@@ -18,7 +18,7 @@ use beacon_framework::{
     Access, App, CommandCtx, CommandSpec, ComponentCtx, EventCtx, GuildCache, HandlerError, HandlerResult, Module,
     OptionSpec, Reply, SettingKind, SettingSpec, async_trait,
 };
-use beacon_framework::{HumanHandoff, Port, ReplyDrafter};
+use beacon_framework::{ConversationMessage, HumanHandoff, Port, ReplyDrafter, Speaker as TicketSpeaker};
 use beacon_kb::{Hit, KnowledgeBase};
 use beacon_llm::{CallContext, LlmService};
 use beacon_store::{GuildStore, Schema};
@@ -55,6 +55,8 @@ mod keys {
 
 /// Longest question considered, in characters.
 const MAX_QUESTION: usize = 1500;
+/// Most earlier messages of a ticket given to the LLM with a draft's question.
+const MAX_DRAFT_CONTEXT: usize = 20;
 /// Longest answer posted, in characters (longer than one message: split when posted).
 const MAX_ANSWER: usize = 4000;
 
@@ -140,31 +142,60 @@ impl SupportModule {
         self
     }
 
-    /// A draft reply for staff (the ticket desk's "Suggest reply"): the guild's knowledge base
-    /// searched for `question`, then an LLM answer grounded on it when one is configured, else
-    /// the best passage quoted. `None` when nothing in the knowledge base is confident enough.
+    /// A draft reply for staff (the ticket desk's "Suggest reply") to the member's latest message
+    /// in `conversation` (oldest first), every message PII-redacted first: the guild's knowledge
+    /// base searched for that message — with the member's earlier messages too when it does not
+    /// stand alone —, then an LLM answer grounded on it, with the conversation as context, when
+    /// one is configured, else the best passage quoted. `None` when nothing in the knowledge base
+    /// is confident enough.
     pub async fn draft_reply(
         &self,
         app: &App,
         guild: &GuildStore,
         staff_id: u64,
-        question: &str,
+        conversation: &[ConversationMessage],
     ) -> Result<Option<String>, HandlerError> {
-        let question = sanitize::question(question, MAX_QUESTION);
-        if question.is_empty() {
-            return Ok(None);
-        }
-        let hits = self.kb.search(guild.id(), &question, 5).await.map_err(HandlerError::internal)?;
-        let Some(best) = hits.first() else { return Ok(None) };
+        let turns: Vec<Turn> = conversation
+            .iter()
+            .filter_map(|m| {
+                let text = sanitize::question(&pii::redact(&m.text), MAX_QUESTION);
+                (!text.is_empty()).then(|| match m.speaker {
+                    TicketSpeaker::Member => Turn::member(&text),
+                    TicketSpeaker::Staff => Turn::staff(&text),
+                })
+            })
+            .collect();
+        let Some(at) = turns.iter().rposition(|t| t.who == Speaker::Member) else { return Ok(None) };
+        let question = turns[at].text.clone();
+        let mut history = turns;
+        history.remove(at);
+        let skip = history.len().saturating_sub(MAX_DRAFT_CONTEXT);
+        let history: Vec<Turn> = history.into_iter().skip(skip).collect();
         let threshold = app.settings.get_i64(guild, keys::MIN_CONFIDENCE).await? as f32 / 100.0;
-        if confidence(&question, best) < threshold {
+        let search = |query: String| async move {
+            let hits = self.kb.search(guild.id(), &query, 5).await.map_err(HandlerError::internal)?;
+            let conf = hits.first().map(|h| confidence(&query, h)).unwrap_or(0.0);
+            Ok::<_, HandlerError>((hits, conf, query))
+        };
+        let (mut hits, mut conf, mut query) = search(question.clone()).await?;
+        // "On my laptop" answers staff's question: read it with what the member asked before.
+        let earlier: Vec<&str> = history.iter().filter(|t| t.who == Speaker::Member).map(|t| t.text.as_str()).collect();
+        if conf < threshold && !earlier.is_empty() {
+            let combined = format!("{} {question}", earlier[earlier.len().saturating_sub(3)..].join(" "));
+            let more = search(combined).await?;
+            if more.1 >= threshold {
+                (hits, conf, query) = more;
+            }
+        }
+        let Some(best) = hits.first() else { return Ok(None) };
+        if conf < threshold {
             return Ok(None);
         }
         let mut record = AnswerRecord::default();
-        let draft = match self.llm_answer(guild, staff_id, &question, None, &[], &hits, &mut record, None).await {
+        let draft = match self.llm_answer(guild, staff_id, &question, None, &history, &hits, &mut record, None).await {
             Some(LlmOutcome::Answer { content, .. }) => content,
             Some(LlmOutcome::CannotAnswer) => return Ok(None),
-            None => render_extractive(&question, best, Lang::En),
+            None => render_extractive(&query, best, Lang::En),
         };
         Ok(Some(guard::output(&draft, 1800).text))
     }
@@ -872,6 +903,7 @@ impl Module for SupportModule {
                         let who = match turn.who {
                             Speaker::Member => "Member",
                             Speaker::Beacon => "Beacon",
+                            Speaker::Staff => "Staff",
                         };
                         conversation.push_str(&format!("- {who}: {}\n", turn.text));
                     }
@@ -945,9 +977,9 @@ impl ReplyDrafter for SupportModule {
         app: &Arc<App>,
         guild_id: u64,
         staff_id: u64,
-        question: &str,
+        conversation: &[ConversationMessage],
     ) -> Result<Option<String>, HandlerError> {
-        self.draft_reply(app, &app.guild(guild_id), staff_id, question).await
+        self.draft_reply(app, &app.guild(guild_id), staff_id, conversation).await
     }
 }
 

@@ -86,6 +86,21 @@ fn bytes_to_f32s(b: &[u8]) -> Option<Vec<f32>> {
     Some(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
+/// A document and the ids of its chunks ([`KbRepo::document_chunks`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentChunks {
+    /// Database id of the document.
+    pub id: i64,
+    /// The source it came from.
+    pub source: String,
+    /// Its key within the source.
+    pub key: String,
+    /// Its title.
+    pub title: String,
+    /// Its chunks' database ids.
+    pub chunk_ids: Vec<i64>,
+}
+
 /// Repository of one guild's knowledge-base rows.
 pub struct KbRepo {
     guild: GuildStore,
@@ -107,6 +122,35 @@ impl KbRepo {
             Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool().begin().await?,
         })
+    }
+
+    /// Every document of the guild, in every source, with the ids of its chunks (for reports of
+    /// which documents answers drew on).
+    pub async fn document_chunks(&self) -> Result<Vec<DocumentChunks>> {
+        let rows = sqlx::query(
+            "SELECT d.id, d.source, d.doc_key, d.title, c.id AS chunk_id FROM kb_documents d \
+             LEFT JOIN kb_chunks c ON c.document_id = d.id AND c.guild_id = d.guild_id \
+             WHERE d.guild_id = $1 ORDER BY d.id, c.id",
+        )
+        .bind(self.guild.sql_id())
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: Vec<DocumentChunks> = Vec::new();
+        for r in &rows {
+            let id: i64 = r.try_get("id")?;
+            let chunk: Option<i64> = r.try_get("chunk_id")?;
+            match out.last_mut() {
+                Some(doc) if doc.id == id => doc.chunk_ids.extend(chunk),
+                _ => out.push(DocumentChunks {
+                    id,
+                    source: r.try_get("source")?,
+                    key: r.try_get("doc_key")?,
+                    title: r.try_get("title")?,
+                    chunk_ids: chunk.into_iter().collect(),
+                }),
+            }
+        }
+        Ok(out)
     }
 
     /// Documents stored for one source.

@@ -19,6 +19,7 @@ use beacon_framework::{
     OptionSpec, Reply, SettingKind, SettingSpec, async_trait,
 };
 use beacon_framework::{ConversationMessage, HumanHandoff, Port, ReplyDrafter, Speaker as TicketSpeaker};
+use beacon_kb::store::KbRepo;
 use beacon_kb::{Hit, KnowledgeBase};
 use beacon_llm::{CallContext, LlmService};
 use beacon_store::{GuildStore, Schema};
@@ -37,6 +38,7 @@ use crate::conversation::{self, Speaker, Turn};
 use crate::extract;
 use crate::grounded::{self, Grounded};
 use crate::i18n::{self, Lang};
+use crate::quality;
 use crate::repo::{AnswerRecord, SCHEMA, SupportRepo};
 use crate::stream::{self, ChannelAnswer, InteractionAnswer, LiveAnswer};
 use crate::{guard, injection, pii, sanitize};
@@ -670,6 +672,21 @@ enum LlmOutcome {
     CannotAnswer,
 }
 
+/// Lines for one embed field: as many as fit Discord's 1,024 characters, then how many more.
+fn field_text(lines: &[String]) -> String {
+    let mut out = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        let more = format!("…and {} more", lines.len() - i);
+        if out.chars().count() + line.chars().count() + more.chars().count() + 2 > 1024 {
+            out.push_str(&more);
+            break;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.trim_end().to_owned()
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -838,16 +855,39 @@ impl Module for SupportModule {
             }
             _ => {
                 let since = now_ms() - 7 * 86_400_000;
-                let (n, up, down, abstained) = SupportRepo::new(ctx.guild.clone()).stats(since).await?;
-                let embed = EmbedBuilder::new()
+                let repo = SupportRepo::new(ctx.guild.clone());
+                let (n, up, down, abstained) = repo.stats(since).await?;
+                let documents =
+                    KbRepo::new(ctx.guild.clone()).document_chunks().await.map_err(HandlerError::internal)?;
+                let q = quality::report(&repo.outcomes(since).await?, &documents);
+                let percent = |r: Option<u64>| r.map_or_else(|| "—".to_owned(), |r| format!("{r}%"));
+                let mut embed = EmbedBuilder::new()
                     .title("Support answers — last 7 days")
                     .color(0x3B82F6)
                     .field(EmbedFieldBuilder::new("Questions", n.to_string()).inline())
                     .field(EmbedFieldBuilder::new("👍", up.to_string()).inline())
                     .field(EmbedFieldBuilder::new("👎", down.to_string()).inline())
                     .field(EmbedFieldBuilder::new("Handed to humans (abstained)", abstained.to_string()).inline())
-                    .build();
-                ctx.reply(Reply::embed(embed).ephemeral()).await
+                    .field(EmbedFieldBuilder::new("Answered rate", percent(q.answered_rate())).inline())
+                    .field(EmbedFieldBuilder::new("Abstention rate", percent(q.abstention_rate())).inline());
+                let mut by_source: Vec<String> = q
+                    .sources
+                    .iter()
+                    .map(|(name, f)| format!("`{name}`: {} answers · 👍 {} · 👎 {}", f.answers, f.up, f.down))
+                    .collect();
+                if q.unknown_source > 0 {
+                    by_source.push(format!("(re-synced since): {} answers", q.unknown_source));
+                }
+                if !by_source.is_empty() {
+                    embed = embed.field(EmbedFieldBuilder::new("By source", field_text(&by_source)));
+                }
+                if !q.never_used.is_empty() {
+                    let titles: Vec<String> =
+                        q.never_used.iter().map(|(source, title)| format!("{title} (`{source}`)")).collect();
+                    let name = format!("Documents no answer drew on ({})", q.never_used.len());
+                    embed = embed.field(EmbedFieldBuilder::new(name, field_text(&titles)));
+                }
+                ctx.reply(Reply::embed(embed.build()).ephemeral()).await
             }
         }
     }

@@ -135,6 +135,31 @@ async fn out_of_scope_questions_get_no_guess_and_a_human_button_that_opens_a_tic
     t.stop().await;
 }
 
+/// `/support-stats` reports the knowledge base's quality: answered and abstention rates, the
+/// 👍/👎 of the answers each source backed, and the documents no answer drew on.
+#[tokio::test]
+async fn support_stats_report_the_knowledge_bases_quality() {
+    let t = with_kb().await;
+    let bob = t.member("bob");
+    let out = t.command(bob, "ask", ask("How do I get a refund?"), Delivery::Http).await;
+    let down = buttons(&out.data).into_iter().find(|b| b.starts_with("support:fb:down:")).unwrap();
+    let general = t.channel("general");
+    let message = message_with_button(&t, general, &down);
+    let h = t.fake.click_button(t.guild.id, general, bob, message, &down, Delivery::Http).await.unwrap();
+    t.fake.wait_response(&h, WAIT).await.unwrap();
+    let out = t.command(bob, "ask", ask("What is the weather on Mars tomorrow?"), Delivery::Http).await;
+    assert!(!buttons(&out.data).iter().any(|b| b.starts_with("support:fb:")), "an abstention: {}", text_of(&out));
+
+    let out = t.command(bob, "support-stats", json!([]), Delivery::Http).await;
+    assert!(!text_of(&out).contains("Answered rate"), "staff only: {}", text_of(&out));
+    let out = t.command(t.owner(), "support-stats", json!([]), Delivery::Http).await;
+    let text = text_of(&out);
+    assert!(text.contains("Answered rate: 50%") && text.contains("Abstention rate: 50%"), "{text}");
+    assert!(text.contains(": 1 answers · 👍 0 · 👎 1"), "{text}");
+    assert!(text.contains("Documents no answer drew on (1): Account ("), "{text}");
+    t.stop().await;
+}
+
 #[tokio::test]
 async fn feedback_is_stored_and_a_thumbs_down_offers_a_human() {
     let t = with_kb().await;

@@ -156,3 +156,22 @@ pub trait ReplyDrafter: Send + Sync {
         conversation: &[ConversationMessage],
     ) -> Result<Option<String>, HandlerError>;
 }
+
+/// Staff's correction of one of Beacon's answers, kept as knowledge the next answers draw on.
+/// Provided by the FAQ (an entry for the question); used by support answers' "Correct this".
+#[async_trait]
+pub trait AnswerCorrections: Send + Sync {
+    /// Whether corrections can be kept in `guild_id` now (e.g. the FAQ is on there).
+    async fn available(&self, app: &Arc<App>, guild_id: u64) -> bool;
+
+    /// Keeps `answer` as the answer to `question`, written by `staff_id`; returns what was made,
+    /// for staff to read (e.g. "FAQ entry #4").
+    async fn correct(
+        &self,
+        app: &Arc<App>,
+        guild_id: u64,
+        staff_id: u64,
+        question: &str,
+        answer: &str,
+    ) -> Result<String, HandlerError>;
+}

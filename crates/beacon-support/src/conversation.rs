@@ -97,6 +97,23 @@ pub fn in_context(hits: &[Hit], combined: &str, question: &str, threshold: f32) 
     best
 }
 
+/// The position of the first hit whose title is `question` itself (the same words, whatever the
+/// case and punctuation): an FAQ entry or a staff correction written for it.
+pub fn titled_with(hits: &[Hit], question: &str) -> Option<usize> {
+    let words = |text: &str| -> String {
+        text.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let asked = words(question);
+    if content_terms(question).is_empty() {
+        return None;
+    }
+    hits.iter().position(|h| words(&h.title) == asked)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +154,18 @@ mod tests {
         );
         assert_eq!(follow_up_query(&h, "How do I install the desktop app on Linux?"), None);
         assert_eq!(follow_up_query(&[], "and for Windows?"), None);
+    }
+
+    #[test]
+    fn a_passage_titled_with_the_question_is_found() {
+        let hits = vec![
+            hit("Refunds", "Refunds", "You can get a refund within 14 days."),
+            hit("How do I get a refund?", "How do I get a refund?", "Write to billing."),
+        ];
+        assert_eq!(titled_with(&hits, "how do I get a refund"), Some(1));
+        assert_eq!(titled_with(&hits, "refunds?"), Some(0));
+        assert_eq!(titled_with(&hits, "How do I get a refund for my order?"), None);
+        assert_eq!(titled_with(&hits, "how?"), None);
     }
 
     #[test]

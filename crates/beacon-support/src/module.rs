@@ -13,12 +13,15 @@ use std::time::{Duration, Instant};
 
 use beacon_cache::CacheKey;
 use beacon_framework::module::claim_event;
+use beacon_framework::reply::components::text_input;
 use beacon_framework::reply::components::{button, row};
 use beacon_framework::{
     Access, App, CommandCtx, CommandSpec, ComponentCtx, EventCtx, GuildCache, HandlerError, HandlerResult, Module,
     OptionSpec, Reply, SettingKind, SettingSpec, async_trait,
 };
-use beacon_framework::{ConversationMessage, HumanHandoff, Port, ReplyDrafter, Speaker as TicketSpeaker};
+use beacon_framework::{
+    AnswerCorrections, ConversationMessage, HumanHandoff, ModalCtx, Port, ReplyDrafter, Speaker as TicketSpeaker,
+};
 use beacon_kb::store::KbRepo;
 use beacon_kb::{Hit, KnowledgeBase};
 use beacon_llm::{CallContext, LlmService};
@@ -26,7 +29,7 @@ use beacon_store::{GuildStore, Schema};
 use serde_json::json;
 use twilight_model::channel::message::Component;
 use twilight_model::channel::message::EmojiReactionType;
-use twilight_model::channel::message::component::ButtonStyle;
+use twilight_model::channel::message::component::{ButtonStyle, TextInputStyle};
 use twilight_model::gateway::Intents;
 use twilight_model::gateway::event::Event;
 use twilight_model::gateway::payload::incoming::MessageCreate;
@@ -57,6 +60,10 @@ mod keys {
 
 /// Longest question considered, in characters.
 const MAX_QUESTION: usize = 1500;
+/// How long staff can correct an answer from its button.
+const CORRECTION_WINDOW: Duration = Duration::from_secs(7 * 86_400);
+/// Longest corrected answer, in characters.
+const MAX_CORRECTION: u16 = 2000;
 /// Most earlier messages of a ticket given to the LLM with a draft's question.
 const MAX_DRAFT_CONTEXT: usize = 20;
 /// Longest answer posted, in characters (longer than one message: split when posted).
@@ -341,19 +348,17 @@ impl SupportModule {
                 None
             }
         };
-        let cache_key = version.map(|v| {
+        let cache_name = version.map(|v| {
             let mut h = DefaultHasher::new();
             question.to_lowercase().split_whitespace().collect::<Vec<_>>().hash(&mut h);
             // Answers are given in the asker's language.
             lang.code().hash(&mut h);
-            CacheKey::guild(guild.id(), "support", &format!("answer:{v}:{:x}", h.finish()))
+            format!("answer:{v}:{:x}", h.finish())
         });
-        // A follow-up's answer depends on the conversation: it is not taken from the cache.
+        let cache_key = cache_name.as_ref().map(|name| CacheKey::guild(guild.id(), "support", name));
         let cached = match &cache_key {
-            Some(key) if follow_up.is_none() => {
-                app.cache.get(key).await?.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            }
-            _ => None,
+            Some(key) => app.cache.get(key).await?.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()),
+            None => None,
         };
 
         let threshold = settings.get_i64(guild, keys::MIN_CONFIDENCE).await? as f32 / 100.0;
@@ -377,11 +382,19 @@ impl SupportModule {
                     Ok::<_, HandlerError>((hits, conf))
                 };
                 let (mut hits, mut best_conf) = search(question.clone()).await?;
+                // A passage titled with this very question (an FAQ entry, a staff correction)
+                // is its answer, whatever the fused ranking says.
+                let titled = conversation::titled_with(&hits, &question);
+                if let Some(at) = titled {
+                    let hit = hits.remove(at);
+                    best_conf = Some(confidence(&question, &hit));
+                    hits.insert(0, hit);
+                }
                 let mut in_context = false;
                 // A follow-up is searched with the previous question too; the passage that
                 // answers the conversation (it holds the follow-up's own words) wins over the
                 // follow-up read alone. A new short question finds no such passage and stands alone.
-                if let Some(combined) = follow_up {
+                if let Some(combined) = follow_up.filter(|_| titled.is_none()) {
                     let (mut more, _) = search(combined.clone()).await?;
                     if let Some((at, conf)) = conversation::in_context(&more, &combined, &question, threshold) {
                         let best = more.remove(at);
@@ -433,7 +446,24 @@ impl SupportModule {
             }
         }
         let components = Vec::new();
-        self.finish(app, guild, record, started, &question, content, components, Some(answered), &earlier).await
+        let mut prepared =
+            self.finish(app, guild, record, started, &question, content, components, Some(answered), &earlier).await?;
+        // Staff can correct any answer (or abstention): the right answer becomes knowledge.
+        if let Some(answer_id) = prepared.answer_id
+            && let Some(corrections) = app.port::<dyn AnswerCorrections>()
+            && corrections.available(app, guild.id()).await
+        {
+            let key = CacheKey::guild(guild.id(), "support", &format!("correct:{answer_id}"));
+            let body = json!({ "question": question, "answer_key": cache_name });
+            app.cache.set(&key, body.to_string().as_bytes(), CORRECTION_WINDOW).await?;
+            prepared.components.push(row(vec![button(
+                format!("support:correct:{answer_id}"),
+                // For staff, like the rest of the staff tools, in English.
+                "Correct this (staff)",
+                ButtonStyle::Secondary,
+            )]));
+        }
+        Ok(prepared)
     }
 
     /// The LLM's grounded answer (`history`: the conversation so far, both sides); `None` when there is no LLM or it failed (the caller answers
@@ -686,6 +716,9 @@ fn field_text(lines: &[String]) -> String {
     }
     out.trim_end().to_owned()
 }
+
+const CORRECTION_EXPIRED: &str =
+    "This answer is too old to correct here; add the right answer with `/faq add` instead.";
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -955,8 +988,55 @@ impl Module for SupportModule {
                     .await?;
                 ctx.reply(Reply::text(words.ticket_opened.replace("{place}", &place)).ephemeral()).await
             }
+            ["correct", id] => {
+                ctx.require(Access::Staff)?;
+                let key = CacheKey::guild(ctx.guild_id(), "support", &format!("correct:{id}"));
+                if ctx.app.cache.get(&key).await?.is_none() {
+                    return Err(HandlerError::user(CORRECTION_EXPIRED));
+                }
+                let field = text_input("answer", "The right answer", TextInputStyle::Paragraph, MAX_CORRECTION);
+                ctx.responder.modal(format!("support:correct:{id}"), "Correct Beacon's answer", vec![field.into()])
+            }
             _ => Err(HandlerError::user(words.stale_button)),
         }
+    }
+
+    /// "Correct this": staff's right answer becomes knowledge (through the `AnswerCorrections`
+    /// port, the FAQ) linked to the member's question, PII-redacted, and the cached answer to that
+    /// question is dropped.
+    async fn modal(&self, ctx: ModalCtx) -> HandlerResult {
+        // A form can be submitted without the button that opened it: check again.
+        ctx.require(Access::Staff)?;
+        let action = ctx.action().to_owned();
+        let Some(id) = action.strip_prefix("correct:") else {
+            return Err(HandlerError::user("This form is no longer valid."));
+        };
+        let answer = ctx.field("answer").unwrap_or_default().trim().to_owned();
+        if answer.is_empty() {
+            return Err(HandlerError::user("Write the right answer, then submit."));
+        }
+        let key = CacheKey::guild(ctx.guild_id(), "support", &format!("correct:{id}"));
+        let Some(bytes) = ctx.app.cache.get(&key).await? else {
+            return Err(HandlerError::user(CORRECTION_EXPIRED));
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|_| HandlerError::user(CORRECTION_EXPIRED))?;
+        let question = pii::redact(v["question"].as_str().unwrap_or_default());
+        let Some(corrections) = ctx.app.port::<dyn AnswerCorrections>() else {
+            return Err(HandlerError::user("Corrections are kept in the FAQ, which this deployment does not run."));
+        };
+        let made = corrections.correct(&ctx.app, ctx.guild_id(), ctx.user_id(), &question, &answer).await?;
+        if let Some(name) = v["answer_key"].as_str() {
+            ctx.app.cache.delete(&CacheKey::guild(ctx.guild_id(), "support", name)).await?;
+        }
+        ctx.app.cache.delete(&key).await?;
+        ctx.reply(
+            Reply::text(format!(
+                "Saved as {made}, linked to the question “{question}”. Beacon answers from it once the knowledge base has taken it in (a few seconds)."
+            ))
+            .ephemeral(),
+        )
+        .await
     }
 
     async fn event(&self, ctx: EventCtx) -> HandlerResult {

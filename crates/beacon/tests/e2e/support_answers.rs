@@ -89,7 +89,8 @@ async fn out_of_scope_questions_get_no_guess_and_a_human_button_that_opens_a_tic
     let text = out.data["content"].as_str().unwrap_or_default();
     assert!(text.contains("won't guess"), "{text}");
     assert!(!text.contains("> "), "an abstention quotes nothing: {text}");
-    let ids = buttons(&out.data);
+    // The member's buttons (staff's "Correct this" aside).
+    let ids: Vec<String> = buttons(&out.data).into_iter().filter(|b| !b.starts_with("support:correct:")).collect();
     assert_eq!(ids.len(), 1, "{ids:?}");
     assert!(ids[0].starts_with("support:human:"));
 
@@ -502,6 +503,57 @@ async fn faq_entries_feed_the_knowledge_base_at_once() {
     t.stop().await;
 }
 
+/// "Correct this": staff write the right answer under one of Beacon's; it becomes an FAQ entry
+/// for the question, the cached answer is dropped, and the next ask is answered from it. A member
+/// cannot correct.
+#[tokio::test]
+async fn a_staff_correction_changes_the_next_answer() {
+    let t = with_kb().await;
+    let bob = t.member("bob");
+    let question = "How do I get a refund?";
+    let out = t.command(bob, "ask", ask(question), Delivery::Http).await;
+    assert!(text_of(&out).contains("14 days"), "{}", text_of(&out));
+    let correct = buttons(&out.data).into_iter().find(|b| b.starts_with("support:correct:")).expect("Correct this");
+    let general = t.channel("general");
+    let message = message_with_button(&t, general, &correct);
+
+    let h = t.fake.click_button(t.guild.id, general, bob, message, &correct, Delivery::Http).await.unwrap();
+    let refused = t.fake.wait_response(&h, WAIT).await.unwrap();
+    assert!(text_of(&refused).contains("Only staff"), "{refused:?}");
+    let h = t.fake.submit_modal(t.guild.id, general, bob, &correct, &[("answer", "Free money")], Delivery::Http).await;
+    let refused = t.fake.wait_response(&h.unwrap(), WAIT).await.unwrap();
+    assert!(text_of(&refused).contains("Only staff"), "a member's form is refused too: {refused:?}");
+
+    let owner = t.owner();
+    let h = t.fake.click_button(t.guild.id, general, owner, message, &correct, Delivery::Http).await.unwrap();
+    let form = t.fake.wait_response(&h, WAIT).await.unwrap();
+    assert_eq!(form.kind, 9, "a modal: {form:?}");
+    let right = "Refunds are handled by our billing team: write to them within 30 days of purchase.";
+    let h = t.fake.submit_modal(t.guild.id, general, owner, &correct, &[("answer", right)], Delivery::Http).await;
+    let saved = t.fake.wait_response(&h.unwrap(), WAIT).await.unwrap();
+    assert!(text_of(&saved).contains("Saved as FAQ entry #1"), "{saved:?}");
+    let entry: (String, String) = sqlx::query_as("SELECT question, answer FROM faq_entries WHERE guild_id = $1")
+        .bind(t.guild.id as i64)
+        .fetch_one(t.app().store.pool())
+        .await
+        .unwrap();
+    assert_eq!(entry, (question.to_owned(), right.to_owned()));
+
+    // The FAQ reaches the knowledge base through its feed; the next answer quotes the correction.
+    let rate = sub("set", json!([opt_str("key", "support.user_per_minute"), opt_str("value", "60")]));
+    t.command(t.owner(), "config", rate, Delivery::Http).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let out = t.command(bob, "ask", ask(question), Delivery::Http).await;
+        if text_of(&out).contains("billing team") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the correction never answered: {}", text_of(&out));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    t.stop().await;
+}
+
 #[tokio::test]
 async fn suggest_reply_drafts_from_the_knowledge_base_and_sends_only_on_click() {
     let t = with_kb().await;
@@ -616,12 +668,14 @@ async fn kb_sources_are_configured_from_discord_and_synced_on_demand() {
     t.stop().await;
 }
 
+/// The labels of the member's buttons (staff's "Correct this", in English, aside).
 fn labels(v: &Value) -> Vec<String> {
     v["components"]
         .as_array()
         .into_iter()
         .flatten()
         .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .filter(|b| !b["custom_id"].as_str().unwrap_or("").starts_with("support:correct:"))
         .filter_map(|b| b["label"].as_str().map(str::to_owned))
         .collect()
 }

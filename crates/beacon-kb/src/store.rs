@@ -22,9 +22,10 @@ pub const SCHEMA: Schema = Schema {
             "knowledge base index versions (stamp of the derived per-guild search indexes)",
             "0002_index_versions.sql"
         ),
+        beacon_store::migration!(3, "knowledge base chunking per guild", "0003_chunking.sql"),
     ],
     // Children first: chunks go before their documents.
-    guild_tables: &["kb_chunks", "kb_documents", "kb_sources", "kb_index_versions"],
+    guild_tables: &["kb_chunks", "kb_documents", "kb_sources", "kb_index_versions", "kb_chunking"],
 };
 
 /// Applies the knowledge base's schema (idempotent).
@@ -122,6 +123,58 @@ impl KbRepo {
             Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool().begin().await?,
         })
+    }
+
+    /// The guild's own chunking, if it set one.
+    pub async fn chunker(&self) -> Result<Option<crate::ChunkerConfig>> {
+        let row = sqlx::query("SELECT max_chars, overlap_chars FROM kb_chunking WHERE guild_id = $1")
+            .bind(self.guild.sql_id())
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            Ok(crate::ChunkerConfig {
+                max_chars: r.try_get::<i64, _>("max_chars")?.max(1) as usize,
+                overlap_chars: r.try_get::<i64, _>("overlap_chars")?.max(0) as usize,
+            })
+        })
+        .transpose()
+    }
+
+    /// Sets the guild's chunking (`None`: back to the deployment's) and, when it changed, marks
+    /// every source of the guild due, so the scheduler re-syncs — and re-chunks — them on its next
+    /// pass. Returns whether it changed.
+    pub async fn set_chunker(&self, chunker: Option<crate::ChunkerConfig>, now_ms: i64) -> Result<bool> {
+        if self.chunker().await? == chunker {
+            return Ok(false);
+        }
+        let mut tx = self.begin().await?;
+        match chunker {
+            Some(c) => {
+                sqlx::query(
+                    "INSERT INTO kb_chunking (guild_id, max_chars, overlap_chars, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (guild_id) DO UPDATE SET max_chars = excluded.max_chars, \
+                     overlap_chars = excluded.overlap_chars, updated_at = excluded.updated_at",
+                )
+                .bind(self.guild.sql_id())
+                .bind(c.max_chars as i64)
+                .bind(c.overlap_chars as i64)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM kb_chunking WHERE guild_id = $1")
+                    .bind(self.guild.sql_id())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        sqlx::query("UPDATE kb_sources SET last_sync_at = NULL WHERE guild_id = $1")
+            .bind(self.guild.sql_id())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Every document of the guild, in every source, with the ids of its chunks (for reports of

@@ -554,6 +554,49 @@ async fn a_staff_correction_changes_the_next_answer() {
     t.stop().await;
 }
 
+/// A guild's chunk size is a setting: changing it makes the guild's configured sources due again
+/// (the scheduler re-syncs them) and the next sync re-chunks every document at the new size.
+#[tokio::test]
+async fn a_new_chunk_size_re_chunks_the_guilds_documents() {
+    let t = with_kb().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sentence = "Every plan includes unlimited projects, daily backups and e-mail support from our team. ";
+    std::fs::write(dir.path().join("plans.md"), format!("# Plans\n\n{}\n", sentence.repeat(8))).unwrap();
+    let kb = beacon::backends::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
+    let folder = beacon_kb::source::SourceConfig::Folder { path: dir.path().to_owned() };
+    kb.add_source(t.guild.id, "plans", &folder, None).await.unwrap();
+    let first = kb.sync_configured(t.guild.id, "plans", &mut |_| {}).await.unwrap();
+    assert_eq!(first.written, 1);
+    let source_due = || async {
+        let last: Option<i64> = sqlx::query_scalar("SELECT last_sync_at FROM kb_sources WHERE guild_id = $1")
+            .bind(t.guild.id as i64)
+            .fetch_one(t.app().store.pool())
+            .await
+            .unwrap();
+        last.is_none()
+    };
+    assert!(!source_due().await, "just synced");
+
+    let set = sub("set", json!([opt_str("key", "kb.chunk_size"), opt_str("value", "120")]));
+    t.command(t.owner(), "config", set, Delivery::Http).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !source_due().await {
+        assert!(tokio::time::Instant::now() < deadline, "the source never became due");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let again = kb.sync_configured(t.guild.id, "plans", &mut |_| {}).await.unwrap();
+    assert_eq!((again.written, again.unchanged), (1, 0), "re-chunked: {again:?}");
+    assert!(again.chunks > first.chunks, "{first:?} then {again:?}");
+    // Another guild keeps the deployment's chunking.
+    let other: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM kb_chunking WHERE guild_id <> $1")
+        .bind(t.guild.id as i64)
+        .fetch_one(t.app().store.pool())
+        .await
+        .unwrap();
+    assert_eq!(other, 0);
+    t.stop().await;
+}
+
 #[tokio::test]
 async fn suggest_reply_drafts_from_the_knowledge_base_and_sends_only_on_click() {
     let t = with_kb().await;

@@ -9,7 +9,7 @@ use beacon_framework::{
     Access, AutocompleteCtx, Choice, CommandCtx, CommandSpec, ComponentCtx, HandlerError, HandlerResult, ModalCtx,
     Module, OptionSpec, Reply, async_trait,
 };
-use beacon_framework::{DayRange, ExportFile, ExportSpec, Exporter, Port};
+use beacon_framework::{AnswerCorrections, DayRange, ExportFile, ExportSpec, Exporter, Port};
 use beacon_store::{GuildStore, Schema, now_ms};
 use tokio::sync::{OnceCell, broadcast};
 use twilight_model::application::interaction::InteractionData;
@@ -46,7 +46,7 @@ const COLOR: u32 = 0x3B82F6;
 /// giving it to the app builder.
 pub struct FaqModule {
     feeds: Feeds,
-    service: OnceCell<Arc<FaqService>>,
+    service: Arc<OnceCell<Arc<FaqService>>>,
 }
 
 impl Default for FaqModule {
@@ -58,7 +58,7 @@ impl Default for FaqModule {
 impl FaqModule {
     /// The module, with its own change feeds.
     pub fn new() -> FaqModule {
-        FaqModule { feeds: Feeds::default(), service: OnceCell::new() }
+        FaqModule { feeds: Feeds::default(), service: Arc::default() }
     }
 
     /// Every stored change (add, edit, remove, import) of this process, in every guild.
@@ -67,13 +67,48 @@ impl FaqModule {
     }
 
     async fn service(&self, app: &App) -> Result<Arc<FaqService>, FaqError> {
-        self.service
-            .get_or_try_init(|| async {
-                let repo = FaqRepo::with_feeds(app.store.clone(), self.feeds.clone());
-                Ok(Arc::new(FaqService::new(repo)))
-            })
-            .await
-            .cloned()
+        service(&self.service, &self.feeds, app).await
+    }
+}
+
+async fn service(cell: &OnceCell<Arc<FaqService>>, feeds: &Feeds, app: &App) -> Result<Arc<FaqService>, FaqError> {
+    cell.get_or_try_init(|| async {
+        let repo = FaqRepo::with_feeds(app.store.clone(), feeds.clone());
+        Ok(Arc::new(FaqService::new(repo)))
+    })
+    .await
+    .cloned()
+}
+
+/// Staff's corrections of Beacon's answers become FAQ entries (tagged `correction`), which reach
+/// the knowledge base through the FAQ's feed like any other entry.
+struct Corrections {
+    feeds: Feeds,
+    service: Arc<OnceCell<Arc<FaqService>>>,
+}
+
+#[async_trait]
+impl AnswerCorrections for Corrections {
+    async fn available(&self, app: &Arc<App>, guild_id: u64) -> bool {
+        match app.module_named("faq") {
+            Some(faq) => app.module_enabled(&app.guild(guild_id), faq.as_ref()).await.unwrap_or(false),
+            None => false,
+        }
+    }
+
+    async fn correct(
+        &self,
+        app: &Arc<App>,
+        guild_id: u64,
+        staff_id: u64,
+        question: &str,
+        answer: &str,
+    ) -> Result<String, HandlerError> {
+        let service = service(&self.service, &self.feeds, app).await?;
+        let question = truncate(question.trim(), MAX_QUESTION_CHARS);
+        let input = EntryInput::new(&question, answer, &split_tags("correction"), false)?;
+        let entry = service.add(&app.guild(guild_id), &input, staff_id).await?;
+        Ok(format!("FAQ entry #{}", entry.id))
     }
 }
 
@@ -182,7 +217,8 @@ impl FaqModule {
             return self.show(ctx, service, entry, true).await;
         }
         let hits = service.search(&ctx.guild, &query, SEARCH_RESULTS).await?;
-        let term = normalize_term(&query);
+        // Redacted before normalising: normalising would break an address into plain words.
+        let term = normalize_term(&beacon_pii::redact(&query));
         if !term.is_empty()
             && let Err(e) = service.repo.log_search(&ctx.guild, &term, hits.len()).await
         {
@@ -435,7 +471,13 @@ impl Module for FaqModule {
     }
 
     fn provides(&self) -> Vec<Port> {
-        vec![Port::new::<dyn beacon_kb::GuildSource>("faq", Arc::new(FaqSource::new(self.feeds.clone())))]
+        vec![
+            Port::new::<dyn beacon_kb::GuildSource>("faq", Arc::new(FaqSource::new(self.feeds.clone()))),
+            Port::new::<dyn AnswerCorrections>(
+                "faq",
+                Arc::new(Corrections { feeds: self.feeds.clone(), service: self.service.clone() }),
+            ),
+        ]
     }
 
     fn exports(&self) -> Vec<ExportSpec> {

@@ -310,11 +310,12 @@ impl FaqRepo {
         rows.iter().map(entry_from_row).collect()
     }
 
-    /// Records a search: its normalised term and how many entries it found.
+    /// Records a search: its normalised term, with personal data redacted (a member may search for
+    /// their own e-mail address or phone number), and how many entries it found.
     pub async fn log_search(&self, guild: &GuildStore, term: &str, hits: usize) -> Result<(), FaqError> {
         sqlx::query("INSERT INTO faq_search_log (guild_id, term, hits, at) VALUES ($1, $2, $3, $4)")
             .bind(guild.sql_id())
-            .bind(term)
+            .bind(beacon_pii::redact(term))
             .bind(hits as i64)
             .bind(now_ms())
             .execute(self.store.pool())
@@ -337,7 +338,8 @@ impl FaqRepo {
         rows.iter()
             .map(|r| {
                 Ok(Gap {
-                    term: r.try_get("term")?,
+                    // Terms logged before redaction are redacted when read.
+                    term: beacon_pii::redact(&r.try_get::<String, _>("term")?),
                     searches: r.try_get::<i64, _>("searches")?.max(0) as u64,
                     last_at: r.try_get("last_at")?,
                 })

@@ -149,6 +149,27 @@ async fn gaps_are_the_top_terms_without_hits() {
     assert!(repo.gaps(&g, beacon_store::now_ms() + 1000, 10).await.unwrap().is_empty());
 }
 
+/// A member searching for their own address or number leaves no personal data in the log, and a
+/// term logged before redaction is redacted when `/faq gaps` reads it.
+#[tokio::test]
+async fn search_terms_are_stored_and_shown_redacted() {
+    let (store, _dir) = store().await;
+    let repo = FaqRepo::new(store.clone());
+    let g = store.guild(1);
+    repo.log_search(&g, "refund jane.doe@example.com", 0).await.unwrap();
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT term FROM faq_search_log WHERE guild_id = 1").fetch_all(store.pool()).await.unwrap();
+    assert_eq!(stored, ["refund [email]"]);
+    sqlx::query("INSERT INTO faq_search_log (guild_id, term, hits, at) VALUES (1, 'call +1 415-555-0134', 0, $1)")
+        .bind(beacon_store::now_ms())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let mut shown: Vec<String> = repo.gaps(&g, 0, 10).await.unwrap().into_iter().map(|g| g.term).collect();
+    shown.sort();
+    assert_eq!(shown, ["call [phone]", "refund [email]"]);
+}
+
 #[tokio::test]
 async fn the_index_follows_every_change_at_once() {
     let (store, _dir) = store().await;

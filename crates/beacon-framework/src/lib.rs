@@ -51,6 +51,6 @@ pub use export::{DayRange, ExportFile, ExportSpec, Exporter};
 pub use guild_cache::GuildCache;
 pub use lifecycle::{Background, BackgroundTask, JobKind};
 pub use module::{AutocompleteCtx, CommandCtx, ComponentCtx, EventCtx, InteractionCtx, ModalCtx, Module, StatusField};
-pub use ports::{HumanHandoff, Port, ReplyDrafter};
+pub use ports::{AnswerCorrections, ConversationMessage, HumanHandoff, Port, ReplyDrafter, Speaker};
 pub use reply::{Choice, Reply};
 pub use settings::{SettingKind, SettingSpec, SettingsService};

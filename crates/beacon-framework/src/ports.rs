@@ -123,16 +123,55 @@ pub trait HumanHandoff: Send + Sync {
     ) -> Result<String, HandlerError>;
 }
 
+/// Who wrote a message of a conversation one feature hands to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speaker {
+    /// The member being helped.
+    Member,
+    /// Staff, or Beacon speaking for them.
+    Staff,
+}
+
+/// One message of a conversation one feature hands to another (e.g. a ticket's, for a draft).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationMessage {
+    /// Who wrote it.
+    pub speaker: Speaker,
+    /// What it says, as written (the receiver redacts what it keeps or passes on).
+    pub text: String,
+}
+
 /// Drafts a reply for staff from the server's knowledge. Provided by support answers; used by
 /// the ticket desk's "Suggest reply".
 #[async_trait]
 pub trait ReplyDrafter: Send + Sync {
-    /// A draft answer to `question` in `guild_id`, or `None` when there is nothing confident to say.
+    /// A draft reply to the member's latest message in `conversation` (oldest first: everything
+    /// said so far, the member's and staff's), or `None` when there is nothing confident to say.
+    /// Personal data in the conversation is redacted before it is searched or sent to an LLM.
     async fn draft(
         &self,
         app: &Arc<App>,
         guild_id: u64,
         staff_id: u64,
-        question: &str,
+        conversation: &[ConversationMessage],
     ) -> Result<Option<String>, HandlerError>;
+}
+
+/// Staff's correction of one of Beacon's answers, kept as knowledge the next answers draw on.
+/// Provided by the FAQ (an entry for the question); used by support answers' "Correct this".
+#[async_trait]
+pub trait AnswerCorrections: Send + Sync {
+    /// Whether corrections can be kept in `guild_id` now (e.g. the FAQ is on there).
+    async fn available(&self, app: &Arc<App>, guild_id: u64) -> bool;
+
+    /// Keeps `answer` as the answer to `question`, written by `staff_id`; returns what was made,
+    /// for staff to read (e.g. "FAQ entry #4").
+    async fn correct(
+        &self,
+        app: &Arc<App>,
+        guild_id: u64,
+        staff_id: u64,
+        question: &str,
+        answer: &str,
+    ) -> Result<String, HandlerError>;
 }

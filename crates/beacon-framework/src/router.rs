@@ -413,12 +413,15 @@ async fn run_modules(app: &Arc<App>, shard_id: u32, event: Arc<Event>) {
     }
 }
 
-/// Runs every module's `setting_changed` for each change, until shutdown.
+/// Runs every module's `setting_changed` for each change, until shutdown: the changes made in this
+/// process at once, and those other processes sharing the database made, read from the settings
+/// audit trail every [`beacon_store::POLL_EVERY`] (so every process's listeners fire, not only
+/// the one that made the change).
 pub fn spawn_setting_listener(app: &Arc<App>) {
     let mut changes = app.settings.subscribe();
-    let app = app.clone();
-    let tracker = app.tasks.clone();
-    tracker.spawn(async move {
+    let listening = app.clone();
+    app.tasks.spawn(async move {
+        let app = listening;
         loop {
             tokio::select! {
                 _ = app.shutdown.cancelled() => break,
@@ -436,6 +439,50 @@ pub fn spawn_setting_listener(app: &Arc<App>) {
             }
         }
     });
+    let following = app.clone();
+    app.tasks.spawn(async move {
+        let app = following;
+        tokio::select! {
+            _ = app.shutdown.cancelled() => {}
+            _ = follow_setting_changes(&app) => {}
+        }
+    });
+}
+
+/// Announces the other processes' setting changes to this process's listeners, each once.
+async fn follow_setting_changes(app: &App) {
+    let now = || {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    };
+    // Audit ids announced, with their time, for as long as a poll can see them again.
+    let mut announced: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+    let mut since = now();
+    let mut failing = false;
+    let mut tick = tokio::time::interval(beacon_store::POLL_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let started = now();
+        match app.store.setting_changes_elsewhere(since - beacon_store::OVERLAP_MS).await {
+            Ok(elsewhere) => {
+                for change in elsewhere {
+                    if announced.insert(change.audit_id, change.at).is_none() {
+                        app.settings.announce_elsewhere(&change);
+                    }
+                }
+                failing = false;
+                since = started;
+                announced.retain(|_, at| *at >= since - 2 * beacon_store::OVERLAP_MS);
+            }
+            Err(e) => {
+                // Polled again from the same point once the database answers: nothing is missed.
+                if !failing {
+                    tracing::warn!(error = %e, "cannot read other processes' setting changes; retrying");
+                }
+                failing = true;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

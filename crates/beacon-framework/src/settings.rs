@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use beacon_store::{GuildStore, SettingAudit, SettingChange, StoreError};
+use beacon_store::{GuildStore, SettingAudit, SettingChange, SettingChangeElsewhere, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
@@ -461,6 +461,21 @@ impl SettingsService {
         let change = result?;
         self.announce(guild.id(), spec, &change, actor_id);
         Ok(change)
+    }
+
+    /// Announces a change another process made (read from the audit trail by the app's setting
+    /// listener) to this process's listeners, after dropping the guild's snapshot so they read
+    /// the new value. A key no module here declares is ignored.
+    pub fn announce_elsewhere(&self, change: &SettingChangeElsewhere) {
+        self.snapshots.invalidate(change.guild_id);
+        let Some(spec) = self.specs.get(change.key.as_str()) else { return };
+        let local = SettingChange {
+            audit_id: change.audit_id,
+            key: change.key.clone(),
+            old: change.old.clone(),
+            new: change.new.clone(),
+        };
+        self.announce(change.guild_id, spec, &local, change.actor_id);
     }
 
     fn announce(&self, guild_id: u64, spec: &SettingSpec, change: &SettingChange, actor_id: u64) {

@@ -339,6 +339,11 @@ impl KnowledgeBase {
         self.retriever.embedder().map(|e| e.model_id().to_string())
     }
 
+    /// The deployment's chunking, used where a guild has not set its own.
+    pub fn default_chunker(&self) -> ChunkerConfig {
+        self.chunker
+    }
+
     /// Brings `guild_id`'s copy of `source` up to date: unchanged documents are skipped, changed
     /// and new ones re-chunked, re-embedded and replaced, missing ones deleted; then the guild's
     /// index is rebuilt. Each batch is one transaction, so a crash leaves earlier versions serving.
@@ -351,6 +356,8 @@ impl KnowledgeBase {
         progress(Progress { phase: Phase::Listing, done: 0, total: 0 });
         let docs = source.documents().await?;
         let repo = self.repo(guild_id);
+        // The guild's own chunking when it set one; it is part of every content hash.
+        let chunker = repo.chunker().await?.unwrap_or(self.chunker);
         let stored: HashMap<String, String> =
             repo.documents(source.id()).await?.into_iter().map(|d| (d.key, d.content_hash)).collect();
         let model_id = self.model_id();
@@ -364,7 +371,7 @@ impl KnowledgeBase {
                     message: format!("duplicate document key {:?}", d.key),
                 });
             }
-            let hash = content_hash(&d, &self.chunker, model_id.as_deref());
+            let hash = content_hash(&d, &chunker, model_id.as_deref());
             if stored.get(&d.key) == Some(&hash) {
                 report.unchanged += 1;
             } else {
@@ -377,7 +384,7 @@ impl KnowledgeBase {
         while !changed.is_empty() {
             let rest = changed.split_off(changed.len().min(self.batch_documents));
             let batch = std::mem::replace(&mut changed, rest);
-            let writes = self.prepare(batch).await?;
+            let writes = self.prepare(batch, chunker).await?;
             report.chunks += writes.iter().map(|w| w.chunks.len()).sum::<usize>();
             repo.write_documents(source.id(), &writes, beacon_store::now_ms()).await?;
             done += writes.len();
@@ -400,8 +407,11 @@ impl KnowledgeBase {
     }
 
     /// Chunks and embeds a batch of documents (embedding runs on a blocking thread).
-    async fn prepare(&self, batch: Vec<(SourceDocument, String)>) -> Result<Vec<DocumentWrite>> {
-        let chunker = self.chunker;
+    async fn prepare(
+        &self,
+        batch: Vec<(SourceDocument, String)>,
+        chunker: ChunkerConfig,
+    ) -> Result<Vec<DocumentWrite>> {
         let embedder = self.retriever.embedder().cloned();
         let task = move || -> Result<Vec<DocumentWrite>> {
             let mut writes: Vec<DocumentWrite> = batch

@@ -22,9 +22,10 @@ pub const SCHEMA: Schema = Schema {
             "knowledge base index versions (stamp of the derived per-guild search indexes)",
             "0002_index_versions.sql"
         ),
+        beacon_store::migration!(3, "knowledge base chunking per guild", "0003_chunking.sql"),
     ],
     // Children first: chunks go before their documents.
-    guild_tables: &["kb_chunks", "kb_documents", "kb_sources", "kb_index_versions"],
+    guild_tables: &["kb_chunks", "kb_documents", "kb_sources", "kb_index_versions", "kb_chunking"],
 };
 
 /// Applies the knowledge base's schema (idempotent).
@@ -86,6 +87,21 @@ fn bytes_to_f32s(b: &[u8]) -> Option<Vec<f32>> {
     Some(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
+/// A document and the ids of its chunks ([`KbRepo::document_chunks`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentChunks {
+    /// Database id of the document.
+    pub id: i64,
+    /// The source it came from.
+    pub source: String,
+    /// Its key within the source.
+    pub key: String,
+    /// Its title.
+    pub title: String,
+    /// Its chunks' database ids.
+    pub chunk_ids: Vec<i64>,
+}
+
 /// Repository of one guild's knowledge-base rows.
 pub struct KbRepo {
     guild: GuildStore,
@@ -107,6 +123,87 @@ impl KbRepo {
             Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool().begin().await?,
         })
+    }
+
+    /// The guild's own chunking, if it set one.
+    pub async fn chunker(&self) -> Result<Option<crate::ChunkerConfig>> {
+        let row = sqlx::query("SELECT max_chars, overlap_chars FROM kb_chunking WHERE guild_id = $1")
+            .bind(self.guild.sql_id())
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            Ok(crate::ChunkerConfig {
+                max_chars: r.try_get::<i64, _>("max_chars")?.max(1) as usize,
+                overlap_chars: r.try_get::<i64, _>("overlap_chars")?.max(0) as usize,
+            })
+        })
+        .transpose()
+    }
+
+    /// Sets the guild's chunking (`None`: back to the deployment's) and, when it changed, marks
+    /// every source of the guild due, so the scheduler re-syncs — and re-chunks — them on its next
+    /// pass. Returns whether it changed.
+    pub async fn set_chunker(&self, chunker: Option<crate::ChunkerConfig>, now_ms: i64) -> Result<bool> {
+        if self.chunker().await? == chunker {
+            return Ok(false);
+        }
+        let mut tx = self.begin().await?;
+        match chunker {
+            Some(c) => {
+                sqlx::query(
+                    "INSERT INTO kb_chunking (guild_id, max_chars, overlap_chars, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (guild_id) DO UPDATE SET max_chars = excluded.max_chars, \
+                     overlap_chars = excluded.overlap_chars, updated_at = excluded.updated_at",
+                )
+                .bind(self.guild.sql_id())
+                .bind(c.max_chars as i64)
+                .bind(c.overlap_chars as i64)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM kb_chunking WHERE guild_id = $1")
+                    .bind(self.guild.sql_id())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        sqlx::query("UPDATE kb_sources SET last_sync_at = NULL WHERE guild_id = $1")
+            .bind(self.guild.sql_id())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Every document of the guild, in every source, with the ids of its chunks (for reports of
+    /// which documents answers drew on).
+    pub async fn document_chunks(&self) -> Result<Vec<DocumentChunks>> {
+        let rows = sqlx::query(
+            "SELECT d.id, d.source, d.doc_key, d.title, c.id AS chunk_id FROM kb_documents d \
+             LEFT JOIN kb_chunks c ON c.document_id = d.id AND c.guild_id = d.guild_id \
+             WHERE d.guild_id = $1 ORDER BY d.id, c.id",
+        )
+        .bind(self.guild.sql_id())
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: Vec<DocumentChunks> = Vec::new();
+        for r in &rows {
+            let id: i64 = r.try_get("id")?;
+            let chunk: Option<i64> = r.try_get("chunk_id")?;
+            match out.last_mut() {
+                Some(doc) if doc.id == id => doc.chunk_ids.extend(chunk),
+                _ => out.push(DocumentChunks {
+                    id,
+                    source: r.try_get("source")?,
+                    key: r.try_get("doc_key")?,
+                    title: r.try_get("title")?,
+                    chunk_ids: chunk.into_iter().collect(),
+                }),
+            }
+        }
+        Ok(out)
     }
 
     /// Documents stored for one source.

@@ -35,11 +35,12 @@ use sqlx::{Any, AnyPool, Executor, Row};
 use crate::error::StoreError;
 use crate::guild::GuildStore;
 use crate::now_ms;
+use crate::store::Store;
 
 /// How often a process reads the notices of the others.
 pub const POLL_EVERY: Duration = Duration::from_secs(1);
 /// How far back each poll looks (covers late commits and small clock differences between hosts).
-const OVERLAP_MS: i64 = 10_000;
+pub const OVERLAP_MS: i64 = 10_000;
 /// Notices older than this are deleted.
 const KEEP_MS: i64 = 3_600_000;
 /// How often old notices are deleted.
@@ -171,6 +172,55 @@ async fn read_notices(pool: &AnyPool, since: i64, origin: i64) -> Result<Vec<(i6
     rows.iter()
         .map(|r| Ok((r.try_get::<i64, _>("seq")?, r.try_get::<i64, _>("guild_id")? as u64, r.try_get("changed_at")?)))
         .collect()
+}
+
+/// A setting change made by another process sharing the database (see
+/// [`Store::setting_changes_elsewhere`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettingChangeElsewhere {
+    /// Id of its audit row (increasing, but not committed in order on PostgreSQL).
+    pub audit_id: i64,
+    /// The guild whose setting changed.
+    pub guild_id: u64,
+    /// Setting key.
+    pub key: String,
+    /// Override before (`None` = default).
+    pub old: Option<serde_json::Value>,
+    /// Override after (`None` = default).
+    pub new: Option<serde_json::Value>,
+    /// Who made the change.
+    pub actor_id: u64,
+    /// When, unix ms.
+    pub at: i64,
+}
+
+impl Store {
+    /// The setting changes other processes made at or after `since_ms` (unix ms), oldest first.
+    /// Read by time, so a caller polling with an overlap sees a change more than once and keeps
+    /// the audit ids it has announced.
+    pub async fn setting_changes_elsewhere(&self, since_ms: i64) -> Result<Vec<SettingChangeElsewhere>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, guild_id, key, old_value, new_value, actor_id, at FROM setting_audit \
+             WHERE at >= $1 AND origin <> $2 AND origin <> 0 ORDER BY id",
+        )
+        .bind(since_ms)
+        .bind(self.origin())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SettingChangeElsewhere {
+                    audit_id: r.try_get("id")?,
+                    guild_id: r.try_get::<i64, _>("guild_id")? as u64,
+                    key: r.try_get("key")?,
+                    old: crate::store::json_column(r, "old_value")?,
+                    new: crate::store::json_column(r, "new_value")?,
+                    actor_id: r.try_get::<i64, _>("actor_id")? as u64,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
 }
 
 impl GuildStore {

@@ -381,8 +381,8 @@ impl GuildStore {
         }
         let old_text = old.as_ref().map(Value::to_string);
         let audit_id: i64 = sqlx::query_scalar(
-            "INSERT INTO setting_audit (guild_id, key, old_value, new_value, actor_id, at, reverted_audit_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO setting_audit (guild_id, key, old_value, new_value, actor_id, at, reverted_audit_id, origin) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(self.sql_id())
         .bind(key)
@@ -391,6 +391,7 @@ impl GuildStore {
         .bind(actor_id as i64)
         .bind(now)
         .bind(reverts)
+        .bind(self.store.origin())
         .fetch_one(&mut **tx)
         .await?;
         Ok(SettingChange { audit_id, key: key.to_owned(), old, new })

@@ -41,7 +41,7 @@ mod guild;
 mod schema;
 mod store;
 
-pub use changes::{Generation, POLL_EVERY};
+pub use changes::{Generation, OVERLAP_MS, POLL_EVERY, SettingChangeElsewhere};
 pub use error::{StoreError, redact_url};
 pub use guild::{AuthorizedUser, GuildRecord, GuildStore, GuildUpsert, SettingAudit, SettingChange};
 pub use schema::{Migration, Schema};

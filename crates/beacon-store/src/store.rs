@@ -23,6 +23,7 @@ pub const CORE: Schema = Schema {
     migrations: &[
         crate::migration!(1, "core", "0001_core.sql"),
         crate::migration!(2, "guild changes", "0002_guild_changes.sql"),
+        crate::migration!(3, "setting change origin", "0003_setting_origin.sql"),
     ],
     // `guilds` last: the record goes when everything it owns is gone.
     guild_tables: &["guild_changes", "authorized_users", "guild_settings", "setting_audit", "guild_modules", "guilds"],

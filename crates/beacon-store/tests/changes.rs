@@ -43,6 +43,7 @@ both!(
     many_concurrent_claims_have_one_winner_each,
     local_writes_move_the_generation_at_once,
     other_processes_see_changes_within_the_poll_interval,
+    setting_changes_are_read_by_the_other_processes_only,
 );
 
 /// 600 claims of 300 ids from two stores at once: batches larger than one statement takes, and
@@ -110,4 +111,23 @@ async fn other_processes_see_changes_within_the_poll_interval(a: Store, b: Store
     let a_now = a.guild(9).generation();
     tokio::time::sleep(POLL_EVERY * 2).await;
     assert_eq!(a.guild(9).generation(), a_now);
+}
+
+async fn setting_changes_are_read_by_the_other_processes_only(a: Store, b: Store) {
+    b.migrate().await.expect("migrate b");
+    let since = 0;
+    a.guild(9).set_setting("faq.enabled", Some(&json!(true)), 3).await.expect("write in a");
+    let reverted = a.guild(9).set_setting("faq.enabled", None, 4).await.expect("reset in a");
+    b.guild(10).set_setting("support.history_turns", Some(&json!(2)), 5).await.expect("write in b");
+    let seen_by_b = b.setting_changes_elsewhere(since).await.expect("read in b");
+    let summary: Vec<_> = seen_by_b.iter().map(|c| (c.guild_id, c.key.as_str(), c.new.clone(), c.actor_id)).collect();
+    assert_eq!(summary, vec![(9, "faq.enabled", Some(json!(true)), 3), (9, "faq.enabled", None, 4)]);
+    assert_eq!(seen_by_b[1].audit_id, reverted.audit_id);
+    assert_eq!(seen_by_b[1].old, Some(json!(true)));
+    let seen_by_a = a.setting_changes_elsewhere(since).await.expect("read in a");
+    assert_eq!(seen_by_a.len(), 1, "{seen_by_a:?}");
+    assert_eq!((seen_by_a[0].guild_id, seen_by_a[0].key.as_str()), (10, "support.history_turns"));
+    // Only changes at or after `since`.
+    let later = seen_by_b.iter().map(|c| c.at).max().unwrap_or(0) + 60_000;
+    assert!(b.setting_changes_elsewhere(later).await.expect("read in b").is_empty());
 }

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use beacon_cache::CacheKey;
 use beacon_framework::ModalCtx;
 use beacon_framework::reply::components::text_input;
+use beacon_framework::settings::SettingChanged;
 use beacon_framework::{
     Access, App, BackgroundTask, CommandCtx, CommandSpec, HandlerError, HandlerResult, Module, OptionSpec, Reply,
-    async_trait,
+    SettingKind, SettingSpec, async_trait,
 };
 use beacon_kb::GuildSource;
 use beacon_kb::source::SourceConfig;
@@ -18,6 +19,11 @@ use beacon_store::Schema;
 use serde_json::json;
 use twilight_model::channel::message::component::TextInputStyle;
 use twilight_util::builder::embed::EmbedBuilder;
+
+/// The guild's chunk size, in characters.
+const CHUNK_SIZE: &str = "kb.chunk_size";
+/// The guild's chunk overlap, in characters.
+const CHUNK_OVERLAP: &str = "kb.chunk_overlap";
 
 /// The `/kb` command.
 pub struct KbModule {
@@ -80,6 +86,65 @@ impl Module for KbModule {
 
     fn schemas(&self) -> Vec<Schema> {
         vec![beacon_kb::store::SCHEMA]
+    }
+
+    fn settings(&self) -> Vec<SettingSpec> {
+        let d = beacon_kb::ChunkerConfig::default();
+        vec![
+            SettingSpec::new(
+                CHUNK_SIZE,
+                SettingKind::Int { min: 100, max: 4000 },
+                json!(d.max_chars),
+                "Largest passage the knowledge base cuts documents into, in characters (changing it re-chunks every document).",
+            ),
+            SettingSpec::new(
+                CHUNK_OVERLAP,
+                SettingKind::Int { min: 0, max: 1000 },
+                json!(d.overlap_chars),
+                "Characters consecutive passages of one section share (at most half the passage size; changing it re-chunks).",
+            ),
+        ]
+    }
+
+    /// A new chunk size or overlap is stored for the knowledge base (every process's listener
+    /// writes the same row; the first one changes it): the guild's configured sources become due
+    /// (the scheduler re-syncs, so re-chunks, them within a minute) and the sources other
+    /// features provide (the FAQ) are re-synced at once.
+    async fn setting_changed(&self, app: &Arc<App>, change: &SettingChanged) {
+        if change.key != CHUNK_SIZE && change.key != CHUNK_OVERLAP {
+            return;
+        }
+        let guild = app.guild(change.guild_id);
+        let read = async {
+            let size = app.settings.get_i64(&guild, CHUNK_SIZE).await?;
+            let overlap = app.settings.get_i64(&guild, CHUNK_OVERLAP).await?;
+            Ok::<_, beacon_framework::settings::SettingError>((size, overlap))
+        };
+        let (size, overlap) = match read.await {
+            Ok(values) => values,
+            Err(e) => {
+                tracing::warn!(guild_id = change.guild_id, error = %e, "reading the chunk settings failed");
+                return;
+            }
+        };
+        let chunker =
+            beacon_kb::ChunkerConfig { max_chars: size.max(1) as usize, overlap_chars: overlap.max(0) as usize };
+        let chunker = (chunker != self.kb.default_chunker()).then_some(chunker);
+        match KbRepo::new(guild).set_chunker(chunker, beacon_store::now_ms()).await {
+            Ok(true) => {
+                for source in app.ports.all::<dyn GuildSource>() {
+                    let kb = self.kb.clone();
+                    let guild_id = change.guild_id;
+                    app.tasks.spawn(async move {
+                        if let Err(e) = kb.sync_guild_source(guild_id, source.as_ref()).await {
+                            tracing::warn!(guild_id, error = %e, "re-chunking a provided source failed");
+                        }
+                    });
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(guild_id = change.guild_id, error = %e, "storing the chunk settings failed"),
+        }
     }
 
     /// Configured sources re-sync on their interval (hourly by default; checked every minute),

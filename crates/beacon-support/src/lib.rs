@@ -7,6 +7,8 @@
 //! - [`guard`]: checks generated text before it is posted (no mass or role pings, no secrets,
 //!   length limits);
 //! - [`pii`]: redacts personal data from anything echoed or logged;
+//! - [`conversation`]: the last turns of both sides of a member's conversation, the context
+//!   for retrieval and the LLM;
 //! - [`grounded`]: LLM answers grounded on retrieved passages, with checked citations;
 //! - [`stream`]: LLM answers streamed into Discord with throttled edits.
 //!
@@ -22,6 +24,7 @@
 //! ```
 
 pub mod confidence;
+pub mod conversation;
 pub mod extract;
 pub mod fence;
 pub mod grounded;
@@ -30,10 +33,11 @@ pub mod i18n;
 pub mod injection;
 pub mod kb_module;
 pub mod module;
-pub mod pii;
+pub mod quality;
 pub mod repo;
 pub mod sanitize;
 pub mod stream;
 
+pub use beacon_pii as pii;
 pub use kb_module::KbModule;
 pub use module::{Prepared, SupportModule, Trigger};

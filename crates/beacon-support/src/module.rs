@@ -13,29 +13,35 @@ use std::time::{Duration, Instant};
 
 use beacon_cache::CacheKey;
 use beacon_framework::module::claim_event;
+use beacon_framework::reply::components::text_input;
 use beacon_framework::reply::components::{button, row};
 use beacon_framework::{
     Access, App, CommandCtx, CommandSpec, ComponentCtx, EventCtx, GuildCache, HandlerError, HandlerResult, Module,
     OptionSpec, Reply, SettingKind, SettingSpec, async_trait,
 };
-use beacon_framework::{HumanHandoff, Port, ReplyDrafter};
+use beacon_framework::{
+    AnswerCorrections, ConversationMessage, HumanHandoff, ModalCtx, Port, ReplyDrafter, Speaker as TicketSpeaker,
+};
+use beacon_kb::store::KbRepo;
 use beacon_kb::{Hit, KnowledgeBase};
 use beacon_llm::{CallContext, LlmService};
 use beacon_store::{GuildStore, Schema};
 use serde_json::json;
 use twilight_model::channel::message::Component;
 use twilight_model::channel::message::EmojiReactionType;
-use twilight_model::channel::message::component::ButtonStyle;
+use twilight_model::channel::message::component::{ButtonStyle, TextInputStyle};
 use twilight_model::gateway::Intents;
 use twilight_model::gateway::event::Event;
 use twilight_model::gateway::payload::incoming::MessageCreate;
 use twilight_model::guild::Permissions;
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder};
 
-use crate::confidence::{confidence, content_terms};
+use crate::confidence::confidence;
+use crate::conversation::{self, Speaker, Turn};
 use crate::extract;
 use crate::grounded::{self, Grounded};
 use crate::i18n::{self, Lang};
+use crate::quality;
 use crate::repo::{AnswerRecord, SCHEMA, SupportRepo};
 use crate::stream::{self, ChannelAnswer, InteractionAnswer, LiveAnswer};
 use crate::{guard, injection, pii, sanitize};
@@ -54,6 +60,12 @@ mod keys {
 
 /// Longest question considered, in characters.
 const MAX_QUESTION: usize = 1500;
+/// How long staff can correct an answer from its button.
+const CORRECTION_WINDOW: Duration = Duration::from_secs(7 * 86_400);
+/// Longest corrected answer, in characters.
+const MAX_CORRECTION: u16 = 2000;
+/// Most earlier messages of a ticket given to the LLM with a draft's question.
+const MAX_DRAFT_CONTEXT: usize = 20;
 /// Longest answer posted, in characters (longer than one message: split when posted).
 const MAX_ANSWER: usize = 4000;
 
@@ -139,31 +151,60 @@ impl SupportModule {
         self
     }
 
-    /// A draft reply for staff (the ticket desk's "Suggest reply"): the guild's knowledge base
-    /// searched for `question`, then an LLM answer grounded on it when one is configured, else
-    /// the best passage quoted. `None` when nothing in the knowledge base is confident enough.
+    /// A draft reply for staff (the ticket desk's "Suggest reply") to the member's latest message
+    /// in `conversation` (oldest first), every message PII-redacted first: the guild's knowledge
+    /// base searched for that message — with the member's earlier messages too when it does not
+    /// stand alone —, then an LLM answer grounded on it, with the conversation as context, when
+    /// one is configured, else the best passage quoted. `None` when nothing in the knowledge base
+    /// is confident enough.
     pub async fn draft_reply(
         &self,
         app: &App,
         guild: &GuildStore,
         staff_id: u64,
-        question: &str,
+        conversation: &[ConversationMessage],
     ) -> Result<Option<String>, HandlerError> {
-        let question = sanitize::question(question, MAX_QUESTION);
-        if question.is_empty() {
-            return Ok(None);
-        }
-        let hits = self.kb.search(guild.id(), &question, 5).await.map_err(HandlerError::internal)?;
-        let Some(best) = hits.first() else { return Ok(None) };
+        let turns: Vec<Turn> = conversation
+            .iter()
+            .filter_map(|m| {
+                let text = sanitize::question(&pii::redact(&m.text), MAX_QUESTION);
+                (!text.is_empty()).then(|| match m.speaker {
+                    TicketSpeaker::Member => Turn::member(&text),
+                    TicketSpeaker::Staff => Turn::staff(&text),
+                })
+            })
+            .collect();
+        let Some(at) = turns.iter().rposition(|t| t.who == Speaker::Member) else { return Ok(None) };
+        let question = turns[at].text.clone();
+        let mut history = turns;
+        history.remove(at);
+        let skip = history.len().saturating_sub(MAX_DRAFT_CONTEXT);
+        let history: Vec<Turn> = history.into_iter().skip(skip).collect();
         let threshold = app.settings.get_i64(guild, keys::MIN_CONFIDENCE).await? as f32 / 100.0;
-        if confidence(&question, best) < threshold {
+        let search = |query: String| async move {
+            let hits = self.kb.search(guild.id(), &query, 5).await.map_err(HandlerError::internal)?;
+            let conf = hits.first().map(|h| confidence(&query, h)).unwrap_or(0.0);
+            Ok::<_, HandlerError>((hits, conf, query))
+        };
+        let (mut hits, mut conf, mut query) = search(question.clone()).await?;
+        // "On my laptop" answers staff's question: read it with what the member asked before.
+        let earlier: Vec<&str> = history.iter().filter(|t| t.who == Speaker::Member).map(|t| t.text.as_str()).collect();
+        if conf < threshold && !earlier.is_empty() {
+            let combined = format!("{} {question}", earlier[earlier.len().saturating_sub(3)..].join(" "));
+            let more = search(combined).await?;
+            if more.1 >= threshold {
+                (hits, conf, query) = more;
+            }
+        }
+        let Some(best) = hits.first() else { return Ok(None) };
+        if conf < threshold {
             return Ok(None);
         }
         let mut record = AnswerRecord::default();
-        let draft = match self.llm_answer(guild, staff_id, &question, None, &[], &hits, &mut record, None).await {
+        let draft = match self.llm_answer(guild, staff_id, &question, None, &history, &hits, &mut record, None).await {
             Some(LlmOutcome::Answer { content, .. }) => content,
             Some(LlmOutcome::CannotAnswer) => return Ok(None),
-            None => render_extractive(&question, best, Lang::En),
+            None => render_extractive(&query, best, Lang::En),
         };
         Ok(Some(guard::output(&draft, 1800).text))
     }
@@ -228,7 +269,7 @@ impl SupportModule {
         if let Some(refusal) = self.admit(app, guild, &question, &mut record).await? {
             return self.finish(app, guild, record, started, &question, refusal, Vec::new(), None, &[]).await;
         }
-        self.answer_admitted(app, guild, question, record, started, locale, live).await
+        self.answer_admitted(app, guild, channel_id, question, record, started, locale, live).await
     }
 
     /// The checks before anything visible happens: the member's and the guild's rate limits,
@@ -270,12 +311,15 @@ impl SupportModule {
         Ok(None)
     }
 
-    /// The pipeline after admission: cache, retrieval, the answer, the records.
+    /// The pipeline after admission: cache, retrieval, the answer, the records. `conversation` is
+    /// where the member's conversation continues (the thread Beacon opened for a support-channel
+    /// question, else the channel): the earlier turns there are the context.
     #[allow(clippy::too_many_arguments)]
     async fn answer_admitted(
         &self,
         app: &Arc<App>,
         guild: &GuildStore,
+        conversation: u64,
         question: String,
         mut record: AnswerRecord,
         started: Instant,
@@ -283,19 +327,16 @@ impl SupportModule {
         live: Option<&mut dyn LiveAnswer>,
     ) -> Result<Prepared, HandlerError> {
         let settings = &app.settings;
-        let (channel_id, user_id, lang) = (record.channel_id, record.user_id, record.lang);
-        let history_key = CacheKey::guild(guild.id(), "support", &format!("conv:{channel_id}:{user_id}"));
-        let turns = settings.get_i64(guild, keys::HISTORY).await?.max(0) as usize;
-        let mut history: Vec<String> = match app.cache.get(&history_key).await? {
-            Some(bytes) if turns > 0 => serde_json::from_slice(&bytes).unwrap_or_default(),
+        let (user_id, lang) = (record.user_id, record.lang);
+        let history_key = CacheKey::guild(guild.id(), "support", &format!("conversation:{conversation}:{user_id}"));
+        let exchanges = settings.get_i64(guild, keys::HISTORY).await?.max(0) as usize;
+        // A remembered conversation that no longer reads (an older format) is started afresh.
+        let history: Vec<Turn> = match app.cache.get(&history_key).await? {
+            Some(bytes) if exchanges > 0 => serde_json::from_slice(&bytes).unwrap_or_default(),
             _ => Vec::new(),
         };
-        // Short follow-ups ("and on mobile?") may need the previous question's words. They are tried
-        // alone first, so a new short question is not read in the light of an unrelated old one.
-        let follow_up = match history.last() {
-            Some(prev) if content_terms(&question).len() < 3 => Some(format!("{prev} {question}")),
-            _ => None,
-        };
+        // Short follow-ups ("and for Windows?") need the previous question's words.
+        let follow_up = conversation::follow_up_query(&history, &question);
 
         // Answer cache, keyed by the question and the guild's knowledge version (the database's
         // index version and the model): another process's ingest is a new version, and workers
@@ -307,13 +348,14 @@ impl SupportModule {
                 None
             }
         };
-        let cache_key = version.map(|v| {
+        let cache_name = version.map(|v| {
             let mut h = DefaultHasher::new();
             question.to_lowercase().split_whitespace().collect::<Vec<_>>().hash(&mut h);
             // Answers are given in the asker's language.
             lang.code().hash(&mut h);
-            CacheKey::guild(guild.id(), "support", &format!("answer:{v}:{:x}", h.finish()))
+            format!("answer:{v}:{:x}", h.finish())
         });
+        let cache_key = cache_name.as_ref().map(|name| CacheKey::guild(guild.id(), "support", name));
         let cached = match &cache_key {
             Some(key) => app.cache.get(key).await?.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()),
             None => None,
@@ -340,13 +382,24 @@ impl SupportModule {
                     Ok::<_, HandlerError>((hits, conf))
                 };
                 let (mut hits, mut best_conf) = search(question.clone()).await?;
+                // A passage titled with this very question (an FAQ entry, a staff correction)
+                // is its answer, whatever the fused ranking says.
+                let titled = conversation::titled_with(&hits, &question);
+                if let Some(at) = titled {
+                    let hit = hits.remove(at);
+                    best_conf = Some(confidence(&question, &hit));
+                    hits.insert(0, hit);
+                }
                 let mut in_context = false;
-                if let Some(combined) = follow_up
-                    && best_conf.is_none_or(|c| c < threshold)
-                {
-                    let (more, more_conf) = search(combined).await?;
-                    if more_conf.is_some_and(|c| c >= threshold) {
-                        (hits, best_conf, in_context) = (more, more_conf, true);
+                // A follow-up is searched with the previous question too; the passage that
+                // answers the conversation (it holds the follow-up's own words) wins over the
+                // follow-up read alone. A new short question finds no such passage and stands alone.
+                if let Some(combined) = follow_up.filter(|_| titled.is_none()) {
+                    let (mut more, _) = search(combined.clone()).await?;
+                    if let Some((at, conf)) = conversation::in_context(&more, &combined, &question, threshold) {
+                        let best = more.remove(at);
+                        more.insert(0, best);
+                        (hits, best_conf, in_context) = (more, Some(conf), true);
                     }
                 }
                 let best = hits.first().zip(best_conf).map(|(h, c)| (c, h));
@@ -386,19 +439,34 @@ impl SupportModule {
         record.outcome = if answered { "answered" } else { "abstained" };
 
         let earlier = history.clone();
-        if turns > 0 {
-            history.push(question.clone());
-            let skip = history.len().saturating_sub(turns);
-            let kept: Vec<String> = history.into_iter().skip(skip).collect();
+        if exchanges > 0 {
+            let kept = conversation::remember(history, &question, &guard::output(&content, MAX_ANSWER).text, exchanges);
             if let Ok(bytes) = serde_json::to_vec(&kept) {
                 app.cache.set(&history_key, &bytes, Duration::from_secs(3600)).await?;
             }
         }
         let components = Vec::new();
-        self.finish(app, guild, record, started, &question, content, components, Some(answered), &earlier).await
+        let mut prepared =
+            self.finish(app, guild, record, started, &question, content, components, Some(answered), &earlier).await?;
+        // Staff can correct any answer (or abstention): the right answer becomes knowledge.
+        if let Some(answer_id) = prepared.answer_id
+            && let Some(corrections) = app.port::<dyn AnswerCorrections>()
+            && corrections.available(app, guild.id()).await
+        {
+            let key = CacheKey::guild(guild.id(), "support", &format!("correct:{answer_id}"));
+            let body = json!({ "question": question, "answer_key": cache_name });
+            app.cache.set(&key, body.to_string().as_bytes(), CORRECTION_WINDOW).await?;
+            prepared.components.push(row(vec![button(
+                format!("support:correct:{answer_id}"),
+                // For staff, like the rest of the staff tools, in English.
+                "Correct this (staff)",
+                ButtonStyle::Secondary,
+            )]));
+        }
+        Ok(prepared)
     }
 
-    /// The LLM's grounded answer (`history`: the member's earlier questions here); `None` when there is no LLM or it failed (the caller answers
+    /// The LLM's grounded answer (`history`: the conversation so far, both sides); `None` when there is no LLM or it failed (the caller answers
     /// extractively). Tokens and mode go into `record`.
     #[allow(clippy::too_many_arguments)]
     async fn llm_answer(
@@ -407,7 +475,7 @@ impl SupportModule {
         user_id: u64,
         question: &str,
         locale: Option<&str>,
-        history: &[String],
+        history: &[Turn],
         hits: &[Hit],
         record: &mut AnswerRecord,
         live: Option<&mut dyn LiveAnswer>,
@@ -474,7 +542,7 @@ impl SupportModule {
         content: String,
         mut components: Vec<Component>,
         answered: Option<bool>,
-        earlier: &[String],
+        earlier: &[Turn],
     ) -> Result<Prepared, HandlerError> {
         let guarded = guard::output(&content, MAX_ANSWER);
         record.answer_chars = guarded.text.chars().count();
@@ -504,8 +572,8 @@ impl SupportModule {
             _ => {}
         }
         if human {
-            // What a ticket opened from this answer will carry: the member's earlier questions
-            // here, the question and Beacon's answer; kept for a day, then gone.
+            // What a ticket opened from this answer will carry: the conversation before it (both
+            // sides), the question and Beacon's answer; kept for a day, then gone.
             let key = CacheKey::guild(guild.id(), "support", &format!("handoff:{answer_id}"));
             let body = json!({ "question": question, "attempt": guarded.text, "earlier": earlier });
             app.cache.set(&key, body.to_string().as_bytes(), Duration::from_secs(86_400)).await?;
@@ -609,7 +677,8 @@ impl SupportModule {
             reply_to = None;
         }
         let mut live = ChannelAnswer::new(app.http.clone(), target, reply_to, self.edit_interval);
-        let prepared = self.answer_admitted(app, &guild, question, record, started, None, Some(&mut live)).await;
+        let prepared =
+            self.answer_admitted(app, &guild, target, question, record, started, None, Some(&mut live)).await;
         let prepared = match prepared {
             Ok(prepared) => prepared,
             // A half-written answer is not left behind.
@@ -632,6 +701,24 @@ enum LlmOutcome {
     Answer { content: String, sources: Vec<i64> },
     CannotAnswer,
 }
+
+/// Lines for one embed field: as many as fit Discord's 1,024 characters, then how many more.
+fn field_text(lines: &[String]) -> String {
+    let mut out = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        let more = format!("…and {} more", lines.len() - i);
+        if out.chars().count() + line.chars().count() + more.chars().count() + 2 > 1024 {
+            out.push_str(&more);
+            break;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.trim_end().to_owned()
+}
+
+const CORRECTION_EXPIRED: &str =
+    "This answer is too old to correct here; add the right answer with `/faq add` instead.";
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -733,7 +820,7 @@ impl Module for SupportModule {
                 keys::HISTORY,
                 SettingKind::Int { min: 0, max: 20 },
                 json!(6),
-                "Earlier questions per member and channel kept as context.",
+                "Earlier exchanges (the member's question and Beacon's answer) kept as context per member and thread or channel.",
             ),
             SettingSpec::new(
                 keys::AUDIT_CONTENT,
@@ -801,16 +888,39 @@ impl Module for SupportModule {
             }
             _ => {
                 let since = now_ms() - 7 * 86_400_000;
-                let (n, up, down, abstained) = SupportRepo::new(ctx.guild.clone()).stats(since).await?;
-                let embed = EmbedBuilder::new()
+                let repo = SupportRepo::new(ctx.guild.clone());
+                let (n, up, down, abstained) = repo.stats(since).await?;
+                let documents =
+                    KbRepo::new(ctx.guild.clone()).document_chunks().await.map_err(HandlerError::internal)?;
+                let q = quality::report(&repo.outcomes(since).await?, &documents);
+                let percent = |r: Option<u64>| r.map_or_else(|| "—".to_owned(), |r| format!("{r}%"));
+                let mut embed = EmbedBuilder::new()
                     .title("Support answers — last 7 days")
                     .color(0x3B82F6)
                     .field(EmbedFieldBuilder::new("Questions", n.to_string()).inline())
                     .field(EmbedFieldBuilder::new("👍", up.to_string()).inline())
                     .field(EmbedFieldBuilder::new("👎", down.to_string()).inline())
                     .field(EmbedFieldBuilder::new("Handed to humans (abstained)", abstained.to_string()).inline())
-                    .build();
-                ctx.reply(Reply::embed(embed).ephemeral()).await
+                    .field(EmbedFieldBuilder::new("Answered rate", percent(q.answered_rate())).inline())
+                    .field(EmbedFieldBuilder::new("Abstention rate", percent(q.abstention_rate())).inline());
+                let mut by_source: Vec<String> = q
+                    .sources
+                    .iter()
+                    .map(|(name, f)| format!("`{name}`: {} answers · 👍 {} · 👎 {}", f.answers, f.up, f.down))
+                    .collect();
+                if q.unknown_source > 0 {
+                    by_source.push(format!("(re-synced since): {} answers", q.unknown_source));
+                }
+                if !by_source.is_empty() {
+                    embed = embed.field(EmbedFieldBuilder::new("By source", field_text(&by_source)));
+                }
+                if !q.never_used.is_empty() {
+                    let titles: Vec<String> =
+                        q.never_used.iter().map(|(source, title)| format!("{title} (`{source}`)")).collect();
+                    let name = format!("Documents no answer drew on ({})", q.never_used.len());
+                    embed = embed.field(EmbedFieldBuilder::new(name, field_text(&titles)));
+                }
+                ctx.reply(Reply::embed(embed.build()).ephemeral()).await
             }
         }
     }
@@ -847,7 +957,7 @@ impl Module for SupportModule {
                 let (question, attempt, earlier) = match ctx.app.cache.get(&key).await? {
                     Some(bytes) => {
                         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-                        let earlier: Vec<String> = serde_json::from_value(v["earlier"].clone()).unwrap_or_default();
+                        let earlier: Vec<Turn> = serde_json::from_value(v["earlier"].clone()).unwrap_or_default();
                         (
                             v["question"].as_str().unwrap_or_default().to_owned(),
                             v["attempt"].as_str().unwrap_or_default().to_owned(),
@@ -861,9 +971,14 @@ impl Module for SupportModule {
                     if question.is_empty() { "Question for staff".into() } else { question.chars().take(90).collect() };
                 let mut conversation = String::new();
                 if !earlier.is_empty() {
-                    conversation.push_str("Earlier questions:\n");
-                    for q in &earlier {
-                        conversation.push_str(&format!("- {q}\n"));
+                    conversation.push_str("Earlier in the conversation:\n");
+                    for turn in &earlier {
+                        let who = match turn.who {
+                            Speaker::Member => "Member",
+                            Speaker::Beacon => "Beacon",
+                            Speaker::Staff => "Staff",
+                        };
+                        conversation.push_str(&format!("- {who}: {}\n", turn.text));
                     }
                     conversation.push('\n');
                 }
@@ -873,8 +988,55 @@ impl Module for SupportModule {
                     .await?;
                 ctx.reply(Reply::text(words.ticket_opened.replace("{place}", &place)).ephemeral()).await
             }
+            ["correct", id] => {
+                ctx.require(Access::Staff)?;
+                let key = CacheKey::guild(ctx.guild_id(), "support", &format!("correct:{id}"));
+                if ctx.app.cache.get(&key).await?.is_none() {
+                    return Err(HandlerError::user(CORRECTION_EXPIRED));
+                }
+                let field = text_input("answer", "The right answer", TextInputStyle::Paragraph, MAX_CORRECTION);
+                ctx.responder.modal(format!("support:correct:{id}"), "Correct Beacon's answer", vec![field.into()])
+            }
             _ => Err(HandlerError::user(words.stale_button)),
         }
+    }
+
+    /// "Correct this": staff's right answer becomes knowledge (through the `AnswerCorrections`
+    /// port, the FAQ) linked to the member's question, PII-redacted, and the cached answer to that
+    /// question is dropped.
+    async fn modal(&self, ctx: ModalCtx) -> HandlerResult {
+        // A form can be submitted without the button that opened it: check again.
+        ctx.require(Access::Staff)?;
+        let action = ctx.action().to_owned();
+        let Some(id) = action.strip_prefix("correct:") else {
+            return Err(HandlerError::user("This form is no longer valid."));
+        };
+        let answer = ctx.field("answer").unwrap_or_default().trim().to_owned();
+        if answer.is_empty() {
+            return Err(HandlerError::user("Write the right answer, then submit."));
+        }
+        let key = CacheKey::guild(ctx.guild_id(), "support", &format!("correct:{id}"));
+        let Some(bytes) = ctx.app.cache.get(&key).await? else {
+            return Err(HandlerError::user(CORRECTION_EXPIRED));
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|_| HandlerError::user(CORRECTION_EXPIRED))?;
+        let question = pii::redact(v["question"].as_str().unwrap_or_default());
+        let Some(corrections) = ctx.app.port::<dyn AnswerCorrections>() else {
+            return Err(HandlerError::user("Corrections are kept in the FAQ, which this deployment does not run."));
+        };
+        let made = corrections.correct(&ctx.app, ctx.guild_id(), ctx.user_id(), &question, &answer).await?;
+        if let Some(name) = v["answer_key"].as_str() {
+            ctx.app.cache.delete(&CacheKey::guild(ctx.guild_id(), "support", name)).await?;
+        }
+        ctx.app.cache.delete(&key).await?;
+        ctx.reply(
+            Reply::text(format!(
+                "Saved as {made}, linked to the question “{question}”. Beacon answers from it once the knowledge base has taken it in (a few seconds)."
+            ))
+            .ephemeral(),
+        )
+        .await
     }
 
     async fn event(&self, ctx: EventCtx) -> HandlerResult {
@@ -935,9 +1097,9 @@ impl ReplyDrafter for SupportModule {
         app: &Arc<App>,
         guild_id: u64,
         staff_id: u64,
-        question: &str,
+        conversation: &[ConversationMessage],
     ) -> Result<Option<String>, HandlerError> {
-        self.draft_reply(app, &app.guild(guild_id), staff_id, question).await
+        self.draft_reply(app, &app.guild(guild_id), staff_id, conversation).await
     }
 }
 

@@ -139,6 +139,28 @@ impl SupportRepo {
         Ok((row.try_get("n")?, row.try_get("up")?, row.try_get("down")?, row.try_get("abstained")?))
     }
 
+    /// Every answer recorded since `since_ms`: its outcome, feedback and the chunks it drew on.
+    pub async fn outcomes(&self, since_ms: i64) -> Result<Vec<crate::quality::AnswerOutcome>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT outcome, feedback, sources FROM support_answers WHERE guild_id = $1 AND created_at >= $2 ORDER BY id",
+        )
+        .bind(self.guild.sql_id())
+        .bind(since_ms)
+        .fetch_all(self.guild.store().pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let sources: String = r.try_get("sources")?;
+                Ok(crate::quality::AnswerOutcome {
+                    outcome: r.try_get("outcome")?,
+                    feedback: r.try_get("feedback")?,
+                    // A row whose list does not read drew on nothing the report can name.
+                    sources: serde_json::from_str(&sources).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
     /// Remembers a thread opened for `user_id`'s question.
     pub async fn add_thread(&self, thread_id: u64, user_id: u64, now_ms: i64) -> Result<(), StoreError> {
         sqlx::query(

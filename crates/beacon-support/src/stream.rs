@@ -24,6 +24,7 @@ use twilight_model::channel::message::MessageFlags;
 use twilight_model::id::Id;
 use twilight_model::id::marker::{ApplicationMarker, MessageMarker};
 
+use crate::conversation::Turn;
 use crate::grounded::{self, CANNOT_ANSWER, LlmAnswer};
 use crate::guard;
 
@@ -66,7 +67,7 @@ pub async fn answer(
     ctx: &CallContext,
     question: &str,
     locale: Option<&str>,
-    history: &[String],
+    history: &[Turn],
     passages: &[Passage],
     live: &mut dyn LiveAnswer,
 ) -> Result<LlmAnswer, LlmError> {

@@ -9,9 +9,13 @@ use beacon_framework::{
     Access, AutocompleteCtx, Choice, CommandCtx, CommandSpec, ComponentCtx, EventCtx, HandlerError, HandlerResult,
     InteractionCtx, ModalCtx, Module, OptionSpec, Reply, SettingKind, SettingSpec, async_trait,
 };
-use beacon_framework::{App, DayRange, ExportFile, ExportSpec, Exporter, HumanHandoff, JobKind, Port, ReplyDrafter};
+use beacon_framework::{
+    App, ConversationMessage, DayRange, ExportFile, ExportSpec, Exporter, HumanHandoff, JobKind, Port, ReplyDrafter,
+    Speaker,
+};
 use beacon_store::{GuildStore, Schema, now_ms};
 use serde_json::json;
+use twilight_model::channel::message::MessageFlags;
 use twilight_model::channel::message::component::{ButtonStyle, TextInputStyle};
 use twilight_model::gateway::Intents;
 use twilight_model::gateway::event::Event;
@@ -317,7 +321,8 @@ impl TicketsModule {
     }
 
     /// "Suggest reply": an ephemeral draft from the knowledge base, answering the member's latest
-    /// message (or the topic), with a button to send it. Nothing is sent without that click.
+    /// message in the light of the whole ticket so far (its topic, the member's messages and
+    /// staff's), with a button to send it. Nothing is sent without that click.
     async fn suggest(&self, ctx: &ComponentCtx, number: i64) -> HandlerResult {
         let Some(drafter) = ctx.app.port::<dyn ReplyDrafter>() else {
             return ctx.reply(Reply::text("Suggested replies are not available in this deployment.").ephemeral()).await;
@@ -325,16 +330,20 @@ impl TicketsModule {
         ctx.responder.defer()?;
         let desk = self.desk(&ctx.app);
         let t = desk.ticket(&ctx.guild, number).await?;
-        let mut question = t.topic.clone();
+        let mut conversation = vec![ConversationMessage { speaker: Speaker::Member, text: t.topic.clone() }];
         if let Some(channel) = t.channel_id {
             let messages = ctx.app.http.channel_messages(Id::new(channel)).limit(50).await?.models().await?;
-            // Newest first: the member's latest words are what needs answering.
-            if let Some(m) = messages.iter().find(|m| m.author.id.get() == t.opener_id && !m.content.trim().is_empty())
-            {
-                question = m.content.clone();
+            // Newest first from Discord; the drafter reads the conversation oldest first. Beacon's
+            // own messages in a ticket (its opening, sent drafts) speak for staff.
+            let shown = |m: &&twilight_model::channel::Message| {
+                !m.content.trim().is_empty() && !m.flags.is_some_and(|f| f.contains(MessageFlags::EPHEMERAL))
+            };
+            for m in messages.iter().rev().filter(shown) {
+                let speaker = if m.author.id.get() == t.opener_id { Speaker::Member } else { Speaker::Staff };
+                conversation.push(ConversationMessage { speaker, text: m.content.clone() });
             }
         }
-        let Some(draft) = drafter.draft(&ctx.app, ctx.guild_id(), ctx.user_id(), &question).await? else {
+        let Some(draft) = drafter.draft(&ctx.app, ctx.guild_id(), ctx.user_id(), &conversation).await? else {
             return ctx
                 .reply(Reply::text("The knowledge base has nothing confident to suggest for this ticket.").ephemeral())
                 .await;

@@ -245,7 +245,7 @@ async fn list_gaps_export_and_import() {
     assert!(text_of(&out).contains("There is no page 5"), "{}", text_of(&out));
 
     // Searches that find nothing become gaps (autocomplete keystrokes are not logged).
-    for q in ["Dark mode?", "dark   MODE", "refunds", "webhooks"] {
+    for q in ["Dark mode?", "dark   MODE", "refunds", "webhooks", "invoice for bob.smith@example.com"] {
         t.command(bob, "faq", faq("search", json!([opt_str("query", q)])), Delivery::Http).await;
     }
     t.autocomplete(bob, "faq", focused("search", "query", "typing only"), Delivery::Http).await;
@@ -257,6 +257,9 @@ async fn list_gaps_export_and_import() {
     assert!(text.contains("**1.** `dark mode` — 2 searches"), "{text}");
     assert!(text.contains("`webhooks` — 1 search,"), "{text}");
     assert!(!text.contains("refunds") && !text.contains("typing"), "{text}");
+    // Personal data in a search is not stored, nor shown.
+    assert!(text.contains("`invoice for email` — 1 search,"), "{text}");
+    assert!(!text.contains("smith") && !text.contains("example"), "{text}");
 
     // Export: a CSV file on the (deferred, then edited) answer, over both transports.
     let out = t.command(bob, "faq", faq("export", json!([])), Delivery::Http).await;

@@ -136,6 +136,47 @@ async fn settings_reach_handlers_and_listeners_without_restart() {
     t.stop().await;
 }
 
+/// A setting changed through one process fires the listeners of every process sharing the
+/// database — each once, its own change included.
+#[tokio::test]
+async fn setting_listeners_fire_in_every_process_sharing_the_database() {
+    let data = tempfile::tempdir().unwrap();
+    let env = vec![("BEACON_DATABASE_URL".to_owned(), format!("sqlite://{}/shared.db", data.path().display()))];
+    let first = Arc::new(AtomicUsize::new(0));
+    let t = TestApp::spawn_with(Options {
+        env: env.clone(),
+        modules: vec![Arc::new(Echo { changes: first.clone() })],
+        ..Options::default()
+    })
+    .await;
+    let second_dir = tempfile::tempdir().unwrap();
+    let config = test_config_with(&t.fake, &second_dir, true, false, &env);
+    let second = Arc::new(AtomicUsize::new(0));
+    let other =
+        beacon::run::start_with(Arc::new(config), vec![Arc::new(Echo { changes: second.clone() })]).await.unwrap();
+    let wait_for = |counter: Arc<AtomicUsize>, n: usize, who: &'static str| async move {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while counter.load(Ordering::SeqCst) < n {
+            assert!(tokio::time::Instant::now() < deadline, "{who}'s listener never saw change {n}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    // Changed through the first process: the second's listener fires too.
+    let set = |value: &str| sub("set", json!([opt_str("key", "echo.prefix"), opt_str("value", value)]));
+    t.command(t.owner(), "config", set("!!"), Delivery::Http).await;
+    wait_for(first.clone(), 1, "the first process").await;
+    wait_for(second.clone(), 1, "the second process").await;
+    // Changed through the second process: the first's listener fires, and nobody's fires twice.
+    t.fake.set_interactions_endpoint(&format!("http://{}/interactions", other.addr));
+    t.command(t.owner(), "config", set("??"), Delivery::Http).await;
+    wait_for(second.clone(), 2, "the second process").await;
+    wait_for(first.clone(), 2, "the first process").await;
+    assert_eq!(second.load(Ordering::SeqCst), 2, "the second process announced a change twice");
+    assert_eq!(first.load(Ordering::SeqCst), 2, "the first process announced a change twice");
+    other.shutdown().await;
+    t.stop().await;
+}
+
 #[tokio::test]
 async fn a_disabled_module_refuses_clearly_in_that_guild_only() {
     let (t, _) = spawn_echo().await;

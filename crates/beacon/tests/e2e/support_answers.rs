@@ -89,7 +89,8 @@ async fn out_of_scope_questions_get_no_guess_and_a_human_button_that_opens_a_tic
     let text = out.data["content"].as_str().unwrap_or_default();
     assert!(text.contains("won't guess"), "{text}");
     assert!(!text.contains("> "), "an abstention quotes nothing: {text}");
-    let ids = buttons(&out.data);
+    // The member's buttons (staff's "Correct this" aside).
+    let ids: Vec<String> = buttons(&out.data).into_iter().filter(|b| !b.starts_with("support:correct:")).collect();
     assert_eq!(ids.len(), 1, "{ids:?}");
     assert!(ids[0].starts_with("support:human:"));
 
@@ -132,6 +133,31 @@ async fn out_of_scope_questions_get_no_guess_and_a_human_button_that_opens_a_tic
     let out = t.command(t.member("bob"), "ask", ask("Who won the 1954 World Cup?"), Delivery::Http).await;
     assert!(text_of(&out).contains("won't guess"), "{}", text_of(&out));
     assert!(buttons(&out.data).iter().all(|b| !b.starts_with("support:human:")), "{:?}", buttons(&out.data));
+    t.stop().await;
+}
+
+/// `/support-stats` reports the knowledge base's quality: answered and abstention rates, the
+/// 👍/👎 of the answers each source backed, and the documents no answer drew on.
+#[tokio::test]
+async fn support_stats_report_the_knowledge_bases_quality() {
+    let t = with_kb().await;
+    let bob = t.member("bob");
+    let out = t.command(bob, "ask", ask("How do I get a refund?"), Delivery::Http).await;
+    let down = buttons(&out.data).into_iter().find(|b| b.starts_with("support:fb:down:")).unwrap();
+    let general = t.channel("general");
+    let message = message_with_button(&t, general, &down);
+    let h = t.fake.click_button(t.guild.id, general, bob, message, &down, Delivery::Http).await.unwrap();
+    t.fake.wait_response(&h, WAIT).await.unwrap();
+    let out = t.command(bob, "ask", ask("What is the weather on Mars tomorrow?"), Delivery::Http).await;
+    assert!(!buttons(&out.data).iter().any(|b| b.starts_with("support:fb:")), "an abstention: {}", text_of(&out));
+
+    let out = t.command(bob, "support-stats", json!([]), Delivery::Http).await;
+    assert!(!text_of(&out).contains("Answered rate"), "staff only: {}", text_of(&out));
+    let out = t.command(t.owner(), "support-stats", json!([]), Delivery::Http).await;
+    let text = text_of(&out);
+    assert!(text.contains("Answered rate: 50%") && text.contains("Abstention rate: 50%"), "{text}");
+    assert!(text.contains(": 1 answers · 👍 0 · 👎 1"), "{text}");
+    assert!(text.contains("Documents no answer drew on (1): Account ("), "{text}");
     t.stop().await;
 }
 
@@ -297,6 +323,55 @@ async fn support_channels_answer_in_a_thread_and_follow_ups_there_too() {
     t.stop().await;
 }
 
+/// A follow-up in the thread is read with the conversation: "and for Windows?" after a question
+/// about uninstalling on macOS is answered with uninstalling on Windows, not installing — the
+/// first question (asked in the support channel, answered in the thread) is part of the thread's
+/// conversation.
+#[tokio::test]
+async fn a_thread_follow_up_is_understood_with_the_previous_turn() {
+    let t = with_kb().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("desktop.md"),
+        "# Desktop app\n\n## Installing on macOS\n\nOpen the downloaded disk image and drag Beacon into Applications.\n\n\
+         ## Installing on Windows\n\nRun BeaconSetup.exe and follow the wizard.\n\n\
+         ## Uninstalling on macOS\n\nQuit Beacon, then drag it from Applications to the Bin.\n\n\
+         ## Uninstalling on Windows\n\nOpen Settings, Apps and features, choose Beacon and press Uninstall.\n",
+    )
+    .unwrap();
+    let kb = beacon::backends::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
+    kb.sync(t.guild.id, &beacon_kb::FolderSource::new(dir.path()), &mut |_| {}).await.unwrap();
+    let support = t.channel("support");
+    t.command(
+        t.owner(),
+        "config",
+        sub("set", json!([opt_str("key", "support.channels"), opt_str("value", &format!("<#{support}>"))])),
+        Delivery::Http,
+    )
+    .await;
+    let bob = t.member("bob");
+    t.fake.send_message(t.guild.id, support, bob, "How do I uninstall the app on macOS?").await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let thread = loop {
+        let row = sqlx::query_scalar::<_, i64>("SELECT thread_id FROM support_threads WHERE guild_id = $1")
+            .bind(t.guild.id as i64)
+            .fetch_optional(t.app().store.pool())
+            .await
+            .unwrap();
+        if let Some(id) = row {
+            break id as u64;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the thread was never recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    wait_message(&t, thread, "to the Bin").await;
+    t.fake.send_message(t.guild.id, thread, bob, "and for Windows?").await.unwrap();
+    let answer = wait_message(&t, thread, "Apps and features").await;
+    assert!(!answer["content"].as_str().unwrap_or("").contains("BeaconSetup"), "{answer:#?}");
+
+    t.stop().await;
+}
+
 /// Limits and screening come before anything visible: a member over the limit, or a refused
 /// message, opens no thread and gets no public answer — one quiet notice per minute at most.
 #[tokio::test]
@@ -428,6 +503,100 @@ async fn faq_entries_feed_the_knowledge_base_at_once() {
     t.stop().await;
 }
 
+/// "Correct this": staff write the right answer under one of Beacon's; it becomes an FAQ entry
+/// for the question, the cached answer is dropped, and the next ask is answered from it. A member
+/// cannot correct.
+#[tokio::test]
+async fn a_staff_correction_changes_the_next_answer() {
+    let t = with_kb().await;
+    let bob = t.member("bob");
+    let question = "How do I get a refund?";
+    let out = t.command(bob, "ask", ask(question), Delivery::Http).await;
+    assert!(text_of(&out).contains("14 days"), "{}", text_of(&out));
+    let correct = buttons(&out.data).into_iter().find(|b| b.starts_with("support:correct:")).expect("Correct this");
+    let general = t.channel("general");
+    let message = message_with_button(&t, general, &correct);
+
+    let h = t.fake.click_button(t.guild.id, general, bob, message, &correct, Delivery::Http).await.unwrap();
+    let refused = t.fake.wait_response(&h, WAIT).await.unwrap();
+    assert!(text_of(&refused).contains("Only staff"), "{refused:?}");
+    let h = t.fake.submit_modal(t.guild.id, general, bob, &correct, &[("answer", "Free money")], Delivery::Http).await;
+    let refused = t.fake.wait_response(&h.unwrap(), WAIT).await.unwrap();
+    assert!(text_of(&refused).contains("Only staff"), "a member's form is refused too: {refused:?}");
+
+    let owner = t.owner();
+    let h = t.fake.click_button(t.guild.id, general, owner, message, &correct, Delivery::Http).await.unwrap();
+    let form = t.fake.wait_response(&h, WAIT).await.unwrap();
+    assert_eq!(form.kind, 9, "a modal: {form:?}");
+    let right = "Refunds are handled by our billing team: write to them within 30 days of purchase.";
+    let h = t.fake.submit_modal(t.guild.id, general, owner, &correct, &[("answer", right)], Delivery::Http).await;
+    let saved = t.fake.wait_response(&h.unwrap(), WAIT).await.unwrap();
+    assert!(text_of(&saved).contains("Saved as FAQ entry #1"), "{saved:?}");
+    let entry: (String, String) = sqlx::query_as("SELECT question, answer FROM faq_entries WHERE guild_id = $1")
+        .bind(t.guild.id as i64)
+        .fetch_one(t.app().store.pool())
+        .await
+        .unwrap();
+    assert_eq!(entry, (question.to_owned(), right.to_owned()));
+
+    // The FAQ reaches the knowledge base through its feed; the next answer quotes the correction.
+    let rate = sub("set", json!([opt_str("key", "support.user_per_minute"), opt_str("value", "60")]));
+    t.command(t.owner(), "config", rate, Delivery::Http).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let out = t.command(bob, "ask", ask(question), Delivery::Http).await;
+        if text_of(&out).contains("billing team") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the correction never answered: {}", text_of(&out));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    t.stop().await;
+}
+
+/// A guild's chunk size is a setting: changing it makes the guild's configured sources due again
+/// (the scheduler re-syncs them) and the next sync re-chunks every document at the new size.
+#[tokio::test]
+async fn a_new_chunk_size_re_chunks_the_guilds_documents() {
+    let t = with_kb().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sentence = "Every plan includes unlimited projects, daily backups and e-mail support from our team. ";
+    std::fs::write(dir.path().join("plans.md"), format!("# Plans\n\n{}\n", sentence.repeat(8))).unwrap();
+    let kb = beacon::backends::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
+    let folder = beacon_kb::source::SourceConfig::Folder { path: dir.path().to_owned() };
+    kb.add_source(t.guild.id, "plans", &folder, None).await.unwrap();
+    let first = kb.sync_configured(t.guild.id, "plans", &mut |_| {}).await.unwrap();
+    assert_eq!(first.written, 1);
+    let source_due = || async {
+        let last: Option<i64> = sqlx::query_scalar("SELECT last_sync_at FROM kb_sources WHERE guild_id = $1")
+            .bind(t.guild.id as i64)
+            .fetch_one(t.app().store.pool())
+            .await
+            .unwrap();
+        last.is_none()
+    };
+    assert!(!source_due().await, "just synced");
+
+    let set = sub("set", json!([opt_str("key", "kb.chunk_size"), opt_str("value", "120")]));
+    t.command(t.owner(), "config", set, Delivery::Http).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !source_due().await {
+        assert!(tokio::time::Instant::now() < deadline, "the source never became due");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let again = kb.sync_configured(t.guild.id, "plans", &mut |_| {}).await.unwrap();
+    assert_eq!((again.written, again.unchanged), (1, 0), "re-chunked: {again:?}");
+    assert!(again.chunks > first.chunks, "{first:?} then {again:?}");
+    // Another guild keeps the deployment's chunking.
+    let other: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM kb_chunking WHERE guild_id <> $1")
+        .bind(t.guild.id as i64)
+        .fetch_one(t.app().store.pool())
+        .await
+        .unwrap();
+    assert_eq!(other, 0);
+    t.stop().await;
+}
+
 #[tokio::test]
 async fn suggest_reply_drafts_from_the_knowledge_base_and_sends_only_on_click() {
     let t = with_kb().await;
@@ -542,12 +711,14 @@ async fn kb_sources_are_configured_from_discord_and_synced_on_demand() {
     t.stop().await;
 }
 
+/// The labels of the member's buttons (staff's "Correct this", in English, aside).
 fn labels(v: &Value) -> Vec<String> {
     v["components"]
         .as_array()
         .into_iter()
         .flatten()
         .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .filter(|b| !b["custom_id"].as_str().unwrap_or("").starts_with("support:correct:"))
         .filter_map(|b| b["label"].as_str().map(str::to_owned))
         .collect()
 }

@@ -134,9 +134,10 @@ async fn ask_is_answered_by_the_llm_with_citations_mapping_to_the_passages() {
     let out = t.command(t.member("bob"), "ask", ask("When do refunds reach my card?"), Delivery::Gateway).await;
     let text = out.data["content"].as_str().unwrap_or_default();
     assert!(text.contains("5 business days [1]"), "{text}");
-    // The member's earlier question travels as fenced context.
+    // The conversation so far travels as fenced context: the member's question and Beacon's answer.
     let prompt = strings(&fake.requests()[1].body);
-    assert!(prompt.contains("earlier questions"), "{prompt}");
+    assert!(prompt.contains("conversation so far"), "{prompt}");
+    assert!(prompt.contains("You answered:\n<member_message>\nRefunds are possible within 14 days"), "{prompt}");
     assert!(prompt.contains("<member_message>\nHow do I get a refund?\n</member_message>"), "{prompt}");
     assert!(prompt.contains("<member_message>\nWhen do refunds reach my card?\n</member_message>"), "{prompt}");
     assert!(!discord_output(&t).contains(KEY), "the key reached Discord");
@@ -536,5 +537,53 @@ async fn prices_and_budgets_set_from_the_cli_reach_the_running_bot() {
         .await
         .unwrap();
     assert!(!view.operator_set);
+    t.stop().await;
+}
+
+/// "Suggest reply" drafts from the whole ticket: the member's short last message ("on my laptop")
+/// is read with what they asked before, and the LLM sees the conversation — the member's and
+/// staff's messages — with personal data redacted.
+#[tokio::test]
+async fn suggest_reply_drafts_from_the_whole_ticket_redacted() {
+    let fake = FakeLlm::start().await.unwrap();
+    fake.push(Dialect::OpenAi, FakeReply::text("Turn it on under Settings, Security [1]."));
+    let t = with_llm("openai", &fake.openai_base_url()).await;
+    let bob = t.member("bob");
+    let thread = t.open_ticket(bob, "account trouble").await;
+    t.fake
+        .send_message(
+            t.guild.id,
+            thread,
+            bob,
+            "How do I enable two-factor authentication? Reach me at bob.smith@example.com",
+        )
+        .await
+        .unwrap();
+    let owner = t.owner();
+    t.fake.send_message(t.guild.id, thread, owner, "Which device are you on?").await.unwrap();
+    t.fake.send_message(t.guild.id, thread, bob, "on my laptop").await.unwrap();
+    let panel = t
+        .fake
+        .messages(thread)
+        .into_iter()
+        .find(|m| serde_json::to_string(&m["components"]).unwrap_or_default().contains("tickets:suggest:1"))
+        .and_then(|m| m["id"].as_str().and_then(|s| s.parse::<u64>().ok()))
+        .expect("the ticket's panel");
+    let h = t.fake.click_button(t.guild.id, thread, owner, panel, "tickets:suggest:1", Delivery::Http).await.unwrap();
+    let drafts = t.fake.wait_followups(&h, 1, WAIT).await.unwrap();
+    let draft = drafts[0]["content"].as_str().unwrap_or_default();
+    assert!(draft.contains("Settings, Security [1]"), "{draft}");
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    let prompt = strings(&requests[0].body);
+    assert!(prompt.contains("[1] (Account › Two-factor authentication)"), "{prompt}");
+    assert!(prompt.contains("Question:\n<member_message>\non my laptop\n</member_message>"), "{prompt}");
+    assert!(
+        prompt.contains("Member:\n<member_message>\nHow do I enable two-factor authentication? Reach me at [email]"),
+        "{prompt}"
+    );
+    assert!(prompt.contains("Staff:\n<member_message>\nWhich device are you on?"), "{prompt}");
+    assert!(prompt.contains("Member:\n<member_message>\naccount trouble"), "the topic: {prompt}");
+    assert!(!prompt.contains("bob.smith") && !prompt.contains("example.com"), "{prompt}");
     t.stop().await;
 }

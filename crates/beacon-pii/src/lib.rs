@@ -1,5 +1,10 @@
 //! Redaction of personal data (e-mail addresses, phone numbers, card numbers, IP addresses) from
-//! anything Beacon echoes into logs or audit records.
+//! anything Beacon echoes into logs, audit records or stored search terms, or hands to an LLM.
+//! A library, so every feature redacts the same way without depending on another feature.
+//!
+//! ```
+//! assert_eq!(beacon_pii::redact("write to jane@example.com"), "write to [email]");
+//! ```
 
 use std::sync::LazyLock;
 

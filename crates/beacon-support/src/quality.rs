@@ -1,0 +1,135 @@
+//! The knowledge base's quality over a period, for `/support-stats`: how many questions were
+//! answered and how many abstained on, the 👍/👎 of the answers each source's documents backed,
+//! and the documents no answer drew on.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use beacon_kb::store::DocumentChunks;
+
+/// One recorded answer, as the report reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerOutcome {
+    /// `answered`, `abstained`, or a refusal (`rate_limited`, `refused`, `empty`).
+    pub outcome: String,
+    /// +1 for 👍, -1 for 👎, 0 for none.
+    pub feedback: i64,
+    /// The chunk ids the answer drew on.
+    pub sources: Vec<i64>,
+}
+
+/// Figures of one source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceFigures {
+    /// Answers that drew on the source's documents.
+    pub answers: u64,
+    /// 👍 on those answers.
+    pub up: u64,
+    /// 👎 on those answers.
+    pub down: u64,
+}
+
+/// The report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Quality {
+    /// Questions answered.
+    pub answered: u64,
+    /// Questions abstained on (handed to humans).
+    pub abstained: u64,
+    /// Per source, by name.
+    pub sources: BTreeMap<String, SourceFigures>,
+    /// Answers whose passages have been re-synced away since (their source is unknown now).
+    pub unknown_source: u64,
+    /// Documents (source, title) no answer drew on, in document order.
+    pub never_used: Vec<(String, String)>,
+}
+
+impl Quality {
+    /// Share of the questions Beacon took on (answered or abstained) that it answered, in percent.
+    pub fn answered_rate(&self) -> Option<u64> {
+        let asked = self.answered + self.abstained;
+        (asked > 0).then(|| (self.answered * 100 + asked / 2) / asked)
+    }
+
+    /// Share of those questions it abstained on, in percent.
+    pub fn abstention_rate(&self) -> Option<u64> {
+        self.answered_rate().map(|r| 100 - r)
+    }
+}
+
+/// The report of `answers` over the guild's current `documents`.
+pub fn report(answers: &[AnswerOutcome], documents: &[DocumentChunks]) -> Quality {
+    let mut by_chunk: HashMap<i64, usize> = HashMap::new();
+    for (i, d) in documents.iter().enumerate() {
+        for c in &d.chunk_ids {
+            by_chunk.insert(*c, i);
+        }
+    }
+    let mut q = Quality::default();
+    let mut used: HashSet<usize> = HashSet::new();
+    for a in answers {
+        match a.outcome.as_str() {
+            "answered" => q.answered += 1,
+            "abstained" => q.abstained += 1,
+            _ => continue,
+        }
+        let docs: HashSet<usize> = a.sources.iter().filter_map(|c| by_chunk.get(c).copied()).collect();
+        if docs.is_empty() && !a.sources.is_empty() {
+            q.unknown_source += 1;
+        }
+        let sources: HashSet<&str> = docs.iter().map(|i| documents[*i].source.as_str()).collect();
+        for source in sources {
+            let f = q.sources.entry(source.to_owned()).or_default();
+            f.answers += 1;
+            f.up += u64::from(a.feedback > 0);
+            f.down += u64::from(a.feedback < 0);
+        }
+        used.extend(docs);
+    }
+    q.never_used = documents
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !used.contains(i))
+        .map(|(_, d)| (d.source.clone(), d.title.clone()))
+        .collect();
+    q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(id: i64, source: &str, title: &str, chunks: &[i64]) -> DocumentChunks {
+        DocumentChunks { id, source: source.into(), key: title.into(), title: title.into(), chunk_ids: chunks.to_vec() }
+    }
+
+    fn answer(outcome: &str, feedback: i64, sources: &[i64]) -> AnswerOutcome {
+        AnswerOutcome { outcome: outcome.into(), feedback, sources: sources.to_vec() }
+    }
+
+    #[test]
+    fn rates_feedback_per_source_and_unused_documents() {
+        let docs = vec![
+            doc(1, "docs", "Refunds", &[10, 11]),
+            doc(2, "docs", "Account", &[20]),
+            doc(3, "faq", "Opening hours", &[30]),
+            doc(4, "faq", "Webhooks", &[]),
+        ];
+        let answers = vec![
+            answer("answered", 1, &[10]),
+            answer("answered", -1, &[11, 30]),
+            answer("answered", 0, &[99]),
+            answer("abstained", -1, &[]),
+            answer("rate_limited", 0, &[]),
+        ];
+        let q = report(&answers, &docs);
+        assert_eq!((q.answered, q.abstained, q.unknown_source), (3, 1, 1));
+        assert_eq!((q.answered_rate(), q.abstention_rate()), (Some(75), Some(25)));
+        assert_eq!(q.sources["docs"], SourceFigures { answers: 2, up: 1, down: 1 });
+        assert_eq!(q.sources["faq"], SourceFigures { answers: 1, up: 0, down: 1 });
+        assert_eq!(
+            q.never_used,
+            vec![("docs".to_owned(), "Account".to_owned()), ("faq".to_owned(), "Webhooks".to_owned())]
+        );
+        assert_eq!(report(&[], &[]).answered_rate(), None);
+    }
+}

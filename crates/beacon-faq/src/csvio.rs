@@ -2,11 +2,12 @@
 //!
 //! Columns: `id,question,answer,tags,pinned,views,updated_at`. Import needs `question` and
 //! `answer`; `id`, `tags` (comma-separated) and `pinned` (true/false, yes/no, 1/0) are optional
-//! and other columns are ignored. Cells that a spreadsheet would run as a formula (starting with
-//! `=`, `+`, `-` or `@`) are exported with a leading `'`, which import removes again.
+//! and other columns are ignored. Cells that a spreadsheet would run as a formula are exported
+//! with a leading `'` ([`beacon_framework::export::defuse_cell`]), which import removes again.
 
 use std::io::{Read, Write};
 
+use beacon_framework::export::{defuse_cell, restore_cell};
 use beacon_store::GuildStore;
 
 use crate::error::FaqError;
@@ -27,15 +28,6 @@ pub struct CsvRow {
     pub entry: EntryInput,
 }
 
-/// Guards a cell against spreadsheet formula injection (reversed by [`unescape_cell`]).
-fn escape_cell(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\'']) { format!("'{text}") } else { text.to_owned() }
-}
-
-fn unescape_cell(text: &str) -> &str {
-    text.strip_prefix('\'').unwrap_or(text)
-}
-
 /// Writes entries as CSV with a header row.
 pub fn write_csv<W: Write>(writer: W, entries: &[FaqEntry]) -> Result<(), FaqError> {
     let mut out = csv::Writer::from_writer(writer);
@@ -43,9 +35,9 @@ pub fn write_csv<W: Write>(writer: W, entries: &[FaqEntry]) -> Result<(), FaqErr
     for e in entries {
         out.write_record([
             e.id.to_string(),
-            escape_cell(&e.question),
-            escape_cell(&e.answer),
-            escape_cell(&e.tags.join(", ")),
+            defuse_cell(&e.question),
+            defuse_cell(&e.answer),
+            defuse_cell(&e.tags.join(", ")),
             e.pinned.to_string(),
             e.views.to_string(),
             e.updated_at.to_string(),
@@ -129,9 +121,9 @@ pub fn parse_csv<R: Read>(reader: R) -> Result<Vec<CsvRow>, FaqError> {
         let pinned = parse_bool(cell(pinned_col))
             .ok_or_else(|| bad(format!("pinned must be true or false, not `{}`", cell(pinned_col))))?;
         let entry = EntryInput::new(
-            unescape_cell(cell(Some(q_col))),
-            unescape_cell(cell(Some(a_col))),
-            &split_tags(unescape_cell(cell(tags_col))),
+            restore_cell(cell(Some(q_col))),
+            restore_cell(cell(Some(a_col))),
+            &split_tags(restore_cell(cell(tags_col))),
             pinned,
         )
         .map_err(|e| bad(e.to_string()))?;

@@ -165,6 +165,19 @@ impl Module for ExportModule {
     }
 }
 
+/// Guards a CSV cell against spreadsheet formula injection: a cell starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return (OWASP's list) gets a leading `'`, and so does one that already
+/// starts with `'`, so [`restore_cell`] gives back exactly what was written. Every module's
+/// export uses this one guard.
+pub fn defuse_cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']) { format!("'{text}") } else { text.to_owned() }
+}
+
+/// The text [`defuse_cell`] was given, for a cell read back from a file Beacon wrote.
+pub fn restore_cell(text: &str) -> &str {
+    text.strip_prefix('\'').unwrap_or(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +192,16 @@ mod tests {
         assert!(DayRange::parse("yesterday", "2024-03-01").is_err());
         assert!(DayRange::parse("1969-12-31", "2024-03-01").is_err());
         assert!(DayRange::parse("2024-03-01", "2024-03-01").is_ok(), "one day");
+    }
+
+    #[test]
+    fn cells_that_look_like_formulas_are_defused_and_restored() {
+        for text in ["=SUM(A1)", "+1", "-2", "@cmd", "\tx", "\rx", "'quoted", "plain", ""] {
+            let cell = defuse_cell(text);
+            assert_eq!(restore_cell(&cell), text);
+            assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']), "{cell:?}");
+        }
+        assert_eq!(defuse_cell("=SUM(A1)"), "'=SUM(A1)");
+        assert_eq!(defuse_cell("plain"), "plain");
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use beacon_framework::export::defuse_cell;
 use beacon_framework::{App, DayRange, ExportFile, Exporter, HandlerError, async_trait};
 use beacon_store::GuildStore;
 
@@ -28,11 +29,6 @@ pub const COLUMNS: [&str; 16] = [
     "audit_entry_id",
 ];
 
-/// Guards a cell against spreadsheet formula injection.
-fn cell(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@']) { format!("'{text}") } else { text.to_owned() }
-}
-
 /// The cases as CSV (RFC 4180 quoting, header first, UTC ISO-8601 times).
 pub fn cases_csv(cases: &[Case]) -> Result<Vec<u8>, csv::Error> {
     let mut out = csv::Writer::from_writer(Vec::new());
@@ -44,16 +40,16 @@ pub fn cases_csv(cases: &[Case]) -> Result<Vec<u8>, csv::Error> {
             c.kind.as_str().to_owned(),
             c.target_id.to_string(),
             c.moderator_id.to_string(),
-            cell(&c.reason),
+            defuse_cell(&c.reason),
             opt(c.duration_ms.map(|d| d / 1000)),
             iso(c.created_at),
             c.ends_at.map(iso).unwrap_or_default(),
             c.ended_at.map(iso).unwrap_or_default(),
-            cell(c.end_note.as_deref().unwrap_or_default()),
+            defuse_cell(c.end_note.as_deref().unwrap_or_default()),
             c.source.as_str().to_owned(),
             c.dm_status.as_str().to_owned(),
-            cell(c.dm_detail.as_deref().unwrap_or_default()),
-            cell(c.failed.as_deref().unwrap_or_default()),
+            defuse_cell(c.dm_detail.as_deref().unwrap_or_default()),
+            defuse_cell(c.failed.as_deref().unwrap_or_default()),
             opt(c.related_case),
             c.audit_entry_id.map(|v| v.to_string()).unwrap_or_default(),
         ])?;

@@ -10,10 +10,10 @@ pub fn iso(ms: i64) -> String {
     ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// One CSV field (RFC 4180): quoted when it holds a comma, quote or line break. Cells starting
-/// with `=`, `+`, `-` or `@` get a leading `'` so spreadsheets do not run them as formulas.
+/// One CSV field (RFC 4180): quoted when it holds a comma, quote or line break, and defused
+/// ([`beacon_framework::export::defuse_cell`]) so spreadsheets do not run it as a formula.
 pub fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
+    let s = beacon_framework::export::defuse_cell(s);
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 

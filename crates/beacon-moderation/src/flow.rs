@@ -334,6 +334,14 @@ impl Moderation {
         if (warnings.len() as i64) < needed {
             return Ok(None);
         }
+        // Two warnings recorded at once both see the same run of warnings: only the first to
+        // claim it escalates (across processes too). A later warning makes a longer run, so a
+        // refused escalation is tried again on the next warning.
+        let first = warnings.first().copied().unwrap_or(warn.number);
+        let run = format!("moderation-escalation:{}:{}:{first}", guild.id(), warn.target_id);
+        if !beacon_framework::module::claim_event(&self.app, &run, warnings.len() as u64).await {
+            return Ok(None);
+        }
         let kind = match settings.get_string(guild, keys::ESCALATION_ACTION).await?.as_str() {
             "kick" => CaseKind::Kick,
             "ban" => CaseKind::Ban,

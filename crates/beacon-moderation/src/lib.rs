@@ -37,7 +37,7 @@ mod text;
 mod timers;
 
 pub use export::{COLUMNS as CASE_COLUMNS, cases_csv};
-pub use flow::{JOB_TIMEOUT, JOB_UNBAN, MAX_TIMEOUT_MS, RENEW_AHEAD_MS};
+pub use flow::{JOB_TIMEOUT, JOB_UNBAN, MAX_TIMEOUT_MS, Moderation, RENEW_AHEAD_MS};
 pub use model::{Appeal, AppealState, Case, CaseEvent, CaseKind, DmStatus, Filter, NewCase, Repo, SCHEMA, Source};
 
 /// Setting keys of the module.

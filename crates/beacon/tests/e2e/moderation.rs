@@ -479,6 +479,35 @@ async fn warnings_escalate_to_a_timeout_as_its_own_case() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_warnings_at_once_escalate_once() {
+    use beacon_moderation::{Moderation, NewCase};
+    let t = TestApp::spawn().await;
+    let moderator = moderated(&t).await;
+    t.command(
+        t.owner(),
+        "config",
+        sub("set", json!([opt_str("key", "moderation.escalation_warnings"), opt_str("value", "2")])),
+        Delivery::Http,
+    )
+    .await;
+    let bob = t.member("bob");
+    let repo = Repo::new(t.app().store.guild(t.guild.id));
+    let now = beacon_store::now_ms();
+    let first = repo.create(&NewCase::new(CaseKind::Warn, bob, moderator, "spam"), now).await.unwrap();
+    let second = repo.create(&NewCase::new(CaseKind::Warn, bob, moderator, "more spam"), now).await.unwrap();
+    // Two workers each finish one of the two warnings and look at the same run of warnings.
+    let a = Moderation::new(t.app().clone(), Default::default());
+    let b = Moderation::new(t.app().clone(), Default::default());
+    let guild = t.app().store.guild(t.guild.id);
+    let (x, y) = tokio::join!(a.escalate(&guild, &first), b.escalate(&guild, &second));
+    let escalated: Vec<_> = [x.unwrap(), y.unwrap()].into_iter().flatten().collect();
+    assert_eq!(escalated.len(), 1, "one escalation for one run of warnings: {escalated:?}");
+    let timeouts = repo.list(Default::default(), 50).await.unwrap();
+    assert_eq!(timeouts.iter().filter(|c| c.kind == CaseKind::Timeout).count(), 1);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_banned_member_appeals_and_the_appeal_is_accepted() {
     use beacon_moderation::Source;
     let t = TestApp::spawn().await;

@@ -385,7 +385,10 @@ async fn a_temporary_ban_is_lifted_exactly_once_by_two_workers_one_killed() {
             .fetch_one(store.pool())
             .await
             .unwrap();
-    assert_eq!((state.as_str(), attempts), ("done", 2), "the killed attempt, then the one that finished");
+    // The killed attempt, then the one that finished; on a loaded machine a 2-second lease can
+    // also lapse under the survivor and be taken again, which the once-only checks above cover.
+    assert_eq!(state, "done");
+    assert!(attempts >= 2, "the killed attempt, then the one that finished: {attempts}");
     let events: Vec<String> = repo.events(1).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(events.iter().filter(|k| *k == "ended").count(), 1, "{events:?}");
     let _ = std::process::Command::new("kill").args(["-TERM", &survivor.id().to_string()]).status();

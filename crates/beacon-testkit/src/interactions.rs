@@ -57,7 +57,7 @@ pub fn create(sh: &Shared, st: &mut State, ni: &NewInteraction) -> Result<(Inter
     channel_json["permissions"] = json!(perms.to_string());
     let id = sh.ids.next();
     let token = random_token();
-    let mut payload = json!({
+    let payload = json!({
         "id": id.to_string(),
         "application_id": sh.app_id.to_string(),
         "type": ni.kind,
@@ -77,31 +77,7 @@ pub fn create(sh: &Shared, st: &mut State, ni: &NewInteraction) -> Result<(Inter
         "context": 0,
         "attachment_size_limit": 26_214_400,
     });
-    if let Some(mid) = ni.message_id {
-        let msg = st
-            .message(ni.channel_id, mid)
-            .cloned()
-            .ok_or_else(|| Error::NotFound(format!("message {mid} in channel {}", ni.channel_id)))?;
-        payload["message"] = msg;
-    }
-    st.interactions.insert(
-        id,
-        InteractionRec {
-            id,
-            token: token.clone(),
-            kind: ni.kind,
-            created: Instant::now(),
-            channel_id: ni.channel_id,
-            message_id: ni.message_id,
-            initial: None,
-            original_id: None,
-            edit: None,
-            followups: Vec::new(),
-            delivery_error: None,
-        },
-    );
-    st.tokens.insert(token.clone(), id);
-    Ok((InteractionHandle { id, token, kind: ni.kind }, payload))
+    record(st, ni, id, token, payload)
 }
 
 /// A component or modal in the DM channel between the bot and `ni.user_id`: no guild, no
@@ -114,7 +90,7 @@ fn create_in_dm(sh: &Shared, st: &mut State, ni: &NewInteraction) -> Result<(Int
         .ok_or_else(|| Error::NotFound(format!("DM channel {} of user {}", ni.channel_id, ni.user_id)))?;
     let id = sh.ids.next();
     let token = random_token();
-    let mut payload = json!({
+    let payload = json!({
         "id": id.to_string(),
         "application_id": sh.app_id.to_string(),
         "type": ni.kind,
@@ -131,6 +107,17 @@ fn create_in_dm(sh: &Shared, st: &mut State, ni: &NewInteraction) -> Result<(Int
         "context": 1,
         "attachment_size_limit": 26_214_400,
     });
+    record(st, ni, id, token, payload)
+}
+
+/// Attaches the message a component was used on and records the interaction under its token.
+fn record(
+    st: &mut State,
+    ni: &NewInteraction,
+    id: u64,
+    token: String,
+    mut payload: Value,
+) -> Result<(InteractionHandle, Value), Error> {
     if let Some(mid) = ni.message_id {
         let msg = st
             .message(ni.channel_id, mid)

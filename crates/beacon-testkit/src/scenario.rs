@@ -375,19 +375,7 @@ impl FakeDiscord {
             }
             data
         };
-        self.interact(
-            NewInteraction {
-                kind: 2,
-                guild_id: inv.guild_id,
-                channel_id: inv.channel_id,
-                user_id: inv.user_id,
-                data,
-                message_id: None,
-                permissions: inv.member_permissions,
-            },
-            via,
-        )
-        .await
+        self.run_command(&inv, data, via).await
     }
 
     /// Add a member to an existing guild (dispatches GUILD_MEMBER_ADD).
@@ -487,6 +475,28 @@ impl FakeDiscord {
         Ok(handle)
     }
 
+    /// Delivers an application-command interaction (slash or context menu) with `data`.
+    async fn run_command(
+        &self,
+        inv: &CommandInvocation,
+        data: Value,
+        via: Delivery,
+    ) -> Result<InteractionHandle, Error> {
+        self.interact(
+            NewInteraction {
+                kind: 2,
+                guild_id: inv.guild_id,
+                channel_id: inv.channel_id,
+                user_id: inv.user_id,
+                data,
+                message_id: None,
+                permissions: inv.member_permissions,
+            },
+            via,
+        )
+        .await
+    }
+
     fn command_data(&self, inv: &CommandInvocation) -> Result<Value, Error> {
         let st = self.shared.lock();
         let registered = crate::commands::find(&st, inv.guild_id, &inv.name, 1);
@@ -535,19 +545,7 @@ impl FakeDiscord {
     /// A member invokes a slash command.
     pub async fn invoke_command(&self, inv: CommandInvocation, via: Delivery) -> Result<InteractionHandle, Error> {
         let data = self.command_data(&inv)?;
-        self.interact(
-            NewInteraction {
-                kind: 2,
-                guild_id: inv.guild_id,
-                channel_id: inv.channel_id,
-                user_id: inv.user_id,
-                data,
-                message_id: None,
-                permissions: inv.member_permissions,
-            },
-            via,
-        )
-        .await
+        self.run_command(&inv, data, via).await
     }
 
     /// A member types into an autocompleted option (one option has `"focused": true`).

@@ -25,9 +25,10 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-use candle_core::{D, DType, Device, Module, Tensor};
+use beacon_encoder::relative_bucket;
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::error::{KbError, Result};
 
@@ -300,6 +301,8 @@ struct Layer {
     out_norm: LayerNorm,
 }
 
+/// The encoder as candle tensors: what loading produces, and what the cross-encoder runs in
+/// batches. The embedder copies it into a [`beacon_encoder::Encoder`] (see [`Encoder::to_rows`]).
 pub(crate) struct Encoder {
     arch: Architecture,
     word: Embedding,
@@ -313,6 +316,7 @@ pub(crate) struct Encoder {
     layers: Vec<Layer>,
     heads: usize,
     head_dim: usize,
+    eps: f64,
 }
 
 fn layer_norm(size: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<LayerNorm> {
@@ -321,22 +325,61 @@ fn layer_norm(size: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<Laye
     Ok(LayerNorm::new(weight, bias, eps))
 }
 
-/// MPNet's relative-position bucket (T5-style, bidirectional), as in Hugging Face's
-/// `MPNetEncoder.relative_position_bucket` with `max_distance` 128.
-fn relative_bucket(relative: i64, buckets: usize) -> u32 {
-    let half = (buckets / 2) as i64;
-    let n = -relative;
-    let mut bucket = if n < 0 { half } else { 0 };
-    let n = n.abs();
-    let max_exact = half / 2;
-    bucket += if n < max_exact {
-        n
-    } else {
-        let scaled =
-            ((n as f64 / max_exact as f64).ln() / (128.0 / max_exact as f64).ln() * (half - max_exact) as f64) as i64;
-        (max_exact + scaled).min(half - 1)
+fn rows(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()
+}
+
+fn dense_rows(l: &Linear) -> Result<beacon_encoder::Dense> {
+    let (outputs, inputs) = l.weight().dims2()?;
+    let b = match l.bias() {
+        Some(b) => rows(b)?,
+        None => vec![0.0; outputs],
     };
-    bucket as u32
+    Ok(beacon_encoder::Dense::new(rows(l.weight())?, b, inputs, outputs)?)
+}
+
+fn norm_rows(n: &LayerNorm, eps: f64) -> Result<beacon_encoder::Norm> {
+    let gamma = rows(n.weight())?;
+    let beta = match n.bias() {
+        Some(b) => rows(b)?,
+        None => vec![0.0; gamma.len()],
+    };
+    Ok(beacon_encoder::Norm::new(gamma, beta, eps))
+}
+
+impl Encoder {
+    /// The same weights as plain rows for [`beacon_encoder::Encoder`] (the candle model can then
+    /// be dropped).
+    pub(crate) fn to_rows(&self) -> Result<beacon_encoder::Encoder> {
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for l in &self.layers {
+            layers.push(beacon_encoder::Layer::new(
+                [dense_rows(&l.query)?, dense_rows(&l.key)?, dense_rows(&l.value)?],
+                dense_rows(&l.attn_out)?,
+                norm_rows(&l.attn_norm, self.eps)?,
+                dense_rows(&l.intermediate)?,
+                dense_rows(&l.output)?,
+                norm_rows(&l.out_norm, self.eps)?,
+            )?);
+        }
+        let positions = match (&self.relative_bias, &self.token_type) {
+            (Some(bias), _) => {
+                beacon_encoder::Positions::MpNet { relative_bias: rows(bias.embeddings())?, buckets: self.buckets }
+            }
+            (None, Some(types)) => {
+                beacon_encoder::Positions::Bert { token_type: Some(rows(&types.embeddings().narrow(0, 0, 1)?)?) }
+            }
+            (None, None) => beacon_encoder::Positions::Bert { token_type: None },
+        };
+        Ok(beacon_encoder::Encoder::new(
+            rows(self.word.embeddings())?,
+            rows(self.position.embeddings())?,
+            positions,
+            norm_rows(&self.norm, self.eps)?,
+            layers,
+            self.heads,
+        )?)
+    }
 }
 
 impl Encoder {
@@ -390,6 +433,7 @@ impl Encoder {
             layers,
             heads: cfg.num_attention_heads,
             head_dim: h / cfg.num_attention_heads,
+            eps,
         })
     }
 
@@ -451,18 +495,15 @@ impl Encoder {
 }
 
 /// A local sentence-embedding model (all-MiniLM-L6-v2 by default; any BERT or MPNet export),
-/// run on the CPU with the pooling and instructions of its [`ModelProfile`].
+/// run on the CPU with the pooling and instructions of its [`ModelProfile`]: one sequence at a
+/// time through [`beacon_encoder::Encoder`] (no padding), a query on the caller's thread, documents spread
+/// over the cores.
 pub struct BertEmbedder {
-    model: Encoder,
+    model: beacon_encoder::Encoder,
     tokenizer: Tokenizer,
     dim: usize,
     model_id: String,
     profile: ModelProfile,
-    batch_size: usize,
-    /// One thread for single queries: a dozen tokens are too little work to share, and waking the
-    /// other cores' threads for each of the ~60 matrix products and norms of a forward pass cost
-    /// more than the products themselves (and much more on a busy machine).
-    single: rayon::ThreadPool,
 }
 
 /// Files a model directory must hold.
@@ -498,11 +539,9 @@ impl BertEmbedder {
         let profile = ModelProfile::detect(dir)?.with(overrides);
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
             .map_err(|source| KbError::Tokenizer { what: "tokenizer.json", source })?;
-        // Packaged tokenizers often pad every input to 128 tokens; pad to the batch's longest
-        // instead (padding is masked out anyway) and truncate where sentence-transformers does.
-        let mut padding = tokenizer.get_padding().cloned().unwrap_or(PaddingParams::default());
-        padding.strategy = PaddingStrategy::BatchLongest;
-        tokenizer.with_padding(Some(padding));
+        // Packaged tokenizers often pad every input to 128 tokens; sequences run one at a time,
+        // so nothing is padded. Truncate where sentence-transformers does.
+        tokenizer.with_padding(None);
         // MPNet's positions start at 2, so two position slots are never used by tokens.
         let reserved = if arch == Architecture::MpNet { 2 } else { 0 };
         let max_tokens = profile.max_tokens.min(cfg.max_position_embeddings.saturating_sub(reserved)).max(1);
@@ -519,7 +558,7 @@ impl BertEmbedder {
                 tensors.into_iter().filter_map(|(k, v)| k.strip_prefix(&prefix).map(|s| (s.to_string(), v))).collect();
         }
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let model = Encoder::load(&cfg, arch, vb)?;
+        let model = Encoder::load(&cfg, arch, vb)?.to_rows()?;
         // Identify the model by its files, not its folder name, so swapping models re-embeds.
         let weights_len = std::fs::metadata(&weights_path).map_err(|e| KbError::io(&weights_path, e))?.len();
         let fingerprint = {
@@ -543,12 +582,7 @@ impl BertEmbedder {
             Architecture::Bert => format!("bert-{}-{}:{fingerprint}", profile.pooling, cfg.hidden_size),
             Architecture::MpNet => format!("mpnet-{}-{}:{fingerprint}", profile.pooling, cfg.hidden_size),
         };
-        let single = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .thread_name(|_| "beacon-embed".into())
-            .build()
-            .map_err(|e| KbError::Model(format!("starting the query thread: {e}")))?;
-        Ok(BertEmbedder { model, tokenizer, dim: cfg.hidden_size, model_id, profile, batch_size: 32, single })
+        Ok(BertEmbedder { model, tokenizer, dim: cfg.hidden_size, model_id, profile })
     }
 
     /// The profile the model runs with.
@@ -556,57 +590,35 @@ impl BertEmbedder {
         &self.profile
     }
 
-    fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        let encodings = match texts {
-            // One text: no batch, so no padding and no parallel iterator.
-            [one] => vec![
-                self.tokenizer
-                    .encode(one.as_str(), true)
-                    .map_err(|source| KbError::Tokenizer { what: "tokenize", source })?,
-            ],
-            _ => self
-                .tokenizer
-                .encode_batch(texts.to_vec(), true)
-                .map_err(|source| KbError::Tokenizer { what: "tokenize", source })?,
-        };
-        let t = encodings.first().map_or(0, |e| e.len());
-        let b = encodings.len();
-        let mut ids = Vec::with_capacity(b * t);
-        let mut mask = Vec::with_capacity(b * t);
-        for e in &encodings {
-            ids.extend_from_slice(e.get_ids());
-            mask.extend(e.get_attention_mask().iter().map(|m| *m as f32));
-        }
-        let device = Device::Cpu;
-        let ids = Tensor::from_vec(ids, (b, t), &device)?;
-        let mask = Tensor::from_vec(mask, (b, t), &device)?;
-        let hidden = self.model.forward(&ids, &mask, None)?;
-        let pooled = match self.profile.pooling {
-            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+    /// One text's embedding: tokens, the forward pass, pooling, unit length.
+    fn embed_one(&self, text: &str) -> Result<Vec<f32>> {
+        let encoding =
+            self.tokenizer.encode(text, true).map_err(|source| KbError::Tokenizer { what: "tokenize", source })?;
+        let ids = encoding.get_ids();
+        let hidden = self.model.forward(ids)?;
+        let h = self.dim;
+        let mut pooled = match self.profile.pooling {
+            Pooling::Cls => hidden.get(..h).map(<[f32]>::to_vec).unwrap_or_else(|| vec![0.0; h]),
             Pooling::Mean => {
-                // Mean over real tokens only: padding must not dilute the average.
-                let m = mask.unsqueeze(2)?;
-                let summed = hidden.broadcast_mul(&m)?.sum(1)?;
-                let counts = m.sum(1)?.clamp(1e-9, f64::MAX)?;
-                summed.broadcast_div(&counts)?
+                let mut sum = vec![0f32; h];
+                for row in hidden.chunks_exact(h) {
+                    for (s, v) in sum.iter_mut().zip(row) {
+                        *s += v;
+                    }
+                }
+                let n = ids.len().max(1) as f32;
+                sum.iter_mut().for_each(|s| *s /= n);
+                sum
             }
         };
-        let norm = pooled.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-        Ok(pooled.broadcast_div(&norm)?.to_vec2::<f32>()?)
+        let norm = pooled.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        pooled.iter_mut().for_each(|v| *v /= norm);
+        Ok(pooled)
     }
 
     fn embed_prefixed(&self, texts: &[&str], prefix: &str) -> Result<Vec<Vec<f32>>> {
-        // Batch texts of similar length together so little time goes into padding.
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].len());
-        let mut out = vec![Vec::new(); texts.len()];
-        for group in order.chunks(self.batch_size.max(1)) {
-            let batch: Vec<String> = group.iter().map(|&i| format!("{prefix}{}", texts[i])).collect();
-            for (&i, v) in group.iter().zip(self.embed_batch(&batch)?) {
-                out[i] = v;
-            }
-        }
-        Ok(out)
+        use rayon::prelude::*;
+        texts.par_iter().map(|text| self.embed_one(&format!("{prefix}{text}"))).collect()
     }
 }
 
@@ -624,40 +636,13 @@ impl Embedder for BertEmbedder {
     }
 
     fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
-        let text = format!("{}{text}", self.profile.query_prefix);
-        self.single
-            .install(|| self.embed_batch(std::slice::from_ref(&text)))?
-            .pop()
-            .ok_or_else(|| KbError::Model("no embedding returned".into()))
+        self.embed_one(&format!("{}{text}", self.profile.query_prefix))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn relative_buckets_match_hugging_face() {
-        // Values of transformers' MPNetEncoder.relative_position_bucket(num_buckets=32, max_distance=128).
-        let cases = [
-            (0, 0),
-            (1, 17),
-            (-1, 1),
-            (7, 23),
-            (-5, 5),
-            (8, 24),
-            (-9, 8),
-            (16, 26),
-            (-16, 10),
-            (-20, 10),
-            (20, 26),
-            (-200, 15),
-            (200, 31),
-        ];
-        for (relative, want) in cases {
-            assert_eq!(relative_bucket(relative, 32), want, "relative {relative}");
-        }
-    }
 
     #[test]
     fn family_detection_by_name() {

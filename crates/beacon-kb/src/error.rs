@@ -14,6 +14,10 @@ pub enum KbError {
     /// The embedding model could not be loaded or run.
     #[error("embedding model: {0}")]
     Model(String),
+    /// The embedding model's weights do not fit its configuration, or a sequence does not fit
+    /// the model.
+    #[error("embedding model: {0}")]
+    Encoder(#[from] beacon_encoder::EncoderError),
     /// The BM25 index failed.
     #[error("search index: {0}")]
     Index(String),

@@ -709,6 +709,7 @@ async fn a_manager_of_one_guild_never_reads_or_changes_another() {
                         .replace("{audit_id}", &audit)
                         .replace("{user_id}", &user)
                         .replace("{module}", &module)
+                        .replace("{number}", "1")
                 };
                 let url = fill(&path);
                 let body = match path.as_str() {
@@ -738,4 +739,67 @@ async fn a_manager_of_one_guild_never_reads_or_changes_another() {
     assert_eq!(greeting["greeting"], "hello");
     assert_eq!(snapshot(store_b).await, before, "guild B unchanged");
     t.stop().await;
+}
+
+#[tokio::test]
+async fn tickets_are_listed_filtered_and_counted_through_the_module_routes() {
+    let (t, _) = spawn(&[], false).await;
+    let g = t.guild.id;
+    let bob = t.member("bob");
+    t.open_ticket(bob, "My printer is on fire").await;
+    let b = login(&t, t.owner()).await;
+    let base = format!("/api/v1/guilds/{g}/tickets");
+
+    let (status, list) = b.get(&base).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["tickets"][0]["number"], 1);
+    assert_eq!(list["tickets"][0]["topic"], "My printer is on fire");
+    assert_eq!(list["tickets"][0]["opener_id"], bob.to_string());
+    let (_, open) = b.get(&format!("{base}?status=open&opener={bob}")).await;
+    assert_eq!(open["tickets"].as_array().map(Vec::len), Some(1));
+    let (_, closed) = b.get(&format!("{base}?status=closed")).await;
+    assert_eq!(closed["tickets"], json!([]));
+    let (status, body) = b.get(&format!("{base}?status=maybe")).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("status")));
+
+    let (status, one) = b.get(&format!("{base}/1")).await;
+    assert_eq!((status, one["status"].as_str()), (200, Some("open")));
+    assert_eq!(b.get(&format!("{base}/2")).await.0, 404);
+    let (status, body) = b.get(&format!("{base}/1/transcript")).await;
+    assert_eq!(status, 404, "no transcript before close: {body}");
+    let (status, stats) = b.get(&format!("{base}/stats?days=7")).await;
+    assert_eq!((status, stats["opened"].as_i64()), (200, Some(1)));
+
+    // The member who opened it is not a manager of the server: no access.
+    let bob_b = login(&t, bob).await;
+    assert_eq!(bob_b.get(&base).await.0, 403);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn login_and_sessions_work_on_postgres_and_redis() {
+    let Some(redis) = beacon_testkit::services::redis_url() else { return };
+    let Some(db) = beacon_testkit::services::ScratchDatabase::create().await else { return };
+    let (t, seen) =
+        spawn(&[("BEACON_DATABASE_URL", &db.url), ("BEACON_REDIS_URL", &redis), ("BEACON_API_RATE_LIMIT", "8")], false)
+            .await;
+    assert_eq!(t.app().store.backend(), beacon_store::Backend::Postgres);
+    let g = t.guild.id;
+    let b = login(&t, t.owner()).await;
+    let (status, body) = b
+        .send(reqwest::Method::PATCH, &format!("/api/v1/guilds/{g}/settings"), Some(json!({"probe.greeting": "pg"})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(seen.lock().map(|s| s.len()).unwrap_or(0), 1);
+    let (status, _) = b.send(reqwest::Method::POST, "/api/v1/auth/logout", None).await;
+    assert_eq!(status, 204);
+    assert_eq!(b.get("/api/v1/auth/me").await.0, 401);
+    // The per-cookie limit (8 a minute) is counted in Redis.
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(b.get("/api/v1/auth/me").await.0);
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    t.stop().await;
+    db.drop_database().await;
 }

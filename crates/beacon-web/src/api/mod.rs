@@ -17,6 +17,7 @@ mod core_routes;
 pub mod discord;
 mod guilds;
 mod openapi;
+mod operator;
 pub mod session;
 
 use std::net::SocketAddr;
@@ -204,6 +205,20 @@ fn top_routes(state: &ApiState) -> Vec<ApiRoute> {
             "The guilds the user may manage (or read, for the developer team), with Beacon's presence",
             Access::Everyone,
             get(guilds::list).with_state(s()),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/api/v1/shards",
+            "Developer team: shard status, latency and guild → shard",
+            Access::Developer,
+            get(operator::shards).with_state(s()),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/api/v1/metrics",
+            "Developer team: uptime, guilds, shards and dependency checks",
+            Access::Developer,
+            get(operator::metrics).with_state(s()),
         ),
     ]
 }

@@ -399,6 +399,20 @@ async fn the_developer_team_reads_every_guild_but_changes_nothing() {
         .await;
     assert_eq!(status, 403);
     assert_eq!(body["error"]["code"], "read_only");
+
+    // The operator views are the team's alone.
+    let (status, shards) = b.get("/api/v1/shards").await;
+    assert_eq!(status, 200, "{shards}");
+    assert!(shards["shards"].as_array().is_some_and(|s| !s.is_empty()));
+    let total = shards["shard_count"].as_u64().expect("shard count");
+    let entry = shards["guilds"].as_array().expect("guilds").iter().find(|x| x["guild_id"] == g.to_string()).cloned();
+    assert_eq!(entry.expect("guild listed")["shard"].as_u64(), Some((g >> 22) % total));
+    let (status, metrics) = b.get("/api/v1/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics["guilds"].as_i64().is_some_and(|n| n >= 2));
+    let owner_b = login(&t, t.owner()).await;
+    assert_eq!(owner_b.get("/api/v1/shards").await.0, 403);
+    assert_eq!(owner_b.get("/api/v1/metrics").await.0, 403);
     t.stop().await;
 }
 
@@ -625,6 +639,9 @@ async fn the_openapi_document_is_valid_and_covers_every_route() {
         "/api/v1/guilds/{guild_id}/modules",
         "/api/v1/guilds/{guild_id}/authorized-users",
         "/api/v1/guilds/{guild_id}/probe/greeting",
+        "/api/v1/guilds/{guild_id}/tickets",
+        "/api/v1/shards",
+        "/api/v1/metrics",
     ] {
         assert!(paths.contains_key(required), "{required} documented");
     }

@@ -640,6 +640,8 @@ async fn the_openapi_document_is_valid_and_covers_every_route() {
         "/api/v1/guilds/{guild_id}/authorized-users",
         "/api/v1/guilds/{guild_id}/probe/greeting",
         "/api/v1/guilds/{guild_id}/tickets",
+        "/api/v1/guilds/{guild_id}/cases",
+        "/api/v1/guilds/{guild_id}/faq",
         "/api/v1/shards",
         "/api/v1/metrics",
     ] {
@@ -727,6 +729,7 @@ async fn a_manager_of_one_guild_never_reads_or_changes_another() {
                         .replace("{user_id}", &user)
                         .replace("{module}", &module)
                         .replace("{number}", "1")
+                        .replace("{entry_id}", "1")
                 };
                 let url = fill(&path);
                 let body = match path.as_str() {
@@ -819,4 +822,86 @@ async fn login_and_sessions_work_on_postgres_and_redis() {
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
     t.stop().await;
     db.drop_database().await;
+}
+
+#[tokio::test]
+async fn cases_and_the_faq_through_the_module_routes() {
+    let (t, _) = spawn(&[], false).await;
+    let g = t.guild.id;
+    let owner = t.owner();
+    let bob = t.member("bob");
+    let warn = json!([
+        {"name": "user", "type": 6, "value": bob.to_string()},
+        {"name": "reason", "type": 3, "value": "spamming links"}
+    ]);
+    t.command(owner, "warn", warn, Delivery::Gateway).await;
+    let b = login(&t, owner).await;
+
+    // Cases: the list with filters, one case with its history.
+    let (status, cases) = b.get(&format!("/api/v1/guilds/{g}/cases?target={bob}&kind=warn")).await;
+    assert_eq!(status, 200, "{cases}");
+    assert_eq!(cases["cases"][0]["number"], 1);
+    assert_eq!(cases["cases"][0]["reason"], "spamming links");
+    let (_, none) = b.get(&format!("/api/v1/guilds/{g}/cases?kind=ban")).await;
+    assert_eq!(none["cases"], json!([]));
+    let (status, body) = b.get(&format!("/api/v1/guilds/{g}/cases?kind=smite")).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("kind")));
+    let (_, case) = b.get(&format!("/api/v1/guilds/{g}/cases/1")).await;
+    assert!(case["history"].as_array().is_some_and(|h| !h.is_empty()), "{case}");
+
+    // FAQ: create (validated), search, edit, export, import, remove.
+    let faq = format!("/api/v1/guilds/{g}/faq");
+    let (status, body) = b.send(reqwest::Method::POST, &faq, Some(json!({"question": "", "answer": "x"}))).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("question")), "{body}");
+    let (status, created) = b
+        .send(
+            reqwest::Method::POST,
+            &faq,
+            Some(json!({"question": "How do I reset my password?", "answer": "Use the reset link.", "tags": ["account"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_u64().expect("id");
+    let (_, hits) = b.get(&format!("{faq}/search?q=pasword%20reset")).await;
+    assert_eq!(hits["hits"][0]["id"].as_u64(), Some(id), "typo-tolerant: {hits}");
+    let (status, _) = b
+        .send(
+            reqwest::Method::PUT,
+            &format!("{faq}/{id}"),
+            Some(json!({"question": "How do I reset my password?", "answer": "Settings → Reset.", "pinned": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let resp = b
+        .http
+        .get(b.url(&format!("{faq}/export")))
+        .header("cookie", format!("beacon_session={}", b.session))
+        .send()
+        .await
+        .expect("export");
+    assert!(resp.headers()["content-type"].to_str().unwrap_or("").starts_with("text/csv"));
+    let csv = resp.text().await.expect("csv");
+    assert!(csv.contains("Settings → Reset."), "{csv}");
+    let imported = csv.replace("Settings → Reset.", "Settings → Security → Reset.");
+    let resp = b
+        .http
+        .post(b.url(&format!("{faq}/import")))
+        .header("cookie", format!("beacon_session={}", b.session))
+        .header("x-csrf-token", &b.csrf)
+        .header("content-type", "text/csv")
+        .body(imported)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(resp.status(), 200);
+    let (_, entry) = b.get(&format!("{faq}/{id}")).await;
+    assert_eq!(entry["answer"], "Settings → Security → Reset.");
+    let (_, list) = b.get(&faq).await;
+    assert_eq!(list["total"], 1);
+    let (status, _) = b.send(reqwest::Method::DELETE, &format!("{faq}/{id}"), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(b.get(&format!("{faq}/{id}")).await.0, 404);
+    let (status, gaps) = b.get(&format!("{faq}/gaps?days=7")).await;
+    assert_eq!(status, 200, "{gaps}");
+    t.stop().await;
 }

@@ -58,10 +58,11 @@ pub fn document(table: &[(String, ApiRoute)], public_url: &str) -> Value {
                 "content": {"application/json": {"schema": {"type": "object"}}},
             });
         }
-        if route.is_write() {
-            op["parameters"].as_array_mut().map(|p| {
-                p.push(json!({"name": "X-CSRF-Token", "in": "header", "required": true, "schema": {"type": "string"}}))
-            });
+        if route.is_write()
+            && let Some(params) = op["parameters"].as_array_mut()
+        {
+            params
+                .push(json!({"name": "X-CSRF-Token", "in": "header", "required": true, "schema": {"type": "string"}}));
         }
         if !public {
             op["security"] = json!([{"session": []}]);

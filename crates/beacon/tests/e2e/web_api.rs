@@ -642,6 +642,7 @@ async fn the_openapi_document_is_valid_and_covers_every_route() {
         "/api/v1/guilds/{guild_id}/tickets",
         "/api/v1/guilds/{guild_id}/cases",
         "/api/v1/guilds/{guild_id}/faq",
+        "/api/v1/guilds/{guild_id}/usage",
         "/api/v1/shards",
         "/api/v1/metrics",
     ] {
@@ -903,5 +904,13 @@ async fn cases_and_the_faq_through_the_module_routes() {
     assert_eq!(b.get(&format!("{faq}/{id}")).await.0, 404);
     let (status, gaps) = b.get(&format!("{faq}/gaps?days=7")).await;
     assert_eq!(status, 200, "{gaps}");
+
+    // AI usage against the budget (no AI calls yet: empty, with the deployment's default budget).
+    let (status, usage) = b.get(&format!("/api/v1/guilds/{g}/usage?days=7")).await;
+    assert_eq!(status, 200, "{usage}");
+    assert_eq!(usage["by_day"], json!([]));
+    assert_eq!(usage["budget"]["daily_cost_micros"], 1_000_000, "{usage}");
+    let (status, body) = b.get(&format!("/api/v1/guilds/{g}/usage?days=0")).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("days")));
     t.stop().await;
 }

@@ -69,7 +69,8 @@ pub(crate) fn routes(faq: &Faq) -> Vec<ApiRoute> {
         ApiRoute::new(Method::GET, "/faq", "FAQ entries, newest first", a, get(with_faq!(faq, list, q: Query<HashMap<String, String>>)))
             .query(&[("limit", "At most this many (1–100, default 50)"), ("offset", "Skip this many")]),
         ApiRoute::new(Method::POST, "/faq", "Adds an entry", a, post(with_faq!(faq, create, body: Result<Json<EntryBody>, axum::extract::rejection::JsonRejection>)))
-            .body("{\"question\", \"answer\", \"tags\": [..], \"pinned\": false}"),
+            .body("{\"question\", \"answer\", \"tags\": [..], \"pinned\": false}")
+            .success(201),
         ApiRoute::new(Method::GET, "/faq/search", "Typo-tolerant search", a, get(with_faq!(faq, search, q: Query<HashMap<String, String>>)))
             .query(&[("q", "What to search for")]),
         ApiRoute::new(Method::GET, "/faq/gaps", "Searches that found nothing (personal data redacted)", a, get(with_faq!(faq, gaps, q: Query<HashMap<String, String>>)))

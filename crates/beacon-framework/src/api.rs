@@ -35,6 +35,8 @@ pub struct ApiRoute {
     pub query: &'static [(&'static str, &'static str)],
     /// The JSON body it takes, described for the document (`None`: no body).
     pub body: Option<&'static str>,
+    /// The status of a success (200; 204 for DELETE unless stated), for the document.
+    pub success: u16,
     /// The handler.
     pub handler: axum::routing::MethodRouter,
 }
@@ -48,7 +50,14 @@ impl ApiRoute {
         access: Access,
         handler: axum::routing::MethodRouter,
     ) -> ApiRoute {
-        ApiRoute { method, path, summary, access, query: &[], body: None, handler }
+        let success = if method == Method::DELETE { 204 } else { 200 };
+        ApiRoute { method, path, summary, access, query: &[], body: None, success, handler }
+    }
+
+    /// Documents the status of a success (e.g. 201 for a creation, 302 for a redirect).
+    pub fn success(mut self, status: u16) -> ApiRoute {
+        self.success = status;
+        self
     }
 
     /// Documents its query parameters.

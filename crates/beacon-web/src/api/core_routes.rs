@@ -45,7 +45,14 @@ pub fn routes() -> Vec<ApiRoute> {
         ApiRoute::new(Method::PUT, "/modules/{module}", "Switches a module on or off", a, put(set_module))
             .body("{\"enabled\": true|false}"),
         ApiRoute::new(Method::GET, "/authorized-users", "Users with delegated Beacon access", a, get(authorized)),
-        ApiRoute::new(Method::PUT, "/authorized-users/{user_id}", "Grants Beacon access to a user", a, put(grant)),
+        ApiRoute::new(
+            Method::PUT,
+            "/authorized-users/{user_id}",
+            "Grants Beacon access to a user (201; 200 if they had it)",
+            a,
+            put(grant),
+        )
+        .success(201),
         ApiRoute::new(
             Method::DELETE,
             "/authorized-users/{user_id}",

@@ -176,7 +176,8 @@ fn top_routes(state: &ApiState) -> Vec<ApiRoute> {
             "Redirects to Discord's consent screen (PKCE S256, state cookie)",
             Access::Everyone,
             get(auth::login).with_state(s()),
-        ),
+        )
+        .success(302),
         ApiRoute::new(
             Method::GET,
             "/api/v1/auth/callback",
@@ -184,6 +185,7 @@ fn top_routes(state: &ApiState) -> Vec<ApiRoute> {
             Access::Everyone,
             get(auth::callback).with_state(s()),
         )
+        .success(302)
         .query(&[("code", "The authorization code"), ("state", "The state sent to Discord")]),
         ApiRoute::new(
             Method::GET,
@@ -198,7 +200,8 @@ fn top_routes(state: &ApiState) -> Vec<ApiRoute> {
             "Ends the session and revokes Discord's tokens",
             Access::Everyone,
             axum::routing::post(auth::logout).with_state(s()),
-        ),
+        )
+        .success(204),
         ApiRoute::new(
             Method::GET,
             "/api/v1/guilds",

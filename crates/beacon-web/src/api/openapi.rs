@@ -28,6 +28,14 @@ fn operation_id(method: &str, path: &str) -> String {
     id
 }
 
+fn success(status: u16) -> Value {
+    match status {
+        204 => json!({"description": "Done; no content"}),
+        302 => json!({"description": "A redirect (see Location)"}),
+        _ => json!({"description": "Success", "content": {"application/json": {"schema": {"type": "object"}}}}),
+    }
+}
+
 /// The document.
 pub fn document(table: &[(String, ApiRoute)], public_url: &str) -> Value {
     let mut paths: Map<String, Value> = Map::new();
@@ -46,7 +54,7 @@ pub fn document(table: &[(String, ApiRoute)], public_url: &str) -> Value {
             "summary": route.summary,
             "parameters": parameters,
             "responses": {
-                "200": {"description": "Success", "content": {"application/json": {"schema": {"type": "object"}}}},
+                route.success.to_string(): success(route.success),
                 "default": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             },
             "x-beacon-access": access_name(route.access),

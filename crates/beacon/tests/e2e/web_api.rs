@@ -365,7 +365,8 @@ async fn who_may_manage_a_guild_follows_discord_and_beacon_access() {
         owner_b.send(reqwest::Method::PUT, &format!("/api/v1/guilds/{g}/authorized-users/{bob}"), None).await;
     assert_eq!(status, 201);
     let (_, users) = owner_b.get(&format!("/api/v1/guilds/{g}/authorized-users")).await;
-    assert!(users["authorized_users"].as_array().expect("users").iter().any(|u| u["user_id"] == bob.to_string()));
+    let bob_id = bob.to_string();
+    assert!(users["authorized_users"].as_array().expect("users").iter().any(|u| u["user_id"] == bob_id.as_str()));
     let (_, list) = bob_b.get("/api/v1/guilds").await;
     assert_eq!(list["guilds"][0]["id"], g.to_string());
     let (status, greeting) = bob_b.get(&format!("/api/v1/guilds/{g}/probe/greeting")).await;
@@ -391,7 +392,8 @@ async fn the_developer_team_reads_every_guild_but_changes_nothing() {
     let (_, me) = b.get("/api/v1/auth/me").await;
     assert_eq!(me["developer"], true);
     let (_, list) = b.get("/api/v1/guilds").await;
-    let test_guild = list["guilds"].as_array().expect("guilds").iter().find(|x| x["id"] == g.to_string()).cloned();
+    let g_id = g.to_string();
+    let test_guild = list["guilds"].as_array().expect("guilds").iter().find(|x| x["id"] == g_id.as_str()).cloned();
     assert_eq!(test_guild.expect("listed")["access"], "read_only");
     assert_eq!(b.get(&format!("/api/v1/guilds/{g}/settings")).await.0, 200);
     let (status, body) = b
@@ -405,7 +407,7 @@ async fn the_developer_team_reads_every_guild_but_changes_nothing() {
     assert_eq!(status, 200, "{shards}");
     assert!(shards["shards"].as_array().is_some_and(|s| !s.is_empty()));
     let total = shards["shard_count"].as_u64().expect("shard count");
-    let entry = shards["guilds"].as_array().expect("guilds").iter().find(|x| x["guild_id"] == g.to_string()).cloned();
+    let entry = shards["guilds"].as_array().expect("guilds").iter().find(|x| x["guild_id"] == g_id.as_str()).cloned();
     assert_eq!(entry.expect("guild listed")["shard"].as_u64(), Some((g >> 22) % total));
     let (status, metrics) = b.get("/api/v1/metrics").await;
     assert_eq!(status, 200);
@@ -614,10 +616,7 @@ async fn the_openapi_document_is_valid_and_covers_every_route() {
             }
             // Every documented operation is routed: without a session it is refused as
             // unauthenticated (or served, for the public ones), never 404/405.
-            let url = format!(
-                "{base}{}",
-                path.replace("{guild_id}", &t.guild.id.to_string()).replace('{', "").replace('}', "")
-            );
+            let url = format!("{base}{}", path.replace("{guild_id}", &t.guild.id.to_string()).replace(['{', '}'], ""));
             let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).expect("method");
             let resp = http.request(method, &url).send().await.expect("call");
             let status = resp.status().as_u16();

@@ -248,7 +248,8 @@ async fn the_guild_list_pages_past_200_and_refuses_bigger_pages() {
     let all: Vec<u64> =
         first.iter().chain(second.iter()).map(|g| g["id"].as_str().and_then(|s| s.parse().ok()).expect("id")).collect();
     assert_eq!(all, ids);
-    let own = first.iter().chain(second.iter()).find(|x| x["id"] == g.id.to_string()).expect("own guild");
+    let own_id = g.id.to_string();
+    let own = first.iter().chain(second.iter()).find(|x| x["id"] == own_id.as_str()).expect("own guild");
     assert_eq!(own["owner"], true);
     let (_, before) = page(format!("?before={}&limit=2", ids[5])).await;
     let before: Vec<&str> = before.as_array().expect("array").iter().filter_map(|g| g["id"].as_str()).collect();

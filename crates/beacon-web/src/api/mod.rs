@@ -265,7 +265,8 @@ pub fn router(app: Arc<App>) -> Result<Router, beacon_http::HttpError> {
     });
     let router = router
         .route("/api/v1/openapi.json", doc_route)
-        .fallback(|| async { ApiError::not_found("No such API endpoint.") })
+        // Only under /api/v1: the rest of the server keeps its own 404s.
+        .route("/api/v1/{*rest}", axum::routing::any(|| async { ApiError::not_found("No such API endpoint.") }))
         .layer(axum::middleware::from_fn_with_state(state, limits));
     Ok(match cors(&app) {
         Some(cors) => router.layer(cors),

@@ -648,6 +648,11 @@ async fn the_openapi_document_is_valid_and_covers_every_route() {
         assert!(paths.contains_key(required), "{required} documented");
     }
     assert!(operations >= 16, "{operations}");
+    // An unknown API path is a JSON 404; the rest of the server keeps its own.
+    let resp = http.get(format!("{base}/api/v1/nope")).send().await.expect("nope");
+    assert_eq!(resp.status(), 404);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "not_found");
     t.stop().await;
 }
 

@@ -642,6 +642,8 @@ async fn the_openapi_document_is_valid_and_covers_every_route() {
         "/api/v1/guilds/{guild_id}/cases",
         "/api/v1/guilds/{guild_id}/faq",
         "/api/v1/guilds/{guild_id}/usage",
+        "/api/v1/guilds/{guild_id}/kb/query",
+        "/api/v1/guilds/{guild_id}/kb/sources",
         "/api/v1/shards",
         "/api/v1/metrics",
     ] {
@@ -916,5 +918,33 @@ async fn cases_and_the_faq_through_the_module_routes() {
     assert_eq!(usage["budget"]["daily_cost_micros"], 1_000_000, "{usage}");
     let (status, body) = b.get(&format!("/api/v1/guilds/{g}/usage?days=0")).await;
     assert_eq!((status, body["error"]["field"].as_str()), (400, Some("days")));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn the_knowledge_base_playground_shows_passages_with_scores_and_sources() {
+    let (t, _) = spawn(&[], false).await;
+    let g = t.guild.id;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("account.md"),
+        "# Account\n\n## Password reset\n\nTo reset your password, click Forgot password on the login screen.\n",
+    )
+    .expect("write");
+    let kb = beacon::backends::open_knowledge_base(&t.app().config, &t.app().store).await.expect("kb");
+    kb.sync(g, &beacon_kb::FolderSource::new(dir.path()), &mut |_| {}).await.expect("sync");
+    let b = login(&t, t.owner()).await;
+
+    let (status, out) = b.get(&format!("/api/v1/guilds/{g}/kb/query?q=how%20do%20I%20reset%20my%20password&k=3")).await;
+    assert_eq!(status, 200, "{out}");
+    let first = &out["passages"][0];
+    assert_eq!(first["document"], "account.md");
+    assert!(first["text"].as_str().is_some_and(|t| t.contains("Forgot password")), "{out}");
+    assert!(first["score"].as_f64().is_some() && first["bm25_score"].as_f64().is_some(), "{out}");
+    let (status, body) = b.get(&format!("/api/v1/guilds/{g}/kb/query?q=")).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("q")));
+    let (status, sources) = b.get(&format!("/api/v1/guilds/{g}/kb/sources")).await;
+    assert_eq!(status, 200, "{sources}");
+    assert!(sources["sources"].is_array());
     t.stop().await;
 }

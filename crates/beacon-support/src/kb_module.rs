@@ -96,6 +96,34 @@ impl Module for KbModule {
                 ),
             )
             .query(&[("q", "The question"), ("k", "How many passages (1–20, default 5)")]),
+            beacon_framework::ApiRoute::new(
+                axum::http::Method::POST,
+                "/kb/sources/{name}/sync",
+                "Syncs a source now and reports what changed",
+                beacon_framework::Access::Authorized,
+                axum::routing::post({
+                    let kb = self.kb.clone();
+                    move |ctx: beacon_framework::ApiGuild,
+                          axum::extract::Path(p): axum::extract::Path<std::collections::HashMap<String, String>>| {
+                        let kb = kb.clone();
+                        async move { api_sync(kb, ctx, p).await }
+                    }
+                }),
+            ),
+            beacon_framework::ApiRoute::new(
+                axum::http::Method::DELETE,
+                "/kb/sources/{name}",
+                "Removes a source and its documents",
+                beacon_framework::Access::Authorized,
+                axum::routing::delete({
+                    let kb = self.kb.clone();
+                    move |ctx: beacon_framework::ApiGuild,
+                          axum::extract::Path(p): axum::extract::Path<std::collections::HashMap<String, String>>| {
+                        let kb = kb.clone();
+                        async move { api_remove(kb, ctx, p).await }
+                    }
+                }),
+            ),
         ]
     }
 
@@ -460,4 +488,59 @@ async fn api_query(
         })
         .collect();
     Ok(axum::Json(json!({ "query": query, "passages": passages })).into_response())
+}
+
+fn source_name(p: &std::collections::HashMap<String, String>) -> Result<String, beacon_framework::ApiError> {
+    p.get("name")
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| beacon_framework::ApiError::invalid("name", "name must be a knowledge source's name."))
+}
+
+/// The web API's `POST kb/sources/{name}/sync`: syncs one source now and reports what changed.
+async fn api_sync(
+    kb: Arc<KnowledgeBase>,
+    ctx: beacon_framework::ApiGuild,
+    p: std::collections::HashMap<String, String>,
+) -> Result<axum::response::Response, beacon_framework::ApiError> {
+    use axum::response::IntoResponse;
+    use beacon_framework::ApiError;
+    let name = source_name(&p)?;
+    let known = KbRepo::new(ctx.guild.clone()).sources().await.map_err(ApiError::internal)?;
+    if !known.iter().any(|s| s.name == name) {
+        return Err(ApiError::not_found(format!("There is no source called `{name}`.")));
+    }
+    match kb.sync_configured(ctx.guild_id(), &name, &mut |_| {}).await {
+        Ok(r) => Ok(axum::Json(json!({
+            "name": name,
+            "documents": r.documents,
+            "written": r.written,
+            "chunks": r.chunks,
+            "unchanged": r.unchanged,
+            "deleted": r.deleted,
+        }))
+        .into_response()),
+        // The source's own failure (a revoked token, a missing page) is the guild's to fix.
+        Err(e) => Err(ApiError::new(
+            axum::http::StatusCode::BAD_GATEWAY,
+            "sync_failed",
+            format!("The sync of `{name}` failed: {e}"),
+        )),
+    }
+}
+
+/// The web API's `DELETE kb/sources/{name}`: removes a source and its documents.
+async fn api_remove(
+    kb: Arc<KnowledgeBase>,
+    ctx: beacon_framework::ApiGuild,
+    p: std::collections::HashMap<String, String>,
+) -> Result<axum::response::Response, beacon_framework::ApiError> {
+    use axum::response::IntoResponse;
+    use beacon_framework::ApiError;
+    let name = source_name(&p)?;
+    if !KbRepo::new(ctx.guild.clone()).remove_source(&name).await.map_err(ApiError::internal)? {
+        return Err(ApiError::not_found(format!("There is no source called `{name}`.")));
+    }
+    kb.rebuild_index(ctx.guild_id()).await.map_err(ApiError::internal)?;
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }

@@ -737,6 +737,7 @@ async fn a_manager_of_one_guild_never_reads_or_changes_another() {
                         .replace("{module}", &module)
                         .replace("{number}", "1")
                         .replace("{entry_id}", "1")
+                        .replace("{name}", "docs")
                 };
                 let url = fill(&path);
                 let body = match path.as_str() {
@@ -931,9 +932,18 @@ async fn the_knowledge_base_playground_shows_passages_with_scores_and_sources() 
         "# Account\n\n## Password reset\n\nTo reset your password, click Forgot password on the login screen.\n",
     )
     .expect("write");
-    let kb = beacon::backends::open_knowledge_base(&t.app().config, &t.app().store).await.expect("kb");
-    kb.sync(g, &beacon_kb::FolderSource::new(dir.path()), &mut |_| {}).await.expect("sync");
+    // A configured folder source (as an operator's /kb add-folder makes), synced through the API.
+    let folder = beacon_kb::source::SourceConfig::Folder { path: dir.path().to_path_buf() };
+    beacon_kb::store::KbRepo::new(t.app().store.guild(g))
+        .upsert_source(folder.kind(), "docs", &folder.to_config_json(), 3_600_000, beacon_store::now_ms())
+        .await
+        .expect("source");
     let b = login(&t, t.owner()).await;
+    let (status, sync) = b.send(reqwest::Method::POST, &format!("/api/v1/guilds/{g}/kb/sources/docs/sync"), None).await;
+    assert_eq!(status, 200, "{sync}");
+    assert_eq!(sync["written"], 1);
+    let (status, _) = b.send(reqwest::Method::POST, &format!("/api/v1/guilds/{g}/kb/sources/nope/sync"), None).await;
+    assert_eq!(status, 404);
 
     let (status, out) = b.get(&format!("/api/v1/guilds/{g}/kb/query?q=how%20do%20I%20reset%20my%20password&k=3")).await;
     assert_eq!(status, 200, "{out}");
@@ -945,6 +955,14 @@ async fn the_knowledge_base_playground_shows_passages_with_scores_and_sources() 
     assert_eq!((status, body["error"]["field"].as_str()), (400, Some("q")));
     let (status, sources) = b.get(&format!("/api/v1/guilds/{g}/kb/sources")).await;
     assert_eq!(status, 200, "{sources}");
-    assert!(sources["sources"].is_array());
+    assert_eq!(sources["sources"][0]["name"], "docs");
+    assert_eq!(sources["sources"][0]["status"], "synced");
+    assert!(sources["sources"][0].get("config").is_none(), "configuration is not shown");
+
+    // Removing the source removes its passages.
+    let (status, _) = b.send(reqwest::Method::DELETE, &format!("/api/v1/guilds/{g}/kb/sources/docs"), None).await;
+    assert_eq!(status, 204);
+    let (_, out) = b.get(&format!("/api/v1/guilds/{g}/kb/query?q=reset%20password")).await;
+    assert_eq!(out["passages"], json!([]), "{out}");
     t.stop().await;
 }

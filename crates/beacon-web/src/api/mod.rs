@@ -223,6 +223,21 @@ fn top_routes(state: &ApiState) -> Vec<ApiRoute> {
             Access::Developer,
             get(operator::metrics).with_state(s()),
         ),
+        ApiRoute::new(
+            Method::GET,
+            "/api/v1/llm/models",
+            "Developer team: the provider chain, the models guilds may choose, the pricing table",
+            Access::Developer,
+            get(operator::llm_models).with_state(s()),
+        ),
+        ApiRoute::new(
+            Method::PUT,
+            "/api/v1/llm/models/{provider}/{model}/pricing",
+            "Developer team: sets a model's price (micro-dollars per million tokens)",
+            Access::Developer,
+            axum::routing::put(operator::set_pricing).with_state(s()),
+        )
+        .body("{\"input\": u64, \"output\": u64, \"cached_input\"?: u64, \"cache_write\"?: u64}"),
     ]
 }
 

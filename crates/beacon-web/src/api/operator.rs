@@ -69,3 +69,76 @@ pub async fn metrics(State(state): State<ApiState>, Authed(session): Authed) -> 
     }))
     .into_response())
 }
+
+fn price_json(p: &beacon_llm::Price) -> serde_json::Value {
+    json!({
+        "provider": p.provider,
+        "model": p.model,
+        "input": p.input,
+        "cached_input": p.cached_input,
+        "cache_write": p.cache_write,
+        "output": p.output,
+    })
+}
+
+/// `GET /api/v1/llm/models`: the provider chain, the models guilds may choose, and the pricing
+/// table (micro-dollars per million tokens).
+pub async fn llm_models(State(state): State<ApiState>, Authed(session): Authed) -> Result<Response, ApiError> {
+    require_developer(&state, session.user_id).await?;
+    let config = beacon_llm::LlmConfig::from_settings(&state.app.config.llm).map_err(ApiError::internal)?;
+    let pricing =
+        beacon_llm::UsageStore::attach(state.app.store.clone()).pricing().await.map_err(ApiError::internal)?;
+    Ok(axum::Json(json!({
+        "chain": config.chain.iter().map(|p| json!({"provider": p.kind.as_str(), "model": p.model})).collect::<Vec<_>>(),
+        "guild_models": config.policy.guild_models,
+        "pricing": pricing.all().iter().map(price_json).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+/// The body of a price change: micro-dollars per million tokens.
+#[derive(serde::Deserialize)]
+pub struct PriceBody {
+    input: u64,
+    #[serde(default)]
+    cached_input: Option<u64>,
+    #[serde(default)]
+    cache_write: Option<u64>,
+    output: u64,
+}
+
+/// `PUT /api/v1/llm/models/{provider}/{model}/pricing`: sets a model's price; running processes
+/// use it from their next AI call.
+pub async fn set_pricing(
+    State(state): State<ApiState>,
+    Authed(session): Authed,
+    axum::extract::Path((provider, model)): axum::extract::Path<(String, String)>,
+    body: Result<axum::Json<PriceBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_developer(&state, session.user_id).await?;
+    let provider = provider.trim().to_ascii_lowercase();
+    if provider.parse::<beacon_llm::ProviderKind>().is_err() {
+        return Err(ApiError::invalid(
+            "provider",
+            "provider must be openai, anthropic, gemini, xai or openai-compatible.",
+        ));
+    }
+    let model = model.trim().to_owned();
+    if model.is_empty() || model.len() > 200 {
+        return Err(ApiError::invalid("model", "model must be a model id (at most 200 characters)."));
+    }
+    let axum::Json(b) = body.map_err(|e| {
+        ApiError::invalid("body", format!("Send {{\"input\", \"output\", \"cached_input\"?, \"cache_write\"?}} in micro-dollars per million tokens: {e}"))
+    })?;
+    let price = beacon_llm::Price {
+        provider,
+        model,
+        input: b.input,
+        cached_input: b.cached_input.unwrap_or(b.input),
+        cache_write: b.cache_write.unwrap_or(b.input),
+        output: b.output,
+    };
+    beacon_llm::UsageStore::attach(state.app.store.clone()).set_price(&price).await.map_err(ApiError::internal)?;
+    tracing::info!(provider = %price.provider, model = %price.model, user_id = session.user_id, "LLM price set through the API");
+    Ok(axum::Json(price_json(&price)).into_response())
+}

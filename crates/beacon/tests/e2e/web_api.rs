@@ -412,9 +412,29 @@ async fn the_developer_team_reads_every_guild_but_changes_nothing() {
     let (status, metrics) = b.get("/api/v1/metrics").await;
     assert_eq!(status, 200);
     assert!(metrics["guilds"].as_i64().is_some_and(|n| n >= 2));
+    let (status, models) = b.get("/api/v1/llm/models").await;
+    assert_eq!(status, 200, "{models}");
+    assert!(models["pricing"].is_array() && models["chain"].is_array(), "{models}");
+    let pricing = "/api/v1/llm/models/openai/gpt-test/pricing";
+    let (status, body) =
+        b.send(reqwest::Method::PUT, pricing, Some(json!({"input": 1_000_000, "output": 4_000_000}))).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, models) = b.get("/api/v1/llm/models").await;
+    let set = models["pricing"].as_array().expect("pricing").iter().find(|p| p["model"] == "gpt-test").cloned();
+    assert_eq!(set.expect("new price")["output"], 4_000_000);
+    let (status, body) = b
+        .send(reqwest::Method::PUT, "/api/v1/llm/models/nope/gpt-test/pricing", Some(json!({"input": 1, "output": 1})))
+        .await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("provider")));
+    let (status, body) = b.send(reqwest::Method::PUT, pricing, Some(json!({"input": -1, "output": 1}))).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("body")));
+
     let owner_b = login(&t, t.owner()).await;
     assert_eq!(owner_b.get("/api/v1/shards").await.0, 403);
     assert_eq!(owner_b.get("/api/v1/metrics").await.0, 403);
+    assert_eq!(owner_b.get("/api/v1/llm/models").await.0, 403);
+    let (status, _) = owner_b.send(reqwest::Method::PUT, pricing, Some(json!({"input": 0, "output": 0}))).await;
+    assert_eq!(status, 403, "only the developer team sets prices");
     t.stop().await;
 }
 
@@ -646,6 +666,8 @@ async fn the_openapi_document_is_valid_and_covers_every_route() {
         "/api/v1/guilds/{guild_id}/kb/sources",
         "/api/v1/shards",
         "/api/v1/metrics",
+        "/api/v1/llm/models",
+        "/api/v1/llm/models/{provider}/{model}/pricing",
     ] {
         assert!(paths.contains_key(required), "{required} documented");
     }

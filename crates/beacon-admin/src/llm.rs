@@ -88,6 +88,19 @@ impl Module for LlmModule {
         ]
     }
 
+    fn api_routes(&self, _app: &Arc<App>) -> Vec<beacon_framework::ApiRoute> {
+        vec![
+            beacon_framework::ApiRoute::new(
+                axum::http::Method::GET,
+                "/usage",
+                "AI tokens and cost by day, module and model, against the budget",
+                beacon_framework::Access::Authorized,
+                axum::routing::get(api_usage),
+            )
+            .query(&[("days", "The last this many UTC days (1–366, default 30)")]),
+        ]
+    }
+
     async fn command(&self, ctx: CommandCtx) -> HandlerResult {
         let config = LlmConfig::from_settings(&ctx.app.config.llm).map_err(|e| {
             HandlerError::user(format!("AI answers are misconfigured on this deployment ({}).", e.kind()))
@@ -340,4 +353,69 @@ async fn set_limits(ctx: &CommandCtx, usage: &UsageStore, config: &LlmConfig) ->
 
 fn llm_error(e: LlmError) -> HandlerError {
     HandlerError::internal(e)
+}
+
+/// `GET /api/v1/guilds/{guild_id}/usage?days=N`: tokens and cost by day, module and model over
+/// the last `days` UTC days, against the budget that applies (the web API's view of `/usage show`).
+async fn api_usage(
+    ctx: beacon_framework::ApiGuild,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<axum::response::Response, beacon_framework::ApiError> {
+    use axum::response::IntoResponse;
+    use beacon_framework::ApiError;
+    let days = match q.get("days") {
+        None => 30,
+        Some(d) => d
+            .parse::<i64>()
+            .ok()
+            .filter(|d| (1..=366).contains(d))
+            .ok_or_else(|| ApiError::invalid("days", "days must be a whole number from 1 to 366."))?,
+    };
+    let config = LlmConfig::from_settings(&ctx.app.config.llm).map_err(|e| ApiError::internal(e.kind()))?;
+    let usage = UsageStore::attach(ctx.app.store.clone());
+    let today = day_of(beacon_store::now_ms());
+    let from = today - (days - 1);
+    let guild = Some(ctx.guild_id());
+    let rows = |r: Vec<SummaryRow>| {
+        r.iter()
+            .map(|s| {
+                serde_json::json!({
+                    "key": s.key,
+                    "calls": s.calls,
+                    "errors": s.errors,
+                    "cache_hits": s.cache_hits,
+                    "input_tokens": s.usage.input_tokens,
+                    "output_tokens": s.usage.output_tokens,
+                    "cost_micros": s.cost_micros,
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let by = |g: GroupBy| usage.summary(guild, g, from, today);
+    let by_day = by(GroupBy::Day).await.map_err(ApiError::internal)?;
+    let by_module = by(GroupBy::Module).await.map_err(ApiError::internal)?;
+    let by_model = by(GroupBy::Model).await.map_err(ApiError::internal)?;
+    let today_cost: u64 = usage
+        .summary(guild, GroupBy::Module, today, today)
+        .await
+        .map_err(ApiError::internal)?
+        .iter()
+        .map(|r| r.cost_micros)
+        .sum();
+    let view = usage.budget_view(&ctx.guild, &config.policy).await.map_err(ApiError::internal)?;
+    Ok(axum::Json(serde_json::json!({
+        "days": days,
+        "by_day": rows(by_day),
+        "by_module": rows(by_module),
+        "by_model": rows(by_model),
+        "today_cost_micros": today_cost,
+        "budget": {
+            "daily_cost_micros": view.effective.daily_cost_micros,
+            "daily_tokens": view.effective.daily_tokens,
+            "user_daily_tokens": view.effective.user_daily_tokens,
+            "user_daily_calls": view.effective.user_daily_calls,
+            "set_by_operator": view.operator_set,
+        },
+    }))
+    .into_response())
 }

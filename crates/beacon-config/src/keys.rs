@@ -47,6 +47,30 @@ pub const PUBLIC_URL: Key = key(
     KeyKind::Plain,
     "Base of every link Beacon posts (transcripts), e.g. `https://beacon.example.com` (default `http://<http addr>`).",
 );
+pub const OAUTH_CLIENT_ID: Key = key(
+    "BEACON_OAUTH_CLIENT_ID",
+    "oauth.client_id",
+    KeyKind::Plain,
+    "OAuth2 client id for the dashboard's Discord login (default: the application id).",
+);
+pub const OAUTH_CLIENT_SECRET: Key = key(
+    "BEACON_OAUTH_CLIENT_SECRET",
+    "oauth.client_secret",
+    KeyKind::Secret,
+    "OAuth2 client secret (developer portal → OAuth2); enables /api/v1 login. Register <public url>/api/v1/auth/callback as a redirect.",
+);
+pub const API_CORS_ORIGINS: Key = key(
+    "BEACON_API_CORS_ORIGINS",
+    "api.cors_origins",
+    KeyKind::Plain,
+    "Origins (comma-separated, e.g. `https://admin.example.com`) allowed to call /api/v1 from a browser; none by default (same origin only).",
+);
+pub const API_RATE_LIMIT: Key = key(
+    "BEACON_API_RATE_LIMIT",
+    "api.rate_limit",
+    KeyKind::Plain,
+    "Web API requests per minute per session, and 4× that per IP (default 300).",
+);
 pub const DATABASE_URL: Key = key(
     "BEACON_DATABASE_URL",
     "database_url",
@@ -374,6 +398,10 @@ pub const KEYS: &[Key] = &[
     REDIS_URL,
     HTTP_ADDR,
     PUBLIC_URL,
+    OAUTH_CLIENT_ID,
+    OAUTH_CLIENT_SECRET,
+    API_CORS_ORIGINS,
+    API_RATE_LIMIT,
     DATA_DIR,
     DEVELOPERS_GUILD_ID,
     DEVELOPERS_ROLE_ID,

@@ -186,6 +186,21 @@ pub struct Config {
     pub transcripts_public_url: Option<String>,
     /// `BEACON_AGENT_*`: the external AI coding-agent service, when configured.
     pub agent: Option<AgentSettings>,
+    /// `BEACON_OAUTH_*` and `BEACON_API_*`: the web API's Discord login and browser access.
+    pub api: ApiSettings,
+}
+
+/// The web API's Discord login and which other origins may call it.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// `BEACON_OAUTH_CLIENT_ID`; `None` uses the application id.
+    pub oauth_client_id: Option<u64>,
+    /// `BEACON_OAUTH_CLIENT_SECRET`(`_FILE`); without it login is off.
+    pub oauth_client_secret: Option<Secret>,
+    /// `BEACON_API_CORS_ORIGINS`: origins allowed cross-origin (none: same origin only).
+    pub cors_origins: Vec<String>,
+    /// `BEACON_API_RATE_LIMIT`: requests per minute per session (4× per IP).
+    pub rate_limit: u64,
 }
 
 /// Where the external AI coding-agent service is and how long to wait for it.
@@ -455,6 +470,12 @@ impl Config {
             transcripts_public_url: text(&values, &keys::TRANSCRIPTS_PUBLIC_URL)
                 .map(|u| u.trim_end_matches('/').to_owned()),
             agent: agent_settings(&values)?,
+            api: ApiSettings {
+                oauth_client_id: parse_id(&values, &keys::OAUTH_CLIENT_ID)?,
+                oauth_client_secret: text(&values, &keys::OAUTH_CLIENT_SECRET).map(|t| Secret::new(t.to_owned())),
+                cors_origins: api_origins(&values)?,
+                rate_limit: parse_bounded(&values, &keys::API_RATE_LIMIT, 1, 1_000_000)?.map_or(300, |n| n as u64),
+            },
         };
         Ok(config)
     }
@@ -463,6 +484,24 @@ impl Config {
     pub fn sqlite_path(&self) -> Option<PathBuf> {
         self.database_url.expose().strip_prefix("sqlite://").map(|p| PathBuf::from(p.split('?').next().unwrap_or(p)))
     }
+}
+
+fn api_origins(values: &Values) -> Result<Vec<String>, ConfigError> {
+    let Some(list) = text(values, &keys::API_CORS_ORIGINS) else { return Ok(Vec::new()) };
+    let mut origins = Vec::new();
+    for origin in list.split(',').map(|o| o.trim().trim_end_matches('/')).filter(|o| !o.is_empty()) {
+        let scheme_ok = origin.starts_with("http://") || origin.starts_with("https://");
+        let host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or_default();
+        if !scheme_ok || host.is_empty() || host.contains('/') {
+            return Err(invalid(
+                values,
+                &keys::API_CORS_ORIGINS,
+                &format!("`{origin}` is not an origin; write scheme://host[:port], e.g. https://admin.example.com"),
+            ));
+        }
+        origins.push(origin.to_owned());
+    }
+    Ok(origins)
 }
 
 fn llm_settings(values: &Values, source: &Source) -> Result<LlmSettings, ConfigError> {

@@ -31,6 +31,7 @@
 //! # }
 //! ```
 
+mod api;
 pub mod csvio;
 mod download;
 mod error;

@@ -71,7 +71,11 @@ impl FaqModule {
     }
 }
 
-async fn service(cell: &OnceCell<Arc<FaqService>>, feeds: &Feeds, app: &App) -> Result<Arc<FaqService>, FaqError> {
+pub(crate) async fn service(
+    cell: &OnceCell<Arc<FaqService>>,
+    feeds: &Feeds,
+    app: &App,
+) -> Result<Arc<FaqService>, FaqError> {
     cell.get_or_try_init(|| async {
         let repo = FaqRepo::with_feeds(app.store.clone(), feeds.clone());
         Ok(Arc::new(FaqService::new(repo)))
@@ -458,6 +462,10 @@ impl FaqModule {
 
 #[async_trait]
 impl Module for FaqModule {
+    fn api_routes(&self, _app: &Arc<App>) -> Vec<beacon_framework::ApiRoute> {
+        crate::api::routes(&crate::api::Faq { feeds: self.feeds.clone(), service: self.service.clone() })
+    }
+
     fn name(&self) -> &'static str {
         "faq"
     }

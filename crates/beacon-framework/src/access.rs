@@ -107,6 +107,19 @@ impl PermissionService {
         if self.is_developer(guild.id(), caller).await {
             return Ok(Access::Developer);
         }
+        self.member_level(guild, caller, staff_roles).await
+    }
+
+    /// The level `caller` holds in `guild` as a member of it (owner, Administrator or Manage
+    /// Server, delegated access, staff roles), leaving the developer team aside: the web API
+    /// asks this and [`PermissionService::is_developer_user`] separately, since the team's
+    /// access to other guilds is read-only there.
+    pub async fn member_level(
+        &self,
+        guild: &GuildStore,
+        caller: &Caller,
+        staff_roles: &[u64],
+    ) -> Result<Access, HandlerError> {
         let admin = caller
             .permissions
             .is_some_and(|p| p.contains(Permissions::ADMINISTRATOR) || p.contains(Permissions::MANAGE_GUILD));
@@ -130,6 +143,16 @@ impl PermissionService {
         if guild_id == dev_guild {
             return caller.roles.contains(&dev_role);
         }
+        self.is_developer_user(caller.user_id).await
+    }
+
+    /// Whether `user_id` holds the developer role in the developer team's guild (asked of
+    /// Discord, cached for 5 minutes; a failed lookup is "no").
+    pub async fn is_developer_user(&self, user_id: u64) -> bool {
+        let (Some(dev_guild), Some(dev_role)) = (self.developers.guild_id, self.developers.role_id) else {
+            return false;
+        };
+        let caller = Caller { user_id, ..Caller::default() };
         let key = CacheKey::global("access", &format!("dev:{}", caller.user_id));
         if let Ok(Some(v)) = self.cache.get(&key).await {
             return v == b"1";

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod access;
+pub mod api;
 // `app` and `module` are being reworked; their items get documented with the new contract.
 pub mod app;
 pub mod command;
@@ -43,6 +44,7 @@ pub mod router;
 pub mod settings;
 
 pub use access::{Access, Caller};
+pub use api::{ApiError, ApiGuild, ApiRoute};
 pub use app::{App, AppBuilder};
 pub use async_trait::async_trait;
 pub use command::{CommandSpec, OptionSpec, Options};

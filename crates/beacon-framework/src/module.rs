@@ -119,6 +119,13 @@ pub trait Module: Send + Sync + 'static {
         None
     }
 
+    /// Per-guild endpoints of the web API, mounted under `/api/v1/guilds/{guild_id}` behind
+    /// the login, CSRF and access checks; a handler takes [`crate::ApiGuild`] (its guild, the
+    /// user, their level) and never sees another guild. Paths should start with `/{name}`.
+    fn api_routes(&self, _app: &Arc<App>) -> Vec<crate::api::ApiRoute> {
+        Vec::new()
+    }
+
     /// CSV exports, served as subcommands of the framework's `/export`.
     fn exports(&self) -> Vec<ExportSpec> {
         Vec::new()

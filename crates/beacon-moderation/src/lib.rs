@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+mod api;
 mod appeals;
 mod audit;
 pub mod duration;

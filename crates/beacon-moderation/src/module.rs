@@ -332,6 +332,10 @@ impl ModerationModule {
 
 #[async_trait]
 impl Module for ModerationModule {
+    fn api_routes(&self, _app: &Arc<App>) -> Vec<beacon_framework::ApiRoute> {
+        crate::api::routes()
+    }
+
     fn name(&self) -> &'static str {
         "moderation"
     }

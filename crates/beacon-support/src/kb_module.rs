@@ -72,6 +72,61 @@ impl KbModule {
 
 #[async_trait]
 impl Module for KbModule {
+    fn api_routes(&self, _app: &Arc<App>) -> Vec<beacon_framework::ApiRoute> {
+        let kb = self.kb.clone();
+        vec![
+            beacon_framework::ApiRoute::new(
+                axum::http::Method::GET,
+                "/kb/sources",
+                "Knowledge sources with their sync status",
+                beacon_framework::Access::Authorized,
+                axum::routing::get(api_sources),
+            ),
+            beacon_framework::ApiRoute::new(
+                axum::http::Method::GET,
+                "/kb/query",
+                "The playground: the passages a question retrieves, with scores and sources",
+                beacon_framework::Access::Authorized,
+                axum::routing::get(
+                    move |ctx: beacon_framework::ApiGuild,
+                          axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>| {
+                        let kb = kb.clone();
+                        async move { api_query(kb, ctx, q).await }
+                    },
+                ),
+            )
+            .query(&[("q", "The question"), ("k", "How many passages (1–20, default 5)")]),
+            beacon_framework::ApiRoute::new(
+                axum::http::Method::POST,
+                "/kb/sources/{name}/sync",
+                "Syncs a source now and reports what changed",
+                beacon_framework::Access::Authorized,
+                axum::routing::post({
+                    let kb = self.kb.clone();
+                    move |ctx: beacon_framework::ApiGuild,
+                          axum::extract::Path(p): axum::extract::Path<std::collections::HashMap<String, String>>| {
+                        let kb = kb.clone();
+                        async move { api_sync(kb, ctx, p).await }
+                    }
+                }),
+            ),
+            beacon_framework::ApiRoute::new(
+                axum::http::Method::DELETE,
+                "/kb/sources/{name}",
+                "Removes a source and its documents",
+                beacon_framework::Access::Authorized,
+                axum::routing::delete({
+                    let kb = self.kb.clone();
+                    move |ctx: beacon_framework::ApiGuild,
+                          axum::extract::Path(p): axum::extract::Path<std::collections::HashMap<String, String>>| {
+                        let kb = kb.clone();
+                        async move { api_remove(kb, ctx, p).await }
+                    }
+                }),
+            ),
+        ]
+    }
+
     fn name(&self) -> &'static str {
         "kb"
     }
@@ -366,4 +421,126 @@ impl Module for KbModule {
             _ => Err(HandlerError::user("Unknown /kb subcommand.")),
         }
     }
+}
+
+/// The web API's `kb/sources`: each configured source with its sync status (configuration is
+/// not shown: it may name private pages, and credentials are sealed).
+async fn api_sources(ctx: beacon_framework::ApiGuild) -> Result<axum::response::Response, beacon_framework::ApiError> {
+    use axum::response::IntoResponse;
+    let sources = KbRepo::new(ctx.guild.clone()).sources().await.map_err(beacon_framework::ApiError::internal)?;
+    let out: Vec<_> = sources
+        .iter()
+        .map(|s| {
+            json!({
+                "name": s.name,
+                "kind": s.kind,
+                "enabled": s.enabled,
+                "sync_interval_ms": s.sync_interval_ms,
+                "last_sync_at": s.last_sync_at,
+                "last_error": s.last_error,
+                "status": match (&s.last_error, s.last_sync_at) {
+                    (Some(_), _) => "failed",
+                    (None, Some(_)) => "synced",
+                    (None, None) => "never_synced",
+                },
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "sources": out })).into_response())
+}
+
+/// The web API's `kb/query`: the playground — the passages a question retrieves in this guild's
+/// knowledge base, with their scores and sources.
+async fn api_query(
+    kb: Arc<KnowledgeBase>,
+    ctx: beacon_framework::ApiGuild,
+    q: std::collections::HashMap<String, String>,
+) -> Result<axum::response::Response, beacon_framework::ApiError> {
+    use axum::response::IntoResponse;
+    use beacon_framework::ApiError;
+    let query = q.get("q").map(|s| s.trim()).filter(|s| !s.is_empty());
+    let query = query.ok_or_else(|| ApiError::invalid("q", "q must be the question to try."))?;
+    if query.chars().count() > 500 {
+        return Err(ApiError::invalid("q", "q must be at most 500 characters."));
+    }
+    let k = match q.get("k") {
+        None => 5,
+        Some(k) => k
+            .parse::<usize>()
+            .ok()
+            .filter(|k| (1..=20).contains(k))
+            .ok_or_else(|| ApiError::invalid("k", "k must be a whole number from 1 to 20."))?,
+    };
+    let hits = kb.search(ctx.guild_id(), query, k).await.map_err(ApiError::internal)?;
+    let passages: Vec<_> = hits
+        .iter()
+        .map(|h| {
+            json!({
+                "document": h.document_key,
+                "title": h.title,
+                "headings": h.heading_path,
+                "text": h.text,
+                "score": h.score,
+                "bm25_score": h.bm25_score,
+                "dense_score": h.dense_score,
+                "rerank_score": h.rerank_score,
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "query": query, "passages": passages })).into_response())
+}
+
+fn source_name(p: &std::collections::HashMap<String, String>) -> Result<String, beacon_framework::ApiError> {
+    p.get("name")
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| beacon_framework::ApiError::invalid("name", "name must be a knowledge source's name."))
+}
+
+/// The web API's `POST kb/sources/{name}/sync`: syncs one source now and reports what changed.
+async fn api_sync(
+    kb: Arc<KnowledgeBase>,
+    ctx: beacon_framework::ApiGuild,
+    p: std::collections::HashMap<String, String>,
+) -> Result<axum::response::Response, beacon_framework::ApiError> {
+    use axum::response::IntoResponse;
+    use beacon_framework::ApiError;
+    let name = source_name(&p)?;
+    let known = KbRepo::new(ctx.guild.clone()).sources().await.map_err(ApiError::internal)?;
+    if !known.iter().any(|s| s.name == name) {
+        return Err(ApiError::not_found(format!("There is no source called `{name}`.")));
+    }
+    match kb.sync_configured(ctx.guild_id(), &name, &mut |_| {}).await {
+        Ok(r) => Ok(axum::Json(json!({
+            "name": name,
+            "documents": r.documents,
+            "written": r.written,
+            "chunks": r.chunks,
+            "unchanged": r.unchanged,
+            "deleted": r.deleted,
+        }))
+        .into_response()),
+        // The source's own failure (a revoked token, a missing page) is the guild's to fix.
+        Err(e) => Err(ApiError::new(
+            axum::http::StatusCode::BAD_GATEWAY,
+            "sync_failed",
+            format!("The sync of `{name}` failed: {e}"),
+        )),
+    }
+}
+
+/// The web API's `DELETE kb/sources/{name}`: removes a source and its documents.
+async fn api_remove(
+    kb: Arc<KnowledgeBase>,
+    ctx: beacon_framework::ApiGuild,
+    p: std::collections::HashMap<String, String>,
+) -> Result<axum::response::Response, beacon_framework::ApiError> {
+    use axum::response::IntoResponse;
+    use beacon_framework::ApiError;
+    let name = source_name(&p)?;
+    if !KbRepo::new(ctx.guild.clone()).remove_source(&name).await.map_err(ApiError::internal)? {
+        return Err(ApiError::not_found(format!("There is no source called `{name}`.")));
+    }
+    kb.rebuild_index(ctx.guild_id()).await.map_err(ApiError::internal)?;
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }

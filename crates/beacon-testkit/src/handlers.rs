@@ -95,12 +95,7 @@ fn route(sh: &Shared, st: &mut State, m: &Matched, q: &Query, body: &Value, reas
         },
         // discord.py reads its application through the OAuth2 route at login.
         "get_my_application" | "get_my_oauth2_application" => Reply::ok(application(sh, st)),
-        "list_my_guilds" => Reply::ok(Value::Array(
-            st.guilds
-                .values()
-                .map(|g| json!({"id": g.id.to_string(), "name": g.name, "icon": null, "banner": null, "owner": false, "permissions": st.member_permissions(g.id, bot).to_string(), "features": []}))
-                .collect(),
-        )),
+        "list_my_guilds" => crate::oauth::list_guilds(st, bot, q),
         "create_dm" => create_dm(sh, st, body),
         "get_guild" => match st.guilds.get(&m.id("guild_id")) {
             Some(g) => Reply::ok(json::guild(st, g, false)),

@@ -47,6 +47,7 @@ mod handlers;
 mod interactions;
 mod json;
 mod moderation;
+pub mod oauth;
 mod ratelimit;
 mod rest;
 mod scenario;
@@ -145,6 +146,7 @@ impl FakeDiscord {
             conn_ids: AtomicU64::new(1),
             endpoint_check: tokio::sync::Mutex::new(()),
             flood_sent: AtomicU64::new(0),
+            oauth_secret: hex::encode(random_bytes::<16>()),
         });
         let app = server::router(shared.clone());
         let task = serve_until_cancelled(listener, app, cancel.clone(), "discord");

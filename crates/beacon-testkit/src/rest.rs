@@ -137,7 +137,13 @@ pub async fn handle(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.strip_prefix("Bot ") == Some(sh.token.as_str()));
-    if !bot_auth && !matched.op.token_route {
+    // A user's OAuth2 access token (`Authorization: Bearer …`), on the routes a login uses.
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    if !bot_auth && !matched.op.token_route && bearer.is_none() {
         sh.lock().violation(
             Some(&op_id),
             &method,
@@ -228,7 +234,10 @@ pub async fn handle(
         return json_response(reply.status, reply.body.as_ref(), &verdict.headers);
     }
 
-    let reply = handlers::dispatch(&sh, &matched, &query, &body, reason.as_deref());
+    let reply = match &bearer {
+        Some(token) if !bot_auth => bearer_dispatch(&sh, &matched, &query, token),
+        _ => handlers::dispatch(&sh, &matched, &query, &body, reason.as_deref()),
+    };
     if let Some(reason) = &reply.violation {
         sh.lock().violation(Some(&op_id), &method, &shown, reason.clone());
     }
@@ -264,4 +273,33 @@ pub fn validate_body(sh: &Shared, m: &Matched, method: &str, path: &str, body: &
         return Some(Reply::json(400, json!({"code": 50006, "message": "Cannot send an empty message"})));
     }
     None
+}
+
+/// An operation called with a user's bearer token: `GET /users/@me` (scope `identify`) and
+/// `GET /users/@me/guilds` (scope `guilds`); any other is refused as a bot-only route.
+fn bearer_dispatch(sh: &Shared, m: &Matched, q: &Query, token: &str) -> Reply {
+    let st = sh.lock();
+    let scope = match m.op.id.as_str() {
+        "get_my_user" => "identify",
+        "list_my_guilds" => "guilds",
+        other => {
+            return Reply::violation(
+                401,
+                0,
+                "401: Unauthorized",
+                format!("{other} needs the bot token, not a user's bearer token"),
+            );
+        }
+    };
+    let user = match crate::oauth::bearer_user(&st, token, scope) {
+        Ok(u) => u,
+        Err(reply) => return reply,
+    };
+    if scope == "guilds" {
+        return crate::oauth::list_guilds(&st, user, q);
+    }
+    let mut me = crate::json::user_by_id(&st, user);
+    me["mfa_enabled"] = json!(false);
+    me["locale"] = json!("en-US");
+    Reply::ok(me)
 }

@@ -39,6 +39,8 @@ pub struct Shared {
     pub endpoint_check: tokio::sync::Mutex<()>,
     /// MESSAGE_CREATEs written by floods (`/_fake/flood`), across connections.
     pub flood_sent: AtomicU64,
+    /// The OAuth2 client secret of the application.
+    pub oauth_secret: String,
 }
 
 impl std::fmt::Debug for Shared {
@@ -107,6 +109,10 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/_fake/interactions", post(invoke))
         .route("/_fake/interactions/{id}", get(interaction_state))
         .route("/_fake/flood", get(flood_state).post(flood))
+        .route("/_fake/oauth2/consent", post(crate::oauth::consent))
+        .route("/oauth2/authorize", get(crate::oauth::authorize))
+        .route("/api/v10/oauth2/token", post(crate::oauth::token))
+        .route("/api/v10/oauth2/token/revoke", post(crate::oauth::revoke))
         .fallback(crate::rest::handle)
         .with_state(shared)
 }

@@ -181,6 +181,8 @@ pub struct State {
     pub global_window: Option<Window>,
     /// Users whose privacy settings refuse DMs from the bot (`create_message` answers 50007).
     pub closed_dms: std::collections::HashSet<u64>,
+    /// OAuth2 user login: redirect URIs, consent screens, codes and grants.
+    pub oauth: crate::oauth::OAuthState,
 }
 
 /// Events kept per session for Resume.

@@ -24,6 +24,7 @@
 //! # }
 //! ```
 
+mod api;
 mod export;
 mod flow;
 mod model;

@@ -367,6 +367,32 @@ impl Repo {
         rows.iter().map(from_row).collect()
     }
 
+    /// Up to `limit` tickets, newest first, with a number below `before` when given, in
+    /// `status` and of `opener` when given (the web API's list).
+    pub async fn list(
+        &self,
+        status: Option<Status>,
+        opener: Option<u64>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM tickets WHERE guild_id = $1 \
+             AND (CAST($2 AS TEXT) IS NULL OR status = $2) \
+             AND (CAST($3 AS BIGINT) IS NULL OR opener_id = $3) \
+             AND (CAST($4 AS BIGINT) IS NULL OR number < $4) \
+             ORDER BY number DESC LIMIT $5"
+        )))
+        .bind(self.gid())
+        .bind(status.map(Status::as_str))
+        .bind(opener.map(|o| o as i64))
+        .bind(before)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// Tickets of `opener` that are not closed.
     pub async fn open_count(&self, opener: u64) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(

@@ -485,6 +485,10 @@ impl Module for TicketsModule {
         Some(axum::Router::new().route("/transcripts/{*key}", axum::routing::get(serve_transcript)).with_state(state))
     }
 
+    fn api_routes(&self, _app: &Arc<App>) -> Vec<beacon_framework::ApiRoute> {
+        crate::api::routes(self.storage.clone())
+    }
+
     fn exports(&self) -> Vec<ExportSpec> {
         vec![
             ExportSpec::new("tickets", "Tickets opened between two dates (YYYY-MM-DD, UTC)", Arc::new(TicketExport))

@@ -9,6 +9,8 @@
 //!   configured) answer and the process is not shutting down.
 //! - `GET /metrics`: the process's counters in the Prometheus/OpenMetrics text format (event
 //!   types, interaction kinds and module names as labels; no ids).
+//! - `/api/v1/…`: the web API with Discord login (see [`api`]); its tables are [`api::SCHEMA`],
+//!   which the binary migrates before serving.
 //!
 //! ```no_run
 //! # async fn demo(app: std::sync::Arc<beacon_framework::App>) -> Result<(), beacon_web::WebError> {
@@ -18,6 +20,8 @@
 //! # Ok(())
 //! # }
 //! ```
+
+pub mod api;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -51,6 +55,9 @@ pub enum WebError {
     /// Binding or serving the listener failed.
     #[error("HTTP server: {0}")]
     Io(#[from] std::io::Error),
+    /// The HTTP client the API's Discord login uses could not be built.
+    #[error("web API: {0}")]
+    Client(#[from] beacon_http::HttpError),
 }
 
 #[derive(Clone)]
@@ -67,6 +74,7 @@ pub fn router(app: Arc<App>) -> Result<Router, WebError> {
     };
     // Pages and files the modules serve (a ticket transcript behind its signed link, …).
     let module_routes = app.modules.iter().filter_map(|m| m.routes(&app)).fold(Router::new(), Router::merge);
+    let api = api::router(app.clone())?;
     let state = WebState { app, verifier };
     let header = axum::http::HeaderName::from_static("x-request-id");
     Ok(Router::new()
@@ -76,6 +84,7 @@ pub fn router(app: Arc<App>) -> Result<Router, WebError> {
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(module_routes)
+        .merge(api)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(PropagateRequestIdLayer::new(header.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
@@ -93,7 +102,9 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
             tracing::debug!(error = %e, "TCP_NODELAY not set on an HTTP connection");
         }
     });
-    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
+    // The peer's address feeds the API's per-IP rate limit.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     Ok(())
 }
 

@@ -101,6 +101,7 @@ pub async fn start_with(config: Arc<Config>, extra: Vec<Arc<dyn Module>>) -> any
         .with_context(|| format!("binding BEACON_HTTP_ADDR {}", config.http_addr))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     app.set_http_addr(addr);
+    app.store.migrate_schema(&beacon_web::api::SCHEMA).await.context("migrating the web API's tables")?;
     let router = beacon_web::router(app.clone())?;
     let web = tokio::spawn(beacon_web::serve(listener, router, app.shutdown.clone()));
     tracing::info!(

@@ -30,11 +30,13 @@ pub struct Options {
     pub dev_team: bool,
     /// More configuration (e.g. a PostgreSQL or Redis URL).
     pub env: Vec<(String, String)>,
+    /// Turn on the web API's Discord login (the fake's client secret, Beacon's callback registered).
+    pub oauth: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { token: true, gateway: true, modules: Vec::new(), dev_team: false, env: Vec::new() }
+        Options { token: true, gateway: true, modules: Vec::new(), dev_team: false, env: Vec::new(), oauth: false }
     }
 }
 
@@ -91,6 +93,9 @@ impl TestApp {
             env.push(("BEACON_DEVELOPERS_GUILD_ID".into(), hq.id.to_string()));
             env.push(("BEACON_DEVELOPERS_ROLE_ID".into(), role.to_string()));
         }
+        if opts.oauth {
+            env.push(("BEACON_OAUTH_CLIENT_SECRET".into(), fake.oauth_client_secret()));
+        }
         let config = test_config_with(&fake, &data, opts.token, opts.gateway, &env);
         let running = beacon::run::start_with(Arc::new(config), opts.modules).await.expect("beacon starts");
         // As an operator does once (`beacon commands sync`): Discord then shows each command only
@@ -99,6 +104,9 @@ impl TestApp {
             running.app.sync_commands(None).await.expect("commands registered");
         }
         fake.set_interactions_endpoint(&format!("http://{}/interactions", running.addr));
+        if opts.oauth {
+            fake.register_redirect_uri(&format!("{}/api/v1/auth/callback", running.app.public_url()));
+        }
         let app = TestApp { fake, running: Some(running), guild, _data: data };
         if opts.token && opts.gateway {
             app.wait_guild_registered().await;

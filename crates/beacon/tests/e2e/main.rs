@@ -22,3 +22,4 @@ mod support_llm;
 mod support_streaming;
 mod tickets;
 mod transcripts_s3;
+mod web_api;

@@ -1,0 +1,209 @@
+//! The web API's contract with modules: a typed route table ([`ApiRoute`]) that is both the
+//! router and the OpenAPI document, the already-authorized per-guild context ([`ApiGuild`]) a
+//! handler receives, and the one JSON error shape ([`ApiError`]).
+//!
+//! A module lists its per-guild endpoints in [`crate::Module::api_routes`]; `beacon-web` mounts
+//! them under `/api/v1/guilds/{guild_id}/…` behind the session, CSRF and access checks (the same
+//! [`Access`] rule as the slash commands), so a handler only ever sees its own guild.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use beacon_store::GuildStore;
+use serde_json::{Value, json};
+
+use crate::access::Access;
+use crate::app::App;
+
+/// One endpoint: method, path (relative to the mount point, e.g. `/tickets/{number}`), what
+/// it is for, who may call it, and the handler. The same table renders the OpenAPI document,
+/// so the document covers every route by construction.
+#[derive(Clone)]
+pub struct ApiRoute {
+    /// The HTTP method.
+    pub method: Method,
+    /// Path under the mount point; `{name}` marks a path parameter.
+    pub path: &'static str,
+    /// One line for the OpenAPI document.
+    pub summary: &'static str,
+    /// The lowest access level that may call it.
+    pub access: Access,
+    /// Query parameters (name, description) for the document.
+    pub query: &'static [(&'static str, &'static str)],
+    /// The JSON body it takes, described for the document (`None`: no body).
+    pub body: Option<&'static str>,
+    /// The status of a success (200; 204 for DELETE unless stated), for the document.
+    pub success: u16,
+    /// The handler.
+    pub handler: axum::routing::MethodRouter,
+}
+
+impl ApiRoute {
+    /// An endpoint open to `access` and above.
+    pub fn new(
+        method: Method,
+        path: &'static str,
+        summary: &'static str,
+        access: Access,
+        handler: axum::routing::MethodRouter,
+    ) -> ApiRoute {
+        let success = if method == Method::DELETE { 204 } else { 200 };
+        ApiRoute { method, path, summary, access, query: &[], body: None, success, handler }
+    }
+
+    /// Documents the status of a success (e.g. 201 for a creation, 302 for a redirect).
+    pub fn success(mut self, status: u16) -> ApiRoute {
+        self.success = status;
+        self
+    }
+
+    /// Documents its query parameters.
+    pub fn query(mut self, params: &'static [(&'static str, &'static str)]) -> ApiRoute {
+        self.query = params;
+        self
+    }
+
+    /// Documents its JSON body.
+    pub fn body(mut self, description: &'static str) -> ApiRoute {
+        self.body = Some(description);
+        self
+    }
+
+    /// Whether it changes state (anything but GET/HEAD/OPTIONS): CSRF-checked, refused to read-only callers.
+    pub fn is_write(&self) -> bool {
+        !matches!(self.method, Method::GET | Method::HEAD | Method::OPTIONS)
+    }
+}
+
+/// The per-guild context of an API request, put there by the web layer after it checked the
+/// session and the caller's access to this guild. A handler takes it as an extractor.
+#[derive(Clone)]
+pub struct ApiGuild {
+    /// The shared app.
+    pub app: Arc<App>,
+    /// The guild's data (every query bound to it).
+    pub guild: GuildStore,
+    /// The logged-in user.
+    pub user_id: u64,
+    /// Their level in this guild.
+    pub access: Access,
+}
+
+impl ApiGuild {
+    /// The guild's id.
+    pub fn guild_id(&self) -> u64 {
+        self.guild.id()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiGuild {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<ApiGuild>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("a guild route was reached without its guild check"))
+    }
+}
+
+/// An API error: `{"error": {"code", "message", "field"?}}` with a stable `code`.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code (`unauthenticated`, `forbidden`, `invalid_value`, …).
+    pub code: &'static str,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// The request field at fault (validation errors).
+    pub field: Option<String>,
+    /// Seconds to wait (`Retry-After`, with 429).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with a status, a code and a message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), field: None, retry_after: None }
+    }
+
+    /// 400: `field` is wrong.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError { field: Some(field.into()), ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_value", message) }
+    }
+
+    /// 404: no such thing in this guild.
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 403: the caller may not do this.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 500, logged; the message shown is generic.
+    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %detail, "API request failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side.")
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(field) = &self.field {
+            error["field"] = json!(field);
+        }
+        json!({ "error": error })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, axum::Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}
+
+impl From<beacon_store::StoreError> for ApiError {
+    fn from(e: beacon_store::StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<crate::settings::SettingError> for ApiError {
+    fn from(e: crate::settings::SettingError) -> Self {
+        use crate::settings::SettingError;
+        match e {
+            SettingError::UnknownKey(key) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_setting",
+                format!("There is no setting called `{key}`."),
+            )
+            .with_field(key),
+            SettingError::Invalid { key, reason } => ApiError::invalid(key.clone(), format!("`{key}` {reason}.")),
+            SettingError::UnknownAudit(id) => {
+                ApiError::not_found(format!("There is no change #{id} in this server's settings history."))
+            }
+            SettingError::Store(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl ApiError {
+    /// The same error, naming `field`.
+    pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
+        self.field = Some(field.into());
+        self
+    }
+}

@@ -1,0 +1,112 @@
+//! The moderation cases in the web API (mounted by `beacon-web` under
+//! `/api/v1/guilds/{guild_id}` behind the login and access checks): the list with filters and
+//! one case with its append-only history. Read-only: actions are taken in Discord, where the
+//! permissions and the role hierarchy are checked.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query};
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use beacon_framework::{Access, ApiError, ApiGuild, ApiRoute};
+use serde_json::{Value, json};
+
+use crate::model::{Case, CaseKind, Filter, Repo};
+
+/// The routes.
+pub fn routes() -> Vec<ApiRoute> {
+    vec![
+        ApiRoute::new(
+            Method::GET,
+            "/cases",
+            "Moderation cases, newest first",
+            Access::Authorized,
+            axum::routing::get(list),
+        )
+        .query(&[
+            ("target", "Only this member's cases"),
+            ("kind", "warn, timeout, untimeout, kick, ban, unban or note"),
+            ("limit", "At most this many (1–100, default 50)"),
+        ]),
+        ApiRoute::new(
+            Method::GET,
+            "/cases/{number}",
+            "One case with its history",
+            Access::Authorized,
+            axum::routing::get(one),
+        ),
+    ]
+}
+
+fn opt(id: Option<u64>) -> Value {
+    id.map_or(Value::Null, |i| Value::String(i.to_string()))
+}
+
+fn case_json(c: &Case) -> Value {
+    json!({
+        "number": c.number,
+        "kind": c.kind.as_str(),
+        "target_id": c.target_id.to_string(),
+        "moderator_id": c.moderator_id.to_string(),
+        "reason": c.reason,
+        "duration_ms": c.duration_ms,
+        "ends_at": c.ends_at,
+        "ended_at": c.ended_at,
+        "end_note": c.end_note,
+        "source": c.source.as_str(),
+        "dm_status": c.dm_status.as_str(),
+        "failed": c.failed,
+        "related_case": c.related_case,
+        "log_channel_id": opt(c.log_channel_id),
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+    })
+}
+
+async fn list(ctx: ApiGuild, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+    let target_id = match q.get("target") {
+        None => None,
+        Some(t) => {
+            Some(t.parse::<u64>().map_err(|_| ApiError::invalid("target", "target must be a Discord user id."))?)
+        }
+    };
+    let kind = match q.get("kind") {
+        None => None,
+        Some(k) => Some(CaseKind::parse(k).ok_or_else(|| {
+            ApiError::invalid("kind", "kind must be warn, timeout, untimeout, kick, ban, unban or note.")
+        })?),
+    };
+    let limit = match q.get("limit") {
+        None => 50,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| ApiError::invalid("limit", "limit must be a whole number from 1 to 100."))?,
+    };
+    let cases = Repo::new(ctx.guild.clone()).list(Filter { target_id, kind }, limit).await?;
+    Ok(Json(json!({"cases": cases.iter().map(case_json).collect::<Vec<_>>()})).into_response())
+}
+
+async fn one(ctx: ApiGuild, Path(params): Path<HashMap<String, String>>) -> Result<Response, ApiError> {
+    let number = params
+        .get("number")
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::invalid("number", "number must be a case number (1, 2, …)."))?;
+    let repo = Repo::new(ctx.guild.clone());
+    let case = repo
+        .get(number)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("There is no case #{number} in this server.")))?;
+    let history: Vec<Value> = repo
+        .events(number)
+        .await?
+        .iter()
+        .map(|e| json!({"actor_id": e.actor_id.to_string(), "kind": e.kind, "detail": e.detail, "at": e.at}))
+        .collect();
+    let mut out = case_json(&case);
+    out["history"] = Value::Array(history);
+    Ok(Json(out).into_response())
+}

@@ -1,0 +1,154 @@
+//! The desk's web API (mounted by `beacon-web` under `/api/v1/guilds/{guild_id}` behind the
+//! login and access checks): the ticket list with filters, one ticket, its transcript link and
+//! the stats. Staff of the guild's own dashboard see only this guild: every query goes through
+//! [`Repo::new`] with the guild the web layer checked.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query};
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use beacon_framework::{Access, ApiError, ApiGuild, ApiRoute};
+use serde_json::{Value, json};
+
+use crate::model::{Repo, Status, Ticket};
+use crate::transcript::{TranscriptStore, link_for};
+
+/// The routes.
+pub fn routes(storage: TranscriptStore) -> Vec<ApiRoute> {
+    let a = Access::Authorized;
+    vec![
+        ApiRoute::new(Method::GET, "/tickets", "Tickets, newest first, with filters", a, axum::routing::get(list))
+            .query(&[
+                ("status", "open, claimed, waiting_for_user, escalated or closed"),
+                ("opener", "Only tickets this user opened"),
+                ("before", "Only tickets numbered below this (the next page)"),
+                ("limit", "At most this many (1–100, default 50)"),
+            ]),
+        ApiRoute::new(
+            Method::GET,
+            "/tickets/stats",
+            "Opened, closed, response and resolution times, rating",
+            a,
+            axum::routing::get(stats),
+        )
+        .query(&[("days", "The last this many days (1–365, default 30)"), ("member", "Only this staff member's work")]),
+        ApiRoute::new(Method::GET, "/tickets/{number}", "One ticket", a, axum::routing::get(one)),
+        ApiRoute::new(
+            Method::GET,
+            "/tickets/{number}/transcript",
+            "A link to the ticket's transcript (signed, valid 7 days)",
+            a,
+            axum::routing::get(move |ctx: ApiGuild, path: Path<HashMap<String, String>>| {
+                let storage = storage.clone();
+                async move { transcript(ctx, path, storage).await }
+            }),
+        ),
+    ]
+}
+
+fn id_str(id: Option<u64>) -> Value {
+    id.map_or(Value::Null, |i| Value::String(i.to_string()))
+}
+
+fn ticket_json(t: &Ticket) -> Value {
+    json!({
+        "number": t.number,
+        "opener_id": t.opener_id.to_string(),
+        "channel_id": id_str(t.channel_id),
+        "topic": t.topic,
+        "status": t.status.as_str(),
+        "claimed_by": id_str(t.claimed_by),
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
+        "first_response_at": t.first_response_at,
+        "closed_at": t.closed_at,
+        "closed_by": id_str(t.closed_by),
+        "first_response_breached": t.first_response_breached,
+        "resolution_breached": t.resolution_breached,
+        "has_transcript": t.transcript_key.is_some(),
+        "rating": t.rating,
+        "feedback": t.feedback,
+        "reopened_count": t.reopened_count,
+        "panel_id": t.panel_id,
+        "answers": t.answers.iter().map(|a| json!({"question": a.question, "answer": a.answer})).collect::<Vec<_>>(),
+    })
+}
+
+fn number_param(params: &HashMap<String, String>) -> Result<i64, ApiError> {
+    params
+        .get("number")
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::invalid("number", "number must be a ticket number (1, 2, …)."))
+}
+
+fn parse<T: std::str::FromStr>(q: &HashMap<String, String>, field: &str, what: &str) -> Result<Option<T>, ApiError> {
+    match q.get(field) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| ApiError::invalid(field, format!("{field} must be {what}."))),
+    }
+}
+
+async fn list(ctx: ApiGuild, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+    let status = match q.get("status") {
+        None => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            ApiError::invalid("status", "status must be open, claimed, waiting_for_user, escalated or closed.")
+        })?),
+    };
+    let opener: Option<u64> = parse(&q, "opener", "a Discord user id")?;
+    let before: Option<i64> = parse(&q, "before", "a ticket number")?;
+    let limit = parse::<i64>(&q, "limit", "a whole number from 1 to 100")?.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid("limit", "limit must be a whole number from 1 to 100."));
+    }
+    let tickets = Repo::new(ctx.guild.clone()).list(status, opener, before, limit).await?;
+    let next = (tickets.len() as i64 == limit).then(|| tickets.last().map(|t| t.number)).flatten();
+    Ok(Json(json!({"tickets": tickets.iter().map(ticket_json).collect::<Vec<_>>(), "next_before": next}))
+        .into_response())
+}
+
+async fn one(ctx: ApiGuild, Path(params): Path<HashMap<String, String>>) -> Result<Response, ApiError> {
+    let number = number_param(&params)?;
+    let ticket = Repo::new(ctx.guild.clone()).get(number).await?;
+    let ticket = ticket.ok_or_else(|| ApiError::not_found(format!("There is no ticket #{number} in this server.")))?;
+    Ok(Json(ticket_json(&ticket)).into_response())
+}
+
+async fn transcript(
+    ctx: ApiGuild,
+    Path(params): Path<HashMap<String, String>>,
+    storage: TranscriptStore,
+) -> Result<Response, ApiError> {
+    let number = number_param(&params)?;
+    let ticket = Repo::new(ctx.guild.clone()).get(number).await?;
+    let ticket = ticket.ok_or_else(|| ApiError::not_found(format!("There is no ticket #{number} in this server.")))?;
+    let key = ticket
+        .transcript_key
+        .ok_or_else(|| ApiError::not_found(format!("Ticket #{number} has no transcript (it was never closed).")))?;
+    Ok(Json(json!({"number": number, "url": link_for(&ctx.app, &storage, &key)})).into_response())
+}
+
+async fn stats(ctx: ApiGuild, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+    let days = parse::<i64>(&q, "days", "a whole number from 1 to 365")?.unwrap_or(30);
+    if !(1..=365).contains(&days) {
+        return Err(ApiError::invalid("days", "days must be a whole number from 1 to 365."));
+    }
+    let member: Option<u64> = parse(&q, "member", "a Discord user id")?;
+    let since = beacon_store::now_ms() - days * 86_400_000;
+    let s = Repo::new(ctx.guild.clone()).stats(member, since).await?;
+    Ok(Json(json!({
+        "days": days,
+        "opened": s.opened,
+        "closed": s.closed,
+        "claims": s.claims,
+        "responded": s.responded,
+        "avg_first_response_ms": s.avg_first_response_ms,
+        "resolved": s.resolved,
+        "avg_resolution_ms": s.avg_resolution_ms,
+        "avg_rating": s.avg_rating,
+    }))
+    .into_response())
+}

@@ -1,0 +1,274 @@
+//! The per-guild endpoints the framework's own data backs: `settings` (schema, values,
+//! validated PATCH, audit history, revert), `modules` (on/off) and `authorized-users`.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch, post, put};
+use beacon_framework::settings::{SettingKind, SettingSpec, SettingView};
+use beacon_framework::{Access, ApiError, ApiGuild, ApiRoute};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The routes, relative to `/api/v1/guilds/{guild_id}`.
+pub fn routes() -> Vec<ApiRoute> {
+    let a = Access::Authorized;
+    vec![
+        ApiRoute::new(
+            Method::GET,
+            "/settings",
+            "Every setting: schema (type, bounds, choices, help) and value",
+            a,
+            get(settings),
+        ),
+        ApiRoute::new(
+            Method::PATCH,
+            "/settings",
+            "Changes settings: an object of key → value (null resets to the default); all or nothing",
+            a,
+            patch(patch_settings),
+        )
+        .body("{\"<setting key>\": <value or null>, …}"),
+        ApiRoute::new(Method::GET, "/settings/audit", "The settings' change history, newest first", a, get(audit))
+            .query(&[("key", "Only this setting"), ("limit", "At most this many (1–200, default 50)")]),
+        ApiRoute::new(
+            Method::POST,
+            "/settings/audit/{audit_id}/revert",
+            "Puts a setting back to what it was before this change",
+            a,
+            post(revert),
+        ),
+        ApiRoute::new(Method::GET, "/modules", "The modules and whether each is on", a, get(modules)),
+        ApiRoute::new(Method::PUT, "/modules/{module}", "Switches a module on or off", a, put(set_module))
+            .body("{\"enabled\": true|false}"),
+        ApiRoute::new(Method::GET, "/authorized-users", "Users with delegated Beacon access", a, get(authorized)),
+        ApiRoute::new(
+            Method::PUT,
+            "/authorized-users/{user_id}",
+            "Grants Beacon access to a user (201; 200 if they had it)",
+            a,
+            put(grant),
+        )
+        .success(201),
+        ApiRoute::new(
+            Method::DELETE,
+            "/authorized-users/{user_id}",
+            "Takes a user's Beacon access away",
+            a,
+            delete(revoke),
+        ),
+    ]
+}
+
+/// A setting's type as JSON Schema-like fields.
+fn schema_of(kind: &SettingKind) -> Value {
+    match kind {
+        SettingKind::Bool => json!({"type": "bool"}),
+        SettingKind::Int { min, max } => json!({"type": "int", "min": min, "max": max}),
+        SettingKind::Duration { min, max } => {
+            json!({"type": "duration", "unit": "seconds", "min": min.as_secs(), "max": max.as_secs()})
+        }
+        SettingKind::String { max_len } => json!({"type": "string", "max_length": max_len}),
+        SettingKind::Enum(choices) => json!({"type": "enum", "choices": choices}),
+        SettingKind::OneOf(choices) => json!({"type": "enum", "choices": choices, "empty_means_default": true}),
+        SettingKind::Channel => json!({"type": "channel"}),
+        SettingKind::Role => json!({"type": "role"}),
+        SettingKind::List { of, max_items } => json!({"type": "list", "items": schema_of(of), "max_items": max_items}),
+    }
+}
+
+fn describe(spec: &SettingSpec) -> Value {
+    json!({
+        "key": spec.key,
+        "module": spec.key.split('.').next().unwrap_or_default(),
+        "schema": schema_of(&spec.kind),
+        "default": spec.default,
+        "help": spec.description,
+    })
+}
+
+fn view(v: &SettingView) -> Value {
+    let mut out = describe(&v.spec);
+    out["value"] = v.value.clone();
+    out["overridden"] = json!(v.overridden);
+    out
+}
+
+async fn settings(ctx: ApiGuild) -> Result<Response, ApiError> {
+    let all = ctx.app.settings.all(&ctx.guild).await?;
+    Ok(Json(json!({ "settings": all.iter().map(view).collect::<Vec<_>>() })).into_response())
+}
+
+/// Checks every change first (an error names the key); only then stores them, each audited
+/// and announced to the modules' listeners, which see it without a restart.
+async fn patch_settings(
+    ctx: ApiGuild,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::invalid("body", format!("The body must be a JSON object: {e}")))?;
+    let Value::Object(changes) = body else {
+        return Err(ApiError::invalid("body", "The body must be a JSON object of setting key → value."));
+    };
+    if changes.is_empty() {
+        return Err(ApiError::invalid("body", "No setting to change."));
+    }
+    let settings = &ctx.app.settings;
+    for (key, value) in &changes {
+        let spec = settings.spec(key).ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, "unknown_setting", format!("There is no setting called `{key}`."))
+                .with_field(key.clone())
+        })?;
+        if !value.is_null() {
+            spec.kind.validate(value).map_err(|reason| ApiError::invalid(key.clone(), format!("`{key}` {reason}.")))?;
+        }
+        if is_core_switch(&ctx, key) {
+            return Err(ApiError::invalid(key.clone(), format!("`{key}` cannot be changed: the module is always on.")));
+        }
+    }
+    let mut audit = Vec::new();
+    for (key, value) in &changes {
+        let change = if value.is_null() {
+            settings.reset(&ctx.guild, key, ctx.user_id).await?
+        } else {
+            settings.set_value(&ctx.guild, key, value, ctx.user_id).await?
+        };
+        audit.push(json!({"key": key, "audit_id": change.audit_id}));
+    }
+    let all = settings.all(&ctx.guild).await?;
+    let changed: Vec<Value> = all.iter().filter(|v| changes.contains_key(v.spec.key)).map(view).collect();
+    Ok(Json(json!({ "settings": changed, "audit": audit })).into_response())
+}
+
+fn is_core_switch(ctx: &ApiGuild, key: &str) -> bool {
+    key.strip_suffix(".enabled").and_then(|m| ctx.app.module_named(m)).is_some_and(|m| !m.can_disable())
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    key: Option<String>,
+    limit: Option<String>,
+}
+
+async fn audit(ctx: ApiGuild, Query(q): Query<AuditQuery>) -> Result<Response, ApiError> {
+    let limit = match q.limit.as_deref() {
+        None => 50,
+        Some(l) => match l.parse::<i64>() {
+            Ok(n) if (1..=200).contains(&n) => n,
+            _ => return Err(ApiError::invalid("limit", "limit must be a whole number from 1 to 200.")),
+        },
+    };
+    if let Some(key) = &q.key
+        && ctx.app.settings.spec(key).is_none()
+    {
+        return Err(ApiError::invalid("key", format!("There is no setting called `{key}`.")));
+    }
+    let rows = ctx.app.settings.history(&ctx.guild, q.key.as_deref(), limit).await?;
+    let entries: Vec<Value> = rows
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.id,
+                "key": a.key,
+                "old": a.old,
+                "new": a.new,
+                "actor_id": a.actor_id.to_string(),
+                "at": a.at,
+                "reverted_audit_id": a.reverted_audit_id,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "audit": entries })).into_response())
+}
+
+async fn revert(ctx: ApiGuild, Path(params): Path<BTreeMap<String, String>>) -> Result<Response, ApiError> {
+    let id = params
+        .get("audit_id")
+        .and_then(|v| v.parse::<i64>().ok())
+        .ok_or_else(|| ApiError::invalid("audit_id", "audit_id must be a whole number."))?;
+    let change = ctx.app.settings.revert(&ctx.guild, id, ctx.user_id).await?;
+    Ok(Json(json!({"key": change.key, "audit_id": change.audit_id, "value": change.new})).into_response())
+}
+
+async fn modules(ctx: ApiGuild) -> Result<Response, ApiError> {
+    let mut out = Vec::new();
+    for m in &ctx.app.modules {
+        let enabled = ctx.app.module_enabled(&ctx.guild, m.as_ref()).await?;
+        out.push(json!({
+            "name": m.name(),
+            "description": m.description(),
+            "can_disable": m.can_disable(),
+            "enabled": enabled,
+        }));
+    }
+    Ok(Json(json!({ "modules": out })).into_response())
+}
+
+#[derive(Deserialize)]
+struct Switch {
+    enabled: bool,
+}
+
+async fn set_module(
+    ctx: ApiGuild,
+    Path(params): Path<BTreeMap<String, String>>,
+    body: Result<Json<Switch>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let name = params.get("module").cloned().unwrap_or_default();
+    let module =
+        ctx.app.module_named(&name).ok_or_else(|| ApiError::not_found(format!("There is no module `{name}`.")))?;
+    let Json(switch) =
+        body.map_err(|e| ApiError::invalid("enabled", format!("Send {{\"enabled\": true|false}}: {e}")))?;
+    if !module.can_disable() {
+        return Err(ApiError::invalid("enabled", format!("The {name} module is always on.")));
+    }
+    let key = format!("{name}.enabled");
+    ctx.app.settings.set_value(&ctx.guild, &key, &json!(switch.enabled), ctx.user_id).await?;
+    Ok(Json(json!({"name": name, "enabled": switch.enabled})).into_response())
+}
+
+async fn authorized(ctx: ApiGuild) -> Result<Response, ApiError> {
+    let users = ctx.guild.authorized_users().await?;
+    let out: Vec<Value> = users
+        .iter()
+        .map(|u| {
+            json!({
+                "user_id": u.user_id.to_string(),
+                "granted_by": u.granted_by.map(|g| g.to_string()),
+                "granted_at": u.granted_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "authorized_users": out })).into_response())
+}
+
+fn user_param(params: &BTreeMap<String, String>) -> Result<u64, ApiError> {
+    params
+        .get("user_id")
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::invalid("user_id", "user_id must be a Discord user id."))
+}
+
+async fn grant(ctx: ApiGuild, Path(params): Path<BTreeMap<String, String>>) -> Result<Response, ApiError> {
+    let user = user_param(&params)?;
+    let created = ctx.guild.grant(user, Some(ctx.user_id)).await?;
+    tracing::info!(guild_id = ctx.guild_id(), target_user = user, "access granted through the API");
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(json!({"user_id": user.to_string(), "granted": true}))).into_response())
+}
+
+async fn revoke(ctx: ApiGuild, Path(params): Path<BTreeMap<String, String>>) -> Result<Response, ApiError> {
+    let user = user_param(&params)?;
+    let owner = ctx.guild.get().await?.and_then(|g| g.owner_id);
+    if owner == Some(user) {
+        return Err(ApiError::invalid("user_id", "The server owner always has access; it cannot be revoked."));
+    }
+    if !ctx.guild.revoke(user).await? {
+        return Err(ApiError::not_found("This user has no delegated access here."));
+    }
+    tracing::info!(guild_id = ctx.guild_id(), target_user = user, "access revoked through the API");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

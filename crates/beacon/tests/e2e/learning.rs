@@ -83,6 +83,20 @@ async fn ask_in_channel(t: &TestApp, user: u64, question: &str) -> String {
     reply["content"].as_str().unwrap_or_default().to_owned()
 }
 
+/// Asks `question` in #general until Beacon's reply satisfies `want` (the knowledge base takes a
+/// change in within a second or so); the last reply.
+async fn ask_until(t: &TestApp, user: u64, question: &str, want: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let reply = ask_in_channel(t, user, question).await;
+        if want(&reply) {
+            return reply;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never the reply wanted; the last: {reply}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// How many documents of `source` the guild's knowledge base holds, once it equals `want`.
 async fn wait_documents(t: &TestApp, source: &str, want: i64) {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -177,8 +191,7 @@ async fn a_resolved_ticket_answers_the_next_member_until_it_is_removed() {
     assert!(!a.contains("urgent"), "the member's own messages are not the answer: {a}");
     wait_documents(&t, "tickets", 1).await;
 
-    let reply = ask_in_channel(&t, alice, question).await;
-    assert!(reply.contains("within a day"), "the staff answer: {reply}");
+    let reply = ask_until(&t, alice, question, |r| r.contains("within a day")).await;
     assert!(reply.contains("ticket #0002"), "with the ticket as its source: {reply}");
     assert!(!reply.contains("billing@example.com"), "{reply}");
 
@@ -190,8 +203,7 @@ async fn a_resolved_ticket_answers_the_next_member_until_it_is_removed() {
         t.command(sam, "ticket", sub("forget", json!([{"name": "id", "type": 4, "value": 2}])), Delivery::Http).await;
     assert!(text_of(&out).contains("removed from the knowledge base"), "{}", text_of(&out));
     wait_documents(&t, "tickets", 0).await;
-    let reply = ask_in_channel(&t, alice, question).await;
-    assert!(!reply.contains("within a day"), "removed: {reply}");
+    ask_until(&t, alice, question, |r| !r.contains("within a day")).await;
 
     // Turning the setting off removes every resolved ticket.
     let (thread, message) = answered_ticket(&t, bob, sam, 3, question, &answer).await;
@@ -215,12 +227,13 @@ async fn a_resolved_ticket_answers_the_next_member_until_it_is_removed() {
 #[tokio::test]
 async fn a_thumbs_down_offers_staff_a_correction_that_changes_the_next_answer() {
     let (t, sam) = spawn().await;
-    let (bob, alice) = (t.member("bob"), t.member("alice-admin"));
+    let bob = t.member("bob");
+    let carol = t.fake.add_member(t.guild.id, None, "carol", vec![]).unwrap();
     let general = t.channel("general");
     let log = t.channel("mod-log");
     let question = "How do I get a refund?";
     assert!(ask_in_channel(&t, bob, question).await.contains("14 days"));
-    let cached = t.command(alice, "ask", json!([opt_str("question", question)]), Delivery::Http).await;
+    let cached = t.command(carol, "ask", json!([opt_str("question", question)]), Delivery::Http).await;
     assert!(text_of(&cached).contains("14 days"), "{}", text_of(&cached));
     let answer = t
         .fake
@@ -234,7 +247,7 @@ async fn a_thumbs_down_offers_staff_a_correction_that_changes_the_next_answer() 
 
     // The same answer voted down again (the button, by a member): no second notice, no button.
     let down = buttons(&answer).into_iter().find(|b| b.starts_with("support:fb:down:")).unwrap();
-    let out = click(&t, general, alice, id_of(&answer), &down).await;
+    let out = click(&t, general, carol, id_of(&answer), &down).await;
     assert!(!buttons(&out.data).iter().any(|b| b.starts_with("support:correct:")), "{out:?}");
     let out = click(&t, general, sam, id_of(&answer), &down).await;
     assert!(buttons(&out.data).contains(&correct), "staff are offered it at once: {out:?}");
@@ -250,8 +263,16 @@ async fn a_thumbs_down_offers_staff_a_correction_that_changes_the_next_answer() 
     let saved = t.fake.wait_response(&h.unwrap(), WAIT).await.unwrap();
     assert!(text_of(&saved).contains("Saved as FAQ entry #1"), "{saved:?}");
     wait_documents(&t, "faq", 1).await;
-    let reply = t.command(alice, "ask", json!([opt_str("question", question)]), Delivery::Http).await;
-    assert!(text_of(&reply).contains("billing team"), "the corrected answer: {}", text_of(&reply));
+    // The next identical question (its answer was cached) gets the correction.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let reply = t.command(carol, "ask", json!([opt_str("question", question)]), Delivery::Http).await;
+        if text_of(&reply).contains("billing team") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the correction never answered: {}", text_of(&reply));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     t.stop().await;
 }
 
@@ -279,7 +300,8 @@ async fn support_stats_rank_abstentions_and_thumbs_down() {
         let out = t.command(bob, "ask", ask(q), Delivery::Http).await;
         assert!(!buttons(&out.data).iter().any(|b| b.starts_with("support:fb:")), "an abstention: {}", text_of(&out));
     }
-    t.command(bob, "ask", ask("Can I pay with gold? Mail me at jane@example.com"), Delivery::Http).await;
+    let out = t.command(bob, "ask", ask("Which dinosaur was the largest? From jane@example.com"), Delivery::Http).await;
+    assert!(!buttons(&out.data).iter().any(|b| b.starts_with("support:fb:")), "an abstention: {}", text_of(&out));
     let out = t.command(bob, "ask", ask("How do I get a refund?"), Delivery::Http).await;
     let down = buttons(&out.data).into_iter().find(|b| b.starts_with("support:fb:down:")).unwrap();
     let general = t.channel("general");
@@ -298,7 +320,7 @@ async fn support_stats_rank_abstentions_and_thumbs_down() {
     assert!(text.contains("Gaps: questions abstained on or 👎 (3)"), "{text}");
     let mars = text.find("3× “WHAT is the weather on Mars, tomorrow!” (abstained 3 · 👎 0)").expect(&text);
     let refund = text.find("1× “How do I get a refund?” (abstained 0 · 👎 1)").expect(&text);
-    let gold = text.find("1× “Can I pay with gold? Mail me at [email]” (abstained 1 · 👎 0)").expect(&text);
+    let gold = text.find("1× “Which dinosaur was the largest? From [email]” (abstained 1 · 👎 0)").expect(&text);
     assert!(mars < refund && mars < gold, "ranked by how often they come: {text}");
     assert!(!text.contains("jane@") && !text.contains("Ancient"), "{text}");
     let stored: Vec<String> = sqlx::query_scalar("SELECT question FROM support_gaps WHERE guild_id = $1")

@@ -548,8 +548,9 @@ impl Module for TicketsModule {
     }
 
     fn intents(&self) -> Intents {
-        // Message content is needed for transcripts, which copy what was written.
-        Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT
+        // Message content is needed for transcripts, which copy what was written; a ticket's
+        // deleted thread or channel removes its answer from the knowledge base.
+        Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT | Intents::GUILDS
     }
 
     async fn command(&self, ctx: CommandCtx) -> HandlerResult {
@@ -776,6 +777,19 @@ impl Module for TicketsModule {
     }
 
     async fn event(&self, ctx: EventCtx) -> HandlerResult {
+        // A ticket's thread or channel deleted in Discord: its answer leaves the knowledge base.
+        let deleted = match ctx.event.as_ref() {
+            Event::ThreadDelete(t) => Some((t.guild_id, t.id)),
+            Event::ChannelDelete(c) => c.0.guild_id.map(|g| (g, c.0.id)),
+            _ => None,
+        };
+        if let Some((guild_id, channel)) = deleted {
+            let guild = ctx.app.guild(guild_id.get());
+            if let Some(t) = Repo::new(guild.clone()).by_channel(channel.get()).await? {
+                self.desk(&ctx.app).forget(&guild, t.number).await?;
+            }
+            return Ok(());
+        }
         let Event::MessageCreate(m) = ctx.event.as_ref() else {
             return Ok(());
         };

@@ -151,7 +151,8 @@ async fn click(
 /// A member's ticket, answered by staff and closed as resolved, answers the next member who asks
 /// the same question in the support channel — the staff answer, with the ticket as its source,
 /// personal data removed. Staff remove it (`/ticket forget`) and the question no longer gets
-/// it; turning `tickets.learn_from_resolved` off removes every resolved ticket.
+/// it; deleting a ticket's thread removes it; turning `tickets.learn_from_resolved` off removes
+/// every resolved ticket.
 #[tokio::test]
 async fn a_resolved_ticket_answers_the_next_member_until_it_is_removed() {
     let (t, sam) = spawn().await;
@@ -205,9 +206,16 @@ async fn a_resolved_ticket_answers_the_next_member_until_it_is_removed() {
     wait_documents(&t, "tickets", 0).await;
     ask_until(&t, alice, question, |r| !r.contains("within a day")).await;
 
-    // Turning the setting off removes every resolved ticket.
+    // A resolved ticket whose thread is deleted in Discord leaves the knowledge base.
     let (thread, message) = answered_ticket(&t, bob, sam, 3, question, &answer).await;
     click(&t, thread, sam, message, "tickets:resolve:3").await;
+    wait_documents(&t, "tickets", 1).await;
+    t.fake.delete_channel_in_ui(thread).unwrap();
+    wait_documents(&t, "tickets", 0).await;
+
+    // Turning the setting off removes every resolved ticket.
+    let (thread, message) = answered_ticket(&t, bob, sam, 4, question, &answer).await;
+    click(&t, thread, sam, message, "tickets:resolve:4").await;
     wait_documents(&t, "tickets", 1).await;
     set(&t, "tickets.learn_from_resolved", "false").await;
     wait_documents(&t, "tickets", 0).await;

@@ -151,7 +151,7 @@ async fn click(
 /// A member's ticket, answered by staff and closed as resolved, answers the next member who asks
 /// the same question in the support channel — the staff answer, with the ticket as its source,
 /// personal data removed. Staff remove it (`/ticket forget`) and the question no longer gets
-/// it; deleting a ticket's thread removes it; turning `tickets.learn_from_resolved` off removes
+/// it; a reopen and deleting a ticket's thread remove it; turning `tickets.learn_from_resolved` off removes
 /// every resolved ticket.
 #[tokio::test]
 async fn a_resolved_ticket_answers_the_next_member_until_it_is_removed() {
@@ -208,6 +208,11 @@ async fn a_resolved_ticket_answers_the_next_member_until_it_is_removed() {
 
     // A resolved ticket whose thread is deleted in Discord leaves the knowledge base.
     let (thread, message) = answered_ticket(&t, bob, sam, 3, question, &answer).await;
+    click(&t, thread, sam, message, "tickets:resolve:3").await;
+    wait_documents(&t, "tickets", 1).await;
+    // A reopened ticket is not resolved: its answer leaves until it is resolved again.
+    click(&t, thread, bob, message, "tickets:reopen:3").await;
+    wait_documents(&t, "tickets", 0).await;
     click(&t, thread, sam, message, "tickets:resolve:3").await;
     wait_documents(&t, "tickets", 1).await;
     t.fake.delete_channel_in_ui(thread).unwrap();

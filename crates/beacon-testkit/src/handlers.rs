@@ -673,18 +673,6 @@ fn create_thread(sh: &Shared, st: &mut State, m: &Matched, body: &Value) -> Repl
     Reply::json(201, v)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emoji_paths_decode() {
-        assert_eq!(percent_decode("%F0%9F%91%8D"), "👍");
-        assert_eq!(parse_emoji("blob:123").0, json!("123"));
-        assert_eq!(parse_emoji("👍").1, json!("👍"));
-    }
-}
-
 /// Deletes a channel or thread (by the bot, or by someone in Discord's UI) and dispatches
 /// CHANNEL_DELETE or THREAD_DELETE; the deleted channel, or `None` when there is none.
 pub(crate) fn delete_channel(st: &mut State, bot: u64, cid: u64) -> Option<Value> {
@@ -696,4 +684,16 @@ pub(crate) fn delete_channel(st: &mut State, bot: u64, cid: u64) -> Option<Value
     let event = if matches!(c.kind, 10..=12) { "THREAD_DELETE" } else { "CHANNEL_DELETE" };
     st.dispatch(bot, c.guild_id, event, &v, intents::GUILDS);
     Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emoji_paths_decode() {
+        assert_eq!(percent_decode("%F0%9F%91%8D"), "👍");
+        assert_eq!(parse_emoji("blob:123").0, json!("123"));
+        assert_eq!(parse_emoji("👍").1, json!("👍"));
+    }
 }

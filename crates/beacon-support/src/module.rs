@@ -56,6 +56,7 @@ mod keys {
     pub const HISTORY: &str = "support.history_turns";
     pub const AUDIT_CONTENT: &str = "support.audit_content";
     pub const COOLDOWN: &str = "support.cooldown_message";
+    pub const GAPS_RETENTION: &str = "support.gaps_retention";
 }
 
 /// Longest question considered, in characters.
@@ -448,14 +449,17 @@ impl SupportModule {
         let components = Vec::new();
         let mut prepared =
             self.finish(app, guild, record, started, &question, content, components, Some(answered), &earlier).await?;
+        let Some(answer_id) = prepared.answer_id else { return Ok(prepared) };
+        // What a correction (from the button, or offered to staff after a 👎) and a 👎's gap
+        // need: the question (PII-redacted) and where its cached answer is.
+        let key = CacheKey::guild(guild.id(), "support", &format!("correct:{answer_id}"));
+        let body = json!({ "question": pii::redact(&question), "answer_key": cache_name });
+        app.cache.set(&key, body.to_string().as_bytes(), CORRECTION_WINDOW).await?;
+        if !answered {
+            self.record_gap(app, guild, answer_id, "abstained", &question).await?;
+        }
         // Staff can correct any answer (or abstention): the right answer becomes knowledge.
-        if let Some(answer_id) = prepared.answer_id
-            && let Some(corrections) = app.port::<dyn AnswerCorrections>()
-            && corrections.available(app, guild.id()).await
-        {
-            let key = CacheKey::guild(guild.id(), "support", &format!("correct:{answer_id}"));
-            let body = json!({ "question": question, "answer_key": cache_name });
-            app.cache.set(&key, body.to_string().as_bytes(), CORRECTION_WINDOW).await?;
+        if corrections_available(app, guild.id()).await {
             prepared.components.push(row(vec![button(
                 format!("support:correct:{answer_id}"),
                 // For staff, like the rest of the staff tools, in English.
@@ -464,6 +468,61 @@ impl SupportModule {
             )]));
         }
         Ok(prepared)
+    }
+
+    /// Records that answer `answer_id`'s question (PII-redacted here) was abstained on or voted
+    /// down, for the gaps report; `false` when it already was. Gaps older than
+    /// `support.gaps_retention` are deleted on the way.
+    async fn record_gap(
+        &self,
+        app: &App,
+        guild: &GuildStore,
+        answer_id: i64,
+        kind: &str,
+        question: &str,
+    ) -> Result<bool, HandlerError> {
+        let keep = app.settings.get_duration(guild, keys::GAPS_RETENTION).await?;
+        let now = now_ms();
+        let cutoff = now.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+        Ok(SupportRepo::new(guild.clone()).add_gap(answer_id, kind, &pii::redact(question), now, cutoff).await?)
+    }
+
+    /// A 👎 on answer `answer_id` (a reaction or the button): its question becomes a gap, and the
+    /// first 👎 on it offers staff the correction in the log channel (`core.log_channel`), with
+    /// the "Correct this (staff)" button, when corrections can be kept here. Nothing happens once
+    /// the answer is older than the correction window (its question is no longer remembered).
+    async fn thumbs_down(&self, app: &Arc<App>, guild: &GuildStore, answer_id: i64) -> HandlerResult {
+        let key = CacheKey::guild(guild.id(), "support", &format!("correct:{answer_id}"));
+        let Some(bytes) = app.cache.get(&key).await? else { return Ok(()) };
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let question = v["question"].as_str().unwrap_or_default().to_owned();
+        if question.is_empty() || !self.record_gap(app, guild, answer_id, "down", &question).await? {
+            return Ok(());
+        }
+        if !corrections_available(app, guild.id()).await {
+            return Ok(());
+        }
+        let log = app.settings.get_ids(guild, beacon_framework::app::core_settings::LOG_CHANNEL).await?;
+        let Some(log) = log.first().copied() else { return Ok(()) };
+        let place = match SupportRepo::new(guild.clone()).answer_place(answer_id).await? {
+            Some((channel, Some(message))) if channel != 0 => {
+                format!(" in <#{channel}> (https://discord.com/channels/{}/{channel}/{message})", guild.id())
+            }
+            Some((channel, None)) if channel != 0 => format!(" in <#{channel}>"),
+            _ => String::new(),
+        };
+        let shown: String = pii::redact(&question).chars().take(300).collect();
+        let text = format!(
+            "👎 on Beacon's answer to “{shown}”{place}. Staff: write the right answer and it becomes an FAQ entry for this question."
+        );
+        let buttons =
+            [row(vec![button(format!("support:correct:{answer_id}"), "Correct this (staff)", ButtonStyle::Secondary)])];
+        app.http
+            .create_message(twilight_model::id::Id::new(log))
+            .content(&guard::output(&text, 1900).text)
+            .components(&buttons)
+            .await?;
+        Ok(())
     }
 
     /// The LLM's grounded answer (`history`: the conversation so far, both sides); `None` when there is no LLM or it failed (the caller answers
@@ -834,6 +893,12 @@ impl Module for SupportModule {
                 json!("You're asking faster than I can answer — try again in {seconds}s."),
                 "What a member sees when rate-limited ({seconds} is replaced).",
             ),
+            SettingSpec::new(
+                keys::GAPS_RETENTION,
+                SettingKind::Duration { min: Duration::from_secs(86_400), max: Duration::from_secs(365 * 86_400) },
+                json!(30 * 86_400),
+                "How long the questions Beacon abstained on or that got 👎 (PII-redacted) are kept for the gaps report in /support-stats.",
+            ),
         ]
     }
 
@@ -914,6 +979,18 @@ impl Module for SupportModule {
                 if !by_source.is_empty() {
                     embed = embed.field(EmbedFieldBuilder::new("By source", field_text(&by_source)));
                 }
+                let ranked = quality::gaps(&repo.gaps(since, 5000).await?);
+                if !ranked.is_empty() {
+                    let lines: Vec<String> = ranked
+                        .iter()
+                        .map(|g| {
+                            let question: String = g.question.chars().take(120).collect();
+                            format!("{}× “{question}” (abstained {} · 👎 {})", g.count(), g.abstained, g.down)
+                        })
+                        .collect();
+                    let name = format!("Gaps: questions abstained on or 👎 ({})", ranked.len());
+                    embed = embed.field(EmbedFieldBuilder::new(name, field_text(&lines)));
+                }
                 if !q.never_used.is_empty() {
                     let titles: Vec<String> =
                         q.never_used.iter().map(|(source, title)| format!("{title} (`{source}`)")).collect();
@@ -938,14 +1015,30 @@ impl Module for SupportModule {
                 if !repo.feedback(id, value, ctx.user_id()).await? {
                     return Err(HandlerError::user(words.answer_gone));
                 }
-                let reply = if value > 0 || !human_available(&ctx.app, ctx.guild_id()).await {
+                if value > 0 {
+                    return ctx.reply(Reply::text(words.thanks).ephemeral()).await;
+                }
+                self.thumbs_down(&ctx.app, &ctx.guild, id).await?;
+                let mut buttons = Vec::new();
+                if human_available(&ctx.app, ctx.guild_id()).await {
+                    buttons.push(button(format!("support:human:{id}"), words.human, ButtonStyle::Primary));
+                }
+                // Staff voting an answer down can correct it at once (only they see this reply).
+                let key = CacheKey::guild(ctx.guild_id(), "support", &format!("correct:{id}"));
+                if ctx.access >= Access::Staff
+                    && corrections_available(&ctx.app, ctx.guild_id()).await
+                    && ctx.app.cache.get(&key).await?.is_some()
+                {
+                    buttons.push(button(
+                        format!("support:correct:{id}"),
+                        "Correct this (staff)",
+                        ButtonStyle::Secondary,
+                    ));
+                }
+                let reply = if buttons.is_empty() {
                     Reply::text(words.thanks).ephemeral()
                 } else {
-                    Reply::text(words.sorry).ephemeral().with_components(vec![row(vec![button(
-                        format!("support:human:{id}"),
-                        words.human,
-                        ButtonStyle::Primary,
-                    )])])
+                    Reply::text(words.sorry).ephemeral().with_components(vec![row(buttons)])
                 };
                 ctx.reply(reply).await
             }
@@ -1072,6 +1165,9 @@ impl Module for SupportModule {
                 }
                 if let Some(id) = answer {
                     repo.feedback(id, value, reaction.user_id.get()).await?;
+                    if value < 0 {
+                        self.thumbs_down(&ctx.app, &ctx.app.guild(guild_id.get()), id).await?;
+                    }
                 }
                 Ok(())
             }
@@ -1100,6 +1196,15 @@ impl ReplyDrafter for SupportModule {
         conversation: &[ConversationMessage],
     ) -> Result<Option<String>, HandlerError> {
         self.draft_reply(app, &app.guild(guild_id), staff_id, conversation).await
+    }
+}
+
+/// Whether staff's corrections can be kept in `guild_id`: a module provides them and they are
+/// available there (the FAQ is on).
+async fn corrections_available(app: &Arc<App>, guild_id: u64) -> bool {
+    match app.port::<dyn AnswerCorrections>() {
+        Some(corrections) => corrections.available(app, guild_id).await,
+        None => false,
     }
 }
 

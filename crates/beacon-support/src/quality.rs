@@ -1,6 +1,7 @@
 //! The knowledge base's quality over a period, for `/support-stats`: how many questions were
 //! answered and how many abstained on, the 👍/👎 of the answers each source's documents backed,
-//! and the documents no answer drew on.
+//! and the documents no answer drew on — and the gaps: the questions Beacon abstained on or that
+//! got 👎, near-identical ones grouped, ranked by how often they come.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -94,9 +95,99 @@ pub fn report(answers: &[AnswerOutcome], documents: &[DocumentChunks]) -> Qualit
     q
 }
 
+/// A question as the gaps report groups it: lower-cased, punctuation and whitespace folded
+/// ("How do I get a REFUND??" and "how do i get a refund" are one question).
+pub fn normalize(question: &str) -> String {
+    question
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One recorded gap, as the report reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GapEvent {
+    /// A 👎 (else an abstention).
+    pub down: bool,
+    /// The question, normalised (see [`normalize`]).
+    pub normalized: String,
+    /// The question as asked, PII-redacted.
+    pub question: String,
+}
+
+/// One question of the gaps report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    /// The question as most recently asked (PII-redacted).
+    pub question: String,
+    /// Times Beacon abstained on it.
+    pub abstained: u64,
+    /// Times its answer got 👎.
+    pub down: u64,
+}
+
+impl Gap {
+    /// How often it came.
+    pub fn count(&self) -> u64 {
+        self.abstained + self.down
+    }
+}
+
+/// The gaps of `events` (newest first), most frequent first; ties keep the most recent first.
+pub fn gaps(events: &[GapEvent]) -> Vec<Gap> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut by: HashMap<&str, Gap> = HashMap::new();
+    for e in events.iter().filter(|e| !e.normalized.is_empty()) {
+        let gap = by.entry(&e.normalized).or_insert_with(|| {
+            order.push(&e.normalized);
+            Gap { question: e.question.clone(), abstained: 0, down: 0 }
+        });
+        if e.down {
+            gap.down += 1;
+        } else {
+            gap.abstained += 1;
+        }
+    }
+    let mut out: Vec<Gap> = order.iter().filter_map(|n| by.remove(n)).collect();
+    // A stable sort keeps first-seen (most recent) order among equal counts.
+    out.sort_by_key(|g| std::cmp::Reverse(g.count()));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn gap(down: bool, question: &str) -> GapEvent {
+        GapEvent { down, normalized: normalize(question), question: question.into() }
+    }
+
+    #[test]
+    fn gaps_group_near_identical_questions_and_rank_by_frequency() {
+        assert_eq!(normalize("  How do I get a REFUND?? "), "how do i get a refund");
+        assert_eq!(normalize("how-do i\tget a refund"), "how do i get a refund");
+        // Newest first, as the repository returns them.
+        let events = vec![
+            gap(false, "What about Mars?"),
+            gap(true, "How do I get a REFUND??"),
+            gap(false, "how do i get a refund"),
+            gap(false, "Can I pay in gold?"),
+            gap(false, "How do I get a refund"),
+            gap(false, "!!!"),
+        ];
+        let ranked = gaps(&events);
+        assert_eq!(
+            ranked,
+            vec![
+                Gap { question: "How do I get a REFUND??".into(), abstained: 2, down: 1 },
+                Gap { question: "What about Mars?".into(), abstained: 1, down: 0 },
+                Gap { question: "Can I pay in gold?".into(), abstained: 1, down: 0 },
+            ]
+        );
+        assert_eq!(ranked[0].count(), 3);
+    }
 
     fn doc(id: i64, source: &str, title: &str, chunks: &[i64]) -> DocumentChunks {
         DocumentChunks { id, source: source.into(), key: title.into(), title: title.into(), chunk_ids: chunks.to_vec() }

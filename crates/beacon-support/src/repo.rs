@@ -7,8 +7,11 @@ use sqlx::Row;
 /// The support module's tables.
 pub const SCHEMA: Schema = Schema {
     name: "support",
-    migrations: &[beacon_store::migration!(1, "answers and support threads", "0001_support.sql")],
-    guild_tables: &["support_answers", "support_threads"],
+    migrations: &[
+        beacon_store::migration!(1, "answers and support threads", "0001_support.sql"),
+        beacon_store::migration!(2, "questions abstained on or voted down", "0002_support_gaps.sql"),
+    ],
+    guild_tables: &["support_answers", "support_gaps", "support_threads"],
 };
 
 /// One answer, as recorded.
@@ -156,6 +159,77 @@ impl SupportRepo {
                     feedback: r.try_get("feedback")?,
                     // A row whose list does not read drew on nothing the report can name.
                     sources: serde_json::from_str(&sources).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Where answer `answer_id` was posted: (channel, message), the message once known.
+    pub async fn answer_place(&self, answer_id: i64) -> Result<Option<(u64, Option<u64>)>, StoreError> {
+        let row = sqlx::query("SELECT channel_id, message_id FROM support_answers WHERE guild_id = $1 AND id = $2")
+            .bind(self.guild.sql_id())
+            .bind(answer_id)
+            .fetch_optional(self.guild.store().pool())
+            .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get::<i64, _>("channel_id")? as u64,
+                r.try_get::<Option<i64>, _>("message_id")?.map(|m| m as u64),
+            ))
+        })
+        .transpose()
+    }
+
+    /// Records a gap: answer `answer_id`'s question (already PII-redacted) was abstained on
+    /// (`kind` = `abstained`) or voted down (`down`). Gaps recorded before `forget_before_ms` are
+    /// deleted (retention). `false` when this answer's gap of this kind was already recorded.
+    pub async fn add_gap(
+        &self,
+        answer_id: i64,
+        kind: &str,
+        question: &str,
+        now_ms: i64,
+        forget_before_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let pool = self.guild.store().pool();
+        sqlx::query("DELETE FROM support_gaps WHERE guild_id = $1 AND created_at < $2")
+            .bind(self.guild.sql_id())
+            .bind(forget_before_ms)
+            .execute(pool)
+            .await?;
+        let n = sqlx::query(
+            "INSERT INTO support_gaps (guild_id, answer_id, kind, normalized, question, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (guild_id, answer_id, kind) DO NOTHING",
+        )
+        .bind(self.guild.sql_id())
+        .bind(answer_id)
+        .bind(kind)
+        .bind(crate::quality::normalize(question))
+        .bind(question)
+        .bind(now_ms)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// The gaps recorded since `since_ms`, newest first (at most `limit`).
+    pub async fn gaps(&self, since_ms: i64, limit: i64) -> Result<Vec<crate::quality::GapEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, normalized, question FROM support_gaps WHERE guild_id = $1 AND created_at >= $2 \
+             ORDER BY id DESC LIMIT $3",
+        )
+        .bind(self.guild.sql_id())
+        .bind(since_ms)
+        .bind(limit)
+        .fetch_all(self.guild.store().pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::quality::GapEvent {
+                    down: r.try_get::<String, _>("kind")? == "down",
+                    normalized: r.try_get("normalized")?,
+                    question: r.try_get("question")?,
                 })
             })
             .collect()

@@ -211,17 +211,10 @@ fn route(sh: &Shared, st: &mut State, m: &Matched, q: &Query, body: &Value, reas
             None => unknown(10003, "Channel"),
         },
         "update_channel" => update_channel(sh, st, m.id("channel_id"), body),
-        "delete_channel" => {
-            let cid = m.id("channel_id");
-            let Some(c) = st.channels.remove(&cid) else { return unknown(10003, "Channel") };
-            let v = json::channel(st, &c);
-            if let Some(g) = c.guild_id.and_then(|g| st.guilds.get_mut(&g)) {
-                g.channels.retain(|x| *x != cid);
-            }
-            let event = if matches!(c.kind, 10..=12) { "THREAD_DELETE" } else { "CHANNEL_DELETE" };
-            st.dispatch(bot, c.guild_id, event, &v, intents::GUILDS);
-            Reply::ok(v)
-        }
+        "delete_channel" => match delete_channel(st, bot, m.id("channel_id")) {
+            Some(v) => Reply::ok(v),
+            None => unknown(10003, "Channel"),
+        },
         "list_messages" => {
             let cid = m.id("channel_id");
             if !st.channels.contains_key(&cid) {
@@ -673,6 +666,19 @@ fn create_thread(sh: &Shared, st: &mut State, m: &Matched, body: &Value) -> Repl
     ev["newly_created"] = json!(true);
     st.dispatch(sh.bot_id(), gid, "THREAD_CREATE", &ev, intents::GUILDS);
     Reply::json(201, v)
+}
+
+/// Deletes a channel or thread (by the bot, or by someone in Discord's UI) and dispatches
+/// CHANNEL_DELETE or THREAD_DELETE; the deleted channel, or `None` when there is none.
+pub(crate) fn delete_channel(st: &mut State, bot: u64, cid: u64) -> Option<Value> {
+    let c = st.channels.remove(&cid)?;
+    let v = json::channel(st, &c);
+    if let Some(g) = c.guild_id.and_then(|g| st.guilds.get_mut(&g)) {
+        g.channels.retain(|x| *x != cid);
+    }
+    let event = if matches!(c.kind, 10..=12) { "THREAD_DELETE" } else { "CHANNEL_DELETE" };
+    st.dispatch(bot, c.guild_id, event, &v, intents::GUILDS);
+    Some(v)
 }
 
 #[cfg(test)]

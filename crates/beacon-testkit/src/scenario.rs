@@ -461,6 +461,18 @@ impl FakeDiscord {
         Ok(())
     }
 
+    /// Someone deletes a channel or thread in Discord's UI (dispatches CHANNEL_DELETE or
+    /// THREAD_DELETE).
+    pub fn delete_channel_in_ui(&self, channel_id: u64) -> Result<(), Error> {
+        let sh = &self.shared;
+        let mut st = sh.lock();
+        handlers::delete_channel(&mut st, sh.bot_id(), channel_id)
+            .ok_or_else(|| Error::NotFound(format!("channel {channel_id}")))?;
+        drop(st);
+        sh.notify();
+        Ok(())
+    }
+
     /// Messages stored in a channel, oldest first (the bot's included).
     pub fn messages(&self, channel_id: u64) -> Vec<Value> {
         self.shared.lock().messages.get(&channel_id).cloned().unwrap_or_default()

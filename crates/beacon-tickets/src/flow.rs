@@ -20,6 +20,7 @@ use twilight_model::id::Id;
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder};
 
 use crate::keys;
+use crate::knowledge::{self, Learned};
 use crate::model::{Answer, Panel, Repo, Status, Ticket};
 use crate::transcript::{self, Line, TranscriptStore};
 
@@ -75,6 +76,8 @@ pub struct Desk {
     pub app: Arc<App>,
     pub storage: TranscriptStore,
     pub jobs: Jobs,
+    /// Where changes of the tickets kept as knowledge are announced (the knowledge base follows).
+    pub learned: Learned,
 }
 
 fn who(id: u64) -> String {
@@ -121,7 +124,10 @@ pub fn buttons(t: &Ticket) -> Vec<Component> {
             button(format!("tickets:escalate:{n}"), "Escalate", ButtonStyle::Danger),
             button(format!("tickets:suggest:{n}"), "Suggest reply", ButtonStyle::Secondary),
         ]),
-        row(vec![button(format!("tickets:close:{n}"), "Close", ButtonStyle::Danger)]),
+        row(vec![
+            button(format!("tickets:resolve:{n}"), "Resolved", ButtonStyle::Success),
+            button(format!("tickets:close:{n}"), "Close", ButtonStyle::Danger),
+        ]),
     ]
 }
 
@@ -597,6 +603,43 @@ impl Desk {
         actor: u64,
         reason: Option<&str>,
     ) -> HandlerResult<Ticket> {
+        self.close_as(guild, number, actor, reason, false).await
+    }
+
+    /// Closes a ticket as resolved (staff): as [`Desk::close`], and with
+    /// `tickets.learn_from_resolved` on, its question and staff's answers become knowledge
+    /// (see [`crate::knowledge`]), with a staff button in the ticket to remove it.
+    pub async fn resolve(&self, guild: &GuildStore, number: i64, actor: u64) -> HandlerResult<Ticket> {
+        self.close_as(guild, number, actor, Some("Resolved"), true).await
+    }
+
+    /// Removes ticket `number`'s answer from the knowledge base; `false` when it had none there.
+    pub async fn forget(&self, guild: &GuildStore, number: i64) -> HandlerResult<bool> {
+        let removed = self.repo(guild).forget(number).await?;
+        if removed {
+            self.learned.announce(guild.id());
+            tracing::info!(guild_id = guild.id(), ticket = number, "resolved ticket removed from the knowledge base");
+        }
+        Ok(removed)
+    }
+
+    /// Removes every resolved ticket of `guild` from the knowledge base (the setting was turned
+    /// off) and announces the guild even when another process already removed them, so this
+    /// process's knowledge base re-syncs too; returns how many there were.
+    pub async fn forget_all(&self, guild: &GuildStore) -> HandlerResult<u64> {
+        let removed = self.repo(guild).forget_all().await?;
+        self.learned.announce(guild.id());
+        Ok(removed)
+    }
+
+    async fn close_as(
+        &self,
+        guild: &GuildStore,
+        number: i64,
+        actor: u64,
+        reason: Option<&str>,
+        resolved: bool,
+    ) -> HandlerResult<Ticket> {
         let mut t = self.ticket(guild, number).await?;
         if t.status == Status::Closed {
             return Err(HandlerError::user(format!("Ticket {} is already closed.", t.label())));
@@ -612,11 +655,14 @@ impl Desk {
         t.updated_at = now;
         t.updated_by = actor;
         self.jobs.cancel_prefix(guild.id(), &format!("ticket:{}:", t.number)).await.map_err(HandlerError::internal)?;
-        let html = match t.channel_id {
-            Some(c) => {
-                let lines = self.fetch_lines(c).await?;
+        let lines = match t.channel_id {
+            Some(c) => Some(self.fetch_lines(c).await?),
+            None => None,
+        };
+        let html = match &lines {
+            Some(lines) => {
                 let name = guild.get().await?.map(|g| g.name).unwrap_or_default();
-                Some(transcript::render(&name, &t, &lines))
+                Some(transcript::render(&name, &t, lines))
             }
             None => None,
         };
@@ -643,8 +689,32 @@ impl Desk {
         repo.save(&t).await?;
         repo.record_event(t.number, actor, "close", Some(from), Some(Status::Closed), now).await?;
         self.log_close(guild, &t, actor, reason, link.as_deref(), html).await?;
+        let learned = match (resolved, &lines) {
+            (true, Some(lines)) if self.app.settings.get_bool(guild, keys::LEARN).await? => {
+                match knowledge::compose(&t, lines) {
+                    Some(k) => {
+                        repo.learn(&k, actor, now).await?;
+                        self.learned.announce(guild.id());
+                        true
+                    }
+                    None => false,
+                }
+            }
+            _ => false,
+        };
         if let Some(c) = t.channel_id {
             let http = &self.app.http;
+            if learned {
+                let forget = [row(vec![button(
+                    format!("tickets:forget:{}", t.number),
+                    "Remove from knowledge base",
+                    ButtonStyle::Secondary,
+                )])];
+                http.create_message(Id::new(c))
+                    .content("📚 Staff's answer here is now in the knowledge base (personal data removed), so Beacon can give it to the next member who asks the same question.")
+                    .components(&forget)
+                    .await?;
+            }
             let mut text = format!("{} Ticket closed by {}.", Status::Closed.chip(), who(actor));
             if let Some(r) = reason {
                 text.push_str(&format!(" Reason: {}", truncate(r, 300)));
@@ -845,6 +915,8 @@ impl Desk {
         self.set_open_for_member(&t, true).await?;
         repo.save(&t).await?;
         repo.record_event(t.number, actor, "reopen", Some(Status::Closed), Some(t.status), now).await?;
+        // A reopened ticket is not resolved: its answer leaves the knowledge base until it is again.
+        self.forget(guild, t.number).await?;
         self.schedule_sla(guild, &t).await?;
         self.schedule_autoclose(guild, &t, now).await?;
         self.announce(guild, &t, Status::Closed, actor).await?;

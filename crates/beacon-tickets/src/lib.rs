@@ -6,7 +6,9 @@
 //! Timers (SLA, auto-close, transcript retention) are durable jobs the module declares, so they
 //! survive restarts and run once across workers. The desk provides the `HumanHandoff` port
 //! (support's "Talk to a human" opens a ticket) and uses the `ReplyDrafter` port ("Suggest
-//! reply"), without knowing which feature is on the other side.
+//! reply"), without knowing which feature is on the other side. With `tickets.learn_from_resolved`
+//! on, tickets closed as resolved become knowledge-base documents (it provides
+//! `dyn beacon_kb::GuildSource`, see `knowledge.rs`).
 //!
 //! ```no_run
 //! # async fn demo(config: std::sync::Arc<beacon_config::Config>, store: beacon_store::Store,
@@ -27,6 +29,7 @@
 mod api;
 mod export;
 mod flow;
+mod knowledge;
 mod model;
 mod module;
 mod panels;
@@ -36,7 +39,8 @@ mod transcript;
 
 pub use export::{PANEL_COLUMNS, TICKET_COLUMNS, panels_csv, tickets_csv};
 pub use flow::{JOB_AUTOCLOSE, JOB_SLA, JOB_TRANSCRIPT_EXPIRY};
-pub use model::{Answer, Panel, Stats, Status, Ticket};
+pub use knowledge::{Learned, TICKET_SOURCE_ID, TicketSource};
+pub use model::{Answer, Knowledge, Panel, Stats, Status, Ticket};
 pub use transcript::{Line, S3Options, StorageError, TranscriptStore, render as render_transcript};
 
 use std::sync::Arc;
@@ -76,6 +80,9 @@ pub mod keys {
     pub const TRANSCRIPT_RETENTION: &str = "tickets.transcript_retention";
     /// Setting: ask the member for a 1–5 rating and a comment after close.
     pub const FEEDBACK: &str = "tickets.feedback";
+    /// Setting: keep the question and staff's answers of tickets closed as resolved as
+    /// knowledge Beacon answers from (off by default; turning it off removes them).
+    pub const LEARN: &str = "tickets.learn_from_resolved";
 }
 
 /// The tickets module. Cheap to clone (clones share the transcript store).
@@ -84,12 +91,14 @@ pub struct TicketsModule {
     storage: TranscriptStore,
     /// Each guild's ticket channels: every message in the guild is checked against them.
     channels: Arc<beacon_framework::GuildCache<std::collections::HashSet<u64>>>,
+    /// Where changes of the resolved tickets kept as knowledge are announced.
+    learned: Learned,
 }
 
 impl TicketsModule {
     /// The desk, keeping transcripts in `storage`.
     pub fn new(storage: TranscriptStore) -> TicketsModule {
-        TicketsModule { storage, channels: Arc::default() }
+        TicketsModule { storage, channels: Arc::default(), learned: Learned::default() }
     }
 
     /// Where transcripts are stored.

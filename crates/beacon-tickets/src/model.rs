@@ -13,8 +13,9 @@ pub(crate) const SCHEMA: Schema = Schema {
         beacon_store::migration!(2, "ticket status history", "0002_ticket_events.sql"),
         beacon_store::migration!(3, "members blocked from opening tickets", "0003_ticket_blocks.sql"),
         beacon_store::migration!(4, "ticket panels and form answers", "0004_ticket_panels.sql"),
+        beacon_store::migration!(5, "resolved tickets kept as knowledge", "0005_ticket_knowledge.sql"),
     ],
-    guild_tables: &["ticket_blocks", "ticket_events", "ticket_panels", "tickets"],
+    guild_tables: &["ticket_blocks", "ticket_events", "ticket_knowledge", "ticket_panels", "tickets"],
 };
 
 /// Where a ticket is in its workflow.
@@ -140,6 +141,17 @@ pub struct Answer {
     /// The question's label.
     pub question: String,
     /// What the member wrote.
+    pub answer: String,
+}
+
+/// A resolved ticket kept as knowledge: its question and staff's answers, PII-redacted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Knowledge {
+    /// The ticket's number.
+    pub number: i64,
+    /// What the member asked (the ticket's topic).
+    pub question: String,
+    /// What staff answered.
     pub answer: String,
 }
 
@@ -614,6 +626,64 @@ impl Repo {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Keeps ticket `number`'s question and staff's answer as knowledge (replacing what a
+    /// previous resolution kept).
+    pub async fn learn(&self, k: &Knowledge, by: u64, at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ticket_knowledge (guild_id, number, question, answer, resolved_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (guild_id, number) DO UPDATE SET \
+             question = excluded.question, answer = excluded.answer, resolved_by = excluded.resolved_by, \
+             created_at = excluded.created_at",
+        )
+        .bind(self.gid())
+        .bind(k.number)
+        .bind(&k.question)
+        .bind(&k.answer)
+        .bind(by as i64)
+        .bind(at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Removes ticket `number`'s knowledge; `false` when it had none.
+    pub async fn forget(&self, number: i64) -> Result<bool, StoreError> {
+        Ok(sqlx::query("DELETE FROM ticket_knowledge WHERE guild_id = $1 AND number = $2")
+            .bind(self.gid())
+            .bind(number)
+            .execute(self.pool())
+            .await?
+            .rows_affected()
+            > 0)
+    }
+
+    /// Removes every ticket's knowledge of the guild; returns how many there were.
+    pub async fn forget_all(&self) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM ticket_knowledge WHERE guild_id = $1")
+            .bind(self.gid())
+            .execute(self.pool())
+            .await?
+            .rows_affected())
+    }
+
+    /// Every resolved ticket kept as knowledge, by number.
+    pub async fn knowledge(&self) -> Result<Vec<Knowledge>, StoreError> {
+        let rows =
+            sqlx::query("SELECT number, question, answer FROM ticket_knowledge WHERE guild_id = $1 ORDER BY number")
+                .bind(self.gid())
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Knowledge {
+                    number: r.try_get("number")?,
+                    question: r.try_get("question")?,
+                    answer: r.try_get("answer")?,
+                })
+            })
+            .collect()
     }
 
     /// Deletes a panel; `false` when there was none with this id. Its tickets keep their answers.

@@ -128,6 +128,12 @@ pub(crate) fn settings() -> Vec<SettingSpec> {
             json!(true),
             "Ask the member for a 1–5 rating and a comment after close.",
         ),
+        SettingSpec::new(
+            keys::LEARN,
+            SettingKind::Bool,
+            json!(false),
+            "Keep the question and staff's answers of tickets closed as Resolved (PII-redacted) as knowledge Beacon answers from; turning it off removes them.",
+        ),
     ]
 }
 
@@ -196,6 +202,11 @@ pub(crate) fn commands() -> Vec<CommandSpec> {
                 ],
             ))
             .option(OptionSpec::subcommand(
+                "forget",
+                "Remove a resolved ticket's answer from the knowledge base (staff)",
+                vec![id()],
+            ))
+            .option(OptionSpec::subcommand(
                 "unblock",
                 "Let a blocked member open tickets again (staff)",
                 vec![OptionSpec::user("user", "The member").required()],
@@ -220,6 +231,15 @@ fn action_number(action: &str) -> Option<(&str, i64)> {
 fn opened_reply(t: &Ticket) -> Reply {
     let place = t.channel_id.map(|c| format!("<#{c}>")).unwrap_or_else(|| "its channel".into());
     Reply::text(format!("Your ticket {} is open: {place}. Staff will answer there.", t.label())).ephemeral()
+}
+
+/// What staff are told after removing ticket `number`'s answer from the knowledge base.
+fn forgotten(number: i64, removed: bool) -> String {
+    if removed {
+        format!("Ticket #{number:04}'s answer was removed from the knowledge base; Beacon no longer answers from it.")
+    } else {
+        format!("Ticket #{number:04} has no answer in the knowledge base.")
+    }
 }
 
 /// Longest answer to a panel's form question.
@@ -276,7 +296,12 @@ async fn staff_ticket(desk: &Desk, ctx: &InteractionCtx, number: i64) -> Handler
 
 impl TicketsModule {
     pub(crate) fn desk(&self, app: &Arc<beacon_framework::App>) -> Desk {
-        Desk { app: app.clone(), storage: self.storage.clone(), jobs: beacon_jobs::Jobs::new(app.store.clone()) }
+        Desk {
+            app: app.clone(),
+            storage: self.storage.clone(),
+            jobs: beacon_jobs::Jobs::new(app.store.clone()),
+            learned: self.learned.clone(),
+        }
     }
 
     pub(crate) fn storage(&self) -> &TranscriptStore {
@@ -477,7 +502,31 @@ impl Module for TicketsModule {
     }
 
     fn provides(&self) -> Vec<Port> {
-        vec![Port::new::<dyn HumanHandoff>("tickets", Arc::new(self.clone()))]
+        vec![
+            Port::new::<dyn HumanHandoff>("tickets", Arc::new(self.clone())),
+            Port::new::<dyn beacon_kb::GuildSource>(
+                "tickets",
+                Arc::new(crate::knowledge::TicketSource::new(self.learned.clone())),
+            ),
+        ]
+    }
+
+    /// Turning `tickets.learn_from_resolved` off removes every resolved ticket from the
+    /// knowledge base (every process runs this; the first one deletes the rows, and each
+    /// announces the guild so its knowledge base re-syncs).
+    async fn setting_changed(&self, app: &Arc<App>, change: &beacon_framework::settings::SettingChanged) {
+        if change.key != keys::LEARN || change.new.as_bool() != Some(false) {
+            return;
+        }
+        let guild = app.guild(change.guild_id);
+        match self.desk(app).forget_all(&guild).await {
+            Ok(removed) => {
+                tracing::info!(guild_id = change.guild_id, removed, "resolved tickets removed from the knowledge base");
+            }
+            Err(e) => {
+                tracing::warn!(guild_id = change.guild_id, error = %e, "removing resolved tickets from the knowledge base failed")
+            }
+        }
     }
 
     fn routes(&self, app: &Arc<App>) -> Option<axum::Router> {
@@ -503,8 +552,9 @@ impl Module for TicketsModule {
     }
 
     fn intents(&self) -> Intents {
-        // Message content is needed for transcripts, which copy what was written.
-        Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT
+        // Message content is needed for transcripts, which copy what was written; a ticket's
+        // deleted thread or channel removes its answer from the knowledge base.
+        Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT | Intents::GUILDS
     }
 
     async fn command(&self, ctx: CommandCtx) -> HandlerResult {
@@ -521,6 +571,12 @@ impl Module for TicketsModule {
             Some("stats") => self.stats(&ctx).await,
             Some("panel") => crate::panels::command(&ctx).await,
             Some("transcript") => self.transcript(&ctx).await,
+            Some("forget") => {
+                let number = ctx.options.int("id").unwrap_or(0);
+                let desk = self.desk(&ctx.app);
+                staff_ticket(&desk, &ctx, number).await?;
+                ctx.reply(Reply::text(forgotten(number, desk.forget(&ctx.guild, number).await?)).ephemeral()).await
+            }
             Some("block") => {
                 ctx.require(Access::Staff)?;
                 let user = ctx.options.user("user").ok_or_else(|| HandlerError::user("Pick a member."))?;
@@ -610,6 +666,16 @@ impl Module for TicketsModule {
                 // Closing fetches the transcript and posts several messages: acknowledge first.
                 ctx.responder.defer()?;
                 desk.close(&ctx.guild, number, ctx.user_id(), None).await?
+            }
+            ("resolve", _) => {
+                require_staff()?;
+                ctx.responder.defer()?;
+                desk.resolve(&ctx.guild, number, ctx.user_id()).await?
+            }
+            ("forget", _) => {
+                require_staff()?;
+                let text = forgotten(number, desk.forget(&ctx.guild, number).await?);
+                return ctx.reply(Reply::text(text).ephemeral()).await;
             }
             ("reopen", _) => {
                 if !(staff || is_opener) {
@@ -715,6 +781,19 @@ impl Module for TicketsModule {
     }
 
     async fn event(&self, ctx: EventCtx) -> HandlerResult {
+        // A ticket's thread or channel deleted in Discord: its answer leaves the knowledge base.
+        let deleted = match ctx.event.as_ref() {
+            Event::ThreadDelete(t) => Some((t.guild_id, t.id)),
+            Event::ChannelDelete(c) => c.0.guild_id.map(|g| (g, c.0.id)),
+            _ => None,
+        };
+        if let Some((guild_id, channel)) = deleted {
+            let guild = ctx.app.guild(guild_id.get());
+            if let Some(t) = Repo::new(guild.clone()).by_channel(channel.get()).await? {
+                self.desk(&ctx.app).forget(&guild, t.number).await?;
+            }
+            return Ok(());
+        }
         let Event::MessageCreate(m) = ctx.event.as_ref() else {
             return Ok(());
         };

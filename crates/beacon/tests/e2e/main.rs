@@ -12,6 +12,7 @@ mod commands;
 mod faq;
 mod http_interactions;
 mod kb_sources;
+mod learning;
 mod moderation;
 mod modules;
 mod purge;

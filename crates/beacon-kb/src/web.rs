@@ -287,12 +287,22 @@ impl WebsiteSource {
             if fetched >= self.options.max_pages {
                 break;
             }
+            // The start page must be there: a site that is down or moved keeps what was read.
+            let is_start = !sitemap && fetched == 0;
             if !allowed(&url) {
+                if is_start {
+                    return Err(self.err(format!("robots.txt does not let Beacon read {url}")));
+                }
                 continue;
             }
             tokio::time::sleep(delay).await;
             fetched += 1;
-            let Fetched::Body(content_type, body) = self.fetch(&url).await? else { continue };
+            let Fetched::Body(content_type, body) = self.fetch(&url).await? else {
+                if is_start {
+                    return Err(self.err(format!("the start page {url} could not be read")));
+                }
+                continue;
+            };
             let html = content_type.contains("html");
             if !html && !content_type.starts_with("text/plain") {
                 continue;

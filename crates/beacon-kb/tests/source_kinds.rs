@@ -168,6 +168,10 @@ async fn a_website_is_crawled_on_its_own_site_within_robots_txt_and_kept_current
     site.remove("/guide");
     let gone = kb.sync_configured(GUILD, "docs", &mut |_| {}).await.unwrap();
     assert_eq!((gone.documents, gone.deleted), (1, 1), "{gone:?}");
+    // The start page gone (the site down or moved): the sync fails and keeps what it read.
+    site.remove("/");
+    assert!(kb.sync_configured(GUILD, "docs", &mut |_| {}).await.is_err());
+    assert_eq!(KbRepo::new(store.guild(GUILD)).documents("docs").await.unwrap().len(), 1);
 }
 
 #[tokio::test]

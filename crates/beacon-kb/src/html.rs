@@ -66,8 +66,8 @@ pub fn html_to_text(html: &str) -> HtmlText {
             continue;
         }
         let rest = &html[i..];
-        if rest.starts_with("<!--") {
-            i = rest[4..].find("-->").map_or(html.len(), |n| i + 4 + n + 3);
+        if let Some(comment) = rest.strip_prefix("<!--") {
+            i = comment.find("-->").map_or(html.len(), |n| i + 4 + n + 3);
             continue;
         }
         if rest.starts_with("<!") || rest.starts_with("<?") {

@@ -2,6 +2,9 @@
 //! `Allow`/`Disallow` rules with `*` and `$`, the longest match deciding (a tie allows), and
 //! `Crawl-delay`.
 
+/// A group of a robots.txt: its user agents, its `(allow, pattern)` rules, its crawl delay.
+type Group = (Vec<String>, Vec<(bool, String)>, Option<f64>);
+
 /// The rules of one robots.txt for one user agent.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Robots {
@@ -21,8 +24,7 @@ impl Robots {
     /// the groups naming it, or else the `*` groups.
     pub fn parse(text: &str, agent: &str) -> Robots {
         let agent = agent.to_ascii_lowercase();
-        // Groups: (user agents, rules, crawl delay).
-        let mut groups: Vec<(Vec<String>, Vec<(bool, String)>, Option<f64>)> = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
         let mut open = false; // the last group still takes user-agent lines
         for line in text.lines() {
             let line = line.split('#').next().unwrap_or_default().trim();
@@ -55,9 +57,7 @@ impl Robots {
                 _ => {}
             }
         }
-        let named = |g: &&(Vec<String>, Vec<(bool, String)>, Option<f64>)| {
-            g.0.iter().any(|ua| ua != "*" && !ua.is_empty() && agent.contains(ua.as_str()))
-        };
+        let named = |g: &&Group| g.0.iter().any(|ua| ua != "*" && !ua.is_empty() && agent.contains(ua.as_str()));
         let mut chosen: Vec<_> = groups.iter().filter(named).collect();
         if chosen.is_empty() {
             chosen = groups.iter().filter(|g| g.0.iter().any(|ua| ua == "*")).collect();

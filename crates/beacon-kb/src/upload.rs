@@ -208,13 +208,15 @@ impl KnowledgeBase {
         let extracted = tokio::task::spawn_blocking(move || extract(&file, &owned))
             .await
             .map_err(|source| KbError::Task { what: "text extraction", source })??;
-        let used: Option<i64> =
-            sqlx::query_scalar("SELECT SUM(size_bytes) FROM kb_uploads WHERE guild_id = $1 AND source <> $2")
-                .bind(guild.sql_id())
-                .bind(name)
-                .fetch_one(self.store().pool())
-                .await?;
-        let used = used.unwrap_or(0).max(0) as u64;
+        // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back for both backends.
+        let used: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM kb_uploads WHERE guild_id = $1 AND source <> $2",
+        )
+        .bind(guild.sql_id())
+        .bind(name)
+        .fetch_one(self.store().pool())
+        .await?;
+        let used = used.max(0) as u64;
         if used + size > limits.max_guild_bytes {
             return Err(rejected(format!(
                 "This server's uploads would take {} of its {}: remove a file (`/kb remove`) first.",

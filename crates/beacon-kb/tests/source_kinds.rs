@@ -211,7 +211,22 @@ async fn a_sitemap_lists_the_pages_and_off_site_entries_are_skipped() {
 
 #[tokio::test]
 async fn uploads_are_limited_stored_per_guild_and_removed_with_their_source() {
-    let store = store().await;
+    uploads_on(store().await).await;
+}
+
+#[tokio::test]
+async fn postgres_uploads_are_limited_stored_per_guild_and_removed_with_their_source() {
+    let Some(db) = beacon_testkit::services::ScratchDatabase::create().await else {
+        return;
+    };
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    uploads_on(store.clone()).await;
+    store.close().await;
+    db.drop_database().await;
+}
+
+async fn uploads_on(store: Store) {
     let kb = kb(&store).await.with_upload_limits(UploadLimits { max_file_bytes: 200, max_guild_bytes: 250 });
     let guide = b"# Returns\n\nReturns are accepted within 30 days with the receipt.";
     let report = kb.upload(GUILD, "returns", "returns.md", guide).await.unwrap();

@@ -221,6 +221,36 @@ pub const GOOGLE_SA_BASE64: Key = key(
     KeyKind::Secret,
     "Base64 of the Google service-account key file (JSON) for Google Sheets knowledge sources (secret).",
 );
+pub const KB_UPLOAD_MAX_FILE_MB: Key = key(
+    "BEACON_KB_UPLOAD_MAX_FILE_MB",
+    "kb.upload_max_file_mb",
+    KeyKind::Plain,
+    "Largest file `/kb upload` accepts, in MB (default 10).",
+);
+pub const KB_UPLOAD_MAX_GUILD_MB: Key = key(
+    "BEACON_KB_UPLOAD_MAX_GUILD_MB",
+    "kb.upload_max_guild_mb",
+    KeyKind::Plain,
+    "Largest total of one server's uploaded files, in MB (default 50).",
+);
+pub const KB_CRAWL_DELAY: Key = key(
+    "BEACON_KB_CRAWL_DELAY",
+    "kb.crawl_delay",
+    KeyKind::Plain,
+    "Wait between two requests of a website source (default `1s`; a longer robots.txt Crawl-delay wins).",
+);
+pub const KB_CRAWL_MAX_PAGES: Key = key(
+    "BEACON_KB_CRAWL_MAX_PAGES",
+    "kb.crawl_max_pages",
+    KeyKind::Plain,
+    "Most pages a website source reads per sync (default 200).",
+);
+pub const KB_CRAWL_ALLOW_PRIVATE: Key = key(
+    "BEACON_KB_CRAWL_ALLOW_PRIVATE",
+    "kb.crawl_allow_private",
+    KeyKind::Plain,
+    "Let website sources read hosts on private, loopback or link-local addresses (default false: public sites only).",
+);
 pub const LOG_FORMAT: Key = key(
     "BEACON_LOG_FORMAT",
     "log.format",
@@ -419,6 +449,11 @@ pub const KEYS: &[Key] = &[
     SHEETS_API_URL,
     NOTION_TOKEN,
     GOOGLE_SA_BASE64,
+    KB_UPLOAD_MAX_FILE_MB,
+    KB_UPLOAD_MAX_GUILD_MB,
+    KB_CRAWL_DELAY,
+    KB_CRAWL_MAX_PAGES,
+    KB_CRAWL_ALLOW_PRIVATE,
     LOG_FORMAT,
     LOG_LEVEL,
     GUILD_RETENTION,

@@ -173,6 +173,8 @@ pub struct Config {
     pub llm: LlmSettings,
     /// Credentials of the knowledge base's remote sources (Notion, Google Sheets).
     pub kb_credentials: KbCredentials,
+    /// Limits of the sources a guild adds alone (uploads, websites).
+    pub kb_sources: KbSourceLimits,
     /// `BEACON_PUBLIC_URL`: the base of every link Beacon posts (no trailing slash).
     pub public_url: Option<String>,
     /// `BEACON_SECRET_KEY`: the key stored credentials are sealed with (none: the embedded
@@ -252,6 +254,21 @@ pub struct KbCredentials {
     pub notion_token: Option<Secret>,
     /// `BEACON_GOOGLE_SA_BASE64`: the base64 of a Google service-account key file (JSON).
     pub google_service_account: Option<Secret>,
+}
+
+/// What guild-added knowledge sources may take: upload sizes and how websites are crawled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KbSourceLimits {
+    /// `BEACON_KB_UPLOAD_MAX_FILE_MB`: largest uploaded file, in bytes.
+    pub upload_max_file_bytes: u64,
+    /// `BEACON_KB_UPLOAD_MAX_GUILD_MB`: largest total of a guild's uploads, in bytes.
+    pub upload_max_guild_bytes: u64,
+    /// `BEACON_KB_CRAWL_DELAY`: wait between two requests of a website source.
+    pub crawl_delay: Duration,
+    /// `BEACON_KB_CRAWL_MAX_PAGES`: most pages read per sync of a website source.
+    pub crawl_max_pages: usize,
+    /// `BEACON_KB_CRAWL_ALLOW_PRIVATE`: whether website sources may read non-public addresses.
+    pub crawl_allow_private: bool,
 }
 
 /// An S3-compatible bucket.
@@ -465,6 +482,19 @@ impl Config {
                 sheets_api_url: text(&values, &keys::SHEETS_API_URL).map(|u| u.trim_end_matches('/').to_owned()),
                 notion_token: text(&values, &keys::NOTION_TOKEN).map(|t| Secret::new(t.to_owned())),
                 google_service_account: text(&values, &keys::GOOGLE_SA_BASE64).map(|t| Secret::new(t.to_owned())),
+            },
+            kb_sources: KbSourceLimits {
+                upload_max_file_bytes: parse_bounded(&values, &keys::KB_UPLOAD_MAX_FILE_MB, 1, 1024)?.unwrap_or(10)
+                    as u64
+                    * 1024
+                    * 1024,
+                upload_max_guild_bytes: parse_bounded(&values, &keys::KB_UPLOAD_MAX_GUILD_MB, 1, 1_048_576)?
+                    .unwrap_or(50) as u64
+                    * 1024
+                    * 1024,
+                crawl_delay: parse_duration(&values, &keys::KB_CRAWL_DELAY)?.unwrap_or(Duration::from_secs(1)),
+                crawl_max_pages: parse_bounded(&values, &keys::KB_CRAWL_MAX_PAGES, 1, 100_000)?.unwrap_or(200) as usize,
+                crawl_allow_private: parse_bool(&values, &keys::KB_CRAWL_ALLOW_PRIVATE)?.unwrap_or(false),
             },
             transcripts_s3: s3_config(&values)?,
             transcripts_public_url: text(&values, &keys::TRANSCRIPTS_PUBLIC_URL)

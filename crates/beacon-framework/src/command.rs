@@ -6,7 +6,9 @@ use twilight_model::application::command::{
     CommandOptionValue as MinMax, CommandType,
 };
 use twilight_model::application::interaction::InteractionContextType;
+use twilight_model::application::interaction::InteractionDataResolved;
 use twilight_model::application::interaction::application_command::{CommandDataOption, CommandOptionValue};
+use twilight_model::channel::Attachment;
 use twilight_model::channel::ChannelType;
 use twilight_model::guild::Permissions;
 use twilight_model::id::Id;
@@ -186,6 +188,11 @@ impl OptionSpec {
         OptionSpec::of(name, description, OptionKind::Role)
     }
 
+    /// An optional file option.
+    pub fn attachment(name: &'static str, description: &'static str) -> OptionSpec {
+        OptionSpec::of(name, description, OptionKind::Attachment)
+    }
+
     /// An optional channel option limited to `types` (any when empty).
     pub fn channel(name: &'static str, description: &'static str, types: Vec<ChannelType>) -> OptionSpec {
         OptionSpec::of(name, description, OptionKind::Channel(types))
@@ -292,6 +299,8 @@ pub struct Options {
     /// `["set"]` for `/config set`, `["group", "sub"]` for nested groups, empty for plain commands.
     pub path: Vec<String>,
     values: Vec<CommandDataOption>,
+    /// Files attached to the invocation (Discord's `resolved.attachments`).
+    attachments: Vec<Attachment>,
 }
 
 impl Options {
@@ -315,7 +324,21 @@ impl Options {
                 None => break,
             }
         }
-        Options { path, values: current }
+        Options { path, values: current, attachments: Vec::new() }
+    }
+
+    /// With the invocation's resolved attachments, for [`Options::attachment`].
+    pub fn with_resolved(mut self, resolved: Option<&InteractionDataResolved>) -> Options {
+        self.attachments = resolved.map(|r| r.attachments.values().cloned().collect()).unwrap_or_default();
+        self
+    }
+
+    /// An attachment option: the file as Discord describes it (name, size, content type, CDN URL).
+    pub fn attachment(&self, name: &str) -> Option<&Attachment> {
+        match self.value(name)? {
+            CommandOptionValue::Attachment(id) => self.attachments.iter().find(|a| a.id == *id),
+            _ => None,
+        }
     }
 
     /// The first element of the subcommand path.

@@ -192,7 +192,7 @@ async fn run_interaction(
             let Some((module, spec)) = app.module_for_command(&data.name) else {
                 return Err(HandlerError::user(format!("/{} is not a Beacon command any more.", data.name)));
             };
-            let options = Options::from_data(&data.options);
+            let options = Options::from_data(&data.options).with_resolved(data.resolved.as_ref());
             if interaction.kind == InteractionType::ApplicationCommandAutocomplete {
                 // Suggestions are harmless to show but not to compute for everyone: same checks.
                 if access < spec.access || !enabled(app, &base, module.as_ref()).await? {

@@ -95,6 +95,10 @@ pub enum KbError {
         /// What happened.
         message: String,
     },
+    /// Input the knowledge base refuses (an upload too big, of the wrong type, empty, over the
+    /// guild's quota; a website address it may not crawl); the message says why, for the member.
+    #[error("{0}")]
+    Rejected(String),
     /// No HTTP client could be built (no TLS provider or CA certificates).
     #[error("HTTP client: {0}")]
     Http(#[from] beacon_http::HttpError),

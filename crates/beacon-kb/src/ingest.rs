@@ -19,7 +19,7 @@ use crate::fusion::FusionConfig;
 use crate::index_file::{IndexDir, IndexStamp, LoadMiss, Saved};
 use crate::rerank::Rerank;
 use crate::retriever::{GuildIndex, Hit, Retriever, search_text};
-use crate::source::{Source, SourceConfig, SourceDocument};
+use crate::source::{BuildContext, Credentials, Source, SourceDocument, SourceInput, SourceKind, SourceKinds};
 use crate::store::{DEFAULT_SYNC_INTERVAL_MS, DocumentWrite, KbRepo, NewChunk, guilds_with_sources, migrate};
 
 /// Stage of a sync, for progress display.
@@ -170,6 +170,10 @@ pub struct KnowledgeBase {
     keyring: Option<Arc<beacon_crypto::Keyring>>,
     /// The optional second stage and how many of the fused candidates it reorders.
     reranker: Option<(Arc<dyn Rerank>, usize)>,
+    /// The kinds configured sources are built with.
+    kinds: SourceKinds,
+    /// How large uploaded files may be.
+    upload_limits: crate::upload::UploadLimits,
 }
 
 impl KnowledgeBase {
@@ -196,6 +200,8 @@ impl KnowledgeBase {
             credentials: KbCredentials::default(),
             keyring: None,
             reranker: None,
+            kinds: SourceKinds::builtin(),
+            upload_limits: crate::upload::UploadLimits::default(),
         })
     }
 
@@ -211,6 +217,29 @@ impl KnowledgeBase {
     pub fn with_index_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.index_dir = Some(IndexDir::new(dir));
         self
+    }
+
+    /// Registers a source kind (replacing a kind of the same name, e.g. the website kind with the
+    /// deployment's crawl options): configured sources of that kind then build and sync.
+    pub fn with_source_kind(mut self, kind: Arc<dyn SourceKind>) -> Self {
+        self.kinds = self.kinds.with(kind);
+        self
+    }
+
+    /// The registered source kinds.
+    pub fn kinds(&self) -> &SourceKinds {
+        &self.kinds
+    }
+
+    /// Limits uploaded files (per file and per guild).
+    pub fn with_upload_limits(mut self, limits: crate::upload::UploadLimits) -> Self {
+        self.upload_limits = limits;
+        self
+    }
+
+    /// How large uploaded files may be.
+    pub fn upload_limits(&self) -> crate::upload::UploadLimits {
+        self.upload_limits
     }
 
     /// Seals and opens the credentials guilds give their own sources.
@@ -678,23 +707,42 @@ pub struct ScheduledSync {
 }
 
 impl KnowledgeBase {
-    /// Configures (or reconfigures) a source for a guild; `interval_ms` defaults to hourly.
+    /// Configures (or reconfigures) a source of a registered `kind` for a guild, with a config
+    /// the kind wrote ([`SourceKind::parse`], plus a sealed `credential`); `interval_ms`
+    /// defaults to hourly.
     pub async fn add_source(
         &self,
         guild_id: u64,
         name: &str,
-        config: &SourceConfig,
+        kind: &str,
+        config: &serde_json::Value,
         interval_ms: Option<i64>,
     ) -> Result<i64> {
+        self.kinds.require(kind)?;
+        if kind != "upload" {
+            // A name that held an uploaded file now names another kind of source.
+            sqlx::query("DELETE FROM kb_uploads WHERE guild_id = $1 AND source = $2")
+                .bind(self.store.guild(guild_id).sql_id())
+                .bind(name)
+                .execute(self.store.pool())
+                .await?;
+        }
         self.repo(guild_id)
-            .upsert_source(
-                config.kind(),
-                name,
-                &config.to_config_json(),
-                interval_ms.unwrap_or(DEFAULT_SYNC_INTERVAL_MS),
-                beacon_store::now_ms(),
-            )
+            .upsert_source(kind, name, config, interval_ms.unwrap_or(DEFAULT_SYNC_INTERVAL_MS), beacon_store::now_ms())
             .await
+    }
+
+    /// [`KnowledgeBase::add_source`] from a guild's input, parsed and validated by the kind.
+    pub async fn add_source_from_input(
+        &self,
+        guild_id: u64,
+        name: &str,
+        kind: &str,
+        input: &SourceInput,
+        interval_ms: Option<i64>,
+    ) -> Result<i64> {
+        let config = self.kinds.require(kind)?.parse(input)?;
+        self.add_source(guild_id, name, kind, &config, interval_ms).await
     }
 
     /// Syncs a configured source now (`/kb sync`, CLI) and records the outcome on its row.
@@ -711,18 +759,13 @@ impl KnowledgeBase {
             .into_iter()
             .find(|s| s.name == name)
             .ok_or_else(|| KbError::Source { source_name: name.to_string(), message: "no such source".into() })?;
-        let result = match SourceConfig::from_row(&row.kind, &row.config) {
-            Ok(cfg) => match cfg.build(
-                &row.name,
-                &crate::source::Credentials {
-                    guild_id,
-                    deployment: &self.credentials,
-                    keyring: self.keyring.as_deref(),
-                },
-            ) {
-                Ok(source) => self.sync(guild_id, source.as_ref(), progress).await,
-                Err(e) => Err(e),
-            },
+        let context = BuildContext {
+            guild: self.store.guild(guild_id),
+            credentials: Credentials { guild_id, deployment: &self.credentials, keyring: self.keyring.as_deref() },
+        };
+        let built = self.kinds.require(&row.kind).and_then(|kind| kind.build(&row.name, &row.config, &context));
+        let result = match built {
+            Ok(source) => self.sync(guild_id, source.as_ref(), progress).await,
             Err(e) => Err(e),
         };
         let error = result.as_ref().err().map(ToString::to_string);

@@ -32,6 +32,10 @@
 //! (`beacon ingest`), searches (`beacon ask`) and evaluates ([`eval_beir`], `beacon eval`). Without
 //! an embedder retrieval is BM25 alone. Remote sources get their credentials through
 //! [`KnowledgeBase::with_credentials`].
+//!
+//! Configured sources (`kb_sources` rows: a kind name and a JSON config) are built by the
+//! [`SourceKind`] registered under that name: Beacon's own (`folder`, `notion`, `sheets`,
+//! `upload`, `website`) and any another crate adds with [`KnowledgeBase::with_source_kind`].
 
 pub mod bm25;
 pub mod chunk;
@@ -40,13 +44,17 @@ pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod fusion;
+pub mod html;
 pub mod index_file;
 pub mod ingest;
 pub mod model_download;
 pub mod rerank;
 pub mod retriever;
+pub mod robots;
 pub mod source;
 pub mod store;
+pub mod upload;
+pub mod web;
 
 pub use chunk::{ChunkDraft, ChunkerConfig, chunk_markdown};
 pub use embed::{BertEmbedder, Embedder, ModelProfile, Pooling, ProfileOverrides};
@@ -59,7 +67,12 @@ pub use model_download::ModelDownload;
 pub use provider_embed::LlmEmbedder;
 pub use rerank::{CrossEncoder, Rerank};
 pub use retriever::{GuildIndex, Hit, IndexedChunk, Retriever};
-pub use source::{FolderSource, Source, SourceDocument, StaticSource};
+pub use source::{
+    BuildContext, CredentialPrompt, FolderSource, Source, SourceDocument, SourceInput, SourceKind, SourceKinds,
+    StaticSource,
+};
+pub use upload::UploadLimits;
+pub use web::CrawlOptions;
 
 pub mod feed;
 pub mod notion;

@@ -23,9 +23,10 @@ pub const SCHEMA: Schema = Schema {
             "0002_index_versions.sql"
         ),
         beacon_store::migration!(3, "knowledge base chunking per guild", "0003_chunking.sql"),
+        beacon_store::migration!(4, "knowledge base uploaded files", "0004_uploads.sql"),
     ],
     // Children first: chunks go before their documents.
-    guild_tables: &["kb_chunks", "kb_documents", "kb_sources", "kb_index_versions", "kb_chunking"],
+    guild_tables: &["kb_chunks", "kb_documents", "kb_sources", "kb_index_versions", "kb_chunking", "kb_uploads"],
 };
 
 /// Applies the knowledge base's schema (idempotent).
@@ -407,7 +408,7 @@ mod tests {
 pub struct SourceRow {
     /// Row id.
     pub id: i64,
-    /// Kind, e.g. `folder` (see [`crate::source::SourceConfig`]).
+    /// Kind, e.g. `folder` (see [`crate::source::SourceKind`]).
     pub kind: String,
     /// Unique name within the guild; documents are stored under it.
     pub name: String,
@@ -492,10 +493,15 @@ impl KbRepo {
         Ok(())
     }
 
-    /// Removes a source and all its documents.
+    /// Removes a source and all its documents (and its uploaded file, if it is an upload).
     pub async fn remove_source(&self, name: &str) -> Result<bool> {
         let keys: Vec<String> = self.documents(name).await?.into_iter().map(|d| d.key).collect();
         self.delete_documents(name, &keys).await?;
+        sqlx::query("DELETE FROM kb_uploads WHERE guild_id = $1 AND source = $2")
+            .bind(self.guild.sql_id())
+            .bind(name)
+            .execute(self.pool())
+            .await?;
         let n = sqlx::query("DELETE FROM kb_sources WHERE guild_id = $1 AND name = $2")
             .bind(self.guild.sql_id())
             .bind(name)

@@ -205,16 +205,23 @@ async fn folder_sync_with_the_real_model() {
 
 #[tokio::test]
 async fn configured_sources_sync_when_due() {
-    use beacon_kb::source::SourceConfig;
     let store = store().await;
     let dir = tempfile::tempdir().unwrap();
     write_docs(dir.path());
     let kb = kb(&store, None).await;
-    let cfg = SourceConfig::Folder { path: dir.path().to_path_buf() };
-    kb.add_source(GUILD, "handbook", &cfg, None).await.unwrap();
-    kb.add_source(OTHER, "broken", &SourceConfig::Folder { path: dir.path().join("missing") }, Some(1000))
-        .await
-        .unwrap();
+    // Stored as before source kinds were a trait: the row is read by the `folder` kind.
+    sqlx::query(
+        "INSERT INTO kb_sources (guild_id, kind, name, config, enabled, sync_interval_ms, created_at) \
+         VALUES ($1, 'folder', 'handbook', $2, 1, 3600000, 0)",
+    )
+    .bind(GUILD as i64)
+    .bind(serde_json::json!({ "path": dir.path() }).to_string())
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let missing = serde_json::json!({ "path": dir.path().join("missing") });
+    kb.add_source(OTHER, "broken", "folder", &missing, Some(1000)).await.unwrap();
+    assert!(kb.add_source(OTHER, "odd", "gopher", &missing, None).await.is_err(), "no such kind");
 
     let now = beacon_store::now_ms();
     let runs = kb.sync_due(now).await.unwrap();

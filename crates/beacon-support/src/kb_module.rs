@@ -12,7 +12,6 @@ use beacon_framework::{
     SettingKind, SettingSpec, async_trait,
 };
 use beacon_kb::GuildSource;
-use beacon_kb::source::SourceConfig;
 use beacon_kb::store::KbRepo;
 use beacon_kb::{KnowledgeBase, SyncReport};
 use beacon_store::Schema;
@@ -37,8 +36,26 @@ impl KbModule {
     }
 }
 
-fn list(text: Option<&str>) -> Vec<String> {
-    text.unwrap_or_default().split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+/// What a knowledge-base error tells the member: a refusal as it is, anything else prefixed.
+fn kb_error(e: beacon_kb::KbError) -> HandlerError {
+    match e {
+        beacon_kb::KbError::Rejected(message) => HandlerError::user(message),
+        other => HandlerError::user(format!("Knowledge base: {other}")),
+    }
+}
+
+/// The source kind each `/kb add-…` subcommand adds, and the options it passes to the kind.
+const ADD_COMMANDS: &[(&str, &str, &[&str])] = &[
+    ("add-notion", "notion", &["pages", "databases"]),
+    ("add-sheet", "sheets", &["spreadsheet", "range", "title_column"]),
+    ("add-folder", "folder", &["path"]),
+    ("add-website", "website", &["url"]),
+];
+
+/// A source name from a file name: its stem, in at most 64 characters.
+fn name_from_file(file: &str) -> String {
+    let stem = file.rsplit_once('.').map_or(file, |(s, _)| s);
+    stem.chars().take(64).collect::<String>().trim().to_owned()
 }
 
 fn describe(report: &SyncReport) -> String {
@@ -57,17 +74,65 @@ fn pending_key(guild_id: u64, user_id: u64) -> CacheKey {
 }
 
 impl KbModule {
-    async fn save(&self, ctx: &beacon_framework::InteractionCtx, name: &str, config: &SourceConfig) -> HandlerResult {
-        self.kb
-            .add_source(ctx.guild_id(), name, config, None)
-            .await
-            .map_err(|e| HandlerError::user(format!("Knowledge base: {e}")))?;
+    async fn save(
+        &self,
+        ctx: &beacon_framework::InteractionCtx,
+        name: &str,
+        kind: &str,
+        config: &serde_json::Value,
+    ) -> HandlerResult {
+        self.kb.add_source(ctx.guild_id(), name, kind, config, None).await.map_err(kb_error)?;
         ctx.reply(
             Reply::text(format!("Source **{name}** saved; it syncs hourly. Sync it now with `/kb sync name:{name}`."))
                 .ephemeral(),
         )
         .await
     }
+
+    /// `/kb upload`: the attached file, checked, stored and synced as the source `name`.
+    async fn upload(&self, ctx: &CommandCtx, name: Option<String>) -> HandlerResult {
+        let Some(file) = ctx.options.attachment("file") else {
+            return Err(HandlerError::user("Attach the file to add (markdown, text or HTML)."));
+        };
+        let name = name.unwrap_or_else(|| name_from_file(&file.filename));
+        if name.is_empty() {
+            return Err(HandlerError::user("Give the file a source name (`name`)."));
+        }
+        reserved_name(ctx, &name)?;
+        let limits = self.kb.upload_limits();
+        if file.size > limits.max_file_bytes {
+            return Err(HandlerError::user(format!(
+                "**{}** is {}; files may be at most {}.",
+                file.filename,
+                beacon_kb::upload::megabytes(file.size),
+                beacon_kb::upload::megabytes(limits.max_file_bytes)
+            )));
+        }
+        ctx.responder.defer()?;
+        let bytes =
+            beacon_kb::upload::download(&file.url, &file.filename, limits.max_file_bytes).await.map_err(kb_error)?;
+        let report = self.kb.upload(ctx.guild_id(), &name, &file.filename, &bytes).await.map_err(kb_error)?;
+        ctx.reply(
+            Reply::text(format!(
+                "**{}** is the source **{name}** ({} passages); answers can use it now. Remove it with `/kb remove name:{name}`.",
+                file.filename,
+                report.chunks
+            ))
+            .ephemeral(),
+        )
+        .await
+    }
+}
+
+/// A source another feature feeds (the FAQ) keeps its documents under its id: no configured
+/// source may take that name.
+fn reserved_name(ctx: &CommandCtx, name: &str) -> Result<(), HandlerError> {
+    if ctx.app.ports.all::<dyn GuildSource>().iter().any(|s| s.id().eq_ignore_ascii_case(name.trim())) {
+        return Err(HandlerError::user(format!(
+            "`{name}` is the name of a built-in source (its documents would be mixed up); choose another name."
+        )));
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -235,29 +300,19 @@ impl Module for KbModule {
         };
         let pending: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         let name = pending["name"].as_str().unwrap_or_default().to_owned();
-        let kind = pending["kind"].as_str().unwrap_or_default();
-        let mut config = SourceConfig::from_row(kind, &pending["config"])
-            .map_err(|_| HandlerError::user("That form is no longer valid: run the /kb add command again."))?;
-        let mut secret = ctx.field("credential").unwrap_or_default().trim().to_owned();
-        if matches!(config, SourceConfig::Sheets { .. }) && secret.starts_with('{') {
-            // The key file as pasted: stored like the deployment's, in base64.
-            secret = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret.as_bytes());
+        let kind = pending["kind"].as_str().unwrap_or_default().to_owned();
+        let mut config = pending["config"].clone();
+        if name.is_empty() || self.kb.kinds().get(&kind).is_none() || !config.is_object() {
+            return Err(HandlerError::user("That form is no longer valid: run the /kb add command again."));
         }
+        let secret = ctx.field("credential").unwrap_or_default().trim().to_owned();
         if secret.is_empty() {
             return Err(HandlerError::user("The credential is empty."));
         }
-        let sealed = self
-            .kb
-            .seal_credential(ctx.guild_id(), &name, &secret)
-            .map_err(|e| HandlerError::user(format!("Knowledge base: {e}")))?;
-        match &mut config {
-            SourceConfig::Notion { credential, .. } | SourceConfig::Sheets { credential, .. } => {
-                *credential = Some(sealed)
-            }
-            SourceConfig::Folder { .. } => {}
-        }
+        let sealed = self.kb.seal_credential(ctx.guild_id(), &name, &secret).map_err(kb_error)?;
+        config["credential"] = serde_json::Value::String(sealed);
         ctx.app.cache.delete(&key).await?;
-        self.save(&ctx, &name, &config).await
+        self.save(&ctx, &name, &kind, &config).await
     }
 
     fn commands(&self) -> Vec<CommandSpec> {
@@ -289,6 +344,20 @@ impl Module for KbModule {
                     "Add a folder on the bot's host (developer team only)",
                     vec![name(), OptionSpec::string("path", "Folder of .md/.txt files on the host").required()],
                 ))
+                .option(OptionSpec::subcommand(
+                    "add-website",
+                    "Add a website: a start page or its sitemap.xml (same site only, robots.txt obeyed)",
+                    vec![name(), OptionSpec::string("url", "https://… start page or sitemap.xml").required()],
+                ))
+                .option(OptionSpec::subcommand(
+                    "upload",
+                    "Add a file: markdown, text or HTML",
+                    vec![
+                        OptionSpec::attachment("file", "The file (.md, .txt, .html)").required(),
+                        OptionSpec::string("name", "A short name for this source (default: the file name)")
+                            .max_length(64),
+                    ],
+                ))
                 .option(OptionSpec::subcommand("remove", "Remove a source and its documents", vec![name()]))
                 .option(OptionSpec::subcommand(
                     "sync",
@@ -301,12 +370,12 @@ impl Module for KbModule {
     async fn command(&self, ctx: CommandCtx) -> HandlerResult {
         let repo = KbRepo::new(ctx.guild.clone());
         let name = ctx.options.str("name").map(str::to_owned);
-        let kb_error = |e: beacon_kb::KbError| HandlerError::user(format!("Knowledge base: {e}"));
         match ctx.options.subcommand() {
             Some("sources") => {
                 let sources = repo.sources().await.map_err(kb_error)?;
                 let body = if sources.is_empty() {
-                    "No sources yet. Add one with /kb add-notion, /kb add-sheet or (operators) /kb add-folder."
+                    "No sources yet. Add one with /kb upload, /kb add-website, /kb add-notion, /kb add-sheet or \
+                     (operators) /kb add-folder."
                         .to_owned()
                 } else {
                     sources
@@ -325,71 +394,41 @@ impl Module for KbModule {
                 let embed = EmbedBuilder::new().title("Knowledge sources").description(body).color(0x3B82F6).build();
                 ctx.reply(Reply::embed(embed).ephemeral()).await
             }
-            Some(add @ ("add-notion" | "add-sheet" | "add-folder")) => {
+            Some("upload") => self.upload(&ctx, name).await,
+            Some(add) if ADD_COMMANDS.iter().any(|(sub, ..)| *sub == add) => {
                 let name = name.ok_or_else(|| HandlerError::user("Give the source a name."))?;
-                // A source another feature feeds (the FAQ) keeps its documents under its id.
-                if ctx.app.ports.all::<dyn GuildSource>().iter().any(|s| s.id().eq_ignore_ascii_case(name.trim())) {
-                    return Err(HandlerError::user(format!(
-                        "`{name}` is the name of a built-in source (its documents would be mixed up); choose another name."
-                    )));
-                }
-                let config = match add {
-                    "add-notion" => {
-                        let (pages, databases) = (list(ctx.options.str("pages")), list(ctx.options.str("databases")));
-                        if pages.is_empty() && databases.is_empty() {
-                            return Err(HandlerError::user(
-                                "Name the Notion pages or databases to read (`pages`, `databases`: their ids, \
-                                 comma-separated). Beacon reads only what it is given.",
-                            ));
-                        }
-                        SourceConfig::Notion { pages, databases, base_url: None, credential: None }
-                    }
-                    "add-sheet" => SourceConfig::Sheets {
-                        spreadsheet_id: ctx.options.str("spreadsheet").unwrap_or_default().to_owned(),
-                        range: ctx.options.str("range").unwrap_or_default().to_owned(),
-                        title_column: ctx.options.str("title_column").map(str::to_owned),
-                        base_url: None,
-                        credential: None,
-                    },
-                    _ => {
-                        // A folder reads the bot host's files: only operators may point at one.
-                        ctx.require(Access::Developer)?;
-                        let path = std::path::PathBuf::from(ctx.options.str("path").unwrap_or_default());
-                        if !path.is_dir() {
-                            return Err(HandlerError::user(format!(
-                                "{} is not a folder on the bot's host.",
-                                path.display()
-                            )));
-                        }
-                        SourceConfig::Folder { path }
-                    }
+                reserved_name(&ctx, &name)?;
+                let Some((_, kind_name, fields)) = ADD_COMMANDS.iter().find(|(sub, ..)| *sub == add) else {
+                    return Err(HandlerError::user("Unknown /kb subcommand."));
                 };
+                let kind = self.kb.kinds().require(kind_name).map_err(kb_error)?;
+                // A kind reading the bot's host (a folder) is for the operators only.
+                if !kind.guild_may_add() {
+                    ctx.require(Access::Developer)?;
+                }
+                let input: beacon_kb::SourceInput =
+                    fields.iter().filter_map(|f| ctx.options.str(f).map(|v| ((*f).to_owned(), v.to_owned()))).collect();
+                let config = kind.parse(&input).map_err(kb_error)?;
                 // Remote sources read with this server's own credential, asked for in a modal
                 // (never a visible message) and stored sealed; the deployment's credential only
                 // serves the servers the operator shares it with.
                 let shared = ctx.app.config.kb_credentials.shared_with.contains(&ctx.guild_id());
-                if matches!(config, SourceConfig::Notion { .. } | SourceConfig::Sheets { .. }) && !shared {
+                if let Some(prompt) = kind.credential().filter(|_| !shared) {
                     let key = pending_key(ctx.guild_id(), ctx.user_id());
-                    let pending = json!({ "name": name, "config": config.to_config_json(), "kind": config.kind() });
+                    let pending = json!({ "name": name, "config": config, "kind": kind.name() });
                     ctx.app.cache.set(&key, pending.to_string().as_bytes(), PENDING_TTL).await?;
-                    let (title, field) = match config {
-                        SourceConfig::Notion { .. } => {
-                            ("Notion integration token", "The integration's secret (secret_… or ntn_…)")
-                        }
-                        _ => ("Google service account", "The service-account key file (JSON, or its base64)"),
-                    };
                     return ctx.responder.modal(
                         "kb:credential",
-                        title,
+                        prompt.title,
                         vec![
-                            text_input("credential", field, TextInputStyle::Paragraph, 4000)
+                            text_input("credential", prompt.label, TextInputStyle::Paragraph, 4000)
                                 .min_length(8)
                                 .description("Stored encrypted; never shown again.")
                                 .into(),
                         ],
                     );
                 }
-                self.save(&ctx, &name, &config).await
+                self.save(&ctx, &name, kind.name(), &config).await
             }
             Some("remove") => {
                 let name = name.ok_or_else(|| HandlerError::user("Which source?"))?;

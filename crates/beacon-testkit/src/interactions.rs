@@ -175,6 +175,24 @@ pub fn resolved(st: &State, guild_id: u64, options: &Value) -> Option<Value> {
                         insert(out, "roles", id, json::role(r));
                     }
                 }
+                // Docs (Attachment Object): a command's file arrives as an ephemeral attachment
+                // with a signed CDN URL.
+                (Some(11), Some(id)) => {
+                    if let Some(f) = st.files.get(&id) {
+                        let mut a = json!({
+                            "id": id.to_string(),
+                            "filename": f.filename,
+                            "size": f.bytes.len(),
+                            "url": f.url,
+                            "proxy_url": f.url,
+                            "ephemeral": true,
+                        });
+                        if let Some(ct) = &f.content_type {
+                            a["content_type"] = json!(ct);
+                        }
+                        insert(out, "attachments", id, a);
+                    }
+                }
                 _ => {}
             }
         }

@@ -440,6 +440,30 @@ impl FakeDiscord {
         msg["id"].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| Error::Invalid("message id".into()))
     }
 
+    /// A member attaches a file to a command they are about to run: returns the attachment id to
+    /// give as the value of an `ATTACHMENT` option (type 11). Its signed CDN address is served by
+    /// the fake until the test ends.
+    pub fn attach_file(&self, filename: &str, content_type: Option<&str>, bytes: Vec<u8>) -> u64 {
+        let sh = &self.shared;
+        let id = sh.ids.next();
+        let now = now_ms() / 1000;
+        let sig: String = (0..32).map(|_| format!("{:x}", fastrand::u8(..16))).collect();
+        let url = format!(
+            "{}/ephemeral-attachments/{}/{id}/{filename}?ex={:x}&is={now:x}&hm={sig}&",
+            sh.base_url(),
+            sh.app_id,
+            now + 86_400
+        );
+        let file = crate::state::AttachedFile {
+            filename: filename.to_owned(),
+            content_type: content_type.map(str::to_owned),
+            bytes,
+            url,
+        };
+        sh.lock().files.insert(id, file);
+        id
+    }
+
     /// A member reacts to a message (dispatches MESSAGE_REACTION_ADD).
     pub async fn add_reaction(
         &self,

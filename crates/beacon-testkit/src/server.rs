@@ -113,6 +113,7 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/oauth2/authorize", get(crate::oauth::authorize))
         .route("/api/v10/oauth2/token", post(crate::oauth::token))
         .route("/api/v10/oauth2/token/revoke", post(crate::oauth::revoke))
+        .route("/ephemeral-attachments/{app_id}/{id}/{filename}", get(attachment_file))
         .fallback(crate::rest::handle)
         .with_state(shared)
 }
@@ -139,6 +140,29 @@ async fn list_guilds(AxState(sh): AxState<Arc<Shared>>) -> Response {
 
 async fn create_guild(AxState(sh): AxState<Arc<Shared>>, Json(spec): Json<GuildSpec>) -> Response {
     Json(handle_of(&sh).create_guild(spec)).into_response()
+}
+
+/// Discord's CDN for a file attached to a command: served only at the signed address given out
+/// (a missing or altered signature, or another file name, is a 404 as on the real CDN).
+async fn attachment_file(
+    AxState(sh): AxState<Arc<Shared>>,
+    axum::extract::Path((app_id, id, filename)): axum::extract::Path<(u64, u64, String)>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let st = sh.lock();
+    let expected = st.files.get(&id).filter(|f| {
+        let path = format!("/ephemeral-attachments/{app_id}/{id}/{filename}");
+        app_id == sh.app_id
+            && f.filename == filename
+            && f.url.ends_with(&format!("{path}?{}", query.as_deref().unwrap_or_default()))
+    });
+    match expected {
+        Some(f) => {
+            let ct = f.content_type.clone().unwrap_or_else(|| "application/octet-stream".into());
+            ([(axum::http::header::CONTENT_TYPE, ct)], f.bytes.clone()).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "This content is no longer available.").into_response(),
+    }
 }
 
 async fn list_requests(AxState(sh): AxState<Arc<Shared>>) -> Response {

@@ -183,6 +183,19 @@ pub struct State {
     pub closed_dms: std::collections::HashSet<u64>,
     /// OAuth2 user login: redirect URIs, consent screens, codes and grants.
     pub oauth: crate::oauth::OAuthState,
+    /// Files members attached to command invocations, by attachment id, served from the fake's
+    /// CDN path (`FakeDiscord::attach_file`).
+    pub files: HashMap<u64, AttachedFile>,
+}
+
+/// A file a member attached to a slash command (an `ATTACHMENT` option).
+#[derive(Debug, Clone)]
+pub struct AttachedFile {
+    pub filename: String,
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
+    /// The signed CDN address Discord gives out (`ex`, `is`, `hm` parameters).
+    pub url: String,
 }
 
 /// Events kept per session for Resume.

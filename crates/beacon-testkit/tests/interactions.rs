@@ -203,3 +203,46 @@ async fn gateway_interactions_deferred_edit_followup_and_errors() {
     assert!(reasons[0].contains("answered twice"));
     assert!(reasons[1].contains("deadline"));
 }
+
+/// A file attached to a command arrives as Discord sends it (`resolved.attachments`, which
+/// twilight reads) and is served at its signed CDN address only.
+#[tokio::test]
+async fn attached_files_are_resolved_and_served_at_their_signed_address() {
+    let fake = common::start(FakeOptions::default()).await;
+    let g = common::guild(&fake);
+    let alice = common::member(&g, "alice");
+    let key_bytes: [u8; 32] = hex::decode(fake.public_key_hex()).unwrap().try_into().unwrap();
+    let ep = Endpoint { key: VerifyingKey::from_bytes(&key_bytes).unwrap(), seen: Arc::default() };
+    let app = axum::Router::new().route("/interactions", axum::routing::post(bot_endpoint)).with_state(ep.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    fake.set_interactions_endpoint(&format!("http://{addr}/interactions"));
+
+    let id = fake.attach_file("guide.md", Some("text/markdown"), b"# Guide".to_vec());
+    let inv = CommandInvocation {
+        guild_id: g.id,
+        channel_id: g.channels[0].id,
+        user_id: alice,
+        name: "upload".into(),
+        options: json!([{"name": "file", "type": 11, "value": id.to_string()}]),
+        member_permissions: None,
+    };
+    let h = fake.invoke_command(inv, Delivery::Http).await.unwrap();
+    fake.wait_response(&h, WAIT).await.unwrap();
+    let payload = ep.seen.lock().unwrap().iter().find(|p| p["type"] == 2).cloned().unwrap();
+    let file = &payload["data"]["resolved"]["attachments"][id.to_string()];
+    assert_eq!((file["filename"].as_str(), file["size"].as_u64()), (Some("guide.md"), Some(7)), "{payload}");
+    let url = file["url"].as_str().unwrap().to_owned();
+
+    let client = reqwest::Client::new();
+    let got = client.get(&url).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.headers()["content-type"], "text/markdown");
+    assert_eq!(got.bytes().await.unwrap().as_ref(), b"# Guide");
+    let unsigned = url.split('?').next().unwrap().to_owned();
+    assert_eq!(client.get(&unsigned).send().await.unwrap().status(), 404, "the signature is required");
+    let renamed = url.replace("guide.md", "other.md");
+    assert_eq!(client.get(&renamed).send().await.unwrap().status(), 404);
+    fake.assert_no_violations();
+}

@@ -39,7 +39,17 @@ pub async fn open_knowledge_base(config: &Config, store: &Store) -> anyhow::Resu
     .context("opening the knowledge base")?
     .with_index_dir(config.data_dir.join("kb-index"))
     .with_credentials(config.kb_credentials.clone())
-    .with_keyring(open_keyring(config)?);
+    .with_keyring(open_keyring(config)?)
+    .with_upload_limits(beacon_kb::UploadLimits {
+        max_file_bytes: config.kb_sources.upload_max_file_bytes,
+        max_guild_bytes: config.kb_sources.upload_max_guild_bytes,
+    })
+    .with_source_kind(Arc::new(beacon_kb::web::WebsiteKind::new(beacon_kb::CrawlOptions {
+        delay: config.kb_sources.crawl_delay,
+        max_pages: config.kb_sources.crawl_max_pages,
+        allow_private: config.kb_sources.crawl_allow_private,
+        ..beacon_kb::CrawlOptions::default()
+    })));
     Ok(match reranker(config) {
         Some(r) => kb.with_reranker(r, RERANK_DEPTH),
         None => kb,

@@ -150,3 +150,131 @@ async fn a_sheet_is_read_with_the_servers_own_service_account() {
     assert!(!stored.contains("private_key") && stored.contains("bk1."), "{stored}");
     t.stop().await;
 }
+
+fn ask_opts(question: &str) -> serde_json::Value {
+    json!([opt_str("question", question)])
+}
+
+fn upload(file: u64, name: Option<&str>) -> serde_json::Value {
+    let mut options = vec![json!({"name": "file", "type": 11, "value": file.to_string()})];
+    if let Some(name) = name {
+        options.push(opt_str("name", name));
+    }
+    sub("upload", serde_json::Value::Array(options))
+}
+
+/// A guild admin adds a file with `/kb upload`: Beacon reads it from Discord's CDN, refuses
+/// what it cannot use with a clear ephemeral message, answers from it, and forgets it when the
+/// source is removed.
+#[tokio::test]
+async fn an_uploaded_file_answers_questions_until_it_is_removed() {
+    let t = TestApp::spawn_with(Options {
+        env: vec![
+            ("BEACON_KB_UPLOAD_MAX_FILE_MB".into(), "1".into()),
+            ("BEACON_KB_UPLOAD_MAX_GUILD_MB".into(), "1".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let admin = t.member("alice-admin");
+    let bob = t.member("bob");
+    let page = b"<html><head><title>Warranty</title><style>p{}</style></head><body><h1>Warranty</h1>\
+                 <p>Every device has a warranty of three years from the purchase date.</p></body></html>";
+    let file = t.fake.attach_file("warranty.html", Some("text/html"), page.to_vec());
+    let out = t.command(admin, "kb", upload(file, None), Delivery::Http).await;
+    assert!(text_of(&out).contains("**warranty.html** is the source **warranty**"), "{}", text_of(&out));
+    assert!(is_ephemeral(&out));
+    let asked = t.command(bob, "ask", ask_opts("How long is the warranty on a device?"), Delivery::Http).await;
+    assert!(text_of(&asked).contains("three years"), "{}", text_of(&asked));
+    let out = t.command(admin, "kb", sub("sources", json!([])), Delivery::Http).await;
+    assert!(text_of(&out).contains("**warranty** (upload) — synced"), "{}", text_of(&out));
+
+    // What cannot be used is refused, each with its reason, only to the admin.
+    let refusals = [
+        ("photo.png", vec![0x89, b'P', b'N', b'G', 0, 0], "not a file Beacon reads"),
+        ("notes.md", vec![0x89, b'P', b'N', b'G', 0, 0], "does not hold markdown"),
+        ("empty.txt", b"   \n ".to_vec(), "no text to learn from"),
+        ("big.txt", vec![b'a'; 1024 * 1024 + 1], "files may be at most 1.0 MB"),
+        ("filler.txt", vec![b'a'; 1024 * 1024 - 10], "remove a file"),
+    ];
+    for (name, bytes, reason) in refusals {
+        let file = t.fake.attach_file(name, None, bytes);
+        let out = t.command(admin, "kb", upload(file, None), Delivery::Http).await;
+        assert!(text_of(&out).contains(reason), "{name}: {}", text_of(&out));
+        assert!(is_ephemeral(&out), "{name}");
+    }
+    // Members do not manage sources.
+    let file = t.fake.attach_file("mine.md", None, b"# Mine\n\nmember text".to_vec());
+    let out = t.command(bob, "kb", upload(file, Some("mine")), Delivery::Http).await;
+    assert!(text_of(&out).contains("Only the server owner, admins"), "{}", text_of(&out));
+
+    let out = t.command(admin, "kb", sub("remove", json!([opt_str("name", "warranty")])), Delivery::Http).await;
+    assert!(text_of(&out).contains("removed"), "{}", text_of(&out));
+    let asked = t.command(bob, "ask", ask_opts("How long is the warranty on a device?"), Delivery::Http).await;
+    assert!(!text_of(&asked).contains("three years"), "{}", text_of(&asked));
+    t.stop().await;
+}
+
+/// A local site for the website source: a start page linking a page, a page robots.txt
+/// disallows and another site.
+async fn serve_site() -> String {
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().fallback(|uri: axum::http::Uri| async move {
+        let html = |body: &str| ([(axum::http::header::CONTENT_TYPE, "text/html")], body.to_owned()).into_response();
+        match uri.path() {
+            "/robots.txt" => "User-agent: *\nDisallow: /internal/\n".into_response(),
+            "/" => html(
+                "<html><head><title>Shop help</title></head><body><a href=\"/shipping\">Shipping</a> \
+                 <a href=\"/internal/notes\">Notes</a> <a href=\"https://elsewhere.invalid/\">Other</a>\
+                 <h1>Shop help</h1><p>Find answers about orders.</p></body></html>",
+            ),
+            "/shipping" => html(
+                "<html><head><title>Shipping</title></head><body><h1>Shipping times</h1>\
+                 <p>Parcels arrive within five working days.</p></body></html>",
+            ),
+            "/internal/notes" => html("<p>The staff discount code is ORANGE42.</p>"),
+            _ => (axum::http::StatusCode::NOT_FOUND, "not found").into_response(),
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// A guild admin adds a website: its pages on the same site, within robots.txt, answer
+/// questions; removing the source removes them.
+#[tokio::test]
+async fn a_website_answers_questions_until_it_is_removed() {
+    beacon_http::install_crypto_provider();
+    let base = serve_site().await;
+    // Tests crawl a local server: the operator allows private addresses here (default: denied).
+    let t = TestApp::spawn_with(Options {
+        env: vec![
+            ("BEACON_KB_CRAWL_ALLOW_PRIVATE".into(), "true".into()),
+            ("BEACON_KB_CRAWL_DELAY".into(), "0s".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let admin = t.member("alice-admin");
+    let bob = t.member("bob");
+    let add = |url: &str| sub("add-website", json!([opt_str("name", "shop"), opt_str("url", url)]));
+    let out = t.command(admin, "kb", add("ftp://example.com/"), Delivery::Http).await;
+    assert!(text_of(&out).contains("only http:// and https://"), "{}", text_of(&out));
+    let out = t.command(admin, "kb", add(&format!("{base}/")), Delivery::Http).await;
+    assert!(text_of(&out).contains("Source **shop** saved"), "{}", text_of(&out));
+    let out = t.command(admin, "kb", sub("sync", json!([opt_str("name", "shop")])), Delivery::Http).await;
+    assert!(text_of(&out).contains("**shop**: 2 documents: 2 new or changed"), "{}", text_of(&out));
+
+    let asked = t.command(bob, "ask", ask_opts("How long does shipping take?"), Delivery::Http).await;
+    assert!(text_of(&asked).contains("five working days"), "{}", text_of(&asked));
+    let asked = t.command(bob, "ask", ask_opts("What is the staff discount code?"), Delivery::Http).await;
+    assert!(!text_of(&asked).contains("ORANGE42"), "robots.txt was not obeyed: {}", text_of(&asked));
+
+    let out = t.command(admin, "kb", sub("remove", json!([opt_str("name", "shop")])), Delivery::Http).await;
+    assert!(text_of(&out).contains("removed"), "{}", text_of(&out));
+    let asked = t.command(bob, "ask", ask_opts("How long does shipping take?"), Delivery::Http).await;
+    assert!(!text_of(&asked).contains("five working days"), "{}", text_of(&asked));
+    t.stop().await;
+}

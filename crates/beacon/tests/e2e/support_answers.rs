@@ -563,8 +563,8 @@ async fn a_new_chunk_size_re_chunks_the_guilds_documents() {
     let sentence = "Every plan includes unlimited projects, daily backups and e-mail support from our team. ";
     std::fs::write(dir.path().join("plans.md"), format!("# Plans\n\n{}\n", sentence.repeat(8))).unwrap();
     let kb = beacon::backends::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
-    let folder = beacon_kb::source::SourceConfig::Folder { path: dir.path().to_owned() };
-    kb.add_source(t.guild.id, "plans", &folder, None).await.unwrap();
+    let folder = serde_json::json!({ "path": dir.path() });
+    kb.add_source(t.guild.id, "plans", "folder", &folder, None).await.unwrap();
     let first = kb.sync_configured(t.guild.id, "plans", &mut |_| {}).await.unwrap();
     assert_eq!(first.written, 1);
     let source_due = || async {

@@ -1,0 +1,283 @@
+//! Files a guild uploads (`/kb upload`): checked by extension *and* content, turned into text
+//! (markdown and plain text as they are, HTML through [`crate::html`]), stored per guild in the
+//! database (`kb_uploads`, so every process syncs the same content) and listed by the `upload`
+//! source of the same name. Sizes are limited per file and per guild.
+
+use crate::error::{KbError, Result};
+use crate::ingest::{KnowledgeBase, SyncReport};
+use crate::source::{BoxFuture, BuildContext, Source, SourceDocument, SourceInput, SourceKind, config_as};
+use beacon_store::GuildStore;
+use sqlx::Row;
+
+/// How large uploads may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadLimits {
+    /// Largest file, in bytes.
+    pub max_file_bytes: u64,
+    /// Largest total of one guild's uploaded files, in bytes.
+    pub max_guild_bytes: u64,
+}
+
+impl Default for UploadLimits {
+    /// 10 MB per file, 50 MB per guild.
+    fn default() -> Self {
+        UploadLimits { max_file_bytes: 10 * 1024 * 1024, max_guild_bytes: 50 * 1024 * 1024 }
+    }
+}
+
+/// File extensions uploads accept, as the member is told.
+pub const UPLOAD_EXTENSIONS: &str = ".md, .markdown, .txt, .html, .htm";
+
+/// An uploaded file turned into text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extracted {
+    /// `markdown`, `text` or `html`.
+    pub format: &'static str,
+    /// Its title: the HTML `<title>`, the first `# ` heading, or the file name's stem.
+    pub title: String,
+    /// The text to index.
+    pub text: String,
+}
+
+fn rejected(message: impl Into<String>) -> KbError {
+    KbError::Rejected(message.into())
+}
+
+/// Megabytes, for messages.
+pub fn megabytes(bytes: u64) -> String {
+    let mb = bytes as f64 / (1024.0 * 1024.0);
+    if mb >= 10.0 { format!("{mb:.0} MB") } else { format!("{mb:.1} MB") }
+}
+
+/// Checks `bytes` is the kind of file its name says and extracts its text. Refused: another
+/// extension, content that is not what the extension says (binary data in a `.md`, a PDF named
+/// `.txt`), and a file with no text left.
+pub fn extract(file_name: &str, bytes: &[u8]) -> Result<Extracted> {
+    let ext = file_name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let format = match ext.as_str() {
+        "md" | "markdown" | "mdx" => "markdown",
+        "txt" | "text" => "text",
+        "html" | "htm" => "html",
+        "pdf" => {
+            return Err(rejected(format!(
+                "**{file_name}**: PDF files are not supported yet; upload it as markdown, text or HTML ({UPLOAD_EXTENSIONS})."
+            )));
+        }
+        _ => {
+            return Err(rejected(format!("**{file_name}** is not a file Beacon reads; upload {UPLOAD_EXTENSIONS}.")));
+        }
+    };
+    let wrong =
+        || rejected(format!("**{file_name}** does not hold {format} text (its content is another kind of file)."));
+    // Text: valid UTF-8 (a byte-order mark aside) with no NUL or other binary control bytes.
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = std::str::from_utf8(body).map_err(|_| wrong())?;
+    if text.starts_with("%PDF-") || text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t' | '\x0c')) {
+        return Err(wrong());
+    }
+    let stem = file_name.rsplit_once('.').map_or(file_name, |(s, _)| s).to_owned();
+    let (title, text) = if format == "html" {
+        let lower = text.trim_start().get(..512).unwrap_or(text.trim_start()).to_ascii_lowercase();
+        if !lower.contains('<') {
+            return Err(wrong());
+        }
+        let page = crate::html::html_to_text(text);
+        let title = page.title.or_else(|| crate::source::first_h1(&page.text));
+        (title, page.text)
+    } else {
+        (crate::source::first_h1(text), text.replace("\r\n", "\n"))
+    };
+    if text.trim().is_empty() {
+        return Err(rejected(format!("**{file_name}** has no text to learn from (it is empty once read).")));
+    }
+    Ok(Extracted { format, title: title.unwrap_or(stem), text })
+}
+
+/// Stored config of an `upload` source: which file it holds (the text is in `kb_uploads`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UploadConfig {
+    /// The file's name as uploaded.
+    pub file: String,
+    /// `markdown`, `text` or `html`.
+    pub format: String,
+    /// The uploaded file's size in bytes.
+    pub bytes: u64,
+}
+
+/// Files uploaded with `/kb upload` (a guild's admins may add them).
+pub struct UploadKind;
+
+impl SourceKind for UploadKind {
+    fn name(&self) -> &'static str {
+        "upload"
+    }
+
+    fn guild_may_add(&self) -> bool {
+        true
+    }
+
+    fn parse(&self, _input: &SourceInput) -> Result<serde_json::Value> {
+        Err(rejected("Files are added with `/kb upload` (attach the file)."))
+    }
+
+    fn build(&self, name: &str, config: &serde_json::Value, ctx: &BuildContext<'_>) -> Result<Box<dyn Source>> {
+        let _: UploadConfig = config_as(self.name(), config)?;
+        Ok(Box::new(UploadSource { name: name.to_owned(), guild: ctx.guild.clone() }))
+    }
+}
+
+/// One uploaded file, listed from `kb_uploads`; none once the upload is gone.
+struct UploadSource {
+    name: String,
+    guild: GuildStore,
+}
+
+impl Source for UploadSource {
+    fn id(&self) -> &str {
+        &self.name
+    }
+
+    fn documents(&self) -> BoxFuture<'_, Result<Vec<SourceDocument>>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT file_name, title, text FROM kb_uploads WHERE guild_id = $1 AND source = $2")
+                .bind(self.guild.sql_id())
+                .bind(&self.name)
+                .fetch_optional(self.guild.store().pool())
+                .await?;
+            let Some(row) = row else { return Ok(Vec::new()) };
+            Ok(vec![SourceDocument {
+                key: row.try_get("file_name")?,
+                title: row.try_get("title")?,
+                text: row.try_get("text")?,
+                url: None,
+            }])
+        })
+    }
+}
+
+/// Downloads a file a member attached (from Discord's CDN), refusing one larger than
+/// `max_bytes` before it is all read.
+pub async fn download(url: &str, file_name: &str, max_bytes: u64) -> Result<Vec<u8>> {
+    let client = beacon_http::client(&beacon_http::ClientOptions::with_timeout(std::time::Duration::from_secs(60)))?;
+    let what = || format!("downloading {file_name}");
+    let mut response = client
+        .get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|source| KbError::Request { what: what(), source })?;
+    let too_big =
+        || rejected(format!("**{file_name}** is larger than {}, the most a file may be.", megabytes(max_bytes)));
+    if response.content_length().is_some_and(|n| n > max_bytes) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|source| KbError::Request { what: what(), source })? {
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 > max_bytes {
+            return Err(too_big());
+        }
+    }
+    Ok(body)
+}
+
+impl KnowledgeBase {
+    /// Stores an uploaded file as the `upload` source `name` of `guild_id` (replacing the file a
+    /// source of that name held) and syncs it. Refused with a [`KbError::Rejected`] saying why:
+    /// too big, not a file Beacon reads, no text, or over the guild's total.
+    pub async fn upload(&self, guild_id: u64, name: &str, file_name: &str, bytes: &[u8]) -> Result<SyncReport> {
+        let limits = self.upload_limits();
+        let size = bytes.len() as u64;
+        if size > limits.max_file_bytes {
+            return Err(rejected(format!(
+                "**{file_name}** is {}; files may be at most {}.",
+                megabytes(size),
+                megabytes(limits.max_file_bytes)
+            )));
+        }
+        let guild = self.store().guild(guild_id);
+        let existing = crate::store::KbRepo::new(guild.clone()).sources().await?;
+        if let Some(other) = existing.iter().find(|s| s.name == name && s.kind != "upload") {
+            return Err(rejected(format!(
+                "**{name}** is already a {} source; choose another name for the file.",
+                other.kind
+            )));
+        }
+        let file = file_name.to_owned();
+        let owned = bytes.to_vec();
+        let extracted = tokio::task::spawn_blocking(move || extract(&file, &owned))
+            .await
+            .map_err(|source| KbError::Task { what: "text extraction", source })??;
+        // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back for both backends.
+        let used: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM kb_uploads WHERE guild_id = $1 AND source <> $2",
+        )
+        .bind(guild.sql_id())
+        .bind(name)
+        .fetch_one(self.store().pool())
+        .await?;
+        let used = used.max(0) as u64;
+        if used + size > limits.max_guild_bytes {
+            return Err(rejected(format!(
+                "This server's uploads would take {} of its {}: remove a file (`/kb remove`) first.",
+                megabytes(used + size),
+                megabytes(limits.max_guild_bytes)
+            )));
+        }
+        let now = beacon_store::now_ms();
+        sqlx::query(
+            "INSERT INTO kb_uploads (guild_id, source, file_name, format, title, size_bytes, text, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (guild_id, source) DO UPDATE SET file_name = excluded.file_name, \
+             format = excluded.format, title = excluded.title, size_bytes = excluded.size_bytes, \
+             text = excluded.text, created_at = excluded.created_at",
+        )
+        .bind(guild.sql_id())
+        .bind(name)
+        .bind(file_name)
+        .bind(extracted.format)
+        .bind(&extracted.title)
+        .bind(size as i64)
+        .bind(&extracted.text)
+        .bind(now)
+        .execute(self.store().pool())
+        .await?;
+        let config = UploadConfig { file: file_name.to_owned(), format: extracted.format.to_owned(), bytes: size };
+        let config = serde_json::to_value(&config)
+            .map_err(|source| KbError::Json { what: "upload source config".into(), source })?;
+        self.add_source(guild_id, name, "upload", &config, None).await?;
+        self.sync_configured(guild_id, name, &mut |_| {}).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(name: &str, bytes: &[u8]) -> String {
+        match extract(name, bytes) {
+            Err(KbError::Rejected(m)) => m,
+            other => panic!("{name} was not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn files_are_checked_by_extension_and_content() {
+        let md = extract("Guide.md", "\u{feff}# Install\r\n\r\nRun the installer.".as_bytes()).unwrap();
+        assert_eq!((md.format, md.title.as_str()), ("markdown", "Install"));
+        assert_eq!(md.text, "# Install\n\nRun the installer.");
+        let txt = extract("notes.TXT", b"plain words").unwrap();
+        assert_eq!((txt.format, txt.title.as_str(), txt.text.as_str()), ("text", "notes", "plain words"));
+        let html = extract("faq.html", b"<html><title>FAQ</title><script>x()</script><p>Hello</p></html>").unwrap();
+        assert_eq!((html.format, html.title.as_str(), html.text.as_str()), ("html", "FAQ", "Hello"));
+
+        assert!(refused("logo.png", b"\x89PNG").contains("not a file Beacon reads"));
+        assert!(refused("image.md", b"\x89PNG\r\n\x1a\n\0\0").contains("does not hold markdown"));
+        assert!(refused("disguised.txt", b"%PDF-1.7\n").contains("does not hold text"));
+        assert!(refused("latin1.txt", b"caf\xe9").contains("does not hold text"));
+        assert!(refused("page.html", b"just words, no markup").contains("does not hold html"));
+        assert!(refused("blank.md", b" \n\n ").contains("no text"));
+        assert!(refused("scripts.html", b"<script>only()</script>").contains("no text"));
+        assert!(refused("manual.pdf", b"%PDF-1.7").contains("PDF files are not supported"));
+    }
+}

@@ -458,6 +458,10 @@ impl FaqModule {
 
 #[async_trait]
 impl Module for FaqModule {
+    fn personal_data(&self) -> Vec<beacon_framework::privacy::PersonalData> {
+        crate::privacy::personal_data()
+    }
+
     fn name(&self) -> &'static str {
         "faq"
     }

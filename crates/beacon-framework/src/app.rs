@@ -195,6 +195,12 @@ impl AppBuilder {
             for schema in module.schemas() {
                 self.store.migrate_schema(&schema).await.map_err(|e| fail(e.to_string()))?;
             }
+            let undeclared = crate::privacy::undeclared_tables(module.as_ref());
+            if !undeclared.is_empty() {
+                return Err(fail(format!(
+                    "guild tables {undeclared:?} do not say what they hold about members (Module::personal_data)"
+                )));
+            }
         }
         match self.store.undeclared_guild_tables().await {
             Ok(tables) if !tables.is_empty() => tracing::warn!(

@@ -37,6 +37,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod module;
 pub mod ports;
+pub mod privacy;
 pub mod reply;
 pub mod responder;
 pub mod router;

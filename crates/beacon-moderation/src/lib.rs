@@ -33,6 +33,7 @@ mod export;
 mod flow;
 mod model;
 mod module;
+mod privacy;
 mod text;
 mod timers;
 

@@ -332,6 +332,10 @@ impl ModerationModule {
 
 #[async_trait]
 impl Module for ModerationModule {
+    fn personal_data(&self) -> Vec<beacon_framework::privacy::PersonalData> {
+        crate::privacy::personal_data()
+    }
+
     fn name(&self) -> &'static str {
         "moderation"
     }

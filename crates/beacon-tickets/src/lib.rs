@@ -29,6 +29,7 @@ mod flow;
 mod model;
 mod module;
 mod panels;
+mod privacy;
 mod text;
 mod timers;
 mod transcript;

@@ -181,6 +181,8 @@ pub struct State {
     pub global_window: Option<Window>,
     /// Users whose privacy settings refuse DMs from the bot (`create_message` answers 50007).
     pub closed_dms: std::collections::HashSet<u64>,
+    /// Files uploaded with multipart requests (messages, interaction responses and edits).
+    pub uploads: Vec<crate::types::Upload>,
 }
 
 /// Events kept per session for Resume.

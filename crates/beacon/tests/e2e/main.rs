@@ -14,6 +14,7 @@ mod http_interactions;
 mod kb_sources;
 mod moderation;
 mod modules;
+mod privacy;
 mod purge;
 mod settings;
 mod status_llm;

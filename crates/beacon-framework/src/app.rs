@@ -161,6 +161,7 @@ impl AppBuilder {
         }
         self.store.migrate_schema(&beacon_jobs::SCHEMA).await?;
         let mut specs = core_setting_specs();
+        specs.extend(crate::retention::core_retention().iter().map(crate::retention::Retention::setting_spec));
         let mut names = BTreeSet::new();
         let mut commands = BTreeSet::new();
         for module in &self.modules {
@@ -175,6 +176,12 @@ impl AppBuilder {
                 }
                 spec.kind.validate(&spec.default).map_err(|r| fail(format!("default of {} {r}", spec.key)))?;
                 specs.push(spec);
+            }
+            for rule in module.retention() {
+                if !rule.setting.starts_with(&format!("{name}.")) {
+                    return Err(fail(format!("retention setting {} must start with `{name}.`", rule.setting)));
+                }
+                specs.push(rule.setting_spec());
             }
             if module.can_disable() {
                 specs.push(SettingSpec::new(

@@ -40,6 +40,7 @@ pub mod ports;
 pub mod privacy;
 pub mod reply;
 pub mod responder;
+pub mod retention;
 pub mod router;
 pub mod settings;
 

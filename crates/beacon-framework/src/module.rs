@@ -21,6 +21,7 @@ use crate::ports::Port;
 use crate::privacy::{ErasureLine, ExportPart, PersonalData};
 use crate::reply::{Choice, Reply};
 use crate::responder::Responder;
+use crate::retention::Retention;
 use crate::settings::{SettingChanged, SettingSpec};
 
 /// A feature of Beacon, declared whole: everything it needs from the app is named here, and the
@@ -178,6 +179,12 @@ pub trait Module: Send + Sync + 'static {
         user_id: u64,
     ) -> Result<Vec<ErasureLine>, HandlerError> {
         crate::privacy::erase_declared(&self.personal_data(), guild, user_id).await
+    }
+
+    /// Kinds of data the module keeps for a limited time (see [`crate::retention`]): each gets a
+    /// per-guild duration setting shown in `/config`, and housekeeping expires what is older.
+    fn retention(&self) -> Vec<Retention> {
+        Vec::new()
     }
 
     /// Core modules cannot be switched off.

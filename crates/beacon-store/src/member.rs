@@ -64,3 +64,23 @@ fn row_json(row: &AnyRow) -> Result<Value, StoreError> {
     }
     Ok(Value::Object(object))
 }
+
+impl GuildStore {
+    /// Runs declared expiring statements (`$1` the guild id, `$2` `cutoff_ms`) in one
+    /// transaction; returns the rows each changed.
+    pub async fn expire_rows(&self, statements: &[&'static str], cutoff_ms: i64) -> Result<Vec<u64>, StoreError> {
+        let mut tx = self.store().begin_write().await?;
+        let mut changed = Vec::with_capacity(statements.len());
+        for sql in statements {
+            let n = sqlx::query(AssertSqlSafe(*sql))
+                .bind(self.sql_id())
+                .bind(cutoff_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            changed.push(n);
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+}

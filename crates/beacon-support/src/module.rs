@@ -777,6 +777,10 @@ impl Module for SupportModule {
         crate::privacy::personal_data()
     }
 
+    fn retention(&self) -> Vec<beacon_framework::retention::Retention> {
+        crate::privacy::retention()
+    }
+
     async fn export_member(
         &self,
         app: &Arc<App>,

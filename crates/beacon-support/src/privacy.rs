@@ -6,6 +6,7 @@ use std::path::Path;
 
 use beacon_cache::CacheKey;
 use beacon_framework::privacy::{ErasureLine, ExportPart, PersonalData};
+use beacon_framework::retention::Retention;
 use beacon_framework::{App, HandlerError};
 use beacon_store::GuildStore;
 use serde_json::Value;
@@ -43,6 +44,19 @@ pub(crate) fn personal_data() -> Vec<PersonalData> {
         )
         .erase(&["DELETE FROM support_threads WHERE guild_id = $1 AND user_id = $2"]),
     ]
+}
+
+/// The text of questions and answers (kept only where the server opted in) expires per server.
+pub(crate) fn retention() -> Vec<Retention> {
+    const DAY: u64 = 86_400;
+    vec![Retention {
+        kind: "answer content (questions and answers' text)",
+        setting: "support.content_retention",
+        default: std::time::Duration::from_secs(90 * DAY),
+        max: std::time::Duration::from_secs(730 * DAY),
+        expire: &["UPDATE support_answers SET question = NULL, answer = NULL \
+                   WHERE guild_id = $1 AND created_at < $2 AND (question IS NOT NULL OR answer IS NOT NULL)"],
+    }]
 }
 
 fn ids(rows: &[Value], column: &str) -> Vec<i64> {

@@ -163,12 +163,6 @@ pub async fn handle(
         record(&sh, &method, &shown, None, &recorded_body, 413, reason.as_deref());
         return json_response(413, Some(&json!({"message": "Request entity too large", "code": 40005})), &[]);
     }
-    if !files.is_empty() {
-        let mut st = sh.lock();
-        for (filename, bytes) in files {
-            st.uploads.push(crate::types::Upload { path: shown.clone(), filename, bytes });
-        }
-    }
 
     let Some(matched) = sh.routes.find(&method, &path) else {
         let why = if sh.routes.path_known(&path) {
@@ -280,6 +274,13 @@ pub async fn handle(
     let reply = handlers::dispatch(&sh, &matched, &query, &body, reason.as_deref());
     if let Some(reason) = &reply.violation {
         sh.lock().violation(Some(&op_id), &method, &shown, reason.clone());
+    }
+    // Only a request Discord accepted leaves its files (a refused one is sent again).
+    if (200..300).contains(&reply.status) && !files.is_empty() {
+        let mut st = sh.lock();
+        for (filename, bytes) in files {
+            st.uploads.push(crate::types::Upload { path: shown.clone(), filename, bytes });
+        }
     }
     record(&sh, &method, &shown, Some(&op_id), &body, reply.status, reason.as_deref());
     json_response(reply.status, reply.body.as_ref(), &verdict.headers)

@@ -16,6 +16,7 @@ mod moderation;
 mod modules;
 mod privacy;
 mod purge;
+mod retention;
 mod settings;
 mod status_llm;
 mod support_answers;

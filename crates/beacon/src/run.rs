@@ -47,6 +47,7 @@ pub async fn build_app_with(
         .module(beacon_tickets::TicketsModule::new(transcript_store(&config)?))
         .module(beacon_faq::FaqModule::new())
         .module(beacon_moderation::ModerationModule::new())
+        .module(beacon_reminders::RemindersModule)
         .module(beacon_privacy::PrivacyModule);
     // The agent bridge exists only where the operator points Beacon at an agent service.
     if let Some(agent) = &config.agent {

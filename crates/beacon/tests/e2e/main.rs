@@ -16,6 +16,7 @@ mod moderation;
 mod modules;
 mod privacy;
 mod purge;
+mod reminders;
 mod retention;
 mod settings;
 mod status_llm;

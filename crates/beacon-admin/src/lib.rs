@@ -25,6 +25,7 @@
 mod access;
 mod config;
 mod llm;
+mod privacy;
 mod setup;
 mod status;
 

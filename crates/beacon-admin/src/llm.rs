@@ -37,6 +37,10 @@ impl LlmModule {
 
 #[async_trait]
 impl Module for LlmModule {
+    fn personal_data(&self) -> Vec<beacon_framework::privacy::PersonalData> {
+        crate::privacy::llm_personal_data()
+    }
+
     fn name(&self) -> &'static str {
         "llm"
     }

@@ -38,6 +38,7 @@ mod client;
 mod flow;
 mod model;
 mod module;
+mod privacy;
 
 pub use client::{AgentClient, AgentError, Project, Session};
 

@@ -660,6 +660,10 @@ impl AgentModule {
 
 #[async_trait]
 impl Module for AgentModule {
+    fn personal_data(&self) -> Vec<beacon_framework::privacy::PersonalData> {
+        crate::privacy::personal_data()
+    }
+
     fn name(&self) -> &'static str {
         "agent"
     }

@@ -38,6 +38,7 @@ mod error;
 pub mod index;
 mod model;
 mod module;
+mod privacy;
 mod repo;
 mod service;
 mod source;

@@ -161,6 +161,7 @@ impl AppBuilder {
         }
         self.store.migrate_schema(&beacon_jobs::SCHEMA).await?;
         let mut specs = core_setting_specs();
+        specs.extend(crate::retention::core_retention().iter().map(crate::retention::Retention::setting_spec));
         let mut names = BTreeSet::new();
         let mut commands = BTreeSet::new();
         for module in &self.modules {
@@ -175,6 +176,12 @@ impl AppBuilder {
                 }
                 spec.kind.validate(&spec.default).map_err(|r| fail(format!("default of {} {r}", spec.key)))?;
                 specs.push(spec);
+            }
+            for rule in module.retention() {
+                if !rule.setting.starts_with(&format!("{name}.")) {
+                    return Err(fail(format!("retention setting {} must start with `{name}.`", rule.setting)));
+                }
+                specs.push(rule.setting_spec());
             }
             if module.can_disable() {
                 specs.push(SettingSpec::new(
@@ -194,6 +201,12 @@ impl AppBuilder {
             }
             for schema in module.schemas() {
                 self.store.migrate_schema(&schema).await.map_err(|e| fail(e.to_string()))?;
+            }
+            let undeclared = crate::privacy::undeclared_tables(module.as_ref());
+            if !undeclared.is_empty() {
+                return Err(fail(format!(
+                    "guild tables {undeclared:?} do not say what they hold about members (Module::personal_data)"
+                )));
             }
         }
         match self.store.undeclared_guild_tables().await {

@@ -38,8 +38,10 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod module;
 pub mod ports;
+pub mod privacy;
 pub mod reply;
 pub mod responder;
+pub mod retention;
 pub mod router;
 pub mod settings;
 

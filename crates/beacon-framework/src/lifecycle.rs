@@ -92,7 +92,8 @@ impl Background {
     }
 }
 
-/// Hourly: forget old idempotency claims, purge guilds whose retention has passed.
+/// Hourly: forget old idempotency claims, expire each kind of data past its retention, purge
+/// guilds whose retention has passed.
 fn spawn_housekeeping(app: &Arc<App>) {
     let app = app.clone();
     let tracker = app.tasks.clone();
@@ -108,6 +109,20 @@ fn spawn_housekeeping(app: &Arc<App>) {
                 Ok(n) if n > 0 => tracing::info!(pruned = n, "old idempotency claims pruned"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "pruning claims failed"),
+            }
+            match app.enforce_retention(now).await {
+                Ok(expired) => {
+                    for e in expired {
+                        tracing::info!(
+                            guild_id = e.guild_id,
+                            module = e.module,
+                            kind = e.kind,
+                            rows = e.rows,
+                            "expired past retention"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "enforcing retention failed"),
             }
             let cutoff = now - i64::try_from(app.config.guild_retention.as_millis()).unwrap_or(i64::MAX);
             match app.purge_left_guilds(cutoff).await {

@@ -18,8 +18,10 @@ use crate::error::{HandlerError, HandlerResult};
 use crate::export::ExportSpec;
 use crate::lifecycle::{BackgroundTask, JobKind};
 use crate::ports::Port;
+use crate::privacy::{ErasureLine, ExportPart, PersonalData};
 use crate::reply::{Choice, Reply};
 use crate::responder::Responder;
+use crate::retention::Retention;
 use crate::settings::{SettingChanged, SettingSpec};
 
 /// A feature of Beacon, declared whole: everything it needs from the app is named here, and the
@@ -34,6 +36,8 @@ use crate::settings::{SettingChanged, SettingSpec};
 /// - Data: its [`schemas`](Module::schemas) (migrations as SQL files and every guild-owned
 ///   table, so a purge leaves nothing), files it keeps per guild ([`purge_guild`](Module::purge_guild)),
 ///   and CSV [`exports`](Module::exports) served by the framework's `/export`.
+/// - Privacy: what each guild table holds about members ([`personal_data`](Module::personal_data)),
+///   and one member's [`export`](Module::export_member) and [`erasure`](Module::erase_member).
 /// - Work: durable [`jobs`](Module::jobs) and [`background`](Module::background) tasks, which
 ///   the app starts and stops under its own shutdown.
 /// - Health: [`status`](Module::status) fields for `/status` and [`readiness`](Module::readiness) checks.
@@ -152,6 +156,42 @@ pub trait Module: Send + Sync + 'static {
     /// operator.
     async fn purge_guild(&self, _app: &Arc<App>, _guild_id: u64) -> Result<Vec<String>, HandlerError> {
         Ok(Vec::new())
+    }
+
+    /// What each guild table of [`Module::schemas`] holds about members (see
+    /// [`crate::privacy`]): every guild table must be declared, or the app is not built.
+    fn personal_data(&self) -> Vec<PersonalData> {
+        Vec::new()
+    }
+
+    /// The module's records about `user_id` in `guild`, for `/privacy export`: by default the
+    /// declared rows of [`Module::personal_data`]; a module that keeps member data elsewhere
+    /// (files, the cache) adds it, with what it withheld and why.
+    async fn export_member(
+        &self,
+        _app: &Arc<App>,
+        guild: &GuildStore,
+        user_id: u64,
+    ) -> Result<Vec<ExportPart>, HandlerError> {
+        crate::privacy::export_declared(&self.personal_data(), guild, user_id).await
+    }
+
+    /// Erases or anonymises the module's records about `user_id` in `guild`, for `/privacy
+    /// delete`: by default the declared statements of [`Module::personal_data`]; returns what
+    /// was changed and what was kept and why.
+    async fn erase_member(
+        &self,
+        _app: &Arc<App>,
+        guild: &GuildStore,
+        user_id: u64,
+    ) -> Result<Vec<ErasureLine>, HandlerError> {
+        crate::privacy::erase_declared(&self.personal_data(), guild, user_id).await
+    }
+
+    /// Kinds of data the module keeps for a limited time (see [`crate::retention`]): each gets a
+    /// per-guild duration setting shown in `/config`, and housekeeping expires what is older.
+    fn retention(&self) -> Vec<Retention> {
+        Vec::new()
     }
 
     /// Core modules cannot be switched off.

@@ -34,6 +34,7 @@ mod export;
 mod flow;
 mod model;
 mod module;
+mod privacy;
 mod text;
 mod timers;
 

@@ -38,6 +38,7 @@ mod changes;
 mod claims;
 mod error;
 mod guild;
+mod member;
 mod schema;
 mod store;
 

@@ -192,6 +192,12 @@ impl Module for KbModule {
         ]
     }
 
+    fn personal_data(&self) -> Vec<beacon_framework::privacy::PersonalData> {
+        use beacon_framework::privacy::PersonalData;
+        let why = "the knowledge base holds the server's documents from its configured sources, not member data";
+        beacon_kb::store::SCHEMA.guild_tables.iter().map(|t| PersonalData::nothing(t, why)).collect()
+    }
+
     fn name(&self) -> &'static str {
         "kb"
     }

@@ -33,6 +33,7 @@ pub mod i18n;
 pub mod injection;
 pub mod kb_module;
 pub mod module;
+mod privacy;
 pub mod quality;
 pub mod repo;
 pub mod sanitize;

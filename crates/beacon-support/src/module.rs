@@ -832,6 +832,41 @@ impl Module for SupportModule {
         vec![Port::new::<dyn ReplyDrafter>("support", Arc::new(self.clone()))]
     }
 
+    fn personal_data(&self) -> Vec<beacon_framework::privacy::PersonalData> {
+        crate::privacy::personal_data()
+    }
+
+    fn retention(&self) -> Vec<beacon_framework::retention::Retention> {
+        crate::privacy::retention()
+    }
+
+    async fn export_member(
+        &self,
+        app: &Arc<App>,
+        guild: &GuildStore,
+        user_id: u64,
+    ) -> Result<Vec<beacon_framework::privacy::ExportPart>, HandlerError> {
+        let mut parts = beacon_framework::privacy::export_declared(&self.personal_data(), guild, user_id).await?;
+        let _guard = self.audit_lock.lock().await;
+        let file = audit_file(&audit_dir(app), guild.id());
+        parts.extend(crate::privacy::export_extra(app, guild, user_id, &file).await?);
+        Ok(parts)
+    }
+
+    async fn erase_member(
+        &self,
+        app: &Arc<App>,
+        guild: &GuildStore,
+        user_id: u64,
+    ) -> Result<Vec<beacon_framework::privacy::ErasureLine>, HandlerError> {
+        let mut lines = {
+            let _guard = self.audit_lock.lock().await;
+            crate::privacy::erase_extra(app, guild, user_id, &audit_file(&audit_dir(app), guild.id())).await?
+        };
+        lines.extend(beacon_framework::privacy::erase_declared(&self.personal_data(), guild, user_id).await?);
+        Ok(lines)
+    }
+
     async fn purge_guild(&self, app: &Arc<App>, guild_id: u64) -> Result<Vec<String>, HandlerError> {
         let file = audit_file(&audit_dir(app), guild_id);
         let _guard = self.audit_lock.lock().await;

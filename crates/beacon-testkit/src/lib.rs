@@ -60,7 +60,7 @@ mod validate;
 pub use error::Error;
 pub use types::{
     ChannelInfo, CommandInvocation, Delivery, FakeOptions, Fault, FaultKind, GuildInfo, GuildSpec, InteractionHandle,
-    InteractionOutcome, MemberInfo, MemberSpec, RecordedRequest, RoleInfo, RoleSpec, UiAction, Violation,
+    InteractionOutcome, MemberInfo, MemberSpec, RecordedRequest, RoleInfo, RoleSpec, UiAction, Upload, Violation,
 };
 
 use server::Shared;

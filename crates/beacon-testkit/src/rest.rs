@@ -42,6 +42,42 @@ pub fn parse_body(content_type: &str, body: &[u8]) -> Result<Value, String> {
     serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))
 }
 
+/// Discord's upload limit for a bot's file (10 MiB).
+pub const MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
+
+/// The `files[n]` parts of a multipart body: file name and bytes.
+fn multipart_files(content_type: &str, body: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let Some(boundary) =
+        content_type.strip_prefix("multipart/form-data").and_then(|rest| rest.split("boundary=").nth(1))
+    else {
+        return Vec::new();
+    };
+    let boundary = boundary.trim_matches('"').split(';').next().unwrap_or_default();
+    let delimiter = format!("--{boundary}").into_bytes();
+    let mut files = Vec::new();
+    let mut rest = body;
+    while let Some(at) = find(rest, &delimiter) {
+        rest = &rest[at + delimiter.len()..];
+        let end = find(rest, &delimiter).unwrap_or(rest.len());
+        let part = &rest[..end];
+        let Some(split) = find(part, b"\r\n\r\n") else { continue };
+        let head = String::from_utf8_lossy(&part[..split]);
+        if !head.contains("name=\"files[") {
+            continue;
+        }
+        let filename =
+            head.split("filename=\"").nth(1).and_then(|f| f.split('"').next()).unwrap_or_default().to_owned();
+        let content = &part[split + 4..];
+        let content = content.strip_suffix(b"\r\n").unwrap_or(content);
+        files.push((filename, content.to_vec()));
+    }
+    files
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 fn multipart_payload(body: &[u8], boundary: &str) -> Result<Value, String> {
     let text = String::from_utf8_lossy(body);
     let delimiter = format!("--{boundary}");
@@ -120,6 +156,13 @@ pub async fn handle(
         _ => None,
     };
     let recorded_body = parsed.clone().unwrap_or(Value::Null);
+    let files = multipart_files(&content_type, &body);
+    if let Some((name, bytes)) = files.iter().find(|(_, b)| b.len() > MAX_UPLOAD_BYTES) {
+        let why = format!("file {name} is {} bytes; Discord's upload limit is {MAX_UPLOAD_BYTES}", bytes.len());
+        sh.lock().violation(None, &method, &shown, why);
+        record(&sh, &method, &shown, None, &recorded_body, 413, reason.as_deref());
+        return json_response(413, Some(&json!({"message": "Request entity too large", "code": 40005})), &[]);
+    }
 
     let Some(matched) = sh.routes.find(&method, &path) else {
         let why = if sh.routes.path_known(&path) {
@@ -240,6 +283,13 @@ pub async fn handle(
     };
     if let Some(reason) = &reply.violation {
         sh.lock().violation(Some(&op_id), &method, &shown, reason.clone());
+    }
+    // Only a request Discord accepted leaves its files (a refused one is sent again).
+    if (200..300).contains(&reply.status) && !files.is_empty() {
+        let mut st = sh.lock();
+        for (filename, bytes) in files {
+            st.uploads.push(crate::types::Upload { path: shown.clone(), filename, bytes });
+        }
     }
     record(&sh, &method, &shown, Some(&op_id), &body, reply.status, reason.as_deref());
     json_response(reply.status, reply.body.as_ref(), &verdict.headers)

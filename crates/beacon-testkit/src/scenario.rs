@@ -753,6 +753,11 @@ impl FakeDiscord {
         self.shared.lock().requests.clone()
     }
 
+    /// Every file uploaded so far (by multipart requests), in order.
+    pub fn uploads(&self) -> Vec<crate::types::Upload> {
+        self.shared.lock().uploads.clone()
+    }
+
     /// Every violation recorded so far.
     pub fn violations(&self) -> Vec<Violation> {
         self.shared.lock().violations.clone()

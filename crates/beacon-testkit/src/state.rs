@@ -186,6 +186,8 @@ pub struct State {
     /// Files members attached to command invocations, by attachment id, served from the fake's
     /// CDN path (`FakeDiscord::attach_file`).
     pub files: HashMap<u64, AttachedFile>,
+    /// Files uploaded with multipart requests (messages, interaction responses and edits).
+    pub uploads: Vec<crate::types::Upload>,
 }
 
 /// A file a member attached to a slash command (an `ATTACHMENT` option).

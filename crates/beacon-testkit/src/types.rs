@@ -289,6 +289,17 @@ pub struct InteractionOutcome {
     pub followups: Vec<serde_json::Value>,
 }
 
+/// A file the bot uploaded (a `files[n]` part of a multipart request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// Path below `/api/v10` it was sent to.
+    pub path: String,
+    /// The part's file name.
+    pub filename: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
 /// A REST request the fake received.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordedRequest {

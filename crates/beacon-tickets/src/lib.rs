@@ -33,6 +33,7 @@ mod knowledge;
 mod model;
 mod module;
 mod panels;
+mod privacy;
 mod text;
 mod timers;
 mod transcript;

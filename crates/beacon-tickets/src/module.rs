@@ -546,6 +546,33 @@ impl Module for TicketsModule {
         ]
     }
 
+    fn personal_data(&self) -> Vec<beacon_framework::privacy::PersonalData> {
+        crate::privacy::personal_data()
+    }
+
+    async fn export_member(
+        &self,
+        _app: &Arc<App>,
+        guild: &beacon_store::GuildStore,
+        user_id: u64,
+    ) -> Result<Vec<beacon_framework::privacy::ExportPart>, HandlerError> {
+        let mut parts = beacon_framework::privacy::export_declared(&self.personal_data(), guild, user_id).await?;
+        parts.extend(crate::privacy::export_transcripts(guild, user_id).await?);
+        Ok(parts)
+    }
+
+    async fn erase_member(
+        &self,
+        _app: &Arc<App>,
+        guild: &beacon_store::GuildStore,
+        user_id: u64,
+    ) -> Result<Vec<beacon_framework::privacy::ErasureLine>, HandlerError> {
+        let transcripts = crate::privacy::erase_transcripts(&self.storage, guild, user_id).await?;
+        let mut lines = beacon_framework::privacy::erase_declared(&self.personal_data(), guild, user_id).await?;
+        lines.push(transcripts);
+        Ok(lines)
+    }
+
     async fn purge_guild(&self, _app: &Arc<App>, guild_id: u64) -> Result<Vec<String>, HandlerError> {
         let removed = self.storage.purge_guild(guild_id).await.map_err(HandlerError::internal)?;
         Ok(vec![format!("{removed} transcript(s) removed from {}", self.storage.location())])

@@ -1,7 +1,8 @@
 //! A module author's complete example: a feature declared through the module contract and run
 //! in the real app. `/memo add text:` keeps a staff note, `/memo list` shows the last ones; the
 //! notes table comes from a SQL file and is declared guild-owned (a guild purge removes it),
-//! `/export notes` serves them as CSV, and `/status` counts them.
+//! `/export notes` serves them as CSV, `/status` counts them, and the privacy contract says
+//! what they hold about members.
 //!
 //! Run it like `beacon run`, with this module added:
 //! `cargo run -p beacon --example notes_module`.
@@ -9,6 +10,7 @@
 
 use std::sync::Arc;
 
+use beacon_framework::privacy::PersonalData;
 use beacon_framework::{
     Access, App, CommandCtx, CommandSpec, DayRange, ExportFile, ExportSpec, Exporter, HandlerError, HandlerResult,
     Module, OptionSpec, Reply, StatusField, async_trait,
@@ -70,6 +72,19 @@ impl Module for NotesModule {
 
     fn schemas(&self) -> Vec<Schema> {
         vec![SCHEMA]
+    }
+
+    // Every guild table says what it holds about members: `/privacy export` shows a member the
+    // notes they wrote, `/privacy delete` erases them (the app refuses an undeclared table).
+    fn personal_data(&self) -> Vec<PersonalData> {
+        vec![
+            PersonalData::member(
+                "example_notes",
+                "staff notes the member wrote",
+                "SELECT body, created_at FROM example_notes WHERE guild_id = $1 AND author_id = $2 ORDER BY id",
+            )
+            .erase(&["DELETE FROM example_notes WHERE guild_id = $1 AND author_id = $2"]),
+        ]
     }
 
     fn commands(&self) -> Vec<CommandSpec> {

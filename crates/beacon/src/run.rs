@@ -46,7 +46,9 @@ pub async fn build_app_with(
         .module(beacon_support::KbModule::new(kb))
         .module(beacon_tickets::TicketsModule::new(transcript_store(&config)?))
         .module(beacon_faq::FaqModule::new())
-        .module(beacon_moderation::ModerationModule::new());
+        .module(beacon_moderation::ModerationModule::new())
+        .module(beacon_reminders::RemindersModule)
+        .module(beacon_privacy::PrivacyModule);
     // The agent bridge exists only where the operator points Beacon at an agent service.
     if let Some(agent) = &config.agent {
         builder = builder.module(beacon_agent::AgentModule::new(agent).context("configuring the agent bridge")?);

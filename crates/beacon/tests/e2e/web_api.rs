@@ -955,9 +955,9 @@ async fn the_knowledge_base_playground_shows_passages_with_scores_and_sources() 
     )
     .expect("write");
     // A configured folder source (as an operator's /kb add-folder makes), synced through the API.
-    let folder = beacon_kb::source::SourceConfig::Folder { path: dir.path().to_path_buf() };
+    let folder = serde_json::json!({ "path": dir.path() });
     beacon_kb::store::KbRepo::new(t.app().store.guild(g))
-        .upsert_source(folder.kind(), "docs", &folder.to_config_json(), 3_600_000, beacon_store::now_ms())
+        .upsert_source("folder", "docs", &folder, 3_600_000, beacon_store::now_ms())
         .await
         .expect("source");
     let b = login(&t, t.owner()).await;

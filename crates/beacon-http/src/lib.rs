@@ -98,6 +98,12 @@ impl ClientOptions {
 /// A reqwest client with Beacon's user agent, `options` and rustls over the installed provider,
 /// verifying servers against the system's CA certificates.
 pub fn client(options: &ClientOptions) -> Result<reqwest::Client, HttpError> {
+    builder(options)?.build().map_err(HttpError::Build)
+}
+
+/// The builder [`client`] builds, for a caller that adds its own policy (a redirect rule, a DNS
+/// resolver) before building.
+pub fn builder(options: &ClientOptions) -> Result<reqwest::ClientBuilder, HttpError> {
     require_crypto_provider()?;
     let mut builder = reqwest::Client::builder().user_agent(USER_AGENT).connect_timeout(options.connect_timeout);
     if let Some(timeout) = options.timeout {
@@ -109,7 +115,7 @@ pub fn client(options: &ClientOptions) -> Result<reqwest::Client, HttpError> {
     if !options.follow_redirects {
         builder = builder.redirect(reqwest::redirect::Policy::none());
     }
-    builder.build().map_err(HttpError::Build)
+    Ok(builder)
 }
 
 #[cfg(test)]

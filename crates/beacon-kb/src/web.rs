@@ -168,11 +168,7 @@ impl SourceKind for WebsiteKind {
         let c: WebsiteConfig = config_as(self.name(), config)?;
         let start = check_start_url(&c.url, self.options.allow_private)?;
         let base = start.clone();
-        beacon_http::require_crypto_provider()?;
-        let mut builder = reqwest::Client::builder()
-            .user_agent(beacon_http::USER_AGENT)
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
+        let mut builder = beacon_http::builder(&beacon_http::ClientOptions::with_timeout(Duration::from_secs(30)))?
             .no_proxy()
             // Redirects stay on the site (at most 5).
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {

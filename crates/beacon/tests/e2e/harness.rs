@@ -302,3 +302,36 @@ impl TestApp {
         thread as u64
     }
 }
+
+/// `/config set key value` as the owner; the change must be stored (only a stored change confirms
+/// with "`key` changed:"; a refused value names the rule instead).
+pub async fn set(t: &TestApp, key: &str, value: &str) {
+    let out = t
+        .command(
+            t.owner(),
+            "config",
+            sub("set", serde_json::json!([opt_str("key", key), opt_str("value", value)])),
+            Delivery::Http,
+        )
+        .await;
+    let text = text_of(&out);
+    assert!(text.starts_with(&format!("`{key}` changed:")), "setting {key}: {text}");
+}
+
+/// Every guild table of the database's catalogue that holds rows of `guild_id`, with their count.
+pub async fn rows_of(t: &TestApp, guild_id: u64) -> Vec<(String, i64)> {
+    let store = &t.app().store;
+    let mut rows = Vec::new();
+    for table in store.catalogue_guild_tables().await.expect("catalogue") {
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table} WHERE guild_id = $1")))
+                .bind(guild_id as i64)
+                .fetch_one(store.pool())
+                .await
+                .expect("count");
+        if n > 0 {
+            rows.push((table, n));
+        }
+    }
+    rows
+}

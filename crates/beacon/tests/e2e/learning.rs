@@ -42,13 +42,6 @@ async fn spawn() -> (TestApp, u64) {
     (t, staff)
 }
 
-async fn set(t: &TestApp, key: &str, value: &str) {
-    let out = t
-        .command(t.owner(), "config", sub("set", json!([opt_str("key", key), opt_str("value", value)])), Delivery::Http)
-        .await;
-    assert!(text_of(&out).starts_with(&format!("`{key}` changed:")), "setting {key}: {}", text_of(&out));
-}
-
 fn buttons(v: &Value) -> Vec<String> {
     v["components"]
         .as_array()

@@ -12,30 +12,6 @@ use serde_json::json;
 
 use crate::harness::*;
 
-async fn set(t: &TestApp, key: &str, value: &str) {
-    let out = t
-        .command(t.owner(), "config", sub("set", json!([opt_str("key", key), opt_str("value", value)])), Delivery::Http)
-        .await;
-    assert!(text_of(&out).contains(key), "setting {key}: {}", text_of(&out));
-}
-
-async fn rows_of(t: &TestApp, guild_id: u64) -> Vec<(String, i64)> {
-    let store = &t.app().store;
-    let mut rows = Vec::new();
-    for table in store.catalogue_guild_tables().await.expect("catalogue") {
-        let n: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table} WHERE guild_id = $1")))
-                .bind(guild_id as i64)
-                .fetch_one(store.pool())
-                .await
-                .expect("count");
-        if n > 0 {
-            rows.push((table, n));
-        }
-    }
-    rows
-}
-
 async fn fill_and_purge(t: TestApp) {
     let (guild, bob) = (t.guild.id, t.member("bob"));
     // Every table with a guild column belongs to a module's declaration.

@@ -15,15 +15,6 @@ struct Desk {
     bob: u64,
 }
 
-async fn set(t: &TestApp, key: &str, value: &str) {
-    let out = t
-        .command(t.owner(), "config", sub("set", json!([opt_str("key", key), opt_str("value", value)])), Delivery::Http)
-        .await;
-    let text = text_of(&out);
-    // Only a stored change confirms like this; a refused value names the rule instead.
-    assert!(text.starts_with(&format!("`{key}` changed:")), "setting {key}: {text}");
-}
-
 /// The app's HTTP clients need the TLS provider that `main` installs in the binary.
 async fn spawn() -> TestApp {
     beacon_testkit::install_tls_provider();

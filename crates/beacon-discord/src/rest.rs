@@ -1,6 +1,12 @@
 //! Construction of the twilight-http REST client.
 
 use twilight_http::Client;
+use twilight_http::request::Request;
+use twilight_http::routing::Route;
+use twilight_model::channel::Message;
+use twilight_model::channel::message::AllowedMentions;
+use twilight_model::id::Id;
+use twilight_model::id::marker::ChannelMarker;
 
 /// The REST client could not be configured.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +90,29 @@ fn parse_api_url(api_url: &str) -> Result<(bool, &str), RestConfigError> {
         return Err(invalid("give the origin only; /api/v10 is appended automatically"));
     }
     Ok((use_http, rest))
+}
+
+/// Posts `content` in `channel` at most once per `nonce`: Discord's Create Message with the
+/// nonce and `enforce_nonce: true`, so sending the same nonce again within a few minutes (a
+/// retry after a lost answer, or another worker re-running the same job) returns the message
+/// already created instead of posting a second one. twilight's `create_message` has no
+/// `enforce_nonce`, so the request is built here. `nonce` is at most 25 characters.
+pub async fn create_message_once(
+    http: &Client,
+    channel: Id<ChannelMarker>,
+    content: &str,
+    mentions: &AllowedMentions,
+    nonce: &str,
+) -> Result<(), twilight_http::Error> {
+    let body = serde_json::json!({
+        "content": content,
+        "allowed_mentions": mentions,
+        "nonce": nonce,
+        "enforce_nonce": true,
+    });
+    let request = Request::builder(&Route::CreateMessage { channel_id: channel.get() }).json(&body).build()?;
+    http.request::<Message>(request).await?;
+    Ok(())
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {

@@ -3,8 +3,10 @@
 //! A reminder goes to the channel where it was set (when the member may post there) or by DM,
 //! in the member's own time zone (IANA names, DST-correct: `schedule.rs`). Each pending
 //! reminder is one durable job (`reminders.deliver`, deduplicated by the reminder's id), so any
-//! worker delivers it, after restarts too; a delivery is claimed once per run across workers, and
-//! a recurring reminder's runs missed while Beacon was down are skipped, not replayed. Reminder
+//! worker delivers it, after restarts too. Delivery is at least once — the job's lease is the
+//! claim, taken over by another worker when the one holding it dies — and the post is idempotent
+//! with Discord's own mechanism (a nonce per run with `enforce_nonce`), so each run shows once. A
+//! recurring reminder's runs missed while Beacon was down are skipped, not replayed. Reminder
 //! text is the member's own: it pings nobody. Limits: 25 pending per member, one year ahead.
 //! Shaped like `beacon-tickets`: `model.rs` (`Repo::new(guild)`), `schedule.rs`, `module.rs`.
 

@@ -7,7 +7,10 @@ use sqlx::any::AnyRow;
 /// The reminders' tables.
 pub const SCHEMA: Schema = Schema {
     name: "reminders",
-    migrations: &[beacon_store::migration!(1, "reminders and members' time zones", "0001_reminders.sql")],
+    migrations: &[
+        beacon_store::migration!(1, "reminders and members' time zones", "0001_reminders.sql"),
+        beacon_store::migration!(2, "the last run handled, for re-runs after a crash", "0002_last_run.sql"),
+    ],
     guild_tables: &["reminders", "reminder_timezones"],
 };
 
@@ -30,6 +33,8 @@ pub struct Reminder {
     pub at_minute: Option<i64>,
     /// … in this time zone.
     pub tz: String,
+    /// The scheduled time of the last run handled (delivered, refused or skipped), unix ms.
+    pub last_run: Option<i64>,
 }
 
 fn reminder(row: &AnyRow) -> Result<Reminder, StoreError> {
@@ -42,10 +47,11 @@ fn reminder(row: &AnyRow) -> Result<Reminder, StoreError> {
         every_days: row.try_get("every_days")?,
         at_minute: row.try_get("at_minute")?,
         tz: row.try_get("tz")?,
+        last_run: row.try_get("last_run")?,
     })
 }
 
-const COLUMNS: &str = "id, user_id, channel_id, text, next_at, every_days, at_minute, tz";
+const COLUMNS: &str = "id, user_id, channel_id, text, next_at, every_days, at_minute, tz, last_run";
 
 /// Guild-scoped access to reminders.
 pub struct Repo {
@@ -149,12 +155,13 @@ impl Repo {
         Ok(n > 0)
     }
 
-    /// Moves a recurring reminder to its next run.
-    pub async fn set_next(&self, id: i64, next_at: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE reminders SET next_at = $3 WHERE guild_id = $1 AND id = $2")
+    /// Records the run scheduled at `run` as handled and moves a recurring reminder to its next.
+    pub async fn finish_run(&self, id: i64, run: i64, next_at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE reminders SET next_at = $3, last_run = $4 WHERE guild_id = $1 AND id = $2")
             .bind(self.guild.sql_id())
             .bind(id)
             .bind(next_at)
+            .bind(run)
             .execute(self.guild.store().pool())
             .await?;
         Ok(())

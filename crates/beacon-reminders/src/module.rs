@@ -58,7 +58,7 @@ impl Module for RemindersModule {
             PersonalData::member(
                 "reminders",
                 "the member's pending reminders",
-                "SELECT id, channel_id, text, next_at, every_days, at_minute, tz, created_at FROM reminders \
+                "SELECT id, channel_id, text, next_at, every_days, at_minute, tz, last_run, created_at FROM reminders \
                  WHERE guild_id = $1 AND user_id = $2 ORDER BY id",
             )
             .erase(&[
@@ -198,14 +198,24 @@ impl RemindersModule {
                 (schedule::next_run(now, now, 1, minute, &tz).map_err(user_error)?, Some(days), Some(minute))
             }
         };
-        let reminder = Reminder { id: 0, user_id: user, channel_id, text, next_at, every_days, at_minute, tz: tz_name };
+        let reminder = Reminder {
+            id: 0,
+            user_id: user,
+            channel_id,
+            text,
+            next_at,
+            every_days,
+            at_minute,
+            tz: tz_name,
+            last_run: None,
+        };
         let Some(id) = repo.insert(&reminder, MAX_PENDING).await? else {
             return Err(HandlerError::user(format!(
                 "You already have {MAX_PENDING} pending reminders here; cancel one first (/remind list)."
             )));
         };
         Jobs::new(ctx.app.store.clone())
-            .schedule(ctx.guild_id(), JOB_DELIVER, &json!({ "id": id }), next_at, Some(&dedupe(id)))
+            .schedule(ctx.guild_id(), JOB_DELIVER, &payload(id, next_at), next_at, Some(&dedupe(id)))
             .await
             .map_err(HandlerError::internal)?;
         let saved = Reminder { id, ..reminder };
@@ -220,7 +230,55 @@ fn line(r: &Reminder) -> String {
     format!("#{} — <t:{}:f>{every} {place}, {}: {}", r.id, r.next_at / 1000, r.tz, r.text)
 }
 
-/// Delivers a due reminder.
+/// The job's input: the reminder and the run it delivers (its scheduled time, unix ms — the job's
+/// own `run_at` moves when an attempt is retried, the run does not).
+fn payload(id: i64, run: i64) -> serde_json::Value {
+    json!({ "id": id, "run": run })
+}
+
+/// The nonce of one run of a reminder: the same for every attempt at that run (re-runs after a
+/// crashed worker, retries), different for every run. `r<id>.<run seconds>` in base 36: at most
+/// 1 + 13 + 1 + 8 characters for any reminder id and any run before the year 90000, within
+/// Discord's 25.
+fn nonce(id: i64, run_ms: i64) -> String {
+    fn base36(mut n: u64) -> String {
+        let mut digits = Vec::new();
+        loop {
+            digits.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
+            n /= 36;
+            if n == 0 {
+                break;
+            }
+        }
+        digits.reverse();
+        String::from_utf8_lossy(&digits).into_owned()
+    }
+    format!("r{}.{}", base36(id.unsigned_abs()), base36((run_ms / 1000).unsigned_abs()))
+}
+
+/// Whether Discord refused the request for good (a deleted channel, closed DMs, lost access):
+/// a retry would be refused again. Rate limits, server errors and network failures are retried.
+fn refused(e: &SendError) -> bool {
+    matches!(e, SendError::Http(e) if matches!(e.kind(), twilight_http::error::ErrorType::Response { status, .. }
+        if status.is_client_error() && status.get() != 429))
+}
+
+/// Why a reminder was not posted.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    /// Discord refused the request or could not be reached.
+    #[error(transparent)]
+    Http(#[from] twilight_http::Error),
+    /// Discord's answer (the DM channel) could not be read.
+    #[error(transparent)]
+    Body(#[from] twilight_http::response::DeserializeBodyError),
+}
+
+/// Delivers a due reminder, at least once: the job runner's lease is the claim (a worker killed
+/// mid-run stops heartbeating and another takes the job over once the lease expires), and the
+/// message carries a nonce of this run with `enforce_nonce`, so Discord returns the message a
+/// killed worker already posted instead of posting it twice. A run recorded as handled
+/// (`last_run`) is not sent again at all.
 struct Deliver {
     app: Arc<App>,
 }
@@ -229,32 +287,31 @@ struct Deliver {
 impl JobHandler for Deliver {
     async fn run(&self, job: &Job) -> Result<(), Failure> {
         let id = job.payload["id"].as_i64().ok_or_else(|| Failure::permanent("reminder job without an id"))?;
+        // Jobs scheduled before the run was part of the payload: the job's time was the run's.
+        let run = job.payload["run"].as_i64().unwrap_or(job.run_at);
         let repo = Repo::new(self.app.guild(job.guild_id));
         let Some(reminder) = repo.get(id).await.map_err(|e| Failure::retry(e.to_string()))? else {
             return Ok(()); // cancelled or erased meanwhile
         };
         let now = now_ms();
-        let missed = reminder.every_days.is_some() && now - job.run_at > LATE_MS;
-        // Once per run across workers: the claim is taken before sending, so a run is never sent twice.
-        let first = self
-            .app
-            .store
-            .claim_once(&format!("reminder:{id}"), u64::try_from(job.run_at).unwrap_or_default())
-            .await
-            .map_err(|e| Failure::retry(e.to_string()))?;
-        if missed {
+        if reminder.last_run.is_some_and(|last| last >= run) {
+            tracing::info!(guild_id = job.guild_id, reminder = id, "reminder run already handled; not sent again");
+        } else if reminder.every_days.is_some() && now - job.run_at > LATE_MS {
             tracing::info!(guild_id = job.guild_id, reminder = id, "recurring reminder run missed; skipped");
-        } else if first && let Err(e) = self.send(&reminder).await {
-            tracing::info!(guild_id = job.guild_id, reminder = id, error = %e, "reminder not delivered");
+        } else if let Err(e) = self.send(&reminder, run).await {
+            if !refused(&e) {
+                return Err(Failure::retry(format!("reminder {id} not delivered yet: {e}")));
+            }
+            tracing::info!(guild_id = job.guild_id, reminder = id, error = %e, "Discord refused the reminder");
         }
         match (reminder.every_days, reminder.at_minute) {
             (Some(days), Some(minute)) => {
                 let tz = schedule::zone(&reminder.tz).map_err(|e| Failure::permanent(e.to_string()))?;
-                let next = schedule::next_run(job.run_at, now.max(job.run_at), days, minute, &tz)
+                let next = schedule::next_run(run, now.max(run), days, minute, &tz)
                     .map_err(|e| Failure::permanent(e.to_string()))?;
-                repo.set_next(id, next).await.map_err(|e| Failure::retry(e.to_string()))?;
+                repo.finish_run(id, run, next).await.map_err(|e| Failure::retry(e.to_string()))?;
                 Jobs::new(self.app.store.clone())
-                    .schedule(job.guild_id, JOB_DELIVER, &json!({ "id": id }), next, Some(&dedupe(id)))
+                    .schedule(job.guild_id, JOB_DELIVER, &payload(id, next), next, Some(&dedupe(id)))
                     .await
                     .map_err(|e| Failure::retry(e.to_string()))?;
             }
@@ -267,15 +324,32 @@ impl JobHandler for Deliver {
 }
 
 impl Deliver {
-    /// Posts the reminder; it pings only the member who set it, never what their text mentions.
-    async fn send(&self, r: &Reminder) -> Result<(), HandlerError> {
+    /// Posts the run `run` of the reminder, once (its nonce); it pings only the member who set
+    /// it, never what their text mentions.
+    async fn send(&self, r: &Reminder, run: i64) -> Result<(), SendError> {
         let channel = match r.channel_id {
             Some(c) => Id::new(c),
             None => self.app.http.create_private_channel(Id::new(r.user_id)).await?.model().await?.id,
         };
         let mentions = AllowedMentions { users: vec![Id::new(r.user_id)], ..AllowedMentions::default() };
         let content = format!("⏰ <@{}>, you asked to be reminded: {}", r.user_id, r.text);
-        self.app.http.create_message(channel).content(&content).allowed_mentions(Some(&mentions)).await?;
+        beacon_discord::rest::create_message_once(&self.app.http, channel, &content, &mentions, &nonce(r.id, run))
+            .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nonce;
+
+    #[test]
+    fn a_runs_nonce_is_stable_distinct_and_within_discords_limit() {
+        let run = 1_796_000_000_000; // 2026
+        assert_eq!(nonce(42, run), nonce(42, run), "every attempt at a run sends the same nonce");
+        assert_ne!(nonce(42, run), nonce(42, run + 86_400_000), "the next run is another message");
+        assert_ne!(nonce(42, run), nonce(43, run));
+        let far = 88_000 * 365 * 86_400_000i64; // the year 90000
+        assert!(nonce(i64::MAX, far).len() <= 25, "{}", nonce(i64::MAX, far));
     }
 }

@@ -240,7 +240,29 @@ fn route(sh: &Shared, st: &mut State, m: &Matched, q: &Query, body: &Value, reas
             if channel.kind == 1 && channel.recipients.iter().any(|u| !st.dm_allowed(bot, *u)) {
                 return Reply::error(403, 50007, "Cannot send messages to this user");
             }
-            Reply::ok(post_message(sh, st, cid, bot, body, None))
+            // `enforce_nonce` with a nonce: the same author's message with that nonce from the
+            // past few minutes is returned and nothing new is created. Without `enforce_nonce` a
+            // nonce deduplicates nothing (API v10).
+            let enforced = match body.get("nonce") {
+                Some(Value::String(n)) => Some(n.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            }
+            .filter(|_| body["enforce_nonce"].as_bool() == Some(true));
+            let now = now_ms();
+            if let Some(nonce) = &enforced
+                && let Some(&(channel, message, at)) = st.nonces.get(&(bot, nonce.clone()))
+                && now.saturating_sub(at) <= crate::state::NONCE_WINDOW_MS
+                && let Some(existing) = st.message(channel, message)
+            {
+                return Reply::ok(existing.clone());
+            }
+            let created = post_message(sh, st, cid, bot, body, None);
+            if let Some(nonce) = enforced {
+                let id = created["id"].as_str().and_then(|i| i.parse().ok()).unwrap_or_default();
+                st.nonces.insert((bot, nonce), (cid, id, now));
+            }
+            Reply::ok(created)
         }
         "get_message" => match st.message(m.id("channel_id"), m.id("message_id")) {
             Some(v) => Reply::ok(v.clone()),

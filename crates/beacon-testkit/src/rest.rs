@@ -209,8 +209,10 @@ pub async fn handle(
             f.kind.clone()
         })
     };
+    let mut delay_after = None;
     match fault {
         Some(FaultKind::Delay(d)) => tokio::time::sleep(d).await,
+        Some(FaultKind::DelayAfter(d)) => delay_after = Some(d),
         Some(FaultKind::Status(429)) => {
             let headers = [
                 ("x-ratelimit-bucket", "injected".to_owned()),
@@ -292,6 +294,9 @@ pub async fn handle(
         }
     }
     record(&sh, &method, &shown, Some(&op_id), &body, reply.status, reason.as_deref());
+    if let Some(d) = delay_after {
+        tokio::time::sleep(d).await;
+    }
     json_response(reply.status, reply.body.as_ref(), &verdict.headers)
 }
 

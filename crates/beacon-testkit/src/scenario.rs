@@ -782,6 +782,12 @@ impl FakeDiscord {
         self.shared.lock().faults.push(fault);
     }
 
+    /// The injected faults, each with the uses it has left: a fault at `times: 0` has met all
+    /// its requests (a delayed one may still be holding its answer back).
+    pub fn faults(&self) -> Vec<Fault> {
+        self.shared.lock().faults.clone()
+    }
+
     /// Close every bot websocket with this code (`None`: drop the TCP connection abruptly).
     pub async fn gateway_disconnect_all(&self, close_code: Option<u16>) {
         gateway::disconnect_all(&self.shared, close_code);

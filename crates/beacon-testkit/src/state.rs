@@ -188,7 +188,15 @@ pub struct State {
     pub files: HashMap<u64, AttachedFile>,
     /// Files uploaded with multipart requests (messages, interaction responses and edits).
     pub uploads: Vec<crate::types::Upload>,
+    /// Messages created with `enforce_nonce`, by author and nonce: the channel, the message id
+    /// and when it was created (unix ms), so the same nonce within [`NONCE_WINDOW_MS`] returns
+    /// that message instead of creating another.
+    pub nonces: HashMap<(u64, String), (u64, u64, u64)>,
 }
+
+/// How long Discord remembers an enforced nonce: "the past few minutes". The fake keeps it two
+/// minutes, the short end, so a client that counts on a longer window is caught.
+pub const NONCE_WINDOW_MS: u64 = 2 * 60_000;
 
 /// A file a member attached to a slash command (an `ATTACHMENT` option).
 #[derive(Debug, Clone)]

@@ -337,9 +337,13 @@ pub struct Violation {
 pub enum FaultKind {
     /// Answer with this status (429 comes with `retry_after` and rate-limit headers).
     Status(u16),
-    /// Delay the answer.
+    /// Delay the answer (before Discord acts: a client that gives up changed nothing).
     #[serde(with = "duration_ms")]
     Delay(Duration),
+    /// Act, then delay the answer: the request took effect although the client has not heard
+    /// so yet (a client killed meanwhile must not do it twice when it tries again).
+    #[serde(with = "duration_ms")]
+    DelayAfter(Duration),
 }
 
 /// A fault injected into matching REST requests.

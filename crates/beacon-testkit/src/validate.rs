@@ -761,6 +761,17 @@ pub fn message_is_empty(body: &Value) -> bool {
 pub fn extra_rules(op_id: &str, body: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let root: Vec<String> = Vec::new();
+    if op_id == "create_message"
+        && let Some(nonce) = body.get("nonce").and_then(Value::as_str)
+        && nonce.chars().count() > 25
+    {
+        errs.push(FieldError::new(
+            &root,
+            "nonce",
+            "BASE_TYPE_MAX_LENGTH",
+            format!("Must be 25 or fewer in length (got {}).", nonce.chars().count()),
+        ));
+    }
     match op_id {
         "create_message"
         | "update_message"

@@ -226,3 +226,64 @@ mod twilight_util_free {
     }
     use twilight_model::id::Id;
 }
+
+/// `enforce_nonce` as Discord documents it: the same author's nonce within the past few minutes
+/// returns the message already created and creates nothing; without `enforce_nonce` a nonce
+/// deduplicates nothing; a nonce over 25 characters is refused. `DelayAfter` acts first, then
+/// answers late (a client killed meanwhile finds the message created).
+#[tokio::test]
+async fn enforced_nonces_return_the_existing_message() {
+    let fake = common::start(FakeOptions::default()).await;
+    let g = common::guild(&fake);
+    let (channel, other) = (g.channels[0].id, g.channels[1].id);
+    let http = reqwest::Client::new();
+    let auth = format!("Bot {}", fake.bot_token());
+    let post = |channel: u64, body: Value| {
+        let request = http
+            .post(format!("{}/api/v10/channels/{channel}/messages", fake.base_url()))
+            .header("authorization", &auth)
+            .json(&body);
+        async move {
+            let resp = request.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, first) = post(channel, json!({"content": "once", "nonce": "r1.abc", "enforce_nonce": true})).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["nonce"], "r1.abc");
+    let (status, again) = post(channel, json!({"content": "once", "nonce": "r1.abc", "enforce_nonce": true})).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["id"], first["id"], "the existing message is returned");
+    // Per author, not per channel: the same nonce elsewhere returns the first message too.
+    let (_, elsewhere) = post(other, json!({"content": "once", "nonce": "r1.abc", "enforce_nonce": true})).await;
+    assert_eq!(elsewhere["id"], first["id"]);
+    assert_eq!(fake.messages(channel).len(), 1);
+    assert!(fake.messages(other).is_empty());
+    // A nonce without enforce_nonce deduplicates nothing.
+    post(channel, json!({"content": "twice", "nonce": "r2"})).await;
+    post(channel, json!({"content": "twice", "nonce": "r2"})).await;
+    assert_eq!(fake.messages(channel).len(), 3);
+    fake.assert_no_violations();
+    let (status, _) = post(channel, json!({"content": "x", "nonce": "n".repeat(26), "enforce_nonce": true})).await;
+    assert_eq!(status, 400, "a nonce is at most 25 characters");
+    assert_eq!(fake.violations().len(), 1);
+
+    // DelayAfter: the message exists before the answer arrives.
+    fake.inject(Fault {
+        method: Some("POST".into()),
+        path_contains: format!("/channels/{other}/messages"),
+        kind: FaultKind::DelayAfter(Duration::from_secs(30)),
+        times: 1,
+    });
+    let slow = tokio::spawn(post(other, json!({"content": "slow", "nonce": "r3", "enforce_nonce": true})));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while fake.messages(other).is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the delayed message was never created");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    slow.abort();
+    let (status, retried) = post(other, json!({"content": "slow", "nonce": "r3", "enforce_nonce": true})).await;
+    assert_eq!(status, 200);
+    assert_eq!(fake.messages(other).len(), 1, "the retry created nothing");
+    assert_eq!(retried["id"], fake.messages(other)[0]["id"]);
+}

@@ -240,3 +240,288 @@ async fn a_reminder_is_delivered_once_by_two_workers_and_after_a_restart() {
     assert_eq!(delivered(&t, general, "after restart").len(), 1);
     t.stop().await;
 }
+
+/// One `beacon run` process of the binary, on the shared PostgreSQL database.
+struct Process {
+    child: std::process::Child,
+    port: u16,
+    _data: tempfile::TempDir,
+}
+
+fn start_process(fake: &beacon_testkit::FakeDiscord, database: &str, gateway: bool) -> Process {
+    let data = tempfile::tempdir().unwrap();
+    let port = crate::binary::free_port();
+    let child = crate::binary::beacon()
+        .arg("run")
+        .env("BEACON_DATA_DIR", data.path())
+        .env("BEACON_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("BEACON_DATABASE_URL", database)
+        .env("BEACON_DISCORD_TOKEN", fake.bot_token())
+        .env("BEACON_DISCORD_API_URL", fake.base_url())
+        .env("BEACON_DISCORD_GATEWAY_URL", fake.gateway_url())
+        .env("BEACON_DISCORD_GATEWAY_ENABLED", if gateway { "true" } else { "false" })
+        .env("BEACON_DISCORD_PUBLIC_KEY", fake.public_key_hex())
+        .env("BEACON_DISCORD_APPLICATION_ID", fake.application_id().to_string())
+        .env("BEACON_EMBED_HUB_URL", "")
+        // A killed worker's job is taken over this soon, well within Discord's nonce window.
+        .env("BEACON_JOB_LEASE", "2s")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    Process { child, port, _data: data }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // SIGKILL: a failing test leaves no process behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every reminder is delivered exactly once by two real `beacon run` processes sharing one
+/// PostgreSQL database and the fake Discord — in, at and every — also when the process running a
+/// delivery is killed with SIGKILL (a) after Discord created the message but before its answer
+/// arrived, and (b) while its request was still on the way: the job's lease expires, a process
+/// takes it over and sends the run again with the same nonce, and Discord (`enforce_nonce`)
+/// returns the message already posted instead of a second one.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_processes_deliver_each_reminder_once_through_a_kill_9() {
+    use beacon_testkit::{CommandInvocation, FakeDiscord, FakeOptions, Fault, FaultKind};
+    beacon_http::install_crypto_provider();
+    let Some(db) = beacon_testkit::services::ScratchDatabase::create().await else { return };
+    let fake = FakeDiscord::start(FakeOptions { openapi_path: openapi(), ..FakeOptions::default() }).await.unwrap();
+    let guild = fake.create_guild(guild_spec());
+    let general = guild.channels.iter().find(|c| c.name == "general").unwrap().id;
+    let bob = guild.members.iter().find(|m| m.username == "bob").unwrap().user_id;
+    let sync_dir = tempfile::tempdir().unwrap();
+    let mut sync = crate::binary::beacon();
+    sync.args(["commands", "sync", "--guild", &guild.id.to_string()])
+        .env("BEACON_DATA_DIR", sync_dir.path())
+        .env("BEACON_DISCORD_TOKEN", fake.bot_token())
+        .env("BEACON_DISCORD_API_URL", fake.base_url());
+    let out = tokio::task::spawn_blocking(move || sync.output().unwrap()).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Two processes: the first with the gateway and the interactions endpoint, both run jobs.
+    let mut processes = vec![start_process(&fake, &db.url, true), start_process(&fake, &db.url, false)];
+    for p in &processes {
+        crate::binary::wait_http(&format!("http://127.0.0.1:{}/health/ready", p.port)).await;
+    }
+    fake.set_interactions_endpoint(&format!("http://127.0.0.1:{}/interactions", processes[0].port));
+    let store = beacon_store::Store::connect(&db.url).await.unwrap();
+    let remind = |sub_name: &str, options: Value| {
+        let invocation = CommandInvocation {
+            guild_id: guild.id,
+            channel_id: general,
+            user_id: bob,
+            name: "remind".into(),
+            options: sub(sub_name, options),
+            member_permissions: None,
+        };
+        let fake = fake.clone();
+        async move {
+            let h = fake.invoke_command(invocation, Delivery::Http).await.unwrap();
+            text_of(&fake.wait_response(&h, WAIT).await.unwrap())
+        }
+    };
+    let last_id = || {
+        let store = store.clone();
+        let guild = guild.id;
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT MAX(id) FROM reminders WHERE guild_id = $1")
+                .bind(guild as i64)
+                .fetch_one(store.pool())
+                .await
+                .unwrap()
+        }
+    };
+    let make_due = |id: i64| {
+        let store = store.clone();
+        async move {
+            sqlx::query("UPDATE beacon_jobs SET run_at = $2 WHERE dedupe_key = $1 AND state = 'pending'")
+                .bind(format!("reminder:{id}"))
+                .bind(beacon_store::now_ms())
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+    };
+    let count = |text: &str| {
+        let text = format!("you asked to be reminded: {text}");
+        fake.messages(general).iter().filter(|m| m["content"].as_str().is_some_and(|c| c.contains(&text))).count()
+    };
+    let wait_count = |text: &'static str| {
+        let fake = fake.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            let needle = format!("you asked to be reminded: {text}");
+            while !fake.messages(general).iter().any(|m| m["content"].as_str().is_some_and(|c| c.contains(&needle))) {
+                assert!(tokio::time::Instant::now() < deadline, "reminder {text:?} was never delivered");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+
+    // The guild is registered by the first process (GUILD_CREATE, or this interaction).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = remind("timezone", json!([opt_str("name", "America/New_York")])).await;
+        if out.contains("America/New_York") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the first process never answered: {out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // in, at and every, with both processes running.
+    for n in 0..4 {
+        let out = remind("in", json!([opt_str("duration", "1s"), opt_str("text", &format!("in {n}"))])).await;
+        assert!(out.contains("Reminder set"), "{out}");
+    }
+    // 2027-03-14 is the day New York moves to summer time: 09:00 there is 13:00 UTC, not 14:00.
+    let out = remind("at", json!([opt_str("when", "2027-03-14 09:00"), opt_str("text", "at pi day")])).await;
+    assert!(out.contains("Reminder set"), "{out}");
+    let at = last_id().await;
+    let run_at: i64 = sqlx::query_scalar("SELECT run_at FROM beacon_jobs WHERE dedupe_key = $1")
+        .bind(format!("reminder:{at}"))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(run_at, "2027-03-14T13:00:00Z".parse::<jiff::Timestamp>().unwrap().as_millisecond());
+    make_due(at).await;
+    let out = remind(
+        "every",
+        json!([{"name": "days", "type": 4, "value": 1}, opt_str("time", "09:00"),
+                                     opt_str("text", "every standup")]),
+    )
+    .await;
+    assert!(out.contains("every 1 day"), "{out}");
+    let every = last_id().await;
+    make_due(every).await;
+    for text in ["in 0", "in 1", "in 2", "in 3", "at pi day", "every standup"] {
+        wait_count(text).await;
+    }
+    // The recurring one's next run is pending, at 09:00 New York time.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let next = loop {
+        let row = sqlx::query_as::<_, (String, i64)>(
+            "SELECT state, run_at FROM beacon_jobs WHERE dedupe_key = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(format!("reminder:{every}"))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        if row.0 == "pending" {
+            break row.1;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the next run was never scheduled: {row:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let local = jiff::Timestamp::from_millisecond(next).unwrap().in_tz("America/New_York").unwrap();
+    assert_eq!((local.hour(), local.minute()), (9, 0), "{local}");
+
+    // Which process holds a reminder's job, from its lease (`worker-<pid>:…`).
+    let holder = |id: i64| {
+        let store = store.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let owner: Option<String> = sqlx::query_scalar(
+                    "SELECT lease_owner FROM beacon_jobs WHERE dedupe_key = $1 AND state = 'running'",
+                )
+                .bind(format!("reminder:{id}"))
+                .fetch_optional(store.pool())
+                .await
+                .unwrap()
+                .flatten();
+                if let Some(pid) = owner
+                    .as_deref()
+                    .and_then(|o| o.strip_prefix("worker-"))
+                    .and_then(|o| o.split(':').next())
+                    .and_then(|p| p.parse::<u32>().ok())
+                {
+                    return pid;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "no process took reminder {id}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let done = |id: i64| {
+        let store = store.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM reminders WHERE id = $1")
+                .bind(id)
+                .fetch_one(store.pool())
+                .await
+                .unwrap()
+                > 0
+            {
+                assert!(tokio::time::Instant::now() < deadline, "reminder {id} was never finished");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+
+    // (a) Killed after Discord created the message, before its answer arrived; (b) killed while
+    // the request was held back before Discord acted.
+    for (text, kind) in [
+        ("killed after posting", FaultKind::DelayAfter(Duration::from_secs(60))),
+        ("killed before posting", FaultKind::Delay(Duration::from_secs(600))),
+    ] {
+        fake.inject(Fault {
+            method: Some("POST".into()),
+            path_contains: format!("/channels/{general}/messages"),
+            kind: kind.clone(),
+            times: 1,
+        });
+        let out = remind("in", json!([opt_str("duration", "1s"), opt_str("text", text)])).await;
+        assert!(out.contains("Reminder set"), "{out}");
+        let id = last_id().await;
+        let pid = holder(id).await;
+        // Between the claim and the send: the request has met the fault.
+        let acted_first = matches!(kind, FaultKind::DelayAfter(_));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while fake.faults().iter().any(|f| f.times > 0) || (acted_first && count(text) == 0) {
+            assert!(tokio::time::Instant::now() < deadline, "{text}: the send never reached Discord");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let at = processes.iter().position(|p| p.child.id() == pid).expect("the lease holder is one of ours");
+        drop(processes.remove(at)); // SIGKILL
+        let restarted = start_process(&fake, &db.url, at == 0);
+        crate::binary::wait_http(&format!("http://127.0.0.1:{}/health/ready", restarted.port)).await;
+        if at == 0 {
+            fake.set_interactions_endpoint(&format!("http://127.0.0.1:{}/interactions", restarted.port));
+        }
+        processes.insert(at, restarted);
+        done(id).await;
+        assert_eq!(count(text), 1, "{text}: delivered exactly once");
+        let sends: Vec<_> = fake
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r.operation_id.as_deref() == Some("create_message")
+                    && r.body["content"].as_str().is_some_and(|c| c.contains(text))
+            })
+            .collect();
+        assert!(sends.iter().all(|r| r.body["enforce_nonce"] == json!(true)), "{sends:?}");
+        assert!(sends.iter().all(|r| r.body["nonce"] == sends[0].body["nonce"]), "one nonce per run: {sends:?}");
+    }
+    // The run killed after posting was sent twice and shown once: Discord returned the first.
+    let twice = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.body["content"].as_str().is_some_and(|c| c.contains("killed after posting")))
+        .count();
+    assert_eq!(twice, 2, "the process that took over sent the run again");
+
+    for text in ["in 0", "in 1", "in 2", "in 3", "at pi day", "every standup"] {
+        assert_eq!(count(text), 1, "{text} delivered exactly once");
+    }
+    drop(processes);
+    fake.assert_no_violations();
+    db.drop_database().await;
+}

@@ -65,9 +65,18 @@ impl Module for StatusModule {
             .field(EmbedFieldBuilder::new("Guilds", guilds.to_string()).inline())
             .field(EmbedFieldBuilder::new("Shards", shard_text))
             .field(EmbedFieldBuilder::new("Health", health));
+        let week_ago = beacon_store::now_ms() - 7 * 86_400_000;
+        let usage = usage_text(&ctx.guild.command_counts(week_ago).await?);
+        embed = embed.field(EmbedFieldBuilder::new("Commands here (7 days)", fit_field(&usage)));
+        let mut fields = 6;
+        // Handler errors are for staff: they name modules and carry (redacted) error text.
+        if ctx.access >= Access::Staff {
+            let errors = errors_text(&ctx.guild.recent_errors(5).await?);
+            embed = embed.field(EmbedFieldBuilder::new("Latest errors here (staff)", fit_field(&errors)));
+            fields += 1;
+        }
         // What each module reports (the LLM's providers and this server's usage, …); Discord
         // allows 25 fields per embed.
-        let mut fields = 5;
         for module in &app.modules {
             if !app.module_enabled(&ctx.guild, module.as_ref()).await.unwrap_or(false) {
                 continue;
@@ -83,6 +92,62 @@ impl Module for StatusModule {
         }
         ctx.reply(Reply::embed(embed.build()).ephemeral()).await
     }
+}
+
+/// Command runs per command: `/ask 12 (1 refused, 1 failed)`, most used first.
+fn usage_text(counts: &[beacon_store::CommandCount]) -> String {
+    let mut per: Vec<(String, i64, i64, i64)> = Vec::new();
+    for c in counts {
+        let at = match per.iter().position(|p| p.0 == c.command) {
+            Some(at) => at,
+            None => {
+                per.push((c.command.clone(), 0, 0, 0));
+                per.len() - 1
+            }
+        };
+        if let Some(entry) = per.get_mut(at) {
+            entry.1 += c.count;
+            match c.outcome.as_str() {
+                "refused" => entry.2 += c.count,
+                "failed" => entry.3 += c.count,
+                _ => {}
+            }
+        }
+    }
+    if per.is_empty() {
+        return "none".to_owned();
+    }
+    per.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    per.iter()
+        .map(|(command, runs, refused, failed)| {
+            let mut line = format!("/{command} {runs}");
+            let notes: Vec<String> = [(*refused, "refused"), (*failed, "failed")]
+                .iter()
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, what)| format!("{n} {what}"))
+                .collect();
+            if !notes.is_empty() {
+                line.push_str(&format!(" ({})", notes.join(", ")));
+            }
+            line
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The latest handler errors: when, which module, the reference members were shown, the message.
+fn errors_text(errors: &[beacon_store::ErrorRecord]) -> String {
+    if errors.is_empty() {
+        return "none".to_owned();
+    }
+    errors
+        .iter()
+        .map(|e| {
+            let message: String = e.message.chars().take(150).collect();
+            format!("<t:{}:R> {} (ref `{}`): {message}", e.at / 1000, e.module, e.reference)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Discord's limit on an embed field's value, in characters.
@@ -121,6 +186,18 @@ mod tests {
         let cut = fit_field(&long);
         assert_eq!(cut.chars().count(), FIELD_LIMIT);
         assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn usage_is_summed_per_command() {
+        let count = |command: &str, outcome: &str, count| beacon_store::CommandCount {
+            command: command.into(),
+            outcome: outcome.into(),
+            count,
+        };
+        let text = usage_text(&[count("ask", "ok", 10), count("faq", "ok", 3), count("ask", "failed", 2)]);
+        assert_eq!(text, "/ask 12 (2 failed)\n/faq 3");
+        assert_eq!(usage_text(&[]), "none");
     }
 
     #[test]

@@ -194,6 +194,20 @@ pub trait Module: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Expires what `rule` (one of [`Module::retention`]) keeps of `guild` from before
+    /// `cutoff_ms`; returns how many records went. By default the rule's statements; a module
+    /// that keeps that kind outside the database too (files, objects) overrides this to remove
+    /// them with the rows.
+    async fn expire(
+        &self,
+        _app: &Arc<App>,
+        guild: &GuildStore,
+        rule: &Retention,
+        cutoff_ms: i64,
+    ) -> Result<u64, HandlerError> {
+        Ok(guild.expire_rows(rule.expire, cutoff_ms).await?.iter().sum())
+    }
+
     /// Core modules cannot be switched off.
     fn can_disable(&self) -> bool {
         true

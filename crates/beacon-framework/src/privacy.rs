@@ -248,6 +248,11 @@ pub fn core_personal_data() -> Vec<PersonalData> {
         .erase(&["UPDATE guild_modules SET updated_by = 0 WHERE guild_id = $1 AND updated_by = $2"])
         .keeps("the server's module switches stay; who flipped them is removed"),
         PersonalData::nothing("guild_changes", "change notices carry only the server's id and a time"),
+        PersonalData::nothing("command_usage", "which command ran, how it ended and when; not who ran it, no text"),
+        PersonalData::nothing(
+            "handler_errors",
+            "a failed handler's module, reference and error message with personal data redacted; not who ran it",
+        ),
         PersonalData::nothing(
             "beacon_jobs",
             "a job's payload belongs to the module of its kind, which exports and erases its own jobs",

@@ -57,9 +57,27 @@ pub const AUDIT: Retention = Retention {
     expire: &["DELETE FROM setting_audit WHERE guild_id = $1 AND at < $2"],
 };
 
+/// Command usage (one row per command run, `command_usage`): 90 days at most.
+pub const USAGE: Retention = Retention {
+    kind: "command usage records",
+    setting: "core.usage_retention",
+    default: Duration::from_secs(90 * DAY),
+    max: Duration::from_secs(90 * DAY),
+    expire: &["DELETE FROM command_usage WHERE guild_id = $1 AND at < $2"],
+};
+
+/// Handler errors (`handler_errors`): 30 days at most.
+pub const ERRORS: Retention = Retention {
+    kind: "error records",
+    setting: "core.errors_retention",
+    default: Duration::from_secs(30 * DAY),
+    max: Duration::from_secs(30 * DAY),
+    expire: &["DELETE FROM handler_errors WHERE guild_id = $1 AND at < $2"],
+};
+
 /// The kinds the framework's own tables keep.
 pub fn core_retention() -> Vec<Retention> {
-    vec![AUDIT]
+    vec![AUDIT, USAGE, ERRORS]
 }
 
 /// What one pass expired.
@@ -79,22 +97,39 @@ impl App {
     /// Expires, in every active guild, what each declared kind keeps beyond the guild's
     /// retention at `now_ms`. Returns what went.
     pub async fn enforce_retention(self: &Arc<Self>, now_ms: i64) -> Result<Vec<Expired>, HandlerError> {
-        let mut rules: Vec<(&'static str, Retention)> =
-            core_retention().into_iter().map(|r| (crate::privacy::CORE, r)).collect();
-        for module in &self.modules {
-            rules.extend(module.retention().into_iter().map(|r| (module.name(), r)));
-        }
         let mut expired = Vec::new();
         for guild_id in self.store.active_guild_ids().await? {
             let guild = self.guild(guild_id);
-            for (module, rule) in &rules {
-                let keep_ms = self.settings.get_i64(&guild, rule.setting).await?.saturating_mul(1000);
-                let rows: u64 = guild.expire_rows(rule.expire, now_ms.saturating_sub(keep_ms)).await?.iter().sum();
+            for rule in core_retention() {
+                let Some(cutoff) = self.cutoff(&guild, &rule, now_ms).await? else { continue };
+                let rows: u64 = guild.expire_rows(rule.expire, cutoff).await?.iter().sum();
                 if rows > 0 {
-                    expired.push(Expired { guild_id, module, kind: rule.kind, rows });
+                    expired.push(Expired { guild_id, module: crate::privacy::CORE, kind: rule.kind, rows });
+                }
+            }
+            for module in &self.modules {
+                for rule in module.retention() {
+                    let Some(cutoff) = self.cutoff(&guild, &rule, now_ms).await? else { continue };
+                    let rows = module.expire(self, &guild, &rule, cutoff).await?;
+                    if rows > 0 {
+                        expired.push(Expired { guild_id, module: module.name(), kind: rule.kind, rows });
+                    }
                 }
             }
         }
         Ok(expired)
+    }
+
+    /// What is older than this (unix ms) expires under `rule` in `guild` at `now_ms`; `None`
+    /// for a stored period of 0 (older releases' "keep forever", which a guild keeps until it
+    /// sets a period).
+    async fn cutoff(
+        &self,
+        guild: &beacon_store::GuildStore,
+        rule: &Retention,
+        now_ms: i64,
+    ) -> Result<Option<i64>, HandlerError> {
+        let keep_ms = self.settings.get_i64(guild, rule.setting).await?.saturating_mul(1000);
+        Ok((keep_ms > 0).then(|| now_ms.saturating_sub(keep_ms)))
     }
 }

@@ -113,7 +113,9 @@ pub async fn dispatch_interaction(app: &Arc<App>, interaction: Interaction) -> O
     let task_responder = responder.clone();
     app.tasks.spawn(
         async move {
-            let result = run_interaction(&task_app, Arc::new(interaction), task_responder.clone()).await;
+            let interaction = Arc::new(interaction);
+            let result = run_interaction(&task_app, interaction.clone(), task_responder.clone()).await;
+            record_activity(&task_app, &interaction, &result).await;
             finish(&task_responder, result).await;
         }
         .instrument(span),
@@ -129,6 +131,46 @@ fn kind_label(kind: InteractionType) -> &'static str {
         InteractionType::ApplicationCommandAutocomplete => "autocomplete",
         InteractionType::ModalSubmit => "modal",
         _ => "other",
+    }
+}
+
+/// Counts a command run in its guild (`command_usage`: the command and how it ended, nothing
+/// about the member) and records a handler failure (`handler_errors`: the module, the reference
+/// the member is shown, the message with personal data redacted), for `/status`. Recording is
+/// best effort: a failure to record is logged and the member's answer does not wait on it.
+async fn record_activity(app: &App, interaction: &Interaction, result: &Result<(), HandlerError>) {
+    let Some(guild_id) = interaction.guild_id.map(|g| g.get()) else {
+        return;
+    };
+    let guild = app.guild(guild_id);
+    let now = beacon_store::now_ms();
+    let prefix_module = |custom_id: &str| app.module_named(custom_id.split(':').next().unwrap_or_default());
+    let (command, module) = match &interaction.data {
+        Some(InteractionData::ApplicationCommand(data)) if interaction.kind == InteractionType::ApplicationCommand => {
+            (Some(data.name.as_str()), app.module_for_command(&data.name).map(|(m, _)| m))
+        }
+        Some(InteractionData::MessageComponent(data)) => (None, prefix_module(&data.custom_id)),
+        Some(InteractionData::ModalSubmit(data)) => (None, prefix_module(&data.custom_id)),
+        _ => return,
+    };
+    if let Some(command) = command {
+        let outcome = match result {
+            Ok(()) => beacon_store::Outcome::Ok,
+            Err(e) if e.is_for_member() => beacon_store::Outcome::Refused,
+            Err(_) => beacon_store::Outcome::Failed,
+        };
+        if let Err(e) = guild.record_command(command, outcome, now).await {
+            tracing::warn!(error = %e, "recording command usage failed");
+        }
+    }
+    if let Err(err) = result
+        && !err.is_for_member()
+    {
+        let module = module.map_or(crate::privacy::CORE, |m| m.name());
+        let message = beacon_pii::redact(&err.to_string());
+        if let Err(e) = guild.record_error(module, interaction.id.get(), &message, now).await {
+            tracing::warn!(error = %e, "recording a handler error failed");
+        }
     }
 }
 

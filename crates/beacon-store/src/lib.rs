@@ -34,6 +34,7 @@
 //! does this for each module), and query through [`Store::pool`] binding [`GuildStore::sql_id`].
 //! [`Store::purge_guild`] then removes a guild's rows from every declared table.
 
+mod activity;
 mod changes;
 mod claims;
 mod error;
@@ -42,6 +43,7 @@ mod member;
 mod schema;
 mod store;
 
+pub use activity::{CommandCount, ErrorRecord, Outcome};
 pub use changes::{Generation, OVERLAP_MS, POLL_EVERY, SettingChangeElsewhere};
 pub use error::{StoreError, redact_url};
 pub use guild::{AuthorizedUser, GuildRecord, GuildStore, GuildUpsert, SettingAudit, SettingChange};

@@ -24,9 +24,19 @@ pub const CORE: Schema = Schema {
         crate::migration!(1, "core", "0001_core.sql"),
         crate::migration!(2, "guild changes", "0002_guild_changes.sql"),
         crate::migration!(3, "setting change origin", "0003_setting_origin.sql"),
+        crate::migration!(4, "command usage and handler errors", "0004_activity.sql"),
     ],
     // `guilds` last: the record goes when everything it owns is gone.
-    guild_tables: &["guild_changes", "authorized_users", "guild_settings", "setting_audit", "guild_modules", "guilds"],
+    guild_tables: &[
+        "guild_changes",
+        "authorized_users",
+        "guild_settings",
+        "setting_audit",
+        "guild_modules",
+        "command_usage",
+        "handler_errors",
+        "guilds",
+    ],
 };
 
 /// Marks a version applied by a release that kept its migrations elsewhere (its checksum is

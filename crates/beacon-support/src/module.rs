@@ -840,6 +840,23 @@ impl Module for SupportModule {
         crate::privacy::retention()
     }
 
+    /// Answer content also lives in the audit log's lines (where the server opted in): those
+    /// older than the cut-off lose their question and answer with the rows.
+    async fn expire(
+        &self,
+        app: &Arc<App>,
+        guild: &GuildStore,
+        rule: &beacon_framework::retention::Retention,
+        cutoff_ms: i64,
+    ) -> Result<u64, HandlerError> {
+        let lines = {
+            let _guard = self.audit_lock.lock().await;
+            crate::privacy::expire_audit_content(&audit_file(&audit_dir(app), guild.id()), cutoff_ms).await?
+        };
+        let rows: u64 = guild.expire_rows(rule.expire, cutoff_ms).await?.iter().sum();
+        Ok(rows + lines)
+    }
+
     async fn export_member(
         &self,
         app: &Arc<App>,

@@ -134,6 +134,39 @@ pub(crate) async fn erase_extra(
     ])
 }
 
+/// Blanks the question and answer of the audit log's lines written before `cutoff_ms` (call
+/// with the audit log's lock held); returns how many lines lost content.
+pub(crate) async fn expire_audit_content(file: &Path, cutoff_ms: i64) -> Result<u64, HandlerError> {
+    let text = match tokio::fs::read_to_string(file).await {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(HandlerError::internal(format!("reading {}: {e}", file.display()))),
+    };
+    let mut changed = 0;
+    let mut body = String::with_capacity(text.len());
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str::<Value>(line) {
+            Ok(mut v)
+                if v.get("at").and_then(Value::as_i64).is_some_and(|at| at < cutoff_ms)
+                    && ["question", "answer"].iter().any(|k| v.get(*k).is_some_and(|c| !c.is_null())) =>
+            {
+                v["question"] = Value::Null;
+                v["answer"] = Value::Null;
+                changed += 1;
+                body.push_str(&v.to_string());
+            }
+            _ => body.push_str(line),
+        }
+        body.push('\n');
+    }
+    if changed > 0 {
+        tokio::fs::write(file, body)
+            .await
+            .map_err(|e| HandlerError::internal(format!("rewriting {}: {e}", file.display())))?;
+    }
+    Ok(changed)
+}
+
 /// The audit log's lines about `user_id` (parsed) and every other line (as written).
 async fn audit_lines(file: &Path, user_id: u64) -> Result<(Vec<Value>, Vec<String>), HandlerError> {
     let text = match tokio::fs::read_to_string(file).await {

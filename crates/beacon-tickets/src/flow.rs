@@ -28,8 +28,6 @@ use crate::transcript::{self, Line, TranscriptStore};
 pub const JOB_SLA: &str = "tickets.sla";
 /// Job kind: close a ticket that has been quiet for `tickets.auto_close_after`.
 pub const JOB_AUTOCLOSE: &str = "tickets.autoclose";
-/// Job kind: delete a transcript after `tickets.transcript_retention`.
-pub const JOB_TRANSCRIPT_EXPIRY: &str = "tickets.transcript_expiry";
 
 /// Who acts when Beacon itself changes a ticket (timers).
 pub const SYSTEM: u64 = 0;
@@ -672,14 +670,9 @@ impl Desk {
             match self.storage.put(&key, html.clone()).await {
                 Ok(()) => {
                     link = Some(transcript::link_for(&self.app, &self.storage, &key));
-                    t.transcript_key = Some(key.clone());
-                    let keep = ms(self.duration(guild, keys::TRANSCRIPT_RETENTION).await?);
-                    if keep > 0 {
-                        self.jobs
-                            .schedule(guild.id(), JOB_TRANSCRIPT_EXPIRY, &json!({"key": key}), now + keep, None)
-                            .await
-                            .map_err(HandlerError::internal)?;
-                    }
+                    // Expired with its ticket's close time by the retention kind `ticket
+                    // transcripts` (`tickets.transcript_retention`, hourly housekeeping).
+                    t.transcript_key = Some(key);
                 }
                 // The ticket still closes; the log message says the transcript is missing.
                 Err(e) => tracing::error!(error = %e, ticket = t.number, "storing transcript failed"),

@@ -39,7 +39,7 @@ mod timers;
 mod transcript;
 
 pub use export::{PANEL_COLUMNS, TICKET_COLUMNS, panels_csv, tickets_csv};
-pub use flow::{JOB_AUTOCLOSE, JOB_SLA, JOB_TRANSCRIPT_EXPIRY};
+pub use flow::{JOB_AUTOCLOSE, JOB_SLA};
 pub use knowledge::{Learned, TICKET_SOURCE_ID, TicketSource};
 pub use model::{Answer, Knowledge, Panel, Stats, Status, Ticket};
 pub use transcript::{Line, S3Options, StorageError, TranscriptStore, render as render_transcript};

@@ -777,3 +777,27 @@ impl Repo {
         })
     }
 }
+
+impl Repo {
+    /// Tickets closed before `cutoff_ms` that still have a transcript: number and key.
+    pub async fn transcripts_closed_before(&self, cutoff_ms: i64) -> Result<Vec<(i64, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT number, transcript_key FROM tickets WHERE guild_id = $1 AND transcript_key IS NOT NULL \
+             AND closed_at < $2 ORDER BY number",
+        )
+        .bind(self.guild.sql_id())
+        .bind(cutoff_ms)
+        .fetch_all(self.guild.store().pool())
+        .await?)
+    }
+
+    /// The ticket's transcript is gone (retention).
+    pub async fn forget_transcript(&self, number: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tickets SET transcript_key = NULL WHERE guild_id = $1 AND number = $2")
+            .bind(self.guild.sql_id())
+            .bind(number)
+            .execute(self.guild.store().pool())
+            .await?;
+        Ok(())
+    }
+}

@@ -117,12 +117,6 @@ pub(crate) fn settings() -> Vec<SettingSpec> {
             "Channel told about escalations (default: the ticket itself).",
         ),
         SettingSpec::new(
-            keys::TRANSCRIPT_RETENTION,
-            dur(0, 3650 * DAY),
-            json!(365 * DAY),
-            "How long transcripts are kept (0 = forever).",
-        ),
-        SettingSpec::new(
             keys::FEEDBACK,
             SettingKind::Bool,
             json!(true),
@@ -495,10 +489,7 @@ impl Module for TicketsModule {
 
     fn jobs(&self, app: &Arc<App>) -> Vec<JobKind> {
         let handler = Arc::new(crate::timers::TicketJobs { desk: self.desk(app) });
-        [crate::JOB_SLA, crate::JOB_AUTOCLOSE, crate::JOB_TRANSCRIPT_EXPIRY]
-            .into_iter()
-            .map(|kind| JobKind::new(kind, handler.clone()))
-            .collect()
+        [crate::JOB_SLA, crate::JOB_AUTOCLOSE].into_iter().map(|kind| JobKind::new(kind, handler.clone())).collect()
     }
 
     fn provides(&self) -> Vec<Port> {
@@ -548,6 +539,36 @@ impl Module for TicketsModule {
 
     fn personal_data(&self) -> Vec<beacon_framework::privacy::PersonalData> {
         crate::privacy::personal_data()
+    }
+
+    fn retention(&self) -> Vec<beacon_framework::retention::Retention> {
+        vec![crate::privacy::TRANSCRIPTS]
+    }
+
+    /// Transcripts of tickets closed before the cut-off: the stored files go, then the tickets
+    /// forget their keys.
+    async fn expire(
+        &self,
+        _app: &Arc<App>,
+        guild: &beacon_store::GuildStore,
+        rule: &beacon_framework::retention::Retention,
+        cutoff_ms: i64,
+    ) -> Result<u64, HandlerError> {
+        if rule.setting != keys::TRANSCRIPT_RETENTION {
+            return Ok(guild.expire_rows(rule.expire, cutoff_ms).await?.iter().sum());
+        }
+        let repo = crate::model::Repo::new(guild.clone());
+        let expired = repo.transcripts_closed_before(cutoff_ms).await?;
+        for (number, key) in &expired {
+            // Keys are built by this module as guilds/{guild}/…; never another guild's file.
+            if !key.starts_with(&format!("guilds/{}/", guild.id())) {
+                continue;
+            }
+            self.storage.delete(key).await.map_err(HandlerError::internal)?;
+            repo.forget_transcript(*number).await?;
+            tracing::info!(guild_id = guild.id(), ticket = number, "transcript past retention deleted");
+        }
+        Ok(expired.len() as u64)
     }
 
     async fn export_member(

@@ -102,3 +102,13 @@ pub(crate) async fn erase_transcripts(
         Some("transcripts of other members' tickets the member wrote in stay with those tickets".to_owned()),
     ))
 }
+
+/// Transcripts (the stored HTML of closed tickets) expire per server, counted from the close.
+pub(crate) const TRANSCRIPTS: beacon_framework::retention::Retention = beacon_framework::retention::Retention {
+    kind: "ticket transcripts",
+    setting: crate::keys::TRANSCRIPT_RETENTION,
+    default: std::time::Duration::from_secs(365 * 86_400),
+    max: std::time::Duration::from_secs(3650 * 86_400),
+    // The files go first (`TicketsModule::expire`), then each ticket forgets its key.
+    expire: &[],
+};

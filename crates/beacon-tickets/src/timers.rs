@@ -32,7 +32,6 @@ impl JobHandler for TicketJobs {
         let result = match job.kind.as_str() {
             crate::flow::JOB_SLA => self.sla(job).await,
             crate::flow::JOB_AUTOCLOSE => self.autoclose(job).await,
-            crate::flow::JOB_TRANSCRIPT_EXPIRY => self.expire(job).await,
             other => return Err(Failure::permanent(format!("unknown kind {other}"))),
         };
         result.map_err(failure)
@@ -125,18 +124,5 @@ impl TicketJobs {
         let idle = crate::text::duration(now - t.last_activity_at);
         let t = desk.close(&guild, number, SYSTEM, Some(&format!("no activity for {idle}"))).await?;
         desk.refresh(&t).await
-    }
-
-    async fn expire(&self, job: &Job) -> HandlerResult {
-        let Some(key) = job.payload["key"].as_str() else {
-            return Err(HandlerError::user("job payload has no key"));
-        };
-        // Keys are built by this module as guilds/{guild}/…; never delete another guild's file.
-        if !key.starts_with(&format!("guilds/{}/", job.guild_id)) {
-            return Err(HandlerError::user("transcript key of another guild"));
-        }
-        self.desk.storage.delete(key).await.map_err(HandlerError::internal)?;
-        tracing::info!(guild_id = job.guild_id, key, "transcript past retention deleted");
-        Ok(())
     }
 }

@@ -590,6 +590,11 @@ impl Module for TicketsModule {
     ) -> Result<Vec<beacon_framework::privacy::ErasureLine>, HandlerError> {
         let transcripts = crate::privacy::erase_transcripts(&self.storage, guild, user_id).await?;
         let mut lines = beacon_framework::privacy::erase_declared(&self.personal_data(), guild, user_id).await?;
+        // The knowledge their resolved tickets added leaves the guild's search index now, not at
+        // the next scheduled sync.
+        if lines.iter().any(|l| l.part == "ticket_knowledge" && l.changed > 0) {
+            self.learned.announce(guild.id());
+        }
         lines.push(transcripts);
         Ok(lines)
     }

@@ -338,3 +338,24 @@ async fn support_stats_rank_abstentions_and_thumbs_down() {
     assert!(stored.iter().all(|q| !q.contains("jane@")), "{stored:?}");
     t.stop().await;
 }
+
+/// Erasing a member reaches the search index at once: the knowledge their resolved ticket added
+/// stops answering as soon as `/privacy delete` erased it, not at the next scheduled sync.
+#[tokio::test]
+async fn erasing_the_member_removes_their_tickets_knowledge_from_the_index_at_once() {
+    let (t, sam) = spawn().await;
+    let (bob, alice) = (t.member("bob"), t.member("alice-admin"));
+    let question = "Can I transfer my licence to my colleague?";
+    let answer = "Yes: the licence owner sends a transfer request from the licence page and it moves within an hour.";
+    set(&t, "tickets.learn_from_resolved", "true").await;
+    let (thread, message) = answered_ticket(&t, bob, sam, 1, question, answer).await;
+    click(&t, thread, sam, message, "tickets:resolve:1").await;
+    wait_documents(&t, "tickets", 1).await;
+    ask_until(&t, alice, question, |r| r.contains("within an hour")).await;
+
+    let receipt = t.app().erase_member(t.guild.id, bob).await.unwrap();
+    assert!(receipt.iter().any(|l| l.part == "ticket_knowledge" && l.changed > 0), "{receipt:?}");
+    wait_documents(&t, "tickets", 0).await;
+    ask_until(&t, alice, question, |r| !r.contains("within an hour")).await;
+    t.stop().await;
+}

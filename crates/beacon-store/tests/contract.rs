@@ -69,10 +69,19 @@ async fn migrate_twice_is_noop(store: Store) {
     store.migrate().await.expect("third migrate");
     assert_eq!(store.guild_count().await.expect("count"), 1);
     let tables: HashSet<&str> = store.declared_guild_tables().into_iter().collect();
-    for core in ["authorized_users", "guild_settings", "setting_audit", "guild_modules", "guild_changes", "guilds"] {
+    for core in [
+        "authorized_users",
+        "guild_settings",
+        "setting_audit",
+        "guild_modules",
+        "guild_changes",
+        "command_usage",
+        "handler_errors",
+        "guilds",
+    ] {
         assert!(tables.contains(core), "{core} must be purged with its guild");
     }
-    assert_eq!(tables.len(), 6);
+    assert_eq!(tables.len(), 8);
 }
 
 async fn ping_answers(store: Store) {
@@ -449,6 +458,8 @@ async fn seed_guild(store: &Store, guild_id: u64) {
     g.grant(OWNER, None).await.expect("grant");
     g.set_setting("a", Some(&json!(1)), OWNER).await.expect("set");
     g.set_module_enabled("notes", true, OWNER).await.expect("module");
+    g.record_command("notes", beacon_store::Outcome::Ok, now_ms()).await.expect("usage");
+    g.record_error("notes", 1, "failed", now_ms()).await.expect("error");
     sqlx::query("INSERT INTO notes (guild_id, id, body) VALUES ($1, 1, 'hello')")
         .bind(g.sql_id())
         .execute(store.pool())

@@ -343,7 +343,7 @@ fn too_large(resp: Response, limit: usize) -> Response {
 
 /// `256 KiB`, `4 MiB`.
 fn size_text(bytes: usize) -> String {
-    if bytes >= 1024 * 1024 && bytes % (1024 * 1024) == 0 {
+    if bytes >= 1024 * 1024 && bytes.is_multiple_of(1024 * 1024) {
         format!("{} MiB", bytes / (1024 * 1024))
     } else {
         format!("{} KiB", bytes.div_ceil(1024))

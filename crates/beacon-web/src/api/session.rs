@@ -229,7 +229,7 @@ impl SessionStore {
                 .await?;
                 let Some(row) = row else { return Ok(None) };
                 let guilds: String = row.try_get("guilds")?;
-                let record = Record {
+                Record {
                     user_id: row.try_get::<i64, _>("user_id")? as u64,
                     username: row.try_get("username")?,
                     csrf: row.try_get("csrf_token")?,
@@ -239,8 +239,7 @@ impl SessionStore {
                     guilds_fetched_at: row.try_get("guilds_fetched_at")?,
                     last_seen_at: row.try_get("last_seen_at")?,
                     expires_at: row.try_get("expires_at")?,
-                };
-                record
+                }
             }
             SessionStore::Redis(cache) => {
                 let Some(bytes) = cache.get(&redis_key(&id_hash)).await? else { return Ok(None) };

@@ -71,6 +71,18 @@ pub const API_RATE_LIMIT: Key = key(
     KeyKind::Plain,
     "Web API requests per minute per session, and 4× that per IP (default 300).",
 );
+pub const API_CSV_LIMIT_MB: Key = key(
+    "BEACON_API_CSV_LIMIT_MB",
+    "api.csv_limit_mb",
+    KeyKind::Plain,
+    "Largest CSV body the web API takes (FAQ import), in MiB (default 4, 1–64); JSON bodies stay at 256 KiB.",
+);
+pub const TRUSTED_PROXIES: Key = key(
+    "BEACON_TRUSTED_PROXIES",
+    "api.trusted_proxies",
+    KeyKind::Plain,
+    "Reverse proxies (comma-separated IPs or CIDRs, e.g. `10.0.0.0/8`) whose `X-Forwarded-For` names the client for the web API's per-IP rate limit; none by default (the header is ignored).",
+);
 pub const DATABASE_URL: Key = key(
     "BEACON_DATABASE_URL",
     "database_url",
@@ -432,6 +444,8 @@ pub const KEYS: &[Key] = &[
     OAUTH_CLIENT_SECRET,
     API_CORS_ORIGINS,
     API_RATE_LIMIT,
+    API_CSV_LIMIT_MB,
+    TRUSTED_PROXIES,
     DATA_DIR,
     DEVELOPERS_GUILD_ID,
     DEVELOPERS_ROLE_ID,

@@ -203,6 +203,10 @@ pub struct ApiSettings {
     pub cors_origins: Vec<String>,
     /// `BEACON_API_RATE_LIMIT`: requests per minute per session (4× per IP).
     pub rate_limit: u64,
+    /// `BEACON_API_CSV_LIMIT_MB`: the largest CSV body (an import), in bytes.
+    pub csv_limit: usize,
+    /// `BEACON_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Where the external AI coding-agent service is and how long to wait for it.
@@ -505,6 +509,10 @@ impl Config {
                 oauth_client_secret: text(&values, &keys::OAUTH_CLIENT_SECRET).map(|t| Secret::new(t.to_owned())),
                 cors_origins: api_origins(&values)?,
                 rate_limit: parse_bounded(&values, &keys::API_RATE_LIMIT, 1, 1_000_000)?.map_or(300, |n| n as u64),
+                csv_limit: parse_bounded(&values, &keys::API_CSV_LIMIT_MB, 1, 64)?.map_or(4, |n| n as usize)
+                    * 1024
+                    * 1024,
+                trusted_proxies: trusted_proxies(&values)?,
             },
         };
         Ok(config)
@@ -514,6 +522,29 @@ impl Config {
     pub fn sqlite_path(&self) -> Option<PathBuf> {
         self.database_url.expose().strip_prefix("sqlite://").map(|p| PathBuf::from(p.split('?').next().unwrap_or(p)))
     }
+}
+
+/// `BEACON_TRUSTED_PROXIES`: IPs (a single address) or CIDRs.
+fn trusted_proxies(values: &Values) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let Some(list) = text(values, &keys::TRUSTED_PROXIES) else { return Ok(Vec::new()) };
+    let mut nets = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let net = match item.parse::<ipnet::IpNet>() {
+            Ok(net) => net,
+            Err(_) => match item.parse::<std::net::IpAddr>() {
+                Ok(ip) => ipnet::IpNet::from(ip),
+                Err(_) => {
+                    return Err(invalid(
+                        values,
+                        &keys::TRUSTED_PROXIES,
+                        &format!("`{item}` is neither an IP address nor a CIDR such as 10.0.0.0/8"),
+                    ));
+                }
+            },
+        };
+        nets.push(net);
+    }
+    Ok(nets)
 }
 
 fn api_origins(values: &Values) -> Result<Vec<String>, ConfigError> {

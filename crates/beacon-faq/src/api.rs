@@ -1,6 +1,6 @@
 //! The FAQ in the web API (mounted by `beacon-web` under `/api/v1/guilds/{guild_id}` behind the
 //! login and access checks): list, one entry, create, edit, remove, search, CSV export and
-//! import, and the searches that found nothing (gaps).
+//! import, the search log, and the searches that found nothing (gaps).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -75,9 +75,11 @@ pub(crate) fn routes(faq: &Faq) -> Vec<ApiRoute> {
             .query(&[("q", "What to search for")]),
         ApiRoute::new(Method::GET, "/faq/gaps", "Searches that found nothing (personal data redacted)", a, get(with_faq!(faq, gaps, q: Query<HashMap<String, String>>)))
             .query(&[("days", "The last this many days (1–365, default 30)")]),
+        ApiRoute::new(Method::GET, "/faq/searches", "The search log, newest first: each search's term (personal data redacted) and how many entries it found", a, get(with_faq!(faq, searches, q: Query<HashMap<String, String>>)))
+            .query(&[("days", "The last this many days (1–365, default 30)"), ("limit", "At most this many (1–500, default 100)")]),
         ApiRoute::new(Method::GET, "/faq/export", "Every entry as CSV", a, get(with_faq!(faq, export,))),
         ApiRoute::new(Method::POST, "/faq/import", "Adds or replaces entries from a CSV body (the export's columns)", a, post(with_faq!(faq, import, body: Bytes)))
-            .body("CSV text (text/csv) with the export's header"),
+            .csv_body("CSV text (text/csv) with the export's header"),
         ApiRoute::new(Method::GET, "/faq/{entry_id}", "One entry", a, get(with_faq!(faq, one, p: Path<HashMap<String, String>>))),
         ApiRoute::new(Method::PUT, "/faq/{entry_id}", "Replaces an entry", a, put(with_faq!(faq, update, p: Path<HashMap<String, String>>, body: Result<Json<EntryBody>, axum::extract::rejection::JsonRejection>)))
             .body("{\"question\", \"answer\", \"tags\": [..], \"pinned\": false}"),
@@ -208,6 +210,17 @@ async fn gaps(faq: Faq, ctx: ApiGuild, Query(q): Query<HashMap<String, String>>)
     Ok(Json(json!({"days": days, "gaps": gaps})).into_response())
 }
 
+async fn searches(faq: Faq, ctx: ApiGuild, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+    let days = number(&q, "days", 1..=365, 30)?;
+    let limit = number(&q, "limit", 1..=500, 100)?;
+    let svc = faq.service(&ctx).await?;
+    let since = now_ms() - i64::from(days) * 86_400_000;
+    let searches = svc.repo.searches(&ctx.guild, since, limit).await.map_err(api_error)?;
+    let searches: Vec<Value> =
+        searches.iter().map(|s| json!({"term": s.term, "hits": s.hits, "found": s.hits > 0, "at": s.at})).collect();
+    Ok(Json(json!({"days": days, "searches": searches})).into_response())
+}
+
 async fn export(faq: Faq, ctx: ApiGuild) -> Result<Response, ApiError> {
     let svc = faq.service(&ctx).await?;
     let entries = svc.repo.all(&ctx.guild).await.map_err(api_error)?;
@@ -218,9 +231,6 @@ async fn export(faq: Faq, ctx: ApiGuild) -> Result<Response, ApiError> {
 async fn import(faq: Faq, ctx: ApiGuild, body: Bytes) -> Result<Response, ApiError> {
     if body.is_empty() {
         return Err(ApiError::invalid("body", "Send the CSV file as the request body."));
-    }
-    if body.len() > crate::download::MAX_IMPORT_BYTES as usize {
-        return Err(ApiError::invalid("body", "The CSV file is too large."));
     }
     let svc = faq.service(&ctx).await?;
     let report = svc.import(&ctx.guild, &body, ctx.user_id).await.map_err(api_error)?;

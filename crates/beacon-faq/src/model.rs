@@ -132,6 +132,17 @@ pub struct Gap {
     pub last_at: i64,
 }
 
+/// One logged search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedSearch {
+    /// Normalised term, personal data redacted.
+    pub term: String,
+    /// How many entries it found (0: a gap).
+    pub hits: u64,
+    /// Unix ms.
+    pub at: i64,
+}
+
 /// What an import did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImportReport {

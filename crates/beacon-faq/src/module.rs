@@ -470,6 +470,10 @@ impl Module for FaqModule {
         crate::privacy::personal_data()
     }
 
+    fn retention(&self) -> Vec<beacon_framework::retention::Retention> {
+        crate::privacy::retention()
+    }
+
     fn name(&self) -> &'static str {
         "faq"
     }

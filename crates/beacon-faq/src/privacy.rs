@@ -1,6 +1,19 @@
 //! What the FAQ holds about members (the privacy contract, see `beacon_framework::privacy`).
 
 use beacon_framework::privacy::PersonalData;
+use beacon_framework::retention::Retention;
+
+/// How long the search log (terms, PII-redacted, and their hit counts) is kept per server.
+pub(crate) fn retention() -> Vec<Retention> {
+    const DAY: u64 = 86_400;
+    vec![Retention {
+        kind: "FAQ searches (the search log and its gaps)",
+        setting: "faq.search_log_retention",
+        default: std::time::Duration::from_secs(90 * DAY),
+        max: std::time::Duration::from_secs(365 * DAY),
+        expire: &["DELETE FROM faq_search_log WHERE guild_id = $1 AND at < $2"],
+    }]
+}
 
 /// Entries name who wrote them; searches are logged without who searched.
 pub(crate) fn personal_data() -> Vec<PersonalData> {

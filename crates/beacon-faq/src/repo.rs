@@ -7,7 +7,7 @@ use sqlx::{Any, Row, Transaction};
 use tokio::sync::broadcast;
 
 use crate::error::FaqError;
-use crate::model::{ChangeKind, EntryInput, FaqChanged, FaqEntry, Gap, ImportReport};
+use crate::model::{ChangeKind, EntryInput, FaqChanged, FaqEntry, Gap, ImportReport, LoggedSearch};
 
 /// The FAQ's tables: entries, per-guild counters and the search log, all guild-owned.
 pub const SCHEMA: Schema = Schema {
@@ -321,6 +321,28 @@ impl FaqRepo {
             .execute(self.store.pool())
             .await?;
         Ok(())
+    }
+
+    /// The searches since `since_ms`, newest first (at most `limit`), each with how many
+    /// entries it found; terms logged before redaction are redacted when read.
+    pub async fn searches(&self, guild: &GuildStore, since_ms: i64, limit: u32) -> Result<Vec<LoggedSearch>, FaqError> {
+        let rows = sqlx::query(
+            "SELECT term, hits, at FROM faq_search_log WHERE guild_id = $1 AND at >= $2 ORDER BY at DESC LIMIT $3",
+        )
+        .bind(guild.sql_id())
+        .bind(since_ms)
+        .bind(i64::from(limit))
+        .fetch_all(self.store.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LoggedSearch {
+                    term: beacon_pii::redact(&r.try_get::<String, _>("term")?),
+                    hits: r.try_get::<i64, _>("hits")?.max(0) as u64,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
     }
 
     /// The terms searched most often since `since_ms` without finding anything.

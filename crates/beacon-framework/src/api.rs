@@ -35,6 +35,9 @@ pub struct ApiRoute {
     pub query: &'static [(&'static str, &'static str)],
     /// The JSON body it takes, described for the document (`None`: no body).
     pub body: Option<&'static str>,
+    /// The body is CSV text (an import), allowed up to the deployment's larger CSV limit
+    /// (`BEACON_API_CSV_LIMIT_MB`) instead of the JSON limit (256 KiB).
+    pub csv: bool,
     /// The status of a success (200; 204 for DELETE unless stated), for the document.
     pub success: u16,
     /// The handler.
@@ -51,7 +54,7 @@ impl ApiRoute {
         handler: axum::routing::MethodRouter,
     ) -> ApiRoute {
         let success = if method == Method::DELETE { 204 } else { 200 };
-        ApiRoute { method, path, summary, access, query: &[], body: None, success, handler }
+        ApiRoute { method, path, summary, access, query: &[], body: None, csv: false, success, handler }
     }
 
     /// Documents the status of a success (e.g. 201 for a creation, 302 for a redirect).
@@ -69,6 +72,13 @@ impl ApiRoute {
     /// Documents its JSON body.
     pub fn body(mut self, description: &'static str) -> ApiRoute {
         self.body = Some(description);
+        self
+    }
+
+    /// Documents its CSV body (`text/csv`), which may be as large as the deployment's CSV limit.
+    pub fn csv_body(mut self, description: &'static str) -> ApiRoute {
+        self.body = Some(description);
+        self.csv = true;
         self
     }
 

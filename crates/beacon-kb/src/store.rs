@@ -24,9 +24,18 @@ pub const SCHEMA: Schema = Schema {
         ),
         beacon_store::migration!(3, "knowledge base chunking per guild", "0003_chunking.sql"),
         beacon_store::migration!(4, "knowledge base uploaded files", "0004_uploads.sql"),
+        beacon_store::migration!(5, "knowledge base upload quota turns", "0005_upload_quota.sql"),
     ],
     // Children first: chunks go before their documents.
-    guild_tables: &["kb_chunks", "kb_documents", "kb_sources", "kb_index_versions", "kb_chunking", "kb_uploads"],
+    guild_tables: &[
+        "kb_chunks",
+        "kb_documents",
+        "kb_sources",
+        "kb_index_versions",
+        "kb_chunking",
+        "kb_uploads",
+        "kb_upload_quota",
+    ],
 };
 
 /// Applies the knowledge base's schema (idempotent).

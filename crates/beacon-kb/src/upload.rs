@@ -208,23 +208,37 @@ impl KnowledgeBase {
         let extracted = tokio::task::spawn_blocking(move || extract(&file, &owned))
             .await
             .map_err(|source| KbError::Task { what: "text extraction", source })??;
+        let now = beacon_store::now_ms();
+        // The quota is checked and the file stored in one write transaction that first writes
+        // the guild's `kb_upload_quota` row: a second upload of the guild waits for that row (on
+        // PostgreSQL; SQLite runs one write transaction at a time) and then sums what the first
+        // stored, so two uploads at once cannot both fit in the same room.
+        let mut tx = self.store().begin_write().await?;
+        sqlx::query(
+            "INSERT INTO kb_upload_quota (guild_id, updated_at) VALUES ($1, $2) \
+             ON CONFLICT (guild_id) DO UPDATE SET updated_at = excluded.updated_at",
+        )
+        .bind(guild.sql_id())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back for both backends.
         let used: i64 = sqlx::query_scalar(
             "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM kb_uploads WHERE guild_id = $1 AND source <> $2",
         )
         .bind(guild.sql_id())
         .bind(name)
-        .fetch_one(self.store().pool())
+        .fetch_one(&mut *tx)
         .await?;
         let used = used.max(0) as u64;
         if used + size > limits.max_guild_bytes {
+            tx.rollback().await?;
             return Err(rejected(format!(
                 "This server's uploads would take {} of its {}: remove a file (`/kb remove`) first.",
                 megabytes(used + size),
                 megabytes(limits.max_guild_bytes)
             )));
         }
-        let now = beacon_store::now_ms();
         sqlx::query(
             "INSERT INTO kb_uploads (guild_id, source, file_name, format, title, size_bytes, text, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -240,8 +254,9 @@ impl KnowledgeBase {
         .bind(size as i64)
         .bind(&extracted.text)
         .bind(now)
-        .execute(self.store().pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         let config = UploadConfig { file: file_name.to_owned(), format: extracted.format.to_owned(), bytes: size };
         let config = serde_json::to_value(&config)
             .map_err(|source| KbError::Json { what: "upload source config".into(), source })?;

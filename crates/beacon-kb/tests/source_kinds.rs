@@ -209,12 +209,12 @@ async fn a_sitemap_lists_the_pages_and_off_site_entries_are_skipped() {
     assert_eq!(KbRepo::new(store.guild(GUILD)).documents("site").await.unwrap().len(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn uploads_are_limited_stored_per_guild_and_removed_with_their_source() {
     uploads_on(store().await).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_uploads_are_limited_stored_per_guild_and_removed_with_their_source() {
     let Some(db) = beacon_testkit::services::ScratchDatabase::create().await else {
         return;
@@ -227,7 +227,7 @@ async fn postgres_uploads_are_limited_stored_per_guild_and_removed_with_their_so
 }
 
 async fn uploads_on(store: Store) {
-    let kb = kb(&store).await.with_upload_limits(UploadLimits { max_file_bytes: 200, max_guild_bytes: 250 });
+    let kb = Arc::new(kb(&store).await.with_upload_limits(UploadLimits { max_file_bytes: 200, max_guild_bytes: 250 }));
     let guide = b"# Returns\n\nReturns are accepted within 30 days with the receipt.";
     let report = kb.upload(GUILD, "returns", "returns.md", guide).await.unwrap();
     assert_eq!(report.written, 1);
@@ -257,4 +257,25 @@ async fn uploads_on(store: Store) {
         .unwrap();
     assert_eq!(left, 0);
     assert_eq!(KbRepo::new(store.guild(GUILD)).documents("returns").await.unwrap().len(), 0);
+
+    // Uploads at once cannot pass the quota together: of eight 100-byte files, two fit in 250.
+    let mut racers = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let kb = kb.clone();
+        racers.spawn(async move { kb.upload(GUILD, &format!("race-{i}"), "race.txt", &[b'r'; 100]).await });
+    }
+    let mut stored = 0;
+    while let Some(result) = racers.join_next().await {
+        match result.unwrap() {
+            Ok(_) => stored += 1,
+            Err(e) => assert!(refused(Err(e)).contains("would take")),
+        }
+    }
+    let used: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM kb_uploads WHERE guild_id = $1")
+            .bind(GUILD as i64)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!((stored, used), (2, 200), "within the guild's 250 bytes");
 }

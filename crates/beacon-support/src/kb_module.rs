@@ -148,6 +148,24 @@ impl Module for KbModule {
                 axum::routing::get(api_sources),
             ),
             beacon_framework::ApiRoute::new(
+                axum::http::Method::POST,
+                "/kb/sources",
+                "Adds (or reconfigures) a source: website, Notion or Sheets (their credential sealed); folders are the operators'",
+                beacon_framework::Access::Authorized,
+                axum::routing::post({
+                    let kb = self.kb.clone();
+                    move |ctx: beacon_framework::ApiGuild,
+                          body: Result<axum::Json<AddSource>, axum::extract::rejection::JsonRejection>| {
+                        let kb = kb.clone();
+                        async move { api_add(kb, ctx, body).await }
+                    }
+                }),
+            )
+            .body(
+                "{\"name\", \"kind\": \"website\"|\"notion\"|\"sheets\"|…, \"config\": {\"url\"|\"pages\"|\"databases\"|\"spreadsheet\"|\"range\"|\"title_column\": \"…\"}, \"credential\"?: \"…\"}",
+            )
+            .success(201),
+            beacon_framework::ApiRoute::new(
                 axum::http::Method::GET,
                 "/kb/query",
                 "The playground: the passages a question retrieves, with scores and sources",
@@ -575,6 +593,99 @@ async fn api_sync(
 }
 
 /// The web API's `DELETE kb/sources/{name}`: removes a source and its documents.
+/// The body of `POST kb/sources`.
+#[derive(serde::Deserialize)]
+struct AddSource {
+    name: String,
+    kind: String,
+    #[serde(default)]
+    config: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    credential: Option<String>,
+}
+
+/// The web API's `POST kb/sources`: a source of a kind a guild may add alone, validated by the
+/// kind (errors name the `config.…` field), its credential (Notion, Sheets) sealed with the
+/// deployment's keyring for this guild and name before it is stored; never shown again.
+async fn api_add(
+    kb: Arc<KnowledgeBase>,
+    ctx: beacon_framework::ApiGuild,
+    body: Result<axum::Json<AddSource>, axum::extract::rejection::JsonRejection>,
+) -> Result<axum::response::Response, beacon_framework::ApiError> {
+    use axum::response::IntoResponse;
+    use beacon_framework::ApiError;
+    let axum::Json(body) = body.map_err(|e| {
+        ApiError::invalid("body", format!("Send {{\"name\", \"kind\", \"config\": {{…}}, \"credential\"?}}: {e}"))
+    })?;
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(ApiError::invalid("name", "name must be 1 to 64 characters."));
+    }
+    if ctx.app.ports.all::<dyn GuildSource>().iter().any(|s| s.id().eq_ignore_ascii_case(&name)) {
+        return Err(ApiError::invalid(
+            "name",
+            format!(
+                "`{name}` is the name of a built-in source (its documents would be mixed up); choose another name."
+            ),
+        ));
+    }
+    let Some((_, _, fields)) = ADD_COMMANDS.iter().find(|(_, kind, _)| *kind == body.kind) else {
+        let kinds: Vec<&str> = ADD_COMMANDS.iter().map(|(_, kind, _)| *kind).collect();
+        let upload = if body.kind == "upload" { " Files are uploaded with /kb upload." } else { "" };
+        return Err(ApiError::invalid("kind", format!("kind must be one of {}.{upload}", kinds.join(", "))));
+    };
+    let kind = kb.kinds().require(&body.kind).map_err(|e| ApiError::invalid("kind", e.to_string()))?;
+    // A kind reading the bot's host (a folder) is for the operators only, who change nothing
+    // through the API.
+    if !kind.guild_may_add() {
+        return Err(ApiError::forbidden(format!(
+            "A {} source reads the bot's own host: only the operators add it (/kb add-folder).",
+            body.kind
+        ))
+        .with_field("kind"));
+    }
+    if let Some(unknown) = body.config.keys().find(|k| !fields.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            format!("config.{unknown}"),
+            format!("A {} source takes {}.", body.kind, fields.join(", ")),
+        ));
+    }
+    let mut config = kind.parse(&body.config).map_err(|e| {
+        let message = match e {
+            beacon_kb::KbError::Rejected(message) => message,
+            other => other.to_string(),
+        };
+        let lower = message.to_lowercase();
+        // The field the message names; a kind with one field has no other to blame.
+        let named = fields.iter().find(|f| lower.contains(&f.replace('_', " ")) || lower.contains(*f));
+        let field = named.or(if fields.len() == 1 { fields.first() } else { None });
+        ApiError::invalid(field.map_or_else(|| "config".to_owned(), |f| format!("config.{f}")), message)
+    })?;
+    let shared = ctx.app.config.kb_credentials.shared_with.contains(&ctx.guild_id());
+    let secret = body.credential.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    match (kind.credential(), secret) {
+        (Some(_), Some(secret)) => {
+            if secret.chars().count() < 8 || secret.chars().count() > 4000 {
+                return Err(ApiError::invalid("credential", "credential must be 8 to 4000 characters."));
+            }
+            let sealed = kb.seal_credential(ctx.guild_id(), &name, secret).map_err(ApiError::internal)?;
+            config["credential"] = serde_json::Value::String(sealed);
+        }
+        (Some(prompt), None) if !shared => {
+            return Err(ApiError::invalid(
+                "credential",
+                format!("A {} source needs `credential`: {}.", body.kind, prompt.label),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::invalid("credential", format!("A {} source takes no credential.", body.kind)));
+        }
+        _ => {}
+    }
+    kb.add_source(ctx.guild_id(), &name, kind.name(), &config, None).await.map_err(ApiError::internal)?;
+    Ok((axum::http::StatusCode::CREATED, axum::Json(json!({ "name": name, "kind": kind.name() }))).into_response())
+}
+
 async fn api_remove(
     kb: Arc<KnowledgeBase>,
     ctx: beacon_framework::ApiGuild,

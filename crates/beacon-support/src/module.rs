@@ -46,7 +46,7 @@ use crate::repo::{AnswerRecord, SCHEMA, SupportRepo};
 use crate::stream::{self, ChannelAnswer, InteractionAnswer, LiveAnswer};
 use crate::{guard, injection, pii, sanitize};
 
-mod keys {
+pub(crate) mod keys {
     pub const CHANNELS: &str = "support.channels";
     pub const MENTIONS: &str = "support.answer_mentions";
     pub const THREADS: &str = "support.reply_in_thread";
@@ -363,9 +363,12 @@ impl SupportModule {
         };
 
         let threshold = settings.get_i64(guild, keys::MIN_CONFIDENCE).await? as f32 / 100.0;
+        // What retrieval returned (for "documents never retrieved"), kept with a cached answer.
+        let retrieved: Vec<i64>;
         let (content, answered, conf, sources) = match cached {
             Some(v) => {
                 record.cache_hit = true;
+                retrieved = serde_json::from_value(v["retrieved"].clone()).unwrap_or_default();
                 if v["mode"].as_str() == Some("llm") {
                     record.mode = "llm";
                 }
@@ -403,6 +406,7 @@ impl SupportModule {
                         (hits, best_conf, in_context) = (more, Some(conf), true);
                     }
                 }
+                retrieved = hits.iter().map(|h| h.chunk_id).collect();
                 let best = hits.first().zip(best_conf).map(|(h, c)| (c, h));
                 // An LLM answer that fell back to the extract is not cached: the next ask tries again.
                 let (content, answered, conf, sources, cacheable) = match best {
@@ -429,6 +433,7 @@ impl SupportModule {
                 if let (Some(key), true) = (&cache_key, answered && cacheable && !in_context) {
                     let body = json!({
                         "content": content, "answered": answered, "confidence": conf, "sources": sources, "mode": record.mode,
+                        "retrieved": retrieved,
                     });
                     app.cache.set(key, body.to_string().as_bytes(), Duration::from_secs(600)).await?;
                 }
@@ -437,7 +442,9 @@ impl SupportModule {
         };
         record.confidence = conf;
         record.sources = sources;
+        record.retrieved = retrieved;
         record.outcome = if answered { "answered" } else { "abstained" };
+        record.gap_question = Some(pii::redact(&question));
 
         let earlier = history.clone();
         if exchanges > 0 {
@@ -489,13 +496,21 @@ impl SupportModule {
 
     /// A 👎 on answer `answer_id` (a reaction or the button): its question becomes a gap, and the
     /// first 👎 on it offers staff the correction in the log channel (`core.log_channel`), with
-    /// the "Correct this (staff)" button, when corrections can be kept here. Nothing happens once
-    /// the answer is older than the correction window (its question is no longer remembered).
+    /// the "Correct this (staff)" button, when corrections can be kept here. The question comes
+    /// from the cache while the correction window lasts, then from the answer's row (kept,
+    /// PII-redacted, for `support.gaps_retention`); past that nothing is recorded.
     async fn thumbs_down(&self, app: &Arc<App>, guild: &GuildStore, answer_id: i64) -> HandlerResult {
         let key = CacheKey::guild(guild.id(), "support", &format!("correct:{answer_id}"));
-        let Some(bytes) = app.cache.get(&key).await? else { return Ok(()) };
-        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        let question = v["question"].as_str().unwrap_or_default().to_owned();
+        let cached = match app.cache.get(&key).await? {
+            Some(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v["question"].as_str().map(str::to_owned)),
+            None => None,
+        };
+        let question = match cached {
+            Some(question) => question,
+            None => SupportRepo::new(guild.clone()).gap_question(answer_id).await?.unwrap_or_default(),
+        };
         if question.is_empty() || !self.record_gap(app, guild, answer_id, "down", &question).await? {
             return Ok(());
         }
@@ -945,12 +960,6 @@ impl Module for SupportModule {
                 json!("You're asking faster than I can answer — try again in {seconds}s."),
                 "What a member sees when rate-limited ({seconds} is replaced).",
             ),
-            SettingSpec::new(
-                keys::GAPS_RETENTION,
-                SettingKind::Duration { min: Duration::from_secs(86_400), max: Duration::from_secs(365 * 86_400) },
-                json!(30 * 86_400),
-                "How long the questions Beacon abstained on or that got 👎 (PII-redacted) are kept for the gaps report in /support-stats.",
-            ),
         ]
     }
 
@@ -1047,6 +1056,12 @@ impl Module for SupportModule {
                     let titles: Vec<String> =
                         q.never_used.iter().map(|(source, title)| format!("{title} (`{source}`)")).collect();
                     let name = format!("Documents no answer drew on ({})", q.never_used.len());
+                    embed = embed.field(EmbedFieldBuilder::new(name, field_text(&titles)));
+                }
+                if !q.never_retrieved.is_empty() {
+                    let titles: Vec<String> =
+                        q.never_retrieved.iter().map(|(source, title)| format!("{title} (`{source}`)")).collect();
+                    let name = format!("Documents never retrieved ({})", q.never_retrieved.len());
                     embed = embed.field(EmbedFieldBuilder::new(name, field_text(&titles)));
                 }
                 ctx.reply(Reply::embed(embed.build()).ephemeral()).await

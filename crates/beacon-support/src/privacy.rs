@@ -35,11 +35,13 @@ pub(crate) fn personal_data() -> Vec<PersonalData> {
             "support_answers",
             "the member's questions and Beacon's answers (the text only where the server keeps answer content), \
              and feedback the member gave",
-            "SELECT id, channel_id, user_id, trigger_kind, outcome, mode, question, answer, feedback, feedback_by, \
-             created_at FROM support_answers WHERE guild_id = $1 AND (user_id = $2 OR feedback_by = $2) ORDER BY id",
+            "SELECT id, channel_id, user_id, trigger_kind, outcome, mode, question, answer, gap_question, feedback, \
+             feedback_by, created_at FROM support_answers WHERE guild_id = $1 AND (user_id = $2 OR feedback_by = $2) \
+             ORDER BY id",
         )
         .erase(&[
-            "UPDATE support_answers SET question = NULL, answer = NULL, user_id = 0 WHERE guild_id = $1 AND user_id = $2",
+            "UPDATE support_answers SET question = NULL, answer = NULL, gap_question = NULL, user_id = 0 \
+             WHERE guild_id = $1 AND user_id = $2",
             "UPDATE support_answers SET feedback_by = NULL WHERE guild_id = $1 AND feedback_by = $2",
         ])
         .keeps(
@@ -58,14 +60,27 @@ pub(crate) fn personal_data() -> Vec<PersonalData> {
 /// The text of questions and answers (kept only where the server opted in) expires per server.
 pub(crate) fn retention() -> Vec<Retention> {
     const DAY: u64 = 86_400;
-    vec![Retention {
-        kind: "answer content (questions and answers' text)",
-        setting: "support.content_retention",
-        default: std::time::Duration::from_secs(90 * DAY),
-        max: std::time::Duration::from_secs(730 * DAY),
-        expire: &["UPDATE support_answers SET question = NULL, answer = NULL \
+    vec![
+        Retention {
+            kind: "gaps (the questions Beacon abstained on or that got 👎, PII-redacted, for /support-stats)",
+            setting: crate::module::keys::GAPS_RETENTION,
+            default: std::time::Duration::from_secs(30 * DAY),
+            max: std::time::Duration::from_secs(365 * DAY),
+            expire: &[
+                "DELETE FROM support_gaps WHERE guild_id = $1 AND created_at < $2",
+                "UPDATE support_answers SET gap_question = NULL \
+                 WHERE guild_id = $1 AND created_at < $2 AND gap_question IS NOT NULL",
+            ],
+        },
+        Retention {
+            kind: "answer content (questions and answers' text)",
+            setting: "support.content_retention",
+            default: std::time::Duration::from_secs(90 * DAY),
+            max: std::time::Duration::from_secs(730 * DAY),
+            expire: &["UPDATE support_answers SET question = NULL, answer = NULL \
                    WHERE guild_id = $1 AND created_at < $2 AND (question IS NOT NULL OR answer IS NOT NULL)"],
-    }]
+        },
+    ]
 }
 
 fn ids(rows: &[Value], column: &str) -> Vec<i64> {

@@ -1,6 +1,6 @@
 //! The knowledge base's quality over a period, for `/support-stats`: how many questions were
 //! answered and how many abstained on, the 👍/👎 of the answers each source's documents backed,
-//! and the documents no answer drew on — and the gaps: the questions Beacon abstained on or that
+//! the documents no answer drew on and those retrieval never returned — and the gaps: the questions Beacon abstained on or that
 //! got 👎, near-identical ones grouped, ranked by how often they come.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -16,6 +16,8 @@ pub struct AnswerOutcome {
     pub feedback: i64,
     /// The chunk ids the answer drew on.
     pub sources: Vec<i64>,
+    /// The chunk ids retrieval returned for its question.
+    pub retrieved: Vec<i64>,
 }
 
 /// Figures of one source.
@@ -42,6 +44,9 @@ pub struct Quality {
     pub unknown_source: u64,
     /// Documents (source, title) no answer drew on, in document order.
     pub never_used: Vec<(String, String)>,
+    /// Documents (source, title) retrieval never returned for any question, in document order
+    /// (a document re-synced with new text counts from its new passages).
+    pub never_retrieved: Vec<(String, String)>,
 }
 
 impl Quality {
@@ -67,6 +72,8 @@ pub fn report(answers: &[AnswerOutcome], documents: &[DocumentChunks]) -> Qualit
     }
     let mut q = Quality::default();
     let mut used: HashSet<usize> = HashSet::new();
+    let retrieved: HashSet<usize> =
+        answers.iter().flat_map(|a| a.retrieved.iter().filter_map(|c| by_chunk.get(c).copied())).collect();
     for a in answers {
         match a.outcome.as_str() {
             "answered" => q.answered += 1,
@@ -90,6 +97,12 @@ pub fn report(answers: &[AnswerOutcome], documents: &[DocumentChunks]) -> Qualit
         .iter()
         .enumerate()
         .filter(|(i, _)| !used.contains(i))
+        .map(|(_, d)| (d.source.clone(), d.title.clone()))
+        .collect();
+    q.never_retrieved = documents
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !retrieved.contains(i))
         .map(|(_, d)| (d.source.clone(), d.title.clone()))
         .collect();
     q
@@ -194,7 +207,7 @@ mod tests {
     }
 
     fn answer(outcome: &str, feedback: i64, sources: &[i64]) -> AnswerOutcome {
-        AnswerOutcome { outcome: outcome.into(), feedback, sources: sources.to_vec() }
+        AnswerOutcome { outcome: outcome.into(), feedback, sources: sources.to_vec(), retrieved: sources.to_vec() }
     }
 
     #[test]
@@ -222,5 +235,15 @@ mod tests {
             vec![("docs".to_owned(), "Account".to_owned()), ("faq".to_owned(), "Webhooks".to_owned())]
         );
         assert_eq!(report(&[], &[]).answered_rate(), None);
+        // Retrieved but not drawn on is not "never retrieved"; an abstention retrieves too.
+        let mut answers = answers;
+        answers[0].retrieved = vec![10, 20];
+        answers[3].retrieved = vec![30];
+        let q = report(&answers, &docs);
+        assert_eq!(
+            q.never_used,
+            vec![("docs".to_owned(), "Account".to_owned()), ("faq".to_owned(), "Webhooks".to_owned())]
+        );
+        assert_eq!(q.never_retrieved, vec![("faq".to_owned(), "Webhooks".to_owned())]);
     }
 }

@@ -10,6 +10,11 @@ pub const SCHEMA: Schema = Schema {
     migrations: &[
         beacon_store::migration!(1, "answers and support threads", "0001_support.sql"),
         beacon_store::migration!(2, "questions abstained on or voted down", "0002_support_gaps.sql"),
+        beacon_store::migration!(
+            3,
+            "what retrieval returned, and the question a late thumbs-down records",
+            "0003_retrieved_and_late_feedback.sql"
+        ),
     ],
     guild_tables: &["support_answers", "support_gaps", "support_threads"],
 };
@@ -33,6 +38,11 @@ pub struct AnswerRecord {
     pub confidence: f32,
     /// Knowledge-base chunk ids the answer drew on.
     pub sources: Vec<i64>,
+    /// Knowledge-base chunk ids retrieval returned for the question (drawn on or not).
+    pub retrieved: Vec<i64>,
+    /// The question, PII-redacted, kept (for `support.gaps_retention`) so that a 👎 given after
+    /// the answer left the cache still records the gap; `None` where nothing can be voted on.
+    pub gap_question: Option<String>,
     /// Length of the question, in characters.
     pub question_chars: usize,
     /// Length of the answer, in characters.
@@ -65,10 +75,12 @@ impl SupportRepo {
     /// Records an answer and returns its id.
     pub async fn record(&self, a: &AnswerRecord, now_ms: i64) -> Result<i64, StoreError> {
         let sources = serde_json::to_string(&a.sources).unwrap_or_else(|_| "[]".into());
+        let retrieved = serde_json::to_string(&a.retrieved).unwrap_or_else(|_| "[]".into());
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO support_answers (guild_id, channel_id, user_id, trigger_kind, outcome, mode, cache_hit, confidence, \
-             sources, question_chars, answer_chars, tokens_in, tokens_out, latency_ms, question, answer, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+             sources, question_chars, answer_chars, tokens_in, tokens_out, latency_ms, question, answer, created_at, \
+             retrieved, gap_question) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id",
         )
         .bind(self.guild.sql_id())
         .bind(a.channel_id as i64)
@@ -87,6 +99,8 @@ impl SupportRepo {
         .bind(a.question.clone())
         .bind(a.answer.clone())
         .bind(now_ms)
+        .bind(retrieved)
+        .bind(a.gap_question.clone())
         .fetch_one(self.guild.store().pool())
         .await?;
         Ok(id)
@@ -145,7 +159,8 @@ impl SupportRepo {
     /// Every answer recorded since `since_ms`: its outcome, feedback and the chunks it drew on.
     pub async fn outcomes(&self, since_ms: i64) -> Result<Vec<crate::quality::AnswerOutcome>, StoreError> {
         let rows = sqlx::query(
-            "SELECT outcome, feedback, sources FROM support_answers WHERE guild_id = $1 AND created_at >= $2 ORDER BY id",
+            "SELECT outcome, feedback, sources, retrieved FROM support_answers WHERE guild_id = $1 AND created_at >= $2 \
+             ORDER BY id",
         )
         .bind(self.guild.sql_id())
         .bind(since_ms)
@@ -154,14 +169,28 @@ impl SupportRepo {
         rows.iter()
             .map(|r| {
                 let sources: String = r.try_get("sources")?;
+                let retrieved: String = r.try_get("retrieved")?;
                 Ok(crate::quality::AnswerOutcome {
                     outcome: r.try_get("outcome")?,
                     feedback: r.try_get("feedback")?,
                     // A row whose list does not read drew on nothing the report can name.
                     sources: serde_json::from_str(&sources).unwrap_or_default(),
+                    retrieved: serde_json::from_str(&retrieved).unwrap_or_default(),
                 })
             })
             .collect()
+    }
+
+    /// The PII-redacted question of answer `answer_id`, while it is kept (see
+    /// [`AnswerRecord::gap_question`]).
+    pub async fn gap_question(&self, answer_id: i64) -> Result<Option<String>, StoreError> {
+        let question: Option<Option<String>> =
+            sqlx::query_scalar("SELECT gap_question FROM support_answers WHERE guild_id = $1 AND id = $2")
+                .bind(self.guild.sql_id())
+                .bind(answer_id)
+                .fetch_optional(self.guild.store().pool())
+                .await?;
+        Ok(question.flatten().filter(|q| !q.is_empty()))
     }
 
     /// Where answer `answer_id` was posted: (channel, message), the message once known.

@@ -84,8 +84,9 @@ pub fn router(app: Arc<App>) -> Result<Router, WebError> {
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(module_routes)
-        .merge(api)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        // The API sets a limit per route (JSON, or the larger CSV limit) with JSON errors.
+        .merge(api)
         .layer(PropagateRequestIdLayer::new(header.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");

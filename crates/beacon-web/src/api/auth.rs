@@ -45,8 +45,11 @@ fn oauth_failed(e: OAuthError) -> ApiError {
 pub async fn login(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let Some(oauth) = &state.oauth else { return Err(login_disabled()) };
     let keyring = state.keyring()?;
-    if let Err(e) = session::prune(&state.app.store).await {
+    if let Err(e) = state.sessions.prune().await {
         tracing::warn!(error = %e, "pruning old sessions failed");
+    }
+    if let Err(e) = session::prune_logins(&state.app.store).await {
+        tracing::warn!(error = %e, "pruning unfinished logins failed");
     }
     let login_state = random_token(32).map_err(ApiError::internal)?;
     let verifier = random_token(48).map_err(ApiError::internal)?;
@@ -111,7 +114,7 @@ pub async fn callback(
         Ok(g) => g,
         Err(e) => return Ok(with_clear(oauth_failed(e))),
     };
-    let id = match session::create(&state.app.store, keyring, user.id, &user.username, &tokens, &guilds).await {
+    let id = match state.sessions.create(keyring, user.id, &user.username, &tokens, &guilds).await {
         Ok(id) => id,
         Err(e) => return Ok(with_clear(ApiError::internal(e))),
     };
@@ -140,7 +143,7 @@ pub async fn logout(State(state): State<ApiState>, Authed(session): Authed) -> R
         // The session still ends here; Discord's grant expires on its own.
         tracing::warn!(error = %e, "revoking Discord's token at logout failed");
     }
-    session::delete(&state.app.store, &session.id_hash).await.map_err(ApiError::internal)?;
+    state.sessions.delete(&session.id_hash).await.map_err(ApiError::internal)?;
     let clear = set_cookie(&state, SESSION_COOKIE, "", "/", Duration::ZERO);
     let mut resp = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = axum::http::HeaderValue::from_str(&clear) {

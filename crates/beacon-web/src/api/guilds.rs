@@ -18,7 +18,7 @@ use sqlx::Row;
 use twilight_model::guild::Permissions;
 
 use super::discord::OAuthError;
-use super::session::{self, Session};
+use super::session::Session;
 use super::{ApiState, Authed};
 
 /// How long Discord's guild list of a session is trusted before it is read again (a member
@@ -49,15 +49,15 @@ pub async fn fresh(state: &ApiState, mut session: Session) -> Result<Session, Ap
     }
     let Some(oauth) = &state.oauth else { return Ok(session) };
     let keyring = state.keyring()?;
-    let store = &state.app.store;
+    let store = &state.sessions;
     if session.tokens.expires_at - REFRESH_MARGIN_MS <= now {
         match oauth.refresh(&session.tokens.refresh).await {
             Ok(tokens) => {
                 session.tokens = tokens;
-                session::save_tokens(store, keyring, &session).await.map_err(ApiError::internal)?;
+                store.save(keyring, &session).await.map_err(ApiError::internal)?;
             }
             Err(OAuthError::Refused(_)) => {
-                session::delete(store, &session.id_hash).await.map_err(ApiError::internal)?;
+                store.delete(&session.id_hash).await.map_err(ApiError::internal)?;
                 return Err(session_gone());
             }
             Err(e @ OAuthError::Unavailable(_)) => {
@@ -70,10 +70,10 @@ pub async fn fresh(state: &ApiState, mut session: Session) -> Result<Session, Ap
         Ok(guilds) => {
             session.guilds = guilds;
             session.guilds_fetched_at = now;
-            session::save_guilds(store, &session).await.map_err(ApiError::internal)?;
+            store.save(keyring, &session).await.map_err(ApiError::internal)?;
         }
         Err(OAuthError::Refused(_)) => {
-            session::delete(store, &session.id_hash).await.map_err(ApiError::internal)?;
+            store.delete(&session.id_hash).await.map_err(ApiError::internal)?;
             return Err(session_gone());
         }
         Err(e) => tracing::warn!(error = %e, "reading a session's guilds from Discord failed; using the last list"),

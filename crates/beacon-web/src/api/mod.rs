@@ -20,7 +20,7 @@ mod openapi;
 mod operator;
 pub mod session;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +31,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use beacon_cache::CacheKey;
-use beacon_framework::{Access, ApiError, ApiGuild, ApiRoute, App};
+use beacon_framework::{Access, ApiError, ApiGuild, ApiRoute, App, Module};
 
 use discord::OAuthClient;
 use session::Session;
@@ -64,6 +64,10 @@ pub struct ApiState {
     pub(crate) origin: String,
     /// Requests per minute per session; 4× that per IP.
     pub(crate) rate_limit: u64,
+    /// Where sessions live (the table, or Redis when configured).
+    pub(crate) sessions: session::SessionStore,
+    /// Peers whose `X-Forwarded-For` names the client (`BEACON_TRUSTED_PROXIES`).
+    pub(crate) trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl ApiState {
@@ -78,7 +82,15 @@ impl ApiState {
             }
             _ => None,
         };
-        Ok(ApiState { secure: public.starts_with("https://"), origin, rate_limit: settings.rate_limit, oauth, app })
+        Ok(ApiState {
+            secure: public.starts_with("https://"),
+            origin,
+            rate_limit: settings.rate_limit,
+            trusted_proxies: settings.trusted_proxies.clone().into(),
+            sessions: session::SessionStore::for_app(&app),
+            oauth,
+            app,
+        })
     }
 
     /// The redirect URI registered in the developer portal.
@@ -139,10 +151,8 @@ impl FromRequestParts<ApiState> for Authed {
             || ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Log in with Discord first.");
         let value = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(unauthenticated)?;
         let keyring = state.keyring()?;
-        let session = session::load(&state.app.store, keyring, value)
-            .await
-            .map_err(ApiError::internal)?
-            .ok_or_else(unauthenticated)?;
+        let session =
+            state.sessions.load(keyring, value).await.map_err(ApiError::internal)?.ok_or_else(unauthenticated)?;
         if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
             let sent = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
             if !session::same(sent, &session.csrf) {
@@ -250,12 +260,30 @@ async fn health(State(state): State<ApiState>) -> Response {
     .into_response()
 }
 
+/// One routed endpoint: its full path, the route, and the module that declared it (`None`
+/// for Beacon's own routes, which are always served).
+struct Routed {
+    path: String,
+    route: ApiRoute,
+    module: Option<Arc<dyn Module>>,
+}
+
 /// Every route with its full path: the top ones, the core guild ones, each module's.
-fn route_table(state: &ApiState) -> Vec<(String, ApiRoute)> {
+fn route_table(state: &ApiState) -> Vec<Routed> {
     let app = &state.app;
-    let mut table: Vec<(String, ApiRoute)> = top_routes(state).into_iter().map(|r| (r.path.to_owned(), r)).collect();
-    let guild_routes = core_routes::routes().into_iter().chain(app.modules.iter().flat_map(|m| m.api_routes(app)));
-    table.extend(guild_routes.map(|r| (format!("{GUILD_PREFIX}{}", r.path), r)));
+    let mut table: Vec<Routed> = top_routes(state)
+        .into_iter()
+        .map(|route| Routed { path: route.path.to_owned(), route, module: None })
+        .collect();
+    let guild = |route: ApiRoute, module: Option<Arc<dyn Module>>| Routed {
+        path: format!("{GUILD_PREFIX}{}", route.path),
+        route,
+        module,
+    };
+    table.extend(core_routes::routes().into_iter().map(|r| guild(r, None)));
+    for module in &app.modules {
+        table.extend(module.api_routes(app).into_iter().map(|r| guild(r, Some(module.clone()))));
+    }
     table
 }
 
@@ -263,15 +291,24 @@ fn route_table(state: &ApiState) -> Vec<(String, ApiRoute)> {
 pub fn router(app: Arc<App>) -> Result<Router, beacon_http::HttpError> {
     let state = ApiState::new(app.clone())?;
     let table = route_table(&state);
-    let doc = Arc::new(openapi::document(&table, &app.public_url()));
+    let documented: Vec<(String, ApiRoute)> = table.iter().map(|r| (r.path.clone(), r.route.clone())).collect();
+    let doc = Arc::new(openapi::document(&documented, &app.public_url()));
     let mut router = Router::new();
-    for (path, route) in table {
+    for Routed { path, route, module } in table {
+        let limit = if route.csv { app.config.api.csv_limit } else { crate::BODY_LIMIT };
         let handler = if path.starts_with(GUILD_PREFIX) {
-            let guard = Guard { access: route.access, write: route.is_write() };
+            let guard = Guard { access: route.access, write: route.is_write(), module };
             route.handler.layer(axum::middleware::from_fn_with_state((state.clone(), guard), guard_guild))
         } else {
             route.handler
         };
+        // Outermost last: a 413 from either limit becomes the JSON error.
+        let handler = handler
+            .layer::<_, std::convert::Infallible>(axum::extract::DefaultBodyLimit::max(limit))
+            .layer::<_, std::convert::Infallible>(tower_http::limit::RequestBodyLimitLayer::new(limit))
+            .layer::<_, std::convert::Infallible>(axum::middleware::map_response(move |resp: Response| async move {
+                too_large(resp, limit)
+            }));
         router = router.route(&path, handler);
     }
     let doc_route = axum::routing::get(move || {
@@ -287,6 +324,56 @@ pub fn router(app: Arc<App>) -> Result<Router, beacon_http::HttpError> {
         Some(cors) => router.layer(cors),
         None => router,
     })
+}
+
+/// A body over the route's limit (refused by the limit layer, or by an extractor reading a
+/// streamed body) becomes the API's JSON error naming the limit.
+fn too_large(resp: Response, limit: usize) -> Response {
+    if resp.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return resp;
+    }
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("The request body is larger than this endpoint takes ({}).", size_text(limit)),
+    )
+    .with_field("body")
+    .into_response()
+}
+
+/// `256 KiB`, `4 MiB`.
+fn size_text(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 && bytes.is_multiple_of(1024 * 1024) {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else {
+        format!("{} KiB", bytes.div_ceil(1024))
+    }
+}
+
+/// The client's address for the per-IP rate limit: the peer's, unless the peer is a trusted
+/// proxy (`BEACON_TRUSTED_PROXIES`); then `X-Forwarded-For` is read from the right, past every
+/// trusted hop, to the first address no trusted proxy vouches for. A header from anyone else is
+/// ignored, so a client cannot pick its own rate-limit bucket.
+fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        if !is_trusted(&client) {
+            break;
+        }
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => client = ip,
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 /// CORS, only for the configured origins (none: same origin only, no CORS headers at all).
@@ -320,7 +407,10 @@ async fn limits(State(state): State<ApiState>, req: Request, next: Next) -> Resp
             .into_response();
         }
     }
-    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| client_ip(c.0.ip(), req.headers(), &state.trusted_proxies).to_string());
     let minute = Duration::from_secs(60);
     let mut keys = Vec::new();
     if let Some(ip) = ip {
@@ -350,10 +440,12 @@ async fn limits(State(state): State<ApiState>, req: Request, next: Next) -> Resp
 }
 
 /// What a per-guild route requires.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Guard {
     access: Access,
     write: bool,
+    /// The module that declared the route: it serves only where the module is on.
+    module: Option<Arc<dyn Module>>,
 }
 
 /// Checks the session and the caller's access to the guild in the path, then hands the
@@ -397,11 +489,60 @@ async fn guard_guild(
         )
         .into_response();
     }
-    parts.extensions.insert(ApiGuild {
-        app: state.app.clone(),
-        guild: state.app.guild(guild_id),
-        user_id: session.user_id,
-        access: grant.level,
-    });
+    let guild = state.app.guild(guild_id);
+    if let Some(module) = &guard.module {
+        match state.app.module_enabled(&guild, module.as_ref()).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let name = module.name();
+                return ApiError::new(
+                    StatusCode::CONFLICT,
+                    "module_disabled",
+                    format!("The {name} module is off in this server; switch it on first (PUT modules/{name})."),
+                )
+                .into_response();
+            }
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    }
+    parts.extensions.insert(ApiGuild { app: state.app.clone(), guild, user_id: session.user_id, access: grant.level });
     next.run(Request::from_parts(parts, body)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xff(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", value.parse().expect("header"));
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().expect("cidr"), "192.0.2.7/32".parse().expect("ip")];
+        // Behind a trusted proxy: the address it was asked by.
+        assert_eq!(client_ip(ip("10.1.2.3"), &xff("203.0.113.9"), &trusted), ip("203.0.113.9"));
+        // Through two trusted proxies: past both, to the first address nobody trusted added.
+        assert_eq!(client_ip(ip("10.1.2.3"), &xff("1.1.1.1, 203.0.113.9, 192.0.2.7"), &trusted), ip("203.0.113.9"));
+        // A client's own forged entry left of the real one is never reached.
+        assert_eq!(client_ip(ip("192.0.2.7"), &xff("6.6.6.6, 198.51.100.4"), &trusted), ip("198.51.100.4"));
+        // Anyone else's header is ignored.
+        assert_eq!(client_ip(ip("198.51.100.4"), &xff("203.0.113.9"), &trusted), ip("198.51.100.4"));
+        assert_eq!(client_ip(ip("10.1.2.3"), &xff("203.0.113.9"), &[]), ip("10.1.2.3"));
+        // Garbage stops the walk at the last good hop; no header keeps the peer.
+        assert_eq!(client_ip(ip("10.1.2.3"), &xff("nonsense"), &trusted), ip("10.1.2.3"));
+        assert_eq!(client_ip(ip("10.1.2.3"), &HeaderMap::new(), &trusted), ip("10.1.2.3"));
+    }
+
+    #[test]
+    fn limits_are_named_for_people() {
+        assert_eq!(size_text(256 * 1024), "256 KiB");
+        assert_eq!(size_text(4 * 1024 * 1024), "4 MiB");
+    }
 }

@@ -60,11 +60,12 @@ pub fn document(table: &[(String, ApiRoute)], public_url: &str) -> Value {
             "x-beacon-access": access_name(route.access),
         });
         if let Some(body) = route.body {
-            op["requestBody"] = json!({
-                "required": true,
-                "description": body,
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            });
+            let content = if route.csv {
+                json!({"text/csv": {"schema": {"type": "string"}}})
+            } else {
+                json!({"application/json": {"schema": {"type": "object"}}})
+            };
+            op["requestBody"] = json!({"required": true, "description": body, "content": content});
         }
         if route.is_write()
             && let Some(params) = op["parameters"].as_array_mut()

@@ -158,6 +158,65 @@ async fn support_stats_report_the_knowledge_bases_quality() {
     assert!(text.contains("Answered rate: 50%") && text.contains("Abstention rate: 50%"), "{text}");
     assert!(text.contains(": 1 answers · 👍 0 · 👎 1"), "{text}");
     assert!(text.contains("Documents no answer drew on (1): Account ("), "{text}");
+    // The refund question retrieved the Refunds document: it is not "never retrieved".
+    // (The last field of the report.)
+    let never =
+        |text: &str| text.split_once("Documents never retrieved").map(|(_, r)| r.to_owned()).unwrap_or_default();
+    assert!(!never(&text).contains("Refunds"), "{text}");
+    // A document added since then has not been retrieved for any question yet.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("shipping.md"), "# Shipping\n\nParcels leave the warehouse on Mondays.\n").unwrap();
+    let kb = beacon::backends::open_knowledge_base(&t.app().config, &t.app().store).await.unwrap();
+    let source = beacon_kb::FolderSource::with_id(dir.path(), "later");
+    kb.sync(t.guild.id, &source, &mut |_| {}).await.unwrap();
+    let out = t.command(t.owner(), "support-stats", json!([]), Delivery::Http).await;
+    let text = text_of(&out);
+    assert!(never(&text).contains("Shipping (`later`)") && !never(&text).contains("Refunds"), "{text}");
+    t.stop().await;
+}
+
+/// A 👎 given after the answer has left the cache (the correction window) still records the
+/// gap: the question, PII-redacted, is kept with the answer for `support.gaps_retention`.
+#[tokio::test]
+async fn a_late_thumbs_down_still_records_the_gap() {
+    let t = with_kb().await;
+    let bob = t.member("bob");
+    let out = t.command(bob, "ask", ask("How do I get a refund? Mail me at bob@example.com"), Delivery::Http).await;
+    let down = buttons(&out.data).into_iter().find(|b| b.starts_with("support:fb:down:")).unwrap();
+    let answer_id: i64 = down.rsplit(':').next().and_then(|id| id.parse().ok()).expect("answer id");
+    // The cache forgot the answer (its correction window passed, or the cache restarted).
+    let key = beacon_cache::CacheKey::guild(t.guild.id, "support", &format!("correct:{answer_id}"));
+    t.app().cache.delete(&key).await.unwrap();
+    let general = t.channel("general");
+    let message = message_with_button(&t, general, &down);
+    let h = t.fake.click_button(t.guild.id, general, bob, message, &down, Delivery::Http).await.unwrap();
+    t.fake.wait_response(&h, WAIT).await.unwrap();
+    let gaps: Vec<(String, String)> =
+        sqlx::query_as("SELECT kind, question FROM support_gaps WHERE guild_id = $1 AND answer_id = $2")
+            .bind(t.guild.id as i64)
+            .bind(answer_id)
+            .fetch_all(t.app().store.pool())
+            .await
+            .unwrap();
+    assert_eq!(gaps, vec![("down".to_owned(), "How do I get a refund? Mail me at [email]".to_owned())]);
+    let out = t.command(t.owner(), "support-stats", json!([]), Delivery::Http).await;
+    assert!(
+        text_of(&out).contains("1× “How do I get a refund? Mail me at [email]” (abstained 0 · 👎 1)"),
+        "{}",
+        text_of(&out)
+    );
+
+    // Past the gaps' retention the kept question goes too.
+    let later = beacon_store::now_ms() + 31 * 86_400_000;
+    t.app().enforce_retention(later).await.unwrap();
+    let kept: Option<String> =
+        sqlx::query_scalar("SELECT gap_question FROM support_answers WHERE guild_id = $1 AND id = $2")
+            .bind(t.guild.id as i64)
+            .bind(answer_id)
+            .fetch_one(t.app().store.pool())
+            .await
+            .unwrap();
+    assert_eq!(kept, None);
     t.stop().await;
 }
 

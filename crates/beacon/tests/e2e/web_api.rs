@@ -538,6 +538,14 @@ async fn settings_patch_is_validated_audited_reverted_and_seen_by_the_running_mo
     let (_, modules) = b.get(&format!("{base}/modules")).await;
     let probe = modules["modules"].as_array().expect("modules").iter().find(|m| m["name"] == "probe").cloned();
     assert_eq!(probe.expect("probe")["enabled"], false);
+    // A switched-off module's routes do not serve; switched on again, they do.
+    let (status, body) = b.get(&format!("{base}/probe/greeting")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("module_disabled")), "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("probe")), "{body}");
+    let (status, _) =
+        b.send(reqwest::Method::PUT, &format!("{base}/modules/probe"), Some(json!({"enabled": true}))).await;
+    assert_eq!(status, 200);
+    assert_eq!(b.get(&format!("{base}/probe/greeting")).await.0, 200);
     let core = modules["modules"].as_array().expect("modules").iter().find(|m| m["can_disable"] == false).cloned();
     let core = core.expect("a core module")["name"].as_str().expect("name").to_owned();
     let (status, _) =
@@ -581,6 +589,88 @@ async fn rate_limits_answer_429_with_retry_after_and_cors_is_off_by_default() {
     t.stop().await;
 }
 
+/// `count` requests to the health endpoint from `127.0.0.1` claiming to forward for `client`;
+/// the status of the last.
+async fn health_as(http: &reqwest::Client, t: &TestApp, client: &str, count: usize) -> u16 {
+    let mut last = 0;
+    for _ in 0..count {
+        let resp = http
+            .get(format!("http://{}/api/v1/health", t.addr()))
+            .header("x-forwarded-for", client)
+            .send()
+            .await
+            .expect("health");
+        last = resp.status().as_u16();
+    }
+    last
+}
+
+#[tokio::test]
+async fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
+    // Per IP: 4 a minute. The test's connections come from 127.0.0.1.
+    let (t, _) =
+        spawn(&[("BEACON_API_RATE_LIMIT", "1"), ("BEACON_TRUSTED_PROXIES", "127.0.0.0/8, 10.0.0.0/8")], false).await;
+    let http = client();
+    assert_eq!(health_as(&http, &t, "203.0.113.1", 4).await, 200);
+    assert_eq!(health_as(&http, &t, "203.0.113.1", 1).await, 429, "the forwarded client's own limit");
+    // Another client behind the same proxy has a limit of its own (through a second trusted hop).
+    assert_eq!(health_as(&http, &t, "203.0.113.2, 10.0.0.5", 1).await, 200);
+    t.stop().await;
+
+    // Without trusted proxies the header is ignored: every request is 127.0.0.1's.
+    let (t, _) = spawn(&[("BEACON_API_RATE_LIMIT", "1")], false).await;
+    let http = client();
+    assert_eq!(health_as(&http, &t, "203.0.113.1", 4).await, 200);
+    assert_eq!(health_as(&http, &t, "203.0.113.2", 1).await, 429, "a forged header picks no new bucket");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn bodies_are_limited_per_route_with_a_json_error_naming_the_limit() {
+    let (t, _) = spawn(&[("BEACON_API_CSV_LIMIT_MB", "1")], false).await;
+    let g = t.guild.id;
+    let b = login(&t, t.owner()).await;
+    // JSON: 256 KiB.
+    let big = "x".repeat(300 * 1024);
+    let (status, body) = b
+        .send(reqwest::Method::PATCH, &format!("/api/v1/guilds/{g}/settings"), Some(json!({"probe.greeting": big})))
+        .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (413, Some("body_too_large")), "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("256 KiB")), "{body}");
+    assert_eq!(body["error"]["field"], "body");
+
+    // CSV import: the configured 1 MiB, so a 600 KiB file is imported…
+    let csv_of = |rows: usize| {
+        let mut csv = String::from("id,question,answer,tags,pinned\n");
+        for i in 0..rows {
+            csv.push_str(&format!(",Question number {i}?,{},,false\n", "An answer of some length. ".repeat(20)));
+        }
+        csv
+    };
+    let import = |csv: String| {
+        b.http
+            .post(b.url(&format!("/api/v1/guilds/{g}/faq/import")))
+            .header("cookie", format!("beacon_session={}", b.session))
+            .header("x-csrf-token", &b.csrf)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+    };
+    let csv = csv_of(1100);
+    assert!(csv.len() > 500 * 1024 && csv.len() < 1024 * 1024, "{}", csv.len());
+    let resp = import(csv).await.expect("import");
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    assert_eq!((status, body["added"].as_u64()), (200, Some(1100)), "{body}");
+    // … and a 1.2 MiB one is refused, naming the limit.
+    let resp = import(csv_of(2300)).await.expect("import");
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    assert_eq!((status, body["error"]["code"].as_str()), (413, Some("body_too_large")), "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("1 MiB")), "{body}");
+    t.stop().await;
+}
+
 #[tokio::test]
 async fn cors_allows_only_the_configured_origins() {
     let (t, _) = spawn(&[("BEACON_API_CORS_ORIGINS", "https://admin.example.com")], false).await;
@@ -610,6 +700,12 @@ async fn the_openapi_document_is_valid_and_covers_every_route() {
         http.get(format!("{base}/api/v1/openapi.json")).send().await.expect("doc").json().await.expect("json");
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    // Valid against the OpenAPI Initiative's own schema of 3.1 documents (vendored, see
+    // tests/fixtures/README.md).
+    let meta: Value = serde_json::from_str(include_str!("../fixtures/openapi-3.1-schema.json")).expect("meta-schema");
+    let validator = jsonschema::draft202012::new(&meta).expect("the meta-schema compiles");
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "the OpenAPI document is not valid OpenAPI 3.1: {errors:#?}");
     let paths = doc["paths"].as_object().expect("paths");
     let mut ids = std::collections::HashSet::new();
     let mut operations = 0;
@@ -836,6 +932,10 @@ async fn login_and_sessions_work_on_postgres_and_redis() {
     assert_eq!(t.app().store.backend(), beacon_store::Backend::Postgres);
     let g = t.guild.id;
     let b = login(&t, t.owner()).await;
+    // With Redis configured the session lives there, not in the table.
+    let rows: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM api_sessions").fetch_one(t.app().store.pool()).await.expect("count");
+    assert_eq!(rows, 0, "sessions are in Redis");
     let (status, body) = b
         .send(reqwest::Method::PATCH, &format!("/api/v1/guilds/{g}/settings"), Some(json!({"probe.greeting": "pg"})))
         .await;
@@ -986,5 +1086,102 @@ async fn the_knowledge_base_playground_shows_passages_with_scores_and_sources() 
     assert_eq!(status, 204);
     let (_, out) = b.get(&format!("/api/v1/guilds/{g}/kb/query?q=reset%20password")).await;
     assert_eq!(out["passages"], json!([]), "{out}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn the_faq_search_log_is_served_redacted_and_expires_with_its_retention() {
+    let (t, _) = spawn(&[], false).await;
+    let g = t.guild.id;
+    let bob = t.member("bob");
+    let b = login(&t, t.owner()).await;
+    let faq = format!("/api/v1/guilds/{g}/faq");
+    let (status, _) = b
+        .send(
+            reqwest::Method::POST,
+            &faq,
+            Some(json!({"question": "How do I reset my password?", "answer": "Use the reset link."})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    // Members search in Discord; each search is logged with how much it found.
+    for q in ["reset password", "dark mode", "invoice for bob.smith@example.com"] {
+        let search = json!([{"name": "search", "type": 1, "options": [{"name": "query", "type": 3, "value": q}]}]);
+        t.command(bob, "faq", search, Delivery::Http).await;
+    }
+    let (status, log) = b.get(&format!("{faq}/searches?days=7")).await;
+    assert_eq!(status, 200, "{log}");
+    let searches = log["searches"].as_array().cloned().unwrap_or_default();
+    let terms: Vec<(&str, bool)> =
+        searches.iter().map(|s| (s["term"].as_str().unwrap_or(""), s["found"] == true)).collect();
+    assert_eq!(terms, vec![("invoice for email", false), ("dark mode", false), ("reset password", true)], "{log}");
+    assert!(!log.to_string().contains("example"), "personal data redacted: {log}");
+    assert!(searches[2]["hits"].as_u64().is_some_and(|h| h >= 1), "{log}");
+    // Beside it, the gaps.
+    let (_, gaps) = b.get(&format!("{faq}/gaps?days=7")).await;
+    assert_eq!(gaps["gaps"].as_array().map(Vec::len), Some(2), "{gaps}");
+    let (status, body) = b.get(&format!("{faq}/searches?limit=0")).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("limit")));
+
+    // The log is kept for `faq.search_log_retention` (90 days by default), then expires.
+    let later = beacon_store::now_ms() + 91 * 86_400_000;
+    let expired = t.app().enforce_retention(later).await.expect("retention");
+    assert!(expired.iter().any(|e| e.module == "faq" && e.rows == 3), "{expired:?}");
+    let (_, log) = b.get(&format!("{faq}/searches?days=7")).await;
+    assert_eq!(log["searches"], json!([]), "{log}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn kb_sources_are_added_through_the_api_with_credentials_sealed() {
+    let (t, _) = spawn(&[], false).await;
+    let g = t.guild.id;
+    let b = login(&t, t.owner()).await;
+    let url = format!("/api/v1/guilds/{g}/kb/sources");
+    let add = |body: Value| b.send(reqwest::Method::POST, &url, Some(body));
+
+    // A website needs no secret.
+    let (status, body) =
+        add(json!({"name": "docs", "kind": "website", "config": {"url": "https://docs.example.com/"}})).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!((body["name"].as_str(), body["kind"].as_str()), (Some("docs"), Some("website")));
+    // Validation errors name the field.
+    for (request, field) in [
+        (json!({"name": "", "kind": "website", "config": {"url": "https://a.example/"}}), "name"),
+        (json!({"name": "x", "kind": "gopher", "config": {}}), "kind"),
+        (json!({"name": "x", "kind": "website", "config": {}}), "config.url"),
+        (json!({"name": "x", "kind": "website", "config": {"url": "ftp://a.example/"}}), "config.url"),
+        (json!({"name": "x", "kind": "website", "config": {"url": "https://a.example/", "path": "/"}}), "config.path"),
+        (
+            json!({"name": "x", "kind": "website", "config": {"url": "https://a.example/"}, "credential": "abcdefgh"}),
+            "credential",
+        ),
+        (json!({"name": "x", "kind": "notion", "config": {}, "credential": "secret_abcdefgh"}), "config.pages"),
+        (json!({"name": "x", "kind": "notion", "config": {"pages": "abc123"}}), "credential"),
+        (json!({"name": "faq", "kind": "website", "config": {"url": "https://a.example/"}}), "name"),
+    ] {
+        let (status, body) = add(request.clone()).await;
+        assert_eq!((status, body["error"]["field"].as_str()), (400, Some(field)), "{request}: {body}");
+    }
+    // A folder reads the bot's host: the operators' alone.
+    let (status, body) = add(json!({"name": "host", "kind": "folder", "config": {"path": "/etc"}})).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (403, Some("kind")), "{body}");
+
+    // Notion with the guild's own credential: stored sealed for this guild and name.
+    let secret = "secret_notion_token_123456";
+    let (status, body) =
+        add(json!({"name": "wiki", "kind": "notion", "config": {"pages": "abc123"}, "credential": secret})).await;
+    assert_eq!(status, 201, "{body}");
+    let rows = beacon_kb::store::KbRepo::new(t.app().store.guild(g)).sources().await.expect("sources");
+    let wiki = rows.iter().find(|s| s.name == "wiki").expect("wiki stored");
+    let sealed = wiki.config["credential"].as_str().expect("a sealed credential");
+    assert!(!sealed.contains(secret) && !wiki.config.to_string().contains(secret), "{}", wiki.config);
+    let keyring = t.app().keyring.clone().expect("keyring");
+    assert_eq!(keyring.open(sealed, &beacon_kb::source::Credentials::aad(g, "wiki")).expect("opens"), secret);
+    let (_, listed) = b.get(&url).await;
+    let names: Vec<&str> =
+        listed["sources"].as_array().into_iter().flatten().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(names.len(), 2, "{listed}");
+    assert!(!listed.to_string().contains("credential"), "configuration is never shown: {listed}");
     t.stop().await;
 }

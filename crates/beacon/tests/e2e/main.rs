@@ -7,6 +7,7 @@ mod harness;
 mod agent;
 mod ask_providers;
 mod backends;
+mod backup;
 mod binary;
 mod commands;
 mod faq;

@@ -188,6 +188,9 @@ pub struct State {
     pub files: HashMap<u64, AttachedFile>,
     /// Files uploaded with multipart requests (messages, interaction responses and edits).
     pub uploads: Vec<crate::types::Upload>,
+    /// Channel webhooks a server admin created in Discord's UI (`FakeDiscord::create_webhook`):
+    /// id → (token, channel).
+    pub webhooks: HashMap<u64, (String, u64)>,
 }
 
 /// A file a member attached to a slash command (an `ATTACHMENT` option).

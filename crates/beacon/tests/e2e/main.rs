@@ -16,6 +16,7 @@ mod kb_sources;
 mod learning;
 mod moderation;
 mod modules;
+mod observability;
 mod privacy;
 mod purge;
 mod reminders;

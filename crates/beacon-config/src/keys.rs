@@ -287,6 +287,30 @@ pub const SHUTDOWN_GRACE: Key = key(
     KeyKind::Plain,
     "How long shutdown waits for in-flight handlers (default `8s`).",
 );
+pub const ALERT_WEBHOOK_URL: Key = key(
+    "BEACON_ALERT_WEBHOOK_URL",
+    "alerts.webhook_url",
+    KeyKind::Secret,
+    "Discord webhook URL (https://discord.com/api/webhooks/ID/TOKEN) told of repeated handler failures and a gateway that cannot connect.",
+);
+pub const ALERT_HANDLER_FAILURES: Key = key(
+    "BEACON_ALERT_HANDLER_FAILURES",
+    "alerts.handler_failures",
+    KeyKind::Plain,
+    "Handler failures within 5 minutes that make an alert (default `5`).",
+);
+pub const ALERT_GATEWAY_AFTER: Key = key(
+    "BEACON_ALERT_GATEWAY_AFTER",
+    "alerts.gateway_after",
+    KeyKind::Plain,
+    "How long the gateway may be without a session before an alert (default `2m`).",
+);
+pub const ALERT_MIN_INTERVAL: Key = key(
+    "BEACON_ALERT_MIN_INTERVAL",
+    "alerts.min_interval",
+    KeyKind::Plain,
+    "At most one alert of each kind this often (default `15m`).",
+);
 pub const JOB_LEASE: Key = key(
     "BEACON_JOB_LEASE",
     "jobs.lease",
@@ -472,6 +496,10 @@ pub const KEYS: &[Key] = &[
     LOG_LEVEL,
     GUILD_RETENTION,
     SHUTDOWN_GRACE,
+    ALERT_WEBHOOK_URL,
+    ALERT_HANDLER_FAILURES,
+    ALERT_GATEWAY_AFTER,
+    ALERT_MIN_INTERVAL,
     JOB_LEASE,
     TRANSCRIPTS_S3_BUCKET,
     TRANSCRIPTS_S3_REGION,

@@ -160,6 +160,8 @@ pub struct Config {
     pub guild_retention: Duration,
     /// How long shutdown waits for in-flight handlers.
     pub shutdown_grace: Duration,
+    /// Beacon's own alerts (`BEACON_ALERT_*`), for installs without Prometheus.
+    pub alerts: AlertConfig,
     /// How long a worker holds a durable job without renewing its lease (a crashed worker's
     /// jobs are run by another after this).
     pub job_lease: Duration,
@@ -466,6 +468,14 @@ impl Config {
             guild_retention: parse_duration(&values, &keys::GUILD_RETENTION)?
                 .unwrap_or(Duration::from_secs(30 * 86_400)),
             shutdown_grace: parse_duration(&values, &keys::SHUTDOWN_GRACE)?.unwrap_or(Duration::from_secs(8)),
+            alerts: AlertConfig {
+                webhook_url: alert_webhook(&values)?,
+                handler_failures: parse_bounded(&values, &keys::ALERT_HANDLER_FAILURES, 1, 10_000)?
+                    .map_or(5, |n| n as usize),
+                gateway_after: parse_duration(&values, &keys::ALERT_GATEWAY_AFTER)?.unwrap_or(Duration::from_secs(120)),
+                min_interval: parse_duration(&values, &keys::ALERT_MIN_INTERVAL)?
+                    .unwrap_or(Duration::from_secs(15 * 60)),
+            },
             job_lease: parse_duration(&values, &keys::JOB_LEASE)?
                 .filter(|d| !d.is_zero())
                 .unwrap_or(Duration::from_secs(60)),
@@ -545,6 +555,58 @@ fn trusted_proxies(values: &Values) -> Result<Vec<ipnet::IpNet>, ConfigError> {
         nets.push(net);
     }
     Ok(nets)
+}
+
+/// Where Beacon posts its own alerts and when (`BEACON_ALERT_*`).
+#[derive(Debug, Clone)]
+pub struct AlertConfig {
+    /// The Discord webhook: its id and token, parsed from the URL.
+    pub webhook_url: Option<AlertWebhook>,
+    /// Handler failures within five minutes that make an alert.
+    pub handler_failures: usize,
+    /// How long the gateway may be without a session before an alert.
+    pub gateway_after: Duration,
+    /// At most one alert of each kind this often.
+    pub min_interval: Duration,
+}
+
+/// A Discord webhook, from `https://discord.com/api/webhooks/{id}/{token}` (also with `/v10`).
+#[derive(Clone)]
+pub struct AlertWebhook {
+    /// The webhook's id.
+    pub id: u64,
+    /// The webhook's token (a secret: never printed).
+    pub token: Secret,
+}
+
+impl std::fmt::Debug for AlertWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertWebhook").field("id", &self.id).field("token", &"***").finish()
+    }
+}
+
+fn alert_webhook(values: &Values) -> Result<Option<AlertWebhook>, ConfigError> {
+    let Some(url) = text(values, &keys::ALERT_WEBHOOK_URL) else { return Ok(None) };
+    let bad = || {
+        invalid(
+            values,
+            &keys::ALERT_WEBHOOK_URL,
+            "must be a Discord webhook URL, https://discord.com/api/webhooks/ID/TOKEN (Server Settings → Integrations → Webhooks → Copy Webhook URL)",
+        )
+    };
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(bad());
+    }
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let mut parts = path.trim_end_matches('/').rsplit('/');
+    let (Some(token), Some(id), Some("webhooks")) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let id: u64 = id.parse().map_err(|_| bad())?;
+    if token.is_empty() || id == 0 {
+        return Err(bad());
+    }
+    Ok(Some(AlertWebhook { id, token: Secret::new(token.to_owned()) }))
 }
 
 fn api_origins(values: &Values) -> Result<Vec<String>, ConfigError> {

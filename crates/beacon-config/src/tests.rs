@@ -289,3 +289,30 @@ fn usd_amounts_parse_exactly() {
     assert!(crate::parse_usd("1e3").is_err());
     assert!(crate::parse_usd("99999999999999999999").is_err());
 }
+
+#[test]
+fn alert_webhook_is_a_discord_webhook_url_and_its_token_stays_secret() {
+    let c = Config::from_sources(
+        None,
+        &env(&[("BEACON_ALERT_WEBHOOK_URL", "https://discord.com/api/webhooks/123456789/tok-EN_1?wait=true")]),
+    )
+    .unwrap();
+    let hook = c.alerts.webhook_url.as_ref().unwrap();
+    assert_eq!((hook.id, hook.token.expose()), (123456789, "tok-EN_1"));
+    assert!(!format!("{c:?}").contains("tok-EN_1"), "the token is never printed");
+    let v10 = Config::from_sources(
+        None,
+        &env(&[("BEACON_ALERT_WEBHOOK_URL", "http://127.0.0.1:9000/api/v10/webhooks/42/abc")]),
+    )
+    .unwrap();
+    assert_eq!(v10.alerts.webhook_url.unwrap().id, 42);
+    for bad in ["discord.com/api/webhooks/1/x", "https://discord.com/api/webhooks/abc/x", "https://example.com/hook"] {
+        let err = Config::from_sources(None, &env(&[("BEACON_ALERT_WEBHOOK_URL", bad)])).unwrap_err().to_string();
+        assert!(err.contains("BEACON_ALERT_WEBHOOK_URL"), "{bad}: {err}");
+    }
+    let defaults = Config::from_sources(None, &env(&[])).unwrap().alerts;
+    assert_eq!(
+        (defaults.handler_failures, defaults.gateway_after, defaults.min_interval),
+        (5, std::time::Duration::from_secs(120), std::time::Duration::from_secs(900))
+    );
+}

@@ -16,6 +16,7 @@ use twilight_model::id::Id;
 use twilight_model::id::marker::ApplicationMarker;
 
 use crate::access::PermissionService;
+use crate::alerts::Alerts;
 use crate::command::CommandSpec;
 use crate::export::ExportModule;
 use crate::metrics::Metrics;
@@ -53,6 +54,8 @@ pub struct App {
     pub shards: ShardBoard,
     /// The `/metrics` counters.
     pub metrics: Metrics,
+    /// Alerts to the operator's Discord webhook (`BEACON_ALERT_WEBHOOK_URL`).
+    pub alerts: Alerts,
     /// When the process started.
     pub started_at: Instant,
     /// In-flight handlers; shutdown waits for them.
@@ -109,6 +112,7 @@ pub struct AppBuilder {
     modules: Vec<Arc<dyn Module>>,
     gateway_enabled: bool,
     keyring: Option<Arc<beacon_crypto::Keyring>>,
+    metrics: Metrics,
 }
 
 impl AppBuilder {
@@ -124,7 +128,15 @@ impl AppBuilder {
             modules: Vec::new(),
             gateway_enabled,
             keyring: None,
+            metrics: Metrics::new(),
         }
+    }
+
+    /// Uses `metrics` for `/metrics` (shared with a backend built before the app, such as the
+    /// LLM service, which reports its calls there).
+    pub fn metrics(mut self, metrics: Metrics) -> AppBuilder {
+        self.metrics = metrics;
+        self
     }
 
     /// Adds a module.
@@ -226,6 +238,7 @@ impl AppBuilder {
         if let Some(id) = self.config.discord.application_id {
             let _ = application_id.set(Id::new(id));
         }
+        let alerts = Alerts::new(&self.config.alerts, self.http.clone(), self.metrics.clone());
         Ok(Arc::new(App {
             settings: SettingsService::new(specs),
             permissions,
@@ -236,7 +249,8 @@ impl AppBuilder {
             modules: self.modules,
             ports: Ports::new(ports),
             shards: self.shards,
-            metrics: Metrics::new(),
+            alerts,
+            metrics: self.metrics,
             started_at: Instant::now(),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),

@@ -29,6 +29,7 @@
 pub mod access;
 pub mod api;
 // `app` and `module` are being reworked; their items get documented with the new contract.
+pub mod alerts;
 pub mod app;
 pub mod command;
 pub mod error;

@@ -73,11 +73,67 @@ impl App {
         let mut runner = beacon_jobs::Runner::new(self.store.clone(), options);
         for module in &self.modules {
             for job in module.jobs(self) {
-                runner.register(job.kind, job.handler);
+                let metered = MeteredJob { kind: job.kind, handler: job.handler, metrics: self.metrics.clone() };
+                runner.register(job.kind, Arc::new(metered));
             }
         }
         Background { jobs: runner.spawn(self.shutdown.clone()) }
     }
+}
+
+/// A job kind's handler, timed and counted in `/metrics` (`beacon_jobs_run_total`).
+struct MeteredJob {
+    kind: &'static str,
+    handler: Arc<dyn beacon_jobs::JobHandler>,
+    metrics: crate::metrics::Metrics,
+}
+
+#[async_trait::async_trait]
+impl beacon_jobs::JobHandler for MeteredJob {
+    async fn run(&self, job: &beacon_jobs::Job) -> Result<(), beacon_jobs::Failure> {
+        let started = std::time::Instant::now();
+        let result = self.handler.run(job).await;
+        let outcome = match &result {
+            Ok(()) => "ok",
+            // Failed, and asked to be tried again (the runner does while attempts are left).
+            Err(f) if f.retry => "retry",
+            Err(_) => "failed",
+        };
+        self.metrics.job(self.kind, outcome, started.elapsed());
+        result
+    }
+}
+
+/// While the gateway runs: when its shards have had no session for `BEACON_ALERT_GATEWAY_AFTER`,
+/// tell the operator's webhook (the alerts limit how often).
+fn spawn_gateway_watchdog(app: &Arc<App>) {
+    let app = app.clone();
+    let tracker = app.tasks.clone();
+    tracker.spawn(async move {
+        let after = app.config.alerts.gateway_after;
+        let every = (after / 4).clamp(Duration::from_millis(250), Duration::from_secs(15));
+        let mut down_since: Option<std::time::Instant> = Some(std::time::Instant::now());
+        // One alert per outage (and the alerts' own interval on top).
+        let mut alerted = false;
+        loop {
+            tokio::select! {
+                () = app.shutdown.cancelled() => break,
+                () = tokio::time::sleep(every) => {}
+            }
+            let shards = app.shards.snapshot();
+            let ready = shards.iter().filter(|s| s.state == beacon_discord::gateway::ShardState::Ready).count();
+            if !shards.is_empty() && ready == shards.len() {
+                (down_since, alerted) = (None, false);
+                continue;
+            }
+            let since = *down_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() >= after && !alerted {
+                alerted = true;
+                let detail = format!("{ready} of {} shards connected", shards.len());
+                app.alerts.gateway_down(since.elapsed(), &detail);
+            }
+        }
+    });
 }
 
 impl Background {
@@ -160,6 +216,9 @@ impl App {
         let in_flight = Arc::new(Semaphore::new(MAX_EVENTS_IN_FLIGHT));
         let dispatched = Arc::new(AtomicU64::new(0));
         spawn_memory_release(self, in_flight.clone(), dispatched.clone());
+        if self.alerts.enabled() {
+            spawn_gateway_watchdog(self);
+        }
         self.tasks.spawn(async move {
             while let Some(event) = rx.recv().await {
                 dispatched.fetch_add(1, Ordering::Relaxed);

@@ -1,7 +1,11 @@
 //! Process metrics in the Prometheus text format, served at `GET /metrics` by `beacon-web`.
 //!
-//! Labels are fixed names (event types, interaction kinds, module names), never guild, user or
-//! channel ids: the endpoint reveals how busy the process is, not who uses it.
+//! Names follow Prometheus' conventions: the `beacon_` prefix, base units in the name
+//! (`_seconds`, `_dollars`, `_messages`), `_total` on counters. Labels are fixed names (event
+//! types, interaction kinds, module, job kind, provider and model names, outcomes), never guild,
+//! user or channel ids: the endpoint reveals how busy the process is, not who uses it.
+//! `deploy/grafana/beacon.json` and `deploy/prometheus/alerts.yml` use these names; a test scrapes
+//! the real binary and checks every name they use is exported.
 //!
 //! ```
 //! let metrics = beacon_framework::metrics::Metrics::new();
@@ -9,24 +13,84 @@
 //! assert!(metrics.render().contains("beacon_gateway_events_total"));
 //! ```
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 type Labels1 = [(&'static str, &'static str); 1];
 type Labels2 = [(&'static str, &'static str); 2];
 type Labels3 = [(&'static str, &'static str); 3];
+/// Labels whose values are configuration (provider and model names), not fixed strings.
+type OwnedLabels = Vec<(&'static str, String)>;
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
-/// The counters of one process.
-pub struct Metrics {
-    registry: Registry,
+/// One LLM call as the LLM service reports it to [`Metrics::llm_call`].
+#[derive(Debug, Clone, Copy)]
+pub struct LlmCall<'a> {
+    /// Provider name (`openai`, `anthropic`, …).
+    pub provider: &'a str,
+    /// Model id.
+    pub model: &'a str,
+    /// `ok`, `error`, `budget_exhausted`, …
+    pub outcome: &'static str,
+    /// Input (prompt) tokens.
+    pub input_tokens: u64,
+    /// Output (completion) tokens.
+    pub output_tokens: u64,
+    /// Cost in micro-dollars.
+    pub cost_micros: u64,
+    /// How long the call took.
+    pub elapsed: Duration,
+}
+
+/// One shard's state for the gauges (see [`Metrics::set_shards`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ShardGauge {
+    /// Shard number.
+    pub id: u32,
+    /// Whether the shard has a session (READY or RESUMED).
+    pub up: bool,
+    /// Last heartbeat round trip.
+    pub latency: Option<Duration>,
+}
+
+#[derive(Clone)]
+struct Families {
     gateway_events: Family<Labels1, Counter>,
     interactions: Family<Labels2, Counter>,
     handler_errors: Family<Labels1, Counter>,
+    handler_calls: Family<Labels3, Counter>,
+    handler_seconds: Histograms<Labels2>,
+    answers: Family<Labels1, Counter>,
+    llm_calls: Family<OwnedLabels, Counter>,
+    llm_tokens: Family<OwnedLabels, Counter>,
+    llm_cost: Family<OwnedLabels, Counter<f64, AtomicU64>>,
+    llm_seconds: Histograms<OwnedLabels>,
+    jobs_run: Family<Labels2, Counter>,
+    job_seconds: Histograms<Labels1>,
+    jobs_due: Gauge,
+    rest_rate_limited: Counter,
+    shard_up: Family<Vec<(&'static str, String)>, Gauge>,
+    shard_latency: Family<Vec<(&'static str, String)>, Gauge<f64, AtomicU64>>,
+    guilds: Gauge,
+    stream_lag: Family<OwnedLabels, Gauge>,
+    alerts_sent: Family<Labels1, Counter>,
     external_calls: Family<Labels3, Counter>,
-    external_seconds: Family<Labels2, Histogram, fn() -> Histogram>,
+    external_seconds: Histograms<Labels2>,
+}
+
+/// The metrics of one process; cheap to clone (clones share the values).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    f: Families,
 }
 
 impl Default for Metrics {
@@ -35,73 +99,225 @@ impl Default for Metrics {
     }
 }
 
+fn latency_histogram() -> Histogram {
+    // 1 ms .. ~33 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+fn slow_histogram() -> Histogram {
+    // 50 ms .. ~200 s
+    Histogram::new(exponential_buckets(0.05, 2.0, 13))
+}
+
 impl Metrics {
-    /// Empty counters registered under the `beacon` prefix.
+    /// Empty metrics registered under the `beacon` prefix, plus the process' start time.
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("beacon");
-        let gateway_events = Family::<Labels1, Counter>::default();
-        registry.register(
+        let mut root = Registry::default();
+        let start = Gauge::<f64, AtomicU64>::default();
+        start.set(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0));
+        root.register(
+            "process_start_time_seconds",
+            "Start time of the process since the Unix epoch, in seconds",
+            start,
+        );
+        let r = root.sub_registry_with_prefix("beacon");
+        let build = Family::<Labels1, Gauge>::default();
+        build.get_or_create(&[("version", env!("CARGO_PKG_VERSION"))]).set(1);
+        r.register("build_info", "Beacon's version (the value is always 1)", build);
+        let f = Families {
+            gateway_events: Family::default(),
+            interactions: Family::default(),
+            handler_errors: Family::default(),
+            handler_calls: Family::default(),
+            handler_seconds: Family::new_with_constructor(latency_histogram),
+            answers: Family::default(),
+            llm_calls: Family::default(),
+            llm_tokens: Family::default(),
+            llm_cost: Family::default(),
+            llm_seconds: Family::new_with_constructor(slow_histogram),
+            jobs_run: Family::default(),
+            job_seconds: Family::new_with_constructor(latency_histogram),
+            jobs_due: Gauge::default(),
+            rest_rate_limited: Counter::default(),
+            shard_up: Family::default(),
+            shard_latency: Family::default(),
+            guilds: Gauge::default(),
+            stream_lag: Family::default(),
+            alerts_sent: Family::default(),
+            external_calls: Family::default(),
+            external_seconds: Family::new_with_constructor(slow_histogram),
+        };
+        r.register(
             "gateway_events",
             "Gateway events handled (every module has seen them), by event type",
-            gateway_events.clone(),
+            f.gateway_events.clone(),
         );
-        let interactions = Family::<Labels2, Counter>::default();
-        registry.register(
+        r.register(
             "interactions",
-            "Interactions received, by kind and outcome (handled, duplicate)",
-            interactions.clone(),
+            "Interactions received, by kind and outcome (handled, duplicate, bad_signature, stale)",
+            f.interactions.clone(),
         );
-        let handler_errors = Family::<Labels1, Counter>::default();
-        registry.register(
+        r.register(
             "handler_errors",
-            "Module handlers that returned an internal error, by module",
-            handler_errors.clone(),
+            "Module handlers that failed with an internal error, by module",
+            f.handler_errors.clone(),
         );
-        let external_calls = Family::<Labels3, Counter>::default();
-        registry.register(
+        r.register(
+            "handler_calls",
+            "Module handler runs, by module, kind (command, component, modal, autocomplete, event) and outcome (ok, refused, error)",
+            f.handler_calls.clone(),
+        );
+        r.register(
+            "handler_duration_seconds",
+            "How long module handlers ran, by module and kind",
+            f.handler_seconds.clone(),
+        );
+        r.register("answers", "Support answers, by outcome (llm, quoted, abstained, refused)", f.answers.clone());
+        r.register("llm_calls", "LLM calls, by provider, model and outcome", f.llm_calls.clone());
+        r.register("llm_tokens", "LLM tokens, by provider, model and direction (input, output)", f.llm_tokens.clone());
+        r.register("llm_cost_dollars", "LLM spending in US dollars, by provider and model", f.llm_cost.clone());
+        r.register("llm_call_duration_seconds", "LLM call latency, by provider", f.llm_seconds.clone());
+        r.register("jobs_run", "Durable jobs run, by kind and outcome (ok, retry, failed)", f.jobs_run.clone());
+        r.register("job_duration_seconds", "How long durable jobs ran, by kind", f.job_seconds.clone());
+        r.register(
+            "jobs_due",
+            "Durable jobs due and not running (pending past their time, or with an expired lease)",
+            f.jobs_due.clone(),
+        );
+        r.register(
+            "discord_rest_rate_limited",
+            "Discord REST requests answered 429 Too Many Requests",
+            f.rest_rate_limited.clone(),
+        );
+        r.register("shard_up", "1 when the shard has a gateway session, 0 otherwise", f.shard_up.clone());
+        r.register(
+            "shard_latency_seconds",
+            "The shard's last heartbeat round trip, in seconds",
+            f.shard_latency.clone(),
+        );
+        r.register("guilds", "Guilds served by this process' shards", f.guilds.clone());
+        r.register(
+            "stream_lag_messages",
+            "Gateway events published to a stream and not yet handled by its consumer group",
+            f.stream_lag.clone(),
+        );
+        r.register(
+            "alerts_sent",
+            "Alerts posted to BEACON_ALERT_WEBHOOK_URL, by kind (handler_failures, gateway)",
+            f.alerts_sent.clone(),
+        );
+        r.register(
             "external_calls",
             "Calls to external services modules drive (e.g. the agent service), by service, operation and outcome",
-            external_calls.clone(),
+            f.external_calls.clone(),
         );
-        let external_seconds = Family::<Labels2, Histogram, fn() -> Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.05, 2.0, 13))
-        });
-        registry.register(
+        r.register(
             "external_call_seconds",
             "Latency of calls to external services, by service and operation",
-            external_seconds.clone(),
+            f.external_seconds.clone(),
         );
-        Metrics { registry, gateway_events, interactions, handler_errors, external_calls, external_seconds }
+        Metrics { registry: Arc::new(root), f }
     }
 
     /// One gateway event went through every module.
     pub fn gateway_event(&self, event: &'static str) {
-        self.gateway_events.get_or_create(&[("event", event)]).inc();
+        self.f.gateway_events.get_or_create(&[("event", event)]).inc();
     }
 
-    /// One interaction arrived; `outcome` is `handled` or `duplicate`.
+    /// One interaction arrived; `outcome` is `handled`, `duplicate`, or why it was refused.
     pub fn interaction(&self, kind: &'static str, outcome: &'static str) {
-        self.interactions.get_or_create(&[("kind", kind), ("outcome", outcome)]).inc();
+        self.f.interactions.get_or_create(&[("kind", kind), ("outcome", outcome)]).inc();
     }
 
     /// A module's handler failed with an internal error.
     pub fn handler_error(&self, module: &'static str) {
-        self.handler_errors.get_or_create(&[("module", module)]).inc();
+        self.f.handler_errors.get_or_create(&[("module", module)]).inc();
+    }
+
+    /// A module's handler ran: `kind` is what it handled, `outcome` `ok`, `refused` (a message
+    /// for the member) or `error` (which also counts in `beacon_handler_errors_total`).
+    pub fn handler(&self, module: &'static str, kind: &'static str, outcome: &'static str, elapsed: Duration) {
+        self.f.handler_calls.get_or_create(&[("module", module), ("kind", kind), ("outcome", outcome)]).inc();
+        self.f.handler_seconds.get_or_create(&[("module", module), ("kind", kind)]).observe(elapsed.as_secs_f64());
+        if outcome == "error" {
+            self.handler_error(module);
+        }
+    }
+
+    /// A support answer was given (or not): `llm`, `quoted`, `abstained`, `refused`.
+    pub fn answer(&self, outcome: &'static str) {
+        self.f.answers.get_or_create(&[("outcome", outcome)]).inc();
+    }
+
+    /// An LLM call finished (or was refused before it was made).
+    pub fn llm_call(&self, call: LlmCall<'_>) {
+        let pm = || vec![("provider", call.provider.to_owned()), ("model", call.model.to_owned())];
+        let mut labels = pm();
+        labels.push(("outcome", call.outcome.to_string()));
+        self.f.llm_calls.get_or_create(&labels).inc();
+        for (direction, n) in [("input", call.input_tokens), ("output", call.output_tokens)] {
+            let mut labels = pm();
+            labels.push(("direction", direction.to_owned()));
+            self.f.llm_tokens.get_or_create(&labels).inc_by(n);
+        }
+        self.f.llm_cost.get_or_create(&pm()).inc_by(call.cost_micros as f64 / 1_000_000.0);
+        self.f
+            .llm_seconds
+            .get_or_create(&vec![("provider", call.provider.to_owned())])
+            .observe(call.elapsed.as_secs_f64());
+    }
+
+    /// A durable job ran: `outcome` is `ok`, `retry` or `failed`.
+    pub fn job(&self, kind: &'static str, outcome: &'static str, elapsed: Duration) {
+        self.f.jobs_run.get_or_create(&[("kind", kind), ("outcome", outcome)]).inc();
+        self.f.job_seconds.get_or_create(&[("kind", kind)]).observe(elapsed.as_secs_f64());
+    }
+
+    /// How many durable jobs are due and not running (read before each scrape).
+    pub fn set_jobs_due(&self, due: i64) {
+        self.f.jobs_due.set(due);
+    }
+
+    /// Discord answered a REST request with 429.
+    pub fn rest_rate_limited(&self) {
+        self.f.rest_rate_limited.inc();
+    }
+
+    /// The shards of this process and the guilds they serve (read before each scrape).
+    pub fn set_shards(&self, shards: &[ShardGauge], guilds: u64) {
+        for s in shards {
+            let labels = vec![("shard", s.id.to_string())];
+            self.f.shard_up.get_or_create(&labels).set(i64::from(s.up));
+            match s.latency {
+                Some(l) => {
+                    self.f.shard_latency.get_or_create(&labels).set(l.as_secs_f64());
+                }
+                None => {
+                    self.f.shard_latency.remove(&labels);
+                }
+            }
+        }
+        self.f.guilds.set(i64::try_from(guilds).unwrap_or(i64::MAX));
+    }
+
+    /// The lag of a stream's consumer group (the scale-out roles' event streams).
+    pub fn set_stream_lag(&self, stream: &str, group: &str, messages: i64) {
+        let labels = vec![("stream", stream.to_owned()), ("group", group.to_owned())];
+        self.f.stream_lag.get_or_create(&labels).set(messages);
+    }
+
+    /// An alert was posted to the operator's webhook.
+    pub fn alert_sent(&self, kind: &'static str) {
+        self.f.alerts_sent.get_or_create(&[("kind", kind)]).inc();
     }
 
     /// A module called an external service; `outcome` is `ok` or an error kind.
-    pub fn external_call(
-        &self,
-        service: &'static str,
-        op: &'static str,
-        outcome: &'static str,
-        elapsed: std::time::Duration,
-    ) {
-        self.external_calls.get_or_create(&[("service", service), ("op", op), ("outcome", outcome)]).inc();
-        self.external_seconds.get_or_create(&[("service", service), ("op", op)]).observe(elapsed.as_secs_f64());
+    pub fn external_call(&self, service: &'static str, op: &'static str, outcome: &'static str, elapsed: Duration) {
+        self.f.external_calls.get_or_create(&[("service", service), ("op", op), ("outcome", outcome)]).inc();
+        self.f.external_seconds.get_or_create(&[("service", service), ("op", op)]).observe(elapsed.as_secs_f64());
     }
 
-    /// Everything, in the Prometheus text exposition format.
+    /// Everything, in the OpenMetrics text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
@@ -121,7 +337,7 @@ mod tests {
         m.gateway_event("MESSAGE_CREATE");
         m.interaction("command", "handled");
         m.handler_error("support");
-        m.external_call("agent", "send", "timeout", std::time::Duration::from_secs(150));
+        m.external_call("agent", "send", "timeout", Duration::from_secs(150));
         let text = m.render();
         assert!(
             text.contains("beacon_external_calls_total{service=\"agent\",op=\"send\",outcome=\"timeout\"} 1"),
@@ -132,5 +348,40 @@ mod tests {
         assert!(text.contains("beacon_interactions_total{kind=\"command\",outcome=\"handled\"} 1"), "{text}");
         assert!(text.contains("beacon_handler_errors_total{module=\"support\"} 1"), "{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn handlers_llm_jobs_and_shards_use_base_units() {
+        let m = Metrics::new();
+        m.handler("faq", "command", "error", Duration::from_millis(3));
+        m.llm_call(LlmCall {
+            provider: "openai",
+            model: "gpt-4o-mini",
+            outcome: "ok",
+            input_tokens: 1200,
+            output_tokens: 300,
+            cost_micros: 2_500,
+            elapsed: Duration::from_millis(800),
+        });
+        m.job("reminders.fire", "ok", Duration::from_millis(2));
+        m.set_jobs_due(4);
+        m.set_shards(&[ShardGauge { id: 0, up: true, latency: Some(Duration::from_millis(42)) }], 7);
+        let text = m.render();
+        for line in [
+            "beacon_handler_calls_total{module=\"faq\",kind=\"command\",outcome=\"error\"} 1",
+            "beacon_handler_errors_total{module=\"faq\"} 1",
+            "beacon_handler_duration_seconds_count{module=\"faq\",kind=\"command\"} 1",
+            "beacon_llm_tokens_total{provider=\"openai\",model=\"gpt-4o-mini\",direction=\"input\"} 1200",
+            "beacon_llm_cost_dollars_total{provider=\"openai\",model=\"gpt-4o-mini\"} 0.0025",
+            "beacon_jobs_run_total{kind=\"reminders.fire\",outcome=\"ok\"} 1",
+            "beacon_jobs_due 4",
+            "beacon_shard_up{shard=\"0\"} 1",
+            "beacon_shard_latency_seconds{shard=\"0\"} 0.042",
+            "beacon_guilds 7",
+            "beacon_build_info{version=",
+            "process_start_time_seconds ",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
     }
 }

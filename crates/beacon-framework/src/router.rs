@@ -241,7 +241,7 @@ async fn run_interaction(
                     return responder.choices(Vec::new());
                 }
                 let ctx = AutocompleteCtx { base, name: data.name.clone(), options };
-                let choices = module.autocomplete(ctx).await?;
+                let choices = metered(app, module.name(), "autocomplete", module.autocomplete(ctx)).await?;
                 return responder.choices(choices);
             }
             if !enabled(app, &base, module.as_ref()).await? {
@@ -254,7 +254,7 @@ async fn run_interaction(
             tracing::info!(command = %data.name, path = ?options.path, "command");
             let target_id = data.target_id.map(|t| t.get());
             let ctx = CommandCtx { base, name: data.name.clone(), options, target_id };
-            module.command(ctx).await
+            metered(app, module.name(), "command", module.command(ctx)).await
         }
         Some(InteractionData::MessageComponent(data)) => {
             let module = module_for_custom_id(app, &data.custom_id)?;
@@ -267,7 +267,7 @@ async fn run_interaction(
                 values: data.values.clone(),
                 message_id: interaction.message.as_ref().map(|m| m.id.get()),
             };
-            module.component(ctx).await
+            metered(app, module.name(), "component", module.component(ctx)).await
         }
         Some(InteractionData::ModalSubmit(data)) => {
             let module = module_for_custom_id(app, &data.custom_id)?;
@@ -277,10 +277,39 @@ async fn run_interaction(
             let mut fields = BTreeMap::new();
             collect_fields(&data.components, &mut fields);
             let ctx = ModalCtx { base, custom_id: data.custom_id.clone(), fields };
-            module.modal(ctx).await
+            metered(app, module.name(), "modal", module.modal(ctx)).await
         }
         _ => Err(HandlerError::internal("interaction without data")),
     }
+}
+
+/// Runs a module's handler, timing it and counting its outcome (`/metrics`); an internal error
+/// also goes to the operator's alert webhook when one is configured.
+async fn metered<T>(
+    app: &Arc<App>,
+    module: &'static str,
+    kind: &'static str,
+    handler: impl std::future::Future<Output = Result<T, HandlerError>>,
+) -> Result<T, HandlerError> {
+    let started = std::time::Instant::now();
+    let result = handler.await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) if e.is_for_member() => "refused",
+        Err(_) => "error",
+    };
+    app.metrics.handler(module, kind, outcome, started.elapsed());
+    if outcome == "error" {
+        app.alerts.handler_failed(module);
+    }
+    // A 429 that reached a handler (twilight's rate limiter keeps most from happening).
+    if let Err(HandlerError::Discord(e)) = &result
+        && let Some(e) = e.downcast_ref::<twilight_http::Error>()
+        && matches!(e.kind(), twilight_http::error::ErrorType::Response { status, .. } if status.get() == 429)
+    {
+        app.metrics.rest_rate_limited();
+    }
+    result
 }
 
 /// The guild of a button or form in a direct message: a module that sends one by DM names
@@ -448,8 +477,7 @@ async fn run_modules(app: &Arc<App>, shard_id: u32, event: Arc<Event>) {
             }
         }
         let ctx = EventCtx { app: app.clone(), shard_id: Some(shard_id), guild_id, event: event.clone() };
-        if let Err(e) = module.event(ctx).await {
-            app.metrics.handler_error(module.name());
+        if let Err(e) = metered(app, module.name(), "event", module.event(ctx)).await {
             tracing::error!(error = %e, module = module.name(), kind = ?event.kind(), "event handler failed");
         }
     }

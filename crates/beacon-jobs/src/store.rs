@@ -265,6 +265,19 @@ impl Jobs {
         .rows_affected())
     }
 
+    /// How many jobs are due at `now_ms` and not running: pending ones whose time has come and
+    /// running ones whose lease expired (a crashed worker's). What `/metrics` shows as backlog.
+    pub async fn due_count(&self, now_ms: i64) -> Result<i64, JobError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM beacon_jobs \
+             WHERE (state = 'pending' AND run_at <= $1) OR (state = 'running' AND lease_until < $1)",
+        )
+        .bind(now_ms)
+        .fetch_one(self.store.pool())
+        .await?;
+        Ok(n)
+    }
+
     /// Atomically claims up to `limit` due jobs of the given kinds for `owner` until
     /// `lease_until`: pending jobs whose time has come, and running jobs whose lease expired
     /// (their worker died).

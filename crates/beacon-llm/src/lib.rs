@@ -80,7 +80,7 @@ pub use config::{CostPolicy, LlmConfig, ProviderConfig, ProviderKind, Reliabilit
 pub use error::LlmError;
 pub use pricing::{Price, PricingTable};
 pub use provider::{Provider, build_provider};
-pub use service::{CallContext, LlmService, MODEL_SETTING, Passage, SleepFn};
+pub use service::{CallContext, CallObserver, LlmService, MODEL_SETTING, ObservedCall, Passage, SleepFn};
 pub use types::{
     CacheHint, ChatRequest, ChatResponse, ChatStream, ContentPart, DEFAULT_MAX_TOKENS, Embeddings, FinishReason,
     Message, Role, StreamEvent, Tool, ToolCall, Usage,

@@ -77,6 +77,29 @@ pub struct Passage {
 /// futures stay `Send` (an `AsyncFn` closure's future is not known to be).
 type Attempt<'f, T> = Pin<Box<dyn Future<Output = Result<T, LlmError>> + Send + 'f>>;
 
+/// Told of every call as it is recorded (and of calls refused for budget, outcome
+/// `budget_exhausted`, with no tokens): the binary feeds `/metrics` with it.
+pub type CallObserver = Arc<dyn Fn(&ObservedCall<'_>) + Send + Sync>;
+
+/// One call, as a [`CallObserver`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ObservedCall<'a> {
+    /// Provider name.
+    pub provider: &'a str,
+    /// Model id.
+    pub model: &'a str,
+    /// `ok`, `cache_hit`, `error`, `cancelled` or `budget_exhausted`.
+    pub outcome: &'static str,
+    /// Input tokens (cached ones included).
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Cost in micro-dollars.
+    pub cost_micros: u64,
+    /// Latency in milliseconds.
+    pub latency_ms: u64,
+}
+
 /// The waiting function used between retries (replaceable for simulations and tests).
 pub type SleepFn = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
@@ -102,6 +125,7 @@ struct Inner {
     pricing_version: std::sync::Mutex<Option<(i64, i64)>>,
     policy: CostPolicy,
     sleep: SleepFn,
+    observer: Option<CallObserver>,
 }
 
 /// The LLM service every module uses. Cheap to clone.
@@ -210,6 +234,7 @@ impl LlmService {
                 pricing_version: std::sync::Mutex::new(None),
                 policy: CostPolicy::default(),
                 sleep: Arc::new(|d| Box::pin(tokio::time::sleep(d))),
+                observer: None,
             }),
         }
     }
@@ -235,6 +260,7 @@ impl LlmService {
                 pricing_version: std::sync::Mutex::new(*old.lock_version()),
                 policy: old.policy.clone(),
                 sleep: old.sleep.clone(),
+                observer: old.observer.clone(),
             };
             self.inner = Arc::new(fresh);
         }
@@ -266,6 +292,12 @@ impl LlmService {
     /// Caches responses in `cache` (in-process or Redis) for calls with a `kb_version`.
     pub fn with_cache(mut self, cache: Cache) -> LlmService {
         self.inner_mut().cache = Some(cache);
+        self
+    }
+
+    /// Tells `observer` of every call (metrics).
+    pub fn with_observer(mut self, observer: CallObserver) -> LlmService {
+        self.inner_mut().observer = Some(observer);
         self
     }
 
@@ -496,7 +528,22 @@ impl LlmService {
         if let Err(e) = self.reload_pricing().await {
             tracing::warn!(error = %e, "could not check LLM prices for changes");
         }
-        usage.check_budget(ctx.guild_id, ctx.user_id, beacon_store::now_ms(), &self.inner.policy).await
+        let checked = usage.check_budget(ctx.guild_id, ctx.user_id, beacon_store::now_ms(), &self.inner.policy).await;
+        if let (Err(LlmError::BudgetExceeded(_)), Some(observer), Some(slot)) =
+            (&checked, &self.inner.observer, self.inner.slots.first())
+        {
+            let model = ctx.model.as_deref().unwrap_or(slot.provider.model());
+            observer(&ObservedCall {
+                provider: slot.name(),
+                model,
+                outcome: "budget_exhausted",
+                input_tokens: 0,
+                output_tokens: 0,
+                cost_micros: 0,
+                latency_ms: 0,
+            });
+        }
+        checked
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -516,6 +563,17 @@ impl LlmService {
             input = usage.input_tokens, output = usage.output_tokens, cached = usage.cached_input_tokens,
             cost_micros = cost, latency_ms, outcome = outcome.as_str(), "llm call"
         );
+        if let Some(observer) = &self.inner.observer {
+            observer(&ObservedCall {
+                provider,
+                model,
+                outcome: outcome.as_str(),
+                input_tokens: usage.input_tokens,
+                output_tokens: usage.output_tokens,
+                cost_micros: cost,
+                latency_ms,
+            });
+        }
         let Some(store) = &self.inner.usage else {
             return;
         };

@@ -514,6 +514,26 @@ impl Store {
         if one == 1 { Ok(()) } else { Err(StoreError::Corrupt(format!("ping returned {one}"))) }
     }
 
+    /// Writes a consistent copy of a running SQLite database to `dest` (a new file) with
+    /// `VACUUM INTO`: one read transaction, so writers carry on and the copy is the database as of
+    /// one instant, compacted, with the WAL already folded in. PostgreSQL is backed up with
+    /// `pg_dump`, not through Beacon: this returns [`StoreError::Invalid`] there.
+    pub async fn backup_sqlite(&self, dest: &std::path::Path) -> Result<(), StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::Invalid(
+                "the database is PostgreSQL: back it up with pg_dump (see the README's backup section)".into(),
+            ));
+        }
+        let Some(path) = dest.to_str() else {
+            return Err(StoreError::Invalid(format!("backup path {} is not valid UTF-8", dest.display())));
+        };
+        if dest.exists() {
+            return Err(StoreError::Invalid(format!("backup file {path} already exists")));
+        }
+        sqlx::query("VACUUM INTO $1").bind(path.to_owned()).execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// The engine behind this store.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -718,5 +738,22 @@ mod tests {
             SqliteTarget::File(u) => assert!(u.ends_with("?mode=ro")),
             SqliteTarget::Memory(_) => panic!("file url treated as memory"),
         }
+    }
+
+    #[tokio::test]
+    async fn backup_copies_a_database_in_use_and_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("live.db").display())).await.expect("open");
+        store.migrate().await.expect("migrate");
+        store.guild(42).upsert("Answers", Some(7)).await.expect("guild");
+        let dest = dir.path().join("copy.db");
+        store.backup_sqlite(&dest).await.expect("backup");
+        // The live database keeps taking writes while the copy is read.
+        store.guild(43).upsert("Later", None).await.expect("still writable");
+        let copy = Store::connect(&format!("sqlite://{}", dest.display())).await.expect("open copy");
+        assert_eq!(copy.active_guild_ids().await.expect("guilds"), vec![42]);
+        assert!(
+            matches!(store.backup_sqlite(&dest).await, Err(StoreError::Invalid(m)) if m.contains("already exists"))
+        );
     }
 }

@@ -627,6 +627,7 @@ impl SupportModule {
         }
         let answer_id = SupportRepo::new(guild.clone()).record(&record, now_ms()).await?;
         self.audit(app, guild.id(), answer_id, &record).await;
+        app.metrics.answer(answer_label(&record));
         let words = record.lang.strings();
         // "Talk to a human" only where a human can be reached (the ticket desk is on here).
         let human = answered.is_some() && human_available(app, guild.id()).await;
@@ -796,6 +797,19 @@ const CORRECTION_EXPIRED: &str =
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// How an answer ended, for `beacon_answers_total{outcome}`: `llm` (a grounded LLM answer),
+/// `quoted` (the passage itself), `abstained`, `rate_limited`, `refused` (the injection screen).
+fn answer_label(record: &AnswerRecord) -> &'static str {
+    match record.outcome {
+        "answered" if record.mode == "llm" => "llm",
+        "answered" => "quoted",
+        "abstained" => "abstained",
+        "rate_limited" => "rate_limited",
+        "refused" => "refused",
+        _ => "other",
+    }
 }
 
 fn abstain_text(lang: Lang) -> String {

@@ -29,7 +29,7 @@ pub struct NewInteraction {
     pub permissions: Option<u64>,
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let bytes: Vec<u8> = (0..40).map(|_| fastrand::u8(..)).collect();
     format!("aW50ZXJhY3Rpb246{}", hex::encode(bytes))
 }
@@ -449,6 +449,19 @@ fn rec_by_token<'a>(sh: &Shared, st: &'a State, m: &Matched) -> Result<&'a Inter
     Ok(rec)
 }
 
+/// `POST /webhooks/{id}/{token}` on a channel webhook: the message is posted in its channel as
+/// the webhook (no bot token needed; a wrong token is Discord's 10015). Without `wait=true`
+/// Discord answers 204 with no body.
+fn execute_channel_webhook(sh: &Shared, st: &mut State, m: &Matched, q: &Query, body: &Value) -> Reply {
+    let id = m.id("webhook_id");
+    let token = m.params.get("webhook_token").map(String::as_str).unwrap_or_default();
+    let Some(channel_id) = st.webhooks.get(&id).filter(|(t, _)| t == token).map(|(_, c)| *c) else {
+        return Reply::error(404, 10015, "Unknown Webhook");
+    };
+    let msg = handlers::post_message(sh, st, channel_id, id, body, None);
+    if q.get("wait").is_some_and(|w| w == "true") { Reply::ok(msg) } else { Reply::empty() }
+}
+
 /// Interaction callback and webhook-token operations.
 pub fn handle_rest(sh: &Shared, st: &mut State, m: &Matched, q: &Query, body: &Value) -> Reply {
     if m.op.id == "create_interaction_response" {
@@ -458,6 +471,9 @@ pub fn handle_rest(sh: &Shared, st: &mut State, m: &Matched, q: &Query, body: &V
             return Reply::violation(404, 10062, "Unknown interaction", format!("no interaction {id} with this token"));
         }
         return apply_initial(sh, st, id, body, q);
+    }
+    if m.op.id == "execute_webhook" && m.id("webhook_id") != sh.app_id {
+        return execute_channel_webhook(sh, st, m, q, body);
     }
     let rec = match rec_by_token(sh, st, m) {
         Ok(r) => r.clone(),

@@ -497,6 +497,15 @@ impl FakeDiscord {
         Ok(())
     }
 
+    /// A webhook on `channel_id`, as a server admin makes one in Discord's UI; returns its URL
+    /// (`{base_url}/api/v10/webhooks/{id}/{token}`). Messages executed on it land in the channel.
+    pub fn create_webhook(&self, channel_id: u64) -> String {
+        let id = self.shared.ids.next();
+        let token = crate::interactions::random_token();
+        self.shared.lock().webhooks.insert(id, (token.clone(), channel_id));
+        format!("{}/api/v10/webhooks/{id}/{token}", self.base_url())
+    }
+
     /// Messages stored in a channel, oldest first (the bot's included).
     pub fn messages(&self, channel_id: u64) -> Vec<Value> {
         self.shared.lock().messages.get(&channel_id).cloned().unwrap_or_default()

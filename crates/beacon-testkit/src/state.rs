@@ -192,6 +192,9 @@ pub struct State {
     /// and when it was created (unix ms), so the same nonce within [`NONCE_WINDOW_MS`] returns
     /// that message instead of creating another.
     pub nonces: HashMap<(u64, String), (u64, u64, u64)>,
+    /// Channel webhooks a server admin created in Discord's UI (`FakeDiscord::create_webhook`):
+    /// id → (token, channel).
+    pub webhooks: HashMap<u64, (String, u64)>,
 }
 
 /// How long Discord remembers an enforced nonce: "the past few minutes". The fake keeps it two

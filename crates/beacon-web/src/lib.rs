@@ -34,6 +34,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use beacon_discord::verify::InteractionVerifier;
 use beacon_framework::App;
+use beacon_framework::metrics::ShardGauge;
 use beacon_framework::router::{INITIAL_RESPONSE_BUDGET, dispatch_interaction};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -133,6 +134,23 @@ async fn ready(State(state): State<WebState>) -> Response {
 
 async fn metrics(State(state): State<WebState>) -> Response {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    let app = &state.app;
+    // Gauges read at scrape time: the shards' state, the job backlog.
+    let shards: Vec<ShardGauge> = app
+        .shards
+        .snapshot()
+        .iter()
+        .map(|s| ShardGauge {
+            id: s.id,
+            up: s.state == beacon_discord::gateway::ShardState::Ready,
+            latency: s.latency_ms.map(std::time::Duration::from_millis),
+        })
+        .collect();
+    app.metrics.set_shards(&shards, app.shards.guilds());
+    match beacon_jobs::Jobs::new(app.store.clone()).due_count(beacon_store::now_ms()).await {
+        Ok(due) => app.metrics.set_jobs_due(due),
+        Err(e) => tracing::warn!(error = %e, "metrics: counting due jobs failed"),
+    }
     ([(axum::http::header::CONTENT_TYPE, content_type)], state.app.metrics.render()).into_response()
 }
 
@@ -147,9 +165,11 @@ async fn interactions(State(state): State<WebState>, headers: HeaderMap, body: B
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let (Some(signature), Some(timestamp)) = (header("x-signature-ed25519"), header("x-signature-timestamp")) else {
+        state.app.metrics.interaction("unverified", "bad_signature");
         return (StatusCode::UNAUTHORIZED, "missing signature headers").into_response();
     };
     if let Err(e) = verifier.verify(signature, timestamp, &body, now_secs()) {
+        state.app.metrics.interaction("unverified", "bad_signature");
         tracing::info!(reason = %e, "interaction signature rejected");
         return (StatusCode::UNAUTHORIZED, "invalid request signature").into_response();
     }

@@ -1,6 +1,6 @@
 //! `beacon`: one binary, roles by subcommand.
 
-use beacon::{backends, kb_cli, llm_cli, run, telemetry};
+use beacon::{backends, backup_cli, health_cli, kb_cli, llm_cli, run, telemetry};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -79,6 +79,21 @@ enum Command {
         #[arg(long, value_name = "ID")]
         client_id: Option<u64>,
     },
+    /// Copy the SQLite database (while Beacon runs), the data folder's files and the secret key
+    /// into a new folder. PostgreSQL is dumped with pg_dump (README, Backups).
+    Backup {
+        /// The backup folder to create (absent or empty).
+        dir: PathBuf,
+    },
+    /// Restore a backup folder into this fresh install (data folder and SQLite database), then
+    /// apply the migrations.
+    Restore {
+        /// The folder `beacon backup` wrote.
+        dir: PathBuf,
+    },
+    /// Probe this install's readiness (`GET /health/ready` on BEACON_HTTP_ADDR): exit 0 when
+    /// ready, 1 otherwise. For container health checks.
+    Health,
 }
 
 #[derive(Subcommand)]
@@ -224,6 +239,9 @@ fn main() -> ExitCode {
                 Command::Commands { action: CommandsAction::Sync { guild } } => sync_commands(config, guild).await,
                 Command::Guild { action: GuildAction::Purge { id, yes } } => purge_guild(config, id, yes).await,
                 Command::Invite { client_id } => invite(config, client_id).await,
+                Command::Backup { dir } => backup_cli::backup(config, &dir).await,
+                Command::Restore { dir } => backup_cli::restore(config, &dir).await,
+                Command::Health => health_cli::health(config).await,
                 Command::Llm { action: LlmAction::Pricing { action: PricingAction::List } } => {
                     llm_cli::pricing_list(config).await
                 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use beacon_cache::Cache;
 use beacon_config::Config;
+use beacon_framework::metrics::{LlmCall, Metrics};
 use beacon_framework::{App, AppBuilder, Module};
 use beacon_store::Store;
 
@@ -35,11 +36,13 @@ pub async fn build_app_with(
             .context("configuring the Discord REST client")?,
     );
     let kb = Arc::new(open_knowledge_base(&config, &store).await?);
+    let metrics = Metrics::new();
     let mut support = beacon_support::SupportModule::new(kb.clone());
     if let Some(llm) = open_llm(&config, &store, Some(cache.clone())).await? {
-        support = support.with_llm(llm);
+        support = support.with_llm(llm.with_observer(llm_metrics(&metrics)));
     }
     let mut builder = AppBuilder::new(config.clone(), store, cache, http)
+        .metrics(metrics)
         .keyring(open_keyring(&config)?)
         .modules(beacon_admin::modules(&config))
         .module(support)
@@ -55,6 +58,22 @@ pub async fn build_app_with(
     }
     let app = builder.modules(extra).build().await?;
     Ok(app)
+}
+
+/// Feeds every LLM call (tokens, cost, outcome, latency) into `/metrics`.
+fn llm_metrics(metrics: &Metrics) -> beacon_llm::CallObserver {
+    let metrics = metrics.clone();
+    Arc::new(move |call: &beacon_llm::ObservedCall<'_>| {
+        metrics.llm_call(LlmCall {
+            provider: call.provider,
+            model: call.model,
+            outcome: call.outcome,
+            input_tokens: call.input_tokens,
+            output_tokens: call.output_tokens,
+            cost_micros: call.cost_micros,
+            elapsed: Duration::from_millis(call.latency_ms),
+        });
+    })
 }
 
 /// A started Beacon: HTTP server bound, gateway connecting (with a token), handlers running.

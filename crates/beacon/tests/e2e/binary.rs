@@ -24,13 +24,13 @@ pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn terminate(child: &Child) {
+pub(crate) fn terminate(child: &Child) {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
 }
 
 /// Waits for exit, returning how long it took; kills the process if it overstays `limit`.
-fn wait_exit(child: &mut Child, limit: Duration) -> (std::process::ExitStatus, Duration) {
+pub(crate) fn wait_exit(child: &mut Child, limit: Duration) -> (std::process::ExitStatus, Duration) {
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -278,3 +278,51 @@ async fn a_website_answers_questions_until_it_is_removed() {
     assert!(!text_of(&asked).contains("five working days"), "{}", text_of(&asked));
     t.stop().await;
 }
+
+/// Key rotation as the README describes it: the new key in `BEACON_SECRET_KEY`, the old one in
+/// `BEACON_SECRET_KEY_PREVIOUS`. A credential sealed under the old key still reads the source;
+/// with the old key dropped too early, the sync fails and says which setting is missing, and the
+/// credential is not lost (putting the old key back reads it again).
+#[tokio::test]
+async fn a_rotated_secret_key_still_opens_what_the_old_key_sealed() {
+    beacon_http::install_crypto_provider();
+    let notion = FakeNotion::start().await.unwrap();
+    let page = notion.add_page("Refund policy", vec![NotionBlock::paragraph("Refunds are issued within 14 days.")]);
+    let old_key = "11".repeat(32);
+    let new_key = "22".repeat(32);
+    let notion_env = vec![("BEACON_NOTION_API_URL".to_owned(), notion.base_url())];
+    let mut env = notion_env.clone();
+    env.push(("BEACON_SECRET_KEY".into(), old_key.clone()));
+    let mut t = TestApp::spawn_with(Options { env, ..Options::default() }).await;
+    let saved = add_notion(&t, "wiki", &page, Some(&notion.token())).await;
+    assert!(saved.contains("Source **wiki** saved"), "{saved}");
+
+    let sync = async |t: &TestApp| {
+        let out = t.command(t.owner(), "kb", sub("sync", json!([opt_str("name", "wiki")])), Delivery::Http).await;
+        text_of(&out)
+    };
+    // Rotated too far: only the new key. The sealed token does not open, and the reply says why.
+    let mut env = notion_env.clone();
+    env.push(("BEACON_SECRET_KEY".into(), new_key.clone()));
+    restart(&mut t, &env).await;
+    let out = sync(&t).await;
+    assert!(out.contains("failed") && out.contains("BEACON_SECRET_KEY_PREVIOUS"), "{out}");
+
+    // The documented rotation: new key current, old key previous.
+    env.push(("BEACON_SECRET_KEY_PREVIOUS".into(), old_key.clone()));
+    restart(&mut t, &env).await;
+    let out = sync(&t).await;
+    assert!(out.contains("1 documents: 1 new or changed"), "{out}");
+    t.stop().await;
+}
+
+/// Stops the app and starts it again on the same data folder with `env` (HTTP interactions only).
+async fn restart(t: &mut TestApp, env: &[(String, String)]) {
+    if let Some(running) = t.running.take() {
+        running.shutdown().await;
+    }
+    let config = test_config_with(&t.fake, &t._data, true, false, env);
+    let running = beacon::run::start_with(std::sync::Arc::new(config), Vec::new()).await.expect("beacon restarts");
+    t.fake.set_interactions_endpoint(&format!("http://{}/interactions", running.addr));
+    t.running = Some(running);
+}

@@ -27,6 +27,7 @@ pub struct Metrics {
     handler_errors: Family<Labels1, Counter>,
     external_calls: Family<Labels3, Counter>,
     external_seconds: Family<Labels2, Histogram, fn() -> Histogram>,
+    page_seconds: Family<[(&'static str, String); 1], Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -71,7 +72,24 @@ impl Metrics {
             "Latency of calls to external services, by service and operation",
             external_seconds.clone(),
         );
-        Metrics { registry, gateway_events, interactions, handler_errors, external_calls, external_seconds }
+        let page_seconds =
+            Family::<[(&'static str, String); 1], Histogram, fn() -> Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.0, 14))
+            });
+        registry.register(
+            "page_seconds",
+            "Server time of dashboard pages, by route template (no ids)",
+            page_seconds.clone(),
+        );
+        Metrics {
+            registry,
+            gateway_events,
+            interactions,
+            handler_errors,
+            external_calls,
+            external_seconds,
+            page_seconds,
+        }
     }
 
     /// One gateway event went through every module.
@@ -101,6 +119,11 @@ impl Metrics {
         self.external_seconds.get_or_create(&[("service", service), ("op", op)]).observe(elapsed.as_secs_f64());
     }
 
+    /// A dashboard page was served; `route` is its template (`/g/{guild_id}/settings`), never a path with ids.
+    pub fn page(&self, route: &str, elapsed: std::time::Duration) {
+        self.page_seconds.get_or_create(&[("route", route.to_owned())]).observe(elapsed.as_secs_f64());
+    }
+
     /// Everything, in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -122,7 +145,9 @@ mod tests {
         m.interaction("command", "handled");
         m.handler_error("support");
         m.external_call("agent", "send", "timeout", std::time::Duration::from_secs(150));
+        m.page("/g/{guild_id}/settings", std::time::Duration::from_millis(3));
         let text = m.render();
+        assert!(text.contains("beacon_page_seconds_count{route=\"/g/{guild_id}/settings\"} 1"), "{text}");
         assert!(
             text.contains("beacon_external_calls_total{service=\"agent\",op=\"send\",outcome=\"timeout\"} 1"),
             "{text}"

@@ -46,7 +46,7 @@ use crate::repo::{AnswerRecord, SCHEMA, SupportRepo};
 use crate::stream::{self, ChannelAnswer, InteractionAnswer, LiveAnswer};
 use crate::{guard, injection, pii, sanitize};
 
-mod keys {
+pub(crate) mod keys {
     pub const CHANNELS: &str = "support.channels";
     pub const MENTIONS: &str = "support.answer_mentions";
     pub const THREADS: &str = "support.reply_in_thread";
@@ -789,7 +789,7 @@ fn abstain_text(lang: Lang) -> String {
 
 /// The best passage's best sentences for `question` (the whole passage when it is short), quoted
 /// as written, with the passage as the source (labelled in `lang`).
-fn render_extractive(question: &str, hit: &Hit, lang: Lang) -> String {
+pub(crate) fn render_extractive(question: &str, hit: &Hit, lang: Lang) -> String {
     let span = extract::best_span(question, &hit.text);
     let passage =
         format!("{}{}{}", if span.cut_before { "…" } else { "" }, span.text, if span.cut_after { "…" } else { "" });

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::harness::*;
 
-fn beacon() -> Command {
+pub(crate) fn beacon() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
     // Only what a test sets reaches the binary: no stray BEACON_* from the developer's shell.
     for (key, _) in std::env::vars() {
@@ -20,11 +20,11 @@ fn beacon() -> Command {
     cmd
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn terminate(child: &Child) {
+pub(crate) fn terminate(child: &Child) {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
 }
@@ -44,7 +44,7 @@ fn wait_exit(child: &mut Child, limit: Duration) -> (std::process::ExitStatus, D
     }
 }
 
-async fn wait_http(url: &str) {
+pub(crate) async fn wait_http(url: &str) {
     beacon_testkit::install_tls_provider();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {

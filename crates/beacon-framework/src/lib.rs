@@ -38,6 +38,7 @@ pub mod guild_cache;
 pub mod lifecycle;
 pub mod metrics;
 pub mod module;
+pub mod pages;
 pub mod ports;
 pub mod privacy;
 pub mod reply;

@@ -84,6 +84,7 @@ struct Families {
     alerts_sent: Family<Labels1, Counter>,
     external_calls: Family<Labels3, Counter>,
     external_seconds: Histograms<Labels2>,
+    page_seconds: Family<[(&'static str, String); 1], Histogram, fn() -> Histogram>,
 }
 
 /// The metrics of one process; cheap to clone (clones share the values).
@@ -102,6 +103,11 @@ impl Default for Metrics {
 fn latency_histogram() -> Histogram {
     // 1 ms .. ~33 s
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+fn page_histogram() -> Histogram {
+    // 1 ms .. ~8 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 14))
 }
 
 fn slow_histogram() -> Histogram {
@@ -146,6 +152,7 @@ impl Metrics {
             alerts_sent: Family::default(),
             external_calls: Family::default(),
             external_seconds: Family::new_with_constructor(slow_histogram),
+            page_seconds: Family::new_with_constructor(page_histogram),
         };
         r.register(
             "gateway_events",
@@ -215,6 +222,11 @@ impl Metrics {
             "external_call_seconds",
             "Latency of calls to external services, by service and operation",
             f.external_seconds.clone(),
+        );
+        r.register(
+            "page_seconds",
+            "Server time of dashboard pages, by route template (no ids)",
+            f.page_seconds.clone(),
         );
         Metrics { registry: Arc::new(root), f }
     }
@@ -317,6 +329,11 @@ impl Metrics {
         self.f.external_seconds.get_or_create(&[("service", service), ("op", op)]).observe(elapsed.as_secs_f64());
     }
 
+    /// A dashboard page was served; `route` is its template (`/g/{guild_id}/settings`), never a path with ids.
+    pub fn page(&self, route: &str, elapsed: Duration) {
+        self.f.page_seconds.get_or_create(&[("route", route.to_owned())]).observe(elapsed.as_secs_f64());
+    }
+
     /// Everything, in the OpenMetrics text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -338,7 +355,9 @@ mod tests {
         m.interaction("command", "handled");
         m.handler_error("support");
         m.external_call("agent", "send", "timeout", Duration::from_secs(150));
+        m.page("/g/{guild_id}/settings", Duration::from_millis(3));
         let text = m.render();
+        assert!(text.contains("beacon_page_seconds_count{route=\"/g/{guild_id}/settings\"} 1"), "{text}");
         assert!(
             text.contains("beacon_external_calls_total{service=\"agent\",op=\"send\",outcome=\"timeout\"} 1"),
             "{text}"

@@ -130,6 +130,12 @@ pub trait Module: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Dashboard pages, described as data over the module's own [`Module::api_routes`]
+    /// (see [`crate::pages`]); `beacon-web` renders them for guilds where the module is on.
+    fn pages(&self) -> Vec<crate::pages::PageSpec> {
+        Vec::new()
+    }
+
     /// CSV exports, served as subcommands of the framework's `/export`.
     fn exports(&self) -> Vec<ExportSpec> {
         Vec::new()

@@ -210,6 +210,10 @@ impl Module for KbModule {
         ]
     }
 
+    fn pages(&self) -> Vec<beacon_framework::pages::PageSpec> {
+        pages()
+    }
+
     fn personal_data(&self) -> Vec<beacon_framework::privacy::PersonalData> {
         use beacon_framework::privacy::PersonalData;
         let why = "the knowledge base holds the server's documents from its configured sources, not member data";
@@ -550,7 +554,83 @@ async fn api_query(
             })
         })
         .collect();
-    Ok(axum::Json(json!({ "query": query, "passages": passages })).into_response())
+    // The verdict a member would get: the support module's confidence against this guild's
+    // threshold, and the extractive answer Beacon posts when no LLM is configured.
+    let threshold =
+        ctx.app.settings.get_i64(&ctx.guild, crate::module::keys::MIN_CONFIDENCE).await.map_err(ApiError::internal)?
+            as f32
+            / 100.0;
+    let confidence = hits.first().map(|h| crate::confidence::confidence(query, h)).unwrap_or(0.0);
+    let abstain = hits.is_empty() || confidence < threshold;
+    let answer = match hits.first() {
+        Some(best) if !abstain => Some(crate::module::render_extractive(query, best, crate::i18n::Lang::En)),
+        _ => None,
+    };
+    let verdict = if abstain {
+        "Beacon would not answer: it would offer a human instead."
+    } else {
+        "Beacon would answer with the best passage and its source."
+    };
+    Ok(axum::Json(json!({
+        "query": query,
+        "passages": passages,
+        "confidence": confidence,
+        "threshold": threshold,
+        "abstain": abstain,
+        "verdict": verdict,
+        "answer": answer,
+    }))
+    .into_response())
+}
+
+/// The dashboard's Knowledge base page: the sources (sync now per source) and the playground.
+pub fn pages() -> Vec<beacon_framework::pages::PageSpec> {
+    use beacon_framework::pages::{Field, Format, PageSpec, RowAction, Section};
+    vec![PageSpec {
+        slug: "kb",
+        title: "Knowledge base",
+        intro: "Where Beacon's answers come from, and what it would answer to a question.",
+        sections: vec![
+            Section::Search {
+                title: "Playground",
+                api: "/kb/query",
+                param: "q",
+                label: "Question",
+                list: "passages",
+                heading: "title",
+                body: "text",
+                fields: vec![
+                    Field::text("Source", "document"),
+                    Field::new("Score", "score", Format::Score),
+                    Field::new("BM25", "bm25_score", Format::Score),
+                    Field::new("Dense", "dense_score", Format::Score),
+                    Field::new("Rerank", "rerank_score", Format::Score),
+                ],
+                summary: vec![
+                    Field::text("Verdict", "verdict"),
+                    Field::new("Confidence", "confidence", Format::Score),
+                    Field::new("Threshold", "threshold", Format::Score),
+                    Field::text("Answer (as posted in Discord)", "answer"),
+                ],
+            },
+            Section::Table {
+                title: "Sources",
+                api: "/kb/sources",
+                list: "sources",
+                columns: vec![
+                    Field::text("Name", "name"),
+                    Field::text("Kind", "kind"),
+                    Field::text("Status", "status"),
+                    Field::new("Last sync", "last_sync_at", Format::Time),
+                    Field::text("Last error", "last_error"),
+                ],
+                filters: vec![],
+                link: None,
+                action: Some(RowAction { label: "Sync now", api: "/kb/sources/{name}/sync" }),
+                empty: "No source yet: add one with /kb add in Discord.",
+            },
+        ],
+    }]
 }
 
 fn source_name(p: &std::collections::HashMap<String, String>) -> Result<String, beacon_framework::ApiError> {

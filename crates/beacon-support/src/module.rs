@@ -818,7 +818,7 @@ fn abstain_text(lang: Lang) -> String {
 
 /// The best passage's best sentences for `question` (the whole passage when it is short), quoted
 /// as written, with the passage as the source (labelled in `lang`).
-fn render_extractive(question: &str, hit: &Hit, lang: Lang) -> String {
+pub(crate) fn render_extractive(question: &str, hit: &Hit, lang: Lang) -> String {
     let span = extract::best_span(question, &hit.text);
     let passage =
         format!("{}{}{}", if span.cut_before { "…" } else { "" }, span.text, if span.cut_after { "…" } else { "" });

@@ -161,6 +161,32 @@ fn route(sh: &Shared, st: &mut State, m: &Matched, q: &Query, body: &Value, reas
             }
             None => unknown(10004, "Guild"),
         },
+        // Discord: members whose username or nickname starts with `query` (1–1000, default 1).
+        "search_guild_members" => match st.guilds.get(&m.id("guild_id")) {
+            Some(g) => {
+                let Some(query) = q.get("query").map(|s| s.to_lowercase()) else {
+                    return Reply::error(400, 50035, "Invalid Form Body: query is required");
+                };
+                let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+                    None => 1,
+                    Some(Ok(l)) if (1..=1000).contains(&l) => l,
+                    Some(_) => return Reply::error(400, 50035, "Invalid Form Body: limit must be 1 to 1000"),
+                };
+                Reply::ok(Value::Array(
+                    g.members
+                        .values()
+                        .filter(|mem| {
+                            let name = st.users.get(&mem.user_id).map(|u| u.username.to_lowercase());
+                            let nick = mem.nick.as_ref().map(|n| n.to_lowercase());
+                            [name, nick].into_iter().flatten().any(|n| n.starts_with(&query))
+                        })
+                        .take(limit)
+                        .map(|mem| json::member(st, mem))
+                        .collect(),
+                ))
+            }
+            None => unknown(10004, "Guild"),
+        },
         "get_guild_member" => match st.guilds.get(&m.id("guild_id")) {
             Some(g) => match g.members.get(&m.id("user_id")) {
                 Some(mem) => Reply::ok(json::member(st, mem)),

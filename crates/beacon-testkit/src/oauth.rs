@@ -1,5 +1,6 @@
 //! Discord's OAuth2 for user login, as strict as Discord: `GET /oauth2/authorize` (a consent
-//! step a test drives with [`FakeDiscord::oauth_consent`] or `POST /_fake/oauth2/consent`),
+//! step a test drives with [`FakeDiscord::oauth_consent`] or `POST /_fake/oauth2/consent`, or —
+//! for a browser, which asks for HTML — a consent page whose form names the user logging in),
 //! `POST /api/v10/oauth2/token` (authorization code with PKCE S256 and an exact `redirect_uri`,
 //! refresh token; the client authenticated by HTTP Basic or by form fields),
 //! `POST /api/v10/oauth2/token/revoke`, and the bearer side of `GET /users/@me` and
@@ -111,7 +112,11 @@ pub fn s256(verifier: &str) -> String {
 }
 
 /// `GET /oauth2/authorize`: validates the request and shows the consent screen (as JSON).
-pub async fn authorize(AxState(sh): AxState<Arc<Shared>>, AxQuery(q): AxQuery<HashMap<String, String>>) -> Response {
+pub async fn authorize(
+    AxState(sh): AxState<Arc<Shared>>,
+    headers: HeaderMap,
+    AxQuery(q): AxQuery<HashMap<String, String>>,
+) -> Response {
     let bad = |message: &str| (StatusCode::BAD_REQUEST, axum::Json(json!({"message": message}))).into_response();
     if q.get("client_id").map(String::as_str) != Some(sh.app_id.to_string().as_str()) {
         return bad("Unknown Application");
@@ -135,12 +140,53 @@ pub async fn authorize(AxState(sh): AxState<Arc<Shared>>, AxQuery(q): AxQuery<Ha
     let id = random_token();
     let pending = Pending { redirect_uri, scopes: scopes.clone(), state: q.get("state").cloned(), challenge };
     st.oauth.pending.insert(id.clone(), pending);
+    let browser = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
+    if browser {
+        return consent_page(&id, &scopes);
+    }
     axum::Json(json!({
         "authorization_id": id,
         "application": {"id": sh.app_id.to_string(), "name": "Beacon Test Bot"},
         "scopes": scopes,
     }))
     .into_response()
+}
+
+/// The consent screen a browser sees: who is logging in (a user id, as the fake has no
+/// passwords), the scopes asked for, Authorize or Cancel.
+fn consent_page(authorization_id: &str, scopes: &[String]) -> Response {
+    let scopes: String = scopes.iter().map(|s| format!("<li>{}</li>", html_escape(s))).collect();
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Authorize · Fake Discord</title>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head><body>\
+         <h1>Beacon Test Bot wants to access your account</h1><ul>{scopes}</ul>\
+         <form method=\"post\" action=\"/_fake/oauth2/consent-form\">\
+         <input type=\"hidden\" name=\"authorization_id\" value=\"{}\">\
+         <label for=\"user_id\">Log in as (user id)</label> <input id=\"user_id\" name=\"user_id\" required>\
+         <button type=\"submit\" name=\"approve\" value=\"true\">Authorize</button>\
+         <button type=\"submit\" name=\"approve\" value=\"false\">Cancel</button></form></body></html>",
+        html_escape(authorization_id)
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// `POST /_fake/oauth2/consent-form`: the consent page's form; redirects the browser back to
+/// the application as Discord does.
+pub async fn consent_form(AxState(sh): AxState<Arc<Shared>>, body: Bytes) -> Response {
+    let form = parse_form(&body);
+    let user = form.get("user_id").and_then(|u| u.trim().parse::<u64>().ok());
+    let (Some(id), Some(user)) = (form.get("authorization_id"), user) else {
+        return (StatusCode::BAD_REQUEST, "authorization_id and a numeric user_id are required").into_response();
+    };
+    let approve = form.get("approve").map(String::as_str) != Some("false");
+    match decide(&sh, id, user, approve) {
+        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+        Err(e) => (StatusCode::NOT_FOUND, e.to_string()).into_response(),
+    }
 }
 
 /// The body of `POST /_fake/oauth2/consent`.

@@ -110,6 +110,7 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/_fake/interactions/{id}", get(interaction_state))
         .route("/_fake/flood", get(flood_state).post(flood))
         .route("/_fake/oauth2/consent", post(crate::oauth::consent))
+        .route("/_fake/oauth2/consent-form", post(crate::oauth::consent_form))
         .route("/oauth2/authorize", get(crate::oauth::authorize))
         .route("/api/v10/oauth2/token", post(crate::oauth::token))
         .route("/api/v10/oauth2/token/revoke", post(crate::oauth::revoke))

@@ -73,6 +73,7 @@ const BUILTIN: &[(&str, &str, &str)] = &[
     ("POST", "/guilds/{guild_id}/roles", "create_guild_role"),
     ("DELETE", "/guilds/{guild_id}/roles/{role_id}", "delete_guild_role"),
     ("GET", "/guilds/{guild_id}/members", "list_guild_members"),
+    ("GET", "/guilds/{guild_id}/members/search", "search_guild_members"),
     ("GET", "/guilds/{guild_id}/members/{user_id}", "get_guild_member"),
     ("PATCH", "/guilds/{guild_id}/members/{user_id}", "update_guild_member"),
     ("DELETE", "/guilds/{guild_id}/members/{user_id}", "delete_guild_member"),

@@ -152,3 +152,78 @@ async fn stats(ctx: ApiGuild, Query(q): Query<HashMap<String, String>>) -> Resul
     }))
     .into_response())
 }
+
+/// The dashboard's Tickets pages: a filterable list with the staff figures, and one ticket
+/// with a link to its transcript.
+pub fn pages() -> Vec<beacon_framework::pages::PageSpec> {
+    use beacon_framework::pages::{Field, Filter, Format, PageSpec, RowLink, Section};
+    let ticket_fields = vec![
+        Field::text("Number", "number"),
+        Field::text("Status", "status"),
+        Field::text("Topic", "topic"),
+        Field::text("Opened by", "opener_id"),
+        Field::text("Claimed by", "claimed_by"),
+        Field::new("Opened", "created_at", Format::Time),
+        Field::new("First response", "first_response_at", Format::Time),
+        Field::new("Closed", "closed_at", Format::Time),
+        Field::text("Closed by", "closed_by"),
+        Field::text("Rating", "rating"),
+    ];
+    vec![
+        PageSpec {
+            slug: "tickets",
+            title: "Tickets",
+            intro: "Every ticket of this server, newest first, and how the staff did over the last 30 days.",
+            sections: vec![
+                Section::Record {
+                    title: "Staff figures (30 days)",
+                    api: "/tickets/stats",
+                    fields: vec![
+                        Field::text("Opened", "opened"),
+                        Field::text("Closed", "closed"),
+                        Field::text("Claims", "claims"),
+                        Field::new("Average first response", "avg_first_response_ms", Format::Millis),
+                        Field::new("Average resolution", "avg_resolution_ms", Format::Millis),
+                        Field::text("Average rating", "avg_rating"),
+                    ],
+                },
+                Section::Table {
+                    title: "Tickets",
+                    api: "/tickets",
+                    list: "tickets",
+                    columns: vec![
+                        Field::text("#", "number"),
+                        Field::text("Status", "status"),
+                        Field::text("Topic", "topic"),
+                        Field::new("Opened", "created_at", Format::Time),
+                    ],
+                    filters: vec![
+                        Filter {
+                            param: "status",
+                            label: "Status",
+                            choices: &["open", "claimed", "waiting_for_user", "escalated", "closed"],
+                        },
+                        Filter { param: "opener", label: "Opened by (user id)", choices: &[] },
+                    ],
+                    link: Some(RowLink { label: "Open", page: "tickets/{number}" }),
+                    action: None,
+                    empty: "No ticket matches.",
+                },
+            ],
+        },
+        PageSpec {
+            slug: "tickets/{number}",
+            title: "Ticket",
+            intro: "The ticket's timeline; its transcript is kept once it is closed.",
+            sections: vec![
+                Section::Record { title: "Timeline", api: "/tickets/{number}", fields: ticket_fields },
+                Section::Action {
+                    label: "Open the transcript",
+                    api: "/tickets/{number}/transcript",
+                    follow_url: true,
+                    help: "The transcript page, behind a signed link valid for 7 days.",
+                },
+            ],
+        },
+    ]
+}

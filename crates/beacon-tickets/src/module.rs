@@ -529,6 +529,10 @@ impl Module for TicketsModule {
         crate::api::routes(self.storage.clone())
     }
 
+    fn pages(&self) -> Vec<beacon_framework::pages::PageSpec> {
+        crate::api::pages()
+    }
+
     fn exports(&self) -> Vec<ExportSpec> {
         vec![
             ExportSpec::new("tickets", "Tickets opened between two dates (YYYY-MM-DD, UTC)", Arc::new(TicketExport))

@@ -9,6 +9,7 @@
 //!   configured) answer and the process is not shutting down.
 //! - `GET /metrics`: the process's counters in the Prometheus/OpenMetrics text format (event
 //!   types, interaction kinds and module names as labels; no ids).
+//! - `/`, `/g/{guild_id}/…`: the dashboard's pages (see [`pages`]), which read only through the API.
 //! - `/api/v1/…`: the web API with Discord login (see [`api`]); its tables are [`api::SCHEMA`],
 //!   which the binary migrates before serving.
 //!
@@ -22,6 +23,7 @@
 //! ```
 
 pub mod api;
+pub mod pages;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -76,6 +78,7 @@ pub fn router(app: Arc<App>) -> Result<Router, WebError> {
     // Pages and files the modules serve (a ticket transcript behind its signed link, …).
     let module_routes = app.modules.iter().filter_map(|m| m.routes(&app)).fold(Router::new(), Router::merge);
     let api = api::router(app.clone())?;
+    let dashboard = pages::router(app.clone(), api.clone());
     let state = WebState { app, verifier };
     let header = axum::http::HeaderName::from_static("x-request-id");
     Ok(Router::new()
@@ -85,6 +88,7 @@ pub fn router(app: Arc<App>) -> Result<Router, WebError> {
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(module_routes)
+        .merge(dashboard)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         // The API sets a limit per route (JSON, or the larger CSV limit) with JSON errors.
         .merge(api)

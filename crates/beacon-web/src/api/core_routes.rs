@@ -44,6 +44,14 @@ pub fn routes() -> Vec<ApiRoute> {
         ApiRoute::new(Method::GET, "/modules", "The modules and whether each is on", a, get(modules)),
         ApiRoute::new(Method::PUT, "/modules/{module}", "Switches a module on or off", a, put(set_module))
             .body("{\"enabled\": true|false}"),
+        ApiRoute::new(
+            Method::GET,
+            "/directory",
+            "The server's text channels and roles (for pickers), and members found by name",
+            a,
+            get(directory),
+        )
+        .query(&[("members", "Members whose name starts with this (up to 10)")]),
         ApiRoute::new(Method::GET, "/authorized-users", "Users with delegated Beacon access", a, get(authorized)),
         ApiRoute::new(
             Method::PUT,
@@ -271,4 +279,51 @@ async fn revoke(ctx: ApiGuild, Path(params): Path<BTreeMap<String, String>>) -> 
     }
     tracing::info!(guild_id = ctx.guild_id(), target_user = user, "access revoked through the API");
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Text-like channels (text, announcement, forum) a setting may name.
+const PICKABLE_CHANNELS: &[u8] = &[0, 5, 15];
+
+fn discord_failed(e: impl std::fmt::Display) -> ApiError {
+    tracing::warn!(error = %e, "reading the server's channels, roles or members from Discord failed");
+    ApiError::new(StatusCode::BAD_GATEWAY, "discord_unavailable", "Discord could not be reached; try again.")
+}
+
+async fn directory(ctx: ApiGuild, Query(q): Query<BTreeMap<String, String>>) -> Result<Response, ApiError> {
+    use twilight_model::id::Id;
+    let guild = Id::new(ctx.guild_id());
+    let http = &ctx.app.http;
+    let channels = http.guild_channels(guild).await.map_err(discord_failed)?.models().await.map_err(discord_failed)?;
+    let mut channels: Vec<_> = channels.iter().filter(|c| PICKABLE_CHANNELS.contains(&u8::from(c.kind))).collect();
+    channels.sort_by_key(|c| (c.position.unwrap_or(0), c.id));
+    let roles = http.roles(guild).await.map_err(discord_failed)?.models().await.map_err(discord_failed)?;
+    let mut roles: Vec<_> = roles.iter().filter(|r| r.id.get() != ctx.guild_id() && !r.managed).collect();
+    roles.sort_by_key(|r| std::cmp::Reverse(r.position));
+    let members = match q.get("members").map(|m| m.trim()).filter(|m| !m.is_empty()) {
+        None => Vec::new(),
+        Some(name) if name.chars().count() > 100 => {
+            return Err(ApiError::invalid("members", "members must be at most 100 characters."));
+        }
+        Some(name) => {
+            let found = http.search_guild_members(guild, name).limit(10).await.map_err(discord_failed)?;
+            let found = found.models().await.map_err(discord_failed)?;
+            found
+                .iter()
+                .filter(|m| !m.user.bot)
+                .map(|m| {
+                    json!({
+                        "id": m.user.id.to_string(),
+                        "username": m.user.name,
+                        "display_name": m.nick.clone().or_else(|| m.user.global_name.clone()).unwrap_or_else(|| m.user.name.clone()),
+                    })
+                })
+                .collect()
+        }
+    };
+    Ok(Json(json!({
+        "channels": channels.iter().map(|c| json!({"id": c.id.to_string(), "name": c.name})).collect::<Vec<_>>(),
+        "roles": roles.iter().map(|r| json!({"id": r.id.to_string(), "name": r.name})).collect::<Vec<_>>(),
+        "members": members,
+    }))
+    .into_response())
 }

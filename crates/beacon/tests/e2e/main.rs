@@ -10,6 +10,7 @@ mod backends;
 mod backup;
 mod binary;
 mod commands;
+mod dashboard;
 mod faq;
 mod http_interactions;
 mod kb_sources;

@@ -1,0 +1,238 @@
+// MODE=setup: the first page of a fresh install (no bot token). MODE=dashboard: everything else.
+// The dashboard in a real browser (Debian's headless Chromium through playwright-core), driven
+// by the Rust e2e test `dashboard_in_a_real_browser`, which started Beacon and the fake Discord.
+// Between steps the script prints `STEP <name>` and waits for the test to answer `ok` on stdin
+// (the test checks the running bot there, e.g. that it uses a changed setting).
+// Screenshots go to $SHOTS (under target/, kept as test artifacts).
+import { chromium } from 'playwright-core';
+import { createInterface } from 'node:readline';
+import { mkdirSync } from 'node:fs';
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set`);
+  return v;
+};
+const MODE = env('MODE');
+const BASE = env('BEACON_URL');
+const SHOTS = env('SHOTS');
+const dashboard = MODE === 'dashboard';
+const OWNER = dashboard ? env('OWNER_ID') : '';
+const GUILD = dashboard ? env('GUILD_NAME') : '';
+const MEMBER = dashboard ? env('MEMBER_NAME') : '';
+const MEMBER_ID = dashboard ? env('MEMBER_ID') : '';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+mkdirSync(SHOTS, { recursive: true });
+
+const reader = createInterface({ input: process.stdin });
+const lines = reader[Symbol.asyncIterator]();
+async function step(name) {
+  console.log(`STEP ${name}`);
+  const { value, done } = await lines.next();
+  if (done || value.trim() !== 'ok') throw new Error(`the test refused step ${name}: ${value}`);
+}
+
+function check(ok, what) {
+  if (!ok) throw new Error(`check failed: ${what}`);
+}
+
+async function text(page) {
+  return page.locator('main').innerText();
+}
+
+async function shot(page, name, width) {
+  // caret: 'initial' — hiding the caret would inject a style the page's CSP refuses.
+  await page.screenshot({ path: `${SHOTS}/${name}-${width}.png`, fullPage: true, caret: 'initial' });
+  // Nothing is wider than the screen (no sideways scrolling on a phone).
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 1, `${name} at ${width}px scrolls sideways by ${overflow}px`);
+}
+
+// Clicks and waits for the page (swapped in by htmx or loaded) to be at a URL matching `url`
+// and, when given, to show `expect` (for a page that comes back to the same URL).
+async function go(page, locator, url, expect) {
+  await Promise.all([page.waitForURL(url), locator.click()]);
+  if (expect) await page.locator('main').getByText(expect).first().waitFor();
+  await page.waitForLoadState('networkidle');
+}
+
+async function login(page) {
+  await page.goto(`${BASE}/`);
+  await page.getByRole('link', { name: 'Log in with Discord' }).waitFor();
+  return page;
+}
+
+async function consent(page) {
+  await go(page, page.getByRole('link', { name: 'Log in with Discord' }), /oauth2\/authorize/);
+  await page.getByLabel('Log in as (user id)').fill(OWNER);
+  await go(page, page.getByRole('button', { name: 'Authorize' }), `${BASE}/`);
+  check((await text(page)).includes('Your servers'), 'the server list after login');
+}
+
+// Console errors other than a failed resource (an expected 422 or a favicon's 404): CSP
+// violations and script errors.
+const PAGES = { 'Settings': /\/settings$/, 'Access': /\/access$/, 'Knowledge base': /\/p\/kb$/, 'Tickets': /\/p\/tickets$/, 'Usage and cost': /\/p\/usage$/ };
+
+async function nav(page, label) {
+  await go(page, page.getByRole('navigation').getByRole('link', { name: label, exact: true }), PAGES[label]);
+}
+
+async function desktop(browser) {
+  const width = 1280;
+  const ctx = await browser.newContext({ viewport: { width, height: 900 } });
+  const page = await ctx.newPage();
+  const problems = [];
+  page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(m.text()); });
+  page.on('pageerror', (e) => problems.push(String(e)));
+
+  await login(page);
+  await shot(page, 'login', width);
+  await consent(page);
+  await shot(page, 'servers', width);
+
+  // The server switcher.
+  await page.getByLabel('Server').selectOption({ label: GUILD });
+  await go(page, page.getByRole('button', { name: 'Go' }), /\/g\/\d+\/settings/);
+  check((await page.locator('h1').innerText()).includes(GUILD), 'settings of the chosen server');
+  await shot(page, 'settings', width);
+
+  // The knowledge-base playground.
+  await nav(page, 'Knowledge base');
+  await page.getByLabel('Question').fill('How do I get a refund?');
+  await go(page, page.getByRole('button', { name: 'Ask' }), /q=/);
+  const kb = await text(page);
+  check(kb.includes('Beacon would answer'), `the verdict: ${kb}`);
+  check(kb.includes('Refunds'), 'the passage with its source');
+  await shot(page, 'kb', width);
+
+  await nav(page, 'Settings');
+
+  // A refused value is shown beside its field and nothing is saved.
+  const confidence = page.getByLabel('support.min_confidence');
+  await confidence.fill('1000');
+  await go(page, page.getByRole('button', { name: 'Save support' }), /\/settings/, 'Nothing was saved');
+  const field = page.locator('.field.invalid');
+  check((await field.count()) === 1, 'one field marked');
+  check((await field.innerText()).includes('support.min_confidence'), 'the refused field is marked');
+  await shot(page, 'settings-invalid', width);
+
+  // A valid change is stored and audited.
+  await page.getByLabel('support.min_confidence').fill('60');
+  await go(page, page.getByRole('button', { name: 'Save support' }), /done=saved/);
+  check((await text(page)).includes('Saved.'), 'saved');
+  await step('setting-changed');
+
+  // A module switch (the setting support.enabled): the running bot stops answering at once…
+  await go(page, page.getByRole('button', { name: 'Turn support off' }), /done=module/);
+  await shot(page, 'settings-module-off', width);
+  await step('module-off');
+
+  // …and answers again after a one-click revert from the history.
+  await go(page, page.getByRole('button', { name: /^Revert change \d+ of support\.enabled$/ }).first(), /done=reverted/);
+  check((await text(page)).includes('The change was reverted.'), 'reverted');
+  await step('setting-reverted');
+
+  // Access: find a member by name, grant, revoke after confirming.
+  await nav(page, 'Access');
+  await page.getByLabel('Find a member by name').fill(MEMBER.slice(0, 2));
+  await go(page, page.getByRole('button', { name: 'Search' }), /q=/);
+  await go(page, page.getByRole('button', { name: `Give access to ${MEMBER}` }), /done=granted/);
+  check((await text(page)).includes('Access granted.'), 'granted');
+  await shot(page, 'access', width);
+  await step('access-granted');
+  check((await text(page)).includes(MEMBER_ID), 'the new authorized user is listed');
+  await go(page, page.getByRole('link', { name: `Revoke access of ${MEMBER_ID}` }), /\/revoke$/);
+  await shot(page, 'revoke-confirm', width);
+  await go(page, page.getByRole('button', { name: 'Revoke access' }), /done=revoked/);
+  check((await text(page)).includes('Access revoked.') && !(await text(page)).includes(MEMBER_ID), 'revoked');
+  await step('access-revoked');
+
+  // Tickets: the list, one ticket, its transcript.
+  await nav(page, 'Tickets');
+  await page.getByLabel('Status').selectOption('closed');
+  await go(page, page.getByRole('button', { name: 'Filter' }), /status=closed/);
+  await shot(page, 'tickets', width);
+  await go(page, page.getByRole('link', { name: 'Open 1' }), /\/p\/tickets\/1/);
+  check((await text(page)).includes('closed'), 'the ticket timeline');
+  await shot(page, 'ticket', width);
+  await go(page, page.getByRole('button', { name: 'Open the transcript' }), /\/transcripts\//);
+  check((await page.locator('body').innerText()).includes('It was due on Monday.'), 'the transcript');
+  await page.screenshot({ path: `${SHOTS}/transcript-${width}.png`, fullPage: true, caret: 'initial' });
+  await page.goBack();
+
+  // Usage and cost charts.
+  await page.goto(page.url().replace(/\/p\/.*$/, '/p/usage'));
+  check((await page.locator('svg.chart').count()) === 3, 'three charts');
+  check((await text(page)).includes('budget'), 'the budget line');
+  await shot(page, 'usage', width);
+
+  check(problems.length === 0, `browser errors (CSP or script): ${problems.join(' | ')}`);
+  await ctx.close();
+}
+
+async function phone(browser) {
+  const width = 375;
+  const ctx = await browser.newContext({ viewport: { width, height: 740 }, isMobile: true, hasTouch: true });
+  const page = await ctx.newPage();
+  const problems = [];
+  page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(m.text()); });
+  await login(page);
+  await shot(page, 'login', width);
+  await consent(page);
+  await shot(page, 'servers', width);
+  await page.getByLabel('Server').selectOption({ label: GUILD });
+  await go(page, page.getByRole('button', { name: 'Go' }), /\/g\/\d+\/settings/);
+  await shot(page, 'settings', width);
+  for (const [label, name] of [['Access', 'access'], ['Knowledge base', 'kb'], ['Tickets', 'tickets'], ['Usage and cost', 'usage']]) {
+    await nav(page, label);
+    await shot(page, name, width);
+  }
+  // Keyboard: the skip link is the first stop and leads to the content.
+  await page.reload();
+  await page.keyboard.press('Tab');
+  check(await page.evaluate(() => document.activeElement?.textContent?.trim() === 'Skip to content'), 'skip link first');
+  await go(page, page.getByRole('button', { name: 'Log out' }), `${BASE}/`);
+  await page.getByRole('link', { name: 'Log in with Discord' }).waitFor();
+  check(problems.length === 0, `browser errors (CSP or script): ${problems.join(' | ')}`);
+  await ctx.close();
+}
+
+// A fresh install: the next steps, and the playground on the local knowledge base.
+async function setup(browser, width) {
+  const ctx = await browser.newContext({ viewport: { width, height: 900 } });
+  const page = await ctx.newPage();
+  const problems = [];
+  page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(m.text()); });
+  await page.goto(`${BASE}/`);
+  const intro = await text(page);
+  check(intro.includes('Create the Discord application'), 'the first step');
+  check(intro.includes('Invite Beacon to your server'), 'the invite step');
+  await page.getByLabel('Question').fill('How do I get a refund?');
+  await go(page, page.getByRole('button', { name: 'Ask' }), /q=/);
+  const answer = await text(page);
+  check(answer.includes('Beacon would answer'), `the verdict: ${answer}`);
+  check(answer.includes('refunds.md'), 'the source');
+  await shot(page, 'setup', width);
+  await page.getByLabel('Question').fill('What is the airspeed velocity of an unladen swallow?');
+  await go(page, page.getByRole('button', { name: 'Ask' }), /swallow/);
+  check((await text(page)).includes('Beacon would not answer'), 'an abstention');
+  await shot(page, 'setup-abstain', width);
+  check(problems.length === 0, `browser errors (CSP or script): ${problems.join(' | ')}`);
+  await ctx.close();
+}
+
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+try {
+  if (dashboard) {
+    await desktop(browser);
+    await phone(browser);
+  } else {
+    await setup(browser, 1280);
+    await setup(browser, 375);
+  }
+  console.log('DONE');
+} finally {
+  await browser.close();
+  // Stop reading stdin, or node would wait for the test to close it.
+  reader.close();
+}

@@ -84,7 +84,7 @@ struct Families {
     alerts_sent: Family<Labels1, Counter>,
     external_calls: Family<Labels3, Counter>,
     external_seconds: Histograms<Labels2>,
-    page_seconds: Family<[(&'static str, String); 1], Histogram, fn() -> Histogram>,
+    page_seconds: Histograms<OwnedLabels>,
 }
 
 /// The metrics of one process; cheap to clone (clones share the values).
@@ -331,7 +331,7 @@ impl Metrics {
 
     /// A dashboard page was served; `route` is its template (`/g/{guild_id}/settings`), never a path with ids.
     pub fn page(&self, route: &str, elapsed: Duration) {
-        self.f.page_seconds.get_or_create(&[("route", route.to_owned())]).observe(elapsed.as_secs_f64());
+        self.f.page_seconds.get_or_create(&vec![("route", route.to_owned())]).observe(elapsed.as_secs_f64());
     }
 
     /// Everything, in the OpenMetrics text exposition format.

@@ -25,14 +25,14 @@ fn all<'a>(form: &'a Fields, name: &str) -> Vec<&'a str> {
     form.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
 }
 
-fn guild_param(raw: &str) -> Result<u64, Response> {
+fn guild_param(raw: &str) -> Result<u64, Box<Response>> {
     raw.parse::<u64>().ok().filter(|g| *g > 0).ok_or_else(|| {
-        fail(Failure {
+        Box::new(fail(Failure {
             status: StatusCode::NOT_FOUND,
             code: "not_found".into(),
             message: "There is no such server.".into(),
             field: None,
-        })
+        }))
     })
 }
 
@@ -509,7 +509,7 @@ pub async fn settings(
 ) -> Response {
     let guild = match guild_param(&guild) {
         Ok(g) => g,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let api = state.api(&headers);
     let layout = match Layout::guild(&state, &api, guild, "settings", "Settings").await {
@@ -533,7 +533,7 @@ pub async fn save_settings(
 ) -> Response {
     let guild = match guild_param(&guild) {
         Ok(g) => g,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let api = state.api(&headers);
     let data = match settings_data(&api, guild).await {
@@ -591,7 +591,7 @@ pub async fn revert(
 ) -> Response {
     let guild = match guild_param(&guild) {
         Ok(g) => g,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Ok(audit) = audit.parse::<i64>() else { return see_other(&format!("/g/{guild}/settings")) };
     let api = state.api(&headers);
@@ -611,7 +611,7 @@ pub async fn switch_module(
 ) -> Response {
     let guild = match guild_param(&guild) {
         Ok(g) => g,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let api = state.api(&headers);
     let Some(path) = beacon_framework::pages::fill("/modules/{m}", &[("m".into(), module)]) else {
@@ -668,7 +668,7 @@ pub async fn access(
 ) -> Response {
     let guild = match guild_param(&guild) {
         Ok(g) => g,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let api = state.api(&headers);
     let layout = match Layout::guild(&state, &api, guild, "access", "Access").await {
@@ -732,7 +732,7 @@ pub async fn grant(
 ) -> Response {
     let guild = match guild_param(&guild) {
         Ok(g) => g,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let api = state.api(&headers);
     let user = first(&form, "user_id").unwrap_or_default().trim().to_owned();
@@ -766,7 +766,7 @@ pub async fn confirm_revoke(
 ) -> Response {
     let guild = match guild_param(&guild) {
         Ok(g) => g,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Ok(user) = user.parse::<u64>() else { return see_other(&format!("/g/{guild}/access")) };
     let api = state.api(&headers);
@@ -793,7 +793,7 @@ pub async fn revoke(
 ) -> Response {
     let guild = match guild_param(&guild) {
         Ok(g) => g,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Ok(user) = user.parse::<u64>() else { return see_other(&format!("/g/{guild}/access")) };
     let api = state.api(&headers);

@@ -213,7 +213,10 @@ fn render(
     v
 }
 
-fn find<'a>(state: &'a PagesState, slug: &str) -> Option<(&'static str, &'a PageSpec, Vec<(String, String)>)> {
+/// A module page found by its slug: the module's name, the page and the slug's parameters.
+type Found<'a> = (&'static str, &'a PageSpec, Vec<(String, String)>);
+
+fn find<'a>(state: &'a PagesState, slug: &str) -> Option<Found<'a>> {
     state.pages.iter().find_map(|(m, p)| match_slug(p.slug, slug).map(|params| (*m, p, params)))
 }
 

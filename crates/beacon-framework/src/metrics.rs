@@ -92,12 +92,34 @@ struct Families {
 pub struct Metrics {
     registry: Arc<Registry>,
     f: Families,
+    /// Every family registered, as `(name, help, type)`: [`Metrics::render`] describes the ones
+    /// with no sample yet too, so a dashboard's metric names can be checked against `/metrics`.
+    declared: Arc<Vec<(String, &'static str, &'static str)>>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
     }
+}
+
+/// Registers `metric` under `beacon_{name}` and remembers its description for [`Metrics::render`].
+fn declare(
+    r: &mut Registry,
+    declared: &mut Vec<(String, &'static str, &'static str)>,
+    name: &'static str,
+    help: &'static str,
+    metric: impl prometheus_client::registry::Metric,
+) {
+    let kind = match prometheus_client::encoding::EncodeMetric::metric_type(&metric) {
+        prometheus_client::metrics::MetricType::Counter => "counter",
+        prometheus_client::metrics::MetricType::Gauge => "gauge",
+        prometheus_client::metrics::MetricType::Histogram => "histogram",
+        prometheus_client::metrics::MetricType::Info => "info",
+        _ => "unknown",
+    };
+    declared.push((format!("beacon_{name}"), help, kind));
+    r.register(name, help, metric);
 }
 
 fn latency_histogram() -> Histogram {
@@ -127,9 +149,10 @@ impl Metrics {
             start,
         );
         let r = root.sub_registry_with_prefix("beacon");
+        let mut declared = Vec::new();
         let build = Family::<Labels1, Gauge>::default();
         build.get_or_create(&[("version", env!("CARGO_PKG_VERSION"))]).set(1);
-        r.register("build_info", "Beacon's version (the value is always 1)", build);
+        declare(r, &mut declared, "build_info", "Beacon's version (the value is always 1)", build);
         let f = Families {
             gateway_events: Family::default(),
             interactions: Family::default(),
@@ -154,81 +177,137 @@ impl Metrics {
             external_seconds: Family::new_with_constructor(slow_histogram),
             page_seconds: Family::new_with_constructor(page_histogram),
         };
-        r.register(
+        declare(
+            r,
+            &mut declared,
             "gateway_events",
             "Gateway events handled (every module has seen them), by event type",
             f.gateway_events.clone(),
         );
-        r.register(
+        declare(
+            r,
+            &mut declared,
             "interactions",
             "Interactions received, by kind and outcome (handled, duplicate, bad_signature, stale)",
             f.interactions.clone(),
         );
-        r.register(
+        declare(
+            r,
+            &mut declared,
             "handler_errors",
             "Module handlers that failed with an internal error, by module",
             f.handler_errors.clone(),
         );
-        r.register(
+        declare(
+            r,
+            &mut declared,
             "handler_calls",
             "Module handler runs, by module, kind (command, component, modal, autocomplete, event) and outcome (ok, refused, error)",
             f.handler_calls.clone(),
         );
-        r.register(
+        declare(
+            r,
+            &mut declared,
             "handler_duration_seconds",
             "How long module handlers ran, by module and kind",
             f.handler_seconds.clone(),
         );
-        r.register("answers", "Support answers, by outcome (llm, quoted, abstained, refused)", f.answers.clone());
-        r.register("llm_calls", "LLM calls, by provider, model and outcome", f.llm_calls.clone());
-        r.register("llm_tokens", "LLM tokens, by provider, model and direction (input, output)", f.llm_tokens.clone());
-        r.register("llm_cost_dollars", "LLM spending in US dollars, by provider and model", f.llm_cost.clone());
-        r.register("llm_call_duration_seconds", "LLM call latency, by provider", f.llm_seconds.clone());
-        r.register("jobs_run", "Durable jobs run, by kind and outcome (ok, retry, failed)", f.jobs_run.clone());
-        r.register("job_duration_seconds", "How long durable jobs ran, by kind", f.job_seconds.clone());
-        r.register(
+        declare(
+            r,
+            &mut declared,
+            "answers",
+            "Support answers, by outcome (llm, quoted, abstained, refused)",
+            f.answers.clone(),
+        );
+        declare(r, &mut declared, "llm_calls", "LLM calls, by provider, model and outcome", f.llm_calls.clone());
+        declare(
+            r,
+            &mut declared,
+            "llm_tokens",
+            "LLM tokens, by provider, model and direction (input, output)",
+            f.llm_tokens.clone(),
+        );
+        declare(
+            r,
+            &mut declared,
+            "llm_cost_dollars",
+            "LLM spending in US dollars, by provider and model",
+            f.llm_cost.clone(),
+        );
+        declare(r, &mut declared, "llm_call_duration_seconds", "LLM call latency, by provider", f.llm_seconds.clone());
+        declare(
+            r,
+            &mut declared,
+            "jobs_run",
+            "Durable jobs run, by kind and outcome (ok, retry, failed)",
+            f.jobs_run.clone(),
+        );
+        declare(r, &mut declared, "job_duration_seconds", "How long durable jobs ran, by kind", f.job_seconds.clone());
+        declare(
+            r,
+            &mut declared,
             "jobs_due",
             "Durable jobs due and not running (pending past their time, or with an expired lease)",
             f.jobs_due.clone(),
         );
-        r.register(
+        declare(
+            r,
+            &mut declared,
             "discord_rest_rate_limited",
             "Discord REST requests answered 429 Too Many Requests",
             f.rest_rate_limited.clone(),
         );
-        r.register("shard_up", "1 when the shard has a gateway session, 0 otherwise", f.shard_up.clone());
-        r.register(
+        declare(
+            r,
+            &mut declared,
+            "shard_up",
+            "1 when the shard has a gateway session, 0 otherwise",
+            f.shard_up.clone(),
+        );
+        declare(
+            r,
+            &mut declared,
             "shard_latency_seconds",
             "The shard's last heartbeat round trip, in seconds",
             f.shard_latency.clone(),
         );
-        r.register("guilds", "Guilds served by this process' shards", f.guilds.clone());
-        r.register(
+        declare(r, &mut declared, "guilds", "Guilds served by this process' shards", f.guilds.clone());
+        declare(
+            r,
+            &mut declared,
             "stream_lag_messages",
             "Gateway events published to a stream and not yet handled by its consumer group",
             f.stream_lag.clone(),
         );
-        r.register(
+        declare(
+            r,
+            &mut declared,
             "alerts_sent",
             "Alerts posted to BEACON_ALERT_WEBHOOK_URL, by kind (handler_failures, gateway)",
             f.alerts_sent.clone(),
         );
-        r.register(
+        declare(
+            r,
+            &mut declared,
             "external_calls",
             "Calls to external services modules drive (e.g. the agent service), by service, operation and outcome",
             f.external_calls.clone(),
         );
-        r.register(
+        declare(
+            r,
+            &mut declared,
             "external_call_seconds",
             "Latency of calls to external services, by service and operation",
             f.external_seconds.clone(),
         );
-        r.register(
+        declare(
+            r,
+            &mut declared,
             "page_seconds",
             "Server time of dashboard pages, by route template (no ids)",
             f.page_seconds.clone(),
         );
-        Metrics { registry: Arc::new(root), f }
+        Metrics { registry: Arc::new(root), f, declared: Arc::new(declared) }
     }
 
     /// One gateway event went through every module.
@@ -339,6 +418,18 @@ impl Metrics {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
+        // The registry leaves out families with no sample yet; describe them (HELP and TYPE, no
+        // sample, as the text format allows) so every name Beacon can export is visible.
+        let missing: String = self
+            .declared
+            .iter()
+            .filter(|(name, _, _)| !out.contains(&format!("# TYPE {name} ")))
+            .map(|(name, help, kind)| format!("# HELP {name} {help}.\n# TYPE {name} {kind}\n"))
+            .collect();
+        match out.rfind("# EOF") {
+            Some(at) => out.insert_str(at, &missing),
+            None => out.push_str(&missing),
+        }
         out
     }
 }
@@ -358,6 +449,9 @@ mod tests {
         m.page("/g/{guild_id}/settings", Duration::from_millis(3));
         let text = m.render();
         assert!(text.contains("beacon_page_seconds_count{route=\"/g/{guild_id}/settings\"} 1"), "{text}");
+        // A family with no sample yet is still described.
+        assert!(text.contains("# TYPE beacon_llm_calls counter\n"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
         assert!(
             text.contains("beacon_external_calls_total{service=\"agent\",op=\"send\",outcome=\"timeout\"} 1"),
             "{text}"

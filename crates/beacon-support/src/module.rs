@@ -878,9 +878,12 @@ impl Module for SupportModule {
         rule: &beacon_framework::retention::Retention,
         cutoff_ms: i64,
     ) -> Result<u64, HandlerError> {
-        let lines = {
+        // Only the answer-content rule reaches the audit log; the gaps rule's rows are its own.
+        let lines = if rule.setting == crate::privacy::CONTENT_RETENTION {
             let _guard = self.audit_lock.lock().await;
             crate::privacy::expire_audit_content(&audit_file(&audit_dir(app), guild.id()), cutoff_ms).await?
+        } else {
+            0
         };
         let rows: u64 = guild.expire_rows(rule.expire, cutoff_ms).await?.iter().sum();
         Ok(rows + lines)

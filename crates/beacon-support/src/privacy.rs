@@ -57,6 +57,9 @@ pub(crate) fn personal_data() -> Vec<PersonalData> {
     ]
 }
 
+/// The setting of the answer-content retention (the rule that also reaches the audit log).
+pub(crate) const CONTENT_RETENTION: &str = "support.content_retention";
+
 /// The text of questions and answers (kept only where the server opted in) expires per server.
 pub(crate) fn retention() -> Vec<Retention> {
     const DAY: u64 = 86_400;
@@ -74,7 +77,7 @@ pub(crate) fn retention() -> Vec<Retention> {
         },
         Retention {
             kind: "answer content (questions and answers' text)",
-            setting: "support.content_retention",
+            setting: CONTENT_RETENTION,
             default: std::time::Duration::from_secs(90 * DAY),
             max: std::time::Duration::from_secs(730 * DAY),
             expire: &["UPDATE support_answers SET question = NULL, answer = NULL \

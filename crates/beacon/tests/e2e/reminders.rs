@@ -310,6 +310,10 @@ async fn two_processes_deliver_each_reminder_once_through_a_kill_9() {
         crate::binary::wait_http(&format!("http://127.0.0.1:{}/health/ready", p.port)).await;
     }
     fake.set_interactions_endpoint(&format!("http://127.0.0.1:{}/interactions", processes[0].port));
+    // Discord allows one identify per 5 s per bucket (the fake counts a faster one as a
+    // violation), and a new process cannot know when a killed one identified: the test restarts
+    // the gateway process no sooner than that after the previous one was ready.
+    let mut gateway_ready = tokio::time::Instant::now();
     let store = beacon_store::Store::connect(&db.url).await.unwrap();
     let remind = |sub_name: &str, options: Value| {
         let invocation = CommandInvocation {
@@ -491,9 +495,13 @@ async fn two_processes_deliver_each_reminder_once_through_a_kill_9() {
         }
         let at = processes.iter().position(|p| p.child.id() == pid).expect("the lease holder is one of ours");
         drop(processes.remove(at)); // SIGKILL
+        if at == 0 {
+            tokio::time::sleep_until(gateway_ready + Duration::from_secs(6)).await;
+        }
         let restarted = start_process(&fake, &db.url, at == 0);
         crate::binary::wait_http(&format!("http://127.0.0.1:{}/health/ready", restarted.port)).await;
         if at == 0 {
+            gateway_ready = tokio::time::Instant::now();
             fake.set_interactions_endpoint(&format!("http://127.0.0.1:{}/interactions", restarted.port));
         }
         processes.insert(at, restarted);

@@ -41,6 +41,7 @@ use beacon_framework::router::{INITIAL_RESPONSE_BUDGET, dispatch_interaction};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -93,10 +94,14 @@ pub fn router(app: Arc<App>) -> Result<Router, WebError> {
         // The API sets a limit per route (JSON, or the larger CSV limit) with JSON errors.
         .merge(api)
         .layer(PropagateRequestIdLayer::new(header.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<_>| {
+                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                })
+                .on_failure(log_failure),
+        )
         .layer(SetRequestIdLayer::new(header, MakeRequestUuid)))
 }
 
@@ -204,4 +209,17 @@ async fn interactions(State(state): State<WebState>, headers: HeaderMap, body: B
     let response = dispatched.initial_response(INITIAL_RESPONSE_BUDGET).await;
     dispatched.responder.mark_delivered();
     axum::Json(response).into_response()
+}
+
+/// A failed response in the log: 503 (not ready, or a part the deployment has not configured,
+/// such as the login without a client secret) is a warning, because it is a state the answer
+/// explains; every other server error is an error an operator must look at.
+fn log_failure(class: ServerErrorsFailureClass, latency: std::time::Duration, _span: &tracing::Span) {
+    let ms = latency.as_millis();
+    match class {
+        ServerErrorsFailureClass::StatusCode(status) if status == axum::http::StatusCode::SERVICE_UNAVAILABLE => {
+            tracing::warn!(%status, latency_ms = ms, "response unavailable");
+        }
+        class => tracing::error!(classification = %class, latency_ms = ms, "response failed"),
+    }
 }

@@ -12,6 +12,7 @@
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -27,6 +28,9 @@ pub struct Metrics {
     handler_errors: Family<Labels1, Counter>,
     external_calls: Family<Labels3, Counter>,
     external_seconds: Family<Labels2, Histogram, fn() -> Histogram>,
+    stream_entries: Family<Labels1, Counter>,
+    stream_pending: Gauge,
+    stream_dead_letters: Gauge,
 }
 
 impl Default for Metrics {
@@ -71,7 +75,54 @@ impl Metrics {
             "Latency of calls to external services, by service and operation",
             external_seconds.clone(),
         );
-        Metrics { registry, gateway_events, interactions, handler_errors, external_calls, external_seconds }
+        let stream_entries = Family::<Labels1, Counter>::default();
+        registry.register(
+            "stream_entries",
+            "Event stream entries this worker handled, retried, dead-lettered or took over from a stopped worker",
+            stream_entries.clone(),
+        );
+        let stream_pending = Gauge::default();
+        registry.register(
+            "stream_pending",
+            "Event stream entries delivered to a worker and not yet acknowledged (every partition)",
+            stream_pending.clone(),
+        );
+        let stream_dead_letters = Gauge::default();
+        registry.register(
+            "stream_dead_letters",
+            "Entries in the event dead-letter stream (events given up after their deliveries)",
+            stream_dead_letters.clone(),
+        );
+        Metrics {
+            registry,
+            gateway_events,
+            interactions,
+            handler_errors,
+            external_calls,
+            external_seconds,
+            stream_entries,
+            stream_pending,
+            stream_dead_letters,
+        }
+    }
+
+    /// A worker's running totals of stream entries by outcome (counters follow the totals).
+    pub fn stream_worker(&self, handled: u64, retried: u64, dead_lettered: u64, taken_over: u64) {
+        for (outcome, total) in
+            [("handled", handled), ("retried", retried), ("dead_lettered", dead_lettered), ("taken_over", taken_over)]
+        {
+            let counter = self.stream_entries.get_or_create(&[("outcome", outcome)]);
+            let now = counter.get();
+            if total > now {
+                counter.inc_by(total - now);
+            }
+        }
+    }
+
+    /// The deployment's pending stream entries and dead letters, as Redis reports them.
+    pub fn stream_backlog(&self, pending: u64, dead_letters: u64) {
+        self.stream_pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
+        self.stream_dead_letters.set(i64::try_from(dead_letters).unwrap_or(i64::MAX));
     }
 
     /// One gateway event went through every module.
@@ -132,5 +183,19 @@ mod tests {
         assert!(text.contains("beacon_interactions_total{kind=\"command\",outcome=\"handled\"} 1"), "{text}");
         assert!(text.contains("beacon_handler_errors_total{module=\"support\"} 1"), "{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn stream_figures_follow_the_workers_totals() {
+        let m = Metrics::new();
+        m.stream_worker(5, 1, 0, 2);
+        m.stream_worker(7, 1, 1, 2);
+        m.stream_backlog(3, 1);
+        let text = m.render();
+        assert!(text.contains("beacon_stream_entries_total{outcome=\"handled\"} 7"), "{text}");
+        assert!(text.contains("beacon_stream_entries_total{outcome=\"dead_lettered\"} 1"), "{text}");
+        assert!(text.contains("beacon_stream_entries_total{outcome=\"taken_over\"} 2"), "{text}");
+        assert!(text.contains("beacon_stream_pending 3"), "{text}");
+        assert!(text.contains("beacon_stream_dead_letters 1"), "{text}");
     }
 }

@@ -17,4 +17,4 @@ fi
 if [[ -z "${BEACON_DISCORD_OPENAPI:-}" && -f ../shared/discord-api-spec/openapi.json ]]; then
   export BEACON_DISCORD_OPENAPI="$(cd ../shared/discord-api-spec && pwd)/openapi.json"
 fi
-exec cargo nextest run --workspace --no-capture -E 'binary(fault_suite)' "$@"
+exec cargo nextest run --workspace --no-capture --run-ignored all -E 'binary(fault_suite)' "$@"

@@ -468,6 +468,7 @@ async fn run_with<S: EventSink>(
             stop: stop.clone(),
             shared: shared.clone(),
             shared_at: None,
+            shared_state: None,
         };
         tasks.spawn(runner.run());
     }
@@ -577,8 +578,9 @@ struct ShardRunner<S> {
     stop: CancellationToken,
     /// Where the resume state and status go when gateways share Redis.
     shared: Option<SharedGateway>,
-    /// When they were last shared.
+    /// When they were last shared, and the state then.
     shared_at: Option<Instant>,
+    shared_state: Option<ShardState>,
 }
 
 impl<S: EventSink> ShardRunner<S> {
@@ -637,10 +639,13 @@ impl<S: EventSink> ShardRunner<S> {
     /// `now`.
     async fn share(&mut self, now: bool) {
         let Some(shared) = &self.shared else { return };
-        if !now && self.shared_at.is_some_and(|at| at.elapsed() < SHARE_EVERY) {
+        // A new state (ready, resuming…) is published at once; otherwise at most every second.
+        let state = map_state(self.shard.state());
+        if !now && self.shared_state == Some(state) && self.shared_at.is_some_and(|at| at.elapsed() < SHARE_EVERY) {
             return;
         }
         self.shared_at = Some(Instant::now());
+        self.shared_state = Some(state);
         let session = self.shard.session().map(|s| SavedSession {
             session_id: s.id().to_owned(),
             sequence: s.sequence(),

@@ -95,7 +95,7 @@ async fn roles_answer_every_question_once_through_a_worker_leaving_and_a_gateway
     }
     let channel = |name: &str| guild.channels.iter().find(|c| c.name == name).map(|c| c.id).expect("channel");
     let general = channel("general");
-    for (key, value) in [("support.user_per_minute", "1000"), ("support.guild_per_minute", "1000")] {
+    for (key, value) in [("support.user_per_minute", "60"), ("support.guild_per_minute", "1000")] {
         let invocation = beacon_testkit::CommandInvocation {
             guild_id: guild.id,
             channel_id: general,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use beacon_framework::App;
+use beacon_framework::module::claim_event_final;
 use beacon_framework::reply::components::{button, row, text_input};
 use beacon_framework::{
     Access, AutocompleteCtx, Choice, CommandCtx, CommandSpec, ComponentCtx, EventCtx, HandlerError, HandlerResult,
@@ -619,8 +620,26 @@ impl AgentModule {
         if !app.settings.get_bool(guild, keys::THREADS).await? {
             return Ok(());
         }
-        let bridge = self.bridge(app);
         let none = AllowedMentions::default();
+        // A send to the agent cannot be made idempotent: it is claimed before it starts and
+        // never started again for the same message (delivered again after a worker stopped).
+        // Whether the first one finished is the "done" claim: when it is missing, the member is
+        // told, once, that the message may not have reached the agent.
+        if !claim_event_final(app, "agent-send", message).await {
+            if claim_event_final(app, "agent-send-done", message).await {
+                app.http
+                    .create_message(Id::new(channel))
+                    .content(
+                        "⚠️ Beacon stopped while sending this message to the agent: it may not have completed. \
+                         Send it again if you do not see the agent's answer.",
+                    )
+                    .reply(Id::new(message))
+                    .allowed_mentions(Some(&none))
+                    .await?;
+            }
+            return Ok(());
+        }
+        let bridge = self.bridge(app);
         let result = async {
             let m = bridge.member(guild, author).await?;
             let placeholder = app
@@ -644,6 +663,7 @@ impl AgentModule {
             }
         }
         .await;
+        claim_event_final(app, "agent-send-done", message).await;
         if let Err(e) = result {
             // No ephemeral reply exists for a plain message: the member is told in the thread.
             let text = format!("⚠️ {}", said(&e));

@@ -95,6 +95,30 @@ pub const REDIS_URL: Key = key(
     KeyKind::Sensitive,
     "Optional; absent means in-process cache and rate limits.",
 );
+pub const SCALE_KEY_PREFIX: Key = key(
+    "BEACON_SCALE_KEY_PREFIX",
+    "scale.key_prefix",
+    KeyKind::Plain,
+    "Prefix of the Redis keys the gateway, worker and web roles share (default `beacon`).",
+);
+pub const SCALE_PARTITIONS: Key = key(
+    "BEACON_SCALE_PARTITIONS",
+    "scale.partitions",
+    KeyKind::Plain,
+    "Event streams, partitioned by guild; the same in every process (default 16).",
+);
+pub const SCALE_MAX_DELIVERIES: Key = key(
+    "BEACON_SCALE_MAX_DELIVERIES",
+    "scale.max_deliveries",
+    KeyKind::Plain,
+    "Deliveries of an event before it goes to the dead-letter stream (default 5).",
+);
+pub const SCALE_CLAIM_IDLE: Key = key(
+    "BEACON_SCALE_CLAIM_IDLE",
+    "scale.claim_idle",
+    KeyKind::Plain,
+    "How long a stopped worker's event waits before another worker takes it over (default `15s`).",
+);
 pub const DISCORD_TOKEN: Key = key(
     "BEACON_DISCORD_TOKEN",
     "discord.token",
@@ -462,6 +486,10 @@ pub const KEYS: &[Key] = &[
     DISCORD_SHARD_COUNT,
     DATABASE_URL,
     REDIS_URL,
+    SCALE_KEY_PREFIX,
+    SCALE_PARTITIONS,
+    SCALE_MAX_DELIVERIES,
+    SCALE_CLAIM_IDLE,
     HTTP_ADDR,
     PUBLIC_URL,
     OAUTH_CLIENT_ID,

@@ -128,6 +128,19 @@ pub struct DiscordConfig {
     pub shard_count: Option<u32>,
 }
 
+/// The scale-out roles' shared state in Redis (`beacon gateway`, `worker`, `web`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaleConfig {
+    /// Prefix of every shared Redis key.
+    pub key_prefix: String,
+    /// Number of event streams (partitions by guild).
+    pub partitions: u32,
+    /// Deliveries before an event is dead-lettered.
+    pub max_deliveries: u32,
+    /// Idle time after which a stopped worker's event is taken over.
+    pub claim_idle: Duration,
+}
+
 /// The developer team: members of `role_id` in the main guild get operator access everywhere.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DevelopersConfig {
@@ -148,6 +161,8 @@ pub struct Config {
     pub database_url: Secret,
     /// Redis for the cache and rate limits; `None` keeps them in the process.
     pub redis_url: Option<Secret>,
+    /// The scale-out roles' streams and shared keys (used with `redis_url`).
+    pub scale: ScaleConfig,
     /// Discord connection settings.
     pub discord: DiscordConfig,
     /// The developer team (operator access in every guild).
@@ -450,6 +465,20 @@ impl Config {
             data_dir,
             database_url: Secret::new(database_url),
             redis_url: redis_url.map(Secret::new),
+            scale: ScaleConfig {
+                key_prefix: match text(&values, &keys::SCALE_KEY_PREFIX) {
+                    None => "beacon".to_owned(),
+                    Some(p) if p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) => p.to_owned(),
+                    Some(_) => {
+                        return Err(invalid(&values, &keys::SCALE_KEY_PREFIX, "may hold only letters, digits, - _ ."));
+                    }
+                },
+                partitions: parse_bounded(&values, &keys::SCALE_PARTITIONS, 1, 1024)?.map_or(16, |n| n as u32),
+                max_deliveries: parse_bounded(&values, &keys::SCALE_MAX_DELIVERIES, 1, 100)?.map_or(5, |n| n as u32),
+                claim_idle: parse_duration(&values, &keys::SCALE_CLAIM_IDLE)?
+                    .filter(|d| *d >= Duration::from_secs(1))
+                    .unwrap_or(Duration::from_secs(15)),
+            },
             discord: DiscordConfig {
                 token: text(&values, &keys::DISCORD_TOKEN).map(|t| Secret::new(t.to_owned())),
                 application_id: parse_id(&values, &keys::DISCORD_APPLICATION_ID)?,

@@ -16,16 +16,40 @@ use std::{
     fmt,
     ops::Range,
     sync::{Arc, Mutex, PoisonError},
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use twilight_gateway::{
-    CloseFrame, ConfigBuilder, Event, EventTypeFlags, Shard, ShardId, StreamExt as _, error::ReceiveMessageErrorType,
-    queue::InMemoryQueue,
+    CloseFrame, ConfigBuilder, Event, EventTypeFlags, Session, Shard, ShardId, StreamExt as _,
+    error::ReceiveMessageErrorType, queue::InMemoryQueue,
 };
 use twilight_model::gateway::{CloseCode, Intents};
+
+use crate::shared::{IdentifyQueue, SavedSession, SharedGateway};
+
+/// How often a shard saves its resume state and publishes its status when gateways share Redis.
+const SHARE_EVERY: Duration = Duration::from_secs(1);
+
+/// Where a shard hands its dispatch events: the in-process channel of `beacon run`, or a
+/// transport to other processes (Redis Streams for `beacon gateway`).
+pub trait EventSink: Clone + Send + Sync + 'static {
+    /// Hands one event over, waiting while the receiver is full or unreachable. An error means
+    /// the receiver is gone for good and the shard stops.
+    fn send(&self, event: GatewayEvent) -> impl Future<Output = Result<(), SinkClosed>> + Send;
+}
+
+/// The receiver of a shard's events is gone.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the gateway event receiver is gone")]
+pub struct SinkClosed;
+
+impl EventSink for mpsc::Sender<GatewayEvent> {
+    async fn send(&self, event: GatewayEvent) -> Result<(), SinkClosed> {
+        mpsc::Sender::send(self, event).await.map_err(|_| SinkClosed)
+    }
+}
 
 /// How long a shard waits for the gateway to answer its close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -107,6 +131,8 @@ pub struct ShardStatus {
 #[derive(Clone, Default)]
 pub struct ShardBoard {
     inner: Arc<Mutex<BTreeMap<u32, Entry>>>,
+    /// Shards other gateway processes run, as they last published them.
+    remote: Arc<Mutex<Vec<ShardStatus>>>,
 }
 
 struct Entry {
@@ -123,19 +149,34 @@ impl fmt::Debug for ShardBoard {
 }
 
 impl ShardBoard {
-    /// Status of every shard of this process, ordered by shard number.
+    /// Status of every shard, ordered by shard number: this process's own, and those other
+    /// gateway processes published (see [`ShardBoard::set_remote`]).
     pub fn snapshot(&self) -> Vec<ShardStatus> {
-        self.lock().values().map(|e| e.status.clone()).collect()
+        let mut all: BTreeMap<u32, ShardStatus> =
+            self.remote.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|s| (s.id, s.clone())).collect();
+        all.extend(self.lock().values().map(|e| (e.status.id, e.status.clone())));
+        all.into_values().collect()
     }
 
     /// Number of shards with an established session.
     pub fn connected(&self) -> usize {
-        self.lock().values().filter(|e| e.status.state == ShardState::Ready).count()
+        self.snapshot().iter().filter(|s| s.state == ShardState::Ready).count()
     }
 
-    /// Total guilds across this process's shards.
+    /// Total guilds across the shards.
     pub fn guilds(&self) -> u64 {
-        self.lock().values().map(|e| u64::from(e.status.guilds)).sum()
+        self.snapshot().iter().map(|s| u64::from(s.guilds)).sum()
+    }
+
+    /// Replaces the shards other processes run (read from Redis by a process without shards
+    /// of its own, or with only some of them).
+    pub fn set_remote(&self, statuses: Vec<ShardStatus>) {
+        *self.remote.lock().unwrap_or_else(PoisonError::into_inner) = statuses;
+    }
+
+    /// This process's own shards only.
+    pub fn local(&self) -> Vec<ShardStatus> {
+        self.lock().values().map(|e| e.status.clone()).collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, Entry>> {
@@ -314,12 +355,38 @@ fn is_unauthorized(error: &(dyn std::error::Error + Send + Sync + 'static)) -> b
 /// Fatal close codes end all shards and return a typed [`GatewayError`]. On
 /// shutdown every connected shard sends a close frame with code 1000 (ending
 /// its session), waits up to 5 s for the reply, and `run` returns `Ok(())`.
-pub async fn run(
+pub async fn run<S: EventSink>(
     config: GatewayConfig,
     http: Arc<twilight_http::Client>,
-    events: mpsc::Sender<GatewayEvent>,
+    events: S,
     board: ShardBoard,
     shutdown: CancellationToken,
+) -> Result<(), GatewayError> {
+    run_with(config, http, events, board, shutdown, None).await
+}
+
+/// [`run`] for one of several gateway processes sharing `shared` (Redis): identifies wait in
+/// the queue all processes share, each shard starts from its saved resume state and saves it
+/// every second, statuses are published every second, and at shutdown the shards close with
+/// code 4000 so the next process resumes their sessions.
+pub async fn run_shared<S: EventSink>(
+    config: GatewayConfig,
+    http: Arc<twilight_http::Client>,
+    events: S,
+    board: ShardBoard,
+    shutdown: CancellationToken,
+    shared: SharedGateway,
+) -> Result<(), GatewayError> {
+    run_with(config, http, events, board, shutdown, Some(shared)).await
+}
+
+async fn run_with<S: EventSink>(
+    config: GatewayConfig,
+    http: Arc<twilight_http::Client>,
+    events: S,
+    board: ShardBoard,
+    shutdown: CancellationToken,
+    shared: Option<SharedGateway>,
 ) -> Result<(), GatewayError> {
     // tokio-websockets' TLS setup panics without a process-wide crypto provider.
     beacon_http::require_crypto_provider().map_err(GatewayError::Tls)?;
@@ -352,12 +419,15 @@ pub async fn run(
             "fewer session starts left than shards; identifies will wait for the reset"
         );
     }
-    let queue = InMemoryQueue::new(
-        limit.max_concurrency,
-        limit.remaining.min(limit.total),
-        Duration::from_millis(limit.reset_after),
-        limit.total,
-    );
+    let queue = match &shared {
+        Some(shared) => shared.identify_queue(limit.max_concurrency),
+        None => IdentifyQueue::Local(InMemoryQueue::new(
+            limit.max_concurrency,
+            limit.remaining.min(limit.total),
+            Duration::from_millis(limit.reset_after),
+            limit.total,
+        )),
+    };
     let shard_config =
         ConfigBuilder::new(config.token.clone(), config.intents).queue(queue).proxy_url(url.clone()).build();
     tracing::info!(
@@ -374,8 +444,32 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     for id in ids {
         board.register(id, total);
-        let shard = Shard::with_config(ShardId::new(id, total), shard_config.clone());
-        let runner = ShardRunner { id, shard, events: events.clone(), board: board.clone(), stop: stop.clone() };
+        let mut builder = ConfigBuilder::from(shard_config.clone());
+        if let Some(shared) = &shared {
+            match shared.load_session(id, total).await {
+                Ok(Some(saved)) => {
+                    tracing::info!(shard = id, sequence = saved.sequence, "resuming the saved gateway session");
+                    builder = builder.session(Session::new(saved.sequence, saved.session_id));
+                    if let Some(url) = saved.resume_url {
+                        builder = builder.resume_url(url);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(shard = id, error = %e, "cannot read the saved session; identifying"),
+            }
+        }
+        let shard = Shard::with_config(ShardId::new(id, total), builder.build());
+        let runner = ShardRunner {
+            id,
+            total,
+            shard,
+            events: events.clone(),
+            board: board.clone(),
+            stop: stop.clone(),
+            shared: shared.clone(),
+            shared_at: None,
+            shared_state: None,
+        };
         tasks.spawn(runner.run());
     }
     drop(events);
@@ -390,6 +484,73 @@ pub async fn run(
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// A shard range the operator gave that cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardRangeError {
+    /// Not `A-B` or `A` with whole numbers.
+    #[error("shard range {0:?} is not A-B (first and last shard, e.g. 0-15)")]
+    Syntax(String),
+    /// Empty, or beyond the total.
+    #[error("shard range {first}-{last} does not fit in {total} shards (numbered 0 to {total} - 1)")]
+    OutOfRange {
+        /// First shard.
+        first: u32,
+        /// Last shard.
+        last: u32,
+        /// Total shards.
+        total: u32,
+    },
+    /// More processes than shards, or an ordinal beyond the replicas.
+    #[error("pod ordinal {ordinal} of {replicas} replicas cannot share {total} shards")]
+    Ordinal {
+        /// The pod's ordinal.
+        ordinal: u32,
+        /// StatefulSet replicas.
+        replicas: u32,
+        /// Total shards.
+        total: u32,
+    },
+    /// The pod name does not end in `-N`.
+    #[error("POD_NAME {0:?} does not end in -N (a StatefulSet ordinal)")]
+    PodName(String),
+}
+
+/// Parses `A-B` (first and last shard, inclusive) or `A` against `total` shards.
+pub fn parse_shard_range(text: &str, total: u32) -> Result<Range<u32>, ShardRangeError> {
+    let syntax = || ShardRangeError::Syntax(text.to_owned());
+    let (first, last) = match text.trim().split_once('-') {
+        Some((a, b)) => {
+            (a.trim().parse::<u32>().map_err(|_| syntax())?, b.trim().parse::<u32>().map_err(|_| syntax())?)
+        }
+        None => {
+            let a = text.trim().parse::<u32>().map_err(|_| syntax())?;
+            (a, a)
+        }
+    };
+    if first > last || last >= total {
+        return Err(ShardRangeError::OutOfRange { first, last, total });
+    }
+    Ok(first..last + 1)
+}
+
+/// The shards of pod `ordinal` of `replicas`: the `ordinal`-th of `replicas` equal ranges of
+/// `total` (sizes differ by at most one).
+pub fn ordinal_shard_range(ordinal: u32, replicas: u32, total: u32) -> Result<Range<u32>, ShardRangeError> {
+    if replicas == 0 || ordinal >= replicas || total < replicas {
+        return Err(ShardRangeError::Ordinal { ordinal, replicas, total });
+    }
+    let at = |k: u32| u32::try_from(u64::from(k) * u64::from(total) / u64::from(replicas)).unwrap_or(total);
+    Ok(at(ordinal)..at(ordinal + 1))
+}
+
+/// The ordinal of a StatefulSet pod named `name-N`.
+pub fn pod_ordinal(pod_name: &str) -> Result<u32, ShardRangeError> {
+    pod_name
+        .rsplit_once('-')
+        .and_then(|(_, n)| n.parse().ok())
+        .ok_or_else(|| ShardRangeError::PodName(pod_name.to_owned()))
 }
 
 /// Normalises a gateway URL for twilight, which appends `/?v=10&…` itself.
@@ -408,15 +569,21 @@ fn gateway_base_url(url: &str) -> Result<String, GatewayError> {
 }
 
 /// Drives one shard.
-struct ShardRunner {
+struct ShardRunner<S> {
     id: u32,
-    shard: Shard,
-    events: mpsc::Sender<GatewayEvent>,
+    total: u32,
+    shard: Shard<IdentifyQueue>,
+    events: S,
     board: ShardBoard,
     stop: CancellationToken,
+    /// Where the resume state and status go when gateways share Redis.
+    shared: Option<SharedGateway>,
+    /// When they were last shared, and the state then.
+    shared_at: Option<Instant>,
+    shared_state: Option<ShardState>,
 }
 
-impl ShardRunner {
+impl<S: EventSink> ShardRunner<S> {
     async fn run(mut self) -> Result<(), GatewayError> {
         let id = self.id;
         loop {
@@ -447,9 +614,13 @@ impl ShardRunner {
             }
             self.record(&event);
             if event.kind().name().is_none() {
+                // Heartbeat acknowledgements keep a quiet shard's published status fresh.
+                self.share(false).await;
                 continue;
             }
             let send = self.events.send(GatewayEvent { shard_id: id, event });
+            // The resume state is saved after the event is handed over, so a gateway restarted
+            // from it never skips an event (at worst Discord replays a few).
             tokio::select! {
                 biased;
                 () = self.stop.cancelled() => break,
@@ -458,9 +629,45 @@ impl ShardRunner {
                     break;
                 },
             }
+            self.share(false).await;
         }
         self.close().await;
         Ok(())
+    }
+
+    /// Saves the resume state and publishes the status, at most every [`SHARE_EVERY`] unless
+    /// `now`.
+    async fn share(&mut self, now: bool) {
+        let Some(shared) = &self.shared else { return };
+        // A new state (ready, resuming…) is published at once; otherwise at most every second.
+        let state = map_state(self.shard.state());
+        if !now && self.shared_state == Some(state) && self.shared_at.is_some_and(|at| at.elapsed() < SHARE_EVERY) {
+            return;
+        }
+        self.shared_at = Some(Instant::now());
+        self.shared_state = Some(state);
+        let session = self.shard.session().map(|s| SavedSession {
+            session_id: s.id().to_owned(),
+            sequence: s.sequence(),
+            resume_url: self.shard.resume_url().map(str::to_owned),
+        });
+        let status: Vec<ShardStatus> = self.board.local().into_iter().filter(|s| s.id == self.id).collect();
+        let (shared, id, total) = (shared.clone(), self.id, self.total);
+        let save = async move {
+            if let Err(e) = shared.save_session(id, total, session.as_ref()).await {
+                tracing::warn!(shard = id, error = %e, "cannot save the resume state");
+            }
+            if let Err(e) = shared.publish_status(&status).await {
+                tracing::warn!(shard = id, error = %e, "cannot publish the shard status");
+            }
+        };
+        // In the background while events flow, so a slow Redis never stalls the shard (a save
+        // overtaken by an older one only makes Discord replay a few events more).
+        if now {
+            save.await;
+        } else {
+            tokio::spawn(save);
+        }
     }
 
     /// Updates the board from an event.
@@ -516,7 +723,14 @@ impl ShardRunner {
         ) {
             return;
         }
-        self.shard.close(CloseFrame::NORMAL);
+        // A gateway sharing its sessions closes so that the next process resumes them;
+        // `beacon run` ends its sessions.
+        if self.shared.is_some() {
+            self.share(true).await;
+            self.shard.close(CloseFrame::RESUME);
+        } else {
+            self.shard.close(CloseFrame::NORMAL);
+        }
         // Wait for the gateway's close reply. A server that drops the TCP
         // connection instead makes twilight reconnect at once; the Hello of
         // that new connection proves the old one is gone, so stop there too.
@@ -613,6 +827,46 @@ mod tests {
         assert_eq!(snap[1].state, ShardState::Connecting);
         assert_eq!(board.connected(), 1);
         assert_eq!(board.guilds(), 3);
+    }
+
+    #[test]
+    fn shard_ranges_parse_and_split_by_ordinal() {
+        assert_eq!(parse_shard_range("0-15", 64), Ok(0..16));
+        assert_eq!(parse_shard_range(" 7 ", 8), Ok(7..8));
+        assert!(matches!(parse_shard_range("3-2", 8), Err(ShardRangeError::OutOfRange { .. })));
+        assert!(matches!(parse_shard_range("0-8", 8), Err(ShardRangeError::OutOfRange { .. })));
+        assert!(matches!(parse_shard_range("a-b", 8), Err(ShardRangeError::Syntax(_))));
+        // Pod k of M takes the k-th of M equal ranges, covering every shard once.
+        let ranges: Vec<_> = (0..3).map(|k| ordinal_shard_range(k, 3, 10).expect("fits")).collect();
+        assert_eq!(ranges, [0..3, 3..6, 6..10]);
+        assert_eq!(ordinal_shard_range(1, 4, 64), Ok(16..32));
+        assert!(ordinal_shard_range(4, 4, 64).is_err());
+        assert!(ordinal_shard_range(0, 5, 4).is_err());
+        assert_eq!(pod_ordinal("beacon-gateway-12"), Ok(12));
+        assert!(pod_ordinal("gateway").is_err());
+    }
+
+    #[test]
+    fn board_merges_other_processes_shards() {
+        let board = ShardBoard::default();
+        board.register(1, 4);
+        let remote = |id| ShardStatus {
+            id,
+            total: 4,
+            state: ShardState::Ready,
+            latency_ms: Some(5),
+            guilds: 2,
+            last_event_at: None,
+            reconnects: 0,
+        };
+        board.set_remote(vec![remote(0), remote(1), remote(3)]);
+        let snap = board.snapshot();
+        assert_eq!(snap.iter().map(|s| s.id).collect::<Vec<_>>(), [0, 1, 3]);
+        // Its own shard wins over a published copy.
+        assert_eq!(snap[1].state, ShardState::Connecting);
+        assert_eq!(board.connected(), 2);
+        assert_eq!(board.guilds(), 4);
+        assert_eq!(board.local().len(), 1);
     }
 
     #[test]

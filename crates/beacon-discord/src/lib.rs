@@ -27,10 +27,14 @@
 pub mod gateway;
 pub mod mentions;
 pub mod rest;
+pub mod shared;
 pub mod split;
 pub mod verify;
 
-pub use gateway::{GatewayConfig, GatewayError, GatewayEvent, ShardBoard, ShardState, ShardStatus};
+pub use gateway::{
+    EventSink, GatewayConfig, GatewayError, GatewayEvent, ShardBoard, ShardRangeError, ShardState, ShardStatus,
+    SinkClosed,
+};
 pub use mentions::{defuse, none as no_mentions};
 pub use rest::RestConfigError;
 pub use split::{MESSAGE_LIMIT, split_message};

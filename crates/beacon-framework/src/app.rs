@@ -50,8 +50,10 @@ pub struct App {
     pub modules: Vec<Arc<dyn Module>>,
     /// What the modules provide each other (see [`crate::ports`]).
     pub ports: Ports,
-    /// The shards of this process: state, latency, guilds.
+    /// The shards: this process's own and those other gateway processes publish.
     pub shards: ShardBoard,
+    /// The event streams between gateway and worker processes (scale-out roles only).
+    pub streams: Option<beacon_streams::Streams>,
     /// The `/metrics` counters.
     pub metrics: Metrics,
     /// Alerts to the operator's Discord webhook (`BEACON_ALERT_WEBHOOK_URL`).
@@ -109,6 +111,7 @@ pub struct AppBuilder {
     cache: Cache,
     http: Arc<twilight_http::Client>,
     shards: ShardBoard,
+    streams: Option<beacon_streams::Streams>,
     modules: Vec<Arc<dyn Module>>,
     gateway_enabled: bool,
     keyring: Option<Arc<beacon_crypto::Keyring>>,
@@ -125,6 +128,7 @@ impl AppBuilder {
             cache,
             http,
             shards: ShardBoard::default(),
+            streams: None,
             modules: Vec::new(),
             gateway_enabled,
             keyring: None,
@@ -154,6 +158,13 @@ impl AppBuilder {
     /// Seals credentials and signs links with `keyring`.
     pub fn keyring(mut self, keyring: Arc<beacon_crypto::Keyring>) -> AppBuilder {
         self.keyring = Some(keyring);
+        self
+    }
+
+    /// Connects the app to the event streams of the scale-out roles (`/status` and readiness
+    /// check them; a gateway appends to them, a worker consumes them).
+    pub fn streams(mut self, streams: beacon_streams::Streams) -> AppBuilder {
+        self.streams = Some(streams);
         self
     }
 
@@ -250,6 +261,7 @@ impl AppBuilder {
             ports: Ports::new(ports),
             shards: self.shards,
             alerts,
+            streams: self.streams,
             metrics: self.metrics,
             started_at: Instant::now(),
             tasks: TaskTracker::new(),
@@ -499,6 +511,19 @@ impl App {
             },
         };
         let mut checks = vec![db_check, cache_check];
+        if let Some(streams) = &self.streams {
+            let started = Instant::now();
+            let stats = streams.stats().await;
+            checks.push(Check {
+                name: "event streams",
+                ok: stats.is_ok(),
+                latency: started.elapsed(),
+                detail: match stats {
+                    Ok(s) => format!("redis, {} pending, {} dead letters", s.pending, s.dead_letters),
+                    Err(e) => e.to_string(),
+                },
+            });
+        }
         if let Some(reason) = self.fatal_reason() {
             checks.push(Check { name: "gateway", ok: false, latency: Duration::ZERO, detail: reason.to_owned() });
         }

@@ -46,6 +46,7 @@ pub mod responder;
 pub mod retention;
 pub mod router;
 pub mod settings;
+pub mod transport;
 
 pub use access::{Access, Caller};
 pub use api::{ApiError, ApiGuild, ApiRoute};

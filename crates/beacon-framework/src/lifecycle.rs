@@ -225,7 +225,9 @@ impl App {
                 let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
                 let app = dispatcher_app.clone();
                 dispatcher_app.tasks.spawn(async move {
-                    handle_gateway_event(&app, event).await;
+                    // In one process a failed handler is logged and counted; the event is not
+                    // delivered again (a worker of the scale-out roles retries it).
+                    let _ = handle_gateway_event(&app, event).await;
                     drop(permit);
                 });
             }

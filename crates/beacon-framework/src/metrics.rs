@@ -80,11 +80,13 @@ struct Families {
     shard_up: Family<Vec<(&'static str, String)>, Gauge>,
     shard_latency: Family<Vec<(&'static str, String)>, Gauge<f64, AtomicU64>>,
     guilds: Gauge,
-    stream_lag: Family<OwnedLabels, Gauge>,
     alerts_sent: Family<Labels1, Counter>,
     external_calls: Family<Labels3, Counter>,
     external_seconds: Histograms<Labels2>,
     page_seconds: Histograms<OwnedLabels>,
+    stream_entries: Family<Labels1, Counter>,
+    stream_pending: Gauge,
+    stream_dead_letters: Gauge,
 }
 
 /// The metrics of one process; cheap to clone (clones share the values).
@@ -171,11 +173,13 @@ impl Metrics {
             shard_up: Family::default(),
             shard_latency: Family::default(),
             guilds: Gauge::default(),
-            stream_lag: Family::default(),
             alerts_sent: Family::default(),
             external_calls: Family::default(),
             external_seconds: Family::new_with_constructor(slow_histogram),
             page_seconds: Family::new_with_constructor(page_histogram),
+            stream_entries: Family::default(),
+            stream_pending: Gauge::default(),
+            stream_dead_letters: Gauge::default(),
         };
         declare(
             r,
@@ -275,13 +279,6 @@ impl Metrics {
         declare(
             r,
             &mut declared,
-            "stream_lag_messages",
-            "Gateway events published to a stream and not yet handled by its consumer group",
-            f.stream_lag.clone(),
-        );
-        declare(
-            r,
-            &mut declared,
             "alerts_sent",
             "Alerts posted to BEACON_ALERT_WEBHOOK_URL, by kind (handler_failures, gateway)",
             f.alerts_sent.clone(),
@@ -307,7 +304,47 @@ impl Metrics {
             "Server time of dashboard pages, by route template (no ids)",
             f.page_seconds.clone(),
         );
+        declare(
+            r,
+            &mut declared,
+            "stream_entries",
+            "Event stream entries this worker handled, retried, dead-lettered or took over from a stopped worker",
+            f.stream_entries.clone(),
+        );
+        declare(
+            r,
+            &mut declared,
+            "stream_pending",
+            "Event stream entries delivered to a worker and not yet acknowledged (every partition)",
+            f.stream_pending.clone(),
+        );
+        declare(
+            r,
+            &mut declared,
+            "stream_dead_letters",
+            "Entries in the event dead-letter stream (events given up after their deliveries)",
+            f.stream_dead_letters.clone(),
+        );
         Metrics { registry: Arc::new(root), f, declared: Arc::new(declared) }
+    }
+
+    /// A worker's running totals of stream entries by outcome (counters follow the totals).
+    pub fn stream_worker(&self, handled: u64, retried: u64, dead_lettered: u64, taken_over: u64) {
+        for (outcome, total) in
+            [("handled", handled), ("retried", retried), ("dead_lettered", dead_lettered), ("taken_over", taken_over)]
+        {
+            let counter = self.f.stream_entries.get_or_create(&[("outcome", outcome)]);
+            let now = counter.get();
+            if total > now {
+                counter.inc_by(total - now);
+            }
+        }
+    }
+
+    /// The deployment's pending stream entries and dead letters, as Redis reports them.
+    pub fn stream_backlog(&self, pending: u64, dead_letters: u64) {
+        self.f.stream_pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
+        self.f.stream_dead_letters.set(i64::try_from(dead_letters).unwrap_or(i64::MAX));
     }
 
     /// One gateway event went through every module.
@@ -389,12 +426,6 @@ impl Metrics {
             }
         }
         self.f.guilds.set(i64::try_from(guilds).unwrap_or(i64::MAX));
-    }
-
-    /// The lag of a stream's consumer group (the scale-out roles' event streams).
-    pub fn set_stream_lag(&self, stream: &str, group: &str, messages: i64) {
-        let labels = vec![("stream", stream.to_owned()), ("group", group.to_owned())];
-        self.f.stream_lag.get_or_create(&labels).set(messages);
     }
 
     /// An alert was posted to the operator's webhook.
@@ -496,5 +527,19 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing in\n{text}");
         }
+    }
+
+    #[test]
+    fn stream_figures_follow_the_workers_totals() {
+        let m = Metrics::new();
+        m.stream_worker(5, 1, 0, 2);
+        m.stream_worker(7, 1, 1, 2);
+        m.stream_backlog(3, 1);
+        let text = m.render();
+        assert!(text.contains("beacon_stream_entries_total{outcome=\"handled\"} 7"), "{text}");
+        assert!(text.contains("beacon_stream_entries_total{outcome=\"dead_lettered\"} 1"), "{text}");
+        assert!(text.contains("beacon_stream_entries_total{outcome=\"taken_over\"} 2"), "{text}");
+        assert!(text.contains("beacon_stream_pending 3"), "{text}");
+        assert!(text.contains("beacon_stream_dead_letters 1"), "{text}");
     }
 }

@@ -408,18 +408,68 @@ pub struct EventCtx {
 
 impl EventCtx {
     /// Claims one side effect of an event, once across redeliveries (a resumed session replays
-    /// events) and across processes: `true` for the first caller of `(what, id)`. Call it right
-    /// before the side effect, e.g. `ctx.claim("support-answer", message.id)`. When the database
-    /// cannot be reached the claim is granted (a member's question is not dropped) and logged.
+    /// events, a worker's stream entry is delivered again) and across processes: `true` for the
+    /// first caller of `(what, id)`. Call it right before the side effect, e.g.
+    /// `ctx.claim("support-answer", message.id)`. When the handler then fails, the claim is
+    /// released so the redelivered event does it (see [`claim_event`]).
     pub async fn claim(&self, what: &str, id: u64) -> bool {
         claim_event(&self.app, what, id).await
     }
 }
 
+/// The claims one module's handler made for the event in hand; set by the router around each
+/// handler (see [`EVENT_CLAIMS`]).
+#[derive(Debug, Default)]
+pub(crate) struct ClaimScope {
+    /// A claim that cannot be recorded fails the event instead of being granted: a worker's
+    /// event is delivered again, so waiting is safe where granting could act twice.
+    pub(crate) strict: bool,
+    /// Released when the handler fails.
+    pub(crate) made: std::sync::Mutex<Vec<(String, u64)>>,
+    /// A claim could not be recorded (strict only).
+    pub(crate) failed: std::sync::atomic::AtomicBool,
+}
+
+tokio::task_local! {
+    pub(crate) static EVENT_CLAIMS: Arc<ClaimScope>;
+}
+
 /// [`EventCtx::claim`] for code that holds the [`App`] rather than the context.
+///
+/// Inside an event handler the claim is provisional: when the handler returns an error (its
+/// side effect did not happen: Discord answered 5xx, the database went away) the router releases
+/// it, so the event delivered again does the effect then; after a successful side effect a
+/// handler should not fail on bookkeeping. When the database cannot be reached, `beacon run`
+/// grants the claim (a member's question is not dropped) and a worker fails the event instead
+/// (it is delivered again).
 pub async fn claim_event(app: &App, what: &str, id: u64) -> bool {
-    match app.store.claim_once(&format!("event:{what}"), id).await {
-        Ok(claimed) => claimed,
+    claim(app, what, id, true).await
+}
+
+/// A claim for an effect that cannot be made idempotent (a message to an external agent): taken
+/// before it starts and never released, so a redelivered event never starts it again; the
+/// handler tells the member it may not have completed instead.
+pub async fn claim_event_final(app: &App, what: &str, id: u64) -> bool {
+    claim(app, what, id, false).await
+}
+
+async fn claim(app: &App, what: &str, id: u64, provisional: bool) -> bool {
+    let kind = format!("event:{what}");
+    match app.store.claim_once(&kind, id).await {
+        Ok(true) => {
+            if provisional {
+                let _ = EVENT_CLAIMS.try_with(|scope| {
+                    scope.made.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((kind, id));
+                });
+            }
+            true
+        }
+        Ok(false) => false,
+        Err(e) if EVENT_CLAIMS.try_with(|scope| scope.strict).unwrap_or(false) => {
+            tracing::warn!(error = %e, what, id, "event claim failed; the event is delivered again");
+            let _ = EVENT_CLAIMS.try_with(|scope| scope.failed.store(true, std::sync::atomic::Ordering::Relaxed));
+            false
+        }
         Err(e) => {
             tracing::warn!(error = %e, what, id, "event claim failed; handling anyway");
             true

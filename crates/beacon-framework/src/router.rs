@@ -24,7 +24,9 @@ use crate::access::Caller;
 use crate::app::{App, core_settings};
 use crate::command::Options;
 use crate::error::HandlerError;
-use crate::module::{AutocompleteCtx, CommandCtx, ComponentCtx, EventCtx, InteractionCtx, ModalCtx, Module};
+use crate::module::{
+    AutocompleteCtx, ClaimScope, CommandCtx, ComponentCtx, EVENT_CLAIMS, EventCtx, InteractionCtx, ModalCtx, Module,
+};
 use crate::reply::Reply;
 use crate::responder::{DeferStyle, Responder};
 
@@ -421,24 +423,30 @@ async fn register_guild(app: &App, guild_id: u64, name: &str, owner: Option<u64>
 /// The branches are boxed futures of their own: an event task is moved a few times on its way
 /// into the runtime, and one future holding every branch's state (REST requests, queries) made
 /// those moves the largest cost of a message flood.
-pub async fn handle_gateway_event(app: &Arc<App>, event: GatewayEvent) {
+///
+/// Returns which modules' handlers failed (each already logged and counted), so a worker can
+/// leave the event to be delivered again: modules claim their side effects, so a second
+/// delivery repeats none of what the first did.
+pub async fn handle_gateway_event(app: &Arc<App>, event: GatewayEvent) -> Result<(), EventFailed> {
     let shard_id = event.shard_id;
     let event = event.event;
     match &event {
         Event::InteractionCreate(create) => {
             Box::pin(answer_gateway_interaction(app, create.0.clone())).await;
-            return;
+            return Ok(());
         }
         Event::GuildCreate(create) => {
             if let GuildCreate::Available(g) = create.as_ref()
                 && let Err(e) = Box::pin(register_guild(app, g.id.get(), &g.name, Some(g.owner_id.get()))).await
             {
                 tracing::error!(error = %e, guild_id = g.id.get(), "guild registration failed");
+                return Err(EventFailed { failed: vec![("core", e.to_string())] });
             }
         }
         Event::GuildDelete(delete) if delete.unavailable != Some(true) => {
             if let Err(e) = Box::pin(app.guild(delete.id.get()).mark_left()).await {
                 tracing::error!(error = %e, guild_id = delete.id.get(), "marking guild left failed");
+                return Err(EventFailed { failed: vec![("core", e.to_string())] });
             } else {
                 tracing::info!(guild_id = delete.id.get(), "guild left; data kept for the retention period");
             }
@@ -446,9 +454,26 @@ pub async fn handle_gateway_event(app: &Arc<App>, event: GatewayEvent) {
         _ => {}
     }
     let kind = event.kind().name().unwrap_or("OTHER");
-    Box::pin(run_modules(app, shard_id, Arc::new(event))).await;
+    let failed = Box::pin(run_modules(app, shard_id, Arc::new(event))).await;
     app.metrics.gateway_event(kind);
+    if failed.is_empty() { Ok(()) } else { Err(EventFailed { failed }) }
 }
+
+/// Modules whose handlers failed on a gateway event, with their errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFailed {
+    /// Module name and error, in the order the modules ran.
+    pub failed: Vec<(&'static str, String)>,
+}
+
+impl std::fmt::Display for EventFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.failed.iter().map(|(m, e)| format!("{m}: {e}")).collect();
+        write!(f, "event handlers failed: {}", parts.join("; "))
+    }
+}
+
+impl std::error::Error for EventFailed {}
 
 async fn answer_gateway_interaction(app: &Arc<App>, interaction: Interaction) {
     let (application_id, id, token) = (interaction.application_id, interaction.id, interaction.token.clone());
@@ -462,8 +487,9 @@ async fn answer_gateway_interaction(app: &Arc<App>, interaction: Interaction) {
     }
 }
 
-/// Gives the event to every module enabled in its guild.
-async fn run_modules(app: &Arc<App>, shard_id: u32, event: Arc<Event>) {
+/// Gives the event to every module enabled in its guild; returns the modules that failed.
+async fn run_modules(app: &Arc<App>, shard_id: u32, event: Arc<Event>) -> Vec<(&'static str, String)> {
+    let mut failed = Vec::new();
     let guild_id = event.guild_id().map(|g| g.get());
     for module in &app.modules {
         if let Some(g) = guild_id {
@@ -472,15 +498,37 @@ async fn run_modules(app: &Arc<App>, shard_id: u32, event: Arc<Event>) {
                 Ok(false) => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, module = module.name(), "module state unknown; skipping event");
+                    failed.push((module.name(), format!("module state unknown: {e}")));
                     continue;
                 }
             }
         }
         let ctx = EventCtx { app: app.clone(), shard_id: Some(shard_id), guild_id, event: event.clone() };
-        if let Err(e) = metered(app, module.name(), "event", module.event(ctx)).await {
-            tracing::error!(error = %e, module = module.name(), kind = ?event.kind(), "event handler failed");
+        // The claims the handler makes are provisional: released when it fails, so the event
+        // delivered again does what did not happen.
+        let scope = Arc::new(ClaimScope { strict: app.streams.is_some(), ..ClaimScope::default() });
+        let result = EVENT_CLAIMS.scope(scope.clone(), metered(app, module.name(), "event", module.event(ctx))).await;
+        let error = match result {
+            // `metered` has counted it.
+            Err(e) => Some(e.to_string()),
+            Ok(()) if scope.failed.load(std::sync::atomic::Ordering::Relaxed) => {
+                app.metrics.handler_error(module.name());
+                Some("a side effect's claim could not be recorded".to_owned())
+            }
+            Ok(()) => None,
+        };
+        if let Some(error) = error {
+            tracing::error!(error, module = module.name(), kind = ?event.kind(), "event handler failed");
+            let made = std::mem::take(&mut *scope.made.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            for (kind, id) in made {
+                if let Err(e) = app.store.release_claim(&kind, id).await {
+                    tracing::warn!(error = %e, kind, id, "releasing a claim failed; its effect is not retried");
+                }
+            }
+            failed.push((module.name(), error));
         }
     }
+    failed
 }
 
 /// Runs every module's `setting_changed` for each change, until shutdown: the changes made in this

@@ -590,6 +590,17 @@ impl Store {
         Ok(inserted == 1)
     }
 
+    /// Forgets the claim `(kind, id)`: its effect did not happen, and the next claim of it
+    /// succeeds (an event delivered again after its handler failed).
+    pub async fn release_claim(&self, kind: &str, id: u64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM processed_claims WHERE kind = $1 AND id = $2")
+            .bind(kind)
+            .bind(id as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Deletes claims made before the unix-ms timestamp `older_than_ms`; returns how many.
     pub async fn prune_claims(&self, older_than_ms: i64) -> Result<u64, StoreError> {
         Ok(sqlx::query("DELETE FROM processed_claims WHERE claimed_at < $1")

@@ -764,8 +764,12 @@ impl SupportModule {
             Err(e) => return Err(e),
         };
         let posted = live.deliver(&prepared.content, &prepared.components).await?;
-        if let Some(answer_id) = prepared.answer_id {
-            repo.set_message(answer_id, posted.get()).await?;
+        // The answer is out: failing now would release the claim and answer again on
+        // redelivery, so the link to the posted message is best effort.
+        if let Some(answer_id) = prepared.answer_id
+            && let Err(e) = repo.set_message(answer_id, posted.get()).await
+        {
+            tracing::warn!(error = %e, guild_id, answer_id, "the answer was posted but its message id was not stored");
         }
         Ok(())
     }

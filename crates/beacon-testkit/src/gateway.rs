@@ -116,7 +116,12 @@ async fn connection(sh: Arc<Shared>, mut socket: WebSocket, mut encoder: Encoder
                 }
                 // A client's close frame is answered with one, as RFC 6455 (and Discord) do;
                 // clients wait for it before ending the session.
+                // Closing with 1000 or 1001 ends the session as on Discord: it cannot be
+                // resumed (a client that means to resume closes with another code, e.g. 4000).
                 Some(Ok(Message::Close(frame))) => {
+                    if frame.as_ref().is_some_and(|f| f.code == 1000 || f.code == 1001) {
+                        end_session(&sh, &conn);
+                    }
                     let _ = socket.send(Message::Close(frame)).await;
                     break;
                 }
@@ -199,6 +204,14 @@ pub fn start_flood(sh: &Shared, count: u64) -> usize {
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.to_owned().into() }))).await;
+}
+
+/// The client ended its session (close code 1000 or 1001).
+fn end_session(sh: &Shared, conn: &Conn) {
+    let mut st = sh.lock();
+    if let Some(s) = conn.session.as_ref().and_then(|id| st.sessions.get_mut(id)) {
+        s.resumable = false;
+    }
 }
 
 fn detach(sh: &Shared, conn: &Conn) {

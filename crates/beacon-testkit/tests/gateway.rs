@@ -61,6 +61,52 @@ async fn twilight_shard_resumes_without_losing_events() {
     fake.assert_no_violations();
 }
 
+/// As on Discord, a client that closes with 4000 may resume its session from another connection
+/// (a gateway process handing its shards to the next one); one that closes with 1000 ended it.
+#[tokio::test]
+async fn a_session_closed_with_4000_resumes_elsewhere_and_one_closed_with_1000_does_not() {
+    let fake = common::start(FakeOptions::default()).await;
+    let g = common::guild(&fake);
+    let alice = common::member(&g, "alice");
+    let intents = Intents::GUILDS | Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT;
+    let config = ConfigBuilder::new(fake.bot_token(), intents).proxy_url(fake.gateway_url()).build();
+    let mut shard = Shard::with_config(ShardId::ONE, config);
+    next_matching(&mut shard, |e| matches!(e, Event::GuildCreate(_))).await;
+    for (code, resumed) in [(4000, true), (1000, false)] {
+        let session = shard.session().cloned().expect("a session");
+        let resume_url = shard.resume_url().map(str::to_owned);
+        shard.close(twilight_gateway::CloseFrame::new(code, "handing over"));
+        // The frame is sent while the shard is polled; then the process is gone.
+        let _ = timeout(Duration::from_millis(500), shard.next_event(EventTypeFlags::all())).await;
+        drop(shard);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let sent = fake.send_message(g.id, g.channels[0].id, alice, "while no process had the shard").await.unwrap();
+        let (identifies, resumes) = (fake.identify_count(), fake.resume_count());
+        if !resumed {
+            // The identify that follows the refused resume keeps Discord's 5 s spacing.
+            tokio::time::sleep(Duration::from_millis(5_500)).await;
+        }
+        let mut next = ConfigBuilder::new(fake.bot_token(), intents).proxy_url(fake.gateway_url()).session(session);
+        if let Some(url) = resume_url {
+            next = next.resume_url(url);
+        }
+        shard = Shard::with_config(ShardId::ONE, next.build());
+        if resumed {
+            let Event::MessageCreate(msg) = next_matching(&mut shard, |e| matches!(e, Event::MessageCreate(_))).await
+            else {
+                unreachable!()
+            };
+            assert_eq!(msg.id.get(), sent, "the event sent meanwhile is replayed on resume");
+            assert_eq!((fake.identify_count(), fake.resume_count()), (identifies, resumes + 1));
+        } else {
+            // Invalid session: the shard identifies again, as a new session.
+            next_matching(&mut shard, |e| matches!(e, Event::Ready(_))).await;
+            assert_eq!((fake.identify_count(), fake.resume_count()), (identifies + 1, resumes));
+        }
+    }
+    fake.assert_no_violations();
+}
+
 #[tokio::test]
 async fn message_content_is_empty_without_the_intent() {
     let fake = common::start(FakeOptions::default()).await;

@@ -24,6 +24,38 @@ struct Cli {
 enum Command {
     /// Run everything in one process: HTTP server, gateway (with a token), handlers, jobs.
     Run,
+    /// Scale-out: run gateway shards only, appending their events to the Redis streams
+    /// (needs BEACON_REDIS_URL). Several gateway processes split the shards between them.
+    Gateway {
+        /// Shards to run, first-last (e.g. 0-15). Default: from POD_NAME's ordinal and
+        /// --replicas, else every shard.
+        #[arg(long, value_name = "A-B")]
+        shards: Option<String>,
+        /// The bot's total shard count (default: BEACON_DISCORD_SHARD_COUNT, else Discord's
+        /// recommendation; needed with --shards or --replicas).
+        #[arg(long, value_name = "N")]
+        total: Option<u32>,
+        /// Gateway StatefulSet replicas: pod k of M (k from POD_NAME, e.g. beacon-gateway-2)
+        /// runs the k-th of M equal shard ranges.
+        #[arg(long, value_name = "M")]
+        replicas: Option<u32>,
+        /// The pod's name (Kubernetes sets it through the downward API).
+        #[arg(long, env = "POD_NAME", value_name = "NAME")]
+        pod_name: Option<String>,
+    },
+    /// Scale-out: handle the events of the Redis streams, the durable jobs and the modules'
+    /// background tasks; run any number.
+    Worker {
+        /// The pod's name, part of this worker's consumer name.
+        #[arg(long, env = "POD_NAME", value_name = "NAME")]
+        pod_name: Option<String>,
+    },
+    /// Scale-out: the HTTP interactions endpoint, health, metrics and the web API.
+    Web {
+        /// The pod's name.
+        #[arg(long, env = "POD_NAME", value_name = "NAME")]
+        pod_name: Option<String>,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Load a folder of markdown/text files into a guild's knowledge base (unchanged files are skipped).
@@ -220,9 +252,12 @@ fn main() -> ExitCode {
     };
     // Commands that search the knowledge base fetch the embedding model once when none is set.
     let config = match cli.command {
-        Command::Run | Command::Ingest { .. } | Command::Ask { .. } | Command::Eval { .. } => {
-            runtime.block_on(backends::prepare_embedding_model(config))
-        }
+        Command::Run
+        | Command::Worker { .. }
+        | Command::Web { .. }
+        | Command::Ingest { .. }
+        | Command::Ask { .. }
+        | Command::Eval { .. } => runtime.block_on(backends::prepare_embedding_model(config)),
         _ => config,
     };
     let config = Arc::new(config);
@@ -230,6 +265,16 @@ fn main() -> ExitCode {
         runtime.block_on(async move {
             match cli.command {
                 Command::Run => run::run(config).await,
+                Command::Gateway { shards, total, replicas, pod_name } => {
+                    let role = gateway_role(&config, shards.as_deref(), total, replicas, pod_name.as_deref())?;
+                    run::run_role(config, role, run::process_name(pod_name.as_deref())).await
+                }
+                Command::Worker { pod_name } => {
+                    run::run_role(config, run::Role::Worker, run::process_name(pod_name.as_deref())).await
+                }
+                Command::Web { pod_name } => {
+                    run::run_role(config, run::Role::Web, run::process_name(pod_name.as_deref())).await
+                }
                 Command::Migrate => migrate(config).await,
                 Command::Ingest { guild, path } => kb_cli::ingest(config, guild, &path).await,
                 Command::Ask { guild, k, question } => kb_cli::ask(config, guild, &question, k).await,
@@ -287,6 +332,37 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The gateway role's shards: `--shards A-B`, or pod k of `--replicas` M (k from `POD_NAME`),
+/// or every shard.
+fn gateway_role(
+    config: &Config,
+    shards: Option<&str>,
+    total: Option<u32>,
+    replicas: Option<u32>,
+    pod_name: Option<&str>,
+) -> anyhow::Result<run::Role> {
+    use beacon_discord::gateway::{ordinal_shard_range, parse_shard_range, pod_ordinal};
+    let total = total.or(config.discord.shard_count);
+    let need_total = || {
+        total.ok_or_else(|| {
+            anyhow::anyhow!(
+                "splitting shards between gateways needs the total: pass --total N or set BEACON_DISCORD_SHARD_COUNT"
+            )
+        })
+    };
+    let range = match (shards, replicas) {
+        (Some(_), Some(_)) => anyhow::bail!("give either --shards or --replicas, not both"),
+        (Some(text), None) => Some(parse_shard_range(text, need_total()?)?),
+        (None, Some(replicas)) => {
+            let pod =
+                pod_name.ok_or_else(|| anyhow::anyhow!("--replicas needs POD_NAME (the StatefulSet pod's name)"))?;
+            Some(ordinal_shard_range(pod_ordinal(pod)?, replicas, need_total()?)?)
+        }
+        (None, None) => None,
+    };
+    Ok(run::Role::Gateway { shards: range, total })
 }
 
 async fn migrate(config: Arc<Config>) -> anyhow::Result<()> {

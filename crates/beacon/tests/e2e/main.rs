@@ -22,6 +22,7 @@ mod privacy;
 mod purge;
 mod reminders;
 mod retention;
+mod scale;
 mod settings;
 mod status_llm;
 mod support_answers;

@@ -92,11 +92,7 @@ fn parse_api_url(api_url: &str) -> Result<(bool, &str), RestConfigError> {
     Ok((use_http, rest))
 }
 
-/// Posts `content` in `channel` at most once per `nonce`: Discord's Create Message with the
-/// nonce and `enforce_nonce: true`, so sending the same nonce again within a few minutes (a
-/// retry after a lost answer, or another worker re-running the same job) returns the message
-/// already created instead of posting a second one. twilight's `create_message` has no
-/// `enforce_nonce`, so the request is built here. `nonce` is at most 25 characters.
+/// Posts `content` in `channel` at most once per `nonce` (see [`create_message_enforced`]).
 pub async fn create_message_once(
     http: &Client,
     channel: Id<ChannelMarker>,
@@ -104,15 +100,43 @@ pub async fn create_message_once(
     mentions: &AllowedMentions,
     nonce: &str,
 ) -> Result<(), twilight_http::Error> {
-    let body = serde_json::json!({
-        "content": content,
-        "allowed_mentions": mentions,
-        "nonce": nonce,
-        "enforce_nonce": true,
-    });
-    let request = Request::builder(&Route::CreateMessage { channel_id: channel.get() }).json(&body).build()?;
-    http.request::<Message>(request).await?;
+    let body = serde_json::json!({ "content": content, "allowed_mentions": mentions });
+    create_message_enforced(http, channel, body, nonce).await?;
     Ok(())
+}
+
+/// Discord's Create Message with `body` (a JSON object: content, components, allowed mentions,
+/// message reference…) plus `nonce` and `enforce_nonce: true`, so sending the same nonce again
+/// within a few minutes (a retry after a lost answer, a worker re-running the same job or the
+/// same event after another worker died) returns the message already created instead of
+/// posting a second one. twilight's `create_message` has no `enforce_nonce`, so the request is
+/// built here. `nonce` is at most 25 characters.
+pub async fn create_message_enforced(
+    http: &Client,
+    channel: Id<ChannelMarker>,
+    mut body: serde_json::Value,
+    nonce: &str,
+) -> Result<twilight_http::Response<Message>, twilight_http::Error> {
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("nonce".to_owned(), nonce.into());
+        fields.insert("enforce_nonce".to_owned(), true.into());
+    }
+    let request = Request::builder(&Route::CreateMessage { channel_id: channel.get() }).json(&body).build()?;
+    http.request::<Message>(request).await
+}
+
+/// Discord's status and JSON error code of a failed request (`None` when no response came).
+pub fn discord_error(e: &twilight_http::Error) -> Option<(u16, Option<u64>)> {
+    match e.kind() {
+        twilight_http::error::ErrorType::Response { status, error, .. } => Some((
+            status.get(),
+            match error {
+                twilight_http::api_error::ApiError::General(g) => Some(g.code),
+                _ => None,
+            },
+        )),
+        _ => None,
+    }
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {

@@ -421,12 +421,16 @@ impl EventCtx {
 /// handler (see [`EVENT_CLAIMS`]).
 #[derive(Debug, Default)]
 pub(crate) struct ClaimScope {
-    /// A claim that cannot be recorded fails the event instead of being granted: a worker's
-    /// event is delivered again, so waiting is safe where granting could act twice.
+    /// The event came from a worker's stream: it is delivered again until a handler run
+    /// succeeds, so a claim is recorded only once that run succeeded (`deferred`), and a claim
+    /// that cannot be checked fails the event instead of being granted.
     pub(crate) strict: bool,
-    /// Released when the handler fails.
+    /// Released when the handler fails (`beacon run`).
     pub(crate) made: std::sync::Mutex<Vec<(String, u64)>>,
-    /// A claim could not be recorded (strict only).
+    /// Granted and recorded by the router when the handler succeeds (a worker): a worker killed
+    /// mid-handler leaves nothing recorded, so the redelivered event does the effect.
+    pub(crate) deferred: std::sync::Mutex<Vec<(String, u64)>>,
+    /// A claim could not be checked (strict only).
     pub(crate) failed: std::sync::atomic::AtomicBool,
 }
 
@@ -436,12 +440,16 @@ tokio::task_local! {
 
 /// [`EventCtx::claim`] for code that holds the [`App`] rather than the context.
 ///
-/// Inside an event handler the claim is provisional: when the handler returns an error (its
-/// side effect did not happen: Discord answered 5xx, the database went away) the router releases
-/// it, so the event delivered again does the effect then; after a successful side effect a
-/// handler should not fail on bookkeeping. When the database cannot be reached, `beacon run`
-/// grants the claim (a member's question is not dropped) and a worker fails the event instead
-/// (it is delivered again).
+/// Inside an event handler the claim is provisional. In `beacon run` it is recorded at once and
+/// released when the handler returns an error (its side effect did not happen: Discord answered
+/// 5xx, the database went away), so the event delivered again does the effect then. In a worker
+/// it is checked now and recorded only when the handler succeeds: a worker killed mid-handler
+/// (its partition's events are handled one at a time, so no second run races it) records
+/// nothing, and the redelivered event does the effect — which is why the effect itself should
+/// be idempotent where Discord allows it (a message posted with an enforced nonce). After a
+/// successful side effect a handler should not fail on bookkeeping. When the database cannot be
+/// reached, `beacon run` grants the claim (a member's question is not dropped) and a worker
+/// fails the event instead (it is delivered again).
 pub async fn claim_event(app: &App, what: &str, id: u64) -> bool {
     claim(app, what, id, true).await
 }
@@ -455,19 +463,40 @@ pub async fn claim_event_final(app: &App, what: &str, id: u64) -> bool {
 
 async fn claim(app: &App, what: &str, id: u64, provisional: bool) -> bool {
     let kind = format!("event:{what}");
+    let scope = EVENT_CLAIMS.try_with(Arc::clone).ok();
+    let strict = scope.as_ref().is_some_and(|s| s.strict);
+    if provisional && strict && let Some(scope) = &scope {
+        let key = (kind, id);
+        let lock = || scope.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if lock().contains(&key) {
+            return false;
+        }
+        return match app.store.is_claimed(&key.0, id).await {
+            Ok(true) => false,
+            Ok(false) => {
+                lock().push(key);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, what, id, "event claim failed; the event is delivered again");
+                scope.failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                false
+            }
+        };
+    }
     match app.store.claim_once(&kind, id).await {
         Ok(true) => {
-            if provisional {
-                let _ = EVENT_CLAIMS.try_with(|scope| {
-                    scope.made.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((kind, id));
-                });
+            if provisional && let Some(scope) = &scope {
+                scope.made.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((kind, id));
             }
             true
         }
         Ok(false) => false,
-        Err(e) if EVENT_CLAIMS.try_with(|scope| scope.strict).unwrap_or(false) => {
+        Err(e) if strict => {
             tracing::warn!(error = %e, what, id, "event claim failed; the event is delivered again");
-            let _ = EVENT_CLAIMS.try_with(|scope| scope.failed.store(true, std::sync::atomic::Ordering::Relaxed));
+            if let Some(scope) = &scope {
+                scope.failed.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             false
         }
         Err(e) => {

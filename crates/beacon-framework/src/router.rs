@@ -515,7 +515,10 @@ async fn run_modules(app: &Arc<App>, shard_id: u32, event: Arc<Event>) -> Vec<(&
                 app.metrics.handler_error(module.name());
                 Some("a side effect's claim could not be recorded".to_owned())
             }
-            Ok(()) => None,
+            Ok(()) => {
+                record_deferred_claims(app, &scope).await;
+                None
+            }
         };
         if let Some(error) = error {
             tracing::error!(error, module = module.name(), kind = ?event.kind(), "event handler failed");
@@ -529,6 +532,18 @@ async fn run_modules(app: &Arc<App>, shard_id: u32, event: Arc<Event>) -> Vec<(&
         }
     }
     failed
+}
+
+/// Records the claims a worker's handler made once it succeeded (see `claim_event`). Its effects
+/// happened, so a claim that cannot be recorded is logged rather than failing the event: a
+/// failed event is delivered again and would repeat them.
+async fn record_deferred_claims(app: &App, scope: &ClaimScope) {
+    let deferred = std::mem::take(&mut *scope.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    for (kind, id) in deferred {
+        if let Err(e) = app.store.claim_once(&kind, id).await {
+            tracing::warn!(error = %e, kind, id, "an effect happened but its claim was not recorded; a replay may repeat it");
+        }
+    }
 }
 
 /// Runs every module's `setting_changed` for each change, until shutdown: the changes made in this

@@ -10,8 +10,6 @@ use beacon_framework::{App, HandlerError, HandlerResult};
 use beacon_jobs::Jobs;
 use beacon_store::{GuildStore, now_ms};
 use serde_json::json;
-use twilight_http::api_error::ApiError;
-use twilight_http::error::ErrorType;
 use twilight_http::request::AuditLogReason;
 use twilight_model::channel::message::{AllowedMentions, Component};
 use twilight_model::guild::{Permissions, Role};
@@ -115,19 +113,7 @@ fn needed(kind: CaseKind) -> Option<(Permissions, &'static str)> {
     }
 }
 
-/// Discord's status and JSON error code of a failed request.
-pub(crate) fn discord_error(e: &twilight_http::Error) -> Option<(u16, Option<u64>)> {
-    match e.kind() {
-        ErrorType::Response { status, error, .. } => Some((
-            status.get(),
-            match error {
-                ApiError::General(g) => Some(g.code),
-                _ => None,
-            },
-        )),
-        _ => None,
-    }
-}
+use beacon_discord::rest::discord_error;
 
 fn is_not_found(e: &twilight_http::Error) -> bool {
     discord_error(e).is_some_and(|(s, _)| s == 404)

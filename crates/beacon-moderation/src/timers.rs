@@ -7,6 +7,7 @@
 //! just records it), a timeout already renewed to the same end is not renewed again, and a case
 //! whose end was recorded is left alone. The effect in Discord happens once.
 
+use beacon_discord::rest::discord_error;
 use beacon_framework::{HandlerError, HandlerResult};
 use beacon_jobs::{Failure, Job, JobHandler};
 use beacon_store::now_ms;
@@ -14,7 +15,7 @@ use serde_json::json;
 use twilight_http::request::AuditLogReason;
 use twilight_model::id::Id;
 
-use crate::flow::{self, JOB_TIMEOUT, JOB_UNBAN, MAX_TIMEOUT_MS, Moderation, audit_reason, discord_error};
+use crate::flow::{self, JOB_TIMEOUT, JOB_UNBAN, MAX_TIMEOUT_MS, Moderation, audit_reason};
 use crate::model::{CaseKind, Repo};
 use crate::text;
 

@@ -590,6 +590,17 @@ impl Store {
         Ok(inserted == 1)
     }
 
+    /// Whether `(kind, id)` was claimed (a worker checks before an effect and records the claim
+    /// with [`Store::claim_once`] after it).
+    pub async fn is_claimed(&self, kind: &str, id: u64) -> Result<bool, StoreError> {
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM processed_claims WHERE kind = $1 AND id = $2")
+            .bind(kind)
+            .bind(id as i64)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
     /// Forgets the claim `(kind, id)`: its effect did not happen, and the next claim of it
     /// succeeds (an event delivered again after its handler failed).
     pub async fn release_claim(&self, kind: &str, id: u64) -> Result<(), StoreError> {

@@ -745,13 +745,20 @@ impl SupportModule {
         let mut reply_to = Some(message.id);
         if trigger == Trigger::Channel && app.settings.get_bool(&guild, keys::THREADS).await? {
             let name: String = question.chars().take(90).collect();
-            let thread =
-                app.http.create_thread_from_message(message.channel_id, message.id, &name).await?.model().await?;
-            repo.add_thread(thread.id.get(), author, now_ms()).await?;
-            target = thread.id.get();
+            let thread = match app.http.create_thread_from_message(message.channel_id, message.id, &name).await {
+                Ok(created) => created.model().await?.id.get(),
+                // The same message handled again (a worker stopped mid-answer): the thread
+                // it opened has the message's id.
+                Err(e) if beacon_discord::rest::discord_error(&e).and_then(|(_, code)| code) == Some(160004) => {
+                    message.id.get()
+                }
+                Err(e) => return Err(e.into()),
+            };
+            repo.add_thread(thread, author, now_ms()).await?;
+            target = thread;
             reply_to = None;
         }
-        let mut live = ChannelAnswer::new(app.http.clone(), target, reply_to, self.edit_interval);
+        let mut live = ChannelAnswer::new(app.http.clone(), target, message.id, reply_to, self.edit_interval);
         let prepared =
             self.answer_admitted(app, &guild, target, question, record, started, None, Some(&mut live)).await;
         let prepared = match prepared {

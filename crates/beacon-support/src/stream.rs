@@ -149,6 +149,10 @@ pub struct ChannelAnswer {
     target: u64,
     /// The question, replied to when answering inline.
     reply_to: Option<Id<MessageMarker>>,
+    /// The question's message id: the nonce of each part posted, so the same event handled
+    /// again (a worker stopped mid-answer) returns the parts already posted instead of posting
+    /// them twice.
+    question: Id<MessageMarker>,
     throttle: Throttle,
     posted: Option<Id<MessageMarker>>,
     /// What the message shows now (an unchanged preview is not sent again).
@@ -156,14 +160,23 @@ pub struct ChannelAnswer {
 }
 
 impl ChannelAnswer {
-    /// An answer in `target`, replying to `reply_to` when given.
+    /// An answer to the message `question` in `target`, replying to `reply_to` when given.
     pub fn new(
         http: Arc<twilight_http::Client>,
         target: u64,
+        question: Id<MessageMarker>,
         reply_to: Option<Id<MessageMarker>>,
         interval: Duration,
     ) -> ChannelAnswer {
-        ChannelAnswer { http, target, reply_to, throttle: Throttle::new(interval), posted: None, shown: String::new() }
+        ChannelAnswer {
+            http,
+            target,
+            reply_to,
+            question,
+            throttle: Throttle::new(interval),
+            posted: None,
+            shown: String::new(),
+        }
     }
 
     /// Whether part of the answer has been posted.
@@ -171,18 +184,21 @@ impl ChannelAnswer {
         self.posted.is_some()
     }
 
-    async fn post(&self, text: &str, components: &[Component], reply: bool) -> Result<Id<MessageMarker>, HandlerError> {
-        let mentions = beacon_discord::mentions::none();
-        let mut create = self
-            .http
-            .create_message(Id::new(self.target))
-            .content(text)
-            .components(components)
-            .allowed_mentions(Some(&mentions));
-        if let Some(id) = self.reply_to.filter(|_| reply) {
-            create = create.reply(id);
+    /// Posts part `part` of the answer (the first one replying to the question when `reply_to`
+    /// is set), at most once per question and part.
+    async fn post(&self, text: &str, components: &[Component], part: usize) -> Result<Id<MessageMarker>, HandlerError> {
+        let mut body = serde_json::json!({
+            "content": text,
+            "components": components,
+            "allowed_mentions": beacon_discord::mentions::none(),
+        });
+        if let Some(id) = self.reply_to.filter(|_| part == 0) {
+            body["message_reference"] = serde_json::json!({ "message_id": id, "fail_if_not_exists": false });
         }
-        Ok(create.await?.model().await?.id)
+        // "a" + the snowflake (≤ 20 digits) + ":" + the part: within Discord's 25 characters.
+        let nonce = format!("a{}:{part}", self.question);
+        let posted = beacon_discord::rest::create_message_enforced(&self.http, Id::new(self.target), body, &nonce).await?;
+        Ok(posted.model().await?.id)
     }
 
     async fn edit(
@@ -218,10 +234,10 @@ impl ChannelAnswer {
                 self.edit(id, &parts[0], Some(components)).await?;
                 id
             }
-            None => self.post(&parts[0], components, true).await?,
+            None => self.post(&parts[0], components, 0).await?,
         };
-        for part in &parts[1..] {
-            self.post(part, &[], false).await?;
+        for (i, part) in parts.iter().enumerate().skip(1) {
+            self.post(part, &[], i).await?;
         }
         Ok(first)
     }
@@ -234,7 +250,7 @@ impl LiveAnswer for ChannelAnswer {
             return;
         }
         let result = match self.posted {
-            None => self.post(text, &[], true).await.map(|id| self.posted = Some(id)),
+            None => self.post(text, &[], 0).await.map(|id| self.posted = Some(id)),
             Some(id) => {
                 let path = format!("channels/{}/messages/{id}", self.target);
                 if bucket_exhausted(&self.http, Endpoint { method: Method::Patch, path }).await {

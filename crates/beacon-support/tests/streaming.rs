@@ -12,6 +12,7 @@ use beacon_support::grounded::Grounded;
 use beacon_support::stream::{self, ChannelAnswer, LiveAnswer};
 use beacon_testkit::llm::{Dialect, FakeLlm, FakeReply};
 use beacon_testkit::{FakeDiscord, FakeOptions, GuildSpec, MemberSpec};
+use twilight_model::id::Id;
 
 fn llm(fake: &FakeLlm) -> LlmService {
     let config = ProviderConfig {
@@ -102,7 +103,9 @@ async fn a_channel_answer_is_edited_at_the_given_interval_then_split() {
     let fake = FakeLlm::start().await.expect("fake llm");
     fake.push(Dialect::OpenAi, FakeReply::text(&long_answer()).paced(40, Duration::from_millis(30)));
 
-    let mut live = ChannelAnswer::new(http, channel, None, Duration::from_millis(250));
+    // The question this answers (its id is only the nonce of the parts posted).
+    let question = Id::new(1_000_000_000_000_001);
+    let mut live = ChannelAnswer::new(http, channel, question, None, Duration::from_millis(250));
     let answer =
         stream::answer(&llm(&fake), &CallContext::new(1, "support"), "refund?", None, &[], &passages(), &mut live)
             .await

@@ -699,6 +699,9 @@ fn create_thread(sh: &Shared, st: &mut State, m: &Matched, body: &Value) -> Repl
     };
     let gid = p.guild_id;
     let id = if m.op.id == "create_thread_from_message" { m.id("message_id") } else { sh.ids.next() };
+    if m.op.id == "create_thread_from_message" && st.channels.contains_key(&id) {
+        return Reply::error(400, 160004, "A thread has already been created for this message");
+    }
     let kind = if m.op.id == "create_thread_from_message" { 11 } else { body["type"].as_u64().unwrap_or(12) as u8 };
     let mut c = new_channel(id, kind, gid, body["name"].as_str().unwrap_or("thread").to_owned());
     c.parent_id = Some(parent);

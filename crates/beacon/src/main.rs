@@ -37,7 +37,7 @@ enum Command {
         total: Option<u32>,
         /// Gateway StatefulSet replicas: pod k of M (k from POD_NAME, e.g. beacon-gateway-2)
         /// runs the k-th of M equal shard ranges.
-        #[arg(long, value_name = "M")]
+        #[arg(long, env = "BEACON_GATEWAY_REPLICAS", value_name = "M")]
         replicas: Option<u32>,
         /// The pod's name (Kubernetes sets it through the downward API).
         #[arg(long, env = "POD_NAME", value_name = "NAME")]

@@ -16,6 +16,8 @@
 #    runs it: healthy (its HEALTHCHECK is `beacon health`), not root, /health/ready answers.
 # 6. `docker-compose up` brings Beacon up on PostgreSQL and Redis; a signed interaction (/ask)
 #    gets its answer through it, and the guild it came from is in PostgreSQL.
+# 7. `docker-compose --profile scale` brings up the web role and two workers: the web role answers
+#    a signed /ask, both workers share the event streams in Redis.
 #
 # Cold (nothing installed or cached): about 5 minutes more than warm; warm: see README.
 set -euo pipefail
@@ -194,5 +196,20 @@ guilds=$(compose exec -T postgres psql -U beacon -d beacon -tAc 'SELECT COUNT(*)
 compose exec -T redis redis-cli ping | grep -q PONG || die "Redis does not answer"
 ready "http://$(ip_of "$beacon_container"):8080/health/ready" postgres redis
 compose down -v >/dev/null 2>&1
+
+# --- 7. compose, scale profile: web + 2 workers on PostgreSQL and Redis Streams (no Discord is
+# reachable here, so no gateway: the fault suite drives gateways against the fake Discord)
+step "docker-compose --profile scale: web + 2 workers"
+compose --profile scale up -d --no-build web worker >/dev/null
+web_container=$(compose ps -q web)
+wait_healthy "$web_container"
+for w in $(compose ps -q worker); do wait_healthy "$w"; done
+answer=$(python3 scripts/container-suite/interact.py ask "http://$(ip_of "$web_container"):8080/interactions" "$private" \
+  "How do I reset my password?") || die "the signed interaction got no answer from the web role"
+echo "answer (web role): $answer"
+workers=$(compose exec -T redis redis-cli ZCARD beacon:workers)
+[[ $workers == 2 ]] || die "expected 2 workers sharing the event streams, Redis lists $workers"
+ready "http://$(ip_of "$web_container"):8080/health/ready" postgres redis
+compose --profile scale down -v >/dev/null 2>&1
 
 step "passed"

@@ -465,7 +465,10 @@ async fn claim(app: &App, what: &str, id: u64, provisional: bool) -> bool {
     let kind = format!("event:{what}");
     let scope = EVENT_CLAIMS.try_with(Arc::clone).ok();
     let strict = scope.as_ref().is_some_and(|s| s.strict);
-    if provisional && strict && let Some(scope) = &scope {
+    if provisional
+        && strict
+        && let Some(scope) = &scope
+    {
         let key = (kind, id);
         let lock = || scope.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if lock().contains(&key) {

@@ -34,17 +34,23 @@ use crate::responder::{DeferStyle, Responder};
 /// 3 s from its side; this leaves room for the network and the defer itself.
 pub const INITIAL_RESPONSE_BUDGET: Duration = Duration::from_millis(2300);
 
+/// How long an interaction's duplicate check may take before it is handled as new.
+const CLAIM_BUDGET: Duration = Duration::from_millis(800);
+
 /// An interaction accepted for handling: its handler is running.
 pub struct Dispatched {
     /// Where the handler's answers go.
     pub responder: Responder,
     initial: oneshot::Receiver<InteractionResponse>,
+    /// When the interaction reached [`dispatch_interaction`]: the budget counts from here.
+    received: tokio::time::Instant,
 }
 
 impl Dispatched {
-    /// Waits for the handler's initial response, deferring when `budget` runs out.
+    /// Waits for the handler's initial response, deferring when `budget` (counted from the
+    /// interaction's arrival, so a slow claim counts too) runs out.
     pub async fn initial_response(&mut self, budget: Duration) -> InteractionResponse {
-        match tokio::time::timeout(budget, &mut self.initial).await {
+        match tokio::time::timeout_at(self.received + budget, &mut self.initial).await {
             Ok(Ok(response)) => response,
             Ok(Err(_)) => failure_response(),
             Err(_) => match self.responder.try_defer() {
@@ -71,16 +77,21 @@ fn failure_response() -> InteractionResponse {
 /// Starts handling an interaction. Returns `None` when this interaction id was already handled
 /// (a redelivery), in which case nothing must be answered.
 pub async fn dispatch_interaction(app: &Arc<App>, interaction: Interaction) -> Option<Dispatched> {
+    let received = tokio::time::Instant::now();
     let kind = kind_label(interaction.kind);
-    match app.store.claim_once("interaction", interaction.id.get()).await {
-        Ok(true) => app.metrics.interaction(kind, "handled"),
-        Ok(false) => {
+    // Availability over strictness: a claim that fails, or that the database has not answered
+    // within CLAIM_BUDGET (a pool still connecting, a database restarting), must not drop a
+    // member's command or miss Discord's 3 s; the rare duplicate it lets through is refused by
+    // Discord (an interaction is acknowledged once).
+    match tokio::time::timeout(CLAIM_BUDGET, app.store.claim_once("interaction", interaction.id.get())).await {
+        Ok(Ok(true)) => app.metrics.interaction(kind, "handled"),
+        Ok(Ok(false)) => {
             app.metrics.interaction(kind, "duplicate");
             tracing::info!(interaction_id = interaction.id.get(), "duplicate interaction ignored");
             return None;
         }
-        // Availability over strictness: a failed claim must not drop a member's command.
-        Err(e) => tracing::warn!(error = %e, "interaction claim failed; handling anyway"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "interaction claim failed; handling anyway"),
+        Err(_) => tracing::warn!(budget = ?CLAIM_BUDGET, "interaction claim too slow; handling anyway"),
     }
     app.set_application_id(interaction.application_id);
     let defer_style = match interaction.kind {
@@ -122,7 +133,7 @@ pub async fn dispatch_interaction(app: &Arc<App>, interaction: Interaction) -> O
         }
         .instrument(span),
     );
-    Some(Dispatched { responder, initial })
+    Some(Dispatched { responder, initial, received })
 }
 
 fn kind_label(kind: InteractionType) -> &'static str {

@@ -197,7 +197,8 @@ impl ChannelAnswer {
         }
         // "a" + the snowflake (≤ 20 digits) + ":" + the part: within Discord's 25 characters.
         let nonce = format!("a{}:{part}", self.question);
-        let posted = beacon_discord::rest::create_message_enforced(&self.http, Id::new(self.target), body, &nonce).await?;
+        let posted =
+            beacon_discord::rest::create_message_enforced(&self.http, Id::new(self.target), body, &nonce).await?;
         Ok(posted.model().await?.id)
     }
 

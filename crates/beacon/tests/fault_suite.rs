@@ -273,8 +273,8 @@ impl Deployment {
     fn dump_logs(&self) {
         for p in &self.procs {
             let text = std::fs::read_to_string(&p.log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
-            eprintln!("--- {} (last lines)\n{}", p.name, tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            let notable: Vec<&str> = text.lines().filter(|l| !l.contains("\"level\":\"INFO\"")).collect();
+            eprintln!("--- {} (warnings and errors)\n{}", p.name, notable.join("\n"));
         }
     }
 }
@@ -335,7 +335,10 @@ struct Report {
     unanswered: usize,
     commands: usize,
     acknowledged: usize,
+    /// Not acknowledged at all.
     expired: usize,
+    /// Answered after Discord's 3 s (refused by the fake).
+    late: usize,
 }
 
 struct Flood<'a> {
@@ -383,6 +386,7 @@ async fn settle(
     channel: u64,
     questions: &[u64],
     commands: Vec<beacon_testkit::InteractionHandle>,
+    late_seen: &mut usize,
 ) -> Report {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     while tokio::time::Instant::now() < deadline {
@@ -409,10 +413,20 @@ async fn settle(
             Err(_) => report.expired += 1,
         }
     }
-    report.expired += fake.violations().iter().filter(|v| v.reason.contains("initial response after")).count();
+    // Responses the fake refused as too late (Discord's 10062), in this phase only.
+    let late: Vec<_> = fake.violations().into_iter().filter(|v| v.reason.contains("initial response after")).collect();
+    for v in late.iter().skip(*late_seen) {
+        eprintln!("{fault}: late response: {} {}: {}", v.method, v.path, v.reason);
+    }
+    report.late = late.len() - *late_seen;
+    *late_seen = late.len();
     report
 }
 
+// Run alone (scripts/fault-suite.sh, which .ci/run calls after the rest of the suite): its
+// processes must answer interactions within Discord's 3 s, which a 2-core machine running the
+// whole suite beside it cannot promise.
+#[ignore = "run alone by scripts/fault-suite.sh (CI runs it after the suite)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_suite_every_question_answered_once_through_every_fault() {
     let Some(mut pg) = Postgres::start().await else { return };
@@ -498,6 +512,7 @@ async fn fault_suite_every_question_answered_once_through_every_fault() {
     let mut flood =
         Flood { fake: &fake, guild: guild.id, channel: general, members, bot: fake.application_id(), next: 0 };
     let mut reports = Vec::new();
+    let mut late_seen = 0;
     let phase_size = 12;
 
     // 1. The worker that holds the guild's partition is killed with SIGKILL mid-flood; a new
@@ -514,7 +529,7 @@ async fn fault_suite_every_question_answered_once_through_every_fault() {
         }
     }
     d.spawn("worker-4", &["worker"], &[("POD_NAME", "worker-4".to_owned())]).await;
-    reports.push(settle("worker killed (kill -9)", &fake, general, &qs, std::mem::take(&mut cs)).await);
+    reports.push(settle("worker killed (kill -9)", &fake, general, &qs, std::mem::take(&mut cs), &mut late_seen).await);
 
     // 2. The gateway's connections dropped: twilight reconnects and resumes.
     let resumes = fake.resume_count();
@@ -528,7 +543,9 @@ async fn fault_suite_every_question_answered_once_through_every_fault() {
             cs.push(flood.command().await);
         }
     }
-    reports.push(settle("gateway disconnect and resume", &fake, general, &qs, std::mem::take(&mut cs)).await);
+    reports.push(
+        settle("gateway disconnect and resume", &fake, general, &qs, std::mem::take(&mut cs), &mut late_seen).await,
+    );
     assert!(fake.resume_count() > resumes, "the gateway resumed its session");
 
     // 3 and 4. Discord answers 5xx, then 429, to the bot's messages.
@@ -546,7 +563,7 @@ async fn fault_suite_every_question_answered_once_through_every_fault() {
                 cs.push(flood.command().await);
             }
         }
-        reports.push(settle(fault, &fake, general, &qs, std::mem::take(&mut cs)).await);
+        reports.push(settle(fault, &fake, general, &qs, std::mem::take(&mut cs), &mut late_seen).await);
     }
 
     // 5. Redis restarts while questions arrive (the gateway holds them and appends after).
@@ -560,7 +577,7 @@ async fn fault_suite_every_question_answered_once_through_every_fault() {
             cs.push(flood.command().await);
         }
     }
-    reports.push(settle("Redis restart", &fake, general, &qs, std::mem::take(&mut cs)).await);
+    reports.push(settle("Redis restart", &fake, general, &qs, std::mem::take(&mut cs), &mut late_seen).await);
 
     // 6. The LLM stops answering in time: every call of the phase times out (and the breaker
     // may open); members still get one answer each, quoted from the knowledge base.
@@ -574,7 +591,7 @@ async fn fault_suite_every_question_answered_once_through_every_fault() {
             cs.push(flood.command().await);
         }
     }
-    reports.push(settle("LLM timeouts", &fake, general, &qs, std::mem::take(&mut cs)).await);
+    reports.push(settle("LLM timeouts", &fake, general, &qs, std::mem::take(&mut cs), &mut late_seen).await);
 
     // 7. PostgreSQL restarts (every connection cut) while questions arrive.
     qs.clear();
@@ -587,15 +604,15 @@ async fn fault_suite_every_question_answered_once_through_every_fault() {
             cs.push(flood.command().await);
         }
     }
-    reports.push(settle("PostgreSQL restart", &fake, general, &qs, std::mem::take(&mut cs)).await);
+    reports.push(settle("PostgreSQL restart", &fake, general, &qs, std::mem::take(&mut cs), &mut late_seen).await);
 
     println!(
-        "{:<32} {:>9} {:>6} {:>6} {:>10} {:>8} {:>6} {:>8}",
-        "fault", "questions", "once", "twice", "unanswered", "commands", "acked", "expired"
+        "{:<32} {:>9} {:>6} {:>6} {:>10} {:>8} {:>6} {:>8} {:>5}",
+        "fault", "questions", "once", "twice", "unanswered", "commands", "acked", "expired", "late"
     );
     for r in &reports {
         println!(
-            "{:<32} {:>9} {:>6} {:>6} {:>10} {:>8} {:>6} {:>8}",
+            "{:<32} {:>9} {:>6} {:>6} {:>10} {:>8} {:>6} {:>8} {:>5}",
             r.fault,
             r.questions,
             r.answered_once,
@@ -603,11 +620,11 @@ async fn fault_suite_every_question_answered_once_through_every_fault() {
             r.unanswered,
             r.commands,
             r.acknowledged,
-            r.expired
+            r.expired,
+            r.late
         );
     }
-    let failed =
-        reports.iter().any(|r| r.answered_once != r.questions || r.acknowledged != r.commands || r.expired > 0);
+    let failed = reports.iter().any(|r| r.answered_once != r.questions || r.acknowledged != r.commands || r.late > 0);
     if failed {
         d.dump_logs();
     }
@@ -637,12 +654,7 @@ async fn four_gateway_pods_identify_within_the_shared_max_concurrency_buckets() 
         ("BEACON_DISCORD_GATEWAY_URL".to_owned(), fake.gateway_url()),
         ("BEACON_DISCORD_TOKEN".to_owned(), fake.bot_token()),
         ("BEACON_DISCORD_APPLICATION_ID".to_owned(), fake.application_id().to_string()),
-        ("BEACON_DATABASE_URL".to_owned(), pg.url()),
-        ("BEACON_LLM_PROVIDER".to_owned(), "openai".to_owned()),
-        ("BEACON_LLM_API_KEY".to_owned(), "sk-fault-suite".to_owned()),
-        ("BEACON_LLM_BASE_URL".to_owned(), llm.openai_base_url()),
-        ("BEACON_LLM_TIMEOUT".to_owned(), "1s".to_owned()),
-        ("BEACON_LLM_MAX_RETRIES".to_owned(), "0".to_owned()),
+        ("BEACON_DATABASE_URL".to_owned(), db.url.clone()),
         ("BEACON_REDIS_URL".to_owned(), redis.url()),
         ("BEACON_LOG_LEVEL".to_owned(), "info".to_owned()),
     ];

@@ -68,6 +68,14 @@ pub struct FormFieldView {
     pub error: Option<String>,
 }
 
+/// An API message shown beside its field, without the field's name in front (`url`: …).
+fn beside_field(name: &str, message: &str) -> String {
+    let short = name.rsplit('.').next().unwrap_or(name);
+    let rest = message.strip_prefix(&format!("`{short}`: ")).unwrap_or(message);
+    let mut chars = rest.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
 /// A refused form, shown again: its section, what was typed and the API's refusal.
 pub struct Refused {
     pub section: usize,
@@ -265,7 +273,7 @@ fn render(
                 .map(|f| {
                     let error = refused.filter(|r| r.failure.field.as_deref() == Some(f.name)).map(|r| {
                         placed = true;
-                        r.failure.message.clone()
+                        beside_field(f.name, &r.failure.message)
                     });
                     FormFieldView {
                         name: f.name.to_owned(),
@@ -603,5 +611,19 @@ async fn local_get(state: &PagesState, module: &str, api: &str, uri: &str) -> Re
             message: json["error"]["message"].as_str().unwrap_or("The playground failed.").to_owned(),
             field: json["error"]["field"].as_str().map(str::to_owned),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::beside_field;
+
+    #[test]
+    fn a_message_beside_its_field_does_not_repeat_the_field() {
+        assert_eq!(
+            beside_field("config.url", "`url`: only http:// and https:// addresses can be read, not ftp."),
+            "Only http:// and https:// addresses can be read, not ftp."
+        );
+        assert_eq!(beside_field("name", "name must be 1 to 64 characters."), "Name must be 1 to 64 characters.");
     }
 }

@@ -21,6 +21,7 @@ const OWNER = dashboard ? env('OWNER_ID') : '';
 const GUILD = dashboard ? env('GUILD_NAME') : '';
 const MEMBER = dashboard ? env('MEMBER_NAME') : '';
 const MEMBER_ID = dashboard ? env('MEMBER_ID') : '';
+const DEV_ID = dashboard ? env('DEV_ID') : '';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 mkdirSync(SHOTS, { recursive: true });
 
@@ -62,9 +63,9 @@ async function login(page) {
   return page;
 }
 
-async function consent(page) {
+async function consent(page, user = OWNER) {
   await go(page, page.getByRole('link', { name: 'Log in with Discord' }), /oauth2\/authorize/);
-  await page.getByLabel('Log in as (user id)').fill(OWNER);
+  await page.getByLabel('Log in as (user id)').fill(user);
   await go(page, page.getByRole('button', { name: 'Authorize' }), `${BASE}/`);
   check((await text(page)).includes('Your servers'), 'the server list after login');
 }
@@ -223,8 +224,26 @@ async function desktop(browser) {
   check((await text(page)).includes('Docs site'), 'the source is listed');
   await step('source-added');
 
+  // Shards: not for a server owner; the developer team's page refreshes itself.
+  check((await page.getByRole('link', { name: 'Shards', exact: true }).count()) === 0, 'no Shards link for the owner');
+  await shards(page, width);
+
   check(problems.length === 0, `browser errors (CSP or script): ${problems.join(' | ')}`);
   await ctx.close();
+}
+
+// Logs out, logs in as the developer team's member and opens the Shards page, which htmx
+// refreshes in place.
+async function shards(page, width) {
+  await go(page, page.getByRole('button', { name: 'Log out' }), `${BASE}/`);
+  await consent(page, DEV_ID);
+  await go(page, page.getByRole('link', { name: 'Shards', exact: true }), /\/shards$/);
+  const shardText = await text(page);
+  check(shardText.includes('Server → shard') && shardText.includes('ready'), `the shards: ${shardText}`);
+  const checked = await page.locator('#shards-live p[role=status]').innerText();
+  await page.waitForFunction((before) => document.querySelector('#shards-live p[role=status]')?.innerText !== before, checked, { timeout: 30000 });
+  check((await page.locator('#shards-live').count()) === 1, 'the fragment replaced itself, not nested');
+  await shot(page, 'shards', width);
 }
 
 async function phone(browser) {
@@ -249,6 +268,7 @@ async function phone(browser) {
   await nav(page, 'Knowledge base');
   await unfold(page, 'Add Notion pages');
   await shot(page, 'kb-add', width);
+  await shards(page, width);
   // Keyboard: the skip link is the first stop and leads to the content.
   await page.reload();
   await page.keyboard.press('Tab');

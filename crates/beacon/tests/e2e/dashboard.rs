@@ -121,7 +121,8 @@ async fn authorized(t: &TestApp) -> Vec<u64> {
 
 #[tokio::test]
 async fn dashboard_in_a_real_browser() {
-    let t = TestApp::spawn_with(Options { oauth: true, ..Options::default() }).await;
+    // The developer team (bob, through the HQ guild) opens the Shards page.
+    let t = TestApp::spawn_with(Options { oauth: true, dev_team: true, ..Options::default() }).await;
     let dir = tempfile::tempdir().expect("docs");
     for (name, body) in DOCS {
         std::fs::write(dir.path().join(name), body).expect("doc");
@@ -167,6 +168,7 @@ async fn dashboard_in_a_real_browser() {
         ("GUILD_NAME", t.guild.name.clone()),
         ("MEMBER_NAME", "bob".to_owned()),
         ("MEMBER_ID", t.member("bob").to_string()),
+        ("DEV_ID", t.member("bob").to_string()),
     ];
     let steps = run_browser(&env, async |step: &str| match step {
         "setting-changed" => {
@@ -236,6 +238,8 @@ async fn dashboard_in_a_real_browser() {
         "case-1280",
         "kb-add-invalid-1280",
         "kb-add-375",
+        "shards-1280",
+        "shards-375",
     ] {
         assert!(shots.join(format!("{name}.png")).exists(), "screenshot {name}");
     }

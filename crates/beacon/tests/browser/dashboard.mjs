@@ -110,6 +110,7 @@ async function desktop(browser) {
   const kb = await text(page);
   check(kb.includes('Beacon would answer'), `the verdict: ${kb}`);
   check(kb.includes('Refunds'), 'the passage with its source');
+  check((await page.locator('dd.discord strong').count()) >= 1, 'the answer is rendered as Discord shows it (bold, not asterisks)');
   await shot(page, 'kb', width);
 
   await nav(page, 'Settings');

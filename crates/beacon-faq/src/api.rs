@@ -87,6 +87,64 @@ pub(crate) fn routes(faq: &Faq) -> Vec<ApiRoute> {
     ]
 }
 
+/// The dashboard's FAQ page: the entries, the searches that found nothing (the gaps to fill),
+/// and the CSV export and import (the same file `/faq import` and `/export faq` use).
+pub(crate) fn pages() -> Vec<beacon_framework::pages::PageSpec> {
+    use beacon_framework::pages::{Field, Filter, Format, PageSpec, Section};
+    vec![PageSpec {
+        slug: "faq",
+        title: "FAQ",
+        intro: "The answers members find with /faq, and what they searched for without finding one.",
+        sections: vec![
+            Section::Table {
+                title: "Entries",
+                api: "/faq",
+                list: "entries",
+                columns: vec![
+                    Field::text("#", "id"),
+                    Field::text("Question", "question"),
+                    Field::text("Tags", "tags"),
+                    Field::text("Pinned", "pinned"),
+                    Field::text("Views", "views"),
+                    Field::new("Updated", "updated_at", Format::Time),
+                ],
+                filters: vec![],
+                link: None,
+                action: None,
+                empty: "No entry yet: add one with /faq add in Discord, or import a CSV file below.",
+            },
+            Section::Table {
+                title: "Gaps: searches with no answer",
+                api: "/faq/gaps",
+                list: "gaps",
+                columns: vec![
+                    Field::text("Search", "term"),
+                    Field::text("Times", "searches"),
+                    Field::new("Last", "last_at", Format::Time),
+                ],
+                filters: vec![Filter { param: "days", label: "Days", choices: &["7", "30", "90", "365"] }],
+                link: None,
+                action: None,
+                empty: "Every search found an answer.",
+            },
+            Section::Download {
+                label: "Export as CSV",
+                api: "/faq/export",
+                filename: "faq.csv",
+                help: "Every entry, in the columns the import reads.",
+            },
+            Section::Upload {
+                title: "Import a CSV file",
+                api: "/faq/import",
+                content_type: "text/csv",
+                label: "CSV file",
+                help: "Columns question, answer (optional: id, tags, pinned). A row with the id of an entry replaces it.",
+                result: vec![Field::text("Added", "added"), Field::text("Replaced", "updated")],
+            },
+        ],
+    }]
+}
+
 fn entry_json(e: &FaqEntry) -> Value {
     json!({
         "id": e.id,

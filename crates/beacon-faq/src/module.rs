@@ -466,6 +466,10 @@ impl Module for FaqModule {
         crate::api::routes(&crate::api::Faq { feeds: self.feeds.clone(), service: self.service.clone() })
     }
 
+    fn pages(&self) -> Vec<beacon_framework::pages::PageSpec> {
+        crate::api::pages()
+    }
+
     fn personal_data(&self) -> Vec<beacon_framework::privacy::PersonalData> {
         crate::privacy::personal_data()
     }

@@ -55,6 +55,8 @@ pub enum Format {
     Micros,
     /// A number with three decimals (scores).
     Score,
+    /// Discord markdown, rendered as safe HTML (raw HTML in it stays text).
+    Markdown,
 }
 
 /// A link from a row: the label and the guild-relative page path, `{field}` filled from the row.
@@ -84,6 +86,32 @@ pub struct Filter {
     pub label: &'static str,
     /// The allowed values (a select); empty: free text.
     pub choices: &'static [&'static str],
+}
+
+/// A control of a [`Section::Form`].
+#[derive(Debug, Clone, Copy)]
+pub struct FormField {
+    /// The JSON field it fills; `a.b` fills `{"a": {"b": …}}` (the API's error names the same path).
+    pub name: &'static str,
+    /// Its label.
+    pub label: &'static str,
+    /// One sentence under it.
+    pub help: &'static str,
+    /// What kind of control.
+    pub input: Input,
+    /// Whether the API requires it (the browser asks for it before sending).
+    pub required: bool,
+}
+
+/// The control of a [`FormField`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// One line of text.
+    Text,
+    /// An address (`https://…`).
+    Url,
+    /// A secret: never shown again, not even after a refused form.
+    Secret,
 }
 
 /// One part of a page. Every `api` is a GET route of the module's own API (relative to the
@@ -158,6 +186,50 @@ pub enum Section {
         /// The table under the chart.
         columns: Vec<Field>,
     },
+    /// A form sent as JSON to `POST api`; the API's error is shown beside the field it names,
+    /// with what was typed kept (secrets excepted).
+    Form {
+        /// The section's heading.
+        title: &'static str,
+        /// The route that receives the form.
+        api: &'static str,
+        /// One sentence under the heading.
+        help: &'static str,
+        /// Values sent with every submission (`("kind", "website")`).
+        fixed: &'static [(&'static str, &'static str)],
+        /// The controls.
+        fields: Vec<FormField>,
+        /// The button's text.
+        submit: &'static str,
+        /// Folded (a `<details>`) until opened or until it holds an error: keeps a page short.
+        folded: bool,
+    },
+    /// A file the browser downloads: the answer of `GET api` (a CSV export), as `filename`.
+    Download {
+        /// The link's text.
+        label: &'static str,
+        /// The route read.
+        api: &'static str,
+        /// The file's name in the browser.
+        filename: &'static str,
+        /// One sentence beside the link.
+        help: &'static str,
+    },
+    /// A file sent as the body of `POST api` (a CSV import); the answer's fields are shown.
+    Upload {
+        /// The section's heading.
+        title: &'static str,
+        /// The route that receives the file.
+        api: &'static str,
+        /// The file's content type, sent to the API (`text/csv`).
+        content_type: &'static str,
+        /// The file input's label.
+        label: &'static str,
+        /// One sentence under the heading.
+        help: &'static str,
+        /// Fields of the API's answer shown after the upload (`added`, `updated`).
+        result: Vec<Field>,
+    },
     /// A button: `POST api` (a change), or with `follow_url`, `GET api` and open its `url` field.
     Action {
         /// The button's text.
@@ -207,6 +279,40 @@ pub fn fill(template: &str, params: &[(String, String)]) -> Option<String> {
     (!out.contains('{')).then_some(out)
 }
 
+/// The JSON body of a [`Section::Form`]: the fixed values, then each field's trimmed value
+/// (`value(name)`) at its dotted path; an empty field is left out.
+pub fn form_json(
+    fixed: &[(&str, &str)],
+    fields: &[FormField],
+    value: impl Fn(&str) -> Option<String>,
+) -> serde_json::Value {
+    let mut body = serde_json::Map::new();
+    for (k, v) in fixed {
+        body.insert((*k).to_owned(), serde_json::Value::String((*v).to_owned()));
+    }
+    for f in fields {
+        let text = value(f.name).unwrap_or_default().trim().to_owned();
+        if text.is_empty() {
+            continue;
+        }
+        let mut at = &mut body;
+        let mut parts = f.name.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                at.insert(part.to_owned(), serde_json::Value::String(text));
+                break;
+            }
+            let next = at.entry(part.to_owned()).or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+            if !next.is_object() {
+                *next = serde_json::Value::Object(serde_json::Map::new());
+            }
+            let serde_json::Value::Object(map) = next else { break };
+            at = map;
+        }
+    }
+    serde_json::Value::Object(body)
+}
+
 /// The `{name}` parameters of a template, in order.
 pub fn params_of(template: &str) -> Vec<&str> {
     template.split('{').skip(1).filter_map(|p| p.split_once('}').map(|(name, _)| name)).collect()
@@ -233,5 +339,24 @@ mod tests {
         assert_eq!(fill("/tickets/{number}", &bad).as_deref(), Some("/tickets/%2E%2E%2Fsettings"));
         assert_eq!(fill("/tickets/{number}", &[]), None);
         assert_eq!(params_of("/kb/sources/{name}/sync"), vec!["name"]);
+    }
+
+    #[test]
+    fn form_values_become_nested_json() {
+        let fields = [
+            FormField { name: "name", label: "Name", help: "", input: Input::Text, required: true },
+            FormField { name: "config.url", label: "Address", help: "", input: Input::Url, required: true },
+            FormField { name: "config.pages", label: "Pages", help: "", input: Input::Text, required: false },
+            FormField { name: "credential", label: "Token", help: "", input: Input::Secret, required: false },
+        ];
+        let typed =
+            [("name", " docs "), ("config.url", "https://x.test"), ("config.pages", " a, b "), ("credential", "")];
+        let body = form_json(&[("kind", "website")], &fields, |n| {
+            typed.iter().find(|(k, _)| *k == n).map(|(_, v)| (*v).to_owned())
+        });
+        assert_eq!(
+            body,
+            serde_json::json!({"kind": "website", "name": "docs", "config": {"url": "https://x.test", "pages": "a, b"}})
+        );
     }
 }

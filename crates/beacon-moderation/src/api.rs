@@ -39,6 +39,81 @@ pub fn routes() -> Vec<ApiRoute> {
     ]
 }
 
+/// The dashboard's Moderation pages: the cases, filtered by kind or member, and one case with
+/// its history.
+pub fn pages() -> Vec<beacon_framework::pages::PageSpec> {
+    use beacon_framework::pages::{Field, Filter, Format, PageSpec, RowLink, Section};
+    vec![
+        PageSpec {
+            slug: "cases",
+            title: "Moderation",
+            intro: "Every moderation case of this server, newest first.",
+            sections: vec![Section::Table {
+                title: "Cases",
+                api: "/cases",
+                list: "cases",
+                columns: vec![
+                    Field::text("#", "number"),
+                    Field::text("Kind", "kind"),
+                    Field::text("Member", "target_id"),
+                    Field::text("Moderator", "moderator_id"),
+                    Field::text("Reason", "reason"),
+                    Field::new("When", "created_at", Format::Time),
+                ],
+                filters: vec![
+                    Filter {
+                        param: "kind",
+                        label: "Kind",
+                        choices: &["warn", "timeout", "untimeout", "kick", "ban", "unban", "note"],
+                    },
+                    Filter { param: "target", label: "Member (user id)", choices: &[] },
+                ],
+                link: Some(RowLink { label: "Open case", page: "cases/{number}" }),
+                action: None,
+                empty: "No case matches.",
+            }],
+        },
+        PageSpec {
+            slug: "cases/{number}",
+            title: "Case",
+            intro: "One case and everything that happened to it.",
+            sections: vec![
+                Section::Record {
+                    title: "Case",
+                    api: "/cases/{number}",
+                    fields: vec![
+                        Field::text("Kind", "kind"),
+                        Field::text("Member", "target_id"),
+                        Field::text("Moderator", "moderator_id"),
+                        Field::text("Reason", "reason"),
+                        Field::new("Duration", "duration_ms", Format::Millis),
+                        Field::new("Ends", "ends_at", Format::Time),
+                        Field::new("Ended", "ended_at", Format::Time),
+                        Field::text("Source", "source"),
+                        Field::text("Member told by DM", "dm_status"),
+                        Field::new("Created", "created_at", Format::Time),
+                    ],
+                },
+                Section::Table {
+                    title: "History",
+                    api: "/cases/{number}",
+                    list: "history",
+                    columns: vec![
+                        Field::new("When", "at", Format::Time),
+                        Field::text("What", "kind"),
+                        Field::text("By", "actor_id"),
+                        Field::text("Detail", "detail"),
+                    ],
+                    filters: vec![],
+                    link: None,
+                    action: None,
+                    empty: "Nothing happened to this case since.",
+                },
+            ],
+        },
+    ]
+}
+
 fn opt(id: Option<u64>) -> Value {
     id.map_or(Value::Null, |i| Value::String(i.to_string()))
 }

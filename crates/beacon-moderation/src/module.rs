@@ -336,6 +336,10 @@ impl Module for ModerationModule {
         crate::api::routes()
     }
 
+    fn pages(&self) -> Vec<beacon_framework::pages::PageSpec> {
+        crate::api::pages()
+    }
+
     fn personal_data(&self) -> Vec<beacon_framework::privacy::PersonalData> {
         crate::privacy::personal_data()
     }

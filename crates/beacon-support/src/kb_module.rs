@@ -585,7 +585,7 @@ async fn api_query(
 
 /// The dashboard's Knowledge base page: the sources (sync now per source) and the playground.
 pub fn pages() -> Vec<beacon_framework::pages::PageSpec> {
-    use beacon_framework::pages::{Field, Format, PageSpec, RowAction, Section};
+    use beacon_framework::pages::{Field, FormField, Format, Input, PageSpec, RowAction, Section};
     vec![PageSpec {
         slug: "kb",
         title: "Knowledge base",
@@ -610,7 +610,7 @@ pub fn pages() -> Vec<beacon_framework::pages::PageSpec> {
                     Field::text("Verdict", "verdict"),
                     Field::new("Confidence", "confidence", Format::Score),
                     Field::new("Threshold", "threshold", Format::Score),
-                    Field::text("Answer (as posted in Discord)", "answer"),
+                    Field::new("Answer (as posted in Discord)", "answer", Format::Markdown),
                 ],
             },
             Section::Table {
@@ -627,10 +627,107 @@ pub fn pages() -> Vec<beacon_framework::pages::PageSpec> {
                 filters: vec![],
                 link: None,
                 action: Some(RowAction { label: "Sync now", api: "/kb/sources/{name}/sync" }),
-                empty: "No source yet: add one with /kb add in Discord.",
+                empty: "No source yet: add one below, or with /kb add in Discord.",
+            },
+            Section::Form {
+                title: "Add a website",
+                api: "/kb/sources",
+                help: "Beacon reads the page at this address and the pages it links to on the same site.",
+                fixed: &[("kind", "website")],
+                fields: vec![
+                    source_name_field(),
+                    FormField {
+                        name: "config.url",
+                        label: "Address",
+                        help: "The https:// address of the first page.",
+                        input: Input::Url,
+                        required: true,
+                    },
+                ],
+                submit: "Add the website",
+                folded: true,
+            },
+            Section::Form {
+                title: "Add Notion pages",
+                api: "/kb/sources",
+                help: "Share the pages or databases with your Notion integration first, then paste their ids.",
+                fixed: &[("kind", "notion")],
+                fields: vec![
+                    source_name_field(),
+                    FormField {
+                        name: "config.pages",
+                        label: "Page ids",
+                        help: "Separated by commas.",
+                        input: Input::Text,
+                        required: false,
+                    },
+                    FormField {
+                        name: "config.databases",
+                        label: "Database ids",
+                        help: "Separated by commas.",
+                        input: Input::Text,
+                        required: false,
+                    },
+                    credential_field("The integration's secret (secret_… or ntn_…)."),
+                ],
+                submit: "Add the Notion pages",
+                folded: true,
+            },
+            Section::Form {
+                title: "Add a Google Sheet",
+                api: "/kb/sources",
+                help: "Each row becomes a document: its title from one column, its text from the others.",
+                fixed: &[("kind", "sheets")],
+                fields: vec![
+                    source_name_field(),
+                    FormField {
+                        name: "config.spreadsheet",
+                        label: "Spreadsheet id",
+                        help: "The long id in the sheet's address, between /d/ and /edit.",
+                        input: Input::Text,
+                        required: true,
+                    },
+                    FormField {
+                        name: "config.range",
+                        label: "Range",
+                        help: "For example FAQ!A1:C (the first row holds the column names).",
+                        input: Input::Text,
+                        required: true,
+                    },
+                    FormField {
+                        name: "config.title_column",
+                        label: "Title column",
+                        help: "The column whose value titles each row.",
+                        input: Input::Text,
+                        required: false,
+                    },
+                    credential_field("The service-account key: its JSON, or that JSON in base64."),
+                ],
+                submit: "Add the sheet",
+                folded: true,
             },
         ],
     }]
+}
+
+fn source_name_field() -> beacon_framework::pages::FormField {
+    beacon_framework::pages::FormField {
+        name: "name",
+        label: "Name",
+        help: "How Beacon names this source in answers and in /kb (1 to 64 characters).",
+        input: beacon_framework::pages::Input::Text,
+        required: true,
+    }
+}
+
+fn credential_field(help: &'static str) -> beacon_framework::pages::FormField {
+    beacon_framework::pages::FormField {
+        name: "credential",
+        label: "Credential",
+        help,
+        input: beacon_framework::pages::Input::Secret,
+        required: false,
+    }
 }
 
 fn source_name(p: &std::collections::HashMap<String, String>) -> Result<String, beacon_framework::ApiError> {

@@ -89,8 +89,9 @@ pub fn router(app: Arc<App>) -> Result<Router, WebError> {
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(module_routes)
-        .merge(dashboard)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        // The dashboard sets its limits per route (forms, or a file as large as the API's CSV limit).
+        .merge(dashboard)
         // The API sets a limit per route (JSON, or the larger CSV limit) with JSON errors.
         .merge(api)
         .layer(PropagateRequestIdLayer::new(header.clone()))

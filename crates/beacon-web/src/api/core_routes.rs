@@ -239,17 +239,41 @@ async fn set_module(
 
 async fn authorized(ctx: ApiGuild) -> Result<Response, ApiError> {
     let users = ctx.guild.authorized_users().await?;
+    // Names as the server shows them, read from Discord; a member who left (or Discord out of
+    // reach) keeps only the id.
+    let mut names: BTreeMap<u64, Value> = BTreeMap::new();
+    let mut ids: Vec<u64> = users.iter().map(|u| u.user_id).chain(users.iter().filter_map(|u| u.granted_by)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        let name = member_name(&ctx, id).await;
+        names.insert(id, name);
+    }
+    let name = |id: Option<u64>| id.and_then(|i| names.get(&i).cloned()).unwrap_or(Value::Null);
     let out: Vec<Value> = users
         .iter()
         .map(|u| {
             json!({
                 "user_id": u.user_id.to_string(),
+                "name": name(Some(u.user_id)),
                 "granted_by": u.granted_by.map(|g| g.to_string()),
+                "granted_by_name": name(u.granted_by),
                 "granted_at": u.granted_at,
             })
         })
         .collect();
     Ok(Json(json!({ "authorized_users": out })).into_response())
+}
+
+/// A member's name as the server shows it (nickname, global name, username), or null.
+async fn member_name(ctx: &ApiGuild, user: u64) -> Value {
+    use twilight_model::id::Id;
+    let Some(user) = Id::new_checked(user) else { return Value::Null };
+    let member = match ctx.app.http.guild_member(Id::new(ctx.guild_id()), user).await {
+        Ok(r) => r.model().await.ok(),
+        Err(_) => None,
+    };
+    member.map_or(Value::Null, |m| Value::String(m.nick.or(m.user.global_name).unwrap_or(m.user.name)))
 }
 
 fn user_param(params: &BTreeMap<String, String>) -> Result<u64, ApiError> {

@@ -354,7 +354,7 @@ fn size_text(bytes: usize) -> String {
 /// proxy (`BEACON_TRUSTED_PROXIES`); then `X-Forwarded-For` is read from the right, past every
 /// trusted hop, to the first address no trusted proxy vouches for. A header from anyone else is
 /// ignored, so a client cannot pick its own rate-limit bucket.
-fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     let hops: Vec<&str> = headers
         .get_all("x-forwarded-for")

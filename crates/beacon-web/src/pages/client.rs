@@ -3,7 +3,7 @@
 //! `Origin`), so every page sees and changes exactly what the API allows that caller.
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use serde_json::Value;
 use tower::ServiceExt;
@@ -47,10 +47,19 @@ impl Failure {
     }
 }
 
-/// What an API call returned: its JSON and the cookies it set.
+/// What an API call returned: its JSON (null when the body is not JSON), its body as sent,
+/// its content type and the cookies it set.
 pub struct Answer {
     pub json: Value,
+    pub bytes: Bytes,
+    pub content_type: String,
     pub set_cookies: Vec<HeaderValue>,
+}
+
+/// A request body: JSON, or a file's bytes with their content type.
+pub enum Body {
+    Json(Value),
+    File { content_type: &'static str, bytes: Bytes },
 }
 
 /// The API, as the browser behind this page request may call it.
@@ -72,16 +81,32 @@ impl Api {
         self.call(Method::GET, path, None, None).await.map(|a| a.json)
     }
 
+    /// `GET path` as the API sent it (a CSV export).
+    pub async fn get_raw(&self, path: &str) -> Result<Answer, Failure> {
+        self.call(Method::GET, path, None, None).await
+    }
+
     /// A change (`POST`, `PUT`, `PATCH`, `DELETE`) with the form's CSRF token.
     pub async fn send(&self, method: Method, path: &str, body: Option<Value>, csrf: &str) -> Result<Answer, Failure> {
-        self.call(method, path, body, Some(csrf)).await
+        self.call(method, path, body.map(Body::Json), Some(csrf)).await
+    }
+
+    /// A file sent as the body of a change (a CSV import), with the form's CSRF token.
+    pub async fn send_file(
+        &self,
+        path: &str,
+        content_type: &'static str,
+        bytes: Bytes,
+        csrf: &str,
+    ) -> Result<Answer, Failure> {
+        self.call(Method::POST, path, Some(Body::File { content_type, bytes }), Some(csrf)).await
     }
 
     async fn call(
         &self,
         method: Method,
         path: &str,
-        body: Option<Value>,
+        body: Option<Body>,
         csrf: Option<&str>,
     ) -> Result<Answer, Failure> {
         let mut req = Request::builder().method(method).uri(path);
@@ -95,11 +120,15 @@ impl Api {
             req = req.header("x-csrf-token", token);
         }
         let body = match body {
-            Some(v) => {
+            Some(Body::Json(v)) => {
                 req = req.header(header::CONTENT_TYPE, "application/json");
-                Body::from(v.to_string())
+                axum::body::Body::from(v.to_string())
             }
-            None => Body::empty(),
+            Some(Body::File { content_type, bytes }) => {
+                req = req.header(header::CONTENT_TYPE, content_type);
+                axum::body::Body::from(bytes)
+            }
+            None => axum::body::Body::empty(),
         };
         let req = req.body(body).map_err(Failure::internal)?;
         let resp = match self.router.clone().oneshot(req).await {
@@ -108,11 +137,13 @@ impl Api {
         };
         let status = resp.status();
         let set_cookies = resp.headers().get_all(header::SET_COOKIE).iter().cloned().collect();
+        let content_type =
+            resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let bytes = axum::body::to_bytes(resp.into_body(), MAX_BODY).await.map_err(Failure::internal)?;
         if !status.is_success() {
             return Err(Failure::from_body(status, &bytes));
         }
         let json = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
-        Ok(Answer { json, set_cookies })
+        Ok(Answer { json, bytes, content_type, set_cookies })
     }
 }

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use super::guild::{GuildCtx, parse_guild, post_then, with_done};
 use super::modules::{SectionView, local_search};
 use super::view::{Flash, Layout, fail, time};
 use super::{Failure, PagesState, html, see_other};
@@ -25,17 +26,6 @@ fn all<'a>(form: &'a Fields, name: &str) -> Vec<&'a str> {
     form.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
 }
 
-fn guild_param(raw: &str) -> Result<u64, Box<Response>> {
-    raw.parse::<u64>().ok().filter(|g| *g > 0).ok_or_else(|| {
-        Box::new(fail(Failure {
-            status: StatusCode::NOT_FOUND,
-            code: "not_found".into(),
-            message: "There is no such server.".into(),
-            field: None,
-        }))
-    })
-}
-
 #[derive(Template)]
 #[template(path = "setup.html")]
 struct Setup {
@@ -43,6 +33,7 @@ struct Setup {
     steps: Vec<Step>,
     sections: Vec<SectionView>,
     action: String,
+    upload: String,
 }
 
 struct Step {
@@ -85,7 +76,13 @@ pub async fn home(
     let app = &state.app;
     if app.config.discord.token.is_none() {
         let sections = local_search(&state, q.get("q").map(String::as_str)).await;
-        let page = Setup { layout: Layout::bare("Welcome"), steps: setup_steps(&state), sections, action: "/".into() };
+        let page = Setup {
+            layout: Layout::bare("Welcome"),
+            steps: setup_steps(&state),
+            sections,
+            action: "/".into(),
+            upload: String::new(),
+        };
         return html(StatusCode::OK, &page);
     }
     let api = state.api(&headers);
@@ -221,9 +218,9 @@ pub async fn switch(Query(q): Query<HashMap<String, String>>) -> Response {
 
 /// `GET /g/{guild_id}`: its settings.
 pub async fn guild_home(Path(guild): Path<String>) -> Response {
-    match guild.parse::<u64>() {
-        Ok(id) => see_other(&format!("/g/{id}/settings")),
-        Err(_) => see_other("/"),
+    match parse_guild(&guild) {
+        Some(id) => see_other(&format!("/g/{id}/settings")),
+        None => see_other("/"),
     }
 }
 
@@ -250,6 +247,8 @@ struct Group {
     name: String,
     keys: String,
     settings: Vec<SettingField>,
+    /// A field of the group was refused: it starts unfolded.
+    open: bool,
 }
 
 struct Opt {
@@ -429,14 +428,13 @@ struct SettingsData {
     directory: Value,
 }
 
-async fn settings_data(api: &super::Api, guild: u64) -> Result<SettingsData, Failure> {
-    let base = format!("/api/v1/guilds/{guild}");
+async fn settings_data(g: &GuildCtx) -> Result<SettingsData, Failure> {
     Ok(SettingsData {
-        settings: api.get(&format!("{base}/settings")).await?,
-        modules: api.get(&format!("{base}/modules")).await?,
-        audit: api.get(&format!("{base}/settings/audit?limit=25")).await?,
+        settings: g.api.get(&g.api_path("/settings")).await?,
+        modules: g.modules.clone(),
+        audit: g.api.get(&g.api_path("/settings/audit?limit=25")).await?,
         // Pickers fall back to typed ids when Discord cannot be reached.
-        directory: api.get(&format!("{base}/directory")).await.unwrap_or(Value::Null),
+        directory: g.api.get(&g.api_path("/directory")).await.unwrap_or(Value::Null),
     })
 }
 
@@ -472,6 +470,7 @@ fn settings_page(
         .into_iter()
         .map(|(name, settings)| Group {
             keys: settings.iter().map(|s| s.key.as_str()).collect::<Vec<_>>().join(","),
+            open: settings.iter().any(|s| s.error.is_some()),
             name,
             settings,
         })
@@ -503,20 +502,14 @@ fn show_setting(v: &Value) -> String {
 /// `GET /g/{guild_id}/settings`.
 pub async fn settings(
     State(state): State<PagesState>,
-    headers: HeaderMap,
-    Path(guild): Path<String>,
+    g: GuildCtx,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let guild = match guild_param(&guild) {
-        Ok(g) => g,
-        Err(r) => return *r,
-    };
-    let api = state.api(&headers);
-    let layout = match Layout::guild(&state, &api, guild, "settings", "Settings").await {
+    let layout = match Layout::guild(&state, &g, "settings", "Settings").await {
         Ok(l) => l.with_done(q.get("done").map(String::as_str)),
         Err(f) => return fail(f),
     };
-    match settings_data(&api, guild).await {
+    match settings_data(&g).await {
         Ok(data) => html(StatusCode::OK, &settings_page(layout, &data, &HashMap::new(), &HashMap::new())),
         Err(f) => fail(f),
     }
@@ -525,18 +518,8 @@ pub async fn settings(
 /// `POST /g/{guild_id}/settings`: one module's group; only changed values are sent, all at
 /// once (the API stores all or nothing); a refused value is shown beside its field with what
 /// was typed kept.
-pub async fn save_settings(
-    State(state): State<PagesState>,
-    headers: HeaderMap,
-    Path(guild): Path<String>,
-    Form(form): Form<Fields>,
-) -> Response {
-    let guild = match guild_param(&guild) {
-        Ok(g) => g,
-        Err(r) => return *r,
-    };
-    let api = state.api(&headers);
-    let data = match settings_data(&api, guild).await {
+pub async fn save_settings(State(state): State<PagesState>, g: GuildCtx, Form(form): Form<Fields>) -> Response {
+    let data = match settings_data(&g).await {
         Ok(d) => d,
         Err(f) => return fail(f),
     };
@@ -559,13 +542,13 @@ pub async fn save_settings(
         }
     }
     if errors.is_empty() && changes.is_empty() {
-        return see_other(&format!("/g/{guild}/settings?done=nothing"));
+        return see_other(&with_done(&g.page("settings"), "nothing"));
     }
     if errors.is_empty() {
         let csrf = first(&form, "_csrf").unwrap_or_default();
-        let path = format!("/api/v1/guilds/{guild}/settings");
-        match api.send(Method::PATCH, &path, Some(Value::Object(changes)), csrf).await {
-            Ok(_) => return see_other(&format!("/g/{guild}/settings?done=saved")),
+        let path = g.api_path("/settings");
+        match g.api.send(Method::PATCH, &path, Some(Value::Object(changes)), csrf).await {
+            Ok(_) => return see_other(&with_done(&g.page("settings"), "saved")),
             Err(f) => match f.field.clone() {
                 Some(field) if keys.contains(&field.as_str()) => {
                     errors.insert(field, f.message);
@@ -574,7 +557,7 @@ pub async fn save_settings(
             },
         }
     }
-    let mut layout = match Layout::guild(&state, &api, guild, "settings", "Settings").await {
+    let mut layout = match Layout::guild(&state, &g, "settings", "Settings").await {
         Ok(l) => l,
         Err(f) => return fail(f),
     };
@@ -583,54 +566,26 @@ pub async fn save_settings(
 }
 
 /// `POST /g/{guild_id}/settings/revert/{audit_id}`.
-pub async fn revert(
-    State(state): State<PagesState>,
-    headers: HeaderMap,
-    Path((guild, audit)): Path<(String, String)>,
-    Form(form): Form<Fields>,
-) -> Response {
-    let guild = match guild_param(&guild) {
-        Ok(g) => g,
-        Err(r) => return *r,
-    };
-    let Ok(audit) = audit.parse::<i64>() else { return see_other(&format!("/g/{guild}/settings")) };
-    let api = state.api(&headers);
-    let path = format!("/api/v1/guilds/{guild}/settings/audit/{audit}/revert");
-    match api.send(Method::POST, &path, None, first(&form, "_csrf").unwrap_or_default()).await {
-        Ok(_) => see_other(&format!("/g/{guild}/settings?done=reverted")),
-        Err(f) => fail(f),
-    }
+pub async fn revert(g: GuildCtx, Path((_, audit)): Path<(String, String)>, Form(form): Form<Fields>) -> Response {
+    let back = g.page("settings");
+    let Ok(audit) = audit.parse::<i64>() else { return see_other(&back) };
+    let path = g.api_path(&format!("/settings/audit/{audit}/revert"));
+    post_then(&g.api, Method::POST, &path, None, first(&form, "_csrf").unwrap_or_default(), &back, "reverted").await
 }
 
 /// `POST /g/{guild_id}/modules/{module}`: a module switch.
 pub async fn switch_module(
-    State(state): State<PagesState>,
-    headers: HeaderMap,
-    Path((guild, module)): Path<(String, String)>,
+    g: GuildCtx,
+    Path((_, module)): Path<(String, String)>,
     Form(form): Form<Fields>,
 ) -> Response {
-    let guild = match guild_param(&guild) {
-        Ok(g) => g,
-        Err(r) => return *r,
-    };
-    let api = state.api(&headers);
+    let back = g.page("settings");
     let Some(path) = beacon_framework::pages::fill("/modules/{m}", &[("m".into(), module)]) else {
-        return see_other(&format!("/g/{guild}/settings"));
+        return see_other(&back);
     };
-    let enabled = first(&form, "enabled") == Some("true");
-    let body = json!({ "enabled": enabled });
-    match api
-        .send(
-            Method::PUT,
-            &format!("/api/v1/guilds/{guild}{path}"),
-            Some(body),
-            first(&form, "_csrf").unwrap_or_default(),
-        )
-        .await
-    {
-        Ok(_) => see_other(&format!("/g/{guild}/settings?done=module")),
-        Err(f) => fail(f),
-    }
+    let body = json!({ "enabled": first(&form, "enabled") == Some("true") });
+    let csrf = first(&form, "_csrf").unwrap_or_default();
+    post_then(&g.api, Method::PUT, &g.api_path(&path), Some(body), csrf, &back, "module").await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -649,6 +604,8 @@ struct AccessPage {
 
 struct AccessRow {
     user_id: String,
+    /// The member's name, or their id when Discord does not know them here.
+    name: String,
     granted_by: String,
     granted_at: String,
 }
@@ -662,20 +619,14 @@ struct Member {
 /// `GET /g/{guild_id}/access[?q=name]`: authorized users, and members found by name to grant.
 pub async fn access(
     State(state): State<PagesState>,
-    headers: HeaderMap,
-    Path(guild): Path<String>,
+    g: GuildCtx,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let guild = match guild_param(&guild) {
-        Ok(g) => g,
-        Err(r) => return *r,
-    };
-    let api = state.api(&headers);
-    let layout = match Layout::guild(&state, &api, guild, "access", "Access").await {
+    let layout = match Layout::guild(&state, &g, "access", "Access").await {
         Ok(l) => l.with_done(q.get("done").map(String::as_str)),
         Err(f) => return fail(f),
     };
-    let users = match api.get(&format!("/api/v1/guilds/{guild}/authorized-users")).await {
+    let users = match g.api.get(&g.api_path("/authorized-users")).await {
         Ok(u) => u,
         Err(f) => return fail(f),
     };
@@ -685,15 +636,16 @@ pub async fn access(
         .flatten()
         .map(|u| AccessRow {
             user_id: u["user_id"].as_str().unwrap_or_default().to_owned(),
-            granted_by: u["granted_by"].as_str().unwrap_or("—").to_owned(),
+            name: u["name"].as_str().or(u["user_id"].as_str()).unwrap_or_default().to_owned(),
+            granted_by: u["granted_by_name"].as_str().or(u["granted_by"].as_str()).unwrap_or("—").to_owned(),
             granted_at: u["granted_at"].as_i64().map(time).unwrap_or_default(),
         })
         .collect();
     let query = q.get("q").map(|s| s.trim().to_owned()).unwrap_or_default();
     let (mut found, mut search_error) = (Vec::new(), None);
     if !query.is_empty() {
-        let path = format!("/api/v1/guilds/{guild}/directory?members={}", encode(&query));
-        match api.get(&path).await {
+        let path = g.api_path(&format!("/directory?members={}", encode(&query)));
+        match g.api.get(&path).await {
             Ok(d) => {
                 found = d["members"]
                     .as_array()
@@ -724,28 +676,14 @@ pub(crate) fn encode(s: &str) -> String {
 }
 
 /// `POST /g/{guild_id}/access`: grants access to `user_id`.
-pub async fn grant(
-    State(state): State<PagesState>,
-    headers: HeaderMap,
-    Path(guild): Path<String>,
-    Form(form): Form<Fields>,
-) -> Response {
-    let guild = match guild_param(&guild) {
-        Ok(g) => g,
-        Err(r) => return *r,
-    };
-    let api = state.api(&headers);
+pub async fn grant(g: GuildCtx, Form(form): Form<Fields>) -> Response {
+    let back = g.page("access");
     let user = first(&form, "user_id").unwrap_or_default().trim().to_owned();
     let Some(path) = beacon_framework::pages::fill("/authorized-users/{u}", &[("u".into(), user)]) else {
-        return see_other(&format!("/g/{guild}/access"));
+        return see_other(&back);
     };
-    match api
-        .send(Method::PUT, &format!("/api/v1/guilds/{guild}{path}"), None, first(&form, "_csrf").unwrap_or_default())
-        .await
-    {
-        Ok(_) => see_other(&format!("/g/{guild}/access?done=granted")),
-        Err(f) => fail(f),
-    }
+    let csrf = first(&form, "_csrf").unwrap_or_default();
+    post_then(&g.api, Method::PUT, &g.api_path(&path), None, csrf, &back, "granted").await
 }
 
 #[derive(Template)]
@@ -761,47 +699,40 @@ struct Confirm {
 /// `GET /g/{guild_id}/access/{user_id}/revoke`: asks first.
 pub async fn confirm_revoke(
     State(state): State<PagesState>,
-    headers: HeaderMap,
-    Path((guild, user)): Path<(String, String)>,
+    g: GuildCtx,
+    Path((_, user)): Path<(String, String)>,
 ) -> Response {
-    let guild = match guild_param(&guild) {
-        Ok(g) => g,
-        Err(r) => return *r,
-    };
-    let Ok(user) = user.parse::<u64>() else { return see_other(&format!("/g/{guild}/access")) };
-    let api = state.api(&headers);
-    let layout = match Layout::guild(&state, &api, guild, "access", "Revoke access").await {
+    let Ok(user) = user.parse::<u64>() else { return see_other(&g.page("access")) };
+    let layout = match Layout::guild(&state, &g, "access", "Revoke access").await {
         Ok(l) => l,
         Err(f) => return fail(f),
     };
+    let users = g.api.get(&g.api_path("/authorized-users")).await.unwrap_or(Value::Null);
+    let name = users["authorized_users"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|u| u["user_id"].as_str() == Some(user.to_string().as_str()))
+        .and_then(|u| u["name"].as_str().map(str::to_owned));
     let page = Confirm {
         layout,
-        question: format!("Take Beacon access away from user {user}? They can no longer change Beacon here."),
-        action: format!("/g/{guild}/access/{user}/revoke"),
+        question: format!(
+            "Take Beacon access away from {}? They can no longer change Beacon here.",
+            name.unwrap_or_else(|| format!("user {user}"))
+        ),
+        action: g.page(&format!("access/{user}/revoke")),
         button: "Revoke access".into(),
-        back: format!("/g/{guild}/access"),
+        back: g.page("access"),
     };
     html(StatusCode::OK, &page)
 }
 
 /// `POST /g/{guild_id}/access/{user_id}/revoke`.
-pub async fn revoke(
-    State(state): State<PagesState>,
-    headers: HeaderMap,
-    Path((guild, user)): Path<(String, String)>,
-    Form(form): Form<Fields>,
-) -> Response {
-    let guild = match guild_param(&guild) {
-        Ok(g) => g,
-        Err(r) => return *r,
-    };
-    let Ok(user) = user.parse::<u64>() else { return see_other(&format!("/g/{guild}/access")) };
-    let api = state.api(&headers);
-    let path = format!("/api/v1/guilds/{guild}/authorized-users/{user}");
-    match api.send(Method::DELETE, &path, None, first(&form, "_csrf").unwrap_or_default()).await {
-        Ok(_) => see_other(&format!("/g/{guild}/access?done=revoked")),
-        Err(f) => fail(f),
-    }
+pub async fn revoke(g: GuildCtx, Path((_, user)): Path<(String, String)>, Form(form): Form<Fields>) -> Response {
+    let back = g.page("access");
+    let Ok(user) = user.parse::<u64>() else { return see_other(&back) };
+    let path = g.api_path(&format!("/authorized-users/{user}"));
+    post_then(&g.api, Method::DELETE, &path, None, first(&form, "_csrf").unwrap_or_default(), &back, "revoked").await
 }
 
 #[cfg(test)]

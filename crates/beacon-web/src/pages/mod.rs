@@ -16,18 +16,23 @@
 mod chart;
 mod client;
 mod core;
+mod guild;
+mod markdown;
 mod modules;
+mod shards;
 mod view;
 
+use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use beacon_cache::CacheKey;
 use beacon_framework::App;
 use beacon_framework::pages::PageSpec;
 
@@ -57,6 +62,8 @@ pub struct PagesState {
     pub(crate) api: Router,
     /// Every module's pages, with the module's name.
     pub(crate) pages: Arc<Vec<(&'static str, PageSpec)>>,
+    /// The shard latencies the Shards page has read.
+    pub(crate) shard_history: Arc<shards::History>,
 }
 
 impl PagesState {
@@ -69,11 +76,20 @@ impl PagesState {
 pub fn router(app: Arc<App>, api: Router) -> Router {
     let pages: Vec<(&'static str, PageSpec)> =
         app.modules.iter().flat_map(|m| m.pages().into_iter().map(move |p| (m.name(), p))).collect();
-    let state = PagesState { app: app.clone(), api, pages: Arc::new(pages) };
+    // The file plus the multipart framing and the form's other fields.
+    let upload_limit = app.config.api.csv_limit + 64 * 1024;
+    let state = PagesState {
+        app: app.clone(),
+        api,
+        pages: Arc::new(pages),
+        shard_history: Arc::new(shards::History::default()),
+    };
     Router::new()
         .route("/", get(core::home))
         .route("/logout", axum::routing::post(core::logout))
         .route("/g", get(core::switch))
+        .route("/shards", get(shards::page))
+        .route("/shards/live", get(shards::fragment))
         .route("/g/{guild_id}", get(core::guild_home))
         .route("/g/{guild_id}/settings", get(core::settings).post(core::save_settings))
         .route("/g/{guild_id}/settings/revert/{audit_id}", axum::routing::post(core::revert))
@@ -81,7 +97,16 @@ pub fn router(app: Arc<App>, api: Router) -> Router {
         .route("/g/{guild_id}/access", get(core::access).post(core::grant))
         .route("/g/{guild_id}/access/{user_id}/revoke", get(core::confirm_revoke).post(core::revoke))
         .route("/g/{guild_id}/p/{*slug}", get(modules::page).post(modules::act))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(crate::BODY_LIMIT))
+        // A file of an upload section may be as large as the API's CSV limit.
+        .route(
+            "/g/{guild_id}/u/{*slug}",
+            axum::routing::post(modules::upload)
+                .layer::<_, std::convert::Infallible>(axum::extract::DefaultBodyLimit::max(upload_limit))
+                .layer::<_, std::convert::Infallible>(tower_http::limit::RequestBodyLimitLayer::new(upload_limit)),
+        )
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), limited))
         .layer(axum::middleware::from_fn_with_state(app, timed))
         .route(HTMX_PATH, get(|| async { asset("text/javascript; charset=utf-8", HTMX) }))
         .route(&CSS_PATH, get(|| async { asset("text/css; charset=utf-8", CSS) }))
@@ -124,6 +149,37 @@ async fn timed(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     resp
+}
+
+/// The per-IP rate limit of the pages: `BEACON_API_RATE_LIMIT` pages a minute per client
+/// address, counted in `beacon-cache` as the API counts its own (the address is the peer's, or
+/// the client a `BEACON_TRUSTED_PROXIES` proxy names in `X-Forwarded-For`). Beyond it, a page
+/// that says when to come back, with `Retry-After`. Static files are not counted.
+async fn limited(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if let Some(peer) = peer {
+        let ip = crate::api::client_ip(peer, req.headers(), &app.config.api.trusted_proxies);
+        let key = CacheKey::global("pages", &format!("rate:ip:{ip}"));
+        match app.cache.hit(&key, Duration::from_secs(60), app.config.api.rate_limit).await {
+            Ok(d) if !d.allowed => {
+                let secs = d.retry_after.as_secs().max(1);
+                let mut resp = view::fail(Failure {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    code: "rate_limited".into(),
+                    message: format!(
+                        "Too many pages opened from your address in a minute. Wait {secs} seconds, then reload this page."
+                    ),
+                    field: None,
+                });
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                return resp;
+            }
+            Ok(_) => {}
+            // A cache outage does not lock everyone out.
+            Err(e) => tracing::warn!(error = %e, "dashboard rate limit check failed"),
+        }
+    }
+    next.run(req).await
 }
 
 /// A redirect after a form (303: the browser follows it with GET).

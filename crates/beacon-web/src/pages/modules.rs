@@ -8,17 +8,19 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::Form;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{Method, Request, StatusCode};
 use axum::response::Response;
-use beacon_framework::pages::{Field, PageSpec, Section, fill, match_slug, params_of};
+use beacon_framework::pages::{Field, Format, Input, PageSpec, Section, fill, form_json, match_slug, params_of};
 use beacon_framework::{Access, ApiGuild};
 use serde_json::Value;
 use tower::ServiceExt;
 
 use super::chart;
 use super::core::encode;
-use super::view::{Layout, at, fail, show};
+use super::guild::{GuildCtx, post_then, with_done};
+use super::markdown::to_html;
+use super::view::{Flash, Layout, at, fail, show};
 use super::{Failure, PagesState, html, see_other};
 
 /// The local knowledge base of `beacon ingest` and `beacon ask` (their default guild).
@@ -36,6 +38,8 @@ pub struct SectionView {
     pub filters: Vec<FilterView>,
     pub empty: String,
     pub items: Vec<(String, String)>,
+    /// Fields in Discord markdown, as safe HTML.
+    pub rich: Vec<(String, String)>,
     pub param: String,
     pub label: String,
     pub query: String,
@@ -45,6 +49,38 @@ pub struct SectionView {
     pub help: String,
     pub follow: bool,
     pub action_label: String,
+    /// A form's controls, its fixed values, whether it starts folded and is open.
+    pub form: Vec<FormFieldView>,
+    pub fixed: Vec<(String, String)>,
+    pub folded: bool,
+    pub open: bool,
+}
+
+pub struct FormFieldView {
+    pub name: String,
+    pub id: String,
+    pub label: String,
+    pub help: String,
+    /// The input's `type`: `text`, `url` or `password`.
+    pub input: &'static str,
+    pub value: String,
+    pub required: bool,
+    pub error: Option<String>,
+}
+
+/// An API message shown beside its field, without the field's name in front (`url`: …).
+fn beside_field(name: &str, message: &str) -> String {
+    let short = name.rsplit('.').next().unwrap_or(name);
+    let rest = message.strip_prefix(&format!("`{short}`: ")).unwrap_or(message);
+    let mut chars = rest.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// A refused form, shown again: its section, what was typed and the API's refusal.
+pub struct Refused {
+    pub section: usize,
+    pub values: HashMap<String, String>,
+    pub failure: Failure,
 }
 
 pub struct RowView {
@@ -74,11 +110,28 @@ struct ModulePage {
     layout: Layout,
     intro: String,
     action: String,
+    /// Where upload sections send their file.
+    upload: String,
     sections: Vec<SectionView>,
 }
 
 fn items(v: &Value, fields: &[Field]) -> Vec<(String, String)> {
-    fields.iter().map(|f| (f.label.to_owned(), show(at(v, f.path), f.format))).collect()
+    fields
+        .iter()
+        .filter(|f| f.format != Format::Markdown)
+        .map(|f| (f.label.to_owned(), show(at(v, f.path), f.format)))
+        .collect()
+}
+
+/// The markdown fields of a record as safe HTML (empty ones left out).
+fn rich(v: &Value, fields: &[Field]) -> Vec<(String, String)> {
+    fields
+        .iter()
+        .filter(|f| f.format == Format::Markdown)
+        .filter_map(|f| {
+            at(v, f.path).as_str().filter(|t| !t.trim().is_empty()).map(|t| (f.label.to_owned(), to_html(t)))
+        })
+        .collect()
 }
 
 /// Builds the view of one section from the API's answer (`Err`: the API's message is shown in
@@ -89,6 +142,7 @@ fn render(
     answer: Option<Result<&Value, &Failure>>,
     query: &HashMap<String, String>,
     guild: u64,
+    refused: Option<&Refused>,
 ) -> SectionView {
     let mut v = SectionView { index, ..SectionView::default() };
     let data = match answer {
@@ -152,6 +206,7 @@ fn render(
             v.title = (*title).to_owned();
             if let Some(d) = data {
                 v.items = items(d, fields);
+                v.rich = rich(d, fields);
             }
         }
         Section::Search { title, param, label, list, heading, body, fields, summary, .. } => {
@@ -163,6 +218,7 @@ fn render(
             v.searched = data.is_some();
             if let Some(d) = data {
                 v.items = items(d, summary);
+                v.rich = rich(d, summary);
                 v.cards = at(d, list)
                     .as_array()
                     .into_iter()
@@ -203,6 +259,68 @@ fn render(
                 })
                 .collect();
         }
+        Section::Form { title, help, fixed, fields, submit, folded, .. } => {
+            v.kind = "form";
+            v.title = (*title).to_owned();
+            v.help = (*help).to_owned();
+            v.action_label = (*submit).to_owned();
+            v.folded = *folded;
+            v.fixed = fixed.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            let refused = refused.filter(|r| r.section == index);
+            let mut placed = false;
+            v.form = fields
+                .iter()
+                .map(|f| {
+                    let error = refused.filter(|r| r.failure.field.as_deref() == Some(f.name)).map(|r| {
+                        placed = true;
+                        beside_field(f.name, &r.failure.message)
+                    });
+                    FormFieldView {
+                        name: f.name.to_owned(),
+                        id: format!("s{index}-{}", f.name.replace('.', "-")),
+                        label: f.label.to_owned(),
+                        help: f.help.to_owned(),
+                        input: match f.input {
+                            Input::Text => "text",
+                            Input::Url => "url",
+                            Input::Secret => "password",
+                        },
+                        // A secret is never sent back to the browser.
+                        value: match (refused, f.input) {
+                            (Some(r), Input::Text | Input::Url) => r.values.get(f.name).cloned().unwrap_or_default(),
+                            _ => String::new(),
+                        },
+                        required: f.required,
+                        error,
+                    }
+                })
+                .collect();
+            if let Some(r) = refused {
+                v.open = true;
+                if !placed {
+                    v.error = Some(r.failure.message.clone());
+                }
+            }
+        }
+        Section::Download { label, help, .. } => {
+            v.kind = "download";
+            v.action_label = (*label).to_owned();
+            v.help = (*help).to_owned();
+        }
+        Section::Upload { title, label, help, result, .. } => {
+            v.kind = "upload";
+            v.title = (*title).to_owned();
+            v.label = (*label).to_owned();
+            v.help = (*help).to_owned();
+            // What the last upload did, from the redirect's query (numbers only).
+            v.items = result
+                .iter()
+                .filter_map(|f| {
+                    let n = query.get(&format!("r_{}", f.path))?;
+                    n.parse::<u64>().ok().map(|n| (f.label.to_owned(), n.to_string()))
+                })
+                .collect();
+        }
         Section::Action { label, help, follow_url, .. } => {
             v.kind = "action";
             v.action_label = (*label).to_owned();
@@ -238,7 +356,9 @@ fn section_path(
             query.get(*param).filter(|q| !q.trim().is_empty())?;
             (*api, vec![*param])
         }
-        Section::Action { .. } => return None,
+        Section::Action { .. } | Section::Form { .. } | Section::Download { .. } | Section::Upload { .. } => {
+            return None;
+        }
     };
     let path = fill(api, params)?;
     let qs: Vec<String> = passed
@@ -249,20 +369,32 @@ fn section_path(
     Some(format!("/api/v1/guilds/{guild}{path}{sep}{}", qs.join("&")))
 }
 
-/// `GET /g/{guild_id}/p/{slug}`: a module's page.
+/// `GET /g/{guild_id}/p/{slug}`: a module's page (`?_download=N`: section N's file).
 pub async fn page(
     State(state): State<PagesState>,
-    headers: HeaderMap,
-    Path((guild, slug)): Path<(String, String)>,
+    g: GuildCtx,
+    Path((_, slug)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(guild) = guild.parse::<u64>().ok().filter(|g| *g > 0) else {
-        return not_found("There is no such server.");
-    };
-    let Some((module, spec, params)) = find(&state, &slug) else { return not_found("There is no such page.") };
-    let api = state.api(&headers);
+    if let Some(index) = query.get("_download") {
+        return download(&state, &g, &slug, index).await;
+    }
+    render_page(&state, &g, &slug, &query, None).await
+}
+
+/// The page, every section read from the API; `refused`: a form shown again with its error.
+async fn render_page(
+    state: &PagesState,
+    g: &GuildCtx,
+    slug: &str,
+    query: &HashMap<String, String>,
+    refused: Option<Refused>,
+) -> Response {
+    let Some((module, spec, params)) = find(state, slug) else { return not_found("There is no such page.") };
+    let guild = g.id;
+    let api = &g.api;
     let nav_slug = spec.slug.split('/').next().unwrap_or(spec.slug);
-    let mut layout = match Layout::guild(&state, &api, guild, &format!("p/{nav_slug}"), spec.title).await {
+    let mut layout = match Layout::guild(state, g, &format!("p/{nav_slug}"), spec.title).await {
         Ok(l) => l.with_done(query.get("done").map(String::as_str)),
         Err(f) => return fail(f),
     };
@@ -273,10 +405,14 @@ pub async fn page(
         layout.title =
             format!("{} {}", spec.title, params.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>().join(" "));
     }
+    let status = if refused.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    if refused.is_some() {
+        layout.flash = Some(Flash { text: "Nothing was saved: see the message below.".into(), error: true });
+    }
     let mut answers: HashMap<String, Result<Value, Failure>> = HashMap::new();
     let mut sections = Vec::new();
     for (i, section) in spec.sections.iter().enumerate() {
-        let path = section_path(guild, section, &params, &query);
+        let path = section_path(guild, section, &params, query);
         if let Some(p) = &path
             && !answers.contains_key(p)
         {
@@ -289,29 +425,111 @@ pub async fn page(
             answers.insert(p.clone(), answer);
         }
         let answer = path.as_ref().and_then(|p| answers.get(p)).map(Result::as_ref);
-        sections.push(render(i, section, answer, &query, guild));
+        sections.push(render(i, section, answer, query, guild, refused.as_ref()));
     }
-    let page = ModulePage { action: format!("/g/{guild}/p/{slug}"), intro: spec.intro.to_owned(), layout, sections };
-    html(StatusCode::OK, &page)
+    let page = ModulePage {
+        action: format!("/g/{guild}/p/{slug}"),
+        upload: format!("/g/{guild}/u/{slug}"),
+        intro: spec.intro.to_owned(),
+        layout,
+        sections,
+    };
+    html(status, &page)
+}
+
+/// Section `index`'s file (a CSV export), read from the API and handed to the browser.
+async fn download(state: &PagesState, g: &GuildCtx, slug: &str, index: &str) -> Response {
+    let Some((_, spec, params)) = find(state, slug) else { return not_found("There is no such page.") };
+    let section = index.parse::<usize>().ok().and_then(|i| spec.sections.get(i));
+    let Some(Section::Download { api, filename, .. }) = section else { return not_found("There is no such file.") };
+    let Some(path) = fill(api, &params) else { return not_found("There is no such file.") };
+    match g.api.get_raw(&g.api_path(&path)).await {
+        Ok(a) => super::guild::download(&a.content_type, filename, a.bytes),
+        Err(f) => fail(f),
+    }
+}
+
+/// `POST /g/{guild_id}/u/{slug}`: a file of an upload section (multipart: `_csrf`,
+/// `_section`, `file`), sent to the module's API as the request body.
+pub async fn upload(
+    State(state): State<PagesState>,
+    g: GuildCtx,
+    Path((_, slug)): Path<(String, String)>,
+    mut multipart: Multipart,
+) -> Response {
+    let Some((_, spec, params)) = find(&state, &slug) else { return not_found("There is no such page.") };
+    let (mut csrf, mut index, mut file) = (String::new(), None, None);
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return fail(bad_upload(&e.body_text())),
+        };
+        match field.name() {
+            Some("_csrf") => csrf = field.text().await.unwrap_or_default(),
+            Some("_section") => index = field.text().await.ok().and_then(|t| t.parse::<usize>().ok()),
+            Some("file") => match field.bytes().await {
+                Ok(b) => file = Some(b),
+                Err(e) => return fail(bad_upload(&e.body_text())),
+            },
+            _ => {}
+        }
+    }
+    let back = g.page(&format!("p/{slug}"));
+    let Some(Section::Upload { api, content_type, result, .. }) = index.and_then(|i| spec.sections.get(i)) else {
+        return see_other(&back);
+    };
+    let Some(file) = file.filter(|f| !f.is_empty()) else {
+        return fail(bad_upload("Choose a file first; the one sent was empty."));
+    };
+    let Some(path) = fill(api, &params) else { return see_other(&back) };
+    match g.api.send_file(&g.api_path(&path), content_type, file, &csrf).await {
+        Ok(a) => {
+            let mut to = with_done(&back, "done");
+            for f in result {
+                if let Some(n) = at(&a.json, f.path).as_u64() {
+                    to.push_str(&format!("&r_{}={n}", f.path));
+                }
+            }
+            see_other(&to)
+        }
+        Err(f) => fail(f),
+    }
+}
+
+fn bad_upload(message: &str) -> Failure {
+    Failure { status: StatusCode::BAD_REQUEST, code: "bad_upload".into(), message: message.to_owned(), field: None }
 }
 
 /// `POST /g/{guild_id}/p/{slug}`: a section's action (`_section`), with the row's fields.
 pub async fn act(
     State(state): State<PagesState>,
-    headers: HeaderMap,
-    Path((guild, slug)): Path<(String, String)>,
+    g: GuildCtx,
+    Path((_, slug)): Path<(String, String)>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    let Some(guild) = guild.parse::<u64>().ok().filter(|g| *g > 0) else {
-        return not_found("There is no such server.");
-    };
     let Some((_, spec, mut params)) = find(&state, &slug) else { return not_found("There is no such page.") };
+    let guild = g.id;
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
     let Some(section) = get("_section").parse::<usize>().ok().and_then(|i| spec.sections.get(i)) else {
         return see_other(&format!("/g/{guild}/p/{slug}"));
     };
     let (template, follow) = match section {
         Section::Action { api, follow_url, .. } => (*api, *follow_url),
+        Section::Form { api, fixed, fields, .. } => {
+            let Some(path) = fill(api, &params) else { return see_other(&g.page(&format!("p/{slug}"))) };
+            let body = form_json(fixed, fields, |name| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()));
+            return match g.api.send(Method::POST, &g.api_path(&path), Some(body), &get("_csrf")).await {
+                Ok(_) => see_other(&with_done(&g.page(&format!("p/{slug}")), "added")),
+                Err(f) if f.status == StatusCode::UNAUTHORIZED => fail(f),
+                Err(failure) => {
+                    let section = get("_section").parse::<usize>().unwrap_or_default();
+                    let values = form.iter().filter(|(k, _)| !k.starts_with('_')).cloned().collect();
+                    let refused = Refused { section, values, failure };
+                    render_page(&state, &g, &slug, &HashMap::new(), Some(refused)).await
+                }
+            };
+        }
         Section::Table { action: Some(a), .. } => {
             for p in params_of(a.api) {
                 if !params.iter().any(|(k, _)| k == p) {
@@ -323,10 +541,9 @@ pub async fn act(
         _ => return see_other(&format!("/g/{guild}/p/{slug}")),
     };
     let Some(path) = fill(template, &params) else { return see_other(&format!("/g/{guild}/p/{slug}")) };
-    let path = format!("/api/v1/guilds/{guild}{path}");
-    let api = state.api(&headers);
+    let path = g.api_path(&path);
     if follow {
-        return match api.get(&path).await {
+        return match g.api.get(&path).await {
             Ok(v) => match v["url"].as_str() {
                 Some(url) => see_other(url),
                 None => not_found("There is nothing to open yet."),
@@ -334,10 +551,7 @@ pub async fn act(
             Err(f) => fail(f),
         };
     }
-    match api.send(Method::POST, &path, None, &get("_csrf")).await {
-        Ok(_) => see_other(&format!("/g/{guild}/p/{slug}?done=done")),
-        Err(f) => fail(f),
-    }
+    post_then(&g.api, Method::POST, &path, None, &get("_csrf"), &g.page(&format!("p/{slug}")), "done").await
 }
 
 /// The modules' search sections (the knowledge-base playground) on the local knowledge base,
@@ -353,7 +567,7 @@ pub async fn local_search(state: &PagesState, question: Option<&str>) -> Vec<Sec
                 None => None,
                 Some(q) => Some(local_get(state, module, api, &format!("{api}?{param}={}", encode(q.trim()))).await),
             };
-            let mut view = render(out.len(), section, answer.as_ref().map(Result::as_ref), &query, LOCAL_GUILD);
+            let mut view = render(out.len(), section, answer.as_ref().map(Result::as_ref), &query, LOCAL_GUILD, None);
             if view.searched && view.cards.is_empty() && view.error.is_none() {
                 view.error =
                     Some("No passage found: put .md or .txt files in a folder and run `beacon ingest FOLDER`.".into());
@@ -397,5 +611,19 @@ async fn local_get(state: &PagesState, module: &str, api: &str, uri: &str) -> Re
             message: json["error"]["message"].as_str().unwrap_or("The playground failed.").to_owned(),
             field: json["error"]["field"].as_str().map(str::to_owned),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::beside_field;
+
+    #[test]
+    fn a_message_beside_its_field_does_not_repeat_the_field() {
+        assert_eq!(
+            beside_field("config.url", "`url`: only http:// and https:// addresses can be read, not ftp."),
+            "Only http:// and https:// addresses can be read, not ftp."
+        );
+        assert_eq!(beside_field("name", "name must be 1 to 64 characters."), "Name must be 1 to 64 characters.");
     }
 }

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
 
+use super::guild::GuildCtx;
 use super::{Api, CSS_PATH, Failure, HTMX_PATH, PagesState, html, see_other};
 
 /// A server in the switcher.
@@ -34,6 +35,8 @@ pub struct Layout {
     pub css: &'static str,
     pub htmx: &'static str,
     pub user: Option<String>,
+    /// The caller is of the developer team (the Shards page is theirs).
+    pub developer: bool,
     pub csrf: String,
     pub guilds: Vec<GuildItem>,
     pub guild_id: String,
@@ -50,6 +53,7 @@ impl Layout {
             css: CSS_PATH.as_str(),
             htmx: HTMX_PATH,
             user: None,
+            developer: false,
             csrf: String::new(),
             guilds: Vec::new(),
             guild_id: String::new(),
@@ -66,6 +70,7 @@ impl Layout {
         let mut layout = Layout::bare(title);
         layout.user = me["user"]["username"].as_str().map(str::to_owned);
         layout.csrf = me["csrf_token"].as_str().unwrap_or_default().to_owned();
+        layout.developer = me["developer"].as_bool().unwrap_or(false);
         layout.guilds = guilds["guilds"]
             .as_array()
             .map(|gs| {
@@ -83,16 +88,10 @@ impl Layout {
 
     /// A page of one guild: the switcher shows it, the navigation lists the core pages and
     /// the pages of the modules enabled there; `current` is the page's path under `/g/{id}/`.
-    pub async fn guild(
-        state: &PagesState,
-        api: &Api,
-        guild_id: u64,
-        current: &str,
-        title: &str,
-    ) -> Result<Layout, Failure> {
-        let modules = api.get(&format!("/api/v1/guilds/{guild_id}/modules")).await?;
-        let mut layout = Layout::user(api, title).await?;
-        let id = guild_id.to_string();
+    pub async fn guild(state: &PagesState, g: &GuildCtx, current: &str, title: &str) -> Result<Layout, Failure> {
+        let modules = &g.modules;
+        let mut layout = Layout::user(&g.api, title).await?;
+        let id = g.id.to_string();
         for g in &mut layout.guilds {
             g.selected = g.id == id;
         }
@@ -131,6 +130,7 @@ impl Layout {
             Some("granted") => "Access granted.",
             Some("revoked") => "Access revoked.",
             Some("done") => "Done.",
+            Some("added") => "Added. Choose Sync now beside it to read it for the first time.",
             _ => return self,
         };
         self.flash = Some(Flash { text: text.to_owned(), error: false });
@@ -142,6 +142,7 @@ impl Layout {
 #[template(path = "error.html")]
 struct ErrorPage {
     layout: Layout,
+    heading: &'static str,
     status: u16,
     message: String,
 }
@@ -152,7 +153,13 @@ pub fn fail(f: Failure) -> Response {
     if f.status == StatusCode::UNAUTHORIZED {
         return see_other("/");
     }
-    let page = ErrorPage { layout: Layout::bare("Error"), status: f.status.as_u16(), message: f.message };
+    let heading = match f.status {
+        StatusCode::TOO_MANY_REQUESTS => "A short pause, please",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::FORBIDDEN => "Not for you, here",
+        _ => "That did not work",
+    };
+    let page = ErrorPage { layout: Layout::bare("Error"), heading, status: f.status.as_u16(), message: f.message };
     html(f.status, &page)
 }
 

@@ -21,6 +21,7 @@ const OWNER = dashboard ? env('OWNER_ID') : '';
 const GUILD = dashboard ? env('GUILD_NAME') : '';
 const MEMBER = dashboard ? env('MEMBER_NAME') : '';
 const MEMBER_ID = dashboard ? env('MEMBER_ID') : '';
+const DEV_ID = dashboard ? env('DEV_ID') : '';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 mkdirSync(SHOTS, { recursive: true });
 
@@ -62,16 +63,22 @@ async function login(page) {
   return page;
 }
 
-async function consent(page) {
+async function consent(page, user = OWNER) {
   await go(page, page.getByRole('link', { name: 'Log in with Discord' }), /oauth2\/authorize/);
-  await page.getByLabel('Log in as (user id)').fill(OWNER);
+  await page.getByLabel('Log in as (user id)').fill(user);
   await go(page, page.getByRole('button', { name: 'Authorize' }), `${BASE}/`);
   check((await text(page)).includes('Your servers'), 'the server list after login');
 }
 
 // Console errors other than a failed resource (an expected 422 or a favicon's 404): CSP
 // violations and script errors.
-const PAGES = { 'Settings': /\/settings$/, 'Access': /\/access$/, 'Knowledge base': /\/p\/kb$/, 'Tickets': /\/p\/tickets$/, 'Usage and cost': /\/p\/usage$/ };
+const PAGES = { 'Settings': /\/settings$/, 'Access': /\/access$/, 'Knowledge base': /\/p\/kb$/, 'Tickets': /\/p\/tickets$/, 'Usage and cost': /\/p\/usage$/, 'FAQ': /\/p\/faq$/, 'Moderation': /\/p\/cases$/ };
+
+// Opens a folded group (a <details>) by its heading.
+async function unfold(page, heading) {
+  const summary = page.locator('summary').filter({ has: page.getByRole('heading', { name: heading, exact: true }) });
+  await summary.click();
+}
 
 async function nav(page, label) {
   await go(page, page.getByRole('navigation').getByRole('link', { name: label, exact: true }), PAGES[label]);
@@ -103,17 +110,22 @@ async function desktop(browser) {
   const kb = await text(page);
   check(kb.includes('Beacon would answer'), `the verdict: ${kb}`);
   check(kb.includes('Refunds'), 'the passage with its source');
+  check((await page.locator('dd.discord strong').count()) >= 1, 'the answer is rendered as Discord shows it (bold, not asterisks)');
   await shot(page, 'kb', width);
 
   await nav(page, 'Settings');
 
-  // A refused value is shown beside its field and nothing is saved.
+  // Groups are folded (a short page on a phone); a refused value is shown beside its field,
+  // in its unfolded group, and nothing is saved.
+  check(!(await page.getByLabel('support.min_confidence').isVisible()), 'the groups start folded');
+  await unfold(page, 'support');
   const confidence = page.getByLabel('support.min_confidence');
   await confidence.fill('1000');
   await go(page, page.getByRole('button', { name: 'Save support' }), /\/settings/, 'Nothing was saved');
   const field = page.locator('.field.invalid');
   check((await field.count()) === 1, 'one field marked');
   check((await field.innerText()).includes('support.min_confidence'), 'the refused field is marked');
+  check(await field.isVisible(), 'the group with the error is unfolded');
   await shot(page, 'settings-invalid', width);
 
   // A valid change is stored and audited.
@@ -141,7 +153,9 @@ async function desktop(browser) {
   await shot(page, 'access', width);
   await step('access-granted');
   check((await text(page)).includes(MEMBER_ID), 'the new authorized user is listed');
-  await go(page, page.getByRole('link', { name: `Revoke access of ${MEMBER_ID}` }), /\/revoke$/);
+  check((await page.locator('td[data-label="Member"]').allInnerTexts()).some((t) => t.startsWith(MEMBER)), 'by name');
+  await go(page, page.getByRole('link', { name: `Revoke access of ${MEMBER}` }), /\/revoke$/);
+  check((await text(page)).includes(`away from ${MEMBER}?`), 'the confirmation names the member');
   await shot(page, 'revoke-confirm', width);
   await go(page, page.getByRole('button', { name: 'Revoke access' }), /done=revoked/);
   check((await text(page)).includes('Access revoked.') && !(await text(page)).includes(MEMBER_ID), 'revoked');
@@ -166,8 +180,71 @@ async function desktop(browser) {
   check((await text(page)).includes('budget'), 'the budget line');
   await shot(page, 'usage', width);
 
+  // FAQ: the gap, a CSV import, the export.
+  await nav(page, 'FAQ');
+  check((await text(page)).includes('xyzzy plugh'), 'the search with no hit is a gap');
+  const csv = 'question,answer,tags\n"How do I reset my password?","Choose Forgot password on the login page.",account\n"Where is my parcel?","Track it on the Orders page.",orders\n';
+  await page.getByLabel('CSV file', { exact: true }).setInputFiles({ name: 'faq.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+  await go(page, page.getByRole('button', { name: 'Upload' }), /done=done/);
+  const faq = await text(page);
+  check(faq.includes('Where is my parcel?') && /Added\s*2/.test(faq), `imported: ${faq}`);
+  await step('faq-imported');
+  const [file] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Export as CSV' }).click()]);
+  check(file.suggestedFilename() === 'faq.csv', 'the export is a file');
+  const exported = await (await import('node:fs/promises')).readFile(await file.path(), 'utf8');
+  check(exported.includes('Where is my parcel?'), `the export holds the entries: ${exported}`);
+  await shot(page, 'faq', width);
+
+  // Moderation: the cases, filtered, and one case.
+  await nav(page, 'Moderation');
+  await page.getByLabel('Kind', { exact: true }).selectOption('warn');
+  await go(page, page.getByRole('button', { name: 'Filter' }), /kind=warn/);
+  check((await text(page)).includes('spamming links'), 'the warning is a case');
+  await shot(page, 'cases', width);
+  await page.getByLabel('Kind', { exact: true }).selectOption('ban');
+  await go(page, page.getByRole('button', { name: 'Filter' }), /kind=ban/);
+  check((await text(page)).includes('No case matches.'), 'the filter applies');
+  await page.getByLabel('Kind', { exact: true }).selectOption('');
+  await go(page, page.getByRole('button', { name: 'Filter' }), /\/p\/cases\?/);
+  await go(page, page.getByRole('link', { name: 'Open case 1' }), /\/p\/cases\/1$/);
+  check((await text(page)).includes('spamming links'), 'the case');
+  await shot(page, 'case', width);
+
+  // Knowledge base: add a website; a refused address is shown beside its field.
+  await nav(page, 'Knowledge base');
+  await unfold(page, 'Add a website');
+  await page.getByLabel('Name', { exact: true }).first().fill('Docs site');
+  await page.getByLabel('Address', { exact: true }).fill('ftp://docs.example.test/');
+  await go(page, page.getByRole('button', { name: 'Add the website' }), /\/p\/kb$/, 'Nothing was saved');
+  const bad = page.locator('.field.invalid');
+  check((await bad.count()) === 1 && (await bad.innerText()).includes('Address'), `the address is marked: ${await text(page)}`);
+  check((await page.getByLabel('Name', { exact: true }).first().inputValue()) === 'Docs site', 'what was typed is kept');
+  await shot(page, 'kb-add-invalid', width);
+  await page.getByLabel('Address', { exact: true }).fill('https://docs.example.test/');
+  await go(page, page.getByRole('button', { name: 'Add the website' }), /done=added/);
+  check((await text(page)).includes('Docs site'), 'the source is listed');
+  await step('source-added');
+
+  // Shards: not for a server owner; the developer team's page refreshes itself.
+  check((await page.getByRole('link', { name: 'Shards', exact: true }).count()) === 0, 'no Shards link for the owner');
+  await shards(page, width);
+
   check(problems.length === 0, `browser errors (CSP or script): ${problems.join(' | ')}`);
   await ctx.close();
+}
+
+// Logs out, logs in as the developer team's member and opens the Shards page, which htmx
+// refreshes in place.
+async function shards(page, width) {
+  await go(page, page.getByRole('button', { name: 'Log out' }), `${BASE}/`);
+  await consent(page, DEV_ID);
+  await go(page, page.getByRole('link', { name: 'Shards', exact: true }), /\/shards$/);
+  const shardText = await text(page);
+  check(shardText.includes('Server → shard') && shardText.includes('ready'), `the shards: ${shardText}`);
+  const checked = await page.locator('#shards-live p[role=status]').innerText();
+  await page.waitForFunction((before) => document.querySelector('#shards-live p[role=status]')?.innerText !== before, checked, { timeout: 30000 });
+  check((await page.locator('#shards-live').count()) === 1, 'the fragment replaced itself, not nested');
+  await shot(page, 'shards', width);
 }
 
 async function phone(browser) {
@@ -183,10 +260,16 @@ async function phone(browser) {
   await page.getByLabel('Server').selectOption({ label: GUILD });
   await go(page, page.getByRole('button', { name: 'Go' }), /\/g\/\d+\/settings/);
   await shot(page, 'settings', width);
-  for (const [label, name] of [['Access', 'access'], ['Knowledge base', 'kb'], ['Tickets', 'tickets'], ['Usage and cost', 'usage']]) {
+  for (const [label, name] of [['Access', 'access'], ['Knowledge base', 'kb'], ['Tickets', 'tickets'], ['Usage and cost', 'usage'], ['FAQ', 'faq'], ['Moderation', 'cases']]) {
     await nav(page, label);
     await shot(page, name, width);
   }
+  await go(page, page.getByRole('link', { name: 'Open case 1' }), /\/p\/cases\/1$/);
+  await shot(page, 'case', width);
+  await nav(page, 'Knowledge base');
+  await unfold(page, 'Add Notion pages');
+  await shot(page, 'kb-add', width);
+  await shards(page, width);
   // Keyboard: the skip link is the first stop and leads to the content.
   await page.reload();
   await page.keyboard.press('Tab');

@@ -121,7 +121,8 @@ async fn authorized(t: &TestApp) -> Vec<u64> {
 
 #[tokio::test]
 async fn dashboard_in_a_real_browser() {
-    let t = TestApp::spawn_with(Options { oauth: true, ..Options::default() }).await;
+    // The developer team (bob, through the HQ guild) opens the Shards page.
+    let t = TestApp::spawn_with(Options { oauth: true, dev_team: true, ..Options::default() }).await;
     let dir = tempfile::tempdir().expect("docs");
     for (name, body) in DOCS {
         std::fs::write(dir.path().join(name), body).expect("doc");
@@ -149,6 +150,15 @@ async fn dashboard_in_a_real_browser() {
         usage.record(&record).await.expect("usage");
     }
 
+    // A moderation case (bob warned) and an FAQ search that found nothing (a gap).
+    let moderator = crate::moderation::moderated(&t).await;
+    let bob = t.member("bob");
+    let warn = json!([crate::moderation::opt_user("user", bob), opt_str("reason", "spamming links")]);
+    let out = t.command(moderator, "warn", warn, Delivery::Http).await;
+    assert!(text_of(&out).contains("#1"), "{}", text_of(&out));
+    let out = t.command(bob, "faq", sub("search", json!([opt_str("query", "xyzzy plugh")])), Delivery::Http).await;
+    assert!(!text_of(&out).is_empty());
+
     let before = authorized(&t).await;
     assert!(!before.contains(&t.member("bob")));
     let env = [
@@ -158,6 +168,7 @@ async fn dashboard_in_a_real_browser() {
         ("GUILD_NAME", t.guild.name.clone()),
         ("MEMBER_NAME", "bob".to_owned()),
         ("MEMBER_ID", t.member("bob").to_string()),
+        ("DEV_ID", t.member("bob").to_string()),
     ];
     let steps = run_browser(&env, async |step: &str| match step {
         "setting-changed" => {
@@ -177,10 +188,33 @@ async fn dashboard_in_a_real_browser() {
             assert!(now.contains(&t.member("bob")) && now.len() == before.len() + 1, "{now:?}");
         }
         "access-revoked" => assert_eq!(authorized(&t).await, before),
+        "faq-imported" => {
+            let entries = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM faq_entries WHERE guild_id = $1")
+                .bind(t.guild.id as i64)
+                .fetch_one(t.app().store.pool())
+                .await
+                .expect("faq entries");
+            assert_eq!(entries, 2, "the CSV's two rows are FAQ entries");
+        }
+        "source-added" => {
+            let sources = beacon_kb::store::KbRepo::new(t.app().guild(t.guild.id)).sources().await.expect("sources");
+            assert!(sources.iter().any(|s| s.name == "Docs site"), "the website source is stored");
+        }
         other => panic!("unknown step {other}"),
     })
     .await;
-    assert_eq!(steps, ["setting-changed", "module-off", "setting-reverted", "access-granted", "access-revoked"]);
+    assert_eq!(
+        steps,
+        [
+            "setting-changed",
+            "module-off",
+            "setting-reverted",
+            "access-granted",
+            "access-revoked",
+            "faq-imported",
+            "source-added"
+        ]
+    );
     let guild = t.app().guild(t.guild.id);
     let history = t.app().settings.history(&guild, Some("support.min_confidence"), 10).await;
     assert_eq!(history.expect("audit").len(), 1, "the change is audited, the refused value is not");
@@ -191,7 +225,22 @@ async fn dashboard_in_a_real_browser() {
     assert!(metrics.contains("beacon_page_seconds_count{route=\"/g/{guild_id}/settings\"}"), "{metrics}");
     assert!(!metrics.contains(&t.guild.id.to_string()), "no ids in metrics");
     let shots = artifacts();
-    for name in ["settings-1280", "settings-375", "kb-1280", "usage-375", "transcript-1280"] {
+    for name in [
+        "settings-1280",
+        "settings-375",
+        "kb-1280",
+        "usage-375",
+        "transcript-1280",
+        "faq-1280",
+        "faq-375",
+        "cases-1280",
+        "cases-375",
+        "case-1280",
+        "kb-add-invalid-1280",
+        "kb-add-375",
+        "shards-1280",
+        "shards-375",
+    ] {
         assert!(shots.join(format!("{name}.png")).exists(), "screenshot {name}");
     }
     t.stop().await;

@@ -1185,3 +1185,63 @@ async fn kb_sources_are_added_through_the_api_with_credentials_sealed() {
     assert!(!listed.to_string().contains("credential"), "configuration is never shown: {listed}");
     t.stop().await;
 }
+
+/// A dashboard page as the browser gets it: status, `Retry-After` and HTML.
+async fn page(b: &Browser, path: &str, forwarded_for: Option<&str>) -> (u16, Option<String>, String) {
+    let mut req = b.http.get(b.url(path));
+    if !b.session.is_empty() {
+        req = req.header("cookie", format!("beacon_session={}", b.session));
+    }
+    if let Some(f) = forwarded_for {
+        req = req.header("x-forwarded-for", f);
+    }
+    let resp = req.send().await.expect("page");
+    let status = resp.status().as_u16();
+    let retry = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    (status, retry, resp.text().await.expect("html"))
+}
+
+#[tokio::test]
+async fn dashboard_pages_are_rate_limited_per_ip_with_a_page_that_says_when_to_come_back() {
+    // BEACON_API_RATE_LIMIT pages a minute per address: 3 here. The login page (no session):
+    // a logged-in page also spends the session's API budget, which is the API's own limit.
+    let (t, _) = spawn(&[("BEACON_API_RATE_LIMIT", "3")], false).await;
+    let b =
+        Browser { http: client(), base: format!("http://{}", t.addr()), session: String::new(), csrf: String::new() };
+    for _ in 0..3 {
+        // A forged X-Forwarded-For (no trusted proxy) picks no new bucket.
+        let (status, _, _) = page(&b, "/", Some("203.0.113.9")).await;
+        assert_eq!(status, 200);
+    }
+    let (status, retry, html) = page(&b, "/", Some("203.0.113.10")).await;
+    assert_eq!(status, 429, "{html}");
+    assert!(retry.and_then(|r| r.parse::<u64>().ok()).is_some_and(|s| (1..=60).contains(&s)));
+    assert!(html.contains("A short pause, please") && html.contains("Wait"), "{html}");
+    // Static files are not counted.
+    let css = b.http.get(b.url("/static/htmx-2.0.11.min.js")).send().await.expect("htmx");
+    assert_eq!(css.status(), 200);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn the_shards_page_is_the_developer_teams_and_refreshes_a_fragment() {
+    let (t, _) = spawn(&[], true).await;
+    let owner = login(&t, t.owner()).await;
+    let (status, _, html) = page(&owner, "/shards", None).await;
+    assert_eq!(status, 403, "a server owner is not of the developer team: {html}");
+    assert!(!html.contains("Server → shard"));
+    let (_, _, home) = page(&owner, "/", None).await;
+    assert!(!home.contains("href=\"/shards\""), "no Shards link for others");
+
+    let dev = login(&t, t.member("bob")).await;
+    let (_, _, home) = page(&dev, "/", None).await;
+    assert!(home.contains("href=\"/shards\""), "the developer team sees the link");
+    let (status, _, html) = page(&dev, "/shards", None).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("hx-get=\"/shards/live\"") && html.contains("hx-trigger=\"every 5s\""), "{html}");
+    assert!(html.contains(&t.guild.id.to_string()), "the guild → shard map: {html}");
+    let (status, _, fragment) = page(&dev, "/shards/live", None).await;
+    assert_eq!(status, 200);
+    assert!(fragment.starts_with("<div id=\"shards-live\"") && !fragment.contains("<html"), "{fragment}");
+    t.stop().await;
+}

@@ -92,7 +92,7 @@ impl KbModule {
     /// `/kb upload`: the attached file, checked, stored and synced as the source `name`.
     async fn upload(&self, ctx: &CommandCtx, name: Option<String>) -> HandlerResult {
         let Some(file) = ctx.options.attachment("file") else {
-            return Err(HandlerError::user("Attach the file to add (markdown, text or HTML)."));
+            return Err(HandlerError::user("Attach the file to add (markdown, text, HTML or PDF)."));
         };
         let name = name.unwrap_or_else(|| name_from_file(&file.filename));
         if name.is_empty() {
@@ -379,7 +379,7 @@ impl Module for KbModule {
                 ))
                 .option(OptionSpec::subcommand(
                     "upload",
-                    "Add a file: markdown, text or HTML",
+                    "Add a file: markdown, text, HTML or PDF",
                     vec![
                         OptionSpec::attachment("file", "The file (.md, .txt, .html)").required(),
                         OptionSpec::string("name", "A short name for this source (default: the file name)")

@@ -177,7 +177,7 @@ impl FontDecoder {
 fn hex_bytes(token: &str) -> Option<Vec<u8>> {
     let hex = token.strip_prefix('<')?.strip_suffix('>')?;
     let hex: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()

@@ -49,7 +49,7 @@ pub mod router;
 pub mod settings;
 
 pub use access::{Access, Caller};
-pub use api::{ApiError, ApiGuild, ApiRoute};
+pub use api::{ApiError, ApiGuild, ApiRoute, QueryParams};
 pub use app::{App, AppBuilder};
 pub use async_trait::async_trait;
 pub use command::{CommandSpec, OptionSpec, Options};

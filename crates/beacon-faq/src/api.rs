@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use beacon_framework::{Access, ApiError, ApiGuild, ApiRoute};
+use beacon_framework::{Access, ApiError, ApiGuild, ApiRoute, QueryParams};
 use beacon_store::now_ms;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -184,26 +184,9 @@ fn entry_id(p: &HashMap<String, String>) -> Result<u64, ApiError> {
         .ok_or_else(|| ApiError::invalid("entry_id", "entry_id must be an FAQ entry number (1, 2, …)."))
 }
 
-fn number(
-    q: &HashMap<String, String>,
-    field: &str,
-    range: std::ops::RangeInclusive<u32>,
-    default: u32,
-) -> Result<u32, ApiError> {
-    match q.get(field) {
-        None => Ok(default),
-        Some(v) => v.parse::<u32>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
-            ApiError::invalid(
-                field,
-                format!("{field} must be a whole number from {} to {}.", range.start(), range.end()),
-            )
-        }),
-    }
-}
-
 async fn list(faq: Faq, ctx: ApiGuild, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
-    let limit = number(&q, "limit", 1..=100, 50)?;
-    let offset = number(&q, "offset", 0..=1_000_000, 0)?;
+    let limit = QueryParams::new(&q).number::<u32>("limit", 1..=100, 50)?;
+    let offset = QueryParams::new(&q).number::<u32>("offset", 0..=1_000_000, 0)?;
     let svc = faq.service(&ctx).await?;
     let entries = svc.repo.list_recent(&ctx.guild, limit, offset).await.map_err(api_error)?;
     let (total, _) = svc.repo.count(&ctx.guild).await.map_err(api_error)?;
@@ -250,7 +233,7 @@ async fn remove(faq: Faq, ctx: ApiGuild, Path(p): Path<HashMap<String, String>>)
 }
 
 async fn search(faq: Faq, ctx: ApiGuild, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
-    let query = q.get("q").map(|s| s.trim()).filter(|s| !s.is_empty());
+    let query = QueryParams::new(&q).text("q", 500)?;
     let query = query.ok_or_else(|| ApiError::invalid("q", "q must say what to search for."))?;
     let svc = faq.service(&ctx).await?;
     let hits = svc.search(&ctx.guild, query, 10).await.map_err(api_error)?;
@@ -259,7 +242,7 @@ async fn search(faq: Faq, ctx: ApiGuild, Query(q): Query<HashMap<String, String>
 }
 
 async fn gaps(faq: Faq, ctx: ApiGuild, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
-    let days = number(&q, "days", 1..=365, 30)?;
+    let days = QueryParams::new(&q).number::<u32>("days", 1..=365, 30)?;
     let svc = faq.service(&ctx).await?;
     let since = now_ms() - i64::from(days) * 86_400_000;
     let gaps = svc.repo.gaps(&ctx.guild, since, 100).await.map_err(api_error)?;
@@ -269,8 +252,8 @@ async fn gaps(faq: Faq, ctx: ApiGuild, Query(q): Query<HashMap<String, String>>)
 }
 
 async fn searches(faq: Faq, ctx: ApiGuild, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
-    let days = number(&q, "days", 1..=365, 30)?;
-    let limit = number(&q, "limit", 1..=500, 100)?;
+    let days = QueryParams::new(&q).number::<u32>("days", 1..=365, 30)?;
+    let limit = QueryParams::new(&q).number::<u32>("limit", 1..=500, 100)?;
     let svc = faq.service(&ctx).await?;
     let since = now_ms() - i64::from(days) * 86_400_000;
     let searches = svc.repo.searches(&ctx.guild, since, limit).await.map_err(api_error)?;

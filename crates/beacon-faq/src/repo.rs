@@ -324,49 +324,42 @@ impl FaqRepo {
     }
 
     /// The searches since `since_ms`, newest first (at most `limit`), each with how many
-    /// entries it found; terms logged before redaction are redacted when read.
+    /// entries it found.
     pub async fn searches(&self, guild: &GuildStore, since_ms: i64, limit: u32) -> Result<Vec<LoggedSearch>, FaqError> {
-        let rows = sqlx::query(
-            "SELECT term, hits, at FROM faq_search_log WHERE guild_id = $1 AND at >= $2 ORDER BY at DESC LIMIT $3",
-        )
-        .bind(guild.sql_id())
-        .bind(since_ms)
-        .bind(i64::from(limit))
-        .fetch_all(self.store.pool())
-        .await?;
+        let sql =
+            "SELECT term, hits, at FROM faq_search_log WHERE guild_id = $1 AND at >= $2 ORDER BY at DESC LIMIT $3";
+        let rows = self.search_log(guild, sql, since_ms, limit).await?;
         rows.iter()
-            .map(|r| {
-                Ok(LoggedSearch {
-                    term: beacon_pii::redact(&r.try_get::<String, _>("term")?),
-                    hits: r.try_get::<i64, _>("hits")?.max(0) as u64,
-                    at: r.try_get("at")?,
-                })
-            })
+            .map(|r| Ok(LoggedSearch { term: logged_term(r)?, hits: count(r, "hits")?, at: r.try_get("at")? }))
             .collect()
     }
 
     /// The terms searched most often since `since_ms` without finding anything.
     pub async fn gaps(&self, guild: &GuildStore, since_ms: i64, limit: u32) -> Result<Vec<Gap>, FaqError> {
-        let rows = sqlx::query(
-            "SELECT term, COUNT(*) AS searches, MAX(at) AS last_at FROM faq_search_log \
-             WHERE guild_id = $1 AND hits = 0 AND at >= $2 \
-             GROUP BY term ORDER BY searches DESC, last_at DESC, term LIMIT $3",
-        )
-        .bind(guild.sql_id())
-        .bind(since_ms)
-        .bind(i64::from(limit))
-        .fetch_all(self.store.pool())
-        .await?;
+        let sql = "SELECT term, COUNT(*) AS searches, MAX(at) AS last_at FROM faq_search_log \
+                   WHERE guild_id = $1 AND hits = 0 AND at >= $2 \
+                   GROUP BY term ORDER BY searches DESC, last_at DESC, term LIMIT $3";
+        let rows = self.search_log(guild, sql, since_ms, limit).await?;
         rows.iter()
-            .map(|r| {
-                Ok(Gap {
-                    // Terms logged before redaction are redacted when read.
-                    term: beacon_pii::redact(&r.try_get::<String, _>("term")?),
-                    searches: r.try_get::<i64, _>("searches")?.max(0) as u64,
-                    last_at: r.try_get("last_at")?,
-                })
-            })
+            .map(|r| Ok(Gap { term: logged_term(r)?, searches: count(r, "searches")?, last_at: r.try_get("last_at")? }))
             .collect()
+    }
+
+    /// Runs one of the search-log reports: `sql` over `faq_search_log` with `$1` the guild,
+    /// `$2` the earliest time and `$3` the most rows.
+    async fn search_log(
+        &self,
+        guild: &GuildStore,
+        sql: &'static str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<AnyRow>, FaqError> {
+        Ok(sqlx::query(sql)
+            .bind(guild.sql_id())
+            .bind(since_ms)
+            .bind(i64::from(limit))
+            .fetch_all(self.store.pool())
+            .await?)
     }
 
     /// Writes imported rows in one transaction. A row with an `id` creates or replaces that
@@ -462,4 +455,14 @@ impl FaqRepo {
         }
         Ok(report)
     }
+}
+
+/// A logged search term as reports show it: terms logged before redaction are redacted when read.
+fn logged_term(row: &AnyRow) -> Result<String, sqlx::Error> {
+    Ok(beacon_pii::redact(&row.try_get::<String, _>("term")?))
+}
+
+/// A count column (never negative).
+fn count(row: &AnyRow, column: &str) -> Result<u64, sqlx::Error> {
+    Ok(row.try_get::<i64, _>(column)?.max(0) as u64)
 }

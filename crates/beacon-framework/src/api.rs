@@ -217,3 +217,84 @@ impl ApiError {
         self
     }
 }
+
+/// A request's query string (`?status=open&limit=20`), read field by field for list and filter
+/// endpoints: a missing field is its default, a bad one a 400 [`ApiError::invalid`] naming the
+/// field and what it must be.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryParams<'a> {
+    fields: &'a std::collections::HashMap<String, String>,
+}
+
+impl<'a> QueryParams<'a> {
+    /// Reads `fields` (axum's `Query<HashMap<String, String>>`).
+    pub fn new(fields: &'a std::collections::HashMap<String, String>) -> QueryParams<'a> {
+        QueryParams { fields }
+    }
+
+    /// `field` parsed with [`std::str::FromStr`], if given; refused as "`field` must be `what`."
+    pub fn get<T: std::str::FromStr>(&self, field: &str, what: &str) -> Result<Option<T>, ApiError> {
+        self.parse_with(field, what, |v| v.parse().ok())
+    }
+
+    /// `field` read by `parse` (an enum's own parser, a range check), if given; refused as
+    /// "`field` must be `what`." when `parse` gives nothing.
+    pub fn parse_with<T>(
+        &self,
+        field: &str,
+        what: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, ApiError> {
+        match self.fields.get(field) {
+            None => Ok(None),
+            Some(v) => parse(v).map(Some).ok_or_else(|| ApiError::invalid(field, format!("{field} must be {what}."))),
+        }
+    }
+
+    /// A whole number `field` within `range`, `default` when not given.
+    pub fn number<T>(&self, field: &str, range: std::ops::RangeInclusive<T>, default: T) -> Result<T, ApiError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display,
+    {
+        let what = format!("a whole number from {} to {}", range.start(), range.end());
+        Ok(self.parse_with(field, &what, |v| v.parse().ok().filter(|n| range.contains(n)))?.unwrap_or(default))
+    }
+
+    /// Text `field`, trimmed, if given and not blank; refused when longer than `max_chars`.
+    pub fn text(&self, field: &str, max_chars: usize) -> Result<Option<&'a str>, ApiError> {
+        let Some(text) = self.fields.get(field).map(|s| s.trim()).filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        if text.chars().count() > max_chars {
+            return Err(ApiError::invalid(field, format!("{field} must be at most {max_chars} characters.")));
+        }
+        Ok(Some(text))
+    }
+}
+
+#[cfg(test)]
+mod query_tests {
+    use super::QueryParams;
+    use std::collections::HashMap;
+
+    fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn fields_are_read_with_defaults_and_refused_by_name() {
+        let f = fields(&[("limit", "20"), ("before", "x"), ("days", "400"), ("q", "  hello "), ("status", "open")]);
+        let q = QueryParams::new(&f);
+        assert_eq!(q.number("limit", 1..=100, 50).unwrap(), 20);
+        assert_eq!(q.number("offset", 0..=10_000, 0).unwrap(), 0, "absent: the default");
+        let err = q.number("days", 1..=365, 30).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("days"));
+        assert_eq!(err.message, "days must be a whole number from 1 to 365.");
+        assert_eq!(q.get::<i64>("before", "a ticket number").unwrap_err().message, "before must be a ticket number.");
+        assert_eq!(q.get::<u64>("opener", "a Discord user id").unwrap(), None);
+        assert_eq!(q.text("q", 500).unwrap(), Some("hello"));
+        assert_eq!(q.text("q", 3).unwrap_err().message, "q must be at most 3 characters.");
+        let status = q.parse_with("status", "open or closed", |s| (s == "open").then_some(1)).unwrap();
+        assert_eq!(status, Some(1));
+    }
+}

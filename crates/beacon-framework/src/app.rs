@@ -533,7 +533,9 @@ impl App {
         checks
     }
 
-    /// Bulk-overwrites the commands: globally, or in one guild (instant, for development).
+    /// Bulk-overwrites the commands: globally, or in one guild (instant, for development; the
+    /// commands that also work in DMs are then the global list, since a guild's commands never
+    /// show in DMs).
     pub async fn sync_commands(&self, guild_id: Option<u64>) -> Result<usize, crate::error::HandlerError> {
         let app_id = match self.application_id() {
             Some(id) => id,
@@ -543,10 +545,18 @@ impl App {
                 app.id
             }
         };
-        let commands: Vec<_> = self.command_specs().iter().map(CommandSpec::to_command).collect();
+        let specs = self.command_specs();
+        let commands: Vec<_> = specs.iter().map(CommandSpec::to_command).collect();
         let client = self.http.interaction(app_id);
         match guild_id {
-            Some(g) => client.set_guild_commands(Id::new(g), &commands).await?,
+            Some(g) => {
+                // Guild commands never show in DMs: the DM-capable ones are global even then.
+                let (dm, guild): (Vec<_>, Vec<_>) = specs.iter().partition(|s| s.works_in_dms());
+                let guild: Vec<_> = guild.into_iter().map(CommandSpec::to_command).collect();
+                let dm: Vec<_> = dm.into_iter().map(CommandSpec::to_command).collect();
+                client.set_guild_commands(Id::new(g), &guild).await?;
+                client.set_global_commands(&dm).await?
+            }
             None => client.set_global_commands(&commands).await?,
         };
         Ok(commands.len())

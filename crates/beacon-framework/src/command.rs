@@ -13,6 +13,7 @@ use twilight_model::channel::ChannelType;
 use twilight_model::guild::Permissions;
 use twilight_model::id::Id;
 use twilight_model::id::marker::CommandVersionMarker;
+use twilight_model::oauth::ApplicationIntegrationType;
 
 use crate::access::Access;
 
@@ -34,6 +35,11 @@ pub struct CommandSpec {
     pub public: bool,
     /// A slash command, or an entry of a member's context menu (Apps → name).
     pub user_menu: bool,
+    /// Where Discord offers the command (its `contexts`): in servers only by default; a command
+    /// that also works in the member's DM with Beacon adds [`InteractionContextType::BotDm`]
+    /// ([`CommandSpec::in_dms`]), is registered globally (guild commands never show in DMs) and
+    /// is answered there by [`crate::Module::dm_command`].
+    pub contexts: Vec<InteractionContextType>,
 }
 
 impl CommandSpec {
@@ -47,6 +53,7 @@ impl CommandSpec {
             default_member_permissions: None,
             public: false,
             user_menu: false,
+            contexts: vec![InteractionContextType::Guild],
         }
     }
 
@@ -68,6 +75,20 @@ impl CommandSpec {
         self
     }
 
+    /// The command also works in the member's DM with Beacon (its module answers it in
+    /// [`crate::Module::dm_command`], where there is no server).
+    pub fn in_dms(mut self) -> CommandSpec {
+        if !self.contexts.contains(&InteractionContextType::BotDm) {
+            self.contexts.push(InteractionContextType::BotDm);
+        }
+        self
+    }
+
+    /// Whether Discord offers the command in the member's DM with Beacon.
+    pub fn works_in_dms(&self) -> bool {
+        self.contexts.contains(&InteractionContextType::BotDm)
+    }
+
     /// Adds an option (or subcommand).
     pub fn option(mut self, option: OptionSpec) -> CommandSpec {
         self.options.push(option);
@@ -84,7 +105,7 @@ impl CommandSpec {
     pub fn to_command(&self) -> Command {
         Command {
             application_id: None,
-            contexts: Some(vec![InteractionContextType::Guild]),
+            contexts: Some(self.contexts.clone()),
             default_member_permissions: self.default_member_permissions,
             description: self.description.to_owned(),
             description_localizations: None,
@@ -92,7 +113,8 @@ impl CommandSpec {
             dm_permission: None,
             guild_id: None,
             id: None,
-            integration_types: None,
+            // Beacon is installed to servers; it is not a user-installed app.
+            integration_types: Some(vec![ApplicationIntegrationType::GuildInstall]),
             kind: if self.user_menu { CommandType::User } else { CommandType::ChatInput },
             name: self.name.to_owned(),
             name_localizations: None,
@@ -458,6 +480,18 @@ mod tests {
         assert_eq!(json["type"], 2);
         assert_eq!(json["description"], "");
         assert!(!CommandSpec::new("Warn member", "x", Access::Staff).valid_name());
+    }
+
+    #[test]
+    fn commands_say_where_they_work() {
+        let guild_only =
+            serde_json::to_value(CommandSpec::new("ticket", "Tickets", Access::Everyone).to_command()).unwrap();
+        assert_eq!(guild_only["contexts"], serde_json::json!([0]));
+        assert_eq!(guild_only["integration_types"], serde_json::json!([0]));
+        let spec = CommandSpec::new("privacy", "Your data", Access::Everyone).in_dms().in_dms();
+        assert!(spec.works_in_dms());
+        let json = serde_json::to_value(spec.to_command()).unwrap();
+        assert_eq!(json["contexts"], serde_json::json!([0, 1]));
     }
 
     #[test]

@@ -229,6 +229,12 @@ pub trait Module: Send + Sync + 'static {
         Err(HandlerError::internal(format!("module {} declares /{} but does not handle it", self.name(), ctx.name)))
     }
 
+    /// Handles one of [`Module::commands`] declared [`CommandSpec::in_dms`] when it is used in
+    /// the member's DM with Beacon: no server, only the user.
+    async fn dm_command(&self, ctx: crate::dm::DmCommandCtx) -> HandlerResult {
+        Err(HandlerError::user(format!("/{} works only in a server: use it there.", ctx.name)))
+    }
+
     /// Suggestions while a member types an autocomplete option.
     async fn autocomplete(&self, _ctx: AutocompleteCtx) -> HandlerResult<Vec<Choice>> {
         Ok(Vec::new())

@@ -222,6 +222,9 @@ async fn run_interaction(
     if interaction.kind == InteractionType::Ping {
         return Ok(());
     }
+    if interaction.guild_id.is_none() && matches!(interaction.data, Some(InteractionData::ApplicationCommand(_))) {
+        return crate::dm::run_command(app, interaction, responder).await;
+    }
     let guild = match interaction.guild_id.map(|g| g.get()) {
         Some(guild_id) => ensure_guild(app, guild_id).await?,
         None => dm_guild(app, &interaction).await?,
@@ -298,7 +301,7 @@ async fn run_interaction(
 
 /// Runs a module's handler, timing it and counting its outcome (`/metrics`); an internal error
 /// also goes to the operator's alert webhook when one is configured.
-async fn metered<T>(
+pub(crate) async fn metered<T>(
     app: &Arc<App>,
     module: &'static str,
     kind: &'static str,

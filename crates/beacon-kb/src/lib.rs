@@ -48,6 +48,7 @@ pub mod html;
 pub mod index_file;
 pub mod ingest;
 pub mod model_download;
+pub mod pdf;
 pub mod rerank;
 pub mod retriever;
 pub mod robots;

@@ -1,5 +1,7 @@
 //! Files a guild uploads (`/kb upload`): checked by extension *and* content, turned into text
-//! (markdown and plain text as they are, HTML through [`crate::html`]), stored per guild in the
+//! (markdown and plain text as they are, HTML through [`crate::html`], PDF through
+//! [`crate::pdf`] with one `# Page N` section per page, so every chunk of a PDF carries its page
+//! in its heading path and an answer cites "› Page 4"), stored per guild in the
 //! database (`kb_uploads`, so every process syncs the same content) and listed by the `upload`
 //! source of the same name. Sizes are limited per file and per guild.
 
@@ -26,14 +28,15 @@ impl Default for UploadLimits {
 }
 
 /// File extensions uploads accept, as the member is told.
-pub const UPLOAD_EXTENSIONS: &str = ".md, .markdown, .txt, .html, .htm";
+pub const UPLOAD_EXTENSIONS: &str = ".md, .markdown, .txt, .html, .htm, .pdf";
 
 /// An uploaded file turned into text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Extracted {
-    /// `markdown`, `text` or `html`.
+    /// `markdown`, `text`, `html` or `pdf`.
     pub format: &'static str,
-    /// Its title: the HTML `<title>`, the first `# ` heading, or the file name's stem.
+    /// Its title: the HTML `<title>`, the PDF's `/Title`, the first `# ` heading, or the file
+    /// name's stem.
     pub title: String,
     /// The text to index.
     pub text: String,
@@ -58,11 +61,7 @@ pub fn extract(file_name: &str, bytes: &[u8]) -> Result<Extracted> {
         "md" | "markdown" | "mdx" => "markdown",
         "txt" | "text" => "text",
         "html" | "htm" => "html",
-        "pdf" => {
-            return Err(rejected(format!(
-                "**{file_name}**: PDF files are not supported yet; upload it as markdown, text or HTML ({UPLOAD_EXTENSIONS})."
-            )));
-        }
+        "pdf" => return extract_pdf(file_name, bytes),
         _ => {
             return Err(rejected(format!("**{file_name}** is not a file Beacon reads; upload {UPLOAD_EXTENSIONS}.")));
         }
@@ -93,12 +92,60 @@ pub fn extract(file_name: &str, bytes: &[u8]) -> Result<Extracted> {
     Ok(Extracted { format, title: title.unwrap_or(stem), text })
 }
 
+/// A PDF as markdown: each page with text is a `# Page N` section (N counted from 1, pages
+/// without text skipped), its lines escaped so that none of them reads as a heading or a code
+/// fence and moves a chunk to another page.
+fn extract_pdf(file_name: &str, bytes: &[u8]) -> Result<Extracted> {
+    let head = bytes.get(..1024).unwrap_or(bytes);
+    if !head.windows(5).any(|w| w == b"%PDF-") {
+        return Err(rejected(format!("**{file_name}** does not hold a PDF (its content is another kind of file).")));
+    }
+    let pdf = crate::pdf::extract(bytes).map_err(|e| {
+        tracing::debug!(file = file_name, error = %e, source = ?std::error::Error::source(&e), "PDF upload refused");
+        match e {
+            crate::pdf::PdfError::Encrypted => {
+                rejected(format!("**{file_name}** is protected by a password; upload a copy saved without one."))
+            }
+            crate::pdf::PdfError::NoText => rejected(format!(
+                "**{file_name}** has no text to learn from: its pages are images (a scan?). Upload a PDF with \
+                 selectable text, or its text as a .txt or .md file."
+            )),
+            crate::pdf::PdfError::Corrupt(_) | crate::pdf::PdfError::Unreadable => {
+                rejected(format!("**{file_name}** cannot be read as a PDF: the file is damaged or incomplete."))
+            }
+        }
+    })?;
+    let stem = file_name.rsplit_once('.').map_or(file_name, |(s, _)| s).to_owned();
+    Ok(Extracted { format: "pdf", title: pdf.title.unwrap_or(stem), text: pages_markdown(&pdf.pages) })
+}
+
+/// Pages as `# Page N` sections; a line that markdown would read as a heading, a setext
+/// underline or a code fence is escaped with a backslash.
+fn pages_markdown(pages: &[String]) -> String {
+    let mut text = String::new();
+    for (i, page) in pages.iter().enumerate() {
+        if page.trim().is_empty() {
+            continue;
+        }
+        text.push_str(&format!("# Page {}\n\n", i + 1));
+        for line in page.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if line.starts_with(['#', '`', '~']) || line.trim_start_matches(['=', '-']).is_empty() {
+                text.push('\\');
+            }
+            text.push_str(line);
+            text.push('\n');
+        }
+        text.push('\n');
+    }
+    text.trim_end().to_owned()
+}
+
 /// Stored config of an `upload` source: which file it holds (the text is in `kb_uploads`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UploadConfig {
     /// The file's name as uploaded.
     pub file: String,
-    /// `markdown`, `text` or `html`.
+    /// `markdown`, `text`, `html` or `pdf`.
     pub format: String,
     /// The uploaded file's size in bytes.
     pub bytes: u64,
@@ -293,6 +340,46 @@ mod tests {
         assert!(refused("page.html", b"just words, no markup").contains("does not hold html"));
         assert!(refused("blank.md", b" \n\n ").contains("no text"));
         assert!(refused("scripts.html", b"<script>only()</script>").contains("no text"));
-        assert!(refused("manual.pdf", b"%PDF-1.7").contains("PDF files are not supported"));
+        assert!(refused("manual.pdf", b"%PDF-1.7").contains("cannot be read as a PDF"));
+        assert!(refused("manual.pdf", b"# not a pdf").contains("does not hold a PDF"));
+    }
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pdf");
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{FIXTURES}/{name}")).unwrap()
+    }
+
+    #[test]
+    fn a_pdf_is_one_section_per_page() {
+        let pdf = extract("Lamp manual.pdf", &fixture("manual.pdf")).unwrap();
+        assert_eq!((pdf.format, pdf.title.as_str()), ("pdf", "Lamp manual"));
+        assert!(pdf.text.starts_with("# Page 1\n\nLumen desk lamp\nThank you for choosing"), "{}", pdf.text);
+        assert!(
+            pdf.text.contains("# Page 4\n\nWarranty\nThe Lumen lamp is covered by a warranty of five years"),
+            "{}",
+            pdf.text
+        );
+        let chunks = crate::chunk::chunk_markdown(&pdf.text, &crate::chunk::ChunkerConfig::default());
+        let pages: Vec<String> = chunks.iter().map(|c| c.heading_path.join("/")).collect();
+        assert_eq!(pages, ["Page 1", "Page 2", "Page 3", "Page 4"]);
+        assert!(chunks[3].text.contains("five years"));
+    }
+
+    #[test]
+    fn pdf_page_text_cannot_fake_a_page() {
+        let text = pages_markdown(&["# Page 9\n```\nTitle\n---\n===\nplain".into(), " \n".into(), "last".into()]);
+        let chunks = crate::chunk::chunk_markdown(&text, &crate::chunk::ChunkerConfig::default());
+        let paths: Vec<String> = chunks.iter().map(|c| c.heading_path.join("/")).collect();
+        assert_eq!(paths, ["Page 1", "Page 3"], "{text}");
+        assert!(chunks[0].text.contains("\\# Page 9") && chunks[0].text.contains("plain"), "{text}");
+    }
+
+    #[test]
+    fn encrypted_scanned_and_broken_pdfs_are_refused_with_their_reason() {
+        assert!(refused("locked.pdf", &fixture("encrypted.pdf")).contains("protected by a password"));
+        assert!(refused("scan.pdf", &fixture("scanned.pdf")).contains("pages are images"));
+        let manual = fixture("manual.pdf");
+        assert!(refused("cut.pdf", &manual[..manual.len() / 2]).contains("cannot be read as a PDF"));
     }
 }

@@ -140,26 +140,10 @@ fn case_json(c: &Case) -> Value {
 }
 
 async fn list(ctx: ApiGuild, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
-    let target_id = match q.get("target") {
-        None => None,
-        Some(t) => {
-            Some(t.parse::<u64>().map_err(|_| ApiError::invalid("target", "target must be a Discord user id."))?)
-        }
-    };
-    let kind = match q.get("kind") {
-        None => None,
-        Some(k) => Some(CaseKind::parse(k).ok_or_else(|| {
-            ApiError::invalid("kind", "kind must be warn, timeout, untimeout, kick, ban, unban or note.")
-        })?),
-    };
-    let limit = match q.get("limit") {
-        None => 50,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| ApiError::invalid("limit", "limit must be a whole number from 1 to 100."))?,
-    };
+    let q = beacon_framework::QueryParams::new(&q);
+    let target_id: Option<u64> = q.get("target", "a Discord user id")?;
+    let kind = q.parse_with("kind", "warn, timeout, untimeout, kick, ban, unban or note", CaseKind::parse)?;
+    let limit: i64 = q.number("limit", 1..=100, 50)?;
     let cases = Repo::new(ctx.guild.clone()).list(Filter { target_id, kind }, limit).await?;
     Ok(Json(json!({"cases": cases.iter().map(case_json).collect::<Vec<_>>()})).into_response())
 }

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use beacon_framework::privacy::MemberExport;
 use beacon_framework::reply::components::{button, row};
+use beacon_framework::responder::Responder;
 use beacon_framework::{
-    Access, App, CommandCtx, CommandSpec, ComponentCtx, HandlerError, HandlerResult, InteractionCtx, Module,
-    OptionSpec, Reply, async_trait,
+    Access, App, CommandCtx, CommandSpec, ComponentCtx, DmCommandCtx, HandlerError, HandlerResult, InteractionCtx,
+    Module, OptionSpec, Reply, async_trait,
 };
 use twilight_model::channel::message::AllowedMentions;
 use twilight_model::channel::message::component::ButtonStyle;
@@ -46,8 +47,26 @@ impl Module for PrivacyModule {
                     "purge-guild",
                     "Remove all of this server's data from Beacon (server owner only)",
                     vec![],
-                )),
+                ))
+                // In a DM, `/privacy export` exports every server's records (the others need a server).
+                .in_dms(),
         ]
+    }
+
+    async fn dm_command(&self, ctx: DmCommandCtx) -> HandlerResult {
+        match ctx.options.subcommand() {
+            Some("export") => {
+                ctx.responder.defer()?;
+                let guilds = ctx.app.store.active_guild_ids().await?;
+                let (summary, files) = build_export(&ctx.app, ctx.user_id, &guilds, None).await?;
+                send_files(&ctx.responder, summary, files).await
+            }
+            Some(_) => Err(HandlerError::user(
+                "In a DM only `/privacy export` works (it covers every server). Run `/privacy delete` or \
+                 `/privacy purge-guild` in the server concerned.",
+            )),
+            None => Err(HandlerError::user("Use `/privacy export`.")),
+        }
     }
 
     async fn command(&self, ctx: CommandCtx) -> HandlerResult {
@@ -149,19 +168,42 @@ async fn export(ctx: &CommandCtx, everywhere: bool) -> HandlerResult {
     // Files travel as multipart only in REST edits, so answer through a defer.
     ctx.responder.defer()?;
     let user = ctx.user_id();
-    let guilds = if everywhere {
-        let mut ids = ctx.app.store.active_guild_ids().await?;
-        if !ids.contains(&ctx.guild_id()) {
-            ids.push(ctx.guild_id());
+    let guilds = if everywhere { ctx.app.store.active_guild_ids().await? } else { vec![ctx.guild_id()] };
+    let (summary, files) = build_export(&ctx.app, user, &guilds, Some(ctx.guild_id())).await?;
+    if everywhere {
+        match send_by_dm(&ctx.app, user, &summary, &files).await {
+            Ok(()) => ctx.reply(Reply::text(format!("Sent to you by DM: {summary}")).ephemeral()).await,
+            Err(e) => {
+                tracing::info!(error = %e, "export DM refused");
+                Err(HandlerError::user(
+                    "Discord refused the DM: allow direct messages from this server's members, then try again \
+                     (or run `/privacy export` without `everywhere` for this server only).",
+                ))
+            }
         }
-        ids
     } else {
-        vec![ctx.guild_id()]
-    };
+        send_files(&ctx.responder, summary, files).await
+    }
+}
+
+/// `user`'s records in `guilds` (those with none left out, except `here`, the server asked
+/// from, which is always listed): the summary line and the files.
+async fn build_export(
+    app: &Arc<App>,
+    user: u64,
+    guilds: &[u64],
+    here: Option<u64>,
+) -> Result<(String, Vec<ExportFile>), HandlerError> {
+    let mut guilds = guilds.to_vec();
+    if let Some(here) = here
+        && !guilds.contains(&here)
+    {
+        guilds.push(here);
+    }
     let mut exports: Vec<MemberExport> = Vec::new();
     for guild in guilds {
-        let export = ctx.app.export_member(guild, user).await?;
-        if !export.parts.is_empty() || guild == ctx.guild_id() {
+        let export = app.export_member(guild, user).await?;
+        if !export.parts.is_empty() || Some(guild) == here {
             exports.push(export);
         }
     }
@@ -175,31 +217,23 @@ async fn export(ctx: &CommandCtx, everywhere: bool) -> HandlerResult {
         exports.len(),
         files.len()
     );
-    if everywhere {
-        match send_by_dm(&ctx.app, user, &summary, &files).await {
-            Ok(()) => ctx.reply(Reply::text(format!("Sent to you by DM: {summary}")).ephemeral()).await,
-            Err(e) => {
-                tracing::info!(error = %e, "export DM refused");
-                Err(HandlerError::user(
-                    "Discord refused the DM: allow direct messages from this server's members, then try again \
-                     (or run `/privacy export` without `everywhere` for this server only).",
-                ))
-            }
-        }
-    } else {
-        let mut files = files.into_iter();
-        let first = files.next().map(|f| Attachment::from_bytes(f.name, f.bytes, 0));
-        let mut reply = Reply::text(summary).ephemeral();
-        if let Some(first) = first {
-            reply = reply.with_attachment(first);
-        }
-        ctx.reply(reply).await?;
-        for file in files {
-            ctx.reply(Reply::text("").with_attachment(Attachment::from_bytes(file.name, file.bytes, 0)).ephemeral())
-                .await?;
-        }
-        Ok(())
+    Ok((summary, files))
+}
+
+/// Answers with the summary and the files, one file per message (ephemeral in a server).
+async fn send_files(responder: &Responder, summary: String, files: Vec<ExportFile>) -> HandlerResult {
+    let mut files = files.into_iter();
+    let mut reply = Reply::text(summary).ephemeral();
+    if let Some(first) = files.next() {
+        reply = reply.with_attachment(Attachment::from_bytes(first.name, first.bytes, 0));
     }
+    responder.reply(reply).await?;
+    for file in files {
+        responder
+            .reply(Reply::text("").with_attachment(Attachment::from_bytes(file.name, file.bytes, 0)).ephemeral())
+            .await?;
+    }
+    Ok(())
 }
 
 /// Sends the files by DM, one per message.

@@ -92,7 +92,7 @@ impl KbModule {
     /// `/kb upload`: the attached file, checked, stored and synced as the source `name`.
     async fn upload(&self, ctx: &CommandCtx, name: Option<String>) -> HandlerResult {
         let Some(file) = ctx.options.attachment("file") else {
-            return Err(HandlerError::user("Attach the file to add (markdown, text or HTML)."));
+            return Err(HandlerError::user("Attach the file to add (markdown, text, HTML or PDF)."));
         };
         let name = name.unwrap_or_else(|| name_from_file(&file.filename));
         if name.is_empty() {
@@ -379,7 +379,7 @@ impl Module for KbModule {
                 ))
                 .option(OptionSpec::subcommand(
                     "upload",
-                    "Add a file: markdown, text or HTML",
+                    "Add a file: markdown, text, HTML or PDF",
                     vec![
                         OptionSpec::attachment("file", "The file (.md, .txt, .html)").required(),
                         OptionSpec::string("name", "A short name for this source (default: the file name)")
@@ -525,19 +525,9 @@ async fn api_query(
 ) -> Result<axum::response::Response, beacon_framework::ApiError> {
     use axum::response::IntoResponse;
     use beacon_framework::ApiError;
-    let query = q.get("q").map(|s| s.trim()).filter(|s| !s.is_empty());
-    let query = query.ok_or_else(|| ApiError::invalid("q", "q must be the question to try."))?;
-    if query.chars().count() > 500 {
-        return Err(ApiError::invalid("q", "q must be at most 500 characters."));
-    }
-    let k = match q.get("k") {
-        None => 5,
-        Some(k) => k
-            .parse::<usize>()
-            .ok()
-            .filter(|k| (1..=20).contains(k))
-            .ok_or_else(|| ApiError::invalid("k", "k must be a whole number from 1 to 20."))?,
-    };
+    let params = beacon_framework::QueryParams::new(&q);
+    let query = params.text("q", 500)?.ok_or_else(|| ApiError::invalid("q", "q must be the question to try."))?;
+    let k: usize = params.number("k", 1..=20, 5)?;
     let hits = kb.search(ctx.guild_id(), query, k).await.map_err(ApiError::internal)?;
     let passages: Vec<_> = hits
         .iter()

@@ -143,6 +143,31 @@ pub fn find(st: &State, guild: u64, name: &str, kind: u64) -> Option<Value> {
         .cloned()
 }
 
+/// Whether Discord offers `name` where it is used (`guild` 0: the member's DM with the bot), by
+/// the command's `contexts` (0 guild, 1 bot DM, 2 private channel): a DM shows only global
+/// commands whose contexts include 1; a guild shows a registered command only when they include
+/// 0. A command that is not registered at all is let through in a guild (tests that never sync
+/// commands), never in a DM.
+pub fn check_context(guild: u64, name: &str, cmd: Option<&Value>) -> Result<(), String> {
+    let allows = |cmd: &Value, context: u64| {
+        cmd["contexts"].as_array().is_none_or(|c| c.iter().any(|v| v.as_u64() == Some(context)))
+    };
+    match cmd {
+        None if guild == 0 => Err(format!("/{name} is not a global command, and a DM shows only global commands")),
+        None => Ok(()),
+        Some(cmd) if guild == 0 && cmd.get("guild_id").is_some_and(|g| !g.is_null()) => {
+            Err(format!("/{name} is a guild command, and a DM shows only global commands"))
+        }
+        Some(cmd) if guild == 0 && !allows(cmd, 1) => {
+            Err(format!("/{name} is not offered in DMs: its contexts are {}", cmd["contexts"]))
+        }
+        Some(cmd) if guild != 0 && !allows(cmd, 0) => {
+            Err(format!("/{name} is not offered in servers: its contexts are {}", cmd["contexts"]))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
 /// `MANAGE_GUILD`, named in refusals.
 const MANAGE_GUILD: u64 = 1 << 5;
 

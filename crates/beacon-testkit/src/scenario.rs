@@ -206,6 +206,19 @@ impl FakeDiscord {
         }
     }
 
+    /// The member's DM channel with the bot, opened as Discord does when the member opens it
+    /// (the same channel the bot gets from `POST /users/@me/channels`).
+    pub fn open_dm(&self, user_id: u64) -> u64 {
+        let mut st = self.shared.lock();
+        if let Some(c) = st.channels.values().find(|c| c.kind == 1 && c.recipients == vec![user_id]) {
+            return c.id;
+        }
+        let id = self.shared.ids.next();
+        let channel = crate::state::Channel { recipients: vec![user_id], ..new_channel(id, 1, None, String::new()) };
+        st.channels.insert(id, channel);
+        id
+    }
+
     /// The DM channel the bot opened with `user_id`, if any.
     pub fn dm_channel(&self, user_id: u64) -> Option<u64> {
         let st = self.shared.lock();
@@ -545,7 +558,10 @@ impl FakeDiscord {
     fn command_data(&self, inv: &CommandInvocation) -> Result<Value, Error> {
         let st = self.shared.lock();
         let registered = crate::commands::find(&st, inv.guild_id, &inv.name, 1);
-        if let Some(cmd) = &registered {
+        crate::commands::check_context(inv.guild_id, &inv.name, registered.as_ref()).map_err(Error::Hidden)?;
+        if let Some(cmd) = &registered
+            && inv.guild_id != 0
+        {
             crate::commands::check_visible(&st, inv.guild_id, inv.channel_id, inv.user_id, cmd)
                 .map_err(Error::Hidden)?;
         }

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{Path, Query};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
-use beacon_framework::{Access, ApiError, ApiGuild, ApiRoute};
+use beacon_framework::{Access, ApiError, ApiGuild, ApiRoute, QueryParams};
 use serde_json::{Value, json};
 
 use crate::model::{Repo, Status, Ticket};
@@ -84,26 +84,12 @@ fn number_param(params: &HashMap<String, String>) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::invalid("number", "number must be a ticket number (1, 2, …)."))
 }
 
-fn parse<T: std::str::FromStr>(q: &HashMap<String, String>, field: &str, what: &str) -> Result<Option<T>, ApiError> {
-    match q.get(field) {
-        None => Ok(None),
-        Some(v) => v.parse().map(Some).map_err(|_| ApiError::invalid(field, format!("{field} must be {what}."))),
-    }
-}
-
 async fn list(ctx: ApiGuild, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
-    let status = match q.get("status") {
-        None => None,
-        Some(s) => Some(Status::parse(s).ok_or_else(|| {
-            ApiError::invalid("status", "status must be open, claimed, waiting_for_user, escalated or closed.")
-        })?),
-    };
-    let opener: Option<u64> = parse(&q, "opener", "a Discord user id")?;
-    let before: Option<i64> = parse(&q, "before", "a ticket number")?;
-    let limit = parse::<i64>(&q, "limit", "a whole number from 1 to 100")?.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::invalid("limit", "limit must be a whole number from 1 to 100."));
-    }
+    let q = QueryParams::new(&q);
+    let status = q.parse_with("status", "open, claimed, waiting_for_user, escalated or closed", Status::parse)?;
+    let opener: Option<u64> = q.get("opener", "a Discord user id")?;
+    let before: Option<i64> = q.get("before", "a ticket number")?;
+    let limit: i64 = q.number("limit", 1..=100, 50)?;
     let tickets = Repo::new(ctx.guild.clone()).list(status, opener, before, limit).await?;
     let next = (tickets.len() as i64 == limit).then(|| tickets.last().map(|t| t.number)).flatten();
     Ok(Json(json!({"tickets": tickets.iter().map(ticket_json).collect::<Vec<_>>(), "next_before": next}))
@@ -132,11 +118,9 @@ async fn transcript(
 }
 
 async fn stats(ctx: ApiGuild, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
-    let days = parse::<i64>(&q, "days", "a whole number from 1 to 365")?.unwrap_or(30);
-    if !(1..=365).contains(&days) {
-        return Err(ApiError::invalid("days", "days must be a whole number from 1 to 365."));
-    }
-    let member: Option<u64> = parse(&q, "member", "a Discord user id")?;
+    let q = QueryParams::new(&q);
+    let days: i64 = q.number("days", 1..=365, 30)?;
+    let member: Option<u64> = q.get("member", "a Discord user id")?;
     let since = beacon_store::now_ms() - days * 86_400_000;
     let s = Repo::new(ctx.guild.clone()).stats(member, since).await?;
     Ok(Json(json!({

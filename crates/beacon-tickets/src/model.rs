@@ -14,6 +14,7 @@ pub(crate) const SCHEMA: Schema = Schema {
         beacon_store::migration!(3, "members blocked from opening tickets", "0003_ticket_blocks.sql"),
         beacon_store::migration!(4, "ticket panels and form answers", "0004_ticket_panels.sql"),
         beacon_store::migration!(5, "resolved tickets kept as knowledge", "0005_ticket_knowledge.sql"),
+        beacon_store::migration!(6, "retired transcript expiry jobs removed", "0006_stale_transcript_jobs.sql"),
     ],
     guild_tables: &["ticket_blocks", "ticket_events", "ticket_knowledge", "ticket_panels", "tickets"],
 };
@@ -799,5 +800,49 @@ impl Repo {
             .execute(self.guild.store().pool())
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SCHEMA;
+    use beacon_jobs::Jobs;
+    use beacon_store::{Schema, Store};
+
+    /// A store upgraded from before transcript retention: its `tickets.transcript_expiry` jobs,
+    /// which no handler claims any more, are gone; other jobs and ended ones stay.
+    #[tokio::test]
+    async fn retired_transcript_expiry_jobs_are_removed_on_upgrade() {
+        // The old version's process, then the new one's, on the same database file.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("beacon.db").display());
+        let old = Store::connect(&url).await.expect("sqlite");
+        old.migrate().await.expect("core schema");
+        old.migrate_schema(&beacon_jobs::SCHEMA).await.expect("jobs schema");
+        let before = Schema { migrations: &SCHEMA.migrations[..5], ..SCHEMA };
+        old.migrate_schema(&before).await.expect("tickets at version 5");
+        let store = Store::connect(&url).await.expect("sqlite");
+        let jobs = Jobs::new(store.clone());
+        let later = beacon_store::now_ms() + 3_600_000;
+        let payload = serde_json::json!({"key": "guilds/1/tickets/000001-1.html"});
+        for guild in [1, 2] {
+            jobs.schedule(guild, "tickets.transcript_expiry", &payload, later, None).await.expect("stale job");
+        }
+        jobs.schedule(1, crate::JOB_SLA, &serde_json::json!({}), later, None).await.expect("sla job");
+        sqlx::query("UPDATE beacon_jobs SET state = 'done' WHERE guild_id = 2")
+            .execute(store.pool())
+            .await
+            .expect("an ended job");
+
+        store.migrate_schema(&SCHEMA).await.expect("tickets upgraded");
+        let left: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT guild_id, kind, state FROM beacon_jobs ORDER BY guild_id, kind")
+                .fetch_all(store.pool())
+                .await
+                .expect("jobs");
+        let expected = [(1, crate::JOB_SLA, "pending"), (2, "tickets.transcript_expiry", "done")];
+        let expected: Vec<(i64, String, String)> =
+            expected.iter().map(|(g, k, s)| (*g, (*k).to_owned(), (*s).to_owned())).collect();
+        assert_eq!(left, expected);
     }
 }

@@ -145,7 +145,8 @@ enum GuildAction {
 enum CommandsAction {
     /// Bulk-overwrite the commands from the modules' declarations: globally, or in one guild.
     Sync {
-        /// Register in this guild only (instant; for development).
+        /// Register in this guild only (instant; for development). The commands that also work in
+        /// DMs (`/privacy`) become the global list, since guild commands never show in DMs.
         #[arg(long, value_name = "ID")]
         guild: Option<u64>,
     },

@@ -177,6 +177,27 @@ impl TestApp {
         }
     }
 
+    /// Runs a slash command as `user` in their DM with Beacon (no server) and waits for its
+    /// answer; `Err` is the fake's refusal when Discord would not offer the command there.
+    pub async fn dm_command(
+        &self,
+        user: u64,
+        name: &str,
+        options: Value,
+        via: Delivery,
+    ) -> Result<InteractionOutcome, beacon_testkit::Error> {
+        let invocation = CommandInvocation {
+            guild_id: 0,
+            channel_id: self.fake.open_dm(user),
+            user_id: user,
+            name: name.into(),
+            options,
+            member_permissions: None,
+        };
+        let handle = self.fake.invoke_command(invocation, via).await?;
+        Ok(self.fake.wait_response(&handle, WAIT).await.expect("response"))
+    }
+
     pub async fn autocomplete(&self, user: u64, name: &str, options: Value, via: Delivery) -> InteractionOutcome {
         let handle = self.fake.autocomplete(self.invocation(user, name, options), via).await.expect("autocomplete");
         self.fake.wait_response(&handle, WAIT).await.expect("response")

@@ -215,6 +215,48 @@ async fn an_uploaded_file_answers_questions_until_it_is_removed() {
     t.stop().await;
 }
 
+/// A PDF upload: each page's text is indexed under its page, so the answer cites the page it
+/// came from; an encrypted, a scanned (image-only) and a damaged PDF are refused, each with its
+/// reason, only to the admin. The fixtures are made by `tests/fixtures/pdf/make_fixtures.py` of
+/// beacon-kb.
+#[tokio::test]
+async fn an_uploaded_pdf_answers_with_its_page() {
+    let t = TestApp::spawn().await;
+    let admin = t.member("alice-admin");
+    let bob = t.member("bob");
+    let fixture = |name: &str| {
+        std::fs::read(format!("{}/../beacon-kb/tests/fixtures/pdf/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
+    let manual = fixture("manual.pdf");
+    let file = t.fake.attach_file("Lamp manual.pdf", Some("application/pdf"), manual.clone());
+    let out = t.command(admin, "kb", upload(file, Some("lamp")), Delivery::Http).await;
+    assert!(text_of(&out).contains("**Lamp manual.pdf** is the source **lamp**"), "{}", text_of(&out));
+    assert!(is_ephemeral(&out));
+    let asked =
+        t.command(bob, "ask", ask_opts("How many years of warranty does the Lumen lamp have?"), Delivery::Http).await;
+    let answer = text_of(&asked);
+    assert!(answer.contains("five years"), "{answer}");
+    assert!(answer.contains("Page 4"), "the answer cites the page: {answer}");
+    assert!(!answer.contains("Page 1") && !answer.contains("Page 2"), "only the page it quotes: {answer}");
+
+    let refusals = [
+        ("locked.pdf", fixture("encrypted.pdf"), "protected by a password"),
+        ("scan.pdf", fixture("scanned.pdf"), "pages are images"),
+        ("cut.pdf", manual[..manual.len() / 2].to_vec(), "cannot be read as a PDF"),
+        ("fake.pdf", b"# a markdown file".to_vec(), "does not hold a PDF"),
+    ];
+    for (name, bytes, reason) in refusals {
+        let file = t.fake.attach_file(name, Some("application/pdf"), bytes);
+        let out = t.command(admin, "kb", upload(file, None), Delivery::Http).await;
+        assert!(text_of(&out).contains(reason), "{name}: {}", text_of(&out));
+        assert!(is_ephemeral(&out), "{name}");
+    }
+    let out = t.command(admin, "kb", sub("sources", json!([])), Delivery::Http).await;
+    assert!(text_of(&out).contains("**lamp** (upload) — synced"), "{}", text_of(&out));
+    assert!(!text_of(&out).contains("locked"), "a refused file adds no source: {}", text_of(&out));
+    t.stop().await;
+}
+
 /// A local site for the website source: a start page linking a page, a page robots.txt
 /// disallows and another site.
 async fn serve_site() -> String {

@@ -229,3 +229,51 @@ async fn a_module_whose_guild_table_says_nothing_about_members_is_refused() {
     let error = started.err().expect("the app is not built").to_string();
     assert!(error.contains("silent_notes") && error.contains("personal_data"), "{error}");
 }
+
+/// `/privacy export` in the member's DM with Beacon: Discord offers it there because its
+/// `contexts` include the bot's DM (the fake refuses a command whose contexts do not, as Discord
+/// does), there is no server, and the export holds the member's records of every server.
+#[tokio::test]
+async fn a_member_exports_every_servers_data_from_a_dm() {
+    let t = TestApp::spawn().await;
+    let (guild, bob, alice) = (t.guild.id, t.member("bob"), t.member("alice-admin"));
+    let other = guild + 1_000;
+    t.app().guild(other).upsert("Another server", None).await.expect("second guild");
+    let faq = beacon_faq::FaqRepo::new(t.app().store.clone());
+    let entry = |q: &str| beacon_faq::EntryInput::new(q, "An answer.", &[], false).unwrap();
+    faq.add(&t.app().guild(guild), &entry("Opening hours?"), bob).await.expect("faq entry here");
+    faq.add(&t.app().guild(other), &entry("Parking?"), bob).await.expect("faq entry there");
+    faq.add(&t.app().guild(other), &entry("Alice's question?"), alice).await.expect("alice's entry");
+
+    // The registration says where each command works.
+    let global = t.fake.commands(None);
+    let contexts = |name: &str| global.iter().find(|c| c["name"] == name).map(|c| c["contexts"].clone());
+    assert_eq!(contexts("privacy"), Some(json!([0, 1])));
+    assert_eq!(contexts("ask"), Some(json!([0])));
+
+    let before = t.fake.uploads().len();
+    let out = t.dm_command(bob, "privacy", sub("export", json!([])), Delivery::Http).await.expect("offered in DMs");
+    assert!(text_of(&out).contains("in 2 server(s), in 1 file(s)"), "{}", text_of(&out));
+    let uploads = t.fake.uploads();
+    let files: Vec<_> = uploads[before..].iter().filter(|u| u.filename.starts_with("beacon-data-")).collect();
+    assert_eq!(files.len(), 1, "{:?}", files.iter().map(|f| &f.filename).collect::<Vec<_>>());
+    let export: Value = serde_json::from_slice(&files[0].bytes).expect("JSON");
+    let guilds: BTreeSet<&str> =
+        export["manifest"]["guilds"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(guilds, BTreeSet::from([guild.to_string().as_str(), other.to_string().as_str()]));
+    let questions: Vec<&str> =
+        records(&export, "faq", "faq_entries").iter().filter_map(|r| r["question"].as_str()).collect();
+    assert!(questions.contains(&"Opening hours?") && questions.contains(&"Parking?"), "{questions:?}");
+    assert!(!export.to_string().contains("Alice's question?"), "only Bob's records");
+
+    // The other subcommands need a server, and are refused with a reason, not run.
+    let out = t.dm_command(bob, "privacy", sub("delete", json!([])), Delivery::Http).await.expect("offered");
+    assert!(text_of(&out).contains("In a DM only `/privacy export` works"), "{}", text_of(&out));
+    // A server-only command is not offered in a DM at all.
+    let refused = t.dm_command(bob, "ask", json!([opt_str("question", "Hi?")]), Delivery::Http).await;
+    match refused {
+        Err(beacon_testkit::Error::Hidden(why)) => assert!(why.contains("not offered in DMs"), "{why}"),
+        other => panic!("/ask in a DM was not refused: {other:?}"),
+    }
+    t.stop().await;
+}

@@ -59,6 +59,78 @@ async fn last_id(t: &TestApp) -> i64 {
         .unwrap()
 }
 
+/// The pending run of reminder `id`: its job's payload `run` (the run's scheduled time, what the
+/// next run is counted from) and the job's state.
+async fn pending_run(t: &TestApp, id: i64) -> Option<i64> {
+    let payload: Option<String> = sqlx::query_scalar(
+        "SELECT payload FROM beacon_jobs WHERE guild_id = $1 AND dedupe_key = $2 AND state = 'pending'",
+    )
+    .bind(t.guild.id as i64)
+    .bind(format!("reminder:{id}"))
+    .fetch_optional(t.app().store.pool())
+    .await
+    .unwrap();
+    payload.and_then(|p| serde_json::from_str::<Value>(&p).ok()).and_then(|p| p["run"].as_i64())
+}
+
+/// "Every day at 09:00" keeps firing at 09:00 local time through both of Paris' clock changes.
+/// The reminder is set with the command; its pending run is then moved to the morning before a
+/// change (as if set long ago) and made due, so the real job runner delivers it and schedules the
+/// next run itself, twice on each side of the change.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daily_reminder_keeps_its_local_time_across_dst_changes() {
+    beacon_http::install_crypto_provider();
+    let t = TestApp::spawn().await;
+    let bob = t.member("bob");
+    remind(&t, bob, "timezone", json!([opt_str("name", "Europe/Paris")])).await;
+    let set = remind(
+        &t,
+        bob,
+        "every",
+        json!([{"name": "days", "type": 4, "value": 1}, opt_str("time", "09:00"), opt_str("text", "standup"),
+               {"name": "dm", "type": 5, "value": true}]),
+    )
+    .await;
+    assert!(set.contains("every 1 day"), "{set}");
+    let id = last_id(&t).await;
+    let ms = |s: &str| s.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+    // Spring forward on 2027-03-28 (CET → CEST), fall back on 2027-10-31 (CEST → CET).
+    for (eve, runs) in [
+        ("2027-03-27T08:00:00Z", ["2027-03-28T07:00:00Z", "2027-03-29T07:00:00Z"]),
+        ("2027-10-30T07:00:00Z", ["2027-10-31T08:00:00Z", "2027-11-01T08:00:00Z"]),
+    ] {
+        sqlx::query(
+            "UPDATE beacon_jobs SET payload = $3 WHERE guild_id = $1 AND dedupe_key = $2 AND state = 'pending'",
+        )
+        .bind(t.guild.id as i64)
+        .bind(format!("reminder:{id}"))
+        .bind(json!({"id": id, "run": ms(eve)}).to_string())
+        .execute(t.app().store.pool())
+        .await
+        .unwrap();
+        let mut previous = ms(eve);
+        for expected in runs {
+            let sent_before = t.fake.dm_channel(bob).map_or(0, |dm| delivered(&t, dm, "standup").len());
+            make_due(&t, id, 0).await;
+            let deadline = tokio::time::Instant::now() + WAIT;
+            let next = loop {
+                if let Some(next) = pending_run(&t, id).await.filter(|n| *n > previous) {
+                    break next;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "the run after {previous} was never scheduled");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            let dm = t.fake.dm_channel(bob).expect("a DM");
+            assert_eq!(delivered(&t, dm, "standup").len(), sent_before + 1, "the run of {previous} was delivered once");
+            assert_eq!(next, ms(expected), "the run after {eve}: 09:00 in Paris is {expected}");
+            let local = jiff::Timestamp::from_millisecond(next).unwrap().in_tz("Europe/Paris").unwrap();
+            assert_eq!((local.hour(), local.minute()), (9, 0), "{local}");
+            previous = next;
+        }
+    }
+    t.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn reminders_in_at_and_every_are_delivered_in_the_members_time_zone() {
     beacon_http::install_crypto_provider();

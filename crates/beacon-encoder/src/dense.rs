@@ -336,6 +336,29 @@ trait Lanes {
     /// # Safety
     /// The CPU supports the instruction set; `p` points at `LANES` writable `f32`s.
     unsafe fn store(p: *mut f32, v: Self::V);
+    /// A hint to fetch the cache line at `p` (any address: a hint never faults).
+    #[inline(always)]
+    fn prefetch(p: *const f32) {
+        let _ = p;
+    }
+}
+
+/// Bytes ahead of the panel row being multiplied that the kernels ask the cache for: eight rows
+/// of 128 bytes (every panel row is 128 bytes: 32 f32, 32 bf16 pairs or 32 int8 quads). The
+/// weights stream from L3 or memory once per query; the hint keeps the loads ahead of the FMAs.
+const PREFETCH: usize = 1024;
+
+/// Hints the two cache lines of the panel row `PREFETCH` bytes after `row`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch_row(row: *const u8) {
+    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+    let ahead = row.wrapping_add(PREFETCH);
+    // SAFETY: prefetching is a hint that never faults, whatever the address; SSE is baseline.
+    unsafe {
+        _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64).cast());
+    }
 }
 
 /// The f32 tile for every instruction set: `R` tokens × one panel, `R × V` vector accumulators
@@ -359,6 +382,7 @@ unsafe fn tile_f32<S: Lanes, const R: usize, const V: usize>(
         let mut acc: [[S::V; V]; R] = [std::array::from_fn(|v| S::load(bias.as_ptr().add(v * S::LANES))); R];
         let (xp, wp) = (x.as_ptr(), panel.as_ptr());
         for k in 0..n {
+            S::prefetch(wp.wrapping_add(k * NR));
             let w: [S::V; V] = std::array::from_fn(|v| S::load(wp.add(k * NR + v * S::LANES)));
             for (r, a) in acc.iter_mut().enumerate() {
                 let xv = S::splat(*xp.add(r * n + k));
@@ -400,6 +424,10 @@ macro_rules! f32_kernel {
 struct Avx512;
 #[cfg(target_arch = "x86_64")]
 impl Lanes for Avx512 {
+    #[inline(always)]
+    fn prefetch(p: *const f32) {
+        prefetch_row(p.cast());
+    }
     type V = std::arch::x86_64::__m512;
     const LANES: usize = 16;
     #[inline(always)]
@@ -428,6 +456,10 @@ impl Lanes for Avx512 {
 struct Avx2;
 #[cfg(target_arch = "x86_64")]
 impl Lanes for Avx2 {
+    #[inline(always)]
+    fn prefetch(p: *const f32) {
+        prefetch_row(p.cast());
+    }
     type V = std::arch::x86_64::__m256;
     const LANES: usize = 8;
     #[inline(always)]
@@ -531,6 +563,7 @@ unsafe fn linear_bf16(x: &[u32], m: usize, d: &Dense, w: &[u16], y: &mut [f32]) 
                 [[_mm512_loadu_ps(bias.as_ptr()), _mm512_loadu_ps(bias.as_ptr().add(16))]; R];
             let (xp, wp) = (x.as_ptr(), panel.as_ptr());
             for kk in 0..n2 {
+                prefetch_row(wp.wrapping_add(kk * 64).cast());
                 let w0: __m512bh = std::mem::transmute(_mm512_loadu_si512(wp.add(kk * 64).cast()));
                 let w1: __m512bh = std::mem::transmute(_mm512_loadu_si512(wp.add(kk * 64 + 32).cast()));
                 for (r, a) in acc.iter_mut().enumerate() {
@@ -585,6 +618,7 @@ unsafe fn linear_int8(
             let mut acc: [[__m512i; 2]; R] = [[_mm512_setzero_si512(); 2]; R];
             let (xp, wp) = (x.as_ptr(), panel.as_ptr());
             for kq in 0..n4 {
+                prefetch_row(wp.wrapping_add(kq * 128).cast());
                 let w0 = _mm512_loadu_si512(wp.add(kq * 128).cast());
                 let w1 = _mm512_loadu_si512(wp.add(kq * 128 + 64).cast());
                 for (r, a) in acc.iter_mut().enumerate() {

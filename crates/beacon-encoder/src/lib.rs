@@ -1,12 +1,15 @@
-//! A BERT-family encoder's forward pass for one sequence, over plain `f32` rows.
+//! A BERT-family encoder's forward pass for one sequence.
 //!
 //! A member's question is a dozen tokens. At that size a general matrix product spends as long
 //! repacking each weight matrix as multiplying with it, and every tensor operation allocates; so
 //! Beacon's embedder runs its sequences through this pass: the weights are given once (as rows,
-//! the way safetensors store them), each dense layer reads its weight rows straight from memory,
-//! four rows against two tokens at a time, and nothing is padded because there is no batch.
+//! the way safetensors store them) and packed once into panels of 32 outputs (see `dense.rs`),
+//! each dense layer streams its panels once per block of up to eight tokens, and nothing is
+//! padded because there is no batch. At a dozen tokens the pass is bound by reading the weights,
+//! so [`Encoder::with_precision`] can store the dense layers as bfloat16 (AVX-512 BF16) or int8
+//! (AVX-512 VNNI) instead of f32: half or a quarter of the bytes.
 //!
-//! The dense kernel is compiled for the x86_64 baseline and, chosen at run time, for AVX-512 and
+//! The f32 kernel is compiled for the x86_64 baseline and, chosen at run time, for AVX-512 and
 //! for AVX2 with FMA (release builds target the baseline). BERT (absolute positions from 0,
 //! segment embeddings) and MPNet (positions from 2, a relative-position bias) are supported.
 //!

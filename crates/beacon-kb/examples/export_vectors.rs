@@ -2,7 +2,7 @@
 //! beacon-kb makes them, so a peer (ChromaDB) can be benchmarked on the same chunks and vectors.
 //!
 //! `cargo run --release -p beacon-kb --example export_vectors -- BEIR_DIR OUT_DIR`
-//! (needs `BEACON_EMBED_MODEL_DIR`; `BEACON_EMBED_PRECISION` picks f32, bf16 or int8). Writes `chunks.jsonl` (`doc`, `text`), `chunk_vectors.f32`,
+//! (needs `BEACON_EMBED_MODEL_DIR`; `ENCODER_PRECISION` picks f32, bf16 or int8). Writes `chunks.jsonl` (`doc`, `text`), `chunk_vectors.f32`,
 //! `queries.jsonl` (`_id`, `text`) and `query_vectors.f32` (little-endian f32 rows), and prints
 //! one JSON object with the embedding rates and the CPU time per chunk and per query (every
 //! thread, so it is the work done whatever else runs on the machine).
@@ -37,9 +37,9 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// `BEACON_EMBED_PRECISION` (f32, bf16 or int8); unset or empty means the default.
+/// `ENCODER_PRECISION` (f32, bf16 or int8); unset or empty means the default.
 fn precision_from_env() -> Result<Option<Precision>, Box<dyn std::error::Error>> {
-    match std::env::var("BEACON_EMBED_PRECISION") {
+    match std::env::var("ENCODER_PRECISION") {
         Ok(v) if !v.trim().is_empty() => Ok(Some(v.parse()?)),
         _ => Ok(None),
     }

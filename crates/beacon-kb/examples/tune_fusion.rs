@@ -2,7 +2,7 @@
 //! held-out split, next to dense alone, BM25 alone and equal-weight RRF.
 //!
 //! `cargo run --release -p beacon-kb --example tune_fusion -- DIR [HELD_OUT_SHARE]`
-//! (set `BEACON_EMBED_MODEL_DIR`; `BEACON_EMBED_PRECISION` picks f32, bf16 or int8). The last line is a JSON object.
+//! (set `BEACON_EMBED_MODEL_DIR`; `ENCODER_PRECISION` picks f32, bf16 or int8). The last line is a JSON object.
 
 use std::sync::Arc;
 
@@ -15,9 +15,9 @@ fn objective(r: &EvalReport) -> f64 {
     r.ndcg_at_10 + 0.5 * r.hit_at_5 + 0.5 * r.mrr_at_10
 }
 
-/// `BEACON_EMBED_PRECISION` (f32, bf16 or int8); unset or empty means the default.
+/// `ENCODER_PRECISION` (f32, bf16 or int8); unset or empty means the default.
 fn precision_from_env() -> Result<Option<Precision>, Box<dyn std::error::Error>> {
-    match std::env::var("BEACON_EMBED_PRECISION") {
+    match std::env::var("ENCODER_PRECISION") {
         Ok(v) if !v.trim().is_empty() => Ok(Some(v.parse()?)),
         _ => Ok(None),
     }

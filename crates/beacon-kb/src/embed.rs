@@ -519,7 +519,7 @@ impl BertEmbedder {
 
     /// The default precision where the CPU has its kernel (see BENCHMARKS.md, "beacon-encoder:
     /// quantised weights").
-    const GATED_PRECISION: Precision = Precision::F32;
+    const GATED_PRECISION: Precision = Precision::Bf16;
 
     /// Loads a model directory holding `config.json`, `tokenizer.json` and `model.safetensors`,
     /// with the profile its files describe.

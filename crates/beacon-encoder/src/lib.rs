@@ -1,12 +1,15 @@
-//! A BERT-family encoder's forward pass for one sequence, over plain `f32` rows.
+//! A BERT-family encoder's forward pass for one sequence.
 //!
 //! A member's question is a dozen tokens. At that size a general matrix product spends as long
 //! repacking each weight matrix as multiplying with it, and every tensor operation allocates; so
 //! Beacon's embedder runs its sequences through this pass: the weights are given once (as rows,
-//! the way safetensors store them), each dense layer reads its weight rows straight from memory,
-//! four rows against two tokens at a time, and nothing is padded because there is no batch.
+//! the way safetensors store them) and packed once into panels of 32 outputs (see `dense.rs`),
+//! each dense layer streams its panels once per block of up to eight tokens, and nothing is
+//! padded because there is no batch. At a dozen tokens the pass is bound by reading the weights,
+//! so [`Encoder::with_precision`] can store the dense layers as bfloat16 (AVX-512 BF16) or int8
+//! (AVX-512 VNNI) instead of f32: half or a quarter of the bytes.
 //!
-//! The dense kernel is compiled for the x86_64 baseline and, chosen at run time, for AVX-512 and
+//! The f32 kernel is compiled for the x86_64 baseline and, chosen at run time, for AVX-512 and
 //! for AVX2 with FMA (release builds target the baseline). BERT (absolute positions from 0,
 //! segment embeddings) and MPNet (positions from 2, a relative-position bias) are supported.
 //!
@@ -21,6 +24,10 @@
 //! assert_eq!(hidden.len(), 3 * h);
 //! # Ok::<(), beacon_encoder::EncoderError>(())
 //! ```
+
+mod dense;
+
+pub use dense::{Dense, Precision};
 
 /// What is wrong with the weights given, or with a sequence.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +45,12 @@ pub enum EncoderError {
     /// A token id is outside the vocabulary.
     #[error("token id {0} is outside the vocabulary")]
     Token(u32),
+    /// A precision name other than `f32`, `bf16` or `int8`.
+    #[error("unknown precision {0:?} (f32, bf16 or int8)")]
+    Precision(String),
+    /// This CPU has no kernel for the precision asked for.
+    #[error("this CPU cannot run {0} weights (bf16 needs AVX-512 BF16, int8 AVX-512 VNNI)")]
+    Unsupported(Precision),
     /// The sequence is longer than the model's positions.
     #[error("{tokens} tokens exceed the model's {positions} positions")]
     TooLong {
@@ -52,24 +65,8 @@ fn check(what: &'static str, got: usize, expected: usize) -> Result<(), EncoderE
     if got == expected { Ok(()) } else { Err(EncoderError::Shape { what, got, expected }) }
 }
 
-/// A dense layer: `y = x·Wᵀ + b`, `W` row-major `[outputs][inputs]` as stored.
-pub struct Dense {
-    w: Vec<f32>,
-    b: Vec<f32>,
-    inputs: usize,
-    outputs: usize,
-}
-
-impl Dense {
-    /// A layer from its weight rows (`outputs × inputs`) and bias (`outputs`).
-    pub fn new(w: Vec<f32>, b: Vec<f32>, inputs: usize, outputs: usize) -> Result<Dense, EncoderError> {
-        check("dense weight", w.len(), inputs * outputs)?;
-        check("dense bias", b.len(), outputs)?;
-        Ok(Dense { w, b, inputs, outputs })
-    }
-}
-
 /// A layer normalisation: `gamma`, `beta` and `eps`.
+#[derive(Clone)]
 pub struct Norm {
     gamma: Vec<f32>,
     beta: Vec<f32>,
@@ -117,20 +114,20 @@ impl Layer {
             check("norm weight", n.gamma.len(), h)?;
             check("norm bias", n.beta.len(), h)?;
         }
-        let mut w = Vec::with_capacity(3 * h * h);
-        let mut b = Vec::with_capacity(3 * h);
-        for part in [q, k, v] {
-            w.extend_from_slice(&part.w);
-            b.extend_from_slice(&part.b);
+        Ok(Layer { qkv: Dense::concat([q, k, v]), attn_out, attn_norm, intermediate, output, out_norm })
+    }
+}
+
+impl Layer {
+    fn to_precision(&self, p: Precision) -> Layer {
+        Layer {
+            qkv: self.qkv.to_precision(p),
+            attn_out: self.attn_out.to_precision(p),
+            attn_norm: self.attn_norm.clone(),
+            intermediate: self.intermediate.to_precision(p),
+            output: self.output.to_precision(p),
+            out_norm: self.out_norm.clone(),
         }
-        Ok(Layer {
-            qkv: Dense { w, b, inputs: h, outputs: 3 * h },
-            attn_out,
-            attn_norm,
-            intermediate,
-            output,
-            out_norm,
-        })
     }
 }
 
@@ -162,6 +159,7 @@ pub struct Encoder {
     positions: Positions,
     norm: Norm,
     layers: Vec<Layer>,
+    precision: Precision,
 }
 
 impl Encoder {
@@ -203,7 +201,25 @@ impl Encoder {
             positions,
             norm,
             layers,
+            precision: Precision::F32,
         })
+    }
+
+    /// The same model with its dense layers stored and multiplied in `precision` (the
+    /// embeddings, norms and attention stay f32). Converts from the weights as given, so call it
+    /// on an f32 encoder; an error if this CPU has no kernel for `precision`
+    /// ([`Precision::supported`]).
+    pub fn with_precision(self, precision: Precision) -> Result<Encoder, EncoderError> {
+        if !precision.supported() {
+            return Err(EncoderError::Unsupported(precision));
+        }
+        let layers = self.layers.iter().map(|l| l.to_precision(precision)).collect();
+        Ok(Encoder { layers, precision, ..self })
+    }
+
+    /// The precision of the dense layers.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The last hidden states of one sequence, `[ids.len()][hidden]` row-major. Ids must be below
@@ -256,15 +272,16 @@ impl Encoder {
         let mut scores = vec![0f32; t];
         let inter_size = self.layers.first().map_or(0, |l| l.intermediate.outputs);
         let mut inter = vec![0f32; t * inter_size];
+        let mut scratch = dense::Scratch::default();
         for layer in &self.layers {
-            linear(&x, t, &layer.qkv, &mut qkv);
+            layer.qkv.forward(&x, t, &mut qkv, &mut scratch);
             for head in 0..self.heads {
                 let off = head * self.head_dim;
                 for q in 0..t {
                     let qv = &qkv[q * 3 * h + off..q * 3 * h + off + self.head_dim];
                     for (k, s) in scores.iter_mut().enumerate() {
                         let kv = &qkv[k * 3 * h + h + off..k * 3 * h + h + off + self.head_dim];
-                        *s = qv.iter().zip(kv).map(|(a, b)| a * b).sum::<f32>() * scale;
+                        *s = dot(qv, kv) * scale;
                     }
                     if let Some(bias) = &bias {
                         for (s, b) in scores.iter_mut().zip(&bias[(head * t + q) * t..(head * t + q + 1) * t]) {
@@ -282,16 +299,14 @@ impl Encoder {
                     }
                 }
             }
-            linear(&ctx, t, &layer.attn_out, &mut tmp);
+            layer.attn_out.forward(&ctx, t, &mut tmp, &mut scratch);
             for (a, b) in x.iter_mut().zip(&tmp) {
                 *a += b;
             }
             layer_norm(&mut x, &layer.attn_norm);
-            linear(&x, t, &layer.intermediate, &mut inter);
-            for v in inter.iter_mut() {
-                *v = (libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5 * *v;
-            }
-            linear(&inter, t, &layer.output, &mut tmp);
+            layer.intermediate.forward(&x, t, &mut inter, &mut scratch);
+            gelu(&mut inter);
+            layer.output.forward(&inter, t, &mut tmp, &mut scratch);
             for (a, b) in x.iter_mut().zip(&tmp) {
                 *a += b;
             }
@@ -331,6 +346,37 @@ fn layer_norm(x: &mut [f32], n: &Norm) {
     }
 }
 
+/// BERT's GELU, `x·(1 + erf(x/√2))/2`, in place. erf is Abramowitz & Stegun 7.1.28
+/// (`1 − 1/(1 + a₁z + … + a₆z⁶)¹⁶`, |error| ≤ 3·10⁻⁷): arithmetic only, so the loop vectorises,
+/// where a libm `erff` call per value took half of the non-matrix time of a query.
+fn gelu(v: &mut [f32]) {
+    const A: [f32; 6] = [0.070_523_08, 0.042_282_01, 0.009_270_527, 0.000_152_014_3, 0.000_276_567_2, 0.000_043_063_8];
+    for x in v.iter_mut() {
+        // erf(6/√2) is 1 in f32; the cap keeps p¹⁶ finite.
+        let z = (x.abs() * std::f32::consts::FRAC_1_SQRT_2).min(6.0);
+        let p = 1.0 + z * (A[0] + z * (A[1] + z * (A[2] + z * (A[3] + z * (A[4] + z * A[5])))));
+        let p2 = p * p;
+        let p4 = p2 * p2;
+        let p8 = p4 * p4;
+        let erf = (1.0 - 1.0 / (p8 * p8)).copysign(*x);
+        *x = 0.5 * *x * (1.0 + erf);
+    }
+}
+
+/// A dot product in eight independent partial sums, so the compiler vectorises it (a single
+/// running `f32` sum must stay in order).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 fn softmax(s: &mut [f32]) {
     let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
@@ -340,173 +386,6 @@ fn softmax(s: &mut [f32]) {
     }
     for v in s.iter_mut() {
         *v /= sum;
-    }
-}
-
-/// `y[i] = x[i]·Wᵀ + b` for the `m` rows of `x`.
-#[allow(unsafe_code)]
-fn linear(x: &[f32], m: usize, d: &Dense, y: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (which implies FMA), checked just above.
-            unsafe { linear_avx512(x, m, d, y) };
-            return;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-            unsafe { linear_avx2(x, m, d, y) };
-            return;
-        }
-    }
-    linear_kernel::<8, false>(x, m, d, y);
-}
-
-/// One explicit-SIMD dense kernel per instruction set: four weight rows against two input rows
-/// per step, eight accumulators in registers, each weight row read once per pair of input rows.
-/// (The generic [`linear_kernel`] is left to the compiler's vectoriser, which keeps its
-/// accumulators in memory in release builds: ~10× slower, so it serves only CPUs without AVX2.)
-macro_rules! simd_kernel {
-    ($name:ident, $feature:literal, $lanes:literal, $vec:ty, $zero:ident, $load:ident, $fma:ident, $sum:path) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = $feature)]
-        #[allow(unsafe_code)]
-        fn $name(x: &[f32], m: usize, d: &Dense, y: &mut [f32]) {
-            use std::arch::x86_64::*;
-            const L: usize = $lanes;
-            let (n, o) = (d.inputs, d.outputs);
-            let body = n - n % L;
-            // SAFETY (every load below): the slice it reads is taken with a bounds-checked range of
-            // exactly `L` elements, so the unaligned load of `L` lanes stays inside it.
-            let load = |s: &[f32], c: usize| -> $vec { unsafe { $load(s[c..c + L].as_ptr()) } };
-            let tail = |a: &[f32], b: &[f32]| -> f32 { a[body..].iter().zip(&b[body..]).map(|(p, q)| p * q).sum() };
-            let dot = |xr: &[f32], wr: &[f32]| -> f32 {
-                let mut acc: $vec = $zero();
-                for c in (0..body).step_by(L) {
-                    acc = $fma(load(xr, c), load(wr, c), acc);
-                }
-                $sum(acc) + tail(xr, wr)
-            };
-            let mut j = 0;
-            while j + 4 <= o {
-                let w: [&[f32]; 4] = std::array::from_fn(|r| &d.w[(j + r) * n..(j + r + 1) * n]);
-                let mut i = 0;
-                while i + 2 <= m {
-                    let (x0, x1) = (&x[i * n..(i + 1) * n], &x[(i + 1) * n..(i + 2) * n]);
-                    let mut a: [$vec; 8] = [$zero(); 8];
-                    for c in (0..body).step_by(L) {
-                        let (p, q) = (load(x0, c), load(x1, c));
-                        for r in 0..4 {
-                            let wc = load(w[r], c);
-                            a[r] = $fma(p, wc, a[r]);
-                            a[4 + r] = $fma(q, wc, a[4 + r]);
-                        }
-                    }
-                    for r in 0..4 {
-                        y[i * o + j + r] = $sum(a[r]) + tail(x0, w[r]) + d.b[j + r];
-                        y[(i + 1) * o + j + r] = $sum(a[4 + r]) + tail(x1, w[r]) + d.b[j + r];
-                    }
-                    i += 2;
-                }
-                if i < m {
-                    for (r, wr) in w.iter().enumerate() {
-                        y[i * o + j + r] = dot(&x[i * n..(i + 1) * n], wr) + d.b[j + r];
-                    }
-                }
-                j += 4;
-            }
-            for j in j..o {
-                let wr = &d.w[j * n..(j + 1) * n];
-                for i in 0..m {
-                    y[i * o + j] = dot(&x[i * n..(i + 1) * n], wr) + d.b[j];
-                }
-            }
-        }
-    };
-}
-
-simd_kernel!(
-    linear_avx512,
-    "avx512f,fma",
-    16,
-    __m512,
-    _mm512_setzero_ps,
-    _mm512_loadu_ps,
-    _mm512_fmadd_ps,
-    _mm512_reduce_add_ps
-);
-simd_kernel!(linear_avx2, "avx2,fma", 8, __m256, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_fmadd_ps, sum256);
-
-/// The sum of an AVX register's eight lanes.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn sum256(v: std::arch::x86_64::__m256) -> f32 {
-    use std::arch::x86_64::*;
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
-    _mm_cvtss_f32(s)
-}
-
-/// `a·b + c`, fused where the caller's target has FMA (`mul_add` without it is a slow call).
-#[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA { a.mul_add(b, c) } else { a * b + c }
-}
-
-/// Four weight rows against two input rows per step, `L` lanes wide: eight accumulators of `L`
-/// lanes stay in registers while each weight row is read once per pair of input rows.
-#[inline(always)]
-fn linear_kernel<const L: usize, const FMA: bool>(x: &[f32], m: usize, d: &Dense, y: &mut [f32]) {
-    let (n, o) = (d.inputs, d.outputs);
-    let body = n - n % L;
-    let dot = |xr: &[f32], wr: &[f32]| -> f32 {
-        let mut acc = [0f32; L];
-        for (xc, wc) in xr[..body].chunks_exact(L).zip(wr[..body].chunks_exact(L)) {
-            for l in 0..L {
-                acc[l] = madd::<FMA>(xc[l], wc[l], acc[l]);
-            }
-        }
-        acc.iter().sum::<f32>() + xr[body..].iter().zip(&wr[body..]).map(|(a, b)| a * b).sum::<f32>()
-    };
-    let mut j = 0;
-    while j + 4 <= o {
-        let w: [&[f32]; 4] = std::array::from_fn(|r| &d.w[(j + r) * n..(j + r + 1) * n]);
-        let mut i = 0;
-        while i + 2 <= m {
-            let xs = [&x[i * n..(i + 1) * n], &x[(i + 1) * n..(i + 2) * n]];
-            let mut acc = [[[0f32; L]; 4]; 2];
-            for c in (0..body).step_by(L) {
-                for (xi, a) in xs.iter().zip(acc.iter_mut()) {
-                    let xc = &xi[c..c + L];
-                    for (wr, ar) in w.iter().zip(a.iter_mut()) {
-                        let wc = &wr[c..c + L];
-                        for l in 0..L {
-                            ar[l] = madd::<FMA>(xc[l], wc[l], ar[l]);
-                        }
-                    }
-                }
-            }
-            for (di, (xi, a)) in xs.iter().zip(&acc).enumerate() {
-                for (r, (wr, ar)) in w.iter().zip(a).enumerate() {
-                    let tail: f32 = xi[body..].iter().zip(&wr[body..]).map(|(p, q)| p * q).sum();
-                    y[(i + di) * o + j + r] = ar.iter().sum::<f32>() + tail + d.b[j + r];
-                }
-            }
-            i += 2;
-        }
-        if i < m {
-            for (r, wr) in w.iter().enumerate() {
-                y[i * o + j + r] = dot(&x[i * n..(i + 1) * n], wr) + d.b[j + r];
-            }
-        }
-        j += 4;
-    }
-    for j in j..o {
-        let wr = &d.w[j * n..(j + 1) * n];
-        for i in 0..m {
-            y[i * o + j] = dot(&x[i * n..(i + 1) * n], wr) + d.b[j];
-        }
     }
 }
 
@@ -537,40 +416,85 @@ mod tests {
         }
     }
 
-    fn naive(x: &[f32], m: usize, d: &Dense) -> Vec<f32> {
-        let mut y = vec![0f32; m * d.outputs];
-        for i in 0..m {
-            for j in 0..d.outputs {
-                let mut s = d.b[j] as f64;
-                for k in 0..d.inputs {
-                    s += x[i * d.inputs + k] as f64 * d.w[j * d.inputs + k] as f64;
-                }
-                y[i * d.outputs + j] = s as f32;
-            }
+    #[test]
+    fn gelu_matches_the_erf_definition() {
+        let xs: Vec<f32> =
+            (-12_000..=12_000).map(|i| i as f32 / 1000.0).chain([0.0, -0.0, 1e-8, 40.0, -40.0]).collect();
+        let mut got = xs.clone();
+        gelu(&mut got);
+        for (x, g) in xs.iter().zip(&got) {
+            let want = 0.5 * f64::from(*x) * (1.0 + libm::erf(f64::from(*x) / std::f64::consts::SQRT_2));
+            assert!((f64::from(*g) - want).abs() <= 1e-6 * (1.0 + want.abs()), "gelu({x}) = {g}, want {want}");
         }
-        y
     }
 
     #[test]
-    fn every_kernel_matches_the_plain_product_at_every_shape() {
-        // Shapes that hit every tail: odd token counts, outputs not a multiple of 4, inputs not
-        // a multiple of the lane width.
-        for (m, n, o) in [(1, 16, 4), (3, 19, 7), (12, 384, 384), (5, 33, 10), (2, 8, 1)] {
-            let x: Vec<f32> = (0..m * n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
-            let d = Dense {
-                w: (0..o * n).map(|i| ((i * 53 % 97) as f32 - 48.0) / 40.0).collect(),
-                b: (0..o).map(|i| i as f32 / 10.0).collect(),
-                inputs: n,
-                outputs: o,
-            };
-            let want = naive(&x, m, &d);
-            let mut dispatched = vec![0f32; m * o];
-            linear(&x, m, &d, &mut dispatched);
-            let mut baseline = vec![0f32; m * o];
-            linear_kernel::<8, false>(&x, m, &d, &mut baseline);
-            for (got, what) in [(&dispatched, "dispatched"), (&baseline, "baseline")] {
-                for (g, w) in got.iter().zip(&want) {
-                    assert!((g - w).abs() <= 1e-3 * w.abs().max(1.0), "{what} {m}x{n}x{o}: {g} vs {w}");
+    fn precisions_parse_and_print() {
+        for p in [Precision::F32, Precision::Bf16, Precision::Int8] {
+            assert_eq!(p.to_string().parse::<Precision>().ok(), Some(p));
+        }
+        assert_eq!(" INT8 ".parse::<Precision>().ok(), Some(Precision::Int8));
+        let err = "fp16".parse::<Precision>().err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("unknown precision \"fp16\" (f32, bf16 or int8)"));
+        assert!(Precision::F32.supported());
+    }
+
+    fn encoder(seed: u64) -> Encoder {
+        let (h, ffn, heads) = (64, 128, 4);
+        let mut state = seed;
+        let mut values = |n: usize, scale: f32| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
+                })
+                .collect()
+        };
+        let mut layers = Vec::new();
+        for _ in 0..2 {
+            let mut dense = |i: usize, o: usize| Dense::new(values(i * o, 0.3), values(o, 0.1), i, o);
+            let (q, k, v, out, up, down) =
+                (dense(h, h), dense(h, h), dense(h, h), dense(h, h), dense(h, ffn), dense(ffn, h));
+            let norm = || Norm::new(vec![1.0; h], vec![0.0; h], 1e-12);
+            let layer = Layer::new(
+                [q.unwrap(), k.unwrap(), v.unwrap()],
+                out.unwrap(),
+                norm(),
+                up.unwrap(),
+                down.unwrap(),
+                norm(),
+            );
+            layers.push(layer.unwrap());
+        }
+        let (word, pos) = (values(50 * h, 1.0), values(32 * h, 1.0));
+        let norm = Norm::new(vec![1.0; h], vec![0.0; h], 1e-12);
+        Encoder::new(word, pos, Positions::Bert { token_type: None }, norm, layers, heads).unwrap()
+    }
+
+    fn cosine(a: &[f32], b: &[f32]) -> f32 {
+        let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
+        dot(a, b) / (dot(a, a) * dot(b, b)).sqrt()
+    }
+
+    #[test]
+    fn quantised_encoders_track_the_f32_one_or_refuse() {
+        let ids = [1u32, 7, 3, 19, 42, 5, 11, 2, 9, 30, 4];
+        let want = encoder(7).forward(&ids).unwrap();
+        for p in [Precision::Bf16, Precision::Int8] {
+            match encoder(7).with_precision(p) {
+                Ok(e) => {
+                    assert_eq!(e.precision(), p);
+                    let got = e.forward(&ids).unwrap();
+                    for (t, (g, w)) in got.chunks_exact(64).zip(want.chunks_exact(64)).enumerate() {
+                        let c = cosine(g, w);
+                        assert!(c > 0.99, "{p} token {t}: cosine {c}");
+                    }
+                }
+                Err(e) => {
+                    assert!(!p.supported());
+                    assert!(matches!(e, EncoderError::Unsupported(q) if q == p));
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! beacon-kb makes them, so a peer (ChromaDB) can be benchmarked on the same chunks and vectors.
 //!
 //! `cargo run --release -p beacon-kb --example export_vectors -- BEIR_DIR OUT_DIR`
-//! (needs `BEACON_EMBED_MODEL_DIR`). Writes `chunks.jsonl` (`doc`, `text`), `chunk_vectors.f32`,
+//! (needs `BEACON_EMBED_MODEL_DIR`; `ENCODER_PRECISION` picks f32, bf16 or int8). Writes `chunks.jsonl` (`doc`, `text`), `chunk_vectors.f32`,
 //! `queries.jsonl` (`_id`, `text`) and `query_vectors.f32` (little-endian f32 rows), and prints
 //! one JSON object with the embedding rates and the CPU time per chunk and per query (every
 //! thread, so it is the work done whatever else runs on the machine).
@@ -11,7 +11,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use beacon_kb::chunk::ChunkerConfig;
-use beacon_kb::embed::{BertEmbedder, Embedder};
+use beacon_kb::embed::{BertEmbedder, Embedder, Precision, ProfileOverrides};
 use beacon_kb::eval::{BeirSet, chunk_corpus, percentile};
 use beacon_kb::retriever::search_text;
 
@@ -37,6 +37,14 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// `ENCODER_PRECISION` (f32, bf16 or int8); unset or empty means the default.
+fn precision_from_env() -> Result<Option<Precision>, Box<dyn std::error::Error>> {
+    match std::env::var("ENCODER_PRECISION") {
+        Ok(v) if !v.trim().is_empty() => Ok(Some(v.parse()?)),
+        _ => Ok(None),
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [dir, out] = args.as_slice() else {
@@ -45,7 +53,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::Path::new(out);
     std::fs::create_dir_all(out)?;
     let t = Instant::now();
-    let model = BertEmbedder::load(std::env::var("BEACON_EMBED_MODEL_DIR").map_err(|_| "set BEACON_EMBED_MODEL_DIR")?)?;
+    let model = BertEmbedder::load_with(
+        std::env::var("BEACON_EMBED_MODEL_DIR").map_err(|_| "set BEACON_EMBED_MODEL_DIR")?,
+        &ProfileOverrides { precision: precision_from_env()?, ..ProfileOverrides::default() },
+    )?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let set = BeirSet::load(dir)?;
     let chunks = chunk_corpus(&set.corpus, &ChunkerConfig::default());
@@ -79,6 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{}",
         serde_json::json!({
+            "precision": model.precision().to_string(),
             "model_load_ms": load_ms,
             "chunks": chunks.len(),
             "chunk_embed_per_s": chunks.len() as f64 / embed_s,

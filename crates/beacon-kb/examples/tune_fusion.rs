@@ -2,11 +2,11 @@
 //! held-out split, next to dense alone, BM25 alone and equal-weight RRF.
 //!
 //! `cargo run --release -p beacon-kb --example tune_fusion -- DIR [HELD_OUT_SHARE]`
-//! (set `BEACON_EMBED_MODEL_DIR`). The last line is a JSON object.
+//! (set `BEACON_EMBED_MODEL_DIR`; `ENCODER_PRECISION` picks f32, bf16 or int8). The last line is a JSON object.
 
 use std::sync::Arc;
 
-use beacon_kb::embed::{BertEmbedder, Embedder};
+use beacon_kb::embed::{BertEmbedder, Embedder, Precision, ProfileOverrides};
 use beacon_kb::eval::{BeirSet, EvalOptions, EvalReport, PreparedEval, split_queries};
 use beacon_kb::fusion::{FusionConfig, FusionMethod};
 
@@ -15,12 +15,21 @@ fn objective(r: &EvalReport) -> f64 {
     r.ndcg_at_10 + 0.5 * r.hit_at_5 + 0.5 * r.mrr_at_10
 }
 
+/// `ENCODER_PRECISION` (f32, bf16 or int8); unset or empty means the default.
+fn precision_from_env() -> Result<Option<Precision>, Box<dyn std::error::Error>> {
+    match std::env::var("ENCODER_PRECISION") {
+        Ok(v) if !v.trim().is_empty() => Ok(Some(v.parse()?)),
+        _ => Ok(None),
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = args.next().ok_or("usage: tune_fusion DIR [HELD_OUT_SHARE]")?;
     let share: f64 = args.next().map_or(Ok(0.5), |s| s.parse())?;
-    let embedder: Arc<dyn Embedder> = Arc::new(BertEmbedder::load(
+    let embedder: Arc<dyn Embedder> = Arc::new(BertEmbedder::load_with(
         std::env::var("BEACON_EMBED_MODEL_DIR").map_err(|_| "set BEACON_EMBED_MODEL_DIR")?,
+        &ProfileOverrides { precision: precision_from_env()?, ..ProfileOverrides::default() },
     )?);
     let set = BeirSet::load(&dir)?;
     let ids: Vec<String> = set.judged_queries().iter().map(|q| q.id.clone()).collect();

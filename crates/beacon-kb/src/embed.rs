@@ -25,6 +25,7 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
+pub use beacon_encoder::Precision;
 use beacon_encoder::relative_bucket;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
@@ -109,6 +110,8 @@ pub struct ProfileOverrides {
     pub pooling: Option<Pooling>,
     /// Query instruction to use instead of the model's (an empty string means none).
     pub query_prefix: Option<String>,
+    /// Precision of the dense layers instead of [`BertEmbedder::default_precision`].
+    pub precision: Option<Precision>,
 }
 
 /// The parts of `1_Pooling/config.json` that matter here.
@@ -514,6 +517,10 @@ impl BertEmbedder {
     /// all-MiniLM-L6-v2.
     pub const MAX_TOKENS: usize = ModelProfile::DEFAULT_MAX_TOKENS;
 
+    /// The default precision where the CPU has its kernel (see BENCHMARKS.md, "beacon-encoder:
+    /// quantised weights").
+    const GATED_PRECISION: Precision = Precision::Bf16;
+
     /// Loads a model directory holding `config.json`, `tokenizer.json` and `model.safetensors`,
     /// with the profile its files describe.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
@@ -559,6 +566,8 @@ impl BertEmbedder {
         }
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let model = Encoder::load(&cfg, arch, vb)?.to_rows()?;
+        let precision = overrides.precision.unwrap_or_else(Self::default_precision);
+        let model = if precision == Precision::F32 { model } else { model.with_precision(precision)? };
         // Identify the model by its files, not its folder name, so swapping models re-embeds.
         let weights_len = std::fs::metadata(&weights_path).map_err(|e| KbError::io(&weights_path, e))?.len();
         let fingerprint = {
@@ -583,6 +592,17 @@ impl BertEmbedder {
             Architecture::MpNet => format!("mpnet-{}-{}:{fingerprint}", profile.pooling, cfg.hidden_size),
         };
         Ok(BertEmbedder { model, tokenizer, dim: cfg.hidden_size, model_id, profile })
+    }
+
+    /// The precision a model runs at unless configured otherwise: the quantised precision that
+    /// passed the quality gate in BENCHMARKS.md where this CPU runs it, f32 elsewhere.
+    pub fn default_precision() -> Precision {
+        if Self::GATED_PRECISION.supported() { Self::GATED_PRECISION } else { Precision::F32 }
+    }
+
+    /// The precision of the dense layers.
+    pub fn precision(&self) -> Precision {
+        self.model.precision()
     }
 
     /// The profile the model runs with.
@@ -686,10 +706,10 @@ mod tests {
                 max_tokens: 512
             }
         );
-        let o = ProfileOverrides { pooling: Some(Pooling::Cls), query_prefix: Some(String::new()) };
+        let o = ProfileOverrides { pooling: Some(Pooling::Cls), query_prefix: Some(String::new()), precision: None };
         let p = p.with(&o);
         assert_eq!((p.pooling, p.query_prefix.as_str()), (Pooling::Cls, ""));
-        let o = ProfileOverrides { pooling: None, query_prefix: Some("search_query:".into()) };
+        let o = ProfileOverrides { pooling: None, query_prefix: Some("search_query:".into()), precision: None };
         assert_eq!(p.with(&o).query_prefix, "search_query: ");
         // A broken file is an error that names it, not a silent default.
         std::fs::write(d.join("1_Pooling/config.json"), "{").unwrap();

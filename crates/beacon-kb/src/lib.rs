@@ -58,7 +58,7 @@ pub mod upload;
 pub mod web;
 
 pub use chunk::{ChunkDraft, ChunkerConfig, chunk_markdown};
-pub use embed::{BertEmbedder, Embedder, ModelProfile, Pooling, ProfileOverrides};
+pub use embed::{BertEmbedder, Embedder, ModelProfile, Pooling, Precision, ProfileOverrides};
 pub use error::{KbError, Result};
 pub use eval::{BeirSet, EvalOptions, EvalReport, PreparedEval, eval_beir};
 pub use fusion::{FusionConfig, FusionMethod};

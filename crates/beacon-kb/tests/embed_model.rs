@@ -2,7 +2,7 @@
 
 mod common;
 
-use beacon_kb::embed::{BertEmbedder, Embedder};
+use beacon_kb::embed::{BertEmbedder, Embedder, Precision, ProfileOverrides};
 
 #[derive(serde::Deserialize)]
 struct Reference {
@@ -20,8 +20,9 @@ fn matches_sentence_transformers_reference() {
         return;
     };
     let reference: Reference = serde_json::from_str(include_str!("fixtures/minilm_reference.json")).unwrap();
-    let model = BertEmbedder::load(&dir).unwrap();
-    assert_eq!(model.dim(), 384);
+    let f32_only = ProfileOverrides { precision: Some(Precision::F32), ..ProfileOverrides::default() };
+    let model = BertEmbedder::load_with(&dir, &f32_only).unwrap();
+    assert_eq!((model.dim(), model.precision()), (384, Precision::F32));
     let texts: Vec<&str> = reference.sentences.iter().map(String::as_str).collect();
     // Embedded together (padded batch) and one by one: both must match the reference.
     let batch = model.embed_documents(&texts).unwrap();
@@ -34,6 +35,44 @@ fn matches_sentence_transformers_reference() {
         let cos = dot(&single, want);
         assert!(cos > 0.9999, "sentence {i} alone: cosine to reference {cos}");
     }
+}
+
+/// The quantised precisions against the f32 model on the same sentences: the quality gate's cosine
+/// (≥ 0.99 for every query; BENCHMARKS.md measures it on all zaragoza questions), and the default
+/// precision is one of them or f32.
+#[test]
+fn quantised_precisions_track_the_f32_model() {
+    let Some(dir) = common::model_dir("quantised_precisions_track_the_f32_model") else {
+        return;
+    };
+    let reference: Reference = serde_json::from_str(include_str!("fixtures/minilm_reference.json")).unwrap();
+    let load = |p: Precision| {
+        BertEmbedder::load_with(&dir, &ProfileOverrides { precision: Some(p), ..ProfileOverrides::default() })
+    };
+    let f32_model = load(Precision::F32).unwrap();
+    let mut texts: Vec<&str> = reference.sentences.iter().map(String::as_str).collect();
+    texts.extend(["How long do refunds take?", "can i bring my dog to the office", "Wi-Fi password?"]);
+    let want: Vec<Vec<f32>> = texts.iter().map(|t| f32_model.embed_query(t).unwrap()).collect();
+    for precision in [Precision::Bf16, Precision::Int8] {
+        let Ok(model) = load(precision) else {
+            assert!(!precision.supported(), "{precision} is supported but did not load");
+            eprintln!("note: {precision} not tested: this CPU lacks its instructions");
+            continue;
+        };
+        assert_eq!(model.precision(), precision);
+        assert_eq!(model.model_id(), f32_model.model_id(), "precision does not change the stored vectors' model");
+        for (text, w) in texts.iter().zip(&want) {
+            let got = model.embed_query(text).unwrap();
+            let cos = dot(&got, w);
+            assert!(cos >= 0.99, "{precision} {text:?}: cosine to f32 {cos}");
+        }
+        let docs = model.embed_documents(&texts).unwrap();
+        for ((text, got), w) in texts.iter().zip(&docs).zip(&want) {
+            assert!(dot(got, w) >= 0.99, "{precision} document {text:?}");
+        }
+    }
+    assert!(BertEmbedder::default_precision().supported());
+    assert_eq!(BertEmbedder::load(&dir).unwrap().precision(), BertEmbedder::default_precision());
 }
 
 #[test]

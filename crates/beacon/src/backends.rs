@@ -197,10 +197,11 @@ pub async fn embedder(config: &Config, store: Option<&Store>) -> Option<Arc<dyn 
             let overrides = beacon_kb::ProfileOverrides {
                 pooling: config.embed.pooling.as_deref().and_then(|p| p.parse().ok()),
                 query_prefix: config.embed.query_prefix.clone(),
+                precision: None,
             };
             match beacon_kb::BertEmbedder::load_with(&dir, &overrides) {
                 Ok(model) => {
-                    tracing::info!(model = beacon_kb::Embedder::model_id(&model), dir = %dir.display(), pooling = %model.profile().pooling, "embedding model loaded");
+                    tracing::info!(model = beacon_kb::Embedder::model_id(&model), dir = %dir.display(), pooling = %model.profile().pooling, precision = %model.precision(), "embedding model loaded");
                     Some(Arc::new(model))
                 }
                 Err(e) => {

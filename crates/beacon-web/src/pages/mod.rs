@@ -19,6 +19,8 @@ mod core;
 mod modules;
 mod view;
 
+pub use self::core::{SettingsForm, settings_form};
+
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 

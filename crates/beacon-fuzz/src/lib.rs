@@ -283,7 +283,7 @@ pub fn run(
     loop {
         let done = match budget {
             Budget::Cases(n) => report.cases >= n,
-            Budget::Time(t) => report.cases % 64 == 0 && start.elapsed() >= t,
+            Budget::Time(t) => report.cases.is_multiple_of(64) && start.elapsed() >= t,
         };
         if done {
             break;

@@ -802,7 +802,7 @@ fn make_index() -> Result<Runner, String> {
     Ok(Box::new(move |input: &[u8]| {
         let _keep = &dir;
         let mut file = input.to_vec();
-        if digest(input) % 2 == 0 {
+        if digest(input).is_multiple_of(2) {
             beacon_kb::index_file::reseal(&mut file);
         }
         std::fs::write(&path, &file).map_err(|e| e.to_string())?;

@@ -88,6 +88,7 @@ pub mod replay {
 
         #[test]
         fn documented_streams_replay_to_done_and_a_cut_stream_is_an_error() {
+            beacon_http::install_crypto_provider();
             let openai = ReplyReader::new(Dialect::OpenAi).unwrap();
             let body = b"data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
             let events = openai.read_stream(&[&body[..10], &body[10..]]).unwrap();

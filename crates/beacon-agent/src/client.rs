@@ -156,24 +156,7 @@ impl AgentClient {
             Err(e) if e.is_timeout() => return Err(AgentError::Timeout(self.timeout)),
             Err(e) => return Err(AgentError::Transport(e)),
         };
-        match status {
-            200..=299 if text.trim().is_empty() => Ok(Value::Null),
-            200..=299 => {
-                serde_json::from_str(&text).map_err(|e| AgentError::InvalidResponse(format!("not JSON ({e})")))
-            }
-            401 | 403 => Err(AgentError::Unauthorized),
-            404 => Err(AgentError::NotFound(detail_of(&text))),
-            409 => Err(AgentError::Inactive(detail_of(&text))),
-            400 | 422 => {
-                let detail = detail_of(&text);
-                if inactive_wording(&detail) {
-                    Err(AgentError::Inactive(detail))
-                } else {
-                    Err(AgentError::BadRequest(detail))
-                }
-            }
-            _ => Err(AgentError::Server { status, detail: detail_of(&text) }),
-        }
+        read_response(status, &text)
     }
 
     fn parse<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<T, AgentError> {
@@ -240,13 +223,43 @@ impl AgentClient {
     ) -> Result<String, AgentError> {
         let path = format!("/projects/{}/messages/send", segment(project_id));
         let body = json!({ "session_id": session_id, "content": content });
-        let value = self.call(key, reqwest::Method::POST, &path, Some(body)).await?;
-        value
-            .pointer("/result/response")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| AgentError::InvalidResponse("no `result.response`".into()))
+        answer_of(&self.call(key, reqwest::Method::POST, &path, Some(body)).await?)
     }
+}
+
+/// The service's answer to a call: the JSON of a success (`null` when empty), or the error its
+/// status and body mean.
+pub fn read_response(status: u16, text: &str) -> Result<Value, AgentError> {
+    match status {
+        200..=299 if text.trim().is_empty() => Ok(Value::Null),
+        200..=299 => serde_json::from_str(text).map_err(|e| AgentError::InvalidResponse(format!("not JSON ({e})"))),
+        401 | 403 => Err(AgentError::Unauthorized),
+        404 => Err(AgentError::NotFound(detail_of(text))),
+        409 => Err(AgentError::Inactive(detail_of(text))),
+        400 | 422 => {
+            let detail = detail_of(text);
+            if inactive_wording(&detail) {
+                Err(AgentError::Inactive(detail))
+            } else {
+                Err(AgentError::BadRequest(detail))
+            }
+        }
+        _ => Err(AgentError::Server { status, detail: detail_of(text) }),
+    }
+}
+
+/// The agent's answer in a `messages/send` reply (`result.response`).
+pub fn answer_of(value: &Value) -> Result<String, AgentError> {
+    value
+        .pointer("/result/response")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| AgentError::InvalidResponse("no `result.response`".into()))
+}
+
+/// A list reply (`GET /projects`, `…/sessions`) read as the client reads it.
+pub fn read_list<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<T, AgentError> {
+    AgentClient::parse(value, what)
 }
 
 /// An id as one URL path segment (ids come from the service, but are never trusted to be plain).

@@ -40,7 +40,7 @@ mod model;
 mod module;
 mod privacy;
 
-pub use client::{AgentClient, AgentError, Project, Session};
+pub use client::{AgentClient, AgentError, Project, Session, answer_of, read_list, read_response};
 
 use std::time::Duration;
 

@@ -135,6 +135,41 @@ async fn export_then_import_restores_a_guild() {
 }
 
 #[tokio::test]
+async fn an_import_over_a_limit_names_its_line_and_changes_nothing() {
+    let (store, _dir) = store().await;
+    let repo = FaqRepo::new(store.clone());
+    let g = store.guild(3);
+    repo.add(&g, &input("How to pay?", "By card.", "billing"), 5).await.unwrap();
+    let before = repo.all(&g).await.unwrap();
+    let snapshot = |v: &[beacon_faq::FaqEntry]| {
+        v.iter().map(|e| (e.id, e.question.clone(), e.answer.clone(), e.updated_at)).collect::<Vec<_>>()
+    };
+    // A field over its size on line 3, after a good row that would update entry 1.
+    let long = "a".repeat(beacon_faq::MAX_ANSWER_CHARS + 1);
+    let csv = format!("id,question,answer\n1,How to pay?,Cash only.\n,Long?,{long}\n");
+    match import_csv(&repo, &g, csv.as_bytes(), 9).await {
+        Err(FaqError::Csv { line, message }) => {
+            assert_eq!(line, 3, "{message}");
+            assert!(message.contains("longer than"), "{message}");
+        }
+        other => panic!("expected a CSV error, got {other:?}"),
+    }
+    // One row more than an import may hold: refused at the first row past the limit.
+    let mut rows = String::from("question,answer\n");
+    for i in 0..=beacon_faq::csvio::MAX_IMPORT_ROWS {
+        rows.push_str(&format!("Q{i}?,A{i}.\n"));
+    }
+    match import_csv(&repo, &g, rows.as_bytes(), 9).await {
+        Err(FaqError::Csv { line, message }) => {
+            assert_eq!(line as usize, beacon_faq::csvio::MAX_IMPORT_ROWS + 2, "{message}");
+            assert!(message.contains("at most"), "{message}");
+        }
+        other => panic!("expected a CSV error, got {other:?}"),
+    }
+    assert_eq!(snapshot(&repo.all(&g).await.unwrap()), snapshot(&before));
+}
+
+#[tokio::test]
 async fn gaps_are_the_top_terms_without_hits() {
     let (store, _dir) = store().await;
     let repo = FaqRepo::new(store.clone());

@@ -235,15 +235,8 @@ impl NotionSource {
             .await?;
         let mut number = 0usize;
         for b in &blocks {
-            let kind = b.get("type").and_then(Value::as_str).unwrap_or_default();
-            number = if kind == "numbered_list_item" { number + 1 } else { 0 };
-            render_block(b, depth, number, out);
-            let nested = b.get("has_children").and_then(Value::as_bool).unwrap_or(false)
-                && !matches!(kind, "child_page" | "child_database")
-                && depth < MAX_DEPTH;
-            if let (true, Some(id)) = (nested, b.get("id").and_then(Value::as_str)) {
-                let list = matches!(kind, "bulleted_list_item" | "numbered_list_item" | "to_do");
-                Box::pin(self.render_children(token, id, if list { depth + 1 } else { depth }, out)).await?;
+            if let Some((id, child_depth)) = render_listed_block(b, depth, &mut number, out) {
+                Box::pin(self.render_children(token, &id, child_depth, out)).await?;
             }
         }
         Ok(())
@@ -255,8 +248,7 @@ impl NotionSource {
         for page in self.pages(token).await? {
             let mut body = String::new();
             self.render_children(token, &page.id, 0, &mut body).await?;
-            let text = format!("# {}\n\n{}", page.title, body.trim_end());
-            docs.push(SourceDocument { key: format!("notion:{}", page.id), title: page.title, text, url: page.url });
+            docs.push(page_document(page, &body));
         }
         Ok(docs)
     }
@@ -269,6 +261,50 @@ impl Source for NotionSource {
 
     fn documents(&self) -> BoxFuture<'_, Result<Vec<SourceDocument>>> {
         Box::pin(self.collect())
+    }
+}
+
+/// Renders one block of a list of children into `out` (`number` counts a run of numbered
+/// items) and returns the block whose own children come next (its id and their depth), at most
+/// [`MAX_DEPTH`] levels down.
+fn render_listed_block(b: &Value, depth: usize, number: &mut usize, out: &mut String) -> Option<(String, usize)> {
+    let kind = b.get("type").and_then(Value::as_str).unwrap_or_default();
+    *number = if kind == "numbered_list_item" { *number + 1 } else { 0 };
+    render_block(b, depth, *number, out);
+    let nested = b.get("has_children").and_then(Value::as_bool).unwrap_or(false)
+        && !matches!(kind, "child_page" | "child_database")
+        && depth < MAX_DEPTH;
+    let id = b.get("id").and_then(Value::as_str).filter(|_| nested)?;
+    let list = matches!(kind, "bulleted_list_item" | "numbered_list_item" | "to_do");
+    Some((id.to_owned(), if list { depth + 1 } else { depth }))
+}
+
+fn page_document(page: Page, body: &str) -> SourceDocument {
+    let text = format!("# {}\n\n{}", page.title, body.trim_end());
+    SourceDocument { key: format!("notion:{}", page.id), title: page.title, text, url: page.url }
+}
+
+/// The document one page makes, from the API's page object and its blocks' `results` (a
+/// block's children are given in its `children`, where the source asks the API for them): what [`NotionSource`] builds from
+/// the same answers. `None` for an object that is not a live page. For the fuzz harness.
+pub fn document_of(page: &Value, blocks: &[Value]) -> Option<SourceDocument> {
+    if is_archived(page) {
+        return None;
+    }
+    let page = page_info(page)?;
+    let mut body = String::new();
+    render_tree(blocks, 0, &mut body);
+    Some(page_document(page, &body))
+}
+
+/// [`NotionSource`]'s walk over blocks whose children are given inline (`children`).
+fn render_tree(blocks: &[Value], depth: usize, out: &mut String) {
+    let mut number = 0usize;
+    for b in blocks {
+        if let Some((_, child_depth)) = render_listed_block(b, depth, &mut number, out) {
+            let children = b.get("children").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            render_tree(children, child_depth, out);
+        }
     }
 }
 

@@ -220,15 +220,7 @@ impl SheetsSource {
                 let why = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("");
                 return Err(source_err(format!("values: {status}: {why}")));
             }
-            return Ok(body
-                .get("values")
-                .and_then(Value::as_array)
-                .map(|rows| {
-                    rows.iter()
-                        .map(|r| r.as_array().map(|cells| cells.iter().map(cell_text).collect()).unwrap_or_default())
-                        .collect()
-                })
-                .unwrap_or_default());
+            return Ok(values_rows(&body));
         }
     }
 
@@ -246,6 +238,19 @@ impl Source for SheetsSource {
     fn documents(&self) -> BoxFuture<'_, Result<Vec<SourceDocument>>> {
         Box::pin(self.collect())
     }
+}
+
+/// The rows of a `values.get` answer (`values`: rows of cells; a cell that is not a string is
+/// its JSON text). For the fuzz harness too.
+pub fn values_rows(body: &Value) -> Vec<Vec<String>> {
+    body.get("values")
+        .and_then(Value::as_array)
+        .map(|rows| {
+            rows.iter()
+                .map(|r| r.as_array().map(|cells| cells.iter().map(cell_text).collect()).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn cell_text(v: &Value) -> String {

@@ -123,9 +123,14 @@ impl Api {
         let work = async {
             let response = self.send(url, body).await?;
             let bytes = response.bytes().await.map_err(|e| self.transport(&e))?;
-            serde_json::from_slice::<Value>(&bytes).map_err(|e| self.invalid(&format!("not JSON: {e}")))
+            self.decode_json(&bytes)
         };
         tokio::time::timeout(self.timeout, work).await.map_err(|_| self.timeout_error())?
+    }
+
+    /// A reply body as JSON (the nesting bounded by serde_json's recursion limit of 128).
+    pub fn decode_json(&self, bytes: &[u8]) -> Result<Value, LlmError> {
+        serde_json::from_slice::<Value>(bytes).map_err(|e| self.invalid(&format!("not JSON: {e}")))
     }
 
     /// POSTs JSON and returns the streaming response; the timeout applies to the headers and
@@ -187,52 +192,86 @@ pub struct SseEvent {
     pub data: String,
 }
 
-/// Incremental `text/event-stream` decoder (handles `\n`, `\r\n` and chunks split anywhere).
+/// Longest line of an event stream, in bytes. Providers send one JSON chunk per `data:` line
+/// (a few KB); a line longer than this — a stream that never sends a newline — is refused
+/// instead of buffered without end.
+pub const MAX_SSE_LINE: usize = 1024 * 1024;
+
+/// Largest event (all its `data:` lines together), in bytes.
+pub const MAX_SSE_EVENT: usize = 4 * 1024 * 1024;
+
+/// An event stream broke a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SseError {
+    /// A line without its end passed [`MAX_SSE_LINE`].
+    #[error("an event-stream line is longer than {MAX_SSE_LINE} bytes")]
+    LineTooLong,
+    /// One event's data passed [`MAX_SSE_EVENT`].
+    #[error("an event-stream event is larger than {MAX_SSE_EVENT} bytes")]
+    EventTooLarge,
+}
+
+/// Incremental `text/event-stream` decoder (handles `\n`, `\r\n` and chunks split anywhere),
+/// within [`MAX_SSE_LINE`] and [`MAX_SSE_EVENT`].
 #[derive(Debug, Default)]
 pub struct SseDecoder {
     buf: Vec<u8>,
+    /// How much of `buf` is known to hold no newline (so each byte is scanned once).
+    scanned: usize,
     event: Option<String>,
     data: Vec<String>,
+    data_len: usize,
 }
 
 impl SseDecoder {
     /// Feeds bytes, returning the events they completed.
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<SseEvent>, SseError> {
         self.buf.extend_from_slice(bytes);
         let mut out = Vec::new();
-        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
-            let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
+        let mut start = 0;
+        while let Some(pos) = self.buf[start + self.scanned..].iter().position(|b| *b == b'\n') {
+            let end = start + self.scanned + pos;
+            let raw = &self.buf[start..end];
+            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+            if raw.len() > MAX_SSE_LINE {
+                return Err(SseError::LineTooLong);
             }
-            let line = String::from_utf8_lossy(&line).into_owned();
-            self.line(&line, &mut out);
+            let line = String::from_utf8_lossy(raw).into_owned();
+            self.scanned = 0;
+            start = end + 1;
+            self.line(&line, &mut out)?;
         }
-        out
+        self.buf.drain(..start);
+        self.scanned = self.buf.len();
+        if self.buf.len() > MAX_SSE_LINE {
+            return Err(SseError::LineTooLong);
+        }
+        Ok(out)
     }
 
     /// Ends the stream: a final event without its blank line is still delivered.
-    pub fn finish(&mut self) -> Vec<SseEvent> {
+    pub fn finish(&mut self) -> Result<Vec<SseEvent>, SseError> {
         let mut out = Vec::new();
         if !self.buf.is_empty() {
             let rest = String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned();
-            self.line(rest.trim_end_matches('\r'), &mut out);
+            self.scanned = 0;
+            self.line(rest.trim_end_matches('\r'), &mut out)?;
         }
-        self.line("", &mut out);
-        out
+        self.line("", &mut out)?;
+        Ok(out)
     }
 
-    fn line(&mut self, line: &str, out: &mut Vec<SseEvent>) {
+    fn line(&mut self, line: &str, out: &mut Vec<SseEvent>) -> Result<(), SseError> {
         if line.is_empty() {
             if !self.data.is_empty() {
                 out.push(SseEvent { event: self.event.take(), data: std::mem::take(&mut self.data).join("\n") });
             }
+            self.data_len = 0;
             self.event = None;
-            return;
+            return Ok(());
         }
         if line.starts_with(':') {
-            return;
+            return Ok(());
         }
         let (field, value) = match line.split_once(':') {
             Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
@@ -240,9 +279,16 @@ impl SseDecoder {
         };
         match field {
             "event" => self.event = Some(value.to_owned()),
-            "data" => self.data.push(value.to_owned()),
+            "data" => {
+                self.data_len += value.len() + 1;
+                if self.data_len > MAX_SSE_EVENT {
+                    return Err(SseError::EventTooLarge);
+                }
+                self.data.push(value.to_owned());
+            }
             _ => {}
         }
+        Ok(())
     }
 }
 
@@ -272,18 +318,39 @@ impl<H: SseHandler> SseState<H> {
         }
         Ok(())
     }
+
+    /// One chunk of the body as it arrived.
+    fn on_chunk(&mut self, bytes: &[u8]) -> Result<(), LlmError> {
+        let events = self.decoder.push(bytes).map_err(|e| self.api.invalid(&e.to_string()))?;
+        self.feed(events)
+    }
+
+    /// The end of the body.
+    fn on_end(&mut self) -> Result<(), LlmError> {
+        self.finished = true;
+        self.response = None;
+        let events = self.decoder.finish().map_err(|e| self.api.invalid(&e.to_string()))?;
+        self.feed(events)?;
+        let done = self.handler.finish()?;
+        self.queue.extend(done);
+        Ok(())
+    }
 }
 
-/// Streams `response` through `handler`. Each gap between chunks is bounded by the API timeout.
-pub(crate) fn sse_stream<H: SseHandler>(api: &Api, response: reqwest::Response, handler: H) -> ChatStream {
-    let state = SseState {
-        response: Some(response),
+fn sse_state<H: SseHandler>(api: &Api, response: Option<reqwest::Response>, handler: H) -> SseState<H> {
+    SseState {
+        response,
         decoder: SseDecoder::default(),
         handler,
         queue: VecDeque::new(),
         api: api.clone(),
         finished: false,
-    };
+    }
+}
+
+/// Streams `response` through `handler`. Each gap between chunks is bounded by the API timeout.
+pub(crate) fn sse_stream<H: SseHandler>(api: &Api, response: reqwest::Response, handler: H) -> ChatStream {
+    let state = sse_state(api, Some(response), handler);
     Box::pin(futures_util::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(event) = st.queue.pop_front() {
@@ -297,20 +364,8 @@ pub(crate) fn sse_stream<H: SseHandler>(api: &Api, response: reqwest::Response, 
             let step = match chunk {
                 Err(_) => Err(st.api.timeout_error()),
                 Ok(Err(e)) => Err(st.api.transport(&e)),
-                Ok(Ok(Some(bytes))) => {
-                    let events = st.decoder.push(&bytes);
-                    st.feed(events)
-                }
-                Ok(Ok(None)) => {
-                    st.finished = true;
-                    st.response = None;
-                    let events = st.decoder.finish();
-                    st.feed(events).and_then(|()| {
-                        let done = st.handler.finish()?;
-                        st.queue.extend(done);
-                        Ok(())
-                    })
-                }
+                Ok(Ok(Some(bytes))) => st.on_chunk(&bytes),
+                Ok(Ok(None)) => st.on_end(),
             };
             if let Err(e) = step {
                 st.finished = true;
@@ -321,6 +376,17 @@ pub(crate) fn sse_stream<H: SseHandler>(api: &Api, response: reqwest::Response, 
     }))
 }
 
+/// The events `handler` makes of a body received as `chunks`, exactly as [`sse_stream`] makes
+/// them (the same decoder and steps, without the network).
+pub(crate) fn sse_replay<H: SseHandler>(api: &Api, chunks: &[&[u8]], handler: H) -> Result<Vec<StreamEvent>, LlmError> {
+    let mut st = sse_state(api, None, handler);
+    for chunk in chunks {
+        st.on_chunk(chunk)?;
+    }
+    st.on_end()?;
+    Ok(st.queue.into_iter().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,10 +394,10 @@ mod tests {
     #[test]
     fn sse_decoding_handles_split_chunks_and_crlf() {
         let mut d = SseDecoder::default();
-        let mut events = d.push(b"event: message_start\r\ndata: {\"a\":");
+        let mut events = d.push(b"event: message_start\r\ndata: {\"a\":").unwrap();
         assert!(events.is_empty());
-        events.extend(d.push(b"1}\r\n\r\n: comment\n\ndata: x\ndata: y\n\ndata: [DONE]"));
-        events.extend(d.finish());
+        events.extend(d.push(b"1}\r\n\r\n: comment\n\ndata: x\ndata: y\n\ndata: [DONE]").unwrap());
+        events.extend(d.finish().unwrap());
         assert_eq!(
             events,
             vec![
@@ -340,6 +406,32 @@ mod tests {
                 SseEvent { event: None, data: "[DONE]".into() },
             ]
         );
+    }
+
+    #[test]
+    fn a_line_or_an_event_over_its_limit_is_refused() {
+        // A stream that never ends its line, in small chunks.
+        let mut d = SseDecoder::default();
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut outcome = Ok(Vec::new());
+        for _ in 0..=(MAX_SSE_LINE / chunk.len()) {
+            outcome = d.push(&chunk);
+            if outcome.is_err() {
+                break;
+            }
+        }
+        assert_eq!(outcome, Err(SseError::LineTooLong));
+        // A line just under the limit passes.
+        let mut d = SseDecoder::default();
+        let mut line = b"data: ".to_vec();
+        line.resize(MAX_SSE_LINE, b'y');
+        line.extend_from_slice(b"\n\n");
+        assert_eq!(d.push(&line).map(|e| e.len()), Ok(1));
+        // Many short data lines that add up to too much.
+        let mut d = SseDecoder::default();
+        let many = "data: ".to_owned() + &"z".repeat(1000) + "\n";
+        let outcome = (0..=(MAX_SSE_EVENT / 1000)).try_for_each(|_| d.push(many.as_bytes()).map(drop));
+        assert_eq!(outcome, Err(SseError::EventTooLarge));
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod api;
+pub mod interaction;
 pub mod pages;
 
 use std::sync::Arc;
@@ -45,7 +46,6 @@ use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use twilight_model::application::interaction::Interaction;
 
 /// Largest interaction body accepted. Discord's payloads are far smaller; this bounds memory.
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -173,32 +173,17 @@ async fn interactions(State(state): State<WebState>, headers: HeaderMap, body: B
         return (StatusCode::SERVICE_UNAVAILABLE, "interactions endpoint disabled: set BEACON_DISCORD_PUBLIC_KEY")
             .into_response();
     };
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let (Some(signature), Some(timestamp)) = (header("x-signature-ed25519"), header("x-signature-timestamp")) else {
-        state.app.metrics.interaction("unverified", "bad_signature");
-        return (StatusCode::UNAUTHORIZED, "missing signature headers").into_response();
-    };
-    if let Err(e) = verifier.verify(signature, timestamp, &body, now_secs()) {
-        state.app.metrics.interaction("unverified", "bad_signature");
-        tracing::info!(reason = %e, "interaction signature rejected");
-        return (StatusCode::UNAUTHORIZED, "invalid request signature").into_response();
-    }
-    let value: serde_json::Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!(error = %e, "undecodable interaction body");
-            return (StatusCode::BAD_REQUEST, "malformed interaction").into_response();
-        }
-    };
-    // PING (type 1) carries few fields; answer it before the full model is required.
-    if value.get("type").and_then(serde_json::Value::as_u64) == Some(1) {
-        return axum::Json(json!({ "type": 1 })).into_response();
-    }
-    let interaction: Interaction = match serde_json::from_value(value) {
-        Ok(i) => i,
-        Err(e) => {
-            tracing::warn!(error = %e, "undecodable interaction");
-            return (StatusCode::BAD_REQUEST, "malformed interaction").into_response();
+    let interaction = match interaction::read_interaction(verifier, &headers, &body, now_secs()) {
+        Ok(interaction::Incoming::Ping) => return axum::Json(json!({ "type": 1 })).into_response(),
+        Ok(interaction::Incoming::Interaction(i)) => *i,
+        Err(refused) => {
+            if refused.unsigned() {
+                state.app.metrics.interaction("unverified", "bad_signature");
+                tracing::info!(reason = %refused.detail, "interaction signature rejected");
+            } else {
+                tracing::warn!(error = %refused.detail, "undecodable interaction");
+            }
+            return (refused.status, refused.message).into_response();
         }
     };
     if state.app.shutdown.is_cancelled() {

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::LlmError;
-use crate::http::{Api, SseEvent, SseHandler, sse_stream};
+use crate::http::{Api, SseEvent, SseHandler, sse_replay, sse_stream};
 use crate::provider::Provider;
 use crate::providers::parse_arguments;
 use crate::types::{
@@ -202,6 +202,33 @@ struct StreamHandler {
     stopped: bool,
 }
 
+impl StreamHandler {
+    fn new(api: &Api, model: &str, structured: bool) -> StreamHandler {
+        StreamHandler {
+            api: api.clone(),
+            response: ChatResponse::empty(model),
+            blocks: BTreeMap::new(),
+            structured,
+            stopped: false,
+        }
+    }
+}
+
+/// A whole reply body read as [`Anthropic::chat`] reads it (for the fuzz harness).
+pub(crate) fn read_reply(api: &Api, model: &str, body: &[u8], structured: bool) -> Result<ChatResponse, LlmError> {
+    parse_response(api, model, &api.decode_json(body)?, structured)
+}
+
+/// A streamed reply read as [`Anthropic::chat_stream`] reads it (for the fuzz harness).
+pub(crate) fn read_stream(
+    api: &Api,
+    model: &str,
+    chunks: &[&[u8]],
+    structured: bool,
+) -> Result<Vec<StreamEvent>, LlmError> {
+    sse_replay(api, chunks, StreamHandler::new(api, model, structured))
+}
+
 impl SseHandler for StreamHandler {
     fn on_event(&mut self, event: SseEvent) -> Result<Vec<StreamEvent>, LlmError> {
         let v: Value =
@@ -310,14 +337,7 @@ impl Provider for Anthropic {
 
     async fn chat_stream(&self, model: &str, request: &ChatRequest) -> Result<ChatStream, LlmError> {
         let response = self.api.post_stream(&self.url(), &body(model, request, true)).await?;
-        let handler = StreamHandler {
-            api: self.api.clone(),
-            response: ChatResponse::empty(model),
-            blocks: BTreeMap::new(),
-            structured: request.response_schema.is_some(),
-            stopped: false,
-        };
-        Ok(sse_stream(&self.api, response, handler))
+        Ok(sse_stream(&self.api, response, StreamHandler::new(&self.api, model, request.response_schema.is_some())))
     }
 
     async fn embed(&self, _inputs: &[String]) -> Result<Embeddings, LlmError> {

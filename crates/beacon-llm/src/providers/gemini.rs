@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::LlmError;
-use crate::http::{Api, SseEvent, SseHandler, sse_stream};
+use crate::http::{Api, SseEvent, SseHandler, sse_replay, sse_stream};
 use crate::provider::Provider;
 use crate::providers::u64_at;
 use crate::types::{
@@ -186,6 +186,22 @@ struct StreamHandler {
     finished: bool,
 }
 
+impl StreamHandler {
+    fn new(api: &Api, model: &str) -> StreamHandler {
+        StreamHandler { api: api.clone(), response: ChatResponse::empty(model), next_call: 0, finished: false }
+    }
+}
+
+/// A whole reply body read as [`Gemini::chat`] reads it (for the fuzz harness).
+pub(crate) fn read_reply(api: &Api, model: &str, body: &[u8]) -> Result<ChatResponse, LlmError> {
+    parse_response(api, model, &api.decode_json(body)?)
+}
+
+/// A streamed reply read as [`Gemini::chat_stream`] reads it (for the fuzz harness).
+pub(crate) fn read_stream(api: &Api, model: &str, chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, LlmError> {
+    sse_replay(api, chunks, StreamHandler::new(api, model))
+}
+
 impl SseHandler for StreamHandler {
     fn on_event(&mut self, event: SseEvent) -> Result<Vec<StreamEvent>, LlmError> {
         let v: Value =
@@ -231,13 +247,7 @@ impl Provider for Gemini {
     async fn chat_stream(&self, model: &str, request: &ChatRequest) -> Result<ChatStream, LlmError> {
         let url = format!("{}?alt=sse", self.url(model, "streamGenerateContent"));
         let response = self.api.post_stream(&url, &body(request)).await?;
-        let handler = StreamHandler {
-            api: self.api.clone(),
-            response: ChatResponse::empty(model),
-            next_call: 0,
-            finished: false,
-        };
-        Ok(sse_stream(&self.api, response, handler))
+        Ok(sse_stream(&self.api, response, StreamHandler::new(&self.api, model)))
     }
 
     async fn embed(&self, inputs: &[String]) -> Result<Embeddings, LlmError> {

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::LlmError;
-use crate::http::{Api, SseEvent, SseHandler, sse_stream};
+use crate::http::{Api, SseEvent, SseHandler, sse_replay, sse_stream};
 use crate::provider::Provider;
 use crate::providers::{parse_arguments, u64_at};
 use crate::types::{
@@ -166,6 +166,16 @@ fn parse_response(api: &Api, model: &str, v: &Value) -> Result<ChatResponse, Llm
     Ok(response)
 }
 
+/// A whole reply body read as [`OpenAi::chat`] reads it (for the fuzz harness).
+pub(crate) fn read_reply(api: &Api, model: &str, body: &[u8]) -> Result<ChatResponse, LlmError> {
+    parse_response(api, model, &api.decode_json(body)?)
+}
+
+/// A streamed reply read as [`OpenAi::chat_stream`] reads it (for the fuzz harness).
+pub(crate) fn read_stream(api: &Api, model: &str, chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, LlmError> {
+    sse_replay(api, chunks, StreamHandler::new(api, model))
+}
+
 #[derive(Default)]
 struct PartialCall {
     id: String,
@@ -183,6 +193,16 @@ struct StreamHandler {
 }
 
 impl StreamHandler {
+    fn new(api: &Api, model: &str) -> StreamHandler {
+        StreamHandler {
+            api: api.clone(),
+            response: ChatResponse::empty(model),
+            calls: BTreeMap::new(),
+            saw_finish: false,
+            saw_done: false,
+        }
+    }
+
     fn flush_calls(&mut self) -> Vec<StreamEvent> {
         std::mem::take(&mut self.calls)
             .into_values()
@@ -280,14 +300,7 @@ impl Provider for OpenAi {
     async fn chat_stream(&self, model: &str, request: &ChatRequest) -> Result<ChatStream, LlmError> {
         let url = format!("{}/chat/completions", self.base_url);
         let response = self.api.post_stream(&url, &self.body(model, request, true)).await?;
-        let handler = StreamHandler {
-            api: self.api.clone(),
-            response: ChatResponse::empty(model),
-            calls: BTreeMap::new(),
-            saw_finish: false,
-            saw_done: false,
-        };
-        Ok(sse_stream(&self.api, response, handler))
+        Ok(sse_stream(&self.api, response, StreamHandler::new(&self.api, model)))
     }
 
     async fn embed(&self, inputs: &[String]) -> Result<Embeddings, LlmError> {

@@ -18,11 +18,11 @@ use super::{Failure, PagesState, html, see_other};
 
 type Fields = Vec<(String, String)>;
 
-fn first<'a>(form: &'a Fields, name: &str) -> Option<&'a str> {
+fn first<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-fn all<'a>(form: &'a Fields, name: &str) -> Vec<&'a str> {
+fn all<'a>(form: &'a [(String, String)], name: &str) -> Vec<&'a str> {
     form.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
 }
 
@@ -523,24 +523,7 @@ pub async fn save_settings(State(state): State<PagesState>, g: GuildCtx, Form(fo
         Ok(d) => d,
         Err(f) => return fail(f),
     };
-    let keys: Vec<&str> = first(&form, "_keys").unwrap_or_default().split(',').filter(|k| !k.is_empty()).collect();
-    let mut changes = serde_json::Map::new();
-    let mut errors = HashMap::new();
-    let mut submitted = HashMap::new();
-    for s in data.settings["settings"].as_array().into_iter().flatten() {
-        let Some(key) = s["key"].as_str().filter(|k| keys.contains(k)) else { continue };
-        let raw = all(&form, key);
-        submitted.insert(key.to_owned(), raw.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>());
-        match value_of(&s["schema"], &raw) {
-            Ok(v) if v != s["value"] => {
-                changes.insert(key.to_owned(), v);
-            }
-            Ok(_) => {}
-            Err(message) => {
-                errors.insert(key.to_owned(), message);
-            }
-        }
-    }
+    let SettingsForm { keys, changes, mut errors, submitted } = settings_form(&data.settings, &form);
     if errors.is_empty() && changes.is_empty() {
         return see_other(&with_done(&g.page("settings"), "nothing"));
     }
@@ -550,7 +533,7 @@ pub async fn save_settings(State(state): State<PagesState>, g: GuildCtx, Form(fo
         match g.api.send(Method::PATCH, &path, Some(Value::Object(changes)), csrf).await {
             Ok(_) => return see_other(&with_done(&g.page("settings"), "saved")),
             Err(f) => match f.field.clone() {
-                Some(field) if keys.contains(&field.as_str()) => {
+                Some(field) if keys.contains(&field) => {
                     errors.insert(field, f.message);
                 }
                 _ => return fail(f),
@@ -563,6 +546,44 @@ pub async fn save_settings(State(state): State<PagesState>, g: GuildCtx, Form(fo
     };
     layout.flash = Some(Flash { text: "Nothing was saved: fix the fields marked below.".into(), error: true });
     html(StatusCode::UNPROCESSABLE_ENTITY, &settings_page(layout, &data, &submitted, &errors))
+}
+
+/// A posted settings form read against the settings API's answer (`{"settings": [{key, schema,
+/// value}]}`): the keys the form says it shows (`_keys`), the changed values as the API's JSON,
+/// a message per refused field, and what was submitted (shown again beside a refused field).
+#[derive(Debug, Default, PartialEq)]
+pub struct SettingsForm {
+    /// The keys the form showed.
+    pub keys: Vec<String>,
+    /// Changed values, as the `PATCH …/settings` body.
+    pub changes: serde_json::Map<String, Value>,
+    /// The message beside each refused field.
+    pub errors: HashMap<String, String>,
+    /// The raw values of each shown field.
+    pub submitted: HashMap<String, Vec<String>>,
+}
+
+/// Reads a posted settings form (see [`SettingsForm`]); never fails: a bad value is a message
+/// beside its field.
+pub fn settings_form(settings: &Value, form: &[(String, String)]) -> SettingsForm {
+    let keys: Vec<String> =
+        first(form, "_keys").unwrap_or_default().split(',').filter(|k| !k.is_empty()).map(str::to_owned).collect();
+    let mut out = SettingsForm { keys, ..SettingsForm::default() };
+    for s in settings["settings"].as_array().into_iter().flatten() {
+        let Some(key) = s["key"].as_str().filter(|k| out.keys.iter().any(|x| x == k)) else { continue };
+        let raw = all(form, key);
+        out.submitted.insert(key.to_owned(), raw.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>());
+        match value_of(&s["schema"], &raw) {
+            Ok(v) if v != s["value"] => {
+                out.changes.insert(key.to_owned(), v);
+            }
+            Ok(_) => {}
+            Err(message) => {
+                out.errors.insert(key.to_owned(), message);
+            }
+        }
+    }
+    out
 }
 
 /// `POST /g/{guild_id}/settings/revert/{audit_id}`.
@@ -738,6 +759,25 @@ pub async fn revoke(g: GuildCtx, Path((_, user)): Path<(String, String)>, Form(f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_settings_form_changes_only_shown_valid_fields_and_names_the_bad_one() {
+        let settings = json!({"settings": [
+            {"key": "a.n", "schema": {"type": "int"}, "value": 1},
+            {"key": "a.d", "schema": {"type": "duration"}, "value": 60},
+            {"key": "a.hidden", "schema": {"type": "int"}, "value": 1},
+        ]});
+        let pairs = |p: &[(&str, &str)]| p.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<Vec<_>>();
+        let read =
+            settings_form(&settings, &pairs(&[("_keys", "a.n,a.d"), ("a.n", "5"), ("a.d", "1m"), ("a.hidden", "9")]));
+        assert_eq!(read.changes, json!({"a.n": 5}).as_object().cloned().unwrap_or_default());
+        assert!(read.errors.is_empty());
+        let read = settings_form(&settings, &pairs(&[("_keys", "a.n,a.d"), ("a.n", "5"), ("a.d", "soon")]));
+        assert_eq!(read.errors.keys().collect::<Vec<_>>(), vec!["a.d"]);
+        assert_eq!(read.submitted["a.d"], vec!["soon".to_owned()]);
+        // Junk never fails: no keys, no settings.
+        assert_eq!(settings_form(&json!("x"), &pairs(&[("_keys", ",,,")])), SettingsForm::default());
+    }
 
     #[test]
     fn form_values_become_the_settings_json_or_a_message() {

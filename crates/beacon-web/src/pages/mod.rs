@@ -22,6 +22,8 @@ mod modules;
 mod shards;
 mod view;
 
+pub use self::core::{SettingsForm, settings_form};
+
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};

@@ -77,7 +77,7 @@ for f in ["deploy/prometheus/alerts.yml", "deploy/prometheus/alertmanager.yml", 
     yaml.safe_load(open(f))
 rules = yaml.safe_load(open("deploy/prometheus/alerts.yml"))
 names = {r["alert"] for g in rules["groups"] for r in g["rules"]}
-for needed in ["BeaconCrashLooping", "BeaconHandlerErrorRate", "BeaconShardDown", "BeaconStreamLag", "BeaconLlmBudgetExhausted"]:
+for needed in ["BeaconCrashLooping", "BeaconHandlerErrorRate", "BeaconShardDown", "BeaconStreamLag", "BeaconDeadLetters", "BeaconLlmBudgetExhausted"]:
     assert needed in names, needed
 json.load(open("deploy/grafana/beacon.json"))
 PY

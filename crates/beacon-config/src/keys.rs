@@ -197,6 +197,12 @@ pub const EMBED_POOLING: Key = key(
     KeyKind::Plain,
     "`mean` or `cls`: overrides the pooling the local model's files (or name) call for.",
 );
+pub const EMBED_PRECISION: Key = key(
+    "BEACON_EMBED_PRECISION",
+    "kb.embed_precision",
+    KeyKind::Plain,
+    "`f32`, `bf16` or `int8`: the local model's arithmetic (default: bf16 where the CPU has AVX-512 BF16, else f32; int8 is faster and a little less accurate).",
+);
 pub const EMBED_QUERY_PREFIX: Key = key(
     "BEACON_EMBED_QUERY_PREFIX",
     "kb.embed_query_prefix",
@@ -505,6 +511,7 @@ pub const KEYS: &[Key] = &[
     RERANK_MODEL_DIR,
     EMBED_PROVIDER,
     EMBED_POOLING,
+    EMBED_PRECISION,
     EMBED_QUERY_PREFIX,
     EMBED_HUB_URL,
     EMBED_MODEL_REPO,

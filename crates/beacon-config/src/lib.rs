@@ -252,6 +252,8 @@ pub struct EmbedSettings {
     pub provider: EmbedProvider,
     /// `mean` or `cls`, overriding the model's pooling.
     pub pooling: Option<String>,
+    /// `f32`, `bf16` or `int8`, overriding the default arithmetic of the local model.
+    pub precision: Option<String>,
     /// Query instruction overriding the model's (kept as written, surrounding spaces aside).
     pub query_prefix: Option<String>,
     /// Hub for the one-time download; `None` when downloading is switched off.
@@ -842,6 +844,12 @@ fn embed_settings(values: &Values) -> Result<EmbedSettings, ConfigError> {
     {
         return Err(invalid(values, &keys::EMBED_POOLING, "must be mean or cls"));
     }
+    let precision = text(values, &keys::EMBED_PRECISION).map(str::to_ascii_lowercase);
+    if let Some(p) = &precision
+        && !["f32", "bf16", "int8"].contains(&p.as_str())
+    {
+        return Err(invalid(values, &keys::EMBED_PRECISION, "must be f32, bf16 or int8"));
+    }
     let hub_url = match text(values, &keys::EMBED_HUB_URL) {
         Some(off) if off.eq_ignore_ascii_case("off") => None,
         Some(url) => {
@@ -857,6 +865,7 @@ fn embed_settings(values: &Values) -> Result<EmbedSettings, ConfigError> {
     Ok(EmbedSettings {
         provider,
         pooling,
+        precision,
         // `none` asks for no instruction at all (an empty value means "unset", like everywhere).
         query_prefix: text(values, &keys::EMBED_QUERY_PREFIX)
             .map(|v| if v.eq_ignore_ascii_case("none") { String::new() } else { v.to_owned() }),

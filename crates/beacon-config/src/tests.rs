@@ -184,6 +184,7 @@ fn embed_settings_parse_and_validate() {
             ("BEACON_EMBED_PROVIDER", "LLM"),
             ("BEACON_EMBED_HUB_URL", "off"),
             ("BEACON_EMBED_POOLING", "cls"),
+            ("BEACON_EMBED_PRECISION", "INT8"),
             ("BEACON_EMBED_QUERY_PREFIX", "none"),
             ("BEACON_EMBED_MODEL_REPO", "BAAI/bge-small-en-v1.5"),
         ]),
@@ -192,11 +193,13 @@ fn embed_settings_parse_and_validate() {
     assert_eq!(c.embed.provider, crate::EmbedProvider::Llm);
     assert_eq!(c.embed.hub_url, None);
     assert_eq!(c.embed.pooling.as_deref(), Some("cls"));
+    assert_eq!(c.embed.precision.as_deref(), Some("int8"));
     assert_eq!(c.embed.query_prefix.as_deref(), Some(""));
     assert_eq!(c.embed.model_repo, "BAAI/bge-small-en-v1.5");
     for (key, bad) in [
         ("BEACON_EMBED_PROVIDER", "openai"),
         ("BEACON_EMBED_POOLING", "max"),
+        ("BEACON_EMBED_PRECISION", "fp16"),
         ("BEACON_EMBED_HUB_URL", "ftp://hub"),
         ("BEACON_EMBED_MODEL_REPO", "../etc"),
     ] {

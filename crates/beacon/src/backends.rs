@@ -197,9 +197,20 @@ pub async fn embedder(config: &Config, store: Option<&Store>) -> Option<Arc<dyn 
             let overrides = beacon_kb::ProfileOverrides {
                 pooling: config.embed.pooling.as_deref().and_then(|p| p.parse().ok()),
                 query_prefix: config.embed.query_prefix.clone(),
-                precision: None,
+                precision: config.embed.precision.as_deref().and_then(|p| p.parse().ok()),
             };
-            match beacon_kb::BertEmbedder::load_with(&dir, &overrides) {
+            let loaded = match beacon_kb::BertEmbedder::load_with(&dir, &overrides) {
+                // A precision this CPU cannot run: the default one still gives dense retrieval.
+                Err(e) if overrides.precision.is_some() => {
+                    tracing::warn!(error = %e, "BEACON_EMBED_PRECISION cannot be used here; using the default precision");
+                    beacon_kb::BertEmbedder::load_with(
+                        &dir,
+                        &beacon_kb::ProfileOverrides { precision: None, ..overrides },
+                    )
+                }
+                loaded => loaded,
+            };
+            match loaded {
                 Ok(model) => {
                     tracing::info!(model = beacon_kb::Embedder::model_id(&model), dir = %dir.display(), pooling = %model.profile().pooling, precision = %model.precision(), "embedding model loaded");
                     Some(Arc::new(model))

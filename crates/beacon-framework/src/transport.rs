@@ -183,14 +183,9 @@ impl App {
     /// Keeps the `/metrics` stream figures current: this worker's counts and the deployment's
     /// pending entries and dead letters.
     fn spawn_stream_metrics(self: &Arc<Self>, streams: Streams, stats: Arc<ConsumerStats>) {
-        let app = self.clone();
-        self.tasks.spawn(async move {
-            let mut tick = tokio::time::interval(REFRESH_EVERY);
-            loop {
-                tokio::select! {
-                    () = app.shutdown.cancelled() => break,
-                    _ = tick.tick() => {}
-                }
+        self.every_refresh(move |app| {
+            let (streams, stats) = (streams.clone(), stats.clone());
+            async move {
                 app.metrics.stream_worker(
                     stats.handled.load(Ordering::Relaxed),
                     stats.retried.load(Ordering::Relaxed),
@@ -205,9 +200,12 @@ impl App {
         });
     }
 
-    /// Shows the shards every gateway process publishes in `shared` on this process's board
-    /// (`/status`, the shard monitor), refreshed every 2 s until shutdown.
-    pub fn follow_shards(self: &Arc<Self>, shared: SharedGateway) {
+    /// Runs `refresh` every [`REFRESH_EVERY`] until shutdown, as one of the app's tasks.
+    fn every_refresh<F, Fut>(self: &Arc<Self>, mut refresh: F)
+    where
+        F: FnMut(Arc<App>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
         let app = self.clone();
         self.tasks.spawn(async move {
             let mut tick = tokio::time::interval(REFRESH_EVERY);
@@ -216,6 +214,17 @@ impl App {
                     () = app.shutdown.cancelled() => break,
                     _ = tick.tick() => {}
                 }
+                refresh(app.clone()).await;
+            }
+        });
+    }
+
+    /// Shows the shards every gateway process publishes in `shared` on this process's board
+    /// (`/status`, the shard monitor), refreshed every 2 s until shutdown.
+    pub fn follow_shards(self: &Arc<Self>, shared: SharedGateway) {
+        self.every_refresh(move |app| {
+            let shared = shared.clone();
+            async move {
                 match shared.read_statuses().await {
                     Ok(statuses) => app.shards.set_remote(statuses),
                     Err(e) => tracing::debug!(error = %e, "shard statuses unavailable"),

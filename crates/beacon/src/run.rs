@@ -148,18 +148,7 @@ pub fn process_name(pod_name: Option<&str>) -> String {
 
 /// Runs one scale-out role until SIGTERM or SIGINT (see [`run`]).
 pub async fn run_role(config: Arc<Config>, role: Role, name: String) -> anyhow::Result<()> {
-    let running = start_role(config, role, name, Vec::new()).await?;
-    let fatal = running.app.fatal.clone();
-    tokio::select! {
-        () = wait_for_signal() => {}
-        () = fatal.cancelled() => {}
-    }
-    let reason = running.app.fatal_reason().map(str::to_owned);
-    running.shutdown().await;
-    match reason {
-        Some(reason) => Err(anyhow::anyhow!(reason)),
-        None => Ok(()),
-    }
+    until_stopped(start_role(config, role, name, Vec::new()).await?).await
 }
 
 /// Starts one scale-out role named `name` (with `extra` modules) and returns once its HTTP
@@ -236,7 +225,12 @@ async fn serve_http(
 /// refused the token or the intents) it shuts down too and returns the reason, so the process
 /// exits non-zero and an orchestrator notices.
 pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
-    let running = start(config).await?;
+    until_stopped(start(config).await?).await
+}
+
+/// Waits for SIGTERM, SIGINT or a part that stopped for good, then shuts down; the reason of a
+/// part that stopped is the error.
+async fn until_stopped(running: Running) -> anyhow::Result<()> {
     let fatal = running.app.fatal.clone();
     tokio::select! {
         () = wait_for_signal() => {}

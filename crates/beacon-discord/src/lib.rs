@@ -26,6 +26,7 @@
 
 pub mod gateway;
 pub mod mentions;
+pub mod ratelimits;
 pub mod rest;
 pub mod shared;
 pub mod split;

@@ -14,7 +14,7 @@
 //! ```
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::text::encode;
@@ -406,11 +406,6 @@ impl Metrics {
         self.f.jobs_due.set(due);
     }
 
-    /// Discord answered a REST request with 429.
-    pub fn rest_rate_limited(&self) {
-        self.f.rest_rate_limited.inc();
-    }
-
     /// The shards of this process and the guilds they serve (read before each scrape).
     pub fn set_shards(&self, shards: &[ShardGauge], guilds: u64) {
         for s in shards {
@@ -446,6 +441,8 @@ impl Metrics {
 
     /// Everything, in the OpenMetrics text exposition format.
     pub fn render(&self) -> String {
+        // twilight-http retries 429s itself; the count comes from the tracing layer that sees them.
+        self.f.rest_rate_limited.inner().fetch_max(beacon_discord::ratelimits::rate_limited_total(), Ordering::Relaxed);
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

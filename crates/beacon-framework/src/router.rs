@@ -318,13 +318,6 @@ pub(crate) async fn metered<T>(
     if outcome == "error" {
         app.alerts.handler_failed(module);
     }
-    // A 429 that reached a handler (twilight's rate limiter keeps most from happening).
-    if let Err(HandlerError::Discord(e)) = &result
-        && let Some(e) = e.downcast_ref::<twilight_http::Error>()
-        && matches!(e.kind(), twilight_http::error::ErrorType::Response { status, .. } if status.get() == 429)
-    {
-        app.metrics.rest_rate_limited();
-    }
     result
 }
 

@@ -103,6 +103,10 @@ pub struct AgentClient {
 /// How much of an error body is kept when it has no `detail`.
 const DETAIL_MAX: usize = 300;
 
+/// Largest answer read from the service, in bytes: an agent's reply is posted to Discord (at most
+/// a few messages of 2,000 characters, or a file), so a body past this is refused, not held.
+pub const MAX_RESPONSE: usize = 8 * 1024 * 1024;
+
 fn detail_of(body: &str) -> String {
     let detail = serde_json::from_str::<Value>(body).ok().and_then(|v| match v.get("detail") {
         Some(Value::String(s)) => Some(s.clone()),
@@ -151,10 +155,13 @@ impl AgentClient {
             Err(e) => return Err(AgentError::Transport(e)),
         };
         let status = response.status().as_u16();
-        let text = match response.text().await {
+        let text = match beacon_http::read_text(response, MAX_RESPONSE).await {
             Ok(t) => t,
-            Err(e) if e.is_timeout() => return Err(AgentError::Timeout(self.timeout)),
-            Err(e) => return Err(AgentError::Transport(e)),
+            Err(beacon_http::BodyError::Read(e)) if e.is_timeout() => return Err(AgentError::Timeout(self.timeout)),
+            Err(beacon_http::BodyError::Read(e)) => return Err(AgentError::Transport(e)),
+            Err(too_large @ beacon_http::BodyError::TooLarge { .. }) => {
+                return Err(AgentError::InvalidResponse(too_large.to_string()));
+            }
         };
         read_response(status, &text)
     }
@@ -283,6 +290,24 @@ mod tests {
         assert_eq!(detail_of("  Bad Gateway "), "Bad Gateway");
         assert_eq!(detail_of(""), "no detail given");
         assert_eq!(detail_of(&"x".repeat(1000)).len(), DETAIL_MAX);
+    }
+
+    #[tokio::test]
+    async fn an_answer_past_the_limit_is_refused_and_the_next_one_reads() {
+        beacon_http::install_crypto_provider();
+        let fake = beacon_testkit::agent::FakeAgent::start().await.expect("fake agent service");
+        let key = fake.add_user("alice");
+        let client = AgentClient::new(&fake.base_url(), Duration::from_secs(10)).expect("client");
+        let project = client.create_project(&key, "docs", None).await.expect("project");
+        client.activate(&key, &project.id).await.expect("activated");
+        let session = client.create_session(&key, &project.id, "s").await.expect("session");
+        fake.push_reply(&"x".repeat(MAX_RESPONSE + 1));
+        match client.send(&key, &project.id, &session.session_id, "hello").await {
+            Err(AgentError::InvalidResponse(why)) => assert!(why.contains("larger than"), "{why}"),
+            other => panic!("expected the oversized answer refused, got {other:?}"),
+        }
+        fake.push_reply("fine");
+        assert_eq!(client.send(&key, &project.id, &session.session_id, "again").await.expect("answer"), "fine");
     }
 
     #[test]

@@ -118,6 +118,44 @@ pub fn builder(options: &ClientOptions) -> Result<reqwest::ClientBuilder, HttpEr
     Ok(builder)
 }
 
+/// A response body could not be read within its limit.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The body is larger than the caller accepts (announced by `Content-Length` or counted while
+    /// reading); nothing past the limit was kept.
+    #[error("the response body is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The connection failed while the body was read.
+    #[error("reading the response body: {0}")]
+    Read(#[source] reqwest::Error),
+}
+
+/// Reads `response`'s body, refusing one larger than `limit` bytes: a service (an LLM provider,
+/// the agent service, Notion, Google) decides how much it sends, so every body Beacon reads from
+/// one is bounded in bytes as well as in time.
+pub async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    if response.content_length().is_some_and(|len| len > limit as u64) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| BodyError::Read(e.without_url()))? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// [`read_body`] as text (invalid UTF-8 replaced, as `reqwest::Response::text` does).
+pub async fn read_text(response: reqwest::Response, limit: usize) -> Result<String, BodyError> {
+    let body = read_body(response, limit).await?;
+    Ok(String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +174,53 @@ mod tests {
             Ok(()) => assert!(client(&options).is_ok()),
             Err(e) => assert!(matches!(e, HttpError::NoCaCertificates), "{e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-connection HTTP/1.1 server answering `head` then `body`.
+    async fn serve(head: String, body: Vec<u8>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.write_all(&body).await;
+        });
+        format!("http://{addr}/")
+    }
+
+    async fn get(url: &str) -> reqwest::Response {
+        install_crypto_provider();
+        client(&ClientOptions::default()).expect("client").get(url).send().await.expect("response")
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_limit_is_read_whole() {
+        let url =
+            serve("HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\n".into(), b"hello".to_vec()).await;
+        assert_eq!(read_text(get(&url).await, 5).await.expect("body"), "hello");
+    }
+
+    #[tokio::test]
+    async fn an_announced_length_past_the_limit_is_refused_unread() {
+        let url = serve("HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n".into(), Vec::new()).await;
+        assert!(matches!(read_body(get(&url).await, 1000).await, Err(BodyError::TooLarge { limit: 1000 })));
+    }
+
+    #[tokio::test]
+    async fn a_body_without_a_length_is_cut_off_at_the_limit() {
+        // Chunked, no Content-Length: counted while read.
+        let chunk = format!("{:x}\r\n{}\r\n", 600, "x".repeat(600));
+        let body = format!("{chunk}{chunk}0\r\n\r\n").into_bytes();
+        let url =
+            serve("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n".into(), body).await;
+        assert!(matches!(read_body(get(&url).await, 1000).await, Err(BodyError::TooLarge { limit: 1000 })));
     }
 }

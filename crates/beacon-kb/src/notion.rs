@@ -54,6 +54,9 @@ impl Default for NotionConfig {
     }
 }
 
+/// Largest error body read for its message, in bytes.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
 fn source_err(message: impl Into<String>) -> KbError {
     KbError::Source { source_name: "notion".into(), message: message.into() }
 }
@@ -133,10 +136,7 @@ impl NotionSource {
                 .map_err(|source| KbError::Request { what: format!("notion: {method} {path}"), source })?;
             let status = resp.status();
             if status.is_success() {
-                return resp
-                    .json()
-                    .await
-                    .map_err(|source| KbError::Request { what: format!("notion: {method} {path}: bad JSON"), source });
+                return crate::source::service_json(resp, "notion", &format!("{method} {path}")).await;
             }
             let retryable = status.as_u16() == 429 || status.is_server_error();
             if retryable && attempt < self.config.max_retries {
@@ -154,7 +154,8 @@ impl NotionSource {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            let text = resp.text().await.unwrap_or_default();
+            // The message is what matters; a huge or broken error body is dropped, not read.
+            let text = beacon_http::read_text(resp, MAX_ERROR_BODY).await.unwrap_or_default();
             let message = serde_json::from_str::<Value>(&text)
                 .ok()
                 .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))

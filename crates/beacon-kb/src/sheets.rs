@@ -173,7 +173,11 @@ impl SheetsSource {
             .await
             .map_err(|source| KbError::Request { what: "sheets: token exchange".into(), source })?;
         let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let body = match crate::source::service_json(resp, "sheets", "token exchange").await {
+            Ok(body) => body,
+            Err(e) if status.is_success() => return Err(e),
+            Err(_) => Value::Null,
+        };
         if !status.is_success() {
             let why = body.get("error_description").or_else(|| body.get("error")).and_then(Value::as_str).unwrap_or("");
             return Err(source_err(format!("token exchange: {status}: {why}")));
@@ -212,10 +216,7 @@ impl SheetsSource {
                 refreshed = true;
                 continue;
             }
-            let body: Value = resp
-                .json()
-                .await
-                .map_err(|source| KbError::Request { what: "sheets: values: bad JSON".into(), source })?;
+            let body = crate::source::service_json(resp, "sheets", "values").await?;
             if !status.is_success() {
                 let why = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("");
                 return Err(source_err(format!("values: {status}: {why}")));

@@ -503,6 +503,21 @@ impl SourceKind for SheetsKind {
     }
 }
 
+/// Largest JSON answer read from a knowledge service (a Notion page of blocks, a Google Sheets
+/// range), in bytes; a larger one fails the sync with this reason instead of being held.
+pub const MAX_SERVICE_BODY: usize = 32 << 20;
+
+/// A service's JSON answer, read within [`MAX_SERVICE_BODY`]. `service` names the source in the
+/// error (`notion`, `sheets`), `what` the call.
+pub(crate) async fn service_json(response: reqwest::Response, service: &str, what: &str) -> Result<serde_json::Value> {
+    let bytes = beacon_http::read_body(response, MAX_SERVICE_BODY).await.map_err(|e| match e {
+        beacon_http::BodyError::Read(source) => KbError::Request { what: format!("{service}: {what}"), source },
+        too_large => KbError::Source { source_name: service.into(), message: format!("{what}: {too_large}") },
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| KbError::Source { source_name: service.into(), message: format!("{what}: bad JSON: {e}") })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,7 +122,7 @@ impl Api {
     pub async fn post_json(&self, url: &str, body: &Value) -> Result<Value, LlmError> {
         let work = async {
             let response = self.send(url, body).await?;
-            let bytes = response.bytes().await.map_err(|e| self.transport(&e))?;
+            let bytes = beacon_http::read_body(response, MAX_REPLY).await.map_err(|e| self.body_error(e))?;
             self.decode_json(&bytes)
         };
         tokio::time::timeout(self.timeout, work).await.map_err(|_| self.timeout_error())?
@@ -139,6 +139,13 @@ impl Api {
         self.send(url, body).await
     }
 
+    fn body_error(&self, e: beacon_http::BodyError) -> LlmError {
+        match e {
+            beacon_http::BodyError::Read(e) => self.transport(&e),
+            too_large @ beacon_http::BodyError::TooLarge { .. } => self.invalid(&too_large.to_string()),
+        }
+    }
+
     /// An [`LlmError::InvalidResponse`] with a scrubbed message.
     pub fn invalid(&self, message: &str) -> LlmError {
         LlmError::InvalidResponse { provider: self.provider.to_owned(), message: self.scrubber.scrub(message) }
@@ -147,7 +154,8 @@ impl Api {
     async fn error_response(&self, response: reqwest::Response) -> LlmError {
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
-        let body = response.text().await.unwrap_or_default();
+        // The message is what matters; a huge or broken error body is dropped, not read.
+        let body = beacon_http::read_text(response, MAX_ERROR_BODY).await.unwrap_or_default();
         if status == 429 {
             return LlmError::RateLimited { provider: self.provider.to_owned(), retry_after };
         }
@@ -191,6 +199,17 @@ pub struct SseEvent {
     /// The `data:` lines joined with `\n`.
     pub data: String,
 }
+
+/// Largest JSON reply accepted from a provider, in bytes (a chat completion is a few KB; an
+/// embeddings batch of 64 texts × 3,072 dimensions is about 4 MB of JSON).
+pub const MAX_REPLY: usize = 16 * 1024 * 1024;
+
+/// Largest error body read for its message, in bytes.
+pub const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Largest event stream accepted, in bytes all told: far beyond any `max_tokens` Beacon asks
+/// for, so only a provider that never stops is cut off.
+pub const MAX_STREAM: usize = 32 * 1024 * 1024;
 
 /// Longest line of an event stream, in bytes. Providers send one JSON chunk per `data:` line
 /// (a few KB); a line longer than this — a stream that never sends a newline — is refused
@@ -308,6 +327,8 @@ struct SseState<H> {
     queue: VecDeque<StreamEvent>,
     api: Api,
     finished: bool,
+    /// Bytes of the body so far, bounded by [`MAX_STREAM`].
+    received: usize,
 }
 
 impl<H: SseHandler> SseState<H> {
@@ -321,6 +342,10 @@ impl<H: SseHandler> SseState<H> {
 
     /// One chunk of the body as it arrived.
     fn on_chunk(&mut self, bytes: &[u8]) -> Result<(), LlmError> {
+        self.received += bytes.len();
+        if self.received > MAX_STREAM {
+            return Err(self.api.invalid(&format!("the event stream is larger than {MAX_STREAM} bytes")));
+        }
         let events = self.decoder.push(bytes).map_err(|e| self.api.invalid(&e.to_string()))?;
         self.feed(events)
     }
@@ -345,6 +370,7 @@ fn sse_state<H: SseHandler>(api: &Api, response: Option<reqwest::Response>, hand
         queue: VecDeque::new(),
         api: api.clone(),
         finished: false,
+        received: 0,
     }
 }
 
@@ -432,6 +458,35 @@ mod tests {
         let many = "data: ".to_owned() + &"z".repeat(1000) + "\n";
         let outcome = (0..=(MAX_SSE_EVENT / 1000)).try_for_each(|_| d.push(many.as_bytes()).map(drop));
         assert_eq!(outcome, Err(SseError::EventTooLarge));
+    }
+
+    /// Takes every event, produces nothing: only the stream's own limits are under test.
+    struct Drain;
+
+    impl SseHandler for Drain {
+        fn on_event(&mut self, _event: SseEvent) -> Result<Vec<StreamEvent>, LlmError> {
+            Ok(Vec::new())
+        }
+
+        fn finish(&mut self) -> Result<Vec<StreamEvent>, LlmError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[test]
+    fn a_stream_past_its_size_is_cut_off() {
+        // Events each well within their limits, but more of them than a stream may carry.
+        beacon_http::install_crypto_provider();
+        let api = Api::new("test", None, None, &[], Duration::from_secs(5)).expect("api");
+        let event = format!("data: {}\n\n", "z".repeat(MAX_SSE_LINE / 2));
+        let chunks: Vec<&[u8]> = (0..=(MAX_STREAM / event.len())).map(|_| event.as_bytes()).collect();
+        match sse_replay(&api, &chunks, Drain) {
+            Err(LlmError::InvalidResponse { message, .. }) => assert!(message.contains("larger than"), "{message}"),
+            other => panic!("expected the stream cut off, got {other:?}"),
+        }
+        // One event fewer than the limit is read to its end.
+        let within: Vec<&[u8]> = (0..(MAX_STREAM / event.len())).map(|_| event.as_bytes()).collect();
+        assert!(sse_replay(&api, &within, Drain).is_ok());
     }
 
     #[test]

@@ -172,6 +172,17 @@ async fn stream_cut_short_is_an_error(kind: ProviderKind) {
     }
 }
 
+/// A provider that sends a reply larger than Beacon will hold is refused at the limit (a stream's
+/// limit in all is tested beside the decoder: `http::tests::a_stream_past_its_size_is_cut_off`).
+async fn oversized_replies_are_refused(kind: ProviderKind) {
+    let h = Harness::new(&[kind]).await;
+    h.fake.push(dialect(kind), FakeReply::text(&"a".repeat(beacon_llm::http::MAX_REPLY + 1)));
+    match h.service.chat(&ctx(), &conversation()).await {
+        Err(LlmError::InvalidResponse { message, .. }) => assert!(message.contains("larger than"), "{kind}: {message}"),
+        other => panic!("{kind}: expected the reply refused as too large, got {other:?}"),
+    }
+}
+
 async fn tools(kind: ProviderKind) {
     let h = Harness::new(&[kind]).await;
     let d = dialect(kind);
@@ -494,6 +505,7 @@ macro_rules! conformance {
             #[tokio::test] async fn text() { super::text($kind).await }
             #[tokio::test] async fn streaming() { super::streaming($kind).await }
             #[tokio::test] async fn stream_cut_short_is_an_error() { super::stream_cut_short_is_an_error($kind).await }
+            #[tokio::test] async fn oversized_replies_are_refused() { super::oversized_replies_are_refused($kind).await }
             #[tokio::test] async fn tools() { super::tools($kind).await }
             #[tokio::test] async fn structured_output() { super::structured($kind).await }
             #[tokio::test] async fn retries() { super::retries($kind).await }

@@ -22,6 +22,17 @@ pub enum OAuthError {
     Unavailable(String),
 }
 
+/// Largest answer read from Discord's OAuth endpoints, in bytes (a member in many guilds gets a
+/// list of at most 200 partial guilds, well under this).
+const MAX_OAUTH_BODY: usize = 4 << 20;
+
+/// A JSON answer of Discord's, read within [`MAX_OAUTH_BODY`].
+async fn read_json<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, OAuthError> {
+    let body =
+        beacon_http::read_body(resp, MAX_OAUTH_BODY).await.map_err(|e| OAuthError::Unavailable(e.to_string()))?;
+    serde_json::from_slice(&body).map_err(|e| OAuthError::Unavailable(format!("unexpected answer: {e}")))
+}
+
 /// Tokens of one grant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tokens {
@@ -161,7 +172,7 @@ impl OAuthClient {
         let resp = self.token_call("token", fields).await?;
         let status = resp.status();
         if status.is_client_error() {
-            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            let body: serde_json::Value = read_json(resp).await.unwrap_or_default();
             let error = body["error"].as_str().unwrap_or("unknown").to_owned();
             return Err(if error == "invalid_client" {
                 OAuthError::Unavailable("Discord refused the client credentials (BEACON_OAUTH_CLIENT_ID/SECRET)".into())
@@ -172,7 +183,7 @@ impl OAuthClient {
         if !status.is_success() {
             return Err(OAuthError::Unavailable(format!("token endpoint answered {status}")));
         }
-        let t: TokenResponse = resp.json().await.map_err(|e| OAuthError::Unavailable(e.to_string()))?;
+        let t: TokenResponse = read_json(resp).await?;
         Ok(Tokens {
             access: t.access_token,
             refresh: t.refresh_token,
@@ -221,7 +232,7 @@ impl OAuthClient {
         if !status.is_success() {
             return Err(OAuthError::Unavailable(format!("{path} answered {status}")));
         }
-        resp.json().await.map_err(|e| OAuthError::Unavailable(e.to_string()))
+        read_json(resp).await
     }
 
     /// The user the token belongs to.

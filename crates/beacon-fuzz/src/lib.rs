@@ -10,6 +10,7 @@
 //! outcome (the reader's error, digits removed) was not seen before joins the target's corpus,
 //! so each kind of refusal is mutated further.
 
+pub mod memory;
 pub mod mutate;
 pub mod targets;
 
@@ -83,6 +84,19 @@ pub struct Report {
     pub elapsed: Duration,
     /// The slowest case.
     pub slowest: Duration,
+    /// The most memory one case held at once, in bytes (0 when the counting allocator of
+    /// [`memory`] is not installed).
+    pub peak_memory: usize,
+}
+
+/// What one case may take before it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaseLimits {
+    /// A case running longer is a hang (the watchdog saves it and exits with 3).
+    pub timeout: Duration,
+    /// A case holding more bytes at once fails (measured when [`memory::Counting`] is the
+    /// allocator, as in the `beacon-fuzz` binary).
+    pub memory: usize,
 }
 
 /// A failing input.
@@ -254,13 +268,7 @@ const MAX_CORPUS: usize = 4096;
 
 /// Runs `target` for `budget`, from `seed` (the random choices; the same seed and corpus give
 /// the same cases).
-pub fn run(
-    target: &Target,
-    paths: &Paths,
-    budget: Budget,
-    seed: u64,
-    case_timeout: Duration,
-) -> Result<Report, FuzzError> {
+pub fn run(target: &Target, paths: &Paths, budget: Budget, seed: u64, limits: CaseLimits) -> Result<Report, FuzzError> {
     let mut runner = make(target)?;
     let mut corpus = seeds(target, paths)?;
     let seed_count = corpus.len();
@@ -276,8 +284,9 @@ pub fn run(
         failures: Vec::new(),
         elapsed: Duration::ZERO,
         slowest: Duration::ZERO,
+        peak_memory: 0,
     };
-    let watchdog = Watchdog::start(target.name, paths.clone(), case_timeout);
+    let watchdog = Watchdog::start(target.name, paths.clone(), limits.timeout);
     let start = Instant::now();
     let mut scratch: Vec<u8>;
     loop {
@@ -305,11 +314,18 @@ pub fn run(
             &scratch
         };
         watchdog.arm(input);
+        let base = memory::start_case();
         let t0 = Instant::now();
-        let outcome = run_case(&mut runner, input);
+        let mut outcome = run_case(&mut runner, input);
         let took = t0.elapsed();
+        let held = memory::case_peak(base);
         watchdog.disarm();
         report.slowest = report.slowest.max(took);
+        report.peak_memory = report.peak_memory.max(held);
+        if held > limits.memory && outcome.is_ok() {
+            outcome =
+                Err(format!("the case held {} MiB at once, over the {} MiB cap", held >> 20, limits.memory >> 20));
+        }
         report.cases += 1;
         match outcome {
             Ok(outcome) => {

@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use beacon_fuzz::{Budget, Paths, Report, targets};
+use beacon_fuzz::{Budget, CaseLimits, Paths, Report, memory, targets};
+
+// Every byte a case holds is counted, so a reader that allocates without bound fails its case.
+#[global_allocator]
+static ALLOCATOR: memory::Counting = memory::Counting;
 use clap::Parser;
 
 /// Fuzz Beacon's readers of untrusted input.
@@ -36,6 +40,9 @@ struct Args {
     /// A case running longer than this many seconds is a hang.
     #[arg(long, default_value_t = 10)]
     case_timeout: u64,
+    /// A case holding more than this many MiB at once fails.
+    #[arg(long, default_value_t = 256)]
+    case_memory_mib: usize,
     /// Run this one saved input through the (one) `--target`.
     #[arg(long, requires = "targets")]
     replay: Option<PathBuf>,
@@ -82,15 +89,19 @@ fn main() -> anyhow::Result<ExitCode> {
     let paths = Paths { corpus: args.corpus.clone(), crashes: args.crashes.clone() };
     beacon_fuzz::quiet_panics();
     println!(
-        "{:<16} {:>12} {:>12} {:>9} {:>7} {:>9} {:>10} {:>10} {:>9}",
-        "target", "cases", "accepted", "outcomes", "corpus", "failures", "seconds", "cases/s", "slowest"
+        "{:<16} {:>12} {:>12} {:>9} {:>7} {:>9} {:>10} {:>10} {:>9} {:>9}",
+        "target", "cases", "accepted", "outcomes", "corpus", "failures", "seconds", "cases/s", "slowest", "peak mem"
     );
+    let limits = CaseLimits {
+        timeout: Duration::from_secs(args.case_timeout),
+        memory: args.case_memory_mib.saturating_mul(1 << 20),
+    };
     let mut reports: Vec<Report> = Vec::new();
     for t in &chosen {
-        let r = beacon_fuzz::run(t, &paths, budget, args.seed, Duration::from_secs(args.case_timeout))?;
+        let r = beacon_fuzz::run(t, &paths, budget, args.seed, limits)?;
         let secs = r.elapsed.as_secs_f64();
         println!(
-            "{:<16} {:>12} {:>12} {:>9} {:>7} {:>9} {:>10.1} {:>10.0} {:>7}ms",
+            "{:<16} {:>12} {:>12} {:>9} {:>7} {:>9} {:>10.1} {:>10.0} {:>7}ms {:>6}MiB",
             r.target,
             r.cases,
             r.accepted,
@@ -99,7 +110,8 @@ fn main() -> anyhow::Result<ExitCode> {
             r.failures.len(),
             secs,
             r.cases as f64 / secs.max(1e-9),
-            r.slowest.as_millis()
+            r.slowest.as_millis(),
+            r.peak_memory.div_ceil(1 << 20)
         );
         for f in &r.failures {
             println!("    FAILURE {}: {}", f.saved.display(), f.message.lines().next().unwrap_or_default());

@@ -23,6 +23,9 @@ fn a_short_pass_over_every_target_finds_no_failure() {
         let line = stdout.lines().find(|l| l.split_whitespace().next() == Some(target.name));
         let cases = line.and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse::<u64>().ok());
         assert_eq!(cases, Some(300), "{}: {stdout}", target.name);
+        // The counting allocator is installed: every reader holds some memory per case.
+        let peak = line.and_then(|l| l.split_whitespace().last()).and_then(|m| m.strip_suffix("MiB"));
+        assert!(peak.and_then(|m| m.parse::<u64>().ok()).is_some_and(|m| m >= 1), "{}: {stdout}", target.name);
     }
     assert!(stdout.contains(&format!("total: {} cases", 300 * beacon_fuzz::targets::all().len())), "{stdout}");
 }
@@ -34,4 +37,22 @@ fn every_target_has_seeds_from_the_repository() {
         let seeds = beacon_fuzz::seeds(&target, &paths).expect("read seeds");
         assert!(!seeds.is_empty() && seeds.iter().all(|s| !s.is_empty()), "{}: no seeds", target.name);
     }
+}
+
+#[test]
+fn a_case_over_the_memory_cap_fails_and_is_saved() {
+    // A cap of 0 MiB: the first case that holds any memory at all is over it.
+    let crashes = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_beacon-fuzz"))
+        .args(["--target", "faq_csv", "--cases", "3", "--case-memory-mib", "0", "--corpus"])
+        .arg(corpus())
+        .arg("--crashes")
+        .arg(crashes.path())
+        .output()
+        .expect("run beacon-fuzz");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("over the 0 MiB cap"), "{stdout}");
+    let saved = std::fs::read_dir(crashes.path().join("faq_csv")).expect("crash folder").count();
+    assert_eq!(saved, 1, "one distinct failure, saved once");
 }

@@ -234,6 +234,8 @@ struct SettingsPage {
     modules: Vec<ModuleSwitch>,
     groups: Vec<Group>,
     audit: Vec<AuditRow>,
+    /// A change of the history was made by no member (explained under the table).
+    has_system: bool,
 }
 
 struct ModuleSwitch {
@@ -278,7 +280,10 @@ struct AuditRow {
     key: String,
     old: String,
     new: String,
+    /// The member's name, or their id when Discord does not know them here.
     actor: String,
+    /// Made by no member: Beacon itself (or an author since erased).
+    system: bool,
     at: String,
     reverted: bool,
 }
@@ -475,7 +480,7 @@ fn settings_page(
             settings,
         })
         .collect();
-    let audit = data.audit["audit"]
+    let audit: Vec<AuditRow> = data.audit["audit"]
         .as_array()
         .into_iter()
         .flatten()
@@ -484,12 +489,14 @@ fn settings_page(
             key: a["key"].as_str().unwrap_or_default().to_owned(),
             old: show_setting(&a["old"]),
             new: show_setting(&a["new"]),
-            actor: a["actor_id"].as_str().unwrap_or_default().to_owned(),
+            actor: a["actor_name"].as_str().or(a["actor_id"].as_str()).unwrap_or_default().to_owned(),
+            system: a["actor_id"].as_str() == Some("0"),
             at: a["at"].as_i64().map(time).unwrap_or_default(),
             reverted: !a["reverted_audit_id"].is_null(),
         })
         .collect();
-    SettingsPage { layout, modules, groups, audit }
+    let has_system = audit.iter().any(|a| a.system);
+    SettingsPage { layout, modules, groups, audit, has_system }
 }
 
 fn show_setting(v: &Value) -> String {

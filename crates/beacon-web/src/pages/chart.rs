@@ -1,18 +1,18 @@
 //! Charts as inline SVG rendered on the server (no chart library, no script): bar charts (one
-//! bar per label, never wider than [`MAX_BAR`], its value written over it when there are few,
+//! bar per label, never wider than [`MAX_BAR`], its value written over it when there are few (up to 8),
 //! an optional dashed limit line — the budget —, bars over the limit marked) and line charts of
 //! a series over time (one sample is a labelled point, not a block).
 
 /// The widest a bar is drawn (SVG units): one day of usage is a bar, not a block across the chart.
 pub const MAX_BAR: f64 = 48.0;
 /// Up to this many bars or points, each carries its value as a label.
-const LABELLED: usize = 12;
+const LABELLED: usize = 8;
 
 /// A chart's SVG. Labels are escaped; sizes are in the SVG's own units and scale with the page.
 pub fn bars(title: &str, points: &[(String, f64)], limit: Option<f64>, unit: impl Fn(f64) -> String) -> String {
     const W: f64 = 640.0;
     const H: f64 = 220.0;
-    const LEFT: f64 = 70.0;
+    const LEFT: f64 = 90.0;
     const BOTTOM: f64 = 40.0;
     const TOP: f64 = 14.0;
     let max = points.iter().map(|(_, v)| *v).chain(limit).fold(0.0_f64, f64::max);
@@ -33,8 +33,8 @@ pub fn bars(title: &str, points: &[(String, f64)], limit: Option<f64>, unit: imp
         escape(&unit(max))
     ));
     svg.push_str(&format!("<text x=\"{}\" y=\"{base}\" text-anchor=\"end\">{}</text>", LEFT - 6.0, escape(&unit(0.0))));
-    // Every label when they fit, else about eight of them.
-    let every = (points.len() / 8).max(1);
+    // Every label when they fit (a phone draws them larger), else about five of them.
+    let every = if points.len() <= 5 { 1 } else { points.len().div_ceil(5) };
     for (i, (label, v)) in points.iter().enumerate() {
         let h = v * scale;
         let x = LEFT + slot * i as f64 + (slot - bar) / 2.0;
@@ -86,8 +86,8 @@ pub fn bars(title: &str, points: &[(String, f64)], limit: Option<f64>, unit: imp
 pub fn line(title: &str, points: &[(String, f64)], unit: impl Fn(f64) -> String, empty: &str) -> String {
     const W: f64 = 640.0;
     const H: f64 = 200.0;
-    const LEFT: f64 = 70.0;
-    const RIGHT: f64 = 60.0;
+    const LEFT: f64 = 90.0;
+    const RIGHT: f64 = 80.0;
     const BOTTOM: f64 = 36.0;
     const TOP: f64 = 14.0;
     let latest = points.last().map(|(_, v)| format!(", latest {}", unit(*v))).unwrap_or_default();
@@ -107,8 +107,12 @@ pub fn line(title: &str, points: &[(String, f64)], unit: impl Fn(f64) -> String,
         ));
         return svg;
     }
-    let top = points.iter().map(|(_, v)| *v).fold(0.0_f64, f64::max) * 1.25;
-    let scale = if top > 0.0 { (base - TOP) / top } else { 0.0 };
+    // A little above the largest value; all zero: an axis of 0 to 1, the line on the floor.
+    let top = match points.iter().map(|(_, v)| *v).fold(0.0_f64, f64::max) {
+        max if max > 0.0 => max * 1.25,
+        _ => 1.0,
+    };
+    let scale = (base - TOP) / top;
     svg.push_str(&format!(
         "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
         LEFT - 6.0,
@@ -229,5 +233,7 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 1);
         assert!(svg.contains("12:00") && svg.contains("12:59"), "the first and last time: {svg}");
         assert_eq!(svg.matches("class=\"value\"").count(), 1, "only the latest value is written");
+        let zero = line("Shard 0", &[("a".to_owned(), 0.0), ("b".to_owned(), 0.0)], |v| format!("{v:.0} ms"), "none");
+        assert!(zero.contains(">1 ms</text>") && !zero.contains("NaN"), "all zero: an axis to 1: {zero}");
     }
 }

@@ -138,6 +138,8 @@ async function desktop(browser) {
   const by = await page.locator('td[data-label="By"]').allInnerTexts();
   check(by.length > 0 && by.every((t) => !/^\d+$/.test(t.trim())), `the history names people: ${by}`);
   check(by.includes('owner'), `the owner's change is theirs by name: ${by}`);
+  const history = await page.locator('section[aria-labelledby="audit-h"]').innerText();
+  check(history.includes('#mod-log') && history.includes('@staff'), `channels and roles by name in the history: ${history}`);
   await step('setting-changed');
 
   // A module switch (the setting support.enabled): the running bot stops answering at once…

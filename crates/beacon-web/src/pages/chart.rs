@@ -14,7 +14,8 @@ pub fn bars(title: &str, points: &[(String, f64)], limit: Option<f64>, unit: imp
     const H: f64 = 220.0;
     const LEFT: f64 = 90.0;
     const BOTTOM: f64 = 40.0;
-    const TOP: f64 = 14.0;
+    // Room above the tallest bar for its value.
+    const TOP: f64 = 30.0;
     let max = points.iter().map(|(_, v)| *v).chain(limit).fold(0.0_f64, f64::max);
     let scale = if max > 0.0 { (H - BOTTOM - TOP) / max } else { 0.0 };
     let n = points.len().max(1) as f64;
@@ -50,12 +51,19 @@ pub fn bars(title: &str, points: &[(String, f64)], limit: Option<f64>, unit: imp
             svg.push_str(&format!(
                 "<text class=\"value\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
                 x + bar / 2.0,
-                (base - h - 4.0).max(TOP - 2.0),
+                base - h - 6.0,
                 escape(&unit(*v))
             ));
         }
         if i % every == 0 {
-            let short: String = label.chars().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
+            // As much of the label's end as fits its share of the axis (a phone's text is ~11 units a letter).
+            let fit = ((slot * every as f64) / 11.0).floor().max(4.0) as usize;
+            let chars: Vec<char> = label.chars().collect();
+            let short: String = if chars.len() <= fit {
+                label.clone()
+            } else {
+                std::iter::once('…').chain(chars[chars.len() - (fit - 1)..].iter().copied()).collect()
+            };
             svg.push_str(&format!(
                 "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
                 x + bar / 2.0,
@@ -69,7 +77,8 @@ pub fn bars(title: &str, points: &[(String, f64)], limit: Option<f64>, unit: imp
         svg.push_str(&format!("<line class=\"limit\" x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{W}\" y2=\"{y:.1}\"/>"));
         svg.push_str(&format!(
             "<text x=\"{W}\" y=\"{:.1}\" text-anchor=\"end\">budget {}</text>",
-            y - 4.0,
+            // Under the line when it is near the top, so the label is not cut off.
+            if y < TOP + 20.0 { y + 18.0 } else { y - 6.0 },
             escape(&unit(l))
         ));
     }

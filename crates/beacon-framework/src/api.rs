@@ -106,6 +106,11 @@ pub struct ApiGuild {
 /// author's records were erased (`/privacy`).
 pub const SYSTEM_ACTOR_NAME: &str = "Beacon";
 
+/// Where a member's name is cached for [`ApiGuild::member_names`] (removed by an erasure).
+pub(crate) fn name_key(guild_id: u64, user_id: u64) -> beacon_cache::CacheKey {
+    beacon_cache::CacheKey::guild(guild_id, "names", &user_id.to_string())
+}
+
 /// How long a member's name read from Discord is reused for API answers and pages.
 const NAME_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -133,7 +138,7 @@ impl ApiGuild {
         if user == 0 {
             return Some(SYSTEM_ACTOR_NAME.to_owned());
         }
-        let key = beacon_cache::CacheKey::guild(self.guild_id(), "names", &user.to_string());
+        let key = name_key(self.guild_id(), user);
         if let Ok(Some(bytes)) = self.app.cache.get(&key).await
             && let Ok(name) = String::from_utf8(bytes)
         {

@@ -103,6 +103,7 @@ pub(crate) fn pages() -> Vec<beacon_framework::pages::PageSpec> {
                 columns: vec![
                     Field::text("#", "id"),
                     Field::text("Question", "question"),
+                    Field::new("Answer", "answer", Format::Markdown),
                     Field::text("Tags", "tags"),
                     Field::text("Pinned", "pinned"),
                     Field::text("Views", "views"),

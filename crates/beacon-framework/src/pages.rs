@@ -24,7 +24,8 @@ pub struct PageSpec {
 pub struct Field {
     /// The heading a person reads.
     pub label: &'static str,
-    /// The field of the row (`a.b` reaches into objects).
+    /// The field of the row (`a.b` reaches into objects; `a|b`: `a`, or `b` when `a` is null —
+    /// a member's name, else their id).
     pub path: &'static str,
     /// How the value is shown.
     pub format: Format,

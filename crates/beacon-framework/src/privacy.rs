@@ -293,6 +293,10 @@ impl App {
             CORE.clone_into(&mut line.module);
             receipt.push(line);
         }
+        // The name the dashboard cached for a few minutes goes too.
+        if let Err(e) = self.cache.delete(&crate::api::name_key(guild_id, user_id)).await {
+            tracing::warn!(error = %e, "the member's cached name was not removed; it expires within minutes");
+        }
         Ok(receipt)
     }
 }

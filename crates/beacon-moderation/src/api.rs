@@ -3,7 +3,7 @@
 //! one case with its append-only history. Read-only: actions are taken in Discord, where the
 //! permissions and the role hierarchy are checked.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::{Path, Query};
@@ -55,8 +55,8 @@ pub fn pages() -> Vec<beacon_framework::pages::PageSpec> {
                 columns: vec![
                     Field::text("#", "number"),
                     Field::text("Kind", "kind"),
-                    Field::text("Member", "target_id"),
-                    Field::text("Moderator", "moderator_id"),
+                    Field::text("Member", "target_name|target_id"),
+                    Field::text("Moderator", "moderator_name|moderator_id"),
                     Field::text("Reason", "reason"),
                     Field::new("When", "created_at", Format::Time),
                 ],
@@ -83,8 +83,8 @@ pub fn pages() -> Vec<beacon_framework::pages::PageSpec> {
                     api: "/cases/{number}",
                     fields: vec![
                         Field::text("Kind", "kind"),
-                        Field::text("Member", "target_id"),
-                        Field::text("Moderator", "moderator_id"),
+                        Field::text("Member", "target_name|target_id"),
+                        Field::text("Moderator", "moderator_name|moderator_id"),
                         Field::text("Reason", "reason"),
                         Field::new("Duration", "duration_ms", Format::Millis),
                         Field::new("Ends", "ends_at", Format::Time),
@@ -101,7 +101,7 @@ pub fn pages() -> Vec<beacon_framework::pages::PageSpec> {
                     columns: vec![
                         Field::new("When", "at", Format::Time),
                         Field::text("What", "kind"),
-                        Field::text("By", "actor_id"),
+                        Field::text("By", "actor_name|actor_id"),
                         Field::text("Detail", "detail"),
                     ],
                     filters: vec![],
@@ -118,12 +118,16 @@ fn opt(id: Option<u64>) -> Value {
     id.map_or(Value::Null, |i| Value::String(i.to_string()))
 }
 
-fn case_json(c: &Case) -> Value {
+/// A case; `names`: members' names as the server shows them (a missing one is null, and a
+/// page shows the id instead).
+fn case_json(c: &Case, names: &BTreeMap<u64, String>) -> Value {
     json!({
         "number": c.number,
         "kind": c.kind.as_str(),
         "target_id": c.target_id.to_string(),
+        "target_name": names.get(&c.target_id),
         "moderator_id": c.moderator_id.to_string(),
+        "moderator_name": names.get(&c.moderator_id),
         "reason": c.reason,
         "duration_ms": c.duration_ms,
         "ends_at": c.ends_at,
@@ -145,7 +149,8 @@ async fn list(ctx: ApiGuild, Query(q): Query<HashMap<String, String>>) -> Result
     let kind = q.parse_with("kind", "warn, timeout, untimeout, kick, ban, unban or note", CaseKind::parse)?;
     let limit: i64 = q.number("limit", 1..=100, 50)?;
     let cases = Repo::new(ctx.guild.clone()).list(Filter { target_id, kind }, limit).await?;
-    Ok(Json(json!({"cases": cases.iter().map(case_json).collect::<Vec<_>>()})).into_response())
+    let names = ctx.member_names(cases.iter().flat_map(|c| [c.target_id, c.moderator_id])).await;
+    Ok(Json(json!({"cases": cases.iter().map(|c| case_json(c, &names)).collect::<Vec<_>>()})).into_response())
 }
 
 async fn one(ctx: ApiGuild, Path(params): Path<HashMap<String, String>>) -> Result<Response, ApiError> {
@@ -159,13 +164,23 @@ async fn one(ctx: ApiGuild, Path(params): Path<HashMap<String, String>>) -> Resu
         .get(number)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("There is no case #{number} in this server.")))?;
-    let history: Vec<Value> = repo
-        .events(number)
-        .await?
+    let events = repo.events(number).await?;
+    let names = ctx
+        .member_names([case.target_id, case.moderator_id].into_iter().chain(events.iter().map(|e| e.actor_id)))
+        .await;
+    let history: Vec<Value> = events
         .iter()
-        .map(|e| json!({"actor_id": e.actor_id.to_string(), "kind": e.kind, "detail": e.detail, "at": e.at}))
+        .map(|e| {
+            json!({
+                "actor_id": e.actor_id.to_string(),
+                "actor_name": names.get(&e.actor_id),
+                "kind": e.kind,
+                "detail": e.detail,
+                "at": e.at,
+            })
+        })
         .collect();
-    let mut out = case_json(&case);
+    let mut out = case_json(&case, &names);
     out["history"] = Value::Array(history);
     Ok(Json(out).into_response())
 }

@@ -564,6 +564,15 @@ impl Store {
         Ok(ids.into_iter().map(|id| id as u64).collect())
     }
 
+    /// Every guild Beacon is in with its last known name, by id.
+    pub async fn active_guild_names(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT guild_id, name FROM guilds WHERE left_at IS NULL ORDER BY guild_id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(id, name)| (id as u64, name)).collect())
+    }
+
     /// Idempotency claim: returns `true` only the first time `(kind, id)` is claimed, across all
     /// processes sharing this database (e.g. an interaction or gateway event id).
     pub async fn claim_once(&self, kind: &str, id: u64) -> Result<bool, StoreError> {

@@ -109,12 +109,15 @@ async fn guild_upsert_created_and_rejoined(store: Store) {
     assert_eq!(again.record.joined_at, first.record.joined_at);
     assert_eq!(store.guild_count().await.expect("count"), 1);
     assert_eq!(store.active_guild_ids().await.expect("ids"), vec![g.id()]);
+    let named = store.active_guild_names().await.expect("names");
+    assert_eq!(named, vec![(g.id(), "Beacon HQ renamed".to_owned())]);
 
     g.mark_left().await.expect("mark left");
     let left = g.get().await.expect("get").expect("record kept after leaving");
     assert!(left.left_at.is_some());
     assert_eq!(store.guild_count().await.expect("count"), 0);
     assert!(store.active_guild_ids().await.expect("ids").is_empty());
+    assert!(store.active_guild_names().await.expect("names").is_empty());
 
     let back = g.upsert("Beacon HQ", Some(OWNER)).await.expect("upsert");
     assert!(!back.created);

@@ -174,6 +174,9 @@ async fn audit(ctx: ApiGuild, Query(q): Query<AuditQuery>) -> Result<Response, A
         return Err(ApiError::invalid("key", format!("There is no setting called `{key}`.")));
     }
     let rows = ctx.app.settings.history(&ctx.guild, q.key.as_deref(), limit).await?;
+    // Who made each change, by name (0: no member — Beacon itself); null when Discord does not
+    // know them here.
+    let names = ctx.member_names(rows.iter().map(|a| a.actor_id)).await;
     let entries: Vec<Value> = rows
         .iter()
         .map(|a| {
@@ -183,6 +186,7 @@ async fn audit(ctx: ApiGuild, Query(q): Query<AuditQuery>) -> Result<Response, A
                 "old": a.old,
                 "new": a.new,
                 "actor_id": a.actor_id.to_string(),
+                "actor_name": names.get(&a.actor_id),
                 "at": a.at,
                 "reverted_audit_id": a.reverted_audit_id,
             })
@@ -239,17 +243,10 @@ async fn set_module(
 
 async fn authorized(ctx: ApiGuild) -> Result<Response, ApiError> {
     let users = ctx.guild.authorized_users().await?;
-    // Names as the server shows them, read from Discord; a member who left (or Discord out of
-    // reach) keeps only the id.
-    let mut names: BTreeMap<u64, Value> = BTreeMap::new();
-    let mut ids: Vec<u64> = users.iter().map(|u| u.user_id).chain(users.iter().filter_map(|u| u.granted_by)).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    for id in ids {
-        let name = member_name(&ctx, id).await;
-        names.insert(id, name);
-    }
-    let name = |id: Option<u64>| id.and_then(|i| names.get(&i).cloned()).unwrap_or(Value::Null);
+    // Names as the server shows them; a member who left (or Discord out of reach) keeps only the id.
+    let names =
+        ctx.member_names(users.iter().map(|u| u.user_id).chain(users.iter().filter_map(|u| u.granted_by))).await;
+    let name = |id: Option<u64>| id.and_then(|i| names.get(&i).cloned()).map_or(Value::Null, Value::String);
     let out: Vec<Value> = users
         .iter()
         .map(|u| {
@@ -263,17 +260,6 @@ async fn authorized(ctx: ApiGuild) -> Result<Response, ApiError> {
         })
         .collect();
     Ok(Json(json!({ "authorized_users": out })).into_response())
-}
-
-/// A member's name as the server shows it (nickname, global name, username), or null.
-async fn member_name(ctx: &ApiGuild, user: u64) -> Value {
-    use twilight_model::id::Id;
-    let Some(user) = Id::new_checked(user) else { return Value::Null };
-    let member = match ctx.app.http.guild_member(Id::new(ctx.guild_id()), user).await {
-        Ok(r) => r.model().await.ok(),
-        Err(_) => None,
-    };
-    member.map_or(Value::Null, |m| Value::String(m.nick.or(m.user.global_name).unwrap_or(m.user.name)))
 }
 
 fn user_param(params: &BTreeMap<String, String>) -> Result<u64, ApiError> {

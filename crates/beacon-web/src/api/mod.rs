@@ -392,8 +392,16 @@ fn cors(app: &App) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
-/// Rate limits (per IP, and per session cookie when there is one) and the Origin check of
-/// state-changing requests, before any handler.
+/// Marks a request a dashboard page makes to the API in-process ([`crate::pages::Api`]). Only
+/// code in this process can set a request extension, so no client can claim it. Such a request
+/// is not counted against the API's rate limits: the page that made it was already counted by
+/// the pages' own per-IP limit, and a person browsing must not use up the session's API budget.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PageCall;
+
+/// Rate limits (per IP, and per session cookie when there is one; not for a page's own
+/// in-process calls, [`PageCall`]) and the Origin check of state-changing requests, before any
+/// handler.
 async fn limits(State(state): State<ApiState>, req: Request, next: Next) -> Response {
     let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if write && let Some(origin) = req.headers().get(axum::http::header::ORIGIN).and_then(|v| v.to_str().ok()) {
@@ -406,6 +414,9 @@ async fn limits(State(state): State<ApiState>, req: Request, next: Next) -> Resp
             )
             .into_response();
         }
+    }
+    if req.extensions().get::<PageCall>().is_some() {
+        return next.run(req).await;
     }
     let ip = req
         .extensions()

@@ -16,8 +16,8 @@ async fn require_developer(state: &ApiState, user_id: u64) -> Result<(), ApiErro
     }
 }
 
-/// `GET /api/v1/shards`: this process's shards and which shard serves each guild Beacon is in
-/// (Discord's rule: `(guild_id >> 22) % shard_count`).
+/// `GET /api/v1/shards`: this process's shards and which shard serves each guild Beacon is in,
+/// with its name (Discord's rule: `(guild_id >> 22) % shard_count`).
 pub async fn shards(State(state): State<ApiState>, Authed(session): Authed) -> Result<Response, ApiError> {
     require_developer(&state, session.user_id).await?;
     let snapshot = state.app.shards.snapshot();
@@ -39,10 +39,16 @@ pub async fn shards(State(state): State<ApiState>, Authed(session): Authed) -> R
     let guilds: Vec<_> = state
         .app
         .store
-        .active_guild_ids()
+        .active_guild_names()
         .await?
         .into_iter()
-        .map(|id| json!({"guild_id": id.to_string(), "shard": (id >> 22) % u64::from(total)}))
+        .map(|(id, name)| {
+            json!({
+                "guild_id": id.to_string(),
+                "name": Some(name).filter(|n| !n.is_empty()),
+                "shard": (id >> 22) % u64::from(total),
+            })
+        })
         .collect();
     Ok(axum::Json(json!({"shard_count": total, "shards": shards, "guilds": guilds})).into_response())
 }

@@ -1,6 +1,8 @@
 //! The pages' only way to data: a request through the `/api/v1` router itself, carrying the
 //! browser's session cookie (and, for a change, the form's CSRF token and the browser's
-//! `Origin`), so every page sees and changes exactly what the API allows that caller.
+//! `Origin`), so every page sees and changes exactly what the API allows that caller. These
+//! requests are marked ([`crate::api::PageCall`]) and not counted by the API's rate limits: a
+//! page is counted once, by the pages' per-IP limit.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -130,7 +132,9 @@ impl Api {
             }
             None => axum::body::Body::empty(),
         };
-        let req = req.body(body).map_err(Failure::internal)?;
+        let mut req = req.body(body).map_err(Failure::internal)?;
+        // The page was counted by the pages' limit; its API calls do not spend the API's.
+        req.extensions_mut().insert(crate::api::PageCall);
         let resp = match self.router.clone().oneshot(req).await {
             Ok(r) => r,
             Err(never) => match never {},

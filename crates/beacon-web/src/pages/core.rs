@@ -234,6 +234,8 @@ struct SettingsPage {
     modules: Vec<ModuleSwitch>,
     groups: Vec<Group>,
     audit: Vec<AuditRow>,
+    /// A change of the history was made by no member (explained under the table).
+    has_system: bool,
 }
 
 struct ModuleSwitch {
@@ -278,7 +280,10 @@ struct AuditRow {
     key: String,
     old: String,
     new: String,
+    /// The member's name, or their id when Discord does not know them here.
     actor: String,
+    /// Made by no member: Beacon itself (or an author since erased).
+    system: bool,
     at: String,
     reverted: bool,
 }
@@ -475,21 +480,64 @@ fn settings_page(
             settings,
         })
         .collect();
-    let audit = data.audit["audit"]
+    // Channel and role settings in the history show #channel and @role, not their ids.
+    let kinds: HashMap<&str, &'static str> = data.settings["settings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            let schema = &s["schema"];
+            let kind = match schema["type"].as_str() {
+                Some("list") => schema["items"]["type"].as_str(),
+                other => other,
+            };
+            let kind = match kind {
+                Some("channel") => "channel",
+                Some("role") => "role",
+                _ => return None,
+            };
+            Some((s["key"].as_str()?, kind))
+        })
+        .collect();
+    let picked = |key: &Value| key.as_str().and_then(|k| kinds.get(k).copied());
+    let audit: Vec<AuditRow> = data.audit["audit"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|a| AuditRow {
             id: a["id"].as_i64().unwrap_or_default(),
             key: a["key"].as_str().unwrap_or_default().to_owned(),
-            old: show_setting(&a["old"]),
-            new: show_setting(&a["new"]),
-            actor: a["actor_id"].as_str().unwrap_or_default().to_owned(),
+            old: show_named(&a["old"], picked(&a["key"]), &data.directory),
+            new: show_named(&a["new"], picked(&a["key"]), &data.directory),
+            actor: a["actor_name"].as_str().or(a["actor_id"].as_str()).unwrap_or_default().to_owned(),
+            system: a["actor_id"].as_str() == Some("0"),
             at: a["at"].as_i64().map(time).unwrap_or_default(),
             reverted: !a["reverted_audit_id"].is_null(),
         })
         .collect();
-    SettingsPage { layout, modules, groups, audit }
+    let has_system = audit.iter().any(|a| a.system);
+    SettingsPage { layout, modules, groups, audit, has_system }
+}
+
+/// A value of the history: a channel or role setting's ids as `#name` / `@name` from the guild's
+/// directory (the id when Discord does not list it), anything else as [`show_setting`].
+fn show_named(v: &Value, kind: Option<&str>, directory: &Value) -> String {
+    let Some(kind) = kind.filter(|_| !v.is_null()) else { return show_setting(v) };
+    let (list, prefix) = if kind == "channel" { ("channels", "#") } else { ("roles", "@") };
+    let name = |id: &Value| {
+        let id = plain(id);
+        let found = directory[list].as_array().into_iter().flatten().find(|i| i["id"].as_str() == Some(id.as_str()));
+        match found.and_then(|i| i["name"].as_str()) {
+            Some(name) => format!("{prefix}{name}"),
+            None => format!("{prefix}{id}"),
+        }
+    };
+    match v {
+        Value::Array(ids) if ids.is_empty() => "(none)".to_owned(),
+        Value::Array(ids) => ids.iter().map(name).collect::<Vec<_>>().join(", "),
+        Value::String(s) if s.is_empty() => "(none)".to_owned(),
+        one => name(one),
+    }
 }
 
 fn show_setting(v: &Value) -> String {
@@ -794,6 +842,17 @@ mod tests {
         assert_eq!(value_of(&roles, &["1", "2"]), Ok(json!(["1", "2"])));
         let words = json!({"type": "list", "items": {"type": "string"}, "max_items": 5});
         assert_eq!(value_of(&words, &["a\n b \n\n"]), Ok(json!(["a", "b"])));
+    }
+
+    #[test]
+    fn the_history_names_channels_and_roles() {
+        let directory =
+            json!({"channels": [{"id": "10", "name": "support"}], "roles": [{"id": "20", "name": "staff"}]});
+        assert_eq!(show_named(&json!("10"), Some("channel"), &directory), "#support");
+        assert_eq!(show_named(&json!(["20", "21"]), Some("role"), &directory), "@staff, @21", "unknown: the id");
+        assert_eq!(show_named(&Value::Null, Some("role"), &directory), "(default)");
+        assert_eq!(show_named(&json!([]), Some("role"), &directory), "(none)");
+        assert_eq!(show_named(&json!(60), None, &directory), "60");
     }
 
     #[test]

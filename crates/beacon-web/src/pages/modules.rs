@@ -84,11 +84,24 @@ pub struct Refused {
 }
 
 pub struct RowView {
-    pub cells: Vec<(String, String)>,
+    pub cells: Vec<CellView>,
     /// Where the first cell links to (empty: no link) and the link's label.
     pub href: String,
     pub link_label: String,
     pub fields: Vec<(String, String)>,
+}
+
+/// A table cell: its column's label, and its text or, for a Markdown field, its safe HTML.
+pub struct CellView {
+    pub label: String,
+    pub text: String,
+    pub markup: Option<String>,
+}
+
+impl CellView {
+    fn text(label: &str, text: String) -> CellView {
+        CellView { label: label.to_owned(), text, markup: None }
+    }
 }
 
 pub struct FilterView {
@@ -120,6 +133,21 @@ fn items(v: &Value, fields: &[Field]) -> Vec<(String, String)> {
         .iter()
         .filter(|f| f.format != Format::Markdown)
         .map(|f| (f.label.to_owned(), show(at(v, f.path), f.format)))
+        .collect()
+}
+
+/// A table row's cells: Markdown fields rendered as the playground renders its answer (raw
+/// HTML in them stays text), the others as text.
+fn cells(v: &Value, fields: &[Field]) -> Vec<CellView> {
+    fields
+        .iter()
+        .map(|f| match (f.format, at(v, f.path).as_str()) {
+            (Format::Markdown, Some(t)) if !t.trim().is_empty() => {
+                CellView { label: f.label.to_owned(), text: String::new(), markup: Some(to_html(t)) }
+            }
+            (Format::Markdown, _) => CellView::text(f.label, "—".to_owned()),
+            _ => CellView::text(f.label, show(at(v, f.path), f.format)),
+        })
         .collect()
 }
 
@@ -193,7 +221,7 @@ fn render(
                         })
                         .unwrap_or_default();
                     RowView {
-                        cells: items(row, columns),
+                        cells: cells(row, columns),
                         href,
                         link_label,
                         fields: action.map(|a| row_params(a.api)).unwrap_or_default(),
@@ -253,8 +281,8 @@ fn render(
             v.rows = rows
                 .iter()
                 .map(|r| {
-                    let mut cells = vec![(String::new(), show(at(r, label), beacon_framework::pages::Format::Text))];
-                    cells.extend(items(r, columns));
+                    let mut cells = vec![CellView::text("", show(at(r, label), Format::Text))];
+                    cells.extend(self::cells(r, columns));
                     RowView { cells, href: String::new(), link_label: String::new(), fields: Vec::new() }
                 })
                 .collect();
@@ -616,7 +644,34 @@ async fn local_get(state: &PagesState, module: &str, api: &str, uri: &str) -> Re
 
 #[cfg(test)]
 mod tests {
-    use super::beside_field;
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_table_renders_markdown_cells_and_keeps_raw_html_as_text() {
+        let section = Section::Table {
+            title: "Entries",
+            api: "/faq",
+            list: "entries",
+            columns: vec![Field::text("Question", "question"), Field::new("Answer", "answer", Format::Markdown)],
+            filters: vec![],
+            link: None,
+            action: None,
+            empty: "none",
+        };
+        let answer = json!({"entries": [
+            {"question": "Refunds?", "answer": "**14 days** <script>alert(1)</script>"},
+            {"question": "Empty?", "answer": ""},
+        ]});
+        let v = render(0, &section, Some(Ok(&answer)), &HashMap::new(), 1, None);
+        let first = &v.rows[0].cells;
+        assert_eq!(first[0].text, "Refunds?");
+        let markup = first[1].markup.as_deref().expect("the answer is rendered");
+        assert!(markup.contains("<strong>14 days</strong>"), "{markup}");
+        assert!(!markup.contains("<script") && markup.contains("&lt;script&gt;"), "{markup}");
+        let second = &v.rows[1].cells;
+        assert!(second[1].markup.is_none() && second[1].text == "—", "an empty answer is a dash");
+    }
 
     #[test]
     fn a_message_beside_its_field_does_not_repeat_the_field() {

@@ -74,8 +74,15 @@ pub struct Live {
     count: String,
     rows: Vec<ShardRow>,
     charts: Vec<String>,
-    guilds: Vec<(String, String)>,
+    guilds: Vec<GuildShard>,
     checked: String,
+}
+
+/// A server of the guild → shard map: its name (empty when unknown), id and shard.
+pub struct GuildShard {
+    name: String,
+    id: String,
+    shard: String,
 }
 
 #[derive(Template)]
@@ -122,18 +129,22 @@ fn live(state: &PagesState, answer: &Value) -> Live {
                     (label, *ms)
                 })
                 .collect();
-            chart::bars(&format!("Shard {id}: heartbeat latency"), &points, None, |v| format!("{v:.0} ms"))
+            chart::line(
+                &format!("Shard {id}: heartbeat latency"),
+                &points,
+                |v| format!("{v:.0} ms"),
+                "No heartbeat measured yet.",
+            )
         })
         .collect();
     let guilds = answer["guilds"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|g| {
-            (
-                g["guild_id"].as_str().unwrap_or_default().to_owned(),
-                show(&g["shard"], beacon_framework::pages::Format::Text),
-            )
+        .map(|g| GuildShard {
+            name: g["name"].as_str().unwrap_or_default().to_owned(),
+            id: g["guild_id"].as_str().unwrap_or_default().to_owned(),
+            shard: show(&g["shard"], beacon_framework::pages::Format::Text),
         })
         .collect();
     Live {

@@ -163,9 +163,11 @@ pub fn fail(f: Failure) -> Response {
     html(f.status, &page)
 }
 
-/// A JSON value reached by a dotted path (`budget.daily_cost_micros`).
+/// A JSON value reached by a dotted path (`budget.daily_cost_micros`); alternatives separated
+/// by `|` give the first that is not null (`target_name|target_id`: the name, else the id).
 pub fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
-    path.split('.').fold(v, |v, k| &v[k])
+    let one = |p: &str| p.split('.').fold(v, |v, k| &v[k]);
+    path.split('|').map(one).find(|x| !x.is_null()).unwrap_or(&Value::Null)
 }
 
 /// A value for a person, in the field's format.
@@ -192,5 +194,20 @@ pub fn time(ms: i64) -> String {
     match jiff::Timestamp::from_millisecond(ms) {
         Ok(t) => t.strftime("%Y-%m-%d %H:%M UTC").to_string(),
         Err(_) => ms.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::at;
+    use serde_json::json;
+
+    #[test]
+    fn a_path_reaches_into_objects_and_falls_back_to_the_next_alternative() {
+        let v = json!({"budget": {"daily": 3}, "target_id": "42", "target_name": null, "mod_name": "alice"});
+        assert_eq!(at(&v, "budget.daily"), &json!(3));
+        assert_eq!(at(&v, "target_name|target_id"), &json!("42"), "no name: the id");
+        assert_eq!(at(&v, "mod_name|mod_id"), &json!("alice"));
+        assert!(at(&v, "missing|also_missing").is_null());
     }
 }

@@ -1,6 +1,7 @@
 // MODE=setup: the first page of a fresh install (no bot token). MODE=dashboard: everything else.
 // The dashboard in a real browser (Debian's headless Chromium through playwright-core), driven
-// by the Rust e2e test `dashboard_in_a_real_browser`, which started Beacon and the fake Discord.
+// by the Rust e2e test `dashboard_in_a_real_browser`, which started the real binary (`beacon run`)
+// and the fake Discord.
 // Between steps the script prints `STEP <name>` and waits for the test to answer `ok` on stdin
 // (the test checks the running bot there, e.g. that it uses a changed setting).
 // Screenshots go to $SHOTS (under target/, kept as test artifacts).
@@ -21,6 +22,7 @@ const OWNER = dashboard ? env('OWNER_ID') : '';
 const GUILD = dashboard ? env('GUILD_NAME') : '';
 const MEMBER = dashboard ? env('MEMBER_NAME') : '';
 const MEMBER_ID = dashboard ? env('MEMBER_ID') : '';
+const MODERATOR = dashboard ? env('MODERATOR_NAME') : '';
 const DEV_ID = dashboard ? env('DEV_ID') : '';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 mkdirSync(SHOTS, { recursive: true });
@@ -132,6 +134,12 @@ async function desktop(browser) {
   await page.getByLabel('support.min_confidence').fill('60');
   await go(page, page.getByRole('button', { name: 'Save support' }), /done=saved/);
   check((await text(page)).includes('Saved.'), 'saved');
+  // The history names who made each change (the owner, by name), never a bare id.
+  const by = await page.locator('td[data-label="By"]').allInnerTexts();
+  check(by.length > 0 && by.every((t) => !/^\d+$/.test(t.trim())), `the history names people: ${by}`);
+  check(by.includes('owner'), `the owner's change is theirs by name: ${by}`);
+  const history = await page.locator('section[aria-labelledby="audit-h"]').innerText();
+  check(history.includes('#mod-log') && history.includes('@staff'), `channels and roles by name in the history: ${history}`);
   await step('setting-changed');
 
   // A module switch (the setting support.enabled): the running bot stops answering at once…
@@ -188,6 +196,9 @@ async function desktop(browser) {
   await go(page, page.getByRole('button', { name: 'Upload' }), /done=done/);
   const faq = await text(page);
   check(faq.includes('Where is my parcel?') && /Added\s*2/.test(faq), `imported: ${faq}`);
+  // Each entry shows its answer, rendered as Discord shows it.
+  const answers = await page.locator('td.rich[data-label="Answer"]').allInnerTexts();
+  check(answers.some((a) => a.includes('Track it on the Orders page.')), `the answers: ${answers}`);
   await step('faq-imported');
   const [file] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Export as CSV' }).click()]);
   check(file.suggestedFilename() === 'faq.csv', 'the export is a file');
@@ -200,6 +211,9 @@ async function desktop(browser) {
   await page.getByLabel('Kind', { exact: true }).selectOption('warn');
   await go(page, page.getByRole('button', { name: 'Filter' }), /kind=warn/);
   check((await text(page)).includes('spamming links'), 'the warning is a case');
+  // Names, not ids: the member warned and the moderator.
+  check((await page.locator('td[data-label="Member"]').allInnerTexts()).includes(MEMBER), 'the member by name');
+  check((await page.locator('td[data-label="Moderator"]').allInnerTexts()).includes(MODERATOR), 'the moderator by name');
   await shot(page, 'cases', width);
   await page.getByLabel('Kind', { exact: true }).selectOption('ban');
   await go(page, page.getByRole('button', { name: 'Filter' }), /kind=ban/);
@@ -208,6 +222,7 @@ async function desktop(browser) {
   await go(page, page.getByRole('button', { name: 'Filter' }), /\/p\/cases\?/);
   await go(page, page.getByRole('link', { name: 'Open case 1' }), /\/p\/cases\/1$/);
   check((await text(page)).includes('spamming links'), 'the case');
+  check((await text(page)).includes(MODERATOR) && !(await text(page)).includes(MEMBER_ID), 'the case names people');
   await shot(page, 'case', width);
 
   // Knowledge base: add a website; a refused address is shown beside its field.
@@ -241,6 +256,7 @@ async function shards(page, width) {
   await go(page, page.getByRole('link', { name: 'Shards', exact: true }), /\/shards$/);
   const shardText = await text(page);
   check(shardText.includes('Server → shard') && shardText.includes('ready'), `the shards: ${shardText}`);
+  check((await page.locator('#shards-live td[data-label="Server"]').allInnerTexts()).includes(GUILD), 'the map names the server');
   const checked = await page.locator('#shards-live p[role=status]').innerText();
   await page.waitForFunction((before) => document.querySelector('#shards-live p[role=status]')?.innerText !== before, checked, { timeout: 30000 });
   check((await page.locator('#shards-live').count()) === 1, 'the fragment replaced itself, not nested');
@@ -264,6 +280,10 @@ async function phone(browser) {
     await nav(page, label);
     await shot(page, name, width);
   }
+  // On a phone the FAQ's answers are readable in place (stacked under their label).
+  await nav(page, 'FAQ');
+  check(await page.locator('td.rich[data-label="Answer"]').first().isVisible(), 'the answer shows on a phone');
+  await nav(page, 'Moderation');
   await go(page, page.getByRole('link', { name: 'Open case 1' }), /\/p\/cases\/1$/);
   await shot(page, 'case', width);
   await nav(page, 'Knowledge base');

@@ -57,6 +57,45 @@ pub fn guild_spec() -> GuildSpec {
     }
 }
 
+/// An "HQ" guild whose "developers" role holds the guild's bob: the developer team. Returns the
+/// configuration naming it.
+pub fn developer_team(fake: &FakeDiscord, guild: &GuildInfo) -> Vec<(String, String)> {
+    let bob = guild.members.iter().find(|m| m.username == "bob").map(|m| m.user_id);
+    let hq = fake.create_guild(GuildSpec {
+        name: "HQ".into(),
+        owner_id: None,
+        text_channels: vec!["dev".into()],
+        roles: vec![RoleSpec { name: "developers".into(), permissions: 0 }],
+        members: vec![
+            MemberSpec { user_id: None, username: "hq-owner".into(), roles: vec![] },
+            MemberSpec { user_id: bob, username: "bob".into(), roles: vec!["developers".into()] },
+        ],
+    });
+    let role = hq.roles.iter().find(|r| r.name == "developers").map(|r| r.id).unwrap_or_default();
+    vec![
+        ("BEACON_DEVELOPERS_GUILD_ID".into(), hq.id.to_string()),
+        ("BEACON_DEVELOPERS_ROLE_ID".into(), role.to_string()),
+    ]
+}
+
+/// Invokes a command through the fake and returns its answer once final (see [`TestApp::command`]).
+pub async fn final_answer(fake: &FakeDiscord, invocation: CommandInvocation, via: Delivery) -> InteractionOutcome {
+    let handle = fake.invoke_command(invocation, via).await.expect("invoke");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let outcome = fake.wait_response(&handle, WAIT).await.expect("response");
+        let streaming = outcome
+            .data
+            .get("content")
+            .and_then(Value::as_str)
+            .is_some_and(|c| c.ends_with(" …") || c.starts_with('⏳'));
+        if !streaming || tokio::time::Instant::now() >= deadline {
+            return outcome;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub fn openapi() -> Option<std::path::PathBuf> {
     std::env::var_os("BEACON_DISCORD_OPENAPI").map(Into::into)
 }
@@ -78,20 +117,7 @@ impl TestApp {
         let data = tempfile::tempdir().expect("tempdir");
         let mut env = opts.env;
         if opts.dev_team {
-            let bob = guild.members.iter().find(|m| m.username == "bob").map(|m| m.user_id);
-            let hq = fake.create_guild(GuildSpec {
-                name: "HQ".into(),
-                owner_id: None,
-                text_channels: vec!["dev".into()],
-                roles: vec![RoleSpec { name: "developers".into(), permissions: 0 }],
-                members: vec![
-                    MemberSpec { user_id: None, username: "hq-owner".into(), roles: vec![] },
-                    MemberSpec { user_id: bob, username: "bob".into(), roles: vec!["developers".into()] },
-                ],
-            });
-            let role = hq.roles.iter().find(|r| r.name == "developers").map(|r| r.id).unwrap_or_default();
-            env.push(("BEACON_DEVELOPERS_GUILD_ID".into(), hq.id.to_string()));
-            env.push(("BEACON_DEVELOPERS_ROLE_ID".into(), role.to_string()));
+            env.extend(developer_team(&fake, &guild));
         }
         if opts.oauth {
             env.push(("BEACON_OAUTH_CLIENT_SECRET".into(), fake.oauth_client_secret()));
@@ -161,20 +187,7 @@ impl TestApp {
     /// with "⏳"; both are then edited (a test reading them before the last edit would depend on
     /// how loaded the machine is).
     pub async fn command(&self, user: u64, name: &str, options: Value, via: Delivery) -> InteractionOutcome {
-        let handle = self.fake.invoke_command(self.invocation(user, name, options), via).await.expect("invoke");
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let outcome = self.fake.wait_response(&handle, WAIT).await.expect("response");
-            let streaming = outcome
-                .data
-                .get("content")
-                .and_then(Value::as_str)
-                .is_some_and(|c| c.ends_with(" …") || c.starts_with('⏳'));
-            if !streaming || tokio::time::Instant::now() >= deadline {
-                return outcome;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        final_answer(&self.fake, self.invocation(user, name, options), via).await
     }
 
     /// Runs a slash command as `user` in their DM with Beacon (no server) and waits for its

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-const BAN_MEMBERS: u64 = 1 << 2;
-const KICK_MEMBERS: u64 = 1 << 1;
-const MODERATE_MEMBERS: u64 = 1 << 40;
+pub const BAN_MEMBERS: u64 = 1 << 2;
+pub const KICK_MEMBERS: u64 = 1 << 1;
+pub const MODERATE_MEMBERS: u64 = 1 << 40;
 
 pub fn opt_user(name: &str, id: u64) -> Value {
     json!({"name": name, "type": 6, "value": id.to_string()})

@@ -131,6 +131,10 @@ async fn export_erase_and_purge(t: TestApp) {
     assert!(withheld.is_none_or(|p| p["withheld"].is_string()), "a part that leaves something out says why");
     assert_eq!(records(&first, "moderation", "mod_cases")[0]["reason"], "spamming links");
 
+    // The dashboard's cached name of bob (ApiGuild::member_names) goes with the erasure.
+    let name_key = beacon_cache::CacheKey::guild(t.guild.id, "names", &bob.to_string());
+    t.app().cache.set(&name_key, b"bob", std::time::Duration::from_secs(300)).await.expect("cache");
+
     // The erasure, after a confirmation, with a receipt.
     let asked = t.command(bob, "privacy", sub("delete", json!([])), Delivery::Http).await;
     assert!(text_of(&asked).contains("cannot be undone"), "{}", text_of(&asked));
@@ -139,6 +143,7 @@ async fn export_erase_and_purge(t: TestApp) {
     assert!(receipt.contains("support — support answers: 1 record(s)"), "{receipt}");
     assert!(receipt.contains("Kept, and why:"), "{receipt}");
     assert!(receipt.contains("moderation — mod cases: a case keeps the action"), "{receipt}");
+    assert_eq!(t.app().cache.get(&name_key).await.expect("cache"), None, "the cached name is gone");
 
     // What is left is only what the modules declare they keep.
     let after = export(&t, bob).await;

@@ -1203,8 +1203,8 @@ async fn page(b: &Browser, path: &str, forwarded_for: Option<&str>) -> (u16, Opt
 
 #[tokio::test]
 async fn dashboard_pages_are_rate_limited_per_ip_with_a_page_that_says_when_to_come_back() {
-    // BEACON_API_RATE_LIMIT pages a minute per address: 3 here. The login page (no session):
-    // a logged-in page also spends the session's API budget, which is the API's own limit.
+    // BEACON_API_RATE_LIMIT pages a minute per address: 3 here. The login page (no session);
+    // a logged-in page is counted the same way (see pages_do_not_spend_the_sessions_api_budget).
     let (t, _) = spawn(&[("BEACON_API_RATE_LIMIT", "3")], false).await;
     let b =
         Browser { http: client(), base: format!("http://{}", t.addr()), session: String::new(), csrf: String::new() };
@@ -1220,6 +1220,35 @@ async fn dashboard_pages_are_rate_limited_per_ip_with_a_page_that_says_when_to_c
     // Static files are not counted.
     let css = b.http.get(b.url("/static/htmx-2.0.11.min.js")).send().await.expect("htmx");
     assert_eq!(css.status(), 200);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn pages_do_not_spend_the_sessions_api_budget() {
+    // 6 a minute: 6 pages per address, 6 API requests per session (24 per address).
+    let (t, _) = spawn(&[("BEACON_API_RATE_LIMIT", "6")], false).await;
+    let b = login(&t, t.owner()).await;
+    // Each settings page reads the API several times in-process (me, guilds, modules, settings,
+    // history, the server's channels and roles): 5 pages are far more than 6 API requests.
+    for _ in 0..5 {
+        let (status, _, html) = page(&b, &format!("/g/{}/settings", t.guild.id), None).await;
+        assert_eq!(status, 200, "a person browsing is not held back by the API's limit: {html}");
+    }
+    // The session's API budget is whole but for login's own /auth/me: 5 more requests pass…
+    for i in 0..5 {
+        let (status, body) = b.get("/api/v1/auth/me").await;
+        assert_eq!(status, 200, "API request {i} after browsing: {body}");
+    }
+    // …and the API's limit still holds for a real API client.
+    let (status, body) = b.get("/api/v1/auth/me").await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // The pages keep their own limit: the sixth page of the minute passes, the seventh waits.
+    let (status, _, _) = page(&b, &format!("/g/{}/access", t.guild.id), None).await;
+    assert_eq!(status, 200);
+    let (status, retry, html) = page(&b, &format!("/g/{}/access", t.guild.id), None).await;
+    assert_eq!(status, 429, "{html}");
+    assert!(retry.is_some() && html.contains("A short pause, please"), "{html}");
     t.stop().await;
 }
 
@@ -1243,5 +1272,6 @@ async fn the_shards_page_is_the_developer_teams_and_refreshes_a_fragment() {
     let (status, _, fragment) = page(&dev, "/shards/live", None).await;
     assert_eq!(status, 200);
     assert!(fragment.starts_with("<div id=\"shards-live\"") && !fragment.contains("<html"), "{fragment}");
+    assert!(fragment.contains(&format!("{}</td>", t.guild.name)), "the map names the server: {fragment}");
     t.stop().await;
 }

@@ -18,6 +18,8 @@
 #    gets its answer through it, and the guild it came from is in PostgreSQL.
 # 7. `docker-compose --profile scale` brings up the web role and two workers: the web role answers
 #    a signed /ask, both workers share the event streams in Redis.
+# 8. `docker-compose --profile s3` brings Beacon up with its transcripts in an S3-compatible store
+#    (moto standing in for MinIO, its bucket made by the s3-init service), checked by readiness.
 #
 # Cold (nothing installed or cached): about 5 minutes more than warm; warm: see README.
 set -euo pipefail
@@ -128,6 +130,15 @@ build() { # tag dockerfile context [args…]
 step "PostgreSQL and Redis images (Debian packages)"
 build "$PREFIX/postgres:15" scripts/container-suite/postgres.Dockerfile scripts/container-suite
 build "$PREFIX/redis:7" scripts/container-suite/redis.Dockerfile scripts/container-suite
+step "S3 stand-in image (moto from PyPI, for the compose s3 profile)"
+if ! $DOCKER image inspect "$PREFIX/s3:moto" >/dev/null 2>&1; then
+  s3ctx=$(mktemp -d)
+  cp scripts/container-suite/s3.Dockerfile scripts/container-suite/s3-entrypoint.sh scripts/container-suite/s3-mc.py "$s3ctx/"
+  python3 -m pip download -q -d "$s3ctx/wheels" --only-binary=:all: --python-version 3.11 \
+    --platform manylinux2014_x86_64 --implementation cp "moto[server]==5.2.1" || die "downloading moto's wheels failed"
+  build "$PREFIX/s3:moto" "$s3ctx/s3.Dockerfile" "$s3ctx"
+  rm -rf "$s3ctx"
+fi
 
 # --- 5. Beacon's image, alone
 step "Beacon image from $BINARY (--target prebuilt)"
@@ -211,5 +222,29 @@ workers=$(compose exec -T redis redis-cli ZCARD beacon:workers)
 [[ $workers == 2 ]] || die "expected 2 workers sharing the event streams, Redis lists $workers"
 ready "http://$(ip_of "$web_container"):8080/health/ready" postgres redis
 compose --profile scale down -v >/dev/null 2>&1
+
+# --- 8. compose, s3 profile: transcripts in an S3-compatible store (the moto stand-in for MinIO;
+# s3-init makes the bucket, as it does with MinIO), checked by Beacon's readiness.
+step "docker-compose --profile s3: Beacon with transcripts in S3"
+cat >>"$tmp/compose.env" <<EOF
+S3_IMAGE=$PREFIX/s3:moto
+BEACON_TRANSCRIPTS_S3_BUCKET=beacon-transcripts
+BEACON_TRANSCRIPTS_S3_REGION=us-east-1
+BEACON_TRANSCRIPTS_S3_ENDPOINT=http://s3:9000
+BEACON_TRANSCRIPTS_S3_ACCESS_KEY_ID=beacon
+BEACON_TRANSCRIPTS_S3_SECRET_ACCESS_KEY=suite-secret-$(date +%s)
+EOF
+compose --profile s3 up -d --no-build beacon s3 s3-init >/dev/null
+beacon_container=$(compose ps -q beacon)
+wait_healthy "$beacon_container"
+python3 - "http://$(ip_of "$beacon_container"):8080/health/ready" <<'PY' || die "the transcript store in S3 is not ready"
+import json, sys, urllib.request
+body = json.load(urllib.request.urlopen(sys.argv[1], timeout=10))
+checks = {c["name"]: c for c in body["checks"]}
+print("ready:", json.dumps(checks.get("transcripts"), sort_keys=True))
+assert body["status"] == "ready", body
+assert checks["transcripts"]["ok"] and checks["transcripts"]["detail"] == "s3://beacon-transcripts", checks
+PY
+compose --profile s3 down -v >/dev/null 2>&1
 
 step "passed"

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use beacon_framework::app::Check;
 use beacon_framework::command::OptionKind;
 use beacon_framework::reply::components::{button, row, text_input};
 use beacon_framework::{
@@ -29,6 +30,9 @@ use crate::model::{Answer, Repo, Status, Ticket};
 use crate::text;
 use crate::transcript::TranscriptStore;
 use crate::{TicketsModule, keys};
+
+/// How long the readiness probe of the transcript store may take.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 const DAY: u64 = 86_400;
 
@@ -601,6 +605,19 @@ impl Module for TicketsModule {
         }
         lines.push(transcripts);
         Ok(lines)
+    }
+
+    async fn readiness(&self, _app: &Arc<App>) -> Vec<Check> {
+        // Where transcripts go must answer: a wrong bucket, key or endpoint shows at start, not
+        // when the first ticket closes.
+        let started = std::time::Instant::now();
+        let probe = tokio::time::timeout(PROBE_TIMEOUT, self.storage.probe()).await;
+        let (ok, detail) = match probe {
+            Ok(Ok(())) => (true, self.storage.location().to_owned()),
+            Ok(Err(e)) => (false, format!("{}: {e}", self.storage.location())),
+            Err(_) => (false, format!("{}: no answer within {PROBE_TIMEOUT:?}", self.storage.location())),
+        };
+        vec![Check { name: "transcripts", ok, latency: started.elapsed(), detail }]
     }
 
     async fn purge_guild(&self, _app: &Arc<App>, guild_id: u64) -> Result<Vec<String>, HandlerError> {

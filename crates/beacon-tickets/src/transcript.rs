@@ -133,6 +133,17 @@ impl TranscriptStore {
         Ok(bytes.to_vec())
     }
 
+    /// Checks that the store answers and lets Beacon list its transcripts (a missing bucket,
+    /// wrong credentials or an unreachable endpoint fail).
+    pub async fn probe(&self) -> Result<(), StorageError> {
+        match self.inner.list_with_delimiter(Some(&ObjectPath::from("guilds"))).await {
+            // A local folder with no transcript yet has no `guilds` folder either.
+            Ok(_) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) if self.location.starts_with("file://") => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Deletes every transcript of `guild_id` (its folder); returns how many.
     pub async fn purge_guild(&self, guild_id: u64) -> Result<usize, StorageError> {
         use futures_util::StreamExt;

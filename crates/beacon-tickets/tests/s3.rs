@@ -55,6 +55,7 @@ async fn transcripts_round_trip_through_s3() {
     })
     .expect("s3 store");
     assert_eq!(store.location(), "s3://transcripts");
+    store.probe().await.expect("the bucket answers");
     let lines = vec![Line {
         author_id: 5,
         author: "carol".into(),
@@ -86,4 +87,27 @@ async fn transcripts_round_trip_through_s3() {
     store.delete(key).await.expect("delete");
     assert!(store.get(key).await.is_err(), "deleted by retention");
     store.delete(key).await.expect("deleting twice is fine");
+}
+
+#[tokio::test]
+async fn the_probe_fails_on_a_missing_bucket_and_passes_on_an_empty_folder() {
+    let Some(moto) = MotoServer::start().await else {
+        return;
+    };
+    beacon_http::install_crypto_provider();
+    let store = TranscriptStore::s3(&S3Options {
+        bucket: "no-such-bucket".into(),
+        region: "us-east-1".into(),
+        endpoint: Some(moto.endpoint().to_owned()),
+        access_key_id: "test".into(),
+        secret_access_key: "test".into(),
+        public_base_url: None,
+    })
+    .expect("s3 store");
+    let err = store.probe().await.expect_err("a missing bucket is not ready");
+    assert!(err.to_string().to_lowercase().contains("bucket") || err.to_string().contains("404"), "{err}");
+
+    let folder = tempfile::tempdir().expect("tempdir");
+    let local = TranscriptStore::local(folder.path()).expect("folder store");
+    local.probe().await.expect("an empty folder is ready");
 }

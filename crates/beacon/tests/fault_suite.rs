@@ -201,6 +201,7 @@ fn is_root() -> bool {
 /// One `beacon` process and its log file.
 struct Proc {
     name: String,
+    port: u16,
     child: Child,
     _data: tempfile::TempDir,
     log: PathBuf,
@@ -253,7 +254,7 @@ impl Deployment {
             .stderr(Stdio::from(file))
             .spawn()
             .expect("beacon starts");
-        self.procs.push(Proc { name: name.to_owned(), child, _data: data, log });
+        self.procs.push(Proc { name: name.to_owned(), port, child, _data: data, log });
         wait_ready(port, name, &self.procs).await;
         port
     }
@@ -268,6 +269,22 @@ impl Deployment {
         p.child.start_kill().expect("SIGKILL sent");
         let _ = p.child.wait().await;
         self.procs.retain(|p| p.name != name);
+    }
+
+    /// Discord 429s the live processes counted (`beacon_discord_rest_rate_limited_total` in
+    /// their `/metrics`).
+    async fn rate_limited_total(&self) -> u64 {
+        let mut total = 0;
+        for p in &self.procs {
+            let url = format!("http://127.0.0.1:{}/metrics", p.port);
+            let text = reqwest::get(&url).await.expect("metrics").text().await.expect("metrics text");
+            total += text
+                .lines()
+                .find_map(|l| l.strip_prefix("beacon_discord_rest_rate_limited_total "))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("{}: no beacon_discord_rest_rate_limited_total in /metrics", p.name));
+        }
+        total
     }
 
     fn dump_logs(&self) {
@@ -550,6 +567,7 @@ async fn fault_suite_every_question_answered_once_through_every_fault() {
 
     // 3 and 4. Discord answers 5xx, then 429, to the bot's messages.
     for (fault, status) in [("REST 5xx", 500), ("REST 429", 429)] {
+        let counted_before = d.rate_limited_total().await;
         fake.inject(Fault {
             method: Some("POST".into()),
             path_contains: format!("/channels/{general}/messages"),
@@ -564,6 +582,11 @@ async fn fault_suite_every_question_answered_once_through_every_fault() {
             }
         }
         reports.push(settle(fault, &fake, general, &qs, std::mem::take(&mut cs), &mut late_seen).await);
+        if status == 429 {
+            // twilight retried each 429 out of sight; the operator still sees them counted.
+            let counted = d.rate_limited_total().await - counted_before;
+            assert!(counted >= 4, "4 injected 429s, {counted} counted in /metrics");
+        }
     }
 
     // 5. Redis restarts while questions arrive (the gateway holds them and appends after).

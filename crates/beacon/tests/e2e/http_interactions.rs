@@ -149,6 +149,10 @@ async fn health_endpoints_report_dependencies() {
     assert_eq!(ready.status(), 200);
     let ready: Value = ready.json().await.unwrap();
     let names: Vec<&str> = ready["checks"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
-    assert_eq!(names, vec!["database", "cache"]);
+    assert_eq!(names, vec!["database", "cache", "transcripts"]);
+    // The ticket desk's transcript store (the local folder here) answers its probe.
+    let transcripts = &ready["checks"][2];
+    assert_eq!(transcripts["ok"], true, "{transcripts}");
+    assert!(transcripts["detail"].as_str().is_some_and(|d| d.starts_with("file://")), "{transcripts}");
     t.stop().await;
 }

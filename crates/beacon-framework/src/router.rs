@@ -417,16 +417,15 @@ pub async fn ensure_guild(app: &App, guild_id: u64) -> Result<beacon_store::Guil
     Ok(guild)
 }
 
+/// Records the guild as joined and, the first time it is seen, its owner as the first
+/// authorized user, in one transaction shared with the other registrations waiting (a
+/// GUILD_CREATE burst at start-up writes a few hundred guilds per transaction).
 async fn register_guild(app: &App, guild_id: u64, name: &str, owner: Option<u64>) -> Result<(), HandlerError> {
-    let guild = app.guild(guild_id);
-    let upsert = guild.upsert(name, owner).await?;
+    let upsert = app.guild(guild_id).register(name, owner).await?;
     if upsert.created || upsert.rejoined {
         tracing::info!(guild_id, created = upsert.created, "guild joined");
     }
-    if let Some(owner) = owner
-        && upsert.created
-        && guild.grant(owner, None).await?
-    {
+    if upsert.owner_granted {
         tracing::info!(guild_id, "owner recorded as first authorized user");
     }
     Ok(())

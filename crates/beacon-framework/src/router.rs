@@ -466,9 +466,13 @@ pub async fn handle_gateway_event(app: &Arc<App>, event: GatewayEvent) -> Result
         }
         _ => {}
     }
-    let kind = event.kind().name().unwrap_or("OTHER");
-    let failed = Box::pin(run_modules(app, shard_id, Arc::new(event))).await;
-    app.metrics.gateway_event(kind);
+    let kind = event.kind();
+    let failed = if app.modules.iter().any(|m| m.events().contains(&kind)) {
+        Box::pin(run_modules(app, shard_id, Arc::new(event))).await
+    } else {
+        Vec::new()
+    };
+    app.metrics.gateway_event(kind.name().unwrap_or("OTHER"));
     if failed.is_empty() { Ok(()) } else { Err(EventFailed { failed }) }
 }
 
@@ -500,11 +504,13 @@ async fn answer_gateway_interaction(app: &Arc<App>, interaction: Interaction) {
     }
 }
 
-/// Gives the event to every module enabled in its guild; returns the modules that failed.
+/// Gives the event to every module that handles its kind and is enabled in its guild; returns
+/// the modules that failed.
 async fn run_modules(app: &Arc<App>, shard_id: u32, event: Arc<Event>) -> Vec<(&'static str, String)> {
     let mut failed = Vec::new();
     let guild_id = event.guild_id().map(|g| g.get());
-    for module in &app.modules {
+    let kind = event.kind();
+    for module in app.modules.iter().filter(|m| m.events().contains(&kind)) {
         if let Some(g) = guild_id {
             match app.module_enabled(&app.guild(g), module.as_ref()).await {
                 Ok(true) => {}

@@ -17,7 +17,7 @@ use twilight_model::channel::ChannelType;
 use twilight_model::channel::message::AllowedMentions;
 use twilight_model::channel::message::component::{ButtonStyle, TextInputStyle};
 use twilight_model::gateway::Intents;
-use twilight_model::gateway::event::Event;
+use twilight_model::gateway::event::{Event, EventType};
 use twilight_model::guild::Permissions;
 use twilight_model::http::attachment::Attachment;
 use twilight_model::id::Id;
@@ -710,6 +710,10 @@ impl Module for AgentModule {
 
     fn intents(&self) -> Intents {
         Intents::GUILDS | Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT
+    }
+
+    fn events(&self) -> &'static [EventType] {
+        &[EventType::MessageCreate]
     }
 
     fn permissions(&self) -> Permissions {

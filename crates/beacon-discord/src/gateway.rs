@@ -19,13 +19,19 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use futures_util::StreamExt as _;
+use serde::Deserialize as _;
+use serde::de::value::{Error as ValueError, StrDeserializer};
 use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
+pub use twilight_gateway::EventTypeFlags;
 use twilight_gateway::{
-    CloseFrame, ConfigBuilder, Event, EventTypeFlags, Session, Shard, ShardId, StreamExt as _,
-    error::ReceiveMessageErrorType, queue::InMemoryQueue,
+    CloseFrame, ConfigBuilder, Event, Message, Session, Shard, ShardId, StreamExt as _,
+    error::{ReceiveMessageError, ReceiveMessageErrorType},
+    queue::InMemoryQueue,
 };
-use twilight_model::gateway::{CloseCode, Intents};
+use twilight_model::gateway::event::{EventType, GatewayEventDeserializer};
+use twilight_model::gateway::{CloseCode, Intents, OpCode};
 
 use crate::shared::{IdentifyQueue, SavedSession, SharedGateway};
 
@@ -38,6 +44,10 @@ pub trait EventSink: Clone + Send + Sync + 'static {
     /// Hands one event over, waiting while the receiver is full or unreachable. An error means
     /// the receiver is gone for good and the shard stops.
     fn send(&self, event: GatewayEvent) -> impl Future<Output = Result<(), SinkClosed>> + Send;
+
+    /// A dispatch event no consumer wants ([`GatewayConfig::events`]) arrived and was dropped
+    /// without being deserialized; a sink that counts events counts it here.
+    fn skipped(&self, _kind: EventType) {}
 }
 
 /// The receiver of a shard's events is gone.
@@ -69,6 +79,38 @@ pub struct GatewayConfig {
     /// Gateway URL override (e.g. `ws://127.0.0.1:9000`); `None` uses the URL
     /// from `GET /gateway/bot`. twilight appends `/?v=10&encoding=json&…`.
     pub gateway_url: Option<String>,
+    /// The dispatch events the consumers handle. The shards also always take what they need
+    /// themselves ([`SHARD_EVENTS`]); any other dispatch is only counted
+    /// ([`EventSink::skipped`]), never deserialized.
+    pub events: EventTypeFlags,
+}
+
+/// The events a shard handles itself whatever its consumers want: the gateway's own opcodes,
+/// and the dispatches that keep the [`ShardBoard`]'s guild list.
+pub const SHARD_EVENTS: EventTypeFlags = EventTypeFlags::GATEWAY_HEARTBEAT
+    .union(EventTypeFlags::GATEWAY_HEARTBEAT_ACK)
+    .union(EventTypeFlags::GATEWAY_HELLO)
+    .union(EventTypeFlags::GATEWAY_INVALIDATE_SESSION)
+    .union(EventTypeFlags::GATEWAY_RECONNECT)
+    .union(EventTypeFlags::READY)
+    .union(EventTypeFlags::RESUMED)
+    .union(EventTypeFlags::GUILD_CREATE)
+    .union(EventTypeFlags::GUILD_DELETE);
+
+/// The kind of a dispatch frame that `wanted` does not include, read without deserializing the
+/// frame (the opcode and `t` only, with twilight's own scan, which is also what decides how
+/// twilight deserializes it). `None` for a wanted dispatch, any other opcode, an event type
+/// twilight does not know, or text that is not a gateway frame: those go to twilight's parser
+/// as before.
+pub fn unwanted_dispatch(frame: &str, wanted: EventTypeFlags) -> Option<EventType> {
+    let peek = GatewayEventDeserializer::from_json(frame)?;
+    if OpCode::from(peek.op()) != Some(OpCode::Dispatch) {
+        return None;
+    }
+    let kind = EventType::deserialize(StrDeserializer::<ValueError>::new(peek.event_type()?))
+        .ok()
+        .filter(|k: &EventType| k.name().is_some())?;
+    (!wanted.contains(EventTypeFlags::from(kind))).then_some(kind)
 }
 
 impl fmt::Debug for GatewayConfig {
@@ -79,6 +121,7 @@ impl fmt::Debug for GatewayConfig {
             .field("shard_count", &self.shard_count)
             .field("shard_ids", &self.shard_ids)
             .field("gateway_url", &self.gateway_url)
+            .field("events", &self.events)
             .finish()
     }
 }
@@ -462,6 +505,7 @@ async fn run_with<S: EventSink>(
         let runner = ShardRunner {
             id,
             total,
+            wanted: config.events | SHARD_EVENTS,
             shard,
             events: events.clone(),
             board: board.clone(),
@@ -572,6 +616,8 @@ fn gateway_base_url(url: &str) -> Result<String, GatewayError> {
 struct ShardRunner<S> {
     id: u32,
     total: u32,
+    /// Events deserialized and handed on; other dispatches are only counted.
+    wanted: EventTypeFlags,
     shard: Shard<IdentifyQueue>,
     events: S,
     board: ShardBoard,
@@ -590,7 +636,7 @@ impl<S: EventSink> ShardRunner<S> {
             let item = tokio::select! {
                 biased;
                 () = self.stop.cancelled() => break,
-                item = self.shard.next_event(EventTypeFlags::all()) => item,
+                item = next_wanted(&mut self.shard, &self.events, self.wanted) => item,
             };
             let event = match item {
                 Some(Ok(event)) => event,
@@ -749,6 +795,30 @@ impl<S: EventSink> ShardRunner<S> {
     }
 }
 
+/// The next event of `wanted` from `shard`; the dispatches nobody wants are counted in `sink`
+/// and dropped before deserialization. Cancel safe: nothing is awaited once a message is taken.
+async fn next_wanted<S: EventSink>(
+    shard: &mut Shard<IdentifyQueue>,
+    sink: &S,
+    wanted: EventTypeFlags,
+) -> Option<Result<Event, ReceiveMessageError>> {
+    loop {
+        match shard.next().await? {
+            Err(error) => return Some(Err(error)),
+            Ok(Message::Close(frame)) => return Some(Ok(Event::GatewayClose(frame))),
+            Ok(Message::Text(frame)) => {
+                if let Some(kind) = unwanted_dispatch(&frame, wanted) {
+                    sink.skipped(kind);
+                    continue;
+                }
+                if let Some(event) = twilight_gateway::parse(frame, wanted).transpose() {
+                    return Some(event.map(Event::from));
+                }
+            }
+        }
+    }
+}
+
 const fn map_state(state: twilight_gateway::ShardState) -> ShardState {
     use twilight_gateway::ShardState as S;
     match state {
@@ -771,6 +841,85 @@ fn log_receive_error(shard: u32, error: &twilight_gateway::error::ReceiveMessage
             tracing::warn!(shard, ?source, "gateway reconnect failed; retrying with backoff");
         }
         _ => tracing::warn!(shard, ?source, "gateway receive error"),
+    }
+}
+
+#[cfg(test)]
+mod peek_tests {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+    use twilight_model::gateway::event::Event as ModelEvent;
+
+    use super::*;
+
+    /// A dispatch frame Discord could send: `t`, `s` and `op` in any order before `d`, and a
+    /// payload whose text may itself look like a frame's keys.
+    fn frame(kind: &str, text: &str, order: &[usize], seq: u64) -> String {
+        let d = match kind {
+            "MESSAGE_CREATE" => json!({
+                "id": "1100000000000000001", "channel_id": "1200000000000000002", "guild_id": "1300000000000000003",
+                "author": {"id": "1400000000000000004", "username": text, "discriminator": "0", "avatar": null},
+                "content": text, "timestamp": "2026-01-01T00:00:00.000000+00:00", "edited_timestamp": null,
+                "tts": false, "mention_everyone": false, "mentions": [], "mention_roles": [], "attachments": [],
+                "embeds": [], "pinned": false, "type": 0, "flags": 0,
+            }),
+            "MESSAGE_DELETE" => json!({"id": "5", "channel_id": "6", "guild_id": "7"}),
+            "GUILD_DELETE" => json!({"id": "7", "unavailable": false}),
+            "TYPING_START" => json!({"channel_id": "6", "guild_id": "7", "user_id": "8", "timestamp": 1}),
+            _ => json!({"text": text}),
+        };
+        let keys = [format!(r#""t":"{kind}""#), format!(r#""s":{seq}"#), r#""op":0"#.to_owned()];
+        let head: Vec<&str> = order.iter().map(|&i| keys[i].as_str()).collect();
+        format!("{{{},\"d\":{}}}", head.join(","), d)
+    }
+
+    const KINDS: [&str; 5] = ["MESSAGE_CREATE", "MESSAGE_DELETE", "GUILD_DELETE", "TYPING_START", "NOT_AN_EVENT"];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The peek agrees with full deserialization: it skips exactly the known dispatches
+        /// not wanted, and names the kind serde and twilight find in the frame.
+        #[test]
+        fn peek_agrees_with_deserialization(
+            kind in 0..KINDS.len(),
+            text in r#"[a-z "{}:,\\]{0,40}|"t":"GUILD_DELETE""#,
+            order in Just(vec![0usize, 1, 2]).prop_shuffle(),
+            seq in any::<u32>(),
+            wanted_bits in any::<u8>(),
+        ) {
+            let kind = KINDS[kind];
+            let frame = frame(kind, &text, &order, u64::from(seq));
+            let flags = [EventTypeFlags::MESSAGE_CREATE, EventTypeFlags::MESSAGE_DELETE, EventTypeFlags::GUILD_DELETE, EventTypeFlags::TYPING_START];
+            let wanted = flags.iter().enumerate().filter(|(i, _)| wanted_bits & (1 << i) != 0).fold(EventTypeFlags::empty(), |acc, (_, f)| acc | *f);
+            let json: Value = serde_json::from_str(&frame).expect("frames are JSON");
+            prop_assert_eq!(json["t"].as_str(), Some(kind));
+            let full = twilight_gateway::parse(frame.clone(), EventTypeFlags::all()).expect("twilight parses the frame");
+            let skipped = unwanted_dispatch(&frame, wanted);
+            match full.map(ModelEvent::from) {
+                Some(event) => {
+                    prop_assert_eq!(event.kind().name(), Some(kind));
+                    let is_wanted = wanted.contains(EventTypeFlags::from(event.kind()));
+                    prop_assert_eq!(skipped, (!is_wanted).then_some(event.kind()));
+                    // What is not skipped is deserialized as before.
+                    let parsed = twilight_gateway::parse(frame, wanted).expect("parses").map(ModelEvent::from);
+                    prop_assert_eq!(parsed.is_some(), is_wanted);
+                }
+                // An event type twilight does not know is never skipped here (the parser drops it).
+                None => prop_assert_eq!(skipped, None),
+            }
+        }
+    }
+
+    #[test]
+    fn gateway_opcodes_and_garbage_are_never_skipped() {
+        let none = EventTypeFlags::empty();
+        assert_eq!(unwanted_dispatch(r#"{"op":10,"d":{"heartbeat_interval":41250}}"#, none), None);
+        assert_eq!(unwanted_dispatch(r#"{"op":11,"d":null}"#, none), None);
+        assert_eq!(unwanted_dispatch("not json", none), None);
+        assert_eq!(unwanted_dispatch(r#"{"t":"MESSAGE_CREATE","op":0,"d":{}}"#, none), Some(EventType::MessageCreate));
+        let wanted = EventTypeFlags::MESSAGE_CREATE;
+        assert_eq!(unwanted_dispatch(r#"{"t":"MESSAGE_CREATE","op":0,"d":{}}"#, wanted), None);
     }
 }
 
@@ -877,6 +1026,7 @@ mod tests {
             shard_count: None,
             shard_ids: None,
             gateway_url: None,
+            events: EventTypeFlags::MESSAGE_CREATE,
         };
         assert!(!format!("{config:?}").contains("secret-token"));
     }

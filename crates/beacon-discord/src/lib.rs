@@ -33,8 +33,8 @@ pub mod split;
 pub mod verify;
 
 pub use gateway::{
-    EventSink, GatewayConfig, GatewayError, GatewayEvent, ShardBoard, ShardRangeError, ShardState, ShardStatus,
-    SinkClosed,
+    EventSink, EventTypeFlags, GatewayConfig, GatewayError, GatewayEvent, SHARD_EVENTS, ShardBoard, ShardRangeError,
+    ShardState, ShardStatus, SinkClosed, unwanted_dispatch,
 };
 pub use mentions::{defuse, none as no_mentions};
 pub use rest::RestConfigError;

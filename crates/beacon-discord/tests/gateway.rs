@@ -38,7 +38,14 @@ fn start_bot(fake: &FakeDiscord, token: String, intents: Intents, gateway_url: O
     let (tx, events) = mpsc::channel(capacity);
     let board = ShardBoard::default();
     let shutdown = CancellationToken::new();
-    let config = GatewayConfig { token, intents, shard_count: None, shard_ids: None, gateway_url };
+    let config = GatewayConfig {
+        token,
+        intents,
+        shard_count: None,
+        shard_ids: None,
+        gateway_url,
+        events: beacon_discord::EventTypeFlags::all(),
+    };
     let task = tokio::spawn(gateway::run(config, http, tx, board.clone(), shutdown.clone()));
     Bot { events, board, shutdown, task }
 }

@@ -345,6 +345,15 @@ impl App {
         self.modules.iter().fold(Intents::GUILDS, |acc, m| acc | m.intents())
     }
 
+    /// The gateway events this process handles: the router's own (interactions, guild joins
+    /// and leaves, the session's start) and every module's [`Module::events`]. The shards drop
+    /// any other dispatch before deserializing it.
+    pub fn gateway_events(&self) -> beacon_discord::EventTypeFlags {
+        use beacon_discord::EventTypeFlags as F;
+        let router = F::INTERACTION_CREATE | F::GUILD_CREATE | F::GUILD_DELETE | F::READY;
+        self.modules.iter().flat_map(|m| m.events().iter().copied()).fold(router, |acc, kind| acc | F::from(kind))
+    }
+
     /// Records that a part of the process stopped for good and why: logged once, shown by
     /// readiness and `/status`, and [`App::fatal`] is cancelled.
     pub fn fail(&self, reason: String) {

@@ -208,6 +208,7 @@ impl App {
             shard_count: self.config.discord.shard_count,
             shard_ids: None,
             gateway_url: self.config.discord.gateway_url.clone(),
+            events: self.gateway_events(),
         };
         let dispatcher_app = self.clone();
         // Bounded: when handlers fall behind, the dispatcher stops taking events, the shard
@@ -235,7 +236,8 @@ impl App {
         let app = self.clone();
         tokio::spawn(async move {
             let intents = config.intents;
-            let result = gateway::run(config, app.http.clone(), tx, app.shards.clone(), app.shutdown.clone()).await;
+            let sink = LocalSink { events: tx, metrics: app.metrics.clone() };
+            let result = gateway::run(config, app.http.clone(), sink, app.shards.clone(), app.shutdown.clone()).await;
             if let Err(e) = &result
                 && !app.shutdown.is_cancelled()
             {
@@ -244,6 +246,26 @@ impl App {
             }
             result
         })
+    }
+}
+
+/// The shards' sink in `beacon run`: the dispatcher's channel, and the events nobody wants
+/// counted as handled (there is nothing to handle).
+#[derive(Clone)]
+struct LocalSink {
+    events: mpsc::Sender<GatewayEvent>,
+    metrics: crate::metrics::Metrics,
+}
+
+impl gateway::EventSink for LocalSink {
+    async fn send(&self, event: GatewayEvent) -> Result<(), gateway::SinkClosed> {
+        self.events.send(event).await.map_err(|_| gateway::SinkClosed)
+    }
+
+    fn skipped(&self, kind: twilight_model::gateway::event::EventType) {
+        if let Some(name) = kind.name() {
+            self.metrics.gateway_event(name);
+        }
     }
 }
 

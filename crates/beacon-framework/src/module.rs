@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use beacon_store::{GuildStore, Schema};
 use twilight_model::application::interaction::Interaction;
 use twilight_model::gateway::Intents;
-use twilight_model::gateway::event::Event;
+use twilight_model::gateway::event::{Event, EventType};
 use twilight_model::guild::Permissions;
 
 use crate::access::{Access, Caller};
@@ -29,7 +29,8 @@ use crate::settings::{SettingChanged, SettingSpec};
 ///
 /// - Discord: [`commands`](Module::commands), [`component`](Module::component) and
 ///   [`modal`](Module::modal) handlers (routed by a `custom_id` starting with `"{name}:"`),
-///   gateway [`event`](Module::event)s, the [`intents`](Module::intents) those need and the
+///   gateway [`event`](Module::event)s of the kinds it lists in [`events`](Module::events),
+///   the [`intents`](Module::intents) those need and the
 ///   [`permissions`](Module::permissions) the bot needs (both feed the invite link).
 /// - Per guild: typed [`settings`](Module::settings) (keys start with `"{name}."`; each
 ///   module that can be switched off also gets `{name}.enabled`).
@@ -92,6 +93,13 @@ pub trait Module: Send + Sync + 'static {
     /// Gateway intents the module's event handlers need.
     fn intents(&self) -> Intents {
         Intents::empty()
+    }
+
+    /// The gateway events [`Module::event`] handles: only these reach it. The gateway does not
+    /// even deserialize an event that neither a module nor the framework wants (it is only
+    /// counted in `beacon_gateway_events_total`).
+    fn events(&self) -> &'static [EventType] {
+        &[]
     }
 
     /// Discord permissions the bot needs in a guild for this module to work (the invite link
@@ -252,7 +260,8 @@ pub trait Module: Send + Sync + 'static {
         Err(HandlerError::internal(format!("unhandled modal {}", ctx.custom_id)))
     }
 
-    /// Any gateway event in a guild where the module is enabled (and guild-less events).
+    /// A gateway event of [`Module::events`] in a guild where the module is enabled (and
+    /// guild-less events of those kinds).
     async fn event(&self, _ctx: EventCtx) -> HandlerResult {
         Ok(())
     }

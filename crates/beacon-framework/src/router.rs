@@ -410,16 +410,15 @@ pub async fn ensure_guild(app: &App, guild_id: u64) -> Result<beacon_store::Guil
     Ok(guild)
 }
 
+/// Records the guild as joined and, the first time it is seen, its owner as the first
+/// authorized user, in one transaction shared with the other registrations waiting (a
+/// GUILD_CREATE burst at start-up writes a few hundred guilds per transaction).
 async fn register_guild(app: &App, guild_id: u64, name: &str, owner: Option<u64>) -> Result<(), HandlerError> {
-    let guild = app.guild(guild_id);
-    let upsert = guild.upsert(name, owner).await?;
+    let upsert = app.guild(guild_id).register(name, owner).await?;
     if upsert.created || upsert.rejoined {
         tracing::info!(guild_id, created = upsert.created, "guild joined");
     }
-    if let Some(owner) = owner
-        && upsert.created
-        && guild.grant(owner, None).await?
-    {
+    if upsert.owner_granted {
         tracing::info!(guild_id, "owner recorded as first authorized user");
     }
     Ok(())
@@ -460,9 +459,13 @@ pub async fn handle_gateway_event(app: &Arc<App>, event: GatewayEvent) -> Result
         }
         _ => {}
     }
-    let kind = event.kind().name().unwrap_or("OTHER");
-    let failed = Box::pin(run_modules(app, shard_id, Arc::new(event))).await;
-    app.metrics.gateway_event(kind);
+    let kind = event.kind();
+    let failed = if app.modules.iter().any(|m| m.events().contains(&kind)) {
+        Box::pin(run_modules(app, shard_id, Arc::new(event))).await
+    } else {
+        Vec::new()
+    };
+    app.metrics.gateway_event(kind.name().unwrap_or("OTHER"));
     if failed.is_empty() { Ok(()) } else { Err(EventFailed { failed }) }
 }
 
@@ -494,11 +497,13 @@ async fn answer_gateway_interaction(app: &Arc<App>, interaction: Interaction) {
     }
 }
 
-/// Gives the event to every module enabled in its guild; returns the modules that failed.
+/// Gives the event to every module that handles its kind and is enabled in its guild; returns
+/// the modules that failed.
 async fn run_modules(app: &Arc<App>, shard_id: u32, event: Arc<Event>) -> Vec<(&'static str, String)> {
     let mut failed = Vec::new();
     let guild_id = event.guild_id().map(|g| g.get());
-    for module in &app.modules {
+    let kind = event.kind();
+    for module in app.modules.iter().filter(|m| m.events().contains(&kind)) {
         if let Some(g) = guild_id {
             match app.module_enabled(&app.guild(g), module.as_ref()).await {
                 Ok(true) => {}

@@ -85,12 +85,14 @@ pub fn decode(kind: &str, data: &[u8]) -> Result<GatewayEvent, TransportError> {
 pub struct StreamSink {
     streams: Streams,
     shutdown: CancellationToken,
+    /// Where the events no worker wants are counted (they never reach a stream).
+    metrics: crate::metrics::Metrics,
 }
 
 impl StreamSink {
     /// A sink into `streams` that stops retrying at `shutdown`.
-    pub fn new(streams: Streams, shutdown: CancellationToken) -> StreamSink {
-        StreamSink { streams, shutdown }
+    pub fn new(streams: Streams, shutdown: CancellationToken, metrics: crate::metrics::Metrics) -> StreamSink {
+        StreamSink { streams, shutdown, metrics }
     }
 }
 
@@ -114,6 +116,12 @@ impl EventSink for StreamSink {
                 () = tokio::time::sleep(wait) => {}
             }
             wait = (wait * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    fn skipped(&self, kind: twilight_model::gateway::event::EventType) {
+        if let Some(name) = kind.name() {
+            self.metrics.gateway_event(name);
         }
     }
 }
@@ -153,8 +161,9 @@ impl App {
             shard_count: total.or(self.config.discord.shard_count),
             shard_ids: shards,
             gateway_url: self.config.discord.gateway_url.clone(),
+            events: self.gateway_events(),
         };
-        let sink = StreamSink::new(streams, self.shutdown.clone());
+        let sink = StreamSink::new(streams, self.shutdown.clone(), self.metrics.clone());
         let app = self.clone();
         Some(tokio::spawn(async move {
             let intents = config.intents;

@@ -164,7 +164,7 @@ fn make_interaction() -> Result<Runner, String> {
 /// twilight-gateway's `parse`, which every shard runs on every (decompressed) frame.
 pub const GATEWAY: Target = Target {
     name: "gateway",
-    about: "gateway frames (JSON): twilight_gateway::parse with every event type wanted",
+    about: "gateway frames (JSON): twilight_gateway::parse with every event type wanted, and the shards' peek (beacon_discord::unwanted_dispatch) agreeing with it",
     max_len: 256 * 1024,
     dictionary: &[
         b"\"op\":",
@@ -194,8 +194,16 @@ fn gen_gateway(u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<u8>> {
 fn make_gateway() -> Result<Runner, String> {
     Ok(Box::new(|frame: &[u8]| {
         let text = String::from_utf8_lossy(frame).into_owned();
+        // With nothing wanted, the peek names every dispatch twilight would deserialize.
+        let peeked = beacon_discord::unwanted_dispatch(&text, twilight_gateway::EventTypeFlags::empty());
         match twilight_gateway::parse(text, twilight_gateway::EventTypeFlags::all()) {
-            Ok(Some(_)) => Ok(()),
+            Ok(Some(event)) => {
+                let event = twilight_gateway::Event::from(event);
+                if event.kind().name().is_some() {
+                    assert_eq!(peeked, Some(event.kind()), "the peek disagrees with the parser");
+                }
+                Ok(())
+            }
             Ok(None) => Err("ignored".into()),
             Err(e) => refused(e),
         }

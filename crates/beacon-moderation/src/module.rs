@@ -10,7 +10,7 @@ use beacon_framework::{
 use beacon_store::{Schema, now_ms};
 use serde_json::json;
 use twilight_model::gateway::Intents;
-use twilight_model::gateway::event::Event;
+use twilight_model::gateway::event::{Event, EventType};
 use twilight_model::guild::Permissions;
 
 use crate::flow::{Action, JOB_TIMEOUT, JOB_UNBAN, Moderation};
@@ -456,6 +456,10 @@ impl Module for ModerationModule {
     fn intents(&self) -> Intents {
         // GUILD_AUDIT_LOG_ENTRY_CREATE: actions made in Discord's own UI become cases.
         Intents::GUILD_MODERATION
+    }
+
+    fn events(&self) -> &'static [EventType] {
+        &[EventType::GuildAuditLogEntryCreate]
     }
 
     fn permissions(&self) -> Permissions {

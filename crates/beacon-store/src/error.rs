@@ -24,6 +24,9 @@ pub enum StoreError {
     /// The batched claim write failed (the message is the database's).
     #[error("claim not recorded: {0}")]
     Claim(String),
+    /// The batched guild registration failed (shared by every guild of its batch).
+    #[error("guild registration not recorded: {0}")]
+    Registration(#[source] std::sync::Arc<StoreError>),
     /// Filesystem error while preparing an SQLite database file.
     #[error("io error preparing database file: {0}")]
     Io(#[from] std::io::Error),

@@ -36,6 +36,8 @@ pub struct GuildUpsert {
     pub created: bool,
     /// The guild was marked left and is now back (its `joined_at` is reset).
     pub rejoined: bool,
+    /// The owner became the first authorized user ([`GuildStore::register`] of a new guild).
+    pub owner_granted: bool,
 }
 
 /// A user granted delegated access in a guild.
@@ -133,70 +135,27 @@ impl GuildStore {
     }
 
     /// Records that the bot is in this guild (join, or a GUILD_CREATE after restart): creates the
-    /// record, or updates name/owner and clears `left_at`.
+    /// record, or updates name/owner and clears `left_at`. Registrations waiting at the same
+    /// time share one transaction (see [`crate::registrar`]).
     pub async fn upsert(&self, name: &str, owner_id: Option<u64>) -> Result<GuildUpsert, StoreError> {
-        let now = now_ms();
-        let owner = owner_id.map(|o| o as i64);
-        let mut tx = self.store.begin_write().await?;
-        let created = sqlx::query(
-            "INSERT INTO guilds (guild_id, name, owner_id, joined_at, left_at, updated_at) \
-             VALUES ($1, $2, $3, $4, NULL, $4) ON CONFLICT (guild_id) DO NOTHING",
-        )
-        .bind(self.sql_id())
-        .bind(name)
-        .bind(owner)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        let mut rejoined = false;
-        let mut changed = created;
-        if !created {
-            let before = Self::fetch_record(&mut tx, self.sql_id()).await?;
-            changed = before.is_none_or(|b| b.name != name || b.owner_id != owner_id || b.left_at.is_some());
-            rejoined = sqlx::query(
-                "UPDATE guilds SET left_at = NULL, joined_at = $2 \
-                 WHERE guild_id = $1 AND left_at IS NOT NULL",
-            )
-            .bind(self.sql_id())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            sqlx::query("UPDATE guilds SET name = $2, owner_id = $3, updated_at = $4 WHERE guild_id = $1")
-                .bind(self.sql_id())
-                .bind(name)
-                .bind(owner)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let record = Self::fetch_record(&mut tx, self.sql_id())
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("guild {}", self.guild_id)))?;
-        if changed {
-            // In the same transaction: one commit per guild in a GUILD_CREATE burst, and the
-            // notice cannot be lost when the change lands.
-            crate::changes::insert_notice(&mut *tx, self.guild_id, self.store.origin()).await?;
-        }
-        tx.commit().await?;
-        if changed {
-            self.store.bump_generation(self.guild_id);
-        }
-        Ok(GuildUpsert { record, created, rejoined })
+        self.write_registration(name, owner_id, false).await
     }
 
-    async fn fetch_record(
-        tx: &mut Transaction<'static, Any>,
-        guild_id: i64,
-    ) -> Result<Option<GuildRecord>, StoreError> {
-        let row = sqlx::query("SELECT guild_id, name, owner_id, joined_at, left_at FROM guilds WHERE guild_id = $1")
-            .bind(guild_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-        row.map(|r| record_from_row(&r)).transpose()
+    /// [`GuildStore::upsert`], and when the guild is new, its owner becomes the first authorized
+    /// user in the same transaction ([`GuildUpsert::owner_granted`]).
+    pub async fn register(&self, name: &str, owner_id: Option<u64>) -> Result<GuildUpsert, StoreError> {
+        self.write_registration(name, owner_id, true).await
+    }
+
+    async fn write_registration(
+        &self,
+        name: &str,
+        owner_id: Option<u64>,
+        grant_owner: bool,
+    ) -> Result<GuildUpsert, StoreError> {
+        let registration =
+            crate::registrar::Registration { guild_id: self.guild_id, name: name.to_owned(), owner_id, grant_owner };
+        self.store.register_guild(registration).await
     }
 
     /// The guild's record, if the bot has ever been in it (and it was not purged).
@@ -487,7 +446,7 @@ impl GuildStore {
     }
 }
 
-fn record_from_row(row: &AnyRow) -> Result<GuildRecord, StoreError> {
+pub(crate) fn record_from_row(row: &AnyRow) -> Result<GuildRecord, StoreError> {
     Ok(GuildRecord {
         id: row.try_get::<i64, _>("guild_id")? as u64,
         name: row.try_get("name")?,

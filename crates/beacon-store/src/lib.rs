@@ -12,10 +12,9 @@
 //! store.migrate().await?;
 //!
 //! let guild = store.guild(81384788765712384);
-//! let joined = guild.upsert("Beacon HQ", Some(80351110224678912)).await?;
-//! if joined.created {
-//!     guild.grant(80351110224678912, None).await?;
-//! }
+//! // Records the guild, and on its first sight makes the owner its first authorized user.
+//! let joined = guild.register("Beacon HQ", Some(80351110224678912)).await?;
+//! assert_eq!(joined.owner_granted, joined.created);
 //! let change = guild
 //!     .set_setting("tickets.channel", Some(&serde_json::json!("123")), 80351110224678912)
 //!     .await?;
@@ -40,6 +39,7 @@ mod claims;
 mod error;
 mod guild;
 mod member;
+mod registrar;
 mod schema;
 mod store;
 

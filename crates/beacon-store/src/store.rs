@@ -12,8 +12,9 @@ use sqlx::{AnyPool, AssertSqlSafe, Row, Transaction};
 use crate::changes::{self, Generations};
 use crate::claims::{Pending, write_claims};
 use crate::error::{StoreError, redact_url};
-use crate::guild::GuildStore;
+use crate::guild::{GuildStore, GuildUpsert};
 use crate::now_ms;
+use crate::registrar::{self, Registration, write_registrations};
 use crate::schema::{Migration, Schema, checksum, valid_table_name};
 
 /// The core schema: guilds, delegated access, settings and their audit, module switches,
@@ -102,6 +103,12 @@ struct Shared {
     /// The claim writer's queue (`None` outside a runtime: claims are then written one by one).
     claims: Option<mpsc::UnboundedSender<Pending>>,
     _claim_writer: Option<AbortOnDrop>,
+    /// Writes guild registrations (used directly outside a runtime).
+    registrar: registrar::Writer,
+    /// The registration writer's queue (`None` outside a runtime: registrations are then
+    /// written one by one).
+    registrations: Option<mpsc::UnboundedSender<registrar::Pending>>,
+    _registration_writer: Option<AbortOnDrop>,
     generations: Arc<Generations>,
     /// Reads other processes' change notices; started by [`Store::migrate`].
     change_follower: OnceLock<Option<AbortOnDrop>>,
@@ -110,20 +117,32 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(pool: &AnyPool, checkpointer: Option<AbortOnDrop>) -> Arc<Shared> {
-        let (claims, claim_writer) = match tokio::runtime::Handle::try_current() {
+    fn new(pool: &AnyPool, backend: Backend, checkpointer: Option<AbortOnDrop>) -> Arc<Shared> {
+        let generations = Arc::new(Generations::new());
+        let registrar = registrar::Writer { pool: pool.clone(), backend, generations: generations.clone() };
+        let (claims, claim_writer, registrations, registration_writer) = match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let (tx, rx) = mpsc::unbounded_channel();
                 let task = runtime.spawn(write_claims(pool.clone(), rx));
-                (Some(tx), Some(AbortOnDrop(task.abort_handle())))
+                let (reg_tx, reg_rx) = mpsc::unbounded_channel();
+                let reg_task = runtime.spawn(write_registrations(registrar.clone(), reg_rx));
+                (
+                    Some(tx),
+                    Some(AbortOnDrop(task.abort_handle())),
+                    Some(reg_tx),
+                    Some(AbortOnDrop(reg_task.abort_handle())),
+                )
             }
-            Err(_) => (None, None),
+            Err(_) => (None, None, None, None),
         };
         Arc::new(Shared {
             _checkpointer: checkpointer,
             claims,
             _claim_writer: claim_writer,
-            generations: Arc::new(Generations::new()),
+            registrar,
+            registrations,
+            _registration_writer: registration_writer,
+            generations,
             change_follower: OnceLock::new(),
             schemas: std::sync::Mutex::new(Vec::new()),
         })
@@ -230,7 +249,7 @@ impl Store {
                 .acquire_timeout(options.acquire_timeout)
                 .connect(url)
                 .await?;
-            let shared = Shared::new(&pool, None);
+            let shared = Shared::new(&pool, Backend::Postgres, None);
             return Ok(Store { pool, backend: Backend::Postgres, shared });
         }
         if !url.starts_with("sqlite:") {
@@ -273,7 +292,7 @@ impl Store {
                 (pool, checkpointer)
             }
         };
-        let shared = Shared::new(&pool, checkpointer);
+        let shared = Shared::new(&pool, Backend::Sqlite, checkpointer);
         Ok(Store { pool, backend: Backend::Sqlite, shared })
     }
 
@@ -731,11 +750,35 @@ impl Store {
     /// Modules use it for read-then-write sequences that must not interleave (a per-guild
     /// counter and the row it numbers).
     pub async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Any>, StoreError> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
+        begin_write(&self.pool, self.backend).await
     }
+
+    /// Registers a guild through the registration writer (see [`crate::registrar`]): many
+    /// registrations waiting at once share one transaction.
+    pub(crate) async fn register_guild(&self, registration: Registration) -> Result<GuildUpsert, StoreError> {
+        if let Some(queue) = &self.shared.registrations {
+            let (done, outcome) = oneshot::channel();
+            // A writer that stopped (only while the store is dropped) leaves the write to us.
+            if queue.send(registrar::Pending { registration: registration.clone(), done }).is_ok()
+                && let Ok(outcome) = outcome.await
+            {
+                return outcome.map_err(StoreError::Registration);
+            }
+        }
+        let mut upserts = self.shared.registrar.register(std::slice::from_ref(&registration)).await?;
+        upserts.pop().ok_or_else(|| StoreError::Corrupt("a guild registration was not written".into()))
+    }
+}
+
+/// Begins a transaction that will write (see [`Store::begin_write`]).
+pub(crate) async fn begin_write(
+    pool: &AnyPool,
+    backend: Backend,
+) -> Result<Transaction<'static, sqlx::Any>, StoreError> {
+    Ok(match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => pool.begin().await?,
+    })
 }
 
 /// Decodes an optional JSON text column.

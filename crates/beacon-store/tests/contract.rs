@@ -43,6 +43,7 @@ contract!(
     migrate_twice_is_noop,
     ping_answers,
     guild_upsert_created_and_rejoined,
+    guild_registrations_in_one_burst,
     snowflakes_roundtrip_losslessly,
     grant_revoke_list,
     settings_set_reset_and_audit,
@@ -127,6 +128,59 @@ async fn guild_upsert_created_and_rejoined(store: Store) {
 
     let unknown = store.guild(42).mark_left().await;
     assert!(matches!(unknown, Err(StoreError::NotFound(_))), "{unknown:?}");
+}
+
+/// A GUILD_CREATE burst: many registrations at once (more than one batch, some guilds twice,
+/// one that had left, one already current) each get the outcome they would get alone.
+async fn guild_registrations_in_one_burst(store: Store) {
+    let (current, left) = (5_000_001u64, 5_000_002u64);
+    store.guild(current).register("current", Some(OWNER)).await.expect("register");
+    store.guild(left).register("left", Some(OWNER)).await.expect("register");
+    store.guild(left).mark_left().await.expect("mark left");
+    let unchanged_generation = store.guild(current).generation();
+    let left_generation = store.guild(left).generation();
+    // 600 new guilds, the first 50 of them registered twice at the same time.
+    let ids: Vec<u64> = (0..600u64).map(|i| 6_000_000 + i).chain((0..50).map(|i| 6_000_000 + i)).collect();
+    let mut tasks = Vec::new();
+    for id in ids.iter().copied().chain([current, left]) {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let (name, owner) =
+                if id == current { ("current".to_owned(), OWNER) } else { (format!("guild {id}"), OWNER + id) };
+            (id, store.guild(id).register(&name, Some(owner)).await)
+        }));
+    }
+    let mut created = std::collections::HashMap::<u64, u32>::new();
+    for task in tasks {
+        let (id, outcome) = task.await.expect("join");
+        let upsert = outcome.expect("registered");
+        assert_eq!(upsert.record.id, id);
+        assert_eq!(upsert.record.left_at, None);
+        assert_eq!(upsert.owner_granted, upsert.created, "the owner is granted exactly when the guild is new");
+        if upsert.created {
+            *created.entry(id).or_default() += 1;
+        }
+        if id == current {
+            assert!(!upsert.created && !upsert.rejoined);
+        }
+        if id == left {
+            assert!(!upsert.created && upsert.rejoined);
+            assert_eq!(upsert.record.owner_id, Some(OWNER + left));
+        }
+    }
+    assert_eq!(created.len(), 600, "every new guild created once");
+    assert!(created.values().all(|n| *n == 1), "a guild registered twice is created once");
+    assert_eq!(store.guild_count().await.expect("count"), 602);
+    let owners = count(&store, "SELECT COUNT(*) FROM authorized_users").await;
+    assert_eq!(owners, 602, "one owner per guild, none twice");
+    let granted = store.guild(6_000_007).is_authorized(OWNER + 6_000_007).await.expect("authorized");
+    assert!(granted);
+    let record = store.guild(6_000_007).get().await.expect("get").expect("record");
+    assert_eq!(record.name, "guild 6000007");
+    assert_eq!(store.guild(current).generation(), unchanged_generation, "nothing changed: caches stay");
+    assert_ne!(store.guild(left).generation(), left_generation, "a rejoin moves the generation");
+    let notices = count(&store, "SELECT COUNT(DISTINCT guild_id) FROM guild_changes WHERE guild_id >= 6000000").await;
+    assert_eq!(notices, 600, "every new guild noticed by the other processes");
 }
 
 async fn snowflakes_roundtrip_losslessly(store: Store) {

@@ -31,7 +31,7 @@ use twilight_model::channel::message::Component;
 use twilight_model::channel::message::EmojiReactionType;
 use twilight_model::channel::message::component::{ButtonStyle, TextInputStyle};
 use twilight_model::gateway::Intents;
-use twilight_model::gateway::event::Event;
+use twilight_model::gateway::event::{Event, EventType};
 use twilight_model::gateway::payload::incoming::MessageCreate;
 use twilight_model::guild::Permissions;
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder};
@@ -850,6 +850,10 @@ impl Module for SupportModule {
 
     fn intents(&self) -> Intents {
         Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT | Intents::GUILD_MESSAGE_REACTIONS
+    }
+
+    fn events(&self) -> &'static [EventType] {
+        &[EventType::Ready, EventType::MessageCreate, EventType::ReactionAdd]
     }
 
     fn schemas(&self) -> Vec<Schema> {

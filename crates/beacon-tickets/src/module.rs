@@ -19,7 +19,7 @@ use serde_json::json;
 use twilight_model::channel::message::MessageFlags;
 use twilight_model::channel::message::component::{ButtonStyle, TextInputStyle};
 use twilight_model::gateway::Intents;
-use twilight_model::gateway::event::Event;
+use twilight_model::gateway::event::{Event, EventType};
 use twilight_model::guild::Permissions;
 use twilight_model::http::attachment::Attachment;
 use twilight_model::id::Id;
@@ -629,6 +629,10 @@ impl Module for TicketsModule {
         // Message content is needed for transcripts, which copy what was written; a ticket's
         // deleted thread or channel removes its answer from the knowledge base.
         Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT | Intents::GUILDS
+    }
+
+    fn events(&self) -> &'static [EventType] {
+        &[EventType::MessageCreate, EventType::ThreadDelete, EventType::ChannelDelete]
     }
 
     async fn command(&self, ctx: CommandCtx) -> HandlerResult {

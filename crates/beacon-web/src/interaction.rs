@@ -4,7 +4,7 @@
 
 use axum::http::{HeaderMap, StatusCode};
 use beacon_discord::verify::InteractionVerifier;
-use twilight_model::application::interaction::Interaction;
+use twilight_model::application::interaction::{Interaction, InteractionType};
 
 /// Deepest JSON nesting an interaction body may have. This is serde_json's own recursion limit
 /// (fixed at 128 by the crate); a deeper body is refused with 400 before any model is built, so
@@ -58,6 +58,17 @@ pub fn read_interaction(
     verifier
         .verify(signature, timestamp, body, now_unix_secs)
         .map_err(|e| refused(StatusCode::UNAUTHORIZED, "invalid request signature", e.to_string()))?;
+    // One pass for what Discord sends (the body straight into the model); only a body that is
+    // not a whole interaction is read again, to tell a short PING from a malformed request.
+    match serde_json::from_slice::<Interaction>(body) {
+        Ok(i) if i.kind == InteractionType::Ping => Ok(Incoming::Ping),
+        Ok(i) => Ok(Incoming::Interaction(Box::new(i))),
+        Err(_) => read_partial(body),
+    }
+}
+
+/// A body that did not decode as an interaction: a PING with few fields, or why it is refused.
+fn read_partial(body: &[u8]) -> Result<Incoming, Refused> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         let message = if e.to_string().contains("recursion limit") {
             "malformed interaction: JSON nested too deeply"
@@ -122,6 +133,34 @@ mod tests {
         let (verifier, headers) = signed(shallow.as_bytes());
         let refused = read_interaction(&verifier, &headers, shallow.as_bytes(), NOW).expect_err("no interaction");
         assert_eq!(refused.message, "malformed interaction");
+    }
+
+    /// A whole interaction decodes in one pass, a whole PING is a PING, and both decode as the
+    /// two-pass reading (JSON value, then the model) does.
+    #[test]
+    fn whole_interactions_decode_as_before() {
+        let command = serde_json::json!({
+            "id": "11", "application_id": "1", "type": 2, "token": "tok", "version": 1, "guild_id": "22",
+            "channel_id": "3", "locale": "en-US", "app_permissions": "0", "entitlements": [], "attachment_size_limit": 8388608,
+            "authorizing_integration_owners": {},
+            "member": {"user": {"id": "4", "username": "bob", "discriminator": "0", "avatar": null},
+                       "roles": [], "joined_at": "2024-01-01T00:00:00+00:00", "deaf": false, "mute": false,
+                       "permissions": "8", "flags": 0},
+            "data": {"id": "5", "name": "status", "type": 1},
+        });
+        let body = serde_json::to_vec(&command).expect("json");
+        let (verifier, headers) = signed(&body);
+        let outcome = read_interaction(&verifier, &headers, &body, NOW);
+        let Ok(Incoming::Interaction(decoded)) = outcome else {
+            panic!("a command interaction: {outcome:?}");
+        };
+        let two_pass: Interaction = serde_json::from_value(command.clone()).expect("the model");
+        assert_eq!(*decoded, two_pass);
+        let mut ping = command;
+        ping["type"] = serde_json::json!(1);
+        let body = serde_json::to_vec(&ping).expect("json");
+        let (verifier, headers) = signed(&body);
+        assert!(matches!(read_interaction(&verifier, &headers, &body, NOW), Ok(Incoming::Ping)));
     }
 
     #[test]

@@ -35,7 +35,7 @@ HEALTHCHECK --interval=10s --timeout=6s --start-period=120s --retries=3 CMD ["/u
 ENTRYPOINT ["/usr/local/bin/beacon"]
 CMD ["run"]
 
-# The runtime with a binary built on the host (CI builds debug binaries: target/debug/beacon).
+# The runtime with a binary built on the host (CI: its release build, target/release/beacon).
 FROM runtime-base AS prebuilt
 ARG BEACON_BINARY=target/release/beacon
 COPY ${BEACON_BINARY} /usr/local/bin/beacon

@@ -788,7 +788,13 @@ pub const KB_INDEX: Target = Target {
 };
 
 fn gen_index(u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<u8>> {
-    // A header of the right shape with arbitrary numbers, then arbitrary sections.
+    // Half the time: a file the kb itself writes from hostile content (any text, ids, headings,
+    // and vectors of any bits — NaN, infinities, subnormals), which the loader accepts, so the
+    // search behind it runs on what an attacker who controls the indexed documents can shape.
+    if u.arbitrary::<bool>()? {
+        return index_of_hostile_content(u);
+    }
+    // Otherwise a header of the right shape with arbitrary numbers, then arbitrary sections.
     let header = json!({"stamp": {"guild_id": 7, "version": 3, "model": "m"}, "chunks": u.int_in_range(0..=64u32)?,
                         "dim": u.int_in_range(0..=16u32)?, "bm25_files": [["meta.json", u.int_in_range(0..=4096u32)?]],
                         "chunk_data_len": u.int_in_range(0..=4096u32)?});
@@ -800,6 +806,37 @@ fn gen_index(u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<u8>> {
     out.extend_from_slice(u.bytes(u.len().min(8192))?);
     beacon_kb::index_file::reseal(&mut out);
     Ok(out)
+}
+
+fn index_of_hostile_content(u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<u8>> {
+    let dim = u.int_in_range(1..=8usize)?;
+    let mut chunks = Vec::new();
+    for _ in 0..u.int_in_range(1..=8u8)? {
+        let embedding = if u.arbitrary::<bool>()? {
+            let mut v = Vec::with_capacity(dim);
+            for _ in 0..dim {
+                v.push(f32::from_bits(u.arbitrary()?));
+            }
+            Some(v)
+        } else {
+            None
+        };
+        chunks.push(beacon_kb::IndexedChunk {
+            chunk_id: u.arbitrary()?,
+            document_id: u.arbitrary()?,
+            document_key: u.arbitrary()?,
+            title: u.arbitrary()?,
+            heading_path: u.arbitrary()?,
+            text: u.arbitrary()?,
+            embedding,
+        });
+    }
+    let index = beacon_kb::GuildIndex::build(chunks).map_err(|_| arbitrary::Error::IncorrectFormat)?;
+    let dir = tempfile::tempdir().map_err(|_| arbitrary::Error::IncorrectFormat)?;
+    let idx = beacon_kb::IndexDir::new(dir.path());
+    let stamp = beacon_kb::IndexStamp { guild_id: 7, version: 3, model: Some("m".into()) };
+    idx.save(&stamp, &index).map_err(|_| arbitrary::Error::IncorrectFormat)?;
+    std::fs::read(idx.path(7)).map_err(|_| arbitrary::Error::IncorrectFormat)
 }
 
 fn make_index() -> Result<Runner, String> {

@@ -206,7 +206,8 @@ mod tests {
             })
             .await;
         });
-        let guilds = tokio::time::timeout(Duration::from_secs(30), ready_rx).await.expect("ready in time").expect("ready");
+        let guilds =
+            tokio::time::timeout(Duration::from_secs(30), ready_rx).await.expect("ready in time").expect("ready");
         assert_eq!(guilds, 3);
         assert_eq!(cache.stats().guilds(), 3);
         assert_eq!(fake.flood_messages(50), 1);

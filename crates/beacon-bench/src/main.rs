@@ -1,13 +1,17 @@
-//! `beacon-bench`: the load generator of the peer benchmarks (`bench/run.sh`).
+//! `beacon-bench`: the load generator and the floor programs of the benchmarks (`bench/run.sh`).
 //!
 //! - `beacon-bench pubkey` prints the hex Ed25519 public key the interactions are signed with
 //!   (a fixed benchmark key; give it to the servers under test).
 //! - `beacon-bench verify-rate` measures this machine's raw Ed25519 verify rate on one core
 //!   (`ed25519-dalek`'s `verify_strict`, as Beacon verifies), the ceiling of any interactions
-//!   endpoint.
-//! - `beacon-bench interactions --url http://127.0.0.1:8080/interactions --levels 1,16,64,256`
-//!   pre-signs a pool of distinct `/status` slash-command interactions and fires them at each
-//!   concurrency level, printing one JSON line per level (requests/s, p50/p99 ms, errors).
+//!   endpoint, and the CPU it took (the thread's utime+stime ticks, so CPU-µs per verify).
+//! - `beacon-bench interactions --url http://127.0.0.1:8080/interactions --levels 1,16,64,256
+//!   [--cpu-pid PID]` pre-signs a pool of distinct `/status` slash-command interactions and fires
+//!   them at each concurrency level, printing one JSON line per level (requests/s, p50/p99 ms,
+//!   errors and, with `--cpu-pid`, the server's utime+stime ticks read from /proc right before
+//!   the level's first request and right after its last answer).
+//! - `beacon-bench floor-interactions --port 0` and `beacon-bench floor-gateway --url ws://…
+//!   --token … [--cache]` are the floors of the interactions and gateway scenarios (see `floor`).
 //!
 //! ```sh
 //! beacon-bench interactions --url http://127.0.0.1:8080/interactions --seconds 5
@@ -21,6 +25,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::json;
+
+mod floor;
 
 /// Seed of the benchmark's signing key: a public, throwaway key (never a real application's).
 const BENCH_SEED: [u8; 32] = *b"beacon-bench-interactions-key-01";
@@ -59,7 +65,43 @@ enum Cmd {
         /// Seconds of unmeasured warm-up at concurrency 16 before the first level.
         #[arg(long, default_value_t = 2.0)]
         warmup: f64,
+        /// The server's pid: report its CPU ticks over each level.
+        #[arg(long)]
+        cpu_pid: Option<u32>,
     },
+    /// The interactions floor: a bare axum server that verifies and answers (prints `LISTENING <port>`).
+    FloorInteractions {
+        /// Port on 127.0.0.1 (0 = ephemeral).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Hex Ed25519 public key to verify with (default: the benchmark key).
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// The gateway floor: twilight's bare event loop (prints `READY <guilds>`, `COUNT <messages>`).
+    FloorGateway {
+        /// The gateway, e.g. fake-discord's ws://127.0.0.1:PORT.
+        #[arg(long)]
+        url: String,
+        /// The bot token.
+        #[arg(long, env = "FLOOR_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Feed every event to twilight's in-memory cache.
+        #[arg(long)]
+        cache: bool,
+    },
+}
+
+/// utime+stime of a process or thread (`/proc/<pid>/stat`, `/proc/thread-self/stat`) in clock
+/// ticks; `None` if it cannot be read (the process is gone).
+fn cpu_ticks(stat_path: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(stat_path).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis start
+    // at field 3, so utime (14) and stime (15) are the 12th and 13th of them.
+    let mut rest = text.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: u64 = rest.next()?.parse().ok()?;
+    let stime: u64 = rest.next()?.parse().ok()?;
+    Some(utime + stime)
 }
 
 fn key() -> SigningKey {
@@ -127,7 +169,8 @@ fn sign_pool(key: &SigningKey, first_id: u64, n: usize) -> Vec<Signed> {
         .collect()
 }
 
-fn verify_rate(seconds: f64) -> f64 {
+/// Verifies per second, and the calling thread's CPU ticks over the loop.
+fn verify_rate(seconds: f64) -> (f64, Option<u64>) {
     let key = key();
     let body = interaction_body(1);
     let timestamp = now_secs().to_string();
@@ -135,6 +178,7 @@ fn verify_rate(seconds: f64) -> f64 {
     message.extend_from_slice(&body);
     let signature = key.sign(&message);
     let verifying = key.verifying_key();
+    let ticks0 = cpu_ticks("/proc/thread-self/stat");
     let started = Instant::now();
     let mut n: u64 = 0;
     while started.elapsed().as_secs_f64() < seconds {
@@ -144,7 +188,9 @@ fn verify_rate(seconds: f64) -> f64 {
             }
         }
     }
-    n as f64 / started.elapsed().as_secs_f64()
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    let ticks = cpu_ticks("/proc/thread-self/stat").zip(ticks0).map(|(b, a)| b.saturating_sub(a));
+    (rate, ticks.map(|t| t * 1_000_000 / n.max(1)))
 }
 
 /// Result of one concurrency level.
@@ -153,10 +199,20 @@ struct Level {
     errors: usize,
     elapsed: f64,
     latencies_us: Vec<u32>,
+    /// The server's CPU ticks over the level (with `--cpu-pid`).
+    server_ticks: Option<u64>,
 }
 
-async fn fire(client: &reqwest::Client, url: &str, pool: Arc<Vec<Signed>>, concurrency: usize, seconds: f64) -> Level {
+async fn fire(
+    client: &reqwest::Client,
+    url: &str,
+    pool: Arc<Vec<Signed>>,
+    concurrency: usize,
+    seconds: f64,
+    cpu_stat: Option<&str>,
+) -> Level {
     let next = Arc::new(AtomicUsize::new(0));
+    let ticks0 = cpu_stat.and_then(cpu_ticks);
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let mut workers = Vec::with_capacity(concurrency);
@@ -200,15 +256,18 @@ async fn fire(client: &reqwest::Client, url: &str, pool: Arc<Vec<Signed>>, concu
             (lat, errors)
         }));
     }
-    let mut level = Level { requests: 0, errors: 0, elapsed: 0.0, latencies_us: Vec::new() };
+    let mut level = Level { requests: 0, errors: 0, elapsed: 0.0, latencies_us: Vec::new(), server_ticks: None };
+    let mut results = Vec::with_capacity(workers.len());
     for w in workers {
-        if let Ok((lat, errors)) = w.await {
-            level.requests += lat.len() + errors;
-            level.errors += errors;
-            level.latencies_us.extend(lat);
-        }
+        results.push(w.await);
     }
     level.elapsed = started.elapsed().as_secs_f64();
+    level.server_ticks = cpu_stat.and_then(cpu_ticks).zip(ticks0).map(|(b, a)| b.saturating_sub(a));
+    for (lat, errors) in results.into_iter().flatten() {
+        level.requests += lat.len() + errors;
+        level.errors += errors;
+        level.latencies_us.extend(lat);
+    }
     level
 }
 
@@ -219,7 +278,15 @@ fn percentile_ms(sorted: &[u32], q: f64) -> f64 {
     f64::from(sorted[((sorted.len() - 1) as f64 * q).round() as usize]) / 1e3
 }
 
-async fn interactions(url: &str, levels: &[usize], seconds: f64, pool: usize, warmup: f64) -> anyhow::Result<()> {
+async fn interactions(
+    url: &str,
+    levels: &[usize],
+    seconds: f64,
+    pool: usize,
+    warmup: f64,
+    cpu_pid: Option<u32>,
+) -> anyhow::Result<()> {
+    let cpu_stat = cpu_pid.map(|pid| format!("/proc/{pid}/stat"));
     let key = key();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
@@ -237,12 +304,12 @@ async fn interactions(url: &str, levels: &[usize], seconds: f64, pool: usize, wa
         let n = pool.min(20_000);
         let signed = Arc::new(sign_pool(&key, next_id, n));
         next_id += n as u64;
-        let _ = fire(&client, url, signed, 16, warmup).await;
+        let _ = fire(&client, url, signed, 16, warmup, None).await;
     }
     for &c in levels {
         let signed = Arc::new(sign_pool(&key, next_id, pool));
         next_id += pool as u64;
-        let mut level = fire(&client, url, signed, c.max(1), seconds).await;
+        let mut level = fire(&client, url, signed, c.max(1), seconds, cpu_stat.as_deref()).await;
         level.latencies_us.sort_unstable();
         let ok = level.requests - level.errors;
         println!(
@@ -257,6 +324,7 @@ async fn interactions(url: &str, levels: &[usize], seconds: f64, pool: usize, wa
                 "p50_ms": percentile_ms(&level.latencies_us, 0.5),
                 "p99_ms": percentile_ms(&level.latencies_us, 0.99),
                 "pool_exhausted": level.requests >= pool,
+                "server_cpu_ticks": level.server_ticks,
             })
         );
     }
@@ -271,12 +339,26 @@ async fn main() -> anyhow::Result<()> {
     match Args::parse().cmd {
         Cmd::Pubkey => println!("{}", hex::encode(key().verifying_key().to_bytes())),
         Cmd::VerifyRate { seconds } => {
-            let rate = tokio::task::spawn_blocking(move || verify_rate(seconds)).await?;
-            println!("{}", json!({"verifies_per_sec": rate}));
+            let (rate, ticks_per_m) = tokio::task::spawn_blocking(move || verify_rate(seconds)).await?;
+            println!("{}", json!({"verifies_per_sec": rate, "cpu_ticks_per_million": ticks_per_m}));
         }
-        Cmd::Interactions { url, levels, seconds, pool, warmup } => {
-            interactions(&url, &levels, seconds, pool, warmup).await?;
+        Cmd::Interactions { url, levels, seconds, pool, warmup, cpu_pid } => {
+            interactions(&url, &levels, seconds, pool, warmup, cpu_pid).await?;
         }
+        Cmd::FloorInteractions { port, public_key } => {
+            let verifying = match public_key {
+                Some(hex_key) => {
+                    let bytes: [u8; 32] = hex::decode(&hex_key)
+                        .ok()
+                        .and_then(|b| b.try_into().ok())
+                        .context("--public-key must be 64 hex digits (an Ed25519 public key)")?;
+                    ed25519_dalek::VerifyingKey::from_bytes(&bytes).context("--public-key is not an Ed25519 point")?
+                }
+                None => key().verifying_key(),
+            };
+            floor::interactions(verifying, port).await?;
+        }
+        Cmd::FloorGateway { url, token, cache } => floor::gateway(url, token, cache).await?,
     }
     Ok(())
 }
@@ -304,6 +386,19 @@ mod tests {
             message.push(b' ');
             assert!(key.verifying_key().verify(&message, &Signature::from_bytes(&sig)).is_err());
         }
+    }
+
+    #[test]
+    fn cpu_ticks_read_this_process_and_refuse_garbage() {
+        assert!(cpu_ticks("/proc/self/stat").is_some());
+        assert!(cpu_ticks("/proc/thread-self/stat").is_some());
+        assert_eq!(cpu_ticks("/nonexistent/stat"), None);
+        let dir = std::env::temp_dir().join(format!("beacon-bench-stat-{}", std::process::id()));
+        std::fs::write(&dir, "1 (a) b) S 0 0 0 0 0 0 0 0 0 0 7 5 0 0").expect("write");
+        assert_eq!(cpu_ticks(dir.to_str().expect("utf-8")), Some(12));
+        std::fs::write(&dir, "1 (x) S 0").expect("write");
+        assert_eq!(cpu_ticks(dir.to_str().expect("utf-8")), None);
+        let _ = std::fs::remove_file(&dir);
     }
 
     #[test]

@@ -143,6 +143,17 @@ impl FakeDiscord {
         info.unwrap_or_else(|| unreachable_guild(gid))
     }
 
+    /// The ids of all guilds, in id order (cheap beside [`FakeDiscord::guilds`] when there are
+    /// many: no channels, roles or members are copied).
+    pub fn guild_ids(&self) -> Vec<u64> {
+        self.shared.lock().guilds.keys().copied().collect()
+    }
+
+    /// One guild with its channels, roles and members.
+    pub fn guild(&self, id: u64) -> Option<GuildInfo> {
+        guild_info(&self.shared.lock(), id)
+    }
+
     /// All guilds with their channels, roles and members.
     pub fn guilds(&self) -> Vec<GuildInfo> {
         let st = self.shared.lock();

@@ -73,3 +73,73 @@ async fn binary_seeds_and_lists_guilds() {
     assert_eq!(violations.as_array().unwrap().len(), 1);
     child.kill().await.unwrap();
 }
+
+/// `guild_ids` and `guild` (what the binary's message stream picks from) agree with `guilds`.
+#[tokio::test]
+async fn guild_ids_and_guild_agree_with_guilds() {
+    let fake = beacon_testkit::FakeDiscord::start(beacon_testkit::FakeOptions::default()).await.unwrap();
+    for n in 0..3 {
+        fake.create_guild(beacon_testkit::GuildSpec { name: format!("g{n}"), ..Default::default() });
+    }
+    let all = fake.guilds();
+    assert_eq!(fake.guild_ids(), all.iter().map(|g| g.id).collect::<Vec<_>>());
+    for g in &all {
+        let one = fake.guild(g.id).unwrap();
+        assert_eq!((one.id, one.name.as_str(), one.channels.len()), (g.id, g.name.as_str(), g.channels.len()));
+    }
+    assert!(fake.guild(1).is_none());
+    fake.shutdown().await;
+}
+
+/// `--load-messages-per-sec` posts messages from seeded members into seeded text channels.
+#[tokio::test]
+async fn binary_streams_load_messages_into_seeded_guilds() {
+    beacon_testkit::install_tls_provider();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fake-discord"))
+        .args(["--port", &port.to_string(), "--seed-guilds", "2", "--load-messages-per-sec", "100"])
+        .env_remove("BEACON_DISCORD_OPENAPI")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let info: Value = http.get(format!("{base}/_fake/info")).send().await.unwrap().json().await.unwrap();
+    let token = info["bot_token"].as_str().unwrap().to_owned();
+    let guilds: Value = http.get(format!("{base}/_fake/guilds")).send().await.unwrap().json().await.unwrap();
+    let channels: Vec<String> = guilds
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["channels"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()))
+        .collect();
+    let mut seen = 0;
+    for _ in 0..100 {
+        seen = 0;
+        for c in &channels {
+            let msgs: Value = http
+                .get(format!("{base}/api/v10/channels/{c}/messages"))
+                .header("authorization", format!("Bot {token}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            for m in msgs.as_array().unwrap() {
+                assert!(m["content"].as_str().unwrap().starts_with("synthetic message "));
+                seen += 1;
+            }
+        }
+        if seen >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen >= 5, "only {seen} load messages arrived");
+    child.kill().await.unwrap();
+}

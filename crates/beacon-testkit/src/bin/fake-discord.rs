@@ -78,13 +78,22 @@ fn seed_spec(n: u32, members: u32) -> GuildSpec {
 async fn stream_messages(fake: FakeDiscord, per_sec: u32) {
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(per_sec)));
     let mut n: u64 = 0;
+    // Picking a guild copies only that guild, so a soak over 100k guilds costs the fake little;
+    // the id list is re-read every second to see guilds created meanwhile.
+    let mut ids = Vec::new();
+    let mut ids_at = tokio::time::Instant::now();
     loop {
         tick.tick().await;
-        let guilds = fake.guilds();
-        if guilds.is_empty() {
+        if ids.is_empty() || ids_at.elapsed() >= Duration::from_secs(1) {
+            ids = fake.guild_ids();
+            ids_at = tokio::time::Instant::now();
+        }
+        if ids.is_empty() {
             continue;
         }
-        let g = &guilds[fastrand::usize(..guilds.len())];
+        let Some(g) = fake.guild(ids[fastrand::usize(..ids.len())]) else {
+            continue;
+        };
         let text: Vec<_> = g.channels.iter().filter(|c| c.kind == 0).collect();
         let humans: Vec<_> = g.members.iter().filter(|m| m.user_id != fake.application_id()).collect();
         if text.is_empty() || humans.is_empty() {

@@ -85,7 +85,7 @@ pub struct Report {
     /// The slowest case.
     pub slowest: Duration,
     /// The most memory one case held at once, in bytes (0 when the counting allocator of
-    /// [`memory`] is not installed).
+    /// [`memory`] is not the allocator).
     pub peak_memory: usize,
 }
 

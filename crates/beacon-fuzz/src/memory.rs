@@ -7,11 +7,10 @@
 //! [`case_peak`] is the case's.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
-static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// The system allocator, counting the bytes it holds for the process.
 #[derive(Debug, Default, Clone, Copy)]
@@ -20,9 +19,6 @@ pub struct Counting;
 fn grew(by: usize) {
     let now = CURRENT.fetch_add(by, Ordering::Relaxed) + by;
     PEAK.fetch_max(now, Ordering::Relaxed);
-    if !INSTALLED.load(Ordering::Relaxed) {
-        INSTALLED.store(true, Ordering::Relaxed);
-    }
 }
 
 fn shrank(by: usize) {
@@ -69,11 +65,6 @@ unsafe impl GlobalAlloc for Counting {
         }
         p
     }
-}
-
-/// Whether [`Counting`] is the process's allocator (it has counted something).
-pub fn installed() -> bool {
-    INSTALLED.load(Ordering::Relaxed)
 }
 
 /// Starts measuring a case: returns the bytes held now, the base of [`case_peak`].

@@ -7,16 +7,22 @@ fn corpus() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus")
 }
 
+/// Runs `beacon-fuzz` with `args` on the repository's corpus, failures saved under `crashes`.
+fn fuzz(args: &[&str], crashes: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_beacon-fuzz"))
+        .args(args)
+        .arg("--corpus")
+        .arg(corpus())
+        .arg("--crashes")
+        .arg(crashes)
+        .output()
+        .expect("run beacon-fuzz")
+}
+
 #[test]
 fn a_short_pass_over_every_target_finds_no_failure() {
     let crashes = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(env!("CARGO_BIN_EXE_beacon-fuzz"))
-        .args(["--cases", "300", "--corpus"])
-        .arg(corpus())
-        .arg("--crashes")
-        .arg(crashes.path())
-        .output()
-        .expect("run beacon-fuzz");
+    let out = fuzz(&["--cases", "300"], crashes.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     for target in beacon_fuzz::targets::all() {
@@ -43,13 +49,7 @@ fn every_target_has_seeds_from_the_repository() {
 fn a_case_over_the_memory_cap_fails_and_is_saved() {
     // A cap of 0 MiB: the first case that holds any memory at all is over it.
     let crashes = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(env!("CARGO_BIN_EXE_beacon-fuzz"))
-        .args(["--target", "faq_csv", "--cases", "3", "--case-memory-mib", "0", "--corpus"])
-        .arg(corpus())
-        .arg("--crashes")
-        .arg(crashes.path())
-        .output()
-        .expect("run beacon-fuzz");
+    let out = fuzz(&["--target", "faq_csv", "--cases", "3", "--case-memory-mib", "0"], crashes.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("over the 0 MiB cap"), "{stdout}");

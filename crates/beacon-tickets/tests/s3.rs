@@ -35,6 +35,19 @@ fn ticket() -> Ticket {
     }
 }
 
+/// A store on moto's bucket `bucket` (moto takes any credentials).
+fn moto_store(moto: &MotoServer, bucket: &str, public_base_url: Option<&str>) -> TranscriptStore {
+    TranscriptStore::s3(&S3Options {
+        bucket: bucket.into(),
+        region: "us-east-1".into(),
+        endpoint: Some(moto.endpoint().to_owned()),
+        access_key_id: "test".into(),
+        secret_access_key: "test".into(),
+        public_base_url: public_base_url.map(str::to_owned),
+    })
+    .expect("s3 store")
+}
+
 #[tokio::test]
 async fn transcripts_round_trip_through_s3() {
     let Some(moto) = MotoServer::start().await else {
@@ -45,15 +58,7 @@ async fn transcripts_round_trip_through_s3() {
     let http = beacon_http::client(&beacon_http::ClientOptions::default()).expect("http client");
     let created = http.put(format!("{}/transcripts", moto.endpoint())).send().await.expect("create bucket");
     assert!(created.status().is_success(), "{}", created.status());
-    let store = TranscriptStore::s3(&S3Options {
-        bucket: "transcripts".into(),
-        region: "us-east-1".into(),
-        endpoint: Some(moto.endpoint().to_owned()),
-        access_key_id: "test".into(),
-        secret_access_key: "test".into(),
-        public_base_url: Some("https://files.example/transcripts".into()),
-    })
-    .expect("s3 store");
+    let store = moto_store(&moto, "transcripts", Some("https://files.example/transcripts"));
     assert_eq!(store.location(), "s3://transcripts");
     store.probe().await.expect("the bucket answers");
     let lines = vec![Line {
@@ -73,15 +78,7 @@ async fn transcripts_round_trip_through_s3() {
     assert!(page.contains("Where is my invoice?") && page.contains("scan.png"));
     assert_eq!(store.link(key), "https://files.example/transcripts/guilds/77/tickets/000012-1700000100000.html");
     // Another client (another worker) reads the same object from the bucket.
-    let other = TranscriptStore::s3(&S3Options {
-        bucket: "transcripts".into(),
-        region: "us-east-1".into(),
-        endpoint: Some(moto.endpoint().to_owned()),
-        access_key_id: "test".into(),
-        secret_access_key: "test".into(),
-        public_base_url: None,
-    })
-    .expect("second s3 store");
+    let other = moto_store(&moto, "transcripts", None);
     assert_eq!(other.get(key).await.expect("visible to others"), page.as_bytes());
     assert_eq!(other.link(key), format!("s3://transcripts/{key}"));
     store.delete(key).await.expect("delete");
@@ -95,15 +92,7 @@ async fn the_probe_fails_on_a_missing_bucket_and_passes_on_an_empty_folder() {
         return;
     };
     beacon_http::install_crypto_provider();
-    let store = TranscriptStore::s3(&S3Options {
-        bucket: "no-such-bucket".into(),
-        region: "us-east-1".into(),
-        endpoint: Some(moto.endpoint().to_owned()),
-        access_key_id: "test".into(),
-        secret_access_key: "test".into(),
-        public_base_url: None,
-    })
-    .expect("s3 store");
+    let store = moto_store(&moto, "no-such-bucket", None);
     let err = store.probe().await.expect_err("a missing bucket is not ready");
     assert!(err.to_string().to_lowercase().contains("bucket") || err.to_string().contains("404"), "{err}");
 

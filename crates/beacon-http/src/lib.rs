@@ -118,6 +118,10 @@ pub fn builder(options: &ClientOptions) -> Result<reqwest::ClientBuilder, HttpEr
     Ok(builder)
 }
 
+/// How much of an error answer is read for its message, in bytes (a service's error is a short
+/// JSON or text; anything past this is not read).
+pub const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
 /// A response body could not be read within its limit.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {

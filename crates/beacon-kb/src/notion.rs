@@ -54,9 +54,6 @@ impl Default for NotionConfig {
     }
 }
 
-/// Largest error body read for its message, in bytes.
-const MAX_ERROR_BODY: usize = 64 * 1024;
-
 fn source_err(message: impl Into<String>) -> KbError {
     KbError::Source { source_name: "notion".into(), message: message.into() }
 }
@@ -155,7 +152,7 @@ impl NotionSource {
                 continue;
             }
             // The message is what matters; a huge or broken error body is dropped, not read.
-            let text = beacon_http::read_text(resp, MAX_ERROR_BODY).await.unwrap_or_default();
+            let text = beacon_http::read_text(resp, beacon_http::ERROR_BODY_LIMIT).await.unwrap_or_default();
             let message = serde_json::from_str::<Value>(&text)
                 .ok()
                 .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))

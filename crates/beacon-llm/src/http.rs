@@ -155,7 +155,7 @@ impl Api {
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
         // The message is what matters; a huge or broken error body is dropped, not read.
-        let body = beacon_http::read_text(response, MAX_ERROR_BODY).await.unwrap_or_default();
+        let body = beacon_http::read_text(response, beacon_http::ERROR_BODY_LIMIT).await.unwrap_or_default();
         if status == 429 {
             return LlmError::RateLimited { provider: self.provider.to_owned(), retry_after };
         }
@@ -203,9 +203,6 @@ pub struct SseEvent {
 /// Largest JSON reply accepted from a provider, in bytes (a chat completion is a few KB; an
 /// embeddings batch of 64 texts × 3,072 dimensions is about 4 MB of JSON).
 pub const MAX_REPLY: usize = 16 * 1024 * 1024;
-
-/// Largest error body read for its message, in bytes.
-pub const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// Largest event stream accepted, in bytes all told: far beyond any `max_tokens` Beacon asks
 /// for, so only a provider that never stops is cut off.
